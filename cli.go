@@ -1,0 +1,81 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// newFlagSet makes a flag set whose usage text is the command's help with
+// examples, printed to the stream the caller chose.
+func newFlagSet(name, help string, w io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("ipcert "+name, flag.ContinueOnError)
+	fs.SetOutput(w)
+	fs.Usage = func() {
+		fmt.Fprintln(w, strings.TrimSpace(help))
+		fmt.Fprintln(w, "\nFlags (each also read from the IPCERT_* variable named after it):")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// envName is the IPCERT_* variable that stands for a flag:
+// --state-dir is IPCERT_STATE_DIR.
+func envName(flagName string) string {
+	return "IPCERT_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseFlags parses args, then fills every flag not given on the command
+// line from its IPCERT_* environment variable (STYLE.md: every answer is a
+// flag and a variable). It returns (done, code): done is true when the
+// command should stop now with code (help asked, or a usage error).
+func parseFlags(fs *flag.FlagSet, args []string, env func(string) string, errw io.Writer) (bool, int) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, exitOK
+		}
+		fmt.Fprintf(errw, "Run \"%s --help\" for the flags and examples.\n", fs.Name())
+		return true, exitUsage
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var bad error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || bad != nil {
+			return
+		}
+		v := env(envName(f.Name))
+		if v == "" {
+			return
+		}
+		if ml, ok := f.Value.(*multiFlag); ok {
+			for _, part := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
+				if err := ml.Set(part); err != nil {
+					bad = fmt.Errorf("%s: %w", envName(f.Name), err)
+					return
+				}
+			}
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			bad = fmt.Errorf("%s=%q: %w", envName(f.Name), v, err)
+		}
+	})
+	if bad != nil {
+		fmt.Fprintf(errw, "ipcert: %v\n", bad)
+		return true, exitUsage
+	}
+	return false, 0
+}
+
+// multiFlag is a repeatable string flag (--ip A --ip B). From the
+// environment it takes a comma- or space-separated list.
+type multiFlag []string
+
+func (m *multiFlag) String() string { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error {
+	*m = append(*m, v)
+	return nil
+}
