@@ -1,0 +1,157 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+const renewalFile = "renewal.json"
+
+// RenewalSchema is the version of renewal.json this build writes. A file
+// from a newer ipcert is refused rather than half-understood and rewritten.
+const RenewalSchema = 1
+
+// Renewal is certs/<name>/renewal.json: everything a later `ipcert renew`
+// needs to repeat the issuance without asking anything, plus the renewal
+// state (ARI, backoff, last result) that status and doctor show.
+type Renewal struct {
+	Schema int    `json:"schema"`
+	Name   string `json:"name"`
+
+	// What to issue.
+	Identifiers []string `json:"identifiers"`           // canonical IP literals
+	AutoIP      bool     `json:"auto_ip,omitempty"`     // issued for --ip auto: follow the public address
+	CA          string   `json:"ca"`                    // as chosen: staging, production, local, or a URL
+	Directory   string   `json:"directory"`             // the ACME directory URL used
+	Profile     string   `json:"profile"`               // shortlived
+	Challenge   string   `json:"challenge"`             // http-01 or tls-alpn-01
+	WebRoot     string   `json:"webroot,omitempty"`     // http-01 into an existing web root
+	HTTPListen  string   `json:"http_listen,omitempty"` // standalone http-01 responder address
+	TLSListen   string   `json:"tls_listen,omitempty"`  // tls-alpn-01 responder address
+	KeyType     string   `json:"key_type"`              // ec256, ec384, rsa2048, ...
+	Email       string   `json:"email,omitempty"`
+	Combined    bool     `json:"combined,omitempty"` // keep combined.pem (HAProxy)
+
+	// After a renewal.
+	DeployHooks []string `json:"deploy_hooks,omitempty"` // shell commands run after a new version is current
+	Reload      string   `json:"reload,omitempty"`       // web server to reload: nginx, apache, haproxy
+	VerifyAddr  string   `json:"verify_addr,omitempty"`  // ADDR:PORT to verify after deploying
+
+	// The current certificate.
+	Current   int       `json:"current_version,omitempty"`
+	Serial    string    `json:"serial,omitempty"`
+	NotBefore time.Time `json:"not_before,omitzero"`
+	NotAfter  time.Time `json:"not_after,omitzero"`
+	CertID    string    `json:"ari_cert_id,omitempty"` // RFC 9773 unique identifier, for ARI and replaces
+
+	// Renewal state.
+	ARI         *ARIState `json:"ari,omitempty"`
+	RenewAt     time.Time `json:"renew_at,omitzero"` // the chosen moment to renew
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	Failures    int       `json:"consecutive_failures,omitempty"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"` // backoff after failures
+	LastError   *Failure  `json:"last_error,omitempty"`
+}
+
+// ARIState is what the CA's renewalInfo said (RFC 9773).
+type ARIState struct {
+	WindowStart    time.Time `json:"window_start"`
+	WindowEnd      time.Time `json:"window_end"`
+	ExplanationURL string    `json:"explanation_url,omitempty"`
+	CheckedAt      time.Time `json:"checked_at"`
+	NextCheck      time.Time `json:"next_check"` // from Retry-After
+}
+
+// Failure is the stored form of a failed issuance or renewal: enough for
+// `status` and `doctor` to explain it later.
+type Failure struct {
+	Time      time.Time `json:"time"`
+	Step      string    `json:"step"`
+	Problem   string    `json:"problem,omitempty"` // ACME problem type, e.g. urn:ietf:params:acme:error:connection
+	Detail    string    `json:"detail"`
+	Cause     string    `json:"cause,omitempty"`
+	Fix       string    `json:"fix,omitempty"`
+	Retryable bool      `json:"retryable"`
+	// Evidence is what the responder and the checks saw, one line each.
+	Evidence []string `json:"evidence,omitempty"`
+}
+
+// RenewalError says renewal.json cannot be used, and why.
+type RenewalError struct {
+	Path string
+	Err  error
+}
+
+func (e *RenewalError) Error() string {
+	return fmt.Sprintf("%s: %v", e.Path, e.Err)
+}
+func (e *RenewalError) Unwrap() error { return e.Err }
+
+// LoadRenewal reads and checks certs/<name>/renewal.json.
+func (s *Store) LoadRenewal(name string) (*Renewal, error) {
+	if err := ValidName(name); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(s.certDir(name), renewalFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no certificate named %q in %s (ipcert status lists them)", name, s.root)
+		}
+		return nil, err
+	}
+	r, err := ParseRenewal(data)
+	if err != nil {
+		return nil, &RenewalError{Path: path, Err: err}
+	}
+	if r.Name != name {
+		return nil, &RenewalError{Path: path, Err: fmt.Errorf("it names certificate %q, but lives in %q; fix the \"name\" field or move the folder", r.Name, name)}
+	}
+	return r, nil
+}
+
+// ParseRenewal decodes and validates a renewal.json document.
+func ParseRenewal(data []byte) (*Renewal, error) {
+	var r Renewal
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("not valid JSON (%v); restore it from a backup, or issue again with ipcert issue", err)
+	}
+	switch {
+	case r.Schema > RenewalSchema:
+		return nil, fmt.Errorf("written by a newer ipcert (schema %d, this one reads %d); upgrade ipcert", r.Schema, RenewalSchema)
+	case r.Schema < 1:
+		return nil, errors.New(`has no "schema" field; it was not written by ipcert, or was edited by hand`)
+	case ValidName(r.Name) != nil:
+		return nil, fmt.Errorf(`bad "name": %v`, ValidName(r.Name))
+	case len(r.Identifiers) == 0:
+		return nil, errors.New(`"identifiers" is empty; it must list the certificate's IP addresses`)
+	case r.Directory == "":
+		return nil, errors.New(`"directory" (the ACME directory URL) is empty`)
+	case r.Challenge != "http-01" && r.Challenge != "tls-alpn-01":
+		return nil, fmt.Errorf(`"challenge" is %q; it must be http-01 or tls-alpn-01`, r.Challenge)
+	}
+	return &r, nil
+}
+
+// SaveRenewal writes renewal.json atomically.
+func (s *Store) SaveRenewal(r *Renewal) error {
+	if err := ValidName(r.Name); err != nil {
+		return err
+	}
+	if r.Schema == 0 {
+		r.Schema = RenewalSchema
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := mkdirPrivate(s.certDir(r.Name)); err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(s.certDir(r.Name), renewalFile), append(data, '\n'), fileMode)
+}

@@ -1,0 +1,167 @@
+// Package store keeps ipcert's state on disk: ACME accounts, certificate
+// versions, the "current" link and what a later renewal needs.
+//
+// Layout (DESIGN.md):
+//
+//	accounts/<ca-host>/<id>/      account.json, key.pem (0600)
+//	certs/<name>/versions/<n>/    cert.pem chain.pem fullchain.pem privkey.pem [root.pem] [combined.pem]
+//	certs/<name>/current ->       versions/<n>, swapped with rename(2)
+//	certs/<name>/renewal.json     identifiers, CA, challenge, hooks, last result, ARI state
+//
+// A version directory is written completely under a temporary name, fsynced
+// and renamed into place before current may point at it, so current always
+// names a certificate and the key that belongs to it.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Store is one state directory.
+type Store struct {
+	root string
+}
+
+// Open makes sure root exists with mode 0700 and returns the store.
+func Open(root string) (*Store, error) {
+	if root == "" {
+		return nil, errors.New("no state directory given; use --state-dir DIR or IPCERT_STATE_DIR")
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := mkdirPrivate(abs); err != nil {
+		return nil, fmt.Errorf("state directory %s: %w; choose another with --state-dir", abs, err)
+	}
+	for _, sub := range []string{"accounts", "certs"} {
+		if err := mkdirPrivate(filepath.Join(abs, sub)); err != nil {
+			return nil, fmt.Errorf("state directory %s: %w", abs, err)
+		}
+	}
+	return &Store{root: abs}, nil
+}
+
+// Root is the state directory's absolute path.
+func (s *Store) Root() string { return s.root }
+
+// DefaultRoot is /etc/ipcert for root, else $XDG_STATE_HOME/ipcert
+// (~/.local/state/ipcert). IPCERT_STATE_DIR wins over both; the caller
+// passes --state-dir through the same variable.
+func DefaultRoot(getenv func(string) string, uid int) string {
+	if d := getenv("IPCERT_STATE_DIR"); d != "" {
+		return d
+	}
+	if uid == 0 {
+		return "/etc/ipcert"
+	}
+	if d := getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "ipcert")
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".local", "state", "ipcert")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("ipcert-%d", uid))
+}
+
+// ValidName reports whether name is safe as a directory name and inside
+// shell globs and config files: letters, digits, '.', '_' and '-', not
+// starting with '.' or '-', at most 100 bytes.
+func ValidName(name string) error {
+	if name == "" {
+		return errors.New("empty certificate name")
+	}
+	if len(name) > 100 {
+		return fmt.Errorf("certificate name %.20q... is longer than 100 characters", name)
+	}
+	if name[0] == '.' || name[0] == '-' {
+		return fmt.Errorf("certificate name %q must not start with %q", name, name[0])
+	}
+	for _, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+		if !ok {
+			return fmt.Errorf("certificate name %q has %q; use only letters, digits, '.', '_' and '-'", name, r)
+		}
+	}
+	return nil
+}
+
+// NameFor derives a certificate name from canonical IP identifiers. IPv6
+// colons become '-' (2001:db8::1 -> 2001-db8--1) so that the name is safe in
+// paths, shell globs, scp targets and PATH-like lists; several identifiers
+// are joined with '_'.
+func NameFor(identifiers []string) string {
+	parts := make([]string, len(identifiers))
+	for i, id := range identifiers {
+		parts[i] = strings.ReplaceAll(id, ":", "-")
+	}
+	name := strings.Join(parts, "_")
+	if len(name) > 100 {
+		name = name[:100]
+	}
+	return strings.TrimRight(name, "_-.")
+}
+
+func (s *Store) certDir(name string) string { return filepath.Join(s.root, "certs", name) }
+
+// CertDir is certs/<name>.
+func (s *Store) CertDir(name string) string { return s.certDir(name) }
+
+// CurrentDir is the path of the current link, certs/<name>/current; web
+// server configs point here so that a renewal needs only a reload.
+func (s *Store) CurrentDir(name string) string { return filepath.Join(s.certDir(name), "current") }
+
+// Names lists the managed certificates: every certs/<name> with a
+// renewal.json, sorted.
+func (s *Store) Names() ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(s.root, "certs"))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if !e.IsDir() || ValidName(e.Name()) != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(s.certDir(e.Name()), renewalFile)); err == nil {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Exists reports whether a certificate of that name is managed.
+func (s *Store) Exists(name string) bool {
+	_, err := os.Stat(filepath.Join(s.certDir(name), renewalFile))
+	return err == nil
+}
+
+// versionNumbers lists versions/<n> numbers, ascending.
+func (s *Store) versionNumbers(name string) ([]int, error) {
+	entries, err := os.ReadDir(filepath.Join(s.certDir(name), "versions"))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var ns []int
+	for _, e := range entries {
+		if n, err := strconv.Atoi(e.Name()); err == nil && n > 0 && e.IsDir() {
+			ns = append(ns, n)
+		}
+	}
+	sort.Ints(ns)
+	return ns, nil
+}
