@@ -42,10 +42,13 @@
 //     default. The engine must always send `profile`.
 //   - ARI: the directory's renewalInfo URL answers GET /renewalInfo/CERTID
 //     with a window centred on notAfter - validity/3, +-24 h, clamped to the
-//     validity (for 160 h: start notBefore+82h40m, end notBefore+130h40m), not
-//     Let's Encrypt's midpoint +-1 %, and Retry-After: 21600. A newOrder with
+//     validity (for 160 h: notBefore+82h40m to +130h40m, each minus 1 s), not
+//     Let's Encrypt's midpoint +-1 %, and Retry-After: 21600. So renewal
+//     timing tests must not assume Let's Encrypt's window. A newOrder with
 //     `replaces` is accepted when the old certificate belongs to the same
 //     account and shares an identifier, and the order echoes `replaces`.
+//     (lego's Orders.NewWithOptions silently retries without `replaces` when
+//     the CA answers alreadyReplaced.)
 //   - Issued certificates live validity-1s (notAfter = notBefore + V - 1 s).
 package localca
 
@@ -204,13 +207,16 @@ func Start(opts Options) (*Server, error) {
 		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout: 5 * time.Second,
 		IdleConnTimeout:     30 * time.Second,
-		ForceAttemptHTTP2:   true,
 	}
 	s.client = &http.Client{Transport: s.transport, Timeout: 30 * time.Second}
 	s.srv = &http.Server{
 		Handler:           handler,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
+		// HTTP/1.1 only: on Shutdown an HTTP/2 connection gets a GOAWAY and
+		// is held open for a fixed second, which made every Close (every
+		// test) a second slower. ACME needs nothing from HTTP/2.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		// Without it, net/http writes TLS handshake errors to the standard
 		// logger, that is to the terminal the wizard draws on.
 		ErrorLog: logger,
