@@ -1,0 +1,597 @@
+// Package acmeflow is ipcert's ACME engine: it gets certificates for IP
+// addresses from an ACME CA (Let's Encrypt, or the local test CA) with the
+// shortlived profile, drives each order step by step on lego's ACME API
+// layer, answers the challenges with its own responders, and reports every
+// step and every validator request as an Event. It never prints and never
+// exits: callers (the wizard, the commands) decide what to show.
+package acmeflow
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-acme/lego/v4/acme"
+	"github.com/go-acme/lego/v4/acme/api"
+	"github.com/go-acme/lego/v4/certificate"
+	"github.com/ipcert/ipcert/acmeflow/store"
+)
+
+// ProfileShortlived is the only Let's Encrypt profile that allows IP
+// identifiers: 160 hours, no Common Name (FACTS.md).
+const ProfileShortlived = "shortlived"
+
+// Directories of Let's Encrypt (FACTS.md).
+const (
+	LEProduction = "https://acme-v02.api.letsencrypt.org/directory"
+	LEStaging    = "https://acme-staging-v02.api.letsencrypt.org/directory"
+)
+
+// Request is one certificate to obtain.
+type Request struct {
+	Identifiers []netip.Addr
+	Directory   string // ACME directory URL
+	// PublicCA applies Let's Encrypt's address policy before any traffic
+	// (CheckAddr): true for every CA but the local test CA.
+	PublicCA bool
+	// CAKey names the CA's folder under accounts/ (store.CAKey).
+	CAKey string
+	// HTTPClient talks to the CA; nil means the system roots.
+	HTTPClient *http.Client
+
+	Challenge  string // ChallengeHTTP01 or ChallengeTLSALPN01
+	HTTPListen string // standalone http-01 responder, default ":80"
+	WebRoot    string // http-01 into this document root instead of standalone
+	TLSListen  string // tls-alpn-01 responder, default ":443"
+
+	KeyType  string // see KeyTypes; default ec256
+	Email    string // optional account contact
+	AgreeTOS bool   // the user accepted the CA's terms of service
+	Profile  string // default ProfileShortlived
+	Replaces string // ARI certificate ID of the certificate this one replaces (RFC 9773)
+
+	// Events receives progress; calls are serialised. Nil discards.
+	Events func(Event)
+}
+
+// Certificate is what an order produced.
+type Certificate struct {
+	Leaf         *x509.Certificate
+	CertPEM      []byte // the leaf
+	ChainPEM     []byte // intermediates
+	FullChainPEM []byte // leaf + intermediates
+	KeyPEM       []byte
+	CertID       string // RFC 9773 unique identifier (ARI)
+	OrderURL     string
+	AccountURL   string
+	Seen         []ValidatorRequest
+}
+
+// Engine obtains certificates. Its zero value is not usable: Store is
+// required; Now defaults to time.Now.
+type Engine struct {
+	Store     *store.Store
+	UserAgent string
+	Now       func() time.Time
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+// emitter serialises event delivery: responders call it from their own
+// goroutines.
+type emitter struct {
+	mu  sync.Mutex
+	fn  func(Event)
+	now func() time.Time
+}
+
+func (m *emitter) emit(ev Event) {
+	if m.fn == nil {
+		return
+	}
+	if ev.Time.IsZero() {
+		ev.Time = m.now()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fn(ev)
+}
+
+func (m *emitter) step(s Step, format string, args ...any) {
+	m.emit(Event{Kind: EventStep, Step: s, Message: fmt.Sprintf(format, args...)})
+}
+
+func (m *emitter) info(s Step, ident, format string, args ...any) {
+	m.emit(Event{Kind: EventInfo, Step: s, Identifier: ident, Message: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks a request before any network traffic: identifiers
+// canonical and acceptable to the CA, a challenge that works for IPs.
+func (r *Request) Validate() error {
+	if len(r.Identifiers) == 0 {
+		return &Error{Step: StepAddress, Err: errors.New("no IP address given; use --ip ADDR (or --ip auto)")}
+	}
+	// Let's Encrypt allows at most 25 identifiers per order (FACTS.md).
+	if len(r.Identifiers) > 25 {
+		return &Error{Step: StepAddress, Err: fmt.Errorf("%d addresses given; a certificate may name at most 25", len(r.Identifiers))}
+	}
+	seen := map[netip.Addr]bool{}
+	for _, a := range r.Identifiers {
+		if a.Zone() != "" || a.Is4In6() {
+			return &Error{Step: StepAddress, Identifier: a.String(), Err: &AddrError{Input: a.String(), Reason: "is not a canonical identifier", Fix: "use " + a.Unmap().WithZone("").String()}}
+		}
+		if seen[a] {
+			return &Error{Step: StepAddress, Identifier: a.String(), Err: fmt.Errorf("address %s is given twice", a)}
+		}
+		seen[a] = true
+		if err := CheckAddr(a, r.PublicCA); err != nil {
+			return &Error{Step: StepAddress, Identifier: a.String(), Err: err}
+		}
+	}
+	switch r.Challenge {
+	case ChallengeHTTP01, ChallengeTLSALPN01:
+	case "dns-01":
+		return &Error{Step: StepAddress, Err: errors.New("dns-01 cannot validate an IP address: there is no DNS name to publish the TXT record under (RFC 8738); use http-01 (port 80) or tls-alpn-01 (port 443)")}
+	default:
+		return &Error{Step: StepAddress, Err: fmt.Errorf("unknown challenge %q; use http-01 or tls-alpn-01", r.Challenge)}
+	}
+	if r.WebRoot != "" && r.Challenge != ChallengeHTTP01 {
+		return &Error{Step: StepAddress, Err: errors.New("--webroot works only with --challenge http-01")}
+	}
+	if r.Directory == "" {
+		return &Error{Step: StepDirectory, Err: errors.New("no ACME directory URL")}
+	}
+	if _, err := GenerateKeyCheck(r.KeyType); err != nil {
+		return &Error{Step: StepAddress, Err: err}
+	}
+	return nil
+}
+
+// GenerateKeyCheck validates a key type name without generating a key.
+func GenerateKeyCheck(keyType string) (string, error) {
+	if keyType == "" {
+		return "ec256", nil
+	}
+	if slices.Contains(KeyTypes, keyType) {
+		return keyType, nil
+	}
+	return "", fmt.Errorf("unknown key type %q; use one of %s", keyType, strings.Join(KeyTypes, ", "))
+}
+
+// Obtain runs one order to a certificate. It stores the ACME account (and
+// reuses it next time) but not the certificate: Issue does that.
+func (e *Engine) Obtain(ctx context.Context, req Request) (*Certificate, error) {
+	em := &emitter{fn: req.Events, now: e.now}
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	if req.Profile == "" {
+		req.Profile = ProfileShortlived
+	}
+	idents := slices.Clone(req.Identifiers)
+	slices.SortFunc(idents, func(a, b netip.Addr) int { return a.Compare(b) })
+
+	base := http.DefaultTransport
+	if req.HTTPClient != nil && req.HTTPClient.Transport != nil {
+		base = req.HTTPClient.Transport
+	}
+	tr := &ctxTransport{ctx: ctx, base: base}
+	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	if req.HTTPClient != nil && req.HTTPClient.Timeout > 0 {
+		hc.Timeout = req.HTTPClient.Timeout
+	}
+	ua := e.UserAgent
+	if ua == "" {
+		ua = "ipcert"
+	}
+
+	em.step(StepDirectory, "Fetching the ACME directory %s", req.Directory)
+	core, accountKey, acct, err := e.account(ctx, hc, ua, req, em)
+	if err != nil {
+		return nil, err
+	}
+
+	em.step(StepOrder, "Ordering a %s certificate for %s", req.Profile, joinAddrs(idents))
+	order, err := core.Orders.NewWithOptions(addrStrings(idents), &api.OrderOptions{Profile: req.Profile, ReplacesCertID: req.Replaces})
+	if err != nil && isProblem(err, ProblemAccountDoesNotExist) {
+		// The CA forgot the account (a new test CA, or a deactivated one):
+		// register again once and retry.
+		em.info(StepAccount, "", "The CA no longer knows account %s; registering a new one", acct)
+		core, acct, err = e.register(ctx, hc, ua, req, accountKey, em)
+		if err != nil {
+			return nil, err
+		}
+		order, err = core.Orders.NewWithOptions(addrStrings(idents), &api.OrderOptions{Profile: req.Profile, ReplacesCertID: req.Replaces})
+	}
+	if err != nil {
+		return nil, e.wrapCtx(ctx, stepErr(StepOrder, "", err))
+	}
+	em.info(StepOrder, "", "Order %s is %s", order.Location, order.Status)
+
+	seen := &seenLog{emit: em.emit}
+	fail := func(step Step, ident string, err error) (*Certificate, error) {
+		se := stepErr(step, ident, err)
+		se.Seen = seen.snapshot()
+		return nil, e.wrapCtx(ctx, se)
+	}
+
+	if err := e.authorize(ctx, core, tr, req, order, seen, em); err != nil {
+		return fail(StepChallenge, "", err)
+	}
+
+	em.step(StepFinalize, "Sending the CSR (empty subject, %d IP SANs) and waiting for the certificate", len(idents))
+	key, err := GenerateKey(req.KeyType)
+	if err != nil {
+		return fail(StepFinalize, "", err)
+	}
+	csr, err := makeCSR(key, idents)
+	if err != nil {
+		return fail(StepFinalize, "", err)
+	}
+	final, err := core.Orders.UpdateForCSR(order.Finalize, csr)
+	if err != nil {
+		return fail(StepFinalize, "", err)
+	}
+	p := newPoller()
+	for final.Status != acme.StatusValid {
+		if final.Status == acme.StatusInvalid {
+			return fail(StepFinalize, "", orderProblem(final.Order))
+		}
+		if err := p.wait(ctx, tr.takeRetryAfter()); err != nil {
+			return fail(StepFinalize, "", err)
+		}
+		final, err = core.Orders.Get(order.Location)
+		if err != nil {
+			return fail(StepFinalize, "", err)
+		}
+		em.emit(Event{Kind: EventPoll, Step: StepFinalize, Message: "order is " + final.Status})
+	}
+
+	em.step(StepDownload, "Downloading the certificate and its chain")
+	bundle, _, err := core.Certificates.Get(final.Certificate, true)
+	if err != nil {
+		return fail(StepDownload, "", err)
+	}
+	out, err := splitChain(bundle)
+	if err != nil {
+		return fail(StepDownload, "", err)
+	}
+	if err := checkIssued(out.Leaf, idents, key); err != nil {
+		return fail(StepDownload, "", err)
+	}
+	out.KeyPEM, err = EncodeKey(key)
+	if err != nil {
+		return fail(StepDownload, "", err)
+	}
+	if id, err := certificate.MakeARICertID(out.Leaf); err == nil {
+		out.CertID = id
+	}
+	out.OrderURL = order.Location
+	out.AccountURL = acct
+	out.Seen = seen.snapshot()
+	return out, nil
+}
+
+// wrapCtx turns a failure caused by cancellation into the context's error,
+// so callers can tell "interrupted" from "the CA said no".
+func (e *Engine) wrapCtx(ctx context.Context, err *Error) error {
+	if ctx.Err() != nil && err.Problem == nil {
+		err.Err = fmt.Errorf("%w (%v)", ctx.Err(), err.Err)
+	}
+	return err
+}
+
+// account loads the stored account for the CA, or registers one.
+func (e *Engine) account(ctx context.Context, hc *http.Client, ua string, req Request, em *emitter) (*api.Core, crypto.Signer, string, error) {
+	caKey := store.CAKey(req.Directory, req.CAKey)
+	acct, keyPEM, err := e.Store.LoadAccount(caKey, "default")
+	if err == nil && acct.Directory != req.Directory {
+		// The local test CA listens on a new port each run and forgets its
+		// accounts: an account of another directory is of no use.
+		err = fmt.Errorf("account of %s: %w", acct.Directory, os.ErrNotExist)
+	}
+	if err == nil {
+		key, kerr := store.ParseKey(keyPEM)
+		if kerr != nil {
+			return nil, nil, "", &Error{Step: StepAccount, Err: kerr}
+		}
+		core, err := api.New(hc, ua, req.Directory, acct.URI, key)
+		if err != nil {
+			return nil, nil, "", e.wrapCtx(ctx, stepErr(StepDirectory, "", err))
+		}
+		if err := checkDirectory(core, req.Profile, em); err != nil {
+			return nil, nil, "", err
+		}
+		em.info(StepAccount, "", "Using account %s", acct.URI)
+		return core, key, acct.URI, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		em.emit(Event{Kind: EventWarning, Step: StepAccount, Message: fmt.Sprintf("Stored account unusable (%v); registering a new one", err)})
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, "", &Error{Step: StepAccount, Err: err}
+	}
+	core, uri, err := e.register(ctx, hc, ua, req, key, em)
+	return core, key, uri, err
+}
+
+func (e *Engine) register(ctx context.Context, hc *http.Client, ua string, req Request, key crypto.Signer, em *emitter) (*api.Core, string, error) {
+	core, err := api.New(hc, ua, req.Directory, "", key)
+	if err != nil {
+		return nil, "", e.wrapCtx(ctx, stepErr(StepDirectory, "", err))
+	}
+	if err := checkDirectory(core, req.Profile, em); err != nil {
+		return nil, "", err
+	}
+	if !req.AgreeTOS {
+		tos := core.GetDirectory().Meta.TermsOfService
+		return nil, "", &Error{Step: StepAccount, Err: fmt.Errorf("a new ACME account needs your agreement to the CA's terms of service (%s); read them, then pass --agree-tos", tos)}
+	}
+	em.step(StepAccount, "Registering a new ACME account")
+	msg := acme.Account{TermsOfServiceAgreed: true}
+	if req.Email != "" {
+		msg.Contact = []string{"mailto:" + req.Email}
+	}
+	acct, err := core.Accounts.New(msg)
+	if err != nil {
+		return nil, "", e.wrapCtx(ctx, stepErr(StepAccount, "", err))
+	}
+	keyPEM, err := EncodeKey(key)
+	if err != nil {
+		return nil, "", &Error{Step: StepAccount, Err: err}
+	}
+	caKey := store.CAKey(req.Directory, req.CAKey)
+	if err := e.Store.SaveAccount(caKey, "default", &store.Account{URI: acct.Location, Directory: req.Directory, Email: req.Email, Created: e.now().UTC()}, keyPEM); err != nil {
+		return nil, "", &Error{Step: StepAccount, Err: fmt.Errorf("save account: %w", err)}
+	}
+	em.info(StepAccount, "", "Registered account %s", acct.Location)
+	return core, acct.Location, nil
+}
+
+// checkDirectory refuses a CA that does not offer the profile (FACTS.md:
+// check meta.profiles before ordering).
+func checkDirectory(core *api.Core, profile string, em *emitter) error {
+	dir := core.GetDirectory()
+	if _, ok := dir.Meta.Profiles[profile]; !ok {
+		offered := make([]string, 0, len(dir.Meta.Profiles))
+		for p := range dir.Meta.Profiles {
+			offered = append(offered, p)
+		}
+		slices.Sort(offered)
+		list := "none"
+		if len(offered) > 0 {
+			list = strings.Join(offered, ", ")
+		}
+		return &Error{Step: StepDirectory, Err: fmt.Errorf("%w %q (it offers: %s); certificates for IP addresses need a CA with the shortlived profile, such as Let's Encrypt (--ca staging or --ca production)", ErrNoShortlived, profile, list)}
+	}
+	em.info(StepDirectory, "", "The CA offers the %s profile: %s", profile, dir.Meta.Profiles[profile])
+	return nil
+}
+
+// authorize answers every pending authorization of the order.
+func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport, req Request, order acme.ExtendedOrder, seen *seenLog, em *emitter) error {
+	type pending struct {
+		ident string
+		authz string
+		chal  acme.Challenge
+	}
+	var todo []pending
+	var answers []challengeAnswer
+	for _, authzURL := range order.Authorizations {
+		authz, err := core.Authorizations.Get(authzURL)
+		if err != nil {
+			return stepErr(StepChallenge, "", err)
+		}
+		ident := authz.Identifier.Value
+		if authz.Status == acme.StatusValid {
+			em.info(StepChallenge, ident, "%s is already authorized (reused)", ident)
+			continue
+		}
+		var chal *acme.Challenge
+		var offered []string
+		for i := range authz.Challenges {
+			offered = append(offered, authz.Challenges[i].Type)
+			if authz.Challenges[i].Type == req.Challenge {
+				chal = &authz.Challenges[i]
+			}
+		}
+		if chal == nil {
+			return &Error{Step: StepChallenge, Identifier: ident, Err: fmt.Errorf("the CA does not offer %s for %s (it offers %s)", req.Challenge, ident, strings.Join(offered, ", "))}
+		}
+		ka, err := core.GetKeyAuthorization(chal.Token)
+		if err != nil {
+			return &Error{Step: StepChallenge, Identifier: ident, Err: err}
+		}
+		addr, err := netip.ParseAddr(ident)
+		if err != nil {
+			return &Error{Step: StepChallenge, Identifier: ident, Err: fmt.Errorf("the CA returned an authorization for %q, which is not an IP address", ident)}
+		}
+		todo = append(todo, pending{ident: ident, authz: authzURL, chal: *chal})
+		answers = append(answers, challengeAnswer{ident: addr, token: chal.Token, keyAuth: ka})
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+
+	resp, err := e.startResponder(ctx, req, seen, em)
+	if err != nil {
+		return &Error{Step: StepResponder, Err: err}
+	}
+	defer resp.close()
+	for _, a := range answers {
+		if err := resp.add(a); err != nil {
+			return &Error{Step: StepResponder, Identifier: a.ident.String(), Err: err}
+		}
+	}
+
+	for _, p := range todo {
+		em.step(StepChallenge, "Asking the CA to validate %s with %s", p.ident, req.Challenge)
+		if _, err := core.Challenges.New(p.chal.URL); err != nil {
+			return stepErr(StepChallenge, p.ident, err)
+		}
+	}
+	for _, p := range todo {
+		poll := newPoller()
+		for {
+			if err := poll.wait(ctx, tr.takeRetryAfter()); err != nil {
+				return &Error{Step: StepChallenge, Identifier: p.ident, Err: err}
+			}
+			authz, err := core.Authorizations.Get(p.authz)
+			if err != nil {
+				return stepErr(StepChallenge, p.ident, err)
+			}
+			em.emit(Event{Kind: EventPoll, Step: StepChallenge, Identifier: p.ident, Message: p.ident + " is " + authz.Status})
+			if authz.Status == acme.StatusValid {
+				em.info(StepChallenge, p.ident, "%s validated", p.ident)
+				break
+			}
+			if authz.Status == acme.StatusInvalid || authz.Status == acme.StatusDeactivated || authz.Status == acme.StatusExpired || authz.Status == acme.StatusRevoked {
+				prob := &Problem{Type: ProblemNS + "unauthorized", Detail: "authorization is " + authz.Status, Identifier: p.ident}
+				for _, c := range authz.Challenges {
+					if c.Type == req.Challenge && c.Error != nil {
+						prob = fromLego(c.Error)
+						prob.Identifier = p.ident
+					}
+				}
+				return &Error{Step: StepChallenge, Identifier: p.ident, Problem: prob}
+			}
+		}
+	}
+	return nil
+}
+
+func (e *Engine) startResponder(ctx context.Context, req Request, seen *seenLog, em *emitter) (responder, error) {
+	switch {
+	case req.Challenge == ChallengeTLSALPN01:
+		listen := req.TLSListen
+		if listen == "" {
+			listen = ":443"
+		}
+		em.step(StepResponder, "Starting the tls-alpn-01 responder on %s", listen)
+		r, err := startTLSALPNResponder(ctx, listen, req.Identifiers, seen)
+		if err != nil {
+			return nil, bindHint(err, listen)
+		}
+		return r, nil
+	case req.WebRoot != "":
+		em.step(StepResponder, "Writing the http-01 answers into the web root %s", req.WebRoot)
+		return newWebrootResponder(req.WebRoot)
+	default:
+		listen := req.HTTPListen
+		if listen == "" {
+			listen = ":80"
+		}
+		em.step(StepResponder, "Starting the http-01 responder on %s", listen)
+		r, err := startHTTPResponder(ctx, listen, req.Identifiers, seen)
+		if err != nil {
+			return nil, bindHint(err, listen)
+		}
+		return r, nil
+	}
+}
+
+// bindHint explains the two usual reasons a responder cannot listen.
+func bindHint(err error, listen string) error {
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("cannot listen on %s: %w; ports below 1024 need root or CAP_NET_BIND_SERVICE (run with sudo)", listen, err)
+	case strings.Contains(err.Error(), "address already in use"):
+		return fmt.Errorf("cannot listen on %s: %w; another program (often nginx or apache) holds the port: use --webroot with its document root, or stop it during issuance (ipcert preflight shows which process)", listen, err)
+	}
+	return fmt.Errorf("cannot listen on %s: %w", listen, err)
+}
+
+// orderProblem extracts the error of an invalid order.
+func orderProblem(o acme.Order) error {
+	if o.Error != nil {
+		return o.Error
+	}
+	return errors.New("the CA marked the order invalid without saying why")
+}
+
+func isProblem(err error, typ string) bool {
+	p := ProblemOf(err)
+	return p != nil && p.Type == typ
+}
+
+// splitChain separates the leaf from the intermediates of a PEM bundle.
+func splitChain(bundle []byte) (*Certificate, error) {
+	var blocks []*pem.Block
+	for rest := bundle; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			blocks = append(blocks, b)
+		}
+	}
+	if len(blocks) == 0 {
+		return nil, errors.New("the CA sent no certificate")
+	}
+	leaf, err := x509.ParseCertificate(blocks[0].Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("the CA sent an unreadable certificate: %w", err)
+	}
+	var chain bytes.Buffer
+	for _, b := range blocks[1:] {
+		_ = pem.Encode(&chain, b)
+	}
+	certPEM := pem.EncodeToMemory(blocks[0])
+	full := append(append([]byte{}, certPEM...), chain.Bytes()...)
+	return &Certificate{Leaf: leaf, CertPEM: certPEM, ChainPEM: chain.Bytes(), FullChainPEM: full}, nil
+}
+
+// checkIssued makes sure the CA issued what was asked: exactly the IP
+// SANs, no DNS names, and our key.
+func checkIssued(leaf *x509.Certificate, idents []netip.Addr, key crypto.Signer) error {
+	var got []netip.Addr
+	for _, ip := range leaf.IPAddresses {
+		a, _ := netip.AddrFromSlice(ip)
+		got = append(got, a.Unmap())
+	}
+	slices.SortFunc(got, func(a, b netip.Addr) int { return a.Compare(b) })
+	if !slices.Equal(got, idents) || len(leaf.DNSNames) > 0 {
+		return fmt.Errorf("the CA issued a certificate for %v %v, not for %v", got, leaf.DNSNames, idents)
+	}
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	if pub, ok := key.Public().(equaler); !ok || !pub.Equal(leaf.PublicKey) {
+		return errors.New("the issued certificate does not carry our key")
+	}
+	return nil
+}
+
+func addrStrings(as []netip.Addr) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return out
+}
+
+func joinAddrs(as []netip.Addr) string { return strings.Join(addrStrings(as), ", ") }
+
+// HostPort formats an address and port for dialing (IPv6 bracketed).
+func HostPort(a netip.Addr, port string) string { return net.JoinHostPort(a.String(), port) }

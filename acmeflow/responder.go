@@ -1,0 +1,406 @@
+package acmeflow
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Challenge types ipcert can answer for IP identifiers. dns-01 is not among
+// them: there is no DNS name to put a TXT record under (RFC 8738 section 7).
+const (
+	ChallengeHTTP01    = "http-01"
+	ChallengeTLSALPN01 = "tls-alpn-01"
+)
+
+// acmeTLSALPN is the ALPN protocol of tls-alpn-01 (RFC 8737 section 6.2).
+const acmeTLSALPN = "acme-tls/1"
+
+// oidACMEIdentifier is id-pe-acmeIdentifier (RFC 8737 section 6.1).
+var oidACMEIdentifier = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 31}
+
+// challengeAnswer is what a responder must serve for one identifier.
+type challengeAnswer struct {
+	ident   netip.Addr
+	token   string
+	keyAuth string
+}
+
+// responder serves the answers to the CA's validators and reports every
+// request it receives.
+type responder interface {
+	// add makes answers available; called before the challenge is accepted.
+	add(a challengeAnswer) error
+	close()
+}
+
+// seenLog records validator requests and passes them to the event stream.
+type seenLog struct {
+	mu   sync.Mutex
+	reqs []ValidatorRequest
+	emit func(Event)
+}
+
+func (l *seenLog) record(v ValidatorRequest) {
+	l.mu.Lock()
+	l.reqs = append(l.reqs, v)
+	l.mu.Unlock()
+	l.emit(Event{Time: v.Time, Kind: EventValidator, Step: StepChallenge, Message: v.String(), Validator: &v})
+}
+
+func (l *seenLog) snapshot() []ValidatorRequest {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]ValidatorRequest(nil), l.reqs...)
+}
+
+// listenAddrs returns where a standalone responder must listen so that
+// validators reach it for every identifier. An unspecified host (":80",
+// "[::]:80") is one dual-stack socket; a specific host gets a second socket
+// on each identifier of the other family, same port.
+func listenAddrs(listen string, idents []netip.Addr) ([]string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: %v; give ADDR:PORT such as :80 or 127.0.0.1:5002", listen, err)
+	}
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		return []string{net.JoinHostPort(host, port)}, nil
+	}
+	h, err := netip.ParseAddr(host)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: host must be an IP address", listen)
+	}
+	addrs := []string{listen}
+	for _, id := range idents {
+		if id.Is4() != h.Is4() {
+			addrs = append(addrs, net.JoinHostPort(id.String(), port))
+		}
+	}
+	return addrs, nil
+}
+
+// listenAll opens every address or none.
+func listenAll(ctx context.Context, addrs []string) ([]net.Listener, error) {
+	var lc net.ListenConfig
+	var ls []net.Listener
+	for _, a := range addrs {
+		l, err := lc.Listen(ctx, "tcp", a)
+		if err != nil {
+			for _, o := range ls {
+				o.Close()
+			}
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+// httpResponder is the standalone http-01 server (RFC 8555 section 8.3).
+type httpResponder struct {
+	mu      sync.Mutex
+	answers map[string]string // token -> key authorization
+	srvs    []*http.Server
+	seen    *seenLog
+	wg      sync.WaitGroup
+}
+
+func startHTTPResponder(ctx context.Context, listen string, idents []netip.Addr, seen *seenLog) (*httpResponder, error) {
+	addrs, err := listenAddrs(listen, idents)
+	if err != nil {
+		return nil, err
+	}
+	ls, err := listenAll(ctx, addrs)
+	if err != nil {
+		return nil, err
+	}
+	r := &httpResponder{answers: map[string]string{}, seen: seen}
+	for _, l := range ls {
+		srv := &http.Server{
+			Handler:           http.HandlerFunc(r.serve),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          nil,
+		}
+		r.srvs = append(r.srvs, srv)
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			_ = srv.Serve(l)
+		}()
+	}
+	return r, nil
+}
+
+const challengePrefix = "/.well-known/acme-challenge/"
+
+func (r *httpResponder) serve(w http.ResponseWriter, req *http.Request) {
+	v := ValidatorRequest{
+		Time: time.Now(), Challenge: ChallengeHTTP01, Remote: req.RemoteAddr,
+		Host: req.Host, Path: req.URL.Path, UserAgent: req.UserAgent(),
+	}
+	if la, ok := req.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		v.Local = la.String()
+	}
+	token, isChallenge := strings.CutPrefix(req.URL.Path, challengePrefix)
+	r.mu.Lock()
+	ka, known := r.answers[token]
+	r.mu.Unlock()
+	switch {
+	case !isChallenge:
+		v.Status, v.Note = http.StatusNotFound, "not a challenge path"
+		http.NotFound(w, req)
+	case !known:
+		v.Status, v.Note = http.StatusNotFound, "unknown token"
+		http.NotFound(w, req)
+	default:
+		v.Status, v.Answered = http.StatusOK, true
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte(ka))
+	}
+	r.seen.record(v)
+}
+
+func (r *httpResponder) add(a challengeAnswer) error {
+	r.mu.Lock()
+	r.answers[a.token] = a.keyAuth
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *httpResponder) close() {
+	for _, s := range r.srvs {
+		// Close, not Shutdown: validators get nothing more from us, and the
+		// listener must be gone when the engine returns.
+		_ = s.Close()
+	}
+	r.wg.Wait()
+}
+
+// webrootResponder writes http-01 answers into an existing web server's
+// document root and removes them afterwards. The web server answers the
+// validators, so we see no requests.
+type webrootResponder struct {
+	dir     string
+	created []string // directories we made, deepest last
+	files   []string
+}
+
+func newWebrootResponder(root string) (*webrootResponder, error) {
+	st, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("web root %s: %w; give the directory your web server serves for this address (--webroot)", root, err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("web root %s is not a directory", root)
+	}
+	w := &webrootResponder{dir: filepath.Join(root, ".well-known", "acme-challenge")}
+	for _, d := range []string{filepath.Join(root, ".well-known"), w.dir} {
+		if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
+			// 0755: the web server's user must read what we write.
+			if err := os.Mkdir(d, 0o755); err != nil {
+				w.close()
+				return nil, fmt.Errorf("web root %s is not writable (%v); run as a user that can write there, or use the standalone responder", root, err)
+			}
+			w.created = append(w.created, d)
+		}
+	}
+	return w, nil
+}
+
+func (w *webrootResponder) add(a challengeAnswer) error {
+	p := filepath.Join(w.dir, a.token)
+	if err := os.WriteFile(p, []byte(a.keyAuth), 0o644); err != nil {
+		return fmt.Errorf("write challenge file into the web root: %w", err)
+	}
+	_ = os.Chmod(p, 0o644)
+	w.files = append(w.files, p)
+	return nil
+}
+
+func (w *webrootResponder) close() {
+	for _, f := range w.files {
+		os.Remove(f)
+	}
+	for i := len(w.created) - 1; i >= 0; i-- {
+		os.Remove(w.created[i]) // only if empty: never remove what the user had
+	}
+}
+
+// tlsALPNResponder is the tls-alpn-01 server (RFC 8737) for IP identifiers:
+// the validator sends the reverse-DNS name of the address as SNI (RFC 8738
+// section 6), and we answer with a self-signed certificate for the address
+// carrying the acmeIdentifier extension.
+type tlsALPNResponder struct {
+	mu    sync.Mutex
+	certs map[string]*tls.Certificate // reverse name (no trailing dot) -> challenge cert
+	ls    []net.Listener
+	seen  *seenLog
+	wg    sync.WaitGroup
+	conns sync.WaitGroup
+}
+
+func startTLSALPNResponder(ctx context.Context, listen string, idents []netip.Addr, seen *seenLog) (*tlsALPNResponder, error) {
+	addrs, err := listenAddrs(listen, idents)
+	if err != nil {
+		return nil, err
+	}
+	ls, err := listenAll(ctx, addrs)
+	if err != nil {
+		return nil, err
+	}
+	r := &tlsALPNResponder{certs: map[string]*tls.Certificate{}, ls: ls, seen: seen}
+	for _, l := range ls {
+		r.wg.Add(1)
+		go r.acceptLoop(l)
+	}
+	return r, nil
+}
+
+func (r *tlsALPNResponder) acceptLoop(l net.Listener) {
+	defer r.wg.Done()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		r.conns.Add(1)
+		go func() {
+			defer r.conns.Done()
+			r.handle(c)
+		}()
+	}
+}
+
+func (r *tlsALPNResponder) handle(c net.Conn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	v := ValidatorRequest{Time: time.Now(), Challenge: ChallengeTLSALPN01, Remote: c.RemoteAddr().String(), Local: c.LocalAddr().String()}
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS12, // RFC 8737 section 4
+		NextProtos: []string{acmeTLSALPN},
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			v.SNI = hello.ServerName
+			v.ALPN = hello.SupportedProtos
+			if !containsString(hello.SupportedProtos, acmeTLSALPN) {
+				v.Note = "client did not offer ALPN acme-tls/1"
+				return nil, errors.New(v.Note)
+			}
+			r.mu.Lock()
+			cert := r.certs[strings.TrimSuffix(strings.ToLower(hello.ServerName), ".")]
+			r.mu.Unlock()
+			if cert == nil {
+				v.Note = "no challenge for this SNI (RFC 8738 wants the reverse-DNS name of the address)"
+				return nil, errors.New(v.Note)
+			}
+			v.Answered = true
+			return cert, nil
+		},
+	}
+	tc := tls.Server(c, cfg)
+	err := tc.Handshake()
+	if err != nil && v.Note == "" {
+		v.Note = "handshake failed: " + err.Error()
+		v.Answered = false
+	}
+	r.seen.record(v)
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *tlsALPNResponder) add(a challengeAnswer) error {
+	cert, err := tlsALPNCert(a.ident, a.keyAuth)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.certs[ReverseName(a.ident)] = cert
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *tlsALPNResponder) close() {
+	for _, l := range r.ls {
+		l.Close()
+	}
+	r.wg.Wait()
+	r.conns.Wait()
+}
+
+// ReverseName is the reverse-DNS name of an address without the trailing
+// dot: 4.3.2.1.in-addr.arpa, or the nibble form under ip6.arpa. RFC 8738
+// section 6 makes it the SNI of tls-alpn-01 for IP identifiers.
+func ReverseName(a netip.Addr) string {
+	a = a.Unmap()
+	if a.Is4() {
+		b := a.As4()
+		return fmt.Sprintf("%d.%d.%d.%d.in-addr.arpa", b[3], b[2], b[1], b[0])
+	}
+	b := a.As16()
+	const hex = "0123456789abcdef"
+	var sb strings.Builder
+	for i := len(b) - 1; i >= 0; i-- {
+		sb.WriteByte(hex[b[i]&0xf])
+		sb.WriteByte('.')
+		sb.WriteByte(hex[b[i]>>4])
+		sb.WriteByte('.')
+	}
+	sb.WriteString("ip6.arpa")
+	return sb.String()
+}
+
+// tlsALPNCert builds the validation certificate of RFC 8737 section 3: self
+// signed, exactly one iPAddress SAN (RFC 8738), and the critical
+// acmeIdentifier extension holding SHA-256 of the key authorization.
+func tlsALPNCert(ident netip.Addr, keyAuth string) (*tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(keyAuth))
+	ext, err := asn1.Marshal(sum[:])
+	if err != nil {
+		return nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:    serial,
+		Subject:         pkix.Name{},
+		NotBefore:       time.Now().Add(-time.Hour),
+		NotAfter:        time.Now().Add(24 * time.Hour),
+		IPAddresses:     []net.IP{ident.AsSlice()},
+		ExtraExtensions: []pkix.Extension{{Id: oidACMEIdentifier, Critical: true, Value: ext}},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: crypto.Signer(key)}, nil
+}
