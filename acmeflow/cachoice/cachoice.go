@@ -1,0 +1,220 @@
+// Package cachoice turns the user's CA choice (--ca staging|production|
+// local|URL) into what the engine needs: the directory URL, whether Let's
+// Encrypt's address policy applies, how to reach the CA, and for "local" a
+// Pebble started inside the process with its validator pointed at our
+// responder's ports.
+package cachoice
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/localca"
+)
+
+// Choices are the named CAs.
+const (
+	Staging    = "staging"
+	Production = "production"
+	Local      = "local"
+)
+
+// CA is a resolved CA choice. Close it when done (it stops the local CA).
+type CA struct {
+	Choice    string // as the user gave it
+	Directory string
+	Public    bool // Let's Encrypt's address policy applies
+	Staging   bool // certificates are not trusted by browsers
+	Local     bool
+	CAKey     string
+	Client    *http.Client
+	// RootPEM is the root of issued certificates for the local CA.
+	RootPEM []byte
+	// HTTPListen and TLSListen are the responder addresses to use; for the
+	// local CA they carry the port its validator was pointed at.
+	HTTPListen, TLSListen string
+
+	srv *localca.Server
+}
+
+// Options tune Open.
+type Options struct {
+	HTTPListen string // the responder address the user asked for, if any
+	TLSListen  string
+	// WebServerPort is where the user's web server serves --webroot (local
+	// CA only: its validator must knock there instead of on port 80).
+	WebServerPort int
+	RootFile      string    // --ca-root: PEM file of roots trusted for the CA's HTTPS (custom URLs)
+	Log           io.Writer // the local CA's log; nil discards
+	// Pebble tuning for tests and fault injection (local CA only).
+	Local localca.Options
+}
+
+// Describe is a one-line description of a choice for people.
+func Describe(choice string) string {
+	switch choice {
+	case Staging:
+		return "Let's Encrypt staging (a rehearsal: certificates are NOT trusted by browsers, rate limits are generous)"
+	case Production:
+		return "Let's Encrypt production (trusted certificates; mind the rate limits)"
+	case Local:
+		return "the built-in local test CA (Pebble on loopback; certificates are trusted only with its root)"
+	}
+	return "the ACME CA at " + choice
+}
+
+// Open resolves choice. For "local" it starts Pebble.
+func Open(choice string, o Options) (*CA, error) {
+	c := &CA{Choice: choice, HTTPListen: o.HTTPListen, TLSListen: o.TLSListen}
+	switch choice {
+	case "":
+		return nil, errors.New("no CA chosen: use --ca staging (rehearsal), --ca production, --ca local (test CA, no internet) or --ca URL")
+	case Staging:
+		c.Directory, c.Public, c.Staging = acmeflow.LEStaging, true, true
+	case Production:
+		c.Directory, c.Public = acmeflow.LEProduction, true
+	case Local:
+		return openLocal(c, o)
+	default:
+		u, err := url.Parse(choice)
+		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			return nil, fmt.Errorf("--ca %q is not staging, production, local or an ACME directory URL (https://...)", choice)
+		}
+		c.Directory = choice
+		// A CA on loopback is a test CA (Pebble run by hand, the benchmark):
+		// it validates over loopback, so Let's Encrypt's refusal of
+		// reserved addresses would only get in the way.
+		host := u.Hostname()
+		if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() || host == "localhost" {
+			c.Public = false
+		} else {
+			c.Public = true
+		}
+	}
+	c.CAKey = ""
+	c.Client = &http.Client{Timeout: 30 * time.Second}
+	if o.RootFile != "" {
+		pemData, err := os.ReadFile(o.RootFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-root: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemData) {
+			return nil, fmt.Errorf("--ca-root %s holds no PEM certificate", o.RootFile)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig.RootCAs = pool
+		c.Client.Transport = tr
+	}
+	return c, nil
+}
+
+func openLocal(c *CA, o Options) (*CA, error) {
+	var err error
+	if c.HTTPListen, err = localListen(c.HTTPListen); err != nil {
+		return nil, fmt.Errorf("--http-listen: %w", err)
+	}
+	if c.TLSListen, err = localListen(c.TLSListen); err != nil {
+		return nil, fmt.Errorf("--tls-listen: %w", err)
+	}
+	lo := o.Local
+	lo.HTTPPort = portOf(c.HTTPListen)
+	if o.WebServerPort > 0 {
+		lo.HTTPPort = o.WebServerPort
+	}
+	lo.TLSPort = portOf(c.TLSListen)
+	lo.Log = o.Log
+	srv, err := localca.Start(lo)
+	if err != nil {
+		return nil, fmt.Errorf("start the local test CA: %w", err)
+	}
+	c.srv = srv
+	c.Directory = srv.DirectoryURL()
+	c.Local = true
+	c.CAKey = "local"
+	c.Client = srv.HTTPClient()
+	c.RootPEM = srv.IssuerRootPEM()
+	return c, nil
+}
+
+// localListen gives the local CA's responder a concrete loopback port: the
+// local CA must know the port before it starts, and a test machine has no
+// business binding port 80.
+func localListen(listen string) (string, error) {
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("%q: %v; give ADDR:PORT such as 127.0.0.1:5002", listen, err)
+	}
+	if port != "0" {
+		return listen, nil
+	}
+	p, err := FreePort(host)
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p)), nil
+}
+
+// FreePort finds a TCP port free on host and, when host is IPv4 loopback,
+// on ::1 too (so a dual-stack order can use the same port).
+func FreePort(host string) (int, error) {
+	for i := 0; i < 50; i++ {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return 0, err
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if host == "127.0.0.1" || host == "" {
+			l6, err := net.Listen("tcp6", net.JoinHostPort("::1", strconv.Itoa(p)))
+			if err != nil {
+				if strings.Contains(err.Error(), "cannot assign") {
+					return p, nil // no IPv6 loopback here
+				}
+				continue
+			}
+			l6.Close()
+		}
+		return p, nil
+	}
+	return 0, errors.New("no free port found")
+}
+
+func portOf(hostport string) int {
+	_, p, _ := net.SplitHostPort(hostport)
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// Apply fills the CA fields of an engine request.
+func (c *CA) Apply(req *acmeflow.Request) {
+	req.Directory = c.Directory
+	req.PublicCA = c.Public
+	req.CAKey = c.CAKey
+	req.HTTPClient = c.Client
+	if c.Local {
+		req.HTTPListen = c.HTTPListen
+		req.TLSListen = c.TLSListen
+	}
+}
+
+// Close stops the local CA, if any.
+func (c *CA) Close() {
+	if c != nil && c.srv != nil {
+		c.srv.Close()
+	}
+}

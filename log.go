@@ -1,0 +1,54 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	stdlog "log"
+	"os"
+	"sync"
+
+	legolog "github.com/go-acme/lego/v4/log"
+)
+
+// debugLog is where --debug sends lego's and Pebble's chatter. It is set
+// once per process by setupDebugLog, before any engine work starts; by
+// default it discards, so nothing ever writes over a UI on the terminal.
+var debugLog struct {
+	sync.Mutex
+	w io.Writer
+}
+
+func debugWriter() io.Writer {
+	debugLog.Lock()
+	defer debugLog.Unlock()
+	if debugLog.w == nil {
+		return io.Discard
+	}
+	return debugLog.w
+}
+
+// setupDebugLog opens path for appending (0600: it may name account URLs)
+// and points lego's global logger at it, or at nothing.
+func setupDebugLog(path string, errw io.Writer) func() {
+	if path == "" {
+		legolog.Logger = stdlog.New(io.Discard, "", 0)
+		return func() {}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		fmt.Fprintf(errw, "ipcert: cannot open debug log %s: %v (continuing without)\n", path, err)
+		legolog.Logger = stdlog.New(io.Discard, "", 0)
+		return func() {}
+	}
+	debugLog.Lock()
+	debugLog.w = f
+	debugLog.Unlock()
+	legolog.Logger = stdlog.New(f, "lego: ", stdlog.LstdFlags|stdlog.Lmicroseconds)
+	return func() {
+		debugLog.Lock()
+		debugLog.w = nil
+		debugLog.Unlock()
+		legolog.Logger = stdlog.New(io.Discard, "", 0)
+		f.Close()
+	}
+}
