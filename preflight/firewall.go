@@ -543,7 +543,7 @@ type nftRule struct {
 func (r nftRule) compile(set func(string) []json.RawMessage) fwRule {
 	out := fwRule{}
 	var text []string
-	conditional, neverNew, otherProto := false, false, false
+	conditional, neverNew, otherProto, xtState := false, false, false, false
 	var portMatch func(int) bool
 	for _, e := range r.Expr {
 		for k, raw := range e {
@@ -628,12 +628,40 @@ func (r nftRule) compile(set func(string) []json.RawMessage) fwRule {
 				_ = json.Unmarshal(raw, &t)
 				out.verdict, out.target = k, t.Target
 				text = append(text, k+" "+t.Target)
+			case "xt":
+				// iptables-nft rules carry x_tables matches and targets
+				// nft cannot show: a match is opaque (a -m state, a
+				// -m recent...), a REJECT/DROP target is a verdict.
+				var xt struct{ Type, Name string }
+				_ = json.Unmarshal(raw, &xt)
+				switch {
+				case xt.Type == "target" && (xt.Name == "REJECT" || xt.Name == "DROP"):
+					out.verdict = strings.ToLower(xt.Name)
+					text = append(text, "xt target "+xt.Name)
+				case xt.Type == "target" && xt.Name == "ACCEPT":
+					out.verdict = "accept"
+					text = append(text, "xt target ACCEPT")
+				case xt.Name == "conntrack" || xt.Name == "state":
+					// Which states is not shown. Server rule sets use
+					// "--state NEW --dport N -j ACCEPT" and a portless
+					// "--state RELATED,ESTABLISHED -j ACCEPT": judge by
+					// whether the rule names a port (below).
+					xtState = true
+					text = append(text, "xt match "+xt.Name)
+				case xt.Name == "comment":
+				default:
+					conditional = true
+					text = append(text, "xt "+xt.Type+" "+xt.Name)
+				}
 			case "counter", "log", "comment", "limit":
 				if k == "limit" {
 					conditional = true
 				}
 			}
 		}
+	}
+	if xtState && portMatch == nil {
+		neverNew = true
 	}
 	out.text = fmt.Sprintf("%s (handle %d)", strings.Join(text, " "), r.Handle)
 	out.applies = func(port int) bool {

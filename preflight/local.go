@@ -422,7 +422,7 @@ func (st *state) checkAddress(ctx context.Context, env Env) Result {
 	}
 	st.mu.Unlock()
 	sort.Strings(failing)
-	if len(failing) > 0 && !st.opts.LocalCA {
+	if len(failing) > 0 && !st.opts.LocalCA && len(addrs) > 0 {
 		if r.Status == StatusOK {
 			r.Status = StatusWarn
 		}

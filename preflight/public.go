@@ -96,7 +96,11 @@ func detectFamily(ctx context.Context, env Env, fam int) FamilyResult {
 		srcs = append(srcs, source{"https", u, func(ctx context.Context) (netip.Addr, error) { return askEcho(ctx, client, u) }})
 	}
 	for _, d := range dnss {
-		srcs = append(srcs, source{"dns", d.Name + " " + d.QName + " @" + d.Server, func(ctx context.Context) (netip.Addr, error) { return askDNS(ctx, env, udp, d) }})
+		label := d.QName + " " + orDefault(d.QType, "A") + " @" + d.Server
+		if d.Name != "" && d.Name != d.QName {
+			label = d.Name + " " + label
+		}
+		srcs = append(srcs, source{"dns", label, func(ctx context.Context) (netip.Addr, error) { return askDNS(ctx, env, udp, d) }})
 	}
 	for _, s := range stuns {
 		srcs = append(srcs, source{"stun", s, func(ctx context.Context) (netip.Addr, error) { return askSTUN(ctx, env, udp, s) }})
@@ -303,7 +307,13 @@ func shortErr(err error) string {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return "timed out"
 	}
-	s := err.Error()
+	// "read udp4 127.0.0.1:50304->127.0.0.1:9: read: connection refused"
+	// says no more than its last words.
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		err = oe.Err
+	}
+	s := strings.TrimPrefix(err.Error(), "read: ")
 	if i := strings.LastIndex(s, ": "); i > 0 && strings.Contains(s, "dial") {
 		s = s[i+2:]
 	}

@@ -1,0 +1,134 @@
+package preflight
+
+import (
+	"context"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ipcert/ipcert/acmeflow"
+)
+
+func TestListeningPortsFromProcFixture(t *testing.T) {
+	env := offlineEnv(t)
+	env.Root = testdata("proc-nginx")
+	ps, err := ListeningPorts(env, []int{80, 443})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]PortState{}
+	for _, p := range ps {
+		got[p.Family+":"+strconv.Itoa(p.Port)] = p
+	}
+	if p := got["ipv4:80"]; p.Free || p.PID != 812 || p.Process != "nginx" || p.Local != "0.0.0.0:80" {
+		t.Errorf("ipv4:80 = %+v", p)
+	}
+	if p := got["ipv6:80"]; p.Free || p.PID != 812 || !p.DualStack {
+		t.Errorf("ipv6:80 = %+v", p)
+	}
+	// [::]:443 with bindv6only=0 holds the IPv4 port too.
+	if p := got["ipv4:443"]; p.Free || p.Process != "haproxy" || !strings.Contains(p.Local, "dual-stack") {
+		t.Errorf("ipv4:443 = %+v", p)
+	}
+	if p := got["ipv6:443"]; p.Free || p.PID != 955 {
+		t.Errorf("ipv6:443 = %+v", p)
+	}
+
+	st := &state{opts: Options{}.withDefaults(), report: &Report{}}
+	r := st.checkPorts(context.Background(), env)
+	if r.Status != StatusWarn || !strings.Contains(r.Summary, "nginx (pid 812)") || !strings.Contains(r.Fix, "--webroot") {
+		t.Errorf("result = %+v", r)
+	}
+}
+
+func TestListeningPortsFree(t *testing.T) {
+	env := offlineEnv(t)
+	ps, err := ListeningPorts(env, []int{80, 443})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if !p.Free {
+			t.Errorf("%+v not free", p)
+		}
+	}
+}
+
+func TestPrivilege(t *testing.T) {
+	env := offlineEnv(t)
+	env.Root = testdata("proc-nginx") // CapEff has CAP_NET_BIND_SERVICE
+	if p := ReadPrivilege(env, 80); !p.CapNetBindService || !p.CanBind || p.UnprivilegedPortStart != 1024 {
+		t.Errorf("with capability: %+v", p)
+	}
+	env.Root = testdata("empty-root")
+	if p := ReadPrivilege(env, 80); p.CanBind {
+		t.Errorf("uid 1000 without capability: %+v", p)
+	}
+	st := &state{opts: Options{}.withDefaults(), report: &Report{}}
+	if r := st.checkPrivilege(context.Background(), env); r.Status != StatusWarn || !strings.Contains(r.Fix, "setcap cap_net_bind_service") {
+		t.Errorf("result = %+v", r)
+	}
+	env.Getuid = func() int { return 0 }
+	if p := ReadPrivilege(env, 80); !p.CanBind {
+		t.Errorf("root: %+v", p)
+	}
+}
+
+func TestLocalAddrsUseThePolicyTable(t *testing.T) {
+	env := offlineEnv(t)
+	env.Interfaces = func() ([]Interface, error) {
+		return []Interface{
+			{Name: "lo", Up: true, Addrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("::1/128")}},
+			{Name: "eth0", Up: true, Addrs: []netip.Prefix{
+				netip.MustParsePrefix("192.168.1.20/24"), netip.MustParsePrefix("100.64.3.4/10"),
+				netip.MustParsePrefix("fe80::1/64"), netip.MustParsePrefix("fd00::5/64"),
+				netip.MustParsePrefix("8.8.4.4/24"), netip.MustParsePrefix("2001:db8::1/64"),
+			}},
+		}, nil
+	}
+	addrs, err := LocalAddrs(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		want, _ := acmeflow.Classify(a.Addr)
+		if a.Class != want {
+			t.Errorf("%s: %s, policy says %s", a.Addr, a.Class, want)
+		}
+	}
+	want := map[string]acmeflow.AddrClass{
+		"127.0.0.1": acmeflow.ClassLoopback, "192.168.1.20": acmeflow.ClassPrivate, "100.64.3.4": acmeflow.ClassCGNAT,
+		"fe80::1": acmeflow.ClassLinkLocal, "fd00::5": acmeflow.ClassULA, "8.8.4.4": acmeflow.ClassPublic,
+		"2001:db8::1": acmeflow.ClassDocumentation,
+	}
+	for _, a := range addrs {
+		if w, ok := want[a.Addr.String()]; ok && a.Class != w {
+			t.Errorf("%s: %s, want %s", a.Addr, a.Class, w)
+		}
+	}
+}
+
+func TestAddressCheckPolicyAndCost(t *testing.T) {
+	for _, tc := range []struct {
+		ip      string
+		local   bool
+		failing bool
+		status  Status
+		want    string
+	}{
+		{"8.8.4.4", false, false, StatusOK, "accepts"},
+		{"192.168.1.5", false, false, StatusFail, "rejectedIdentifier"},
+		{"127.0.0.1", true, false, StatusOK, "accepts"},
+		{"8.8.4.4", false, true, StatusWarn, "5 failed authorizations"},
+	} {
+		st := &state{opts: Options{IPs: []netip.Addr{netip.MustParseAddr(tc.ip)}, LocalCA: tc.local}.withDefaults(), report: &Report{}, results: map[string]Result{}}
+		if tc.failing {
+			st.results[IDFirewall] = Result{ID: IDFirewall, Status: StatusFail}
+		}
+		r := st.checkAddress(context.Background(), offlineEnv(t))
+		if r.Status != tc.status || !strings.Contains(r.Summary+r.Fix, tc.want) {
+			t.Errorf("%s (local %v, failing %v): %+v", tc.ip, tc.local, tc.failing, r)
+		}
+	}
+}
