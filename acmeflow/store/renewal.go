@@ -65,6 +65,9 @@ type ARIState struct {
 	ExplanationURL string    `json:"explanation_url,omitempty"`
 	CheckedAt      time.Time `json:"checked_at"`
 	NextCheck      time.Time `json:"next_check"` // from Retry-After
+	// Error is why the last check failed (then the window is the previous
+	// answer, or zero, and renewal falls back to half the lifetime).
+	Error string `json:"error,omitempty"`
 }
 
 // Failure is the stored form of a failed issuance or renewal: enough for
