@@ -477,6 +477,9 @@ func (st *state) checkNAT(ctx context.Context, env Env) Result {
 		info.Kind = NATDirect
 		r.Status = StatusOK
 		r.Summary = "direct: the public address is on an interface (no NAT)"
+	case !pub4.IsValid() && len(want) == 0:
+		r.Status = StatusSkipped
+		r.Summary = "no public address known, so the NAT cannot be judged"
 	case cloud != "":
 		info.Kind = NATCloud
 		if a, err := cloudMetadata(ctx, env, cloud); err == nil {
@@ -491,9 +494,6 @@ func (st *state) checkNAT(ctx context.Context, env Env) Result {
 		if info.CloudPublic.IsValid() && pub4.IsValid() && info.CloudPublic != pub4 {
 			r.Summary += "; the metadata service's address " + info.CloudPublic.String() + " differs from " + pub4.String()
 		}
-	case !pub4.IsValid() && len(want) == 0:
-		r.Status = StatusSkipped
-		r.Summary = "no public address known, so the NAT cannot be judged"
 	default:
 		ports := []int{st.opts.HTTPPort, st.opts.TLSPort}
 		router, src, maps, ev := routerExternal(ctx, env, st.opts.MapPorts, ports, localV4)

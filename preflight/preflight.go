@@ -198,7 +198,13 @@ type state struct {
 
 func newState(ctx context.Context, env Env, opts Options, rep *Report) *state {
 	st := &state{opts: opts, report: rep, results: map[string]Result{}}
-	st.public = sync.OnceValue(func() PublicAddrs { return DetectPublic(ctx, env) })
+	// Shared facts are bounded like a check, so a check that waits for
+	// them never outlives its own timeout by much.
+	st.public = sync.OnceValue(func() PublicAddrs {
+		ctx, cancel := context.WithTimeout(ctx, opts.CheckTimeout)
+		defer cancel()
+		return DetectPublic(ctx, env)
+	})
 	st.ifaces = sync.OnceValues(func() ([]IfaceAddr, error) { return LocalAddrs(env) })
 	return st
 }

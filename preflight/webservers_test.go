@@ -1,0 +1,74 @@
+package preflight
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestWebServersNginxRunning(t *testing.T) {
+	env := offlineEnv(t)
+	env.Root = testdata("proc-nginx") // pid 812 is nginx, 955 haproxy
+	env.LookPath = lookPaths("nginx")
+	env.Runner = replay{"nginx -T": "web/nginx-T-debian.txt"}
+	wss := FindWebServers(context.Background(), env)
+	if len(wss) != 2 {
+		t.Fatalf("%+v", wss)
+	}
+	ng := wss[0]
+	if ng.Name != "nginx" || !ng.Running || ng.PIDs[0] != 812 || ng.WebRoot != "/var/www/html" || ng.ConfigTest != "nginx -t" {
+		t.Errorf("nginx: %+v", ng)
+	}
+	if !strings.Contains(ng.WebRootFrom, "sites-enabled/default") {
+		t.Errorf("from: %s", ng.WebRootFrom)
+	}
+	if hp := wss[1]; hp.Name != "haproxy" || !hp.Running || hp.Installed {
+		t.Errorf("haproxy: %+v", hp)
+	}
+	st := &state{opts: Options{}.withDefaults(), report: &Report{}}
+	r := st.checkWebServers(context.Background(), env)
+	if r.Status != StatusOK || !strings.Contains(r.Fix, "--webroot /var/www/html") || len(st.report.WebServers) != 2 {
+		t.Errorf("%+v", r)
+	}
+}
+
+func TestWebServersNginxRedirect(t *testing.T) {
+	env := offlineEnv(t)
+	env.Root = testdata("proc-nginx")
+	env.LookPath = lookPaths("nginx")
+	env.Runner = replay{"nginx -T": "web/nginx-T-redirect.txt"}
+	st := &state{opts: Options{}.withDefaults(), report: &Report{}}
+	r := st.checkWebServers(context.Background(), env)
+	if r.Status != StatusWarn || !strings.Contains(r.Fix, "exempt /.well-known/acme-challenge/") {
+		t.Errorf("%+v", r)
+	}
+	if ws := st.report.WebServers[0]; !ws.Redirects || ws.WebRoot != "" {
+		t.Errorf("%+v", ws)
+	}
+}
+
+func TestWebServersApacheDefaultVhost(t *testing.T) {
+	env := offlineEnv(t)
+	env.Root = testdata("apache-root")
+	env.LookPath = lookPaths("apache2ctl")
+	env.Runner = replay{"apache2ctl -S": "web/apache2ctl-S-debian.txt"}
+	wss := FindWebServers(context.Background(), env)
+	if len(wss) != 1 || wss[0].Name != "apache" || wss[0].Running {
+		t.Fatalf("%+v", wss)
+	}
+	// The default :80 vhost's DocumentRoot, not the Main DocumentRoot.
+	if ws := wss[0]; ws.WebRoot != "/srv/www/default" || ws.WebRootFrom != "/etc/apache2/sites-enabled/000-default.conf:3" {
+		t.Errorf("%+v", ws)
+	}
+	// When the file is unreadable, the Main DocumentRoot.
+	env.Root = testdata("empty-root")
+	if ws := FindWebServers(context.Background(), env)[0]; ws.WebRoot != "/var/www/html" {
+		t.Errorf("%+v", ws)
+	}
+}
+
+func TestWebServersNone(t *testing.T) {
+	if wss := FindWebServers(context.Background(), offlineEnv(t)); len(wss) != 0 {
+		t.Errorf("%+v", wss)
+	}
+}
