@@ -82,6 +82,15 @@ type Failure struct {
 	Retryable bool      `json:"retryable"`
 	// Evidence is what the responder and the checks saw, one line each.
 	Evidence []string `json:"evidence,omitempty"`
+	// Set from the diagnosis (acmeflow.Diagnosis.Failure): a stable code,
+	// a one-line title, the command of the fix, when a retry is allowed, and
+	// the remote address of each validator request our responder saw (so
+	// doctor can reason from them later; empty in webroot mode).
+	Code       string    `json:"code,omitempty"`
+	Title      string    `json:"title,omitempty"`
+	Command    string    `json:"command,omitempty"`
+	RetryAt    time.Time `json:"retry_at,omitzero"`
+	Validators []string  `json:"validators,omitempty"`
 }
 
 // RenewalError says renewal.json cannot be used, and why.
