@@ -1,0 +1,122 @@
+package acmeflow
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestParseIP(t *testing.T) {
+	good := map[string]string{
+		"203.0.113.7": "203.0.113.7",
+		" 8.8.8.8 ":   "8.8.8.8",
+		"2001:db8::1": "2001:db8::1",
+		"::1":         "::1",
+	}
+	for in, want := range good {
+		a, err := ParseIP(in)
+		if err != nil || a.String() != want {
+			t.Errorf("ParseIP(%q) = %v, %v", in, a, err)
+		}
+	}
+	bad := map[string]string{
+		"":                      "empty",
+		"1.2.3.4/32":            "CIDR",
+		"1.2.3.4:443":           "port",
+		"[2001:db8::1]:443":     "port",
+		"[2001:db8::1]":         "brackets",
+		"fe80::1%eth0":          "zone",
+		"::ffff:1.2.3.4":        "IPv4-mapped",
+		"2001:DB8::1":           "canonical",
+		"2001:db8:0:0::1":       "canonical",
+		"2001:0db8::1":          "canonical",
+		"010.1.2.3":             "leading zero",
+		"example.com":           "host name",
+		"1.2.3":                 "not an IP",
+		strings.Repeat("1", 70): "too long",
+	}
+	for in, want := range bad {
+		_, err := ParseIP(in)
+		if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, ErrBadAddress) {
+			t.Errorf("ParseIP(%q) = %v, want error mentioning %q", in, err, want)
+		}
+	}
+}
+
+func TestCheckAddrPolicy(t *testing.T) {
+	refused := []string{
+		"0.1.2.3", "10.1.2.3", "100.64.0.1", "100.127.255.254", "127.0.0.1", "169.254.1.1", "172.16.0.1", "172.31.255.255",
+		"192.0.0.8", "192.0.2.1", "192.88.99.1", "192.168.1.1", "198.18.0.1", "198.19.255.1", "198.51.100.1",
+		"203.0.113.1", "224.0.0.1", "240.0.0.1", "255.255.255.255",
+		"::1", "::", "64:ff9b::1.2.3.4", "64:ff9b:1::1", "100::1", "2001::1", "2001:db8::1", "2002::1",
+		"3fff::1", "5f00::1", "fc00::1", "fd12:3456::1", "fe80::1", "ff02::1",
+	}
+	for _, s := range refused {
+		a := netip.MustParseAddr(s)
+		err := CheckAddr(a, true)
+		if err == nil || !strings.Contains(err.Error(), "rejectedIdentifier") {
+			t.Errorf("%s: want refusal, got %v", s, err)
+		}
+	}
+	allowed := []string{"1.1.1.1", "8.8.8.8", "100.63.255.255", "100.128.0.0", "172.32.0.1", "192.169.0.1", "2606:4700::1111", "2a01:4f8::1"}
+	for _, s := range allowed {
+		if err := CheckAddr(netip.MustParseAddr(s), true); err != nil {
+			t.Errorf("%s: %v", s, err)
+		}
+	}
+	// The local test CA validates over loopback: loopback and private
+	// ranges must stay allowed there.
+	for _, s := range []string{"127.0.0.1", "::1", "10.0.0.1"} {
+		if err := CheckAddr(netip.MustParseAddr(s), false); err != nil {
+			t.Errorf("local CA %s: %v", s, err)
+		}
+	}
+	if err := CheckAddr(netip.MustParseAddr("100.64.1.1"), true); !strings.Contains(err.Error(), "IPv6") {
+		t.Errorf("CGNAT fix should suggest IPv6: %v", err)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for s, want := range map[string]AddrClass{
+		"10.0.0.1": ClassPrivate, "100.64.0.1": ClassCGNAT, "127.0.0.53": ClassLoopback, "fe80::1": ClassLinkLocal,
+		"fd00::1": ClassULA, "192.0.2.5": ClassDocumentation, "2001:db8::5": ClassDocumentation, "1.1.1.1": ClassPublic,
+		"0.0.0.0": ClassUnspecified, "2001:0:1::1": ClassTranslation, "2001:2::1": ClassBenchmark,
+	} {
+		if got, _ := Classify(netip.MustParseAddr(s)); got != want {
+			t.Errorf("Classify(%s) = %s, want %s", s, got, want)
+		}
+	}
+}
+
+func TestReverseName(t *testing.T) {
+	if got := ReverseName(netip.MustParseAddr("203.0.113.7")); got != "7.113.0.203.in-addr.arpa" {
+		t.Error(got)
+	}
+	want := "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+	if got := ReverseName(netip.MustParseAddr("2001:db8::1")); got != want {
+		t.Error(got)
+	}
+}
+
+// FuzzParseIP: never panics; what it accepts is canonical, zone-free and
+// round-trips; every refusal is an *AddrError with a fix.
+func FuzzParseIP(f *testing.F) {
+	for _, s := range []string{"1.2.3.4", "::1", "2001:db8::1", "fe80::1%eth0", "1.2.3.4/24", "[::1]:80", "010.0.0.1", "::ffff:1.2.3.4", "", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := ParseIP(s)
+		if err != nil {
+			var ae *AddrError
+			if !errors.As(err, &ae) || ae.Reason == "" {
+				t.Fatalf("ParseIP(%q): error without reason: %v", s, err)
+			}
+			return
+		}
+		if a.Zone() != "" || a.Is4In6() || a.String() != strings.TrimSpace(s) {
+			t.Fatalf("ParseIP(%q) accepted %v", s, a)
+		}
+		_ = CheckAddr(a, true)
+	})
+}
