@@ -1,0 +1,23 @@
+// Package deploy does what follows an issuance: it writes web server
+// configuration snippets that serve the certificate on its IP addresses
+// (nginx, Apache, HAProxy, Caddy), installs them with a backup, the server's
+// own config test, a reload and a rollback; it runs deploy hooks; it checks
+// which certificate an address really serves; and it summarises the state
+// of every managed certificate.
+//
+// API:
+//
+//	func Snippet(kind Kind, p SnippetParams) ([]byte, error)
+//	func LayoutFor(kind Kind, distro Distro, name string) Layout
+//	func DetectDistro(root string) Distro
+//	func DetectServers(ctx context.Context, env Env) []Server
+//	func DetectServer(ctx context.Context, env Env, want Kind) (Server, error)
+//	func Install(ctx context.Context, in Installer) (InstallResult, error)
+//	func RunHooks(ctx context.Context, spec HookSpec, paths CertPaths) []HookResult
+//	func Verify(ctx context.Context, addr string, opts VerifyOptions) (VerifyResult, error)
+//	func Status(st *store.Store, now time.Time, probe TimerProbe) ([]CertStatus, error)
+//
+// Like acmeflow and preflight, this package never prints and never exits:
+// it takes a context and returns values and errors. Every program it starts
+// goes through a Runner, so callers and tests can record or replace them.
+package deploy
