@@ -96,18 +96,21 @@ func ValidName(name string) error {
 // NameFor derives a certificate name from canonical IP identifiers. IPv6
 // colons become '-' (2001:db8::1 -> 2001-db8--1) so that the name is safe in
 // paths, shell globs, scp targets and PATH-like lists; several identifiers
-// are joined with '_'; a leading '-' (from "::") becomes "0-".
+// are sorted and joined with '_', so the order of --ip flags does not matter.
 func NameFor(identifiers []string) string {
-	parts := make([]string, len(identifiers))
-	for i, id := range identifiers {
-		parts[i] = strings.ReplaceAll(id, ":", "-")
+	ids := append([]string(nil), identifiers...)
+	sort.Strings(ids)
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		p := strings.ReplaceAll(id, ":", "-")
+		// "::1" would start with '-', which commands read as an option;
+		// "0::1" is the same address, so "0--1" stays readable.
+		if strings.HasPrefix(p, "-") {
+			p = "0" + p
+		}
+		parts[i] = p
 	}
 	name := strings.Join(parts, "_")
-	// "::1" would start with '-', which commands read as an option; "0::1"
-	// is the same address, so "0--1" stays readable.
-	if strings.HasPrefix(name, "-") {
-		name = "0" + name
-	}
 	if len(name) > 100 {
 		name = name[:100]
 	}

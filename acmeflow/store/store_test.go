@@ -47,7 +47,7 @@ func TestVersionsAndCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := NameFor([]string{"127.0.0.1", "::1"})
-	if name != "127.0.0.1_--1" || NameFor([]string{"::1"}) != "0--1" {
+	if name != "127.0.0.1_0--1" || NameFor([]string{"::1"}) != "0--1" {
 		t.Fatalf("NameFor = %q", name)
 	}
 	if _, err := s.CurrentVersion(name); !errors.Is(err, ErrNoCurrent) {
