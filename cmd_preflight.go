@@ -128,7 +128,7 @@ func runPreflight(ctx context.Context, args []string, s stdio) int {
 	fmt.Fprintf(s.Err, "Running preflight checks (at most %s)...\n", opts.Timeout)
 	rep := preflight.Run(ctx, env, opts, func(e preflight.Event) {
 		if e.Kind == preflight.EventFinish {
-			fmt.Fprintf(s.Err, "  %-5s %s\n", e.Result.Status, e.Title)
+			fmt.Fprintf(s.Err, "  %-7s %s\n", e.Result.Status, e.Title)
 		}
 	})
 	if ctx.Err() != nil {

@@ -211,21 +211,41 @@ func systemInterfaces() ([]Interface, error) {
 
 // discoverIGD is the real SSDP search (multicast on the LAN) for Internet
 // Gateway Devices.
+// Both device versions are searched at once: each search waits out its
+// whole SSDP window.
 func discoverIGD(ctx context.Context) ([]*url.URL, error) {
-	var out []*url.URL
-	for _, st := range []string{
+	targets := []string{
 		"urn:schemas-upnp-org:device:InternetGatewayDevice:1",
 		"urn:schemas-upnp-org:device:InternetGatewayDevice:2",
-	} {
-		devs, err := goupnp.DiscoverDevicesCtx(ctx, st)
-		if err != nil {
-			return out, err
+	}
+	type res struct {
+		devs []goupnp.MaybeRootDevice
+		err  error
+	}
+	ch := make(chan res, len(targets))
+	for _, st := range targets {
+		go func() {
+			devs, err := goupnp.DiscoverDevicesCtx(ctx, st)
+			ch <- res{devs, err}
+		}()
+	}
+	var out []*url.URL
+	var firstErr error
+	seen := map[string]bool{}
+	for range targets {
+		r := <-ch
+		if r.err != nil && firstErr == nil {
+			firstErr = r.err
 		}
-		for _, d := range devs {
-			if d.Location != nil {
+		for _, d := range r.devs {
+			if d.Location != nil && !seen[d.Location.String()] {
+				seen[d.Location.String()] = true
 				out = append(out, d.Location)
 			}
 		}
 	}
-	return out, nil
+	if len(out) > 0 {
+		return out, nil
+	}
+	return nil, firstErr
 }

@@ -403,6 +403,9 @@ func (st *state) checkAddress(ctx context.Context, env Env) Result {
 			r.Summary = strings.Join(bad, "; ")
 		} else {
 			r.Summary = joinAddrs(addrs) + ": an address Let's Encrypt accepts"
+			if st.opts.LocalCA {
+				r.Summary = joinAddrs(addrs) + ": an address the local test CA can validate"
+			}
 		}
 	}
 	// Wait for the others (bounded by ctx) to weigh the cost of a mistake.

@@ -119,7 +119,7 @@ func TestAddressCheckPolicyAndCost(t *testing.T) {
 	}{
 		{"8.8.4.4", false, false, StatusOK, "accepts"},
 		{"192.168.1.5", false, false, StatusFail, "rejectedIdentifier"},
-		{"127.0.0.1", true, false, StatusOK, "accepts"},
+		{"127.0.0.1", true, false, StatusOK, "local test CA"},
 		{"8.8.4.4", false, true, StatusWarn, "5 failed authorizations"},
 	} {
 		st := &state{opts: Options{IPs: []netip.Addr{netip.MustParseAddr(tc.ip)}, LocalCA: tc.local}.withDefaults(), report: &Report{}, results: map[string]Result{}}

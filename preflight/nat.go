@@ -429,8 +429,36 @@ func natpmpExternal(ctx context.Context, env Env, mapPorts bool, ports []int) (n
 }
 
 func (st *state) checkNAT(ctx context.Context, env Env) Result {
-	pub := st.public()
 	ifaces, _ := st.ifaces()
+	cloud, dmi := DetectCloud(env)
+	// Without a public IPv4 on an interface and outside a cloud, the
+	// router will be asked: ask it now, while the public address is still
+	// being found, so the two waits overlap instead of adding up.
+	type routerRes struct {
+		addr netip.Addr
+		src  string
+		maps []Mapping
+		ev   []string
+	}
+	var routerCh chan routerRes
+	hasPublic4 := false
+	for _, i := range ifaces {
+		hasPublic4 = hasPublic4 || (i.Addr.Is4() && i.Up && i.Class == acmeflow.ClassPublic)
+	}
+	if !hasPublic4 && cloud == "" {
+		routerCh = make(chan routerRes, 1)
+		var local netip.Addr
+		for _, i := range ifaces {
+			if i.Addr.Is4() && i.Up && (i.Class == acmeflow.ClassPrivate || i.Class == acmeflow.ClassCGNAT) && !local.IsValid() {
+				local = i.Addr
+			}
+		}
+		go func() {
+			a, src, maps, ev := routerExternal(ctx, env, st.opts.MapPorts, []int{st.opts.HTTPPort, st.opts.TLSPort}, local)
+			routerCh <- routerRes{a, src, maps, ev}
+		}()
+	}
+	pub := st.public()
 	info := NATInfo{Kind: NATUnknown}
 	var r Result
 	onIface := func(a netip.Addr) bool {
@@ -455,7 +483,6 @@ func (st *state) checkNAT(ctx context.Context, env Env) Result {
 			r.Evidence = append(r.Evidence, a.String()+" is not on any local interface")
 		}
 	}
-	cloud, dmi := DetectCloud(env)
 	r.Evidence = append(r.Evidence, dmi...)
 	info.Cloud = cloud
 	pub4 := pub.V4.Addr
@@ -495,8 +522,13 @@ func (st *state) checkNAT(ctx context.Context, env Env) Result {
 			r.Summary += "; the metadata service's address " + info.CloudPublic.String() + " differs from " + pub4.String()
 		}
 	default:
-		ports := []int{st.opts.HTTPPort, st.opts.TLSPort}
-		router, src, maps, ev := routerExternal(ctx, env, st.opts.MapPorts, ports, localV4)
+		var rr routerRes
+		if routerCh != nil {
+			rr = <-routerCh
+		} else {
+			rr.addr, rr.src, rr.maps, rr.ev = routerExternal(ctx, env, st.opts.MapPorts, []int{st.opts.HTTPPort, st.opts.TLSPort}, localV4)
+		}
+		router, src, maps, ev := rr.addr, rr.src, rr.maps, rr.ev
 		r.Evidence = append(r.Evidence, ev...)
 		info.Router, info.RouterSource, info.Mappings = router, src, maps
 		for _, m := range maps {
