@@ -1,0 +1,303 @@
+package deploy
+
+import (
+	"fmt"
+	"net/netip"
+	"path"
+	"strings"
+
+	"github.com/ipcert/ipcert/acmeflow/store"
+)
+
+// SnippetParams is what a snippet needs. Every value is validated before it
+// goes into the config (see hostileChars): a name, path or address that
+// could end a token is refused, never escaped.
+type SnippetParams struct {
+	Name        string   // the certificate's name in the store
+	Identifiers []string // canonical IP literals, as renewal.json keeps them
+	// CertDir is the certificate's current link (store.CurrentDir), so a
+	// renewal only needs a reload, never a config change.
+	CertDir string
+	// WebRoot is served over HTTPS and answers /.well-known/acme-challenge/
+	// over plain HTTP. Empty means the distribution's default.
+	WebRoot string
+	// Ports; zero means 443 and 80. Tests use free high ports.
+	HTTPSPort, HTTPPort int
+	// Distro decides the defaults that differ between distributions.
+	Distro Distro
+	// Upstream (HAProxy only) is the IP:PORT of the web server HAProxy
+	// passes requests to, challenge requests included. Default
+	// 127.0.0.1:8080.
+	Upstream string
+}
+
+// Marker starts every file ipcert writes; Install replaces only files that
+// begin with it.
+const Marker = "# Written by ipcert"
+
+// DefaultUpstream is where HAProxy sends requests when no upstream is given.
+const DefaultUpstream = "127.0.0.1:8080"
+
+// Mozilla's "intermediate" TLS profile (ssl-config.mozilla.org, guideline
+// 5.7): TLS 1.2 and 1.3, forward-secret AEAD suites only. The DHE suites of
+// the profile are left out: they need a dhparam file, and every client the
+// profile supports also speaks ECDHE. OCSP stapling is left out because
+// Let's Encrypt ended OCSP in 2025 (FACTS.md), and HSTS because browsers
+// ignore it for IP-address hosts (RFC 6797 section 8.1.1).
+const (
+	mozCiphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+	// TLS 1.3 suites, for the servers that set them apart (HAProxy).
+	mozSuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+	mozCurves = "X25519:prime256v1:secp384r1"
+	// The same suites under Go's names, for Caddy.
+	mozCiphersGo = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"
+)
+
+// acmePath is the http-01 path (RFC 8555 section 8.3).
+const acmePath = "/.well-known/acme-challenge/"
+
+type snippetData struct {
+	SnippetParams
+	kind     Kind
+	addrs    []netip.Addr
+	upstream netip.AddrPort
+	layout   Layout
+}
+
+func (d *snippetData) fullchain() string { return path.Join(d.CertDir, store.FullChainFile) }
+func (d *snippetData) key() string       { return path.Join(d.CertDir, store.KeyFile) }
+func (d *snippetData) combined() string  { return path.Join(d.CertDir, store.CombinedFile) }
+
+// Snippet returns the config that serves the certificate over HTTPS on each
+// of its addresses with Mozilla's intermediate TLS settings, plus a port-80
+// server per address that keeps /.well-known/acme-challenge/ answering from
+// the web root (so http-01 renewals through the web root keep working) and
+// redirects everything else to HTTPS.
+func Snippet(kind Kind, p SnippetParams) ([]byte, error) {
+	d, err := checkParams(kind, p)
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	header(&b, d)
+	switch kind {
+	case Nginx:
+		nginxSnippet(&b, d)
+	case Apache:
+		apacheSnippet(&b, d)
+	case HAProxy:
+		haproxySnippet(&b, d)
+	case Caddy:
+		caddySnippet(&b, d)
+	}
+	return []byte(b.String()), nil
+}
+
+func checkParams(kind Kind, p SnippetParams) (*snippetData, error) {
+	if _, err := ParseKind(string(kind)); err != nil || kind != Kind(strings.ToLower(string(kind))) {
+		return nil, fmt.Errorf("unknown web server %q; ipcert writes configs for nginx, apache, haproxy and caddy", kind)
+	}
+	if err := checkName(p.Name); err != nil {
+		return nil, err
+	}
+	if len(p.Identifiers) == 0 {
+		return nil, fmt.Errorf("certificate %s has no addresses to serve", p.Name)
+	}
+	d := &snippetData{SnippetParams: p, kind: kind}
+	seen := map[netip.Addr]bool{}
+	for _, id := range p.Identifiers {
+		a, err := checkAddr(id)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[a] {
+			seen[a] = true
+			d.addrs = append(d.addrs, a)
+		}
+	}
+	if err := checkPath("certificate directory", p.CertDir); err != nil {
+		return nil, err
+	}
+	if d.Distro == "" {
+		d.Distro = Debian
+	}
+	d.layout = LayoutFor(kind, d.Distro, p.Name)
+	if d.WebRoot == "" {
+		d.WebRoot = d.layout.WebRoot
+	}
+	if err := checkPath("web root", d.WebRoot); err != nil {
+		return nil, err
+	}
+	if d.HTTPSPort == 0 {
+		d.HTTPSPort = 443
+	}
+	if d.HTTPPort == 0 {
+		d.HTTPPort = 80
+	}
+	if err := checkPort("HTTPS port", d.HTTPSPort); err != nil {
+		return nil, err
+	}
+	if err := checkPort("HTTP port", d.HTTPPort); err != nil {
+		return nil, err
+	}
+	if d.HTTPSPort == d.HTTPPort {
+		return nil, fmt.Errorf("the HTTPS and HTTP ports are both %d; they must differ", d.HTTPPort)
+	}
+	if kind == HAProxy {
+		up := d.Upstream
+		if up == "" {
+			up = DefaultUpstream
+		}
+		ap, err := checkHostPort("upstream", up)
+		if err != nil {
+			return nil, err
+		}
+		d.upstream = ap
+	} else if d.Upstream != "" {
+		return nil, fmt.Errorf("an upstream is only used for haproxy; %s serves the web root itself", kind)
+	}
+	return d, nil
+}
+
+func header(b *strings.Builder, d *snippetData) {
+	ids := make([]string, len(d.addrs))
+	for i, a := range d.addrs {
+		ids[i] = a.String()
+	}
+	fmt.Fprintf(b, "%s for certificate %s: HTTPS on %s.\n", Marker, d.Name, strings.Join(ids, ", "))
+	fmt.Fprintf(b, "# \"ipcert snippet %s %s --write\" installs it as %s,\n", d.kind, d.Name, d.layout.ConfigPath)
+	fmt.Fprintf(b, "# tests the config and reloads; it replaces this file (keeping a backup).\n")
+	certs := d.fullchain() + " and privkey.pem"
+	if d.kind == HAProxy {
+		certs = d.combined() + " (certificate chain and key in one file)"
+	}
+	fmt.Fprintf(b, "# Certificate: %s;\n# renewals swap \"current\", so a reload is all a new certificate needs.\n", certs)
+	fmt.Fprintf(b, "# TLS: Mozilla's intermediate profile, without OCSP stapling (Let's Encrypt\n")
+	fmt.Fprintf(b, "# ended OCSP) and without HSTS (browsers ignore it for IP addresses).\n")
+}
+
+func nginxSnippet(b *strings.Builder, d *snippetData) {
+	fmt.Fprintf(b, "\nserver {\n")
+	for _, a := range d.addrs {
+		fmt.Fprintf(b, "    listen %s ssl;\n", hostPort(a, d.HTTPSPort))
+	}
+	fmt.Fprintf(b, "\n    ssl_certificate     %s;\n", d.fullchain())
+	fmt.Fprintf(b, "    ssl_certificate_key %s;\n\n", d.key())
+	fmt.Fprintf(b, "    ssl_protocols TLSv1.2 TLSv1.3;\n")
+	fmt.Fprintf(b, "    ssl_ecdh_curve %s;\n", mozCurves)
+	fmt.Fprintf(b, "    ssl_ciphers %s;\n", mozCiphers)
+	fmt.Fprintf(b, "    ssl_prefer_server_ciphers off;\n")
+	fmt.Fprintf(b, "    ssl_session_timeout 1d;\n")
+	fmt.Fprintf(b, "    ssl_session_cache shared:MozSSL:10m;\n")
+	fmt.Fprintf(b, "    ssl_session_tickets off;\n\n")
+	fmt.Fprintf(b, "    root %s;\n", d.WebRoot)
+	fmt.Fprintf(b, "    location / {\n        try_files $uri $uri/ =404;\n    }\n}\n")
+	for _, a := range d.addrs {
+		fmt.Fprintf(b, "\nserver {\n")
+		fmt.Fprintf(b, "    listen %s;\n\n", hostPort(a, d.HTTPPort))
+		fmt.Fprintf(b, "    # http-01 validation answers from the web root (ipcert --webroot).\n")
+		fmt.Fprintf(b, "    location ^~ %s {\n", acmePath)
+		fmt.Fprintf(b, "        root %s;\n", d.WebRoot)
+		fmt.Fprintf(b, "        default_type text/plain;\n")
+		fmt.Fprintf(b, "        try_files $uri =404;\n    }\n")
+		fmt.Fprintf(b, "    location / {\n        return 301 https://%s$request_uri;\n    }\n}\n", urlHost(a, d.HTTPSPort, 443))
+	}
+}
+
+func apacheSnippet(b *strings.Builder, d *snippetData) {
+	// Both families' stock configs already listen on 80 and on 443 (with
+	// mod_ssl); another Listen on the same port would fail to bind.
+	if d.HTTPSPort != 443 || d.HTTPPort != 80 {
+		fmt.Fprintf(b, "\n# Ports other than 80/443 are not in the distribution's Listen lines.\n")
+		for _, a := range d.addrs {
+			if d.HTTPSPort != 443 {
+				fmt.Fprintf(b, "Listen %s https\n", hostPort(a, d.HTTPSPort))
+			}
+		}
+		for _, a := range d.addrs {
+			if d.HTTPPort != 80 {
+				fmt.Fprintf(b, "Listen %s http\n", hostPort(a, d.HTTPPort))
+			}
+		}
+	}
+	vh := make([]string, len(d.addrs))
+	for i, a := range d.addrs {
+		vh[i] = hostPort(a, d.HTTPSPort)
+	}
+	fmt.Fprintf(b, "\n<VirtualHost %s>\n", strings.Join(vh, " "))
+	fmt.Fprintf(b, "    ServerName %s\n", urlHost(d.addrs[0], 0, 0))
+	fmt.Fprintf(b, "    DocumentRoot \"%s\"\n\n", d.WebRoot)
+	fmt.Fprintf(b, "    SSLEngine on\n")
+	fmt.Fprintf(b, "    SSLCertificateFile \"%s\"\n", d.fullchain())
+	fmt.Fprintf(b, "    SSLCertificateKeyFile \"%s\"\n\n", d.key())
+	fmt.Fprintf(b, "    SSLProtocol -all +TLSv1.2 +TLSv1.3\n")
+	fmt.Fprintf(b, "    SSLOpenSSLConfCmd Curves %s\n", mozCurves)
+	fmt.Fprintf(b, "    SSLCipherSuite %s\n", mozCiphers)
+	fmt.Fprintf(b, "    SSLHonorCipherOrder off\n")
+	fmt.Fprintf(b, "    SSLSessionTickets off\n")
+	fmt.Fprintf(b, "</VirtualHost>\n")
+	for _, a := range d.addrs {
+		fmt.Fprintf(b, "\n<VirtualHost %s>\n", hostPort(a, d.HTTPPort))
+		fmt.Fprintf(b, "    ServerName %s\n", urlHost(a, 0, 0))
+		fmt.Fprintf(b, "    DocumentRoot \"%s\"\n", d.WebRoot)
+		fmt.Fprintf(b, "    # http-01 validation answers from the web root (ipcert --webroot).\n")
+		fmt.Fprintf(b, "    <Directory \"%s\">\n        Require all granted\n    </Directory>\n", path.Join(d.WebRoot, acmePath))
+		fmt.Fprintf(b, "    RedirectMatch 301 \"^/(?!\\.well-known/acme-challenge/)(.*)$\" \"https://%s/$1\"\n", urlHost(a, d.HTTPSPort, 443))
+		fmt.Fprintf(b, "</VirtualHost>\n")
+	}
+}
+
+func haproxySnippet(b *strings.Builder, d *snippetData) {
+	backend := "ipcert_" + d.Name + "_web"
+	fmt.Fprintf(b, "# HAProxy passes requests on to %s (backend %s).\n", d.upstream, backend)
+	fmt.Fprintf(b, "\nfrontend ipcert_%s_https\n", d.Name)
+	fmt.Fprintf(b, "    mode http\n")
+	fmt.Fprintf(b, "    timeout client 30s\n")
+	for _, a := range d.addrs {
+		fmt.Fprintf(b, "    bind %s ssl crt %s ssl-min-ver TLSv1.2 ciphers %s ciphersuites %s curves %s prefer-client-ciphers no-tls-tickets\n",
+			hostPort(a, d.HTTPSPort), d.combined(), mozCiphers, mozSuites, mozCurves)
+	}
+	fmt.Fprintf(b, "    default_backend %s\n", backend)
+	for i, a := range d.addrs {
+		fmt.Fprintf(b, "\nfrontend ipcert_%s_http%d\n", d.Name, i+1)
+		fmt.Fprintf(b, "    mode http\n")
+		fmt.Fprintf(b, "    timeout client 30s\n")
+		fmt.Fprintf(b, "    bind %s\n", hostPort(a, d.HTTPPort))
+		fmt.Fprintf(b, "    # http-01 validation goes through to the web server.\n")
+		fmt.Fprintf(b, "    acl acme_challenge path_beg %s\n", acmePath)
+		fmt.Fprintf(b, "    http-request redirect prefix https://%s code 301 unless acme_challenge\n", urlHost(a, d.HTTPSPort, 443))
+		fmt.Fprintf(b, "    default_backend %s\n", backend)
+	}
+	fmt.Fprintf(b, "\nbackend %s\n", backend)
+	fmt.Fprintf(b, "    mode http\n")
+	fmt.Fprintf(b, "    timeout connect 5s\n")
+	fmt.Fprintf(b, "    timeout server 30s\n")
+	fmt.Fprintf(b, "    server web %s\n", d.upstream)
+}
+
+func caddySnippet(b *strings.Builder, d *snippetData) {
+	sites := make([]string, len(d.addrs))
+	binds := make([]string, len(d.addrs))
+	for i, a := range d.addrs {
+		sites[i] = "https://" + hostPort(a, d.HTTPSPort)
+		binds[i] = urlHost(a, 0, 0)
+	}
+	fmt.Fprintf(b, "\n%s {\n", strings.Join(sites, ", "))
+	fmt.Fprintf(b, "\tbind %s\n", strings.Join(binds, " "))
+	fmt.Fprintf(b, "\ttls %s %s {\n", d.fullchain(), d.key())
+	fmt.Fprintf(b, "\t\tprotocols tls1.2 tls1.3\n")
+	fmt.Fprintf(b, "\t\tciphers %s\n", mozCiphersGo)
+	fmt.Fprintf(b, "\t\tcurves x25519 secp256r1 secp384r1\n")
+	fmt.Fprintf(b, "\t}\n")
+	fmt.Fprintf(b, "\troot * %s\n", d.WebRoot)
+	fmt.Fprintf(b, "\tfile_server\n}\n")
+	for _, a := range d.addrs {
+		fmt.Fprintf(b, "\nhttp://%s {\n", hostPort(a, d.HTTPPort))
+		fmt.Fprintf(b, "\tbind %s\n", urlHost(a, 0, 0))
+		fmt.Fprintf(b, "\t# http-01 validation answers from the web root (ipcert --webroot).\n")
+		fmt.Fprintf(b, "\thandle %s* {\n", acmePath)
+		fmt.Fprintf(b, "\t\troot * %s\n", d.WebRoot)
+		fmt.Fprintf(b, "\t\tfile_server\n\t}\n")
+		fmt.Fprintf(b, "\thandle {\n\t\tredir https://%s{uri} permanent\n\t}\n}\n", urlHost(a, d.HTTPSPort, 443))
+	}
+}

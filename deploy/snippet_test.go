@@ -1,0 +1,165 @@
+package deploy
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ipcert/ipcert/acmeflow/store"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/snippets")
+
+// TestSnippetGolden pins every snippet kind for IPv4, IPv6 and both. After
+// an intended change: go test ./deploy -run TestSnippetGolden -update, and
+// read the diff.
+func TestSnippetGolden(t *testing.T) {
+	families := map[string][]string{
+		"v4":   {"203.0.113.7"},
+		"v6":   {"2001:db8::7"},
+		"dual": {"203.0.113.7", "2001:db8::7"},
+	}
+	for _, kind := range Kinds {
+		for fam, ids := range families {
+			t.Run(string(kind)+"-"+fam, func(t *testing.T) {
+				name := store.NameFor(ids)
+				got, err := Snippet(kind, SnippetParams{
+					Name: name, Identifiers: ids,
+					CertDir: "/etc/ipcert/certs/" + name + "/current",
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				golden := filepath.Join("..", "testdata", "snippets", string(kind)+"-"+fam+".conf")
+				if *update {
+					if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(golden, got, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatalf("%v (run with -update to create it)", err)
+				}
+				if string(got) != string(want) {
+					t.Errorf("%s differs from the generated snippet (run with -update after checking the change):\n%s", golden, got)
+				}
+				if !strings.HasPrefix(string(got), Marker) {
+					t.Errorf("snippet does not start with the marker %q", Marker)
+				}
+				for _, id := range ids {
+					if !strings.Contains(string(got), id) {
+						t.Errorf("address %s missing", id)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestSnippetPortsAndDistro(t *testing.T) {
+	p := SnippetParams{Name: "x", Identifiers: []string{"127.0.0.1", "::1"}, CertDir: "/s/certs/x/current", HTTPSPort: 8443, HTTPPort: 8080}
+	for kind, want := range map[Kind][]string{
+		Nginx:   {"listen 127.0.0.1:8443 ssl;", "listen [::1]:8443 ssl;", "listen [::1]:8080;", "return 301 https://[::1]:8443$request_uri;", "root /var/www/html;"},
+		Apache:  {"Listen 127.0.0.1:8443 https", "Listen [::1]:8080 http", "<VirtualHost 127.0.0.1:8443 [::1]:8443>", `"https://127.0.0.1:8443/$1"`},
+		HAProxy: {"bind [::1]:8443 ssl crt /s/certs/x/current/combined.pem", "redirect prefix https://[::1]:8443 code 301", "server web 127.0.0.1:8080"},
+		Caddy:   {"https://127.0.0.1:8443, https://[::1]:8443 {", "bind 127.0.0.1 [::1]", "redir https://[::1]:8443{uri} permanent"},
+	} {
+		pp := p
+		if kind == HAProxy {
+			pp.HTTPPort = 8081
+		}
+		got, err := Snippet(kind, pp)
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		for _, w := range want {
+			if !strings.Contains(string(got), w) {
+				t.Errorf("%s snippet lacks %q:\n%s", kind, w, got)
+			}
+		}
+	}
+	// Default ports: Apache relies on the distribution's Listen lines.
+	got, _ := Snippet(Apache, SnippetParams{Name: "x", Identifiers: []string{"127.0.0.1"}, CertDir: "/c", Distro: RHEL})
+	if strings.Contains(string(got), "\nListen") {
+		t.Errorf("apache with 443/80 must not add Listen lines:\n%s", got)
+	}
+	got, _ = Snippet(Nginx, SnippetParams{Name: "x", Identifiers: []string{"127.0.0.1"}, CertDir: "/c", Distro: RHEL})
+	if !strings.Contains(string(got), "root /usr/share/nginx/html;") || !strings.Contains(string(got), "return 301 https://127.0.0.1$request_uri;") {
+		t.Errorf("RHEL nginx default web root or default-port redirect wrong:\n%s", got)
+	}
+}
+
+// TestSnippetRefusesHostileValues feeds values that would end a token or a
+// line in one of the formats; each must be refused with a ConfigError that
+// names the value.
+func TestSnippetRefusesHostileValues(t *testing.T) {
+	good := SnippetParams{Name: "ok", Identifiers: []string{"192.0.2.1"}, CertDir: "/etc/ipcert/certs/ok/current", WebRoot: "/var/www/html"}
+	cases := map[string]func(p *SnippetParams){
+		"name quote":       func(p *SnippetParams) { p.Name = `a"b` },
+		"name semicolon":   func(p *SnippetParams) { p.Name = "a;b" },
+		"name brace":       func(p *SnippetParams) { p.Name = "a}b" },
+		"name newline":     func(p *SnippetParams) { p.Name = "a\nb" },
+		"name slash":       func(p *SnippetParams) { p.Name = "../x" },
+		"path newline":     func(p *SnippetParams) { p.CertDir = "/etc/x\nssl_certificate /tmp/evil" },
+		"path semicolon":   func(p *SnippetParams) { p.CertDir = "/etc/x; include /tmp/evil" },
+		"path brace":       func(p *SnippetParams) { p.WebRoot = "/var/www/}server{" },
+		"path quote":       func(p *SnippetParams) { p.WebRoot = `/var/www/"x` },
+		"path single":      func(p *SnippetParams) { p.WebRoot = `/var/www/'x` },
+		"path space":       func(p *SnippetParams) { p.WebRoot = "/var/www/a b" },
+		"path dollar":      func(p *SnippetParams) { p.WebRoot = "/var/www/$host" },
+		"path relative":    func(p *SnippetParams) { p.WebRoot = "www" },
+		"path dotdot":      func(p *SnippetParams) { p.WebRoot = "/var/www/../../etc" },
+		"path angle":       func(p *SnippetParams) { p.WebRoot = "/var/www/</VirtualHost>" },
+		"path hash":        func(p *SnippetParams) { p.CertDir = "/etc/x#y" },
+		"addr semicolon":   func(p *SnippetParams) { p.Identifiers = []string{"192.0.2.1;"} },
+		"addr brace":       func(p *SnippetParams) { p.Identifiers = []string{"192.0.2.1}"} },
+		"addr newline":     func(p *SnippetParams) { p.Identifiers = []string{"192.0.2.1\nlisten 0.0.0.0:1"} },
+		"addr quote":       func(p *SnippetParams) { p.Identifiers = []string{`"192.0.2.1"`} },
+		"addr zone":        func(p *SnippetParams) { p.Identifiers = []string{"fe80::1%eth0"} },
+		"addr noncanon":    func(p *SnippetParams) { p.Identifiers = []string{"2001:DB8::1"} },
+		"addr hostname":    func(p *SnippetParams) { p.Identifiers = []string{"example.com"} },
+		"upstream hostile": func(p *SnippetParams) { p.Upstream = "127.0.0.1:80;x" },
+		"upstream name":    func(p *SnippetParams) { p.Upstream = "backend:80" },
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			for _, kind := range Kinds {
+				p := good
+				mutate(&p)
+				if strings.HasPrefix(name, "upstream") && kind != HAProxy {
+					continue
+				}
+				out, err := Snippet(kind, p)
+				if err == nil {
+					t.Fatalf("%s: accepted, produced:\n%s", kind, out)
+				}
+				var ce *ConfigError
+				if !errors.As(err, &ce) {
+					t.Fatalf("%s: error %v is not a ConfigError", kind, err)
+				}
+				if !strings.Contains(err.Error(), "web server config") {
+					t.Errorf("%s: error does not say why: %v", kind, err)
+				}
+			}
+		})
+	}
+	for _, kind := range Kinds {
+		if _, err := Snippet(kind, good); err != nil {
+			t.Errorf("%s: the good parameters were refused: %v", kind, err)
+		}
+	}
+	if _, err := Snippet("lighttpd", good); err == nil {
+		t.Error("unknown kind accepted")
+	}
+	bad := good
+	bad.HTTPPort, bad.HTTPSPort = 8080, 8080
+	if _, err := Snippet(Nginx, bad); err == nil {
+		t.Error("equal ports accepted")
+	}
+}
