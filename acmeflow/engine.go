@@ -180,7 +180,7 @@ func GenerateKeyCheck(keyType string) (string, error) {
 
 // Obtain runs one order to a certificate. It stores the ACME account (and
 // reuses it next time) but not the certificate: Issue does that.
-func (e *Engine) Obtain(ctx context.Context, req Request) (*Certificate, error) {
+func (e *Engine) Obtain(ctx context.Context, req Request) (_ *Certificate, err error) {
 	em := &emitter{fn: req.Events, now: e.now}
 	if err := req.Validate(); err != nil {
 		return nil, err
@@ -196,6 +196,15 @@ func (e *Engine) Obtain(ctx context.Context, req Request) (*Certificate, error) 
 		base = req.HTTPClient.Transport
 	}
 	tr := &ctxTransport{ctx: ctx, base: base}
+	defer func() {
+		// A 503 or 429 from a proxy or an overloaded CA carries Retry-After
+		// outside lego's rateLimited handling: keep it with the problem so
+		// the diagnosis can say when to try again.
+		var ae *Error
+		if errors.As(err, &ae) && ae.Problem != nil && ae.Problem.RetryAfter == 0 && ae.Problem.Status >= 429 {
+			ae.Problem.RetryAfter = tr.peekRetryAfter()
+		}
+	}()
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	if req.HTTPClient != nil && req.HTTPClient.Timeout > 0 {
 		hc.Timeout = req.HTTPClient.Timeout

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-acme/lego/v4/acme"
+	"github.com/go-acme/lego/v4/acme/api"
 )
 
 // ACME problem types (RFC 8555 section 6.7) that the engine and the
@@ -137,6 +138,12 @@ func stepErr(step Step, ident string, err error) *Error {
 	var pd *acme.ProblemDetails
 	if errors.As(err, &pd) {
 		out.Problem = fromLego(pd)
+	}
+	var rl *acme.RateLimitedError
+	if errors.As(err, &rl) && out.Problem != nil {
+		if d, perr := api.ParseRetryAfter(rl.RetryAfter); perr == nil {
+			out.Problem.RetryAfter = d
+		}
 	}
 	return out
 }

@@ -1,8 +1,13 @@
 package acmeflow
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,7 +38,48 @@ func (t *ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			t.mu.Unlock()
 		}
 	}
+	if resp.StatusCode >= 400 && !isProblemJSON(resp.Header.Get("Content-Type")) {
+		problemize(resp)
+	}
 	return resp, nil
+}
+
+func isProblemJSON(ct string) bool {
+	ct = strings.ToLower(ct)
+	return strings.HasPrefix(ct, "application/problem+json") || strings.HasPrefix(ct, "application/json")
+}
+
+// problemize replaces an error body that is not an ACME problem document (a
+// proxy's or load balancer's HTML page, an empty 503) with one, so the
+// failure keeps its HTTP status and a readable detail instead of a JSON
+// parse error from deep inside lego.
+func problemize(resp *http.Response) {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	snippet := strings.Join(strings.Fields(string(raw)), " ")
+	if len(snippet) > 160 {
+		snippet = snippet[:160] + "..."
+	}
+	typ := ProblemNS + "serverInternal"
+	if resp.StatusCode < 500 {
+		typ = ProblemMalformed
+	}
+	detail := fmt.Sprintf("the CA answered HTTP %s without an ACME problem document", resp.Status)
+	if snippet != "" {
+		detail += fmt.Sprintf(" (body: %q)", snippet)
+	}
+	body, _ := json.Marshal(map[string]any{"type": typ, "detail": detail, "status": resp.StatusCode})
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Type", "application/problem+json")
+	resp.Header.Del("Content-Length")
+}
+
+// peekRetryAfter returns the last Retry-After seen without clearing it.
+func (t *ctxTransport) peekRetryAfter() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.retryAfter
 }
 
 // takeRetryAfter returns and clears the last Retry-After seen.
