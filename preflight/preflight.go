@@ -194,6 +194,7 @@ type state struct {
 	report  *Report
 	others  sync.WaitGroup // every check but the address check
 	results map[string]Result
+	closed  bool
 }
 
 func newState(ctx context.Context, env Env, opts Options, rep *Report) *state {
@@ -217,11 +218,14 @@ func (st *state) addrs() []netip.Addr {
 	return st.public().Addrs()
 }
 
-// set records structured detail in the report under the lock.
+// set records structured detail in the report under the lock. A check
+// that overran its timeout and finishes after Run returned writes nothing.
 func (st *state) set(f func(r *Report)) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	f(st.report)
+	if !st.closed {
+		f(st.report)
+	}
 }
 
 // checkFunc is a Check made of a function.
@@ -261,8 +265,7 @@ func Run(ctx context.Context, env Env, opts Options, progress func(Event)) Repor
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	start := env.Now()
-	rep := Report{Schema: SchemaVersion, Started: start.UTC(), Verdict: StatusOK}
-	st := newState(ctx, env, opts, &rep)
+	st := newState(ctx, env, opts, &Report{Schema: SchemaVersion, Started: start.UTC(), Verdict: StatusOK})
 
 	var pmu sync.Mutex
 	emit := func(e Event) {
@@ -306,6 +309,10 @@ func Run(ctx context.Context, env Env, opts Options, progress func(Event)) Repor
 	}
 	wg.Wait()
 
+	st.mu.Lock()
+	st.closed = true
+	rep := *st.report
+	st.mu.Unlock()
 	rep.Results = results
 	for _, r := range results {
 		if !r.Advisory && r.Status.rank() > rep.Verdict.rank() {
@@ -317,8 +324,24 @@ func Run(ctx context.Context, env Env, opts Options, progress func(Event)) Repor
 		rep.Offline = rep.Public.V4.Answered == 0 && rep.Public.V6.Answered == 0
 	}
 	rep.Addrs = st.addrs()
+	// Lists are [] rather than null in JSON, so consumers need no
+	// null checks (docs/preflight.md).
+	rep.Addrs = nonNil(rep.Addrs)
+	rep.Interfaces = nonNil(rep.Interfaces)
+	rep.Ports = nonNil(rep.Ports)
+	rep.WebServers = nonNil(rep.WebServers)
+	rep.Results = nonNil(rep.Results)
+	rep.Firewall.Tools = nonNil(rep.Firewall.Tools)
+	rep.Firewall.Verdict = nonNil(rep.Firewall.Verdict)
 	rep.Duration = env.Now().Sub(start).Milliseconds()
 	return rep
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // runOne runs a check with its own timeout. A check that overruns is

@@ -1,0 +1,483 @@
+package renew
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/store"
+)
+
+// Issuer gets a new certificate for r's settings and the given identifiers
+// and stores it as the new current version of r.Name (the caller holds the
+// store lock), returning the renewal record as now stored. replaces is the
+// ARI identifier of the certificate it replaces, or empty. A rehearsal
+// (--dry-run) implementation stores nothing and returns a record that
+// describes the certificate it obtained.
+type Issuer interface {
+	Issue(ctx context.Context, r *store.Renewal, idents []netip.Addr, replaces string) (*store.Renewal, error)
+}
+
+// ARISource asks the CA of r for the renewal window of r's certificate.
+type ARISource interface {
+	RenewalInfo(ctx context.Context, r *store.Renewal) (*acmeflow.RenewalInfo, error)
+}
+
+// Deployer runs what must happen after a new version became current: the
+// web server reload (r.Reload) and the user's commands (r.DeployHooks),
+// given the directory of the current version (certs/<name>/current).
+type Deployer interface {
+	Deploy(ctx context.Context, r *store.Renewal, currentDir string) error
+}
+
+// Verifier checks that the server at addr now serves leaf.
+type Verifier interface {
+	Verify(ctx context.Context, addr string, leaf *x509.Certificate) error
+}
+
+// Level grades an Event.
+type Level string
+
+const (
+	LevelInfo  Level = "info"
+	LevelWarn  Level = "warning"
+	LevelError Level = "error"
+)
+
+// Event is one line of the renewal log.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Level   Level     `json:"level"`
+	Name    string    `json:"name,omitempty"`
+	Message string    `json:"message"`
+}
+
+// Outcome is what happened to one certificate in a run.
+type Outcome string
+
+const (
+	NotDue    Outcome = "not-due"
+	Renewed   Outcome = "renewed"
+	Failed    Outcome = "failed"
+	Rehearsed Outcome = "rehearsed" // --dry-run obtained a certificate and threw it away
+)
+
+// CertResult is one certificate's part of a run.
+type CertResult struct {
+	Name    string    `json:"name"`
+	Outcome Outcome   `json:"outcome"`
+	Reason  string    `json:"reason"`
+	Next    time.Time `json:"next,omitzero"` // the next moment something is due
+	// After a renewal (or rehearsal):
+	Version   int       `json:"version,omitempty"`
+	NotAfter  time.Time `json:"not_after,omitzero"`
+	Serial    string    `json:"serial,omitempty"`
+	Addresses []string  `json:"identifiers,omitempty"`
+	// AddressChanged lists the old identifiers when an --ip auto
+	// certificate followed a new public address.
+	AddressChanged []string `json:"address_changed_from,omitempty"`
+	Error          string   `json:"error,omitempty"`
+	// DeployError is set when the certificate was renewed but a hook or
+	// the verification failed.
+	DeployError string `json:"deploy_error,omitempty"`
+}
+
+// Result is a whole run.
+type Result struct {
+	Certs []CertResult `json:"certificates"`
+	// Network says whether the run had to talk to anyone (ARI, the CA, the
+	// address detection); a run with nothing due does not.
+	Network bool `json:"network"`
+}
+
+// Counts returns how many certificates were renewed (or rehearsed) and
+// how many failed (renewal, or deploy after a renewal).
+func (r *Result) Counts() (renewed, failed int) {
+	for _, c := range r.Certs {
+		switch c.Outcome {
+		case Renewed, Rehearsed:
+			renewed++
+		case Failed:
+			failed++
+		}
+		if c.DeployError != "" {
+			failed++
+		}
+	}
+	return renewed, failed
+}
+
+// Options select what a run does.
+type Options struct {
+	Names  []string // default: every managed certificate
+	Force  bool     // renew now, whatever the plan says
+	DryRun bool     // rehearse through Runner.Rehearsal; never write the store
+}
+
+// Runner renews certificates of one store.
+type Runner struct {
+	Store *store.Store
+	// Issuer renews for real; Rehearsal serves --dry-run.
+	Issuer    Issuer
+	Rehearsal Issuer
+	ARI       ARISource // nil: no ARI, renew at half-life
+	Deploy    Deployer  // nil: no hooks
+	Verify    Verifier  // nil: no verification
+	// PublicAddrs finds this machine's public addresses, for certificates
+	// issued with --ip auto. Nil keeps their identifiers.
+	PublicAddrs func(ctx context.Context) ([]netip.Addr, error)
+	Now         func() time.Time // default time.Now
+	Rand        *rand.Rand       // default seeded from the OS
+	Events      func(Event)      // nil discards
+	// LockWait bounds the wait for another run's lock; then Run gives up
+	// with a *store.LockedError.
+	LockWait time.Duration
+}
+
+func (rn *Runner) now() time.Time {
+	if rn.Now != nil {
+		return rn.Now()
+	}
+	return time.Now()
+}
+
+func (rn *Runner) emit(level Level, name, format string, args ...any) {
+	if rn.Events == nil {
+		return
+	}
+	rn.Events(Event{Time: rn.now(), Level: level, Name: name, Message: fmt.Sprintf(format, args...)})
+}
+
+// ExpiryWarning is how close to expiry a certificate must be for every run
+// to warn about it.
+const ExpiryWarning = 24 * time.Hour
+
+// Run plans every selected certificate and acts on those that are due. It
+// first plans without the lock and without network; only when something
+// must be done does it take the store lock (waiting up to LockWait), and
+// then it reads and plans each certificate again, because the run that held
+// the lock may have renewed it meanwhile.
+func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
+	if rn.Rand == nil {
+		rn.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	names := opts.Names
+	if len(names) == 0 {
+		var err error
+		if names, err = rn.Store.Names(); err != nil {
+			return nil, fmt.Errorf("list certificates in %s: %w", rn.Store.Root(), err)
+		}
+	} else {
+		for _, n := range names {
+			if !rn.Store.Exists(n) {
+				return nil, fmt.Errorf("no certificate named %q in %s (ipcert status lists them)", n, rn.Store.Root())
+			}
+		}
+	}
+	res := &Result{}
+	if opts.DryRun {
+		for _, n := range names {
+			res.Certs = append(res.Certs, rn.rehearse(ctx, n))
+			res.Network = true
+		}
+		return res, nil
+	}
+
+	now := rn.now()
+	work := false
+	plans := make([]CertResult, len(names))
+	for i, n := range names {
+		r, err := rn.Store.LoadRenewal(n)
+		if err != nil {
+			plans[i] = CertResult{Name: n, Outcome: Failed, Reason: "renewal.json unusable", Error: err.Error()}
+			rn.emit(LevelError, n, "cannot read renewal.json: %v", err)
+			continue
+		}
+		rn.warnExpiry(r, now)
+		d := Plan(r, now, rn.Rand, opts.Force)
+		if d.Action != Wait || d.Picked {
+			work = true
+			continue
+		}
+		plans[i] = CertResult{Name: n, Outcome: NotDue, Reason: d.Reason, Next: d.At}
+	}
+	if !work {
+		res.Certs = plans
+		return res, nil
+	}
+
+	lctx, cancel := context.WithTimeout(ctx, rn.LockWait)
+	unlock, err := rn.Store.Lock(lctx, rn.LockWait > 0)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	for i, n := range names {
+		if plans[i].Outcome == Failed && plans[i].Error != "" {
+			res.Certs = append(res.Certs, plans[i])
+			continue
+		}
+		res.Certs = append(res.Certs, rn.one(ctx, n, opts.Force, res))
+	}
+	return res, nil
+}
+
+func (rn *Runner) warnExpiry(r *store.Renewal, now time.Time) {
+	if r.NotAfter.IsZero() {
+		return
+	}
+	left := r.NotAfter.Sub(now)
+	switch {
+	case left <= 0:
+		rn.emit(LevelError, r.Name, "the certificate EXPIRED at %s; clients refuse it until a renewal succeeds", r.NotAfter.UTC().Format(time.RFC3339))
+	case left < ExpiryWarning:
+		rn.emit(LevelWarn, r.Name, "the certificate expires in %s (%s) and has not been renewed; see ipcert doctor %s", left.Round(time.Minute), r.NotAfter.UTC().Format(time.RFC3339), r.Name)
+	}
+}
+
+// one plans and acts on one certificate under the lock.
+func (rn *Runner) one(ctx context.Context, name string, force bool, res *Result) CertResult {
+	out := CertResult{Name: name}
+	r, err := rn.Store.LoadRenewal(name)
+	if err != nil {
+		out.Outcome, out.Reason, out.Error = Failed, "renewal.json unusable", err.Error()
+		return out
+	}
+	now := rn.now()
+	d := Plan(r, now, rn.Rand, force)
+	dirty := false
+	if d.Action == CheckARI {
+		rn.checkARI(ctx, r, now, res)
+		dirty = true
+		d = Plan(r, now, rn.Rand, force)
+	}
+	if d.Picked {
+		r.RenewAt = d.RenewAt
+		dirty = true
+		rn.emit(LevelInfo, name, "will renew at %s (%s)", d.RenewAt.UTC().Format(time.RFC3339), strings.TrimPrefix(strings.TrimPrefix(d.Reason, "due: "), "not due until "))
+	}
+	if d.Action != Renew {
+		out.Outcome, out.Reason, out.Next = NotDue, d.Reason, d.At
+		if dirty {
+			if err := rn.Store.SaveRenewal(r); err != nil {
+				out.Outcome, out.Error = Failed, "save renewal.json: "+err.Error()
+			}
+		}
+		return out
+	}
+	rn.emit(LevelInfo, name, "renewing: %s", d.Reason)
+	return rn.renew(ctx, r, d, res)
+}
+
+func (rn *Runner) checkARI(ctx context.Context, r *store.Renewal, now time.Time, res *Result) {
+	if rn.ARI == nil || !UsesARI(r) {
+		return
+	}
+	res.Network = true
+	info, err := rn.ARI.RenewalInfo(ctx, r)
+	if err != nil {
+		rn.emit(LevelWarn, r.Name, "could not ask the CA for the renewal window (ARI): %v; falling back to half of the lifetime", err)
+	}
+	ApplyARI(r, info, err, now)
+}
+
+// identifiers is what to renew for: the stored addresses, or for an
+// --ip auto certificate the public addresses as found now.
+func (rn *Runner) identifiers(ctx context.Context, r *store.Renewal, res *Result) ([]netip.Addr, []string, error) {
+	var idents []netip.Addr
+	for _, s := range r.Identifiers {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, nil, fmt.Errorf("renewal.json lists %q, which is not an IP address; fix it or issue again", s)
+		}
+		idents = append(idents, a)
+	}
+	if !r.AutoIP || rn.PublicAddrs == nil {
+		return idents, nil, nil
+	}
+	res.Network = true
+	found, err := rn.PublicAddrs(ctx)
+	if err != nil || len(found) == 0 {
+		if err == nil {
+			err = errors.New("no source answered")
+		}
+		rn.emit(LevelWarn, r.Name, "could not find the public address (%v); renewing for %s as before", err, strings.Join(r.Identifiers, ", "))
+		return idents, nil, nil
+	}
+	now := canonical(found)
+	if slices.Equal(now, canonical(idents)) {
+		return idents, nil, nil
+	}
+	rn.emit(LevelWarn, r.Name, "!!! THE PUBLIC ADDRESS CHANGED: certificate %s was for %s, this machine is now reached at %s. Renewing for the NEW address; update DNS records, firewall rules and clients that use the old one.",
+		r.Name, strings.Join(r.Identifiers, ", "), strings.Join(now, ", "))
+	return found, slices.Clone(r.Identifiers), nil
+}
+
+func canonical(as []netip.Addr) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.Unmap().String()
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (rn *Runner) renew(ctx context.Context, r *store.Renewal, d Decision, res *Result) CertResult {
+	out := CertResult{Name: r.Name}
+	idents, changedFrom, err := rn.identifiers(ctx, r, res)
+	if err != nil {
+		return rn.fail(r, out, err)
+	}
+	out.AddressChanged = changedFrom
+	replaces := ""
+	// RFC 9773 section 5: `replaces` makes the order a renewal, which Let's
+	// Encrypt exempts from its rate limits (FACTS.md). The CA must know the
+	// old certificate (not so for a fresh local CA) and the two must share
+	// an identifier.
+	if UsesARI(r) && sharesIdentifier(r.Identifiers, idents) {
+		replaces = r.CertID
+	}
+	res.Network = true
+	nr, err := rn.Issuer.Issue(ctx, r, idents, replaces)
+	if err != nil {
+		if ctx.Err() != nil {
+			// Interrupted (Ctrl-C, the timer stopped): not the CA's fault,
+			// so no backoff; the next run simply tries again.
+			out.Outcome, out.Reason, out.Error = Failed, "interrupted", err.Error()
+			return out
+		}
+		return rn.fail(r, out, err)
+	}
+	out.Outcome, out.Reason = Renewed, d.Reason
+	out.Version, out.NotAfter, out.Serial, out.Addresses = nr.Current, nr.NotAfter, nr.Serial, nr.Identifiers
+	rn.emit(LevelInfo, r.Name, "renewed: version %d for %s is current, valid until %s", nr.Current, strings.Join(nr.Identifiers, ", "), nr.NotAfter.UTC().Format(time.RFC3339))
+
+	// Ask ARI about the new certificate now, while online, so that the
+	// next hourly runs can decide without any network.
+	now := rn.now()
+	if rn.ARI != nil && UsesARI(nr) {
+		rn.checkARI(ctx, nr, now, res)
+	}
+	if nd := Plan(nr, now, rn.Rand, false); nd.Picked {
+		nr.RenewAt = nd.RenewAt
+	}
+	if nd := Plan(nr, now, rn.Rand, false); nd.Action == Wait {
+		out.Next = nd.At
+	}
+	var derr []string
+	if rn.Deploy != nil && (len(nr.DeployHooks) > 0 || nr.Reload != "") {
+		if err := rn.Deploy.Deploy(ctx, nr, rn.Store.CurrentDir(nr.Name)); err != nil {
+			derr = append(derr, "deploy hook: "+err.Error())
+		}
+	}
+	if rn.Verify != nil && nr.VerifyAddr != "" && len(derr) == 0 {
+		v, err := rn.Store.CurrentVersion(nr.Name)
+		if err == nil {
+			err = rn.Verify.Verify(ctx, nr.VerifyAddr, v.Leaf)
+		}
+		if err != nil {
+			derr = append(derr, "verify "+nr.VerifyAddr+": "+err.Error())
+		}
+	}
+	if len(derr) > 0 {
+		out.DeployError = strings.Join(derr, "; ")
+		rn.emit(LevelError, r.Name, "the new certificate is current, but %s", out.DeployError)
+		f := store.Failure{Time: rn.now().UTC(), Step: "deploy", Detail: out.DeployError,
+			Fix: "fix the hook or the server, then run the hooks again with: ipcert renew --force " + r.Name, Retryable: true}
+		nr.LastError = &f
+	}
+	if err := rn.Store.SaveRenewal(nr); err != nil {
+		rn.emit(LevelWarn, r.Name, "could not save the renewal state: %v", err)
+	}
+	return out
+}
+
+func sharesIdentifier(old []string, now []netip.Addr) bool {
+	for _, a := range now {
+		if slices.Contains(old, a.Unmap().String()) {
+			return true
+		}
+	}
+	return false
+}
+
+// fail records a failed attempt: backoff, the error for status and doctor.
+func (rn *Runner) fail(r *store.Renewal, out CertResult, err error) CertResult {
+	now := rn.now()
+	f := FailureOf(err, now)
+	r.LastAttempt = now.UTC()
+	r.Failures++
+	wait := Backoff(r.Failures)
+	// A rate limit says when to come back (FACTS.md: honour Retry-After,
+	// never loop).
+	if p := acmeflow.ProblemOf(err); p != nil && p.RetryAfter > wait {
+		wait = p.RetryAfter
+	}
+	r.NextAttempt = now.Add(wait).UTC()
+	r.LastError = &f
+	out.Outcome, out.Reason, out.Error, out.Next = Failed, "renewal failed", err.Error(), r.NextAttempt
+	rn.emit(LevelError, r.Name, "renewal failed (attempt %d in a row): %v; next attempt at %s (in %s)", r.Failures, err, r.NextAttempt.Format(time.RFC3339), wait)
+	if serr := rn.Store.SaveRenewal(r); serr != nil {
+		rn.emit(LevelError, r.Name, "could not record the failure in renewal.json: %v", serr)
+	}
+	return out
+}
+
+// FailureOf is the stored form of a renewal error.
+func FailureOf(err error, now time.Time) store.Failure {
+	f := store.Failure{Time: now.UTC(), Detail: err.Error(), Retryable: true}
+	var ae *acmeflow.Error
+	if errors.As(err, &ae) {
+		f.Step = string(ae.Step)
+		if ae.Problem != nil {
+			f.Problem = ae.Problem.Type
+			f.Detail = ae.Problem.String()
+		}
+		for _, v := range ae.Seen {
+			f.Evidence = append(f.Evidence, v.String())
+		}
+	}
+	return f
+}
+
+// rehearse obtains a certificate through Rehearsal without touching the
+// store: a dry run of everything but the final write and the hooks.
+func (rn *Runner) rehearse(ctx context.Context, name string) CertResult {
+	out := CertResult{Name: name}
+	r, err := rn.Store.LoadRenewal(name)
+	if err != nil {
+		out.Outcome, out.Reason, out.Error = Failed, "renewal.json unusable", err.Error()
+		return out
+	}
+	if rn.Rehearsal == nil {
+		out.Outcome, out.Error = Failed, "no rehearsal CA configured"
+		return out
+	}
+	idents, changed, err := rn.identifiers(ctx, r, &Result{})
+	if err != nil {
+		out.Outcome, out.Error = Failed, err.Error()
+		return out
+	}
+	out.AddressChanged = changed
+	rn.emit(LevelInfo, name, "rehearsing the renewal for %s (nothing is stored)", strings.Join(canonical(idents), ", "))
+	nr, err := rn.Rehearsal.Issue(ctx, r, idents, "")
+	if err != nil {
+		out.Outcome, out.Reason, out.Error = Failed, "rehearsal failed", err.Error()
+		rn.emit(LevelError, name, "rehearsal failed: %v", err)
+		return out
+	}
+	out.Outcome, out.Reason = Rehearsed, "dry run: a certificate was obtained and discarded"
+	out.NotAfter, out.Serial, out.Addresses = nr.NotAfter, nr.Serial, nr.Identifiers
+	if len(r.DeployHooks) > 0 || r.Reload != "" {
+		rn.emit(LevelInfo, name, "dry run: the deploy hooks were not run (reload %q, %d command(s))", r.Reload, len(r.DeployHooks))
+	}
+	return out
+}
