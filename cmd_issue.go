@@ -87,6 +87,7 @@ type issueFlags struct {
 	agreeTOS   bool
 	name       string
 	quiet      bool
+	timeout    time.Duration
 }
 
 func runIssue(ctx context.Context, args []string, s stdio) int {
@@ -106,6 +107,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	fs.BoolVar(&f.agreeTOS, "agree-tos", false, "agree to the CA's terms of service (needed to register an account)")
 	fs.StringVar(&f.name, "name", "", "certificate name in the store (default derived from the addresses)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress on stderr")
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long (the CA keeps a pending authorization for an hour)")
 	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
 		return code
 	}
@@ -115,6 +117,11 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	}
 	closeLog := setupDebugLog(f.debug, s.Err)
 	defer closeLog()
+	if f.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.timeout)
+		defer cancel()
+	}
 
 	idents, auto, err := resolveIPs(ctx, f.ips, s)
 	if err != nil {
@@ -242,6 +249,10 @@ func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, id
 	if errors.Is(err, store.ErrLocked) {
 		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
 		return exitLocked
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		fmt.Fprintf(s.Err, "ipcert issue: gave up: the run took longer than --timeout; the current certificate (if any) is unchanged\n  it was at: %v\n", err)
+		return exitFailure
 	}
 	if ctx.Err() != nil {
 		fmt.Fprintln(s.Err, "ipcert issue: interrupted; the current certificate (if any) is unchanged")
