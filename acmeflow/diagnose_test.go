@@ -1,0 +1,208 @@
+package acmeflow
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-acme/lego/v4/acme"
+	"github.com/ipcert/ipcert/acmeflow/store"
+)
+
+// leProblem loads one of Let's Encrypt's problem documents from
+// testdata/problems as lego returns it.
+func leProblem(t *testing.T, name string) *acme.ProblemDetails {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "problems", name+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pd acme.ProblemDetails
+	if err := json.Unmarshal(b, &pd); err != nil {
+		t.Fatal(err)
+	}
+	return &pd
+}
+
+func problemDoc(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "problems", name+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type diagWant struct {
+	code      string
+	cause     []string // substrings of Cause
+	fix       []string // substrings of Fix or Command
+	evidence  []string // substrings of some evidence line
+	retryable bool
+}
+
+func checkDiag(t *testing.T, d Diagnosis, w diagWant) {
+	t.Helper()
+	if d.Code != w.code {
+		t.Errorf("code = %q, want %q\n  cause: %s\n  problem: %v\n  error: %s", d.Code, w.code, d.Cause, d.Problem, d.Error)
+	}
+	for _, s := range w.cause {
+		if !strings.Contains(strings.ToLower(d.Cause), strings.ToLower(s)) {
+			t.Errorf("cause %q lacks %q", d.Cause, s)
+		}
+	}
+	for _, s := range w.fix {
+		if !strings.Contains(strings.ToLower(d.Fix+" "+d.Command), strings.ToLower(s)) {
+			t.Errorf("fix %q / command %q lacks %q", d.Fix, d.Command, s)
+		}
+	}
+	for _, s := range w.evidence {
+		found := false
+		for _, e := range d.Evidence {
+			found = found || strings.Contains(strings.ToLower(e), strings.ToLower(s))
+		}
+		if !found {
+			t.Errorf("evidence %q lacks %q", d.Evidence, s)
+		}
+	}
+	if d.Retryable != w.retryable {
+		t.Errorf("retryable = %v, want %v", d.Retryable, w.retryable)
+	}
+	if d.Title == "" || d.Fix == "" || d.Retry == "" {
+		t.Errorf("incomplete diagnosis: %+v", d)
+	}
+}
+
+func seenReq(remote string, answered bool) ValidatorRequest {
+	return ValidatorRequest{Time: time.Date(2026, 11, 28, 20, 0, 0, 0, time.UTC), Challenge: ChallengeHTTP01, Remote: remote, Local: "203.0.113.7:80",
+		Path: "/.well-known/acme-challenge/YG8", Status: 200, Answered: answered}
+}
+
+// TestDiagnoseLetsEncryptProblems runs every Let's Encrypt problem document
+// of testdata/problems through the catalogue, at the step the engine meets
+// it, with the local evidence that decides between causes.
+func TestDiagnoseLetsEncryptProblems(t *testing.T) {
+	now := time.Date(2026, 11, 28, 20, 42, 10, 0, time.UTC)
+	chal := func(doc string) error {
+		pd := leProblem(t, doc)
+		return &Error{Step: StepChallenge, Identifier: "203.0.113.7", Problem: fromLego(pd)}
+	}
+	at := func(step Step, err error) error { return stepErr(step, "", err) }
+	seenNone := Evidence{Challenge: ChallengeHTTP01, SeenKnown: true}
+	tlsNone := Evidence{Challenge: ChallengeTLSALPN01, SeenKnown: true}
+	cases := []struct {
+		name string
+		err  error
+		ev   Evidence
+		want diagWant
+	}{
+		{"timeout, nothing arrived, firewall", chal("connection-timeout"), Evidence{Challenge: ChallengeHTTP01, SeenKnown: true, Firewall: []string{"ufw ipv4 port 80: DENY IN Anywhere"}, NAT: "cloud-1to1", Cloud: "aws"},
+			diagWant{code: DiagConnectTimeout, cause: []string{"port 80", "host firewall blocks it", "security group"}, fix: []string{"open tcp port 80", "ufw allow 80/tcp"}, evidence: []string{"no validator request reached our responder", "firewall: ufw", "NAT: cloud-1to1 (aws)"}}},
+		{"timeout behind CGNAT", chal("connection-timeout"), Evidence{Challenge: ChallengeHTTP01, SeenKnown: true, NAT: "cgnat"},
+			diagWant{code: DiagConnectTimeout, cause: []string{"carrier-grade NAT", "IPv6"}, fix: []string{"open tcp port 80"}}},
+		{"refused", chal("connection-refused"), seenNone,
+			diagWant{code: DiagConnectRefused, cause: []string{"nothing listens on port 80"}, fix: []string{"0.0.0.0:80", "[::]:80"}}},
+		{"reset", chal("connection-reset"), seenNone,
+			diagWant{code: DiagConnectReset, cause: []string{"reset"}, fix: []string{"port 80"}}},
+		{"secondary validation, primary seen", chal("secondary-timeout"), Evidence{Challenge: ChallengeHTTP01, SeenKnown: true, Seen: []ValidatorRequest{seenReq("23.178.112.10:41234", true)}},
+			diagWant{code: DiagSecondary, cause: []string{"primary validator reached", "geo-blocking", "fail2ban", "WAF"}, fix: []string{"whole internet"}, evidence: []string{"answered 1 of 1 validator requests, from 23.178.112.10"}}},
+		{"404 with a web root", chal("unauthorized-404"), Evidence{Challenge: ChallengeHTTP01, WebRoot: "/var/www/html", SeenKnown: true},
+			diagWant{code: DiagWebRootNotServed, cause: []string{"/var/www/html", "404", "default server"}, fix: []string{"--webroot"}, evidence: []string{"cannot see the validator's requests"}}},
+		{"404 standalone, validator never reached us", chal("unauthorized-404"), seenNone,
+			diagWant{code: DiagForeignServer, cause: []string{"404", "none of its requests reached our responder"}, fix: []string{"forward tcp 80"}}},
+		{"router page", chal("unauthorized-wrong-content"), seenNone,
+			diagWant{code: DiagForeignServer, cause: []string{"router"}, fix: []string{"forward tcp 80"}, evidence: []string{"Router Login"}}},
+		{"wrong content via web root", chal("unauthorized-wrong-content"), Evidence{Challenge: ChallengeHTTP01, WebRoot: "/srv/www", SeenKnown: true},
+			diagWant{code: DiagWrongContent, cause: []string{"/srv/www", "rewrite"}, fix: []string{"default server"}}},
+		{"redirect to port 8443", chal("redirect-port"), seenNone,
+			diagWant{code: DiagRedirectPort, cause: []string{"ports 80 and 443"}, fix: []string{"exempt /.well-known/acme-challenge/"}}},
+		{"too many redirects", chal("too-many-redirects"), seenNone,
+			diagWant{code: DiagTooManyRedirects, cause: []string{"again and again"}, fix: []string{"exempt /.well-known/acme-challenge/"}}},
+		{"HTTP on the TLS port", chal("tls-http-on-tls-port"), tlsNone,
+			diagWant{code: DiagHTTPOnTLSPort, cause: []string{"plain HTTP", "port 443"}, fix: []string{"--challenge http-01"}, evidence: []string{"another server answered on port 443"}}},
+		{"no ALPN", chal("tls-no-alpn"), tlsNone,
+			diagWant{code: DiagNoALPN, cause: []string{"acme-tls/1", "proxy"}, fix: []string{"--challenge http-01"}, evidence: []string{"another server answered"}}},
+		{"wrong validation certificate", chal("tls-wrong-certificate"), tlsNone,
+			diagWant{code: DiagWrongCert, cause: []string{"7.113.0.203.in-addr.arpa"}, fix: []string{"--challenge http-01"}}},
+		{"rate limited, exact set", at(StepOrder, &acme.RateLimitedError{ProblemDetails: leProblem(t, "rateLimited-exact-set"), RetryAfter: "45000"}), Evidence{Now: now},
+			diagWant{code: DiagRateLimited, cause: []string{"5 certificates per exact set"}, fix: []string{"renewals"}, evidence: []string{"Retry-After: 12h30m0s"}, retryable: true}},
+		{"rate limited, failed authorizations", at(StepOrder, &acme.RateLimitedError{ProblemDetails: leProblem(t, "rateLimited-failed-authorizations")}), Evidence{Now: now},
+			diagWant{code: DiagRateLimited, cause: []string{"5 failed validations per identifier"}, fix: []string{"staging"}, retryable: true}},
+		{"rate limited, new orders", at(StepOrder, &acme.RateLimitedError{ProblemDetails: leProblem(t, "rateLimited-new-orders")}), Evidence{Now: now},
+			diagWant{code: DiagRateLimited, cause: []string{"300 new orders"}, fix: []string{"loop"}, retryable: true}},
+		{"rate limited, new accounts", at(StepAccount, &acme.RateLimitedError{ProblemDetails: leProblem(t, "rateLimited-new-registrations")}), Evidence{Now: now},
+			diagWant{code: DiagRateLimited, cause: []string{"10 new accounts"}, fix: []string{"--state-dir"}, retryable: true}},
+		{"reserved address", at(StepOrder, leProblem(t, "rejectedIdentifier-reserved")), Evidence{},
+			diagWant{code: DiagRejectedReserved, cause: []string{"special-purpose", "RFC1918"}, fix: []string{"public address"}}},
+		{"profile without IPs", at(StepOrder, leProblem(t, "rejectedIdentifier-profile")), Evidence{},
+			diagWant{code: DiagRejectedProfile, cause: []string{"shortlived"}, fix: []string{"shortlived"}}},
+		{"non-canonical address", at(StepOrder, leProblem(t, "rejectedIdentifier-noncanonical")), Evidence{},
+			diagWant{code: DiagRejectedCanonical, cause: []string{"RFC 5952"}, fix: []string{"as ipcert prints it"}}},
+		{"IP in the CN", at(StepFinalize, leProblem(t, "badCSR-ip-in-cn")), Evidence{},
+			diagWant{code: DiagBadCSRCommonName, cause: []string{"empty subject"}, fix: []string{"upgrade"}}},
+		{"invalid profile", at(StepOrder, leProblem(t, "invalidProfile")), Evidence{},
+			diagWant{code: DiagInvalidProfile, cause: []string{"shortlived-beta", "shortlived"}, fix: []string{"shortlived"}}},
+		{"server internal", at(StepOrder, leProblem(t, "serverInternal")), Evidence{},
+			diagWant{code: DiagServerInternal, cause: []string{"nothing on this machine"}, fix: []string{"letsencrypt.status.io"}, retryable: true}},
+		{"bad nonce", at(StepOrder, &acme.NonceError{ProblemDetails: leProblem(t, "badNonce")}), Evidence{},
+			diagWant{code: DiagBadNonce, cause: []string{"proxy"}, fix: []string{"NO_PROXY"}, retryable: true}},
+		{"invalid contact", at(StepAccount, leProblem(t, "invalidContact")), Evidence{},
+			diagWant{code: DiagAccount, cause: []string{"contact"}, fix: []string{"--email"}}},
+		{"new terms", at(StepAccount, leProblem(t, "userActionRequired")), Evidence{},
+			diagWant{code: DiagAccount, cause: []string{"terms"}, fix: []string{"--agree-tos"}}},
+		{"port busy", &Error{Step: StepResponder, Err: bindHint(&net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}, ":80")}, Evidence{PortOwner: "nginx (pid 812) on 0.0.0.0:80"},
+			diagWant{code: DiagPortBusy, cause: []string{"nginx (pid 812)"}, fix: []string{"--webroot"}, evidence: []string{"port owner: nginx"}}},
+		{"port forbidden", &Error{Step: StepResponder, Err: bindHint(&net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EACCES)}, ":80")}, Evidence{},
+			diagWant{code: DiagPortForbidden, cause: []string{"CAP_NET_BIND_SERVICE"}, fix: []string{"setcap"}}},
+		{"CA DNS", &Error{Step: StepDirectory, Err: fmt.Errorf("get directory at 'https://acme-v02.api.letsencrypt.org/directory': %w", &net.DNSError{Err: "no such host", Name: "acme-v02.api.letsencrypt.org", IsNotFound: true})}, Evidence{},
+			diagWant{code: DiagCADNS, cause: []string{"acme-v02.api.letsencrypt.org"}, fix: []string{"resolv.conf"}, retryable: true}},
+		{"interrupted", &Error{Step: StepChallenge, Err: fmt.Errorf("%w (poll)", context.Canceled)}, Evidence{},
+			diagWant{code: DiagInterrupted, cause: []string{"stopped"}, fix: []string{"run the command again"}, retryable: true}},
+		{"locked", &Error{Step: StepStore, Err: store.ErrLocked}, Evidence{},
+			diagWant{code: DiagLocked, cause: []string{"two runs"}, fix: []string{"wait"}, retryable: true}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := Diagnose(c.err, c.ev)
+			checkDiag(t, d, c.want)
+		})
+	}
+}
+
+func TestDiagnoseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 28, 20, 42, 10, 0, time.UTC)
+	// Only the detail's time: the wait is counted from now.
+	d := Diagnose(stepErr(StepOrder, "", &acme.RateLimitedError{ProblemDetails: leProblem(t, "rateLimited-failed-authorizations")}), Evidence{Now: now})
+	if d.RetryAfter != time.Hour || !d.RetryAt.Equal(now.Add(time.Hour)) || !strings.Contains(d.Retry, "2026-11-28 21:42:10 UTC") {
+		t.Errorf("retry after %v at %v (%s)", d.RetryAfter, d.RetryAt, d.Retry)
+	}
+	// The header wins for the wait; the JSON carries seconds.
+	d = Diagnose(stepErr(StepOrder, "", &acme.RateLimitedError{ProblemDetails: leProblem(t, "rateLimited-new-orders"), RetryAfter: "90"}), Evidence{Now: now})
+	b, _ := json.Marshal(d)
+	if d.RetryAfter != 90*time.Second || !strings.Contains(string(b), `"retry_after_seconds":90`) || !strings.Contains(string(b), `"rate_limit":"300 new orders per account per 3 hours"`) {
+		t.Errorf("retry after %v, json %s", d.RetryAfter, b)
+	}
+	f := d.Failure(now)
+	if f.Code != DiagRateLimited || !f.Retryable || f.RetryAt.IsZero() || f.Problem != ProblemRateLimited || f.Fix == "" {
+		t.Errorf("failure record %+v", f)
+	}
+}
+
+// TestDiagnoseFromStoredFailure: doctor re-diagnoses a failure kept in
+// renewal.json and reaches the same conclusion.
+func TestDiagnoseFromStoredFailure(t *testing.T) {
+	err := &Error{Step: StepChallenge, Identifier: "203.0.113.7", Problem: fromLego(leProblem(t, "secondary-timeout")), Seen: []ValidatorRequest{seenReq("23.178.112.10:4000", true)}}
+	first := Diagnose(err, Evidence{Challenge: ChallengeHTTP01})
+	f := first.Failure(time.Now())
+	again := Diagnose(ErrorFromFailure(f), Evidence{Challenge: ChallengeHTTP01, SeenKnown: true, Seen: []ValidatorRequest{{Remote: f.Validators[0]}}})
+	if first.Code != DiagSecondary || again.Code != first.Code || again.Cause != first.Cause {
+		t.Errorf("first %s / again %s: %s", first.Code, again.Code, again.Cause)
+	}
+}
