@@ -77,7 +77,7 @@ func runPreflight(ctx context.Context, args []string, s stdio) int {
 	fs.Var(&stun4, "stun4", "IPv4 STUN server HOST:PORT (repeatable)")
 	fs.Var(&stun6, "stun6", "IPv6 STUN server HOST:PORT (repeatable)")
 	noUPnP := fs.Bool("no-upnp", false, "do not search for UPnP gateways (SSDP multicast)")
-	natpmp := fs.String("natpmp", "", "NAT-PMP server HOST:PORT, or off (default: the default gateway, port 5351)")
+	natpmp := fs.String("natpmp", "gateway", "NAT-PMP server: gateway (the default gateway, port 5351), HOST:PORT, or off")
 	metadata := fs.String("metadata-url", "", "cloud metadata service base URL (default http://169.254.169.254)")
 	root := fs.String("root", "", "read /proc, /sys and /etc under this directory (default /)")
 	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
@@ -121,6 +121,9 @@ func runPreflight(ctx context.Context, args []string, s stdio) int {
 		env.DiscoverIGD = nil
 	}
 	env.NATPMP, env.Root = *natpmp, *root
+	if env.NATPMP == "" {
+		env.NATPMP = "off"
+	}
 	if *metadata != "" {
 		env.MetadataURL = *metadata
 	}

@@ -89,9 +89,10 @@ type Env struct {
 	// the LAN by default) and returns their description URLs. Nil turns
 	// UPnP off.
 	DiscoverIGD func(ctx context.Context) ([]*url.URL, error)
-	// NATPMP is the router's NAT-PMP address (host:port). Empty means the
-	// default gateway from /proc/net/route on port 5351 (RFC 6886); "off"
-	// turns NAT-PMP off.
+	// NATPMP is the router's NAT-PMP server: "gateway" for the default
+	// gateway from /proc/net/route on port 5351 (RFC 6886), or host:port.
+	// Empty or "off" turns NAT-PMP off, so a zero Env sends nothing to
+	// the LAN.
 	NATPMP string
 }
 
@@ -128,6 +129,7 @@ func DefaultEnv() Env {
 		// The link-local metadata address every major cloud uses.
 		MetadataURL: "http://169.254.169.254",
 		DiscoverIGD: discoverIGD,
+		NATPMP:      "gateway",
 	}
 }
 

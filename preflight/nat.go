@@ -202,7 +202,7 @@ func routerExternal(ctx context.Context, env Env, mapPorts bool, ports []int, lo
 	} else {
 		ev = append(ev, "UPnP: off")
 	}
-	if env.NATPMP != "off" {
+	if env.NATPMP != "off" && env.NATPMP != "" {
 		n++
 		go func() {
 			a, m, notes := natpmpExternal(ctx, env, mapPorts, ports)
@@ -311,16 +311,25 @@ func upnpMap(ctx context.Context, c igdClient, ports []int, local netip.Addr) []
 				m.Error = fmt.Sprintf("the router forwards to internal port %d", ip)
 			}
 		}
-		m.Removed = c.DeletePortMappingCtx(context.WithoutCancel(ctx), "", uint16(p), "TCP") == nil
+		dctx, cancel := cleanupCtx(ctx)
+		m.Removed = c.DeletePortMappingCtx(dctx, "", uint16(p), "TCP") == nil
+		cancel()
 		out = append(out, m)
 	}
 	return out
 }
 
+// cleanupCtx outlives ctx so that a mapping is removed even when the
+// check's time ran out, but is bounded itself: a router that stopped
+// answering must not hold the run.
+func cleanupCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+}
+
 // natpmpAddr is the NAT-PMP server: Env.NATPMP, or the default gateway
 // from /proc/net/route on port 5351.
 func natpmpAddr(env Env) (string, error) {
-	if env.NATPMP != "" {
+	if env.NATPMP != "gateway" {
 		return env.NATPMP, nil
 	}
 	b, err := os.ReadFile(env.path("proc/net/route"))
@@ -420,7 +429,9 @@ func natpmpExternal(ctx context.Context, env Env, mapPorts bool, ports []int) (n
 			// A lifetime of 0 and external port 0 delete the mapping.
 			binary.BigEndian.PutUint16(req[6:8], 0)
 			binary.BigEndian.PutUint32(req[8:12], 0)
-			_, derr := natpmpCall(context.WithoutCancel(ctx), env, server, req, 2, 16)
+			dctx, cancel := cleanupCtx(ctx)
+			_, derr := natpmpCall(dctx, env, server, req, 2, 16)
+			cancel()
 			m.Removed = derr == nil
 			maps = append(maps, m)
 		}

@@ -301,7 +301,7 @@ func TestNATDoubleAndUnknown(t *testing.T) {
 
 func TestNATPMPGatewayFromProcRoute(t *testing.T) {
 	env := offlineEnv(t)
-	env.NATPMP = ""
+	env.NATPMP = "gateway"
 	env.Root = testdata("proc-nginx")
 	if a, err := natpmpAddr(env); err != nil || a != "192.168.1.1:5351" {
 		t.Errorf("natpmpAddr = %q, %v", a, err)
