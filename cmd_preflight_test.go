@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ipcert/ipcert/preflight"
 )
 
 // deadPort is a loopback port with nothing listening.
@@ -105,5 +108,30 @@ func TestPreflightFlagsFromEnvAndUsage(t *testing.T) {
 	}
 	if code, _, errs := runCmd(t, []string{"preflight", "--help"}, nil); code != exitOK || !strings.Contains(errs, "Exit codes") {
 		t.Errorf("exit %d: %s", code, errs)
+	}
+}
+
+func TestPrintPreflightChecklist(t *testing.T) {
+	rep := preflight.Report{
+		Verdict: preflight.StatusFail,
+		Addrs:   []netip.Addr{netip.MustParseAddr("8.8.4.4")},
+		Results: []preflight.Result{
+			{ID: "ports", Title: "Ports 80 and 443", Status: preflight.StatusOK, Summary: "free", Evidence: []string{"tcp ipv4 port 80: free"}},
+			{ID: "firewall", Title: "Host firewall", Status: preflight.StatusFail, Summary: "blocked: tcp 80", Evidence: []string{"iptables ipv4 tcp 80: BLOCKED by -A INPUT -j REJECT"}, Fix: "sudo iptables -I INPUT ..."},
+		},
+	}
+	var b bytes.Buffer
+	printPreflight(&b, rep, false)
+	want := `Preflight for 8.8.4.4 (0 ms)
+
+[ ok ] Ports 80 and 443: free
+[FAIL] Host firewall: blocked: tcp 80
+         - iptables ipv4 tcp 80: BLOCKED by -A INPUT -j REJECT
+         fix: sudo iptables -I INPUT ...
+
+Verdict: validation will probably FAIL until the failures above are fixed. Rehearse on staging: ipcert issue --ca staging
+`
+	if b.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
