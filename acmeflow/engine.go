@@ -372,7 +372,7 @@ func (e *Engine) register(ctx context.Context, hc *http.Client, ua string, req R
 	}
 	caKey := store.CAKey(req.Directory, req.CAKey)
 	if err := e.Store.SaveAccount(caKey, "default", &store.Account{URI: acct.Location, Directory: req.Directory, Email: req.Email, Created: e.now().UTC()}, keyPEM); err != nil {
-		return nil, "", &Error{Step: StepAccount, Err: fmt.Errorf("save account: %w", err)}
+		return nil, "", &Error{Step: StepAccount, Err: e.Store.Explain(fmt.Errorf("save account: %w", err))}
 	}
 	em.info(StepAccount, "", "Registered account %s", acct.Location)
 	return core, acct.Location, nil

@@ -75,7 +75,7 @@ func (e *Engine) Issue(ctx context.Context, req Request, opts IssueOptions) (*Is
 		Root: opts.RootPEM, Combined: combined,
 	})
 	if err != nil {
-		return nil, &Error{Step: StepStore, Err: fmt.Errorf("write the new version: %w", err)}
+		return nil, &Error{Step: StepStore, Err: e.Store.Explain(fmt.Errorf("write the new version: %w", err))}
 	}
 	r := &store.Renewal{}
 	if opts.Renewal != nil {
@@ -113,10 +113,10 @@ func (e *Engine) Issue(ctx context.Context, req Request, opts IssueOptions) (*Is
 	// names the new pair and renewal.json still describes the older one,
 	// which only makes the next renewal come early, never late.
 	if err := e.Store.Activate(name, n); err != nil {
-		return nil, &Error{Step: StepStore, Err: fmt.Errorf("make version %d current: %w", n, err)}
+		return nil, &Error{Step: StepStore, Err: e.Store.Explain(fmt.Errorf("make version %d current: %w", n, err))}
 	}
 	if err := e.Store.SaveRenewal(r); err != nil {
-		return nil, &Error{Step: StepStore, Err: fmt.Errorf("write renewal.json: %w", err)}
+		return nil, &Error{Step: StepStore, Err: e.Store.Explain(fmt.Errorf("write renewal.json: %w", err))}
 	}
 	if err := e.Store.Prune(name, KeepVersions); err != nil {
 		em.emit(Event{Kind: EventWarning, Step: StepStore, Message: "could not remove old versions: " + err.Error()})

@@ -40,7 +40,7 @@ func (s *Store) Lock(ctx context.Context, wait bool) (unlock func(), err error) 
 	path := filepath.Join(s.root, ".lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, fileMode)
 	if err != nil {
-		return nil, fmt.Errorf("open lock file: %w", err)
+		return nil, explainFS(s.root, fmt.Errorf("open lock file: %w", err))
 	}
 	for {
 		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)

@@ -39,11 +39,11 @@ func Open(root string) (*Store, error) {
 		return nil, err
 	}
 	if err := mkdirPrivate(abs); err != nil {
-		return nil, fmt.Errorf("state directory %s: %w; choose another with --state-dir", abs, err)
+		return nil, explainFS(abs, fmt.Errorf("state directory %s: %w", abs, err))
 	}
 	for _, sub := range []string{"accounts", "certs"} {
 		if err := mkdirPrivate(filepath.Join(abs, sub)); err != nil {
-			return nil, fmt.Errorf("state directory %s: %w", abs, err)
+			return nil, explainFS(abs, fmt.Errorf("state directory %s: %w", abs, err))
 		}
 	}
 	return &Store{root: abs}, nil
