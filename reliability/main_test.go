@@ -22,6 +22,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Reachable for other users: one test runs the binary as nobody.
+	_ = os.Chmod(dir, 0o755)
 	bin = filepath.Join(dir, "ipcert")
 	_, file, _, _ := runtime.Caller(0)
 	build := exec.Command("go", "build", "-o", bin, ".")
