@@ -1,0 +1,439 @@
+package deploy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Names of the renewal job's files.
+const (
+	TimerServiceName    = "ipcert-renew.service"
+	TimerTimerName      = "ipcert-renew.timer"
+	TimerCronName       = "ipcert-renew" // in /etc/cron.d: no dot, cron ignores names with one
+	TimerDefaultUnitDir = "/etc/systemd/system"
+	TimerDefaultCronDir = "/etc/cron.d"
+)
+
+// TimerMode says how the renewal job is scheduled.
+type TimerMode string
+
+const (
+	TimerAuto    TimerMode = ""        // systemd when it is PID 1, else cron
+	TimerSystemd TimerMode = "systemd" // a service and a timer
+	TimerCron    TimerMode = "cron"    // a line in /etc/cron.d
+)
+
+// TimerConfig is what the renewal job runs.
+type TimerConfig struct {
+	// Binary is the absolute path of the ipcert executable.
+	Binary string
+	// StateDir is the state directory: passed to renew, and the one
+	// directory the service may write.
+	StateDir string
+	// WritablePaths are further directories renew writes: web roots that
+	// http-01 answers go into.
+	WritablePaths []string
+	// Minute is the cron minute (0-59); -1 picks one at random, so that
+	// machines do not all knock at the CA at the same minute (FACTS.md:
+	// randomise batch jobs).
+	Minute int
+}
+
+func (c TimerConfig) check() error {
+	paths := append([]string{c.Binary, c.StateDir}, c.WritablePaths...)
+	for i, p := range paths {
+		if p == "" && i < 2 {
+			return errors.New("the renewal job needs the ipcert binary and the state directory")
+		}
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("%q is not an absolute path; the timer runs from /, give the full path", p)
+		}
+		// systemd unit files and crontabs each have their own quoting and
+		// specifier rules ('%' is special in both): paths that need any of
+		// them are refused rather than half-escaped.
+		if strings.ContainsAny(p, " \t\n\"'\\%$`;&|<>*?") {
+			return fmt.Errorf("path %q has a space or a character unit files and crontabs treat specially; move it to a plain path", p)
+		}
+	}
+	return nil
+}
+
+// TimerUnits returns the systemd service and timer that run `ipcert renew`
+// every hour.
+//
+// The service is hardened (systemd-analyze security rates it about 1.8,
+// "OK"): the whole file system is read-only except the state directory and
+// the configured web roots, /tmp is private, no new privileges, and the
+// only capability is CAP_NET_BIND_SERVICE, for the http-01 (80) and
+// tls-alpn-01 (443) responders. It still runs as root, because the reload
+// hooks must be able to ask systemd to reload a web server
+// ("systemctl reload nginx"), which systemd grants to uid 0 over its
+// private AF_UNIX socket without polkit; AF_UNIX is allowed for that (and
+// for the journal), AF_NETLINK for listing interfaces when following the
+// public address. The price: a user deploy hook also runs inside this
+// sandbox, so a hook that writes outside the state directory, or needs a
+// privileged system call (chown, setuid), fails; give it its paths with
+// ReadWritePaths in a drop-in (systemctl edit ipcert-renew.service).
+func TimerUnits(c TimerConfig) (service, timer []byte, err error) {
+	if err := c.check(); err != nil {
+		return nil, nil, err
+	}
+	rw := append([]string{c.StateDir}, c.WritablePaths...)
+	var s bytes.Buffer
+	fmt.Fprintf(&s, `# Written by "ipcert timer install"; "ipcert timer remove" deletes it.
+[Unit]
+Description=Renew ipcert certificates that are due
+Documentation=man:systemd.exec(5)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=%s renew --quiet --state-dir %s
+# 10: renewed; 4: another ipcert run held the lock (it renews instead).
+SuccessExitStatus=10 4
+TimeoutStartSec=30min
+UMask=0077
+ReadWritePaths=%s
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateMounts=yes
+PrivateIPC=yes
+DevicePolicy=closed
+NoNewPrivileges=yes
+CapabilityBoundingSet=CAP_NET_BIND_SERVICE
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+ProcSubset=pid
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+RemoveIPC=yes
+KeyringMode=private
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged @resources
+SystemCallErrorNumber=EPERM
+`, c.Binary, c.StateDir, strings.Join(rw, " "))
+	t := []byte(`# Written by "ipcert timer install"; "ipcert timer remove" deletes it.
+[Unit]
+Description=Run ipcert renew every hour
+
+[Timer]
+OnCalendar=hourly
+# A random but fixed offset per machine: spreads the load on the CA
+# (FACTS.md) and keeps the runs an hour apart.
+RandomizedDelaySec=1h
+FixedRandomDelay=true
+# A run missed while the machine was off happens at the next boot.
+Persistent=true
+AccuracySec=1min
+
+[Install]
+WantedBy=timers.target
+`)
+	return s.Bytes(), t, nil
+}
+
+// TimerCronEntry returns /etc/cron.d/ipcert-renew: hourly at c.Minute,
+// output to syslog.
+func TimerCronEntry(c TimerConfig, rnd *rand.Rand) ([]byte, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	m := c.Minute
+	if m < 0 || m > 59 {
+		m = rnd.IntN(60)
+	}
+	return fmt.Appendf(nil, `# Written by "ipcert timer install"; "ipcert timer remove" deletes it.
+# Renew ipcert certificates every hour, at a minute chosen at random for
+# this machine (it spreads the load on the CA).
+SHELL=/bin/sh
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+%d * * * * root %s renew --quiet --state-dir %s 2>&1 | logger -t ipcert-renew
+`, m, c.Binary, c.StateDir), nil
+}
+
+// TimerSystemdRunning reports whether systemd is the init system of the
+// machine whose root is root (sd_booted(3): /run/systemd/system exists).
+func TimerSystemdRunning(root string) bool {
+	fi, err := os.Stat(filepath.Join(root, "run/systemd/system"))
+	return err == nil && fi.IsDir()
+}
+
+// TimerOptions say where the job goes.
+type TimerOptions struct {
+	Config TimerConfig
+	Mode   TimerMode
+	// UnitDir and CronDir default to /etc/systemd/system and /etc/cron.d.
+	// systemctl is called only for the default UnitDir: units written
+	// elsewhere (tests, images being built) are not the running system's.
+	UnitDir, CronDir string
+	// Root is the file system root for detection; default "/".
+	Root   string
+	Runner Runner // default ExecRunner
+	Rand   *rand.Rand
+}
+
+func (o *TimerOptions) defaults() {
+	if o.Root == "" {
+		o.Root = "/"
+	}
+	if o.Runner == nil {
+		o.Runner = ExecRunner{}
+	}
+	if o.Rand == nil {
+		o.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	if o.Mode == TimerAuto {
+		switch {
+		case o.UnitDir != "":
+			o.Mode = TimerSystemd
+		case o.CronDir != "":
+			o.Mode = TimerCron
+		case TimerSystemdRunning(o.Root):
+			o.Mode = TimerSystemd
+		default:
+			o.Mode = TimerCron
+		}
+	}
+	if o.UnitDir == "" {
+		o.UnitDir = filepath.Join(o.Root, TimerDefaultUnitDir)
+	}
+	if o.CronDir == "" {
+		o.CronDir = filepath.Join(o.Root, TimerDefaultCronDir)
+	}
+}
+
+func (o *TimerOptions) liveSystemd() bool {
+	return filepath.Clean(o.UnitDir) == filepath.Join(o.Root, TimerDefaultUnitDir) && TimerSystemdRunning(o.Root)
+}
+
+// TimerResult says what install or remove did.
+type TimerResult struct {
+	Mode     TimerMode `json:"mode"`
+	Files    []string  `json:"files"`
+	Commands []string  `json:"commands,omitempty"` // systemctl calls made
+	// Unchanged: the files already had this content.
+	Unchanged bool `json:"unchanged,omitempty"`
+}
+
+// TimerInstall writes the job's files and, for the running systemd,
+// reloads it and enables the timer.
+func TimerInstall(ctx context.Context, o TimerOptions) (TimerResult, error) {
+	o.defaults()
+	res := TimerResult{Mode: o.Mode}
+	var files map[string][]byte
+	switch o.Mode {
+	case TimerSystemd:
+		svc, tmr, err := TimerUnits(o.Config)
+		if err != nil {
+			return res, err
+		}
+		files = map[string][]byte{filepath.Join(o.UnitDir, TimerServiceName): svc, filepath.Join(o.UnitDir, TimerTimerName): tmr}
+	case TimerCron:
+		path := filepath.Join(o.CronDir, TimerCronName)
+		// Keep the minute of an existing entry: reinstalling must not move
+		// the job around.
+		if old, err := os.ReadFile(path); err == nil {
+			if m, ok := timerCronMinute(old); ok && o.Config.Minute < 0 {
+				o.Config.Minute = m
+			}
+		}
+		line, err := TimerCronEntry(o.Config, o.Rand)
+		if err != nil {
+			return res, err
+		}
+		files = map[string][]byte{path: line}
+	default:
+		return res, fmt.Errorf("unknown timer mode %q; use systemd or cron", o.Mode)
+	}
+	changed := false
+	for _, path := range slices.Sorted(maps.Keys(files)) {
+		res.Files = append(res.Files, path)
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, files[path]) {
+			continue
+		}
+		changed = true
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return res, fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+		}
+		if err := timerWriteFile(path, files[path]); err != nil {
+			return res, err
+		}
+	}
+	res.Unchanged = !changed
+	if o.Mode == TimerSystemd && o.liveSystemd() {
+		for _, args := range [][]string{{"daemon-reload"}, {"enable", "--now", TimerTimerName}} {
+			c := Cmd{Path: "systemctl", Args: args}
+			res.Commands = append(res.Commands, c.String())
+			if out, err := o.Runner.Run(ctx, c); err != nil {
+				return res, fmt.Errorf("%s: %v: %s", c, err, strings.TrimSpace(string(out)))
+			}
+		}
+	}
+	return res, nil
+}
+
+// TimerRemove disables the timer (running systemd) and deletes the files
+// of both modes that exist.
+func TimerRemove(ctx context.Context, o TimerOptions) (TimerResult, error) {
+	o.defaults()
+	res := TimerResult{Mode: o.Mode}
+	if o.liveSystemd() {
+		if _, err := os.Stat(filepath.Join(o.UnitDir, TimerTimerName)); err == nil {
+			c := Cmd{Path: "systemctl", Args: []string{"disable", "--now", TimerTimerName}}
+			res.Commands = append(res.Commands, c.String())
+			if out, err := o.Runner.Run(ctx, c); err != nil {
+				return res, fmt.Errorf("%s: %v: %s", c, err, strings.TrimSpace(string(out)))
+			}
+		}
+	}
+	for _, p := range []string{filepath.Join(o.UnitDir, TimerServiceName), filepath.Join(o.UnitDir, TimerTimerName), filepath.Join(o.CronDir, TimerCronName)} {
+		err := os.Remove(p)
+		switch {
+		case err == nil:
+			res.Files = append(res.Files, p)
+		case !errors.Is(err, os.ErrNotExist):
+			return res, fmt.Errorf("remove %s: %w", p, err)
+		}
+	}
+	res.Unchanged = len(res.Files) == 0
+	if o.liveSystemd() && !res.Unchanged {
+		c := Cmd{Path: "systemctl", Args: []string{"daemon-reload"}}
+		res.Commands = append(res.Commands, c.String())
+		if out, err := o.Runner.Run(ctx, c); err != nil {
+			return res, fmt.Errorf("%s: %v: %s", c, err, strings.TrimSpace(string(out)))
+		}
+	}
+	return res, nil
+}
+
+// TimerState is what "ipcert timer status" reports about the schedule.
+type TimerState struct {
+	Mode       TimerMode `json:"mode,omitempty"` // empty: not installed
+	Files      []string  `json:"files,omitempty"`
+	CronMinute int       `json:"cron_minute,omitempty"`
+	// From systemd (running systemd only).
+	Active      string `json:"active,omitempty"`       // the timer's ActiveState
+	LastTrigger string `json:"last_trigger,omitempty"` // LastTriggerUSec
+	NextRun     string `json:"next_run,omitempty"`     // NextElapseUSecRealtime
+	LastResult  string `json:"last_result,omitempty"`  // the service's Result
+	LastExit    string `json:"last_exit,omitempty"`    // ExecMainStatus
+	LastExitAt  string `json:"last_exit_at,omitempty"` // ExecMainExitTimestamp
+}
+
+// TimerStatus finds the installed job and, under the running systemd,
+// asks it when the timer last fired, when it fires next and how the last
+// run ended.
+func TimerStatus(ctx context.Context, o TimerOptions) (TimerState, error) {
+	o.defaults()
+	var st TimerState
+	for _, p := range []string{filepath.Join(o.UnitDir, TimerServiceName), filepath.Join(o.UnitDir, TimerTimerName)} {
+		if _, err := os.Stat(p); err == nil {
+			st.Mode = TimerSystemd
+			st.Files = append(st.Files, p)
+		}
+	}
+	cron := filepath.Join(o.CronDir, TimerCronName)
+	if data, err := os.ReadFile(cron); err == nil {
+		if st.Mode == "" {
+			st.Mode = TimerCron
+		}
+		st.Files = append(st.Files, cron)
+		st.CronMinute, _ = timerCronMinute(data)
+	}
+	if st.Mode != TimerSystemd || !o.liveSystemd() {
+		return st, nil
+	}
+	props, err := timerShow(ctx, o.Runner, TimerTimerName, "ActiveState", "LastTriggerUSec", "NextElapseUSecRealtime")
+	if err != nil {
+		return st, err
+	}
+	st.Active, st.LastTrigger, st.NextRun = props["ActiveState"], props["LastTriggerUSec"], props["NextElapseUSecRealtime"]
+	props, err = timerShow(ctx, o.Runner, TimerServiceName, "Result", "ExecMainStatus", "ExecMainExitTimestamp")
+	if err != nil {
+		return st, err
+	}
+	st.LastResult, st.LastExit, st.LastExitAt = props["Result"], props["ExecMainStatus"], props["ExecMainExitTimestamp"]
+	return st, nil
+}
+
+func timerShow(ctx context.Context, r Runner, unit string, props ...string) (map[string]string, error) {
+	args := []string{"show", unit}
+	for _, p := range props {
+		args = append(args, "-p", p)
+	}
+	c := Cmd{Path: "systemctl", Args: args}
+	out, err := r.Run(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v: %s", c, err, strings.TrimSpace(string(out)))
+	}
+	m := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+			m[k] = v
+		}
+	}
+	return m, nil
+}
+
+// timerCronMinute reads the minute field of our cron line.
+func timerCronMinute(data []byte) (int, bool) {
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 7 || strings.HasPrefix(f[0], "#") || strings.Contains(f[0], "=") {
+			continue
+		}
+		var m int
+		if _, err := fmt.Sscanf(f[0], "%d", &m); err == nil && m >= 0 && m < 60 {
+			return m, true
+		}
+	}
+	return 0, false
+}
+
+func timerWriteFile(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	// Unit files and cron.d entries are public configuration (0644); cron
+	// refuses group- or world-writable files.
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
