@@ -238,6 +238,18 @@ func (c checkFunc) ID() string                              { return c.id }
 func (c checkFunc) Title() string                           { return c.title }
 func (c checkFunc) Run(ctx context.Context, env Env) Result { return c.run(ctx, env) }
 
+// Checks returns the checks a Run with env and opts would run, in report
+// order, for a caller that runs or lists them itself (the wizard draws its
+// checklist from their IDs and titles before anything starts). They share
+// the facts several of them need (the public address, the interfaces),
+// gathered once with env and bounded by ctx; prefer Run, which also
+// bounds each check and builds the Report.
+func Checks(ctx context.Context, env Env, opts Options) []Check {
+	opts = opts.withDefaults()
+	env = env.withDefaults()
+	return newState(ctx, env, opts, &Report{}).checks()
+}
+
 func (st *state) checks() []Check {
 	return []Check{
 		checkFunc{IDPublic4, "Public IPv4 address", func(ctx context.Context, env Env) Result { return st.checkPublic(ctx, 4) }},

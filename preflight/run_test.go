@@ -156,3 +156,20 @@ func TestRunOnlyAndCheckTimeout(t *testing.T) {
 		t.Fatalf("%+v", rep.Results)
 	}
 }
+
+func TestChecksListAndStandaloneRun(t *testing.T) {
+	env := offlineEnv(t)
+	cs := Checks(context.Background(), env, Options{IPs: []netip.Addr{netip.MustParseAddr("8.8.4.4")}})
+	want := []string{IDPublic4, IDPublic6, IDInterfaces, IDNAT, IDPorts, IDPrivilege, IDWebServers, IDFirewall, IDSelfFetch, IDAddress}
+	if len(cs) != len(want) {
+		t.Fatalf("%d checks", len(cs))
+	}
+	for i, c := range cs {
+		if c.ID() != want[i] || c.Title() == "" {
+			t.Errorf("check %d: %s %q", i, c.ID(), c.Title())
+		}
+	}
+	if r := cs[len(cs)-1].Run(context.Background(), env); r.Status != StatusOK {
+		t.Errorf("address check alone: %+v", r)
+	}
+}

@@ -155,7 +155,7 @@ type nginxServer struct {
 // http context and reads listen, root and a top-level return from each.
 func parseNginxServers(conf string) []nginxServer {
 	var out []nginxServer
-	file := ""
+	file, httpRoot := "", ""
 	var stack []string
 	var cur *nginxServer
 	var stmt []string
@@ -184,6 +184,11 @@ func parseNginxServers(conf string) []nginxServer {
 			}
 		case ';':
 			if cur == nil {
+				// A root in the http block is inherited by every
+				// server that sets none.
+				if len(stack) == 1 && stack[0] == "http" && stmt[0] == "root" && len(stmt) > 1 {
+					httpRoot = strings.Trim(stmt[1], `"'`)
+				}
 				return
 			}
 			depth := len(stack)
@@ -245,6 +250,11 @@ func parseNginxServers(conf string) []nginxServer {
 		}
 		if tok != "" {
 			stmt = append(stmt, tok)
+		}
+	}
+	for i := range out {
+		if out[i].root == "" && !out[i].redirects {
+			out[i].root = httpRoot
 		}
 	}
 	return out

@@ -72,3 +72,25 @@ func TestWebServersNone(t *testing.T) {
 		t.Errorf("%+v", wss)
 	}
 }
+
+// A server with no listen directive listens on *:80 and inherits the http
+// block's root.
+func TestParseNginxHTTPRootAndImplicitListen(t *testing.T) {
+	env := offlineEnv(t)
+	env.LookPath = lookPaths("nginx")
+	env.Runner = replay{"nginx -T": "web/nginx-T-httproot.txt"}
+	wss := FindWebServers(context.Background(), env)
+	if len(wss) != 1 || wss[0].WebRoot != "/srv/shared" {
+		t.Errorf("%+v", wss)
+	}
+}
+
+func TestApacheSingleVhostLine(t *testing.T) {
+	env := offlineEnv(t)
+	env.Root = testdata("apache-root")
+	env.LookPath = lookPaths("apache2ctl")
+	env.Runner = replay{"apache2ctl -S": "web/apache2ctl-S-single.txt"}
+	if ws := FindWebServers(context.Background(), env)[0]; ws.WebRoot != "/srv/www/default" {
+		t.Errorf("%+v", ws)
+	}
+}
