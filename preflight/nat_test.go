@@ -28,7 +28,11 @@ type fakeNATPMP struct {
 
 func newFakeNATPMP(t *testing.T, external string, grant map[int]int) *fakeNATPMP {
 	t.Helper()
-	pc := listenLoop(t, 4, "udp").(net.PacketConn)
+	return serveFakeNATPMP(t, listenLoop(t, 4, "udp").(net.PacketConn), external, grant)
+}
+
+func serveFakeNATPMP(t *testing.T, pc net.PacketConn, external string, grant map[int]int) *fakeNATPMP {
+	t.Helper()
 	t.Cleanup(func() { _ = pc.Close() })
 	f := &fakeNATPMP{addr: pc.LocalAddr().String(), external: netip.MustParseAddr(external).As4(), grant: grant}
 	go func() {

@@ -239,4 +239,25 @@ func TestNetnsTopology(t *testing.T) {
 			t.Errorf("interfaces %+v", ifc)
 		}
 	})
+
+	// The router answers NAT-PMP (a fake inside the router namespace,
+	// reached across the veth): home NAT, with the router's external
+	// address matching what the echo service saw.
+	t.Run("nat-pmp router", func(t *testing.T) {
+		var pc net.PacketConn
+		if err := inNetns(tp.ns("rtr"), func() error {
+			var err error
+			pc, err = net.ListenPacket("udp4", "10.9.0.1:5351")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		serveFakeNATPMP(t, pc, "11.0.0.1", nil)
+		env := tp.nsEnv("nat")
+		env.NATPMP = "10.9.0.1:5351"
+		rep := Run(context.Background(), env, opts, nil)
+		if rep.NAT.Kind != NATHome || rep.NAT.Router.String() != "11.0.0.1" || rep.NAT.RouterSource != "nat-pmp" {
+			t.Errorf("nat %+v", rep.NAT)
+		}
+	})
 }
