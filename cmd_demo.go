@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/preflight"
+	"github.com/ipcert/ipcert/ui"
+	"github.com/ipcert/ipcert/wizard"
+)
+
+const demoHelp = `
+ipcert demo: the whole wizard against a test CA that runs inside ipcert
+(Pebble, Let's Encrypt's own test CA) on 127.0.0.1. No internet, no root.
+It ends with a real certificate for 127.0.0.1 on disk, trusted only with
+the test CA's root, and says how to check it with openssl. The files stay
+in a new temporary folder (printed at the end) unless --state-dir is given.
+
+Usage:
+  ipcert demo [--accessible] [--state-dir DIR] [--debug FILE]
+
+Exit codes: 0 a certificate was issued; 1 it failed; 2 bad flags or no
+terminal; 130 quit before the end.
+`
+
+func init() {
+	register(command{name: "demo", summary: "the whole wizard against a built-in local test CA (no internet, no root)", run: runDemo})
+}
+
+func runDemo(ctx context.Context, args []string, s stdio) int {
+	var f wizardFlags
+	fs := newFlagSet("demo", demoHelp, s.Err)
+	f.register(fs, true)
+	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(s.Err, "ipcert demo: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	ans, err := f.answers()
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert demo: %v\n", err)
+		return exitUsage
+	}
+	caps := ui.DetectCaps(s.Env, f.accessible)
+	if code, ok := wizardNeedTerminal(s, caps, "ipcert demo"); !ok {
+		return code
+	}
+	closeLog := setupDebugLog(f.debug, s.Err)
+	defer closeLog()
+
+	root := f.stateDir
+	if root == "" {
+		if root, err = os.MkdirTemp("", "ipcert-demo-"); err != nil {
+			fmt.Fprintf(s.Err, "ipcert demo: %v\n", err)
+			return exitFailure
+		}
+	}
+	st, err := store.Open(root)
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert demo: %v\n", err)
+		return exitFailure
+	}
+	deps := demoDeps(st)
+	cfg := wizard.Config{Demo: true, Caps: caps, StateDir: root, Answers: ans, Log: wizardDebugLog(f.debug)}
+	code := wizardRun(ctx, deps, cfg, s, true)
+	fmt.Fprintf(s.Out, "Demo state: %s\n", root)
+	return code
+}
+
+// demoDeps wires the wizard to the local test CA: 127.0.0.1 is the
+// address "found", preflight runs only the local checks against the
+// responder ports the CA validates on, and nothing leaves the machine.
+func demoDeps(st *store.Store) wizard.Deps {
+	env := preflight.DefaultEnv()
+	// One Pebble for the whole demo, started in the background at once so
+	// the first frame does not wait for it.
+	openLocal := sync.OnceValues(func() (*cachoice.CA, error) {
+		return cachoice.Open(cachoice.Local, cachoice.Options{Log: debugWriter()})
+	})
+	go openLocal()
+	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
+	return wizard.Deps{
+		Machine: wizardMachine(env),
+		DetectPublic: func(ctx context.Context) preflight.PublicAddrs {
+			lo := netip.MustParseAddr("127.0.0.1")
+			return preflight.PublicAddrs{V4: preflight.FamilyResult{
+				Family: "ipv4", Addr: lo, Votes: 1, Answered: 1, Asked: 1,
+				Sources: []preflight.SourceAnswer{{Kind: "demo", Source: "the demo's test CA (it validates over loopback)", Addr: lo}},
+			}}
+		},
+		LocalAddrs: func() ([]preflight.IfaceAddr, error) { return preflight.LocalAddrs(env) },
+		Preflight: func(ctx context.Context, req wizard.PreflightRequest, progress func(preflight.Event)) preflight.Report {
+			opts := preflight.Options{
+				IPs: req.Addrs, LocalCA: true,
+				// The public-address, NAT and self-fetch checks ask the
+				// internet; the demo never does.
+				Only: []string{preflight.IDInterfaces, preflight.IDPorts, preflight.IDPrivilege, preflight.IDWebServers, preflight.IDFirewall, preflight.IDAddress},
+			}
+			if ca, err := openLocal(); err == nil {
+				opts.HTTPPort, opts.TLSPort = demoPort(ca.HTTPListen), demoPort(ca.TLSListen)
+			}
+			return preflight.Run(ctx, env, opts, progress)
+		},
+		OpenCA: func(choice string) (*cachoice.CA, error) {
+			if choice != cachoice.Local {
+				return nil, fmt.Errorf("the demo uses only the local test CA, not %q", choice)
+			}
+			return openLocal()
+		},
+		Issuer: eng, Store: st,
+		RecordFailure: wizardRecordFailure(eng),
+	}
+}
+
+func demoPort(hostport string) int {
+	var p int
+	for i := len(hostport) - 1; i >= 0; i-- {
+		if hostport[i] == ':' {
+			fmt.Sscanf(hostport[i+1:], "%d", &p)
+			break
+		}
+	}
+	return p
+}

@@ -1,0 +1,77 @@
+package ui
+
+import (
+	"strings"
+
+	"github.com/charmbracelet/x/ansi"
+)
+
+// Item is one row of a checklist: a preflight check, an ACME step.
+type Item struct {
+	ID      string
+	Title   string
+	Status  Status
+	Summary string
+	// Detail is shown under the row when it is selected (or always, with
+	// Checklist.Expand): the evidence, then the fix.
+	Detail []string
+	Fix    string
+}
+
+// Checklist renders items one line each, the selected one expanded with
+// its evidence and fix. spin is the spinner's current frame.
+type Checklist struct {
+	Items    []Item
+	Selected int // -1: none
+	Expand   bool
+	// MaxDetail bounds the evidence lines shown for the selected row.
+	MaxDetail int
+}
+
+// View renders the list at width.
+func (c Checklist) View(t Theme, width int, spin string) string {
+	var b strings.Builder
+	titleW := 0
+	for _, it := range c.Items {
+		titleW = max(titleW, len([]rune(it.Title)))
+	}
+	titleW = min(titleW, width/2)
+	for i, it := range c.Items {
+		cur := "  "
+		if i == c.Selected {
+			cur = t.Selected.Render(t.Cursor()) + " "
+		}
+		title := ansi.Truncate(it.Title, titleW, "")
+		title += strings.Repeat(" ", titleW-ansi.StringWidth(title))
+		if i == c.Selected {
+			title = t.Selected.Render(title)
+		}
+		summary := it.Summary
+		if it.Status == Pending {
+			summary = t.Dim.Render("waiting")
+		} else if it.Status == Running {
+			summary = t.Dim.Render("checking…")
+			if t.Caps.ASCII {
+				summary = t.Dim.Render("checking...")
+			}
+		}
+		line := cur + t.Mark(it.Status, spin) + " " + title + "  " + summary
+		b.WriteString(ansi.Truncate(line, width, "…"))
+		b.WriteString("\n")
+		if i == c.Selected || c.Expand {
+			n := 0
+			for _, d := range it.Detail {
+				if c.MaxDetail > 0 && n >= c.MaxDetail {
+					b.WriteString(Indent(t.Dim.Render("…"), 6, width) + "\n")
+					break
+				}
+				b.WriteString(t.Dim.Render(Indent(d, 6, width)) + "\n")
+				n++
+			}
+			if it.Fix != "" && it.Status != OK {
+				b.WriteString(Indent("fix: "+it.Fix, 6, width) + "\n")
+			}
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,427 @@
+package wizard
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+
+	"github.com/charmbracelet/huh"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/preflight"
+	"github.com/ipcert/ipcert/ui"
+)
+
+// ErrInputClosed is returned when the input ended before the wizard did.
+var ErrInputClosed = errors.New("wizard: the input ended before the wizard finished")
+
+// lineReader hands its reader out one line per Read: huh's accessible
+// prompts make a new bufio.Scanner for every question, and a scanner that
+// read ahead would swallow the answers to the next questions. It also
+// remembers that the input ended, which the prompts themselves hide.
+type lineReader struct {
+	r       *bufio.Reader
+	pending []byte
+	eof     bool
+}
+
+func newLineReader(r io.Reader) *lineReader { return &lineReader{r: bufio.NewReader(r)} }
+
+func (l *lineReader) Read(p []byte) (int, error) {
+	if len(l.pending) == 0 {
+		line, err := l.r.ReadBytes('\n')
+		if len(line) == 0 && err != nil {
+			l.eof = true
+			return 0, err
+		}
+		l.pending = line
+	}
+	n := copy(p, l.pending)
+	l.pending = l.pending[n:]
+	return n, nil
+}
+
+// accessible runs the wizard's questions as plain sequential prompts.
+type accessible struct {
+	m   *Model
+	in  *lineReader
+	out io.Writer
+}
+
+// RunAccessible runs the wizard without a full-screen UI: every question
+// is a plain prompt (huh's accessible mode) read from in, every progress
+// report a plain line on out, in an order a screen reader can follow.
+func RunAccessible(ctx context.Context, deps Deps, cfg Config, in io.Reader, out io.Writer) (Outcome, error) {
+	cfg.Caps.NoColor, cfg.Caps.Accessible = true, true
+	m := New(ctx, deps, cfg)
+	defer m.Shutdown()
+	a := &accessible{m: m, in: newLineReader(in), out: out}
+	err := a.run()
+	o := m.Outcome()
+	if err != nil && o.Issued == nil {
+		o.Aborted = true
+	}
+	return o, err
+}
+
+func (a *accessible) say(format string, args ...any) {
+	fmt.Fprintf(a.out, format+"\n", args...)
+}
+
+// plain is a screen's text without styling.
+func plain(s string) string { return strings.TrimRight(ansi.Strip(s), "\n") }
+
+func (a *accessible) check() error {
+	if a.in.eof {
+		return ErrInputClosed
+	}
+	if a.m.ctx.Err() != nil {
+		return ErrAborted
+	}
+	return nil
+}
+
+func (a *accessible) choose(title string, options []huh.Option[string], v *string) error {
+	if *v == "" && len(options) > 0 {
+		*v = options[0].Value
+	}
+	f := huh.NewSelect[string]().Title(title).Options(options...).Value(v)
+	if err := f.RunAccessible(a.out, a.in); err != nil {
+		return err
+	}
+	a.say("")
+	return a.check()
+}
+
+func (a *accessible) run() error {
+	m := a.m
+	a.say("ipcert setup (accessible mode: plain prompts; answer by typing and Enter).")
+	if m.deps.Machine != nil {
+		mc := m.deps.Machine(m.ctx)
+		m.welcome.machine = &mc
+		m.welcome.update(m, machineMsg{mc})
+	}
+	body, _ := m.welcome.view(m, 80)
+	a.say("%s\n", plain(body))
+	step := StepAddress
+	for {
+		if err := a.check(); err != nil {
+			return err
+		}
+		var err error
+		switch step {
+		case StepAddress:
+			step, err = a.address()
+		case StepPreflight:
+			step, err = a.preflight()
+		case StepPlan:
+			step, err = a.plan()
+		case StepIssue:
+			step, err = a.issue()
+		case StepSummary:
+			m.step = StepSummary
+			body, _ := m.summary.view(m, 80)
+			a.say("\n%s", plain(body))
+			if m.outcome.Issued == nil && m.outcome.Rehearsal == nil {
+				return ErrAborted
+			}
+			return nil
+		default:
+			return fmt.Errorf("wizard: accessible step %v has no handler; this is a bug", step)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (a *accessible) address() (Step, error) {
+	m := a.m
+	s := &m.address
+	m.step = StepAddress
+	if !s.detected {
+		a.say("Step 2 of 6, Address. Finding this machine's public address...")
+		var msg addrMsg
+		if m.deps.LocalAddrs != nil {
+			msg.ifaces, _ = m.deps.LocalAddrs()
+		}
+		if m.deps.DetectPublic != nil {
+			msg.public = m.deps.DetectPublic(m.ctx)
+		}
+		s.setDetected(m, msg)
+		s.typing = false
+	}
+	body, _ := s.view(m, 80)
+	a.say("%s", plain(body))
+	var opts []huh.Option[string]
+	var valid []string
+	for _, c := range s.cands {
+		if c.Refused == "" {
+			opts = append(opts, huh.NewOption("Use "+c.Addr.String(), c.Addr.String()))
+			valid = append(valid, c.Addr.String())
+		}
+	}
+	if len(valid) > 1 {
+		opts = append(opts, huh.NewOption("Use all: "+strings.Join(valid, " and "), "all"))
+	}
+	opts = append(opts, huh.NewOption("Type an address", "type"))
+	choice := ""
+	if err := a.choose("Which address should the certificate name?", opts, &choice); err != nil {
+		return 0, err
+	}
+	switch choice {
+	case "all":
+		m.ans.Addrs = nil
+		for _, v := range valid {
+			m.ans.Addrs = append(m.ans.Addrs, netip.MustParseAddr(v))
+		}
+	case "type":
+		typed := ""
+		in := huh.NewInput().Title("Address:").Value(&typed).Validate(func(v string) error {
+			s.input.SetValue(v)
+			if _, why := s.validate(m); why != "" {
+				return errors.New("refused: " + why)
+			}
+			return nil
+		})
+		if err := in.RunAccessible(a.out, a.in); err != nil {
+			return 0, err
+		}
+		if err := a.check(); err != nil {
+			return 0, err
+		}
+		addr, err := acmeflow.ParseIP(typed)
+		if err != nil {
+			return StepAddress, nil
+		}
+		m.ans.Addrs = []netip.Addr{addr}
+	default:
+		m.ans.Addrs = []netip.Addr{netip.MustParseAddr(choice)}
+	}
+	a.say("Address: %s\n", addrList(m.ans.Addrs))
+	return StepPreflight, nil
+}
+
+func (a *accessible) preflight() (Step, error) {
+	m := a.m
+	m.step = StepPreflight
+	mapPorts := false
+	for {
+		a.say("Step 3 of 6, Preflight: checking what would make validation of %s fail.", addrList(m.ans.Addrs))
+		var rep preflight.Report
+		if m.deps.Preflight != nil {
+			rep = m.deps.Preflight(m.ctx, PreflightRequest{Addrs: m.ans.Addrs, MapPorts: mapPorts}, func(ev preflight.Event) {
+				if ev.Kind == preflight.EventFinish && ev.Result != nil {
+					r := ev.Result
+					a.say("  %s: %s. %s", r.Title, statusOf(r.Status).Word(), r.Summary)
+				}
+			})
+		}
+		mapPorts = false
+		for _, r := range rep.Results {
+			if r.Status != preflight.StatusWarn && r.Status != preflight.StatusFail {
+				continue
+			}
+			a.say("%s (%s):", r.Title, statusOf(r.Status).Word())
+			for _, e := range r.Evidence {
+				a.say("  seen: %s", e)
+			}
+			if r.Fix != "" {
+				a.say("  fix: %s", r.Fix)
+			}
+		}
+		switch rep.Verdict {
+		case preflight.StatusFail:
+			a.say("Verdict: validation will probably fail until the failures are fixed. A staging rehearsal is the real test.")
+		case preflight.StatusWarn:
+			a.say("Verdict: no blocker found, but read the warnings.")
+		default:
+			a.say("Verdict: everything checked looks right.")
+		}
+		opts := []huh.Option[string]{huh.NewOption("Go on to the plan", "go"), huh.NewOption("Run the checks again", "again")}
+		if !m.cfg.Demo {
+			opts = append(opts, huh.NewOption("Ask the router (UPnP/NAT-PMP) to map ports 80 and 443, and check again", "map"))
+		}
+		opts = append(opts, huh.NewOption("Back to the address", "back"), huh.NewOption("Quit", "quit"))
+		choice := ""
+		if err := a.choose("What next?", opts, &choice); err != nil {
+			return 0, err
+		}
+		switch choice {
+		case "go":
+			return StepPlan, nil
+		case "back":
+			m.address.detected = false
+			return StepAddress, nil
+		case "quit":
+			return 0, ErrAborted
+		case "map":
+			mapPorts = true
+		}
+	}
+}
+
+func (a *accessible) plan() (Step, error) {
+	m := a.m
+	m.step = StepPlan
+	a.say("Step 4 of 6, Plan.")
+	p := &m.plan
+	p.enter(m)
+	if err := a.choose("Certificate authority", caOptions(m.cfg.Demo), &p.a.CA); err != nil {
+		return 0, err
+	}
+	a.say("%s\n", caDescription(m.cfg.Demo, p.a.CA))
+	a.say("%s\n", dns01Why)
+	if err := a.choose("Challenge", challengeOptions(m.cfg.Demo, p.a.WebRoot, p.webServer), &p.a.Challenge); err != nil {
+		return 0, err
+	}
+	if err := a.choose("Key type", huh.NewOptions(acmeflow.KeyTypes...), &p.a.KeyType); err != nil {
+		return 0, err
+	}
+	email := huh.NewInput().Title("E-mail for the CA account (optional, Enter for none):").Validate(validEmail).Value(&p.a.Email)
+	if err := email.RunAccessible(a.out, a.in); err != nil {
+		return 0, err
+	}
+	if err := a.check(); err != nil {
+		return 0, err
+	}
+	for try := 0; !p.a.AgreeTOS; try++ {
+		if try == 2 {
+			return 0, ErrAborted
+		}
+		c := huh.NewConfirm().Title("Agree to the CA's terms of service (Let's Encrypt's Subscriber Agreement, letsencrypt.org/repository)?").Value(&p.a.AgreeTOS)
+		if err := c.RunAccessible(a.out, a.in); err != nil {
+			return 0, err
+		}
+		if err := a.check(); err != nil {
+			return 0, err
+		}
+		if !p.a.AgreeTOS {
+			a.say("The CA issues only to accounts that accept its terms. Answer y to go on, or n again to stop.")
+		}
+	}
+	p.save(m)
+	return StepIssue, nil
+}
+
+func (a *accessible) issue() (Step, error) {
+	m := a.m
+	m.step = StepIssue
+	s := &m.issue
+	rehearsal, choice := m.ans.CA == PlanRehearse, m.ans.CA
+	if rehearsal {
+		choice = cachoice.Staging
+	}
+	for {
+		s.gen++
+		s.phase = phaseRunning
+		s.rehearsal, s.choice = rehearsal, choice
+		what := "Getting the certificate"
+		if rehearsal {
+			what = "Rehearsing on Let's Encrypt staging"
+		}
+		a.say("Step 5 of 6, Issue. %s for %s from %s.", what, addrList(m.ans.Addrs), shortCA(choice))
+		done := issueDoneMsg{gen: s.gen, rehearsal: rehearsal}
+		ca, err := m.cas.get(choice)
+		if err != nil {
+			done.err = fmt.Errorf("open the CA %q: %w", choice, err)
+		} else {
+			done.ca = ca
+			req := buildRequest(m.ans, ca)
+			req.Events = func(ev acmeflow.Event) { a.say("  %s", eventText(m.theme, ev)) }
+			var root []byte
+			if ca.Local {
+				root = ca.RootPEM
+			}
+			issuer := m.deps.Issuer
+			if rehearsal && m.deps.Rehearsal != nil {
+				issuer = m.deps.Rehearsal
+			}
+			done.iss, done.err = issuer.Issue(m.ctx, req, acmeflow.IssueOptions{Renewal: &store.Renewal{CA: choice}, RootPEM: root})
+		}
+		s.finish(m, done)
+		switch {
+		case m.ctx.Err() != nil:
+			return 0, ErrAborted
+		case s.phase == phaseAskProduction:
+			a.say("The rehearsal worked: staging validated %s and issued a test certificate (kept apart, never renewed).", addrList(m.ans.Addrs))
+			yes := true
+			c := huh.NewConfirm().Title("Get the real certificate now from Let's Encrypt production?").Value(&yes)
+			if err := c.RunAccessible(a.out, a.in); err != nil {
+				return 0, err
+			}
+			if err := a.check(); err != nil {
+				return 0, err
+			}
+			if !yes {
+				return StepSummary, nil
+			}
+			rehearsal, choice = false, cachoice.Production
+		case s.phase == phaseFailed:
+			a.say("%s", plain(s.failureView(m, 80)))
+			opts := []huh.Option[string]{
+				huh.NewOption("Retry", "retry"),
+				huh.NewOption("Change the challenge (back to the plan)", "plan"),
+				huh.NewOption("Back to preflight", "preflight"),
+				huh.NewOption("Quit", "quit"),
+			}
+			c := ""
+			if err := a.choose("What now?", opts, &c); err != nil {
+				return 0, err
+			}
+			switch c {
+			case "plan":
+				return StepPlan, nil
+			case "preflight":
+				return StepPreflight, nil
+			case "quit":
+				return 0, ErrAborted
+			}
+		case m.outcome.Issued != nil:
+			return StepSummary, nil
+		default:
+			return 0, ErrAborted
+		}
+	}
+}
+
+// eventText is an engine event as one line of words.
+func eventText(t ui.Theme, ev acmeflow.Event) string {
+	switch ev.Kind {
+	case acmeflow.EventValidator:
+		return validatorText(t, ev)
+	case acmeflow.EventWarning:
+		return "warning: " + ev.Message
+	case acmeflow.EventDone:
+		return "done: " + ev.Message
+	}
+	return ev.Message
+}
+
+func validatorText(t ui.Theme, ev acmeflow.Event) string {
+	v := ev.Validator
+	if v == nil {
+		return ev.String()
+	}
+	what := fmt.Sprintf("GET %s", v.Path)
+	if v.Challenge == acmeflow.ChallengeTLSALPN01 {
+		what = fmt.Sprintf("TLS %s", v.SNI)
+	}
+	res := "answered"
+	if v.Status != 0 {
+		res = fmt.Sprintf("answered %d", v.Status)
+	}
+	if !v.Answered {
+		res = "NOT answered"
+		if v.Note != "" {
+			res += ": " + v.Note
+		}
+	}
+	return fmt.Sprintf("validator from %s %s %s, %s", v.Remote, t.Arrow(), what, res)
+}

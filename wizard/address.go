@@ -1,0 +1,358 @@
+package wizard
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/cursor"
+	"github.com/charmbracelet/bubbles/textinput"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/preflight"
+	"github.com/ipcert/ipcert/ui"
+)
+
+// candidate is one address the user may pick.
+type candidate struct {
+	Addr    netip.Addr
+	Sources []string // the sources that gave this address
+	Others  []string // sources that said something else ("ifconfig.me: 198.51.100.4")
+	Votes   int
+	Asked   int
+	Iface   string // the local interface holding it, "" when none (NAT)
+	Typed   bool
+	Refused string // why the CA would refuse it
+	Checked bool
+}
+
+// addressStep finds the public addresses and lets the user pick one or
+// both, or type one (validated as it is typed).
+type addressStep struct {
+	detecting bool
+	detected  bool
+	cands     []candidate
+	cursor    int
+	typing    bool
+	input     textinput.Model
+	inputOK   string // what the typed text is, when valid
+	inputErr  string // why it is refused
+	note      string // "pick at least one address"
+	offline   bool
+}
+
+type addrMsg struct {
+	public preflight.PublicAddrs
+	ifaces []preflight.IfaceAddr
+}
+
+func (s *addressStep) enter(m *Model) tea.Cmd {
+	if s.input.Prompt == "" {
+		s.input = textinput.New()
+		s.input.Prompt = "address: "
+		s.input.Placeholder = "203.0.113.7 or 2001:db8::7"
+		s.input.CharLimit = 64
+		s.input.Cursor.SetMode(cursor.CursorStatic)
+	}
+	// Refresh refusals: the CA choice may have changed since.
+	for i := range s.cands {
+		s.cands[i].Refused = refusal(s.cands[i].Addr, m.publicCA())
+		if s.cands[i].Refused != "" {
+			s.cands[i].Checked = false
+		}
+	}
+	if s.detected || s.detecting {
+		return nil
+	}
+	s.detecting = true
+	ctx := m.ctx
+	detect, local := m.deps.DetectPublic, m.deps.LocalAddrs
+	return tea.Batch(m.stream(func(send func(tea.Msg)) {
+		var msg addrMsg
+		if local != nil {
+			msg.ifaces, _ = local()
+		}
+		if detect != nil {
+			msg.public = detect(ctx)
+		}
+		send(msg)
+	}), m.tick())
+}
+
+func refusal(a netip.Addr, publicCA bool) string {
+	if err := acmeflow.CheckAddr(a, publicCA); err != nil {
+		var ae *acmeflow.AddrError
+		if asAddrError(err, &ae) {
+			return ae.Reason + "; " + ae.Fix
+		}
+		return err.Error()
+	}
+	return ""
+}
+
+func asAddrError(err error, out **acmeflow.AddrError) bool {
+	ae, ok := err.(*acmeflow.AddrError)
+	if ok {
+		*out = ae
+	}
+	return ok
+}
+
+func (s *addressStep) setDetected(m *Model, msg addrMsg) {
+	s.detecting, s.detected = false, true
+	s.offline = msg.public.V4.Answered == 0 && msg.public.V6.Answered == 0
+	for _, fam := range []preflight.FamilyResult{msg.public.V4, msg.public.V6} {
+		if !fam.Addr.IsValid() {
+			continue
+		}
+		c := candidate{Addr: fam.Addr, Votes: fam.Votes, Asked: fam.Asked}
+		for _, src := range fam.Sources {
+			switch {
+			case src.Addr == fam.Addr:
+				c.Sources = append(c.Sources, src.Source)
+			case src.Addr.IsValid():
+				c.Others = append(c.Others, src.Source+": "+src.Addr.String())
+			}
+		}
+		for _, ia := range msg.ifaces {
+			if ia.Addr == fam.Addr {
+				c.Iface = ia.Iface
+			}
+		}
+		c.Refused = refusal(c.Addr, m.publicCA())
+		s.cands = append(s.cands, c)
+	}
+	// Preset addresses (flags) that detection did not find come first.
+	for _, a := range m.ans.Addrs {
+		if !slices.ContainsFunc(s.cands, func(c candidate) bool { return c.Addr == a }) {
+			s.cands = append(s.cands, candidate{Addr: a, Typed: true, Refused: refusal(a, m.publicCA())})
+		}
+	}
+	for i := range s.cands {
+		c := &s.cands[i]
+		if c.Refused != "" {
+			continue
+		}
+		c.Checked = len(m.ans.Addrs) == 0 || slices.Contains(m.ans.Addrs, c.Addr)
+	}
+	if len(s.cands) == 0 {
+		s.cursor = 0 // the "type one" row
+		s.startTyping()
+	}
+}
+
+func (s *addressStep) startTyping() tea.Cmd {
+	s.typing = true
+	s.cursor = len(s.cands)
+	return s.input.Focus()
+}
+
+func (s *addressStep) update(m *Model, msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case addrMsg:
+		s.setDetected(m, msg)
+		return nil
+	case tea.KeyMsg:
+		if s.typing {
+			return s.updateTyping(m, msg)
+		}
+		s.note = ""
+		switch msg.String() {
+		case "up", "k":
+			if s.cursor > 0 {
+				s.cursor--
+			}
+		case "down", "j", "tab":
+			if s.cursor < len(s.cands) {
+				s.cursor++
+			}
+		case " ", "x":
+			if s.cursor < len(s.cands) {
+				c := &s.cands[s.cursor]
+				if c.Refused == "" {
+					c.Checked = !c.Checked
+				}
+			} else {
+				return s.startTyping()
+			}
+		case "t":
+			return s.startTyping()
+		case "enter":
+			if s.detecting {
+				return nil
+			}
+			if s.cursor == len(s.cands) {
+				return s.startTyping()
+			}
+			var picked []netip.Addr
+			for _, c := range s.cands {
+				if c.Checked {
+					picked = append(picked, c.Addr)
+				}
+			}
+			if len(picked) == 0 {
+				s.note = "Pick at least one address (space), or type one (t)."
+				return nil
+			}
+			m.ans.Addrs = picked
+			return m.goTo(StepPreflight)
+		}
+	}
+	return nil
+}
+
+func (s *addressStep) updateTyping(m *Model, msg tea.KeyMsg) tea.Cmd {
+	switch msg.String() {
+	case "esc":
+		s.typing = false
+		s.input.Blur()
+		s.input.SetValue("")
+		s.inputErr, s.inputOK = "", ""
+		return nil
+	case "up", "shift+tab":
+		if len(s.cands) > 0 {
+			s.typing = false
+			s.input.Blur()
+			s.cursor = len(s.cands) - 1
+		}
+		return nil
+	case "enter":
+		a, err := s.validate(m)
+		if err != "" {
+			return nil
+		}
+		if i := slices.IndexFunc(s.cands, func(c candidate) bool { return c.Addr == a }); i >= 0 {
+			s.cands[i].Checked = true
+		} else {
+			s.cands = append(s.cands, candidate{Addr: a, Typed: true, Checked: true})
+		}
+		s.input.SetValue("")
+		s.inputOK, s.inputErr = "", ""
+		s.typing = false
+		s.input.Blur()
+		s.cursor = len(s.cands)
+		return nil
+	}
+	var cmd tea.Cmd
+	s.input, cmd = s.input.Update(msg)
+	s.validate(m)
+	return cmd
+}
+
+// validate checks the typed text as the user types: the parser's rules
+// (canonical form, no zone, no port) and the CA's address policy.
+func (s *addressStep) validate(m *Model) (netip.Addr, string) {
+	s.inputOK, s.inputErr = "", ""
+	v := strings.TrimSpace(s.input.Value())
+	if v == "" {
+		return netip.Addr{}, "empty"
+	}
+	a, err := acmeflow.ParseIP(v)
+	if err != nil {
+		var ae *acmeflow.AddrError
+		if asAddrError(err, &ae) {
+			s.inputErr = ae.Reason
+			if ae.Fix != "" {
+				s.inputErr += "; " + ae.Fix
+			}
+		} else {
+			s.inputErr = err.Error()
+		}
+		return netip.Addr{}, s.inputErr
+	}
+	if r := refusal(a, m.publicCA()); r != "" {
+		s.inputErr = r
+		return netip.Addr{}, r
+	}
+	class, _ := acmeflow.Classify(a)
+	fam := "IPv4"
+	if a.Is6() {
+		fam = "IPv6"
+	}
+	s.inputOK = fmt.Sprintf("%s is a %s %s address", a, class, fam)
+	return a, ""
+}
+
+func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+	t := m.theme
+	var b strings.Builder
+	if m.cfg.Demo {
+		b.WriteString(ui.Wrap("The demo's CA validates over loopback, so it offers 127.0.0.1. For a real certificate this screen shows the public IPv4 and IPv6 addresses the internet sees.", w) + "\n\n")
+	} else {
+		b.WriteString(ui.Wrap("The address the certificate will name. Let's Encrypt connects to it on port 80 or 443 to check that it is yours.", w) + "\n\n")
+	}
+	if s.detecting {
+		b.WriteString("  " + m.spinner() + " asking echo, DNS and STUN services for this machine's address…\n")
+	}
+	for i, c := range s.cands {
+		cur := "  "
+		if i == s.cursor && !s.typing {
+			cur = t.Selected.Render(t.Cursor()) + " "
+		}
+		box := "[ ]"
+		if c.Checked {
+			box = "[x]"
+		}
+		if c.Refused != "" {
+			box = t.Fail.Render("[-]")
+		}
+		fam := "IPv4"
+		if c.Addr.Is6() {
+			fam = "IPv6"
+		}
+		line := fmt.Sprintf("%s%s %s %s", cur, box, t.Strong.Render(c.Addr.String()), t.Dim.Render(fam))
+		b.WriteString(line + "\n")
+		var facts []string
+		switch {
+		case c.Typed:
+			facts = append(facts, "typed by you")
+		case len(c.Sources) > 0:
+			facts = append(facts, fmt.Sprintf("%d of %d sources: %s", c.Votes, c.Asked, strings.Join(c.Sources, ", ")))
+		}
+		if len(c.Others) > 0 {
+			facts = append(facts, t.Warn.Render("disagreeing: "+strings.Join(c.Others, ", ")))
+		}
+		if c.Iface != "" {
+			facts = append(facts, "on interface "+c.Iface)
+		} else if !c.Typed {
+			facts = append(facts, "on no local interface (NAT or cloud 1:1 NAT: the router must forward the ports)")
+		}
+		if c.Refused != "" {
+			facts = append(facts, t.Fail.Render("refused: "+c.Refused))
+		}
+		for _, f := range facts {
+			b.WriteString(t.Dim.Render(ui.Indent(f, 8, w)) + "\n")
+		}
+	}
+	if s.detected && len(s.cands) == 0 {
+		msg := "No public address found: no source answered with one."
+		if s.offline {
+			msg = "No public address found: no echo, DNS or STUN service answered (offline, or outbound traffic blocked). Type the address."
+		}
+		b.WriteString(ui.Wrap(t.Warn.Render(msg), w) + "\n")
+	}
+	cur := "  "
+	if s.cursor == len(s.cands) && !s.typing {
+		cur = t.Selected.Render(t.Cursor()) + " "
+	}
+	if s.typing {
+		b.WriteString("\n  " + s.input.View() + "\n")
+		switch {
+		case s.inputErr != "":
+			b.WriteString(t.Fail.Render(ui.Indent(t.Mark(ui.Fail, "")+" "+s.inputErr, 4, w)) + "\n")
+		case s.inputOK != "":
+			b.WriteString(ui.Indent(t.Mark(ui.OK, "")+" "+s.inputOK, 4, w) + "\n")
+		}
+	} else if !s.detecting {
+		b.WriteString(cur + t.Dim.Render("type another address (t)") + "\n")
+	}
+	if s.note != "" {
+		b.WriteString("\n" + t.Warn.Render(s.note) + "\n")
+	}
+	keys := []ui.KeyHelp{{Key: "space", What: "pick"}, {Key: "enter", What: "continue"}, {Key: "t", What: "type one"}, keysBack, keysQuit}
+	if s.typing {
+		keys = []ui.KeyHelp{{Key: "enter", What: "add"}, {Key: "esc", What: "cancel typing"}, {Key: "ctrl+c", What: "quit"}}
+	}
+	return b.String(), keys
+}

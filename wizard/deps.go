@@ -1,0 +1,223 @@
+package wizard
+
+import (
+	"context"
+	"io"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/preflight"
+	"github.com/ipcert/ipcert/ui"
+)
+
+// Machine is what the welcome screen says about this machine.
+type Machine struct {
+	UID        int
+	CanBindLow bool // may bind ports 80 and 443 (root or CAP_NET_BIND_SERVICE)
+	Systemd    bool // systemd is PID 1: the renewal can be a systemd timer
+	WebServers []preflight.WebServer
+}
+
+// PreflightRequest is one preflight run the user asked for.
+type PreflightRequest struct {
+	Addrs []netip.Addr
+	// MapPorts: the user agreed that the router may be asked (UPnP IGD /
+	// NAT-PMP) to map the validation ports for the duration of the check.
+	MapPorts bool
+}
+
+// Issuer stores a new certificate: *acmeflow.Engine.
+type Issuer interface {
+	Issue(ctx context.Context, req acmeflow.Request, opts acmeflow.IssueOptions) (*acmeflow.Issued, error)
+}
+
+// Deps are the wizard's connections to the world. main wires the real
+// packages; tests pass loopback fakes and the local test CA. Every call
+// runs inside a tea.Cmd, never in Update or View.
+type Deps struct {
+	// Machine looks at the user, systemd and web servers (welcome screen).
+	Machine func(ctx context.Context) Machine
+	// DetectPublic finds the public addresses and which sources said so.
+	DetectPublic func(ctx context.Context) preflight.PublicAddrs
+	// LocalAddrs lists the addresses on local interfaces (which interface
+	// holds the public address, if any).
+	LocalAddrs func() ([]preflight.IfaceAddr, error)
+	// Preflight runs the checks; progress is called as each check starts
+	// and finishes.
+	Preflight func(ctx context.Context, req PreflightRequest, progress func(preflight.Event)) preflight.Report
+	// OpenCA resolves a CA choice (staging, production, local). The wizard
+	// closes what it opened when it ends.
+	OpenCA func(choice string) (*cachoice.CA, error)
+	// Issuer issues into the state directory (the certificate that will be
+	// served and renewed).
+	Issuer Issuer
+	// Rehearsal issues the staging rehearsal before production into a
+	// separate store, so the rehearsal never becomes the current
+	// certificate nor gets renewed. Nil: the rehearsal goes to Issuer.
+	Rehearsal Issuer
+	// Store is Issuer's store, to name the files on the summary.
+	Store *store.Store
+	// RehearsalStore is Rehearsal's store.
+	RehearsalStore *store.Store
+	// RecordFailure keeps a failed attempt in renewal.json for doctor and
+	// status; nil skips it.
+	RecordFailure func(name string, err error)
+	// Now is the clock (tests pin it for golden files).
+	Now func() time.Time
+}
+
+// Config is how this run of the wizard looks and what it starts with.
+type Config struct {
+	// Demo runs against the local test CA only (ipcert demo).
+	Demo bool
+	Caps ui.Caps
+	// StateDir is shown on the welcome and summary screens.
+	StateDir string
+	// Answers preset from flags and IPCERT_* variables (STYLE.md: every
+	// answer is also a flag); the screens start from them.
+	Answers Answers
+	// Log receives the wizard's debug log (--debug); nil discards.
+	Log io.Writer
+	// SpinEvery is the spinner's period (default 120ms).
+	SpinEvery time.Duration
+	// InstallHint, when set, replaces the summary's default install and
+	// renewal commands.
+	InstallHint []string
+}
+
+// CA plan choices beyond cachoice's names.
+const (
+	// PlanRehearse issues on staging first, then (after the user says so)
+	// on production: the default (FACTS.md: rehearse on staging, always).
+	PlanRehearse = "rehearse"
+)
+
+// Challenge choices on the plan screen.
+const (
+	ChallengeHTTP    = acmeflow.ChallengeHTTP01
+	ChallengeWebroot = "http-01-webroot"
+	ChallengeTLSALPN = acmeflow.ChallengeTLSALPN01
+)
+
+// Answers are what the user chose.
+type Answers struct {
+	Addrs     []netip.Addr
+	CA        string // PlanRehearse, cachoice.Staging, cachoice.Production, cachoice.Local
+	Challenge string // ChallengeHTTP, ChallengeWebroot, ChallengeTLSALPN
+	WebRoot   string
+	KeyType   string
+	Email     string
+	AgreeTOS  bool
+}
+
+// Outcome is how the wizard ended, for main to print on stdout.
+type Outcome struct {
+	// Issued is the certificate now current in the state directory.
+	Issued *acmeflow.Issued
+	// Files are Issued's files.
+	Files Files
+	// Rehearsal is the staging rehearsal's certificate, when one ran.
+	Rehearsal *acmeflow.Issued
+	// RehearsalFiles are the rehearsal's files.
+	RehearsalFiles Files
+	CA             *cachoice.CA
+	// Aborted is true when the user quit before a certificate was issued.
+	Aborted bool
+	// Err is the last issuance error, when the user quit on it.
+	Err error
+}
+
+// Files are where a stored certificate lives.
+type Files struct {
+	Dir, FullChain, Cert, Chain, Key, Root string
+}
+
+func filesOf(st *store.Store, name string, local bool) Files {
+	if st == nil {
+		return Files{}
+	}
+	dir := st.CurrentDir(name)
+	f := Files{
+		Dir:       dir,
+		FullChain: dir + "/" + store.FullChainFile,
+		Cert:      dir + "/" + store.CertFile,
+		Chain:     dir + "/" + store.ChainFile,
+		Key:       dir + "/" + store.KeyFile,
+	}
+	if local {
+		f.Root = dir + "/" + store.RootFile
+	}
+	return f
+}
+
+// caPool opens each CA choice once and closes them all at the end: the
+// local CA is a Pebble inside this process and must survive retries.
+type caPool struct {
+	mu   sync.Mutex
+	open func(string) (*cachoice.CA, error)
+	cas  map[string]*cachoice.CA
+}
+
+func (p *caPool) get(choice string) (*cachoice.CA, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ca, ok := p.cas[choice]; ok {
+		return ca, nil
+	}
+	ca, err := p.open(choice)
+	if err != nil {
+		return nil, err
+	}
+	if p.cas == nil {
+		p.cas = map[string]*cachoice.CA{}
+	}
+	p.cas[choice] = ca
+	return ca, nil
+}
+
+func (p *caPool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, ca := range p.cas {
+		ca.Close()
+		delete(p.cas, k)
+	}
+}
+
+// jobs tracks the goroutines the wizard's commands run, so that Shutdown
+// can wait until every challenge server is closed and every file written
+// before the process exits.
+type jobs struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+	stop   chan struct{}
+}
+
+func newJobs() *jobs { return &jobs{stop: make(chan struct{})} }
+
+func (j *jobs) start() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return false
+	}
+	j.wg.Add(1)
+	return true
+}
+
+func (j *jobs) done() { j.wg.Done() }
+
+func (j *jobs) shutdown() {
+	j.mu.Lock()
+	if !j.closed {
+		j.closed = true
+		close(j.stop)
+	}
+	j.mu.Unlock()
+	j.wg.Wait()
+}

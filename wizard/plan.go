@@ -1,0 +1,196 @@
+package wizard
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/huh"
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/ui"
+)
+
+// planStep asks the questions of the plan as a huh form of two groups.
+type planStep struct {
+	form *huh.Form
+	a    Answers // the form writes here; saved into the model on leave
+	// webServer names the server whose web root is offered.
+	webServer string
+}
+
+// dns01Why is shown wherever challenges are offered (FACTS.md
+// "Validation": only http-01 and tls-alpn-01 for IP identifiers).
+const dns01Why = "dns-01 is impossible for IP addresses: there is no DNS name to put a TXT record under, so Let's Encrypt validates an IP only by connecting to it (http-01 on port 80, tls-alpn-01 on port 443)."
+
+func (s *planStep) enter(m *Model) tea.Cmd {
+	s.a = m.ans
+	s.webServer = ""
+	if m.welcome.machine != nil {
+		for _, ws := range m.welcome.machine.WebServers {
+			if ws.WebRoot != "" && ws.WebRoot == s.a.WebRoot {
+				s.webServer = ws.Name
+			}
+		}
+	}
+	s.form = s.build(m)
+	return s.form.Init()
+}
+
+// CAOptions are the plan's CA choices, in order.
+func caOptions(demo bool) []huh.Option[string] {
+	if demo {
+		return []huh.Option[string]{huh.NewOption("Local test CA (this demo: Pebble on 127.0.0.1)", cachoice.Local)}
+	}
+	return []huh.Option[string]{
+		huh.NewOption("Rehearse on staging, then production (recommended)", PlanRehearse),
+		huh.NewOption("Staging only (a test certificate browsers do not trust)", cachoice.Staging),
+		huh.NewOption("Production directly, no rehearsal", cachoice.Production),
+	}
+}
+
+func caDescription(demo bool, choice string) string {
+	switch {
+	case demo:
+		return "For a real certificate the choices are: a staging rehearsal then production (the default), staging only, or production directly."
+	case choice == cachoice.Production:
+		return "Warning: without a rehearsal, every failed validation counts against Let's Encrypt's limit of 5 failures per address per hour."
+	case choice == cachoice.Staging:
+		return "Staging's limits are generous; its certificates are for testing only."
+	}
+	return "Staging proves validation works; then ipcert asks before getting the real certificate."
+}
+
+func challengeOptions(demo bool, webroot, server string) []huh.Option[string] {
+	port80, port443 := "port 80", "port 443"
+	if demo {
+		port80, port443 = "a loopback port", "a loopback port"
+	}
+	opts := []huh.Option[string]{
+		huh.NewOption("http-01, ipcert answers on "+port80+" itself", ChallengeHTTP),
+	}
+	if webroot != "" && !demo {
+		label := "http-01 into the web root " + webroot
+		if server != "" {
+			label += " (" + server + ")"
+		}
+		opts = append(opts, huh.NewOption(label, ChallengeWebroot))
+	}
+	opts = append(opts, huh.NewOption("tls-alpn-01, ipcert answers on "+port443+" itself", ChallengeTLSALPN))
+	return opts
+}
+
+func validEmail(v string) error {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil
+	}
+	a, err := mail.ParseAddress(v)
+	if err != nil || a.Address != v || !strings.Contains(v, "@") {
+		return fmt.Errorf("%q is not an e-mail address like you@example.org (or leave it empty)", v)
+	}
+	return nil
+}
+
+func (s *planStep) build(m *Model) *huh.Form {
+	demo := m.cfg.Demo
+	if demo {
+		s.a.CA = cachoice.Local
+	}
+	if s.a.Challenge == ChallengeWebroot && (s.a.WebRoot == "" || demo) {
+		s.a.Challenge = ChallengeHTTP
+	}
+	tos := "Agree to Let's Encrypt's Subscriber Agreement? (letsencrypt.org/repository)"
+	if demo {
+		tos = "Agree to the test CA's terms of service?"
+	}
+	f := huh.NewForm(
+		huh.NewGroup(
+			huh.NewSelect[string]().Key("ca").Title("Certificate authority").
+				Options(caOptions(demo)...).
+				DescriptionFunc(func() string { return caDescription(demo, s.a.CA) }, &s.a.CA).
+				Value(&s.a.CA),
+			huh.NewSelect[string]().Key("challenge").Title("Challenge").
+				Options(challengeOptions(demo, s.a.WebRoot, s.webServer)...).
+				Value(&s.a.Challenge),
+			huh.NewNote().Title("dns-01").Description(dns01Why),
+		),
+		huh.NewGroup(
+			huh.NewSelect[string]().Key("key").Title("Key type").
+				Description("ec256 is small, fast and accepted everywhere.").
+				Options(huh.NewOptions(acmeflow.KeyTypes...)...).
+				Value(&s.a.KeyType),
+			huh.NewInput().Key("email").Title("E-mail (optional)").
+				Description("Only for the CA's account: Let's Encrypt no longer sends expiry mail.").
+				Placeholder("you@example.org").
+				Validate(validEmail).
+				Value(&s.a.Email),
+			huh.NewConfirm().Key("tos").Title(tos).
+				Affirmative("I agree").Negative("No").
+				Validate(func(v bool) error {
+					if !v {
+						return errors.New("the CA issues only to accounts that accept its terms")
+					}
+					return nil
+				}).
+				Value(&s.a.AgreeTOS),
+		),
+	).WithShowHelp(false).WithWidth(ui.ContentWidth(m.width))
+	if m.cfg.Caps.NoColor {
+		f = f.WithTheme(huh.ThemeBase())
+	}
+	return f
+}
+
+func (s *planStep) resize(m *Model) tea.Cmd {
+	if s.form != nil {
+		s.form = s.form.WithWidth(ui.ContentWidth(m.width))
+	}
+	return nil
+}
+
+func (s *planStep) textFocused() bool {
+	if s.form == nil {
+		return false
+	}
+	_, ok := s.form.GetFocusedField().(*huh.Input)
+	return ok
+}
+
+// save keeps the answers given so far (Esc back keeps them).
+func (s *planStep) save(m *Model) {
+	s.a.Email = strings.TrimSpace(s.a.Email)
+	m.ans = s.a
+}
+
+func (s *planStep) update(m *Model, msg tea.Msg) tea.Cmd {
+	if s.form == nil {
+		return nil
+	}
+	fm, cmd := s.form.Update(msg)
+	if f, ok := fm.(*huh.Form); ok {
+		s.form = f
+	}
+	switch s.form.State {
+	case huh.StateCompleted:
+		s.save(m)
+		return tea.Batch(cmd, m.goTo(StepIssue))
+	case huh.StateAborted:
+		return m.quit()
+	}
+	return cmd
+}
+
+func (s *planStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+	body := ""
+	if s.form != nil {
+		body = strings.TrimRight(s.form.View(), "\n")
+	}
+	keys := []ui.KeyHelp{{Key: "enter", What: "next"}, {Key: "shift+tab", What: "previous"}, keysBack, keysQuit}
+	if s.textFocused() {
+		keys[3] = ui.KeyHelp{Key: "ctrl+c", What: "quit"}
+	}
+	return body, keys
+}

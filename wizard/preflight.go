@@ -1,0 +1,231 @@
+package wizard
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/ipcert/ipcert/preflight"
+	"github.com/ipcert/ipcert/ui"
+)
+
+// preflightStep runs the checks and shows them filling in live.
+type preflightStep struct {
+	running  bool
+	gen      int
+	cancelFn context.CancelFunc
+	items    []ui.Item
+	report   *preflight.Report
+	cursor   int
+	askMap   bool // "may I ask the router to map the ports?"
+	mapPorts bool
+	ranFor   string // the addresses of the last run
+}
+
+type preflightEventMsg struct {
+	gen int
+	ev  preflight.Event
+}
+
+type preflightDoneMsg struct {
+	gen    int
+	report preflight.Report
+}
+
+func statusOf(s preflight.Status) ui.Status {
+	switch s {
+	case preflight.StatusOK:
+		return ui.OK
+	case preflight.StatusWarn:
+		return ui.Warn
+	case preflight.StatusFail:
+		return ui.Fail
+	}
+	return ui.Skipped
+}
+
+func itemOf(r preflight.Result) ui.Item {
+	it := ui.Item{ID: r.ID, Title: r.Title, Status: statusOf(r.Status), Summary: r.Summary, Detail: r.Evidence, Fix: r.Fix}
+	if r.Advisory && it.Status == ui.Fail {
+		it.Status = ui.Warn
+	}
+	return it
+}
+
+func (s *preflightStep) enter(m *Model) tea.Cmd {
+	key := fmt.Sprint(m.ans.Addrs)
+	if s.report != nil && s.ranFor == key {
+		return nil
+	}
+	return s.run(m)
+}
+
+func (s *preflightStep) stop() {
+	if s.cancelFn != nil {
+		s.cancelFn()
+	}
+	s.running = false
+}
+
+func (s *preflightStep) run(m *Model) tea.Cmd {
+	s.stop()
+	if m.deps.Preflight == nil {
+		return nil
+	}
+	s.gen++
+	gen := s.gen
+	s.running = true
+	s.report = nil
+	s.items = nil
+	s.cursor = 0
+	s.ranFor = fmt.Sprint(m.ans.Addrs)
+	ctx, cancel := context.WithCancel(m.ctx)
+	s.cancelFn = cancel
+	req := PreflightRequest{Addrs: slices.Clone(m.ans.Addrs), MapPorts: s.mapPorts}
+	s.mapPorts = false // consent is for one run
+	runPF := m.deps.Preflight
+	m.logf("preflight run %d for %v (map ports: %v)", gen, req.Addrs, req.MapPorts)
+	return tea.Batch(m.stream(func(send func(tea.Msg)) {
+		defer cancel()
+		rep := runPF(ctx, req, func(ev preflight.Event) { send(preflightEventMsg{gen, ev}) })
+		send(preflightDoneMsg{gen, rep})
+	}), m.tick())
+}
+
+func (s *preflightStep) update(m *Model, msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case preflightEventMsg:
+		if msg.gen != s.gen {
+			return nil
+		}
+		s.apply(msg.ev)
+		return nil
+	case preflightDoneMsg:
+		if msg.gen != s.gen {
+			return nil
+		}
+		s.running = false
+		rep := msg.report
+		s.report = &rep
+		s.items = s.items[:0]
+		for _, r := range rep.Results {
+			s.items = append(s.items, itemOf(r))
+		}
+		// Put the cursor on the first problem: that is what to read.
+		s.cursor = 0
+		for i, it := range s.items {
+			if it.Status == ui.Fail {
+				s.cursor = i
+				break
+			}
+		}
+		if s.cursor == 0 {
+			for i, it := range s.items {
+				if it.Status == ui.Warn {
+					s.cursor = i
+					break
+				}
+			}
+		}
+		m.logf("preflight run %d: verdict %s", msg.gen, rep.Verdict)
+		return nil
+	case tea.KeyMsg:
+		if s.askMap {
+			switch msg.String() {
+			case "y", "Y":
+				s.askMap = false
+				s.mapPorts = true
+				return s.run(m)
+			case "n", "N", "enter":
+				s.askMap = false
+			}
+			return nil
+		}
+		switch msg.String() {
+		case "up", "k":
+			if s.cursor > 0 {
+				s.cursor--
+			}
+		case "down", "j":
+			if s.cursor < len(s.items)-1 {
+				s.cursor++
+			}
+		case "r":
+			return s.run(m)
+		case "m":
+			if !m.cfg.Demo && !s.running {
+				s.askMap = true
+			}
+		case "enter":
+			if s.running {
+				return nil
+			}
+			return m.goTo(StepPlan)
+		}
+	}
+	return nil
+}
+
+func (s *preflightStep) apply(ev preflight.Event) {
+	i := slices.IndexFunc(s.items, func(it ui.Item) bool { return it.ID == ev.ID })
+	if i < 0 {
+		s.items = append(s.items, ui.Item{ID: ev.ID, Title: ev.Title, Status: ui.Running})
+		i = len(s.items) - 1
+	}
+	if ev.Kind == preflight.EventFinish && ev.Result != nil {
+		s.items[i] = itemOf(*ev.Result)
+	}
+}
+
+func (s *preflightStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+	t := m.theme
+	var b strings.Builder
+	b.WriteString(ui.Wrap(fmt.Sprintf("What would make validation of %s fail, checked before asking the CA.", addrList(m.ans.Addrs)), w) + "\n\n")
+	cl := ui.Checklist{Items: s.items, Selected: -1, MaxDetail: 4}
+	if !s.running {
+		cl.Selected = s.cursor
+	}
+	b.WriteString(cl.View(t, w, m.spinner()))
+	if s.running && len(s.items) == 0 {
+		b.WriteString("  " + m.spinner() + " starting the checks…\n")
+	}
+	keys := []ui.KeyHelp{{Key: "enter", What: "go on"}, {Key: "↑/↓", What: "details"}, {Key: "r", What: "re-run"}}
+	if t.Caps.ASCII {
+		keys[1].Key = "up/down"
+	}
+	if !m.cfg.Demo {
+		keys = append(keys, ui.KeyHelp{Key: "m", What: "map ports"})
+	}
+	keys = append(keys, keysBack, keysQuit)
+	if s.report != nil {
+		b.WriteString("\n")
+		switch s.report.Verdict {
+		case preflight.StatusFail:
+			b.WriteString(ui.Wrap(t.Fail.Render("Validation will probably fail")+" until the failures above are fixed. You may still go on: a staging rehearsal is the real test and costs nothing.", w))
+		case preflight.StatusWarn:
+			b.WriteString(ui.Wrap(t.Warn.Render("No blocker found")+", but read the warnings. The staging rehearsal is the authoritative test.", w))
+		default:
+			b.WriteString(ui.Wrap(t.OK.Render("Everything checked looks right."), w))
+		}
+		b.WriteString("\n")
+	}
+	if s.askMap {
+		b.WriteString("\n" + ui.Wrap(t.Strong.Render("Ask your router (UPnP IGD / NAT-PMP) to forward ports 80 and 443 to this machine")+" for this check? The mappings are removed again at the end. y / n", w) + "\n")
+		keys = []ui.KeyHelp{{Key: "y", What: "map the ports"}, {Key: "n", What: "no"}}
+	}
+	return b.String(), keys
+}
+
+func addrList(as []netip.Addr) string {
+	if len(as) == 0 {
+		return "(no address)"
+	}
+	parts := make([]string, len(as))
+	for i, a := range as {
+		parts[i] = a.String()
+	}
+	return strings.Join(parts, " and ")
+}

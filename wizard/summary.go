@@ -1,0 +1,118 @@
+package wizard
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/ipcert/ipcert/ui"
+)
+
+// summaryStep shows the files, the validity and the next commands.
+type summaryStep struct{}
+
+func (s *summaryStep) enter(m *Model) tea.Cmd { return nil }
+
+func (s *summaryStep) update(m *Model, msg tea.Msg) tea.Cmd {
+	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "enter" {
+		m.done = true
+		m.cancel()
+		return tea.Quit
+	}
+	return nil
+}
+
+// humanHours says a duration the way a person would: "160 hours".
+func humanHours(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	h := d.Round(time.Hour).Hours()
+	if h < 48 {
+		return fmt.Sprintf("%.0f hours", h)
+	}
+	return fmt.Sprintf("%.0f hours (%.1f days)", h, h/24)
+}
+
+// NextCommands are the commands the summary names after a real
+// certificate: install, renewal, verify.
+func NextCommands(name, addr string, demo bool) [][2]string {
+	if demo {
+		return nil
+	}
+	return [][2]string{
+		{"install", "ipcert snippet nginx " + name + "   (or apache, haproxy, caddy)"},
+		{"renewal", "sudo ipcert timer install"},
+		{"verify", "ipcert verify " + addr + ":443"},
+		{"status", "ipcert status"},
+	}
+}
+
+// OpensslCommands check a demo certificate against the test CA's root.
+func OpensslCommands(f Files) []string {
+	return []string{
+		"openssl verify -CAfile " + f.Root + " -untrusted " + f.Chain + " " + f.Cert,
+		"openssl x509 -noout -text -in " + f.Cert,
+	}
+}
+
+func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+	t := m.theme
+	var b strings.Builder
+	o := m.outcome
+	keys := []ui.KeyHelp{{Key: "enter", What: "finish"}, keysQuit}
+	iss := o.Issued
+	files := o.Files
+	rehearsalOnly := iss == nil && o.Rehearsal != nil
+	if rehearsalOnly {
+		iss, files = o.Rehearsal, o.RehearsalFiles
+	}
+	if iss == nil {
+		b.WriteString(ui.Wrap("No certificate was issued.", w))
+		return b.String(), keys
+	}
+	r := iss.Renewal
+	head := fmt.Sprintf("%s Certificate for %s", t.Mark(ui.OK, ""), strings.Join(r.Identifiers, ", "))
+	if rehearsalOnly {
+		head = fmt.Sprintf("%s Staging rehearsal certificate for %s (not trusted by browsers)", t.Mark(ui.Warn, ""), strings.Join(r.Identifiers, ", "))
+	}
+	b.WriteString(ui.Wrap(t.Strong.Render(head), w) + "\n")
+	b.WriteString(ui.Wrap(t.Dim.Render(fmt.Sprintf("from %s, version %d of %q", shortCA(r.CA), iss.Version.N, iss.Name)), w) + "\n\n")
+	now := m.deps.Now()
+	b.WriteString(fmt.Sprintf("  %-10s %s until %s\n", "valid", r.NotBefore.Local().Format("2006-01-02 15:04"), r.NotAfter.Local().Format("2006-01-02 15:04 MST")))
+	b.WriteString(fmt.Sprintf("  %-10s %s left\n", "", humanHours(r.NotAfter.Sub(now))))
+	half := r.NotBefore.Add(r.NotAfter.Sub(r.NotBefore) / 2)
+	if !rehearsalOnly {
+		b.WriteString(ui.Wrap(fmt.Sprintf("  %-10s around %s (half-way, or when the CA's renewal window says)", "renew", half.Local().Format("2006-01-02 15:04")), w) + "\n")
+	}
+	b.WriteString("\n")
+	rows := [][2]string{{"fullchain", files.FullChain}, {"key", files.Key}, {"cert", files.Cert}, {"chain", files.Chain}}
+	if files.Root != "" {
+		rows = append(rows, [2]string{"test root", files.Root})
+	}
+	for _, row := range rows {
+		b.WriteString(ui.Wrap(fmt.Sprintf("  %-10s %s", row[0], t.Code.Render(row[1])), w) + "\n")
+	}
+	b.WriteString("\n")
+	switch {
+	case m.cfg.Demo:
+		b.WriteString(t.Strong.Render("Check it with openssl") + "\n")
+		for _, c := range OpensslCommands(files) {
+			b.WriteString(ui.Wrap("  "+t.Code.Render(c), w) + "\n")
+		}
+		b.WriteString(ui.Wrap(t.Dim.Render("The files stay after you quit. For a real certificate run ipcert (no arguments) on the server, as root."), w) + "\n")
+	case rehearsalOnly:
+		b.WriteString(ui.Wrap("Validation works. Get the real certificate any time: "+t.Code.Render("sudo ipcert issue --ip "+r.Identifiers[0]+" --ca production --agree-tos")+", or run the wizard again.", w) + "\n")
+	default:
+		b.WriteString(t.Strong.Render("Next") + "\n")
+		cmds := NextCommands(iss.Name, r.Identifiers[0], false)
+		for _, c := range cmds {
+			b.WriteString(ui.Wrap(fmt.Sprintf("  %-10s %s", c[0], t.Code.Render(c[1])), w) + "\n")
+		}
+		for _, h := range m.cfg.InstallHint {
+			b.WriteString(ui.Wrap("  "+h, w) + "\n")
+		}
+	}
+	return b.String(), keys
+}

@@ -1,0 +1,131 @@
+package wizard
+
+import (
+	"fmt"
+	"strings"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/ipcert/ipcert/ui"
+)
+
+// welcomeStep says what will happen and what the machine looks like.
+type welcomeStep struct {
+	loading bool
+	machine *Machine
+}
+
+type machineMsg struct{ machine Machine }
+
+func (s *welcomeStep) enter(m *Model) tea.Cmd {
+	if s.machine != nil || m.deps.Machine == nil {
+		return nil
+	}
+	s.loading = true
+	ctx := m.ctx
+	look := m.deps.Machine
+	return tea.Batch(m.stream(func(send func(tea.Msg)) {
+		send(machineMsg{look(ctx)})
+	}), m.tick())
+}
+
+func (s *welcomeStep) update(m *Model, msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case machineMsg:
+		s.loading = false
+		mc := msg.machine
+		s.machine = &mc
+		// A detected web root makes webroot the natural http-01 choice
+		// when the user did not choose already.
+		if m.ans.WebRoot == "" {
+			for _, ws := range mc.WebServers {
+				if ws.Running && ws.WebRoot != "" {
+					m.ans.WebRoot = ws.WebRoot
+					break
+				}
+			}
+		}
+	case tea.KeyMsg:
+		if msg.String() == "enter" {
+			return m.goTo(StepAddress)
+		}
+	}
+	return nil
+}
+
+func (s *welcomeStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+	t := m.theme
+	var b strings.Builder
+	if m.cfg.Demo {
+		b.WriteString(ui.Wrap(t.Strong.Render("ipcert demo")+": the whole wizard against a test CA running inside this program (Pebble, Let's Encrypt's own test CA) on 127.0.0.1. No internet, no root; the certificate it ends with is real, but trusted only with the test CA's root.", w))
+	} else {
+		b.WriteString(ui.Wrap("ipcert gets a Let's Encrypt certificate for this machine's IP address. It lasts 160 hours (the \"shortlived\" profile), so ipcert also keeps it fresh.", w))
+	}
+	b.WriteString("\n\n" + t.Strong.Render("What will happen") + "\n")
+	rows := [][2]string{
+		{"Address", "find this machine's public address; you pick"},
+		{"Preflight", "check ports, NAT and firewall before asking the CA"},
+		{"Plan", "choose the CA, the challenge, the key, an e-mail"},
+		{"Issue", "a staging rehearsal, then the real certificate"},
+		{"Summary", "the files, and how to install and renew them"},
+	}
+	if m.cfg.Demo {
+		rows[3][1] = "get the certificate from the local test CA"
+	}
+	for i, r := range rows {
+		b.WriteString(ui.Wrap(fmt.Sprintf("  %d %-10s %s", i+2, r[0], t.Dim.Render(r[1])), w) + "\n")
+	}
+	b.WriteString("\n" + t.Strong.Render("This machine") + "\n")
+	if s.machine == nil {
+		if s.loading {
+			b.WriteString("  " + m.spinner() + " looking at users, systemd and web servers…\n")
+		}
+	} else {
+		mc := s.machine
+		user := fmt.Sprintf("uid %d", mc.UID)
+		if mc.UID == 0 {
+			user = "root"
+		}
+		if mc.CanBindLow {
+			user += t.Dim.Render(" (may bind ports 80 and 443)")
+		} else {
+			user += t.Dim.Render(" (may not bind ports 80/443: use sudo, or a web root)")
+		}
+		b.WriteString(fmt.Sprintf("  %-11s%s\n", "user", user))
+		sd := "no " + t.Dim.Render("(renewal will use cron)")
+		if mc.Systemd {
+			sd = "yes " + t.Dim.Render("(renewal will use a systemd timer)")
+		}
+		b.WriteString(fmt.Sprintf("  %-11s%s\n", "systemd", sd))
+		var ws []string
+		for _, x := range mc.WebServers {
+			if !x.Running && !x.Installed {
+				continue
+			}
+			d := x.Name
+			switch {
+			case x.Running && x.WebRoot != "":
+				d += t.Dim.Render(" running, web root " + x.WebRoot)
+			case x.Running:
+				d += t.Dim.Render(" running")
+			default:
+				d += t.Dim.Render(" installed, not running")
+			}
+			ws = append(ws, d)
+		}
+		if len(ws) == 0 {
+			ws = []string{"none found"}
+		}
+		for i, x := range ws {
+			label := ""
+			if i == 0 {
+				label = "web server"
+			}
+			b.WriteString(ui.Wrap(fmt.Sprintf("  %-11s%s", label, x), w) + "\n")
+		}
+	}
+	if m.cfg.StateDir != "" {
+		b.WriteString(ui.Wrap(fmt.Sprintf("  %-11s%s", "files in", t.Code.Render(m.cfg.StateDir)), w) + "\n")
+	}
+	b.WriteString("\n" + ui.Wrap(t.Dim.Render("Nothing is sent to a CA before the Issue step."), w))
+	return b.String(), []ui.KeyHelp{{Key: "enter", What: "start"}, keysQuit}
+}

@@ -1,0 +1,408 @@
+// Package wizard is ipcert's terminal wizard: a Bubble Tea program whose
+// root model walks the user through Welcome, Address, Preflight, Plan,
+// Issue and Summary, one small handler per step. Every side effect (the
+// address lookup, the checks, the ACME run) is a tea.Cmd calling the
+// packages through Deps; their progress streams through a channel read by
+// a re-armed command; results are assigned in Update only.
+//
+// The same questions run without a full-screen UI in accessible mode
+// (RunAccessible): plain sequential prompts a screen reader can follow.
+package wizard
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/ui"
+)
+
+// Step is a screen of the wizard.
+type Step int
+
+const (
+	StepWelcome Step = iota
+	StepAddress
+	StepPreflight
+	StepPlan
+	StepIssue
+	StepSummary
+	numSteps
+)
+
+func (s Step) String() string {
+	switch s {
+	case StepWelcome:
+		return "Welcome"
+	case StepAddress:
+		return "Address"
+	case StepPreflight:
+		return "Preflight"
+	case StepPlan:
+		return "Plan"
+	case StepIssue:
+		return "Issue"
+	case StepSummary:
+		return "Summary"
+	}
+	return fmt.Sprintf("Step(%d)", int(s))
+}
+
+// Model is the root model. Use it through a pointer: tea.Program keeps
+// the pointer, and Run reads the outcome from it afterwards.
+type Model struct {
+	deps  Deps
+	cfg   Config
+	theme ui.Theme
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	jobs   *jobs
+	cas    *caPool
+
+	width, height int
+	step          Step
+	ans           Answers
+	spin          int
+	ticking       bool
+
+	welcome welcomeStep
+	address addressStep
+	pre     preflightStep
+	plan    planStep
+	issue   issueStep
+	summary summaryStep
+
+	quitting bool // waiting for a running issuance to stop before quitting
+	done     bool
+	outcome  Outcome
+}
+
+// New makes the wizard. ctx bounds every command it runs; call Shutdown
+// when the program has ended.
+func New(ctx context.Context, deps Deps, cfg Config) *Model {
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if cfg.SpinEvery <= 0 {
+		cfg.SpinEvery = 120 * time.Millisecond
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	m := &Model{
+		deps: deps, cfg: cfg,
+		theme:  ui.NewTheme(ui.Renderer(io.Discard, cfg.Caps), cfg.Caps),
+		ctx:    ctx,
+		cancel: cancel,
+		jobs:   newJobs(),
+		cas:    &caPool{open: deps.OpenCA},
+		width:  80, height: 24,
+		ans: cfg.Answers,
+	}
+	if m.ans.KeyType == "" {
+		m.ans.KeyType = "ec256"
+	}
+	if m.ans.CA == "" {
+		m.ans.CA = PlanRehearse
+		if cfg.Demo {
+			m.ans.CA = cachoice.Local
+		}
+	}
+	if cfg.Demo {
+		m.ans.CA = cachoice.Local
+	}
+	if m.ans.Challenge == "" {
+		m.ans.Challenge = ChallengeHTTP
+		if m.ans.WebRoot != "" {
+			m.ans.Challenge = ChallengeWebroot
+		}
+	}
+	return m
+}
+
+// WithTheme replaces the theme (the program's renderer on stderr).
+func (m *Model) WithTheme(t ui.Theme) *Model {
+	m.theme = t
+	return m
+}
+
+// Shutdown cancels whatever still runs, waits for it to finish (challenge
+// servers closed, files written) and stops the CAs the wizard opened.
+func (m *Model) Shutdown() {
+	m.cancel()
+	m.jobs.shutdown()
+	m.cas.closeAll()
+}
+
+// Outcome is how the wizard ended.
+func (m *Model) Outcome() Outcome { return m.outcome }
+
+// Step is the screen shown now.
+func (m *Model) Step() Step { return m.step }
+
+// Answers are the user's current answers.
+func (m *Model) Answers() Answers { return m.ans }
+
+func (m *Model) logf(format string, args ...any) {
+	if m.cfg.Log != nil {
+		fmt.Fprintf(m.cfg.Log, time.Now().Format("15:04:05.000")+" wizard: "+format+"\n", args...)
+	}
+}
+
+// Init starts the welcome screen's look at the machine.
+func (m *Model) Init() tea.Cmd {
+	return m.welcome.enter(m)
+}
+
+// tickMsg advances the spinner.
+type tickMsg struct{}
+
+func (m *Model) tick() tea.Cmd {
+	if m.ticking {
+		return nil
+	}
+	m.ticking = true
+	return tea.Tick(m.cfg.SpinEvery, func(time.Time) tea.Msg { return tickMsg{} })
+}
+
+func (m *Model) busy() bool {
+	return m.welcome.loading || m.address.detecting || m.pre.running || m.issue.running()
+}
+
+func (m *Model) spinner() string {
+	f := m.theme.SpinnerFrames()
+	return m.theme.Selected.Render(f[m.spin%len(f)])
+}
+
+// streamed is a message that came through a job's channel; the reader is
+// re-armed for the next one (STYLE.md Do 3).
+type streamed struct {
+	ch  <-chan tea.Msg
+	msg tea.Msg
+}
+
+func readStream(ch <-chan tea.Msg) tea.Cmd {
+	return func() tea.Msg {
+		msg, ok := <-ch
+		if !ok {
+			return nil
+		}
+		return streamed{ch, msg}
+	}
+}
+
+// stream runs fn as a command whose messages (progress, then the result)
+// arrive in order through a channel. fn's send never blocks once the
+// program has ended.
+func (m *Model) stream(fn func(send func(tea.Msg))) tea.Cmd {
+	ch := make(chan tea.Msg, 256)
+	stop := m.jobs.stop
+	run := func() tea.Msg {
+		defer close(ch)
+		if !m.jobs.start() {
+			return nil
+		}
+		defer m.jobs.done()
+		fn(func(msg tea.Msg) {
+			select {
+			case ch <- msg:
+			case <-stop:
+			}
+		})
+		return nil
+	}
+	return tea.Batch(run, readStream(ch))
+}
+
+// Update routes a message: global keys first, then the step's handler.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case streamed:
+		next := readStream(msg.ch)
+		_, cmd := m.Update(msg.msg)
+		return m, tea.Batch(cmd, next)
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		return m, m.plan.resize(m)
+	case tickMsg:
+		m.ticking = false
+		if m.busy() {
+			m.spin++
+			return m, m.tick()
+		}
+		return m, nil
+	case tea.KeyMsg:
+		switch msg.String() {
+		case "ctrl+c":
+			return m, m.quit()
+		case "q":
+			if !m.textFocused() {
+				return m, m.quit()
+			}
+		case "esc":
+			if !m.escConsumed() {
+				return m, m.back()
+			}
+		}
+	case issueDoneMsg:
+		if m.quitting {
+			m.issue.finish(m, msg)
+			m.done = true
+			return m, tea.Quit
+		}
+	}
+	return m, m.updateStep(msg)
+}
+
+func (m *Model) updateStep(msg tea.Msg) tea.Cmd {
+	switch m.step {
+	case StepWelcome:
+		return m.welcome.update(m, msg)
+	case StepAddress:
+		return m.address.update(m, msg)
+	case StepPreflight:
+		return m.pre.update(m, msg)
+	case StepPlan:
+		return m.plan.update(m, msg)
+	case StepIssue:
+		return m.issue.update(m, msg)
+	case StepSummary:
+		return m.summary.update(m, msg)
+	default:
+		panic(fmt.Sprintf("wizard: step %v has no handler; this is a bug", m.step))
+	}
+}
+
+// textFocused is true while the user types into a text field, where q is
+// a letter, not "quit".
+func (m *Model) textFocused() bool {
+	switch m.step {
+	case StepAddress:
+		return m.address.typing
+	case StepPlan:
+		return m.plan.textFocused()
+	}
+	return false
+}
+
+// escConsumed is true when a field uses Esc itself (leaving the address
+// input).
+func (m *Model) escConsumed() bool {
+	return m.step == StepAddress && m.address.typing
+}
+
+// quit leaves at once, unless an issuance runs: then it is cancelled
+// (its challenge server closed, nothing half-written: Engine.Issue only
+// switches current after a complete write) and the wizard quits when it
+// has returned.
+func (m *Model) quit() tea.Cmd {
+	if m.quitting {
+		return nil
+	}
+	m.logf("quit requested on %s", m.step)
+	if m.issue.running() {
+		m.quitting = true
+		m.issue.cancel()
+		return nil
+	}
+	if m.outcome.Issued == nil {
+		m.outcome.Aborted = true
+	}
+	m.done = true
+	m.cancel()
+	return tea.Quit
+}
+
+// goTo enters a step.
+func (m *Model) goTo(s Step) tea.Cmd {
+	m.logf("step %s -> %s", m.step, s)
+	m.step = s
+	switch s {
+	case StepWelcome:
+		return nil
+	case StepAddress:
+		return m.address.enter(m)
+	case StepPreflight:
+		return m.pre.enter(m)
+	case StepPlan:
+		return m.plan.enter(m)
+	case StepIssue:
+		return m.issue.enter(m)
+	case StepSummary:
+		return m.summary.enter(m)
+	}
+	panic(fmt.Sprintf("wizard: goTo(%v); this is a bug", s))
+}
+
+// back goes one step back; answers given so far are kept.
+func (m *Model) back() tea.Cmd {
+	switch m.step {
+	case StepAddress:
+		m.step = StepWelcome
+	case StepPreflight:
+		m.pre.stop()
+		m.step = StepAddress
+	case StepPlan:
+		m.plan.save(m)
+		m.step = StepPreflight
+	case StepIssue:
+		if m.issue.running() {
+			m.issue.cancel()
+			m.issue.backAfterCancel = true
+			return nil
+		}
+		if m.issue.phase == phaseAskProduction {
+			// the rehearsal stands: going back means "not now"
+			return m.goTo(StepSummary)
+		}
+		return m.goTo(StepPlan)
+	}
+	return nil
+}
+
+// View draws the current step in a frame of exactly the terminal's size.
+func (m *Model) View() string {
+	if m.done {
+		return ""
+	}
+	w := ui.ContentWidth(m.width)
+	var body string
+	var keys []ui.KeyHelp
+	switch m.step {
+	case StepWelcome:
+		body, keys = m.welcome.view(m, w)
+	case StepAddress:
+		body, keys = m.address.view(m, w)
+	case StepPreflight:
+		body, keys = m.pre.view(m, w)
+	case StepPlan:
+		body, keys = m.plan.view(m, w)
+	case StepIssue:
+		body, keys = m.issue.view(m, w)
+	case StepSummary:
+		body, keys = m.summary.view(m, w)
+	default:
+		body = fmt.Sprintf("wizard: step %v has no view; this is a bug", m.step)
+	}
+	if m.quitting {
+		body += "\n" + m.theme.Warn.Render("Stopping: cancelling the ACME run and closing the challenge server…")
+	}
+	next := ""
+	if m.step+1 < numSteps {
+		next = (m.step + 1).String()
+	}
+	header := m.theme.Header(m.width, int(m.step)+1, int(numSteps), m.step.String(), next)
+	if m.width < ui.MinWidth || m.height < ui.MinHeight {
+		body = m.theme.Warn.Render(fmt.Sprintf("(terminal %dx%d is small: %dx%d or more reads best)", m.width, m.height, ui.MinWidth, ui.MinHeight)) + "\n" + body
+	}
+	return m.theme.Frame(m.width, m.height, header, body, m.theme.HelpLine(m.width, keys))
+}
+
+// keysQuit is the help entry every screen ends with.
+var keysQuit = ui.KeyHelp{Key: "q", What: "quit"}
+var keysBack = ui.KeyHelp{Key: "esc", What: "back"}
+
+// publicCA says whether Let's Encrypt's address policy applies.
+func (m *Model) publicCA() bool { return !m.cfg.Demo && m.ans.CA != cachoice.Local }
