@@ -645,7 +645,10 @@ func (g *diag) validation(t string) {
 			g.evidence("our responder answered %d of %d validator requests, from %s", answered, len(seen), remotes(seen))
 		}
 	case contains(t, "timeout during connect", "i/o timeout", "timeout during read", "timeout after connect", "client.timeout exceeded", "deadline exceeded", "timed out"):
-		if ours && len(seen) > 0 || contains(t, "after connect", "during read", "awaiting headers") && !none {
+		// Boulder says whether the connect or the read timed out; Pebble's
+		// "awaiting headers" covers both, so only our responder's log can
+		// tell that the connection was made.
+		if ours && len(seen) > 0 || contains(t, "timeout after connect", "timeout during read") && !none {
 			g.set(DiagSlowServer, "The validator connected but got no answer in time", "The connection was made but the answer took too long: an overloaded server, or a proxy in front that accepts and stalls.",
 				"Make sure the challenge path is served directly and fast; retry.", g.stagingCmd(""), true)
 			return
