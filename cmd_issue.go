@@ -15,6 +15,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/deploy"
 )
 
 // Exit codes of `ipcert issue` beyond the shared ones.
@@ -87,6 +88,8 @@ type issueFlags struct {
 	agreeTOS   bool
 	name       string
 	quiet      bool
+	hooks      multiFlag
+	reload     string
 	timeout    time.Duration
 }
 
@@ -107,6 +110,8 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	fs.BoolVar(&f.agreeTOS, "agree-tos", false, "agree to the CA's terms of service (needed to register an account)")
 	fs.StringVar(&f.name, "name", "", "certificate name in the store (default derived from the addresses)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress on stderr")
+	fs.Var(&f.hooks, "deploy-hook", "shell command ipcert renew runs after each renewal, with IPCERT_CERT, IPCERT_KEY, IPCERT_FULLCHAIN... set (repeatable)")
+	fs.StringVar(&f.reload, "reload", "", "web server ipcert renew reloads after each renewal: nginx, apache or haproxy")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long (the CA keeps a pending authorization for an hour)")
 	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
 		return code
@@ -135,6 +140,12 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	if _, err := acmeflow.GenerateKeyCheck(f.keyType); err != nil {
 		fmt.Fprintf(s.Err, "ipcert issue: --key-type: %v\n", err)
 		return exitUsage
+	}
+	if f.reload != "" {
+		if _, err := deploy.ParseKind(f.reload); err != nil {
+			fmt.Fprintf(s.Err, "ipcert issue: --reload: %v\n", err)
+			return exitUsage
+		}
 	}
 	if f.name != "" {
 		if err := store.ValidName(f.name); err != nil {
@@ -173,7 +184,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		rootPEM = ca.RootPEM
 	}
 	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
-	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto}
+	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload}
 	iss, err := eng.Issue(ctx, req, acmeflow.IssueOptions{Name: f.name, Renewal: tmpl, RootPEM: rootPEM})
 	if err != nil {
 		return reportIssueError(ctx, eng, f.name, idents, err, s)
