@@ -220,12 +220,13 @@ func apacheSnippet(b *strings.Builder, d *snippetData) {
 			}
 		}
 	}
+	fmt.Fprintf(b, "# Needs mod_ssl and mod_rewrite (Debian: a2enmod ssl rewrite; RHEL: dnf install mod_ssl).\n")
 	vh := make([]string, len(d.addrs))
 	for i, a := range d.addrs {
 		vh[i] = hostPort(a, d.HTTPSPort)
 	}
 	fmt.Fprintf(b, "\n<VirtualHost %s>\n", strings.Join(vh, " "))
-	fmt.Fprintf(b, "    ServerName %s\n", urlHost(d.addrs[0], 0, 0))
+	apacheServerName(b, d.addrs[0])
 	fmt.Fprintf(b, "    DocumentRoot \"%s\"\n\n", d.WebRoot)
 	fmt.Fprintf(b, "    SSLEngine on\n")
 	fmt.Fprintf(b, "    SSLCertificateFile \"%s\"\n", d.fullchain())
@@ -238,12 +239,26 @@ func apacheSnippet(b *strings.Builder, d *snippetData) {
 	fmt.Fprintf(b, "</VirtualHost>\n")
 	for _, a := range d.addrs {
 		fmt.Fprintf(b, "\n<VirtualHost %s>\n", hostPort(a, d.HTTPPort))
-		fmt.Fprintf(b, "    ServerName %s\n", urlHost(a, 0, 0))
+		apacheServerName(b, a)
 		fmt.Fprintf(b, "    DocumentRoot \"%s\"\n", d.WebRoot)
 		fmt.Fprintf(b, "    # http-01 validation answers from the web root (ipcert --webroot).\n")
 		fmt.Fprintf(b, "    <Directory \"%s\">\n        Require all granted\n    </Directory>\n", path.Join(d.WebRoot, acmePath))
-		fmt.Fprintf(b, "    RedirectMatch 301 \"^/(?!\\.well-known/acme-challenge/)(.*)$\" \"https://%s/$1\"\n", urlHost(a, d.HTTPSPort, 443))
+		// mod_rewrite, not RedirectMatch: mod_alias escapes the whole
+		// target of a regex redirect, turning "[::1]" into "%5b::1%5d".
+		fmt.Fprintf(b, "    RewriteEngine on\n")
+		fmt.Fprintf(b, "    RewriteCond %%{REQUEST_URI} !^/\\.well-known/acme-challenge/\n")
+		fmt.Fprintf(b, "    RewriteRule ^ \"https://%s%%{REQUEST_URI}\" [R=301,L]\n", urlHost(a, d.HTTPSPort, 443))
 		fmt.Fprintf(b, "</VirtualHost>\n")
+	}
+}
+
+// apacheServerName names the vhost for self-referential URLs. Apache
+// refuses "[::1]" as a ServerName (the brackets read as a glob), so an
+// IPv6 vhost keeps the server's name; IP-based vhosts match on the address
+// anyway.
+func apacheServerName(b *strings.Builder, a netip.Addr) {
+	if a.Is4() {
+		fmt.Fprintf(b, "    ServerName %s\n", a)
 	}
 }
 

@@ -1,0 +1,153 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ipcert/ipcert/acmeflow/store"
+)
+
+// CertPaths are the files of a certificate, through its current link, as
+// deploy hooks see them in their environment.
+type CertPaths struct {
+	Name        string
+	Identifiers []string
+	Dir         string // certs/<name>/current
+	Cert        string
+	Chain       string
+	FullChain   string
+	Key         string
+	Combined    string // empty when the version has no combined.pem
+}
+
+// CertPathsIn is the paths inside dir (a current link or a version).
+func CertPathsIn(name string, identifiers []string, dir string) CertPaths {
+	p := CertPaths{
+		Name: name, Identifiers: identifiers, Dir: dir,
+		Cert: filepath.Join(dir, store.CertFile), Chain: filepath.Join(dir, store.ChainFile),
+		FullChain: filepath.Join(dir, store.FullChainFile), Key: filepath.Join(dir, store.KeyFile),
+	}
+	if _, err := os.Stat(filepath.Join(dir, store.CombinedFile)); err == nil {
+		p.Combined = filepath.Join(dir, store.CombinedFile)
+	}
+	return p
+}
+
+// Environ is the environment a hook gets: IPCERT_NAME, IPCERT_DIR,
+// IPCERT_CERT, IPCERT_CHAIN, IPCERT_FULLCHAIN, IPCERT_KEY,
+// IPCERT_COMBINED (when kept) and IPCERT_IDENTIFIERS (space-separated).
+func (p CertPaths) Environ() []string {
+	env := []string{
+		"IPCERT_NAME=" + p.Name,
+		"IPCERT_IDENTIFIERS=" + strings.Join(p.Identifiers, " "),
+		"IPCERT_DIR=" + p.Dir,
+		"IPCERT_CERT=" + p.Cert,
+		"IPCERT_CHAIN=" + p.Chain,
+		"IPCERT_FULLCHAIN=" + p.FullChain,
+		"IPCERT_KEY=" + p.Key,
+	}
+	if p.Combined != "" {
+		env = append(env, "IPCERT_COMBINED="+p.Combined)
+	}
+	return env
+}
+
+// HookSpec is what to run after a new certificate became current.
+type HookSpec struct {
+	// Commands are the user's hooks (renewal.json deploy_hooks), each run
+	// with sh -c, in order.
+	Commands []string
+	// Reload, when its Path is set, reloads the web server (Layout.ReloadCmd
+	// of the detected server); it runs after the commands, so a hook that
+	// copies files elsewhere is done before the server reads them.
+	Reload Cmd
+	// Timeout bounds each command; default DefaultHookTimeout.
+	Timeout time.Duration
+	// Runner runs them; default ExecRunner.
+	Runner Runner
+	// Shell runs Commands; default /bin/sh.
+	Shell string
+}
+
+// DefaultHookTimeout is long enough for a reload of a busy server, short
+// enough that a hung hook cannot hold the renewal lock for long.
+const DefaultHookTimeout = 2 * time.Minute
+
+// HookResult is one command's outcome, for the log and renewal.json.
+type HookResult struct {
+	Command  string        `json:"command"`
+	Output   string        `json:"output,omitempty"`
+	Err      error         `json:"-"`
+	Error    string        `json:"error,omitempty"`
+	TimedOut bool          `json:"timed_out,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// OK says the command succeeded.
+func (r HookResult) OK() bool { return r.Err == nil }
+
+// RunHooks runs every command, then the reload, each with the timeout and
+// the certificate's paths in the environment, and returns one result per
+// command. A failing hook does not stop the next: the certificate is
+// already current, and the reload is what puts it in service.
+func RunHooks(ctx context.Context, spec HookSpec, paths CertPaths) []HookResult {
+	run := spec.Runner
+	if run == nil {
+		run = ExecRunner{}
+	}
+	timeout := spec.Timeout
+	if timeout <= 0 {
+		timeout = DefaultHookTimeout
+	}
+	shell := spec.Shell
+	if shell == "" {
+		shell = "/bin/sh"
+	}
+	env := paths.Environ()
+	var cmds []Cmd
+	for _, c := range spec.Commands {
+		if strings.TrimSpace(c) == "" {
+			continue
+		}
+		cmds = append(cmds, Cmd{Path: shell, Args: []string{"-c", c}, Env: env})
+	}
+	if spec.Reload.Path != "" {
+		r := spec.Reload
+		r.Env = append(append([]string{}, r.Env...), env...)
+		cmds = append(cmds, r)
+	}
+	var out []HookResult
+	for _, c := range cmds {
+		if ctx.Err() != nil {
+			out = append(out, HookResult{Command: hookLabel(c, shell), Err: ctx.Err(), Error: "not run: " + ctx.Err().Error()})
+			continue
+		}
+		hctx, cancel := context.WithTimeout(ctx, timeout)
+		start := time.Now()
+		b, err := run.Run(hctx, c)
+		r := HookResult{Command: hookLabel(c, shell), Output: string(b), Duration: time.Since(start)}
+		if err != nil {
+			if errors.Is(hctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+				r.TimedOut = true
+				err = fmt.Errorf("%s: did not finish within %s and was killed; make it faster or run the slow part in the background", r.Command, timeout)
+			}
+			r.Err = err
+			r.Error = err.Error()
+		}
+		cancel()
+		out = append(out, r)
+	}
+	return out
+}
+
+func hookLabel(c Cmd, shell string) string {
+	if c.Path == shell && len(c.Args) == 2 && c.Args[0] == "-c" {
+		return c.Args[1]
+	}
+	return c.String()
+}

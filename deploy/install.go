@@ -1,0 +1,221 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Installer puts a snippet in place.
+type Installer struct {
+	Layout  Layout
+	Content []byte // the snippet; must start with Marker
+	// BackupDir keeps the files Install replaces (in the state directory,
+	// not beside the config, where an include glob could pick them up).
+	BackupDir string
+	// Reload is run after a passing config test; an empty Path only
+	// installs and tests.
+	Reload Cmd
+	Runner Runner           // default ExecRunner
+	Now    func() time.Time // names backups; default time.Now
+}
+
+// InstallResult says what Install did.
+type InstallResult struct {
+	Path    string `json:"path"`
+	Changed bool   `json:"changed"` // false: the file already had this content
+	Backup  string `json:"backup,omitempty"`
+	// LinkCreated: EnableLink was created (Debian apache2 sites-enabled).
+	LinkCreated bool   `json:"link_created,omitempty"`
+	Tested      bool   `json:"tested"`
+	TestOutput  string `json:"test_output,omitempty"`
+	Reloaded    bool   `json:"reloaded"`
+	// ReloadOutput is what the reload printed.
+	ReloadOutput string `json:"reload_output,omitempty"`
+	// RolledBack: the test failed after writing and the previous state was
+	// restored.
+	RolledBack bool `json:"rolled_back,omitempty"`
+	// IncludeNeeded: the server's main config does not read the file yet;
+	// the user adds IncludeLine to IncludeFile (ipcert never edits files
+	// it did not write), then reloads.
+	IncludeNeeded bool   `json:"include_needed,omitempty"`
+	IncludeFile   string `json:"include_file,omitempty"`
+	IncludeLine   string `json:"include_line,omitempty"`
+}
+
+// Install writes the snippet to Layout.ConfigPath and puts it in service:
+// config test first (an already broken config is refused untouched), a
+// backup of the file it replaces, the write, the test again, and a reload
+// only when that passes. When the second test fails, the previous file (or
+// its absence) is restored and nothing is reloaded. It only ever replaces
+// files that start with Marker.
+func Install(ctx context.Context, in Installer) (InstallResult, error) {
+	l := in.Layout
+	res := InstallResult{Path: l.ConfigPath}
+	run := in.Runner
+	if run == nil {
+		run = ExecRunner{}
+	}
+	now := time.Now
+	if in.Now != nil {
+		now = in.Now
+	}
+	if !bytes.HasPrefix(in.Content, []byte(Marker)) {
+		return res, errors.New("install: the content is not an ipcert snippet")
+	}
+	if l.ConfigPath == "" || !filepath.IsAbs(l.ConfigPath) {
+		return res, fmt.Errorf("install: no absolute config path for %s", l.Kind)
+	}
+	old, err := os.ReadFile(l.ConfigPath)
+	existed := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return res, fmt.Errorf("read %s: %w", l.ConfigPath, err)
+	}
+	if existed && !bytes.HasPrefix(old, []byte(Marker)) {
+		return res, fmt.Errorf("%s exists and was not written by ipcert (it does not start with %q); ipcert never replaces such files: move it away, or merge the snippet into it by hand", l.ConfigPath, Marker)
+	}
+	needLink := false
+	if l.EnableLink != "" {
+		target, err := os.Readlink(l.EnableLink)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			needLink = true
+		case err != nil:
+			return res, fmt.Errorf("%s exists and is not a symlink; ipcert will not replace it: move it away", l.EnableLink)
+		case target != l.ConfigPath && filepath.Join(filepath.Dir(l.EnableLink), target) != l.ConfigPath:
+			return res, fmt.Errorf("%s points at %s, not at %s; ipcert will not replace it: remove it and try again", l.EnableLink, target, l.ConfigPath)
+		}
+	}
+	if inc, err := l.Included(); err != nil || !inc {
+		res.IncludeNeeded, res.IncludeFile, res.IncludeLine = true, l.IncludeFile, l.IncludeLine
+	}
+	if existed && bytes.Equal(old, in.Content) && !needLink {
+		return res, nil
+	}
+	res.Changed = true
+
+	if l.Test.Path != "" {
+		if out, err := run.Run(ctx, l.Test); err != nil {
+			return res, fmt.Errorf("the %s config already fails its test before ipcert changed anything, so nothing was written; fix it first (%s):\n%s", l.Kind, l.Test, strings.TrimSpace(string(out)))
+		}
+	}
+	if existed {
+		if err := os.MkdirAll(in.BackupDir, 0o700); err != nil {
+			return res, fmt.Errorf("backup directory: %w", err)
+		}
+		b := filepath.Join(in.BackupDir, filepath.Base(l.ConfigPath)+"."+now().UTC().Format("20060102T150405.000000000Z"))
+		if err := writeAtomic(b, old, 0o600); err != nil {
+			return res, fmt.Errorf("back up %s: %w", l.ConfigPath, err)
+		}
+		res.Backup = b
+	}
+	if err := os.MkdirAll(filepath.Dir(l.ConfigPath), 0o755); err != nil {
+		return res, fmt.Errorf("create %s: %w", filepath.Dir(l.ConfigPath), err)
+	}
+	if err := writeAtomic(l.ConfigPath, in.Content, 0o644); err != nil {
+		return res, fmt.Errorf("write %s: %w", l.ConfigPath, err)
+	}
+	if needLink {
+		if err := os.Symlink(l.ConfigPath, l.EnableLink); err != nil {
+			rerr := restore(l.ConfigPath, old, existed)
+			return res, errors.Join(fmt.Errorf("enable %s: %w", l.EnableLink, err), rerr)
+		}
+		res.LinkCreated = true
+	}
+	rollback := func() error {
+		var errs []error
+		if res.LinkCreated {
+			if err := os.Remove(l.EnableLink); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := restore(l.ConfigPath, old, existed); err != nil {
+			errs = append(errs, err)
+		}
+		res.RolledBack = len(errs) == 0
+		return errors.Join(errs...)
+	}
+	if l.Test.Path != "" {
+		out, err := run.Run(ctx, l.Test)
+		res.Tested, res.TestOutput = true, strings.TrimSpace(string(out))
+		if err != nil {
+			rerr := rollback()
+			what := "the previous file was restored"
+			if !existed {
+				what = "the new file was removed"
+			}
+			if rerr != nil {
+				what = fmt.Sprintf("restoring the previous state FAILED (%v); restore %s by hand", rerr, l.ConfigPath)
+				if res.Backup != "" {
+					what += " from " + res.Backup
+				}
+			}
+			return res, fmt.Errorf("the %s config test failed with the new snippet (%s), so nothing was reloaded and %s:\n%s", l.Kind, l.Test, what, res.TestOutput)
+		}
+	}
+	if res.IncludeNeeded || in.Reload.Path == "" {
+		return res, nil
+	}
+	out, err := run.Run(ctx, in.Reload)
+	res.ReloadOutput = strings.TrimSpace(string(out))
+	if err != nil {
+		return res, fmt.Errorf("the new config passed its test and is installed, but the reload failed (%v); is %s running? Start or reload it by hand:\n%s", err, l.Unit, res.ReloadOutput)
+	}
+	res.Reloaded = true
+	return res, nil
+}
+
+// restore puts back the previous content of path, or removes it when there
+// was none.
+func restore(path string, old []byte, existed bool) error {
+	if !existed {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	return writeAtomic(path, old, 0o644)
+}
+
+// writeAtomic writes a temp file beside path and renames it over path, so
+// the server never reads half a config.
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	// The temp name starts with '.' and ends in ".tmp" so that no include
+	// glob (*.conf, *.cfg, *.caddy) reads it while it exists.
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(mode); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	return nil
+}
