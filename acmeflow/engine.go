@@ -335,7 +335,11 @@ func (e *Engine) account(ctx context.Context, hc *http.Client, ua string, req Re
 		return core, key, acct.URI, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		em.emit(Event{Kind: EventWarning, Step: StepAccount, Message: fmt.Sprintf("Stored account unusable (%v); registering a new one", err)})
+		msg := fmt.Sprintf("Stored account unusable (%v); registering a new one", err)
+		if moved, qerr := e.Store.QuarantineAccount(caKey, "default", e.now()); qerr == nil {
+			msg += "; the old files are kept in " + moved
+		}
+		em.emit(Event{Kind: EventWarning, Step: StepAccount, Message: msg})
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

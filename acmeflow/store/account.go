@@ -115,3 +115,21 @@ func (s *Store) WriteFile(rel string, data []byte, mode os.FileMode) error {
 	}
 	return writeFile(path, data, mode)
 }
+
+// QuarantineAccount moves an unreadable account folder aside (to
+// <id>.broken-<unix time>) instead of overwriting it: a hand-damaged file
+// may still hold the only copy of an account key someone wants back.
+func (s *Store) QuarantineAccount(caKey, id string, now time.Time) (string, error) {
+	if err := ValidName(caKey); err != nil {
+		return "", err
+	}
+	if err := ValidName(id); err != nil {
+		return "", err
+	}
+	dir := s.accountDir(caKey, id)
+	dest := fmt.Sprintf("%s.broken-%d", dir, now.Unix())
+	if err := os.Rename(dir, dest); err != nil {
+		return "", err
+	}
+	return dest, syncDir(filepath.Dir(dir))
+}

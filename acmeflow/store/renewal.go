@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -146,6 +147,21 @@ func ParseRenewal(data []byte) (*Renewal, error) {
 		return nil, errors.New(`"directory" (the ACME directory URL) is empty`)
 	case r.Challenge != "http-01" && r.Challenge != "tls-alpn-01":
 		return nil, fmt.Errorf(`"challenge" is %q; it must be http-01 or tls-alpn-01`, r.Challenge)
+	case r.Failures < 0:
+		return nil, fmt.Errorf(`"consecutive_failures" is %d; it cannot be negative (set it to 0)`, r.Failures)
+	}
+	for _, id := range r.Identifiers {
+		// The identifiers go straight into an ACME order: only canonical
+		// IP literals (RFC 8738), as ipcert wrote them.
+		a, err := netip.ParseAddr(id)
+		if err != nil || a.Zone() != "" || a.Is4In6() || a.String() != id {
+			return nil, fmt.Errorf(`"identifiers" has %q, which is not a canonical IP address`, id)
+		}
+	}
+	switch r.KeyType {
+	case "", "ec256", "ec384", "rsa2048", "rsa3072", "rsa4096":
+	default:
+		return nil, fmt.Errorf(`"key_type" is %q; use ec256, ec384, rsa2048, rsa3072 or rsa4096`, r.KeyType)
 	}
 	return &r, nil
 }

@@ -185,3 +185,24 @@ func TestValidName(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseRenewal: hand-edited or corrupted renewal.json never panics,
+// and what is accepted is safe to act on.
+func FuzzParseRenewal(f *testing.F) {
+	f.Add([]byte(`{"schema":1,"name":"a","identifiers":["1.2.3.4"],"directory":"https://x/dir","challenge":"http-01"}`))
+	f.Add([]byte(`{"schema":1,"name":"a","identifiers":["::1","1.2.3.4"],"directory":"x","challenge":"tls-alpn-01","ari":{"window_start":"2026-01-01T00:00:00Z"}}`))
+	f.Add([]byte(`null`))
+	f.Add([]byte(`{"schema":2}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := ParseRenewal(data)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error")
+			}
+			return
+		}
+		if ValidName(r.Name) != nil || len(r.Identifiers) == 0 || r.Failures < 0 {
+			t.Fatalf("accepted unsafe record %+v", r)
+		}
+	})
+}
