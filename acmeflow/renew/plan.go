@@ -61,6 +61,8 @@ type Decision struct {
 	// window is made once, not every hour).
 	RenewAt time.Time
 	Picked  bool
+	// Basis says where RenewAt comes from (the ARI window, or half-life).
+	Basis string
 }
 
 // Backoff is the wait after the n-th consecutive failure: 1 min, 10 min,
@@ -121,7 +123,7 @@ func Plan(r *store.Renewal, now time.Time, rnd *rand.Rand, force bool) Decision 
 		return Decision{Action: CheckARI, At: now, Reason: "the CA's renewal window (ARI) is due to be checked"}
 	}
 	at, why, picked := renewMoment(r, rnd)
-	d := Decision{RenewAt: at, Picked: picked}
+	d := Decision{RenewAt: at, Picked: picked, Basis: why}
 	if !now.Before(at) {
 		d.Action, d.At, d.Reason = Renew, at, "due: "+why
 		return d

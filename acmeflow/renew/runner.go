@@ -201,7 +201,7 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 			continue
 		}
 		rn.warnExpiry(r, now)
-		d := Plan(r, now, rn.Rand, opts.Force)
+		d := rn.plan(r, now, opts.Force)
 		if d.Action != Wait || d.Picked {
 			work = true
 			continue
@@ -230,6 +230,17 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 	return res, nil
 }
 
+// plan is Plan, minus ARI when the runner has no way to ask (then the
+// certificate is planned as if it had no ARI identifier: half-life).
+func (rn *Runner) plan(r *store.Renewal, now time.Time, force bool) Decision {
+	if rn.ARI == nil && r.CertID != "" {
+		c := *r
+		c.CertID = ""
+		return Plan(&c, now, rn.Rand, force)
+	}
+	return Plan(r, now, rn.Rand, force)
+}
+
 func (rn *Runner) warnExpiry(r *store.Renewal, now time.Time) {
 	if r.NotAfter.IsZero() {
 		return
@@ -252,17 +263,17 @@ func (rn *Runner) one(ctx context.Context, name string, force bool, res *Result)
 		return out
 	}
 	now := rn.now()
-	d := Plan(r, now, rn.Rand, force)
+	d := rn.plan(r, now, force)
 	dirty := false
 	if d.Action == CheckARI {
 		rn.checkARI(ctx, r, now, res)
 		dirty = true
-		d = Plan(r, now, rn.Rand, force)
+		d = rn.plan(r, now, force)
 	}
 	if d.Picked {
 		r.RenewAt = d.RenewAt
 		dirty = true
-		rn.emit(LevelInfo, name, "will renew at %s (%s)", d.RenewAt.UTC().Format(time.RFC3339), strings.TrimPrefix(strings.TrimPrefix(d.Reason, "due: "), "not due until "))
+		rn.emit(LevelInfo, name, "will renew at %s (%s)", d.RenewAt.UTC().Format(time.RFC3339), d.Basis)
 	}
 	if d.Action != Renew {
 		out.Outcome, out.Reason, out.Next = NotDue, d.Reason, d.At
@@ -366,10 +377,10 @@ func (rn *Runner) renew(ctx context.Context, r *store.Renewal, d Decision, res *
 	if rn.ARI != nil && UsesARI(nr) {
 		rn.checkARI(ctx, nr, now, res)
 	}
-	if nd := Plan(nr, now, rn.Rand, false); nd.Picked {
+	if nd := rn.plan(nr, now, false); nd.Picked {
 		nr.RenewAt = nd.RenewAt
 	}
-	if nd := Plan(nr, now, rn.Rand, false); nd.Action == Wait {
+	if nd := rn.plan(nr, now, false); nd.Action == Wait {
 		out.Next = nd.At
 	}
 	var derr []string

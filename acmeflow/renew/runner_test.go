@@ -1,0 +1,205 @@
+package renew
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/store"
+)
+
+type recDeployer struct {
+	mu    sync.Mutex
+	calls []string
+	err   error
+}
+
+func (d *recDeployer) Deploy(_ context.Context, r *store.Renewal, dir string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls = append(d.calls, r.Name+" "+dir+" "+strings.Join(r.Identifiers, ","))
+	return d.err
+}
+
+type recEvents struct {
+	mu  sync.Mutex
+	evs []Event
+}
+
+func (e *recEvents) add(ev Event) { e.mu.Lock(); e.evs = append(e.evs, ev); e.mu.Unlock() }
+func (e *recEvents) text() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var b strings.Builder
+	for _, ev := range e.evs {
+		b.WriteString(string(ev.Level) + " " + ev.Name + ": " + ev.Message + "\n")
+	}
+	return b.String()
+}
+
+// runnerFixture is one managed certificate issued at nb by a simCA.
+func runnerFixture(t *testing.T, nb time.Time, mutate func(*store.Renewal)) (*store.Store, *simCA, *simClock, *store.Renewal) {
+	t.Helper()
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &simClock{now: nb}
+	ca := newSimCA(t, st, clock)
+	r := &store.Renewal{Name: "n", Identifiers: []string{"192.0.2.7"}, CA: "production", Directory: acmeflow.LEProduction, Challenge: "http-01"}
+	if mutate != nil {
+		mutate(r)
+	}
+	nr, err := ca.store(r, []netip.Addr{netip.MustParseAddr(r.Identifiers[0])}, nb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, ca, clock, nr
+}
+
+func TestRunnerAutoIPFollowsAddress(t *testing.T) {
+	st, ca, clock, first := runnerFixture(t, t0, func(r *store.Renewal) { r.AutoIP, r.Reload = true, "nginx" })
+	ev := &recEvents{}
+	dep := &recDeployer{}
+	asked := 0
+	rn := &Runner{Store: st, Issuer: ca, Deploy: dep, Now: clock.Now, Rand: testRand(), Events: ev.add,
+		PublicAddrs: func(context.Context) ([]netip.Addr, error) {
+			asked++
+			return []netip.Addr{netip.MustParseAddr("198.51.100.9")}, nil
+		}}
+	// Not due: the address is not even looked up (no network).
+	clock.Set(t0.Add(time.Hour))
+	res, err := rn.Run(context.Background(), Options{})
+	if err != nil || asked != 0 || res.Network {
+		t.Fatalf("not due: asked=%d network=%v err=%v", asked, res.Network, err)
+	}
+	clock.Set(t0.Add(81 * time.Hour))
+	res, err = rn.Run(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.Certs[0]
+	if c.Outcome != Renewed || strings.Join(c.Addresses, ",") != "198.51.100.9" || strings.Join(c.AddressChanged, ",") != "192.0.2.7" {
+		t.Fatalf("result: %+v", c)
+	}
+	if !strings.Contains(ev.text(), "THE PUBLIC ADDRESS CHANGED") {
+		t.Errorf("no loud warning:\n%s", ev.text())
+	}
+	// No identifier in common: `replaces` would be refused (RFC 9773 section 5).
+	if got := ca.replaces["n"]; len(got) != 1 || got[0] != "" {
+		t.Errorf("replaces = %q, want empty for a new address", got)
+	}
+	v, err := st.CurrentVersion("n")
+	if err != nil || v.Leaf.IPAddresses[0].String() != "198.51.100.9" || v.N != first.Current+1 {
+		t.Fatalf("current: %+v %v", v, err)
+	}
+	if len(dep.calls) != 1 || dep.calls[0] != "n "+st.CurrentDir("n")+" 198.51.100.9" {
+		t.Errorf("deploy calls: %q", dep.calls)
+	}
+}
+
+func TestRunnerSameAddressSendsReplaces(t *testing.T) {
+	st, ca, clock, first := runnerFixture(t, t0, nil)
+	rn := &Runner{Store: st, Issuer: ca, Now: clock.Now, Rand: testRand()}
+	clock.Set(t0.Add(time.Hour))
+	if _, err := rn.Run(context.Background(), Options{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ca.replaces["n"]; len(got) != 1 || got[0] != first.CertID {
+		t.Fatalf("replaces = %q, want %q", got, first.CertID)
+	}
+}
+
+func TestRunnerFailureBackoffAndDeployError(t *testing.T) {
+	st, ca, clock, _ := runnerFixture(t, t0, func(r *store.Renewal) { r.DeployHooks = []string{"false"} })
+	ev := &recEvents{}
+	dep := &recDeployer{err: errors.New(`"false": exit status 1`)}
+	rn := &Runner{Store: st, Issuer: ca, Deploy: dep, Now: clock.Now, Rand: testRand(), Events: ev.add}
+	ca.down = func(time.Time) bool { return true }
+	now := t0.Add(150 * time.Hour)
+	clock.Set(now)
+	res, err := rn.Run(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Certs[0].Outcome != Failed {
+		t.Fatalf("%+v", res.Certs[0])
+	}
+	r, _ := st.LoadRenewal("n")
+	if r.Failures != 1 || !r.NextAttempt.Equal(now.Add(time.Minute)) || r.LastError == nil || r.LastError.Step != "order" || !strings.Contains(r.LastError.Detail, "simulated CA is down") {
+		t.Fatalf("failure not recorded: %+v %+v", r, r.LastError)
+	}
+	if !strings.Contains(ev.text(), "expires in 10h") {
+		t.Errorf("no expiry warning with 10 h left:\n%s", ev.text())
+	}
+	// Within the backoff: nothing, offline.
+	clock.Set(now.Add(30 * time.Second))
+	if res, _ := rn.Run(context.Background(), Options{}); res.Network || res.Certs[0].Outcome != NotDue {
+		t.Fatalf("inside the backoff: %+v", res)
+	}
+	// The CA is back; the hook fails: renewed, but reported.
+	ca.down = func(time.Time) bool { return false }
+	clock.Set(now.Add(2 * time.Minute))
+	res, _ = rn.Run(context.Background(), Options{})
+	if c := res.Certs[0]; c.Outcome != Renewed || c.DeployError == "" {
+		t.Fatalf("%+v", c)
+	}
+	if _, failed := res.Counts(); failed != 1 {
+		t.Errorf("a failed hook must count as a failure")
+	}
+	r, _ = st.LoadRenewal("n")
+	if r.Failures != 0 || r.LastError == nil || r.LastError.Step != "deploy" {
+		t.Fatalf("after renewal with failed hook: %+v", r)
+	}
+}
+
+func TestRunnerLockedAndDryRun(t *testing.T) {
+	st, ca, clock, first := runnerFixture(t, t0, nil)
+	rn := &Runner{Store: st, Issuer: ca, Rehearsal: ca, Now: clock.Now, Rand: testRand(), LockWait: 100 * time.Millisecond}
+	clock.Set(t0.Add(time.Hour))
+	// The first run remembers the renewal moment (under the lock).
+	if _, err := rn.Run(context.Background(), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := st.Lock(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing due: no lock needed, so another run's lock does not matter.
+	if _, err := rn.Run(context.Background(), Options{}); err != nil {
+		t.Fatalf("not due under a held lock: %v", err)
+	}
+	if _, err := rn.Run(context.Background(), Options{Force: true}); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("forced under a held lock: %v", err)
+	}
+	unlock()
+
+	// A rehearsal through an issuer that does not store leaves the store alone.
+	before, _ := os.ReadFile(filepath.Join(st.CertDir("n"), "renewal.json"))
+	rn.Rehearsal = rehearsalFunc(func(r *store.Renewal) (*store.Renewal, error) { c := *r; c.Serial = "dry"; return &c, nil })
+	res, err := rn.Run(context.Background(), Options{DryRun: true})
+	if err != nil || res.Certs[0].Outcome != Rehearsed {
+		t.Fatalf("dry run: %+v %v", res, err)
+	}
+	after, _ := os.ReadFile(filepath.Join(st.CertDir("n"), "renewal.json"))
+	if string(before) != string(after) {
+		t.Fatal("dry run changed renewal.json")
+	}
+	if v, _ := st.CurrentVersion("n"); v.N != first.Current {
+		t.Fatal("dry run changed current")
+	}
+}
+
+type rehearsalFunc func(*store.Renewal) (*store.Renewal, error)
+
+func (f rehearsalFunc) Issue(_ context.Context, r *store.Renewal, _ []netip.Addr, _ string) (*store.Renewal, error) {
+	return f(r)
+}
+
