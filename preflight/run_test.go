@@ -173,3 +173,15 @@ func TestChecksListAndStandaloneRun(t *testing.T) {
 		t.Errorf("address check alone: %+v", r)
 	}
 }
+
+// A token that does not come back is only a warning, and advisory: from
+// inside a LAN it may mean no hairpin NAT.
+func TestSelfFetchNotBackIsAdvisoryWarning(t *testing.T) {
+	env := offlineEnv(t)
+	env.Listen = loopbackListen // 127.0.0.1 only: 127.0.0.2 is refused
+	st := &state{opts: Options{SelfFetch: true, SelfFetchPort: freePort(t), IPs: []netip.Addr{netip.MustParseAddr("127.0.0.2")}}.withDefaults(), report: &Report{}}
+	r := st.checkSelfFetch(context.Background(), env.withDefaults())
+	if r.Status != StatusWarn || !r.Advisory || !strings.Contains(r.Summary, "hairpin") {
+		t.Errorf("%+v", r)
+	}
+}
