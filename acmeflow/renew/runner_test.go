@@ -202,4 +202,3 @@ type rehearsalFunc func(*store.Renewal) (*store.Renewal, error)
 func (f rehearsalFunc) Issue(_ context.Context, r *store.Renewal, _ []netip.Addr, _ string) (*store.Renewal, error) {
 	return f(r)
 }
-
