@@ -383,7 +383,7 @@ func (g *diag) responder(t string) bool {
 			"Run as a user that can write there (often root or www-data), or use the standalone responder.", "sudo ipcert issue ...", false)
 		return true
 	case contains(t, "web root") && contains(t, "no such file", "not a directory"):
-		g.set(DiagWebRootMissing, "The web root does not exist", g.errText(),
+		g.set(DiagWebRootMissing, "The web root does not exist", "The directory given with --webroot ("+g.ev.WebRoot+") does not exist or is not a directory, so ipcert cannot put the answer there.",
 			"Give the document root your web server serves for this address; ipcert preflight shows the default server's root.", "ipcert preflight", false)
 		return true
 	}
@@ -741,6 +741,10 @@ func (g *diag) natHint(port int) string {
 // CA's message: Pebble follows any redirect and reports the failure at the
 // target, Boulder refuses ports other than 80 and 443 up front.
 func (g *diag) redirected(t string, port int) bool {
+	if g.ev.HTTPPort == 0 && g.ev.CA == "local" {
+		// The local CA's validation port is unknown: any port could be it.
+		return false
+	}
 	for _, m := range urlRe.FindAllString(t, -1) {
 		u, err := url.Parse(strings.TrimRight(m, ":.,)"))
 		if err != nil {
