@@ -187,7 +187,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload}
 	iss, err := eng.Issue(ctx, req, acmeflow.IssueOptions{Name: f.name, Renewal: tmpl, RootPEM: rootPEM})
 	if err != nil {
-		return reportIssueError(ctx, eng, f.name, idents, err, s)
+		return reportIssueError(ctx, eng, f.name, idents, err, s, issueEvidence(&req, ca))
 	}
 	if f.jsonOut {
 		return printJSON(s.Out, issuedJSON(iss, st, ca))
@@ -256,7 +256,7 @@ func userError(err error) error {
 	return err
 }
 
-func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, idents []netip.Addr, err error, s stdio) int {
+func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, idents []netip.Addr, err error, s stdio, ev acmeflow.Evidence) int {
 	if errors.Is(err, store.ErrLocked) {
 		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
 		return exitLocked
@@ -275,11 +275,11 @@ func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, id
 		return exitUsage
 	}
 	fmt.Fprintf(s.Err, "\nipcert issue failed: %v\n", err)
-	explainFailure(s.Err, err)
+	d := explainFailure(s.Err, err, ev)
 	if name == "" {
 		name = store.NameFor(identStrings(idents))
 	}
-	_ = eng.RecordFailure(name, failureRecord(err, time.Now()))
+	_ = eng.RecordFailure(name, d.Failure(time.Now()))
 	return exitFailure
 }
 
@@ -289,23 +289,6 @@ func identStrings(as []netip.Addr) []string {
 		out[i] = a.String()
 	}
 	return out
-}
-
-// failureRecord is the stored form of an engine error.
-func failureRecord(err error, now time.Time) store.Failure {
-	f := store.Failure{Time: now.UTC(), Detail: err.Error()}
-	var ae *acmeflow.Error
-	if errors.As(err, &ae) {
-		f.Step = string(ae.Step)
-		if ae.Problem != nil {
-			f.Problem = ae.Problem.Type
-			f.Detail = ae.Problem.String()
-		}
-		for _, v := range ae.Seen {
-			f.Evidence = append(f.Evidence, v.String())
-		}
-	}
-	return f
 }
 
 type issuedOut struct {

@@ -1,12 +1,105 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
 )
 
-// explainFailure prints what a person should do about a failed issuance.
-// The diagnosis catalogue (acmeflow.Diagnose) refines this.
-func explainFailure(w io.Writer, err error) {
-	fmt.Fprintln(w, "Run \"ipcert doctor\" for an explanation and a re-check, or \"ipcert preflight\" to test ports, NAT and firewalls.")
+// issueEvidence is what `ipcert issue` knows about its own run: the
+// challenge, the web root, and the ports the CA's validator knocks on.
+func issueEvidence(req *acmeflow.Request, ca *cachoice.CA) acmeflow.Evidence {
+	ev := acmeflow.Evidence{Challenge: req.Challenge, WebRoot: req.WebRoot, HTTPPort: 80, TLSPort: 443, Now: time.Now()}
+	if ca != nil {
+		ev.CA = ca.Choice
+		if ca.Local {
+			// The local CA validates on the responder's ports; with --webroot
+			// it knocks on --webroot-port, which the CA value does not carry.
+			ev.HTTPPort, ev.TLSPort = explainPort(ca.HTTPListen), explainPort(ca.TLSListen)
+			if req.WebRoot != "" {
+				ev.HTTPPort = 0
+			}
+		}
+	}
+	return ev
+}
+
+func explainPort(hostport string) int {
+	_, p, _ := net.SplitHostPort(hostport)
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// explainFailure prints the diagnosis of a failed issuance on w (stderr)
+// and returns it, so the caller can keep it in renewal.json. When the
+// validator could not talk to the port, it first probes the port from here
+// (our responder is closed by now, so the probe meets whatever else holds
+// it): that tells a refused port, plain HTTP and a TLS proxy apart.
+func explainFailure(w io.Writer, err error, ev acmeflow.Evidence) acmeflow.Diagnosis {
+	var ae *acmeflow.Error
+	if ev.Probe == nil && errors.As(err, &ae) && ae.Step == acmeflow.StepChallenge && ae.Problem != nil {
+		if a, perr := netip.ParseAddr(ae.Identifier); perr == nil {
+			port := ev.HTTPPort
+			if ev.Challenge == acmeflow.ChallengeTLSALPN01 {
+				port = ev.TLSPort
+			}
+			if port != 0 {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				p := acmeflow.ProbeValidationPort(ctx, a, port, ev.Challenge)
+				cancel()
+				ev.Probe = &p
+			}
+		}
+	}
+	d := acmeflow.Diagnose(err, ev)
+	printDiagnosis(w, d)
+	return d
+}
+
+// printDiagnosis writes a diagnosis for people: what, why, the evidence,
+// the fix and the command, and when to retry.
+func printDiagnosis(w io.Writer, d acmeflow.Diagnosis) {
+	where := ""
+	if d.Step != "" {
+		where = fmt.Sprintf(" (at the %s step", d.Step)
+		if d.Identifier != "" {
+			where += ", " + d.Identifier
+		}
+		where += ")"
+	}
+	fmt.Fprintf(w, "\nDiagnosis: %s%s [%s]\n", d.Title, where, d.Code)
+	if d.Problem != nil {
+		fmt.Fprintf(w, "  CA said:  %s\n", d.Problem.String())
+	} else if d.Error != "" {
+		fmt.Fprintf(w, "  error:    %s\n", d.Error)
+	}
+	fmt.Fprintf(w, "  cause:    %s\n", d.Cause)
+	for i, e := range d.Evidence {
+		label := "evidence: "
+		if i > 0 {
+			label = "          "
+		}
+		fmt.Fprintf(w, "  %s%s\n", label, e)
+	}
+	fmt.Fprintf(w, "  fix:      %s\n", d.Fix)
+	if d.Command != "" {
+		fmt.Fprintf(w, "  command:  %s\n", d.Command)
+	}
+	retry := "no: " + d.Retry
+	if d.Retryable {
+		retry = "yes, " + d.Retry
+	}
+	fmt.Fprintf(w, "  retry:    %s\n", retry)
+	if !strings.HasPrefix(d.Command, "ipcert doctor") {
+		fmt.Fprintln(w, "Run \"ipcert doctor\" to re-check this later, or \"ipcert doctor --probe ADDR\" for a real test from Let's Encrypt staging.")
+	}
 }
