@@ -319,6 +319,13 @@ func upnpMap(ctx context.Context, c igdClient, ports []int, local netip.Addr) []
 	return out
 }
 
+func addrOr(a netip.Addr, def string) string {
+	if !a.IsValid() {
+		return def
+	}
+	return a.String()
+}
+
 // cleanupCtx outlives ctx so that a mapping is removed even when the
 // check's time ran out, but is bounded itself: a router that stopped
 // answering must not hold the run.
@@ -560,11 +567,24 @@ func (st *state) checkNAT(ctx context.Context, env Env) Result {
 		if pub4.IsValid() {
 			pubClass, _ = acmeflow.Classify(pub4)
 		}
+		// An interface in 100.64/10 with no router in between: this
+		// machine sits directly on the carrier's shared address space.
+		var cgnatAddr netip.Addr
 		switch {
-		case pubClass == acmeflow.ClassCGNAT || (router.IsValid() && class == acmeflow.ClassCGNAT):
+		case pubClass == acmeflow.ClassCGNAT:
+			cgnatAddr = pub4
+		case router.IsValid() && class == acmeflow.ClassCGNAT:
+			cgnatAddr = router
+		case !router.IsValid() && localV4.IsValid():
+			if c, _ := acmeflow.Classify(localV4); c == acmeflow.ClassCGNAT {
+				cgnatAddr = localV4
+			}
+		}
+		switch {
+		case cgnatAddr.IsValid():
 			info.Kind = NATCGNAT
 			r.Status = StatusFail
-			r.Summary = "carrier-grade NAT: the router's external address " + router.String() + " is shared space (100.64/10); nothing from the internet reaches this machine over IPv4"
+			r.Summary = "carrier-grade NAT: " + cgnatAddr.String() + " is shared address space (100.64/10, RFC 6598); nothing from the internet reaches this machine over IPv4"
 			r.Fix = "use IPv6 if this machine has a public IPv6 address, ask the ISP for a public IPv4 address, or use a VPS"
 		case router.IsValid() && class != acmeflow.ClassPublic:
 			info.Kind = NATDouble
@@ -579,13 +599,13 @@ func (st *state) checkNAT(ctx context.Context, env Env) Result {
 		case router.IsValid():
 			info.Kind = NATHome
 			r.Status = StatusWarn
-			r.Summary = "home NAT: the router " + src + " answers with the public address " + router.String() + "; ports 80/443 must be forwarded to this machine"
-			r.Fix = "forward tcp 80 (and 443) on the router to " + localV4.String() + ", or let ipcert map them: ipcert preflight --map-ports"
+			r.Summary = "home NAT: the router reports (" + src + ") the public address " + router.String() + "; ports 80/443 must be forwarded to this machine"
+			r.Fix = "forward tcp 80 (and 443) on the router to " + addrOr(localV4, "this machine") + ", or let ipcert map them: ipcert preflight --map-ports"
 		default:
 			info.Kind = NATBehind
 			r.Status = StatusWarn
 			r.Summary = "behind NAT: the public address is not on any interface and the router does not answer UPnP or NAT-PMP"
-			r.Fix = "forward tcp 80 (and 443) on the router to this machine (" + orDefault(localV4.String(), "its LAN address") + "); the self-fetch cannot prove it from inside, a staging run can: ipcert issue --ca staging"
+			r.Fix = "forward tcp 80 (and 443) on the router to this machine (" + addrOr(localV4, "its LAN address") + "); the self-fetch cannot prove it from inside, a staging run can: ipcert issue --ca staging"
 		}
 		for _, m := range maps {
 			if m.Error != "" || m.Granted != m.Requested {

@@ -311,3 +311,14 @@ func TestNATPMPGatewayFromProcRoute(t *testing.T) {
 		t.Errorf("natpmpAddr = %q, %v", a, err)
 	}
 }
+
+// An interface in 100.64/10 with no router answering: the machine is on
+// the carrier's shared space itself (a mobile or some fibre uplinks).
+func TestNATCGNATOnInterface(t *testing.T) {
+	env := offlineEnv(t)
+	st := natState(env, Options{}, pubA, "100.72.1.9/10")
+	r := st.checkNAT(context.Background(), env.withDefaults())
+	if st.report.NAT.Kind != NATCGNAT || r.Status != StatusFail || !strings.Contains(r.Summary, "100.72.1.9") {
+		t.Fatalf("%+v %+v", st.report.NAT, r)
+	}
+}
