@@ -333,7 +333,8 @@ func Run(ctx context.Context, env Env, opts Options, progress func(Event)) Repor
 	}
 	if len(only) == 0 || only[IDPublic4] || only[IDPublic6] {
 		rep.Public = st.public()
-		rep.Offline = rep.Public.V4.Answered == 0 && rep.Public.V6.Answered == 0
+		p := rep.Public
+		rep.Offline = p.V4.Asked+p.V6.Asked > 0 && p.V4.Answered == 0 && p.V6.Answered == 0
 	}
 	rep.Addrs = st.addrs()
 	// Lists are [] rather than null in JSON, so consumers need no
