@@ -137,6 +137,11 @@ func ListeningPorts(env Env, ports []int) ([]PortState, error) {
 				if s.port != p || s.family != fam {
 					continue
 				}
+				// The self-fetch listens on the port while this check
+				// reads: our own socket does not make the port busy.
+				if o, ok := owners[s.inode]; ok && o.pid == os.Getpid() {
+					continue
+				}
 				ps.Free = false
 				ps.Local = s.local
 				if o, ok := owners[s.inode]; ok {

@@ -2,6 +2,7 @@ package preflight
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -129,6 +130,27 @@ func TestAddressCheckPolicyAndCost(t *testing.T) {
 		r := st.checkAddress(context.Background(), offlineEnv(t))
 		if r.Status != tc.status || !strings.Contains(r.Summary+r.Fix, tc.want) {
 			t.Errorf("%s (local %v, failing %v): %+v", tc.ip, tc.local, tc.failing, r)
+		}
+	}
+}
+
+// The self-fetch's own listener (this process) does not count as busy.
+func TestListeningPortsIgnoresOwnSocket(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	env := offlineEnv(t)
+	env.Root = "/"
+	ps, err := ListeningPorts(env, []int{port})
+	if err != nil {
+		t.Skipf("no /proc/net/tcp: %v", err)
+	}
+	for _, p := range ps {
+		if !p.Free {
+			t.Errorf("own socket reported: %+v", p)
 		}
 	}
 }
