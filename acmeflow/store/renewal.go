@@ -92,6 +92,11 @@ type Failure struct {
 	Command    string    `json:"command,omitempty"`
 	RetryAt    time.Time `json:"retry_at,omitzero"`
 	Validators []string  `json:"validators,omitempty"`
+	// The attempt's own challenge settings: they may differ from the
+	// certificate's (an issue with --webroot that failed).
+	Challenge string `json:"challenge,omitempty"`
+	WebRoot   string `json:"webroot,omitempty"`
+	Port      int    `json:"port,omitempty"` // where the validator knocked
 }
 
 // RenewalError says renewal.json cannot be used, and why.
