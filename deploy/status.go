@@ -1,0 +1,139 @@
+package deploy
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ipcert/ipcert/acmeflow/store"
+)
+
+// TimerProbe reports whether the renewal job is installed (TimerStatus
+// with the caller's options, usually).
+type TimerProbe func() (TimerState, error)
+
+// CertStatus is one managed certificate as `ipcert status` shows it.
+type CertStatus struct {
+	Name        string   `json:"name"`
+	Identifiers []string `json:"identifiers"`
+	CA          string   `json:"ca"`
+	Directory   string   `json:"directory,omitempty"`
+	Challenge   string   `json:"challenge,omitempty"`
+	Version     int      `json:"version,omitempty"`
+	Serial      string   `json:"serial,omitempty"`
+	// Validity of the current certificate (read from the certificate
+	// itself, not from renewal.json).
+	NotBefore time.Time     `json:"not_before,omitzero"`
+	NotAfter  time.Time     `json:"not_after,omitzero"`
+	ValidFor  time.Duration `json:"valid_for_ns"` // negative: expired
+	Expired   bool          `json:"expired"`
+	// NextRenewal is when the renewal job will renew it; Why says where
+	// that time comes from.
+	NextRenewal    time.Time `json:"next_renewal,omitzero"`
+	NextRenewalWhy string    `json:"next_renewal_reason,omitempty"`
+	// ARINextCheck is when the CA's renewal window is asked for again.
+	ARINextCheck time.Time `json:"ari_next_check,omitzero"`
+	// LastResult is "ok", "failed" or "never".
+	LastResult  string         `json:"last_result"`
+	LastSuccess time.Time      `json:"last_success,omitzero"`
+	LastAttempt time.Time      `json:"last_attempt,omitzero"`
+	Failures    int            `json:"consecutive_failures,omitempty"`
+	LastError   *store.Failure `json:"last_error,omitempty"`
+	Reload      string         `json:"reload,omitempty"`
+	DeployHooks []string       `json:"deploy_hooks,omitempty"`
+	// Problem says why the certificate cannot be used or renewed as is
+	// (unreadable renewal.json, no current version).
+	Problem string `json:"problem,omitempty"`
+}
+
+// StatusReport is every managed certificate plus the renewal job.
+type StatusReport struct {
+	StateDir       string       `json:"state_dir"`
+	Certificates   []CertStatus `json:"certificates"`
+	Timer          TimerState   `json:"timer"`
+	TimerInstalled bool         `json:"timer_installed"`
+	TimerError     string       `json:"timer_error,omitempty"`
+}
+
+// Status reads every certificate in the store, at time now. A broken
+// certificate is reported with its Problem, never skipped: status is what
+// people run when something is wrong.
+func Status(st *store.Store, now time.Time, probe TimerProbe) (StatusReport, error) {
+	rep := StatusReport{StateDir: st.Root(), Certificates: []CertStatus{}}
+	if probe != nil {
+		ts, err := probe()
+		rep.Timer = ts
+		rep.TimerInstalled = ts.Mode != ""
+		if err != nil {
+			rep.TimerError = err.Error()
+		}
+	}
+	names, err := st.Names()
+	if err != nil {
+		return rep, fmt.Errorf("list certificates in %s: %w", st.Root(), err)
+	}
+	for _, name := range names {
+		rep.Certificates = append(rep.Certificates, certStatus(st, name, now))
+	}
+	return rep, nil
+}
+
+func certStatus(st *store.Store, name string, now time.Time) CertStatus {
+	cs := CertStatus{Name: name, LastResult: "never"}
+	r, err := st.LoadRenewal(name)
+	if err != nil {
+		cs.Problem = err.Error()
+		return cs
+	}
+	cs.Identifiers, cs.CA, cs.Directory, cs.Challenge = r.Identifiers, r.CA, r.Directory, r.Challenge
+	cs.Reload, cs.DeployHooks = r.Reload, r.DeployHooks
+	cs.LastSuccess, cs.LastAttempt, cs.Failures, cs.LastError = r.LastSuccess, r.LastAttempt, r.Failures, r.LastError
+	switch {
+	case r.LastError != nil && !r.LastError.Time.Before(r.LastSuccess):
+		cs.LastResult = "failed"
+	case !r.LastSuccess.IsZero():
+		cs.LastResult = "ok"
+	}
+	if r.ARI != nil {
+		cs.ARINextCheck = r.ARI.NextCheck
+	}
+	v, err := st.CurrentVersion(name)
+	if err != nil {
+		if errors.Is(err, store.ErrNoCurrent) {
+			cs.Problem = "no certificate yet: the last issuance did not finish; run ipcert issue again (ipcert doctor explains the failure)"
+		} else {
+			cs.Problem = fmt.Sprintf("the current certificate cannot be read: %v", err)
+		}
+		return cs
+	}
+	leaf := v.Leaf
+	cs.Version = v.N
+	cs.Serial = fmt.Sprintf("%x", leaf.SerialNumber)
+	cs.NotBefore, cs.NotAfter = leaf.NotBefore.UTC(), leaf.NotAfter.UTC()
+	cs.ValidFor = leaf.NotAfter.Sub(now)
+	cs.Expired = cs.ValidFor <= 0
+	cs.NextRenewal, cs.NextRenewalWhy = nextRenewal(r, leaf.NotBefore, leaf.NotAfter, now)
+	return cs
+}
+
+// nextRenewal follows the renewal rules (DESIGN.md, FACTS.md "Renewal"):
+// a backoff after failures wins, then the moment chosen inside the CA's
+// ARI window, else half-life.
+func nextRenewal(r *store.Renewal, notBefore, notAfter, now time.Time) (time.Time, string) {
+	var at time.Time
+	var why string
+	switch {
+	case r.Failures > 0 && r.NextAttempt.After(now):
+		at, why = r.NextAttempt, fmt.Sprintf("retry after %d failed attempt(s)", r.Failures)
+	case !r.RenewAt.IsZero() && r.ARI != nil:
+		at, why = r.RenewAt, "chosen inside the CA's renewal window (ARI)"
+	case !r.RenewAt.IsZero():
+		at, why = r.RenewAt, "scheduled"
+	default:
+		at, why = notBefore.Add(notAfter.Sub(notBefore)/2), "half-life (no renewal window from the CA yet)"
+	}
+	if !at.After(now) {
+		why = "due now: the next run of ipcert renew renews it (" + why + ")"
+	}
+	return at.UTC(), why
+}
