@@ -72,6 +72,15 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 	if l.ConfigPath == "" || !filepath.IsAbs(l.ConfigPath) {
 		return res, fmt.Errorf("install: no absolute config path for %s", l.Kind)
 	}
+	var missing []string
+	for _, f := range l.Requires {
+		if _, err := os.Stat(f); err != nil {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		return res, fmt.Errorf("the %s snippet needs %s, which is missing; run: %s, then try again (nothing was changed)", l.Kind, strings.Join(missing, " and "), l.RequiresFix)
+	}
 	old, err := os.ReadFile(l.ConfigPath)
 	existed := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -160,6 +160,16 @@ func TestInstallSteps(t *testing.T) {
 		}
 	})
 
+	t.Run("missing module: nothing done, the fix named", func(t *testing.T) {
+		l := fakeLayout(t)
+		l.Requires, l.RequiresFix = []string{filepath.Join(t.TempDir(), "rewrite.load")}, "a2enmod ssl rewrite"
+		r := &recRunner{fn: func(Cmd) ([]byte, error) { return nil, nil }}
+		_, err := Install(ctx, Installer{Layout: l, Content: snip, BackupDir: t.TempDir(), Reload: reload, Runner: r})
+		if err == nil || !strings.Contains(err.Error(), "run: a2enmod ssl rewrite") || len(r.calls) != 0 {
+			t.Fatalf("error %v calls %v", err, r.calls)
+		}
+	})
+
 	t.Run("foreign file is never replaced", func(t *testing.T) {
 		l := fakeLayout(t)
 		os.MkdirAll(filepath.Dir(l.ConfigPath), 0o755)

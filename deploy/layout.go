@@ -122,6 +122,10 @@ type Layout struct {
 	Unit string
 	// WebRoot is the distribution's default document root.
 	WebRoot string
+	// Requires are files that must exist for the snippet to load (enabled
+	// modules); RequiresFix is the command that makes them.
+	Requires    []string
+	RequiresFix string
 }
 
 // LayoutFor is the layout of kind on distro for certificate name.
@@ -155,6 +159,9 @@ func LayoutFor(kind Kind, distro Distro, name string) Layout {
 			// without which Debian's config does not parse.
 			l.Test = Cmd{Path: "apache2ctl", Args: []string{"-t"}}
 			l.Unit = "apache2"
+			// Debian enables neither module by default.
+			l.Requires = []string{"/etc/apache2/mods-enabled/ssl.load", "/etc/apache2/mods-enabled/rewrite.load"}
+			l.RequiresFix = "a2enmod ssl rewrite"
 		}
 	case HAProxy:
 		l.Unit = "haproxy"
