@@ -62,6 +62,9 @@ func explainFailure(w io.Writer, err error, ev acmeflow.Evidence) acmeflow.Diagn
 	}
 	d := acmeflow.Diagnose(err, ev)
 	printDiagnosis(w, d)
+	if !strings.HasPrefix(d.Command, "ipcert doctor") {
+		fmt.Fprintln(w, "Run \"ipcert doctor\" to re-check this later, or \"ipcert doctor ADDR --probe\" for a real test from Let's Encrypt staging.")
+	}
 	return d
 }
 
@@ -99,7 +102,4 @@ func printDiagnosis(w io.Writer, d acmeflow.Diagnosis) {
 		retry = "yes, " + d.Retry
 	}
 	fmt.Fprintf(w, "  retry:    %s\n", retry)
-	if !strings.HasPrefix(d.Command, "ipcert doctor") {
-		fmt.Fprintln(w, "Run \"ipcert doctor\" to re-check this later, or \"ipcert doctor --probe ADDR\" for a real test from Let's Encrypt staging.")
-	}
 }

@@ -54,6 +54,11 @@ type Diagnosis struct {
 	RateLimit string `json:"rate_limit,omitempty"`
 	// Validators are the validator requests our responder saw.
 	Validators []ValidatorRequest `json:"validators,omitempty"`
+	// The attempt's challenge, web root and validation port, as far as
+	// they are known.
+	Challenge string `json:"challenge,omitempty"`
+	WebRoot   string `json:"webroot,omitempty"`
+	Port      int    `json:"port,omitempty"`
 }
 
 // Evidence is what is known locally about a failure, beyond the error. All
@@ -163,6 +168,11 @@ func Diagnose(err error, ev Evidence) Diagnosis {
 	}
 	d.Validators = ev.Seen
 	dg := &diag{d: &d, ev: ev, err: err}
+	dg.inferChallenge()
+	d.Challenge, d.WebRoot = dg.ev.Challenge, ev.WebRoot
+	if d.Step == StepChallenge || d.Step == StepResponder {
+		d.Port = dg.port()
+	}
 	dg.classify()
 	dg.addSeenEvidence()
 	dg.addPreflightEvidence()
@@ -188,6 +198,7 @@ func (d Diagnosis) Failure(now time.Time) store.Failure {
 		Time: now.UTC(), Step: string(d.Step), Detail: d.Error,
 		Cause: d.Cause, Fix: d.Fix, Retryable: d.Retryable, Evidence: d.Evidence,
 		Code: d.Code, Title: d.Title, Command: d.Command, RetryAt: d.RetryAt,
+		Challenge: d.Challenge, WebRoot: d.WebRoot, Port: d.Port,
 	}
 	if d.Problem != nil {
 		f.Problem = d.Problem.Type
@@ -211,6 +222,33 @@ func ErrorFromFailure(f store.Failure) *Error {
 		e.Err = errors.New(f.Detail)
 	}
 	return e
+}
+
+// inferChallenge fills what the caller did not know from the error itself:
+// the challenge from the validator log or the CA's words, and the
+// validation port from the URL the validator fetched.
+func (g *diag) inferChallenge() {
+	t := g.text()
+	if g.ev.Challenge == "" {
+		switch {
+		case len(g.ev.Seen) > 0:
+			g.ev.Challenge = g.ev.Seen[0].Challenge
+		case contains(t, "tls-alpn-01", "acme-tls/1"):
+			g.ev.Challenge = ChallengeTLSALPN01
+		default:
+			g.ev.Challenge = ChallengeHTTP01
+		}
+	}
+	if g.ev.Challenge == ChallengeHTTP01 && g.ev.HTTPPort == 0 && g.ev.CA != "local" {
+		return
+	}
+	if g.ev.Challenge == ChallengeHTTP01 && g.ev.HTTPPort == 0 {
+		// The local CA with --webroot: the first URL the validator
+		// fetched names the port (a redirect cannot be told apart then).
+		if u, err := url.Parse(strings.TrimRight(urlRe.FindString(t), ":.,)")); err == nil && u.Port() != "" {
+			g.ev.HTTPPort, _ = strconv.Atoi(u.Port())
+		}
+	}
 }
 
 type diag struct {
