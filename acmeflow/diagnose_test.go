@@ -206,3 +206,12 @@ func TestDiagnoseFromStoredFailure(t *testing.T) {
 		t.Errorf("first %s / again %s: %s", first.Code, again.Code, again.Cause)
 	}
 }
+
+// TestProblemCarriesRetryAfter: the engine's error keeps the Retry-After
+// header of a rateLimited answer, so renew can honour it.
+func TestProblemCarriesRetryAfter(t *testing.T) {
+	err := stepErr(StepOrder, "", &acme.RateLimitedError{ProblemDetails: leProblem(t, "rateLimited-new-orders"), RetryAfter: "120"})
+	if p := ProblemOf(err); p == nil || p.RetryAfter != 2*time.Minute {
+		t.Fatalf("problem %+v", p)
+	}
+}
