@@ -35,13 +35,15 @@ func (c Checklist) View(t Theme, width int, spin string) string {
 	for _, it := range c.Items {
 		titleW = max(titleW, len([]rune(it.Title)))
 	}
-	titleW = min(titleW, width/2)
+	// Titles get at most a third of the line so the summaries stay
+	// readable at 80 columns; the selected row repeats what was cut.
+	titleW = min(titleW, max(width/3, 16))
 	for i, it := range c.Items {
 		cur := "  "
 		if i == c.Selected {
 			cur = t.Selected.Render(t.Cursor()) + " "
 		}
-		title := ansi.Truncate(it.Title, titleW, "")
+		title := ansi.Truncate(it.Title, titleW, "…")
 		title += strings.Repeat(" ", titleW-ansi.StringWidth(title))
 		if i == c.Selected {
 			title = t.Selected.Render(title)
@@ -56,9 +58,17 @@ func (c Checklist) View(t Theme, width int, spin string) string {
 			}
 		}
 		line := cur + t.Mark(it.Status, spin) + " " + title + "  " + summary
-		b.WriteString(ansi.Truncate(line, width, "…"))
+		cut := ansi.StringWidth(line) > width || ansi.StringWidth(it.Title) > titleW
+		ell := "…"
+		if t.Caps.ASCII {
+			ell = "~"
+		}
+		b.WriteString(ansi.Truncate(line, width, ell))
 		b.WriteString("\n")
 		if i == c.Selected || c.Expand {
+			if cut && it.Status != Running && it.Status != Pending {
+				b.WriteString(Indent(it.Title+": "+it.Summary, 6, width) + "\n")
+			}
 			n := 0
 			for _, d := range it.Detail {
 				if c.MaxDetail > 0 && n >= c.MaxDetail {

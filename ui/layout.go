@@ -61,12 +61,12 @@ func (t Theme) HelpLine(width int, keys []KeyHelp) string {
 }
 
 // Wrap wraps plain or styled text to width, keeping words whole where it
-// can (long paths are broken).
+// can (words longer than a line, such as paths, are broken).
 func Wrap(s string, width int) string {
 	if width < 10 {
 		width = 10
 	}
-	return ansi.Wrap(s, width, " /")
+	return ansi.Wrap(s, width, "")
 }
 
 // Indent wraps s to width-n and indents every line by n spaces, for

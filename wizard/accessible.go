@@ -322,11 +322,7 @@ func (a *accessible) issue() (Step, error) {
 		s.gen++
 		s.phase = phaseRunning
 		s.rehearsal, s.choice = rehearsal, choice
-		what := "Getting the certificate"
-		if rehearsal {
-			what = "Rehearsing on Let's Encrypt staging"
-		}
-		a.say("Step 5 of 6, Issue. %s for %s from %s.", what, addrList(m.ans.Addrs), shortCA(choice))
+		a.say("Step 5 of 6, Issue. %s", runTitle(rehearsal, choice, m.ans.Addrs))
 		done := issueDoneMsg{gen: s.gen, rehearsal: rehearsal}
 		ca, err := m.cas.get(choice)
 		if err != nil {
@@ -409,13 +405,16 @@ func validatorText(t ui.Theme, ev acmeflow.Event) string {
 	if v == nil {
 		return ev.String()
 	}
-	what := fmt.Sprintf("GET %s", v.Path)
+	what := "GET " + v.Path
+	if len(v.Path) > 40 {
+		what = "GET …" + v.Path[len(v.Path)-30:]
+	}
 	if v.Challenge == acmeflow.ChallengeTLSALPN01 {
-		what = fmt.Sprintf("TLS %s", v.SNI)
+		what = "TLS " + v.SNI
 	}
 	res := "answered"
 	if v.Status != 0 {
-		res = fmt.Sprintf("answered %d", v.Status)
+		res = fmt.Sprintf("%d", v.Status)
 	}
 	if !v.Answered {
 		res = "NOT answered"
@@ -423,5 +422,5 @@ func validatorText(t ui.Theme, ev acmeflow.Event) string {
 			res += ": " + v.Note
 		}
 	}
-	return fmt.Sprintf("validator from %s %s %s, %s", v.Remote, t.Arrow(), what, res)
+	return fmt.Sprintf("validator %s %s %s %s %s", v.Remote, t.Arrow(), what, t.Arrow(), res)
 }

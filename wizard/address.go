@@ -53,6 +53,7 @@ func (s *addressStep) enter(m *Model) tea.Cmd {
 		s.input.Prompt = "address: "
 		s.input.Placeholder = "203.0.113.7 or 2001:db8::7"
 		s.input.CharLimit = 64
+		s.input.Width = 44
 		s.input.Cursor.SetMode(cursor.CursorStatic)
 	}
 	// Refresh refusals: the CA choice may have changed since.
@@ -209,6 +210,9 @@ func (s *addressStep) updateTyping(m *Model, msg tea.KeyMsg) tea.Cmd {
 		s.input.Blur()
 		s.input.SetValue("")
 		s.inputErr, s.inputOK = "", ""
+		if len(s.cands) > 0 {
+			s.cursor = len(s.cands) - 1
+		}
 		return nil
 	case "up", "shift+tab":
 		if len(s.cands) > 0 {

@@ -140,7 +140,11 @@ func filesOf(st *store.Store, name string, local bool) Files {
 	if st == nil {
 		return Files{}
 	}
-	dir := st.CurrentDir(name)
+	return filesIn(st.CurrentDir(name), local)
+}
+
+// filesIn names the files of a version directory (store.CurrentDir).
+func filesIn(dir string, local bool) Files {
 	f := Files{
 		Dir:       dir,
 		FullChain: dir + "/" + store.FullChainFile,

@@ -54,44 +54,25 @@ func (s *issueStep) failureView(m *Model, w int) string {
 	t := m.theme
 	d := s.diag
 	var b strings.Builder
-	where := ""
+	b.WriteString(ui.Wrap(t.Fail.Render(t.Mark(ui.Fail, "")+" "+d.Title), w) + "\n")
 	if d.Step != "" {
-		where = " at the " + string(d.Step) + " step"
+		where := "at the " + string(d.Step) + " step"
 		if d.Identifier != "" {
-			where += " (" + d.Identifier + ")"
+			where += ", " + d.Identifier
 		}
+		b.WriteString(t.Dim.Render("  "+where) + "\n")
 	}
-	b.WriteString(ui.Wrap(t.Fail.Render(t.Mark(ui.Fail, "")+" "+d.Title)+t.Dim.Render(" failed"+where), w) + "\n\n")
-	switch {
-	case d.Problem != nil:
-		b.WriteString(t.Strong.Render("The CA said") + "\n")
-		b.WriteString(t.Dim.Render(ui.Indent(d.Problem.String(), 2, w)) + "\n")
-	case d.Error != "":
-		b.WriteString(t.Strong.Render("What failed") + "\n")
-		b.WriteString(t.Dim.Render(ui.Indent(d.Error, 2, w)) + "\n")
-	}
+	// What to do comes first: on a small terminal the CA's words and the
+	// evidence are what gets clipped, not the choices.
 	if d.Cause != "" {
-		b.WriteString(t.Strong.Render("Likely cause") + "\n" + ui.Indent(d.Cause, 2, w) + "\n")
-	}
-	if len(d.Evidence) > 0 {
-		b.WriteString(t.Strong.Render("What ipcert saw here") + "\n")
-		for i, e := range d.Evidence {
-			if i == 4 {
-				b.WriteString(t.Dim.Render(ui.Indent(fmt.Sprintf("… and %d more", len(d.Evidence)-i), 2, w)) + "\n")
-				break
-			}
-			b.WriteString(t.Dim.Render(ui.Indent(e, 2, w)) + "\n")
-		}
+		b.WriteString(ui.Indent(d.Cause, 2, w) + "\n")
 	}
 	if d.Fix != "" {
-		fix := d.Fix
+		fix := "Fix: " + d.Fix
 		if d.Command != "" {
-			fix += ": " + t.Code.Render(d.Command)
+			fix = strings.TrimRight(fix, ".") + ": " + t.Code.Render(d.Command)
 		}
-		b.WriteString(t.Strong.Render("Fix") + "\n" + ui.Indent(fix, 2, w) + "\n")
-	}
-	if d.Retry != "" {
-		b.WriteString(t.Dim.Render(ui.Indent("Retry: "+d.Retry, 2, w)) + "\n")
+		b.WriteString(ui.Indent(fix, 2, w) + "\n")
 	}
 	b.WriteString("\n")
 	for i, c := range failChoices {
@@ -101,6 +82,28 @@ func (s *issueStep) failureView(m *Model, w int) string {
 			c = t.Selected.Render(c)
 		}
 		b.WriteString(cur + c + "\n")
+	}
+	b.WriteString("\n")
+	switch {
+	case d.Problem != nil:
+		b.WriteString(t.Strong.Render("The CA said") + "\n")
+		b.WriteString(t.Dim.Render(ui.Indent(d.Problem.String(), 2, w)) + "\n")
+	case d.Error != "":
+		b.WriteString(t.Strong.Render("What failed") + "\n")
+		b.WriteString(t.Dim.Render(ui.Indent(d.Error, 2, w)) + "\n")
+	}
+	if len(d.Evidence) > 0 {
+		b.WriteString(t.Strong.Render("What ipcert saw here") + "\n")
+		for i, e := range d.Evidence {
+			if i == 6 {
+				b.WriteString(t.Dim.Render(ui.Indent(fmt.Sprintf("… and %d more", len(d.Evidence)-i), 2, w)) + "\n")
+				break
+			}
+			b.WriteString(t.Dim.Render(ui.Indent(e, 2, w)) + "\n")
+		}
+	}
+	if d.Retry != "" {
+		b.WriteString(t.Dim.Render(ui.Indent("Retry: "+d.Retry, 2, w)) + "\n")
 	}
 	return b.String()
 }

@@ -293,11 +293,7 @@ func (s *issueStep) choose(m *Model, i int) tea.Cmd {
 func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	t := m.theme
 	var b strings.Builder
-	what := "Getting the certificate"
-	if s.rehearsal {
-		what = "Rehearsing on Let's Encrypt staging"
-	}
-	b.WriteString(ui.Wrap(fmt.Sprintf("%s for %s from %s.", what, addrList(m.ans.Addrs), shortCA(s.choice)), w) + "\n\n")
+	b.WriteString(ui.Wrap(runTitle(s.rehearsal, s.choice, m.ans.Addrs), w) + "\n\n")
 	if s.phase == phaseFailed {
 		return b.String() + s.failureView(m, w), []ui.KeyHelp{{Key: "enter", What: "choose"}, {Key: "r", What: "retry"}, {Key: "c", What: "change challenge"}, {Key: "p", What: "preflight"}, keysBack, keysQuit}
 	}
@@ -335,6 +331,14 @@ func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		keys = []ui.KeyHelp{{Key: "y", What: "yes, production"}, {Key: "n", What: "not now"}, keysQuit}
 	}
 	return b.String(), keys
+}
+
+// runTitle says what the run does.
+func runTitle(rehearsal bool, choice string, addrs []netip.Addr) string {
+	if rehearsal {
+		return fmt.Sprintf("Rehearsal on Let's Encrypt staging for %s.", addrList(addrs))
+	}
+	return fmt.Sprintf("Getting the certificate for %s from %s.", addrList(addrs), shortCA(choice))
 }
 
 func shortCA(choice string) string {

@@ -25,6 +25,9 @@ type planStep struct {
 // "Validation": only http-01 and tls-alpn-01 for IP identifiers).
 const dns01Why = "dns-01 is impossible for IP addresses: there is no DNS name to put a TXT record under, so Let's Encrypt validates an IP only by connecting to it (http-01 on port 80, tls-alpn-01 on port 443)."
 
+// dns01Short is dns01Why for the form, where room is short.
+const dns01Short = "(dns-01 is impossible for IP addresses: no DNS name to hold a TXT record.)"
+
 func (s *planStep) enter(m *Model) tea.Cmd {
 	s.a = m.ans
 	s.webServer = ""
@@ -47,7 +50,7 @@ func caOptions(demo bool) []huh.Option[string] {
 	return []huh.Option[string]{
 		huh.NewOption("Rehearse on staging, then production (recommended)", PlanRehearse),
 		huh.NewOption("Staging only (a test certificate browsers do not trust)", cachoice.Staging),
-		huh.NewOption("Production directly, no rehearsal", cachoice.Production),
+		huh.NewOption("Production directly, no rehearsal (failures count against limits)", cachoice.Production),
 	}
 }
 
@@ -60,7 +63,7 @@ func caDescription(demo bool, choice string) string {
 	case choice == cachoice.Staging:
 		return "Staging's limits are generous; its certificates are for testing only."
 	}
-	return "Staging proves validation works; then ipcert asks before getting the real certificate."
+	return "Staging proves validation works at no cost; production without a rehearsal spends Let's Encrypt's limit of 5 failed validations per hour."
 }
 
 func challengeOptions(demo bool, webroot, server string) []huh.Option[string] {
@@ -99,6 +102,14 @@ func (s *planStep) build(m *Model) *huh.Form {
 	if demo {
 		s.a.CA = cachoice.Local
 	}
+	if s.a.Challenge == "" {
+		// A running web server with a known web root holds port 80:
+		// answering through it needs no downtime.
+		s.a.Challenge = ChallengeHTTP
+		if s.a.WebRoot != "" && !demo {
+			s.a.Challenge = ChallengeWebroot
+		}
+	}
 	if s.a.Challenge == ChallengeWebroot && (s.a.WebRoot == "" || demo) {
 		s.a.Challenge = ChallengeHTTP
 	}
@@ -110,12 +121,12 @@ func (s *planStep) build(m *Model) *huh.Form {
 		huh.NewGroup(
 			huh.NewSelect[string]().Key("ca").Title("Certificate authority").
 				Options(caOptions(demo)...).
-				DescriptionFunc(func() string { return caDescription(demo, s.a.CA) }, &s.a.CA).
+				Description(caDescription(demo, "")).
 				Value(&s.a.CA),
 			huh.NewSelect[string]().Key("challenge").Title("Challenge").
+				Description(dns01Short).
 				Options(challengeOptions(demo, s.a.WebRoot, s.webServer)...).
 				Value(&s.a.Challenge),
-			huh.NewNote().Title("dns-01").Description(dns01Why),
 		),
 		huh.NewGroup(
 			huh.NewSelect[string]().Key("key").Title("Key type").

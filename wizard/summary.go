@@ -57,6 +57,15 @@ func OpensslCommands(f Files) []string {
 	}
 }
 
+// opensslShort are the same commands run from inside the files' folder.
+func opensslShort(f Files) []string {
+	return []string{
+		"cd " + f.Dir,
+		"openssl verify -CAfile root.pem -untrusted chain.pem cert.pem",
+		"openssl x509 -noout -text -in cert.pem",
+	}
+}
+
 func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	t := m.theme
 	var b strings.Builder
@@ -83,25 +92,22 @@ func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	b.WriteString(fmt.Sprintf("  %-10s %s until %s\n", "valid", r.NotBefore.Local().Format("2006-01-02 15:04"), r.NotAfter.Local().Format("2006-01-02 15:04 MST")))
 	b.WriteString(fmt.Sprintf("  %-10s %s left\n", "", humanHours(r.NotAfter.Sub(now))))
 	half := r.NotBefore.Add(r.NotAfter.Sub(r.NotBefore) / 2)
-	if !rehearsalOnly {
-		b.WriteString(ui.Wrap(fmt.Sprintf("  %-10s around %s (half-way, or when the CA's renewal window says)", "renew", half.Local().Format("2006-01-02 15:04")), w) + "\n")
+	if !rehearsalOnly && !m.cfg.Demo {
+		b.WriteString(fmt.Sprintf("  %-10s around %s\n", "renew", half.Local().Format("2006-01-02 15:04")))
 	}
-	b.WriteString("\n")
-	rows := [][2]string{{"fullchain", files.FullChain}, {"key", files.Key}, {"cert", files.Cert}, {"chain", files.Chain}}
+	b.WriteString(ui.Wrap(fmt.Sprintf("  %-10s %s", "files in", t.Code.Render(files.Dir+"/")), w) + "\n")
+	names := []string{"fullchain.pem", "privkey.pem", "cert.pem", "chain.pem"}
 	if files.Root != "" {
-		rows = append(rows, [2]string{"test root", files.Root})
+		names = append(names, "root.pem")
 	}
-	for _, row := range rows {
-		b.WriteString(ui.Wrap(fmt.Sprintf("  %-10s %s", row[0], t.Code.Render(row[1])), w) + "\n")
-	}
-	b.WriteString("\n")
+	b.WriteString(ui.Wrap(fmt.Sprintf("  %-10s %s", "", strings.Join(names, "  ")), w) + "\n\n")
 	switch {
 	case m.cfg.Demo:
 		b.WriteString(t.Strong.Render("Check it with openssl") + "\n")
-		for _, c := range OpensslCommands(files) {
+		for _, c := range opensslShort(files) {
 			b.WriteString(ui.Wrap("  "+t.Code.Render(c), w) + "\n")
 		}
-		b.WriteString(ui.Wrap(t.Dim.Render("The files stay after you quit. For a real certificate run ipcert (no arguments) on the server, as root."), w) + "\n")
+		b.WriteString("\n" + ui.Wrap(t.Dim.Render("The files stay after you quit. For a real certificate run ipcert (no arguments) on the server, as root."), w) + "\n")
 	case rehearsalOnly:
 		b.WriteString(ui.Wrap("Validation works. Get the real certificate any time: "+t.Code.Render("sudo ipcert issue --ip "+r.Identifiers[0]+" --ca production --agree-tos")+", or run the wizard again.", w) + "\n")
 	default:

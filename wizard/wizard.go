@@ -113,12 +113,6 @@ func New(ctx context.Context, deps Deps, cfg Config) *Model {
 	if cfg.Demo {
 		m.ans.CA = cachoice.Local
 	}
-	if m.ans.Challenge == "" {
-		m.ans.Challenge = ChallengeHTTP
-		if m.ans.WebRoot != "" {
-			m.ans.Challenge = ChallengeWebroot
-		}
-	}
 	return m
 }
 

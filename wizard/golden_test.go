@@ -1,0 +1,209 @@
+package wizard
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/charmbracelet/x/ansi"
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/preflight"
+)
+
+// scriptedIssuer plays one behaviour per call: the golden walk's staging
+// run fails, the retry passes, production passes.
+type scriptedIssuer struct {
+	calls   atomic.Int32
+	release chan struct{} // the first run waits for it (a run in progress)
+}
+
+func validatorEvent(remote string) acmeflow.Event {
+	return acmeflow.Event{Time: fixedNow, Kind: acmeflow.EventValidator, Step: acmeflow.StepChallenge, Validator: &acmeflow.ValidatorRequest{
+		Time: fixedNow, Challenge: acmeflow.ChallengeHTTP01, Remote: remote, Local: "81.2.69.160:80", Host: "81.2.69.160",
+		Path: "/.well-known/acme-challenge/xMq3zTn0Yb", Status: 200, Answered: true,
+	}}
+}
+
+func (s *scriptedIssuer) Issue(ctx context.Context, req acmeflow.Request, opts acmeflow.IssueOptions) (*acmeflow.Issued, error) {
+	n := s.calls.Add(1)
+	ev := func(kind acmeflow.EventKind, step acmeflow.Step, msg string) {
+		req.Events(acmeflow.Event{Time: fixedNow, Kind: kind, Step: step, Message: msg})
+	}
+	ev(acmeflow.EventStep, acmeflow.StepDirectory, "Fetching the directory "+req.Directory)
+	ev(acmeflow.EventStep, acmeflow.StepAccount, "Registering an account")
+	ev(acmeflow.EventStep, acmeflow.StepOrder, "Ordering a shortlived certificate for 81.2.69.160")
+	ev(acmeflow.EventStep, acmeflow.StepResponder, "Serving /.well-known/acme-challenge/ from /var/www/html")
+	ev(acmeflow.EventStep, acmeflow.StepChallenge, "Asking the CA to validate 81.2.69.160 (http-01)")
+	if n == 1 {
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return nil, &acmeflow.Error{Step: acmeflow.StepChallenge, Identifier: "81.2.69.160", Problem: &acmeflow.Problem{
+			Type: acmeflow.ProblemConnection, Status: 400,
+			Detail: "81.2.69.160: Fetching http://81.2.69.160/.well-known/acme-challenge/xMq3zTn0Yb: Timeout during connect (likely firewall problem)",
+		}}
+	}
+	req.Events(validatorEvent("66.133.109.36:41234"))
+	req.Events(validatorEvent("3.67.12.4:50122"))
+	ev(acmeflow.EventStep, acmeflow.StepFinalize, "Sending the certificate request")
+	ev(acmeflow.EventDone, acmeflow.StepStore, "Certificate 81.2.69.160 version 1 is current")
+	ca := cachoice.Staging
+	if n >= 3 {
+		ca = cachoice.Production
+	}
+	return fakeIssued("81.2.69.160", ca, req.Identifiers...), nil
+}
+
+// walk drives the wizard through every screen with fakes and returns the
+// screens by name.
+func walk(t *testing.T, w, h int) (names []string, screens map[string]string) {
+	t.Helper()
+	screens = map[string]string{}
+	iss := &scriptedIssuer{release: make(chan struct{})}
+	d := newDriver(t, fakeDeps(iss), testConfig(false), w, h)
+	m := d.m
+	shot := func(name string) {
+		names = append(names, name)
+		screens[name] = d.view()
+	}
+	d.until("the machine facts", func() bool { return m.welcome.machine != nil })
+	shot("welcome")
+	d.key("enter")
+	d.until("the addresses", func() bool { return m.address.detected })
+	shot("address")
+	d.key("t")
+	d.typeText("10.0.0.5")
+	shot("address-refused")
+	d.key("esc")
+	d.key("enter")
+	d.until("the preflight report", func() bool { return m.pre.report != nil })
+	shot("preflight")
+	d.key("m")
+	shot("preflight-map-ports")
+	d.key("n")
+	d.key("enter")
+	d.until("the plan", func() bool { return d.focused() == "ca" })
+	shot("plan")
+	d.key("enter")
+	d.until("the challenge question", func() bool { return d.focused() == "challenge" })
+	d.key("enter")
+	d.until("the key question", func() bool { return d.focused() == "key" })
+	d.key("enter")
+	d.until("the e-mail question", func() bool { return d.focused() == "email" })
+	d.typeText("admin@example.org")
+	d.key("enter")
+	d.until("the terms question", func() bool { return d.focused() == "tos" })
+	shot("plan-account")
+	d.key("y")
+	d.until("the issue step", func() bool { return m.step == StepIssue && len(m.issue.lines) == 5 })
+	shot("issue-running")
+	close(iss.release)
+	d.until("the failure screen", func() bool { return m.issue.phase == phaseFailed })
+	shot("issue-failed")
+	d.key("r")
+	d.until("the production question", func() bool { return m.issue.phase == phaseAskProduction })
+	shot("issue-ask-production")
+	d.key("y")
+	d.until("the summary", func() bool { return m.step == StepSummary })
+	m.outcome.Files = filesIn("/var/lib/ipcert/certs/81.2.69.160/current", false)
+	shot("summary")
+
+	// The demo's own screens.
+	dd := newDriver(t, demoFakeDeps(), testConfig(true), w, h)
+	dm := dd.m
+	dd.until("the machine facts", func() bool { return dm.welcome.machine != nil })
+	names = append(names, "demo-welcome")
+	screens["demo-welcome"] = dd.view()
+	dd.key("enter")
+	dd.until("the addresses", func() bool { return dm.address.detected })
+	names = append(names, "demo-address")
+	screens["demo-address"] = dd.view()
+	dd.key("enter")
+	dd.until("the preflight report", func() bool { return dm.pre.report != nil })
+	dd.key("enter")
+	dd.until("the plan", func() bool { return dd.focused() == "ca" })
+	names = append(names, "demo-plan")
+	screens["demo-plan"] = dd.view()
+	dd.key("enter")
+	dd.until("the challenge question", func() bool { return dd.focused() == "challenge" })
+	dd.key("enter")
+	dd.until("the key question", func() bool { return dd.focused() == "key" })
+	dd.key("enter")
+	dd.until("the e-mail question", func() bool { return dd.focused() == "email" })
+	dd.key("enter")
+	dd.until("the terms question", func() bool { return dd.focused() == "tos" })
+	dd.key("y")
+	dd.until("the summary", func() bool { return dm.step == StepSummary })
+	dm.outcome.Files = filesIn("/tmp/ipcert-demo-123/certs/127.0.0.1/current", true)
+	names = append(names, "demo-summary")
+	screens["demo-summary"] = dd.view()
+	return names, screens
+}
+
+func demoFakeDeps() Deps {
+	deps := fakeDeps(issuerFunc(func(ctx context.Context, req acmeflow.Request, opts acmeflow.IssueOptions) (*acmeflow.Issued, error) {
+		return fakeIssued("127.0.0.1", cachoice.Local, req.Identifiers...), nil
+	}))
+	deps.Machine = func(context.Context) Machine { return Machine{UID: 1000, Systemd: true} }
+	deps.DetectPublic = func(context.Context) preflight.PublicAddrs {
+		return preflight.PublicAddrs{V4: preflight.FamilyResult{Addr: lo4, Votes: 1, Answered: 1, Asked: 1,
+			Sources: []preflight.SourceAnswer{{Kind: "demo", Source: "the demo's test CA", Addr: lo4}}}}
+	}
+	deps.Preflight = func(ctx context.Context, req PreflightRequest, progress func(preflight.Event)) preflight.Report {
+		return preflight.Report{Verdict: preflight.StatusOK, Addrs: req.Addrs, Results: []preflight.Result{
+			{ID: preflight.IDPorts, Title: "Ports 80 and 443", Status: preflight.StatusOK, Summary: "ports 40293 and 33735 are free"},
+			{ID: preflight.IDAddress, Title: "The address Let's Encrypt will validate", Status: preflight.StatusOK, Summary: "127.0.0.1: an address the local test CA accepts"},
+		}}
+	}
+	return deps
+}
+
+// TestGoldenScreens compares every screen at 80x24 and 120x40 with its
+// golden file (go test ./wizard -run TestGoldenScreens -update rewrites
+// them), and checks that each fills the terminal exactly.
+func TestGoldenScreens(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {120, 40}} {
+		t.Run(fmt.Sprintf("%dx%d", size[0], size[1]), func(t *testing.T) {
+			names, screens := walk(t, size[0], size[1])
+			for _, n := range names {
+				checkFits(t, n, screens[n], size[0], size[1])
+				golden(t, fmt.Sprintf("%s-%dx%d", n, size[0], size[1]), screens[n])
+			}
+		})
+	}
+}
+
+// TestSmallTerminal walks the screens at 60x20: nothing spills over, the
+// header and the key help stay visible.
+func TestSmallTerminal(t *testing.T) {
+	names, screens := walk(t, 60, 20)
+	for _, n := range names {
+		s := screens[n]
+		checkFits(t, n, s, 60, 20)
+		lines := strings.Split(s, "\n")
+		if !strings.Contains(lines[0], "step") {
+			t.Errorf("%s at 60x20: header missing: %q", n, lines[0])
+		}
+		if !strings.Contains(lines[len(lines)-1], "quit") && !strings.Contains(lines[len(lines)-1], "enter") && !strings.Contains(lines[len(lines)-1], "y ") {
+			t.Errorf("%s at 60x20: key help missing: %q", n, lines[len(lines)-1])
+		}
+	}
+}
+
+func checkFits(t *testing.T, name, s string, w, h int) {
+	t.Helper()
+	lines := strings.Split(s, "\n")
+	if len(lines) != h {
+		t.Errorf("%s: %d lines, want exactly %d", name, len(lines), h)
+	}
+	for i, l := range lines {
+		if n := ansi.StringWidth(l); n > w {
+			t.Errorf("%s: line %d is %d cells wide (> %d): %q", name, i+1, n, w, l)
+		}
+	}
+}

@@ -1,0 +1,292 @@
+package wizard
+
+import (
+	"context"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/preflight"
+	"github.com/ipcert/ipcert/ui"
+)
+
+func init() {
+	// teatest's golden package defines -update; define it when it is not
+	// linked in, so "go test -update" always refreshes testdata/wizard.
+	if flag.Lookup("update") == nil {
+		flag.Bool("update", false, "rewrite the golden files in testdata/wizard")
+	}
+}
+
+func TestMain(m *testing.M) {
+	// Views print local times; golden files are in UTC.
+	time.Local = time.UTC
+	os.Exit(m.Run())
+}
+
+var fixedNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// Test addresses. 81.2.69.160 and 2a02:898:0:20::7 stand for a public
+// IPv4 and IPv6 address; no test sends them anything.
+var (
+	pub4 = netip.MustParseAddr("81.2.69.160")
+	pub6 = netip.MustParseAddr("2a02:898:0:20::7")
+	lo4  = netip.MustParseAddr("127.0.0.1")
+)
+
+func fakeMachine(context.Context) Machine {
+	return Machine{UID: 0, CanBindLow: true, Systemd: true, WebServers: []preflight.WebServer{
+		{Name: "nginx", Running: true, Installed: true, WebRoot: "/var/www/html", WebRootFrom: "/etc/nginx/sites-enabled/default:12"},
+		{Name: "apache", Installed: true},
+	}}
+}
+
+func fakePublic(context.Context) preflight.PublicAddrs {
+	src := func(kind, name string, a netip.Addr) preflight.SourceAnswer {
+		return preflight.SourceAnswer{Kind: kind, Source: name, Addr: a}
+	}
+	return preflight.PublicAddrs{
+		V4: preflight.FamilyResult{Family: "ipv4", Addr: pub4, Votes: 4, Answered: 5, Asked: 6, Disagree: true, Sources: []preflight.SourceAnswer{
+			src("https", "api.ipify.org", pub4), src("https", "1.1.1.1", pub4), src("dns", "OpenDNS", pub4), src("stun", "stun.l.google.com", pub4),
+			src("https", "ifconfig.me", netip.MustParseAddr("81.2.69.161")), {Kind: "dns", Source: "Google", Error: "timeout"},
+		}},
+		V6: preflight.FamilyResult{Family: "ipv6", Addr: pub6, Votes: 2, Answered: 2, Asked: 3, Sources: []preflight.SourceAnswer{
+			src("https", "api6.ipify.org", pub6), src("dns", "OpenDNS", pub6), {Kind: "stun", Source: "stun.cloudflare.com", Error: "timeout"},
+		}},
+	}
+}
+
+func fakeLocalAddrs() ([]preflight.IfaceAddr, error) {
+	return []preflight.IfaceAddr{
+		{Iface: "lo", Up: true, Addr: lo4, Class: acmeflow.ClassLoopback},
+		{Iface: "eth0", Up: true, Addr: netip.MustParseAddr("10.0.0.5"), Class: acmeflow.ClassPrivate},
+		{Iface: "eth0", Up: true, Addr: pub6, Class: acmeflow.ClassPublic},
+	}, nil
+}
+
+// fakeReport is a preflight run with one warning and one failure.
+func fakeReport(addrs []netip.Addr) preflight.Report {
+	rs := []preflight.Result{
+		{ID: preflight.IDPublic4, Title: "Public IPv4 address", Status: preflight.StatusWarn, Summary: "81.2.69.160 (4 of 5 sources agree)", Evidence: []string{"ifconfig.me said 81.2.69.161"}, Fix: "check for a proxy or a second uplink"},
+		{ID: preflight.IDNAT, Title: "NAT and cloud", Status: preflight.StatusOK, Summary: "home router NAT; port forwarding needed"},
+		{ID: preflight.IDPorts, Title: "Ports 80 and 443", Status: preflight.StatusFail, Summary: "port 80 is held by nginx (pid 812)", Evidence: []string{"0.0.0.0:80 nginx pid 812", "[::]:80 nginx pid 812"}, Fix: "use the web root /var/www/html, or stop nginx while validating"},
+		{ID: preflight.IDPrivilege, Title: "Privilege to bind ports below 1024", Status: preflight.StatusOK, Summary: "running as root"},
+		{ID: preflight.IDFirewall, Title: "Host firewall", Status: preflight.StatusOK, Summary: "nftables: tcp 80 and 443 accepted"},
+		{ID: preflight.IDAddress, Title: "The address Let's Encrypt will validate", Status: preflight.StatusOK, Summary: "public addresses Let's Encrypt accepts"},
+	}
+	rep := preflight.Report{Schema: 1, Verdict: preflight.StatusFail, Addrs: addrs, Results: rs}
+	rep.NAT.Kind = "home-nat"
+	return rep
+}
+
+func fakePreflight(ctx context.Context, req PreflightRequest, progress func(preflight.Event)) preflight.Report {
+	rep := fakeReport(req.Addrs)
+	for i := range rep.Results {
+		r := rep.Results[i]
+		progress(preflight.Event{Kind: preflight.EventStart, ID: r.ID, Title: r.Title})
+		progress(preflight.Event{Kind: preflight.EventFinish, ID: r.ID, Title: r.Title, Result: &r})
+	}
+	return rep
+}
+
+// issuerFunc is an Issuer made of a function.
+type issuerFunc func(ctx context.Context, req acmeflow.Request, opts acmeflow.IssueOptions) (*acmeflow.Issued, error)
+
+func (f issuerFunc) Issue(ctx context.Context, req acmeflow.Request, opts acmeflow.IssueOptions) (*acmeflow.Issued, error) {
+	return f(ctx, req, opts)
+}
+
+func fakeIssued(name, ca string, addrs ...netip.Addr) *acmeflow.Issued {
+	ids := make([]string, len(addrs))
+	for i, a := range addrs {
+		ids[i] = a.String()
+	}
+	return &acmeflow.Issued{Name: name, Version: store.Version{N: 1}, Renewal: &store.Renewal{
+		Name: name, Identifiers: ids, CA: ca, NotBefore: fixedNow.Add(-time.Hour), NotAfter: fixedNow.Add(159 * time.Hour),
+	}}
+}
+
+// fakeCA opens a CA choice without any network: the fake issuers never
+// use it.
+func fakeCA(choice string) (*cachoice.CA, error) {
+	return &cachoice.CA{Choice: choice, Directory: "https://ca.invalid/" + choice, Public: choice != cachoice.Local, Local: choice == cachoice.Local}, nil
+}
+
+func fakeDeps(iss Issuer) Deps {
+	return Deps{
+		Machine: fakeMachine, DetectPublic: fakePublic, LocalAddrs: fakeLocalAddrs,
+		Preflight: fakePreflight, OpenCA: fakeCA, Issuer: iss,
+		Now: func() time.Time { return fixedNow },
+	}
+}
+
+// testConfig is a colourless configuration whose spinner never ticks, so
+// views are stable.
+func testConfig(demo bool) Config {
+	return Config{Demo: demo, Caps: ui.Caps{NoColor: true}, StateDir: "/var/lib/ipcert", SpinEvery: time.Hour}
+}
+
+// driver runs a Model without a tea.Program: it executes the commands the
+// model returns in goroutines and feeds their messages back, one at a
+// time, from the test's goroutine.
+type driver struct {
+	t    *testing.T
+	m    *Model
+	msgs chan tea.Msg
+}
+
+func newDriver(t *testing.T, deps Deps, cfg Config, w, h int) *driver {
+	t.Helper()
+	d := &driver{t: t, m: New(context.Background(), deps, cfg), msgs: make(chan tea.Msg, 1024)}
+	t.Cleanup(d.m.Shutdown)
+	d.run(d.m.Init())
+	d.send(tea.WindowSizeMsg{Width: w, Height: h})
+	return d
+}
+
+func (d *driver) run(cmd tea.Cmd) {
+	if cmd == nil {
+		return
+	}
+	go func() {
+		msg := cmd()
+		if msg != nil {
+			d.msgs <- msg
+		}
+	}()
+}
+
+var cmdType = reflect.TypeOf(tea.Cmd(nil))
+
+func (d *driver) send(msg tea.Msg) {
+	switch msg := msg.(type) {
+	case tea.BatchMsg:
+		for _, c := range msg {
+			d.run(c)
+		}
+		return
+	case tea.QuitMsg:
+		return
+	}
+	// tea.Sequence's message is unexported: a slice of commands.
+	if v := reflect.ValueOf(msg); v.Kind() == reflect.Slice && v.Type().Elem() == cmdType {
+		cmds := make([]tea.Cmd, v.Len())
+		for i := range cmds {
+			cmds[i] = v.Index(i).Interface().(tea.Cmd)
+		}
+		go func() {
+			for _, c := range cmds {
+				if c == nil {
+					continue
+				}
+				if m := c(); m != nil {
+					d.msgs <- m
+				}
+			}
+		}()
+		return
+	}
+	_, cmd := d.m.Update(msg)
+	d.run(cmd)
+}
+
+// until processes messages until cond holds, or fails the test after 10 s.
+func (d *driver) until(what string, cond func() bool) {
+	d.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for !cond() {
+		select {
+		case msg := <-d.msgs:
+			d.send(msg)
+		case <-deadline:
+			d.t.Fatalf("timed out waiting for %s; screen:\n%s", what, d.view())
+		}
+	}
+}
+
+func (d *driver) key(k string) {
+	d.send(keyMsg(k))
+}
+
+func keyMsg(k string) tea.KeyMsg {
+	switch k {
+	case "enter":
+		return tea.KeyMsg{Type: tea.KeyEnter}
+	case "esc":
+		return tea.KeyMsg{Type: tea.KeyEsc}
+	case "up":
+		return tea.KeyMsg{Type: tea.KeyUp}
+	case "down":
+		return tea.KeyMsg{Type: tea.KeyDown}
+	case "left":
+		return tea.KeyMsg{Type: tea.KeyLeft}
+	case "tab":
+		return tea.KeyMsg{Type: tea.KeyTab}
+	case "space":
+		return tea.KeyMsg{Type: tea.KeySpace, Runes: []rune{' '}}
+	case "backspace":
+		return tea.KeyMsg{Type: tea.KeyBackspace}
+	case "ctrl+c":
+		return tea.KeyMsg{Type: tea.KeyCtrlC}
+	}
+	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)}
+}
+
+func (d *driver) typeText(s string) {
+	for _, r := range s {
+		d.send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+	}
+}
+
+// view is the screen without styling, trailing spaces trimmed.
+func (d *driver) view() string { return plainView(d.m.View()) }
+
+func plainView(s string) string {
+	lines := strings.Split(ansi.Strip(s), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimRight(lines[i], " ")
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (d *driver) focused() string {
+	if d.m.plan.form == nil {
+		return ""
+	}
+	if f := d.m.plan.form.GetFocusedField(); f != nil {
+		return f.GetKey()
+	}
+	return ""
+}
+
+// golden compares a screen with testdata/wizard/NAME.golden; go test
+// -update rewrites the files (the flag is teatest's golden package's).
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("..", "testdata", "wizard", name+".golden")
+	if f := flag.Lookup("update"); f != nil && f.Value.String() == "true" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./wizard -run %s -update to create it)", err, t.Name())
+	}
+	if string(want) != got {
+		t.Errorf("screen %s differs from %s (go test -update rewrites it)\n--- got:\n%s\n--- want:\n%s", name, path, got, want)
+	}
+}
