@@ -29,7 +29,7 @@ type Installer struct {
 // InstallResult says what Install did.
 type InstallResult struct {
 	Path    string `json:"path"`
-	Changed bool   `json:"changed"` // false: the file already had this content
+	Changed bool   `json:"changed"` // the file was written (false: it already had this content, or nothing was done)
 	Backup  string `json:"backup,omitempty"`
 	// LinkCreated: EnableLink was created (Debian apache2 sites-enabled).
 	LinkCreated bool   `json:"link_created,omitempty"`
@@ -107,7 +107,6 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 	if existed && bytes.Equal(old, in.Content) && !needLink {
 		return res, nil
 	}
-	res.Changed = true
 
 	if l.Test.Path != "" {
 		if out, err := run.Run(ctx, l.Test); err != nil {
@@ -130,6 +129,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 	if err := writeAtomic(l.ConfigPath, in.Content, 0o644); err != nil {
 		return res, fmt.Errorf("write %s: %w", l.ConfigPath, err)
 	}
+	res.Changed = true
 	if needLink {
 		if err := os.Symlink(l.ConfigPath, l.EnableLink); err != nil {
 			rerr := restore(l.ConfigPath, old, existed)

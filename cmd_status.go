@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/deploy"
+)
+
+const statusHelp = `
+ipcert status: every managed certificate: its addresses, CA, how long it is
+still valid, when it will be renewed, how the last attempt went, and whether
+the renewal timer is installed.
+
+Usage:
+  ipcert status [--json] [flags]
+
+Examples:
+  ipcert status
+  sudo ipcert status --json | jq '.certificates[] | {name, not_after}'
+
+Exit codes: 0 all is well; 1 a certificate is expired, unreadable, or its
+last renewal failed (details on stdout), or the state cannot be read.
+`
+
+func init() {
+	register(command{name: "status", summary: "certificates, expiry, next renewal, timer", run: runStatus})
+}
+
+func runStatus(ctx context.Context, args []string, s stdio) int {
+	var cf commonFlags
+	fs := newFlagSet("status", statusHelp, s.Err)
+	cf.register(fs)
+	unitDir := fs.String("unit-dir", "", "where the renewal timer's systemd units are looked for (default "+deploy.TimerDefaultUnitDir+")")
+	cronDir := fs.String("cron-dir", "", "where the renewal job's cron file is looked for (default "+deploy.TimerDefaultCronDir+")")
+	pos, done, code := deployParseArgs(fs, args, s.Env, s.Err)
+	if done {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(s.Err, "ipcert status: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
+	st, err := cf.openStore(s.Env)
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert status: %v\n", err)
+		return exitFailure
+	}
+	probe := func() (deploy.TimerState, error) {
+		return deploy.TimerStatus(ctx, deploy.TimerOptions{UnitDir: *unitDir, CronDir: *cronDir})
+	}
+	now := time.Now()
+	rep, err := deploy.Status(st, now, probe)
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert status: %v\n", err)
+		return exitFailure
+	}
+	code = exitOK
+	for _, c := range rep.Certificates {
+		if c.Problem != "" || c.Expired || c.LastResult == "failed" {
+			code = exitFailure
+		}
+	}
+	if cf.jsonOut {
+		printJSON(s.Out, rep)
+		return code
+	}
+	statusPrint(s.Out, rep, now)
+	return code
+}
+
+func statusPrint(w io.Writer, rep deploy.StatusReport, now time.Time) {
+	const when = "2006-01-02 15:04 MST"
+	if len(rep.Certificates) == 0 {
+		fmt.Fprintf(w, "No certificates in %s yet. Get one: sudo ipcert issue --ip auto --ca staging --agree-tos\n", rep.StateDir)
+	}
+	for i, c := range rep.Certificates {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "%s\n", c.Name)
+		if c.Problem != "" && c.Version == 0 && len(c.Identifiers) == 0 {
+			fmt.Fprintf(w, "  PROBLEM       %s\n", c.Problem)
+			continue
+		}
+		fmt.Fprintf(w, "  addresses     %s\n", strings.Join(c.Identifiers, ", "))
+		fmt.Fprintf(w, "  CA            %s\n", statusCA(c.CA))
+		if c.Problem != "" {
+			fmt.Fprintf(w, "  PROBLEM       %s\n", c.Problem)
+		} else {
+			state := "valid until  "
+			if c.Expired {
+				state = "EXPIRED      "
+			}
+			fmt.Fprintf(w, "  %s %s (%s)\n", state, c.NotAfter.Local().Format(when), statusLeft(c.ValidFor))
+			fmt.Fprintf(w, "  next renewal  %s (%s; %s)\n", c.NextRenewal.Local().Format(when), statusIn(c.NextRenewal.Sub(now)), c.NextRenewalWhy)
+		}
+		switch c.LastResult {
+		case "ok":
+			fmt.Fprintf(w, "  last result   ok, %s\n", c.LastSuccess.Local().Format(when))
+		case "failed":
+			fmt.Fprintf(w, "  last result   FAILED %s", c.LastError.Time.Local().Format(when))
+			if c.Failures > 0 {
+				fmt.Fprintf(w, " (%d in a row)", c.Failures)
+			}
+			fmt.Fprintf(w, ": %s\n                ipcert doctor %s explains it\n", statusOneLine(c.LastError.Detail), c.Name)
+		default:
+			fmt.Fprintf(w, "  last result   no renewal yet\n")
+		}
+		if c.Reload != "" || len(c.DeployHooks) > 0 {
+			var parts []string
+			if c.Reload != "" {
+				parts = append(parts, "reload "+c.Reload)
+			}
+			parts = append(parts, c.DeployHooks...)
+			fmt.Fprintf(w, "  after renewal %s\n", strings.Join(parts, "; "))
+		}
+	}
+	fmt.Fprintln(w)
+	switch {
+	case rep.TimerInstalled:
+		fmt.Fprintf(w, "Renewal timer: installed (%s: %s)", rep.Timer.Mode, strings.Join(rep.Timer.Files, ", "))
+		if rep.Timer.NextRun != "" {
+			fmt.Fprintf(w, ", next run %s", rep.Timer.NextRun)
+		}
+		fmt.Fprintln(w)
+	default:
+		fmt.Fprintln(w, "Renewal timer: NOT installed; certificates last only 160 hours: sudo ipcert timer install")
+	}
+	if rep.TimerError != "" {
+		fmt.Fprintf(w, "  (could not ask systemd about it: %s)\n", rep.TimerError)
+	}
+}
+
+func statusLeft(d time.Duration) string {
+	if d <= 0 {
+		return humanDuration(d)
+	}
+	return humanDuration(d) + " left"
+}
+
+func statusIn(d time.Duration) string {
+	if d <= 0 {
+		return "due now"
+	}
+	return "in " + humanDuration(d)
+}
+
+func statusOneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}
+
+// statusCA names the CA briefly; cachoice.Describe is the long form.
+func statusCA(choice string) string {
+	switch choice {
+	case cachoice.Staging:
+		return "Let's Encrypt staging (not trusted by browsers)"
+	case cachoice.Production:
+		return "Let's Encrypt"
+	case cachoice.Local:
+		return "local test CA (trusted only with its root)"
+	case "":
+		return "unknown"
+	}
+	return choice
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/deploy"
+)
+
+func verifyRun(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, stdio{In: strings.NewReader(""), Out: &out, Err: &errb, Env: func(string) string { return "" }})
+	return code, out.String(), errb.String()
+}
+
+// verifyIssue gets a certificate from the local CA into dir.
+func verifyIssue(t *testing.T, dir string, ips ...string) {
+	t.Helper()
+	args := []string{"issue", "--ca", "local", "--state-dir", dir, "--agree-tos", "--quiet"}
+	for _, ip := range ips {
+		args = append(args, "--ip", ip)
+	}
+	if code, _, errs := verifyRun(t, args...); code != exitOK {
+		t.Fatalf("issue: exit %d: %s", code, errs)
+	}
+}
+
+// verifyServe serves the files of a stored version on 127.0.0.1, the way
+// a web server that read them at its last reload would.
+func verifyServe(t *testing.T, versionDir string) string {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(filepath.Join(versionDir, store.FullChainFile), filepath.Join(versionDir, store.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	return l.Addr().String()
+}
+
+func TestVerifyCommand(t *testing.T) {
+	dir := t.TempDir()
+	verifyIssue(t, dir, "127.0.0.1")
+	st, _ := store.Open(dir)
+	v1, err := st.CurrentVersion("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := verifyServe(t, v1.Dir)
+	root := filepath.Join(st.CurrentDir("127.0.0.1"), store.RootFile)
+
+	code, out, errs := verifyRun(t, "verify", addr, "--root", root, "--state-dir", dir)
+	if code != exitOK || !strings.Contains(out, `MATCH: this is the stored current certificate of "127.0.0.1" (version 1)`) ||
+		!strings.Contains(out, "A browser trusting the given root would accept it.") || !strings.Contains(out, "IP addresses  127.0.0.1") {
+		t.Fatalf("match: exit %d\n%s\n%s", code, out, errs)
+	}
+	// Without the test root a browser says no, and the hint names it.
+	code, out, _ = verifyRun(t, "verify", "--state-dir", dir, addr)
+	if code != exitOK || !strings.Contains(out, "would NOT accept it") || !strings.Contains(out, "--root "+root) {
+		t.Errorf("system roots: exit %d\n%s", code, out)
+	}
+	// A new version is current, the server was not reloaded: mismatch.
+	// (Each --ca local run is a new CA, so the old certificate does not
+	// chain to the new root.pem: only the outcome matters here.)
+	verifyIssue(t, dir, "127.0.0.1")
+	code, out, _ = verifyRun(t, "verify", addr, "--root", root, "--state-dir", dir, "--json")
+	var got struct {
+		Outcome        string `json:"outcome"`
+		Reason         string `json:"reason"`
+		ExpectedSerial string `json:"expected_serial"`
+		Version        int    `json:"version"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if code != exitVerifyMismatch || got.Outcome != string(deploy.Mismatch) || got.Version != 2 || !strings.Contains(got.Reason, "reload") {
+		t.Errorf("mismatch: exit %d %+v", code, got)
+	}
+	// Nothing listening.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed := l.Addr().String()
+	l.Close()
+	code, out, _ = verifyRun(t, "verify", closed, "--state-dir", dir, "--timeout", "2s")
+	if code != exitVerifyUnreachable || !strings.Contains(out, "UNREACHABLE") || !strings.Contains(out, "connection refused") {
+		t.Errorf("unreachable: exit %d\n%s", code, out)
+	}
+	for _, bad := range [][]string{{"verify"}, {"verify", "example.com"}, {"verify", "127.0.0.1", "--root", filepath.Join(dir, "nope.pem")}, {"verify", "127.0.0.1", "--name", "a;b", "--state-dir", dir}} {
+		if code, _, errs := verifyRun(t, bad...); code != exitUsage || errs == "" {
+			t.Errorf("%v: exit %d %q", bad, code, errs)
+		}
+	}
+}
