@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# Renewal benchmark (issue #6): `ipcert renew` with 50 managed certificates
+# and nothing due, side by side with `lego renew --dynamic --ari-disable`
+# (lego CLI v4.35.2) for one certificate that is not due.
+#
+# Usage: bench/renew.sh            (from anywhere)
+#   BENCH_RUNS=15       timed runs per client (at least 7)
+#   BENCH_CERTS=50      certificates in ipcert's state
+#   BENCH_TOOLS_DIR=DIR reuse lego/pebble binaries built there (built into DIR
+#                       when missing); default: a temporary folder, removed
+#   BENCH_CGO_ENABLED=0 how ipcert is built: 0 (default) gives the static
+#                       binary a release build makes; 1 links libc
+#                       dynamically, which costs about 1 ms more per start
+#
+# Targets: ipcert's median wall time <= 10 ms and median peak RSS <= 20 MB.
+# Prints medians (and min-max) of wall time and of peak RSS ("Maximum
+# resident set size" of /usr/bin/time -v) for both clients, and PASS/FAIL.
+# Exits 0 whatever the verdict; 1 when the setup or a run fails. Only
+# loopback is used; ports 80/443 are never bound.
+#
+# ipcert's state is written by bench/renewfixture: certificates as they are
+# right after a renewal whose ARI check succeeded (window around the
+# midpoint, next check in 6 h), so a run has nothing to do and must not
+# touch the network (checked with strace when it is installed). lego needs
+# its CA to run even when nothing is due (it fetches the directory before
+# deciding), so a Pebble process serves it; lego's certificate is issued by
+# that Pebble first, with lego itself.
+set -euo pipefail
+
+LEGO_VERSION=v4.35.2
+PEBBLE_VERSION=v2.10.3
+RUNS=${BENCH_RUNS:-15}
+CERTS=${BENCH_CERTS:-50}
+TIME_TARGET_MS=10
+RSS_TARGET_KB=20480
+
+die() { echo "bench/renew.sh: $*" >&2; exit 1; }
+
+[[ $RUNS =~ ^[0-9]+$ ]] && ((RUNS >= 7)) || die "BENCH_RUNS must be a number >= 7 (got $RUNS)"
+[[ $CERTS =~ ^[0-9]+$ ]] && ((CERTS >= 1)) || die "BENCH_CERTS must be a number >= 1 (got $CERTS)"
+[ -x /usr/bin/time ] || die "/usr/bin/time is missing (peak memory comes from 'time -v'): apt-get install -y time"
+command -v go >/dev/null || die "the Go toolchain is needed to build ipcert, lego and Pebble"
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/ipcert-bench-renew.XXXXXX")
+pebble_pid=
+cleanup() {
+	if [ -n "$pebble_pid" ]; then
+		kill "$pebble_pid" 2>/dev/null || true
+		wait "$pebble_pid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# IPCERT_* variables stand for flags; none from the caller's shell may apply.
+while IFS='=' read -r name _; do
+	[[ $name == IPCERT_* ]] && unset "$name"
+done < <(env)
+
+# --- build -------------------------------------------------------------------
+echo "building ipcert and bench/renewfixture from $repo" >&2
+cgo=${BENCH_CGO_ENABLED:-0}
+(cd "$repo" && CGO_ENABLED=$cgo go build -o "$work/ipcert" . && go build -o "$work/renewfixture" ./bench/renewfixture) || die "build failed"
+
+tools=${BENCH_TOOLS_DIR:-$work/tools}
+mkdir -p "$tools"
+if [ ! -x "$tools/lego" ] || [ ! -x "$tools/pebble" ]; then
+	echo "building lego $LEGO_VERSION and pebble $PEBBLE_VERSION in $tools (a few minutes)" >&2
+	# `go install lego@version` is refused (lego's go.mod has replace
+	# directives): a throwaway module requires the exact versions instead.
+	mod=$work/toolmod
+	mkdir -p "$mod"
+	cat >"$mod/go.mod" <<EOF
+module ipcertbenchtools
+
+go 1.26
+
+require (
+	github.com/go-acme/lego/v4 $LEGO_VERSION
+	github.com/letsencrypt/pebble/v2 $PEBBLE_VERSION
+)
+EOF
+	(
+		cd "$mod"
+		export GOFLAGS=-mod=mod
+		go mod download github.com/go-acme/lego/v4@$LEGO_VERSION github.com/letsencrypt/pebble/v2@$PEBBLE_VERSION
+		go build -o "$tools/lego" github.com/go-acme/lego/v4/cmd/lego
+		go build -o "$tools/pebble" github.com/letsencrypt/pebble/v2/cmd/pebble
+	) >&2 || die "building lego/pebble failed (is the Go module proxy reachable?)"
+fi
+"$tools/lego" --version | grep -q "$LEGO_VERSION" || die "$tools/lego is not lego $LEGO_VERSION"
+
+pebble_src=$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/letsencrypt/pebble/v2@$PEBBLE_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+certs=$pebble_src/test/certs
+minica=$certs/pebble.minica.pem
+[ -f "$minica" ] || die "Pebble's test certificates not found under $certs"
+
+# --- ipcert's state: CERTS certificates, none due -------------------------------
+state=$work/state
+"$work/renewfixture" -state "$state" -n "$CERTS" || die "renewfixture failed"
+n=$("$work/ipcert" renew --state-dir "$state" --json | grep -c '"outcome": "not-due"') || true
+[ "$n" = "$CERTS" ] || die "expected $CERTS certificates not due, got $n"
+if command -v strace >/dev/null; then
+	strace -f -qq -e trace=socket,connect -o "$work/strace.txt" "$work/ipcert" renew --state-dir "$state" --quiet ||
+		die "ipcert renew failed under strace"
+	if grep -E 'socket\(AF_INET|connect\(' "$work/strace.txt" >/dev/null; then
+		cat "$work/strace.txt" >&2
+		die "ipcert renew with nothing due opened a network socket"
+	fi
+	echo "strace: ipcert renew with nothing due opened no network socket" >&2
+fi
+
+# --- Pebble for lego ----------------------------------------------------------
+used_ports=" "
+free_port() {
+	local p
+	for _ in $(seq 200); do
+		p=$((20000 + RANDOM % 12000))
+		[[ $used_ports == *" $p "* ]] && continue
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			used_ports+="$p "
+			echo "$p"
+			return
+		fi
+	done
+	die "no free TCP port found on 127.0.0.1"
+}
+acme_port=$(free_port)
+http_port=$(free_port)
+tls_port=$(free_port)
+cat >"$work/pebble.json" <<EOF
+{
+  "pebble": {
+    "listenAddress": "127.0.0.1:$acme_port",
+    "managementListenAddress": "",
+    "certificate": "$certs/localhost/cert.pem",
+    "privateKey": "$certs/localhost/key.pem",
+    "httpPort": $http_port,
+    "tlsPort": $tls_port,
+    "ocspResponderURL": "",
+    "externalAccountBindingRequired": false,
+    "retryAfter": {"authz": 0, "order": 0},
+    "keyAlgorithm": "ecdsa",
+    "profiles": {
+      "shortlived": {"description": "160 hours, like Let's Encrypt's shortlived", "validityPeriod": 576000}
+    }
+  }
+}
+EOF
+PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
+	"$tools/pebble" -config "$work/pebble.json" >"$work/pebble.log" 2>&1 &
+pebble_pid=$!
+for _ in $(seq 100); do
+	kill -0 "$pebble_pid" 2>/dev/null || { cat "$work/pebble.log" >&2; die "Pebble exited at start"; }
+	(exec 3<>"/dev/tcp/127.0.0.1/$acme_port") 2>/dev/null && break
+	sleep 0.1
+done
+dir_url=https://127.0.0.1:$acme_port/dir
+
+lego=(env LEGO_CA_CERTIFICATES="$minica" "$tools/lego" --server "$dir_url" --email bench@example.org
+	--accept-tos --path "$work/lego" --domains 127.0.0.1 --disable-cn --http --http.port "127.0.0.1:$http_port")
+"${lego[@]}" run --profile shortlived >"$work/lego-run.log" 2>&1 || { cat "$work/lego-run.log" >&2; die "lego could not get its certificate from Pebble"; }
+"${lego[@]}" renew --dynamic --ari-disable --no-random-sleep >"$work/lego-check.log" 2>&1 || { cat "$work/lego-check.log" >&2; die "lego renew failed"; }
+grep -qi "no renewal" "$work/lego-check.log" || { cat "$work/lego-check.log" >&2; die "lego's certificate was due; the comparison needs one that is not"; }
+echo "Pebble $PEBBLE_VERSION at $dir_url; lego holds one certificate that is not due; $RUNS runs per client" >&2
+
+# --- runs ----------------------------------------------------------------------
+run() { # CLIENT N
+	local client=$1 n=$2 tf=$work/time-$1-$2 start end rc=0 cmd
+	case $client in
+	ipcert) cmd=("$work/ipcert" renew --state-dir "$state" --quiet) ;;
+	lego) cmd=("${lego[@]}" renew --dynamic --ari-disable --no-random-sleep) ;;
+	esac
+	start=${EPOCHREALTIME/./}
+	/usr/bin/time -v -o "$tf" "${cmd[@]}" >"$work/out" 2>&1 || rc=$?
+	end=${EPOCHREALTIME/./}
+	if ((rc != 0)); then
+		echo "--- $client run $n failed (exit $rc): ${cmd[*]}" >&2
+		cat "$work/out" >&2
+		exit 1
+	fi
+	local rss
+	rss=$(sed -n 's/^[[:space:]]*Maximum resident set size (kbytes): //p' "$tf")
+	[ -n "$rss" ] || die "no peak memory in /usr/bin/time output"
+	# Wall time in microseconds, around /usr/bin/time (its own fork/exec is
+	# included: the figure is an upper bound).
+	echo "$((end - start)) $rss" >>"$work/$client.txt"
+	printf '  %-6s run %2d: %8.2f ms %8d KB\n' "$client" "$n" "$(awk -v u=$((end - start)) 'BEGIN {print u / 1000}')" "$rss" >&2
+}
+
+run ipcert 0
+run lego 0
+: >"$work/ipcert.txt"
+: >"$work/lego.txt"
+for ((i = 1; i <= RUNS; i++)); do
+	if ((i % 2)); then
+		run ipcert "$i"
+		run lego "$i"
+	else
+		run lego "$i"
+		run ipcert "$i"
+	fi
+done
+
+# --- report --------------------------------------------------------------------
+median() { # column FILE
+	cut -d' ' -f"$1" "$2" | sort -n | awk '{v[NR] = $1} END {
+		if (NR % 2) print v[(NR + 1) / 2]; else printf "%d\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+minmax() { cut -d' ' -f"$1" "$2" | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "-" hi}'; }
+ms() { awk -v u="$1" 'BEGIN {printf "%.2f", u / 1000}'; }
+i_us=$(median 1 "$work/ipcert.txt")
+l_us=$(median 1 "$work/lego.txt")
+i_kb=$(median 2 "$work/ipcert.txt")
+l_kb=$(median 2 "$work/lego.txt")
+i_range=$(minmax 1 "$work/ipcert.txt")
+l_range=$(minmax 1 "$work/lego.txt")
+
+echo
+echo "renew with nothing due: ipcert ($CERTS certificates, CGO_ENABLED=$cgo) vs lego $LEGO_VERSION (1 certificate), $RUNS runs each (medians)"
+printf '%-34s %10s %18s %14s %16s\n' client "wall ms" "(min-max ms)" "peak RSS KB" "(min-max)"
+printf '%-34s %10s %18s %14s %16s\n' "ipcert renew" "$(ms "$i_us")" "$(ms "${i_range%-*}")-$(ms "${i_range#*-}")" "$i_kb" "$(minmax 2 "$work/ipcert.txt")"
+printf '%-34s %10s %18s %14s %16s\n' "lego renew --dynamic --ari-disable" "$(ms "$l_us")" "$(ms "${l_range%-*}")-$(ms "${l_range#*-}")" "$l_kb" "$(minmax 2 "$work/lego.txt")"
+t_ok=FAIL m_ok=FAIL
+((i_us <= TIME_TARGET_MS * 1000)) && t_ok=PASS
+((i_kb <= RSS_TARGET_KB)) && m_ok=PASS
+echo "time:   ipcert median $(ms "$i_us") ms (target <= $TIME_TARGET_MS ms): $t_ok"
+echo "memory: ipcert median $i_kb KB (target <= $RSS_TARGET_KB KB): $m_ok"
+echo "machine load while measuring: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+exit 0

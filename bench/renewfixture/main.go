@@ -1,0 +1,113 @@
+// Command renewfixture fills a state directory with managed certificates
+// that are not due, as they are right after a renewal whose ARI check
+// (RFC 9773) succeeded: a 160-hour certificate issued an hour ago, the
+// CA's window around its midpoint (Let's Encrypt: +-1 %, FACTS.md), the
+// next ARI check in 6 hours, the renewal moment chosen inside the window.
+// bench/renew.sh times `ipcert renew` on this state: a run with nothing due.
+//
+// The certificates come from a throwaway CA made here; renew does not read
+// them on its no-op path, but `ipcert status` and the store checks do, so
+// they are real, matching key pairs.
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"math/big"
+	mrand "math/rand/v2"
+	"net"
+	"os"
+	"time"
+
+	"github.com/go-acme/lego/v4/certificate"
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/store"
+)
+
+func main() {
+	dir := flag.String("state", "", "state directory to fill (created)")
+	n := flag.Int("n", 50, "number of certificates")
+	flag.Parse()
+	if err := fill(*dir, *n); err != nil {
+		fmt.Fprintln(os.Stderr, "renewfixture:", err)
+		os.Exit(1)
+	}
+}
+
+func fill(dir string, n int) error {
+	if dir == "" || n < 1 || n > 250 {
+		return fmt.Errorf("need -state DIR and 1 <= -n <= 250")
+	}
+	st, err := store.Open(dir)
+	if err != nil {
+		return err
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "renewfixture throwaway CA"},
+		NotBefore: now.Add(-24 * time.Hour), NotAfter: now.Add(365 * 24 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	for i := 0; i < n; i++ {
+		// TEST-NET-3 addresses: documentation only, never contacted.
+		ip := net.IPv4(203, 0, 113, byte(i+1))
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return err
+		}
+		nb := now.Add(-time.Hour)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(1000 + i)), NotBefore: nb, NotAfter: nb.Add(160*time.Hour - time.Second), IPAddresses: []net.IP{ip},
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			return err
+		}
+		leaf, _ := x509.ParseCertificate(der)
+		certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+		keyPEM, err := acmeflow.EncodeKey(key)
+		if err != nil {
+			return err
+		}
+		name := store.NameFor([]string{ip.String()})
+		v, err := st.SaveVersion(name, store.CertFiles{Cert: certPEM, Chain: caPEM, FullChain: append(append([]byte{}, certPEM...), caPEM...), PrivKey: keyPEM})
+		if err != nil {
+			return err
+		}
+		if err := st.Activate(name, v); err != nil {
+			return err
+		}
+		certID, err := certificate.MakeARICertID(leaf)
+		if err != nil {
+			return err
+		}
+		life := leaf.NotAfter.Sub(leaf.NotBefore)
+		mid := leaf.NotBefore.Add(life / 2)
+		ws, we := mid.Add(-life/100), mid.Add(life/100)
+		r := &store.Renewal{
+			Name: name, Identifiers: []string{ip.String()}, CA: "production", Directory: acmeflow.LEProduction,
+			Profile: acmeflow.ProfileShortlived, Challenge: acmeflow.ChallengeHTTP01, KeyType: "ec256",
+			DeployHooks: []string{"systemctl reload nginx"},
+			Current:     v, Serial: fmt.Sprintf("%x", leaf.SerialNumber), NotBefore: leaf.NotBefore.UTC(), NotAfter: leaf.NotAfter.UTC(), CertID: certID,
+			ARI:         &store.ARIState{WindowStart: ws, WindowEnd: we, CheckedAt: now, NextCheck: now.Add(6 * time.Hour)},
+			RenewAt:     ws.Add(time.Duration(mrand.Int64N(int64(we.Sub(ws))))),
+			LastAttempt: now, LastSuccess: now,
+		}
+		if err := st.SaveRenewal(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
