@@ -46,19 +46,8 @@ func explainPort(hostport string) int {
 // it): that tells a refused port, plain HTTP and a TLS proxy apart.
 func explainFailure(w io.Writer, err error, ev acmeflow.Evidence) acmeflow.Diagnosis {
 	var ae *acmeflow.Error
-	if ev.Probe == nil && errors.As(err, &ae) && ae.Step == acmeflow.StepChallenge && ae.Problem != nil {
-		if a, perr := netip.ParseAddr(ae.Identifier); perr == nil {
-			port := ev.HTTPPort
-			if ev.Challenge == acmeflow.ChallengeTLSALPN01 {
-				port = ev.TLSPort
-			}
-			if port != 0 {
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				p := acmeflow.ProbeValidationPort(ctx, a, port, ev.Challenge)
-				cancel()
-				ev.Probe = &p
-			}
-		}
+	if errors.As(err, &ae) && (ae.Step == acmeflow.StepChallenge && ae.Problem != nil || ae.Step == acmeflow.StepResponder) {
+		explainLocalEvidence(&ev, ae)
 	}
 	d := acmeflow.Diagnose(err, ev)
 	printDiagnosis(w, d)
@@ -66,6 +55,33 @@ func explainFailure(w io.Writer, err error, ev acmeflow.Evidence) acmeflow.Diagn
 		fmt.Fprintln(w, "Run \"ipcert doctor\" to re-check this later, or \"ipcert doctor ADDR --probe\" for a real test from Let's Encrypt staging.")
 	}
 	return d
+}
+
+// explainLocalEvidence gathers, right after a failure, the local facts
+// that decide between causes: the host firewall's verdict and the owner of
+// the validation port (preflight's local checks only, no network), and a
+// probe of the port for challenge failures.
+func explainLocalEvidence(ev *acmeflow.Evidence, ae *acmeflow.Error) {
+	port := ev.HTTPPort
+	if ev.Challenge == acmeflow.ChallengeTLSALPN01 {
+		port = ev.TLSPort
+	}
+	if port == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var addrs []netip.Addr
+	a, perr := netip.ParseAddr(ae.Identifier)
+	if perr == nil {
+		addrs = append(addrs, a)
+	}
+	rep := doctorPreflight(ctx, addrs, ev.CA == cachoice.Local, ev.HTTPPort, ev.TLSPort, true)
+	doctorFillEvidence(ev, rep, ev.Challenge, port)
+	if ev.Probe == nil && perr == nil && ae.Step == acmeflow.StepChallenge {
+		p := acmeflow.ProbeValidationPort(ctx, a, port, ev.Challenge)
+		ev.Probe = &p
+	}
 }
 
 // printDiagnosis writes a diagnosis for people: what, why, the evidence,

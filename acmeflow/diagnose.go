@@ -333,7 +333,7 @@ func (g *diag) stagingCmd(extra string) string {
 func (g *diag) classify() {
 	t := g.text()
 	switch {
-	case errors.Is(g.err, context.Canceled) || errors.Is(g.err, context.DeadlineExceeded) && g.d.Problem == nil && g.d.Step != StepDirectory:
+	case errors.Is(g.err, context.Canceled) || errors.Is(g.err, context.DeadlineExceeded) && g.d.Problem == nil && !contains(t, "client.timeout exceeded"):
 		g.set(DiagInterrupted, "Interrupted", "The run was stopped (Ctrl-C, SIGTERM or a deadline) before the certificate was stored.",
 			"Nothing changed: the current certificate, if any, is untouched. Run the command again.", "", true)
 		return

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -213,5 +214,23 @@ func TestProblemCarriesRetryAfter(t *testing.T) {
 	err := stepErr(StepOrder, "", &acme.RateLimitedError{ProblemDetails: leProblem(t, "rateLimited-new-orders"), RetryAfter: "120"})
 	if p := ProblemOf(err); p == nil || p.RetryAfter != 2*time.Minute {
 		t.Fatalf("problem %+v", p)
+	}
+}
+
+// TestDiagnoseTimeoutsTellApart: the run's own deadline is an
+// interruption; an HTTP client timeout towards the CA is the CA's.
+func TestDiagnoseTimeoutsTellApart(t *testing.T) {
+	run := Diagnose(&Error{Step: StepChallenge, Err: fmt.Errorf("%w (poll)", context.DeadlineExceeded)}, Evidence{})
+	if run.Code != DiagInterrupted {
+		t.Errorf("run deadline: %s", run.Code)
+	}
+	hc := &http.Client{Timeout: time.Millisecond, Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		<-r.Context().Done()
+		return nil, r.Context().Err()
+	})}
+	_, err := hc.Get("https://127.0.0.1:1/dir")
+	ca := Diagnose(&Error{Step: StepOrder, Err: err}, Evidence{})
+	if ca.Code != DiagCATimeout {
+		t.Errorf("client timeout %v: %s", err, ca.Code)
 	}
 }
