@@ -207,7 +207,9 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	layout = srv.Layout(name)
 	out.Path = layout.ConfigPath
 	in := deploy.Installer{Layout: layout, Content: snip, BackupDir: filepath.Join(st.Root(), "backups"), Runner: deploy.ExecRunner{}}
-	if !*noReload {
+	// A reload of a stopped server proves nothing (Debian's init script
+	// even reports success), so a stopped server is only told about.
+	if !*noReload && srv.Running {
 		in.Reload = srv.ReloadCmd()
 	}
 	res, err := deploy.Install(ctx, in)
@@ -223,6 +225,9 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
 		return exitFailure
+	}
+	if !srv.Running && !*noReload && !res.IncludeNeeded && !cf.jsonOut {
+		fmt.Fprintf(s.Out, "\n%s is not running, so nothing was reloaded; it serves the certificate once started: sudo systemctl start %s\n", srv.Kind, layout.Unit)
 	}
 	return exitOK
 }

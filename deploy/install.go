@@ -79,7 +79,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return res, fmt.Errorf("the %s snippet needs %s, which is missing; run: %s, then try again (nothing was changed)", l.Kind, strings.Join(missing, " and "), l.RequiresFix)
+		return res, fmt.Errorf("the %s snippet needs modules that are not enabled (missing %s); run: %s, then try again (nothing was changed)", l.Kind, strings.Join(missing, " and "), l.RequiresFix)
 	}
 	old, err := os.ReadFile(l.ConfigPath)
 	existed := err == nil
@@ -108,6 +108,11 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 		return res, nil
 	}
 
+	// The directory first: a test that names it (haproxy -f DIR) fails
+	// when it does not exist yet, which says nothing about the config.
+	if err := os.MkdirAll(filepath.Dir(l.ConfigPath), 0o755); err != nil {
+		return res, fmt.Errorf("create %s: %w", filepath.Dir(l.ConfigPath), err)
+	}
 	if l.Test.Path != "" {
 		if out, err := run.Run(ctx, l.Test); err != nil {
 			return res, fmt.Errorf("the %s config already fails its test before ipcert changed anything, so nothing was written; fix it first (%s):\n%s", l.Kind, l.Test, strings.TrimSpace(string(out)))
@@ -122,9 +127,6 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 			return res, fmt.Errorf("back up %s: %w", l.ConfigPath, err)
 		}
 		res.Backup = b
-	}
-	if err := os.MkdirAll(filepath.Dir(l.ConfigPath), 0o755); err != nil {
-		return res, fmt.Errorf("create %s: %w", filepath.Dir(l.ConfigPath), err)
 	}
 	if err := writeAtomic(l.ConfigPath, in.Content, 0o644); err != nil {
 		return res, fmt.Errorf("write %s: %w", l.ConfigPath, err)

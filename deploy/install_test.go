@@ -204,7 +204,8 @@ func TestIncludes(t *testing.T) {
 		{"#include /etc/nginx/conf.d/*.conf;", "/etc/nginx", "/etc/nginx/conf.d/ipcert-x.conf", false},
 		{"IncludeOptional sites-enabled/*.conf", "/etc/apache2", "/etc/apache2/sites-enabled/ipcert-x.conf", true},
 		{"IncludeOptional conf-enabled/*.conf", "/etc/apache2", "/etc/apache2/sites-enabled/ipcert-x.conf", false},
-		{`CONFIG="/etc/haproxy/haproxy.cfg -f /etc/haproxy/ipcert.d"`, "/etc/haproxy", "/etc/haproxy/ipcert.d/x.cfg", true},
+		{`EXTRAOPTS="-S /run/haproxy-master.sock -f /etc/haproxy/ipcert.d"`, "/etc/haproxy", "/etc/haproxy/ipcert.d/x.cfg", true},
+		{`EXTRAOPTS="-f /etc/haproxy/other.d"`, "/etc/haproxy", "/etc/haproxy/ipcert.d/x.cfg", false},
 		{`#CONFIG="/etc/haproxy/haproxy.cfg"`, "/etc/haproxy", "/etc/haproxy/ipcert.d/x.cfg", false},
 		{"import /etc/caddy/ipcert-*.caddy", "/etc/caddy", "/etc/caddy/ipcert-x.caddy", true},
 	} {

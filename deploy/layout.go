@@ -170,12 +170,15 @@ func LayoutFor(kind Kind, distro Distro, name string) Layout {
 			l.ConfigPath = "/etc/haproxy/conf.d/" + file + ".cfg"
 			l.Test = Cmd{Path: "haproxy", Args: []string{"-c", "-f", "/etc/haproxy/haproxy.cfg", "-f", "/etc/haproxy/conf.d"}}
 		} else {
-			// Debian's unit reads one file, $CONFIG, which
-			// /etc/default/haproxy may extend; -f also takes a directory,
-			// so one line there serves every ipcert certificate.
+			// Debian's unit and init script read one file, "$CONFIG"
+			// (quoted in the init script, so it cannot carry a second
+			// -f), plus $EXTRAOPTS unquoted from /etc/default/haproxy;
+			// -f also takes a directory, so one option there serves every
+			// ipcert certificate. The unit's own EXTRAOPTS is the master
+			// socket, which setting the variable would drop: keep it.
 			l.ConfigPath = "/etc/haproxy/ipcert.d/" + name + ".cfg"
 			l.IncludeFile, l.IncludeBase = "/etc/default/haproxy", "/etc/haproxy"
-			l.IncludeLine = `CONFIG="/etc/haproxy/haproxy.cfg -f /etc/haproxy/ipcert.d"`
+			l.IncludeLine = `EXTRAOPTS="-S /run/haproxy-master.sock -f /etc/haproxy/ipcert.d"   (keep options you already have there)`
 			l.Test = Cmd{Path: "haproxy", Args: []string{"-c", "-f", "/etc/haproxy/haproxy.cfg", "-f", "/etc/haproxy/ipcert.d"}}
 		}
 	case Caddy:
