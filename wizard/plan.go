@@ -25,9 +25,6 @@ type planStep struct {
 // "Validation": only http-01 and tls-alpn-01 for IP identifiers).
 const dns01Why = "dns-01 is impossible for IP addresses: there is no DNS name to put a TXT record under, so Let's Encrypt validates an IP only by connecting to it (http-01 on port 80, tls-alpn-01 on port 443)."
 
-// dns01Short is dns01Why for the form, where room is short.
-const dns01Short = "(dns-01 is impossible for IP addresses: no DNS name to hold a TXT record.)"
-
 func (s *planStep) enter(m *Model) tea.Cmd {
 	s.a = m.ans
 	s.webServer = ""
@@ -39,6 +36,7 @@ func (s *planStep) enter(m *Model) tea.Cmd {
 		}
 	}
 	s.form = s.build(m)
+	s.resize(m)
 	return s.form.Init()
 }
 
@@ -117,15 +115,18 @@ func (s *planStep) build(m *Model) *huh.Form {
 	if demo {
 		tos = "Agree to the test CA's terms of service?"
 	}
+	caOpts := caOptions(demo)
+	chOpts := challengeOptions(demo, s.a.WebRoot, s.webServer)
+	// The explanations are drawn above the form, not as field
+	// descriptions: huh sizes a field before it knows the width, and a
+	// wrapped description would push the last options out of view.
 	f := huh.NewForm(
 		huh.NewGroup(
 			huh.NewSelect[string]().Key("ca").Title("Certificate authority").
-				Options(caOptions(demo)...).
-				Description(caDescription(demo, "")).
+				Options(caOpts...).
 				Value(&s.a.CA),
 			huh.NewSelect[string]().Key("challenge").Title("Challenge").
-				Description(dns01Short).
-				Options(challengeOptions(demo, s.a.WebRoot, s.webServer)...).
+				Options(chOpts...).
 				Value(&s.a.Challenge),
 		),
 		huh.NewGroup(
@@ -155,9 +156,13 @@ func (s *planStep) build(m *Model) *huh.Form {
 	return f
 }
 
+// resize gives the form the room between the header and the help line.
+// Setting the height explicitly matters: huh sizes its groups before it
+// knows the width, and wrapped descriptions would push the last options
+// out of view.
 func (s *planStep) resize(m *Model) tea.Cmd {
 	if s.form != nil {
-		s.form = s.form.WithWidth(ui.ContentWidth(m.width))
+		s.form = s.form.WithWidth(ui.ContentWidth(m.width)).WithHeight(max(m.height-8, 8))
 	}
 	return nil
 }
@@ -195,13 +200,34 @@ func (s *planStep) update(m *Model, msg tea.Msg) tea.Cmd {
 }
 
 func (s *planStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+	t := m.theme
 	body := ""
 	if s.form != nil {
-		body = strings.TrimRight(s.form.View(), "\n")
+		note := ""
+		switch s.focusedKey() {
+		case "ca":
+			note = caDescription(m.cfg.Demo, s.a.CA)
+		case "challenge":
+			note = dns01Why
+		}
+		if note != "" {
+			body = ui.Wrap(t.Dim.Render(note), w) + "\n\n"
+		}
+		body += strings.TrimRight(s.form.View(), "\n")
 	}
 	keys := []ui.KeyHelp{{Key: "enter", What: "next"}, {Key: "shift+tab", What: "previous"}, keysBack, keysQuit}
 	if s.textFocused() {
 		keys[3] = ui.KeyHelp{Key: "ctrl+c", What: "quit"}
 	}
 	return body, keys
+}
+
+func (s *planStep) focusedKey() string {
+	if s.form == nil {
+		return ""
+	}
+	if f := s.form.GetFocusedField(); f != nil {
+		return f.GetKey()
+	}
+	return ""
 }

@@ -1,0 +1,383 @@
+package wizard
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/preflight"
+)
+
+// toAddress starts a wizard with fakes and walks to the address screen.
+func toAddress(t *testing.T, deps Deps, cfg Config) *driver {
+	t.Helper()
+	d := newDriver(t, deps, cfg, 80, 24)
+	d.until("the machine facts", func() bool { return d.m.welcome.machine != nil })
+	d.key("enter")
+	d.until("the addresses", func() bool { return d.m.address.detected })
+	return d
+}
+
+func TestStepString(t *testing.T) {
+	for s, want := range map[Step]string{StepWelcome: "Welcome", StepAddress: "Address", StepPreflight: "Preflight", StepPlan: "Plan", StepIssue: "Issue", StepSummary: "Summary", Step(42): "Step(42)"} {
+		if s.String() != want {
+			t.Errorf("Step(%d).String() = %q, want %q", int(s), s.String(), want)
+		}
+	}
+}
+
+func TestWelcomeShowsMachineAndStarts(t *testing.T) {
+	d := newDriver(t, fakeDeps(nil), testConfig(false), 80, 24)
+	if v := d.view(); !strings.Contains(v, "looking at users") {
+		t.Errorf("welcome before the machine facts arrive should say it is looking:\n%s", v)
+	}
+	d.until("the machine facts", func() bool { return d.m.welcome.machine != nil })
+	v := d.view()
+	for _, want := range []string{"step 1 of 6", "next: Address", "root", "systemd timer", "nginx running, web root /var/www/html", "enter start"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("welcome lacks %q:\n%s", want, v)
+		}
+	}
+	if d.m.ans.WebRoot != "/var/www/html" {
+		t.Errorf("the running nginx's web root was not taken as the default: %q", d.m.ans.WebRoot)
+	}
+	d.key("enter")
+	if d.m.Step() != StepAddress {
+		t.Fatalf("enter on welcome: step %v, want Address", d.m.Step())
+	}
+}
+
+func TestAddressShowsSourcesAndInterfaces(t *testing.T) {
+	d := toAddress(t, fakeDeps(nil), testConfig(false))
+	v := d.view()
+	for _, want := range []string{"81.2.69.160", "4 of 6 sources: api.ipify.org", "disagreeing: ifconfig.me: 81.2.69.161", "on no local interface", "2a02:898:0:20::7", "on interface eth0"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("address screen lacks %q:\n%s", want, v)
+		}
+	}
+	// Both are picked by default; space on the first unpicks it.
+	d.key("space")
+	d.key("enter")
+	if d.m.Step() != StepPreflight || !slices.Equal(d.m.ans.Addrs, []netip.Addr{pub6}) {
+		t.Fatalf("after unpicking the IPv4: step %v, addrs %v; want Preflight with only %v", d.m.Step(), d.m.ans.Addrs, pub6)
+	}
+}
+
+func TestAddressNeedsOne(t *testing.T) {
+	d := toAddress(t, fakeDeps(nil), testConfig(false))
+	d.key("space")
+	d.key("down")
+	d.key("space")
+	d.key("enter")
+	if d.m.Step() != StepAddress {
+		t.Fatalf("enter with nothing picked moved to %v", d.m.Step())
+	}
+	if v := d.view(); !strings.Contains(v, "Pick at least one address") {
+		t.Errorf("no hint when nothing is picked:\n%s", v)
+	}
+}
+
+func TestAddressTypedValidatesAsTyped(t *testing.T) {
+	d := toAddress(t, fakeDeps(nil), testConfig(false))
+	d.key("t")
+	if !d.m.textFocused() {
+		t.Fatal("t did not focus the address field")
+	}
+	steps := []struct{ typed, want string }{
+		{"1.2.3", "is not an IP address"},
+		{".4", "1.2.3.4 is a public IPv4 address"},
+	}
+	for _, s := range steps {
+		d.typeText(s.typed)
+		if v := d.view(); !strings.Contains(v, s.want) {
+			t.Errorf("after typing %q the screen lacks %q:\n%s", s.typed, s.want, v)
+		}
+	}
+	// q is a letter here, not quit.
+	d.key("q")
+	if d.m.done || d.m.address.input.Value() != "1.2.3.4q" {
+		t.Fatalf("q in the text field: done=%v value=%q", d.m.done, d.m.address.input.Value())
+	}
+	d.key("backspace")
+	d.key("enter")
+	if d.m.address.typing || !slices.ContainsFunc(d.m.address.cands, func(c candidate) bool { return c.Addr.String() == "1.2.3.4" && c.Checked }) {
+		t.Fatalf("enter did not add 1.2.3.4 as a picked address: %+v", d.m.address.cands)
+	}
+	// A reserved address is refused with the reason, and enter does nothing.
+	d.key("t")
+	d.typeText("192.168.1.10")
+	if v := d.view(); !strings.Contains(v, "private network") || !strings.Contains(v, "rejectedIdentifier") {
+		t.Errorf("private address not refused with its reason:\n%s", v)
+	}
+	d.key("enter")
+	if !d.m.address.typing {
+		t.Error("enter accepted a refused address")
+	}
+	d.key("esc")
+	if d.m.address.typing || d.m.Step() != StepAddress {
+		t.Errorf("esc in the field should leave the field only: typing=%v step=%v", d.m.address.typing, d.m.Step())
+	}
+}
+
+func TestAddressDemoAcceptsLoopback(t *testing.T) {
+	d := toAddress(t, demoFakeDeps(), testConfig(true))
+	if len(d.m.address.cands) != 1 || d.m.address.cands[0].Addr != lo4 || !d.m.address.cands[0].Checked {
+		t.Fatalf("the demo should offer 127.0.0.1 picked: %+v", d.m.address.cands)
+	}
+	// Outside the demo the same address is refused, with the way out.
+	d2 := toAddress(t, fakeDeps(nil), testConfig(false))
+	d2.key("t")
+	d2.typeText("127.0.0.1")
+	if v := d2.view(); !strings.Contains(v, "ipcert demo") {
+		t.Errorf("loopback outside the demo should point at the demo:\n%s", v)
+	}
+}
+
+// recordingPreflight counts runs and keeps their requests.
+type recordingPreflight struct {
+	mu   sync.Mutex
+	reqs []PreflightRequest
+}
+
+func (r *recordingPreflight) run(ctx context.Context, req PreflightRequest, progress func(preflight.Event)) preflight.Report {
+	r.mu.Lock()
+	r.reqs = append(r.reqs, req)
+	r.mu.Unlock()
+	return fakePreflight(ctx, req, progress)
+}
+
+func (r *recordingPreflight) requests() []PreflightRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.reqs)
+}
+
+func TestPreflightRerunAndMapPortsAsksFirst(t *testing.T) {
+	rec := &recordingPreflight{}
+	deps := fakeDeps(nil)
+	deps.Preflight = rec.run
+	d := toAddress(t, deps, testConfig(false))
+	d.key("enter")
+	d.until("the first run", func() bool { return d.m.pre.report != nil })
+	if v := d.view(); !strings.Contains(v, "Validation will probably fail") || !strings.Contains(v, "fix: use the web root") {
+		t.Errorf("the failure and its fix should show:\n%s", v)
+	}
+	if d.m.pre.items[d.m.pre.cursor].ID != preflight.IDPorts {
+		t.Errorf("the cursor should start on the failure, is on %s", d.m.pre.items[d.m.pre.cursor].ID)
+	}
+	d.key("r")
+	d.until("the second run", func() bool { return len(rec.requests()) == 2 && d.m.pre.report != nil })
+	d.key("m")
+	if !d.m.pre.askMap || len(rec.requests()) != 2 {
+		t.Fatal("m must ask before mapping ports, not run")
+	}
+	d.key("n")
+	if d.m.pre.askMap || len(rec.requests()) != 2 {
+		t.Fatal("n must not map ports")
+	}
+	d.key("m")
+	d.key("y")
+	d.until("the mapping run", func() bool { return len(rec.requests()) == 3 && d.m.pre.report != nil })
+	reqs := rec.requests()
+	if reqs[0].MapPorts || reqs[1].MapPorts || !reqs[2].MapPorts {
+		t.Errorf("MapPorts per run = %v %v %v, want false false true", reqs[0].MapPorts, reqs[1].MapPorts, reqs[2].MapPorts)
+	}
+	// Consent is for one run only.
+	d.key("r")
+	d.until("the run after mapping", func() bool { return len(rec.requests()) == 4 && d.m.pre.report != nil })
+	if rec.requests()[3].MapPorts {
+		t.Error("a re-run after mapping mapped the ports again without asking")
+	}
+	d.key("enter")
+	if d.m.Step() != StepPlan {
+		t.Errorf("enter after the checks: step %v, want Plan", d.m.Step())
+	}
+}
+
+func TestPlanQuestions(t *testing.T) {
+	d := toAddress(t, fakeDeps(nil), testConfig(false))
+	d.key("enter")
+	d.until("the checks", func() bool { return d.m.pre.report != nil })
+	d.key("enter")
+	d.until("the plan", func() bool { return d.focused() == "ca" })
+	v := d.view()
+	for _, want := range []string{"Rehearse on staging, then production", "Staging only", "Production directly", "http-01 into the web root /var/www/html (nginx)", "tls-alpn-01"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("plan lacks %q:\n%s", want, v)
+		}
+	}
+	if d.m.plan.a.Challenge != ChallengeWebroot {
+		t.Errorf("with nginx on port 80 the default challenge should be its web root, is %q", d.m.plan.a.Challenge)
+	}
+	// The terms must be accepted: "n" keeps the form open.
+	d.key("down")
+	d.key("down")
+	if v := d.view(); !strings.Contains(v, "Warning: without a rehearsal") {
+		t.Errorf("production without a rehearsal should warn:\n%s", v)
+	}
+	d.key("enter")
+	d.until("the challenge question", func() bool { return d.focused() == "challenge" })
+	if v := d.view(); !strings.Contains(v, "dns-01 is impossible for IP addresses") {
+		t.Errorf("the challenge question should say why dns-01 is missing:\n%s", v)
+	}
+	d.key("down")
+	d.key("enter")
+	d.until("the key question", func() bool { return d.focused() == "key" })
+	d.key("down")
+	d.key("enter")
+	d.until("the e-mail", func() bool { return d.focused() == "email" })
+	d.typeText("not an address")
+	d.key("enter")
+	if d.focused() != "email" {
+		t.Fatal("an invalid e-mail was accepted")
+	}
+	for range len("not an address") {
+		d.key("backspace")
+	}
+	d.key("enter")
+	d.until("the terms", func() bool { return d.focused() == "tos" })
+	d.key("n")
+	if d.m.Step() != StepPlan {
+		t.Fatalf("refusing the terms left the plan: %v", d.m.Step())
+	}
+	d.key("y")
+	d.until("the issue step", func() bool { return d.m.Step() == StepIssue })
+	a := d.m.ans
+	if a.CA != cachoice.Production || a.Challenge != ChallengeTLSALPN || a.KeyType != "ec384" || a.Email != "" || !a.AgreeTOS {
+		t.Errorf("answers = %+v", a)
+	}
+}
+
+func TestEscBackKeepsAnswers(t *testing.T) {
+	d := toAddress(t, fakeDeps(nil), testConfig(false))
+	d.key("space") // drop the IPv4
+	d.key("enter")
+	d.until("the checks", func() bool { return d.m.pre.report != nil })
+	d.key("enter")
+	d.until("the plan", func() bool { return d.focused() == "ca" })
+	d.key("down")
+	d.key("esc")
+	if d.m.Step() != StepPreflight {
+		t.Fatalf("esc on plan: %v", d.m.Step())
+	}
+	d.key("esc")
+	if d.m.Step() != StepAddress {
+		t.Fatalf("esc on preflight: %v", d.m.Step())
+	}
+	if !slices.Equal(d.m.ans.Addrs, []netip.Addr{pub6}) || d.m.ans.CA != cachoice.Staging {
+		t.Fatalf("answers lost going back: %+v", d.m.ans)
+	}
+	if v := d.view(); !strings.Contains(v, "[ ] 81.2.69.160") || !strings.Contains(v, "[x] 2a02:898:0:20::7") {
+		t.Errorf("the address screen forgot the picks:\n%s", v)
+	}
+	d.key("esc")
+	if d.m.Step() != StepWelcome {
+		t.Fatalf("esc on address: %v", d.m.Step())
+	}
+}
+
+func TestIssueFailureChoices(t *testing.T) {
+	fail := &acmeflow.Error{Step: acmeflow.StepChallenge, Identifier: "81.2.69.160", Problem: &acmeflow.Problem{Type: acmeflow.ProblemUnauthorized, Detail: "Invalid response from http://81.2.69.160/.well-known/acme-challenge/x: 404"}}
+	var calls sync.Map
+	n := 0
+	var mu sync.Mutex
+	iss := issuerFunc(func(ctx context.Context, req acmeflow.Request, opts acmeflow.IssueOptions) (*acmeflow.Issued, error) {
+		mu.Lock()
+		n++
+		calls.Store(n, req)
+		mu.Unlock()
+		return nil, fail
+	})
+	rec := &recordingPreflight{}
+	deps := fakeDeps(iss)
+	deps.Preflight = rec.run
+	cfg := testConfig(false)
+	cfg.Answers = Answers{CA: cachoice.Staging, AgreeTOS: true, KeyType: "ec256", Challenge: ChallengeHTTP}
+	d := toAddress(t, deps, cfg)
+	d.key("enter")
+	d.until("the checks", func() bool { return d.m.pre.report != nil })
+	d.key("enter")
+	d.m.plan.a = d.m.ans
+	d.send(d.m.goTo(StepIssue)()) // skip the form: the answers are preset
+	d.until("the failure", func() bool { return d.m.issue.phase == phaseFailed })
+	v := d.view()
+	for _, want := range []string{"Retry", "Change the challenge", "Back to preflight", "unauthorized", "404"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("failure screen lacks %q:\n%s", want, v)
+		}
+	}
+	d.key("r")
+	d.until("the retry's failure", func() bool { mu.Lock(); defer mu.Unlock(); return n == 2 && d.m.issue.phase == phaseFailed })
+	d.key("p")
+	if d.m.Step() != StepPreflight {
+		t.Fatalf("p: step %v", d.m.Step())
+	}
+	d.until("the checks again", func() bool { return len(rec.requests()) == 2 && d.m.pre.report != nil })
+	d.key("enter")
+	d.until("the plan", func() bool { return d.focused() == "ca" })
+	d.send(d.m.goTo(StepIssue)())
+	d.until("the third failure", func() bool { mu.Lock(); defer mu.Unlock(); return n == 3 && d.m.issue.phase == phaseFailed })
+	d.key("down")
+	d.key("enter")
+	if d.m.Step() != StepPlan {
+		t.Fatalf("change challenge: step %v", d.m.Step())
+	}
+	if d.m.Outcome().Err == nil || !errors.Is(d.m.Outcome().Err, fail) {
+		t.Errorf("outcome error = %v", d.m.Outcome().Err)
+	}
+}
+
+func TestQuitKeys(t *testing.T) {
+	for _, k := range []string{"q", "ctrl+c"} {
+		d := newDriver(t, fakeDeps(nil), testConfig(false), 80, 24)
+		_, cmd := d.m.Update(keyMsg(k))
+		if cmd == nil {
+			t.Fatalf("%s returned no command", k)
+		}
+		if _, ok := cmd().(tea.QuitMsg); !ok {
+			t.Errorf("%s did not quit", k)
+		}
+		if !d.m.Outcome().Aborted || d.m.View() != "" {
+			t.Errorf("%s: outcome %+v, view %q", k, d.m.Outcome(), d.m.View())
+		}
+	}
+}
+
+func TestRehearsalThenProductionStores(t *testing.T) {
+	var mu sync.Mutex
+	var used []string
+	mk := func(label string) Issuer {
+		return issuerFunc(func(ctx context.Context, req acmeflow.Request, opts acmeflow.IssueOptions) (*acmeflow.Issued, error) {
+			mu.Lock()
+			used = append(used, label+":"+opts.Renewal.CA)
+			mu.Unlock()
+			return fakeIssued("81.2.69.160", opts.Renewal.CA, req.Identifiers...), nil
+		})
+	}
+	deps := fakeDeps(mk("main"))
+	deps.Rehearsal = mk("rehearsal")
+	cfg := testConfig(false)
+	cfg.Answers = Answers{AgreeTOS: true, Challenge: ChallengeHTTP}
+	d := toAddress(t, deps, cfg)
+	d.key("enter")
+	d.until("the checks", func() bool { return d.m.pre.report != nil })
+	d.send(d.m.goTo(StepIssue)())
+	d.until("the question", func() bool { return d.m.issue.phase == phaseAskProduction })
+	if d.m.Outcome().Issued != nil || d.m.Outcome().Rehearsal == nil {
+		t.Fatalf("after the rehearsal: %+v", d.m.Outcome())
+	}
+	d.key("y")
+	d.until("the summary", func() bool { return d.m.Step() == StepSummary })
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(used, []string{"rehearsal:staging", "main:production"}) {
+		t.Errorf("issuers used: %v; the rehearsal must go to the rehearsal store, production to the main one", used)
+	}
+}
