@@ -379,3 +379,31 @@ func TestReproCAUnreachable(t *testing.T) {
 		})
 	}
 }
+
+func TestReproConnectionReset(t *testing.T) {
+	// A filter that accepts, reads the request and resets the connection
+	// (SO_LINGER 0 makes the close send RST).
+	port := freePort(t)
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 512)
+			_, _ = c.Read(buf)
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	}()
+	ca := diagCA(t, port, 0)
+	req := diagRequest(ca, ChallengeHTTP01, freePort(t))
+	req.WebRoot = t.TempDir()
+	d := Diagnose(obtainFails(t, req), Evidence{Challenge: ChallengeHTTP01, WebRoot: req.WebRoot, HTTPPort: port})
+	checkDiag(t, d, diagWant{code: DiagConnectReset, cause: []string{"reset"}, fix: []string{fmt.Sprintf("port %d", port)}})
+}
