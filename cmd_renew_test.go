@@ -138,7 +138,7 @@ func TestRenewFailureIsRecordedAndBacksOff(t *testing.T) {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errs)
 	}
 	r, _ = st.LoadRenewal("127.0.0.1")
-	if r.Failures != 1 || r.LastError == nil || r.LastError.Step == "" || r.NextAttempt.Before(before.Add(time.Minute)) || r.NextAttempt.After(time.Now().Add(time.Minute)) {
+	if r.Failures != 1 || r.LastError == nil || r.LastError.Step == "" || r.LastError.Code == "" || r.LastError.Cause == "" || r.NextAttempt.Before(before.Add(time.Minute)) || r.NextAttempt.After(time.Now().Add(time.Minute)) {
 		t.Fatalf("failure record: failures=%d next=%s err=%+v", r.Failures, r.NextAttempt, r.LastError)
 	}
 	if v, err := st.CurrentVersion("127.0.0.1"); err != nil || v.N != 1 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
 )
 
@@ -257,6 +258,12 @@ func (rn *Runner) warnExpiry(r *store.Renewal, now time.Time) {
 // one plans and acts on one certificate under the lock.
 func (rn *Runner) one(ctx context.Context, name string, force bool, res *Result) CertResult {
 	out := CertResult{Name: name}
+	if ctx.Err() != nil {
+		// Interrupted while an earlier certificate was renewed: leave the
+		// rest as they are for the next run.
+		out.Outcome, out.Reason, out.Error = Failed, "interrupted", ctx.Err().Error()
+		return out
+	}
 	r, err := rn.Store.LoadRenewal(name)
 	if err != nil {
 		out.Outcome, out.Reason, out.Error = Failed, "renewal.json unusable", err.Error()
@@ -420,43 +427,45 @@ func sharesIdentifier(old []string, now []netip.Addr) bool {
 	return false
 }
 
-// fail records a failed attempt: backoff, the error for status and doctor.
+// fail records a failed attempt: backoff, and the diagnosis for status
+// and doctor.
 func (rn *Runner) fail(r *store.Renewal, out CertResult, err error) CertResult {
 	now := rn.now()
-	f := FailureOf(err, now)
+	d := Diagnose(r, err, now)
+	f := d.Failure(now)
 	r.LastAttempt = now.UTC()
 	r.Failures++
 	wait := Backoff(r.Failures)
 	// A rate limit says when to come back (FACTS.md: honour Retry-After,
 	// never loop).
-	if p := acmeflow.ProblemOf(err); p != nil && p.RetryAfter > wait {
-		wait = p.RetryAfter
+	if d.RetryAfter > wait {
+		wait = d.RetryAfter
 	}
 	r.NextAttempt = now.Add(wait).UTC()
 	r.LastError = &f
 	out.Outcome, out.Reason, out.Error, out.Next = Failed, "renewal failed", err.Error(), r.NextAttempt
-	rn.emit(LevelError, r.Name, "renewal failed (attempt %d in a row): %v; next attempt at %s (in %s)", r.Failures, err, r.NextAttempt.Format(time.RFC3339), wait)
+	msg := fmt.Sprintf("renewal failed (attempt %d in a row): %v", r.Failures, err)
+	if d.Cause != "" {
+		msg += "; likely cause: " + d.Cause
+	}
+	if d.Fix != "" {
+		msg += "; fix: " + d.Fix
+	}
+	rn.emit(LevelError, r.Name, "%s; next attempt at %s (in %s)", msg, r.NextAttempt.Format(time.RFC3339), wait)
 	if serr := rn.Store.SaveRenewal(r); serr != nil {
 		rn.emit(LevelError, r.Name, "could not record the failure in renewal.json: %v", serr)
 	}
 	return out
 }
 
-// FailureOf is the stored form of a renewal error.
-func FailureOf(err error, now time.Time) store.Failure {
-	f := store.Failure{Time: now.UTC(), Detail: err.Error(), Retryable: true}
-	var ae *acmeflow.Error
-	if errors.As(err, &ae) {
-		f.Step = string(ae.Step)
-		if ae.Problem != nil {
-			f.Problem = ae.Problem.Type
-			f.Detail = ae.Problem.String()
-		}
-		for _, v := range ae.Seen {
-			f.Evidence = append(f.Evidence, v.String())
-		}
+// Diagnose explains a failed renewal of r with what renewal.json knows
+// (challenge, web root, CA; Let's Encrypt validates on ports 80 and 443).
+func Diagnose(r *store.Renewal, err error, now time.Time) acmeflow.Diagnosis {
+	ev := acmeflow.Evidence{Challenge: r.Challenge, WebRoot: r.WebRoot, CA: r.CA, Now: now}
+	if r.CA != cachoice.Local {
+		ev.HTTPPort, ev.TLSPort = 80, 443
 	}
-	return f
+	return acmeflow.Diagnose(err, ev)
 }
 
 // rehearse obtains a certificate through Rehearsal without touching the
