@@ -349,6 +349,9 @@ func doctorExamine(ctx context.Context, t *doctorTarget, f *doctorFlags, s stdio
 	}
 	if t.LastError.Code != "" {
 		stored := storedDiagnosis(*t.LastError)
+		if len(t.Identifiers) == 1 {
+			stored.Identifier = t.Identifiers[0]
+		}
 		t.Stored = &stored
 	}
 	err := acmeflow.ErrorFromFailure(*t.LastError)

@@ -167,6 +167,7 @@ func Diagnose(err error, ev Evidence) Diagnosis {
 		d.Error = err.Error()
 	}
 	d.Validators = ev.Seen
+	ev.Seen = seenFor(ev.Seen, d.Identifier)
 	dg := &diag{d: &d, ev: ev, err: err}
 	dg.inferChallenge()
 	d.Challenge, d.WebRoot = dg.ev.Challenge, ev.WebRoot
@@ -899,6 +900,36 @@ func (g *diag) badStatus(t string, status int, none bool) {
 	}
 	g.set(DiagBadStatus, fmt.Sprintf("The challenge URL answered HTTP %d", status), fmt.Sprintf("The server answered the challenge path with status %d instead of 200: an access rule (403), an authentication wall (401), or an upstream error (5xx).", status),
 		"Allow unauthenticated GETs of /.well-known/acme-challenge/ from anywhere.", "curl -si http://"+g.hostPort(g.port())+"/.well-known/acme-challenge/test", status >= 500)
+}
+
+// seenFor keeps the validator requests that were about ident: in an order
+// for several addresses, requests for the others say nothing about this
+// one. The Host header (http-01, FACTS.md: the IP literal) or the SNI
+// (tls-alpn-01, the reverse name) names the identifier; requests that name
+// none are kept.
+func seenFor(seen []ValidatorRequest, ident string) []ValidatorRequest {
+	a, err := netip.ParseAddr(ident)
+	if err != nil {
+		return seen
+	}
+	var out []ValidatorRequest
+	for _, v := range seen {
+		host := v.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.Trim(host, "[]")
+		switch {
+		case v.SNI != "" && v.SNI != ReverseName(a):
+		case v.SNI == "" && host != "" && host != a.String():
+		default:
+			out = append(out, v)
+		}
+	}
+	if seen != nil && out == nil {
+		out = []ValidatorRequest{}
+	}
+	return out
 }
 
 func remotes(seen []ValidatorRequest) string {

@@ -234,3 +234,20 @@ func TestDiagnoseTimeoutsTellApart(t *testing.T) {
 		t.Errorf("client timeout %v: %s", err, ca.Code)
 	}
 }
+
+// TestDiagnoseSeenPerIdentifier: in a dual-stack order, the IPv4 address's
+// validated requests say nothing about the IPv6 address that timed out.
+func TestDiagnoseSeenPerIdentifier(t *testing.T) {
+	v4 := seenReq("23.178.112.10:41234", true)
+	v4.Host = "203.0.113.7"
+	err := &Error{Step: StepChallenge, Identifier: "2001:db8::7", Problem: fromLego(leProblem(t, "connection-timeout")), Seen: []ValidatorRequest{v4}}
+	d := Diagnose(err, Evidence{Challenge: ChallengeHTTP01})
+	checkDiag(t, d, diagWant{code: DiagConnectTimeout, evidence: []string{"no validator request reached our responder"}})
+	if len(d.Validators) != 1 {
+		t.Errorf("the record keeps every request: %v", d.Validators)
+	}
+	// The same request for the failing address itself: the primary got in.
+	err.Identifier = "203.0.113.7"
+	d = Diagnose(err, Evidence{Challenge: ChallengeHTTP01})
+	checkDiag(t, d, diagWant{code: DiagSecondary})
+}
