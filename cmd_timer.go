@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -95,7 +96,7 @@ func runTimer(ctx context.Context, args []string, s stdio) int {
 		o.Config = deploy.TimerConfig{Binary: bin, StateDir: st.Root(), WritablePaths: timerWebroots(st, webroots), Minute: -1}
 		res, err := deploy.TimerInstall(ctx, o)
 		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert timer install: %v\n", err)
+			fmt.Fprintf(s.Err, "ipcert timer install: %v%s\n", err, timerPermissionHint(err))
 			return exitFailure
 		}
 		if cf.jsonOut {
@@ -120,7 +121,7 @@ func runTimer(ctx context.Context, args []string, s stdio) int {
 	case "remove":
 		res, err := deploy.TimerRemove(ctx, o)
 		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert timer remove: %v\n", err)
+			fmt.Fprintf(s.Err, "ipcert timer remove: %v%s\n", err, timerPermissionHint(err))
 			return exitFailure
 		}
 		if cf.jsonOut {
@@ -263,4 +264,11 @@ func timerOr(s, def string) string {
 		return def
 	}
 	return s
+}
+
+func timerPermissionHint(err error) string {
+	if errors.Is(err, os.ErrPermission) {
+		return "; the system's timers and cron entries belong to root: run it with sudo"
+	}
+	return ""
 }

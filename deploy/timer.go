@@ -70,7 +70,7 @@ func (c TimerConfig) check() error {
 // TimerUnits returns the systemd service and timer that run `ipcert renew`
 // every hour.
 //
-// The service is hardened (systemd-analyze security rates it about 1.8,
+// The service is hardened (systemd-analyze security rates it 1.7,
 // "OK"): the whole file system is read-only except the state directory and
 // the configured web roots, /tmp is private, no new privileges, and the
 // only capability is CAP_NET_BIND_SERVICE, for the http-01 (80) and
@@ -88,6 +88,17 @@ func TimerUnits(c TimerConfig) (service, timer []byte, err error) {
 		return nil, nil, err
 	}
 	rw := append([]string{c.StateDir}, c.WritablePaths...)
+	// ProtectHome=yes hides /home, /root and /run/user entirely; a state
+	// directory in there (a non-root install, ~/.local/state/ipcert) needs
+	// them visible, read-only but for ReadWritePaths.
+	protectHome := "yes"
+	for _, p := range rw {
+		for _, h := range []string{"/home", "/root", "/run/user"} {
+			if p == h || strings.HasPrefix(p, h+"/") {
+				protectHome = "read-only"
+			}
+		}
+	}
 	var s bytes.Buffer
 	fmt.Fprintf(&s, `# Written by "ipcert timer install"; "ipcert timer remove" deletes it.
 [Unit]
@@ -105,7 +116,7 @@ TimeoutStartSec=30min
 UMask=0077
 ReadWritePaths=%s
 ProtectSystem=strict
-ProtectHome=yes
+ProtectHome=%s
 PrivateTmp=yes
 PrivateDevices=yes
 PrivateMounts=yes
@@ -133,7 +144,7 @@ SystemCallArchitectures=native
 SystemCallFilter=@system-service
 SystemCallFilter=~@privileged @resources
 SystemCallErrorNumber=EPERM
-`, c.Binary, c.StateDir, strings.Join(rw, " "))
+`, c.Binary, c.StateDir, strings.Join(rw, " "), protectHome)
 	t := []byte(`# Written by "ipcert timer install"; "ipcert timer remove" deletes it.
 [Unit]
 Description=Run ipcert renew every hour

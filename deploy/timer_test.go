@@ -121,19 +121,29 @@ func TestTimerUnitsVerify(t *testing.T) {
 
 func TestTimerServiceSecurity(t *testing.T) {
 	sa := requireTool(t, "systemd-analyze")
-	dir := writeUnits(t)
-	out, err := exec.Command(sa, "security", "--offline=yes", "--no-pager", filepath.Join(dir, TimerServiceName)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
-	}
-	m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindSubmatch(out)
-	if m == nil {
-		t.Fatalf("no exposure level in:\n%s", out)
-	}
-	score, _ := strconv.ParseFloat(string(m[1]), 64)
-	t.Logf("exposure level %.1f", score)
-	if score > 2.5 {
-		t.Fatalf("exposure level %.1f > 2.5:\n%s", score, out)
+	for _, state := range []string{"/etc/ipcert", "/root/.local/state/ipcert"} {
+		dir := t.TempDir()
+		svc, _, err := TimerUnits(TimerConfig{Binary: "/usr/local/bin/ipcert", StateDir: state})
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, TimerServiceName)
+		if err := os.WriteFile(path, svc, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(sa, "security", "--offline=yes", "--no-pager", path).CombinedOutput()
+		if err != nil {
+			t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+		}
+		m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("no exposure level in:\n%s", out)
+		}
+		score, _ := strconv.ParseFloat(string(m[1]), 64)
+		t.Logf("state %s: exposure level %.1f", state, score)
+		if score > 2.5 {
+			t.Fatalf("state %s: exposure level %.1f > 2.5:\n%s", state, score, out)
+		}
 	}
 }
 
@@ -238,5 +248,20 @@ func TestTimerLiveSystemdCommands(t *testing.T) {
 	}
 	if got := strings.Join(rec.calls, "; "); got != "systemctl disable --now ipcert-renew.timer; systemctl daemon-reload" {
 		t.Fatalf("remove calls: %s", got)
+	}
+}
+
+// A state directory under /root (or /home) must stay reachable.
+func TestTimerStateUnderHome(t *testing.T) {
+	svc, _, err := TimerUnits(TimerConfig{Binary: "/usr/local/bin/ipcert", StateDir: "/root/.local/state/ipcert"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(svc, []byte("\nProtectHome=read-only\n")) {
+		t.Fatalf("state under /root but:\n%s", svc)
+	}
+	svc, _, _ = TimerUnits(timerGoldenConfig)
+	if !bytes.Contains(svc, []byte("\nProtectHome=yes\n")) {
+		t.Fatalf("state in /etc but:\n%s", svc)
 	}
 }
