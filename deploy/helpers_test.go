@@ -114,13 +114,14 @@ func (ti *testIssuer) issue(t *testing.T, name string, idents []netip.Addr, comb
 
 // startServer runs a real server in the foreground and stops it when the
 // test ends.
-func startServer(t *testing.T, logPath string, name string, args ...string) *exec.Cmd {
+func startServer(t *testing.T, logPath string, env []string, name string, args ...string) *exec.Cmd {
 	t.Helper()
 	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -246,7 +246,7 @@ func TestInstallRealNginx(t *testing.T) {
 	backups := t.TempDir()
 
 	// Start nginx with an empty conf.d, then install: tested and reloaded.
-	startServer(t, s.log, s.start[0], s.start[1:]...)
+	startServer(t, s.log, s.env, s.start[0], s.start[1:]...)
 	waitFile(t, filepath.Join(s.prefix, "nginx.pid"))
 	good := snippetFor(httpsPort)
 	res, err := Install(context.Background(), Installer{Layout: l, Content: good, BackupDir: backups, Reload: s.reload.Reload, Runner: rec})

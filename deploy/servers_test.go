@@ -26,7 +26,11 @@ type realServer struct {
 	log    string
 	test   Cmd      // the server's own config test
 	start  []string // program and arguments, foreground
+	env    []string // added to the environment of test, start and reload
 	reload HookSpec // how a deploy hook reloads it
+	// httpPort, when set, is the plain-HTTP port the server config
+	// reserves for the snippet (Caddy's global http_port).
+	httpPort int
 }
 
 func nginxServer(t *testing.T) *realServer {
@@ -109,6 +113,28 @@ func haproxyServer(t *testing.T) *realServer {
 	return s
 }
 
+func caddyServer(t *testing.T) *realServer {
+	bin := needProgram(t, "caddy")
+	p := t.TempDir()
+	s := &realServer{kind: Caddy, prefix: p, conf: filepath.Join(p, "Caddyfile"), snip: filepath.Join(p, "ipcert-test.caddy"), log: filepath.Join(p, "server.log")}
+	admin := "localhost:" + strconv.Itoa(freePort(t))
+	s.httpPort = freePort(t)
+	// Caddy's automatic HTTP->HTTPS redirects would listen on port 80:
+	// the global options keep everything on the test's ports. The
+	// snippet is imported as the stock Caddyfile would (IncludeLine).
+	conf := fmt.Sprintf("{\n\tadmin %s\n\thttp_port %d\n\tauto_https disable_redirects\n\tstorage file_system %s\n}\n\nimport %s/ipcert-*.caddy\n", admin, s.httpPort, filepath.Join(p, "data"), p)
+	if err := os.WriteFile(s.conf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.env = []string{"HOME=" + p, "XDG_DATA_HOME=" + p, "XDG_CONFIG_HOME=" + p}
+	s.test = Cmd{Path: bin, Args: []string{"validate", "--config", s.conf, "--adapter", "caddyfile"}, Env: s.env}
+	s.start = []string{bin, "run", "--config", s.conf, "--adapter", "caddyfile"}
+	// As Debian's caddy.service reloads: --force, because the config
+	// text did not change, only the certificate files behind it.
+	s.reload = HookSpec{Reload: Cmd{Path: bin, Args: []string{"reload", "--config", s.conf, "--adapter", "caddyfile", "--address", admin, "--force"}, Env: s.env}}
+	return s
+}
+
 // TestRealServers issues a certificate from the local CA, generates each
 // snippet with free high ports, runs the real server with it, and checks
 // with Verify that every address serves the stored certificate; then a
@@ -128,7 +154,7 @@ func TestRealServers(t *testing.T) {
 	servers := []struct {
 		kind  Kind
 		setup func(*testing.T) *realServer
-	}{{Nginx, nginxServer}, {Apache, apacheServer}, {HAProxy, haproxyServer}}
+	}{{Nginx, nginxServer}, {Apache, apacheServer}, {HAProxy, haproxyServer}, {Caddy, caddyServer}}
 	for _, srv := range servers {
 		for _, fam := range families {
 			t.Run(string(srv.kind)+"/"+fam.name, func(t *testing.T) {
@@ -153,6 +179,9 @@ func runRealServer(t *testing.T, s *realServer, idents []netip.Addr) {
 	os.Chmod(webroot, 0o755)
 	os.Chmod(filepath.Dir(webroot), 0o755)
 	httpsPort, httpPort := freePort(t), freePort(t)
+	if s.httpPort != 0 {
+		httpPort = s.httpPort
+	}
 	p := SnippetParams{
 		Name: name, Identifiers: addrStrings(idents), CertDir: ti.eng.Store.CurrentDir(name),
 		WebRoot: webroot, HTTPSPort: httpsPort, HTTPPort: httpPort,
@@ -180,7 +209,7 @@ func runRealServer(t *testing.T, s *realServer, idents []netip.Addr) {
 	if out, err := (ExecRunner{}).Run(context.Background(), s.test); err != nil {
 		t.Fatalf("config test failed: %v\n%s\nsnippet:\n%s", err, out, snip)
 	}
-	startServer(t, s.log, s.start[0], s.start[1:]...)
+	startServer(t, s.log, s.env, s.start[0], s.start[1:]...)
 
 	opts := VerifyOptions{Roots: ti.roots, Expected: first.Version.Leaf}
 	for _, a := range idents {
