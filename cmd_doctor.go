@@ -359,9 +359,7 @@ func doctorExamine(ctx context.Context, t *doctorTarget, f *doctorFlags, s stdio
 		// The record says what our responder saw; without a code it is an
 		// old record that did not keep it, and the absence means nothing.
 		ev.SeenKnown = true
-		for _, r := range t.LastError.Validators {
-			ev.Seen = append(ev.Seen, acmeflow.ValidatorRequest{Challenge: challenge, Remote: r, Answered: true})
-		}
+		ev.Seen = acmeflow.ValidatorsFromFailure(*t.LastError)
 	}
 	if len(t.Identifiers) == 1 {
 		err.Identifier = t.Identifiers[0]

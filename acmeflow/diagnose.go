@@ -206,9 +206,33 @@ func (d Diagnosis) Failure(now time.Time) store.Failure {
 		f.Detail = d.Problem.String()
 	}
 	for _, v := range d.Validators {
-		f.Validators = append(f.Validators, v.Remote)
+		f.Validators = append(f.Validators, storedValidator(v))
 	}
 	return f
+}
+
+// storedValidator is one validator request in renewal.json: the remote
+// address, and why we did not answer it when we did not.
+func storedValidator(v ValidatorRequest) string {
+	if v.Answered {
+		return v.Remote
+	}
+	why := v.Note
+	if why == "" {
+		why = fmt.Sprintf("status %d", v.Status)
+	}
+	return v.Remote + " (not answered: " + why + ")"
+}
+
+// ValidatorsFromFailure rebuilds the validator requests kept in a stored
+// failure (Failure.Validators), enough for Diagnose to reason from.
+func ValidatorsFromFailure(f store.Failure) []ValidatorRequest {
+	out := []ValidatorRequest{}
+	for _, s := range f.Validators {
+		remote, note, unanswered := strings.Cut(s, " (not answered: ")
+		out = append(out, ValidatorRequest{Challenge: f.Challenge, Remote: remote, Answered: !unanswered, Note: strings.TrimSuffix(note, ")")})
+	}
+	return out
 }
 
 // ErrorFromFailure rebuilds an engine error from a stored failure, so a

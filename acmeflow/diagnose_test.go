@@ -202,7 +202,7 @@ func TestDiagnoseFromStoredFailure(t *testing.T) {
 	err := &Error{Step: StepChallenge, Identifier: "203.0.113.7", Problem: fromLego(leProblem(t, "secondary-timeout")), Seen: []ValidatorRequest{seenReq("23.178.112.10:4000", true)}}
 	first := Diagnose(err, Evidence{Challenge: ChallengeHTTP01})
 	f := first.Failure(time.Now())
-	again := Diagnose(ErrorFromFailure(f), Evidence{Challenge: ChallengeHTTP01, SeenKnown: true, Seen: []ValidatorRequest{{Remote: f.Validators[0]}}})
+	again := Diagnose(ErrorFromFailure(f), Evidence{Challenge: ChallengeHTTP01, SeenKnown: true, Seen: ValidatorsFromFailure(f)})
 	if first.Code != DiagSecondary || again.Code != first.Code || again.Cause != first.Cause {
 		t.Errorf("first %s / again %s: %s", first.Code, again.Code, again.Cause)
 	}
@@ -250,4 +250,13 @@ func TestDiagnoseSeenPerIdentifier(t *testing.T) {
 	err.Identifier = "203.0.113.7"
 	d = Diagnose(err, Evidence{Challenge: ChallengeHTTP01})
 	checkDiag(t, d, diagWant{code: DiagSecondary})
+}
+
+func TestStoredValidators(t *testing.T) {
+	seen := []ValidatorRequest{seenReq("23.178.112.10:4000", true), {Challenge: ChallengeTLSALPN01, Remote: "198.51.100.9:5000", Note: "client did not offer ALPN acme-tls/1"}}
+	f := Diagnosis{Validators: seen, Challenge: ChallengeTLSALPN01}.Failure(time.Now())
+	back := ValidatorsFromFailure(f)
+	if len(back) != 2 || !back[0].Answered || back[0].Remote != "23.178.112.10:4000" || back[1].Answered || back[1].Remote != "198.51.100.9:5000" || back[1].Note != "client did not offer ALPN acme-tls/1" {
+		t.Fatalf("%q -> %+v", f.Validators, back)
+	}
 }
