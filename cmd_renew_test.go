@@ -198,15 +198,22 @@ func renewBuild(t *testing.T) string {
 	return bin
 }
 
+// TestRenewSubprocess runs the built binary: killed at random moments, and
+// two runs at once. One build serves both (a build costs seconds).
+func TestRenewSubprocess(t *testing.T) {
+	bin := renewBuild(t)
+	t.Run("CrashSafety", func(t *testing.T) { renewCrashSafety(t, bin) })
+	t.Run("Concurrent", func(t *testing.T) { renewConcurrent(t, bin) })
+}
+
 // Kill `renew --force` with SIGKILL at random moments: after each kill,
 // current must hold a certificate and its key, renewal.json must parse,
 // and the next run must complete.
-func TestRenewCrashSafety(t *testing.T) {
+func renewCrashSafety(t *testing.T, bin string) {
 	kills := 100
 	if testing.Short() {
 		kills = 15
 	}
-	bin := renewBuild(t)
 	dir := t.TempDir()
 	st := renewIssueLocal(t, dir)
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
@@ -266,8 +273,7 @@ func exitCodeOf(err error) int {
 
 // Two renew runs at once: the second waits for the lock (and renews after
 // the first) or, with --wait 0, skips with exit 4; nothing is corrupted.
-func TestRenewConcurrent(t *testing.T) {
-	bin := renewBuild(t)
+func renewConcurrent(t *testing.T, bin string) {
 	dir := t.TempDir()
 	mark := filepath.Join(t.TempDir(), "in-hook")
 	// The hook holds the first run inside its lock for a while.
