@@ -991,6 +991,10 @@ func (g *diag) addSeenEvidence() {
 		return
 	}
 	for _, v := range g.ev.Seen {
+		if v.Time.IsZero() {
+			g.evidence("validator request from %s", v.Remote)
+			continue
+		}
 		g.evidence("%s at %s", v.String(), v.Time.UTC().Format("15:04:05"))
 	}
 }
