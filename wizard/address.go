@@ -235,7 +235,8 @@ func (s *addressStep) updateTyping(m *Model, msg tea.KeyMsg) tea.Cmd {
 		s.inputOK, s.inputErr = "", ""
 		s.typing = false
 		s.input.Blur()
-		s.cursor = len(s.cands)
+		// On the address just added, so that enter goes on.
+		s.cursor = slices.IndexFunc(s.cands, func(c candidate) bool { return c.Addr == a })
 		return nil
 	}
 	var cmd tea.Cmd

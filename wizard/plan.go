@@ -131,11 +131,9 @@ func (s *planStep) build(m *Model) *huh.Form {
 		),
 		huh.NewGroup(
 			huh.NewSelect[string]().Key("key").Title("Key type").
-				Description("ec256 is small, fast and accepted everywhere.").
 				Options(huh.NewOptions(acmeflow.KeyTypes...)...).
 				Value(&s.a.KeyType),
 			huh.NewInput().Key("email").Title("E-mail (optional)").
-				Description("Only for the CA's account: Let's Encrypt no longer sends expiry mail.").
 				Placeholder("you@example.org").
 				Validate(validEmail).
 				Value(&s.a.Email),
@@ -209,6 +207,12 @@ func (s *planStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 			note = caDescription(m.cfg.Demo, s.a.CA)
 		case "challenge":
 			note = dns01Why
+		case "key":
+			note = "The certificate's key type: ec256 is small, fast and accepted everywhere."
+		case "email":
+			note = "Optional, for the CA's account only: Let's Encrypt no longer sends expiry mail."
+		case "tos":
+			note = "The CA issues only to accounts that accept its terms: y agrees."
 		}
 		if note != "" {
 			body = ui.Wrap(t.Dim.Render(note), w) + "\n\n"

@@ -243,7 +243,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case issueDoneMsg:
 		if m.quitting {
 			m.issue.finish(m, msg)
+			// The run may have finished storing the certificate before it
+			// saw the cancellation (Engine.Issue completes a write it began).
+			m.outcome.Aborted = m.outcome.Issued == nil
 			m.done = true
+			m.cancel()
 			return m, tea.Quit
 		}
 	}
