@@ -12,10 +12,16 @@
 //	func DetectDistro(root string) Distro
 //	func DetectServers(ctx context.Context, env Env) []Server
 //	func DetectServer(ctx context.Context, env Env, want Kind) (Server, error)
+//	func (s Server) Layout(name string) Layout; func (s Server) ReloadCmd() Cmd
 //	func Install(ctx context.Context, in Installer) (InstallResult, error)
+//	func CertPathsIn(name string, identifiers []string, dir string) CertPaths
 //	func RunHooks(ctx context.Context, spec HookSpec, paths CertPaths) []HookResult
+//	func ParseTarget(s string, defaultPort int) (netip.AddrPort, error)
 //	func Verify(ctx context.Context, addr string, opts VerifyOptions) (VerifyResult, error)
-//	func Status(st *store.Store, now time.Time, probe TimerProbe) ([]CertStatus, error)
+//	func Status(st *store.Store, now time.Time, probe TimerProbe) (StatusReport, error)
+//
+// Verify's Outcome is Match, Mismatch, Unreachable, or Unchecked (nothing to
+// compare with). The renewal timer (timer*.go) shares the Runner.
 //
 // Like acmeflow and preflight, this package never prints and never exits:
 // it takes a context and returns values and errors. Every program it starts

@@ -86,6 +86,10 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return res, fmt.Errorf("read %s: %w", l.ConfigPath, err)
 	}
+	mode := os.FileMode(0o644)
+	if st, err := os.Stat(l.ConfigPath); err == nil {
+		mode = st.Mode().Perm()
+	}
 	if existed && !bytes.HasPrefix(old, []byte(Marker)) {
 		return res, fmt.Errorf("%s exists and was not written by ipcert (it does not start with %q); ipcert never replaces such files: move it away, or merge the snippet into it by hand", l.ConfigPath, Marker)
 	}
@@ -110,11 +114,17 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 
 	// The directory first: a test that names it (haproxy -f DIR) fails
 	// when it does not exist yet, which says nothing about the config.
-	if err := os.MkdirAll(filepath.Dir(l.ConfigPath), 0o755); err != nil {
-		return res, fmt.Errorf("create %s: %w", filepath.Dir(l.ConfigPath), err)
+	dir := filepath.Dir(l.ConfigPath)
+	_, err = os.Stat(dir)
+	newDir := errors.Is(err, fs.ErrNotExist)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return res, fmt.Errorf("create %s: %w", dir, err)
 	}
 	if l.Test.Path != "" {
 		if out, err := run.Run(ctx, l.Test); err != nil {
+			if newDir {
+				os.Remove(dir)
+			}
 			return res, fmt.Errorf("the %s config already fails its test before ipcert changed anything, so nothing was written; fix it first (%s):\n%s", l.Kind, l.Test, strings.TrimSpace(string(out)))
 		}
 	}
@@ -128,13 +138,13 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 		}
 		res.Backup = b
 	}
-	if err := writeAtomic(l.ConfigPath, in.Content, 0o644); err != nil {
+	if err := writeAtomic(l.ConfigPath, in.Content, mode); err != nil {
 		return res, fmt.Errorf("write %s: %w", l.ConfigPath, err)
 	}
 	res.Changed = true
 	if needLink {
 		if err := os.Symlink(l.ConfigPath, l.EnableLink); err != nil {
-			rerr := restore(l.ConfigPath, old, existed)
+			rerr := restore(l.ConfigPath, old, existed, mode)
 			return res, errors.Join(fmt.Errorf("enable %s: %w", l.EnableLink, err), rerr)
 		}
 		res.LinkCreated = true
@@ -146,7 +156,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 				errs = append(errs, err)
 			}
 		}
-		if err := restore(l.ConfigPath, old, existed); err != nil {
+		if err := restore(l.ConfigPath, old, existed, mode); err != nil {
 			errs = append(errs, err)
 		}
 		res.RolledBack = len(errs) == 0
@@ -184,14 +194,14 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 
 // restore puts back the previous content of path, or removes it when there
 // was none.
-func restore(path string, old []byte, existed bool) error {
+func restore(path string, old []byte, existed bool, mode os.FileMode) error {
 	if !existed {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		return nil
 	}
-	return writeAtomic(path, old, 0o644)
+	return writeAtomic(path, old, mode)
 }
 
 // writeAtomic writes a temp file beside path and renames it over path, so

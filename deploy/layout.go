@@ -130,7 +130,7 @@ type Layout struct {
 
 // LayoutFor is the layout of kind on distro for certificate name.
 func LayoutFor(kind Kind, distro Distro, name string) Layout {
-	l := Layout{Kind: kind, Distro: distro, WebRoot: "/var/www/html"}
+	l := Layout{Kind: kind, Distro: distro, WebRoot: "/var/www/html", Unit: unitFor(kind, distro)}
 	file := "ipcert-" + name
 	switch kind {
 	case Nginx:
@@ -139,7 +139,6 @@ func LayoutFor(kind Kind, distro Distro, name string) Layout {
 		l.IncludeFile, l.IncludeBase = "/etc/nginx/nginx.conf", "/etc/nginx"
 		l.IncludeLine = "include /etc/nginx/conf.d/*.conf;   (inside the http { } block)"
 		l.Test = Cmd{Path: "nginx", Args: []string{"-t"}}
-		l.Unit = "nginx"
 		if distro == RHEL {
 			l.WebRoot = "/usr/share/nginx/html"
 		}
@@ -149,7 +148,6 @@ func LayoutFor(kind Kind, distro Distro, name string) Layout {
 			l.IncludeFile, l.IncludeBase = "/etc/httpd/conf/httpd.conf", "/etc/httpd"
 			l.IncludeLine = "IncludeOptional conf.d/*.conf"
 			l.Test = Cmd{Path: "apachectl", Args: []string{"-t"}}
-			l.Unit = "httpd"
 		} else {
 			l.ConfigPath = "/etc/apache2/sites-available/" + file + ".conf"
 			l.EnableLink = "/etc/apache2/sites-enabled/" + file + ".conf"
@@ -158,13 +156,11 @@ func LayoutFor(kind Kind, distro Distro, name string) Layout {
 			// apache2ctl, not apache2: it loads /etc/apache2/envvars,
 			// without which Debian's config does not parse.
 			l.Test = Cmd{Path: "apache2ctl", Args: []string{"-t"}}
-			l.Unit = "apache2"
 			// Debian enables neither module by default.
 			l.Requires = []string{"/etc/apache2/mods-enabled/ssl.load", "/etc/apache2/mods-enabled/rewrite.load"}
 			l.RequiresFix = "a2enmod ssl rewrite"
 		}
 	case HAProxy:
-		l.Unit = "haproxy"
 		if distro == RHEL {
 			// RHEL's haproxy.service loads every file in CFGDIR.
 			l.ConfigPath = "/etc/haproxy/conf.d/" + file + ".cfg"
@@ -186,9 +182,19 @@ func LayoutFor(kind Kind, distro Distro, name string) Layout {
 		l.IncludeFile, l.IncludeBase = "/etc/caddy/Caddyfile", "/etc/caddy"
 		l.IncludeLine = "import /etc/caddy/ipcert-*.caddy   (at the top level, outside any site block)"
 		l.Test = Cmd{Path: "caddy", Args: []string{"validate", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"}}
-		l.Unit = "caddy"
 	}
 	return l
+}
+
+// unitFor is the service name of kind on distro.
+func unitFor(kind Kind, distro Distro) string {
+	switch {
+	case kind == Apache && distro == RHEL:
+		return "httpd"
+	case kind == Apache:
+		return "apache2"
+	}
+	return string(kind)
 }
 
 // ReloadCmd is how to reload the server: systemctl with systemd, the SysV

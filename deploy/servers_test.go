@@ -82,7 +82,9 @@ func apacheServer(t *testing.T) *realServer {
 		fmt.Fprintf(&b, "LoadModule %s_module %s/mod_%s.so\n", m, mods, m)
 	}
 	if os.Getuid() == 0 {
-		b.WriteString("User nobody\nGroup nogroup\n")
+		// nobody by number: the group is "nogroup" on Debian, "nobody"
+		// on RHEL.
+		b.WriteString("User #65534\nGroup #65534\n")
 	}
 	fmt.Fprintf(&b, "SSLSessionCache \"shmcb:%s/ssl_scache(512000)\"\nIncludeOptional %s/sites/*.conf\n", p, p)
 	if err := os.WriteFile(s.conf, []byte(b.String()), 0o644); err != nil {
