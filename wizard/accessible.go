@@ -157,8 +157,12 @@ func (a *accessible) address() (Step, error) {
 		s.setDetected(m, msg)
 		s.typing = false
 	}
-	body, _ := s.view(m, 80)
-	a.say("%s", plain(body))
+	for _, c := range s.cands {
+		a.say("%s", plain(strings.Join(s.facts(m, c), "; ")))
+	}
+	if len(s.cands) == 0 {
+		a.say("No public address found; type it.")
+	}
 	var opts []huh.Option[string]
 	var valid []string
 	for _, c := range s.cands {
@@ -288,6 +292,7 @@ func (a *accessible) plan() (Step, error) {
 	if err := email.RunAccessible(a.out, a.in); err != nil {
 		return 0, err
 	}
+	a.say("")
 	if err := a.check(); err != nil {
 		return 0, err
 	}
@@ -295,10 +300,11 @@ func (a *accessible) plan() (Step, error) {
 		if try == 2 {
 			return 0, ErrAborted
 		}
-		c := huh.NewConfirm().Title("Agree to the CA's terms of service (Let's Encrypt's Subscriber Agreement, letsencrypt.org/repository)?").Value(&p.a.AgreeTOS)
+		c := huh.NewConfirm().Title(tosQuestion(m.cfg.Demo)).Value(&p.a.AgreeTOS)
 		if err := c.RunAccessible(a.out, a.in); err != nil {
 			return 0, err
 		}
+		a.say("")
 		if err := a.check(); err != nil {
 			return 0, err
 		}
@@ -352,6 +358,7 @@ func (a *accessible) issue() (Step, error) {
 			if err := c.RunAccessible(a.out, a.in); err != nil {
 				return 0, err
 			}
+			a.say("")
 			if err := a.check(); err != nil {
 				return 0, err
 			}

@@ -279,6 +279,35 @@ func (s *addressStep) validate(m *Model) (netip.Addr, string) {
 	return a, ""
 }
 
+// facts say what is known about a candidate: the address, who said so,
+// which interface holds it, why it is refused.
+func (s *addressStep) facts(m *Model, c candidate) []string {
+	t := m.theme
+	fam := "IPv4"
+	if c.Addr.Is6() {
+		fam = "IPv6"
+	}
+	facts := []string{c.Addr.String() + " (" + fam + ")"}
+	switch {
+	case c.Typed:
+		facts = append(facts, "typed by you")
+	case len(c.Sources) > 0:
+		facts = append(facts, fmt.Sprintf("%d of %d sources: %s", c.Votes, c.Asked, strings.Join(c.Sources, ", ")))
+	}
+	if len(c.Others) > 0 {
+		facts = append(facts, t.Warn.Render("disagreeing: "+strings.Join(c.Others, ", ")))
+	}
+	if c.Iface != "" {
+		facts = append(facts, "on interface "+c.Iface)
+	} else if !c.Typed {
+		facts = append(facts, "on no local interface (NAT or cloud 1:1 NAT: the router must forward the ports)")
+	}
+	if c.Refused != "" {
+		facts = append(facts, t.Fail.Render("refused: "+c.Refused))
+	}
+	return facts
+}
+
 func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	t := m.theme
 	var b strings.Builder
@@ -308,24 +337,7 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		}
 		line := fmt.Sprintf("%s%s %s %s", cur, box, t.Strong.Render(c.Addr.String()), t.Dim.Render(fam))
 		b.WriteString(line + "\n")
-		var facts []string
-		switch {
-		case c.Typed:
-			facts = append(facts, "typed by you")
-		case len(c.Sources) > 0:
-			facts = append(facts, fmt.Sprintf("%d of %d sources: %s", c.Votes, c.Asked, strings.Join(c.Sources, ", ")))
-		}
-		if len(c.Others) > 0 {
-			facts = append(facts, t.Warn.Render("disagreeing: "+strings.Join(c.Others, ", ")))
-		}
-		if c.Iface != "" {
-			facts = append(facts, "on interface "+c.Iface)
-		} else if !c.Typed {
-			facts = append(facts, "on no local interface (NAT or cloud 1:1 NAT: the router must forward the ports)")
-		}
-		if c.Refused != "" {
-			facts = append(facts, t.Fail.Render("refused: "+c.Refused))
-		}
+		facts := s.facts(m, c)[1:]
 		for _, f := range facts {
 			b.WriteString(t.Dim.Render(ui.Indent(f, 8, w)) + "\n")
 		}

@@ -83,6 +83,13 @@ func challengeOptions(demo bool, webroot, server string) []huh.Option[string] {
 	return opts
 }
 
+func tosQuestion(demo bool) string {
+	if demo {
+		return "Agree to the test CA's terms of service?"
+	}
+	return "Agree to Let's Encrypt's Subscriber Agreement? (letsencrypt.org/repository)"
+}
+
 func validEmail(v string) error {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -111,10 +118,7 @@ func (s *planStep) build(m *Model) *huh.Form {
 	if s.a.Challenge == ChallengeWebroot && (s.a.WebRoot == "" || demo) {
 		s.a.Challenge = ChallengeHTTP
 	}
-	tos := "Agree to Let's Encrypt's Subscriber Agreement? (letsencrypt.org/repository)"
-	if demo {
-		tos = "Agree to the test CA's terms of service?"
-	}
+	tos := tosQuestion(demo)
 	caOpts := caOptions(demo)
 	chOpts := challengeOptions(demo, s.a.WebRoot, s.webServer)
 	// The explanations are drawn above the form, not as field

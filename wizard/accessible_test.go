@@ -1,0 +1,80 @@
+package wizard
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/charmbracelet/x/ansi"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
+)
+
+// TestAccessibleToCertificate answers the plain prompts from a reader, as
+// a screen reader user types them, and ends with a certificate on disk.
+func TestAccessibleToCertificate(t *testing.T) {
+	deps, _, _ := localDeps(t, cachoice.Options{})
+	answers := strings.Join([]string{
+		"1",   // use 127.0.0.1
+		"1",   // preflight: go on
+		"1",   // CA: the local test CA
+		"2",   // challenge: tls-alpn-01
+		"",    // key type: the default
+		"",    // no e-mail
+		"yes", // terms
+	}, "\n") + "\n"
+	var out bytes.Buffer
+	o, err := RunAccessible(context.Background(), deps, testConfig(true), strings.NewReader(answers), &out)
+	text := ansi.Strip(out.String())
+	if err != nil {
+		t.Fatalf("RunAccessible: %v\n%s", err, text)
+	}
+	checkIssued(t, o, "127.0.0.1")
+	if o.Issued.Renewal.Challenge != "tls-alpn-01" {
+		t.Errorf("challenge %q, want tls-alpn-01 (answer 2)", o.Issued.Renewal.Challenge)
+	}
+	for _, want := range []string{
+		"Step 2 of 6, Address", "Enter a number between 1 and 2",
+		"Step 3 of 6, Preflight", "Verdict: everything checked looks right",
+		"dns-01 is impossible", "Step 5 of 6, Issue", "validator 127.0.0.1",
+		"openssl verify -CAfile root.pem",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("accessible output lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(out.String(), "\x1b[") {
+		t.Errorf("accessible output carries escape sequences:\n%q", out.String())
+	}
+}
+
+// TestAccessibleInputEnds: when the input ends mid-way the wizard stops
+// with ErrInputClosed instead of looping on empty answers.
+func TestAccessibleInputEnds(t *testing.T) {
+	var out bytes.Buffer
+	o, err := RunAccessible(context.Background(), demoFakeDeps(), testConfig(true), strings.NewReader("1\n"), &out)
+	if !errors.Is(err, ErrInputClosed) {
+		t.Fatalf("err = %v, want ErrInputClosed\n%s", err, out.String())
+	}
+	if !o.Aborted || o.Issued != nil {
+		t.Errorf("outcome %+v", o)
+	}
+}
+
+// TestAccessibleTypedAddressRefused: a refused address is explained and
+// asked again.
+func TestAccessibleTypedAddressRefused(t *testing.T) {
+	var out bytes.Buffer
+	in := "4\n10.0.0.5\n81.2.69.162\n5\n" // type an address; refused; accepted; preflight: quit
+	_, err := RunAccessible(context.Background(), fakeDeps(nil), testConfig(false), strings.NewReader(in), &out)
+	if !errors.Is(err, ErrAborted) {
+		t.Fatalf("err = %v, want ErrAborted (quit at preflight)\n%s", err, out.String())
+	}
+	text := ansi.Strip(out.String())
+	for _, want := range []string{"refused: is in private network", "Address: 81.2.69.162", "Ports 80 and 443: FAIL"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+}
