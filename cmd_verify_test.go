@@ -5,11 +5,16 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
@@ -114,4 +119,89 @@ func TestVerifyCommand(t *testing.T) {
 			t.Errorf("%v: exit %d %q", bad, code, errs)
 		}
 	}
+}
+
+// TestVerifyCommandRealNginx is the whole path from the command line: a
+// certificate from the local CA, "ipcert snippet nginx" on free high ports,
+// Debian's nginx started with it, and "ipcert verify" reporting a match;
+// after a second issuance, a mismatch until the reload hook runs, then a
+// match on the new version.
+func TestVerifyCommandRealNginx(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real servers: not in -short")
+	}
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/nginx"); serr == nil {
+			bin = "/usr/sbin/nginx"
+		} else if os.Getenv("CI") == "true" {
+			t.Fatal("nginx not installed; .ci/run must install it (CI=true)")
+		} else {
+			t.Skip("nginx not installed; skipping (apt-get install -y nginx)")
+		}
+	}
+	dir := t.TempDir()
+	verifyIssue(t, dir, "127.0.0.1")
+	name := "127.0.0.1"
+	st, _ := store.Open(dir)
+
+	prefix := t.TempDir()
+	os.MkdirAll(filepath.Join(prefix, "conf.d"), 0o755)
+	os.MkdirAll(filepath.Join(prefix, "tmp"), 0o755)
+	l4, _ := net.Listen("tcp4", "127.0.0.1:0")
+	l5, _ := net.Listen("tcp4", "127.0.0.1:0")
+	httpsPort, httpPort := l4.Addr().(*net.TCPAddr).Port, l5.Addr().(*net.TCPAddr).Port
+	l4.Close()
+	l5.Close()
+	code, snip, errs := verifyRun(t, "snippet", "nginx", name, "--state-dir", dir, "--webroot", prefix,
+		"--https-port", strconv.Itoa(httpsPort), "--http-port", strconv.Itoa(httpPort))
+	if code != exitOK {
+		t.Fatalf("snippet: %d %s", code, errs)
+	}
+	os.WriteFile(filepath.Join(prefix, "conf.d", "ipcert.conf"), []byte(snip), 0o644)
+	conf := filepath.Join(prefix, "nginx.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("daemon off;\npid %[1]s/nginx.pid;\nerror_log %[1]s/error.log;\nevents { worker_connections 64; }\nhttp {\n    access_log off;\n    client_body_temp_path %[1]s/tmp/b;\n    proxy_temp_path %[1]s/tmp/p;\n    fastcgi_temp_path %[1]s/tmp/f;\n    uwsgi_temp_path %[1]s/tmp/u;\n    scgi_temp_path %[1]s/tmp/s;\n    include %[1]s/conf.d/*.conf;\n}\n", prefix)), 0o644)
+	base := []string{"-p", prefix + "/", "-c", conf, "-e", filepath.Join(prefix, "error.log")}
+	cmd := exec.Command(bin, base...)
+	nlog, err := os.Create(filepath.Join(prefix, "stderr.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nlog.Close()
+	cmd.Stdout, cmd.Stderr = nlog, nlog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); <-done })
+
+	target := net.JoinHostPort("127.0.0.1", strconv.Itoa(httpsPort))
+	root := filepath.Join(st.CurrentDir(name), store.RootFile)
+	verifyUntil := func(want int, wantText string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			code, out, _ := verifyRun(t, "verify", target, "--state-dir", dir, "--root", root, "--timeout", "2s")
+			if code == want && strings.Contains(out, wantText) {
+				return
+			}
+			if time.Now().After(deadline) {
+				logs, _ := os.ReadFile(filepath.Join(prefix, "error.log"))
+				t.Fatalf("verify: exit %d, want %d with %q:\n%s\nnginx: %s", code, want, wantText, out, logs)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	verifyUntil(exitOK, `MATCH: this is the stored current certificate of "127.0.0.1" (version 1)`)
+
+	verifyIssue(t, dir, "127.0.0.1")
+	verifyUntil(exitVerifyMismatch, "MISMATCH")
+	for _, h := range deploy.RunHooks(context.Background(), deploy.HookSpec{Reload: deploy.Cmd{Path: bin, Args: append(base, "-s", "reload")}},
+		deploy.CertPathsIn(name, []string{"127.0.0.1"}, st.CurrentDir(name))) {
+		if !h.OK() {
+			t.Fatalf("reload hook: %v %s", h.Err, h.Output)
+		}
+	}
+	verifyUntil(exitOK, `MATCH: this is the stored current certificate of "127.0.0.1" (version 2)`)
 }
