@@ -92,6 +92,31 @@ type Evidence struct {
 	Now time.Time
 }
 
+// EvidenceForRenewal is what a certificate's renewal.json tells about its
+// attempts: the challenge, the web root and the validation ports (80 and
+// 443 for Let's Encrypt, the responder's own for the local test CA). A
+// renewal records its failure with Diagnose(err, EvidenceForRenewal(r,
+// now)).Failure(now).
+func EvidenceForRenewal(r *store.Renewal, now time.Time) Evidence {
+	ev := Evidence{Challenge: r.Challenge, WebRoot: r.WebRoot, HTTPPort: 80, TLSPort: 443, CA: r.CA, Now: now}
+	if r.CA == "local" {
+		ev.HTTPPort, ev.TLSPort = listenPort(r.HTTPListen), listenPort(r.TLSListen)
+		if r.WebRoot != "" {
+			ev.HTTPPort = 0 // the web server's port, unknown here; Diagnose reads it from the CA's URL
+		}
+	}
+	return ev
+}
+
+func listenPort(hostport string) int {
+	_, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
 // Diagnosis codes.
 const (
 	DiagInterrupted         = "interrupted"

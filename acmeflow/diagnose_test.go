@@ -260,3 +260,22 @@ func TestStoredValidators(t *testing.T) {
 		t.Fatalf("%q -> %+v", f.Validators, back)
 	}
 }
+
+func TestEvidenceForRenewal(t *testing.T) {
+	now := time.Now()
+	le := EvidenceForRenewal(&store.Renewal{CA: "production", Challenge: ChallengeTLSALPN01, TLSListen: ":443"}, now)
+	if le.HTTPPort != 80 || le.TLSPort != 443 || le.Challenge != ChallengeTLSALPN01 || le.CA != "production" {
+		t.Errorf("%+v", le)
+	}
+	local := EvidenceForRenewal(&store.Renewal{CA: "local", Challenge: ChallengeHTTP01, HTTPListen: "127.0.0.1:5002"}, now)
+	if local.HTTPPort != 5002 {
+		t.Errorf("%+v", local)
+	}
+	// A renewal that fails the same way as the first issuance is
+	// diagnosed with the certificate's own settings.
+	err := &Error{Step: StepChallenge, Identifier: "203.0.113.7", Problem: fromLego(leProblem(t, "unauthorized-404"))}
+	d := Diagnose(err, EvidenceForRenewal(&store.Renewal{CA: "production", Challenge: ChallengeHTTP01, WebRoot: "/var/www/html"}, now))
+	if d.Code != DiagWebRootNotServed || d.Failure(now).WebRoot != "/var/www/html" {
+		t.Errorf("%s %+v", d.Code, d.Failure(now))
+	}
+}
