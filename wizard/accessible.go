@@ -346,6 +346,9 @@ func (a *accessible) issue() (Step, error) {
 				issuer = m.deps.Rehearsal
 			}
 			done.iss, done.err = issuer.Issue(m.ctx, req, acmeflow.IssueOptions{Renewal: &store.Renewal{CA: choice}, RootPEM: root})
+			if done.err != nil && m.ctx.Err() == nil && m.deps.RecordFailure != nil && !rehearsal {
+				m.deps.RecordFailure(store.NameFor(addrStrings(m.ans.Addrs)), done.err)
+			}
 		}
 		s.finish(m, done)
 		switch {

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func wizardRunCmd(t *testing.T, in string, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, stdio{
+		In: strings.NewReader(in), Out: &out, Err: &errb,
+		Env: func(k string) string { return env[k] },
+	})
+	return code, out.String(), errb.String()
+}
+
+// TestWizardWithoutTerminal: ipcert with no arguments and no terminal
+// names the subcommands and exits 2 at once, never waiting for input.
+func TestWizardWithoutTerminal(t *testing.T) {
+	for _, args := range [][]string{nil, {"wizard"}, {"demo"}} {
+		start := time.Now()
+		code, out, errs := wizardRunCmd(t, "", nil, args...)
+		if code != exitUsage {
+			t.Errorf("ipcert %v without a terminal: exit %d, want %d", args, code, exitUsage)
+		}
+		for _, want := range []string{"no terminal", "ipcert issue --ip ADDR --ca staging", "ipcert preflight", "--accessible"} {
+			if !strings.Contains(errs, want) {
+				t.Errorf("ipcert %v: message lacks %q:\n%s", args, want, errs)
+			}
+		}
+		if out != "" {
+			t.Errorf("ipcert %v printed on stdout: %q", args, out)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("ipcert %v took %v without a terminal", args, d)
+		}
+	}
+}
+
+// TestDemoAccessible runs `ipcert demo --accessible` in-process with the
+// answers on stdin: the result and the openssl commands go to stdout, the
+// files stay in the state directory.
+func TestDemoAccessible(t *testing.T) {
+	dir := t.TempDir()
+	in := "1\n1\n1\n1\n\n\ny\n"
+	code, out, errs := wizardRunCmd(t, in, map[string]string{"ACCESSIBLE": "1"}, "demo", "--state-dir", dir)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	for _, want := range []string{"Issued a certificate for 127.0.0.1", "openssl verify -CAfile " + filepath.Join(dir, "certs/127.0.0.1/current/root.pem"), "Demo state: " + dir} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(errs, "Step 5 of 6, Issue") {
+		t.Errorf("the questions and progress belong on stderr:\n%s", errs)
+	}
+	for _, f := range []string{"cert.pem", "chain.pem", "fullchain.pem", "privkey.pem", "root.pem"} {
+		if _, err := os.Stat(filepath.Join(dir, "certs/127.0.0.1/current", f)); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestWizardFlagErrors: bad presets are usage errors with the reason.
+func TestWizardFlagErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"wizard", "--challenge", "dns-01"}, "dns-01 cannot validate an IP address"},
+		{[]string{"wizard", "--ip", "10.0.0.1/8"}, "--ip"},
+		{[]string{"wizard", "--ca", "https://example.org/dir"}, "the wizard offers rehearse, staging or production"},
+		{[]string{"demo", "--key-type", "dsa"}, "--key-type"},
+	} {
+		code, _, errs := wizardRunCmd(t, "", nil, c.args...)
+		if code != exitUsage || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, errs, exitUsage, c.want)
+		}
+	}
+}
