@@ -383,7 +383,7 @@ func (g *diag) stagingCmd(extra string) string {
 func (g *diag) classify() {
 	t := g.text()
 	switch {
-	case errors.Is(g.err, context.Canceled) || errors.Is(g.err, context.DeadlineExceeded) && g.d.Problem == nil && !contains(t, "client.timeout exceeded"):
+	case errors.Is(g.err, context.Canceled) || errors.Is(g.err, context.DeadlineExceeded) && g.d.Problem == nil && !clientTimeout(g.err, t):
 		g.set(DiagInterrupted, "Interrupted", "The run was stopped (Ctrl-C, SIGTERM or a deadline) before the certificate was stored.",
 			"Nothing changed: the current certificate, if any, is untouched. Run the command again.", "", true)
 		return
@@ -525,6 +525,15 @@ func caURL(t string) string {
 		}
 	}
 	return ""
+}
+
+// clientTimeout tells an HTTP client's own timeout towards the CA from the
+// run's deadline: the engine reports the latter as the context's error with
+// the request's error only as text (Engine.wrapCtx), so a *url.Error in the
+// chain is the client's.
+func clientTimeout(err error, t string) bool {
+	var ue *url.Error
+	return errors.As(err, &ue) && ue.Timeout() || strings.Contains(t, "client.timeout exceeded")
 }
 
 func isTimeout(err error) bool {
