@@ -27,6 +27,7 @@ type Renewal struct {
 	Identifiers []string `json:"identifiers"`           // canonical IP literals
 	AutoIP      bool     `json:"auto_ip,omitempty"`     // issued for --ip auto: follow the public address
 	CA          string   `json:"ca"`                    // as chosen: staging, production, local, or a URL
+	CARoot      string   `json:"ca_root,omitempty"`     // --ca-root: PEM file trusted for a URL CA's own HTTPS
 	Directory   string   `json:"directory"`             // the ACME directory URL used
 	Profile     string   `json:"profile"`               // shortlived
 	Challenge   string   `json:"challenge"`             // http-01 or tls-alpn-01
