@@ -185,6 +185,10 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	}
 	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
 	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload}
+	if f.caRoot != "" {
+		// renew runs from another directory (the timer: /).
+		tmpl.CARoot, _ = filepath.Abs(f.caRoot)
+	}
 	iss, err := eng.Issue(ctx, req, acmeflow.IssueOptions{Name: f.name, Renewal: tmpl, RootPEM: rootPEM})
 	if err != nil {
 		return reportIssueError(ctx, eng, f.name, idents, err, s, issueEvidence(&req, ca))
