@@ -1,0 +1,99 @@
+package ui
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/charmbracelet/x/ansi"
+	"github.com/muesli/termenv"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDetectCaps(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		flag bool
+		want Caps
+	}{
+		{nil, false, Caps{}},
+		{map[string]string{"NO_COLOR": "1"}, false, Caps{NoColor: true}},
+		{map[string]string{"TERM": "dumb"}, false, Caps{NoColor: true, Dumb: true, ASCII: true}},
+		{map[string]string{"ACCESSIBLE": "1"}, false, Caps{Accessible: true}},
+		{map[string]string{"ACCESSIBLE": "0"}, false, Caps{}},
+		{nil, true, Caps{Accessible: true}},
+		{map[string]string{"LANG": "C"}, false, Caps{ASCII: true}},
+		{map[string]string{"LANG": "C", "LC_ALL": "en_US.UTF-8"}, false, Caps{}},
+	} {
+		if got := DetectCaps(env(c.env), c.flag); got != c.want {
+			t.Errorf("DetectCaps(%v, %v) = %+v, want %+v", c.env, c.flag, got, c.want)
+		}
+	}
+}
+
+// TestNoColor: with NO_COLOR the theme renders no colour escapes even on a
+// renderer that could.
+func TestNoColor(t *testing.T) {
+	var buf bytes.Buffer
+	r := Renderer(&buf, Caps{NoColor: true})
+	if r.ColorProfile() != termenv.Ascii {
+		t.Fatalf("profile %v, want Ascii", r.ColorProfile())
+	}
+	th := NewTheme(r, Caps{NoColor: true})
+	s := th.Fail.Render("x") + th.OK.Render("y") + th.Code.Render("z")
+	if strings.Contains(s, "\x1b[3") || strings.Contains(s, "\x1b[9") {
+		t.Errorf("colour escapes with NO_COLOR: %q", s)
+	}
+	r2 := Renderer(&buf, Caps{})
+	r2.SetColorProfile(termenv.TrueColor)
+	if s := NewTheme(r2, Caps{}).Fail.Render("x"); !strings.Contains(s, "\x1b[") {
+		t.Errorf("no styling with colours on: %q", s)
+	}
+}
+
+func TestFrameFitsExactly(t *testing.T) {
+	th := NewTheme(Renderer(&bytes.Buffer{}, Caps{NoColor: true}), Caps{NoColor: true})
+	body := strings.Repeat("a long line of body text that goes on and on and on and on and on\n", 40)
+	for _, sz := range [][2]int{{80, 24}, {60, 20}, {120, 40}, {30, 8}} {
+		f := th.Frame(sz[0], sz[1], th.Header(sz[0], 2, 6, "Address", "Preflight"), body, th.HelpLine(sz[0], []KeyHelp{{"enter", "go on"}, {"esc", "back"}, {"q", "quit"}}))
+		lines := strings.Split(f, "\n")
+		if len(lines) != sz[1] {
+			t.Errorf("%v: %d lines", sz, len(lines))
+		}
+		for _, l := range lines {
+			if ansi.StringWidth(l) > sz[0] {
+				t.Errorf("%v: line wider than the terminal: %q", sz, l)
+			}
+		}
+		if !strings.Contains(lines[len(lines)-1], "enter") || !strings.Contains(f, "more") {
+			t.Errorf("%v: help line or clipping marker missing:\n%s", sz, f)
+		}
+	}
+}
+
+func TestHelpLineDropsFromTheEnd(t *testing.T) {
+	th := NewTheme(Renderer(&bytes.Buffer{}, Caps{NoColor: true}), Caps{NoColor: true})
+	keys := []KeyHelp{{"enter", "continue"}, {"esc", "back"}, {"q", "quit"}}
+	if got := th.HelpLine(20, keys); got != "enter continue · esc" && got != "enter continue" {
+		t.Errorf("HelpLine(20) = %q", got)
+	}
+	if got := th.HelpLine(80, keys); got != "enter continue · esc back · q quit" {
+		t.Errorf("HelpLine(80) = %q", got)
+	}
+}
+
+func TestChecklistExpandsSelected(t *testing.T) {
+	th := NewTheme(Renderer(&bytes.Buffer{}, Caps{NoColor: true, ASCII: true}), Caps{NoColor: true, ASCII: true})
+	c := Checklist{Selected: 1, Items: []Item{
+		{Title: "Ports", Status: OK, Summary: "free"},
+		{Title: "Firewall", Status: Fail, Summary: "tcp 80 dropped", Detail: []string{"nft: drop tcp dport 80"}, Fix: "open tcp 80"},
+		{Title: "NAT", Status: Running},
+	}}
+	got := c.View(th, 60, "|")
+	for _, want := range []string{"+ Ports", "> x Firewall", "nft: drop tcp dport 80", "fix: open tcp 80", "| NAT", "checking..."} {
+		if !strings.Contains(got, want) {
+			t.Errorf("checklist lacks %q:\n%s", want, got)
+		}
+	}
+}

@@ -1,0 +1,139 @@
+package wizard
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// needTmux finds tmux: skipped locally without it, required in CI.
+func needTmux(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("tmux")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("tmux is required in CI (.ci/run installs it): %v", err)
+		}
+		t.Skip("tmux not installed; apt-get install -y tmux to run the terminal test")
+	}
+	return p
+}
+
+// buildBinary builds ipcert into a temporary folder.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ipcert")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/ipcert/ipcert")
+	cmd.Dir = ".."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// tmuxSession drives one program in a private tmux server.
+type tmuxSession struct {
+	t    *testing.T
+	tmux string
+	sock string
+}
+
+func (s *tmuxSession) cmd(args ...string) string {
+	s.t.Helper()
+	out, err := exec.Command(s.tmux, append([]string{"-u", "-S", s.sock}, args...)...).CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("tmux %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func (s *tmuxSession) pane() string { return s.cmd("capture-pane", "-p", "-t", "ipcert") }
+
+// waitFor polls the pane until it shows every want, or fails after 20 s.
+func (s *tmuxSession) waitFor(want ...string) {
+	s.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var p string
+	for time.Now().Before(deadline) {
+		p = s.pane()
+		ok := true
+		for _, w := range want {
+			if !strings.Contains(p, w) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, bounded by the deadline
+	}
+	s.t.Fatalf("the pane never showed %q; it shows:\n%s", want, p)
+}
+
+func (s *tmuxSession) keys(keys ...string) { s.cmd(append([]string{"send-keys", "-t", "ipcert"}, keys...)...) }
+
+// TestTmuxDemo runs the built binary's `ipcert demo` in a real terminal
+// (tmux), answers with keystrokes and ends with a certificate on disk.
+func TestTmuxDemo(t *testing.T) {
+	tmux := needTmux(t)
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	outFile := filepath.Join(dir, "stdout")
+	s := &tmuxSession{t: t, tmux: tmux, sock: filepath.Join(dir, "tmux.sock")}
+	// stdout (the result) goes to a file; the UI is on stderr, the pane.
+	script := bin + " demo --state-dir " + state + " >" + outFile + "; echo EXIT=$? >>" + outFile + "; sleep 600"
+	s.cmd("new-session", "-d", "-s", "ipcert", "-x", "100", "-y", "30", "env", "LANG=C.UTF-8", "TERM=xterm-256color", "sh", "-c", script)
+	t.Cleanup(func() { exec.Command(tmux, "-S", s.sock, "kill-server").Run() })
+
+	s.waitFor("step 1 of 6", "enter start")
+	s.keys("Enter")
+	s.waitFor("step 2 of 6", "127.0.0.1")
+	s.keys("Enter")
+	s.waitFor("step 3 of 6", "Everything checked looks right")
+	// A smaller terminal mid-way: the screen is laid out again, header and
+	// keys still in view.
+	s.cmd("resize-window", "-t", "ipcert", "-x", "60", "-y", "20")
+	s.waitFor("step 3 of 6", "enter go on")
+	s.cmd("resize-window", "-t", "ipcert", "-x", "100", "-y", "30")
+	s.waitFor("step 3 of 6", "next: Plan")
+	s.keys("Enter")
+	s.waitFor("step 4 of 6", "Local test CA")
+	s.keys("Enter")
+	s.waitFor("dns-01 is impossible")
+	s.keys("Enter")
+	s.waitFor("key type")
+	s.keys("Enter")
+	s.waitFor("for the CA's account only")
+	s.keys("Enter")
+	s.waitFor("y agrees")
+	s.keys("y")
+	s.waitFor("step 6 of 6", "openssl verify -CAfile root.pem")
+	s.keys("Enter")
+	deadline := time.Now().Add(20 * time.Second)
+	var out []byte
+	for time.Now().Before(deadline) {
+		out, _ = os.ReadFile(outFile)
+		if strings.Contains(string(out), "EXIT=") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(string(out), "EXIT=0") {
+		t.Fatalf("ipcert demo did not exit 0; stdout:\n%s\npane:\n%s", out, s.pane())
+	}
+	for _, want := range []string{"Issued a certificate for 127.0.0.1", "openssl verify", "Demo state: " + state} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	for _, f := range []string{"cert.pem", "chain.pem", "fullchain.pem", "privkey.pem", "root.pem"} {
+		if _, err := os.Stat(filepath.Join(state, "certs", "127.0.0.1", "current", f)); err != nil {
+			t.Error(err)
+		}
+	}
+}
