@@ -74,7 +74,9 @@ func (s *tmuxSession) waitFor(want ...string) {
 	s.t.Fatalf("the pane never showed %q; it shows:\n%s", want, p)
 }
 
-func (s *tmuxSession) keys(keys ...string) { s.cmd(append([]string{"send-keys", "-t", "ipcert"}, keys...)...) }
+func (s *tmuxSession) keys(keys ...string) {
+	s.cmd(append([]string{"send-keys", "-t", "ipcert"}, keys...)...)
+}
 
 // TestTmuxDemo runs the built binary's `ipcert demo` in a real terminal
 // (tmux), answers with keystrokes and ends with a certificate on disk.
