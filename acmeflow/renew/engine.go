@@ -35,6 +35,9 @@ func (c *CAs) engine(st *store.Store) *acmeflow.Engine {
 // with a fresh port: the old port may be taken by now.
 func (c *CAs) open(choice string, r *store.Renewal) (*cachoice.CA, error) {
 	o := cachoice.Options{HTTPListen: r.HTTPListen, TLSListen: r.TLSListen, Log: c.Log}
+	if choice == r.CA {
+		o.RootFile = r.CARoot
+	}
 	if choice == cachoice.Local {
 		o.HTTPListen, o.TLSListen = anyPort(r.HTTPListen), anyPort(r.TLSListen)
 	}

@@ -2,8 +2,13 @@ package renew
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -72,5 +77,89 @@ func TestRenewalInfoFromPebble(t *testing.T) {
 	ApplyARI(r, nil, err, now)
 	if r.ARI.Error == "" || !r.ARI.WindowStart.Equal(info.WindowStart) {
 		t.Fatalf("ARI state after an error: %+v", r.ARI)
+	}
+}
+
+// listenerRootFile saves the certificate the CA's HTTPS listener presents,
+// as a --ca-root file: the way a user trusts a test CA given by URL.
+func listenerRootFile(t *testing.T, dirURL string) string {
+	t.Helper()
+	u, err := url.Parse(dirURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tls.Dial("tcp", u.Host, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	certs := conn.ConnectionState().PeerCertificates
+	path := filepath.Join(t.TempDir(), "ca-root.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certs[len(certs)-1].Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// The real Issuer and ARI source against a CA given by URL (a Pebble that
+// outlives the runs, so it knows the old certificate): the first run asks
+// ARI and waits; --force renews with `replaces`, which the CA accepts (a
+// refusal would show as the "ordering again without replaces" warning).
+func TestRealIssuerAndARIByURL(t *testing.T) {
+	port, err := cachoice.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := localca.Start(localca.Options{HTTPPort: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	root := listenerRootFile(t, srv.DirectoryURL())
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := cachoice.Open(srv.DirectoryURL(), cachoice.Options{HTTPListen: "127.0.0.1:" + strconv.Itoa(port), RootFile: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := acmeflow.Request{Identifiers: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Challenge: acmeflow.ChallengeHTTP01,
+		HTTPListen: "127.0.0.1:" + strconv.Itoa(port), AgreeTOS: true}
+	ca.Apply(&req)
+	ctx := context.Background()
+	first, err := (&acmeflow.Engine{Store: st}).Issue(ctx, req, acmeflow.IssueOptions{Renewal: &store.Renewal{CA: srv.DirectoryURL(), CARoot: root}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warnings []string
+	cas := &CAs{Store: st, Events: func(_ string, ev acmeflow.Event) {
+		if ev.Kind == acmeflow.EventWarning {
+			warnings = append(warnings, ev.Message)
+		}
+	}}
+	rn := &Runner{Store: st, Issuer: NewIssuer(cas), ARI: NewARI(cas), Rand: testRand()}
+	res, err := rn.Run(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := st.LoadRenewal(first.Name)
+	if !res.Network || res.Certs[0].Outcome != NotDue || r.ARI == nil || r.ARI.Error != "" || r.RenewAt.Before(r.ARI.WindowStart) {
+		t.Fatalf("first run: %+v, ARI %+v, renew at %s", res.Certs, r.ARI, r.RenewAt)
+	}
+	// The second run has fresh ARI state: offline.
+	if res, err := rn.Run(ctx, Options{}); err != nil || res.Network {
+		t.Fatalf("second run: %+v %v", res, err)
+	}
+	res, err = rn.Run(ctx, Options{Force: true})
+	if err != nil || res.Certs[0].Outcome != Renewed {
+		t.Fatalf("forced: %+v %v", res, err)
+	}
+	if len(warnings) > 0 {
+		t.Fatalf("warnings: %q", warnings)
+	}
+	r, _ = st.LoadRenewal(first.Name)
+	if r.Current != 2 || r.CertID == first.Renewal.CertID || r.ARI == nil || r.CARoot != root {
+		t.Fatalf("after the renewal: %+v", r)
 	}
 }
