@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -161,5 +162,20 @@ func TestRealIssuerAndARIByURL(t *testing.T) {
 	r, _ = st.LoadRenewal(first.Name)
 	if r.Current != 2 || r.CertID == first.Renewal.CertID || r.ARI == nil || r.CARoot != root {
 		t.Fatalf("after the renewal: %+v", r)
+	}
+
+	// A certificate the CA cannot match (here: an unknown serial) makes it
+	// refuse `replaces`; the renewal goes through without it, with a warning.
+	aki, _, _ := strings.Cut(r.CertID, ".")
+	r.CertID = aki + ".AQID"
+	if err := st.SaveRenewal(r); err != nil {
+		t.Fatal(err)
+	}
+	res, err = rn.Run(ctx, Options{Force: true})
+	if err != nil || res.Certs[0].Outcome != Renewed {
+		t.Fatalf("forced with an unknown certificate ID: %+v %v", res, err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "without replaces") {
+		t.Fatalf("warnings: %q", warnings)
 	}
 }
