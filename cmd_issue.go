@@ -179,6 +179,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Err, "Issuing for %s from %s\n", joinIdents(idents), cachoice.Describe(f.ca))
 		req.Events = progressPrinter(s.Err)
 	}
+	req.Events = logEvents(req.Events)
 	var rootPEM []byte
 	if ca.Local {
 		rootPEM = ca.RootPEM

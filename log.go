@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	legolog "github.com/go-acme/lego/v4/log"
+	"github.com/ipcert/ipcert/acmeflow"
 )
 
 // debugLog is where --debug sends lego's and Pebble's chatter. It is set
@@ -50,5 +51,21 @@ func setupDebugLog(path string, errw io.Writer) func() {
 		debugLog.Unlock()
 		legolog.Logger = stdlog.New(io.Discard, "", 0)
 		f.Close()
+	}
+}
+
+// logEvents writes every engine event, polls included, with a timestamp to
+// the debug log, then passes it on to next (which may be nil). The events
+// carry no secrets: tokens and validator addresses, never keys.
+func logEvents(next func(acmeflow.Event)) func(acmeflow.Event) {
+	w := debugWriter()
+	if w == io.Discard {
+		return next
+	}
+	return func(ev acmeflow.Event) {
+		fmt.Fprintf(w, "%s event %s/%s %s\n", ev.Time.Format("15:04:05.000000"), ev.Step, ev.Kind, ev)
+		if next != nil {
+			next(ev)
+		}
 	}
 }

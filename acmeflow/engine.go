@@ -458,13 +458,22 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 		}
 	}
 
+	validNow := map[string]bool{}
 	for _, p := range todo {
 		em.step(StepChallenge, "Asking the CA to validate %s with %s", p.ident, req.Challenge)
-		if _, err := core.Challenges.New(p.chal.URL); err != nil {
+		chal, err := core.Challenges.New(p.chal.URL)
+		if err != nil {
 			return stepErr(StepChallenge, p.ident, err)
 		}
+		// The CA may have validated before it answered (Pebble does when
+		// its validator is quick): no poll needed then.
+		validNow[p.authz] = chal.Status == acme.StatusValid
 	}
 	for _, p := range todo {
+		if validNow[p.authz] {
+			em.info(StepChallenge, p.ident, "%s validated", p.ident)
+			continue
+		}
 		poll := newPoller()
 		for {
 			if err := poll.wait(ctx, tr.takeRetryAfter()); err != nil {
