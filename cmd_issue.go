@@ -192,7 +192,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	}
 	iss, err := eng.Issue(ctx, req, acmeflow.IssueOptions{Name: f.name, Renewal: tmpl, RootPEM: rootPEM})
 	if err != nil {
-		return reportIssueError(ctx, eng, f.name, idents, err, s, issueEvidence(&req, ca))
+		return reportIssueError(ctx, eng, f.name, idents, err, s, issueEvidence(&req, ca), f.jsonOut)
 	}
 	if f.jsonOut {
 		return printJSON(s.Out, issuedJSON(iss, st, ca))
@@ -261,7 +261,7 @@ func userError(err error) error {
 	return err
 }
 
-func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, idents []netip.Addr, err error, s stdio, ev acmeflow.Evidence) int {
+func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, idents []netip.Addr, err error, s stdio, ev acmeflow.Evidence, jsonOut bool) int {
 	if errors.Is(err, store.ErrLocked) {
 		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
 		return exitLocked
@@ -285,6 +285,14 @@ func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, id
 		name = store.NameFor(identStrings(idents))
 	}
 	_ = eng.RecordFailure(name, d.Failure(time.Now()))
+	if jsonOut {
+		// Automation reading --json gets the same explanation a person
+		// reads on stderr.
+		printJSON(s.Out, struct {
+			Error     string             `json:"error"`
+			Diagnosis acmeflow.Diagnosis `json:"diagnosis"`
+		}{err.Error(), d})
+	}
 	return exitFailure
 }
 
