@@ -284,3 +284,42 @@ func addrStrings(as []netip.Addr) []string {
 	}
 	return out
 }
+
+// TestNATSnippetsPassConfigTests runs each real server's own config test
+// on the snippet for an address behind NAT (served through the wildcard,
+// as the default server). The tests parse and check without binding, so
+// no test listens on a non-loopback address.
+func TestNATSnippetsPassConfigTests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real servers: not in -short")
+	}
+	for _, srv := range []struct {
+		kind  Kind
+		setup func(*testing.T) *realServer
+	}{{Nginx, nginxServer}, {Apache, apacheServer}, {HAProxy, haproxyServer}, {Caddy, caddyServer}} {
+		t.Run(string(srv.kind), func(t *testing.T) {
+			s := srv.setup(t)
+			ti := newIssuer(t)
+			idents := mustAddrs("127.0.0.1", "::1")
+			name := store.NameFor(addrStrings(idents))
+			ti.issue(t, name, idents, srv.kind == HAProxy)
+			httpPort := freePort(t)
+			if s.httpPort != 0 {
+				httpPort = s.httpPort
+			}
+			p := SnippetParams{Name: name, Identifiers: addrStrings(idents), NotLocal: []string{"127.0.0.1"},
+				CertDir: ti.eng.Store.CurrentDir(name), WebRoot: t.TempDir(), HTTPSPort: freePort(t), HTTPPort: httpPort}
+			snip, err := Snippet(srv.kind, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(snip), "0.0.0.0:") && !strings.Contains(string(snip), "*:") && srv.kind != Caddy {
+				t.Fatalf("no wildcard listener:\n%s", snip)
+			}
+			os.WriteFile(s.snip, snip, 0o644)
+			if out, err := (ExecRunner{}).Run(context.Background(), s.test); err != nil {
+				t.Fatalf("%s: %v\n%s\nsnippet:\n%s", s.test, err, out, snip)
+			}
+		})
+	}
+}

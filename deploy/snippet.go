@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/ipcert/ipcert/acmeflow/store"
@@ -29,6 +30,12 @@ type SnippetParams struct {
 	// passes requests to, challenge requests included. Default
 	// 127.0.0.1:8080.
 	Upstream string
+	// NotLocal lists identifiers that are not on a local interface: a
+	// cloud VM's public IPv4 behind 1:1 NAT (FACTS.md). The server sees
+	// those connections arrive on its private address, so listening on the
+	// public one would fail to bind or never match; they are served
+	// through the wildcard address of their family, as the default server.
+	NotLocal []string
 }
 
 // Marker starts every file ipcert writes; Install replaces only files that
@@ -60,6 +67,7 @@ type snippetData struct {
 	SnippetParams
 	kind     Kind
 	addrs    []netip.Addr
+	nat      map[netip.Addr]bool
 	upstream netip.AddrPort
 	layout   Layout
 }
@@ -115,6 +123,17 @@ func checkParams(kind Kind, p SnippetParams) (*snippetData, error) {
 			d.addrs = append(d.addrs, a)
 		}
 	}
+	d.nat = map[netip.Addr]bool{}
+	for _, id := range p.NotLocal {
+		a, err := checkAddr(id)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[a] {
+			return nil, fmt.Errorf("%s is marked as not local but is not one of the certificate's addresses (%s)", a, strings.Join(p.Identifiers, ", "))
+		}
+		d.nat[a] = true
+	}
 	if err := checkPath("certificate directory", p.CertDir); err != nil {
 		return nil, err
 	}
@@ -159,6 +178,37 @@ func checkParams(kind Kind, p SnippetParams) (*snippetData, error) {
 	return d, nil
 }
 
+// listenAddr is where the server listens for a: a itself, or for an
+// address behind NAT the wildcard of its family.
+func (d *snippetData) listenAddr(a netip.Addr) netip.Addr {
+	switch {
+	case !d.nat[a]:
+		return a
+	case a.Is4():
+		return netip.IPv4Unspecified()
+	}
+	return netip.IPv6Unspecified()
+}
+
+// plainAddrs are the addresses that get their own port-80 server: every
+// local one and the first NATed one of each family (a second would be a
+// second default server on the same wildcard).
+func (d *snippetData) plainAddrs() []netip.Addr {
+	var out []netip.Addr
+	seen := map[netip.Addr]bool{}
+	for _, a := range d.addrs {
+		l := d.listenAddr(a)
+		if seen[l] {
+			continue
+		}
+		seen[l] = true
+		out = append(out, a)
+	}
+	return out
+}
+
+func (d *snippetData) anyNAT() bool { return len(d.nat) > 0 }
+
 func header(b *strings.Builder, d *snippetData) {
 	ids := make([]string, len(d.addrs))
 	for i, a := range d.addrs {
@@ -174,12 +224,28 @@ func header(b *strings.Builder, d *snippetData) {
 	fmt.Fprintf(b, "# Certificate: %s;\n# renewals swap \"current\", so a reload is all a new certificate needs.\n", certs)
 	fmt.Fprintf(b, "# TLS: Mozilla's intermediate profile, without OCSP stapling (Let's Encrypt\n")
 	fmt.Fprintf(b, "# ended OCSP) and without HSTS (browsers ignore it for IP addresses).\n")
+	for _, a := range d.addrs {
+		if d.nat[a] {
+			fmt.Fprintf(b, "# %s is not on a local interface (NAT): it is served on every address of\n", a)
+			fmt.Fprintf(b, "# its family as the default server; connections arrive on the private address.\n")
+			if d.kind == Caddy {
+				fmt.Fprintf(b, "# Caddy picks the certificate by SNI, which clients do not send for an IP:\n")
+				fmt.Fprintf(b, "# add \"default_sni %s\" to the global options at the top of the Caddyfile.\n", a)
+			}
+		}
+	}
 }
 
 func nginxSnippet(b *strings.Builder, d *snippetData) {
 	fmt.Fprintf(b, "\nserver {\n")
+	done := map[netip.Addr]bool{}
 	for _, a := range d.addrs {
-		fmt.Fprintf(b, "    listen %s ssl;\n", hostPort(a, d.HTTPSPort))
+		l := d.listenAddr(a)
+		if done[l] {
+			continue
+		}
+		done[l] = true
+		fmt.Fprintf(b, "    listen %s ssl%s;\n", hostPort(l, d.HTTPSPort), nginxDefault(d.nat[a]))
 	}
 	fmt.Fprintf(b, "\n    ssl_certificate     %s;\n", d.fullchain())
 	fmt.Fprintf(b, "    ssl_certificate_key %s;\n\n", d.key())
@@ -192,16 +258,32 @@ func nginxSnippet(b *strings.Builder, d *snippetData) {
 	fmt.Fprintf(b, "    ssl_session_tickets off;\n\n")
 	fmt.Fprintf(b, "    root %s;\n", d.WebRoot)
 	fmt.Fprintf(b, "    location / {\n        try_files $uri $uri/ =404;\n    }\n}\n")
-	for _, a := range d.addrs {
+	for _, a := range d.plainAddrs() {
 		fmt.Fprintf(b, "\nserver {\n")
-		fmt.Fprintf(b, "    listen %s;\n\n", hostPort(a, d.HTTPPort))
+		fmt.Fprintf(b, "    listen %s%s;\n\n", hostPort(d.listenAddr(a), d.HTTPPort), nginxDefault(d.nat[a]))
 		fmt.Fprintf(b, "    # http-01 validation answers from the web root (ipcert --webroot).\n")
 		fmt.Fprintf(b, "    location ^~ %s {\n", acmePath)
 		fmt.Fprintf(b, "        root %s;\n", d.WebRoot)
 		fmt.Fprintf(b, "        default_type text/plain;\n")
 		fmt.Fprintf(b, "        try_files $uri =404;\n    }\n")
-		fmt.Fprintf(b, "    location / {\n        return 301 https://%s$request_uri;\n    }\n}\n", urlHost(a, d.HTTPSPort, 443))
+		target := urlHost(a, d.HTTPSPort, 443)
+		if d.nat[a] {
+			// The wildcard server answers for every NATed address of
+			// its family: send each request back to the one it asked.
+			target = "$host"
+			if d.HTTPSPort != 443 {
+				target += ":" + fmt.Sprint(d.HTTPSPort)
+			}
+		}
+		fmt.Fprintf(b, "    location / {\n        return 301 https://%s$request_uri;\n    }\n}\n", target)
 	}
+}
+
+func nginxDefault(nat bool) string {
+	if nat {
+		return " default_server"
+	}
+	return ""
 }
 
 func apacheSnippet(b *strings.Builder, d *snippetData) {
@@ -209,21 +291,35 @@ func apacheSnippet(b *strings.Builder, d *snippetData) {
 	// mod_ssl); another Listen on the same port would fail to bind.
 	if d.HTTPSPort != 443 || d.HTTPPort != 80 {
 		fmt.Fprintf(b, "\n# Ports other than 80/443 are not in the distribution's Listen lines.\n")
-		for _, a := range d.addrs {
-			if d.HTTPSPort != 443 {
-				fmt.Fprintf(b, "Listen %s https\n", hostPort(a, d.HTTPSPort))
-			}
-		}
-		for _, a := range d.addrs {
-			if d.HTTPPort != 80 {
-				fmt.Fprintf(b, "Listen %s http\n", hostPort(a, d.HTTPPort))
+		for _, lp := range []struct {
+			port  int
+			def   int
+			proto string
+		}{{d.HTTPSPort, 443, "https"}, {d.HTTPPort, 80, "http"}} {
+			switch {
+			case lp.port == lp.def:
+			case d.anyNAT():
+				// A wildcard Listen beside a specific one on the same
+				// port would fail to bind.
+				fmt.Fprintf(b, "Listen %d %s\n", lp.port, lp.proto)
+			default:
+				for _, a := range d.addrs {
+					fmt.Fprintf(b, "Listen %s %s\n", hostPort(a, lp.port), lp.proto)
+				}
 			}
 		}
 	}
 	fmt.Fprintf(b, "# Needs mod_ssl and mod_rewrite (Debian: a2enmod ssl rewrite; RHEL: dnf install mod_ssl).\n")
-	vh := make([]string, len(d.addrs))
-	for i, a := range d.addrs {
-		vh[i] = hostPort(a, d.HTTPSPort)
+	var vh []string
+	for _, a := range d.addrs {
+		v := apacheVhostAddr(d, a, d.HTTPSPort)
+		if !slices.Contains(vh, v) {
+			vh = append(vh, v)
+		}
+	}
+	if d.anyNAT() {
+		fmt.Fprintf(b, "# Clients send no SNI for an IP, so on *:%d this must be the first\n", d.HTTPSPort)
+		fmt.Fprintf(b, "# VirtualHost Apache reads (the default); check with: apache2ctl -S\n")
 	}
 	fmt.Fprintf(b, "\n<VirtualHost %s>\n", strings.Join(vh, " "))
 	apacheServerName(b, d.addrs[0])
@@ -237,8 +333,8 @@ func apacheSnippet(b *strings.Builder, d *snippetData) {
 	fmt.Fprintf(b, "    SSLHonorCipherOrder off\n")
 	fmt.Fprintf(b, "    SSLSessionTickets off\n")
 	fmt.Fprintf(b, "</VirtualHost>\n")
-	for _, a := range d.addrs {
-		fmt.Fprintf(b, "\n<VirtualHost %s>\n", hostPort(a, d.HTTPPort))
+	for _, a := range d.plainAddrs() {
+		fmt.Fprintf(b, "\n<VirtualHost %s>\n", apacheVhostAddr(d, a, d.HTTPPort))
 		apacheServerName(b, a)
 		fmt.Fprintf(b, "    DocumentRoot \"%s\"\n", d.WebRoot)
 		fmt.Fprintf(b, "    # http-01 validation answers from the web root (ipcert --webroot).\n")
@@ -250,6 +346,16 @@ func apacheSnippet(b *strings.Builder, d *snippetData) {
 		fmt.Fprintf(b, "    RewriteRule ^ \"https://%s%%{REQUEST_URI}\" [R=301,L]\n", urlHost(a, d.HTTPSPort, 443))
 		fmt.Fprintf(b, "</VirtualHost>\n")
 	}
+}
+
+// apacheVhostAddr is a's address in a VirtualHost line: "*" for an
+// address behind NAT (Apache matches vhosts on the local address, which is
+// the private one).
+func apacheVhostAddr(d *snippetData, a netip.Addr, port int) string {
+	if d.nat[a] {
+		return "*:" + fmt.Sprint(port)
+	}
+	return hostPort(a, port)
 }
 
 // apacheServerName names the vhost for self-referential URLs. Apache
@@ -268,16 +374,16 @@ func haproxySnippet(b *strings.Builder, d *snippetData) {
 	fmt.Fprintf(b, "\nfrontend ipcert_%s_https\n", d.Name)
 	fmt.Fprintf(b, "    mode http\n")
 	fmt.Fprintf(b, "    timeout client 30s\n")
-	for _, a := range d.addrs {
-		fmt.Fprintf(b, "    bind %s ssl crt %s ssl-min-ver TLSv1.2 ciphers %s ciphersuites %s curves %s prefer-client-ciphers no-tls-tickets\n",
-			hostPort(a, d.HTTPSPort), d.combined(), mozCiphers, mozSuites, mozCurves)
+	for _, a := range d.plainAddrs() {
+		fmt.Fprintf(b, "    bind %s ssl crt %s ssl-min-ver TLSv1.2 ciphers %s ciphersuites %s curves %s prefer-client-ciphers no-tls-tickets%s\n",
+			hostPort(d.listenAddr(a), d.HTTPSPort), d.combined(), mozCiphers, mozSuites, mozCurves, haproxyV6only(d, a))
 	}
 	fmt.Fprintf(b, "    default_backend %s\n", backend)
-	for i, a := range d.addrs {
+	for i, a := range d.plainAddrs() {
 		fmt.Fprintf(b, "\nfrontend ipcert_%s_http%d\n", d.Name, i+1)
 		fmt.Fprintf(b, "    mode http\n")
 		fmt.Fprintf(b, "    timeout client 30s\n")
-		fmt.Fprintf(b, "    bind %s\n", hostPort(a, d.HTTPPort))
+		fmt.Fprintf(b, "    bind %s%s\n", hostPort(d.listenAddr(a), d.HTTPPort), haproxyV6only(d, a))
 		fmt.Fprintf(b, "    # http-01 validation goes through to the web server.\n")
 		fmt.Fprintf(b, "    acl acme_challenge path_beg %s\n", acmePath)
 		fmt.Fprintf(b, "    http-request redirect prefix https://%s code 301 unless acme_challenge\n", urlHost(a, d.HTTPSPort, 443))
@@ -290,15 +396,26 @@ func haproxySnippet(b *strings.Builder, d *snippetData) {
 	fmt.Fprintf(b, "    server web %s\n", d.upstream)
 }
 
+// haproxyV6only keeps a [::] bind to IPv6, beside a 0.0.0.0 one.
+func haproxyV6only(d *snippetData, a netip.Addr) string {
+	if d.nat[a] && a.Is6() {
+		return " v6only"
+	}
+	return ""
+}
+
 func caddySnippet(b *strings.Builder, d *snippetData) {
-	sites := make([]string, len(d.addrs))
-	binds := make([]string, len(d.addrs))
-	for i, a := range d.addrs {
-		sites[i] = "https://" + hostPort(a, d.HTTPSPort)
-		binds[i] = urlHost(a, 0, 0)
+	var sites, binds []string
+	for _, a := range d.addrs {
+		sites = append(sites, "https://"+hostPort(a, d.HTTPSPort))
+		if !d.nat[a] {
+			binds = append(binds, urlHost(a, 0, 0))
+		}
 	}
 	fmt.Fprintf(b, "\n%s {\n", strings.Join(sites, ", "))
-	fmt.Fprintf(b, "\tbind %s\n", strings.Join(binds, " "))
+	if len(binds) > 0 && !d.anyNAT() {
+		fmt.Fprintf(b, "\tbind %s\n", strings.Join(binds, " "))
+	}
 	fmt.Fprintf(b, "\ttls %s %s {\n", d.fullchain(), d.key())
 	fmt.Fprintf(b, "\t\tprotocols tls1.2 tls1.3\n")
 	fmt.Fprintf(b, "\t\tciphers %s\n", mozCiphersGo)
@@ -308,7 +425,9 @@ func caddySnippet(b *strings.Builder, d *snippetData) {
 	fmt.Fprintf(b, "\tfile_server\n}\n")
 	for _, a := range d.addrs {
 		fmt.Fprintf(b, "\nhttp://%s {\n", hostPort(a, d.HTTPPort))
-		fmt.Fprintf(b, "\tbind %s\n", urlHost(a, 0, 0))
+		if !d.nat[a] {
+			fmt.Fprintf(b, "\tbind %s\n", urlHost(a, 0, 0))
+		}
 		fmt.Fprintf(b, "\t# http-01 validation answers from the web root (ipcert --webroot).\n")
 		fmt.Fprintf(b, "\thandle %s* {\n", acmePath)
 		fmt.Fprintf(b, "\t\troot * %s\n", d.WebRoot)

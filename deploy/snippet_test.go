@@ -17,19 +17,22 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/sn
 func TestSnippetGolden(t *testing.T) {
 	// Fixed names, so that the golden files do not depend on NameFor.
 	families := map[string]struct {
-		name string
-		ids  []string
+		name     string
+		ids      []string
+		notLocal []string
 	}{
-		"v4":   {"203.0.113.7", []string{"203.0.113.7"}},
-		"v6":   {"2001-db8--7", []string{"2001:db8::7"}},
-		"dual": {"203.0.113.7_2001-db8--7", []string{"203.0.113.7", "2001:db8::7"}},
+		"v4":   {"203.0.113.7", []string{"203.0.113.7"}, nil},
+		"v6":   {"2001-db8--7", []string{"2001:db8::7"}, nil},
+		"dual": {"203.0.113.7_2001-db8--7", []string{"203.0.113.7", "2001:db8::7"}, nil},
+		// A cloud VM: the public IPv4 is 1:1 NAT, the IPv6 on the interface.
+		"nat": {"203.0.113.7_2001-db8--7", []string{"203.0.113.7", "2001:db8::7"}, []string{"203.0.113.7"}},
 	}
 	for _, kind := range Kinds {
 		for fam, f := range families {
 			t.Run(string(kind)+"-"+fam, func(t *testing.T) {
 				name, ids := f.name, f.ids
 				got, err := Snippet(kind, SnippetParams{
-					Name: name, Identifiers: ids,
+					Name: name, Identifiers: ids, NotLocal: f.notLocal,
 					CertDir: "/etc/ipcert/certs/" + name + "/current",
 				})
 				if err != nil {
@@ -128,6 +131,7 @@ func TestSnippetRefusesHostileValues(t *testing.T) {
 		"addr hostname":    func(p *SnippetParams) { p.Identifiers = []string{"example.com"} },
 		"upstream hostile": func(p *SnippetParams) { p.Upstream = "127.0.0.1:80;x" },
 		"upstream name":    func(p *SnippetParams) { p.Upstream = "backend:80" },
+		"notlocal hostile": func(p *SnippetParams) { p.NotLocal = []string{"192.0.2.1;"} },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -163,5 +167,12 @@ func TestSnippetRefusesHostileValues(t *testing.T) {
 	bad.HTTPPort, bad.HTTPSPort = 8080, 8080
 	if _, err := Snippet(Nginx, bad); err == nil {
 		t.Error("equal ports accepted")
+	}
+}
+
+func TestSnippetNotLocalMustBeIdentifier(t *testing.T) {
+	_, err := Snippet(Nginx, SnippetParams{Name: "x", Identifiers: []string{"192.0.2.1"}, CertDir: "/c", NotLocal: []string{"192.0.2.9"}})
+	if err == nil || !strings.Contains(err.Error(), "not one of the certificate's addresses") {
+		t.Errorf("%v", err)
 	}
 }
