@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
@@ -169,6 +171,10 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	params := deploy.SnippetParams{
 		Name: name, Identifiers: r.Identifiers, CertDir: st.CurrentDir(name), WebRoot: wr,
 		HTTPSPort: *httpsPort, HTTPPort: *httpPort, Distro: distro, Upstream: *upstream,
+		NotLocal: snippetNotLocal(r.Identifiers),
+	}
+	for _, a := range params.NotLocal {
+		fmt.Fprintf(s.Err, "Note: %s is not on a local interface (1:1 NAT, as on most clouds): the config listens on every address of its family, as the default server.\n", a)
 	}
 	snip, err := deploy.Snippet(kind, params)
 	if err != nil {
@@ -230,6 +236,29 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Out, "\n%s is not running, so nothing was reloaded; it serves the certificate once started: sudo systemctl start %s\n", srv.Kind, layout.Unit)
 	}
 	return exitOK
+}
+
+// snippetNotLocal lists the identifiers no local interface carries: the
+// public address of a cloud VM behind 1:1 NAT (FACTS.md). When the
+// interfaces cannot be read, none is marked.
+func snippetNotLocal(ids []string) []string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	local := map[netip.Addr]bool{}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			local[p.Addr().Unmap()] = true
+		}
+	}
+	var out []string
+	for _, id := range ids {
+		if a, err := netip.ParseAddr(id); err == nil && !local[a] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // snippetVerifyTarget is the verify argument for an address and port.
