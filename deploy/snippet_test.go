@@ -122,6 +122,8 @@ func TestSnippetRefusesHostileValues(t *testing.T) {
 		"path dotdot":      func(p *SnippetParams) { p.WebRoot = "/var/www/../../etc" },
 		"path angle":       func(p *SnippetParams) { p.WebRoot = "/var/www/</VirtualHost>" },
 		"path hash":        func(p *SnippetParams) { p.CertDir = "/etc/x#y" },
+		"path glob":        func(p *SnippetParams) { p.WebRoot = "/var/*" },
+		"path bracket":     func(p *SnippetParams) { p.WebRoot = "/var/www[1]" },
 		"addr semicolon":   func(p *SnippetParams) { p.Identifiers = []string{"192.0.2.1;"} },
 		"addr brace":       func(p *SnippetParams) { p.Identifiers = []string{"192.0.2.1}"} },
 		"addr newline":     func(p *SnippetParams) { p.Identifiers = []string{"192.0.2.1\nlisten 0.0.0.0:1"} },
@@ -131,6 +133,7 @@ func TestSnippetRefusesHostileValues(t *testing.T) {
 		"addr hostname":    func(p *SnippetParams) { p.Identifiers = []string{"example.com"} },
 		"upstream hostile": func(p *SnippetParams) { p.Upstream = "127.0.0.1:80;x" },
 		"upstream name":    func(p *SnippetParams) { p.Upstream = "backend:80" },
+		"upstream zone":    func(p *SnippetParams) { p.Upstream = "[fe80::1%eth0]:80" },
 		"notlocal hostile": func(p *SnippetParams) { p.NotLocal = []string{"192.0.2.1;"} },
 	}
 	for name, mutate := range cases {
@@ -174,5 +177,12 @@ func TestSnippetNotLocalMustBeIdentifier(t *testing.T) {
 	_, err := Snippet(Nginx, SnippetParams{Name: "x", Identifiers: []string{"192.0.2.1"}, CertDir: "/c", NotLocal: []string{"192.0.2.9"}})
 	if err == nil || !strings.Contains(err.Error(), "not one of the certificate's addresses") {
 		t.Errorf("%v", err)
+	}
+}
+
+func TestSnippetIPv6Upstream(t *testing.T) {
+	got, err := Snippet(HAProxy, SnippetParams{Name: "x", Identifiers: []string{"192.0.2.1"}, CertDir: "/c", Upstream: "[::1]:8080"})
+	if err != nil || !strings.Contains(string(got), "server web [::1]:8080") {
+		t.Errorf("%v\n%s", err, got)
 	}
 }

@@ -69,6 +69,11 @@ func checkPath(what, p string) error {
 	if !filepath.IsAbs(p) {
 		return &ConfigError{What: what, Value: p, Why: "is not an absolute path"}
 	}
+	// Apache's <Directory> and include lines read these as a glob, which
+	// would widen "Require all granted" to other directories.
+	if i := strings.IndexAny(p, "*?[]"); i >= 0 {
+		return &ConfigError{What: what, Value: p, Why: fmt.Sprintf("contains the glob character %q", p[i])}
+	}
 	if filepath.Clean(p) != p && filepath.Clean(p)+"/" != p {
 		return &ConfigError{What: what, Value: p, Why: "is not a clean path (no '..', '//' or trailing '/.')"}
 	}
