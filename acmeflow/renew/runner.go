@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
 )
 
@@ -431,7 +430,7 @@ func sharesIdentifier(old []string, now []netip.Addr) bool {
 // and doctor.
 func (rn *Runner) fail(r *store.Renewal, out CertResult, err error) CertResult {
 	now := rn.now()
-	d := Diagnose(r, err, now)
+	d := acmeflow.Diagnose(err, acmeflow.EvidenceForRenewal(r, now))
 	f := d.Failure(now)
 	r.LastAttempt = now.UTC()
 	r.Failures++
@@ -456,16 +455,6 @@ func (rn *Runner) fail(r *store.Renewal, out CertResult, err error) CertResult {
 		rn.emit(LevelError, r.Name, "could not record the failure in renewal.json: %v", serr)
 	}
 	return out
-}
-
-// Diagnose explains a failed renewal of r with what renewal.json knows
-// (challenge, web root, CA; Let's Encrypt validates on ports 80 and 443).
-func Diagnose(r *store.Renewal, err error, now time.Time) acmeflow.Diagnosis {
-	ev := acmeflow.Evidence{Challenge: r.Challenge, WebRoot: r.WebRoot, CA: r.CA, Now: now}
-	if r.CA != cachoice.Local {
-		ev.HTTPPort, ev.TLSPort = 80, 443
-	}
-	return acmeflow.Diagnose(err, ev)
 }
 
 // rehearse obtains a certificate through Rehearsal without touching the
