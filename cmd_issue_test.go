@@ -125,3 +125,30 @@ func TestVersionAndHelp(t *testing.T) {
 		t.Errorf("unknown command: exit %d", code)
 	}
 }
+
+func TestIssueAgainKeepsDeploySettings(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"issue", "--ip", "127.0.0.1", "--ca", "local", "--state-dir", dir, "--agree-tos", "--quiet"}
+	if code, _, errs := issueRun(t, nil, append(args, "--deploy-hook", "true", "--reload", "nginx")...); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	s, _ := store.Open(dir)
+	r, err := s.LoadRenewal("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Combined, r.VerifyAddr = true, "127.0.0.1:8443"
+	if err := s.SaveRenewal(r); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := issueRun(t, nil, args...); code != exitOK {
+		t.Fatalf("again: exit %d: %s", code, errs)
+	}
+	r, _ = s.LoadRenewal("127.0.0.1")
+	if !r.Combined || r.VerifyAddr != "127.0.0.1:8443" || r.Reload != "nginx" || len(r.DeployHooks) != 1 {
+		t.Fatalf("settings lost: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(s.CurrentDir("127.0.0.1"), store.CombinedFile)); err != nil {
+		t.Fatalf("combined.pem not written for the new version: %v", err)
+	}
+}
