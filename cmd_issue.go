@@ -90,6 +90,7 @@ type issueFlags struct {
 	quiet      bool
 	hooks      multiFlag
 	reload     string
+	verifyAddr string
 	timeout    time.Duration
 }
 
@@ -112,6 +113,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress on stderr")
 	fs.Var(&f.hooks, "deploy-hook", "shell command ipcert renew runs after each renewal, with IPCERT_CERT, IPCERT_KEY, IPCERT_FULLCHAIN... set (repeatable)")
 	fs.StringVar(&f.reload, "reload", "", "web server ipcert renew reloads after each renewal: nginx, apache or haproxy")
+	fs.StringVar(&f.verifyAddr, "verify", "", "ADDR:PORT where the web server serves this certificate; ipcert renew checks it after each renewal")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long (the CA keeps a pending authorization for an hour)")
 	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
 		return code
@@ -146,6 +148,14 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 			fmt.Fprintf(s.Err, "ipcert issue: --reload: %v\n", err)
 			return exitUsage
 		}
+	}
+	if f.verifyAddr != "" {
+		ap, err := deploy.ParseTarget(f.verifyAddr, 443)
+		if err != nil {
+			fmt.Fprintf(s.Err, "ipcert issue: --verify: %v\n", err)
+			return exitUsage
+		}
+		f.verifyAddr = ap.String()
 	}
 	if f.name != "" {
 		if err := store.ValidName(f.name); err != nil {
@@ -185,7 +195,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		rootPEM = ca.RootPEM
 	}
 	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
-	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload}
+	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr}
 	issueKeepSettings(st, f.name, idents, tmpl, s.Err)
 	if f.caRoot != "" {
 		// renew runs from another directory (the timer: /).
