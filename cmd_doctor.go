@@ -115,12 +115,14 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 	}
 	// Flags may follow the NAME or ADDR: ipcert doctor 203.0.113.7 --probe.
 	var target string
+	var extra []string
 	if fs.NArg() > 0 {
 		target = fs.Arg(0)
 		if rest := fs.Args()[1:]; len(rest) > 0 {
 			if done, code := parseFlags(fs, rest, s.Env, s.Err); done {
 				return code
 			}
+			extra = fs.Args()
 		}
 	}
 	f.probeCA = s.Env("IPCERT_DOCTOR_PROBE_CA")
@@ -133,8 +135,8 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Err, "ipcert doctor: IPCERT_DOCTOR_PROBE_CA=%q: the probe runs only against staging (or the local test CA)\n", f.probeCA)
 		return exitUsage
 	}
-	if target != "" && fs.NArg() > 0 {
-		fmt.Fprintf(s.Err, "ipcert doctor: one NAME or ADDR at most, got %q and %q\n", target, fs.Args())
+	if len(extra) > 0 {
+		fmt.Fprintf(s.Err, "ipcert doctor: one NAME or ADDR at most, got %q and %q\n", target, extra)
 		return exitUsage
 	}
 	if f.challenge != "" && f.challenge != acmeflow.ChallengeHTTP01 && f.challenge != acmeflow.ChallengeTLSALPN01 {

@@ -184,3 +184,14 @@ func TestDoctorUsage(t *testing.T) {
 		t.Errorf("two targets: exit %d %s", code, errs)
 	}
 }
+
+func TestDoctorTakesOneNameAfterFlags(t *testing.T) {
+	dir := t.TempDir()
+	code, _, errs := issueRun(t, nil, "doctor", "--state-dir", dir, "--offline", "nosuchcert")
+	if strings.Contains(errs, "at most") {
+		t.Fatalf("one name refused: %d %s", code, errs)
+	}
+	if code, _, errs := issueRun(t, nil, "doctor", "--state-dir", dir, "a", "b"); code != exitUsage || !strings.Contains(errs, "at most") {
+		t.Fatalf("two names: %d %s", code, errs)
+	}
+}

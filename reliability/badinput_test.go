@@ -159,7 +159,8 @@ func TestCorruptState(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, c := range commands {
-			r := ipcert(t, noTraffic, append(c, "--state-dir", dir)...)
+			args := append([]string{c[0], "--state-dir", dir}, c[1:]...)
+			r := ipcert(t, noTraffic, args...)
 			runs++
 			if hasPanic(r.stderr) || hasPanic(r.stdout) {
 				t.Errorf("%s: %v panicked:\n%s", name, c, r.stderr)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -153,6 +154,10 @@ func ParseRenewal(data []byte) (*Renewal, error) {
 		return nil, errors.New(`"directory" (the ACME directory URL) is empty`)
 	case r.Challenge != "http-01" && r.Challenge != "tls-alpn-01":
 		return nil, fmt.Errorf(`"challenge" is %q; it must be http-01 or tls-alpn-01`, r.Challenge)
+	case !validCAChoice(r.CA):
+		return nil, fmt.Errorf(`"ca" is %q; it must be staging, production, local or an https:// ACME directory URL`, r.CA)
+	case r.Profile != "" && r.Profile != "shortlived":
+		return nil, fmt.Errorf(`"profile" is %q; certificates for IP addresses exist only under "shortlived"`, r.Profile)
 	case r.Failures < 0:
 		return nil, fmt.Errorf(`"consecutive_failures" is %d; it cannot be negative (set it to 0)`, r.Failures)
 	}
@@ -188,4 +193,13 @@ func (s *Store) SaveRenewal(r *Renewal) error {
 		return err
 	}
 	return writeFile(filepath.Join(s.certDir(r.Name), renewalFile), append(data, '\n'), fileMode)
+}
+
+func validCAChoice(ca string) bool {
+	switch ca {
+	case "", "staging", "production", "local":
+		return true
+	}
+	u, err := url.Parse(ca)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
 }
