@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"net/netip"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/deploy"
 	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/ui"
 	"github.com/ipcert/ipcert/wizard"
@@ -117,6 +119,25 @@ func demoDeps(st *store.Store) wizard.Deps {
 		},
 		Issuer: eng, Store: st,
 		RecordFailure: wizardRecordFailure(eng),
+		// The demo shows the nginx snippet but never touches the web
+		// servers or the system's timers; the dry renewal runs against a
+		// fresh local CA, and the verify step serves the certificate on a
+		// loopback port and checks it like a browser trusting the test root.
+		Servers: func(ctx context.Context, iss *acmeflow.Issued) []wizard.InstallTarget {
+			snip, err := wizardSnippet(st, iss, deploy.Nginx, deploy.DetectDistro("/"))
+			if err != nil {
+				return nil
+			}
+			return []wizard.InstallTarget{{Kind: "nginx", Snippet: snip, Note: "the demo never changes your web servers"}}
+		},
+		DryRenew: wizardDryRenew(st),
+		Verify: wizardVerify(func() *x509.CertPool {
+			pool := x509.NewCertPool()
+			if ca, err := openLocal(); err == nil {
+				pool.AppendCertsFromPEM(ca.RootPEM)
+			}
+			return pool
+		}, demoServeTarget(st)),
 	}
 }
 

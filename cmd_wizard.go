@@ -169,6 +169,9 @@ func runWizard(ctx context.Context, args []string, s stdio) int {
 		},
 		Issuer: eng, Rehearsal: reng, Store: st, RehearsalStore: rst,
 		RecordFailure: wizardRecordFailure(eng),
+		Servers:       wizardServers(st), Install: wizardInstall(st),
+		Timer: wizardTimer(st), DryRenew: wizardDryRenew(st),
+		Verify: wizardVerify(systemRoots, wizardVerifyTarget),
 	}
 	cfg := wizard.Config{Caps: caps, StateDir: root, Answers: ans, Log: wizardDebugLog(f.debug)}
 	return wizardRun(ctx, deps, cfg, s, false)

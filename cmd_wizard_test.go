@@ -48,7 +48,9 @@ func TestWizardWithoutTerminal(t *testing.T) {
 // files stay in the state directory.
 func TestDemoAccessible(t *testing.T) {
 	dir := t.TempDir()
-	in := "1\n1\n1\n1\n\n\ny\n"
+	// address, preflight, CA, challenge, key, e-mail, terms; install:
+	// continue; renewal: dry run, continue; verify: check, continue.
+	in := "1\n1\n1\n1\n\n\ny\n2\n1\n2\n1\n2\n"
 	code, out, errs := wizardRunCmd(t, in, map[string]string{"ACCESSIBLE": "1"}, "demo", "--state-dir", dir)
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
@@ -58,8 +60,10 @@ func TestDemoAccessible(t *testing.T) {
 			t.Errorf("stdout lacks %q:\n%s", want, out)
 		}
 	}
-	if !strings.Contains(errs, "Step 5 of 6, Issue") {
-		t.Errorf("the questions and progress belong on stderr:\n%s", errs)
+	for _, want := range []string{"Step 5 of 9, Issue", "dry renewal worked", "serves the stored current certificate"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr (questions and progress) lacks %q:\n%s", want, errs)
+		}
 	}
 	for _, f := range []string{"cert.pem", "chain.pem", "fullchain.pem", "privkey.pem", "root.pem"} {
 		if _, err := os.Stat(filepath.Join(dir, "certs/127.0.0.1/current", f)); err != nil {

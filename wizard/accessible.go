@@ -124,6 +124,8 @@ func (a *accessible) run() error {
 			step, err = a.plan()
 		case StepIssue:
 			step, err = a.issue()
+		case StepInstall:
+			step, err = a.after()
 		case StepSummary:
 			m.step = StepSummary
 			body, _ := m.summary.view(m, 80)
@@ -146,7 +148,7 @@ func (a *accessible) address() (Step, error) {
 	s := &m.address
 	m.step = StepAddress
 	if !s.detected {
-		a.say("Step 2 of 6, Address. Finding this machine's public address...")
+		a.say("Step 2 of 9, Address. Finding this machine's public address...")
 		var msg addrMsg
 		if m.deps.LocalAddrs != nil {
 			msg.ifaces, _ = m.deps.LocalAddrs()
@@ -217,7 +219,7 @@ func (a *accessible) preflight() (Step, error) {
 	m.step = StepPreflight
 	mapPorts := false
 	for {
-		a.say("Step 3 of 6, Preflight: checking what would make validation of %s fail.", addrList(m.ans.Addrs))
+		a.say("Step 3 of 9, Preflight: checking what would make validation of %s fail.", addrList(m.ans.Addrs))
 		var rep preflight.Report
 		if m.deps.Preflight != nil {
 			rep = m.deps.Preflight(m.ctx, PreflightRequest{Addrs: m.ans.Addrs, MapPorts: mapPorts}, func(ev preflight.Event) {
@@ -274,7 +276,7 @@ func (a *accessible) preflight() (Step, error) {
 func (a *accessible) plan() (Step, error) {
 	m := a.m
 	m.step = StepPlan
-	a.say("Step 4 of 6, Plan.")
+	a.say("Step 4 of 9, Plan.")
 	p := &m.plan
 	p.enter(m)
 	if err := a.choose("Certificate authority", caOptions(m.cfg.Demo), &p.a.CA); err != nil {
@@ -328,7 +330,7 @@ func (a *accessible) issue() (Step, error) {
 		s.gen++
 		s.phase = phaseRunning
 		s.rehearsal, s.choice = rehearsal, choice
-		a.say("Step 5 of 6, Issue. %s", runTitle(rehearsal, choice, m.ans.Addrs))
+		a.say("Step 5 of 9, Issue. %s", runTitle(rehearsal, choice, m.ans.Addrs))
 		done := issueDoneMsg{gen: s.gen, rehearsal: rehearsal}
 		ca, err := m.cas.get(choice)
 		if err != nil {
@@ -390,11 +392,64 @@ func (a *accessible) issue() (Step, error) {
 				return 0, ErrAborted
 			}
 		case m.outcome.Issued != nil:
-			return StepSummary, nil
+			return StepInstall, nil
 		default:
 			return 0, ErrAborted
 		}
 	}
+}
+
+// after runs the Install, Renewal and Verify screens as prompts.
+func (a *accessible) after() (Step, error) {
+	m := a.m
+	iss := m.outcome.Issued
+	for _, st := range []Step{StepInstall, StepRenewal, StepVerify} {
+		m.step = st
+		s := m.afterStep(st)
+		s.step, s.running = st, -1
+		var targets []InstallTarget
+		if st == StepInstall && m.deps.Servers != nil {
+			targets = m.deps.Servers(m.ctx, iss)
+		}
+		s.build(m, targets)
+		a.say("Step %d of %d, %s. %s", int(st)+1, int(numSteps), st, plain(s.intro))
+		for {
+			opts := make([]huh.Option[string], len(s.actions))
+			for i, ac := range s.actions {
+				opts[i] = huh.NewOption(ac.label, fmt.Sprint(i))
+			}
+			choice := ""
+			if err := a.choose("What now?", opts, &choice); err != nil {
+				return 0, err
+			}
+			var i int
+			fmt.Sscan(choice, &i)
+			ac := s.actions[i]
+			if ac.next {
+				break
+			}
+			if ac.preview != "" {
+				a.say("%s", ac.preview)
+			}
+			if ac.run == nil {
+				continue
+			}
+			a.say("Running: %s", ac.label)
+			r := ac.run(m.ctx)
+			s.results = append(s.results, actionResult{st, ac.label, r})
+			a.say("%s: %s", r.Status.Word(), r.Summary)
+			for _, l := range r.Lines {
+				a.say("  %s", l)
+			}
+			if r.Fix != "" && r.Status != ui.OK {
+				a.say("  fix: %s", r.Fix)
+			}
+			if err := a.check(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return StepSummary, nil
 }
 
 // eventText is an engine event as one line of words.

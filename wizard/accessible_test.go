@@ -23,6 +23,9 @@ func TestAccessibleToCertificate(t *testing.T) {
 		"",    // key type: the default
 		"",    // no e-mail
 		"yes", // terms
+		"1",  // install: continue (nothing wired)
+		"1",  // renewal: continue
+		"1",  // verify: continue
 	}, "\n") + "\n"
 	var out bytes.Buffer
 	o, err := RunAccessible(context.Background(), deps, testConfig(true), strings.NewReader(answers), &out)
@@ -35,9 +38,9 @@ func TestAccessibleToCertificate(t *testing.T) {
 		t.Errorf("challenge %q, want tls-alpn-01 (answer 2)", o.Issued.Renewal.Challenge)
 	}
 	for _, want := range []string{
-		"Step 2 of 6, Address", "Enter a number between 1 and 2",
-		"Step 3 of 6, Preflight", "Verdict: everything checked looks right",
-		"dns-01 is impossible", "Step 5 of 6, Issue", "validator 127.0.0.1",
+		"Step 2 of 9, Address", "Enter a number between 1 and 2",
+		"Step 3 of 9, Preflight", "Verdict: everything checked looks right",
+		"dns-01 is impossible", "Step 5 of 9, Issue", "validator 127.0.0.1",
 		"openssl verify -CAfile root.pem",
 	} {
 		if !strings.Contains(text, want) {

@@ -63,6 +63,18 @@ type Deps struct {
 	Store *store.Store
 	// RehearsalStore is Rehearsal's store.
 	RehearsalStore *store.Store
+	// After the issuance (DESIGN.md: Install, Renewal, Verify). Each is
+	// optional: without it, its screen names the command to run instead.
+	// Servers lists the web servers the certificate can be installed for,
+	// with the snippet each would get; Install installs it (config test,
+	// write, test, reload).
+	Servers func(ctx context.Context, iss *acmeflow.Issued) []InstallTarget
+	Install func(ctx context.Context, iss *acmeflow.Issued, t InstallTarget) Report
+	// Timer installs the renewal timer; DryRenew rehearses a renewal.
+	Timer    func(ctx context.Context, iss *acmeflow.Issued) Report
+	DryRenew func(ctx context.Context, iss *acmeflow.Issued) Report
+	// Verify checks what the address serves on port 443.
+	Verify func(ctx context.Context, iss *acmeflow.Issued) Report
 	// RecordFailure keeps a failed attempt in renewal.json for doctor and
 	// status; nil skips it.
 	RecordFailure func(name string, err error)

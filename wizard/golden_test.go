@@ -109,6 +109,32 @@ func walk(t *testing.T, w, h int) (names []string, screens map[string]string) {
 	d.until("the production question", func() bool { return m.issue.phase == phaseAskProduction })
 	shot("issue-ask-production")
 	d.key("y")
+	d.until("the install step", func() bool { return m.step == StepInstall && m.install.prepared })
+	shot("install")
+	d.key("enter")
+	d.until("the install", func() bool { return len(m.install.results) == 1 })
+	d.key("up")
+	d.key("up")
+	d.key("up")
+	d.key("enter") // show the nginx snippet
+	shot("install-done")
+	d.key("down")
+	d.key("down")
+	d.key("down")
+	d.key("enter")
+	d.until("the renewal step", func() bool { return m.step == StepRenewal })
+	shot("renewal")
+	d.key("enter")
+	d.until("the timer", func() bool { return len(m.renewal.results) == 1 })
+	d.key("enter")
+	d.until("the dry renewal", func() bool { return len(m.renewal.results) == 2 })
+	shot("renewal-done")
+	d.key("enter")
+	d.until("the verify step", func() bool { return m.step == StepVerify })
+	d.key("enter")
+	d.until("the check", func() bool { return len(m.verify.results) == 1 })
+	shot("verify-done")
+	d.key("enter")
 	d.until("the summary", func() bool { return m.step == StepSummary })
 	m.outcome.Files = filesIn("/var/lib/ipcert/certs/81.2.69.160/current", false)
 	shot("summary")
@@ -138,6 +164,14 @@ func walk(t *testing.T, w, h int) (names []string, screens map[string]string) {
 	dd.key("enter")
 	dd.until("the terms question", func() bool { return dd.focused() == "tos" })
 	dd.key("y")
+	for _, st := range []Step{StepInstall, StepRenewal, StepVerify} {
+		dd.until(st.String(), func() bool { return dm.step == st && dm.afterStep(st).prepared })
+		if st == StepInstall {
+			names = append(names, "demo-install")
+			screens["demo-install"] = dd.view()
+		}
+		dd.key("enter")
+	}
 	dd.until("the summary", func() bool { return dm.step == StepSummary })
 	dm.outcome.Files = filesIn("/tmp/ipcert-demo-123/certs/127.0.0.1/current", true)
 	names = append(names, "demo-summary")
@@ -150,6 +184,7 @@ func demoFakeDeps() Deps {
 		return fakeIssued("127.0.0.1", cachoice.Local, req.Identifiers...), nil
 	}))
 	deps.Machine = func(context.Context) Machine { return Machine{UID: 1000, Systemd: true} }
+	deps.Servers, deps.Install, deps.Timer, deps.DryRenew, deps.Verify = nil, nil, nil, nil, nil
 	deps.DetectPublic = func(context.Context) preflight.PublicAddrs {
 		return preflight.PublicAddrs{V4: preflight.FamilyResult{Addr: lo4, Votes: 1, Answered: 1, Asked: 1,
 			Sources: []preflight.SourceAnswer{{Kind: "demo", Source: "the demo's test CA", Addr: lo4}}}}

@@ -127,6 +127,29 @@ func fakeDeps(iss Issuer) Deps {
 		Machine: fakeMachine, DetectPublic: fakePublic, LocalAddrs: fakeLocalAddrs,
 		Preflight: fakePreflight, OpenCA: fakeCA, Issuer: iss,
 		Now: func() time.Time { return fixedNow },
+		Servers: func(ctx context.Context, iss *acmeflow.Issued) []InstallTarget {
+			return []InstallTarget{
+				{Kind: "nginx", Running: true, CanInstall: true, ConfigPath: "/etc/nginx/conf.d/ipcert-81.2.69.160.conf",
+					Snippet: "# Written by ipcert\nserver {\n    listen 81.2.69.160:443 ssl;\n    ssl_certificate /var/lib/ipcert/certs/81.2.69.160/current/fullchain.pem;\n}"},
+				{Kind: "apache", CanInstall: true, ConfigPath: "/etc/apache2/sites-available/ipcert-81.2.69.160.conf", Snippet: "# Written by ipcert"},
+			}
+		},
+		Install: func(ctx context.Context, iss *acmeflow.Issued, t InstallTarget) Report {
+			return Report{Status: ui.OK, Summary: t.Kind + " serves the certificate (config test passed, reloaded)",
+				Lines: []string{"nginx -t: syntax is ok", "wrote " + t.ConfigPath, "systemctl reload nginx"}}
+		},
+		Timer: func(ctx context.Context, iss *acmeflow.Issued) Report {
+			return Report{Status: ui.OK, Summary: "renewal timer installed (systemd: ipcert-renew.timer)",
+				Lines: []string{"/etc/systemd/system/ipcert-renew.service", "/etc/systemd/system/ipcert-renew.timer"}}
+		},
+		DryRenew: func(ctx context.Context, iss *acmeflow.Issued) Report {
+			return Report{Status: ui.Warn, Summary: "dry renewal: staging refused the order",
+				Lines: []string{"rateLimited: too many new orders recently"}, Fix: "wait an hour and run: sudo ipcert renew --dry-run"}
+		},
+		Verify: func(ctx context.Context, iss *acmeflow.Issued) Report {
+			return Report{Status: ui.OK, Summary: "81.2.69.160:443 serves the new certificate",
+				Lines: []string{"TLS 1.3, chain sent, valid for 159 hours", "a browser would accept it"}}
+		},
 	}
 }
 

@@ -200,7 +200,7 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 		if m.quitting {
 			return nil
 		}
-		return m.goTo(StepSummary)
+		return m.goTo(StepInstall)
 	}
 	err := msg.err
 	if err == nil {

@@ -40,7 +40,7 @@ func TestWelcomeShowsMachineAndStarts(t *testing.T) {
 	}
 	d.until("the machine facts", func() bool { return d.m.welcome.machine != nil })
 	v := d.view()
-	for _, want := range []string{"step 1 of 6", "next: Address", "root", "systemd timer", "nginx running, web root /var/www/html", "enter start"} {
+	for _, want := range []string{"step 1 of 9", "next: Address", "root", "systemd timer", "nginx running, web root /var/www/html", "enter start"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("welcome lacks %q:\n%s", want, v)
 		}
@@ -374,7 +374,7 @@ func TestRehearsalThenProductionStores(t *testing.T) {
 		t.Fatalf("after the rehearsal: %+v", d.m.Outcome())
 	}
 	d.key("y")
-	d.until("the summary", func() bool { return d.m.Step() == StepSummary })
+	d.until("the install step", func() bool { return d.m.Step() == StepInstall })
 	mu.Lock()
 	defer mu.Unlock()
 	if !slices.Equal(used, []string{"rehearsal:staging", "main:production"}) {

@@ -61,18 +61,20 @@ func (s *welcomeStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		b.WriteString(ui.Wrap("ipcert gets a Let's Encrypt certificate for this machine's IP address. It lasts 160 hours (the \"shortlived\" profile), so ipcert also keeps it fresh.", w))
 	}
 	b.WriteString("\n\n" + t.Strong.Render("What will happen") + "\n")
-	rows := [][2]string{
-		{"Address", "find this machine's public address; you pick"},
-		{"Preflight", "check ports, NAT and firewall before asking the CA"},
-		{"Plan", "choose the CA, the challenge, the key, an e-mail"},
-		{"Issue", "a staging rehearsal, then the real certificate"},
-		{"Summary", "the files, and how to install and renew them"},
+	rows := [][3]string{
+		{"2", "Address", "find this machine's public address; you pick"},
+		{"3", "Preflight", "check ports, NAT and firewall before asking the CA"},
+		{"4", "Plan", "choose the CA, the challenge, the key, an e-mail"},
+		{"5", "Issue", "a staging rehearsal, then the real certificate"},
+		{"6-8", "Install", "web server config, renewal timer, a browser's check"},
+		{"9", "Summary", "the files and the commands to remember"},
 	}
 	if m.cfg.Demo {
-		rows[3][1] = "get the certificate from the local test CA"
+		rows[3][2] = "get the certificate from the local test CA"
+		rows[4][2] = "what ipcert would do with a web server; a dry renewal"
 	}
-	for i, r := range rows {
-		b.WriteString(ui.Wrap(fmt.Sprintf("  %d %-10s %s", i+2, r[0], t.Dim.Render(r[1])), w) + "\n")
+	for _, r := range rows {
+		b.WriteString(ui.Wrap(fmt.Sprintf("  %-3s %-10s %s", r[0], r[1], t.Dim.Render(r[2])), w) + "\n")
 	}
 	b.WriteString("\n" + t.Strong.Render("This machine") + "\n")
 	if s.machine == nil {

@@ -29,6 +29,9 @@ const (
 	StepPreflight
 	StepPlan
 	StepIssue
+	StepInstall
+	StepRenewal
+	StepVerify
 	StepSummary
 	numSteps
 )
@@ -45,6 +48,12 @@ func (s Step) String() string {
 		return "Plan"
 	case StepIssue:
 		return "Issue"
+	case StepInstall:
+		return "Install"
+	case StepRenewal:
+		return "Renewal"
+	case StepVerify:
+		return "Verify"
 	case StepSummary:
 		return "Summary"
 	}
@@ -74,6 +83,9 @@ type Model struct {
 	pre     preflightStep
 	plan    planStep
 	issue   issueStep
+	install actionStep
+	renewal actionStep
+	verify  actionStep
 	summary summaryStep
 
 	quitting bool // waiting for a running issuance to stop before quitting
@@ -162,7 +174,8 @@ func (m *Model) tick() tea.Cmd {
 }
 
 func (m *Model) busy() bool {
-	return m.welcome.loading || m.address.detecting || m.pre.running || m.issue.running()
+	return m.welcome.loading || m.address.detecting || m.pre.running || m.issue.running() ||
+		m.install.preparing || m.install.isRunning() || m.renewal.isRunning() || m.verify.isRunning()
 }
 
 func (m *Model) spinner() string {
@@ -266,6 +279,8 @@ func (m *Model) updateStep(msg tea.Msg) tea.Cmd {
 		return m.plan.update(m, msg)
 	case StepIssue:
 		return m.issue.update(m, msg)
+	case StepInstall, StepRenewal, StepVerify:
+		return m.afterStep(m.step).update(m, msg)
 	case StepSummary:
 		return m.summary.update(m, msg)
 	default:
@@ -328,6 +343,8 @@ func (m *Model) goTo(s Step) tea.Cmd {
 		return m.plan.enter(m)
 	case StepIssue:
 		return m.issue.enter(m)
+	case StepInstall, StepRenewal, StepVerify:
+		return m.afterStep(s).enter(m)
 	case StepSummary:
 		return m.summary.enter(m)
 	}
@@ -356,6 +373,10 @@ func (m *Model) back() tea.Cmd {
 			return m.goTo(StepSummary)
 		}
 		return m.goTo(StepPlan)
+	case StepRenewal, StepVerify:
+		if !m.afterStep(m.step).isRunning() {
+			m.step--
+		}
 	}
 	return nil
 }
@@ -379,6 +400,8 @@ func (m *Model) View() string {
 		body, keys = m.plan.view(m, w)
 	case StepIssue:
 		body, keys = m.issue.view(m, w)
+	case StepInstall, StepRenewal, StepVerify:
+		body, keys = m.afterStep(m.step).view(m, w)
 	case StepSummary:
 		body, keys = m.summary.view(m, w)
 	default:

@@ -1,0 +1,268 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/renew"
+	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/ui"
+	"github.com/ipcert/ipcert/wizard"
+)
+
+// The wizard's Install, Renewal and Verify steps, wired to the deploy and
+// renew packages the same way the snippet, timer, renew and verify
+// commands use them. Nothing here prints: the wizard draws the reports.
+
+// wizardSnippet is the snippet for kind serving iss.
+func wizardSnippet(st *store.Store, iss *acmeflow.Issued, kind deploy.Kind, distro deploy.Distro) (string, error) {
+	r := iss.Renewal
+	b, err := deploy.Snippet(kind, deploy.SnippetParams{
+		Name: iss.Name, Identifiers: r.Identifiers, CertDir: st.CurrentDir(iss.Name), WebRoot: r.WebRoot, Distro: distro,
+	})
+	return string(b), err
+}
+
+func wizardServers(st *store.Store) func(context.Context, *acmeflow.Issued) []wizard.InstallTarget {
+	return func(ctx context.Context, iss *acmeflow.Issued) []wizard.InstallTarget {
+		var out []wizard.InstallTarget
+		for _, srv := range deploy.DetectServers(ctx, deploy.Env{}) {
+			snip, err := wizardSnippet(st, iss, srv.Kind, srv.Distro)
+			if err != nil {
+				continue
+			}
+			t := wizard.InstallTarget{Kind: string(srv.Kind), Running: srv.Running, ConfigPath: srv.Layout(iss.Name).ConfigPath, Snippet: snip, CanInstall: os.Geteuid() == 0}
+			if !t.CanInstall {
+				t.Note = "installing needs root: sudo ipcert snippet " + string(srv.Kind) + " " + iss.Name + " --write"
+			}
+			out = append(out, t)
+		}
+		return out
+	}
+}
+
+// wizardInstall does what "ipcert snippet KIND NAME --write" does.
+func wizardInstall(st *store.Store) func(context.Context, *acmeflow.Issued, wizard.InstallTarget) wizard.Report {
+	return func(ctx context.Context, iss *acmeflow.Issued, t wizard.InstallTarget) wizard.Report {
+		kind, err := deploy.ParseKind(t.Kind)
+		if err != nil {
+			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
+		}
+		srv, err := deploy.DetectServer(ctx, deploy.Env{}, kind)
+		if err != nil {
+			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
+		}
+		// combined.pem for HAProxy and the reload after renewals go into
+		// renewal.json first, as the snippet command does; its messages
+		// are collected, not printed over the UI.
+		var msgs bytes.Buffer
+		if code := snippetUpdateRenewal(ctx, st, iss.Name, kind, srv.Running, stdio{Out: &msgs, Err: &msgs}); code != exitOK {
+			return wizard.Report{Status: ui.Fail, Summary: "could not update renewal.json", Lines: wizardLines(msgs.String())}
+		}
+		snip, err := wizardSnippet(st, iss, kind, srv.Distro)
+		if err != nil {
+			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
+		}
+		layout := srv.Layout(iss.Name)
+		in := deploy.Installer{Layout: layout, Content: []byte(snip), BackupDir: filepath.Join(st.Root(), "backups"), Runner: deploy.ExecRunner{}}
+		if srv.Running {
+			in.Reload = srv.ReloadCmd()
+		}
+		res, err := deploy.Install(ctx, in)
+		rep := wizard.Report{Status: ui.OK, Summary: fmt.Sprintf("%s: %s installed", t.Kind, layout.ConfigPath)}
+		if res.Changed {
+			rep.Lines = append(rep.Lines, "wrote "+res.Path)
+		} else {
+			rep.Lines = append(rep.Lines, res.Path+" unchanged")
+		}
+		if res.Backup != "" {
+			rep.Lines = append(rep.Lines, "the previous file is kept as "+res.Backup)
+		}
+		if res.Tested {
+			rep.Lines = append(rep.Lines, "config test passed: "+layout.Test.String())
+		}
+		switch {
+		case err != nil:
+			rep.Status, rep.Summary = ui.Fail, fmt.Sprintf("%s: not installed: %v", t.Kind, err)
+			rep.Lines = append(rep.Lines, wizardLines(res.TestOutput)...)
+			if res.RolledBack {
+				rep.Lines = append(rep.Lines, "the previous configuration was restored")
+			}
+			rep.Fix = "read the config test's output above, then: sudo ipcert snippet " + t.Kind + " " + iss.Name + " --write"
+		case res.IncludeNeeded:
+			rep.Status = ui.Warn
+			rep.Summary = fmt.Sprintf("%s: written, but its main config does not read it yet", t.Kind)
+			rep.Fix = fmt.Sprintf("add %q to %s, then reload %s", res.IncludeLine, res.IncludeFile, t.Kind)
+		case res.Reloaded:
+			rep.Summary = fmt.Sprintf("%s serves the certificate (config tested, reloaded)", t.Kind)
+		case !srv.Running:
+			rep.Status = ui.Warn
+			rep.Summary = fmt.Sprintf("%s: installed; it is not running, so nothing was reloaded", t.Kind)
+			rep.Fix = "start it: sudo systemctl start " + layout.Unit
+		}
+		return rep
+	}
+}
+
+func wizardLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+		if len(out) == 6 {
+			break
+		}
+	}
+	return out
+}
+
+// wizardTimer does what "ipcert timer install" does.
+func wizardTimer(st *store.Store) func(context.Context, *acmeflow.Issued) wizard.Report {
+	return func(ctx context.Context, iss *acmeflow.Issued) wizard.Report {
+		bin, err := os.Executable()
+		if err == nil {
+			bin, err = filepath.EvalSymlinks(bin)
+		}
+		if err != nil {
+			return wizard.Report{Status: ui.Fail, Summary: "cannot find the ipcert binary: " + err.Error(), Fix: "sudo ipcert timer install"}
+		}
+		o := deploy.TimerOptions{Mode: deploy.TimerAuto, Config: deploy.TimerConfig{Binary: bin, StateDir: st.Root(), WritablePaths: timerWebroots(st, nil), Minute: -1}}
+		res, err := deploy.TimerInstall(ctx, o)
+		if err != nil {
+			return wizard.Report{Status: ui.Fail, Summary: "renewal timer not installed: " + err.Error(), Fix: "sudo ipcert timer install" + timerPermissionHint(err)}
+		}
+		rep := wizard.Report{Status: ui.OK, Summary: fmt.Sprintf("renewal job installed (%s)", res.Mode), Lines: res.Files}
+		if res.Unchanged {
+			rep.Summary = fmt.Sprintf("renewal job already installed (%s), unchanged", res.Mode)
+		}
+		return rep
+	}
+}
+
+// wizardDryRenew does what "ipcert renew --dry-run NAME" does: a renewal
+// against staging (or a fresh local CA) whose certificate is thrown away.
+func wizardDryRenew(st *store.Store) func(context.Context, *acmeflow.Issued) wizard.Report {
+	return func(ctx context.Context, iss *acmeflow.Issued) wizard.Report {
+		cas := &renew.CAs{Store: st, UserAgent: "ipcert/" + version, Log: debugWriter()}
+		rn := &renew.Runner{Store: st, Issuer: renew.NewIssuer(cas), Rehearsal: renew.NewRehearsal(cas), LockWait: 30 * time.Second}
+		res, err := rn.Run(ctx, renew.Options{Names: []string{iss.Name}, DryRun: true})
+		if err != nil {
+			return wizard.Report{Status: ui.Fail, Summary: "dry renewal failed: " + err.Error(), Fix: "sudo ipcert renew --dry-run " + iss.Name}
+		}
+		if len(res.Certs) == 0 {
+			return wizard.Report{Status: ui.Fail, Summary: "the dry renewal did not run", Fix: "sudo ipcert renew --dry-run " + iss.Name}
+		}
+		c := res.Certs[0]
+		if c.Outcome == renew.Rehearsed {
+			return wizard.Report{Status: ui.OK, Summary: fmt.Sprintf("dry renewal worked: %s issued a certificate and it was thrown away", shortRehearsalCA(iss.Renewal.CA))}
+		}
+		return wizard.Report{Status: ui.Fail, Summary: "dry renewal failed: " + c.Reason, Lines: wizardLines(c.Error), Fix: "ipcert doctor " + iss.Name}
+	}
+}
+
+func shortRehearsalCA(choice string) string {
+	switch renew.RehearsalCA(choice) {
+	case "staging":
+		return "Let's Encrypt staging"
+	case "local":
+		return "a fresh local test CA"
+	}
+	return renew.RehearsalCA(choice)
+}
+
+// wizardVerify does what "ipcert verify ADDR" does, for the first address
+// on port 443, with roots (nil: the system's, like a browser).
+// systemRoots trusts what a browser trusts.
+func systemRoots() *x509.CertPool { return nil }
+
+func wizardVerify(roots func() *x509.CertPool, target func(*acmeflow.Issued) (string, func(), error)) func(context.Context, *acmeflow.Issued) wizard.Report {
+	return func(ctx context.Context, iss *acmeflow.Issued) wizard.Report {
+		addr, done, err := target(iss)
+		if err != nil {
+			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
+		}
+		defer done()
+		res, err := deploy.Verify(ctx, addr, deploy.VerifyOptions{Roots: roots(), Expected: iss.Cert.Leaf})
+		if err != nil {
+			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
+		}
+		rep := wizard.Report{Summary: res.Reason}
+		if res.TLSVersion != "" {
+			chain := "chain sent"
+			if !res.ChainSent {
+				chain = "NO chain sent (the config names cert.pem, not fullchain.pem)"
+			}
+			rep.Lines = append(rep.Lines, fmt.Sprintf("%s, %s, valid for %s more", res.TLSVersion, chain, humanDuration(res.ValidFor)))
+		}
+		if res.Accepted {
+			rep.Lines = append(rep.Lines, "a browser trusting the CA accepts it")
+		} else if res.Rejection != "" {
+			rep.Lines = append(rep.Lines, "a browser would refuse it: "+res.Rejection)
+		}
+		switch res.Outcome {
+		case deploy.Match:
+			rep.Status = ui.OK
+		case deploy.Unreachable:
+			rep.Status = ui.Fail
+			rep.Fix = "install the snippet (the Install step) and make sure the web server runs; then: ipcert verify " + addr
+		default:
+			rep.Status = ui.Fail
+			rep.Fix = "reload the web server so it reads the new files, then: ipcert verify " + addr
+		}
+		return rep
+	}
+}
+
+// wizardVerifyTarget is the address a browser would use: the first
+// identifier on port 443.
+func wizardVerifyTarget(iss *acmeflow.Issued) (string, func(), error) {
+	a, err := netip.ParseAddr(iss.Renewal.Identifiers[0])
+	if err != nil {
+		return "", nil, err
+	}
+	return netip.AddrPortFrom(a, 443).String(), func() {}, nil
+}
+
+// demoServeTarget serves the new certificate on a loopback port for the
+// demo's verify step, so the check is a real handshake, like a browser's.
+func demoServeTarget(st *store.Store) func(*acmeflow.Issued) (string, func(), error) {
+	return func(iss *acmeflow.Issued) (string, func(), error) {
+		dir := st.CurrentDir(iss.Name)
+		cert, err := tls.LoadX509KeyPair(filepath.Join(dir, store.FullChainFile), filepath.Join(dir, store.KeyFile))
+		if err != nil {
+			return "", nil, fmt.Errorf("load the certificate to serve it: %w", err)
+		}
+		l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		if err != nil {
+			return "", nil, err
+		}
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go func(c net.Conn) {
+					defer c.Close()
+					c.SetDeadline(time.Now().Add(5 * time.Second))
+					if tc, ok := c.(*tls.Conn); ok {
+						tc.Handshake()
+					}
+				}(c)
+			}
+		}()
+		return l.Addr().String(), func() { l.Close() }, nil
+	}
+}

@@ -1,0 +1,342 @@
+package wizard
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/ipcert/ipcert/ui"
+)
+
+// InstallTarget is a web server the certificate can be installed for.
+type InstallTarget struct {
+	Kind       string // nginx, apache, haproxy, caddy
+	Running    bool
+	ConfigPath string // where the snippet goes
+	Snippet    string // the configuration itself, for preview
+	// CanInstall is false where ipcert must not write (the demo, no root):
+	// the screen then shows the snippet and the command.
+	CanInstall bool
+	Note       string
+}
+
+// Report is what an after-issuance action did, in words: what was done or
+// seen, line by line, and the fix when it went wrong.
+type Report struct {
+	Status  ui.Status // OK, Warn or Fail
+	Summary string
+	Lines   []string
+	Fix     string
+}
+
+// action is one choice of an after-issuance screen.
+type action struct {
+	label   string
+	run     func(ctx context.Context) Report // nil: a choice without side effects
+	preview string                           // shown when chosen (a snippet)
+	next    bool                             // go on to the next step
+}
+
+type actionResult struct {
+	step  Step
+	label string
+	r     Report
+}
+
+// actionStep is the shape of the Install, Renewal and Verify screens: an
+// introduction, a list of actions (each run as a command), their results,
+// and "continue".
+type actionStep struct {
+	step      Step
+	preparing bool
+	prepared  bool
+	intro     string
+	actions   []action
+	cursor    int
+	running   int // index of the running action, -1 when none
+	gen       int
+	cancelFn  context.CancelFunc
+	results   []actionResult
+	preview   string
+}
+
+type actionPreparedMsg struct {
+	step    Step
+	gen     int
+	targets []InstallTarget
+}
+
+type actionDoneMsg struct {
+	step  Step
+	gen   int
+	label string
+	r     Report
+}
+
+func (s *actionStep) isRunning() bool { return s.running >= 0 && s.prepared }
+
+// afterSteps are the steps between Issue and Summary, in order.
+func (m *Model) afterStep(st Step) *actionStep {
+	switch st {
+	case StepInstall:
+		return &m.install
+	case StepRenewal:
+		return &m.renewal
+	case StepVerify:
+		return &m.verify
+	}
+	return nil
+}
+
+func (s *actionStep) enter(m *Model) tea.Cmd {
+	if s.prepared || s.preparing {
+		return nil
+	}
+	s.step = m.step
+	s.running = -1
+	iss := m.outcome.Issued
+	if iss == nil {
+		// The user stopped after the rehearsal: there is nothing to
+		// install, renew or verify.
+		s.prepared = true
+		s.intro = "No certificate for production yet: nothing to do here."
+		s.actions = []action{{label: "Continue", next: true}}
+		return nil
+	}
+	if s.step == StepInstall && m.deps.Servers != nil {
+		s.preparing = true
+		s.gen++
+		gen, ctx, servers := s.gen, m.ctx, m.deps.Servers
+		return tea.Batch(m.stream(func(send func(tea.Msg)) {
+			send(actionPreparedMsg{step: StepInstall, gen: gen, targets: servers(ctx, iss)})
+		}), m.tick())
+	}
+	s.build(m, nil)
+	return nil
+}
+
+// build fills the screen's text and actions from what is wired and known.
+func (s *actionStep) build(m *Model, targets []InstallTarget) {
+	s.prepared, s.preparing = true, false
+	iss := m.outcome.Issued
+	name := iss.Name
+	addr := iss.Renewal.Identifiers[0]
+	cont := action{label: "Continue", next: true}
+	switch s.step {
+	case StepInstall:
+		s.intro = "Web servers find the certificate at the files' fixed path (the current link), so after this one-time install a renewal needs only a reload."
+		if m.deps.Servers == nil {
+			s.intro += "\n\nInstall it with: " + m.theme.Code.Render("sudo ipcert snippet nginx "+name+" --write") + " (or apache, haproxy, caddy): it tests the config, writes the file, tests again and reloads."
+			s.actions = []action{cont}
+			return
+		}
+		if len(targets) == 0 {
+			s.intro += "\n\nNo web server found on this machine. Point your server at the files, or install nginx and run: " + m.theme.Code.Render("sudo ipcert snippet nginx "+name+" --write")
+		}
+		for _, t := range targets {
+			state := "stopped"
+			if t.Running {
+				state = "running"
+			}
+			if t.CanInstall {
+				tgt := t
+				install := m.deps.Install
+				s.actions = append(s.actions, action{
+					label: fmt.Sprintf("Install for %s (%s): writes %s, tests, reloads", t.Kind, state, filepath.Base(t.ConfigPath)),
+					run:   func(ctx context.Context) Report { return install(ctx, iss, tgt) },
+				})
+			}
+			lbl := fmt.Sprintf("Show the %s snippet", t.Kind)
+			if t.Note != "" {
+				lbl += " (" + t.Note + ")"
+			}
+			s.actions = append(s.actions, action{label: lbl, preview: t.Snippet})
+		}
+		cont.label = "Continue without installing"
+		s.actions = append(s.actions, cont)
+	case StepRenewal:
+		s.intro = fmt.Sprintf("The certificate lasts %s: ipcert renew must run on its own. It renews in the CA's renewal window (about half-way), and only then.", humanHours(iss.Renewal.NotAfter.Sub(iss.Renewal.NotBefore)))
+		if m.cfg.Demo {
+			s.intro += " The demo installs no timer: its test CA lives only inside this program. A dry renewal against a fresh test CA shows what the timer's renew does."
+		} else if m.deps.Timer != nil {
+			s.actions = append(s.actions, action{label: "Install the renewal timer (systemd, or cron without systemd)", run: func(ctx context.Context) Report { return m.deps.Timer(ctx, iss) }})
+		} else {
+			s.intro += "\n\nInstall the renewal timer with: " + m.theme.Code.Render("sudo ipcert timer install")
+		}
+		if m.deps.DryRenew != nil {
+			s.actions = append(s.actions, action{label: "Dry renewal: rehearse a renewal now, keep nothing", run: func(ctx context.Context) Report { return m.deps.DryRenew(ctx, iss) }})
+		} else {
+			s.intro += "\nRehearse a renewal with: " + m.theme.Code.Render("sudo ipcert renew --dry-run")
+		}
+		s.actions = append(s.actions, cont)
+	case StepVerify:
+		s.intro = "A browser's view: connect to the address on port 443, with no server name, and check that the certificate served is the new one, with its chain."
+		label := "Check https://" + hostForURL(addr) + "/ now"
+		if m.cfg.Demo {
+			s.intro = "A browser's view: the demo serves the certificate on a loopback port for a moment, connects with no server name, trusting only the test CA's root, and checks that it is the new one, with its chain."
+			label = "Serve it on " + addr + " and check it"
+		}
+		if m.deps.Verify != nil {
+			s.actions = append(s.actions, action{label: label, run: func(ctx context.Context) Report { return m.deps.Verify(ctx, iss) }})
+		} else {
+			s.intro += "\n\nCheck it with: " + m.theme.Code.Render("ipcert verify "+addr)
+		}
+		s.actions = append(s.actions, cont)
+	}
+}
+
+func hostForURL(a string) string {
+	if strings.Contains(a, ":") {
+		return "[" + a + "]"
+	}
+	return a
+}
+
+func (s *actionStep) update(m *Model, msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case actionPreparedMsg:
+		if msg.step == s.step && msg.gen == s.gen {
+			s.build(m, msg.targets)
+		}
+		return nil
+	case actionDoneMsg:
+		if msg.step != s.step || msg.gen != s.gen {
+			return nil
+		}
+		s.running = -1
+		s.results = append(s.results, actionResult{s.step, msg.label, msg.r})
+		m.logf("%s: %s: %s", s.step, msg.label, msg.r.Summary)
+		s.cursor = s.nextChoice(msg.r.Status)
+		return nil
+	case tea.KeyMsg:
+		if !s.prepared || s.isRunning() {
+			return nil
+		}
+		switch msg.String() {
+		case "up", "k":
+			if s.cursor > 0 {
+				s.cursor--
+			}
+		case "down", "j", "tab":
+			if s.cursor < len(s.actions)-1 {
+				s.cursor++
+			}
+		case "enter":
+			return s.choose(m, s.cursor)
+		}
+	}
+	return nil
+}
+
+// nextChoice puts the cursor where the user most likely goes next: after
+// a failure, on the same action (to retry after a fix); after an install,
+// on "continue" (one web server is enough); else on the first action not
+// run yet.
+func (s *actionStep) nextChoice(st ui.Status) int {
+	last := len(s.actions) - 1
+	if st == ui.Fail {
+		return s.cursor
+	}
+	if s.step == StepInstall {
+		return last
+	}
+	ran := map[string]bool{}
+	for _, r := range s.results {
+		ran[r.label] = true
+	}
+	for i, a := range s.actions {
+		if a.run != nil && !ran[a.label] {
+			return i
+		}
+	}
+	return last
+}
+
+func (s *actionStep) choose(m *Model, i int) tea.Cmd {
+	a := s.actions[i]
+	switch {
+	case a.next:
+		return m.goTo(s.step + 1)
+	case a.run != nil:
+		s.gen++
+		s.running = i
+		s.preview = ""
+		ctx, cancel := context.WithCancel(m.ctx)
+		s.cancelFn = cancel
+		gen, step, label, run := s.gen, s.step, a.label, a.run
+		return tea.Batch(m.stream(func(send func(tea.Msg)) {
+			defer cancel()
+			send(actionDoneMsg{step: step, gen: gen, label: label, r: run(ctx)})
+		}), m.tick())
+	default:
+		if s.preview == a.preview {
+			s.preview = ""
+		} else {
+			s.preview = a.preview
+		}
+	}
+	return nil
+}
+
+func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+	t := m.theme
+	var b strings.Builder
+	if !s.prepared {
+		b.WriteString("  " + m.spinner() + " looking for web servers…\n")
+		return b.String(), []ui.KeyHelp{keysQuit}
+	}
+	b.WriteString(ui.Wrap(s.intro, w) + "\n\n")
+	for _, r := range s.results {
+		b.WriteString(ui.Indent(t.Mark(r.r.Status, "")+" "+t.Strong.Render(r.r.Summary), 2, w) + "\n")
+		for _, l := range r.r.Lines {
+			b.WriteString(t.Dim.Render(ui.Indent(l, 4, w)) + "\n")
+		}
+		if r.r.Fix != "" && r.r.Status != ui.OK {
+			b.WriteString(ui.Indent("fix: "+r.r.Fix, 4, w) + "\n")
+		}
+	}
+	if len(s.results) > 0 {
+		b.WriteString("\n")
+	}
+	for i, a := range s.actions {
+		cur := "  "
+		label := a.label
+		if i == s.cursor {
+			cur = t.Selected.Render(t.Cursor()) + " "
+			label = t.Selected.Render(label)
+		}
+		if i == s.running {
+			cur = m.spinner() + " "
+		}
+		b.WriteString(ui.Wrap(cur+label, w) + "\n")
+	}
+	if s.preview != "" {
+		b.WriteString("\n")
+		for _, l := range strings.Split(strings.TrimRight(s.preview, "\n"), "\n") {
+			b.WriteString(t.Code.Render("  "+l) + "\n")
+		}
+	}
+	keys := []ui.KeyHelp{{Key: "enter", What: "choose"}, {Key: "↑/↓", What: "move"}}
+	if t.Caps.ASCII {
+		keys[1].Key = "up/down"
+	}
+	if s.step != StepInstall {
+		keys = append(keys, keysBack)
+	}
+	keys = append(keys, keysQuit)
+	if s.isRunning() {
+		keys = []ui.KeyHelp{{Key: "q", What: "cancel and quit"}}
+	}
+	return b.String(), keys
+}
+
+// afterSummary is what the after-issuance steps did, for the summary.
+func (m *Model) afterSummary() []actionResult {
+	var out []actionResult
+	for _, s := range []*actionStep{&m.install, &m.renewal, &m.verify} {
+		out = append(out, s.results...)
+	}
+	return out
+}
