@@ -23,9 +23,9 @@ func TestAccessibleToCertificate(t *testing.T) {
 		"",    // key type: the default
 		"",    // no e-mail
 		"yes", // terms
-		"1",  // install: continue (nothing wired)
-		"1",  // renewal: continue
-		"1",  // verify: continue
+		"1",   // install: continue (nothing wired)
+		"1",   // renewal: continue
+		"1",   // verify: continue
 	}, "\n") + "\n"
 	var out bytes.Buffer
 	o, err := RunAccessible(context.Background(), deps, testConfig(true), strings.NewReader(answers), &out)
