@@ -91,9 +91,9 @@ func (f *wizardFlags) answers() (wizard.Answers, error) {
 		a.Addrs = append(a.Addrs, ip)
 	}
 	switch f.ca {
-	case "", wizard.PlanRehearse, cachoice.Staging, cachoice.Production, cachoice.Local:
+	case "", wizard.PlanRehearse, cachoice.Staging, cachoice.Production:
 	default:
-		return a, fmt.Errorf("--ca %q: the wizard offers rehearse, staging or production (other CAs: ipcert issue --ca URL)", f.ca)
+		return a, fmt.Errorf("--ca %q: the wizard offers rehearse, staging or production (the local test CA: ipcert demo; other CAs: ipcert issue --ca URL)", f.ca)
 	}
 	switch f.challenge {
 	case "":
@@ -162,7 +162,7 @@ func runWizard(ctx context.Context, args []string, s stdio) int {
 		DetectPublic: func(ctx context.Context) preflight.PublicAddrs { return preflight.DetectPublic(ctx, env) },
 		LocalAddrs:   func() ([]preflight.IfaceAddr, error) { return preflight.LocalAddrs(env) },
 		Preflight: func(ctx context.Context, req wizard.PreflightRequest, progress func(preflight.Event)) preflight.Report {
-			return preflight.Run(ctx, env, preflight.Options{IPs: req.Addrs, MapPorts: req.MapPorts, SelfFetch: true, LocalCA: f.ca == cachoice.Local}, progress)
+			return preflight.Run(ctx, env, preflight.Options{IPs: req.Addrs, MapPorts: req.MapPorts, SelfFetch: true}, progress)
 		},
 		OpenCA: func(choice string) (*cachoice.CA, error) {
 			return cachoice.Open(choice, cachoice.Options{Log: debugWriter()})

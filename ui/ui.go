@@ -26,6 +26,11 @@ type Caps struct {
 	// ASCII replaces the Unicode marks and spinner with ASCII
 	// (TERM=dumb, or a non-UTF-8 locale).
 	ASCII bool
+	// Light is a light terminal background, from COLORFGBG. The terminal
+	// is never asked (an OSC 11 query): a terminal that does not answer
+	// would hold the first frame for seconds, and over a slow SSH link the
+	// late answer arrives as keystrokes.
+	Light bool
 }
 
 // DetectCaps reads the environment the way glow and gum do: the flag
@@ -44,7 +49,22 @@ func DetectCaps(getenv func(string) string, accessibleFlag bool) Caps {
 	if !utf8Locale(getenv) {
 		c.ASCII = true
 	}
+	c.Light = lightBackground(getenv("COLORFGBG"))
 	return c
+}
+
+// lightBackground reads COLORFGBG ("fg;bg" or "fg;default;bg", set by
+// rxvt, Konsole and others): background colours 7 and 9-15 are light.
+func lightBackground(v string) bool {
+	parts := strings.Split(v, ";")
+	if len(parts) < 2 {
+		return false
+	}
+	switch parts[len(parts)-1] {
+	case "7", "9", "10", "11", "12", "13", "14", "15":
+		return true
+	}
+	return false
 }
 
 // utf8Locale reports whether the locale (LC_ALL, then LC_CTYPE, then
@@ -65,6 +85,7 @@ func utf8Locale(getenv func(string) string) bool {
 // results, not the UI.
 func Renderer(w io.Writer, c Caps) *lipgloss.Renderer {
 	r := lipgloss.NewRenderer(w)
+	r.SetHasDarkBackground(!c.Light)
 	if c.NoColor {
 		r.SetColorProfile(termenv.Ascii)
 	}

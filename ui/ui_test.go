@@ -25,6 +25,8 @@ func TestDetectCaps(t *testing.T) {
 		{nil, true, Caps{Accessible: true}},
 		{map[string]string{"LANG": "C"}, false, Caps{ASCII: true}},
 		{map[string]string{"LANG": "C", "LC_ALL": "en_US.UTF-8"}, false, Caps{}},
+		{map[string]string{"COLORFGBG": "0;15"}, false, Caps{Light: true}},
+		{map[string]string{"COLORFGBG": "15;default;0"}, false, Caps{}},
 	} {
 		if got := DetectCaps(env(c.env), c.flag); got != c.want {
 			t.Errorf("DetectCaps(%v, %v) = %+v, want %+v", c.env, c.flag, got, c.want)

@@ -163,12 +163,12 @@ func testConfig(demo bool) Config {
 // model returns in goroutines and feeds their messages back, one at a
 // time, from the test's goroutine.
 type driver struct {
-	t    *testing.T
+	t    testing.TB
 	m    *Model
 	msgs chan tea.Msg
 }
 
-func newDriver(t *testing.T, deps Deps, cfg Config, w, h int) *driver {
+func newDriver(t testing.TB, deps Deps, cfg Config, w, h int) *driver {
 	t.Helper()
 	d := &driver{t: t, m: New(context.Background(), deps, cfg), msgs: make(chan tea.Msg, 1024)}
 	t.Cleanup(d.m.Shutdown)

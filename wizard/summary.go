@@ -42,9 +42,9 @@ func NextCommands(name, addr string, demo bool) [][2]string {
 		return nil
 	}
 	return [][2]string{
-		{"install", "ipcert snippet nginx " + name + "   (or apache, haproxy, caddy)"},
+		{"install", "sudo ipcert snippet nginx " + name + " --write   (or apache, haproxy, caddy)"},
 		{"renewal", "sudo ipcert timer install"},
-		{"verify", "ipcert verify " + addr + ":443"},
+		{"verify", "ipcert verify " + addr},
 		{"status", "ipcert status"},
 	}
 }
