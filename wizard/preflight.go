@@ -63,9 +63,15 @@ func (s *preflightStep) enter(m *Model) tea.Cmd {
 	return s.run(m)
 }
 
+// stop cancels a running check run; its late results are ignored (a new
+// generation) and its partial report is not kept as if it were complete.
 func (s *preflightStep) stop() {
 	if s.cancelFn != nil {
 		s.cancelFn()
+	}
+	if s.running {
+		s.gen++
+		s.report = nil
 	}
 	s.running = false
 }

@@ -381,3 +381,65 @@ func TestRehearsalThenProductionStores(t *testing.T) {
 		t.Errorf("issuers used: %v; the rehearsal must go to the rehearsal store, production to the main one", used)
 	}
 }
+
+// TestResultsReachTheirStep: a command's result is kept by the step that
+// started it even when the user has moved on or gone back meanwhile.
+func TestResultsReachTheirStep(t *testing.T) {
+	releaseMachine, releaseAddr := make(chan struct{}), make(chan struct{})
+	deps := fakeDeps(nil)
+	deps.Machine = func(ctx context.Context) Machine { <-releaseMachine; return fakeMachine(ctx) }
+	deps.DetectPublic = func(ctx context.Context) preflight.PublicAddrs { <-releaseAddr; return fakePublic(ctx) }
+	d := newDriver(t, deps, testConfig(false), 80, 24)
+	d.key("enter") // on to Address before the machine facts arrived
+	if d.m.Step() != StepAddress {
+		t.Fatalf("step %v", d.m.Step())
+	}
+	close(releaseMachine)
+	d.until("the machine facts, on the address screen", func() bool { return d.m.welcome.machine != nil })
+	if d.m.ans.WebRoot != "/var/www/html" {
+		t.Errorf("late machine facts not used: web root %q", d.m.ans.WebRoot)
+	}
+	d.key("esc") // back to Welcome while the addresses are being found
+	close(releaseAddr)
+	d.until("the addresses, on the welcome screen", func() bool { return d.m.address.detected })
+	d.key("enter")
+	if v := d.view(); !strings.Contains(v, "81.2.69.160") || strings.Contains(v, "asking echo") {
+		t.Errorf("the address screen should show the late result:\n%s", v)
+	}
+}
+
+// TestPreflightCancelledByEscRunsAgain: leaving a running preflight
+// cancels it, and coming back runs it again instead of showing the
+// cancelled run's partial report.
+func TestPreflightCancelledByEscRunsAgain(t *testing.T) {
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	runs := 0
+	deps := fakeDeps(nil)
+	deps.Preflight = func(ctx context.Context, req PreflightRequest, progress func(preflight.Event)) preflight.Report {
+		mu.Lock()
+		runs++
+		mu.Unlock()
+		select {
+		case <-ctx.Done():
+			// A cancelled run returns what it has: nothing failed yet.
+			return preflight.Report{Verdict: preflight.StatusOK}
+		case <-gate:
+		}
+		return fakePreflight(ctx, req, progress)
+	}
+	d := toAddress(t, deps, testConfig(false))
+	d.key("enter")
+	if !d.m.pre.running {
+		t.Fatal("preflight did not start")
+	}
+	d.key("esc")
+	d.key("enter")
+	close(gate)
+	d.until("the second run's report", func() bool { return d.m.pre.report != nil })
+	mu.Lock()
+	defer mu.Unlock()
+	if runs != 2 || d.m.pre.report.Verdict != preflight.StatusFail {
+		t.Errorf("runs %d, verdict %s: want a second, complete run", runs, d.m.pre.report.Verdict)
+	}
+}

@@ -268,6 +268,22 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 }
 
 func (m *Model) updateStep(msg tea.Msg) tea.Cmd {
+	// A command's result belongs to the step that started it, whichever
+	// screen shows now (the user may have gone on, or back, meanwhile).
+	switch msg := msg.(type) {
+	case machineMsg:
+		return m.welcome.update(m, msg)
+	case addrMsg:
+		return m.address.update(m, msg)
+	case preflightEventMsg, preflightDoneMsg:
+		return m.pre.update(m, msg)
+	case issueEventMsg, issueDoneMsg:
+		return m.issue.update(m, msg)
+	case actionPreparedMsg:
+		return m.afterStep(msg.step).update(m, msg)
+	case actionDoneMsg:
+		return m.afterStep(msg.step).update(m, msg)
+	}
 	switch m.step {
 	case StepWelcome:
 		return m.welcome.update(m, msg)
