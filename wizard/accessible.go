@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+	"sync"
 
 	"github.com/charmbracelet/huh"
 	"github.com/charmbracelet/x/ansi"
@@ -52,6 +53,11 @@ type accessible struct {
 	m   *Model
 	in  *lineReader
 	out io.Writer
+	// work is held by the question flow except while it waits for an
+	// answer: an interrupt then returns at once (a read from a terminal
+	// cannot be cancelled), but waits for running work (an issuance
+	// cancelled by the same interrupt) to finish writing.
+	work sync.Mutex
 }
 
 // RunAccessible runs the wizard without a full-screen UI: every question
@@ -62,7 +68,27 @@ func RunAccessible(ctx context.Context, deps Deps, cfg Config, in io.Reader, out
 	m := New(ctx, deps, cfg)
 	defer m.Shutdown()
 	a := &accessible{m: m, in: newLineReader(in), out: out}
-	err := a.run()
+	done := make(chan error, 1)
+	a.work.Lock()
+	go func() {
+		defer a.work.Unlock()
+		done <- a.run()
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-m.ctx.Done():
+		a.work.Lock() // the flow is at a question, or has finished
+		err = ErrAborted
+		select {
+		case e := <-done:
+			if e == nil {
+				err = nil
+			}
+		default:
+		}
+		fmt.Fprintln(out)
+	}
 	o := m.Outcome()
 	if err != nil && o.Issued == nil {
 		o.Aborted = true
@@ -87,12 +113,21 @@ func (a *accessible) check() error {
 	return nil
 }
 
+// ask runs one accessible prompt without holding the work lock.
+func (a *accessible) ask(f interface {
+	RunAccessible(io.Writer, io.Reader) error
+}) error {
+	a.work.Unlock()
+	defer a.work.Lock()
+	return f.RunAccessible(a.out, a.in)
+}
+
 func (a *accessible) choose(title string, options []huh.Option[string], v *string) error {
 	if *v == "" && len(options) > 0 {
 		*v = options[0].Value
 	}
 	f := huh.NewSelect[string]().Title(title).Options(options...).Value(v)
-	if err := f.RunAccessible(a.out, a.in); err != nil {
+	if err := a.ask(f); err != nil {
 		return err
 	}
 	a.say("")
@@ -196,7 +231,7 @@ func (a *accessible) address() (Step, error) {
 			}
 			return nil
 		})
-		if err := in.RunAccessible(a.out, a.in); err != nil {
+		if err := a.ask(in); err != nil {
 			return 0, err
 		}
 		if err := a.check(); err != nil {
@@ -291,7 +326,7 @@ func (a *accessible) plan() (Step, error) {
 		return 0, err
 	}
 	email := huh.NewInput().Title("E-mail for the CA account (optional, Enter for none):").Validate(validEmail).Value(&p.a.Email)
-	if err := email.RunAccessible(a.out, a.in); err != nil {
+	if err := a.ask(email); err != nil {
 		return 0, err
 	}
 	a.say("")
@@ -303,7 +338,7 @@ func (a *accessible) plan() (Step, error) {
 			return 0, ErrAborted
 		}
 		c := huh.NewConfirm().Title(tosQuestion(m.cfg.Demo)).Value(&p.a.AgreeTOS)
-		if err := c.RunAccessible(a.out, a.in); err != nil {
+		if err := a.ask(c); err != nil {
 			return 0, err
 		}
 		a.say("")
@@ -360,7 +395,7 @@ func (a *accessible) issue() (Step, error) {
 			a.say("The rehearsal worked: staging validated %s and issued a test certificate (kept apart, never renewed).", addrList(m.ans.Addrs))
 			yes := true
 			c := huh.NewConfirm().Title("Get the real certificate now from Let's Encrypt production?").Value(&yes)
-			if err := c.RunAccessible(a.out, a.in); err != nil {
+			if err := a.ask(c); err != nil {
 				return 0, err
 			}
 			a.say("")

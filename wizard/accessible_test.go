@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/charmbracelet/x/ansi"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
@@ -80,4 +83,52 @@ func TestAccessibleTypedAddressRefused(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
 	}
+}
+
+// TestAccessibleInterrupt: an interrupt while a question waits for an
+// answer ends the wizard at once (a terminal read cannot be cancelled).
+func TestAccessibleInterrupt(t *testing.T) {
+	r, w := io.Pipe()
+	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := RunAccessible(ctx, demoFakeDeps(), testConfig(true), r, &out)
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "Enter a number") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no question asked:\n%s", out.String())
+		}
+		time.Sleep(5 * time.Millisecond) // polling, bounded by the deadline
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrAborted) {
+			t.Errorf("err = %v, want ErrAborted", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("RunAccessible did not return after the interrupt")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
