@@ -19,8 +19,9 @@ type candidate struct {
 	Addr    netip.Addr
 	Sources []string // the sources that gave this address
 	Others  []string // sources that said something else ("ifconfig.me: 198.51.100.4")
-	Votes   int
-	Asked   int
+	Votes    int
+	Answered int
+	Asked    int
 	Iface   string // the local interface holding it, "" when none (NAT)
 	Typed   bool
 	Refused string // why the CA would refuse it
@@ -107,7 +108,7 @@ func (s *addressStep) setDetected(m *Model, msg addrMsg) {
 		if !fam.Addr.IsValid() {
 			continue
 		}
-		c := candidate{Addr: fam.Addr, Votes: fam.Votes, Asked: fam.Asked}
+		c := candidate{Addr: fam.Addr, Votes: fam.Votes, Answered: fam.Answered, Asked: fam.Asked}
 		for _, src := range fam.Sources {
 			switch {
 			case src.Addr == fam.Addr:
@@ -292,7 +293,7 @@ func (s *addressStep) facts(m *Model, c candidate) []string {
 	case c.Typed:
 		facts = append(facts, "typed by you")
 	case len(c.Sources) > 0:
-		facts = append(facts, fmt.Sprintf("%d of %d sources: %s", c.Votes, c.Asked, strings.Join(c.Sources, ", ")))
+		facts = append(facts, fmt.Sprintf("%d of %d answers (%d sources asked): %s", c.Votes, c.Answered, c.Asked, strings.Join(c.Sources, ", ")))
 	}
 	if len(c.Others) > 0 {
 		facts = append(facts, t.Warn.Render("disagreeing: "+strings.Join(c.Others, ", ")))

@@ -161,7 +161,14 @@ func (s *actionStep) build(m *Model, targets []InstallTarget) {
 		if m.cfg.Demo {
 			s.intro += " The demo installs no timer: its test CA lives only inside this program. A dry renewal against a fresh test CA shows what the timer's renew does."
 		} else if m.deps.Timer != nil {
-			s.actions = append(s.actions, action{label: "Install the renewal timer (systemd, or cron without systemd)", run: func(ctx context.Context) Report { return m.deps.Timer(ctx, iss) }})
+			kind := "a systemd timer, or a cron job without systemd"
+			if mc := m.welcome.machine; mc != nil {
+				kind = "cron job: no systemd here"
+				if mc.Systemd {
+					kind = "systemd timer"
+				}
+			}
+			s.actions = append(s.actions, action{label: "Install the renewal job (" + kind + ")", run: func(ctx context.Context) Report { return m.deps.Timer(ctx, iss) }})
 		} else {
 			s.intro += "\n\nInstall the renewal timer with: " + m.theme.Code.Render("sudo ipcert timer install")
 		}

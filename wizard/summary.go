@@ -101,6 +101,17 @@ func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		names = append(names, "root.pem")
 	}
 	b.WriteString(ui.Wrap(fmt.Sprintf("  %-10s %s", "", strings.Join(names, "  ")), w) + "\n\n")
+	done := map[string]bool{}
+	if res := m.afterSummary(); len(res) > 0 {
+		b.WriteString(t.Strong.Render("Done") + "\n")
+		for _, x := range res {
+			b.WriteString(ui.Indent(t.Mark(x.r.Status, "")+" "+x.r.Summary, 2, w) + "\n")
+			if x.r.Status == ui.OK {
+				done[strings.ToLower(x.step.String())] = true
+			}
+		}
+		b.WriteString("\n")
+	}
 	switch {
 	case m.cfg.Demo:
 		b.WriteString(t.Strong.Render("Check it with openssl") + "\n")
@@ -111,17 +122,6 @@ func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	case rehearsalOnly:
 		b.WriteString(ui.Wrap("Validation works. Get the real certificate any time: "+t.Code.Render("sudo ipcert issue --ip "+r.Identifiers[0]+" --ca production --agree-tos")+", or run the wizard again.", w) + "\n")
 	default:
-		done := map[string]bool{}
-		if res := m.afterSummary(); len(res) > 0 {
-			b.WriteString(t.Strong.Render("Done") + "\n")
-			for _, x := range res {
-				b.WriteString(ui.Indent(t.Mark(x.r.Status, "")+" "+x.r.Summary, 2, w) + "\n")
-				if x.r.Status == ui.OK {
-					done[strings.ToLower(x.step.String())] = true
-				}
-			}
-			b.WriteString("\n")
-		}
 		b.WriteString(t.Strong.Render("Next") + "\n")
 		cmds := NextCommands(iss.Name, r.Identifiers[0], false)
 		for _, c := range cmds {
