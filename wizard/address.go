@@ -16,16 +16,16 @@ import (
 
 // candidate is one address the user may pick.
 type candidate struct {
-	Addr    netip.Addr
-	Sources []string // the sources that gave this address
-	Others  []string // sources that said something else ("ifconfig.me: 198.51.100.4")
+	Addr     netip.Addr
+	Sources  []string // the sources that gave this address
+	Others   []string // sources that said something else ("ifconfig.me: 198.51.100.4")
 	Votes    int
 	Answered int
 	Asked    int
-	Iface   string // the local interface holding it, "" when none (NAT)
-	Typed   bool
-	Refused string // why the CA would refuse it
-	Checked bool
+	Iface    string // the local interface holding it, "" when none (NAT)
+	Typed    bool
+	Refused  string // why the CA would refuse it
+	Checked  bool
 }
 
 // addressStep finds the public addresses and lets the user pick one or
