@@ -156,7 +156,11 @@ func runWizard(ctx context.Context, args []string, s stdio) int {
 	}
 	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
 	reng := &acmeflow.Engine{Store: rst, UserAgent: "ipcert/" + version}
-	env := preflight.DefaultEnv()
+	env, err := wizardPreflightEnv(s.Env)
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert: %v\n", err)
+		return exitUsage
+	}
 	deps := wizard.Deps{
 		Machine:      wizardMachine(env),
 		DetectPublic: func(ctx context.Context) preflight.PublicAddrs { return preflight.DetectPublic(ctx, env) },
@@ -175,6 +179,27 @@ func runWizard(ctx context.Context, args []string, s stdio) int {
 	}
 	cfg := wizard.Config{Caps: caps, StateDir: root, Answers: ans, Log: wizardDebugLog(f.debug)}
 	return wizardRun(ctx, deps, cfg, s, false)
+}
+
+// wizardPreflightEnv is the real preflight environment, with the
+// public-address sources replaced by IPCERT_ECHO4/ECHO6/DNS4/DNS6/STUN4/
+// STUN6 (comma-separated) when set, as for "ipcert issue --ip auto".
+func wizardPreflightEnv(getenv func(string) string) (preflight.Env, error) {
+	env := preflight.DefaultEnv()
+	split := func(k string) multiFlag {
+		var m multiFlag
+		for _, v := range strings.Split(getenv(k), ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				m = append(m, v)
+			}
+		}
+		return m
+	}
+	err := overrideEndpoints(&env, endpointFlags{
+		split("IPCERT_ECHO4"), split("IPCERT_ECHO6"), split("IPCERT_DNS4"),
+		split("IPCERT_DNS6"), split("IPCERT_STUN4"), split("IPCERT_STUN6"),
+	})
+	return env, err
 }
 
 // wizardNeedTerminal decides between the full-screen wizard, the plain
