@@ -187,6 +187,11 @@ func (s *planStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	if s.form == nil {
 		return nil
 	}
+	// The lists are short: huh's "/" filter would only turn q into a
+	// letter the user cannot see is being typed.
+	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "/" {
+		return nil
+	}
 	fm, cmd := s.form.Update(msg)
 	if f, ok := fm.(*huh.Form); ok {
 		s.form = f
