@@ -206,7 +206,9 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 	if err == nil {
 		err = errors.New("the issuer returned neither a certificate nor an error; this is a bug")
 	}
-	if m.ctx.Err() != nil || errors.Is(err, context.Canceled) {
+	// The user cancelled (esc, q): whatever the engine's error says, this
+	// is not a failure to diagnose.
+	if m.ctx.Err() != nil || errors.Is(err, context.Canceled) || s.backAfterCancel || m.quitting {
 		s.phase = phaseIdle
 		m.logf("issue run %d cancelled", msg.gen)
 		if s.backAfterCancel && !m.quitting {

@@ -443,3 +443,27 @@ func TestPreflightCancelledByEscRunsAgain(t *testing.T) {
 		t.Errorf("runs %d, verdict %s: want a second, complete run", runs, d.m.pre.report.Verdict)
 	}
 }
+
+// TestEscDuringIssuanceCancelsToPlan: esc while the order runs cancels it
+// and, once the engine has returned, shows the plan again.
+func TestEscDuringIssuanceCancelsToPlan(t *testing.T) {
+	started := make(chan struct{})
+	var once sync.Once
+	iss := issuerFunc(func(ctx context.Context, req acmeflow.Request, opts acmeflow.IssueOptions) (*acmeflow.Issued, error) {
+		once.Do(func() { close(started) })
+		<-ctx.Done()
+		return nil, &acmeflow.Error{Step: acmeflow.StepChallenge, Err: ctx.Err()}
+	})
+	cfg := testConfig(false)
+	cfg.Answers = Answers{CA: cachoice.Staging, AgreeTOS: true, Challenge: ChallengeHTTP}
+	d := toAddress(t, fakeDeps(iss), cfg)
+	d.key("enter")
+	d.until("the checks", func() bool { return d.m.pre.report != nil })
+	d.send(d.m.goTo(StepIssue)())
+	<-started
+	d.key("esc")
+	d.until("the plan after the cancelled run", func() bool { return d.m.Step() == StepPlan })
+	if d.m.issue.phase != phaseIdle || d.m.Outcome().Err != nil {
+		t.Errorf("a cancelled run is not a failure: phase %v, err %v", d.m.issue.phase, d.m.Outcome().Err)
+	}
+}
