@@ -242,3 +242,25 @@ func checkFits(t *testing.T, name, s string, w, h int) {
 		}
 	}
 }
+
+// TestIssueLogKeepsTail: a long log shows its newest lines, counted after
+// wrapping, and says how many earlier ones are hidden.
+func TestIssueLogKeepsTail(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {60, 20}, {120, 40}} {
+		d := newDriver(t, fakeDeps(nil), testConfig(false), size[0], size[1])
+		d.m.step = StepIssue
+		d.m.issue.phase = phaseRunning
+		for i := 0; i < 40; i++ {
+			d.m.issue.addEvent(d.m.theme, validatorEvent(fmt.Sprintf("66.133.109.%d:41234", i)))
+		}
+		d.m.issue.addEvent(d.m.theme, acmeflow.Event{Kind: acmeflow.EventStep, Step: acmeflow.StepFinalize, Message: "Sending the certificate request"})
+		v := d.view()
+		checkFits(t, fmt.Sprint(size), v, size[0], size[1])
+		if !strings.Contains(v, "Sending the certificate request") || !strings.Contains(v, "66.133.109.39") || !strings.Contains(v, "earlier lines") {
+			t.Errorf("%v: the newest lines are not in view:\n%s", size, v)
+		}
+		if strings.Contains(v, "more: make the terminal taller") {
+			t.Errorf("%v: the log was clipped by the frame instead of scrolled:\n%s", size, v)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
@@ -299,37 +300,47 @@ func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	if s.phase == phaseFailed {
 		return b.String() + s.failureView(m, w), []ui.KeyHelp{{Key: "enter", What: "choose"}, {Key: "r", What: "retry"}, {Key: "c", What: "change challenge"}, {Key: "p", What: "preflight"}, keysBack, keysQuit}
 	}
-	// The log keeps its tail in view: the newest step matters most.
-	room := m.height - 10
+	// The log keeps its tail in view: the newest step matters most. Rows
+	// are counted after wrapping, so long validator lines cannot push the
+	// newest ones below the screen.
+	ask := ""
 	if s.phase == phaseAskProduction {
-		room -= 5
+		ask = "\n" + ui.Wrap(t.OK.Render("The rehearsal worked: staging validated "+addrList(m.ans.Addrs)+" from the internet and issued a test certificate.")+" It is kept apart from the real one and never renewed.", w) + "\n\n" +
+			t.Strong.Render("Get the real certificate now from Let's Encrypt production?") + " y / n\n"
 	}
-	lines := s.lines
-	if room < 3 {
-		room = 3
-	}
-	if len(lines) > room {
-		b.WriteString(t.Dim.Render(fmt.Sprintf("  (%d earlier lines)", len(lines)-room+1)) + "\n")
-		lines = lines[len(lines)-room+1:]
-	}
-	for _, l := range lines {
-		text := l.text
+	// The frame gives the body height-4 rows; one more is kept for the
+	// "stopping" line or the small-terminal note.
+	room := m.height - 5 - lipgloss.Height(strings.TrimRight(b.String(), "\n")) - strings.Count(ask, "\n")
+	room = max(room, 3)
+	rendered := make([]string, len(s.lines))
+	for i, l := range s.lines {
+		text, indent := l.text, 2
 		if l.validator || l.status == ui.Pending {
-			text = t.Dim.Render(text)
+			text, indent = t.Dim.Render(text), 4
 		}
-		indent := "  "
-		if l.validator || l.status == ui.Pending {
-			indent = "    "
+		rendered[i] = ui.Indent(t.Mark(l.status, m.spinner())+" "+text, indent, w)
+	}
+	first, rows := len(rendered), 0
+	for first > 0 {
+		h := lipgloss.Height(rendered[first-1])
+		if rows+h > room-1 && first < len(rendered) {
+			break
 		}
-		b.WriteString(ui.Indent(t.Mark(l.status, m.spinner())+" "+text, len(indent), w)[0:] + "\n")
+		rows += h
+		first--
+	}
+	if first > 0 {
+		b.WriteString(t.Dim.Render(fmt.Sprintf("  (%d earlier lines)", first)) + "\n")
+	}
+	for _, r := range rendered[first:] {
+		b.WriteString(r + "\n")
 	}
 	if s.phase == phaseRunning && len(s.lines) == 0 {
 		b.WriteString("  " + m.spinner() + " opening the CA…\n")
 	}
 	keys := []ui.KeyHelp{{Key: "esc", What: "cancel, back to the plan"}, {Key: "q", What: "cancel and quit"}}
 	if s.phase == phaseAskProduction {
-		b.WriteString("\n" + ui.Wrap(t.OK.Render("The rehearsal worked: staging validated "+addrList(m.ans.Addrs)+" from the internet and issued a test certificate.")+" It is kept apart from the real one and never renewed.", w) + "\n\n")
-		b.WriteString(t.Strong.Render("Get the real certificate now from Let's Encrypt production?") + " y / n\n")
+		b.WriteString(ask)
 		keys = []ui.KeyHelp{{Key: "y", What: "yes, production"}, {Key: "n", What: "not now"}, keysQuit}
 	}
 	return b.String(), keys
