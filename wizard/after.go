@@ -36,6 +36,7 @@ type action struct {
 	label   string
 	run     func(ctx context.Context) Report // nil: a choice without side effects
 	preview string                           // shown when chosen (a snippet)
+	whole   string                           // the command that prints the preview whole
 	next    bool                             // go on to the next step
 }
 
@@ -60,6 +61,7 @@ type actionStep struct {
 	cancelFn  context.CancelFunc
 	results   []actionResult
 	preview   string
+	whole     string
 }
 
 type actionPreparedMsg struct {
@@ -152,7 +154,7 @@ func (s *actionStep) build(m *Model, targets []InstallTarget) {
 			if t.Note != "" {
 				lbl += " (" + t.Note + ")"
 			}
-			s.actions = append(s.actions, action{label: lbl, preview: t.Snippet})
+			s.actions = append(s.actions, action{label: lbl, preview: t.Snippet, whole: "ipcert snippet " + t.Kind + " " + name})
 		}
 		cont.label = "Continue without installing"
 		s.actions = append(s.actions, cont)
@@ -279,9 +281,9 @@ func (s *actionStep) choose(m *Model, i int) tea.Cmd {
 		}), m.tick())
 	default:
 		if s.preview == a.preview {
-			s.preview = ""
+			s.preview, s.whole = "", ""
 		} else {
-			s.preview = a.preview
+			s.preview, s.whole = a.preview, a.whole
 		}
 	}
 	return nil
@@ -320,7 +322,7 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		b.WriteString(ui.Wrap(cur+label, w) + "\n")
 	}
 	if s.preview != "" {
-		b.WriteString("\n")
+		b.WriteString("\n" + t.Dim.Render(ui.Wrap("The file as it would be installed (all of it: "+s.whole+"):", w)) + "\n")
 		for _, l := range strings.Split(strings.TrimRight(s.preview, "\n"), "\n") {
 			b.WriteString(t.Code.Render("  "+l) + "\n")
 		}
