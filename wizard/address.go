@@ -1,6 +1,7 @@
 package wizard
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -93,13 +94,7 @@ func refusal(a netip.Addr, publicCA bool) string {
 	return ""
 }
 
-func asAddrError(err error, out **acmeflow.AddrError) bool {
-	ae, ok := err.(*acmeflow.AddrError)
-	if ok {
-		*out = ae
-	}
-	return ok
-}
+func asAddrError(err error, out **acmeflow.AddrError) bool { return errors.As(err, out) }
 
 func (s *addressStep) setDetected(m *Model, msg addrMsg) {
 	s.detecting, s.detected = false, true
