@@ -51,7 +51,8 @@ func TestDemoAccessible(t *testing.T) {
 	// address, preflight, CA, challenge, key, e-mail, terms; install:
 	// continue; renewal: dry run, continue; verify: check, continue.
 	in := "1\n1\n1\n1\n\n\ny\n2\n1\n2\n1\n2\n"
-	code, out, errs := wizardRunCmd(t, in, map[string]string{"ACCESSIBLE": "1"}, "demo", "--state-dir", dir)
+	logFile := filepath.Join(t.TempDir(), "debug.log")
+	code, out, errs := wizardRunCmd(t, in, map[string]string{"ACCESSIBLE": "1"}, "demo", "--state-dir", dir, "--debug", logFile)
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
 	}
@@ -63,6 +64,20 @@ func TestDemoAccessible(t *testing.T) {
 	for _, want := range []string{"Step 5 of 9, Issue", "dry renewal worked", "serves the stored current certificate"} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("stderr (questions and progress) lacks %q:\n%s", want, errs)
+		}
+	}
+	// --debug: the wizard's, lego's and Pebble's logs go to the file, not
+	// to the terminal.
+	logged, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"wizard: issued 127.0.0.1", "pebble"} {
+		if !strings.Contains(string(logged), want) {
+			t.Errorf("debug log lacks %q", want)
+		}
+		if strings.Contains(errs, want) {
+			t.Errorf("%q leaked onto stderr", want)
 		}
 	}
 	for _, f := range []string{"cert.pem", "chain.pem", "fullchain.pem", "privkey.pem", "root.pem"} {
