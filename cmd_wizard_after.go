@@ -166,7 +166,7 @@ func wizardDryRenew(st *store.Store) func(context.Context, *acmeflow.Issued) wiz
 		}
 		c := res.Certs[0]
 		if c.Outcome == renew.Rehearsed {
-			return wizard.Report{Status: ui.OK, Summary: fmt.Sprintf("dry renewal worked: %s issued a certificate and it was thrown away", shortRehearsalCA(iss.Renewal.CA))}
+			return wizard.Report{Status: ui.OK, Summary: fmt.Sprintf("dry renewal worked (%s issued; nothing kept)", shortRehearsalCA(iss.Renewal.CA))}
 		}
 		return wizard.Report{Status: ui.Fail, Summary: "dry renewal failed: " + c.Reason, Lines: wizardLines(c.Error), Fix: "ipcert doctor " + iss.Name}
 	}

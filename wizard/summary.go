@@ -118,7 +118,7 @@ func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		for _, c := range opensslShort(files) {
 			b.WriteString(ui.Wrap("  "+t.Code.Render(c), w) + "\n")
 		}
-		b.WriteString("\n" + ui.Wrap(t.Dim.Render("The files stay after you quit. For a real certificate run ipcert (no arguments) on the server, as root."), w) + "\n")
+		b.WriteString(ui.Wrap(t.Dim.Render("The files stay. A real certificate: sudo ipcert, on the server."), w) + "\n")
 	case rehearsalOnly:
 		b.WriteString(ui.Wrap("Validation works. Get the real certificate any time: "+t.Code.Render("sudo ipcert issue --ip "+r.Identifiers[0]+" --ca production --agree-tos")+", or run the wizard again.", w) + "\n")
 	default:
