@@ -27,8 +27,11 @@ in a new temporary folder (printed at the end) unless --state-dir is given.
 Usage:
   ipcert demo [--accessible] [--state-dir DIR] [--debug FILE]
 
-Exit codes: 0 a certificate was issued; 1 it failed; 2 bad flags or no
-terminal; 130 quit before the end.
+With no terminal (a script, CI, a pipe) it runs the same steps without
+questions, as "ipcert issue --ip 127.0.0.1 --ca local" into the demo folder.
+
+Exit codes: 0 a certificate was issued; 1 it failed; 2 bad flags;
+130 quit before the end.
 `
 
 func init() {
@@ -52,12 +55,7 @@ func runDemo(ctx context.Context, args []string, s stdio) int {
 		return exitUsage
 	}
 	caps := ui.DetectCaps(s.Env, f.accessible)
-	if code, ok := wizardNeedTerminal(s, caps, "ipcert demo"); !ok {
-		return code
-	}
-	closeLog := setupDebugLog(f.debug, s.Err)
-	defer closeLog()
-
+	headless := !caps.Accessible && !(wizardIsTerminal(s.In) && wizardIsTerminal(s.Err))
 	root := f.stateDir
 	if root == "" {
 		if root, err = os.MkdirTemp("", "ipcert-demo-"); err != nil {
@@ -65,6 +63,22 @@ func runDemo(ctx context.Context, args []string, s stdio) int {
 			return exitFailure
 		}
 	}
+	if headless {
+		// A script, CI or a pipe: the wizard cannot draw, but the demo's
+		// one path (127.0.0.1, the local test CA, http-01) needs no
+		// answers, so it runs as the equivalent headless command.
+		fmt.Fprintf(s.Err, "ipcert demo: no terminal, so no wizard; running its steps without questions\n(on a terminal you get the wizard; \"ipcert demo --accessible\" asks plain questions)\n\n")
+		args := []string{"--ip", "127.0.0.1", "--ca", cachoice.Local, "--state-dir", root, "--agree-tos"}
+		if f.debug != "" {
+			args = append(args, "--debug", f.debug)
+		}
+		code := runIssue(ctx, args, s)
+		fmt.Fprintf(s.Out, "Demo state: %s\n", root)
+		return code
+	}
+	closeLog := setupDebugLog(f.debug, s.Err)
+	defer closeLog()
+
 	st, err := store.Open(root)
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert demo: %v\n", err)
