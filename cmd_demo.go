@@ -27,6 +27,11 @@ in a new temporary folder (printed at the end) unless --state-dir is given.
 Usage:
   ipcert demo [--accessible] [--state-dir DIR] [--debug FILE]
 
+Examples:
+  ipcert demo                          the wizard, files in a new temporary folder
+  ipcert demo --state-dir /tmp/try     keep the files where you want them
+  ipcert demo --accessible             plain numbered questions (screen readers)
+
 With no terminal (a script, CI, a pipe) it runs the same steps without
 questions, as "ipcert issue --ip 127.0.0.1 --ca local" into the demo folder.
 

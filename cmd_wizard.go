@@ -34,6 +34,12 @@ Usage:
 Keys: enter continue, esc back a step, q (outside text fields) or ctrl+c
 quit; the help line at the bottom shows the keys of each screen.
 
+Examples:
+  sudo ipcert                                  the full walk, answers asked on screen
+  sudo ipcert --ip 203.0.113.7 --email me@example.org   start with these answers filled in
+  sudo ipcert --accessible                     plain numbered questions (screen readers)
+  ipcert demo                                  the same walk against a local test CA
+
 Every answer is also a flag (and an IPCERT_* variable); the screens start
 from them. Without a terminal, use the subcommands instead:
   ipcert issue --ip ADDR --ca staging|production --agree-tos
