@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -83,6 +84,12 @@ func run(ctx context.Context, args []string, s stdio) int {
 		return exitOK
 	}
 	c, ok := commands[args[0]]
+	if !ok && strings.HasPrefix(args[0], "-") {
+		// "ipcert --ip ADDR ...": flags with no command preset the wizard.
+		if w, found := commands["wizard"]; found {
+			return w.run(ctx, args, s)
+		}
+	}
 	if !ok {
 		fmt.Fprintf(s.Err, "ipcert: unknown command %q\n\n", args[0])
 		usage(s.Err)
