@@ -271,7 +271,7 @@ func renewCrashSafety(t *testing.T, bin string) {
 			t.Errorf("temporary directory left after a completed run: %s", e.Name())
 		}
 	}
-	t.Logf("%d runs killed at random moments within %s (%d had completed first) in %s; final version %d", kills, span.Round(time.Millisecond), finished, time.Since(start).Round(time.Millisecond), v.N)
+	t.Logf("FIGURE crash-renew: %d runs of renew --force killed at random moments within %s (%d had completed first) in %s; final version %d", kills, span.Round(time.Millisecond), finished, time.Since(start).Round(time.Millisecond), v.N)
 }
 
 func exitCodeOf(err error) int {
