@@ -565,6 +565,7 @@ func (g *diag) problem(t string) bool {
 		g.d.Retry = "in a few minutes (a renewal backs off: 1 min, 10 min, 100 min, then daily)"
 		if ra := g.retryAfterHeader(); ra > 0 {
 			g.d.RetryAfter = ra
+			g.d.Retry = "not before " + ra.Round(time.Second).String() + " from now (the CA's Retry-After)"
 		}
 	case ProblemRejectedIdentifier:
 		g.rejected(t)
