@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ipcert/ipcert/acmeflow/store"
 )
 
 // Installer puts a snippet in place.
@@ -133,12 +135,12 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 			return res, fmt.Errorf("backup directory: %w", err)
 		}
 		b := filepath.Join(in.BackupDir, filepath.Base(l.ConfigPath)+"."+now().UTC().Format("20060102T150405.000000000Z"))
-		if err := writeAtomic(b, old, 0o600); err != nil {
+		if err := store.WriteFileAtomic(b, old, 0o600); err != nil {
 			return res, fmt.Errorf("back up %s: %w", l.ConfigPath, err)
 		}
 		res.Backup = b
 	}
-	if err := writeAtomic(l.ConfigPath, in.Content, mode); err != nil {
+	if err := store.WriteFileAtomic(l.ConfigPath, in.Content, mode); err != nil {
 		return res, fmt.Errorf("write %s: %w", l.ConfigPath, err)
 	}
 	res.Changed = true
@@ -201,42 +203,5 @@ func restore(path string, old []byte, existed bool, mode os.FileMode) error {
 		}
 		return nil
 	}
-	return writeAtomic(path, old, mode)
-}
-
-// writeAtomic writes a temp file beside path and renames it over path, so
-// the server never reads half a config.
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	// The temp name starts with '.' and ends in ".tmp" so that no include
-	// glob (*.conf, *.cfg, *.caddy) reads it while it exists.
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	return nil
+	return store.WriteFileAtomic(path, old, mode)
 }

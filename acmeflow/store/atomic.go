@@ -14,12 +14,18 @@ const (
 	certMode os.FileMode = 0o644
 )
 
-// writeFile writes data to path so that a reader sees either the old file or
-// the complete new one, never a torn write: temp file in the same directory,
-// fsync, rename(2), fsync of the directory.
+// WriteFileAtomic writes data to path so that a reader (ipcert, or a web
+// server reading its config) sees either the old file or the complete new
+// one, never a torn write: temp file in the same directory, fsync,
+// rename(2), fsync of the directory. The temp name starts with '.' and ends
+// in ".tmp", so no include glob (*.conf, *.pem) picks it up meanwhile.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return writeFile(path, data, mode)
+}
+
 func writeFile(path string, data []byte, mode os.FileMode) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
 	}
