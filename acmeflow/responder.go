@@ -97,6 +97,15 @@ func listenAddrs(listen string, idents []netip.Addr) ([]string, error) {
 	return addrs, nil
 }
 
+// listenFor opens the sockets a standalone responder needs for idents.
+func listenFor(ctx context.Context, listen string, idents []netip.Addr) ([]net.Listener, error) {
+	addrs, err := listenAddrs(listen, idents)
+	if err != nil {
+		return nil, err
+	}
+	return listenAll(ctx, addrs)
+}
+
 // listenAll opens every address or none.
 func listenAll(ctx context.Context, addrs []string) ([]net.Listener, error) {
 	var lc net.ListenConfig
@@ -124,11 +133,7 @@ type httpResponder struct {
 }
 
 func startHTTPResponder(ctx context.Context, listen string, idents []netip.Addr, seen *seenLog) (*httpResponder, error) {
-	addrs, err := listenAddrs(listen, idents)
-	if err != nil {
-		return nil, err
-	}
-	ls, err := listenAll(ctx, addrs)
+	ls, err := listenFor(ctx, listen, idents)
 	if err != nil {
 		return nil, err
 	}
@@ -258,11 +263,7 @@ type tlsALPNResponder struct {
 }
 
 func startTLSALPNResponder(ctx context.Context, listen string, idents []netip.Addr, seen *seenLog) (*tlsALPNResponder, error) {
-	addrs, err := listenAddrs(listen, idents)
-	if err != nil {
-		return nil, err
-	}
-	ls, err := listenAll(ctx, addrs)
+	ls, err := listenFor(ctx, listen, idents)
 	if err != nil {
 		return nil, err
 	}
