@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/localca"
 	"github.com/ipcert/ipcert/acmeflow/store"
 )
@@ -44,25 +45,15 @@ func isExec(p string) bool {
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
-// freePort finds a port free on both 127.0.0.1 and ::1; tests never use
-// 80/443.
+// freePort finds a port free on both 127.0.0.1 and ::1 (the same search
+// the local CA uses for its responder); tests never use 80/443.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for i := 0; i < 50; i++ {
-		l4, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l4.Addr().(*net.TCPAddr).Port
-		l6, err := net.Listen("tcp6", net.JoinHostPort("::1", strconv.Itoa(port)))
-		l4.Close()
-		if err == nil {
-			l6.Close()
-			return port
-		}
+	p, err := cachoice.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port on both loopbacks")
-	return 0
+	return p
 }
 
 // testIssuer issues real certificates for loopback addresses from Pebble
