@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/ipcert/ipcert/acmeflow"
@@ -413,6 +414,7 @@ func TestResultsReachTheirStep(t *testing.T) {
 // cancelled run's partial report.
 func TestPreflightCancelledByEscRunsAgain(t *testing.T) {
 	gate := make(chan struct{})
+	started := make(chan struct{}, 2)
 	var mu sync.Mutex
 	runs := 0
 	deps := fakeDeps(nil)
@@ -420,6 +422,7 @@ func TestPreflightCancelledByEscRunsAgain(t *testing.T) {
 		mu.Lock()
 		runs++
 		mu.Unlock()
+		started <- struct{}{}
 		select {
 		case <-ctx.Done():
 			// A cancelled run returns what it has: nothing failed yet.
@@ -432,6 +435,20 @@ func TestPreflightCancelledByEscRunsAgain(t *testing.T) {
 	d.key("enter")
 	if !d.m.pre.running {
 		t.Fatal("preflight did not start")
+	}
+	// The run is a command the driver executes as its messages are pumped:
+	// make sure it is under way before leaving, or there is no first run
+	// to count.
+	deadline := time.After(10 * time.Second)
+	for waiting := true; waiting; {
+		select {
+		case <-started:
+			waiting = false
+		case msg := <-d.msgs:
+			d.send(msg)
+		case <-deadline:
+			t.Fatal("the first run never started")
+		}
 	}
 	d.key("esc")
 	d.key("enter")
