@@ -93,63 +93,8 @@ certs=$pebble_src/test/certs
 minica=$certs/pebble.minica.pem
 
 # --- Pebble ----------------------------------------------------------------
-# A TCP port on 127.0.0.1 nobody listens on, below Linux's ephemeral range so
-# an outgoing connection is unlikely to take it meanwhile.
-used_ports=" "
-free_port() {
-	local p
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 12000))
-		[[ $used_ports == *" $p "* ]] && continue
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			used_ports+="$p "
-			echo "$p"
-			return
-		fi
-	done
-	die "no free TCP port found on 127.0.0.1"
-}
-acme_port=$(free_port)
-http_port=$(free_port)
-tls_port=$(free_port)
-
-# Profiles as Let's Encrypt names them (FACTS.md): shortlived is 160 h.
-# retryAfter 0 sends no Retry-After header, as Let's Encrypt's Boulder does.
-cat >"$work/pebble.json" <<EOF
-{
-  "pebble": {
-    "listenAddress": "127.0.0.1:$acme_port",
-    "managementListenAddress": "",
-    "certificate": "$certs/localhost/cert.pem",
-    "privateKey": "$certs/localhost/key.pem",
-    "httpPort": $http_port,
-    "tlsPort": $tls_port,
-    "ocspResponderURL": "",
-    "externalAccountBindingRequired": false,
-    "retryAfter": {"authz": 0, "order": 0},
-    "keyAlgorithm": "ecdsa",
-    "profiles": {
-      "shortlived": {"description": "160 hours, like Let's Encrypt's shortlived", "validityPeriod": 576000},
-      "classic": {"description": "90 days, like Let's Encrypt's classic", "validityPeriod": 7776000}
-    }
-  }
-}
-EOF
-
-# No random 0-5 s sleep before validations, no injected badNonce, and no
-# authorization reuse: every run does the full ACME exchange.
-PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
-	"$tools/pebble" -config "$work/pebble.json" >"$work/pebble.log" 2>&1 &
-pebble_pid=$!
-dir_url=https://127.0.0.1:$acme_port/dir
-for _ in $(seq 100); do
-	kill -0 "$pebble_pid" 2>/dev/null || { cat "$work/pebble.log" >&2; die "Pebble exited at start"; }
-	if (exec 3<>"/dev/tcp/127.0.0.1/$acme_port") 2>/dev/null; then
-		break
-	fi
-	sleep 0.1
-done
-(exec 3<>"/dev/tcp/127.0.0.1/$acme_port") 2>/dev/null || die "Pebble did not listen on 127.0.0.1:$acme_port within 10 s"
+. "$repo/bench/lib.sh"
+bench_start_pebble
 echo "Pebble $PEBBLE_VERSION at $dir_url, http-01 on 127.0.0.1:$http_port; $RUNS runs per client" >&2
 
 # --- runs --------------------------------------------------------------------

@@ -116,51 +116,8 @@ if command -v strace >/dev/null; then
 fi
 
 # --- Pebble for lego ----------------------------------------------------------
-used_ports=" "
-free_port() {
-	local p
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 12000))
-		[[ $used_ports == *" $p "* ]] && continue
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			used_ports+="$p "
-			echo "$p"
-			return
-		fi
-	done
-	die "no free TCP port found on 127.0.0.1"
-}
-acme_port=$(free_port)
-http_port=$(free_port)
-tls_port=$(free_port)
-cat >"$work/pebble.json" <<EOF
-{
-  "pebble": {
-    "listenAddress": "127.0.0.1:$acme_port",
-    "managementListenAddress": "",
-    "certificate": "$certs/localhost/cert.pem",
-    "privateKey": "$certs/localhost/key.pem",
-    "httpPort": $http_port,
-    "tlsPort": $tls_port,
-    "ocspResponderURL": "",
-    "externalAccountBindingRequired": false,
-    "retryAfter": {"authz": 0, "order": 0},
-    "keyAlgorithm": "ecdsa",
-    "profiles": {
-      "shortlived": {"description": "160 hours, like Let's Encrypt's shortlived", "validityPeriod": 576000}
-    }
-  }
-}
-EOF
-PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
-	"$tools/pebble" -config "$work/pebble.json" >"$work/pebble.log" 2>&1 &
-pebble_pid=$!
-for _ in $(seq 100); do
-	kill -0 "$pebble_pid" 2>/dev/null || { cat "$work/pebble.log" >&2; die "Pebble exited at start"; }
-	(exec 3<>"/dev/tcp/127.0.0.1/$acme_port") 2>/dev/null && break
-	sleep 0.1
-done
-dir_url=https://127.0.0.1:$acme_port/dir
+. "$repo/bench/lib.sh"
+bench_start_pebble
 
 lego=(env LEGO_CA_CERTIFICATES="$minica" "$tools/lego" --server "$dir_url" --email bench@example.org
 	--accept-tos --path "$work/lego" --domains 127.0.0.1 --disable-cn --http --http.port "127.0.0.1:$http_port")
