@@ -32,13 +32,27 @@ func envName(flagName string) string {
 // flag and a variable). It returns (done, code): done is true when the
 // command should stop now with code (help asked, or a usage error).
 func parseFlags(fs *flag.FlagSet, args []string, env func(string) string, errw io.Writer) (bool, int) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return true, exitOK
+	// Flags may come after the arguments too ("ipcert renew NAME --force"),
+	// as people type them: parse, set the first argument aside, go on.
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return true, exitOK
+			}
+			fmt.Fprintf(errw, "Run \"%s --help\" for the flags and examples.\n", fs.Name())
+			return true, exitUsage
 		}
-		fmt.Fprintf(errw, "Run \"%s --help\" for the flags and examples.\n", fs.Name())
-		return true, exitUsage
+		rest := fs.Args()
+		// flag stops at "--" and drops it: what follows is arguments only.
+		if len(rest) == 0 || len(args) > 0 && len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
+	_ = fs.Parse(append([]string{"--"}, positional...))
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var bad error
