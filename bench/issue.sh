@@ -59,41 +59,10 @@ fi
 echo "building ipcert from $repo" >&2
 (cd "$repo" && go build -o "$work/ipcert" .) || die "building ipcert failed"
 
-tools=${BENCH_TOOLS_DIR:-$work/tools}
-mkdir -p "$tools"
-if [ ! -x "$tools/lego" ] || [ ! -x "$tools/pebble" ]; then
-	echo "building lego $LEGO_VERSION and pebble $PEBBLE_VERSION in $tools (a few minutes)" >&2
-	# `go install ...@version` is refused for lego (its go.mod has replace
-	# directives), so a throwaway module requires exact versions and builds.
-	mod=$work/toolmod
-	mkdir -p "$mod"
-	cat >"$mod/go.mod" <<EOF
-module ipcertbenchtools
-
-go 1.26
-
-require (
-	github.com/go-acme/lego/v4 $LEGO_VERSION
-	github.com/letsencrypt/pebble/v2 $PEBBLE_VERSION
-)
-EOF
-	(
-		cd "$mod"
-		export GOFLAGS=-mod=mod
-		go mod download github.com/go-acme/lego/v4@$LEGO_VERSION github.com/letsencrypt/pebble/v2@$PEBBLE_VERSION
-		go build -o "$tools/lego" github.com/go-acme/lego/v4/cmd/lego
-		go build -o "$tools/pebble" github.com/letsencrypt/pebble/v2/cmd/pebble
-	) >&2 || die "building lego/pebble failed (is the Go module proxy reachable?)"
-fi
-"$tools/lego" --version | grep -q "$LEGO_VERSION" || die "$tools/lego is not lego $LEGO_VERSION"
-
-pebble_src=$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/letsencrypt/pebble/v2@$PEBBLE_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-certs=$pebble_src/test/certs
-[ -f "$certs/pebble.minica.pem" ] || die "Pebble's test certificates not found under $certs"
-minica=$certs/pebble.minica.pem
+. "$repo/bench/lib.sh"
+bench_tools
 
 # --- Pebble ----------------------------------------------------------------
-. "$repo/bench/lib.sh"
 bench_start_pebble
 echo "Pebble $PEBBLE_VERSION at $dir_url, http-01 on 127.0.0.1:$http_port; $RUNS runs per client" >&2
 

@@ -1,6 +1,44 @@
 # Shared by bench/issue.sh and bench/renew.sh (sourced, not run).
-# Expects: $work (a temp folder), $tools (holding the pebble binary),
-# $certs (Pebble's test/certs folder) and a die function.
+# Expects: $work (a temp folder), $LEGO_VERSION, $PEBBLE_VERSION and a die
+# function.
+
+# bench_tools builds (or reuses, from BENCH_TOOLS_DIR) the lego CLI and
+# Pebble at their exact versions and sets tools, certs (Pebble's
+# test/certs) and minica (the root both clients trust).
+bench_tools() {
+	tools=${BENCH_TOOLS_DIR:-$work/tools}
+	mkdir -p "$tools"
+	if [ ! -x "$tools/lego" ] || [ ! -x "$tools/pebble" ]; then
+		echo "building lego $LEGO_VERSION and pebble $PEBBLE_VERSION in $tools (a few minutes)" >&2
+		# `go install lego@version` is refused (lego's go.mod has replace
+		# directives): a throwaway module requires the exact versions.
+		local mod=$work/toolmod
+		mkdir -p "$mod"
+		cat >"$mod/go.mod" <<MOD
+module ipcertbenchtools
+
+go 1.26
+
+require (
+	github.com/go-acme/lego/v4 $LEGO_VERSION
+	github.com/letsencrypt/pebble/v2 $PEBBLE_VERSION
+)
+MOD
+		(
+			cd "$mod"
+			export GOFLAGS=-mod=mod
+			go mod download github.com/go-acme/lego/v4@$LEGO_VERSION github.com/letsencrypt/pebble/v2@$PEBBLE_VERSION
+			go build -o "$tools/lego" github.com/go-acme/lego/v4/cmd/lego
+			go build -o "$tools/pebble" github.com/letsencrypt/pebble/v2/cmd/pebble
+		) >&2 || die "building lego/pebble failed (is the Go module proxy reachable?)"
+	fi
+	"$tools/lego" --version | grep -q "$LEGO_VERSION" || die "$tools/lego is not lego $LEGO_VERSION"
+	local src
+	src=$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/letsencrypt/pebble/v2@$PEBBLE_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	certs=$src/test/certs
+	minica=$certs/pebble.minica.pem
+	[ -f "$minica" ] || die "Pebble's test certificates not found under $certs"
+}
 
 # bench_free_port prints a TCP port on 127.0.0.1 nobody listens on, below
 # Linux's ephemeral range so an outgoing connection is unlikely to take it

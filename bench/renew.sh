@@ -67,38 +67,8 @@ echo "building ipcert and bench/renewfixture from $repo" >&2
 cgo=${BENCH_CGO_ENABLED:-0}
 (cd "$repo" && CGO_ENABLED=$cgo go build -o "$work/ipcert" . && go build -o "$work/renewfixture" ./bench/renewfixture) || die "build failed"
 
-tools=${BENCH_TOOLS_DIR:-$work/tools}
-mkdir -p "$tools"
-if [ ! -x "$tools/lego" ] || [ ! -x "$tools/pebble" ]; then
-	echo "building lego $LEGO_VERSION and pebble $PEBBLE_VERSION in $tools (a few minutes)" >&2
-	# `go install lego@version` is refused (lego's go.mod has replace
-	# directives): a throwaway module requires the exact versions instead.
-	mod=$work/toolmod
-	mkdir -p "$mod"
-	cat >"$mod/go.mod" <<EOF
-module ipcertbenchtools
-
-go 1.26
-
-require (
-	github.com/go-acme/lego/v4 $LEGO_VERSION
-	github.com/letsencrypt/pebble/v2 $PEBBLE_VERSION
-)
-EOF
-	(
-		cd "$mod"
-		export GOFLAGS=-mod=mod
-		go mod download github.com/go-acme/lego/v4@$LEGO_VERSION github.com/letsencrypt/pebble/v2@$PEBBLE_VERSION
-		go build -o "$tools/lego" github.com/go-acme/lego/v4/cmd/lego
-		go build -o "$tools/pebble" github.com/letsencrypt/pebble/v2/cmd/pebble
-	) >&2 || die "building lego/pebble failed (is the Go module proxy reachable?)"
-fi
-"$tools/lego" --version | grep -q "$LEGO_VERSION" || die "$tools/lego is not lego $LEGO_VERSION"
-
-pebble_src=$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/letsencrypt/pebble/v2@$PEBBLE_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-certs=$pebble_src/test/certs
-minica=$certs/pebble.minica.pem
-[ -f "$minica" ] || die "Pebble's test certificates not found under $certs"
+. "$repo/bench/lib.sh"
+bench_tools
 
 # --- ipcert's state: CERTS certificates, none due -------------------------------
 state=$work/state
@@ -116,7 +86,6 @@ if command -v strace >/dev/null; then
 fi
 
 # --- Pebble for lego ----------------------------------------------------------
-. "$repo/bench/lib.sh"
 bench_start_pebble
 
 lego=(env LEGO_CA_CERTIFICATES="$minica" "$tools/lego" --server "$dir_url" --email bench@example.org
