@@ -126,7 +126,7 @@ func demoDeps(st *store.Store) wizard.Deps {
 				Only: []string{preflight.IDInterfaces, preflight.IDPorts, preflight.IDPrivilege, preflight.IDWebServers, preflight.IDFirewall, preflight.IDAddress},
 			}
 			if ca, err := openLocal(); err == nil {
-				opts.HTTPPort, opts.TLSPort = demoPort(ca.HTTPListen), demoPort(ca.TLSListen)
+				opts.HTTPPort, opts.TLSPort = acmeflow.PortOf(ca.HTTPListen), acmeflow.PortOf(ca.TLSListen)
 			}
 			return preflight.Run(ctx, env, opts, progress)
 		},
@@ -158,15 +158,4 @@ func demoDeps(st *store.Store) wizard.Deps {
 			return pool
 		}, demoServeTarget(st)),
 	}
-}
-
-func demoPort(hostport string) int {
-	var p int
-	for i := len(hostport) - 1; i >= 0; i-- {
-		if hostport[i] == ':' {
-			fmt.Sscanf(hostport[i+1:], "%d", &p)
-			break
-		}
-	}
-	return p
 }

@@ -301,10 +301,10 @@ func doctorSettings(t *doctorTarget, f *doctorFlags) (challenge, webroot, httpLi
 func doctorPorts(local bool, httpListen, tlsListen string) (int, int) {
 	httpPort, tlsPort := 80, 443
 	if local {
-		if p := explainPort(httpListen); p != 0 {
+		if p := acmeflow.PortOf(httpListen); p != 0 {
 			httpPort = p
 		}
-		if p := explainPort(tlsListen); p != 0 {
+		if p := acmeflow.PortOf(tlsListen); p != 0 {
 			tlsPort = p
 		}
 	}

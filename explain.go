@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
@@ -24,19 +22,13 @@ func issueEvidence(req *acmeflow.Request, ca *cachoice.CA) acmeflow.Evidence {
 		if ca.Local {
 			// The local CA validates on the responder's ports; with --webroot
 			// it knocks on --webroot-port, which the CA value does not carry.
-			ev.HTTPPort, ev.TLSPort = explainPort(ca.HTTPListen), explainPort(ca.TLSListen)
+			ev.HTTPPort, ev.TLSPort = acmeflow.PortOf(ca.HTTPListen), acmeflow.PortOf(ca.TLSListen)
 			if req.WebRoot != "" {
 				ev.HTTPPort = 0
 			}
 		}
 	}
 	return ev
-}
-
-func explainPort(hostport string) int {
-	_, p, _ := net.SplitHostPort(hostport)
-	n, _ := strconv.Atoi(p)
-	return n
 }
 
 // explainFailure prints the diagnosis of a failed issuance on w (stderr)

@@ -83,9 +83,6 @@ var specialBlocks = func() []Block {
 	return out
 }()
 
-// SpecialBlocks returns a copy of the special-purpose table.
-func SpecialBlocks() []Block { return append([]Block(nil), specialBlocks...) }
-
 // Classify names the kind of address a is and, for special-purpose
 // addresses, the block it falls in. Public addresses return a zero Block.
 func Classify(a netip.Addr) (AddrClass, Block) {

@@ -100,7 +100,7 @@ type Evidence struct {
 func EvidenceForRenewal(r *store.Renewal, now time.Time) Evidence {
 	ev := Evidence{Challenge: r.Challenge, WebRoot: r.WebRoot, HTTPPort: 80, TLSPort: 443, CA: r.CA, Now: now}
 	if r.CA == "local" {
-		ev.HTTPPort, ev.TLSPort = listenPort(r.HTTPListen), listenPort(r.TLSListen)
+		ev.HTTPPort, ev.TLSPort = PortOf(r.HTTPListen), PortOf(r.TLSListen)
 		if r.WebRoot != "" {
 			ev.HTTPPort = 0 // the web server's port, unknown here; Diagnose reads it from the CA's URL
 		}
@@ -108,7 +108,9 @@ func EvidenceForRenewal(r *store.Renewal, now time.Time) Evidence {
 	return ev
 }
 
-func listenPort(hostport string) int {
+// PortOf is the port of ADDR:PORT ([ADDR]:PORT for IPv6), or 0 when there
+// is none.
+func PortOf(hostport string) int {
 	_, p, err := net.SplitHostPort(hostport)
 	if err != nil {
 		return 0

@@ -17,7 +17,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -614,6 +613,3 @@ func addrStrings(as []netip.Addr) []string {
 }
 
 func joinAddrs(as []netip.Addr) string { return strings.Join(addrStrings(as), ", ") }
-
-// HostPort formats an address and port for dialing (IPv6 bracketed).
-func HostPort(a netip.Addr, port string) string { return net.JoinHostPort(a.String(), port) }

@@ -2,8 +2,6 @@ package wizard
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 
 	"github.com/ipcert/ipcert/acmeflow"
@@ -21,19 +19,13 @@ func (m *Model) diagnose(err error, ca *cachoice.CA, choice string) acmeflow.Dia
 		ev.Challenge, ev.WebRoot = acmeflow.ChallengeHTTP01, m.ans.WebRoot
 	}
 	if ca != nil && ca.Local {
-		ev.HTTPPort, ev.TLSPort = portOf(ca.HTTPListen), portOf(ca.TLSListen)
+		ev.HTTPPort, ev.TLSPort = acmeflow.PortOf(ca.HTTPListen), acmeflow.PortOf(ca.TLSListen)
 	}
 	if rep := m.pre.report; rep != nil {
 		ev.NAT, ev.Cloud = string(rep.NAT.Kind), rep.NAT.Cloud
 		ev.PortOwner = portOwner(rep.Ports, ev.Challenge, ev.HTTPPort, ev.TLSPort)
 	}
 	return acmeflow.Diagnose(err, ev)
-}
-
-func portOf(hostport string) int {
-	_, p, _ := net.SplitHostPort(hostport)
-	n, _ := strconv.Atoi(p)
-	return n
 }
 
 // portOwner names who held the validation port at preflight time.

@@ -129,11 +129,11 @@ func openLocal(c *CA, o Options) (*CA, error) {
 		return nil, fmt.Errorf("--tls-listen: %w", err)
 	}
 	lo := o.Local
-	lo.HTTPPort = portOf(c.HTTPListen)
+	lo.HTTPPort = acmeflow.PortOf(c.HTTPListen)
 	if o.WebServerPort > 0 {
 		lo.HTTPPort = o.WebServerPort
 	}
-	lo.TLSPort = portOf(c.TLSListen)
+	lo.TLSPort = acmeflow.PortOf(c.TLSListen)
 	lo.Log = o.Log
 	srv, err := localca.Start(lo)
 	if err != nil {
@@ -192,12 +192,6 @@ func FreePort(host string) (int, error) {
 		return p, nil
 	}
 	return 0, errors.New("no free port found")
-}
-
-func portOf(hostport string) int {
-	_, p, _ := net.SplitHostPort(hostport)
-	n, _ := strconv.Atoi(p)
-	return n
 }
 
 // Apply fills the CA fields of an engine request.
