@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
 )
@@ -148,11 +149,16 @@ func TestVerifyCommandRealNginx(t *testing.T) {
 	prefix := t.TempDir()
 	os.MkdirAll(filepath.Join(prefix, "conf.d"), 0o755)
 	os.MkdirAll(filepath.Join(prefix, "tmp"), 0o755)
-	l4, _ := net.Listen("tcp4", "127.0.0.1:0")
-	l5, _ := net.Listen("tcp4", "127.0.0.1:0")
-	httpsPort, httpPort := l4.Addr().(*net.TCPAddr).Port, l5.Addr().(*net.TCPAddr).Port
-	l4.Close()
-	l5.Close()
+	httpsPort, err := acmeflow.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpPort := httpsPort
+	for httpPort == httpsPort {
+		if httpPort, err = acmeflow.FreePort("127.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	code, snip, errs := verifyRun(t, "snippet", "nginx", name, "--state-dir", dir, "--webroot", prefix,
 		"--https-port", strconv.Itoa(httpsPort), "--http-port", strconv.Itoa(httpPort))
 	if code != exitOK {

@@ -23,21 +23,11 @@ import (
 // responders can use it; tests never use 80/443.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for i := 0; i < 50; i++ {
-		l4, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l4.Addr().(*net.TCPAddr).Port
-		l6, err := net.Listen("tcp6", net.JoinHostPort("::1", strconv.Itoa(port)))
-		l4.Close()
-		if err == nil {
-			l6.Close()
-			return port
-		}
+	p, err := FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port on both loopbacks")
-	return 0
+	return p
 }
 
 type testCA struct {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/localca"
 	"github.com/ipcert/ipcert/acmeflow/store"
 )
@@ -49,7 +48,7 @@ func isExec(p string) bool {
 // the local CA uses for its responder); tests never use 80/443.
 func freePort(t *testing.T) int {
 	t.Helper()
-	p, err := cachoice.FreePort("127.0.0.1")
+	p, err := acmeflow.FreePort("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

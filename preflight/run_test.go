@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ipcert/ipcert/acmeflow"
 )
 
 // loopbackListen turns the self-fetch's wildcard listen into a loopback
@@ -26,12 +28,11 @@ func loopbackListen(ctx context.Context, network, addr string) (net.Listener, er
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	p, err := acmeflow.FreePort("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // answeringEnv has every endpoint on a loopback fake that answers

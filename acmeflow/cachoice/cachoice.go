@@ -16,7 +16,6 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
@@ -162,36 +161,11 @@ func localListen(listen string) (string, error) {
 	if port != "0" {
 		return listen, nil
 	}
-	p, err := FreePort(host)
+	p, err := acmeflow.FreePort(host)
 	if err != nil {
 		return "", err
 	}
 	return net.JoinHostPort(host, strconv.Itoa(p)), nil
-}
-
-// FreePort finds a TCP port free on host and, when host is IPv4 loopback,
-// on ::1 too (so a dual-stack order can use the same port).
-func FreePort(host string) (int, error) {
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return 0, err
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if host == "127.0.0.1" || host == "" {
-			l6, err := net.Listen("tcp6", net.JoinHostPort("::1", strconv.Itoa(p)))
-			if err != nil {
-				if strings.Contains(err.Error(), "cannot assign") {
-					return p, nil // no IPv6 loopback here
-				}
-				continue
-			}
-			l6.Close()
-		}
-		return p, nil
-	}
-	return 0, errors.New("no free port found")
 }
 
 // Apply fills the CA fields of an engine request.
