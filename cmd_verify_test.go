@@ -108,9 +108,11 @@ func TestVerifyCommand(t *testing.T) {
 		t.Errorf("mismatch: exit %d %+v", code, got)
 	}
 	// Nothing listening.
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	closed := l.Addr().String()
-	l.Close()
+	closedPort, err := acmeflow.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := net.JoinHostPort("127.0.0.1", strconv.Itoa(closedPort))
 	code, out, _ = verifyRun(t, "verify", closed, "--state-dir", dir, "--timeout", "2s")
 	if code != exitVerifyUnreachable || !strings.Contains(out, "UNREACHABLE") || !strings.Contains(out, "connection refused") {
 		t.Errorf("unreachable: exit %d\n%s", code, out)

@@ -10,10 +10,13 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ipcert/ipcert/acmeflow"
 )
 
 type testPKI struct {
@@ -148,9 +151,11 @@ func TestVerifyOutcomes(t *testing.T) {
 	}
 
 	// Nothing listening.
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	closed := l.Addr().String()
-	l.Close()
+	closedPort, err := acmeflow.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := net.JoinHostPort("127.0.0.1", strconv.Itoa(closedPort))
 	res, _ = Verify(ctx, closed, VerifyOptions{})
 	if res.Outcome != Unreachable || !strings.Contains(res.Reason, "connection refused") {
 		t.Errorf("closed: %s %s", res.Outcome, res.Reason)

@@ -11,12 +11,15 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 	"github.com/pion/stun/v3"
+
+	"github.com/ipcert/ipcert/acmeflow"
 )
 
 // Fakes of the internet endpoints, all on loopback: nothing here sends
@@ -140,10 +143,17 @@ func fakeSTUN(t *testing.T, family int, answer string, delay time.Duration) stri
 // refused at once).
 func deadTCP(t *testing.T, family int) string {
 	t.Helper()
-	ln := listenLoop(t, family, "tcp").(net.Listener)
-	a := ln.Addr().String()
-	_ = ln.Close()
-	return a
+	host := "127.0.0.1"
+	if family == 6 {
+		host = "::1"
+	}
+	// A port from outside the kernel's ephemeral range: no other test's
+	// bind(0) can take it after we checked it.
+	p, err := acmeflow.FreePort(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p))
 }
 
 // blackholeUDP is a loopback UDP port that reads and never answers.

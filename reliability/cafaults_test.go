@@ -8,9 +8,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ipcert/ipcert/acmeflow"
 )
 
 // TestFaultCA runs `ipcert issue` against CAs that fail in the ways real
@@ -64,9 +67,11 @@ func TestFaultCA(t *testing.T) {
 			c.Close()
 		}
 	}()
-	closed, _ := net.Listen("tcp", "127.0.0.1:0")
-	closedAddr := closed.Addr().String()
-	closed.Close()
+	closedPort, err := acmeflow.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(closedPort))
 
 	cases := []struct {
 		name  string
