@@ -2,11 +2,13 @@ package acmeflow
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // FreePort finds a TCP port free on host and, when host is IPv4 loopback,
@@ -26,7 +28,7 @@ func FreePort(host string) (int, error) {
 		}
 		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(want)))
 		if err != nil {
-			if want != 0 && strings.Contains(err.Error(), "address already in use") {
+			if want != 0 && errors.Is(err, syscall.EADDRINUSE) {
 				continue
 			}
 			return 0, err
@@ -36,7 +38,7 @@ func FreePort(host string) (int, error) {
 		if host == "127.0.0.1" || host == "" {
 			l6, err := net.Listen("tcp6", net.JoinHostPort("::1", strconv.Itoa(p)))
 			if err != nil {
-				if strings.Contains(err.Error(), "cannot assign") {
+				if errors.Is(err, syscall.EADDRNOTAVAIL) {
 					return p, nil // no IPv6 loopback here
 				}
 				continue
@@ -45,7 +47,7 @@ func FreePort(host string) (int, error) {
 		}
 		return p, nil
 	}
-	return 0, errors.New("no free port found")
+	return 0, fmt.Errorf("no free TCP port found on %s after 100 tries; give the listen address yourself, such as %s", host, net.JoinHostPort(host, "5002"))
 }
 
 // quietPorts is the range [lo, hi) FreePort draws from: unprivileged ports
