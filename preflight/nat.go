@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -365,40 +364,15 @@ func natpmpAddr(env Env) (string, error) {
 // natpmpCall sends one NAT-PMP request and waits for its answer,
 // retransmitting from 250 ms on, doubling (RFC 6886 section 3.1).
 func natpmpCall(ctx context.Context, env Env, server string, req []byte, op byte, size int) ([]byte, error) {
-	conn, err := env.Dial(ctx, "udp4", server)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
-	defer stop()
-	buf := make([]byte, 64)
-	rto := 250 * time.Millisecond
-	for {
-		if _, err := conn.Write(req); err != nil {
-			return nil, err
+	return udpExchange(ctx, env, "udp4", server, req, 250*time.Millisecond, 64, func(b []byte) (bool, error) {
+		if len(b) < size || b[0] != 0 || b[1] != 128+op {
+			return false, nil
 		}
-		_ = conn.SetReadDeadline(time.Now().Add(rto))
-		n, err := conn.Read(buf)
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
-				rto *= 2
-				continue
-			}
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, err
+		if rc := binary.BigEndian.Uint16(b[2:4]); rc != 0 {
+			return false, fmt.Errorf("NAT-PMP result code %d", rc)
 		}
-		if n < size || buf[0] != 0 || buf[1] != 128+op {
-			continue
-		}
-		if rc := binary.BigEndian.Uint16(buf[2:4]); rc != 0 {
-			return nil, fmt.Errorf("NAT-PMP result code %d", rc)
-		}
-		return buf[:n], nil
-	}
+		return true, nil
+	})
 }
 
 func natpmpExternal(ctx context.Context, env Env, mapPorts bool, ports []int) (netip.Addr, []Mapping, []string) {

@@ -244,22 +244,50 @@ func askDNS(ctx context.Context, env Env, network string, d DNSSource) (netip.Ad
 // askSTUN sends a STUN binding request (RFC 8489) and reads the
 // XOR-MAPPED-ADDRESS, retransmitting as RFC 8489 section 6.2.1 asks for UDP.
 func askSTUN(ctx context.Context, env Env, network, server string) (netip.Addr, error) {
-	conn, err := env.Dial(ctx, network, server)
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
-	defer stop()
 	req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	buf := make([]byte, 1500)
-	rto := 300 * time.Millisecond
+	resp := &stun.Message{}
+	_, err = udpExchange(ctx, env, network, server, req.Raw, 300*time.Millisecond, 1500, func(b []byte) (bool, error) {
+		resp.Raw = append(resp.Raw[:0], b...)
+		if err := resp.Decode(); err != nil {
+			return false, fmt.Errorf("bad STUN answer: %w", err)
+		}
+		return resp.TransactionID == req.TransactionID, nil
+	})
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	var xa stun.XORMappedAddress
+	if err := xa.GetFrom(resp); err != nil {
+		var ma stun.MappedAddress
+		if err2 := ma.GetFrom(resp); err2 != nil {
+			return netip.Addr{}, fmt.Errorf("no mapped address in the STUN answer: %w", err)
+		}
+		a, _ := netip.AddrFromSlice(ma.IP)
+		return a.Unmap(), nil
+	}
+	a, _ := netip.AddrFromSlice(xa.IP)
+	return a.Unmap(), nil
+}
+
+// udpExchange sends req to server and returns the first answer that
+// accept takes, sending req again after rto, 2*rto, 4*rto... (the
+// retransmission both STUN and NAT-PMP ask for) until ctx ends. accept
+// returns false to wait for another datagram, or an error to give up.
+func udpExchange(ctx context.Context, env Env, network, server string, req []byte, rto time.Duration, size int, accept func([]byte) (bool, error)) ([]byte, error) {
+	conn, err := env.Dial(ctx, network, server)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
+	buf := make([]byte, size)
 	for {
-		if _, err := conn.Write(req.Raw); err != nil {
-			return netip.Addr{}, err
+		if _, err := conn.Write(req); err != nil {
+			return nil, err
 		}
 		_ = conn.SetReadDeadline(time.Now().Add(rto))
 		n, err := conn.Read(buf)
@@ -270,28 +298,17 @@ func askSTUN(ctx context.Context, env Env, network, server string) (netip.Addr, 
 				continue
 			}
 			if ctx.Err() != nil {
-				return netip.Addr{}, ctx.Err()
+				return nil, ctx.Err()
 			}
-			return netip.Addr{}, err
+			return nil, err
 		}
-		resp := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
-		if err := resp.Decode(); err != nil {
-			return netip.Addr{}, fmt.Errorf("bad STUN answer: %w", err)
+		ok, err := accept(buf[:n])
+		if err != nil {
+			return nil, err
 		}
-		if resp.TransactionID != req.TransactionID {
-			continue
+		if ok {
+			return buf[:n], nil
 		}
-		var xa stun.XORMappedAddress
-		if err := xa.GetFrom(resp); err != nil {
-			var ma stun.MappedAddress
-			if err2 := ma.GetFrom(resp); err2 != nil {
-				return netip.Addr{}, fmt.Errorf("no mapped address in the STUN answer: %w", err)
-			}
-			a, _ := netip.AddrFromSlice(ma.IP)
-			return a.Unmap(), nil
-		}
-		a, _ := netip.AddrFromSlice(xa.IP)
-		return a.Unmap(), nil
 	}
 }
 
