@@ -26,28 +26,9 @@ TIME_TARGET=0.15
 die() { echo "bench/issue.sh: $*" >&2; exit 1; }
 
 [[ $RUNS =~ ^[0-9]+$ ]] && ((RUNS >= 7)) || die "BENCH_RUNS must be a number >= 7 (got $RUNS)"
-[ -x /usr/bin/time ] || die "/usr/bin/time is missing (peak memory comes from 'time -v'): apt-get install -y time"
-command -v go >/dev/null || die "the Go toolchain is needed to build ipcert, lego and Pebble"
-
 repo=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d "${TMPDIR:-/tmp}/ipcert-bench.XXXXXX")
-pebble_pid=
-
-cleanup() {
-	if [ -n "$pebble_pid" ]; then
-		kill "$pebble_pid" 2>/dev/null || true
-		wait "$pebble_pid" 2>/dev/null || true
-	fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# No IPCERT_* variable from the caller's shell may change what ipcert does
-# (each one stands for a flag); the benchmark passes every flag itself.
-while IFS='=' read -r name _; do
-	[[ $name == IPCERT_* ]] && unset "$name"
-done < <(env)
+. "$repo/bench/lib.sh"
+bench_begin ipcert-bench
 
 keep=${BENCH_KEEP:-}
 if [ -n "${BENCH_DEBUG:-}" ] && [ -z "$keep" ]; then
@@ -59,7 +40,6 @@ fi
 echo "building ipcert from $repo" >&2
 (cd "$repo" && go build -o "$work/ipcert" .) || die "building ipcert failed"
 
-. "$repo/bench/lib.sh"
 bench_tools
 
 # --- Pebble ----------------------------------------------------------------

@@ -1,6 +1,31 @@
 # Shared by bench/issue.sh and bench/renew.sh (sourced, not run).
-# Expects: $work (a temp folder), $LEGO_VERSION, $PEBBLE_VERSION and a die
-# function.
+# Expects: $LEGO_VERSION, $PEBBLE_VERSION and a die function; bench_begin
+# sets $work, which the other functions use.
+
+# bench_begin NAME checks the tools every benchmark needs, makes $work (a
+# temporary folder named after NAME, removed on exit with Pebble stopped)
+# and clears IPCERT_* from the environment: each such variable stands for a
+# flag, and the benchmarks pass every flag themselves.
+bench_begin() {
+	[ -x /usr/bin/time ] || die "/usr/bin/time is missing (peak memory comes from 'time -v'): apt-get install -y time"
+	command -v go >/dev/null || die "the Go toolchain is needed to build ipcert, lego and Pebble"
+	work=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+	pebble_pid=
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT TERM
+	local name
+	while IFS='=' read -r name _; do
+		if [[ $name == IPCERT_* ]]; then unset "$name"; fi
+	done < <(env)
+}
+
+bench_cleanup() {
+	if [ -n "$pebble_pid" ]; then
+		kill "$pebble_pid" 2>/dev/null || true
+		wait "$pebble_pid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
 
 # bench_tools builds (or reuses, from BENCH_TOOLS_DIR) the lego CLI and
 # Pebble at their exact versions and sets tools, certs (Pebble's

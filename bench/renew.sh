@@ -41,33 +41,15 @@ die() { echo "bench/renew.sh: $*" >&2; exit 1; }
 
 [[ $RUNS =~ ^[0-9]+$ ]] && ((RUNS >= 7)) || die "BENCH_RUNS must be a number >= 7 (got $RUNS)"
 [[ $CERTS =~ ^[0-9]+$ ]] && ((CERTS >= 1)) || die "BENCH_CERTS must be a number >= 1 (got $CERTS)"
-[ -x /usr/bin/time ] || die "/usr/bin/time is missing (peak memory comes from 'time -v'): apt-get install -y time"
-command -v go >/dev/null || die "the Go toolchain is needed to build ipcert, lego and Pebble"
-
 repo=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d "${TMPDIR:-/tmp}/ipcert-bench-renew.XXXXXX")
-pebble_pid=
-cleanup() {
-	if [ -n "$pebble_pid" ]; then
-		kill "$pebble_pid" 2>/dev/null || true
-		wait "$pebble_pid" 2>/dev/null || true
-	fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# IPCERT_* variables stand for flags; none from the caller's shell may apply.
-while IFS='=' read -r name _; do
-	[[ $name == IPCERT_* ]] && unset "$name"
-done < <(env)
+. "$repo/bench/lib.sh"
+bench_begin ipcert-bench-renew
 
 # --- build -------------------------------------------------------------------
 echo "building ipcert and bench/renewfixture from $repo" >&2
 cgo=${BENCH_CGO_ENABLED:-0}
 (cd "$repo" && CGO_ENABLED=$cgo go build -o "$work/ipcert" . && go build -o "$work/renewfixture" ./bench/renewfixture) || die "build failed"
 
-. "$repo/bench/lib.sh"
 bench_tools
 
 # --- ipcert's state: CERTS certificates, none due -------------------------------
