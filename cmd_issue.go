@@ -186,7 +186,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		return exitUsage
 	}
 	if !f.quiet {
-		fmt.Fprintf(s.Err, "Issuing for %s from %s\n", joinIdents(idents), cachoice.Describe(f.ca))
+		fmt.Fprintf(s.Err, "Issuing for %s from %s\n", acmeflow.JoinAddrs(idents), cachoice.Describe(f.ca))
 		req.Events = progressPrinter(s.Err)
 	}
 	req.Events = logEvents(req.Events)
@@ -238,14 +238,6 @@ func resolveIPs(ctx context.Context, vals []string, s stdio) ([]netip.Addr, bool
 	return out, auto, nil
 }
 
-func joinIdents(as []netip.Addr) string {
-	parts := make([]string, len(as))
-	for i, a := range as {
-		parts[i] = a.String()
-	}
-	return strings.Join(parts, ", ")
-}
-
 // progressPrinter prints engine events as lines on w (stderr).
 func progressPrinter(w io.Writer) func(acmeflow.Event) {
 	return func(ev acmeflow.Event) {
@@ -293,7 +285,7 @@ func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, id
 	fmt.Fprintf(s.Err, "\nipcert issue failed: %v\n", err)
 	d := explainFailure(s.Err, err, ev)
 	if name == "" {
-		name = store.NameFor(identStrings(idents))
+		name = store.NameFor(acmeflow.AddrStrings(idents))
 	}
 	_ = eng.RecordFailure(name, d.Failure(time.Now()))
 	if jsonOut {
@@ -305,14 +297,6 @@ func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, id
 		}{err.Error(), d})
 	}
 	return exitFailure
-}
-
-func identStrings(as []netip.Addr) []string {
-	out := make([]string, len(as))
-	for i, a := range as {
-		out[i] = a.String()
-	}
-	return out
 }
 
 type issuedOut struct {
@@ -419,7 +403,7 @@ func humanDuration(d time.Duration) string {
 // renewal.json that cannot be read is kept beside the new one.
 func issueKeepSettings(st *store.Store, name string, idents []netip.Addr, tmpl *store.Renewal, errw io.Writer) {
 	if name == "" {
-		name = store.NameFor(identStrings(idents))
+		name = store.NameFor(acmeflow.AddrStrings(idents))
 	}
 	if !st.Exists(name) {
 		return

@@ -239,9 +239,5 @@ func addrList(as []netip.Addr) string {
 	if len(as) == 0 {
 		return "(no address known)"
 	}
-	s := make([]string, len(as))
-	for i, a := range as {
-		s[i] = a.String()
-	}
-	return strings.Join(s, ", ")
+	return acmeflow.JoinAddrs(as)
 }

@@ -216,3 +216,16 @@ func CheckAddr(a netip.Addr, publicCA bool) error {
 		Fix:    fix,
 	}
 }
+
+// AddrStrings is each address in its canonical text form: the identifiers
+// of an order, and the input of store.NameFor.
+func AddrStrings(as []netip.Addr) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return out
+}
+
+// JoinAddrs is the addresses for people: "192.0.2.1, 2001:db8::1".
+func JoinAddrs(as []netip.Addr) string { return strings.Join(AddrStrings(as), ", ") }

@@ -219,8 +219,8 @@ func (e *Engine) Obtain(ctx context.Context, req Request) (_ *Certificate, err e
 		return nil, err
 	}
 
-	em.step(StepOrder, "Ordering a %s certificate for %s", req.Profile, joinAddrs(idents))
-	order, err := core.Orders.NewWithOptions(addrStrings(idents), &api.OrderOptions{Profile: req.Profile, ReplacesCertID: req.Replaces})
+	em.step(StepOrder, "Ordering a %s certificate for %s", req.Profile, JoinAddrs(idents))
+	order, err := core.Orders.NewWithOptions(AddrStrings(idents), &api.OrderOptions{Profile: req.Profile, ReplacesCertID: req.Replaces})
 	if err != nil && isProblem(err, ProblemAccountDoesNotExist) {
 		// The CA forgot the account (a new test CA, or a deactivated one):
 		// register again once and retry.
@@ -229,7 +229,7 @@ func (e *Engine) Obtain(ctx context.Context, req Request) (_ *Certificate, err e
 		if err != nil {
 			return nil, err
 		}
-		order, err = core.Orders.NewWithOptions(addrStrings(idents), &api.OrderOptions{Profile: req.Profile, ReplacesCertID: req.Replaces})
+		order, err = core.Orders.NewWithOptions(AddrStrings(idents), &api.OrderOptions{Profile: req.Profile, ReplacesCertID: req.Replaces})
 	}
 	if err != nil {
 		return nil, e.wrapCtx(ctx, stepErr(StepOrder, "", err))
@@ -603,13 +603,3 @@ func checkIssued(leaf *x509.Certificate, idents []netip.Addr, key crypto.Signer)
 	}
 	return nil
 }
-
-func addrStrings(as []netip.Addr) []string {
-	out := make([]string, len(as))
-	for i, a := range as {
-		out[i] = a.String()
-	}
-	return out
-}
-
-func joinAddrs(as []netip.Addr) string { return strings.Join(addrStrings(as), ", ") }

@@ -45,7 +45,7 @@ func (e *Engine) Issue(ctx context.Context, req Request, opts IssueOptions) (*Is
 	}
 	name := opts.Name
 	if name == "" {
-		name = store.NameFor(addrStrings(req.Identifiers))
+		name = store.NameFor(AddrStrings(req.Identifiers))
 	}
 	if err := store.ValidName(name); err != nil {
 		return nil, &Error{Step: StepStore, Err: err}
@@ -84,7 +84,7 @@ func (e *Engine) Issue(ctx context.Context, req Request, opts IssueOptions) (*Is
 	}
 	r.Schema = store.RenewalSchema
 	r.Name = name
-	r.Identifiers = addrStrings(req.Identifiers)
+	r.Identifiers = AddrStrings(req.Identifiers)
 	r.Directory = req.Directory
 	r.Profile = req.Profile
 	if r.Profile == "" {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/store"
 )
 
@@ -169,7 +170,7 @@ func TestRealServers(t *testing.T) {
 
 func runRealServer(t *testing.T, s *realServer, idents []netip.Addr) {
 	ti := newIssuer(t)
-	name := store.NameFor(addrStrings(idents))
+	name := store.NameFor(acmeflow.AddrStrings(idents))
 	first := ti.issue(t, name, idents, s.kind == HAProxy)
 
 	webroot := t.TempDir()
@@ -185,7 +186,7 @@ func runRealServer(t *testing.T, s *realServer, idents []netip.Addr) {
 		httpPort = s.httpPort
 	}
 	p := SnippetParams{
-		Name: name, Identifiers: addrStrings(idents), CertDir: ti.eng.Store.CurrentDir(name),
+		Name: name, Identifiers: acmeflow.AddrStrings(idents), CertDir: ti.eng.Store.CurrentDir(name),
 		WebRoot: webroot, HTTPSPort: httpsPort, HTTPPort: httpPort,
 	}
 	if s.kind == HAProxy {
@@ -234,7 +235,7 @@ func runRealServer(t *testing.T, s *realServer, idents []netip.Addr) {
 	if res, _ := Verify(context.Background(), hostPort(idents[0], httpsPort), VerifyOptions{Roots: ti.roots, Expected: second.Version.Leaf}); res.Outcome != Mismatch {
 		t.Errorf("before reload: outcome %s (%s), want mismatch", res.Outcome, res.Reason)
 	}
-	paths := CertPathsIn(name, addrStrings(idents), ti.eng.Store.CurrentDir(name))
+	paths := CertPathsIn(name, acmeflow.AddrStrings(idents), ti.eng.Store.CurrentDir(name))
 	spec := s.reload
 	spec.Timeout = 20 * time.Second
 	for _, r := range RunHooks(context.Background(), spec, paths) {
@@ -277,14 +278,6 @@ func checkHTTP(t *testing.T, a netip.Addr, httpPort, httpsPort int) {
 	}
 }
 
-func addrStrings(as []netip.Addr) []string {
-	out := make([]string, len(as))
-	for i, a := range as {
-		out[i] = a.String()
-	}
-	return out
-}
-
 // TestNATSnippetsPassConfigTests runs each real server's own config test
 // on the snippet for an address behind NAT (served through the wildcard,
 // as the default server). The tests parse and check without binding, so
@@ -301,13 +294,13 @@ func TestNATSnippetsPassConfigTests(t *testing.T) {
 			s := srv.setup(t)
 			ti := newIssuer(t)
 			idents := mustAddrs("127.0.0.1", "::1")
-			name := store.NameFor(addrStrings(idents))
+			name := store.NameFor(acmeflow.AddrStrings(idents))
 			ti.issue(t, name, idents, srv.kind == HAProxy)
 			httpPort := freePort(t)
 			if s.httpPort != 0 {
 				httpPort = s.httpPort
 			}
-			p := SnippetParams{Name: name, Identifiers: addrStrings(idents), NotLocal: []string{"127.0.0.1"},
+			p := SnippetParams{Name: name, Identifiers: acmeflow.AddrStrings(idents), NotLocal: []string{"127.0.0.1"},
 				CertDir: ti.eng.Store.CurrentDir(name), WebRoot: t.TempDir(), HTTPSPort: freePort(t), HTTPPort: httpPort}
 			snip, err := Snippet(srv.kind, p)
 			if err != nil {

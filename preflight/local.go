@@ -407,9 +407,9 @@ func (st *state) checkAddress(ctx context.Context, env Env) Result {
 		if len(bad) > 0 {
 			r.Summary = strings.Join(bad, "; ")
 		} else {
-			r.Summary = joinAddrs(addrs) + ": an address Let's Encrypt accepts"
+			r.Summary = acmeflow.JoinAddrs(addrs) + ": an address Let's Encrypt accepts"
 			if st.opts.LocalCA {
-				r.Summary = joinAddrs(addrs) + ": an address the local test CA can validate"
+				r.Summary = acmeflow.JoinAddrs(addrs) + ": an address the local test CA can validate"
 			}
 		}
 	}
@@ -443,12 +443,4 @@ func (st *state) checkAddress(ctx context.Context, env Env) Result {
 		}
 	}
 	return r
-}
-
-func joinAddrs(as []netip.Addr) string {
-	s := make([]string, len(as))
-	for i, a := range as {
-		s[i] = a.String()
-	}
-	return strings.Join(s, ", ")
 }

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ipcert/ipcert/acmeflow"
 )
 
 // selfFetchPath is outside /.well-known/acme-challenge/ so that a web
@@ -96,7 +98,7 @@ func (st *state) checkSelfFetch(ctx context.Context, env Env) Result {
 	switch {
 	case ok == len(addrs):
 		r.Status = StatusOK
-		r.Summary = "the token came back through " + joinAddrs(addrs) + " (from inside: proves nothing about the outside, hairpin NAT)"
+		r.Summary = "the token came back through " + acmeflow.JoinAddrs(addrs) + " (from inside: proves nothing about the outside, hairpin NAT)"
 	default:
 		r.Status = StatusWarn
 		r.Summary = fmt.Sprintf("%d of %d addresses did not return the token; from inside a LAN that may only mean the router does no hairpin NAT", len(addrs)-ok, len(addrs))

@@ -384,7 +384,7 @@ func (a *accessible) issue() (Step, error) {
 			}
 			done.iss, done.err = issuer.Issue(m.ctx, req, acmeflow.IssueOptions{Renewal: &store.Renewal{CA: choice}, RootPEM: root})
 			if done.err != nil && m.ctx.Err() == nil && m.deps.RecordFailure != nil && !rehearsal {
-				m.deps.RecordFailure(store.NameFor(addrStrings(m.ans.Addrs)), done.err)
+				m.deps.RecordFailure(store.NameFor(acmeflow.AddrStrings(m.ans.Addrs)), done.err)
 			}
 		}
 		s.finish(m, done)

@@ -132,7 +132,7 @@ func (s *issueStep) start(m *Model, rehearsal bool, choice string) tea.Cmd {
 		}
 		iss, err := issuer.Issue(ctx, req, acmeflow.IssueOptions{Renewal: &store.Renewal{CA: choice}, RootPEM: root})
 		if err != nil && ctx.Err() == nil && record != nil && !rehearsal {
-			record(store.NameFor(addrStrings(ans.Addrs)), err)
+			record(store.NameFor(acmeflow.AddrStrings(ans.Addrs)), err)
 		}
 		send(issueDoneMsg{gen: gen, iss: iss, err: err, rehearsal: rehearsal, ca: ca})
 	}), m.tick())
@@ -224,14 +224,6 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 	m.outcome.Err = err
 	m.logf("issue run %d failed: %v", msg.gen, err)
 	return nil
-}
-
-func addrStrings(as []netip.Addr) []string {
-	out := make([]string, len(as))
-	for i, a := range as {
-		out[i] = a.String()
-	}
-	return out
 }
 
 var failChoices = []string{"Retry", "Change the challenge (back to the plan)", "Back to preflight"}

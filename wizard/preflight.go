@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/ui"
 )
@@ -229,9 +230,5 @@ func addrList(as []netip.Addr) string {
 	if len(as) == 0 {
 		return "(no address)"
 	}
-	parts := make([]string, len(as))
-	for i, a := range as {
-		parts[i] = a.String()
-	}
-	return strings.Join(parts, " and ")
+	return strings.Join(acmeflow.AddrStrings(as), " and ")
 }
