@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ipcert/ipcert/acmeflow/renew"
 	"github.com/ipcert/ipcert/acmeflow/store"
 )
 
@@ -112,28 +113,15 @@ func certStatus(st *store.Store, name string, now time.Time) CertStatus {
 	cs.NotBefore, cs.NotAfter = leaf.NotBefore.UTC(), leaf.NotAfter.UTC()
 	cs.ValidFor = leaf.NotAfter.Sub(now)
 	cs.Expired = cs.ValidFor <= 0
-	cs.NextRenewal, cs.NextRenewalWhy = nextRenewal(r, leaf.NotBefore, leaf.NotAfter, now)
+	cs.NextRenewal, cs.NextRenewalWhy = nextRenewal(r, v.N, leaf.NotBefore, leaf.NotAfter, now)
 	return cs
 }
 
-// nextRenewal follows the renewal rules (DESIGN.md, FACTS.md "Renewal"):
-// a backoff after failures wins, then the moment chosen inside the CA's
-// ARI window, else half-life.
-func nextRenewal(r *store.Renewal, notBefore, notAfter, now time.Time) (time.Time, string) {
-	var at time.Time
-	var why string
-	switch {
-	case r.Failures > 0 && r.NextAttempt.After(now):
-		at, why = r.NextAttempt, fmt.Sprintf("retry after %d failed attempt(s)", r.Failures)
-	case !r.RenewAt.IsZero() && r.ARI != nil:
-		at, why = r.RenewAt, "chosen inside the CA's renewal window (ARI)"
-	case !r.RenewAt.IsZero():
-		at, why = r.RenewAt, "scheduled"
-	default:
-		at, why = notBefore.Add(notAfter.Sub(notBefore)/2), "half-life (no renewal window from the CA yet)"
-	}
-	if !at.After(now) {
-		why = "due now: the next run of ipcert renew renews it (" + why + ")"
-	}
-	return at.UTC(), why
+// nextRenewal is renew's own decision (renew.Next), so that status never
+// contradicts what the next `ipcert renew` does. The validity comes from
+// the certificate itself: renewal.json may lag behind a hand-made change.
+func nextRenewal(r *store.Renewal, version int, notBefore, notAfter, now time.Time) (time.Time, string) {
+	c := *r
+	c.Current, c.NotBefore, c.NotAfter = version, notBefore, notAfter
+	return renew.Next(&c, now)
 }

@@ -105,6 +105,30 @@ func HalfLife(r *store.Renewal) time.Time {
 	return r.NotBefore.Add(r.NotAfter.Sub(r.NotBefore) / 2)
 }
 
+// MaxMargin is how long before expiry a certificate must be renewed at the
+// latest: past Deadline, no backoff and no Retry-After delays an attempt
+// any more, every run tries, and a run that does not renew it fails
+// (issue: renewals stopped while the certificate expired).
+const MaxMargin = 24 * time.Hour
+
+// Margin is the safety margin before expiry for r: a day, or a quarter of
+// the lifetime for certificates shorter than four days (a private CA's
+// 24-hour certificate gets 6 hours, not all of its life).
+func Margin(r *store.Renewal) time.Duration {
+	return min(MaxMargin, r.NotAfter.Sub(r.NotBefore)/4)
+}
+
+// Deadline is the last safe moment to renew r (NotAfter minus Margin).
+func Deadline(r *store.Renewal) time.Time {
+	return r.NotAfter.Add(-Margin(r))
+}
+
+// Urgent says r is past its Deadline (or expired) at now: every run must
+// try to renew it, and a run that leaves it unrenewed fails.
+func Urgent(r *store.Renewal, now time.Time) bool {
+	return !r.NotAfter.IsZero() && !now.Before(Deadline(r))
+}
+
 // Plan decides what to do with the certificate r at now. It reads only r:
 // no clock, no network. rnd picks the moment inside an ARI window; force is
 // --force.
@@ -114,9 +138,19 @@ func Plan(r *store.Renewal, now time.Time, rnd *rand.Rand, force bool) Decision 
 		return Decision{Action: Renew, Reason: "forced (--force)", At: now}
 	case r.NotAfter.IsZero() || r.Current == 0:
 		return Decision{Action: Renew, Reason: "renewal.json names no current certificate", At: now}
+	case Urgent(r, now):
+		return Decision{Action: Renew, At: Deadline(r), Reason: urgentReason(r, now)}
 	case r.Failures > 0 && now.Before(r.NextAttempt):
-		return Decision{Action: Wait, At: r.NextAttempt,
-			Reason: fmt.Sprintf("backing off after %d failed attempt(s); next attempt at %s", r.Failures, r.NextAttempt.UTC().Format(time.RFC3339))}
+		at := r.NextAttempt
+		if dl := Deadline(r); dl.Before(at) {
+			at = dl
+		}
+		why := r.NextAttemptReason
+		if why == "" {
+			why = fmt.Sprintf("backing off after %d failed attempt(s)", r.Failures)
+		}
+		return Decision{Action: Wait, At: at,
+			Reason: fmt.Sprintf("%s; next attempt at %s", why, at.UTC().Format(time.RFC3339))}
 	case r.Failures > 0:
 		return Decision{Action: Renew, At: r.NextAttempt, Reason: fmt.Sprintf("retrying after %d failed attempt(s)", r.Failures)}
 	case UsesARI(r) && (r.ARI == nil || !now.Before(r.ARI.NextCheck)):
@@ -135,20 +169,88 @@ func Plan(r *store.Renewal, now time.Time, rnd *rand.Rand, force bool) Decision 
 	return d
 }
 
+func urgentReason(r *store.Renewal, now time.Time) string {
+	if !now.Before(r.NotAfter) {
+		return fmt.Sprintf("EXPIRED at %s: every run tries until a renewal succeeds", r.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return fmt.Sprintf("expires at %s, less than %s away: every run tries until a renewal succeeds, whatever the backoff",
+		r.NotAfter.UTC().Format(time.RFC3339), Margin(r))
+}
+
+// NextAttempt is when to try again after the failures-th failure in a row
+// at now, given the CA's Retry-After (0: none), and why: the backoff or
+// Retry-After, whichever is later, but never later than Deadline, and
+// every run once past it.
+func NextAttempt(r *store.Renewal, failures int, retryAfter time.Duration, now time.Time) (time.Time, string) {
+	wait := Backoff(failures)
+	why := fmt.Sprintf("backing off %s after %d failed attempt(s) (1 min, 10 min, 100 min, then daily)", wait, failures)
+	if retryAfter > wait {
+		wait = retryAfter
+		why = fmt.Sprintf("the CA asked to wait %s (Retry-After)", retryAfter.Round(time.Second))
+	}
+	at := now.Add(wait)
+	if r.NotAfter.IsZero() {
+		return at.UTC(), why
+	}
+	dl := Deadline(r)
+	switch {
+	case !now.Before(dl):
+		return now.UTC(), fmt.Sprintf("less than %s before expiry: every run retries (%s)", Margin(r), why)
+	case at.After(dl):
+		return dl.UTC(), fmt.Sprintf("%s, but no later than %s before expiry", why, Margin(r))
+	}
+	return at.UTC(), why
+}
+
+// Next is when the renewal job will act on r next, and why, as Plan
+// decides it, for `status` and the wizard's summary: the one answer to
+// "when is it renewed" (renew, status and the summary must not disagree).
+// A moment that Plan would still draw at random inside an ARI window is
+// shown as the window.
+func Next(r *store.Renewal, now time.Time) (time.Time, string) {
+	d := Plan(r, now, rand.New(rand.NewPCG(0, 0)), false)
+	switch d.Action {
+	case Renew:
+		return now.UTC(), "due now: the next run of ipcert renew renews it (" + d.Reason + ")"
+	case CheckARI:
+		at, why, _ := renewMoment(r, rand.New(rand.NewPCG(0, 0)))
+		if w := r.ARI; w != nil && validWindow(r, w) && (r.RenewAt.IsZero() || !at.Equal(r.RenewAt)) {
+			at, why = w.WindowStart, "at a random moment "+why
+		}
+		return at.UTC(), why + "; the CA's renewal window (ARI) is asked again on the next run"
+	}
+	if r.Failures > 0 || d.RenewAt.IsZero() {
+		return d.At.UTC(), d.Reason
+	}
+	if d.Picked && r.ARI != nil && validWindow(r, r.ARI) {
+		return r.ARI.WindowStart.UTC(), "at a random moment " + d.Basis
+	}
+	return d.RenewAt.UTC(), d.Basis
+}
+
 // renewMoment is the stored moment when it is still valid, else a new one:
 // uniform in the ARI window [start, end) (RFC 9773 section 4.2: a random
 // time in the window spreads the load on the CA), or half-life.
 func renewMoment(r *store.Renewal, rnd *rand.Rand) (time.Time, string, bool) {
 	if w := r.ARI; w != nil && validWindow(r, w) {
 		why := fmt.Sprintf("inside the CA's ARI window %s to %s", w.WindowStart.UTC().Format(time.RFC3339), w.WindowEnd.UTC().Format(time.RFC3339))
-		if !r.RenewAt.IsZero() && !r.RenewAt.Before(w.WindowStart) && r.RenewAt.Before(w.WindowEnd) {
+		if !r.RenewAt.IsZero() && !r.RenewAt.Before(w.WindowStart) && r.RenewAt.Before(w.WindowEnd) && !r.RenewAt.After(Deadline(r)) {
 			return r.RenewAt, why, false
 		}
-		span := w.WindowEnd.Sub(w.WindowStart)
+		end := w.WindowEnd
+		if dl := Deadline(r); end.After(dl) {
+			// A window reaching past the safety margin is cut there: the
+			// renewal must not wait until the certificate is nearly gone.
+			end = dl
+			if !end.After(w.WindowStart) {
+				return w.WindowStart, why, !w.WindowStart.Equal(r.RenewAt)
+			}
+		}
+		span := end.Sub(w.WindowStart)
 		return w.WindowStart.Add(time.Duration(rnd.Int64N(int64(span)))), why, true
 	}
 	at := HalfLife(r)
-	return at, "half of the certificate's lifetime", !at.Equal(r.RenewAt)
+	return at, "half-life (half of the certificate's lifetime; the CA gave no renewal window)", !at.Equal(r.RenewAt)
 }
 
 // validWindow ignores windows that cannot be right: empty, or starting

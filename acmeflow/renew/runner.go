@@ -434,13 +434,10 @@ func (rn *Runner) fail(r *store.Renewal, out CertResult, err error) CertResult {
 	f := d.Failure(now)
 	r.LastAttempt = now.UTC()
 	r.Failures++
-	wait := Backoff(r.Failures)
 	// A rate limit says when to come back (FACTS.md: honour Retry-After,
-	// never loop).
-	if d.RetryAfter > wait {
-		wait = d.RetryAfter
-	}
-	r.NextAttempt = now.Add(wait).UTC()
+	// never loop), but never past the safety margin before expiry.
+	r.NextAttempt, r.NextAttemptReason = NextAttempt(r, r.Failures, d.RetryAfter, now)
+	wait := r.NextAttempt.Sub(now).Round(time.Second)
 	r.LastError = &f
 	out.Outcome, out.Reason, out.Error, out.Next = Failed, "renewal failed", err.Error(), r.NextAttempt
 	msg := fmt.Sprintf("renewal failed (attempt %d in a row): %v", r.Failures, err)
@@ -450,7 +447,7 @@ func (rn *Runner) fail(r *store.Renewal, out CertResult, err error) CertResult {
 	if d.Fix != "" {
 		msg += "; fix: " + d.Fix
 	}
-	rn.emit(LevelError, r.Name, "%s; next attempt at %s (in %s)", msg, r.NextAttempt.Format(time.RFC3339), wait)
+	rn.emit(LevelError, r.Name, "%s; next attempt at %s (in %s: %s)", msg, r.NextAttempt.Format(time.RFC3339), wait, r.NextAttemptReason)
 	if serr := rn.Store.SaveRenewal(r); serr != nil {
 		rn.emit(LevelError, r.Name, "could not record the failure in renewal.json: %v", serr)
 	}

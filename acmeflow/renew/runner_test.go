@@ -123,7 +123,8 @@ func TestRunnerFailureBackoffAndDeployError(t *testing.T) {
 	dep := &recDeployer{err: errors.New(`"false": exit status 1`)}
 	rn := &Runner{Store: st, Issuer: ca, Deploy: dep, Now: clock.Now, Rand: testRand(), Events: ev.add}
 	ca.down = func(time.Time) bool { return true }
-	now := t0.Add(150 * time.Hour)
+	// 60 h before expiry: outside the last-day margin, so the backoff holds.
+	now := t0.Add(100 * time.Hour)
 	clock.Set(now)
 	res, err := rn.Run(context.Background(), Options{})
 	if err != nil {
@@ -136,8 +137,8 @@ func TestRunnerFailureBackoffAndDeployError(t *testing.T) {
 	if r.Failures != 1 || !r.NextAttempt.Equal(now.Add(time.Minute)) || r.LastError == nil || r.LastError.Step != "order" || !strings.Contains(r.LastError.Detail, "simulated CA is down") {
 		t.Fatalf("failure not recorded: %+v %+v", r, r.LastError)
 	}
-	if !strings.Contains(ev.text(), "expires in 10h") {
-		t.Errorf("no expiry warning with 10 h left:\n%s", ev.text())
+	if !strings.Contains(r.NextAttemptReason, "backing off 1m0s") {
+		t.Errorf("renewal.json does not say why the next attempt is then: %q", r.NextAttemptReason)
 	}
 	// Within the backoff: nothing, offline.
 	clock.Set(now.Add(30 * time.Second))

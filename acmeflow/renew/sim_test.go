@@ -42,6 +42,8 @@ type simCA struct {
 	root     *x509.Certificate
 	rootPEM  []byte
 	down     func(time.Time) bool
+	// retryAfter is the Retry-After the CA sends while down (0: none).
+	retryAfter time.Duration
 
 	mu       sync.Mutex
 	issued   map[string][]time.Time // successful issuances per name
@@ -74,7 +76,7 @@ func (c *simCA) Issue(_ context.Context, r *store.Renewal, idents []netip.Addr, 
 	defer c.mu.Unlock()
 	if c.down(now) {
 		c.attempts[r.Name] = append(c.attempts[r.Name], now)
-		return nil, &acmeflow.Error{Step: acmeflow.StepOrder, Problem: &acmeflow.Problem{Type: acmeflow.ProblemServerInternal, Detail: "the simulated CA is down", Status: 500}}
+		return nil, &acmeflow.Error{Step: acmeflow.StepOrder, Problem: &acmeflow.Problem{Type: acmeflow.ProblemServerInternal, Detail: "the simulated CA is down", Status: 503, RetryAfter: c.retryAfter}}
 	}
 	c.issued[r.Name] = append(c.issued[r.Name], now)
 	c.replaces[r.Name] = append(c.replaces[r.Name], replaces)
@@ -148,6 +150,9 @@ type simResult struct {
 	ca      *simCA
 	ari     *simARI
 	offline int // runs that needed no network
+	// urgentFailed counts (hour, certificate) pairs within a day of expiry,
+	// each reported failed by its run.
+	urgentFailed int
 	minLeft time.Duration
 	names   []string
 }
@@ -156,6 +161,14 @@ type simResult struct {
 // fixed random delay) for days, for 3 certificates of 160 hours issued at
 // staggered times, with the CA down while down(now).
 func simulate(t *testing.T, days int, down func(time.Time) bool) *simResult {
+	t.Helper()
+	return simulateWith(t, days, down, 0)
+}
+
+// simulateWith is simulate with a CA that sends retryAfter while down. A
+// certificate may come within a day of expiry only while every run reports
+// it failed (so the unit shows failed and monitoring sees it).
+func simulateWith(t *testing.T, days int, down func(time.Time) bool, retryAfter time.Duration) *simResult {
 	t.Helper()
 	st, err := store.Open(t.TempDir())
 	if err != nil {
@@ -173,7 +186,7 @@ func simulate(t *testing.T, days int, down func(time.Time) bool) *simResult {
 			t.Fatal(err)
 		}
 	}
-	ca.down, ari.down = down, down
+	ca.down, ari.down, ca.retryAfter = down, down, retryAfter
 	rn := &Runner{Store: st, Issuer: ca, ARI: ari, Now: clock.Now, Rand: mrand.New(mrand.NewPCG(7, 7))}
 	for h := 0; h <= days*24; h++ {
 		now := start.Add(time.Duration(h)*time.Hour + 17*time.Minute)
@@ -198,12 +211,25 @@ func simulate(t *testing.T, days int, down func(time.Time) bool) *simResult {
 			if left < res.minLeft {
 				res.minLeft = left
 			}
+			if left <= 24*time.Hour && !(down(now) && failedIn(out, name)) {
+				t.Fatalf("hour %d: %s has only %s of validity left (notAfter %s) and the run did not report it failed: %+v", h, name, left, v.Leaf.NotAfter, out.Certs)
+			}
 			if left <= 24*time.Hour {
-				t.Fatalf("hour %d: %s has only %s of validity left (notAfter %s)", h, name, left, v.Leaf.NotAfter)
+				res.urgentFailed++
 			}
 		}
 	}
 	return res
+}
+
+func failedIn(res *Result, name string) bool {
+	for _, c := range res.Certs {
+		if c.Name == name {
+			_, failed := (&Result{Certs: []CertResult{c}}).Counts()
+			return failed > 0
+		}
+	}
+	return false
 }
 
 func (c *simCA) total() int {
@@ -332,4 +358,43 @@ func TestSimulationOutage48h(t *testing.T) {
 		}
 	}
 	t.Logf("least validity left at any hour: %s", res.minLeft)
+}
+
+// TestSimulationRetryAfterWeek: the CA is down for 10 days and answers
+// every attempt with Retry-After of a week. No Retry-After may push the
+// next attempt past a day before expiry: inside that day every hourly run
+// tries, and reports the certificate failed, until the CA is back; then
+// the very next run renews.
+func TestSimulationRetryAfterWeek(t *testing.T) {
+	start := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	from, to := start.Add(100*time.Hour), start.Add(340*time.Hour)
+	down := func(now time.Time) bool { return !now.Before(from) && now.Before(to) }
+	res := simulateWith(t, 30, down, 7*24*time.Hour)
+	if res.urgentFailed == 0 {
+		t.Fatal("no certificate came within a day of expiry: the outage proves nothing")
+	}
+	for _, name := range res.names {
+		fails := res.ca.attempts[name]
+		if len(fails) < 24 {
+			t.Errorf("%s: %d attempts during a 10-day outage; inside the last day every hourly run must try", name, len(fails))
+		}
+		var resumed time.Time
+		for _, at := range res.ca.issued[name] {
+			if !at.Before(to) {
+				resumed = at
+				break
+			}
+		}
+		if resumed.IsZero() || resumed.Sub(to) > time.Hour {
+			t.Errorf("%s: the CA was back at %s, renewed only at %s", name, to, resumed)
+		}
+		r, err := res.ca.st.LoadRenewal(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Failures != 0 {
+			t.Errorf("%s still records %d failures", name, r.Failures)
+		}
+	}
+	t.Logf("hours within a day of expiry, each reported failed: %d", res.urgentFailed)
 }

@@ -58,6 +58,9 @@ type Renewal struct {
 	LastSuccess time.Time `json:"last_success,omitzero"`
 	Failures    int       `json:"consecutive_failures,omitempty"`
 	NextAttempt time.Time `json:"next_attempt,omitzero"` // backoff after failures
+	// NextAttemptReason says why NextAttempt is when it is (the backoff,
+	// the CA's Retry-After, the cap before expiry), for status and doctor.
+	NextAttemptReason string `json:"next_attempt_reason,omitempty"`
 	LastError   *Failure  `json:"last_error,omitempty"`
 }
 
