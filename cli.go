@@ -64,6 +64,11 @@ func parseFlags(fs *flag.FlagSet, args []string, env func(string) string, errw i
 		if v == "" {
 			return
 		}
+		if cl, ok := f.Value.(*commandList); ok {
+			// One shell command, spaces and commas included.
+			_ = cl.Set(v)
+			return
+		}
 		if ml, ok := f.Value.(*multiFlag); ok {
 			for _, part := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
 				if err := ml.Set(part); err != nil {
@@ -91,5 +96,17 @@ type multiFlag []string
 func (m *multiFlag) String() string { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error {
 	*m = append(*m, v)
+	return nil
+}
+
+// commandList is a repeatable flag whose values are shell commands
+// (--deploy-hook). Its IPCERT_* variable holds one command as it is: a
+// list split on spaces would turn "systemctl reload nginx" into three.
+// Several commands: repeat the flag, or join them in one with ; or &&.
+type commandList []string
+
+func (c *commandList) String() string { return strings.Join(*c, "; ") }
+func (c *commandList) Set(v string) error {
+	*c = append(*c, v)
 	return nil
 }

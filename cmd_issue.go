@@ -88,10 +88,11 @@ type issueFlags struct {
 	agreeTOS   bool
 	name       string
 	quiet      bool
-	hooks      multiFlag
+	hooks      commandList
 	reload     string
 	verifyAddr string
 	timeout    time.Duration
+	wait       time.Duration
 }
 
 func runIssue(ctx context.Context, args []string, s stdio) int {
@@ -111,10 +112,11 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	fs.BoolVar(&f.agreeTOS, "agree-tos", false, "agree to the CA's terms of service (needed to register an account)")
 	fs.StringVar(&f.name, "name", "", "certificate name in the store (default derived from the addresses)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress on stderr")
-	fs.Var(&f.hooks, "deploy-hook", "shell command ipcert renew runs after each renewal, with IPCERT_CERT, IPCERT_KEY, IPCERT_FULLCHAIN... set (repeatable)")
+	fs.Var(&f.hooks, "deploy-hook", "shell command ipcert renew runs after each renewal, with IPCERT_CERT, IPCERT_KEY, IPCERT_FULLCHAIN... set (repeatable; IPCERT_DEPLOY_HOOK holds one command as it is)")
 	fs.StringVar(&f.reload, "reload", "", "web server ipcert renew reloads after each renewal: nginx, apache or haproxy")
 	fs.StringVar(&f.verifyAddr, "verify", "", "ADDR:PORT where the web server serves this certificate; ipcert renew checks it after each renewal")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long (the CA keeps a pending authorization for an hour)")
+	fs.DurationVar(&f.wait, "wait", 60*time.Second, "how long to wait for another ipcert run's lock before giving up (exit 4); 0 gives up at once")
 	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
 		return code
 	}
@@ -163,6 +165,16 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 			return exitUsage
 		}
 	}
+	if f.webroot != "" {
+		// renew runs from another directory (the timer: /), so what it
+		// reads back must be absolute, like --ca-root.
+		abs, err := filepath.Abs(f.webroot)
+		if err != nil {
+			fmt.Fprintf(s.Err, "ipcert issue: --webroot %q: %v\n", f.webroot, err)
+			return exitUsage
+		}
+		f.webroot = abs
+	}
 	st, err := f.openStore(s.Env)
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
@@ -195,13 +207,13 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		rootPEM = ca.RootPEM
 	}
 	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
-	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr}
+	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr, WebRootPort: f.webPort}
 	issueKeepSettings(st, f.name, idents, tmpl, s.Err)
 	if f.caRoot != "" {
 		// renew runs from another directory (the timer: /).
 		tmpl.CARoot, _ = filepath.Abs(f.caRoot)
 	}
-	iss, err := eng.Issue(ctx, req, acmeflow.IssueOptions{Name: f.name, Renewal: tmpl, RootPEM: rootPEM})
+	iss, err := eng.Issue(ctx, req, acmeflow.IssueOptions{Name: f.name, Renewal: tmpl, RootPEM: rootPEM, LockWait: f.wait})
 	if err != nil {
 		return reportIssueError(ctx, eng, f.name, idents, err, s, issueEvidence(&req, ca), f.jsonOut)
 	}

@@ -107,9 +107,13 @@ func TestIssueLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unlock()
-	code, _, errs := issueRun(t, nil, "issue", "--ip", "127.0.0.1", "--ca", "local", "--state-dir", dir, "--agree-tos")
+	code, _, errs := issueRun(t, nil, "issue", "--ip", "127.0.0.1", "--ca", "local", "--state-dir", dir, "--agree-tos", "--wait", "0")
 	if code != exitLocked || !strings.Contains(errs, "another ipcert run") {
 		t.Fatalf("exit %d: %s", code, errs)
+	}
+	code, _, errs = issueRun(t, nil, "issue", "--ip", "127.0.0.1", "--ca", "local", "--state-dir", dir, "--agree-tos", "--wait", "300ms")
+	if code != exitLocked || !strings.Contains(errs, "gave up waiting") {
+		t.Fatalf("--wait 300ms on a held lock: exit %d: %s", code, errs)
 	}
 }
 

@@ -33,7 +33,7 @@ ipcert renew: renew the managed certificates that are due; what the timer
 runs every hour (ipcert timer install).
 
 Usage:
-  ipcert renew [--force] [--dry-run] [--wait DURATION] [NAME...]
+  ipcert renew [--force] [--dry-run] [--wait DURATION] [--timeout DURATION] [NAME...]
 
 A certificate is due at a random moment inside the renewal window its CA
 suggests (ARI, RFC 9773; asked at most as often as the CA's Retry-After
@@ -82,6 +82,7 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 	force := fs.Bool("force", false, "renew now, whether due or not (also ignores the backoff)")
 	dryRun := fs.Bool("dry-run", false, "rehearse against Let's Encrypt staging (or a fresh local CA) without touching the store")
 	wait := fs.Duration("wait", 60*time.Second, "how long to wait for another ipcert run's lock before giving up (exit 4)")
+	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long, renewals, hooks and waits included (under the timer unit's 30 min limit)")
 	quiet := fs.Bool("quiet", false, "log only warnings and errors; print only certificates that were renewed or failed (the timer uses this)")
 	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
 		return code
@@ -96,8 +97,16 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 			return exitUsage
 		}
 	}
+	if *timeout <= 0 {
+		fmt.Fprintf(s.Err, "ipcert renew: --timeout %s: give a positive duration, such as 20m\n", *timeout)
+		return exitUsage
+	}
 	closeLog := setupDebugLog(cf.debug, s.Err)
 	defer closeLog()
+	// One bound on the whole run: a CA that stalls or asks to wait an hour
+	// must not keep the lock (and the next hourly runs) waiting.
+	ctx, cancelTimeout := context.WithTimeout(ctx, *timeout)
+	defer cancelTimeout()
 	st, err := cf.openStore(s.Env)
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert renew: %v\n", err)
@@ -129,11 +138,16 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 		switch {
 		case errors.Is(err, store.ErrLocked):
 			fmt.Fprintf(s.Err, "ipcert renew: skipped: %v\n", err)
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			fmt.Fprintf(s.Err, "ipcert renew: gave up after --timeout %s; current certificates are unchanged\n", *timeout)
 		case ctx.Err() != nil:
 			fmt.Fprintln(s.Err, "ipcert renew: interrupted; current certificates are unchanged")
 		default:
 			fmt.Fprintf(s.Err, "ipcert renew: %v\n", err)
 		}
+	}
+	if err == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		fmt.Fprintf(s.Err, "ipcert renew: gave up after --timeout %s; current certificates are unchanged, the next run tries again\n", *timeout)
 	}
 	if !*dryRun {
 		renewSaveLastRun(st, renewLastRun{Started: started.UTC(), Duration: time.Since(started), ExitCode: code, Result: res, Error: errString(err)})
@@ -160,6 +174,9 @@ func renewExitCode(ctx context.Context, res *renew.Result, err error) int {
 	switch {
 	case err != nil && errors.Is(err, store.ErrLocked):
 		return exitLocked
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		// --timeout: the job failed, it was not stopped by a person.
+		return exitFailure
 	case ctx.Err() != nil:
 		return exitInterrupted
 	case err != nil:

@@ -155,3 +155,16 @@ func TestFaultCAUnreachable(t *testing.T) {
 		t.Fatalf("unexpected current: %v", err)
 	}
 }
+
+// TestPollRetryAfterCapped: a poll's Retry-After of an hour is waited for
+// at most MaxRetryAfterSleep at a time (renew --force once slept on it
+// for the hour, holding the lock).
+func TestPollRetryAfterCapped(t *testing.T) {
+	p := newPoller()
+	if d := p.delay(time.Hour); d != MaxRetryAfterSleep {
+		t.Fatalf("Retry-After 1h: waited %s, want %s", d, MaxRetryAfterSleep)
+	}
+	if d := p.delay(2 * time.Second); d != 2*time.Second {
+		t.Fatalf("Retry-After 2s: waited %s", d)
+	}
+}

@@ -25,6 +25,9 @@ type IssueOptions struct {
 	// HaveLock says the caller already holds the store lock (renew works
 	// on many certificates under one lock).
 	HaveLock bool
+	// LockWait bounds the wait for another run's lock; 0 fails at once
+	// with a *store.LockedError.
+	LockWait time.Duration
 }
 
 // Issued is a stored certificate.
@@ -51,7 +54,12 @@ func (e *Engine) Issue(ctx context.Context, req Request, opts IssueOptions) (*Is
 		return nil, &Error{Step: StepStore, Err: err}
 	}
 	if !opts.HaveLock {
-		unlock, err := e.Store.Lock(ctx, false)
+		lctx, cancel := ctx, context.CancelFunc(func() {})
+		if opts.LockWait > 0 {
+			lctx, cancel = context.WithTimeout(ctx, opts.LockWait)
+		}
+		unlock, err := e.Store.Lock(lctx, opts.LockWait > 0)
+		cancel()
 		if err != nil {
 			return nil, &Error{Step: StepStore, Err: err}
 		}

@@ -102,13 +102,24 @@ type poller struct {
 
 func newPoller() *poller { return &poller{next: 10 * time.Millisecond, max: 3 * time.Second} }
 
-func (p *poller) wait(ctx context.Context, retryAfter time.Duration) error {
+// MaxRetryAfterSleep caps one wait on a poll's Retry-After. A CA that asks
+// for an hour on a pending authorization (seen: 3600) would otherwise hold
+// the run, and the store lock, for that hour; polling again after this
+// long costs the CA one request, and the run's --timeout bounds the total.
+const MaxRetryAfterSleep = 30 * time.Second
+
+// delay is the next wait: the CA's Retry-After (capped), else the schedule.
+func (p *poller) delay(retryAfter time.Duration) time.Duration {
 	d := p.next
 	if retryAfter > 0 {
-		d = retryAfter
+		d = min(retryAfter, MaxRetryAfterSleep)
 	}
 	p.next = min(p.next*2, p.max)
-	t := time.NewTimer(d)
+	return d
+}
+
+func (p *poller) wait(ctx context.Context, retryAfter time.Duration) error {
+	t := time.NewTimer(p.delay(retryAfter))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

@@ -34,7 +34,7 @@ func (c *CAs) engine(st *store.Store) *acmeflow.Engine {
 // open resolves r's CA. The local CA is given the stored responder host
 // with a fresh port: the old port may be taken by now.
 func (c *CAs) open(choice string, r *store.Renewal) (*cachoice.CA, error) {
-	o := cachoice.Options{HTTPListen: r.HTTPListen, TLSListen: r.TLSListen, Log: c.Log}
+	o := cachoice.Options{HTTPListen: r.HTTPListen, TLSListen: r.TLSListen, WebServerPort: r.WebRootPort, Log: c.Log}
 	if choice == r.CA {
 		o.RootFile = r.CARoot
 	}

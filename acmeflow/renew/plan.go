@@ -63,6 +63,9 @@ type Decision struct {
 	Picked  bool
 	// Basis says where RenewAt comes from (the ARI window, or half-life).
 	Basis string
+	// Broken is set (by the Runner, which can look at the files) when the
+	// current link is broken but a backoff holds the repair back.
+	Broken string
 }
 
 // Backoff is the wait after the n-th consecutive failure: 1 min, 10 min,

@@ -206,7 +206,7 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 			work = true
 			continue
 		}
-		plans[i] = CertResult{Name: n, Outcome: NotDue, Reason: d.Reason, Next: d.At}
+		plans[i] = waitResult(n, d)
 	}
 	if !work {
 		res.Certs = plans
@@ -231,14 +231,29 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 }
 
 // plan is Plan, minus ARI when the runner has no way to ask (then the
-// certificate is planned as if it had no ARI identifier: half-life).
+// certificate is planned as if it had no ARI identifier: half-life), plus
+// the one fact Plan cannot see in renewal.json: a current link that is
+// missing or points at a version without its files (web servers read
+// through it), which makes the certificate due now, backoff permitting.
 func (rn *Runner) plan(r *store.Renewal, now time.Time, force bool) Decision {
+	c := r
 	if rn.ARI == nil && r.CertID != "" {
-		c := *r
-		c.CertID = ""
-		return Plan(&c, now, rn.Rand, force)
+		cp := *r
+		cp.CertID = ""
+		c = &cp
 	}
-	return Plan(r, now, rn.Rand, force)
+	d := Plan(c, now, rn.Rand, force)
+	if force || d.Action == Renew || r.Current == 0 {
+		return d
+	}
+	if err := rn.Store.CheckCurrent(r.Name); err != nil {
+		if r.Failures > 0 && now.Before(r.NextAttempt) {
+			d.Broken = err.Error()
+			return d
+		}
+		return Decision{Action: Renew, At: now, Reason: "the current certificate is broken (" + err.Error() + "); a renewal makes a new one"}
+	}
+	return d
 }
 
 func (rn *Runner) warnExpiry(r *store.Renewal, now time.Time) {
@@ -252,6 +267,16 @@ func (rn *Runner) warnExpiry(r *store.Renewal, now time.Time) {
 	case left < ExpiryWarning:
 		rn.emit(LevelWarn, r.Name, "the certificate expires in %s (%s) and has not been renewed; see ipcert doctor %s", left.Round(time.Minute), r.NotAfter.UTC().Format(time.RFC3339), r.Name)
 	}
+}
+
+// waitResult is a certificate left for later: not due, or broken and
+// waiting for the backoff after a failed repair, which counts as a
+// failure so that the job shows failed until it is repaired.
+func waitResult(name string, d Decision) CertResult {
+	if d.Broken != "" {
+		return CertResult{Name: name, Outcome: Failed, Reason: "current certificate broken; " + d.Reason, Error: d.Broken, Next: d.At}
+	}
+	return CertResult{Name: name, Outcome: NotDue, Reason: d.Reason, Next: d.At}
 }
 
 // one plans and acts on one certificate under the lock.
@@ -282,7 +307,7 @@ func (rn *Runner) one(ctx context.Context, name string, force bool, res *Result)
 		rn.emit(LevelInfo, name, "will renew at %s (%s)", d.RenewAt.UTC().Format(time.RFC3339), d.Basis)
 	}
 	if d.Action != Renew {
-		out.Outcome, out.Reason, out.Next = NotDue, d.Reason, d.At
+		out = waitResult(name, d)
 		if dirty {
 			if err := rn.Store.SaveRenewal(r); err != nil {
 				out.Outcome, out.Error = Failed, "save renewal.json: "+err.Error()

@@ -203,3 +203,64 @@ type rehearsalFunc func(*store.Renewal) (*store.Renewal, error)
 func (f rehearsalFunc) Issue(_ context.Context, r *store.Renewal, _ []netip.Addr, _ string) (*store.Renewal, error) {
 	return f(r)
 }
+
+// TestRunnerRepairsBrokenCurrent: current pointing at a missing version
+// (status said PROBLEM while renew said "not due") makes the certificate
+// due now; the renewal makes a new current.
+func TestRunnerRepairsBrokenCurrent(t *testing.T) {
+	for _, breakIt := range []struct {
+		name string
+		do   func(t *testing.T, st *store.Store)
+	}{
+		{"dangling", func(t *testing.T, st *store.Store) {
+			cur := st.CurrentDir("n")
+			if err := os.Remove(cur); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("versions/99", cur); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"missing", func(t *testing.T, st *store.Store) {
+			if err := os.Remove(st.CurrentDir("n")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"no-key", func(t *testing.T, st *store.Store) {
+			if err := os.Remove(filepath.Join(st.CurrentDir("n"), store.KeyFile)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(breakIt.name, func(t *testing.T) {
+			st, ca, clock, _ := runnerFixture(t, t0, nil)
+			rn := &Runner{Store: st, Issuer: ca, Now: clock.Now, Rand: testRand()}
+			clock.Set(t0.Add(time.Hour))
+			breakIt.do(t, st)
+			res, err := rn.Run(context.Background(), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := res.Certs[0]; c.Outcome != Renewed || !strings.Contains(c.Reason, "broken") {
+				t.Fatalf("a broken current must be renewed at once: %+v", c)
+			}
+			if _, err := st.CurrentVersion("n"); err != nil {
+				t.Fatalf("current not repaired: %v", err)
+			}
+			// A repair that fails is a failure every run until it works,
+			// not "not due" during the backoff.
+			breakIt.do(t, st)
+			ca.down = func(time.Time) bool { return true }
+			clock.Set(t0.Add(2 * time.Hour))
+			res, _ = rn.Run(context.Background(), Options{})
+			if _, failed := res.Counts(); failed != 1 {
+				t.Fatalf("failed repair: %+v", res.Certs)
+			}
+			clock.Set(t0.Add(2*time.Hour + 30*time.Second))
+			res, _ = rn.Run(context.Background(), Options{})
+			if _, failed := res.Counts(); failed != 1 || res.Network {
+				t.Fatalf("inside the backoff, a broken current must still count as failed, offline: %+v", res)
+			}
+		})
+	}
+}

@@ -32,7 +32,8 @@ type Renewal struct {
 	Directory   string   `json:"directory"`             // the ACME directory URL used
 	Profile     string   `json:"profile"`               // shortlived
 	Challenge   string   `json:"challenge"`             // http-01 or tls-alpn-01
-	WebRoot     string   `json:"webroot,omitempty"`     // http-01 into an existing web root
+	WebRoot     string   `json:"webroot,omitempty"`     // http-01 into an existing web root (absolute)
+	WebRootPort int      `json:"webroot_port,omitempty"` // local CA: the port the web server serves WebRoot on
 	HTTPListen  string   `json:"http_listen,omitempty"` // standalone http-01 responder address
 	TLSListen   string   `json:"tls_listen,omitempty"`  // tls-alpn-01 responder address
 	KeyType     string   `json:"key_type"`              // ec256, ec384, rsa2048, ...
