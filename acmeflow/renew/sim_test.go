@@ -153,8 +153,8 @@ type simResult struct {
 	// urgentFailed counts (hour, certificate) pairs within a day of expiry,
 	// each reported failed by its run.
 	urgentFailed int
-	minLeft time.Duration
-	names   []string
+	minLeft      time.Duration
+	names        []string
 }
 
 // simulate runs `renew` hourly (at a fixed minute, like a timer with a

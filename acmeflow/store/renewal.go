@@ -25,18 +25,18 @@ type Renewal struct {
 	Name   string `json:"name"`
 
 	// What to issue.
-	Identifiers []string `json:"identifiers"`           // canonical IP literals
-	AutoIP      bool     `json:"auto_ip,omitempty"`     // issued for --ip auto: follow the public address
-	CA          string   `json:"ca"`                    // as chosen: staging, production, local, or a URL
-	CARoot      string   `json:"ca_root,omitempty"`     // --ca-root: PEM file trusted for a URL CA's own HTTPS
-	Directory   string   `json:"directory"`             // the ACME directory URL used
-	Profile     string   `json:"profile"`               // shortlived
-	Challenge   string   `json:"challenge"`             // http-01 or tls-alpn-01
-	WebRoot     string   `json:"webroot,omitempty"`     // http-01 into an existing web root (absolute)
+	Identifiers []string `json:"identifiers"`            // canonical IP literals
+	AutoIP      bool     `json:"auto_ip,omitempty"`      // issued for --ip auto: follow the public address
+	CA          string   `json:"ca"`                     // as chosen: staging, production, local, or a URL
+	CARoot      string   `json:"ca_root,omitempty"`      // --ca-root: PEM file trusted for a URL CA's own HTTPS
+	Directory   string   `json:"directory"`              // the ACME directory URL used
+	Profile     string   `json:"profile"`                // shortlived
+	Challenge   string   `json:"challenge"`              // http-01 or tls-alpn-01
+	WebRoot     string   `json:"webroot,omitempty"`      // http-01 into an existing web root (absolute)
 	WebRootPort int      `json:"webroot_port,omitempty"` // local CA: the port the web server serves WebRoot on
-	HTTPListen  string   `json:"http_listen,omitempty"` // standalone http-01 responder address
-	TLSListen   string   `json:"tls_listen,omitempty"`  // tls-alpn-01 responder address
-	KeyType     string   `json:"key_type"`              // ec256, ec384, rsa2048, ...
+	HTTPListen  string   `json:"http_listen,omitempty"`  // standalone http-01 responder address
+	TLSListen   string   `json:"tls_listen,omitempty"`   // tls-alpn-01 responder address
+	KeyType     string   `json:"key_type"`               // ec256, ec384, rsa2048, ...
 	Email       string   `json:"email,omitempty"`
 	Combined    bool     `json:"combined,omitempty"` // keep combined.pem (HAProxy)
 
@@ -61,8 +61,8 @@ type Renewal struct {
 	NextAttempt time.Time `json:"next_attempt,omitzero"` // backoff after failures
 	// NextAttemptReason says why NextAttempt is when it is (the backoff,
 	// the CA's Retry-After, the cap before expiry), for status and doctor.
-	NextAttemptReason string `json:"next_attempt_reason,omitempty"`
-	LastError   *Failure  `json:"last_error,omitempty"`
+	NextAttemptReason string   `json:"next_attempt_reason,omitempty"`
+	LastError         *Failure `json:"last_error,omitempty"`
 }
 
 // ARIState is what the CA's renewalInfo said (RFC 9773).
