@@ -127,7 +127,7 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 		Rehearsal:   renew.NewRehearsal(cas),
 		ARI:         renew.NewARI(cas),
 		Deploy:      renewDeployer{},
-		Verify:      renewVerifier{},
+		Verify:      renewVerifier{log: lg},
 		PublicAddrs: func(ctx context.Context) ([]netip.Addr, error) { return detectPublicAddrs(ctx, s) },
 		Events:      lg.event,
 		LockWait:    *wait,
@@ -331,16 +331,22 @@ func (renewDeployer) Deploy(ctx context.Context, r *store.Renewal, currentDir st
 }
 
 // renewVerifier checks that the configured address serves the new
-// certificate (deploy.Verify compares serials).
-type renewVerifier struct{}
+// certificate (deploy.Verify compares serials), giving the server up to
+// deploy.ReloadGrace to pick it up after the reload, and says how long
+// that took.
+type renewVerifier struct{ log *renewLogger }
 
 func (v renewVerifier) Verify(ctx context.Context, addr string, leaf *x509.Certificate) error {
-	res, err := deploy.Verify(ctx, addr, deploy.VerifyOptions{Expected: leaf})
+	res, took, err := deploy.WaitServed(ctx, addr, leaf, 0, deploy.VerifyOptions{})
 	if err != nil {
 		return err
 	}
 	if res.Outcome != deploy.Match {
-		return fmt.Errorf("%s: %s", res.Outcome, res.Reason)
+		return fmt.Errorf("%s after waiting %s for the server to pick up the new certificate: %s", res.Outcome, took.Round(100*time.Millisecond), res.Reason)
+	}
+	if v.log != nil {
+		v.log.event(renew.Event{Time: time.Now(), Level: renew.LevelInfo, Name: addr,
+			Message: fmt.Sprintf("serves the new certificate (serial %x), %s after the deploy step", leaf.SerialNumber, took.Round(time.Millisecond))})
 	}
 	return nil
 }
