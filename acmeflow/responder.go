@@ -13,6 +13,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"math/big"
 	"net"
 	"net/http"
@@ -225,6 +226,12 @@ func newWebrootResponder(root string) (*webrootResponder, error) {
 				return nil, fmt.Errorf("web root %s is not writable (%v); run as a user that can write there, or use the standalone responder", root, err)
 			}
 			w.created = append(w.created, d)
+			// The renewal unit runs with UMask=0077, which made this 0700:
+			// nginx's workers could not enter it and answered 404.
+			if err := fchmodNoFollow(d, unix.O_DIRECTORY, 0o755); err != nil {
+				w.close()
+				return nil, fmt.Errorf("web root %s: %w", root, err)
+			}
 		}
 	}
 	return w, nil
@@ -232,11 +239,32 @@ func newWebrootResponder(root string) (*webrootResponder, error) {
 
 func (w *webrootResponder) add(a challengeAnswer) error {
 	p := filepath.Join(w.dir, a.token)
-	if err := os.WriteFile(p, []byte(a.keyAuth), 0o644); err != nil {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o644)
+	if err != nil {
 		return fmt.Errorf("write challenge file into the web root: %w", err)
 	}
-	_ = os.Chmod(p, 0o644)
 	w.files = append(w.files, p)
+	// On the handle, not the path: under any umask the web server's user
+	// must be able to read it.
+	_, werr := f.WriteString(a.keyAuth)
+	cerr := f.Chmod(0o644)
+	if err := errors.Join(werr, cerr, f.Close()); err != nil {
+		return fmt.Errorf("write challenge file into the web root: %w", err)
+	}
+	return nil
+}
+
+// fchmodNoFollow sets mode on path through a handle opened without
+// following a final symlink.
+func fchmodNoFollow(path string, flags int, mode os.FileMode) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|flags, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchmod(fd, uint32(mode)); err != nil {
+		return fmt.Errorf("chmod %s: %w", path, err)
+	}
 	return nil
 }
 
