@@ -236,14 +236,24 @@ func (e *Engine) Obtain(ctx context.Context, req Request) (_ *Certificate, err e
 	}
 	em.info(StepOrder, "", "Order %s is %s", order.Location, order.Status)
 
-	seen := &seenLog{emit: em.emit}
+	// Every validator request wakes the poller: the CA decides right after.
+	wake := make(chan struct{}, 1)
+	seen := &seenLog{emit: func(ev Event) {
+		em.emit(ev)
+		if ev.Kind == EventValidator {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	}}
 	fail := func(step Step, ident string, err error) (*Certificate, error) {
 		se := stepErr(step, ident, err)
 		se.Seen = seen.snapshot()
 		return nil, e.wrapCtx(ctx, se)
 	}
 
-	if err := e.authorize(ctx, core, tr, req, order, seen, em); err != nil {
+	if err := e.authorize(ctx, core, tr, req, order, seen, wake, em); err != nil {
 		return fail(StepChallenge, "", err)
 	}
 
@@ -401,13 +411,15 @@ func checkDirectory(core *api.Core, profile string, em *emitter) error {
 	return nil
 }
 
+// pending is an authorization to answer: its address, URL and challenge.
+type pending struct {
+	ident string
+	authz string
+	chal  acme.Challenge
+}
+
 // authorize answers every pending authorization of the order.
-func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport, req Request, order acme.ExtendedOrder, seen *seenLog, em *emitter) error {
-	type pending struct {
-		ident string
-		authz string
-		chal  acme.Challenge
-	}
+func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport, req Request, order acme.ExtendedOrder, seen *seenLog, wake <-chan struct{}, em *emitter) error {
 	var todo []pending
 	var answers []challengeAnswer
 	for _, authzURL := range order.Authorizations {
@@ -468,38 +480,100 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 		// its validator is quick): no poll needed then.
 		validNow[p.authz] = chal.Status == acme.StatusValid
 	}
+	var waiting []pending
 	for _, p := range todo {
 		if validNow[p.authz] {
 			em.info(StepChallenge, p.ident, "%s validated", p.ident)
 			continue
 		}
-		poll := newPoller()
-		for {
-			if err := poll.wait(ctx, tr.takeRetryAfter()); err != nil {
-				return &Error{Step: StepChallenge, Identifier: p.ident, Err: err}
+		waiting = append(waiting, p)
+	}
+	if len(waiting) == 0 {
+		return nil
+	}
+	// One poll a tick for the whole order: a single authorization is
+	// polled itself, several through the order, whose status stays pending
+	// until all are valid and turns invalid when one fails (RFC 8555
+	// section 7.1.6); only then are the authorizations asked, at once, to
+	// find which.
+	poll := newPoller()
+	poll.wake = wake
+	single := ""
+	if len(waiting) == 1 {
+		single = waiting[0].ident
+	}
+	for {
+		if err := poll.wait(ctx, tr.takeRetryAfter()); err != nil {
+			return &Error{Step: StepChallenge, Identifier: single, Err: err}
+		}
+		if single != "" {
+			done, err := e.authzDone(core, req, waiting[0], em)
+			if done || err != nil {
+				return err
 			}
-			authz, err := core.Authorizations.Get(p.authz)
-			if err != nil {
-				return stepErr(StepChallenge, p.ident, err)
-			}
-			em.emit(Event{Kind: EventPoll, Step: StepChallenge, Identifier: p.ident, Message: p.ident + " is " + authz.Status})
-			if authz.Status == acme.StatusValid {
+			continue
+		}
+		o, err := core.Orders.Get(order.Location)
+		if err != nil {
+			return stepErr(StepChallenge, "", err)
+		}
+		em.emit(Event{Kind: EventPoll, Step: StepChallenge, Message: "order is " + o.Status})
+		switch o.Status {
+		case acme.StatusPending:
+			continue
+		case acme.StatusReady, acme.StatusProcessing, acme.StatusValid:
+			for _, p := range waiting {
 				em.info(StepChallenge, p.ident, "%s validated", p.ident)
-				break
 			}
-			if authz.Status == acme.StatusInvalid || authz.Status == acme.StatusDeactivated || authz.Status == acme.StatusExpired || authz.Status == acme.StatusRevoked {
-				prob := &Problem{Type: ProblemNS + "unauthorized", Detail: "authorization is " + authz.Status, Identifier: p.ident}
-				for _, c := range authz.Challenges {
-					if c.Type == req.Challenge && c.Error != nil {
-						prob = fromLego(c.Error)
-						prob.Identifier = p.ident
-					}
+			return nil
+		}
+		errs := make([]error, len(waiting))
+		var wg sync.WaitGroup
+		for i, p := range waiting {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if done, err := e.authzDone(core, req, p, em); err != nil {
+					errs[i] = err
+				} else if !done {
+					errs[i] = &Error{Step: StepChallenge, Identifier: p.ident, Problem: &Problem{Type: ProblemNS + "unauthorized",
+						Detail: "the order is " + o.Status + " while this authorization is still pending", Identifier: p.ident}}
 				}
-				return &Error{Step: StepChallenge, Identifier: p.ident, Problem: prob}
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return err
 			}
 		}
+		return &Error{Step: StepChallenge, Problem: &Problem{Type: ProblemNS + "unauthorized", Detail: "the order is " + o.Status}}
 	}
-	return nil
+}
+
+// authzDone polls one authorization: done when valid, an error when it
+// failed (with the challenge's problem), neither while pending.
+func (e *Engine) authzDone(core *api.Core, req Request, p pending, em *emitter) (bool, error) {
+	authz, err := core.Authorizations.Get(p.authz)
+	if err != nil {
+		return false, stepErr(StepChallenge, p.ident, err)
+	}
+	em.emit(Event{Kind: EventPoll, Step: StepChallenge, Identifier: p.ident, Message: p.ident + " is " + authz.Status})
+	switch authz.Status {
+	case acme.StatusValid:
+		em.info(StepChallenge, p.ident, "%s validated", p.ident)
+		return true, nil
+	case acme.StatusInvalid, acme.StatusDeactivated, acme.StatusExpired, acme.StatusRevoked:
+		prob := &Problem{Type: ProblemNS + "unauthorized", Detail: "authorization is " + authz.Status, Identifier: p.ident}
+		for _, c := range authz.Challenges {
+			if c.Type == req.Challenge && c.Error != nil {
+				prob = fromLego(c.Error)
+				prob.Identifier = p.ident
+			}
+		}
+		return false, &Error{Step: StepChallenge, Identifier: p.ident, Problem: prob}
+	}
+	return false, nil
 }
 
 func (e *Engine) startResponder(ctx context.Context, req Request, seen *seenLog, em *emitter) (responder, error) {

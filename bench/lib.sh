@@ -11,6 +11,7 @@ bench_begin() {
 	command -v go >/dev/null || die "the Go toolchain is needed to build ipcert, lego and Pebble"
 	work=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
 	pebble_pid=
+	bench_extra_pids=
 	trap bench_cleanup EXIT
 	trap 'exit 130' INT TERM
 	local name
@@ -20,6 +21,11 @@ bench_begin() {
 }
 
 bench_cleanup() {
+	local p
+	for p in $bench_extra_pids; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
 	if [ -n "$pebble_pid" ]; then
 		kill "$pebble_pid" 2>/dev/null || true
 		wait "$pebble_pid" 2>/dev/null || true

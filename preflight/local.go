@@ -127,7 +127,12 @@ func ListeningPorts(env Env, ports []int) ([]PortState, error) {
 			socks = append(socks, sock{int(l.local.Port()), fam, l.local.String(), l.inode})
 		}
 	}
-	owners := socketOwners(fs)
+	// Finding owners reads every process's descriptors: only when a
+	// wanted port is held at all.
+	owners := map[uint64]owner{}
+	if len(socks) > 0 {
+		owners = socketOwners(fs)
+	}
 	bindv6only := readInt(env.path("proc/sys/net/ipv6/bindv6only"), 0)
 	var out []PortState
 	for _, p := range ports {

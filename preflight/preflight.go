@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -195,6 +196,9 @@ type state struct {
 	others  sync.WaitGroup // every check but the address check
 	results map[string]Result
 	closed  bool
+	// asked says the public address was looked up: only a check that
+	// needs it asks the internet (`--only ports` sends nothing).
+	asked atomic.Bool
 }
 
 func newState(ctx context.Context, env Env, opts Options, rep *Report) *state {
@@ -202,6 +206,7 @@ func newState(ctx context.Context, env Env, opts Options, rep *Report) *state {
 	// Shared facts are bounded like a check, so a check that waits for
 	// them never outlives its own timeout by much.
 	st.public = sync.OnceValue(func() PublicAddrs {
+		st.asked.Store(true)
 		ctx, cancel := context.WithTimeout(ctx, opts.CheckTimeout)
 		defer cancel()
 		return DetectPublic(ctx, env)
@@ -336,7 +341,9 @@ func Run(ctx context.Context, env Env, opts Options, progress func(Event)) Repor
 		p := rep.Public
 		rep.Offline = p.V4.Asked+p.V6.Asked > 0 && p.V4.Answered == 0 && p.V6.Answered == 0
 	}
-	rep.Addrs = st.addrs()
+	if len(st.opts.IPs) > 0 || st.asked.Load() {
+		rep.Addrs = st.addrs()
+	}
 	// Lists are [] rather than null in JSON, so consumers need no
 	// null checks (docs/preflight.md).
 	rep.Addrs = nonNil(rep.Addrs)

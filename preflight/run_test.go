@@ -3,7 +3,10 @@ package preflight
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
@@ -184,5 +187,31 @@ func TestSelfFetchNotBackIsAdvisoryWarning(t *testing.T) {
 	r := st.checkSelfFetch(context.Background(), env.withDefaults())
 	if r.Status != StatusWarn || !r.Advisory || !strings.Contains(r.Summary, "hairpin") {
 		t.Errorf("%+v", r)
+	}
+}
+
+// TestRunOnlyLocalChecksAsksNoOne: `preflight --only ports` (any --only
+// without the public-address checks) must not look up the public address:
+// it once sent DNS and STUN queries anyway.
+func TestRunOnlyLocalChecksAsksNoOne(t *testing.T) {
+	var asked atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		io.WriteString(w, "192.0.2.1")
+	}))
+	t.Cleanup(srv.Close)
+	env := offlineEnv(t)
+	env.Echo4 = []string{srv.URL}
+	rep := Run(context.Background(), env, Options{Only: []string{IDPorts, IDPrivilege, IDFirewall, IDWebServers}}, nil)
+	if n := asked.Load(); n != 0 {
+		t.Fatalf("the public-address source was asked %d times for local checks only", n)
+	}
+	if len(rep.Results) != 4 {
+		t.Fatalf("%+v", rep.Results)
+	}
+	// The address checks do ask.
+	Run(context.Background(), env, Options{Only: []string{IDPublic4}}, nil)
+	if asked.Load() == 0 {
+		t.Fatal("the public-address check did not ask the source: the test proves nothing")
 	}
 }
