@@ -271,18 +271,52 @@ func (l *renewLogger) engineEvent(name string, ev acmeflow.Event) {
 	l.event(renew.Event{Time: ev.Time, Level: level, Name: name, Message: ev.Message})
 }
 
-// renewLastRun is renew-last.json.
+// renewLastRun is renew-last.json: the last run that did or found
+// something. Certificates that were not due are only counted, so the file
+// stays small at thousands of certificates.
 type renewLastRun struct {
 	Started  time.Time     `json:"started"`
 	Duration time.Duration `json:"duration_ns"`
 	ExitCode int           `json:"exit_code"`
 	Error    string        `json:"error,omitempty"`
+	Checked  int           `json:"checked"`
+	NotDue   int           `json:"not_due"`
 	Result   *renew.Result `json:"result,omitempty"`
+	// LastChecked is the last run at all (the file's modification time):
+	// a run that changes nothing only touches the file.
+	LastChecked time.Time `json:"-"`
 }
 
-// renewSaveLastRun replaces renew-last.json by rename, without fsync: it is
-// a report for people, and the no-op run must stay in milliseconds.
+// renewSaveLastRun records the run in renew-last.json. A run that found
+// nothing due and ended like the recorded one only sets the file's time
+// (one system call, no write: the hourly no-op stays in milliseconds);
+// otherwise the file is replaced by rename, without fsync, being a report.
 func renewSaveLastRun(st *store.Store, lr renewLastRun) {
+	path := filepath.Join(st.Root(), renewLastRunFile)
+	if lr.Result != nil {
+		short := &renew.Result{Network: lr.Result.Network}
+		for _, c := range lr.Result.Certs {
+			lr.Checked++
+			if c.Outcome == renew.NotDue {
+				lr.NotDue++
+				continue
+			}
+			short.Certs = append(short.Certs, c)
+		}
+		lr.Result = short
+	}
+	if len(lastRunCerts(lr.Result)) == 0 && lr.Error == "" {
+		if data, err := os.ReadFile(path); err == nil {
+			var prev renewLastRun
+			if json.Unmarshal(data, &prev) == nil && prev.ExitCode == lr.ExitCode && prev.Error == "" &&
+				len(lastRunCerts(prev.Result)) == 0 && prev.Checked == lr.Checked {
+				now := time.Now()
+				if os.Chtimes(path, now, now) == nil {
+					return
+				}
+			}
+		}
+	}
 	data, err := json.MarshalIndent(lr, "", "  ")
 	if err != nil {
 		return
@@ -293,9 +327,16 @@ func renewSaveLastRun(st *store.Store, lr renewLastRun) {
 	}
 	_, werr := f.Write(data)
 	cerr := f.Close()
-	if werr != nil || cerr != nil || os.Rename(f.Name(), filepath.Join(st.Root(), renewLastRunFile)) != nil {
+	if werr != nil || cerr != nil || os.Rename(f.Name(), path) != nil {
 		os.Remove(f.Name())
 	}
+}
+
+func lastRunCerts(r *renew.Result) []renew.CertResult {
+	if r == nil {
+		return nil
+	}
+	return r.Certs
 }
 
 // renewDeployer runs a renewed certificate's hooks through deploy.RunHooks:

@@ -196,9 +196,13 @@ func timerStatus(ctx context.Context, o deploy.TimerOptions, cf *commonFlags, s 
 	}
 	out := timerStatusOut{TimerState: state}
 	if st, serr := cf.openStore(s.Env); serr == nil {
-		if data, rerr := os.ReadFile(filepath.Join(st.Root(), renewLastRunFile)); rerr == nil {
+		path := filepath.Join(st.Root(), renewLastRunFile)
+		if data, rerr := os.ReadFile(path); rerr == nil {
 			var lr renewLastRun
 			if json.Unmarshal(data, &lr) == nil {
+				if fi, err := os.Stat(path); err == nil {
+					lr.LastChecked = fi.ModTime()
+				}
 				out.LastRun = &lr
 			}
 		}
@@ -246,6 +250,9 @@ func timerPrintStatus(w io.Writer, o timerStatusOut, now time.Time) {
 			lr.Started.Local().Format("2006-01-02 15:04:05 MST"), humanDuration(now.Sub(lr.Started)), lr.Duration.Round(time.Millisecond), lr.ExitCode, what, renewed, failed)
 		if lr.Error != "" {
 			fmt.Fprintf(w, "  error: %s\n", lr.Error)
+		}
+		if lr.LastChecked.Sub(lr.Started.Add(lr.Duration)) > time.Second {
+			fmt.Fprintf(w, "  runs since then found the same (%d certificate(s) checked); the last at %s\n", lr.Checked, lr.LastChecked.Local().Format("2006-01-02 15:04:05 MST"))
 		}
 		if lr.Result != nil {
 			for _, c := range lr.Result.Certs {

@@ -193,15 +193,26 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 	now := rn.now()
 	work := false
 	plans := make([]CertResult, len(names))
+	// The renewal index (store/index.go) holds what Plan reads: with it, a
+	// run parses no renewal.json unless one is due or missing from it.
+	idx, idxOK := rn.Store.ReadIndex()
+	var loaded []*store.Renewal
+	check := currentSample(len(names), now)
 	for i, n := range names {
-		r, err := rn.Store.LoadRenewal(n)
-		if err != nil {
-			plans[i] = CertResult{Name: n, Outcome: Failed, Reason: "renewal.json unusable", Error: err.Error()}
-			rn.emit(LevelError, n, "cannot read renewal.json: %v", err)
-			continue
+		var r *store.Renewal
+		if e, ok := idx[n]; ok {
+			r = e.Renewal()
+		} else {
+			var err error
+			if r, err = rn.Store.LoadRenewal(n); err != nil {
+				plans[i] = CertResult{Name: n, Outcome: Failed, Reason: "renewal.json unusable", Error: err.Error()}
+				rn.emit(LevelError, n, "cannot read renewal.json: %v", err)
+				continue
+			}
+			loaded = append(loaded, r)
 		}
 		rn.warnExpiry(r, now)
-		d := rn.plan(r, now, opts.Force)
+		d := rn.planChecked(r, now, opts.Force, check(i))
 		if d.Action != Wait || d.Picked {
 			work = true
 			continue
@@ -210,6 +221,13 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	if !work {
 		res.Certs = plans
+		if !idxOK {
+			// Build the index for the next runs, if no other run is busy.
+			if unlock, err := rn.Store.Lock(ctx, false); err == nil {
+				_ = rn.Store.RebuildIndex(loaded)
+				unlock()
+			}
+		}
 		return res, nil
 	}
 
@@ -227,7 +245,27 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 		}
 		res.Certs = append(res.Certs, rn.one(ctx, n, opts.Force, res))
 	}
+	if !idxOK {
+		_ = rn.Store.RebuildIndex(nil)
+	}
 	return res, nil
+}
+
+// currentSample says which certificates (by position) a run checks the
+// current link of, when nothing else makes it read them: all of them up to
+// 64, else a window that moves every hour so that each is checked at least
+// once a day (a readlink and two stats each: at thousands of
+// certificates, checking every one every hour would be most of the run).
+func currentSample(n int, now time.Time) func(i int) bool {
+	w := max(64, (n+23)/24)
+	if n <= w {
+		return func(int) bool { return true }
+	}
+	start := int(now.Unix()/3600) * w % n
+	return func(i int) bool {
+		d := (i - start + n) % n
+		return d < w
+	}
 }
 
 // plan is Plan, minus ARI when the runner has no way to ask (then the
@@ -236,6 +274,11 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 // missing or points at a version without its files (web servers read
 // through it), which makes the certificate due now, backoff permitting.
 func (rn *Runner) plan(r *store.Renewal, now time.Time, force bool) Decision {
+	return rn.planChecked(r, now, force, true)
+}
+
+// planChecked is plan, looking at the current link only when checkCurrent.
+func (rn *Runner) planChecked(r *store.Renewal, now time.Time, force, checkCurrent bool) Decision {
 	c := r
 	if rn.ARI == nil && r.CertID != "" {
 		cp := *r
@@ -243,7 +286,7 @@ func (rn *Runner) plan(r *store.Renewal, now time.Time, force bool) Decision {
 		c = &cp
 	}
 	d := Plan(c, now, rn.Rand, force)
-	if force || d.Action == Renew || r.Current == 0 {
+	if force || d.Action == Renew || r.Current == 0 || !checkCurrent {
 		return d
 	}
 	if err := rn.Store.CheckCurrent(r.Name); err != nil {

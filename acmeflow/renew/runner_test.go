@@ -264,3 +264,38 @@ func TestRunnerRepairsBrokenCurrent(t *testing.T) {
 		})
 	}
 }
+
+// TestRunnerNothingDueReadsIndexOnly: with the renewal index in step, a
+// run with nothing due parses no renewal.json (at thousands of
+// certificates that parse was most of the run); with the index flagged
+// stale it reads them all again.
+func TestRunnerNothingDueReadsIndexOnly(t *testing.T) {
+	st, ca, clock, _ := runnerFixture(t, t0, nil)
+	rn := &Runner{Store: st, Issuer: ca, Now: clock.Now, Rand: testRand()}
+	clock.Set(t0.Add(time.Hour))
+	if _, err := rn.Run(context.Background(), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.ReadIndex(); !ok {
+		t.Fatal("no usable index after a run")
+	}
+	path := filepath.Join(st.CertDir("n"), "renewal.json")
+	good, _ := os.ReadFile(path)
+	// Damage renewal.json behind the store's back: a run that parsed it
+	// would report it unusable.
+	if err := os.WriteFile(path, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rn.Run(context.Background(), Options{})
+	if err != nil || res.Certs[0].Outcome != NotDue {
+		t.Fatalf("nothing due: %+v %v", res, err)
+	}
+	if err := os.WriteFile(filepath.Join(st.Root(), ".renew-index.stale"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, _ = rn.Run(context.Background(), Options{})
+	if c := res.Certs[0]; c.Outcome != Failed || !strings.Contains(c.Reason, "renewal.json") {
+		t.Fatalf("with the index stale renew must read renewal.json: %+v", c)
+	}
+	os.WriteFile(path, good, 0o600)
+}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -196,7 +197,25 @@ func (s *Store) SaveRenewal(r *Renewal) error {
 	if err := mkdirPrivate(s.certDir(r.Name)); err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(s.certDir(r.Name), renewalFile), append(data, '\n'), fileMode)
+	// Every renewal.json write happens under the store lock, so that the
+	// renewal index (index.go) is rewritten in step when it is released.
+	if !s.holdsLock() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		unlock, err := s.Lock(ctx, true)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("save renewal.json: %w", err)
+		}
+		defer unlock()
+	}
+	if err := s.markStale(); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(s.certDir(r.Name), renewalFile), append(data, '\n'), fileMode); err != nil {
+		return err
+	}
+	s.noteSaved(r)
+	return nil
 }
 
 func validCAChoice(ca string) bool {

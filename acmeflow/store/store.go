@@ -27,6 +27,7 @@ import (
 // Store is one state directory.
 type Store struct {
 	root string
+	idx  indexState
 }
 
 // Open makes sure root exists with mode 0700 and returns the store.

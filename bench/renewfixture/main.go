@@ -41,8 +41,8 @@ func main() {
 }
 
 func fill(dir string, n int) error {
-	if dir == "" || n < 1 || n > 250 {
-		return fmt.Errorf("need -state DIR and 1 <= -n <= 250")
+	if dir == "" || n < 1 || n > 100000 {
+		return fmt.Errorf("need -state DIR and 1 <= -n <= 100000")
 	}
 	st, err := store.Open(dir)
 	if err != nil {
@@ -62,8 +62,13 @@ func fill(dir string, n int) error {
 	ca, _ := x509.ParseCertificate(caDER)
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
 	for i := 0; i < n; i++ {
-		// TEST-NET-3 addresses: documentation only, never contacted.
+		// TEST-NET-3 addresses (documentation only) for the first 250,
+		// then 198.18.0.0/15 (RFC 2544, benchmarking): never contacted.
 		ip := net.IPv4(203, 0, 113, byte(i+1))
+		if i >= 250 {
+			j := i - 250
+			ip = net.IPv4(198, 18+byte(j>>16), byte(j>>8), byte(j))
+		}
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			return err
