@@ -83,6 +83,7 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 	dryRun := fs.Bool("dry-run", false, "rehearse against Let's Encrypt staging (or a fresh local CA) without touching the store")
 	wait := fs.Duration("wait", 60*time.Second, "how long to wait for another ipcert run's lock before giving up (exit 4)")
 	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long, renewals, hooks and waits included (under the timer unit's 30 min limit)")
+	parallel := fs.Int("parallel", renew.DefaultParallel, "renew up to this many due certificates at once (never two on the same responder port)")
 	quiet := fs.Bool("quiet", false, "log only warnings and errors; print only certificates that were renewed or failed (the timer uses this)")
 	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
 		return code
@@ -96,6 +97,10 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 			fmt.Fprintf(s.Err, "ipcert renew: %v\n", err)
 			return exitUsage
 		}
+	}
+	if *parallel < 1 || *parallel > 64 {
+		fmt.Fprintf(s.Err, "ipcert renew: --parallel %d: give 1 to 64\n", *parallel)
+		return exitUsage
 	}
 	if *timeout <= 0 {
 		fmt.Fprintf(s.Err, "ipcert renew: --timeout %s: give a positive duration, such as 20m\n", *timeout)
@@ -131,6 +136,7 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 		PublicAddrs: func(ctx context.Context) ([]netip.Addr, error) { return detectPublicAddrs(ctx, s) },
 		Events:      lg.event,
 		LockWait:    *wait,
+		Parallel:    *parallel,
 	}
 	res, err := rn.Run(ctx, renew.Options{Names: fs.Args(), Force: *force, DryRun: *dryRun})
 	code := renewExitCode(ctx, res, err)
