@@ -178,8 +178,8 @@ mode() {
 	printf '%-20s %10s %16s %14s %16s %14s\n' "ipcert issue" "$i_ms" "$(minmax 1 "$work/ipcert-$m.txt")" "$i_kb" "$(minmax 2 "$work/ipcert-$m.txt")" $((i_ms - delay_ms))
 	printf '%-20s %10s %16s %14s %16s %14s\n' "lego $LEGO_VERSION" "$l_ms" "$(minmax 1 "$work/lego-$m.txt")" "$l_kb" "$(minmax 2 "$work/lego-$m.txt")" $((l_ms - delay_ms))
 	local t_ratio m_ratio
-	t_ratio=$(awk -v a="$i_ms" -v b="$l_ms" 'BEGIN { printf "%.3f", b > 0 ? a / b : 0 }')
-	m_ratio=$(awk -v a="$i_kb" -v b="$l_kb" 'BEGIN { printf "%.3f", b > 0 ? a / b : 0 }')
+	t_ratio=$(awk -v a="$i_ms" -v b="$l_ms" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
+	m_ratio=$(awk -v a="$i_kb" -v b="$l_kb" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
 	printf '%-20s %10s %16s %14s\n' "ratio ipcert/lego" "$t_ratio" "" "$m_ratio"
 	verdict() { awk -v ok="$1" 'BEGIN { print (ok ? "PASS" : "FAIL") }'; }
 	if [ "$m" = instant ]; then
@@ -197,7 +197,7 @@ mode() {
 }
 
 for m in $MODES; do
-	case $m in instant | le-like) mode "$m" ;; *) die "unknown mode $m (instant, le-like)" ;; esac
+	case $m in instant | le-like) mode "$m" ;; none) ;; *) die "unknown mode $m (instant, le-like, none)" ;; esac
 done
 
 # --- 25 addresses in one order (ipcert alone, instant) ---------------------
