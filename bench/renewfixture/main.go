@@ -11,6 +11,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -33,14 +34,30 @@ import (
 func main() {
 	dir := flag.String("state", "", "state directory to fill (created)")
 	n := flag.Int("n", 50, "number of certificates")
+	due := flag.Int("due", 0, "of which this many are due now, for 127.1.0.x, renewed from -ca with http-01 on port -http-port")
+	caURL := flag.String("ca", "", "ACME directory URL of the due certificates' CA (a Pebble on loopback)")
+	caRoot := flag.String("ca-root", "", "PEM file of that CA's HTTPS root")
+	httpPort := flag.Int("http-port", 0, "the port the CA validates http-01 on")
 	flag.Parse()
-	if err := fill(*dir, *n); err != nil {
+	if *due > 0 && (*caURL == "" || *httpPort == 0 || *due > *n || *due > 60000) {
+		fmt.Fprintln(os.Stderr, "renewfixture: -due needs -ca, -http-port and at most -n (and 60000) certificates")
+		os.Exit(2)
+	}
+	if err := fill(*dir, *n, dueSpec{*due, *caURL, *caRoot, *httpPort}); err != nil {
 		fmt.Fprintln(os.Stderr, "renewfixture:", err)
 		os.Exit(1)
 	}
 }
 
-func fill(dir string, n int) error {
+// dueSpec describes the certificates that are due: renewed for real
+// against a CA on loopback, each with its own responder address.
+type dueSpec struct {
+	n        int
+	ca, root string
+	port     int
+}
+
+func fill(dir string, n int, due dueSpec) error {
 	if dir == "" || n < 1 || n > 100000 {
 		return fmt.Errorf("need -state DIR and 1 <= -n <= 100000")
 	}
@@ -48,6 +65,12 @@ func fill(dir string, n int) error {
 	if err != nil {
 		return err
 	}
+	// One lock for the whole fill: the renewal index is written once.
+	unlock, err := st.Lock(context.Background(), false)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -69,11 +92,19 @@ func fill(dir string, n int) error {
 			j := i - 250
 			ip = net.IPv4(198, 18+byte(j>>16), byte(j>>8), byte(j))
 		}
+		isDue := i < due.n
+		if isDue {
+			// Loopback: the CA's validator connects to it.
+			ip = net.IPv4(127, 1, byte((i+1)>>8), byte(i+1))
+		}
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			return err
 		}
 		nb := now.Add(-time.Hour)
+		if isDue {
+			nb = now.Add(-100 * time.Hour) // past half of 160 hours
+		}
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(1000 + i)), NotBefore: nb, NotAfter: nb.Add(160*time.Hour - time.Second), IPAddresses: []net.IP{ip},
 			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
@@ -109,6 +140,12 @@ func fill(dir string, n int) error {
 			ARI:         &store.ARIState{WindowStart: ws, WindowEnd: we, CheckedAt: now, NextCheck: now.Add(6 * time.Hour)},
 			RenewAt:     ws.Add(time.Duration(mrand.Int64N(int64(we.Sub(ws))))),
 			LastAttempt: now, LastSuccess: now,
+		}
+		if isDue {
+			// No ARI identifier (the CA never issued this one): half-life.
+			r.CA, r.Directory, r.CARoot = due.ca, due.ca, due.root
+			r.HTTPListen = net.JoinHostPort(ip.String(), fmt.Sprint(due.port))
+			r.CertID, r.ARI, r.RenewAt, r.DeployHooks = "", nil, time.Time{}, nil
 		}
 		if err := st.SaveRenewal(r); err != nil {
 			return err
