@@ -79,28 +79,23 @@ func deployParseArgs(fs *flag.FlagSet, args []string, env func(string) string, e
 	return pos, false, 0
 }
 
-// deployPickName returns the named certificate, or the only one.
-func deployPickName(st *store.Store, name, cmd string) (string, error) {
-	if name != "" {
-		if err := store.ValidName(name); err != nil {
-			return "", err
-		}
-		if !st.Exists(name) {
-			return "", fmt.Errorf("no certificate named %q in %s; ipcert status lists them", name, st.Root())
-		}
-		return name, nil
-	}
-	names, err := st.Names()
+// deployPickName returns the certificate for arg (a name or an address,
+// through the lookup every command shares, store.Find), or the only one.
+func deployPickName(st *store.Store, arg, cmd string) (string, error) {
+	f, err := st.Find(store.Query{Arg: arg})
 	if err != nil {
+		if arg == "" {
+			return "", fmt.Errorf("%v: ipcert %s NAME", err, cmd)
+		}
 		return "", err
 	}
-	switch len(names) {
-	case 0:
-		return "", fmt.Errorf("no certificates in %s yet; get one with ipcert issue (or pass --state-dir)", st.Root())
-	case 1:
-		return names[0], nil
+	switch {
+	case f.Name == "":
+		return "", fmt.Errorf("no stored certificate covers %s; ipcert status lists them", f.Addr.Addr())
+	case f.Ambiguous():
+		return "", fmt.Errorf("several certificates cover %s (%s); say which: ipcert %s NAME", f.Addr.Addr(), strings.Join(f.Candidates, ", "), cmd)
 	}
-	return "", fmt.Errorf("%d certificates are managed (%s); say which: ipcert %s NAME", len(names), strings.Join(names, ", "), cmd)
+	return f.Name, nil
 }
 
 type snippetOut struct {
