@@ -104,7 +104,9 @@ type snippetOut struct {
 	Path    string                `json:"path"` // where --write puts it
 	Snippet string                `json:"snippet"`
 	Install *deploy.InstallResult `json:"install,omitempty"`
-	Error   string                `json:"error,omitempty"`
+	// Service is what the service manager said (reload only when active).
+	Service *deploy.ServiceState `json:"service,omitempty"`
+	Error   string               `json:"error,omitempty"`
 }
 
 func runSnippet(ctx context.Context, args []string, s stdio) int {
@@ -179,21 +181,29 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	layout := deploy.LayoutFor(kind, distro, name)
 	out := snippetOut{Kind: string(kind), Name: name, Path: layout.ConfigPath, Snippet: string(snip)}
 
-	// Renewal settings the snippet relies on: combined.pem for HAProxy,
-	// and (with --write) which server the renewal reloads.
-	if kind == deploy.HAProxy || *write {
-		if code := snippetUpdateRenewal(ctx, st, name, kind, *write && !*noReload, s); code != exitOK {
-			return code
-		}
+	hint := snippetHint{stateDir: st.Root(), flags: snippetRepeatFlags(fs), webroot: wr, httpPort: *httpPort}
+	if hint.webroot == "" {
+		hint.webroot = layout.WebRoot
 	}
-	snippetWarnChallenge(s.Err, r, *httpPort, *httpsPort)
+	snippetWarnChallenge(s.Err, r, *httpPort, *httpsPort, hint)
 
 	if !*write {
+		// Printing for HAProxy turns combined.pem on: the printed config
+		// names it, and renewals must keep writing it.
+		if kind == deploy.HAProxy {
+			if err := snippetUpdateRenewal(ctx, st, name, snippetChange{combined: true}, kind, s.Err); err != nil {
+				fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
+				if errors.Is(err, store.ErrLocked) {
+					return exitLocked
+				}
+				return exitFailure
+			}
+		}
 		if cf.jsonOut {
 			return printJSON(s.Out, out)
 		}
 		s.Out.Write(snip)
-		fmt.Fprintf(s.Err, "\nTo install it: sudo ipcert snippet %s %s --write  (writes %s, tests, reloads)\n", kind, name, layout.ConfigPath)
+		fmt.Fprintf(s.Err, "\nTo install it: sudo %s  (writes %s, tests, reloads)\n", hint.snippet(kind, name, "--write"), layout.ConfigPath)
 		return exitOK
 	}
 
@@ -207,30 +217,76 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	}
 	layout = srv.Layout(name)
 	out.Path = layout.ConfigPath
-	in := deploy.Installer{Layout: layout, Content: snip, BackupDir: filepath.Join(st.Root(), "backups"), Runner: deploy.ExecRunner{}}
-	// A reload of a stopped server proves nothing (Debian's init script
-	// even reports success), so a stopped server is only told about.
-	if !*noReload && srv.Running {
-		in.Reload = srv.ReloadCmd()
-	}
-	res, err := deploy.Install(ctx, in)
+	res, svc, err := snippetInstall(ctx, st, name, srv, snip, !*noReload, s.Err)
 	out.Install = &res
+	out.Service = &svc
+	if errors.Is(err, store.ErrLocked) {
+		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
+		return exitLocked
+	}
 	if err != nil {
 		out.Error = err.Error()
 	}
 	if cf.jsonOut {
 		printJSON(s.Out, out)
 	} else {
-		snippetPrintInstall(s.Out, res, err, layout, snippetVerifyTarget(r.Identifiers[0], *httpsPort))
+		snippetPrintInstall(s.Out, res, err, layout, snippetVerifyTarget(r.Identifiers[0], *httpsPort), hint)
 	}
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
 		return exitFailure
 	}
-	if !srv.Running && !*noReload && !res.IncludeNeeded && !cf.jsonOut {
-		fmt.Fprintf(s.Out, "\n%s is not running, so nothing was reloaded; it serves the certificate once started: sudo systemctl start %s\n", srv.Kind, layout.Unit)
+	if !res.Reloaded && !*noReload && !res.IncludeNeeded && !cf.jsonOut {
+		snippetNotReloaded(s.Out, srv, svc, layout)
 	}
 	return exitOK
+}
+
+// snippetInstall is the --write step, shared with the wizard: combined.pem
+// first (HAProxy's config test reads it), the install with a reload only
+// when the system service is active, and renewal.json's settings (reload,
+// combined) only once the install succeeded, so a refused or rolled-back
+// install changes nothing. Messages about files it made go to errw.
+func snippetInstall(ctx context.Context, st *store.Store, name string, srv deploy.Server, snip []byte, reload bool, errw io.Writer) (deploy.InstallResult, deploy.ServiceState, error) {
+	layout := srv.Layout(name)
+	res := deploy.InstallResult{Path: layout.ConfigPath}
+	if srv.Kind == deploy.HAProxy {
+		if err := snippetUpdateRenewal(ctx, st, name, snippetChange{}, srv.Kind, errw); err != nil {
+			return res, deploy.ServiceState{Unit: layout.Unit}, err
+		}
+	}
+	in := deploy.Installer{Layout: layout, Content: snip, BackupDir: filepath.Join(st.Root(), "backups"), Runner: deploy.ExecRunner{}}
+	// Only the service manager knows whether the system service runs: a
+	// process called nginx may be a private instance that a service
+	// reload never reaches, and Debian's init scripts report success for
+	// a reload of a stopped service. A reload that cannot work is not run.
+	svc := deploy.ServiceStatus(ctx, deploy.ExecRunner{}, layout.Unit, srv.Systemd, "/")
+	if reload && svc.Active {
+		in.Reload = srv.ReloadCmd()
+	}
+	res, err := deploy.Install(ctx, in)
+	if err != nil {
+		return res, svc, err
+	}
+	return res, svc, snippetUpdateRenewal(ctx, st, name, snippetChange{combined: srv.Kind == deploy.HAProxy, reload: reload}, srv.Kind, errw)
+}
+
+// snippetNotReloaded says why nothing was reloaded and what to do.
+func snippetNotReloaded(w io.Writer, srv deploy.Server, svc deploy.ServiceState, l deploy.Layout) {
+	start := "sudo systemctl start " + l.Unit
+	if svc.Manager == "sysv" {
+		start = "sudo service " + l.Unit + " start"
+	}
+	fmt.Fprintf(w, "\nNot reloaded: %s.\n", svc)
+	if srv.Running {
+		fmt.Fprintf(w, "A %s process is running that the service manager did not start (a private instance?); ipcert did not signal it: reload it yourself if it should read this file.\n", srv.Kind)
+	}
+	switch svc.Manager {
+	case "":
+		fmt.Fprintf(w, "Reload the server yourself once it runs: %s\n", l.ReloadCmd(false))
+	default:
+		fmt.Fprintf(w, "The system service serves the certificate once started: %s\n", start)
+	}
 }
 
 // snippetNotLocal lists the identifiers no local interface carries: the
@@ -270,66 +326,122 @@ func snippetVerifyTarget(id string, port int) string {
 	return fmt.Sprintf("%s:%d", id, port)
 }
 
-// snippetUpdateRenewal keeps combined.pem for HAProxy and records the
-// server to reload after renewals, under the store lock so a running renew
+// snippetChange is what a snippet changes in renewal.json.
+type snippetChange struct {
+	combined bool // keep combined.pem (HAProxy)
+	reload   bool // reload this server after renewals
+}
+
+// snippetUpdateRenewal makes combined.pem for HAProxy's current version
+// and records ch in renewal.json, under the store lock so a running renew
 // does not write renewal.json at the same time.
-func snippetUpdateRenewal(ctx context.Context, st *store.Store, name string, kind deploy.Kind, setReload bool, s stdio) int {
+func snippetUpdateRenewal(ctx context.Context, st *store.Store, name string, ch snippetChange, kind deploy.Kind, errw io.Writer) error {
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	unlock, err := st.Lock(lctx, true)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-		return exitLocked
+		return err
 	}
 	defer unlock()
 	r, err := st.LoadRenewal(name)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-		return exitFailure
+		return err
 	}
 	changed := false
 	if kind == deploy.HAProxy {
-		if !r.Combined {
-			r.Combined, changed = true, true
-		}
 		path, created, err := st.EnsureCombined(name)
 		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert snippet: HAProxy needs combined.pem: %v\n", err)
-			return exitFailure
+			return fmt.Errorf("HAProxy needs combined.pem: %w", err)
 		}
 		if created {
-			fmt.Fprintf(s.Err, "Wrote %s (certificate chain and key in one file, for HAProxy); renewals keep it.\n", path)
+			fmt.Fprintf(errw, "Wrote %s (certificate chain and key in one file, for HAProxy); renewals keep it.\n", path)
 		}
 	}
-	if setReload && r.Reload != string(kind) {
+	if ch.combined && !r.Combined {
+		r.Combined, changed = true, true
+	}
+	if ch.reload && r.Reload != string(kind) {
 		r.Reload, changed = string(kind), true
 	}
 	if changed {
-		if err := st.SaveRenewal(r); err != nil {
-			fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-			return exitFailure
-		}
+		return st.SaveRenewal(r)
 	}
-	return exitOK
+	return nil
 }
 
 // snippetWarnChallenge: once a web server owns port 80 (or 443), ipcert's
 // own responder cannot bind it at renewal time; the renewal must answer
 // through the web root instead.
-func snippetWarnChallenge(w io.Writer, r *store.Renewal, httpPort, httpsPort int) {
+func snippetWarnChallenge(w io.Writer, r *store.Renewal, httpPort, httpsPort int, h snippetHint) {
 	switch {
 	case r.Challenge == "http-01" && r.WebRoot == "" && httpPort == 80:
 		fmt.Fprintf(w, "Note: %s renews with ipcert's own responder on port 80, which this web server will hold.\n"+
-			"Switch it to the web root once: sudo ipcert issue --ip %s --webroot /var/www/html --ca %s --name %s\n",
-			r.Name, strings.Join(r.Identifiers, " --ip "), r.CA, r.Name)
+			"Switch it to the web root once: %s\n", r.Name, h.issue(r))
 	case r.Challenge == "tls-alpn-01" && httpsPort == 443:
 		fmt.Fprintf(w, "Note: %s renews with tls-alpn-01 on port 443, which this web server will hold.\n"+
-			"Switch it to http-01 through the web root once: sudo ipcert issue --ip %s --webroot /var/www/html --ca %s --name %s\n",
-			r.Name, strings.Join(r.Identifiers, " --ip "), r.CA, r.Name)
+			"Switch it to http-01 through the web root once: %s\n", r.Name, h.issue(r))
 	}
 }
 
-func snippetPrintInstall(w io.Writer, res deploy.InstallResult, err error, l deploy.Layout, addr string) {
+// snippetHint builds the next commands snippet prints, repeating the
+// flags that matter: followed without them, a command acts on another
+// state directory (sudo's default /etc/ipcert) or writes other ports.
+type snippetHint struct {
+	stateDir string
+	flags    []string // the snippet flags given, as --name=value
+	webroot  string
+	httpPort int
+}
+
+// snippetRepeatFlags are the flags given to this snippet command that the
+// printed --write command must repeat (everything but --write and --json).
+func snippetRepeatFlags(fs *flag.FlagSet) []string {
+	var out []string
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "write", "json", "state-dir", "debug", "quiet":
+			return
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			if f.Value.String() == "true" {
+				out = append(out, "--"+f.Name)
+			}
+			return
+		}
+		out = append(out, "--"+f.Name+" "+shellWord(f.Value.String()))
+	})
+	return out
+}
+
+// stateFlag is --state-dir DIR unless the state is sudo's default.
+func (h snippetHint) stateFlag() string {
+	if h.stateDir == "" || h.stateDir == store.DefaultRoot(func(string) string { return "" }, 0) {
+		return ""
+	}
+	return " --state-dir " + shellWord(h.stateDir)
+}
+
+func (h snippetHint) snippet(kind deploy.Kind, name string, extra ...string) string {
+	parts := append([]string{"ipcert snippet", string(kind), name}, extra...)
+	parts = append(parts, h.flags...)
+	return strings.Join(parts, " ") + h.stateFlag()
+}
+
+// issue is the command that switches r to http-01 through the web root
+// this snippet serves, with the same CA and name (and, for the local test
+// CA, the port the web server serves plain HTTP on).
+func (h snippetHint) issue(r *store.Renewal) string {
+	cmd := fmt.Sprintf("sudo ipcert issue --ip %s --webroot %s --ca %s --name %s", strings.Join(r.Identifiers, " --ip "), shellWord(h.webroot), shellWord(r.CA), r.Name)
+	if r.CA == "local" {
+		cmd += fmt.Sprintf(" --webroot-port %d --agree-tos", h.httpPort)
+	}
+	return cmd + h.stateFlag()
+}
+
+// shellWord quotes s for a shell when it needs it.
+func shellWord(s string) string { return deploy.Cmd{Path: s}.String() }
+
+func snippetPrintInstall(w io.Writer, res deploy.InstallResult, err error, l deploy.Layout, addr string, h snippetHint) {
 	switch {
 	case res.RolledBack:
 		fmt.Fprintf(w, "Not installed: the config test failed with it, so %s is as it was and nothing was reloaded.\n", res.Path)
@@ -355,6 +467,6 @@ func snippetPrintInstall(w io.Writer, res deploy.InstallResult, err error, l dep
 		return
 	}
 	if res.Reloaded {
-		fmt.Fprintf(w, "  reloaded %s\n\nCheck what it serves: ipcert verify %s\n", l.Unit, addr)
+		fmt.Fprintf(w, "  reloaded %s\n\nCheck what it serves: ipcert verify %s%s\n", l.Unit, addr, h.stateFlag())
 	}
 }

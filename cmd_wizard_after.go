@@ -63,23 +63,16 @@ func wizardInstall(st *store.Store) func(context.Context, *acmeflow.Issued, wiza
 		if err != nil {
 			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
 		}
-		// combined.pem for HAProxy and the reload after renewals go into
-		// renewal.json first, as the snippet command does; its messages
-		// are collected, not printed over the UI.
-		var msgs bytes.Buffer
-		if code := snippetUpdateRenewal(ctx, st, iss.Name, kind, srv.Running, stdio{Out: &msgs, Err: &msgs}); code != exitOK {
-			return wizard.Report{Status: ui.Fail, Summary: "could not update renewal.json", Lines: wizardLines(msgs.String())}
-		}
 		snip, err := wizardSnippet(st, iss, kind, srv.Distro)
 		if err != nil {
 			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
 		}
 		layout := srv.Layout(iss.Name)
-		in := deploy.Installer{Layout: layout, Content: []byte(snip), BackupDir: filepath.Join(st.Root(), "backups"), Runner: deploy.ExecRunner{}}
-		if srv.Running {
-			in.Reload = srv.ReloadCmd()
-		}
-		res, err := deploy.Install(ctx, in)
+		// The same install as "snippet --write" (snippetInstall): renewal.json
+		// changes only when it succeeded; its messages are collected, not
+		// printed over the UI.
+		var msgs bytes.Buffer
+		res, svc, err := snippetInstall(ctx, st, iss.Name, srv, []byte(snip), true, &msgs)
 		rep := wizard.Report{Status: ui.OK, Summary: fmt.Sprintf("%s: %s installed", t.Kind, layout.ConfigPath)}
 		if res.Changed {
 			rep.Lines = append(rep.Lines, "wrote "+res.Path)
@@ -106,9 +99,9 @@ func wizardInstall(st *store.Store) func(context.Context, *acmeflow.Issued, wiza
 			rep.Fix = fmt.Sprintf("add %q to %s, then reload %s", res.IncludeLine, res.IncludeFile, t.Kind)
 		case res.Reloaded:
 			rep.Summary = fmt.Sprintf("%s serves the certificate (config tested, reloaded)", t.Kind)
-		case !srv.Running:
+		case !svc.Active:
 			rep.Status = ui.Warn
-			rep.Summary = fmt.Sprintf("%s: installed; it is not running, so nothing was reloaded", t.Kind)
+			rep.Summary = fmt.Sprintf("%s: installed; not reloaded: %s", t.Kind, svc)
 			rep.Fix = "start it: sudo systemctl start " + layout.Unit
 		}
 		return rep

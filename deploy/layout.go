@@ -200,8 +200,14 @@ func unitFor(kind Kind, distro Distro) string {
 // ReloadCmd is how to reload the server: systemctl with systemd, the SysV
 // service wrapper without.
 func (l Layout) ReloadCmd(systemd bool) Cmd {
-	if systemd {
+	switch {
+	case systemd:
 		return Cmd{Path: "systemctl", Args: []string{"reload", l.Unit}}
+	case l.Kind == Caddy:
+		// Caddy's packages ship no init script ("caddy: unrecognized
+		// service"): reload through its admin API as caddy.service's
+		// ExecReload does, forced because only the files changed.
+		return Cmd{Path: "caddy", Args: []string{"reload", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile", "--force"}}
 	}
 	return Cmd{Path: "service", Args: []string{l.Unit, "reload"}}
 }
