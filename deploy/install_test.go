@@ -261,19 +261,19 @@ func TestInstallRealNginx(t *testing.T) {
 	waitVerify(t, addr, opts, func(r VerifyResult) bool { return r.Outcome == Match }, s.log)
 
 	// A second version becomes current, and the next snippet moves HTTPS
-	// to another port, where an existing plain-HTTP server of the user's
-	// listens: with the snippet, that server's port turns to TLS without a
-	// certificate, so nginx -t fails, though each config is fine alone.
+	// to another port, where an existing server of the user's is the
+	// default server: two defaults on one address:port, so nginx -t fails,
+	// though each config is fine alone.
 	second := ti.issue(t, name, idents, false)
 	newPort := freePort(t)
 	other := filepath.Join(filepath.Dir(s.snip), "aaa-other.conf")
-	if err := os.WriteFile(other, []byte(fmt.Sprintf("server {\n    listen 127.0.0.1:%d;\n}\n", newPort)), 0o644); err != nil {
+	if err := os.WriteFile(other, []byte(fmt.Sprintf("server {\n    listen 127.0.0.1:%d default_server;\n}\n", newPort)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	rec.calls = nil
 	changed := snippetFor(newPort)
 	res, err = Install(context.Background(), Installer{Layout: l, Content: changed, BackupDir: backups, Reload: s.reload.Reload, Runner: rec})
-	if err == nil || !strings.Contains(err.Error(), "ssl_certificate") || !strings.Contains(err.Error(), "previous file was restored") {
+	if err == nil || !strings.Contains(err.Error(), "duplicate default server") || !strings.Contains(err.Error(), "previous file was restored") {
 		t.Fatalf("want a failed config test naming the conflict, got %v", err)
 	}
 	if !res.RolledBack || res.Reloaded || rec.ran(s.start[0], "reload") != 0 || len(rec.calls) != 2 {

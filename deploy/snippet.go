@@ -237,7 +237,11 @@ func header(b *strings.Builder, d *snippetData) {
 }
 
 func nginxSnippet(b *strings.Builder, d *snippetData) {
-	fmt.Fprintf(b, "\nserver {\n")
+	fmt.Fprintf(b, "\n# default_server: browsers send no SNI (and no host name) to an IP address,\n")
+	fmt.Fprintf(b, "# so these servers must be the ones nginx picks on their address:port when\n")
+	fmt.Fprintf(b, "# other sites listen there too. Only one default per address:port: nginx -t\n")
+	fmt.Fprintf(b, "# names a second one.\n")
+	fmt.Fprintf(b, "server {\n")
 	done := map[netip.Addr]bool{}
 	for _, a := range d.addrs {
 		l := d.listenAddr(a)
@@ -245,7 +249,7 @@ func nginxSnippet(b *strings.Builder, d *snippetData) {
 			continue
 		}
 		done[l] = true
-		fmt.Fprintf(b, "    listen %s ssl%s;\n", hostPort(l, d.HTTPSPort), nginxDefault(d.nat[a]))
+		fmt.Fprintf(b, "    listen %s ssl default_server;\n", hostPort(l, d.HTTPSPort))
 	}
 	fmt.Fprintf(b, "\n    ssl_certificate     %s;\n", d.fullchain())
 	fmt.Fprintf(b, "    ssl_certificate_key %s;\n\n", d.key())
@@ -260,7 +264,7 @@ func nginxSnippet(b *strings.Builder, d *snippetData) {
 	fmt.Fprintf(b, "    location / {\n        try_files $uri $uri/ =404;\n    }\n}\n")
 	for _, a := range d.plainAddrs() {
 		fmt.Fprintf(b, "\nserver {\n")
-		fmt.Fprintf(b, "    listen %s%s;\n\n", hostPort(d.listenAddr(a), d.HTTPPort), nginxDefault(d.nat[a]))
+		fmt.Fprintf(b, "    listen %s default_server;\n\n", hostPort(d.listenAddr(a), d.HTTPPort))
 		fmt.Fprintf(b, "    # http-01 validation answers from the web root (ipcert --webroot).\n")
 		fmt.Fprintf(b, "    location ^~ %s {\n", acmePath)
 		fmt.Fprintf(b, "        root %s;\n", d.WebRoot)
@@ -277,13 +281,6 @@ func nginxSnippet(b *strings.Builder, d *snippetData) {
 		}
 		fmt.Fprintf(b, "    location / {\n        return 301 https://%s$request_uri;\n    }\n}\n", target)
 	}
-}
-
-func nginxDefault(nat bool) string {
-	if nat {
-		return " default_server"
-	}
-	return ""
 }
 
 func apacheSnippet(b *strings.Builder, d *snippetData) {
@@ -371,6 +368,10 @@ func apacheServerName(b *strings.Builder, a netip.Addr) {
 func haproxySnippet(b *strings.Builder, d *snippetData) {
 	backend := "ipcert_" + d.Name + "_web"
 	fmt.Fprintf(b, "# HAProxy passes requests on to %s (backend %s).\n", d.upstream, backend)
+	fmt.Fprintf(b, "# Browsers send no SNI to an IP address, and HAProxy does not match IP SANs\n")
+	fmt.Fprintf(b, "# against SNI anyway: the first crt on a bind line is what they get. Keep\n")
+	fmt.Fprintf(b, "# ipcert's first; add other sites' certificates after it (crt FILE), and\n")
+	fmt.Fprintf(b, "# never strict-sni, which refuses every handshake without SNI.\n")
 	fmt.Fprintf(b, "\nfrontend ipcert_%s_https\n", d.Name)
 	fmt.Fprintf(b, "    mode http\n")
 	fmt.Fprintf(b, "    timeout client 30s\n")
