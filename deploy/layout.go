@@ -156,9 +156,9 @@ func LayoutFor(kind Kind, distro Distro, name string) Layout {
 			// apache2ctl, not apache2: it loads /etc/apache2/envvars,
 			// without which Debian's config does not parse.
 			l.Test = Cmd{Path: "apache2ctl", Args: []string{"-t"}}
-			// Debian enables neither module by default.
-			l.Requires = []string{"/etc/apache2/mods-enabled/ssl.load", "/etc/apache2/mods-enabled/rewrite.load"}
-			l.RequiresFix = "a2enmod ssl rewrite"
+			// Debian's default enables mod_alias, not mod_ssl.
+			l.Requires = []string{"/etc/apache2/mods-enabled/ssl.load", "/etc/apache2/mods-enabled/alias.load"}
+			l.RequiresFix = "a2enmod ssl alias"
 		}
 	case HAProxy:
 		if distro == RHEL {

@@ -306,7 +306,7 @@ func apacheSnippet(b *strings.Builder, d *snippetData) {
 			}
 		}
 	}
-	fmt.Fprintf(b, "# Needs mod_ssl and mod_rewrite (Debian: a2enmod ssl rewrite; RHEL: dnf install mod_ssl).\n")
+	fmt.Fprintf(b, "# Needs mod_ssl and mod_alias (Debian: a2enmod ssl; RHEL: dnf install mod_ssl).\n")
 	var vh []string
 	for _, a := range d.addrs {
 		v := apacheVhostAddr(d, a, d.HTTPSPort)
@@ -319,9 +319,10 @@ func apacheSnippet(b *strings.Builder, d *snippetData) {
 		fmt.Fprintf(b, "# VirtualHost Apache reads (the default); check with: apache2ctl -S\n")
 	}
 	fmt.Fprintf(b, "\n<VirtualHost %s>\n", strings.Join(vh, " "))
-	apacheServerName(b, d.addrs[0])
-	fmt.Fprintf(b, "    DocumentRoot \"%s\"\n\n", d.WebRoot)
-	fmt.Fprintf(b, "    SSLEngine on\n")
+	apacheServerName(b, d, d.addrs[0])
+	fmt.Fprintf(b, "    DocumentRoot \"%s\"\n", d.WebRoot)
+	apacheGrant(b, d.WebRoot)
+	fmt.Fprintf(b, "\n    SSLEngine on\n")
 	fmt.Fprintf(b, "    SSLCertificateFile \"%s\"\n", d.fullchain())
 	fmt.Fprintf(b, "    SSLCertificateKeyFile \"%s\"\n\n", d.key())
 	fmt.Fprintf(b, "    SSLProtocol -all +TLSv1.2 +TLSv1.3\n")
@@ -332,15 +333,19 @@ func apacheSnippet(b *strings.Builder, d *snippetData) {
 	fmt.Fprintf(b, "</VirtualHost>\n")
 	for _, a := range d.plainAddrs() {
 		fmt.Fprintf(b, "\n<VirtualHost %s>\n", apacheVhostAddr(d, a, d.HTTPPort))
-		apacheServerName(b, a)
+		apacheServerName(b, d, a)
 		fmt.Fprintf(b, "    DocumentRoot \"%s\"\n", d.WebRoot)
-		fmt.Fprintf(b, "    # http-01 validation answers from the web root (ipcert --webroot).\n")
-		fmt.Fprintf(b, "    <Directory \"%s\">\n        Require all granted\n    </Directory>\n", path.Join(d.WebRoot, acmePath))
-		// mod_rewrite, not RedirectMatch: mod_alias escapes the whole
-		// target of a regex redirect, turning "[::1]" into "%5b::1%5d".
-		fmt.Fprintf(b, "    RewriteEngine on\n")
-		fmt.Fprintf(b, "    RewriteCond %%{REQUEST_URI} !^/\\.well-known/acme-challenge/\n")
-		fmt.Fprintf(b, "    RewriteRule ^ \"https://%s%%{REQUEST_URI}\" [R=301,L]\n", urlHost(a, d.HTTPSPort, 443))
+		apacheGrant(b, d.WebRoot)
+		fmt.Fprintf(b, "    # http-01 validation answers from the web root (ipcert --webroot);\n")
+		fmt.Fprintf(b, "    # everything else is redirected, path and query kept.\n")
+		// mod_alias's prefix Redirect, inside <If>: it is on by default
+		// (mod_rewrite is not, on Debian), and unlike RedirectMatch or an
+		// expression target it does not escape the target, so "[::1]"
+		// stays "[::1]" (a regex redirect sends "%5b::1%5d"). In <If> it
+		// runs after the access check, hence the grant above.
+		fmt.Fprintf(b, "    <If \"%%{REQUEST_URI} !~ m#^/\\.well-known/acme-challenge/#\">\n")
+		fmt.Fprintf(b, "        Redirect 301 / \"https://%s/\"\n", urlHost(a, d.HTTPSPort, 443))
+		fmt.Fprintf(b, "    </If>\n")
 		fmt.Fprintf(b, "</VirtualHost>\n")
 	}
 }
@@ -355,14 +360,26 @@ func apacheVhostAddr(d *snippetData, a netip.Addr, port int) string {
 	return hostPort(a, port)
 }
 
-// apacheServerName names the vhost for self-referential URLs. Apache
-// refuses "[::1]" as a ServerName (the brackets read as a glob), so an
-// IPv6 vhost keeps the server's name; IP-based vhosts match on the address
-// anyway.
-func apacheServerName(b *strings.Builder, a netip.Addr) {
+// apacheServerName names the vhost. Apache refuses "[::1]" as a
+// ServerName (the brackets read as a glob), and a vhost without one makes
+// it look the address up in DNS at every start and config test (AH00549
+// "Failed to resolve server name"). An IPv6 vhost gets a name that never
+// resolves (.invalid, RFC 6761): IP-based vhosts match on the address, and
+// self-referential URLs follow the client's Host (UseCanonicalName Off).
+func apacheServerName(b *strings.Builder, d *snippetData, a netip.Addr) {
 	if a.Is4() {
 		fmt.Fprintf(b, "    ServerName %s\n", a)
+		return
 	}
+	fmt.Fprintf(b, "    # Apache takes no IPv6 literal here; this name only stops a DNS lookup.\n")
+	fmt.Fprintf(b, "    ServerName ipcert-%s.invalid\n", d.Name)
+}
+
+// apacheGrant lets Apache serve the web root: Debian's and RHEL's main
+// configs deny everything outside /var/www (AH01630 otherwise, e.g. for
+// --webroot /srv/www).
+func apacheGrant(b *strings.Builder, root string) {
+	fmt.Fprintf(b, "    <Directory \"%s\">\n        Require all granted\n    </Directory>\n", root)
 }
 
 func haproxySnippet(b *strings.Builder, d *snippetData) {
