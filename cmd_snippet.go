@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -165,8 +167,10 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	if wr == "" {
 		wr = r.WebRoot
 	}
+	layout := deploy.LayoutFor(kind, distro, name)
+	certDir, copyGroup := snippetCertDir(st, name, layout)
 	params := deploy.SnippetParams{
-		Name: name, Identifiers: r.Identifiers, CertDir: st.CurrentDir(name), WebRoot: wr,
+		Name: name, Identifiers: r.Identifiers, CertDir: certDir, CopyGroup: copyGroup, WebRoot: wr,
 		HTTPSPort: *httpsPort, HTTPPort: *httpPort, Distro: distro, Upstream: *upstream,
 		NotLocal: snippetNotLocal(r.Identifiers),
 	}
@@ -178,7 +182,6 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
 		return exitUsage
 	}
-	layout := deploy.LayoutFor(kind, distro, name)
 	out := snippetOut{Kind: string(kind), Name: name, Path: layout.ConfigPath, Snippet: string(snip)}
 
 	hint := snippetHint{stateDir: st.Root(), flags: snippetRepeatFlags(fs), webroot: wr, httpPort: *httpPort}
@@ -203,6 +206,9 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 			return printJSON(s.Out, out)
 		}
 		s.Out.Write(snip)
+		if copyGroup != "" {
+			fmt.Fprintf(s.Err, "\n%s runs as user %s, which cannot read ipcert's private state: the config names a copy in %s, readable by group %s, that --write makes and every renewal refreshes.", kind, layout.User, certDir, copyGroup)
+		}
 		fmt.Fprintf(s.Err, "\nTo install it: sudo %s  (writes %s, tests, reloads)\n", hint.snippet(kind, name, "--write"), layout.ConfigPath)
 		return exitOK
 	}
@@ -242,6 +248,16 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	return exitOK
 }
 
+// snippetCertDir is the directory the snippet names: the current link,
+// or, for a server reading as its own user (Caddy), the copy ipcert keeps
+// for its group (deploy.CopyForGroup) with that group.
+func snippetCertDir(st *store.Store, name string, l deploy.Layout) (dir, group string) {
+	if l.CopyDir != "" {
+		return l.CopyDir, l.Group
+	}
+	return st.CurrentDir(name), ""
+}
+
 // snippetInstall is the --write step, shared with the wizard: combined.pem
 // first (HAProxy's config test reads it), the install with a reload only
 // when the system service is active, and renewal.json's settings (reload,
@@ -255,6 +271,27 @@ func snippetInstall(ctx context.Context, st *store.Store, name string, srv deplo
 			return res, deploy.ServiceState{Unit: layout.Unit}, err
 		}
 	}
+	ch := snippetChange{combined: srv.Kind == deploy.HAProxy, reload: reload}
+	if layout.CopyDir != "" {
+		// The server reads as its own user: the copy must exist before
+		// its config test (run as that user) reads it.
+		if err := os.MkdirAll(filepath.Dir(layout.CopyDir), 0o755); err != nil {
+			return res, deploy.ServiceState{Unit: layout.Unit}, err
+		}
+		created, err := deploy.CopyForGroup(deploy.CertPathsIn(name, nil, st.CurrentDir(name)), layout.CopyDir, layout.Group)
+		if err != nil {
+			return res, deploy.ServiceState{Unit: layout.Unit}, fmt.Errorf("%s reads the certificate as user %s: %w", srv.Kind, layout.User, err)
+		}
+		if created {
+			fmt.Fprintf(errw, "Made %s: a copy of the certificate and key readable by group %s; renewals refresh it.\n", layout.CopyDir, layout.Group)
+			defer func() {
+				if ch.copyHook == "" || res.RolledBack {
+					os.RemoveAll(layout.CopyDir)
+				}
+			}()
+		}
+		ch.copyHook = deploy.CopyHook(layout.Group, layout.CopyDir)
+	}
 	in := deploy.Installer{Layout: layout, Content: snip, BackupDir: filepath.Join(st.Root(), "backups"), Runner: deploy.ExecRunner{}}
 	// Only the service manager knows whether the system service runs: a
 	// process called nginx may be a private instance that a service
@@ -266,9 +303,10 @@ func snippetInstall(ctx context.Context, st *store.Store, name string, srv deplo
 	}
 	res, err := deploy.Install(ctx, in)
 	if err != nil {
+		ch.copyHook = ""
 		return res, svc, err
 	}
-	return res, svc, snippetUpdateRenewal(ctx, st, name, snippetChange{combined: srv.Kind == deploy.HAProxy, reload: reload}, srv.Kind, errw)
+	return res, svc, snippetUpdateRenewal(ctx, st, name, ch, srv.Kind, errw)
 }
 
 // snippetNotReloaded says why nothing was reloaded and what to do.
@@ -328,8 +366,9 @@ func snippetVerifyTarget(id string, port int) string {
 
 // snippetChange is what a snippet changes in renewal.json.
 type snippetChange struct {
-	combined bool // keep combined.pem (HAProxy)
-	reload   bool // reload this server after renewals
+	combined bool   // keep combined.pem (HAProxy)
+	reload   bool   // reload this server after renewals
+	copyHook string // deploy.CopyHook to run first after renewals
 }
 
 // snippetUpdateRenewal makes combined.pem for HAProxy's current version
@@ -362,6 +401,10 @@ func snippetUpdateRenewal(ctx context.Context, st *store.Store, name string, ch 
 	}
 	if ch.reload && r.Reload != string(kind) {
 		r.Reload, changed = string(kind), true
+	}
+	if ch.copyHook != "" && !slices.Contains(r.DeployHooks, ch.copyHook) {
+		// First: the user's hooks and the reload see the fresh copy.
+		r.DeployHooks, changed = append([]string{ch.copyHook}, r.DeployHooks...), true
 	}
 	if changed {
 		return st.SaveRenewal(r)
@@ -460,7 +503,7 @@ func snippetPrintInstall(w io.Writer, res deploy.InstallResult, err error, l dep
 		fmt.Fprintf(w, "  enabled it with the link %s\n", l.EnableLink)
 	}
 	if res.Tested {
-		fmt.Fprintf(w, "  config test passed (%s)\n", l.Test)
+		fmt.Fprintf(w, "  config test passed (%s)\n", l.TestCmd())
 	}
 	if res.IncludeNeeded {
 		fmt.Fprintf(w, "\n%s does not read it yet. Add this line to %s:\n\n    %s\n\nthen reload: sudo systemctl reload %s (ipcert never edits files it did not write).\n", l.Unit, res.IncludeFile, res.IncludeLine, l.Unit)

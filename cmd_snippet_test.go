@@ -247,3 +247,66 @@ func TestSnippetRefusedWriteKeepsSettings(t *testing.T) {
 		t.Errorf("the user's file changed: %q", b)
 	}
 }
+
+// TestSnippetCaddyWriteKeepsCopyForCaddyUser: "snippet caddy --write"
+// makes the copy caddy.service's user can read (group caddy), names it in
+// the config, tests the config as user caddy, and records the built-in
+// hook, so that "ipcert renew" refreshes the copy with the new
+// certificate (the stock Caddyfile does not import ipcert's file, so the
+// host's caddy config is not changed in effect; both files are removed).
+func TestSnippetCaddyWriteKeepsCopyForCaddyUser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real servers: not in -short")
+	}
+	skip := func(why string) {
+		t.Helper()
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s (CI=true)", why)
+		}
+		t.Skip(why)
+	}
+	if os.Geteuid() != 0 {
+		skip("needs root: it installs into /etc/caddy")
+	}
+	if _, err := os.Stat("/etc/caddy/Caddyfile"); err != nil {
+		skip("Debian's caddy is not installed (apt-get install -y caddy)")
+	}
+	dir := t.TempDir()
+	name := fmt.Sprintf("t14-caddy-%d", os.Getpid())
+	if code, _, errs := verifyRun(t, "issue", "--ca", "local", "--state-dir", dir, "--agree-tos", "--quiet", "--ip", "127.0.0.1", "--name", name); code != exitOK {
+		t.Fatalf("issue: %s", errs)
+	}
+	conf, copyDir := "/etc/caddy/ipcert-"+name+".caddy", "/etc/caddy/ipcert/"+name
+	t.Cleanup(func() { os.Remove(conf); os.RemoveAll(copyDir); os.Remove("/etc/caddy/ipcert") })
+	code, out, errs := verifyRun(t, "snippet", "caddy", name, "--write", "--state-dir", dir, "--https-port", "18443", "--http-port", "18080")
+	if code != exitOK || !strings.Contains(out, "config test passed (runuser -u caddy -- caddy validate") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	b, _ := os.ReadFile(conf)
+	if !strings.Contains(string(b), "tls "+copyDir+"/fullchain.pem "+copyDir+"/privkey.pem") {
+		t.Errorf("the config must name the copy:\n%s", b)
+	}
+	st, _ := store.Open(dir)
+	r, _ := st.LoadRenewal(name)
+	if r.Reload != "caddy" || len(r.DeployHooks) != 1 || r.DeployHooks[0] != deploy.CopyHook("caddy", copyDir) {
+		t.Fatalf("renewal.json: reload %q hooks %q", r.Reload, r.DeployHooks)
+	}
+	// caddy itself can read the copy.
+	if out, err := exec.Command("runuser", "-u", "caddy", "--", "cat", copyDir+"/privkey.pem").CombinedOutput(); err != nil {
+		t.Fatalf("user caddy cannot read the key copy: %v %s", err, out)
+	}
+	// A renewal refreshes it (the reload after it fails here: no caddy
+	// runs, which the renewal reports; the copy is done before).
+	verifyRun(t, "renew", "--force", name, "--state-dir", dir)
+	v, err := st.CurrentVersion(name)
+	if err != nil || v.N != 2 {
+		t.Fatalf("renew: version %d %v", v.N, err)
+	}
+	want, _ := os.ReadFile(filepath.Join(v.Dir, store.FullChainFile))
+	if got, _ := os.ReadFile(copyDir + "/fullchain.pem"); string(got) != string(want) {
+		t.Error("the renewal did not refresh the copy")
+	}
+	if out, err := exec.Command("runuser", "-u", "caddy", "--", "cat", copyDir+"/privkey.pem").CombinedOutput(); err != nil {
+		t.Fatalf("after the renewal user caddy cannot read the key copy: %v %s", err, out)
+	}
+}

@@ -28,8 +28,9 @@ import (
 // wizardSnippet is the snippet for kind serving iss.
 func wizardSnippet(st *store.Store, iss *acmeflow.Issued, kind deploy.Kind, distro deploy.Distro) (string, error) {
 	r := iss.Renewal
+	certDir, group := snippetCertDir(st, iss.Name, deploy.LayoutFor(kind, distro, iss.Name))
 	b, err := deploy.Snippet(kind, deploy.SnippetParams{
-		Name: iss.Name, Identifiers: r.Identifiers, CertDir: st.CurrentDir(iss.Name), WebRoot: r.WebRoot, Distro: distro,
+		Name: iss.Name, Identifiers: r.Identifiers, CertDir: certDir, CopyGroup: group, WebRoot: r.WebRoot, Distro: distro,
 	})
 	return string(b), err
 }
@@ -83,7 +84,7 @@ func wizardInstall(st *store.Store) func(context.Context, *acmeflow.Issued, wiza
 			rep.Lines = append(rep.Lines, "the previous file is kept as "+res.Backup)
 		}
 		if res.Tested {
-			rep.Lines = append(rep.Lines, "config test passed: "+layout.Test.String())
+			rep.Lines = append(rep.Lines, "config test passed: "+layout.TestCmd().String())
 		}
 		switch {
 		case err != nil:

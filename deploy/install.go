@@ -123,11 +123,11 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 		return res, fmt.Errorf("create %s: %w", dir, err)
 	}
 	if l.Test.Path != "" {
-		if out, err := run.Run(ctx, l.Test); err != nil {
+		if out, err := run.Run(ctx, l.TestCmd()); err != nil {
 			if newDir {
 				os.Remove(dir)
 			}
-			return res, fmt.Errorf("the %s config already fails its test before ipcert changed anything, so nothing was written; fix it first (%s):\n%s", l.Kind, l.Test, strings.TrimSpace(string(out)))
+			return res, fmt.Errorf("the %s config already fails its test before ipcert changed anything, so nothing was written; fix it first (%s):\n%s", l.Kind, l.TestCmd(), strings.TrimSpace(string(out)))
 		}
 	}
 	if existed {
@@ -165,7 +165,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 		return errors.Join(errs...)
 	}
 	if l.Test.Path != "" {
-		out, err := run.Run(ctx, l.Test)
+		out, err := run.Run(ctx, l.TestCmd())
 		res.Tested, res.TestOutput = true, strings.TrimSpace(string(out))
 		if err != nil {
 			rerr := rollback()
@@ -179,7 +179,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 					what += " from " + res.Backup
 				}
 			}
-			return res, fmt.Errorf("the %s config test failed with the new snippet (%s), so nothing was reloaded and %s:\n%s", l.Kind, l.Test, what, res.TestOutput)
+			return res, fmt.Errorf("the %s config test failed with the new snippet (%s), so nothing was reloaded and %s:\n%s", l.Kind, l.TestCmd(), what, res.TestOutput)
 		}
 	}
 	if res.IncludeNeeded || in.Reload.Path == "" {

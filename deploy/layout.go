@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 )
@@ -126,6 +127,30 @@ type Layout struct {
 	// modules); RequiresFix is the command that makes them.
 	Requires    []string
 	RequiresFix string
+	// User is who the server reads its certificate as, when not root
+	// (caddy.service has User=caddy): Install runs the config test as this
+	// user (with runuser, when it exists and ipcert runs as root), so a
+	// file the server could not read fails the test, not the start.
+	// Group and CopyDir: where ipcert keeps a copy of the certificate
+	// readable by that user's group (CopyForGroup).
+	User    string
+	Group   string
+	CopyDir string
+}
+
+// TestCmd is the config test as Install runs it: as User when set, the
+// user exists and this process is root.
+func (l Layout) TestCmd() Cmd {
+	if l.User == "" || l.Test.Path == "" || os.Geteuid() != 0 {
+		return l.Test
+	}
+	if _, err := user.Lookup(l.User); err != nil {
+		return l.Test
+	}
+	c := l.Test
+	c.Args = append([]string{"-u", l.User, "--", c.Path}, c.Args...)
+	c.Path = "runuser"
+	return c
 }
 
 // LayoutFor is the layout of kind on distro for certificate name.
@@ -182,6 +207,9 @@ func LayoutFor(kind Kind, distro Distro, name string) Layout {
 		l.IncludeFile, l.IncludeBase = "/etc/caddy/Caddyfile", "/etc/caddy"
 		l.IncludeLine = "import /etc/caddy/ipcert-*.caddy   (at the top level, outside any site block)"
 		l.Test = Cmd{Path: "caddy", Args: []string{"validate", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"}}
+		// Both families' caddy.service run User=caddy, which cannot read
+		// ipcert's state (0700 root): the snippet names a copy for it.
+		l.User, l.Group, l.CopyDir = "caddy", "caddy", "/etc/caddy/ipcert/"+name
 	}
 	return l
 }

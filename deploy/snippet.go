@@ -30,6 +30,10 @@ type SnippetParams struct {
 	// passes requests to, challenge requests included. Default
 	// 127.0.0.1:8080.
 	Upstream string
+	// CopyGroup, when set, says CertDir is the copy ipcert keeps for a
+	// server reading as its own user (CopyForGroup), readable by this
+	// group; the header explains it.
+	CopyGroup string
 	// NotLocal lists identifiers that are not on a local interface: a
 	// cloud VM's public IPv4 behind 1:1 NAT (FACTS.md). The server sees
 	// those connections arrive on its private address, so listening on the
@@ -137,6 +141,11 @@ func checkParams(kind Kind, p SnippetParams) (*snippetData, error) {
 	if err := checkPath("certificate directory", p.CertDir); err != nil {
 		return nil, err
 	}
+	if p.CopyGroup != "" {
+		if err := checkValue("group", p.CopyGroup); err != nil {
+			return nil, err
+		}
+	}
 	if d.Distro == "" {
 		d.Distro = Debian
 	}
@@ -221,7 +230,13 @@ func header(b *strings.Builder, d *snippetData) {
 	if d.kind == HAProxy {
 		certs = d.combined() + " (certificate chain and key in one file)"
 	}
-	fmt.Fprintf(b, "# Certificate: %s;\n# renewals swap \"current\", so a reload is all a new certificate needs.\n", certs)
+	if d.CopyGroup != "" {
+		fmt.Fprintf(b, "# Certificate: %s, a copy readable by group %s:\n", certs, d.CopyGroup)
+		fmt.Fprintf(b, "# the server runs as its own user and cannot read ipcert's private state.\n")
+		fmt.Fprintf(b, "# \"--write\" makes the copy; every renewal refreshes it, then reloads.\n")
+	} else {
+		fmt.Fprintf(b, "# Certificate: %s;\n# renewals swap \"current\", so a reload is all a new certificate needs.\n", certs)
+	}
 	fmt.Fprintf(b, "# TLS: Mozilla's intermediate profile, without OCSP stapling (Let's Encrypt\n")
 	fmt.Fprintf(b, "# ended OCSP) and without HSTS (browsers ignore it for IP addresses).\n")
 	for _, a := range d.addrs {
