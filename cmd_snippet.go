@@ -223,7 +223,9 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	}
 	layout = srv.Layout(name)
 	out.Path = layout.ConfigPath
-	res, svc, err := snippetInstall(ctx, st, name, srv, snip, !*noReload, s.Err)
+	// --write is the user's go-ahead to enable what the snippet needs
+	// (Debian's apache2 ships without mod_ssl); the wizard asks first.
+	res, svc, err := snippetInstall(ctx, st, name, srv, snip, !*noReload, true, s.Err)
 	out.Install = &res
 	out.Service = &svc
 	if errors.Is(err, store.ErrLocked) {
@@ -263,7 +265,7 @@ func snippetCertDir(st *store.Store, name string, l deploy.Layout) (dir, group s
 // when the system service is active, and renewal.json's settings (reload,
 // combined) only once the install succeeded, so a refused or rolled-back
 // install changes nothing. Messages about files it made go to errw.
-func snippetInstall(ctx context.Context, st *store.Store, name string, srv deploy.Server, snip []byte, reload bool, errw io.Writer) (deploy.InstallResult, deploy.ServiceState, error) {
+func snippetInstall(ctx context.Context, st *store.Store, name string, srv deploy.Server, snip []byte, reload, enableModules bool, errw io.Writer) (deploy.InstallResult, deploy.ServiceState, error) {
 	layout := srv.Layout(name)
 	res := deploy.InstallResult{Path: layout.ConfigPath}
 	if srv.Kind == deploy.HAProxy {
@@ -292,7 +294,7 @@ func snippetInstall(ctx context.Context, st *store.Store, name string, srv deplo
 		}
 		ch.copyHook = deploy.CopyHook(layout.Group, layout.CopyDir)
 	}
-	in := deploy.Installer{Layout: layout, Content: snip, BackupDir: filepath.Join(st.Root(), "backups"), Runner: deploy.ExecRunner{}}
+	in := deploy.Installer{Layout: layout, Content: snip, BackupDir: filepath.Join(st.Root(), "backups"), Runner: deploy.ExecRunner{}, EnableModules: enableModules}
 	// Only the service manager knows whether the system service runs: a
 	// process called nginx may be a private instance that a service
 	// reload never reaches, and Debian's init scripts report success for
@@ -498,6 +500,9 @@ func snippetPrintInstall(w io.Writer, res deploy.InstallResult, err error, l dep
 	}
 	if res.Backup != "" {
 		fmt.Fprintf(w, "  previous version kept in %s\n", res.Backup)
+	}
+	if len(res.ModulesEnabled) > 0 {
+		fmt.Fprintf(w, "  enabled the modules it needs: %s %s\n", l.EnableModules, strings.Join(res.ModulesEnabled, " "))
 	}
 	if res.LinkCreated {
 		fmt.Fprintf(w, "  enabled it with the link %s\n", l.EnableLink)

@@ -73,7 +73,7 @@ func wizardInstall(st *store.Store) func(context.Context, *acmeflow.Issued, wiza
 		// changes only when it succeeded; its messages are collected, not
 		// printed over the UI.
 		var msgs bytes.Buffer
-		res, svc, err := snippetInstall(ctx, st, iss.Name, srv, []byte(snip), true, &msgs)
+		res, svc, err := snippetInstall(ctx, st, iss.Name, srv, []byte(snip), true, false, &msgs)
 		rep := wizard.Report{Status: ui.OK, Summary: fmt.Sprintf("%s: %s installed", t.Kind, layout.ConfigPath)}
 		if res.Changed {
 			rep.Lines = append(rep.Lines, "wrote "+res.Path)

@@ -127,6 +127,10 @@ type Layout struct {
 	// modules); RequiresFix is the command that makes them.
 	Requires    []string
 	RequiresFix string
+	// EnableModules, when set, turns missing Requires on (Debian's
+	// a2enmod; its module names are appended); DisableModules turns them
+	// off again when the install is rolled back.
+	EnableModules, DisableModules Cmd
 	// User is who the server reads its certificate as, when not root
 	// (caddy.service has User=caddy): Install runs the config test as this
 	// user (with runuser, when it exists and ipcert runs as root), so a
@@ -184,6 +188,8 @@ func LayoutFor(kind Kind, distro Distro, name string) Layout {
 			// Debian's default enables mod_alias, not mod_ssl.
 			l.Requires = []string{"/etc/apache2/mods-enabled/ssl.load", "/etc/apache2/mods-enabled/alias.load"}
 			l.RequiresFix = "a2enmod ssl alias"
+			l.EnableModules = Cmd{Path: "a2enmod", Args: []string{"-q"}}
+			l.DisableModules = Cmd{Path: "a2dismod", Args: []string{"-q"}}
 		}
 	case HAProxy:
 		if distro == RHEL {

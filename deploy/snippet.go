@@ -321,7 +321,7 @@ func apacheSnippet(b *strings.Builder, d *snippetData) {
 			}
 		}
 	}
-	fmt.Fprintf(b, "# Needs mod_ssl and mod_alias (Debian: a2enmod ssl; RHEL: dnf install mod_ssl).\n")
+	fmt.Fprintf(b, "# Needs mod_ssl and mod_alias (Debian: a2enmod ssl, which --write runs itself;\n# RHEL: dnf install mod_ssl).\n")
 	var vh []string
 	for _, a := range d.addrs {
 		v := apacheVhostAddr(d, a, d.HTTPSPort)
