@@ -238,7 +238,7 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	if cf.jsonOut {
 		printJSON(s.Out, out)
 	} else {
-		snippetPrintInstall(s.Out, res, err, layout, snippetVerifyTarget(r.Identifiers[0], *httpsPort), hint)
+		snippetPrintInstall(s.Out, res, err, layout, snippetVerifyTarget(r.Identifiers[0], *httpsPort), hint, srv.ReloadCmd())
 	}
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
@@ -486,7 +486,7 @@ func (h snippetHint) issue(r *store.Renewal) string {
 // shellWord quotes s for a shell when it needs it.
 func shellWord(s string) string { return deploy.Cmd{Path: s}.String() }
 
-func snippetPrintInstall(w io.Writer, res deploy.InstallResult, err error, l deploy.Layout, addr string, h snippetHint) {
+func snippetPrintInstall(w io.Writer, res deploy.InstallResult, err error, l deploy.Layout, addr string, h snippetHint, reload deploy.Cmd) {
 	switch {
 	case res.RolledBack:
 		fmt.Fprintf(w, "Not installed: the config test failed with it, so %s is as it was and nothing was reloaded.\n", res.Path)
@@ -511,7 +511,7 @@ func snippetPrintInstall(w io.Writer, res deploy.InstallResult, err error, l dep
 		fmt.Fprintf(w, "  config test passed (%s)\n", l.TestCmd())
 	}
 	if res.IncludeNeeded {
-		fmt.Fprintf(w, "\n%s does not read it yet. Add this line to %s:\n\n    %s\n\nthen reload: sudo systemctl reload %s (ipcert never edits files it did not write).\n", l.Unit, res.IncludeFile, res.IncludeLine, l.Unit)
+		fmt.Fprintf(w, "\n%s does not read it yet. Add this line to %s:\n\n    %s\n\nthen reload: sudo %s (ipcert never edits files it did not write).\n", l.Unit, res.IncludeFile, res.IncludeLine, reload)
 		return
 	}
 	if res.Reloaded {

@@ -297,7 +297,12 @@ func TestSnippetCaddyWriteKeepsCopyForCaddyUser(t *testing.T) {
 	}
 	// A renewal refreshes it (the reload after it fails here: no caddy
 	// runs, which the renewal reports; the copy is done before).
-	verifyRun(t, "renew", "--force", name, "--state-dir", dir)
+	_, rout, rerrs := verifyRun(t, "renew", "--force", name, "--state-dir", dir)
+	// Without systemd the reload goes to Caddy's admin API (there is no
+	// init script: "service caddy reload" says "unrecognized service").
+	if !deploy.TimerSystemdRunning("/") && (!strings.Contains(rout+rerrs, "caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile --force") || strings.Contains(rout+rerrs, "unrecognized service")) {
+		t.Errorf("renew's reload of caddy without systemd:\n%s\n%s", rout, rerrs)
+	}
 	v, err := st.CurrentVersion(name)
 	if err != nil || v.N != 2 {
 		t.Fatalf("renew: version %d %v", v.N, err)
