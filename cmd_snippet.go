@@ -244,7 +244,7 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
 		return exitFailure
 	}
-	if !res.Reloaded && !*noReload && !res.IncludeNeeded && !cf.jsonOut {
+	if res.Changed && !res.Reloaded && !*noReload && !res.IncludeNeeded && !cf.jsonOut {
 		snippetNotReloaded(s.Out, srv, svc, layout)
 	}
 	return exitOK
@@ -319,7 +319,7 @@ func snippetNotReloaded(w io.Writer, srv deploy.Server, svc deploy.ServiceState,
 	}
 	fmt.Fprintf(w, "\nNot reloaded: %s.\n", svc)
 	if srv.Running {
-		fmt.Fprintf(w, "A %s process is running that the service manager did not start (a private instance?); ipcert did not signal it: reload it yourself if it should read this file.\n", srv.Kind)
+		fmt.Fprintf(w, "Some %s process is running that the service manager did not start (a private instance?); ipcert did not signal it: reload it yourself if it should read this file.\n", srv.Kind)
 	}
 	switch svc.Manager {
 	case "":

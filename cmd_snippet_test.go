@@ -213,7 +213,7 @@ func TestSnippetWriteBesidePrivateNginx(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
 	if strings.Contains(out, "reloaded nginx") || !strings.Contains(out, "Not reloaded: the nginx service is not running (/etc/init.d/nginx status") ||
-		!strings.Contains(out, "A nginx process is running that the service manager did not start") {
+		!strings.Contains(out, "Some nginx process is running that the service manager did not start") {
 		t.Errorf("must say nothing was reloaded, and why:\n%s", out)
 	}
 }
