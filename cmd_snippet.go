@@ -459,11 +459,29 @@ func snippetRepeatFlags(fs *flag.FlagSet) []string {
 }
 
 // stateFlag is --state-dir DIR unless the state is sudo's default.
-func (h snippetHint) stateFlag() string {
-	if h.stateDir == "" || h.stateDir == store.DefaultRoot(func(string) string { return "" }, 0) {
+func (h snippetHint) stateFlag() string { return sudoStateFlag(h.stateDir) }
+
+// sudoStateFlag is " --state-dir DIR" for a command printed with sudo,
+// unless root is root's default (sudo does not keep IPCERT_STATE_DIR).
+func sudoStateFlag(root string) string {
+	if root == "" || root == store.DefaultRoot(func(string) string { return "" }, 0) {
 		return ""
 	}
-	return " --state-dir " + shellWord(h.stateDir)
+	return " --state-dir " + shellWord(root)
+}
+
+// userStateFlag is the same for a command this user runs without sudo.
+func userStateFlag(root string) string {
+	def := store.DefaultRoot(func(k string) string {
+		if k == "IPCERT_STATE_DIR" {
+			return ""
+		}
+		return os.Getenv(k)
+	}, os.Geteuid())
+	if root == "" || root == def {
+		return ""
+	}
+	return " --state-dir " + shellWord(root)
 }
 
 func (h snippetHint) snippet(kind deploy.Kind, name string, extra ...string) string {

@@ -101,7 +101,7 @@ func runStatus(ctx context.Context, args []string, s stdio) int {
 func statusPrint(w io.Writer, rep deploy.StatusReport, now time.Time) {
 	const when = "2006-01-02 15:04 MST"
 	if len(rep.Certificates) == 0 {
-		fmt.Fprintf(w, "No certificates in %s yet. Get one: sudo ipcert issue --ip auto --ca staging --agree-tos\n", rep.StateDir)
+		fmt.Fprintf(w, "No certificates in %s yet. Get one: sudo ipcert issue --ip auto --ca staging --agree-tos%s\n", rep.StateDir, sudoStateFlag(rep.StateDir))
 	}
 	for i, c := range rep.Certificates {
 		if i > 0 {
@@ -132,7 +132,7 @@ func statusPrint(w io.Writer, rep deploy.StatusReport, now time.Time) {
 			if c.Failures > 0 {
 				fmt.Fprintf(w, " (%d in a row)", c.Failures)
 			}
-			fmt.Fprintf(w, ": %s\n                ipcert doctor %s explains it\n", statusOneLine(c.LastError.Detail), c.Name)
+			fmt.Fprintf(w, ": %s\n                ipcert doctor %s%s explains it\n", statusOneLine(c.LastError.Detail), c.Name, userStateFlag(rep.StateDir))
 		default:
 			fmt.Fprintf(w, "  last result   no renewal yet\n")
 		}
@@ -157,7 +157,7 @@ func statusPrint(w io.Writer, rep deploy.StatusReport, now time.Time) {
 		}
 		fmt.Fprintln(w)
 	default:
-		fmt.Fprintln(w, "Renewal timer: NOT installed; certificates last only 160 hours: sudo ipcert timer install")
+		fmt.Fprintln(w, "Renewal timer: NOT installed; certificates last only 160 hours: sudo ipcert timer install"+sudoStateFlag(rep.StateDir))
 	}
 	if rep.TimerError != "" {
 		fmt.Fprintf(w, "  (could not ask systemd about it: %s)\n", rep.TimerError)

@@ -63,7 +63,7 @@ func TestStatusShowsVerifyAddress(t *testing.T) {
 		}
 	}
 	code, out, errs := verifyRun(t, "status", "--state-dir", dir, "--unit-dir", units, "--cron-dir", crons)
-	if code != exitOK || !strings.Contains(out, "verify at     127.0.0.1:8443") {
+	if code != exitOK || !strings.Contains(out, "verify at     127.0.0.1:8443") || !strings.Contains(out, "sudo ipcert timer install --state-dir "+dir) {
 		t.Errorf("text: %d %s\n%s", code, errs, out)
 	}
 	code, out, _ = verifyRun(t, "status", "127.0.0.1", "--json", "--state-dir", dir, "--unit-dir", units, "--cron-dir", crons)
