@@ -365,17 +365,9 @@ func printIssued(w io.Writer, iss *acmeflow.Issued, st *store.Store, ca *cachoic
 	if ca.Staging {
 		fmt.Fprintln(w, "\nThis is a STAGING certificate: browsers will not trust it. When this worked,\nget the real one with --ca production.")
 	}
-	// The next commands name this state directory unless it is the default
-	// one, or they would act on another (IPCERT_STATE_DIR is not kept by sudo).
-	sd := ""
-	if st.Root() != store.DefaultRoot(func(k string) string {
-		if k == "IPCERT_STATE_DIR" {
-			return ""
-		}
-		return os.Getenv(k)
-	}, os.Getuid()) {
-		sd = " --state-dir " + shellWord(st.Root())
-	}
+	// The next commands name this state directory unless it is the
+	// default one, or they would act on another.
+	sd := userStateFlag(st.Root())
 	fmt.Fprintf(w, "\nIt lasts only %s: keep it fresh with \"ipcert renew%s\" (run it from \"ipcert timer install%s\").\n", humanDuration(r.NotAfter.Sub(r.NotBefore)), sd, sd)
 }
 
