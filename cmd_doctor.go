@@ -233,15 +233,16 @@ func doctorTargets(st *store.Store, arg string, probe bool, s stdio) ([]*doctorT
 		}
 		return out, exitOK
 	}
-	for _, n := range names {
-		if n == arg {
-			t, err := load(n)
-			if err != nil {
-				fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err)
-				return nil, exitFailure
-			}
-			return []*doctorTarget{t}, exitOK
+	// The same lookup as verify, snippet and status (store.Find): a name,
+	// else the certificate for the address.
+	found, ferr := st.Find(store.Query{Arg: arg})
+	if ferr == nil && found.By == "name" {
+		t, err := load(found.Name)
+		if err != nil {
+			fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err)
+			return nil, exitFailure
 		}
+		return []*doctorTarget{t}, exitOK
 	}
 	a, err := acmeflow.ParseIP(arg)
 	if err != nil {
@@ -249,23 +250,13 @@ func doctorTargets(st *store.Store, arg string, probe bool, s stdio) ([]*doctorT
 		return nil, exitUsage
 	}
 	// An address: its certificate's stored failure too, when one names it.
-	for _, n := range names {
-		t, err := load(n)
-		if err == nil && doctorContains(t.Identifiers, a.String()) {
+	if ferr == nil && found.Name != "" {
+		if t, err := load(found.Name); err == nil {
 			t.addrs = []netip.Addr{a}
 			return []*doctorTarget{t}, exitOK
 		}
 	}
 	return []*doctorTarget{{Identifiers: []string{a.String()}, addrs: []netip.Addr{a}}}, exitOK
-}
-
-func doctorContains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // doctorSettings are the challenge settings of a target: its renewal.json,

@@ -113,7 +113,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	fs.StringVar(&f.name, "name", "", "certificate name in the store (default derived from the addresses)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress on stderr")
 	fs.Var(&f.hooks, "deploy-hook", "shell command ipcert renew runs after each renewal, with IPCERT_CERT, IPCERT_KEY, IPCERT_FULLCHAIN... set (repeatable; IPCERT_DEPLOY_HOOK holds one command as it is)")
-	fs.StringVar(&f.reload, "reload", "", "web server ipcert renew reloads after each renewal: nginx, apache or haproxy")
+	fs.StringVar(&f.reload, "reload", "", "web server ipcert renew reloads after each renewal: nginx, apache, haproxy or caddy")
 	fs.StringVar(&f.verifyAddr, "verify", "", "ADDR:PORT where the web server serves this certificate; ipcert renew checks it after each renewal")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long (the CA keeps a pending authorization for an hour)")
 	fs.DurationVar(&f.wait, "wait", 60*time.Second, "how long to wait for another ipcert run's lock before giving up (exit 4); 0 gives up at once")
@@ -377,7 +377,10 @@ func printIssued(w io.Writer, iss *acmeflow.Issued, st *store.Store, ca *cachoic
 	if ca.Staging {
 		fmt.Fprintln(w, "\nThis is a STAGING certificate: browsers will not trust it. When this worked,\nget the real one with --ca production.")
 	}
-	fmt.Fprintf(w, "\nIt lasts only %s: keep it fresh with \"ipcert renew\" (run it from \"ipcert timer install\").\n", humanDuration(r.NotAfter.Sub(r.NotBefore)))
+	// The next commands name this state directory unless it is the
+	// default one, or they would act on another.
+	sd := userStateFlag(st.Root())
+	fmt.Fprintf(w, "\nIt lasts only %s: keep it fresh with \"ipcert renew%s\" (run it from \"ipcert timer install%s\").\n", humanDuration(r.NotAfter.Sub(r.NotBefore)), sd, sd)
 }
 
 // humanDuration reads like a person would say it: "160 hours", "3 days 4 hours".

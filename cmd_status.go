@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
 )
 
@@ -17,10 +19,14 @@ still valid, when it will be renewed, how the last attempt went, and whether
 the renewal timer is installed.
 
 Usage:
-  ipcert status [--json] [flags]
+  ipcert status [NAME|ADDR] [--json] [flags]
+
+With a certificate name or an address, only that certificate is shown (the
+one verify, snippet and doctor would pick for it).
 
 Examples:
   ipcert status
+  ipcert status 203.0.113.7
   sudo ipcert status --json | jq '.certificates[] | {name, not_after}'
 
 Exit codes: 0 all is well; 1 a certificate is expired, unreadable, or its
@@ -41,8 +47,8 @@ func runStatus(ctx context.Context, args []string, s stdio) int {
 	if done {
 		return code
 	}
-	if len(pos) > 0 {
-		fmt.Fprintf(s.Err, "ipcert status: unexpected argument %q\n", pos[0])
+	if len(pos) > 1 {
+		fmt.Fprintf(s.Err, "ipcert status: unexpected argument %q; give at most one certificate name or address\n", pos[1])
 		return exitUsage
 	}
 	st, err := cf.openStore(s.Env)
@@ -58,6 +64,25 @@ func runStatus(ctx context.Context, args []string, s stdio) int {
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert status: %v\n", err)
 		return exitFailure
+	}
+	if len(pos) == 1 {
+		f, err := st.Find(store.Query{Arg: pos[0]})
+		if err != nil {
+			fmt.Fprintf(s.Err, "ipcert status: %v\n", err)
+			return exitUsage
+		}
+		if f.Name == "" {
+			fmt.Fprintf(s.Err, "ipcert status: no stored certificate covers %s; ipcert status lists them all\n", f.Addr.Addr())
+			return exitUsage
+		}
+		if f.Ambiguous() {
+			fmt.Fprintf(s.Err, "Several certificates cover %s (%s); showing them all.\n", f.Addr.Addr(), strings.Join(f.Candidates, ", "))
+		}
+		keep := []string{f.Name}
+		if f.Ambiguous() {
+			keep = f.Candidates
+		}
+		rep.Certificates = slices.DeleteFunc(rep.Certificates, func(c deploy.CertStatus) bool { return !slices.Contains(keep, c.Name) })
 	}
 	code = exitOK
 	for _, c := range rep.Certificates {
@@ -76,7 +101,7 @@ func runStatus(ctx context.Context, args []string, s stdio) int {
 func statusPrint(w io.Writer, rep deploy.StatusReport, now time.Time) {
 	const when = "2006-01-02 15:04 MST"
 	if len(rep.Certificates) == 0 {
-		fmt.Fprintf(w, "No certificates in %s yet. Get one: sudo ipcert issue --ip auto --ca staging --agree-tos\n", rep.StateDir)
+		fmt.Fprintf(w, "No certificates in %s yet. Get one: sudo ipcert issue --ip auto --ca staging --agree-tos%s\n", rep.StateDir, sudoStateFlag(rep.StateDir))
 	}
 	for i, c := range rep.Certificates {
 		if i > 0 {
@@ -107,7 +132,7 @@ func statusPrint(w io.Writer, rep deploy.StatusReport, now time.Time) {
 			if c.Failures > 0 {
 				fmt.Fprintf(w, " (%d in a row)", c.Failures)
 			}
-			fmt.Fprintf(w, ": %s\n                ipcert doctor %s explains it\n", statusOneLine(c.LastError.Detail), c.Name)
+			fmt.Fprintf(w, ": %s\n                ipcert doctor %s%s explains it\n", statusOneLine(c.LastError.Detail), c.Name, userStateFlag(rep.StateDir))
 		default:
 			fmt.Fprintf(w, "  last result   no renewal yet\n")
 		}
@@ -119,6 +144,9 @@ func statusPrint(w io.Writer, rep deploy.StatusReport, now time.Time) {
 			parts = append(parts, c.DeployHooks...)
 			fmt.Fprintf(w, "  after renewal %s\n", strings.Join(parts, "; "))
 		}
+		if c.VerifyAddr != "" {
+			fmt.Fprintf(w, "  verify at     %s (after each renewal)\n", c.VerifyAddr)
+		}
 	}
 	fmt.Fprintln(w)
 	switch {
@@ -129,7 +157,7 @@ func statusPrint(w io.Writer, rep deploy.StatusReport, now time.Time) {
 		}
 		fmt.Fprintln(w)
 	default:
-		fmt.Fprintln(w, "Renewal timer: NOT installed; certificates last only 160 hours: sudo ipcert timer install")
+		fmt.Fprintln(w, "Renewal timer: NOT installed; certificates last only 160 hours: sudo ipcert timer install"+sudoStateFlag(rep.StateDir))
 	}
 	if rep.TimerError != "" {
 		fmt.Fprintf(w, "  (could not ask systemd about it: %s)\n", rep.TimerError)

@@ -47,3 +47,34 @@ func TestStatusCommand(t *testing.T) {
 		t.Errorf("extra argument: %d", code)
 	}
 }
+
+// TestStatusShowsVerifyAddress: the address renewals verify is part of
+// what status shows (text and JSON), and status NAME|ADDR shows the one
+// certificate the shared lookup picks.
+func TestStatusShowsVerifyAddress(t *testing.T) {
+	dir := t.TempDir()
+	units, crons := t.TempDir(), t.TempDir()
+	for _, args := range [][]string{
+		{"--ip", "127.0.0.1", "--name", "web", "--verify", "127.0.0.1:8443"},
+		{"--ip", "::1", "--name", "other"},
+	} {
+		if code, _, errs := verifyRun(t, append([]string{"issue", "--ca", "local", "--state-dir", dir, "--agree-tos", "--quiet"}, args...)...); code != exitOK {
+			t.Fatalf("issue: %d %s", code, errs)
+		}
+	}
+	code, out, errs := verifyRun(t, "status", "--state-dir", dir, "--unit-dir", units, "--cron-dir", crons)
+	if code != exitOK || !strings.Contains(out, "verify at     127.0.0.1:8443") || !strings.Contains(out, "sudo ipcert timer install --state-dir "+dir) {
+		t.Errorf("text: %d %s\n%s", code, errs, out)
+	}
+	code, out, _ = verifyRun(t, "status", "127.0.0.1", "--json", "--state-dir", dir, "--unit-dir", units, "--cron-dir", crons)
+	var rep deploy.StatusReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if code != exitOK || len(rep.Certificates) != 1 || rep.Certificates[0].Name != "web" || rep.Certificates[0].VerifyAddr != "127.0.0.1:8443" {
+		t.Errorf("json for 127.0.0.1: %d %+v", code, rep.Certificates)
+	}
+	if code, _, errs := verifyRun(t, "status", "192.0.2.1", "--state-dir", dir); code != exitUsage || !strings.Contains(errs, "no stored certificate covers 192.0.2.1") {
+		t.Errorf("unknown address: %d %s", code, errs)
+	}
+}

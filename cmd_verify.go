@@ -5,10 +5,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -53,6 +51,10 @@ type verifyOut struct {
 	deploy.VerifyResult
 	Name    string `json:"name,omitempty"`
 	Version int    `json:"version,omitempty"`
+	// ChosenBy says how Name was chosen (store.Found.By); Candidates are
+	// every stored certificate covering the address.
+	ChosenBy   string   `json:"chosen_by,omitempty"`
+	Candidates []string `json:"candidates,omitempty"`
 }
 
 func runVerify(ctx context.Context, args []string, s stdio) int {
@@ -84,20 +86,43 @@ func runVerify(ctx context.Context, args []string, s stdio) int {
 		}
 		opts.Roots = pool
 	}
+	if *name != "" {
+		if err := store.ValidName(*name); err != nil {
+			fmt.Fprintf(s.Err, "ipcert verify: --name: %v\n", err)
+			return exitUsage
+		}
+	}
 	closeLog := setupDebugLog(cf.debug, s.Err)
 	defer closeLog()
 
-	out := verifyOut{}
-	var stored store.Version
 	st, err := cf.openStore(s.Env)
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert verify: %v (comparing with nothing)\n", err)
-	} else {
-		out.Name, err = verifyFindName(st, *name, target.Addr())
-		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert verify: %v\n", err)
-			return exitUsage
+	} else if *name != "" && !st.Exists(*name) {
+		fmt.Fprintf(s.Err, "ipcert verify: --name: no certificate named %q in %s; ipcert status lists them\n", *name, st.Root())
+		return exitUsage
+	}
+	// The handshake first: which stored certificate to expect may depend
+	// on what the address serves (store.Find).
+	res, err := deploy.Verify(ctx, target.String(), opts)
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert verify: %v\n", err)
+		return exitUsage
+	}
+	out := verifyOut{}
+	var stored store.Version
+	if st != nil {
+		found := store.Found{Name: *name, By: "name"}
+		if *name == "" {
+			found, err = st.Find(store.Query{Arg: target.String(), Served: res.Leaf})
+			if err != nil {
+				fmt.Fprintf(s.Err, "ipcert verify: %v\n", err)
+				return exitUsage
+			}
+		} else if f, err := st.Find(store.Query{Arg: target.String()}); err == nil {
+			found.Candidates = f.Candidates
 		}
+		out.Name, out.ChosenBy, out.Candidates = found.Name, found.By, found.Candidates
 		if out.Name != "" {
 			stored, err = st.CurrentVersion(out.Name)
 			if err != nil {
@@ -107,16 +132,12 @@ func runVerify(ctx context.Context, args []string, s stdio) int {
 			}
 		}
 	}
-	res, err := deploy.Verify(ctx, target.String(), opts)
-	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert verify: %v\n", err)
-		return exitUsage
-	}
+	deploy.Judge(&res, opts.Expected)
 	out.VerifyResult = res
 	if cf.jsonOut {
 		printJSON(s.Out, out)
 	} else {
-		verifyPrint(s.Out, out, opts.Roots != nil, stored, *rootFile == "")
+		verifyPrint(s.Out, out, opts.Roots != nil, stored, *rootFile == "", st)
 	}
 	switch res.Outcome {
 	case deploy.Match:
@@ -143,35 +164,7 @@ func verifyLoadRoots(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// verifyFindName is --name, or the stored certificate whose identifiers
-// include addr ("" when none does).
-func verifyFindName(st *store.Store, name string, addr netip.Addr) (string, error) {
-	if name != "" {
-		if err := store.ValidName(name); err != nil {
-			return "", fmt.Errorf("--name: %v", err)
-		}
-		if !st.Exists(name) {
-			return "", fmt.Errorf("--name: no certificate named %q in %s; ipcert status lists them", name, st.Root())
-		}
-		return name, nil
-	}
-	names, err := st.Names()
-	if err != nil {
-		return "", err
-	}
-	for _, n := range names {
-		r, err := st.LoadRenewal(n)
-		if err != nil {
-			continue
-		}
-		if slices.Contains(r.Identifiers, addr.String()) {
-			return n, nil
-		}
-	}
-	return "", nil
-}
-
-func verifyPrint(w io.Writer, o verifyOut, customRoots bool, stored store.Version, noRoot bool) {
+func verifyPrint(w io.Writer, o verifyOut, customRoots bool, stored store.Version, noRoot bool, st *store.Store) {
 	r := o.VerifyResult
 	if r.Outcome == deploy.Unreachable {
 		fmt.Fprintf(w, "UNREACHABLE: %s\n", r.Reason)
@@ -207,12 +200,20 @@ func verifyPrint(w io.Writer, o verifyOut, customRoots bool, stored store.Versio
 	}
 
 	fmt.Fprintln(w)
+	if o.Name != "" {
+		fmt.Fprintf(w, "Compared with %q: %s.\n", o.Name, verifyWhy(o))
+	}
 	switch r.Outcome {
 	case deploy.Match:
 		fmt.Fprintf(w, "MATCH: this is the stored current certificate of %q (version %d).\n", o.Name, o.Version)
 	case deploy.Mismatch:
 		fmt.Fprintf(w, "MISMATCH: %s.\n", r.Reason)
 		fmt.Fprintf(w, "  stored current of %q: version %d, serial %s, valid until %s\n", o.Name, o.Version, r.ExpectedSerial, stored.Leaf.NotAfter.UTC().Format("2006-01-02 15:04 MST"))
+		if o.ChosenBy == "earlier version" && st != nil {
+			if n := verifyServedVersion(st, o.Name, r.Leaf); n > 0 {
+				fmt.Fprintf(w, "  served: version %d of it, from before the last renewal\n", n)
+			}
+		}
 	case deploy.Unchecked:
 		fmt.Fprintf(w, "No stored certificate names this address, so there is nothing to compare with.\n")
 	}
@@ -230,6 +231,41 @@ func verifyPrint(w io.Writer, o verifyOut, customRoots bool, stored store.Versio
 			fmt.Fprintf(w, "It comes from a test CA; check against its root: --root %s\n", filepath.Join(filepath.Dir(filepath.Dir(stored.Dir)), "current", store.RootFile))
 		}
 	}
+}
+
+// verifyWhy says how the certificate compared with was chosen.
+func verifyWhy(o verifyOut) string {
+	others := ""
+	if len(o.Candidates) > 1 {
+		others = fmt.Sprintf(" (certificates for this address: %s)", strings.Join(o.Candidates, ", "))
+	}
+	switch o.ChosenBy {
+	case "name":
+		return "named with --name" + others
+	case "verify address":
+		return fmt.Sprintf("its renewal.json names %s as the address to verify%s", o.Addr, others)
+	case "served certificate":
+		return "the address serves its current version" + others
+	case "earlier version":
+		return "the address serves an earlier version of it" + others
+	case "address":
+		if len(o.Candidates) > 1 {
+			return fmt.Sprintf("a guess: several certificates cover this address (%s) and none is served here or names it as its verify address; choose with --name NAME, or record it with ipcert issue ... --verify %s", strings.Join(o.Candidates, ", "), o.Addr)
+		}
+		return "the only stored certificate for this address"
+	}
+	return o.ChosenBy
+}
+
+// verifyServedVersion is the stored version of name whose leaf is leaf (0: none).
+func verifyServedVersion(st *store.Store, name string, leaf *x509.Certificate) int {
+	vs, _ := st.Versions(name)
+	for _, n := range vs {
+		if v, err := st.LoadVersion(name, n); err == nil && leaf != nil && v.Leaf.Equal(leaf) {
+			return n
+		}
+	}
+	return 0
 }
 
 func verifyOrNone(s string) string {

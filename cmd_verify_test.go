@@ -213,3 +213,104 @@ func TestVerifyCommandRealNginx(t *testing.T) {
 	}
 	verifyUntil(exitOK, `MATCH: this is the stored current certificate of "127.0.0.1" (version 2)`)
 }
+
+// verifyServeOn is verifyServe on a chosen address.
+func verifyServeOn(t *testing.T, versionDir, addr string) {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(filepath.Join(versionDir, store.FullChainFile), filepath.Join(versionDir, store.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := tls.Listen("tcp", addr, &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+}
+
+// TestVerifyChoosesAmongSeveral: several stored certificates cover
+// 127.0.0.1. verify must compare with the one the address is meant to
+// serve (renewal.json's verify address), else with the one it does serve,
+// and say which it compared with; before, it took the alphabetically
+// first name and reported a mismatch.
+func TestVerifyChoosesAmongSeveral(t *testing.T) {
+	dir := t.TempDir()
+	issue := func(name string, extra ...string) {
+		t.Helper()
+		args := append([]string{"issue", "--ca", "local", "--state-dir", dir, "--agree-tos", "--quiet", "--ip", "127.0.0.1", "--name", name}, extra...)
+		if code, _, errs := verifyRun(t, args...); code != exitOK {
+			t.Fatalf("issue %s: exit %d: %s", name, code, errs)
+		}
+	}
+	port, err := acmeflow.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	issue("alpn")
+	issue("ren2", "--verify", target)
+	st, _ := store.Open(dir)
+	ren2, err := st.CurrentVersion("ren2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifyServeOn(t, ren2.Dir, target)
+
+	code, out, errs := verifyRun(t, "verify", target, "--state-dir", dir, "--root", filepath.Join(ren2.Dir, store.RootFile))
+	if code != exitOK || !strings.Contains(out, `MATCH: this is the stored current certificate of "ren2" (version 1)`) ||
+		!strings.Contains(out, `Compared with "ren2"`) {
+		t.Fatalf("verify address: exit %d\n%s\n%s", code, out, errs)
+	}
+
+	// No verify address anywhere: the served certificate decides.
+	r, _ := st.LoadRenewal("ren2")
+	r.VerifyAddr = ""
+	st.SaveRenewal(r)
+	code, out, _ = verifyRun(t, "verify", target, "--state-dir", dir, "--json")
+	var got verifyOut
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if code != exitOK || got.Name != "ren2" || got.ChosenBy != "served certificate" || got.Outcome != deploy.Match {
+		t.Fatalf("served certificate: exit %d %+v", code, got)
+	}
+
+	// ren2 renewed, the server not reloaded: it serves an earlier
+	// version of ren2, which is the one to compare with.
+	issue("ren2")
+	code, out, _ = verifyRun(t, "verify", target, "--state-dir", dir)
+	if code != exitVerifyMismatch || !strings.Contains(out, `stored current of "ren2": version 2`) || !strings.Contains(out, "version 1 of it") {
+		t.Errorf("earlier version: exit %d\n%s", code, out)
+	}
+
+	// A certificate no longer stored is served: a guess among several,
+	// said as such, with how to choose.
+	issue("gone")
+	gone, _ := st.CurrentVersion("gone")
+	port2, _ := acmeflow.FreePort("127.0.0.1")
+	target2 := net.JoinHostPort("127.0.0.1", strconv.Itoa(port2))
+	verifyServeOn(t, gone.Dir, target2)
+	os.RemoveAll(st.CertDir("gone"))
+	code, out, _ = verifyRun(t, "verify", target2, "--state-dir", dir)
+	if code != exitVerifyMismatch || !strings.Contains(out, "alpn, ren2") || !strings.Contains(out, "--name") {
+		t.Errorf("ambiguous: exit %d\n%s", code, out)
+	}
+	// --name decides.
+	code, out, _ = verifyRun(t, "verify", target2, "--state-dir", dir, "--name", "ren2")
+	if code != exitVerifyMismatch || !strings.Contains(out, `stored current of "ren2": version 2`) || strings.Contains(out, "a guess") {
+		t.Errorf("--name: exit %d\n%s", code, out)
+	}
+}

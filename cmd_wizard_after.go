@@ -28,8 +28,9 @@ import (
 // wizardSnippet is the snippet for kind serving iss.
 func wizardSnippet(st *store.Store, iss *acmeflow.Issued, kind deploy.Kind, distro deploy.Distro) (string, error) {
 	r := iss.Renewal
+	certDir, group := snippetCertDir(st, iss.Name, deploy.LayoutFor(kind, distro, iss.Name))
 	b, err := deploy.Snippet(kind, deploy.SnippetParams{
-		Name: iss.Name, Identifiers: r.Identifiers, CertDir: st.CurrentDir(iss.Name), WebRoot: r.WebRoot, Distro: distro,
+		Name: iss.Name, Identifiers: r.Identifiers, CertDir: certDir, CopyGroup: group, WebRoot: r.WebRoot, Distro: distro,
 	})
 	return string(b), err
 }
@@ -63,23 +64,16 @@ func wizardInstall(st *store.Store) func(context.Context, *acmeflow.Issued, wiza
 		if err != nil {
 			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
 		}
-		// combined.pem for HAProxy and the reload after renewals go into
-		// renewal.json first, as the snippet command does; its messages
-		// are collected, not printed over the UI.
-		var msgs bytes.Buffer
-		if code := snippetUpdateRenewal(ctx, st, iss.Name, kind, srv.Running, stdio{Out: &msgs, Err: &msgs}); code != exitOK {
-			return wizard.Report{Status: ui.Fail, Summary: "could not update renewal.json", Lines: wizardLines(msgs.String())}
-		}
 		snip, err := wizardSnippet(st, iss, kind, srv.Distro)
 		if err != nil {
 			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
 		}
 		layout := srv.Layout(iss.Name)
-		in := deploy.Installer{Layout: layout, Content: []byte(snip), BackupDir: filepath.Join(st.Root(), "backups"), Runner: deploy.ExecRunner{}}
-		if srv.Running {
-			in.Reload = srv.ReloadCmd()
-		}
-		res, err := deploy.Install(ctx, in)
+		// The same install as "snippet --write" (snippetInstall): renewal.json
+		// changes only when it succeeded; its messages are collected, not
+		// printed over the UI.
+		var msgs bytes.Buffer
+		res, svc, err := snippetInstall(ctx, st, iss.Name, srv, []byte(snip), true, false, &msgs)
 		rep := wizard.Report{Status: ui.OK, Summary: fmt.Sprintf("%s: %s installed", t.Kind, layout.ConfigPath)}
 		if res.Changed {
 			rep.Lines = append(rep.Lines, "wrote "+res.Path)
@@ -90,7 +84,7 @@ func wizardInstall(st *store.Store) func(context.Context, *acmeflow.Issued, wiza
 			rep.Lines = append(rep.Lines, "the previous file is kept as "+res.Backup)
 		}
 		if res.Tested {
-			rep.Lines = append(rep.Lines, "config test passed: "+layout.Test.String())
+			rep.Lines = append(rep.Lines, "config test passed: "+layout.TestCmd().String())
 		}
 		switch {
 		case err != nil:
@@ -106,9 +100,9 @@ func wizardInstall(st *store.Store) func(context.Context, *acmeflow.Issued, wiza
 			rep.Fix = fmt.Sprintf("add %q to %s, then reload %s", res.IncludeLine, res.IncludeFile, t.Kind)
 		case res.Reloaded:
 			rep.Summary = fmt.Sprintf("%s serves the certificate (config tested, reloaded)", t.Kind)
-		case !srv.Running:
+		case !svc.Active:
 			rep.Status = ui.Warn
-			rep.Summary = fmt.Sprintf("%s: installed; it is not running, so nothing was reloaded", t.Kind)
+			rep.Summary = fmt.Sprintf("%s: installed; not reloaded: %s", t.Kind, svc)
 			rep.Fix = "start it: sudo systemctl start " + layout.Unit
 		}
 		return rep

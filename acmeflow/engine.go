@@ -622,7 +622,7 @@ func (e *Engine) startResponder(ctx context.Context, req Request, seen *seenLog,
 		if listen == "" {
 			listen = ":443"
 		}
-		em.step(StepResponder, "Starting the tls-alpn-01 responder on %s", listen)
+		em.step(StepResponder, "Starting the tls-alpn-01 responder on %s", listenText(listen, req.Identifiers))
 		r, err := startTLSALPNResponder(ctx, listen, req.Identifiers, seen)
 		if err != nil {
 			return nil, bindHint(err, listen)
@@ -636,13 +636,24 @@ func (e *Engine) startResponder(ctx context.Context, req Request, seen *seenLog,
 		if listen == "" {
 			listen = ":80"
 		}
-		em.step(StepResponder, "Starting the http-01 responder on %s", listen)
+		em.step(StepResponder, "Starting the http-01 responder on %s", listenText(listen, req.Identifiers))
 		r, err := startHTTPResponder(ctx, listen, req.Identifiers, seen)
 		if err != nil {
 			return nil, bindHint(err, listen)
 		}
 		return r, nil
 	}
+}
+
+// listenText is every address the responder listens on for idents (a
+// v6-only order on "127.0.0.1:PORT" also listens on [::1]:PORT, where the
+// validator connects), for the log.
+func listenText(listen string, idents []netip.Addr) string {
+	addrs, err := listenAddrs(listen, idents)
+	if err != nil {
+		return listen
+	}
+	return strings.Join(addrs, " and ")
 }
 
 // bindHint explains the two usual reasons a responder cannot listen.

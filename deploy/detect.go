@@ -31,7 +31,9 @@ type Server struct {
 func (s Server) Layout(name string) Layout { return LayoutFor(s.Kind, s.Distro, name) }
 
 // ReloadCmd reloads this server.
-func (s Server) ReloadCmd() Cmd { return Layout{Unit: unitFor(s.Kind, s.Distro)}.ReloadCmd(s.Systemd) }
+func (s Server) ReloadCmd() Cmd {
+	return Layout{Kind: s.Kind, Unit: unitFor(s.Kind, s.Distro)}.ReloadCmd(s.Systemd)
+}
 
 func (e Env) root() string {
 	if e.Root == "" {

@@ -75,3 +75,18 @@ func TestParseKindAndDistro(t *testing.T) {
 		t.Error("arch accepted")
 	}
 }
+
+// TestReloadCmdCaddyWithoutSystemd: Caddy ships no init script, so without
+// systemd its reload goes through its admin API, as caddy.service does.
+func TestReloadCmdCaddyWithoutSystemd(t *testing.T) {
+	got := LayoutFor(Caddy, Debian, "n").ReloadCmd(false).String()
+	if got != "caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile --force" {
+		t.Errorf("caddy without systemd: %s", got)
+	}
+	if got := (Server{Kind: Caddy, Distro: Debian}).ReloadCmd().String(); got != "caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile --force" {
+		t.Errorf("Server.ReloadCmd: %s", got)
+	}
+	if got := LayoutFor(Caddy, Debian, "n").ReloadCmd(true).String(); got != "systemctl reload caddy" {
+		t.Errorf("with systemd: %s", got)
+	}
+}

@@ -14,10 +14,14 @@
 //	func DetectServer(ctx context.Context, env Env, want Kind) (Server, error)
 //	func (s Server) Layout(name string) Layout; func (s Server) ReloadCmd() Cmd
 //	func Install(ctx context.Context, in Installer) (InstallResult, error)
+//	func (l Layout) TestCmd() Cmd      // the config test, as Layout.User when set
+//	func ServiceStatus(ctx context.Context, run Runner, unit string, systemd bool, root string) ServiceState
+//	func CopyForGroup(paths CertPaths, dir, group string) (created bool, err error); func CopyHook(group, dir string) string
 //	func CertPathsIn(name string, identifiers []string, dir string) CertPaths
 //	func RunHooks(ctx context.Context, spec HookSpec, paths CertPaths) []HookResult
 //	func ParseTarget(s string, defaultPort int) (netip.AddrPort, error)
 //	func Verify(ctx context.Context, addr string, opts VerifyOptions) (VerifyResult, error)
+//	func Judge(res *VerifyResult, expected *x509.Certificate)
 //	func Status(st *store.Store, now time.Time, probe TimerProbe) (StatusReport, error)
 //
 // Verify's Outcome is Match, Mismatch, Unreachable, or Unchecked (nothing to

@@ -109,28 +109,59 @@ func RunHooks(ctx context.Context, spec HookSpec, paths CertPaths) []HookResult 
 		shell = "/bin/sh"
 	}
 	env := paths.Environ()
-	var cmds []Cmd
+	// A step is a program to run, or a built-in hook (CopyHook) done here.
+	type step struct {
+		cmd     Cmd
+		builtin string
+	}
+	var steps []step
 	for _, c := range spec.Commands {
 		if strings.TrimSpace(c) == "" {
 			continue
 		}
-		cmds = append(cmds, Cmd{Path: shell, Args: []string{"-c", c}, Env: env})
+		if strings.HasPrefix(c, CopyHookPrefix) {
+			steps = append(steps, step{builtin: c})
+			continue
+		}
+		steps = append(steps, step{cmd: Cmd{Path: shell, Args: []string{"-c", c}, Env: env}})
 	}
 	if spec.Reload.Path != "" {
 		r := spec.Reload
 		r.Env = append(append([]string{}, r.Env...), env...)
-		cmds = append(cmds, r)
+		steps = append(steps, step{cmd: r})
 	}
 	var out []HookResult
-	for _, c := range cmds {
+	for _, st := range steps {
+		c := st.cmd
+		label := st.builtin
+		if label == "" {
+			label = hookLabel(c, shell)
+		}
 		if ctx.Err() != nil {
-			out = append(out, HookResult{Command: hookLabel(c, shell), Err: ctx.Err(), Error: "not run: " + ctx.Err().Error()})
+			out = append(out, HookResult{Command: label, Err: ctx.Err(), Error: "not run: " + ctx.Err().Error()})
+			continue
+		}
+		if st.builtin != "" {
+			start := time.Now()
+			r := HookResult{Command: label}
+			group, dir, _, err := parseCopyHook(st.builtin)
+			if err == nil {
+				_, err = CopyForGroup(paths, dir, group)
+			}
+			if err == nil {
+				r.Output = fmt.Sprintf("copied fullchain.pem and privkey.pem to %s for group %s", dir, group)
+			}
+			r.Err, r.Duration = err, time.Since(start)
+			if err != nil {
+				r.Error = err.Error()
+			}
+			out = append(out, r)
 			continue
 		}
 		hctx, cancel := context.WithTimeout(ctx, timeout)
 		start := time.Now()
 		b, err := run.Run(hctx, c)
-		r := HookResult{Command: hookLabel(c, shell), Output: string(b), Duration: time.Since(start)}
+		r := HookResult{Command: label, Output: string(b), Duration: time.Since(start)}
 		if err != nil {
 			if errors.Is(hctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 				r.TimedOut = true

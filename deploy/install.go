@@ -26,6 +26,10 @@ type Installer struct {
 	Reload Cmd
 	Runner Runner           // default ExecRunner
 	Now    func() time.Time // names backups; default time.Now
+	// EnableModules lets Install turn on the modules the snippet needs
+	// (Layout.EnableModules: Debian's a2enmod) instead of refusing; a
+	// rolled-back install turns them off again.
+	EnableModules bool
 }
 
 // InstallResult says what Install did.
@@ -38,6 +42,8 @@ type InstallResult struct {
 	Tested      bool   `json:"tested"`
 	TestOutput  string `json:"test_output,omitempty"`
 	Reloaded    bool   `json:"reloaded"`
+	// ModulesEnabled are the modules Install turned on (a2enmod).
+	ModulesEnabled []string `json:"modules_enabled,omitempty"`
 	// ReloadOutput is what the reload printed.
 	ReloadOutput string `json:"reload_output,omitempty"`
 	// RolledBack: the test failed after writing and the previous state was
@@ -80,7 +86,8 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 			missing = append(missing, f)
 		}
 	}
-	if len(missing) > 0 {
+	enable := len(missing) > 0 && in.EnableModules && l.EnableModules.Path != ""
+	if len(missing) > 0 && !enable {
 		return res, fmt.Errorf("the %s snippet needs modules that are not enabled (missing %s); run: %s, then try again (nothing was changed)", l.Kind, strings.Join(missing, " and "), l.RequiresFix)
 	}
 	old, err := os.ReadFile(l.ConfigPath)
@@ -110,7 +117,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 	if inc, err := l.Included(); err != nil || !inc {
 		res.IncludeNeeded, res.IncludeFile, res.IncludeLine = true, l.IncludeFile, l.IncludeLine
 	}
-	if existed && bytes.Equal(old, in.Content) && !needLink {
+	if existed && bytes.Equal(old, in.Content) && !needLink && !enable {
 		return res, nil
 	}
 
@@ -123,12 +130,24 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 		return res, fmt.Errorf("create %s: %w", dir, err)
 	}
 	if l.Test.Path != "" {
-		if out, err := run.Run(ctx, l.Test); err != nil {
+		if out, err := run.Run(ctx, l.TestCmd()); err != nil {
 			if newDir {
 				os.Remove(dir)
 			}
-			return res, fmt.Errorf("the %s config already fails its test before ipcert changed anything, so nothing was written; fix it first (%s):\n%s", l.Kind, l.Test, strings.TrimSpace(string(out)))
+			return res, fmt.Errorf("the %s config already fails its test before ipcert changed anything, so nothing was written; fix it first (%s):\n%s", l.Kind, l.TestCmd(), strings.TrimSpace(string(out)))
 		}
+	}
+	if enable {
+		var mods []string
+		for _, f := range missing {
+			mods = append(mods, strings.TrimSuffix(filepath.Base(f), ".load"))
+		}
+		c := l.EnableModules
+		c.Args = append(append([]string{}, c.Args...), mods...)
+		if out, err := run.Run(ctx, c); err != nil {
+			return res, fmt.Errorf("enabling the modules the %s snippet needs failed (%s), so nothing was written:\n%s", l.Kind, c, strings.TrimSpace(string(out)))
+		}
+		res.ModulesEnabled = mods
 	}
 	if existed {
 		if err := os.MkdirAll(in.BackupDir, 0o700); err != nil {
@@ -161,11 +180,20 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 		if err := restore(l.ConfigPath, old, existed, mode); err != nil {
 			errs = append(errs, err)
 		}
+		if len(res.ModulesEnabled) > 0 && l.DisableModules.Path != "" {
+			c := l.DisableModules
+			c.Args = append(append([]string{}, c.Args...), res.ModulesEnabled...)
+			if out, err := run.Run(ctx, c); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %v: %s", c, err, strings.TrimSpace(string(out))))
+			} else {
+				res.ModulesEnabled = nil
+			}
+		}
 		res.RolledBack = len(errs) == 0
 		return errors.Join(errs...)
 	}
 	if l.Test.Path != "" {
-		out, err := run.Run(ctx, l.Test)
+		out, err := run.Run(ctx, l.TestCmd())
 		res.Tested, res.TestOutput = true, strings.TrimSpace(string(out))
 		if err != nil {
 			rerr := rollback()
@@ -179,7 +207,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 					what += " from " + res.Backup
 				}
 			}
-			return res, fmt.Errorf("the %s config test failed with the new snippet (%s), so nothing was reloaded and %s:\n%s", l.Kind, l.Test, what, res.TestOutput)
+			return res, fmt.Errorf("the %s config test failed with the new snippet (%s), so nothing was reloaded and %s:\n%s", l.Kind, l.TestCmd(), what, res.TestOutput)
 		}
 	}
 	if res.IncludeNeeded || in.Reload.Path == "" {

@@ -261,19 +261,19 @@ func TestInstallRealNginx(t *testing.T) {
 	waitVerify(t, addr, opts, func(r VerifyResult) bool { return r.Outcome == Match }, s.log)
 
 	// A second version becomes current, and the next snippet moves HTTPS
-	// to another port, where an existing plain-HTTP server of the user's
-	// listens: with the snippet, that server's port turns to TLS without a
-	// certificate, so nginx -t fails, though each config is fine alone.
+	// to another port, where an existing server of the user's is the
+	// default server: two defaults on one address:port, so nginx -t fails,
+	// though each config is fine alone.
 	second := ti.issue(t, name, idents, false)
 	newPort := freePort(t)
 	other := filepath.Join(filepath.Dir(s.snip), "aaa-other.conf")
-	if err := os.WriteFile(other, []byte(fmt.Sprintf("server {\n    listen 127.0.0.1:%d;\n}\n", newPort)), 0o644); err != nil {
+	if err := os.WriteFile(other, []byte(fmt.Sprintf("server {\n    listen 127.0.0.1:%d default_server;\n}\n", newPort)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	rec.calls = nil
 	changed := snippetFor(newPort)
 	res, err = Install(context.Background(), Installer{Layout: l, Content: changed, BackupDir: backups, Reload: s.reload.Reload, Runner: rec})
-	if err == nil || !strings.Contains(err.Error(), "ssl_certificate") || !strings.Contains(err.Error(), "previous file was restored") {
+	if err == nil || !strings.Contains(err.Error(), "duplicate default server") || !strings.Contains(err.Error(), "previous file was restored") {
 		t.Fatalf("want a failed config test naming the conflict, got %v", err)
 	}
 	if !res.RolledBack || res.Reloaded || rec.ran(s.start[0], "reload") != 0 || len(rec.calls) != 2 {
@@ -329,5 +329,71 @@ func waitFile(t *testing.T, path string) {
 			t.Fatalf("%s did not appear", path)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestInstallEnablesApacheModules: on a copy of Debian's /etc/apache2
+// (APACHE_CONFDIR, which a2enmod and apache2ctl honour), the snippet needs
+// mod_ssl, which Debian's default lacks. Without EnableModules Install
+// refuses and names a2enmod; with it, Install enables it itself and the
+// config test passes; when the test then fails, the module is turned off
+// again with the rollback.
+func TestInstallEnablesApacheModules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real servers: not in -short")
+	}
+	needProgram(t, "a2enmod")
+	needProgram(t, "apache2ctl")
+	if _, err := os.Stat("/etc/apache2/apache2.conf"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no /etc/apache2; .ci/run installs apache2 (CI=true)")
+		}
+		t.Skip("no Debian /etc/apache2 (apt-get install -y apache2)")
+	}
+	conf := filepath.Join(t.TempDir(), "apache2")
+	if out, err := (ExecRunner{}).Run(context.Background(), Cmd{Path: "cp", Args: []string{"-a", "/etc/apache2", conf}}); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	// Debian's default, whatever this host enabled since.
+	for _, m := range []string{"ssl", "rewrite"} {
+		os.Remove(filepath.Join(conf, "mods-enabled", m+".load"))
+		os.Remove(filepath.Join(conf, "mods-enabled", m+".conf"))
+	}
+	env := []string{"APACHE_CONFDIR=" + conf}
+	deb := LayoutFor(Apache, Debian, "t")
+	l := Layout{Kind: Apache, ConfigPath: filepath.Join(conf, "sites-available", "ipcert-t.conf"), EnableLink: filepath.Join(conf, "sites-enabled", "ipcert-t.conf"),
+		Test:          Cmd{Path: "apache2ctl", Args: []string{"-t"}, Env: env},
+		EnableModules: Cmd{Path: deb.EnableModules.Path, Args: deb.EnableModules.Args, Env: env}, DisableModules: Cmd{Path: deb.DisableModules.Path, Args: deb.DisableModules.Args, Env: env},
+		RequiresFix: deb.RequiresFix}
+	for _, f := range deb.Requires {
+		l.Requires = append(l.Requires, filepath.Join(conf, "mods-enabled", filepath.Base(f)))
+	}
+	snip, err := Snippet(Apache, SnippetParams{Name: "t", Identifiers: []string{"127.0.0.1"}, CertDir: "/nonexistent", HTTPSPort: 18443, HTTPPort: 18080})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Install(context.Background(), Installer{Layout: l, Content: snip, BackupDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "a2enmod ssl") {
+		t.Fatalf("without EnableModules: want a refusal naming a2enmod, got %v", err)
+	}
+	// The certificate files do not exist: apache2ctl -t fails on them,
+	// after the module was enabled; the rollback turns it off again.
+	res, err := Install(context.Background(), Installer{Layout: l, Content: snip, BackupDir: t.TempDir(), EnableModules: true})
+	if err == nil || !res.RolledBack || !strings.Contains(err.Error(), "SSLCertificateFile") {
+		t.Fatalf("missing certificate files: want a rolled-back failure, got %v %+v", err, res)
+	}
+	if _, err := os.Lstat(filepath.Join(conf, "mods-enabled", "ssl.load")); err == nil {
+		t.Error("the rollback left mod_ssl enabled")
+	}
+	// With real files it goes in, with mod_ssl enabled by Install.
+	ti := newIssuer(t)
+	ti.issue(t, "t", mustAddrs("127.0.0.1"), false)
+	snip, _ = Snippet(Apache, SnippetParams{Name: "t", Identifiers: []string{"127.0.0.1"}, CertDir: ti.eng.Store.CurrentDir("t"), HTTPSPort: 18443, HTTPPort: 18080})
+	res, err = Install(context.Background(), Installer{Layout: l, Content: snip, BackupDir: t.TempDir(), EnableModules: true})
+	if err != nil || !res.Tested || strings.Join(res.ModulesEnabled, " ") != "ssl" {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if _, err := os.Stat(filepath.Join(conf, "mods-enabled", "ssl.load")); err != nil {
+		t.Errorf("mod_ssl not enabled: %v", err)
 	}
 }

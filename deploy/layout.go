@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 )
@@ -126,6 +127,34 @@ type Layout struct {
 	// modules); RequiresFix is the command that makes them.
 	Requires    []string
 	RequiresFix string
+	// EnableModules, when set, turns missing Requires on (Debian's
+	// a2enmod; its module names are appended); DisableModules turns them
+	// off again when the install is rolled back.
+	EnableModules, DisableModules Cmd
+	// User is who the server reads its certificate as, when not root
+	// (caddy.service has User=caddy): Install runs the config test as this
+	// user (with runuser, when it exists and ipcert runs as root), so a
+	// file the server could not read fails the test, not the start.
+	// Group and CopyDir: where ipcert keeps a copy of the certificate
+	// readable by that user's group (CopyForGroup).
+	User    string
+	Group   string
+	CopyDir string
+}
+
+// TestCmd is the config test as Install runs it: as User when set, the
+// user exists and this process is root.
+func (l Layout) TestCmd() Cmd {
+	if l.User == "" || l.Test.Path == "" || os.Geteuid() != 0 {
+		return l.Test
+	}
+	if _, err := user.Lookup(l.User); err != nil {
+		return l.Test
+	}
+	c := l.Test
+	c.Args = append([]string{"-u", l.User, "--", c.Path}, c.Args...)
+	c.Path = "runuser"
+	return c
 }
 
 // LayoutFor is the layout of kind on distro for certificate name.
@@ -156,9 +185,11 @@ func LayoutFor(kind Kind, distro Distro, name string) Layout {
 			// apache2ctl, not apache2: it loads /etc/apache2/envvars,
 			// without which Debian's config does not parse.
 			l.Test = Cmd{Path: "apache2ctl", Args: []string{"-t"}}
-			// Debian enables neither module by default.
-			l.Requires = []string{"/etc/apache2/mods-enabled/ssl.load", "/etc/apache2/mods-enabled/rewrite.load"}
-			l.RequiresFix = "a2enmod ssl rewrite"
+			// Debian's default enables mod_alias, not mod_ssl.
+			l.Requires = []string{"/etc/apache2/mods-enabled/ssl.load", "/etc/apache2/mods-enabled/alias.load"}
+			l.RequiresFix = "a2enmod ssl alias"
+			l.EnableModules = Cmd{Path: "a2enmod", Args: []string{"-q"}}
+			l.DisableModules = Cmd{Path: "a2dismod", Args: []string{"-q"}}
 		}
 	case HAProxy:
 		if distro == RHEL {
@@ -182,6 +213,9 @@ func LayoutFor(kind Kind, distro Distro, name string) Layout {
 		l.IncludeFile, l.IncludeBase = "/etc/caddy/Caddyfile", "/etc/caddy"
 		l.IncludeLine = "import /etc/caddy/ipcert-*.caddy   (at the top level, outside any site block)"
 		l.Test = Cmd{Path: "caddy", Args: []string{"validate", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"}}
+		// Both families' caddy.service run User=caddy, which cannot read
+		// ipcert's state (0700 root): the snippet names a copy for it.
+		l.User, l.Group, l.CopyDir = "caddy", "caddy", "/etc/caddy/ipcert/"+name
 	}
 	return l
 }
@@ -200,8 +234,14 @@ func unitFor(kind Kind, distro Distro) string {
 // ReloadCmd is how to reload the server: systemctl with systemd, the SysV
 // service wrapper without.
 func (l Layout) ReloadCmd(systemd bool) Cmd {
-	if systemd {
+	switch {
+	case systemd:
 		return Cmd{Path: "systemctl", Args: []string{"reload", l.Unit}}
+	case l.Kind == Caddy:
+		// Caddy's packages ship no init script ("caddy: unrecognized
+		// service"): reload through its admin API as caddy.service's
+		// ExecReload does, forced because only the files changed.
+		return Cmd{Path: "caddy", Args: []string{"reload", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile", "--force"}}
 	}
 	return Cmd{Path: "service", Args: []string{l.Unit, "reload"}}
 }

@@ -2,6 +2,8 @@ package deploy
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -79,7 +81,9 @@ func apacheServer(t *testing.T) *realServer {
 	var b strings.Builder
 	fmt.Fprintf(&b, "ServerRoot %q\nPidFile %q\nErrorLog %q\nDefaultRuntimeDir %q\nLogLevel warn\nServerName 127.0.0.1\n",
 		p, filepath.Join(p, "httpd.pid"), filepath.Join(p, "error.log"), p)
-	for _, m := range []string{"mpm_event", "authz_core", "rewrite", "ssl", "socache_shmcb"} {
+	// Debian's module set for the snippet: its default (mod_alias, no
+	// mod_rewrite) plus a2enmod ssl.
+	for _, m := range []string{"mpm_event", "authz_core", "alias", "ssl", "socache_shmcb"} {
 		fmt.Fprintf(&b, "LoadModule %s_module %s/mod_%s.so\n", m, mods, m)
 	}
 	if os.Getuid() == 0 {
@@ -87,6 +91,9 @@ func apacheServer(t *testing.T) *realServer {
 		// on RHEL.
 		b.WriteString("User #65534\nGroup #65534\n")
 	}
+	// As Debian's apache2.conf: nothing outside /var/www is served unless
+	// a config grants it.
+	b.WriteString("<Directory />\n    AllowOverride None\n    Require all denied\n</Directory>\n<Directory /var/www/>\n    Require all granted\n</Directory>\n")
 	fmt.Fprintf(&b, "SSLSessionCache \"shmcb:%s/ssl_scache(512000)\"\nIncludeOptional %s/sites/*.conf\n", p, p)
 	if err := os.WriteFile(s.conf, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
@@ -176,6 +183,7 @@ func runRealServer(t *testing.T, s *realServer, idents []netip.Addr) {
 	webroot := t.TempDir()
 	os.MkdirAll(filepath.Join(webroot, ".well-known", "acme-challenge"), 0o755)
 	os.WriteFile(filepath.Join(webroot, ".well-known", "acme-challenge", "probe"), []byte("token-body"), 0o644)
+	os.WriteFile(filepath.Join(webroot, "index.html"), []byte("home page"), 0o644)
 	// Workers run as nobody (nginx, apache2 started as root): the web
 	// root, unlike the certificate files the master reads, must be
 	// readable to them.
@@ -209,8 +217,14 @@ func runRealServer(t *testing.T, s *realServer, idents []netip.Addr) {
 	if err := os.WriteFile(s.snip, snip, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := (ExecRunner{}).Run(context.Background(), s.test); err != nil {
+	out, err := (ExecRunner{}).Run(context.Background(), s.test)
+	if err != nil {
 		t.Fatalf("config test failed: %v\n%s\nsnippet:\n%s", err, out, snip)
+	}
+	// Apache looks up a vhost address without a ServerName in DNS at
+	// every start and test.
+	if strings.Contains(string(out), "AH00549") {
+		t.Errorf("config test: %s", out)
 	}
 	startServer(t, s.log, s.env, s.start[0], s.start[1:]...)
 
@@ -225,6 +239,7 @@ func runRealServer(t *testing.T, s *realServer, idents []netip.Addr) {
 			t.Errorf("%s: negotiated %s, want TLS 1.3", addr, res.TLSVersion)
 		}
 		checkHTTP(t, a, httpPort, httpsPort)
+		checkHTTPS(t, addr, ti.roots, s)
 	}
 
 	second := ti.issue(t, name, idents, s.kind == HAProxy)
@@ -248,6 +263,28 @@ func runRealServer(t *testing.T, s *realServer, idents []netip.Addr) {
 		res := waitVerify(t, hostPort(a, httpsPort), opts, func(r VerifyResult) bool { return r.Outcome == Match }, s.log)
 		if !res.Accepted {
 			t.Errorf("after reload: not accepted: %s", res.Rejection)
+		}
+	}
+}
+
+// checkHTTPS: the web root (a temporary directory, outside /var/www) is
+// served over HTTPS, and the server logged no error for it.
+func checkHTTPS(t *testing.T, addr string, roots *x509.CertPool, s *realServer) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	resp, err := c.Get("https://" + addr + "/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "home page" {
+		logs, _ := os.ReadFile(filepath.Join(s.prefix, "error.log"))
+		t.Errorf("https://%s/index.html: %d %q\nerror log:\n%s", addr, resp.StatusCode, body, logs)
+	}
+	for _, f := range []string{s.log, filepath.Join(s.prefix, "error.log")} {
+		if b, _ := os.ReadFile(f); strings.Contains(string(b), "AH00549") || strings.Contains(string(b), "AH01630") {
+			t.Errorf("%s:\n%s", f, b)
 		}
 	}
 }

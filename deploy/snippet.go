@@ -30,6 +30,10 @@ type SnippetParams struct {
 	// passes requests to, challenge requests included. Default
 	// 127.0.0.1:8080.
 	Upstream string
+	// CopyGroup, when set, says CertDir is the copy ipcert keeps for a
+	// server reading as its own user (CopyForGroup), readable by this
+	// group; the header explains it.
+	CopyGroup string
 	// NotLocal lists identifiers that are not on a local interface: a
 	// cloud VM's public IPv4 behind 1:1 NAT (FACTS.md). The server sees
 	// those connections arrive on its private address, so listening on the
@@ -137,6 +141,11 @@ func checkParams(kind Kind, p SnippetParams) (*snippetData, error) {
 	if err := checkPath("certificate directory", p.CertDir); err != nil {
 		return nil, err
 	}
+	if p.CopyGroup != "" {
+		if err := checkValue("group", p.CopyGroup); err != nil {
+			return nil, err
+		}
+	}
 	if d.Distro == "" {
 		d.Distro = Debian
 	}
@@ -221,7 +230,13 @@ func header(b *strings.Builder, d *snippetData) {
 	if d.kind == HAProxy {
 		certs = d.combined() + " (certificate chain and key in one file)"
 	}
-	fmt.Fprintf(b, "# Certificate: %s;\n# renewals swap \"current\", so a reload is all a new certificate needs.\n", certs)
+	if d.CopyGroup != "" {
+		fmt.Fprintf(b, "# Certificate: %s, a copy readable by group %s:\n", certs, d.CopyGroup)
+		fmt.Fprintf(b, "# the server runs as its own user and cannot read ipcert's private state.\n")
+		fmt.Fprintf(b, "# \"--write\" makes the copy; every renewal refreshes it, then reloads.\n")
+	} else {
+		fmt.Fprintf(b, "# Certificate: %s;\n# renewals swap \"current\", so a reload is all a new certificate needs.\n", certs)
+	}
 	fmt.Fprintf(b, "# TLS: Mozilla's intermediate profile, without OCSP stapling (Let's Encrypt\n")
 	fmt.Fprintf(b, "# ended OCSP) and without HSTS (browsers ignore it for IP addresses).\n")
 	for _, a := range d.addrs {
@@ -237,7 +252,11 @@ func header(b *strings.Builder, d *snippetData) {
 }
 
 func nginxSnippet(b *strings.Builder, d *snippetData) {
-	fmt.Fprintf(b, "\nserver {\n")
+	fmt.Fprintf(b, "\n# default_server: browsers send no SNI (and no host name) to an IP address,\n")
+	fmt.Fprintf(b, "# so these servers must be the ones nginx picks on their address:port when\n")
+	fmt.Fprintf(b, "# other sites listen there too. Only one default per address:port: nginx -t\n")
+	fmt.Fprintf(b, "# names a second one.\n")
+	fmt.Fprintf(b, "server {\n")
 	done := map[netip.Addr]bool{}
 	for _, a := range d.addrs {
 		l := d.listenAddr(a)
@@ -245,7 +264,7 @@ func nginxSnippet(b *strings.Builder, d *snippetData) {
 			continue
 		}
 		done[l] = true
-		fmt.Fprintf(b, "    listen %s ssl%s;\n", hostPort(l, d.HTTPSPort), nginxDefault(d.nat[a]))
+		fmt.Fprintf(b, "    listen %s ssl default_server;\n", hostPort(l, d.HTTPSPort))
 	}
 	fmt.Fprintf(b, "\n    ssl_certificate     %s;\n", d.fullchain())
 	fmt.Fprintf(b, "    ssl_certificate_key %s;\n\n", d.key())
@@ -260,7 +279,7 @@ func nginxSnippet(b *strings.Builder, d *snippetData) {
 	fmt.Fprintf(b, "    location / {\n        try_files $uri $uri/ =404;\n    }\n}\n")
 	for _, a := range d.plainAddrs() {
 		fmt.Fprintf(b, "\nserver {\n")
-		fmt.Fprintf(b, "    listen %s%s;\n\n", hostPort(d.listenAddr(a), d.HTTPPort), nginxDefault(d.nat[a]))
+		fmt.Fprintf(b, "    listen %s default_server;\n\n", hostPort(d.listenAddr(a), d.HTTPPort))
 		fmt.Fprintf(b, "    # http-01 validation answers from the web root (ipcert --webroot).\n")
 		fmt.Fprintf(b, "    location ^~ %s {\n", acmePath)
 		fmt.Fprintf(b, "        root %s;\n", d.WebRoot)
@@ -277,13 +296,6 @@ func nginxSnippet(b *strings.Builder, d *snippetData) {
 		}
 		fmt.Fprintf(b, "    location / {\n        return 301 https://%s$request_uri;\n    }\n}\n", target)
 	}
-}
-
-func nginxDefault(nat bool) string {
-	if nat {
-		return " default_server"
-	}
-	return ""
 }
 
 func apacheSnippet(b *strings.Builder, d *snippetData) {
@@ -309,7 +321,7 @@ func apacheSnippet(b *strings.Builder, d *snippetData) {
 			}
 		}
 	}
-	fmt.Fprintf(b, "# Needs mod_ssl and mod_rewrite (Debian: a2enmod ssl rewrite; RHEL: dnf install mod_ssl).\n")
+	fmt.Fprintf(b, "# Needs mod_ssl and mod_alias (Debian: a2enmod ssl, which --write runs itself;\n# RHEL: dnf install mod_ssl).\n")
 	var vh []string
 	for _, a := range d.addrs {
 		v := apacheVhostAddr(d, a, d.HTTPSPort)
@@ -322,9 +334,10 @@ func apacheSnippet(b *strings.Builder, d *snippetData) {
 		fmt.Fprintf(b, "# VirtualHost Apache reads (the default); check with: apache2ctl -S\n")
 	}
 	fmt.Fprintf(b, "\n<VirtualHost %s>\n", strings.Join(vh, " "))
-	apacheServerName(b, d.addrs[0])
-	fmt.Fprintf(b, "    DocumentRoot \"%s\"\n\n", d.WebRoot)
-	fmt.Fprintf(b, "    SSLEngine on\n")
+	apacheServerName(b, d, d.addrs[0])
+	fmt.Fprintf(b, "    DocumentRoot \"%s\"\n", d.WebRoot)
+	apacheGrant(b, d.WebRoot)
+	fmt.Fprintf(b, "\n    SSLEngine on\n")
 	fmt.Fprintf(b, "    SSLCertificateFile \"%s\"\n", d.fullchain())
 	fmt.Fprintf(b, "    SSLCertificateKeyFile \"%s\"\n\n", d.key())
 	fmt.Fprintf(b, "    SSLProtocol -all +TLSv1.2 +TLSv1.3\n")
@@ -335,15 +348,19 @@ func apacheSnippet(b *strings.Builder, d *snippetData) {
 	fmt.Fprintf(b, "</VirtualHost>\n")
 	for _, a := range d.plainAddrs() {
 		fmt.Fprintf(b, "\n<VirtualHost %s>\n", apacheVhostAddr(d, a, d.HTTPPort))
-		apacheServerName(b, a)
+		apacheServerName(b, d, a)
 		fmt.Fprintf(b, "    DocumentRoot \"%s\"\n", d.WebRoot)
-		fmt.Fprintf(b, "    # http-01 validation answers from the web root (ipcert --webroot).\n")
-		fmt.Fprintf(b, "    <Directory \"%s\">\n        Require all granted\n    </Directory>\n", path.Join(d.WebRoot, acmePath))
-		// mod_rewrite, not RedirectMatch: mod_alias escapes the whole
-		// target of a regex redirect, turning "[::1]" into "%5b::1%5d".
-		fmt.Fprintf(b, "    RewriteEngine on\n")
-		fmt.Fprintf(b, "    RewriteCond %%{REQUEST_URI} !^/\\.well-known/acme-challenge/\n")
-		fmt.Fprintf(b, "    RewriteRule ^ \"https://%s%%{REQUEST_URI}\" [R=301,L]\n", urlHost(a, d.HTTPSPort, 443))
+		apacheGrant(b, d.WebRoot)
+		fmt.Fprintf(b, "    # http-01 validation answers from the web root (ipcert --webroot);\n")
+		fmt.Fprintf(b, "    # everything else is redirected, path and query kept.\n")
+		// mod_alias's prefix Redirect, inside <If>: it is on by default
+		// (mod_rewrite is not, on Debian), and unlike RedirectMatch or an
+		// expression target it does not escape the target, so "[::1]"
+		// stays "[::1]" (a regex redirect sends "%5b::1%5d"). In <If> it
+		// runs after the access check, hence the grant above.
+		fmt.Fprintf(b, "    <If \"%%{REQUEST_URI} !~ m#^/\\.well-known/acme-challenge/#\">\n")
+		fmt.Fprintf(b, "        Redirect 301 / \"https://%s/\"\n", urlHost(a, d.HTTPSPort, 443))
+		fmt.Fprintf(b, "    </If>\n")
 		fmt.Fprintf(b, "</VirtualHost>\n")
 	}
 }
@@ -358,19 +375,35 @@ func apacheVhostAddr(d *snippetData, a netip.Addr, port int) string {
 	return hostPort(a, port)
 }
 
-// apacheServerName names the vhost for self-referential URLs. Apache
-// refuses "[::1]" as a ServerName (the brackets read as a glob), so an
-// IPv6 vhost keeps the server's name; IP-based vhosts match on the address
-// anyway.
-func apacheServerName(b *strings.Builder, a netip.Addr) {
+// apacheServerName names the vhost. Apache refuses "[::1]" as a
+// ServerName (the brackets read as a glob), and a vhost without one makes
+// it look the address up in DNS at every start and config test (AH00549
+// "Failed to resolve server name"). An IPv6 vhost gets a name that never
+// resolves (.invalid, RFC 6761): IP-based vhosts match on the address, and
+// self-referential URLs follow the client's Host (UseCanonicalName Off).
+func apacheServerName(b *strings.Builder, d *snippetData, a netip.Addr) {
 	if a.Is4() {
 		fmt.Fprintf(b, "    ServerName %s\n", a)
+		return
 	}
+	fmt.Fprintf(b, "    # Apache takes no IPv6 literal here; this name only stops a DNS lookup.\n")
+	fmt.Fprintf(b, "    ServerName ipcert-%s.invalid\n", d.Name)
+}
+
+// apacheGrant lets Apache serve the web root: Debian's and RHEL's main
+// configs deny everything outside /var/www (AH01630 otherwise, e.g. for
+// --webroot /srv/www).
+func apacheGrant(b *strings.Builder, root string) {
+	fmt.Fprintf(b, "    <Directory \"%s\">\n        Require all granted\n    </Directory>\n", root)
 }
 
 func haproxySnippet(b *strings.Builder, d *snippetData) {
 	backend := "ipcert_" + d.Name + "_web"
 	fmt.Fprintf(b, "# HAProxy passes requests on to %s (backend %s).\n", d.upstream, backend)
+	fmt.Fprintf(b, "# Browsers send no SNI to an IP address, and HAProxy does not match IP SANs\n")
+	fmt.Fprintf(b, "# against SNI anyway: the first crt on a bind line is what they get. Keep\n")
+	fmt.Fprintf(b, "# ipcert's first; add other sites' certificates after it (crt FILE), and\n")
+	fmt.Fprintf(b, "# never strict-sni, which refuses every handshake without SNI.\n")
 	fmt.Fprintf(b, "\nfrontend ipcert_%s_https\n", d.Name)
 	fmt.Fprintf(b, "    mode http\n")
 	fmt.Fprintf(b, "    timeout client 30s\n")

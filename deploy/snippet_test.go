@@ -70,8 +70,8 @@ func TestSnippetGolden(t *testing.T) {
 func TestSnippetPortsAndDistro(t *testing.T) {
 	p := SnippetParams{Name: "x", Identifiers: []string{"127.0.0.1", "::1"}, CertDir: "/s/certs/x/current", HTTPSPort: 8443, HTTPPort: 8080}
 	for kind, want := range map[Kind][]string{
-		Nginx:   {"listen 127.0.0.1:8443 ssl;", "listen [::1]:8443 ssl;", "listen [::1]:8080;", "return 301 https://[::1]:8443$request_uri;", "root /var/www/html;"},
-		Apache:  {"Listen 127.0.0.1:8443 https", "Listen [::1]:8080 http", "<VirtualHost 127.0.0.1:8443 [::1]:8443>", `RewriteRule ^ "https://[::1]:8443%{REQUEST_URI}" [R=301,L]`},
+		Nginx:   {"listen 127.0.0.1:8443 ssl default_server;", "listen [::1]:8443 ssl default_server;", "listen [::1]:8080 default_server;", "return 301 https://[::1]:8443$request_uri;", "root /var/www/html;"},
+		Apache:  {"Listen 127.0.0.1:8443 https", "Listen [::1]:8080 http", "<VirtualHost 127.0.0.1:8443 [::1]:8443>", `Redirect 301 / "https://[::1]:8443/"`, "ServerName ipcert-x.invalid"},
 		HAProxy: {"bind [::1]:8443 ssl crt /s/certs/x/current/combined.pem", "redirect prefix https://[::1]:8443 code 301", "server web 127.0.0.1:8080"},
 		Caddy:   {"https://127.0.0.1:8443, https://[::1]:8443 {", "bind 127.0.0.1 [::1]", "redir https://[::1]:8443{uri} permanent"},
 	} {

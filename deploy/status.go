@@ -42,6 +42,9 @@ type CertStatus struct {
 	LastError   *store.Failure `json:"last_error,omitempty"`
 	Reload      string         `json:"reload,omitempty"`
 	DeployHooks []string       `json:"deploy_hooks,omitempty"`
+	// VerifyAddr is where renewals check that the new certificate is
+	// served (renewal.json verify_addr, set by issue --verify).
+	VerifyAddr string `json:"verify_addr,omitempty"`
 	// Problem says why the certificate cannot be used or renewed as is
 	// (unreadable renewal.json, no current version).
 	Problem string `json:"problem,omitempty"`
@@ -87,7 +90,7 @@ func certStatus(st *store.Store, name string, now time.Time) CertStatus {
 		return cs
 	}
 	cs.Identifiers, cs.CA, cs.Directory, cs.Challenge = r.Identifiers, r.CA, r.Directory, r.Challenge
-	cs.Reload, cs.DeployHooks = r.Reload, r.DeployHooks
+	cs.Reload, cs.DeployHooks, cs.VerifyAddr = r.Reload, r.DeployHooks, r.VerifyAddr
 	cs.LastSuccess, cs.LastAttempt, cs.Failures, cs.LastError = r.LastSuccess, r.LastAttempt, r.Failures, r.LastError
 	switch {
 	case r.LastError != nil && !r.LastError.Time.Before(r.LastSuccess):

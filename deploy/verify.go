@@ -179,22 +179,7 @@ func Verify(ctx context.Context, addr string, opts VerifyOptions) (VerifyResult,
 	}
 	res.Accepted, res.Rejection = browserAccepts(leaf, st.PeerCertificates[1:], ap.Addr(), opts.Roots, t)
 
-	switch {
-	case opts.Expected == nil:
-		res.Outcome = Unchecked
-		res.Reason = "no stored certificate to compare with"
-	case leaf.Equal(opts.Expected):
-		res.Outcome = Match
-		res.Reason = fmt.Sprintf("%s serves the stored current certificate (serial %s)", ap, res.ExpectedSerial)
-	default:
-		res.Outcome = Mismatch
-		served := fmt.Sprintf("%x", leaf.SerialNumber)
-		why := "reload the web server so it reads the current files (ipcert snippet shows the config)"
-		if leaf.NotBefore.Before(opts.Expected.NotBefore) {
-			why = "it is older than the stored one: " + why
-		}
-		res.Reason = fmt.Sprintf("%s serves serial %s, not the stored current %s; %s", ap, served, res.ExpectedSerial, why)
-	}
+	Judge(&res, opts.Expected)
 	return res, nil
 }
 

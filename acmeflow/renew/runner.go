@@ -565,7 +565,7 @@ func (rn *Runner) renew(ctx context.Context, r *store.Renewal, d Decision, res *
 		out.DeployError = strings.Join(derr, "; ")
 		rn.emit(LevelError, r.Name, "the new certificate is current, but %s", out.DeployError)
 		f := store.Failure{Time: rn.now().UTC(), Step: "deploy", Detail: out.DeployError,
-			Fix: "fix the hook or the server, then run the hooks again with: ipcert renew --force " + r.Name, Retryable: true}
+			Fix: "fix the hook or the server, then run the deploy step again (no new certificate) with: ipcert deploy " + r.Name, Retryable: true}
 		nr.LastError = &f
 	}
 	if err := rn.Store.SaveRenewal(nr); err != nil {
