@@ -1,10 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +44,7 @@ func runStatus(ctx context.Context, args []string, s stdio) int {
 	cf.register(fs)
 	unitDir := fs.String("unit-dir", "", "where the renewal timer's systemd units are looked for (default "+deploy.TimerDefaultUnitDir+")")
 	cronDir := fs.String("cron-dir", "", "where the renewal job's cron file is looked for (default "+deploy.TimerDefaultCronDir+")")
+	verifyKeys := fs.Bool("verify-keys", false, "also check that every current private key matches its certificate (slower with thousands)")
 	pos, done, code := deployParseArgs(fs, args, s.Env, s.Err)
 	if done {
 		return code
@@ -60,11 +62,8 @@ func runStatus(ctx context.Context, args []string, s stdio) int {
 		return deploy.TimerStatus(ctx, deploy.TimerOptions{UnitDir: *unitDir, CronDir: *cronDir})
 	}
 	now := time.Now()
-	rep, err := deploy.Status(st, now, probe)
-	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert status: %v\n", err)
-		return exitFailure
-	}
+	rep := deploy.StatusHeader(st, probe)
+	opts := deploy.StatusOptions{VerifyKeys: *verifyKeys}
 	if len(pos) == 1 {
 		f, err := st.Find(store.Query{Arg: pos[0]})
 		if err != nil {
@@ -75,78 +74,134 @@ func runStatus(ctx context.Context, args []string, s stdio) int {
 			fmt.Fprintf(s.Err, "ipcert status: no stored certificate covers %s; ipcert status lists them all\n", f.Addr.Addr())
 			return exitUsage
 		}
+		opts.Names = []string{f.Name}
 		if f.Ambiguous() {
 			fmt.Fprintf(s.Err, "Several certificates cover %s (%s); showing them all.\n", f.Addr.Addr(), strings.Join(f.Candidates, ", "))
+			opts.Names = f.Candidates
 		}
-		keep := []string{f.Name}
-		if f.Ambiguous() {
-			keep = f.Candidates
-		}
-		rep.Certificates = slices.DeleteFunc(rep.Certificates, func(c deploy.CertStatus) bool { return !slices.Contains(keep, c.Name) })
 	}
+	// Printed as they come: thousands of certificates are never all in
+	// memory at once.
+	out := bufio.NewWriter(s.Out)
+	defer out.Flush()
 	code = exitOK
-	for _, c := range rep.Certificates {
+	n := 0
+	var js *statusJSON
+	if cf.jsonOut {
+		js = startStatusJSON(out, rep.StateDir)
+	}
+	err = deploy.StatusEach(st, now, opts, func(c deploy.CertStatus) {
 		if c.Problem != "" || c.Expired || c.LastResult == "failed" {
 			code = exitFailure
 		}
+		if js != nil {
+			js.cert(c)
+		} else {
+			statusPrintCert(out, c, n, rep.StateDir, now)
+		}
+		n++
+	})
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert status: %v\n", err)
+		return exitFailure
 	}
-	if cf.jsonOut {
-		printJSON(s.Out, rep)
+	if js != nil {
+		js.end(rep)
 		return code
 	}
-	statusPrint(s.Out, rep, now)
+	statusPrintTail(out, rep, n)
 	return code
 }
 
-func statusPrint(w io.Writer, rep deploy.StatusReport, now time.Time) {
-	const when = "2006-01-02 15:04 MST"
-	if len(rep.Certificates) == 0 {
-		fmt.Fprintf(w, "No certificates in %s yet. Get one: sudo ipcert issue --ip auto --ca staging --agree-tos%s\n", rep.StateDir, sudoStateFlag(rep.StateDir))
+// statusJSON writes the report of `status --json` piece by piece, in the
+// shape printJSON(deploy.StatusReport) has (docs/deploy.md).
+type statusJSON struct {
+	w     io.Writer
+	first bool
+}
+
+func startStatusJSON(w io.Writer, stateDir string) *statusJSON {
+	dir, _ := json.Marshal(stateDir)
+	fmt.Fprintf(w, "{\n  \"state_dir\": %s,\n  \"certificates\": [", dir)
+	return &statusJSON{w: w, first: true}
+}
+
+func (j *statusJSON) cert(c deploy.CertStatus) {
+	b, err := json.MarshalIndent(c, "    ", "  ")
+	if err != nil {
+		return
 	}
-	for i, c := range rep.Certificates {
-		if i > 0 {
-			fmt.Fprintln(w)
+	if !j.first {
+		io.WriteString(j.w, ",")
+	}
+	j.first = false
+	io.WriteString(j.w, "\n    ")
+	j.w.Write(b)
+}
+
+func (j *statusJSON) end(rep deploy.StatusReport) {
+	if !j.first {
+		io.WriteString(j.w, "\n  ")
+	}
+	timer, _ := json.MarshalIndent(rep.Timer, "  ", "  ")
+	fmt.Fprintf(j.w, "],\n  \"timer\": %s,\n  \"timer_installed\": %t", timer, rep.TimerInstalled)
+	if rep.TimerError != "" {
+		e, _ := json.Marshal(rep.TimerError)
+		fmt.Fprintf(j.w, ",\n  \"timer_error\": %s", e)
+	}
+	io.WriteString(j.w, "\n}\n")
+}
+
+func statusPrintCert(w io.Writer, c deploy.CertStatus, i int, stateDir string, now time.Time) {
+	const when = "2006-01-02 15:04 MST"
+	if i > 0 {
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "%s\n", c.Name)
+	if c.Problem != "" && c.Version == 0 && len(c.Identifiers) == 0 {
+		fmt.Fprintf(w, "  PROBLEM       %s\n", c.Problem)
+		return
+	}
+	fmt.Fprintf(w, "  addresses     %s\n", strings.Join(c.Identifiers, ", "))
+	fmt.Fprintf(w, "  CA            %s\n", statusCA(c.CA))
+	if c.Problem != "" {
+		fmt.Fprintf(w, "  PROBLEM       %s\n", c.Problem)
+	} else {
+		state := "valid until  "
+		if c.Expired {
+			state = "EXPIRED      "
 		}
-		fmt.Fprintf(w, "%s\n", c.Name)
-		if c.Problem != "" && c.Version == 0 && len(c.Identifiers) == 0 {
-			fmt.Fprintf(w, "  PROBLEM       %s\n", c.Problem)
-			continue
+		fmt.Fprintf(w, "  %s %s (%s)\n", state, c.NotAfter.Local().Format(when), statusLeft(c.ValidFor))
+		fmt.Fprintf(w, "  next renewal  %s (%s; %s)\n", c.NextRenewal.Local().Format(when), statusIn(c.NextRenewal.Sub(now)), c.NextRenewalWhy)
+	}
+	switch c.LastResult {
+	case "ok":
+		fmt.Fprintf(w, "  last result   ok, %s\n", c.LastSuccess.Local().Format(when))
+	case "failed":
+		fmt.Fprintf(w, "  last result   FAILED %s", c.LastError.Time.Local().Format(when))
+		if c.Failures > 0 {
+			fmt.Fprintf(w, " (%d in a row)", c.Failures)
 		}
-		fmt.Fprintf(w, "  addresses     %s\n", strings.Join(c.Identifiers, ", "))
-		fmt.Fprintf(w, "  CA            %s\n", statusCA(c.CA))
-		if c.Problem != "" {
-			fmt.Fprintf(w, "  PROBLEM       %s\n", c.Problem)
-		} else {
-			state := "valid until  "
-			if c.Expired {
-				state = "EXPIRED      "
-			}
-			fmt.Fprintf(w, "  %s %s (%s)\n", state, c.NotAfter.Local().Format(when), statusLeft(c.ValidFor))
-			fmt.Fprintf(w, "  next renewal  %s (%s; %s)\n", c.NextRenewal.Local().Format(when), statusIn(c.NextRenewal.Sub(now)), c.NextRenewalWhy)
+		fmt.Fprintf(w, ": %s\n                ipcert doctor %s%s explains it\n", statusOneLine(c.LastError.Detail), c.Name, userStateFlag(stateDir))
+	default:
+		fmt.Fprintf(w, "  last result   no renewal yet\n")
+	}
+	if c.Reload != "" || len(c.DeployHooks) > 0 {
+		var parts []string
+		if c.Reload != "" {
+			parts = append(parts, "reload "+c.Reload)
 		}
-		switch c.LastResult {
-		case "ok":
-			fmt.Fprintf(w, "  last result   ok, %s\n", c.LastSuccess.Local().Format(when))
-		case "failed":
-			fmt.Fprintf(w, "  last result   FAILED %s", c.LastError.Time.Local().Format(when))
-			if c.Failures > 0 {
-				fmt.Fprintf(w, " (%d in a row)", c.Failures)
-			}
-			fmt.Fprintf(w, ": %s\n                ipcert doctor %s%s explains it\n", statusOneLine(c.LastError.Detail), c.Name, userStateFlag(rep.StateDir))
-		default:
-			fmt.Fprintf(w, "  last result   no renewal yet\n")
-		}
-		if c.Reload != "" || len(c.DeployHooks) > 0 {
-			var parts []string
-			if c.Reload != "" {
-				parts = append(parts, "reload "+c.Reload)
-			}
-			parts = append(parts, c.DeployHooks...)
-			fmt.Fprintf(w, "  after renewal %s\n", strings.Join(parts, "; "))
-		}
-		if c.VerifyAddr != "" {
-			fmt.Fprintf(w, "  verify at     %s (after each renewal)\n", c.VerifyAddr)
-		}
+		parts = append(parts, c.DeployHooks...)
+		fmt.Fprintf(w, "  after renewal %s\n", strings.Join(parts, "; "))
+	}
+	if c.VerifyAddr != "" {
+		fmt.Fprintf(w, "  verify at     %s (after each renewal)\n", c.VerifyAddr)
+	}
+}
+
+func statusPrintTail(w io.Writer, rep deploy.StatusReport, n int) {
+	if n == 0 {
+		fmt.Fprintf(w, "No certificates in %s yet. Get one: sudo ipcert issue --ip auto --ca staging --agree-tos%s\n", rep.StateDir, sudoStateFlag(rep.StateDir))
 	}
 	fmt.Fprintln(w)
 	switch {

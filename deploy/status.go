@@ -59,10 +59,31 @@ type StatusReport struct {
 	TimerError     string       `json:"timer_error,omitempty"`
 }
 
+// StatusOptions tune Status.
+type StatusOptions struct {
+	// VerifyKeys checks every current key against its certificate; by
+	// default the key is only looked at (a new version's key is checked
+	// when it is stored), so that status stays quick at thousands of
+	// certificates.
+	VerifyKeys bool
+	// Names limits the report to these certificates (nil: all).
+	Names []string
+}
+
 // Status reads every certificate in the store, at time now. A broken
 // certificate is reported with its Problem, never skipped: status is what
 // people run when something is wrong.
 func Status(st *store.Store, now time.Time, probe TimerProbe) (StatusReport, error) {
+	rep := StatusHeader(st, probe)
+	err := StatusEach(st, now, StatusOptions{VerifyKeys: true}, func(c CertStatus) {
+		rep.Certificates = append(rep.Certificates, c)
+	})
+	return rep, err
+}
+
+// StatusHeader is the report without certificates: the state directory
+// and the renewal job.
+func StatusHeader(st *store.Store, probe TimerProbe) StatusReport {
 	rep := StatusReport{StateDir: st.Root(), Certificates: []CertStatus{}}
 	if probe != nil {
 		ts, err := probe()
@@ -72,17 +93,27 @@ func Status(st *store.Store, now time.Time, probe TimerProbe) (StatusReport, err
 			rep.TimerError = err.Error()
 		}
 	}
-	names, err := st.Names()
-	if err != nil {
-		return rep, fmt.Errorf("list certificates in %s: %w", st.Root(), err)
-	}
-	for _, name := range names {
-		rep.Certificates = append(rep.Certificates, certStatus(st, name, now))
-	}
-	return rep, nil
+	return rep
 }
 
-func certStatus(st *store.Store, name string, now time.Time) CertStatus {
+// StatusEach calls each with every certificate's status in name order, one
+// at a time, so that a caller can print them as they come (status --json
+// of thousands of certificates keeps one in memory at a time).
+func StatusEach(st *store.Store, now time.Time, opts StatusOptions, each func(CertStatus)) error {
+	names := opts.Names
+	if names == nil {
+		var err error
+		if names, err = st.Names(); err != nil {
+			return fmt.Errorf("list certificates in %s: %w", st.Root(), err)
+		}
+	}
+	for _, name := range names {
+		each(certStatus(st, name, now, opts.VerifyKeys))
+	}
+	return nil
+}
+
+func certStatus(st *store.Store, name string, now time.Time, verifyKeys bool) CertStatus {
 	cs := CertStatus{Name: name, LastResult: "never"}
 	r, err := st.LoadRenewal(name)
 	if err != nil {
@@ -101,7 +132,11 @@ func certStatus(st *store.Store, name string, now time.Time) CertStatus {
 	if r.ARI != nil {
 		cs.ARINextCheck = r.ARI.NextCheck
 	}
-	v, err := st.CurrentVersion(name)
+	current := st.CurrentLeaf
+	if verifyKeys {
+		current = st.CurrentVersion
+	}
+	v, err := current(name)
 	if err != nil {
 		if errors.Is(err, store.ErrNoCurrent) {
 			cs.Problem = "no certificate yet: the last issuance did not finish; run ipcert issue again (ipcert doctor explains the failure)"

@@ -1,9 +1,13 @@
 package store
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 )
 
 // CheckCurrent is the cheap check that certs/<name>/current points at a
@@ -26,4 +30,38 @@ func (s *Store) CheckCurrent(name string) error {
 		}
 	}
 	return nil
+}
+
+// CurrentLeaf is CurrentVersion without reading the key: the certificate
+// is parsed, the key only looked at (there, a regular file). `status`
+// uses it so that a store of thousands of certificates is not re-verified
+// key by key on every call; CurrentVersion (or status --verify-keys)
+// checks that the key matches.
+func (s *Store) CurrentLeaf(name string) (Version, error) {
+	link, err := os.Readlink(s.CurrentDir(name))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return Version{}, fmt.Errorf("%s: %w", name, ErrNoCurrent)
+		}
+		return Version{}, err
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(filepath.ToSlash(link), "versions/"))
+	if err != nil {
+		return Version{}, fmt.Errorf("%s: current points at %q, not at a version; ipcert renew --force %s makes a new one", name, link, name)
+	}
+	dir := filepath.Join(s.certDir(name), "versions", strconv.Itoa(n))
+	certPEM, err := os.ReadFile(filepath.Join(dir, CertFile))
+	if err != nil {
+		return Version{}, err
+	}
+	leaf, err := ParseLeaf(certPEM)
+	if err != nil {
+		return Version{}, fmt.Errorf("%s: %w", filepath.Join(dir, CertFile), err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, KeyFile)); err != nil {
+		return Version{}, err
+	} else if !fi.Mode().IsRegular() {
+		return Version{}, fmt.Errorf("%s is not a regular file", filepath.Join(dir, KeyFile))
+	}
+	return Version{N: n, Dir: dir, Leaf: leaf}, nil
 }
