@@ -38,20 +38,7 @@ func TestFaultCA(t *testing.T) {
 	os.WriteFile(root, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: unavailable.Certificate().Raw}), 0o644)
 
 	// A CA that accepts the connection and then says nothing.
-	stall, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stall.Close()
-	go func() {
-		for {
-			c, err := stall.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(io.Discard, c); c.Close() }()
-		}
-	}()
+	stall := stallingListener(t)
 	// A CA that cuts the TLS handshake.
 	reset, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -108,4 +95,25 @@ func TestFaultCA(t *testing.T) {
 			t.Fatalf("%s: the next run against a working CA failed: %s", c.name, r.stderr)
 		}
 	}
+}
+
+// stallingListener accepts connections on loopback and never answers: a
+// CA that hangs.
+func stallingListener(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	return ln
 }

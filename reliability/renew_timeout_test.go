@@ -2,8 +2,6 @@ package reliability
 
 import (
 	"encoding/json"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,20 +18,7 @@ func TestRenewTimeoutBoundsRun(t *testing.T) {
 	if r := ipcert(t, nil, issueArgs(dir)...); r.code != 0 {
 		t.Fatalf("issue: %s", r.stderr)
 	}
-	stall, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stall.Close()
-	go func() {
-		for {
-			c, err := stall.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(io.Discard, c); c.Close() }()
-		}
-	}()
+	stall := stallingListener(t)
 	// Point the certificate at the stalling CA, as if its CA hung.
 	path := filepath.Join(dir, "certs", "f", "renewal.json")
 	data, err := os.ReadFile(path)

@@ -38,16 +38,9 @@ func (s *Store) CheckCurrent(name string) error {
 // key by key on every call; CurrentVersion (or status --verify-keys)
 // checks that the key matches.
 func (s *Store) CurrentLeaf(name string) (Version, error) {
-	link, err := os.Readlink(s.CurrentDir(name))
+	n, err := s.currentN(name)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return Version{}, fmt.Errorf("%s: %w", name, ErrNoCurrent)
-		}
 		return Version{}, err
-	}
-	n, err := strconv.Atoi(strings.TrimPrefix(filepath.ToSlash(link), "versions/"))
-	if err != nil {
-		return Version{}, fmt.Errorf("%s: current points at %q, not at a version; ipcert renew --force %s makes a new one", name, link, name)
 	}
 	dir := filepath.Join(s.certDir(name), "versions", strconv.Itoa(n))
 	certPEM, err := os.ReadFile(filepath.Join(dir, CertFile))
@@ -64,4 +57,20 @@ func (s *Store) CurrentLeaf(name string) (Version, error) {
 		return Version{}, fmt.Errorf("%s is not a regular file", filepath.Join(dir, KeyFile))
 	}
 	return Version{N: n, Dir: dir, Leaf: leaf}, nil
+}
+
+// currentN is the version number current points at.
+func (s *Store) currentN(name string) (int, error) {
+	link, err := os.Readlink(s.CurrentDir(name))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, fmt.Errorf("%s: %w", name, ErrNoCurrent)
+		}
+		return 0, err
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(filepath.ToSlash(link), "versions/"))
+	if err != nil {
+		return 0, fmt.Errorf("%s: current points at %q, not at a version; ipcert renew --force %s makes a new one", name, link, name)
+	}
+	return n, nil
 }

@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -153,16 +152,9 @@ func (s *Store) Activate(name string, n int) error {
 // CurrentVersion returns the version current points at, checked: the
 // certificate parses and the key matches it.
 func (s *Store) CurrentVersion(name string) (Version, error) {
-	link, err := os.Readlink(s.CurrentDir(name))
+	n, err := s.currentN(name)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return Version{}, fmt.Errorf("%s: %w", name, ErrNoCurrent)
-		}
 		return Version{}, err
-	}
-	n, err := strconv.Atoi(strings.TrimPrefix(filepath.ToSlash(link), "versions/"))
-	if err != nil {
-		return Version{}, fmt.Errorf("%s: current points at %q, not at a version; ipcert renew --force %s makes a new one", name, link, name)
 	}
 	return s.LoadVersion(name, n)
 }
