@@ -104,3 +104,29 @@ func TestParallelIssueWaitsForLock(t *testing.T) {
 		t.Fatalf("%d certificates stored, want 10: %v", len(names), names)
 	}
 }
+
+// TestSnippetRefusesBrokenCurrent: with current pointing at a missing
+// version, snippet --write wrote a config pointing at the broken link.
+func TestSnippetRefusesBrokenCurrent(t *testing.T) {
+	dir := t.TempDir()
+	st := renewIssueLocal(t, dir, "--name", "b")
+	cur := st.CurrentDir("b")
+	if err := os.Remove(cur); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("versions/99", cur); err != nil {
+		t.Fatal(err)
+	}
+	// --write would install into this machine's nginx: it must refuse
+	// before writing anything.
+	conf := "/etc/nginx/conf.d/ipcert-b.conf"
+	_, before := os.Stat(conf)
+	code, _, errs := issueRun(t, nil, "snippet", "nginx", "b", "--write", "--state-dir", dir)
+	if _, after := os.Stat(conf); after == nil && before != nil {
+		os.Remove(conf)
+		t.Errorf("a config was written to %s", conf)
+	}
+	if code != exitFailure || !strings.Contains(errs, "renew --force b") {
+		t.Fatalf("snippet --write on a broken current: exit %d: %s", code, errs)
+	}
+}

@@ -163,6 +163,15 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
 		return exitFailure
 	}
+	if err := st.CheckCurrent(name); err != nil {
+		// A config pointing at a broken link would fail the server's own
+		// config test at best, and its next restart at worst.
+		if *write {
+			fmt.Fprintf(s.Err, "ipcert snippet: not written: the certificate's current version is broken (%v); repair it first with: sudo ipcert renew --force %s%s\n", err, name, userStateFlag(st.Root()))
+			return exitFailure
+		}
+		fmt.Fprintf(s.Err, "Warning: the certificate's current version is broken (%v); the config below will not work until: sudo ipcert renew --force %s%s\n", err, name, userStateFlag(st.Root()))
+	}
 	wr := *webroot
 	if wr == "" {
 		wr = r.WebRoot
