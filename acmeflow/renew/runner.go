@@ -185,10 +185,25 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 		rn.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
 	names := opts.Names
-	if len(names) == 0 {
+	// With the renewal index in use, the folders are listed by name alone
+	// below; else (and for --dry-run) each is checked for a renewal.json.
+	idx, idxOK := readIndex(rn.Store)
+	inOrder := false // names[i] is idx.names[i]
+	if len(names) == 0 && (!idxOK || opts.DryRun) {
 		var err error
 		if names, err = rn.Store.Names(); err != nil {
 			return nil, fmt.Errorf("list certificates in %s: %w", rn.Store.Root(), err)
+		}
+	} else if len(names) == 0 {
+		// No folder added or removed since the index was written: its
+		// names are the certificates (new ones are in store.Changed too).
+		if mt, err := rn.Store.CertsMtime(); err == nil && mt == idx.certsMtime {
+			names, inOrder = slices.Clone(idx.names), true
+		} else {
+			if names, err = rn.Store.CertNames(); err != nil {
+				return nil, fmt.Errorf("list certificates in %s: %w", rn.Store.Root(), err)
+			}
+			slices.Sort(names)
 		}
 	} else {
 		for _, n := range names {
@@ -208,24 +223,46 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 
 	now := rn.now()
 	work := false
+	// The renewal index (index.go) says, for each certificate, until when
+	// nothing can be due: a run with nothing due then parses no
+	// renewal.json. Certificates whose renewal.json changed since the index
+	// was written (store.Changed), or that it lacks, are planned from
+	// renewal.json.
+	changedList, err := rn.Store.Changed()
+	if err != nil {
+		idx = nil
+		idxOK = false
+	}
+	changed := make(map[string]bool, len(changedList))
+	for _, n := range changedList {
+		changed[n] = true
+	}
 	plans := make([]CertResult, len(names))
-	// The renewal index (store/index.go) holds what Plan reads: with it, a
-	// run parses no renewal.json unless one is due or missing from it.
-	idx, idxOK := rn.Store.ReadIndex()
-	var loaded []*store.Renewal
+	fresh := map[string]indexEntry{}
 	check := currentSample(len(names), now)
+	notCert := make([]bool, len(names)) // a folder without renewal.json
 	for i, n := range names {
-		var r *store.Renewal
-		if e, ok := idx[n]; ok {
-			r = e.Renewal()
+		plans[i].Name = n
+		e, inIdx := indexEntry{}, false
+		if inOrder {
+			e, inIdx = idx.entries[i], true
 		} else {
-			var err error
-			if r, err = rn.Store.LoadRenewal(n); err != nil {
-				plans[i] = CertResult{Name: n, Outcome: Failed, Reason: "renewal.json unusable", Error: err.Error()}
-				rn.emit(LevelError, n, "cannot read renewal.json: %v", err)
-				continue
-			}
-			loaded = append(loaded, r)
+			e, inIdx = idx.get(n)
+		}
+		if inIdx && !changed[n] && !opts.Force && e.skip(now) && !(check(i) && rn.Store.CheckCurrent(n) != nil) {
+			rn.warnExpiryAt(n, time.Unix(e.notAfter, 0), now)
+			plans[i] = CertResult{Name: n, Outcome: NotDue, Reason: e.reason, Next: time.Unix(e.next, 0).UTC()}
+			continue
+		}
+		if !inIdx && !rn.Store.Exists(n) {
+			notCert[i] = true
+			continue
+		}
+		r, err := rn.Store.LoadRenewal(n)
+		if err != nil {
+			plans[i] = CertResult{Name: n, Outcome: Failed, Reason: "renewal.json unusable", Error: err.Error()}
+			rn.emit(LevelError, n, "cannot read renewal.json: %v", err)
+			continue
 		}
 		rn.warnExpiry(r, now)
 		d := rn.planChecked(r, now, opts.Force, check(i))
@@ -233,14 +270,23 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 			work = true
 			continue
 		}
+		fresh[n] = entryFor(r, d)
 		plans[i] = waitResult(n, d)
 	}
+	keptNames, keptPlans := names[:0], plans[:0]
+	for i := range names {
+		if !notCert[i] {
+			keptNames, keptPlans = append(keptNames, names[i]), append(keptPlans, plans[i])
+		}
+	}
+	names, plans = keptNames, keptPlans
 	if !work {
 		res.Certs = plans
-		if !idxOK {
-			// Build the index for the next runs, if no other run is busy.
+		if !idxOK || len(changed) > 0 || len(fresh) > 0 && len(opts.Names) == 0 {
+			// Fold what was read into the index for the next runs, if no
+			// other run is busy.
 			if unlock, err := rn.Store.Lock(ctx, false); err == nil {
-				_ = rn.Store.RebuildIndex(loaded)
+				rn.foldIndex(idx, fresh, names, now)
 				unlock()
 			}
 		}
@@ -256,21 +302,22 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 	defer unlock()
 	res.Certs = make([]CertResult, len(names))
 	var due []int
-	for i, n := range names {
+	for i := range names {
 		switch {
 		case plans[i].Outcome == Failed && plans[i].Error != "":
 			res.Certs[i] = plans[i]
 		case plans[i].Outcome == NotDue && !opts.Force:
-			// Planned not due without the lock; plan again under it (a
-			// run that held the lock may have changed it), cheaply.
-			res.Certs[i] = rn.one(ctx, n, false, res)
+			// Planned not due without the lock: a run that held the lock
+			// may have changed it, but then it is in store.Changed and is
+			// planned again when the index is folded.
+			res.Certs[i] = plans[i]
 		default:
 			due = append(due, i)
 		}
 	}
 	rn.renewDue(ctx, names, due, opts.Force, res)
-	if !idxOK {
-		_ = rn.Store.RebuildIndex(nil)
+	if len(opts.Names) == 0 {
+		rn.foldIndex(idx, fresh, names, rn.now())
 	}
 	return res, nil
 }
@@ -389,15 +436,19 @@ func (rn *Runner) planChecked(r *store.Renewal, now time.Time, force, checkCurre
 }
 
 func (rn *Runner) warnExpiry(r *store.Renewal, now time.Time) {
-	if r.NotAfter.IsZero() {
+	rn.warnExpiryAt(r.Name, r.NotAfter, now)
+}
+
+func (rn *Runner) warnExpiryAt(name string, notAfter, now time.Time) {
+	if notAfter.IsZero() || notAfter.Unix() <= 0 {
 		return
 	}
-	left := r.NotAfter.Sub(now)
+	left := notAfter.Sub(now)
 	switch {
 	case left <= 0:
-		rn.emit(LevelError, r.Name, "the certificate EXPIRED at %s; clients refuse it until a renewal succeeds", r.NotAfter.UTC().Format(time.RFC3339))
+		rn.emit(LevelError, name, "the certificate EXPIRED at %s; clients refuse it until a renewal succeeds", notAfter.UTC().Format(time.RFC3339))
 	case left < ExpiryWarning:
-		rn.emit(LevelWarn, r.Name, "the certificate expires in %s (%s) and has not been renewed; see ipcert doctor %s", left.Round(time.Minute), r.NotAfter.UTC().Format(time.RFC3339), r.Name)
+		rn.emit(LevelWarn, name, "the certificate expires in %s (%s) and has not been renewed; see ipcert doctor %s", left.Round(time.Minute), notAfter.UTC().Format(time.RFC3339), name)
 	}
 }
 

@@ -267,8 +267,8 @@ func TestRunnerRepairsBrokenCurrent(t *testing.T) {
 
 // TestRunnerNothingDueReadsIndexOnly: with the renewal index in step, a
 // run with nothing due parses no renewal.json (at thousands of
-// certificates that parse was most of the run); with the index flagged
-// stale it reads them all again.
+// certificates that parse was most of the run); a certificate the store
+// noted as changed is read again.
 func TestRunnerNothingDueReadsIndexOnly(t *testing.T) {
 	st, ca, clock, _ := runnerFixture(t, t0, nil)
 	rn := &Runner{Store: st, Issuer: ca, Now: clock.Now, Rand: testRand()}
@@ -276,8 +276,8 @@ func TestRunnerNothingDueReadsIndexOnly(t *testing.T) {
 	if _, err := rn.Run(context.Background(), Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := st.ReadIndex(); !ok {
-		t.Fatal("no usable index after a run")
+	if idx, ok := readIndex(st); !ok || !mustGet(idx, "n").skip(clock.Now()) {
+		t.Fatalf("no usable index after a run: %v %+v", ok, idx)
 	}
 	path := filepath.Join(st.CertDir("n"), "renewal.json")
 	good, _ := os.ReadFile(path)
@@ -290,12 +290,12 @@ func TestRunnerNothingDueReadsIndexOnly(t *testing.T) {
 	if err != nil || res.Certs[0].Outcome != NotDue {
 		t.Fatalf("nothing due: %+v %v", res, err)
 	}
-	if err := os.WriteFile(filepath.Join(st.Root(), ".renew-index.stale"), nil, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(st.Root(), ".renew-changed"), []byte("n\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	res, _ = rn.Run(context.Background(), Options{})
 	if c := res.Certs[0]; c.Outcome != Failed || !strings.Contains(c.Reason, "renewal.json") {
-		t.Fatalf("with the index stale renew must read renewal.json: %+v", c)
+		t.Fatalf("with the change noted renew must read renewal.json: %+v", c)
 	}
 	os.WriteFile(path, good, 0o600)
 }

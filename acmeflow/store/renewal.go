@@ -197,8 +197,8 @@ func (s *Store) SaveRenewal(r *Renewal) error {
 	if err := mkdirPrivate(s.certDir(r.Name)); err != nil {
 		return err
 	}
-	// Every renewal.json write happens under the store lock, so that the
-	// renewal index (index.go) is rewritten in step when it is released.
+	// Every renewal.json write happens under the store lock and is noted
+	// first (index.go), so that renew's index never lags behind it.
 	if !s.holdsLock() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		unlock, err := s.Lock(ctx, true)
@@ -208,14 +208,10 @@ func (s *Store) SaveRenewal(r *Renewal) error {
 		}
 		defer unlock()
 	}
-	if err := s.markStale(); err != nil {
+	if err := s.noteChange(r.Name); err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(s.certDir(r.Name), renewalFile), append(data, '\n'), fileMode); err != nil {
-		return err
-	}
-	s.noteSaved(r)
-	return nil
+	return writeFile(filepath.Join(s.certDir(r.Name), renewalFile), append(data, '\n'), fileMode)
 }
 
 func validCAChoice(ca string) bool {
