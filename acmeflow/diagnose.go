@@ -147,6 +147,7 @@ const (
 	DiagWebRootMissing      = "webroot-missing"
 	DiagWebRootNotWritable  = "webroot-not-writable"
 	DiagWebRootNotServed    = "webroot-not-served"
+	DiagWebRootLink         = "webroot-link"
 	DiagConnectTimeout      = "connect-timeout"
 	DiagSlowServer          = "timeout-after-connect"
 	DiagConnectRefused      = "connect-refused"
@@ -471,6 +472,10 @@ func (g *diag) responder(t string) bool {
 	case contains(t, "web root") && contains(t, "not writable", "permission denied", "read-only"):
 		g.set(DiagWebRootNotWritable, "The web root is not writable", "ipcert must write the answer into "+g.ev.WebRoot+"/.well-known/acme-challenge/ and may not.",
 			"Run as a user that can write there (often root or www-data), or use the standalone responder.", "sudo ipcert issue ...", false)
+		return true
+	case contains(t, "web root") && contains(t, "is a symbolic link"):
+		g.set(DiagWebRootLink, "A link inside the web root was refused", g.errText()+".",
+			"Make .well-known and .well-known/acme-challenge real directories inside the web root (or let ipcert create them), or use the standalone responder.", "ls -la "+g.ev.WebRoot+"/.well-known", false)
 		return true
 	case contains(t, "web root") && contains(t, "no such file", "not a directory"):
 		g.set(DiagWebRootMissing, "The web root does not exist", "The directory given with --webroot ("+g.ev.WebRoot+") does not exist or is not a directory, so ipcert cannot put the answer there.",
