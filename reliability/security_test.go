@@ -312,3 +312,156 @@ func TestAttackSymlinkedChallengeFolder(t *testing.T) {
 }
 
 func unsafePointer(b *byte) unsafe.Pointer { return unsafe.Pointer(b) }
+
+// TestAttackSquattedStateDir: another account creates the state directory
+// first (mode 0700, its own), plants a renewal.json whose deploy hook root
+// would run, and a .lock link to a root-only file root would truncate.
+// Before the fix renew used it without a word: the hook ran as root.
+func TestAttackSquattedStateDir(t *testing.T) {
+	needRootCI(t)
+	base := sharedDir(t)
+	squat := filepath.Join(base, "ipcert-squat")
+	secret := secretFile(t)
+	marker := filepath.Join(t.TempDir(), "pwned")
+	renewal := fmt.Sprintf(`{"schema":1,"name":"x","identifiers":["127.0.0.1"],"ca":"local","directory":"local","profile":"shortlived",
+"challenge":"http-01","http_listen":"127.0.0.1:%d","key_type":"ec256","deploy_hooks":["id -u > %s"]}`, closedPort(t), marker)
+	for _, d := range []string{squat, filepath.Join(squat, "certs"), filepath.Join(squat, "certs", "x"), filepath.Join(squat, "accounts")} {
+		mkdirOwned(t, d, nobodyUID, nobodyGID, 0o700)
+	}
+	rj := filepath.Join(squat, "certs", "x", "renewal.json")
+	if err := os.WriteFile(rj, []byte(renewal), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(rj, nobodyUID, nobodyGID)
+	lock := filepath.Join(squat, ".lock")
+	if err := os.Symlink(secret, lock); err != nil {
+		t.Fatal(err)
+	}
+	os.Lchown(lock, nobodyUID, nobodyGID)
+
+	runs := [][]string{
+		{"renew", "--state-dir", squat},
+		{"renew", "--force", "x", "--state-dir", squat},
+		{"issue", "--ip", "127.0.0.1", "--ca", "local", "--agree-tos", "--quiet", "--state-dir", squat},
+		{"status", "--state-dir", squat},
+		{"doctor", "x", "--state-dir", squat},
+	}
+	for _, args := range runs {
+		r := ipcert(t, nil, args...)
+		if r.code == 0 || r.code == 10 {
+			t.Errorf("%v: exit %d: the squatted state directory was used\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+		out := r.stdout + r.stderr
+		for _, want := range []string{squat, "chown -R root: " + squat, "chmod 700"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%v: the message does not say %q:\n%s", args, want, out)
+			}
+		}
+		if _, err := os.Stat(marker); err == nil {
+			data, _ := os.ReadFile(marker)
+			t.Fatalf("%v: root ran the planted deploy hook (it wrote uid %q)", args, strings.TrimSpace(string(data)))
+		}
+		checkSecret(t, secret, fmt.Sprint(args))
+	}
+	st, _ := os.Stat(squat)
+	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != nobodyUID || st.Mode().Perm() != 0o700 {
+		t.Errorf("root changed the squatted directory: uid %d mode %04o", sys.Uid, st.Mode().Perm())
+	}
+	if _, err := os.Stat(filepath.Join(squat, "certs", "x", "current")); err == nil {
+		t.Error("root issued a certificate into the squatted directory")
+	}
+	if t.Failed() {
+		return
+	}
+	figure(t, "attack-squatted-state", "%d commands (renew, renew --force, issue, status, doctor) on a state directory owned by nobody with a planted deploy hook and a .lock link: all refused naming chown -R root:, hook never ran, lock target untouched", len(runs))
+}
+
+// attackerHome is a directory like /home/attacker: outside /tmp, which
+// ipcert already refuses as the place of a temporary build.
+func attackerHome(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("/var/tmp", "ipcert-sec-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	os.Chmod(d, 0o755)
+	home := filepath.Join(d, "attacker")
+	mkdirOwned(t, home, nobodyUID, nobodyGID, 0o755)
+	return home
+}
+
+func copyFile(t *testing.T, from, to string, uid, gid int) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(to, uid, gid)
+}
+
+// TestAttackUserOwnedTimerBinary: "timer install --binary
+// /home/attacker/ipcert" (or running install from a user's build folder)
+// wrote a root job that runs a file the user can replace.
+func TestAttackUserOwnedTimerBinary(t *testing.T) {
+	needRootCI(t)
+	home := attackerHome(t)
+	theirs := filepath.Join(home, "ipcert")
+	copyFile(t, bin, theirs, nobodyUID, nobodyGID)
+	// A root-owned file in the user's folder: they can still rename
+	// another file over it.
+	subdir := filepath.Join(home, "bin")
+	mkdirOwned(t, subdir, nobodyUID, nobodyGID, 0o755)
+	rootsInTheirs := filepath.Join(subdir, "ipcert")
+	copyFile(t, bin, rootsInTheirs, 0, 0)
+
+	cases := []struct {
+		name string
+		exe  string
+		args []string
+		want string
+	}{
+		{"--binary owned by the user", bin, []string{"--binary", theirs}, "belongs to user nobody"},
+		{"root's file in the user's folder", bin, []string{"--binary", rootsInTheirs}, "a parent of " + rootsInTheirs},
+		{"default: install run from the user's copy", theirs, nil, "belongs to user nobody"},
+	}
+	for _, c := range cases {
+		units := filepath.Join(t.TempDir(), "units")
+		state := filepath.Join(t.TempDir(), "state")
+		cmd := exec.Command(c.exe, append([]string{"timer", "install", "--unit-dir", units, "--state-dir", state}, c.args...)...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=/root"}
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != 2 {
+			t.Errorf("%s: exit %d, want 2\n%s", c.name, code, out)
+		}
+		for _, want := range []string{c.want, "install -o root -g root -m 0755"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("%s: the message does not say %q:\n%s", c.name, want, out)
+			}
+		}
+		if _, err := os.Stat(units); err == nil {
+			t.Errorf("%s: units were written", c.name)
+		}
+		if _, err := os.Stat(state); err == nil {
+			t.Errorf("%s: the state directory was created", c.name)
+		}
+	}
+	// Root's own binary in root's directories is fine.
+	units := filepath.Join(t.TempDir(), "units")
+	if r := ipcert(t, nil, "timer", "install", "--unit-dir", units, "--state-dir", filepath.Join(t.TempDir(), "state"), "--binary", "/usr/bin/true"); r.code != 0 {
+		t.Errorf("a root-owned binary was refused: exit %d\n%s", r.code, r.stderr)
+	}
+	if t.Failed() {
+		return
+	}
+	figure(t, "attack-user-binary", "%d timer installs with a binary another user can replace: all exit 2 naming the owner and the install command, no unit written; a root-owned binary installs", len(cases))
+}

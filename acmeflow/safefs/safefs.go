@@ -267,7 +267,7 @@ func checkOne(p, target string, last bool, fix string) error {
 	}
 	f := fix
 	if p != target && !last {
-		f = fmt.Sprintf("chown root: %s && chmod go-w %s (or choose a path whose parents only root can change)", p, p)
+		f = fmt.Sprintf("%s; every directory above it must belong to root and be writable only by root, and %s is not", fix, p)
 	}
 	return &UntrustedError{Path: p, Target: target, Uid: uid, Mode: m, Fix: f}
 }

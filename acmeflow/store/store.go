@@ -38,15 +38,29 @@ func Open(root string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Checked before anything is created or chmod'ed (the path may be a
+	// planted link), and again after: a missing directory may have been
+	// created by someone else meanwhile.
+	if err := checkRoot(abs); err != nil {
+		return nil, err
+	}
 	if err := mkdirPrivate(abs); err != nil {
 		return nil, explainFS(abs, fmt.Errorf("state directory %s: %w", abs, err))
 	}
+	if err := checkRoot(abs); err != nil {
+		return nil, err
+	}
+	s := &Store{root: abs}
 	for _, sub := range []string{"accounts", "certs"} {
-		if err := mkdirPrivate(filepath.Join(abs, sub)); err != nil {
+		p := filepath.Join(abs, sub)
+		if err := s.checkInside(p); err != nil {
+			return nil, err
+		}
+		if err := mkdirPrivate(p); err != nil {
 			return nil, explainFS(abs, fmt.Errorf("state directory %s: %w", abs, err))
 		}
 	}
-	return &Store{root: abs}, nil
+	return s, nil
 }
 
 // Root is the state directory's absolute path.
