@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -464,4 +465,93 @@ func TestAttackUserOwnedTimerBinary(t *testing.T) {
 		return
 	}
 	figure(t, "attack-user-binary", "%d timer installs with a binary another user can replace: all exit 2 naming the owner and the install command, no unit written; a root-owned binary installs", len(cases))
+}
+
+// TestBadFlagsLeaveNothing: every bad flag is refused with exit 2 before
+// anything is written (no state directory, no debug log) and before any
+// request leaves (the proxy every request would go through counts them).
+// Before the fix some of these created the state directory first, some
+// were refused only after talking to the CA, and some were taken.
+func TestBadFlagsLeaveNothing(t *testing.T) {
+	proxy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	var hits atomic.Int64
+	go func() {
+		for {
+			c, err := proxy.Accept()
+			if err != nil {
+				return
+			}
+			hits.Add(1)
+			c.Close()
+		}
+	}()
+	env := []string{"HTTPS_PROXY=http://" + proxy.Addr().String(), "HTTP_PROXY=http://" + proxy.Addr().String(), "NO_PROXY="}
+	issue := func(extra ...string) []string {
+		return append([]string{"issue", "--ip", "8.8.8.8", "--ca", "staging", "--agree-tos"}, extra...)
+	}
+	local := func(extra ...string) []string {
+		return append([]string{"issue", "--ip", "127.0.0.1", "--ca", "local", "--agree-tos"}, extra...)
+	}
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{"--challenge foo", issue("--challenge", "foo")},
+		{"--challenge dns-01", issue("--challenge", "dns-01")},
+		{"--http-listen nonsense", local("--http-listen", "nonsense")},
+		{"--http-listen :99999", issue("--http-listen", ":99999")},
+		{"--tls-listen host name", issue("--challenge", "tls-alpn-01", "--tls-listen", "example.com:443")},
+		{"--ca ftp://", []string{"issue", "--ip", "8.8.8.8", "--ca", "ftp://acme.example/dir", "--agree-tos"}},
+		{"--ca http:// (not loopback)", []string{"issue", "--ip", "8.8.8.8", "--ca", "http://acme.example/dir", "--agree-tos"}},
+		{"--ca-root missing", []string{"issue", "--ip", "8.8.8.8", "--ca", "https://acme.example/dir", "--ca-root", "/nonexistent/root.pem", "--agree-tos"}},
+		{"--ip twice", issue("--ip", "8.8.8.8")},
+		{"--ip private for Let's Encrypt", []string{"issue", "--ip", "192.168.1.1", "--ca", "production", "--agree-tos"}},
+		{"--email with a space", issue("--email", "a b@c")},
+		{"--email with a newline", issue("--email", "a@example.com\nBcc: x@example.com")},
+		{"--email 100 KB", issue("--email", strings.Repeat("a", 100<<10)+"@example.com")},
+		{"--email without @", issue("--email", "admin")},
+		{"--webroot missing", issue("--webroot", "/nonexistent/www")},
+		{"--webroot a file", issue("--webroot", "/etc/hostname")},
+		{"--timeout -5s", issue("--timeout", "-5s")},
+		{"--webroot-port -1", local("--webroot", "/", "--webroot-port", "-1")},
+		{"--webroot-port 70000", local("--webroot", "/", "--webroot-port", "70000")},
+		{"--key-type ed25519", issue("--key-type", "ed25519")},
+		{"--name a/b", issue("--name", "a/b")},
+		{"--reload lighttpd", issue("--reload", "lighttpd")},
+		{"--verify a name", issue("--verify", "example.com:443")},
+		{"--deploy-hook empty", issue("--deploy-hook", " ")},
+		{"renew nosuchcert", []string{"renew", "nosuchcert"}},
+		{"renew --wait -1s", []string{"renew", "--wait", "-1s"}},
+		{"renew a/b", []string{"renew", "a/b"}},
+	}
+	for _, c := range cases {
+		parent := t.TempDir()
+		args := append(append([]string{}, c.args...), "--state-dir", filepath.Join(parent, "state"), "--debug", filepath.Join(parent, "debug.log"))
+		before := hits.Load()
+		r := ipcert(t, env, args...)
+		if r.code != 2 || hasPanic(r.stderr) || strings.TrimSpace(r.stderr) == "" {
+			t.Errorf("%s: exit %d, want 2 with a message\n%s", c.name, r.code, r.stderr)
+		}
+		if entries, _ := os.ReadDir(parent); len(entries) != 0 {
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			t.Errorf("%s: refused, but created %v", c.name, names)
+		}
+		if n := hits.Load() - before; n != 0 {
+			t.Errorf("%s: refused only after %d connection(s) towards the CA", c.name, n)
+		}
+		if strings.Count(r.stderr, "\n") > 3 {
+			t.Errorf("%s: a long message for a bad flag:\n%s", c.name, r.stderr)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	figure(t, "bad-flags-nothing-written", "%d bad flag sets (issue and renew): all exit 2 with a one-line reason; 0 files or directories created, 0 connections towards a CA", len(cases))
 }
