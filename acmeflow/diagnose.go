@@ -218,7 +218,53 @@ func Diagnose(err error, ev Evidence) Diagnosis {
 			d.Retry = "after the fix; retrying unchanged fails the same way"
 		}
 	}
+	d.sanitize()
 	return d
+}
+
+// sanitize escapes what came from the network (the CA's words, the
+// validators' requests) or from a file in every text of the diagnosis:
+// it is printed on terminals, logged and kept in renewal.json for doctor
+// to replay (issue 12).
+func (d *Diagnosis) sanitize() {
+	for _, p := range []*string{&d.Title, &d.Error, &d.Cause, &d.Fix, &d.Command, &d.Retry, &d.Identifier, &d.WebRoot, &d.RateLimit} {
+		*p = Printable(*p)
+	}
+	for i := range d.Evidence {
+		d.Evidence[i] = Printable(d.Evidence[i])
+	}
+	if d.Validators != nil {
+		vs := make([]ValidatorRequest, len(d.Validators))
+		for i, v := range d.Validators {
+			v.Remote, v.Local, v.Host, v.Path, v.SNI, v.UserAgent, v.Note = Printable(v.Remote), Printable(v.Local), Printable(v.Host), Printable(v.Path), Printable(v.SNI), Printable(v.UserAgent), Printable(v.Note)
+			alpn := make([]string, len(v.ALPN))
+			for j, a := range v.ALPN {
+				alpn[j] = Printable(a)
+			}
+			if v.ALPN != nil {
+				v.ALPN = alpn
+			}
+			vs[i] = v
+		}
+		d.Validators = vs
+	}
+	if d.Problem != nil {
+		p := d.Problem.printable()
+		d.Problem = &p
+	}
+}
+
+// printable is a copy of the problem with its texts escaped.
+func (p Problem) printable() Problem {
+	p.Type, p.Detail, p.Identifier = Printable(p.Type), Printable(p.Detail), Printable(p.Identifier)
+	if len(p.Subproblems) > 0 {
+		subs := make([]Subproblem, len(p.Subproblems))
+		for i, s := range p.Subproblems {
+			subs[i] = Subproblem{Type: Printable(s.Type), Detail: Printable(s.Detail), Identifier: Printable(s.Identifier)}
+		}
+		p.Subproblems = subs
+	}
+	return p
 }
 
 // Failure is the stored form of the diagnosis, for renewal.json.
@@ -243,13 +289,13 @@ func (d Diagnosis) Failure(now time.Time) store.Failure {
 // address, and why we did not answer it when we did not.
 func storedValidator(v ValidatorRequest) string {
 	if v.Answered {
-		return v.Remote
+		return Printable(v.Remote)
 	}
-	why := v.Note
+	why := Printable(v.Note)
 	if why == "" {
 		why = fmt.Sprintf("status %d", v.Status)
 	}
-	return v.Remote + " (not answered: " + why + ")"
+	return Printable(v.Remote) + " (not answered: " + why + ")"
 }
 
 // ValidatorsFromFailure rebuilds the validator requests kept in a stored

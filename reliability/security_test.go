@@ -555,3 +555,100 @@ func TestBadFlagsLeaveNothing(t *testing.T) {
 	}
 	figure(t, "bad-flags-nothing-written", "%d bad flag sets (issue and renew): all exit 2 with a one-line reason; 0 files or directories created, 0 connections towards a CA", len(cases))
 }
+
+// TestAttackEscapesFromTheNetwork: a "validator" (anyone who can reach the
+// responder) asks for /%1b]0;owned%07%1b[2J. Before the fix the path went
+// raw into the issue log, into renewal.json, and doctor replayed it: the
+// terminal's title changed and the screen was cleared.
+func TestAttackEscapesFromTheNetwork(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	if r := ipcert(t, nil, "issue", "--ip", "127.0.0.1", "--ca", "local", "--agree-tos", "--quiet", "--state-dir", state, "--name", "esc"); r.code != 0 {
+		t.Fatalf("first issuance: %s", r.stderr)
+	}
+	// The second issuance answers on 127.0.0.2 while the CA validates
+	// 127.0.0.1, where the test listens: when the CA's validator connects
+	// there, the responder is up, and the crafted request goes to it; then
+	// the validator's connection is closed, the validation fails, and what
+	// our responder saw is kept in renewal.json.
+	port := closedPort(t)
+	const evil = "/%1b]0;owned%07%1b[2J"
+	req := "GET " + evil + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+	validator, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer validator.Close()
+	answered := make(chan string, 1)
+	go func() {
+		for {
+			c, err := validator.Accept()
+			if err != nil {
+				return
+			}
+			select {
+			case answered <- "":
+				r, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.2", strconv.Itoa(port)), 5*time.Second)
+				if err == nil {
+					r.SetDeadline(time.Now().Add(5 * time.Second))
+					io.WriteString(r, req)
+					b, _ := io.ReadAll(r)
+					r.Close()
+					<-answered
+					answered <- string(b)
+				}
+			default:
+			}
+			c.Close()
+		}
+	}()
+	debug := filepath.Join(t.TempDir(), "debug.log")
+	r := ipcert(t, nil, "issue", "--ip", "127.0.0.1", "--ca", "local", "--agree-tos", "--state-dir", state, "--name", "esc",
+		"--http-listen", "127.0.0.2:"+strconv.Itoa(port), "--debug", debug)
+	logOut := r.stderr
+	if r.code != 1 {
+		t.Fatalf("the issuance on the wrong address: exit %d\n%s", r.code, r.stderr)
+	}
+	if resp := <-answered; !strings.HasPrefix(resp, "HTTP/1.1 404") {
+		t.Fatalf("the crafted request got %q from the responder: the test proves nothing", resp)
+	}
+	rj, _ := os.ReadFile(filepath.Join(state, "certs", "esc", "renewal.json"))
+	dbg, _ := os.ReadFile(debug)
+	doc := ipcert(t, nil, "doctor", "esc", "--offline", "--state-dir", state)
+	docJSON := ipcert(t, nil, "doctor", "esc", "--offline", "--json", "--state-dir", state)
+	for _, o := range []struct{ what, text string }{
+		{"the issue log (stderr)", logOut},
+		{"the debug log", string(dbg)},
+		{"renewal.json", string(rj)},
+		{"doctor's output", doc.stdout + doc.stderr},
+		{"doctor --json", docJSON.stdout},
+	} {
+		if strings.ContainsAny(o.text, "\x1b\x07\u009b") {
+			i := strings.IndexAny(o.text, "\x1b\x07")
+			t.Errorf("%s holds a raw control character: %q", o.what, o.text[max(0, i-60):min(len(o.text), i+40)])
+		}
+		// Escaped in JSON still decodes to the raw character on replay.
+		if strings.Contains(o.text, `\u001b`) || strings.Contains(o.text, `\u0007`) {
+			t.Errorf("%s keeps the escape as a JSON \\u001b, which decodes back to a raw ESC", o.what)
+		}
+		if !strings.Contains(o.text, "owned") && o.what != "doctor --json" {
+			t.Errorf("%s does not show the request at all (it should show it, escaped)", o.what)
+		}
+	}
+	// A renewal.json written before the fix keeps the raw escape (as JSON
+	// \u001b): doctor must still not replay it.
+	old := strings.NewReplacer(`\\x1b`, `\u001b`, `\\x07`, `\u0007`).Replace(string(rj))
+	if old == string(rj) {
+		t.Fatalf("renewal.json does not hold the escaped request:\n%s", rj)
+	}
+	if err := os.WriteFile(filepath.Join(state, "certs", "esc", "renewal.json"), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	doc = ipcert(t, nil, "doctor", "esc", "--offline", "--state-dir", state)
+	if out := doc.stdout + doc.stderr; strings.ContainsAny(out, "\x1b\x07") || !strings.Contains(out, "owned") {
+		t.Errorf("doctor replays an old renewal.json's escapes raw:\n%q", out)
+	}
+	if t.Failed() {
+		return
+	}
+	figure(t, "attack-terminal-escapes", "a validator request for %s: shown escaped as \\x1b...\\x07 in the issue log, the debug log, renewal.json and doctor (text and --json); 0 raw control characters", evil)
+}
