@@ -8,13 +8,13 @@ import (
 func TestPrintable(t *testing.T) {
 	for in, want := range map[string]string{
 		"/.well-known/acme-challenge/abc_-": "/.well-known/acme-challenge/abc_-",
-		"/\x1b]0;owned\x07\x1b[2J":           `/\x1b]0;owned\x07\x1b[2J`,
-		"line\nforged: ok":                   `line\x0aforged: ok`,
-		"csi \u009b2J":                       `csi \u009b2J`,
-		"rtl \u202eevil":                     `rtl \u202eevil`,
-		"bad \xff utf8":                      `bad \xff utf8`,
-		"café 127.0.0.1":                     "café 127.0.0.1",
-		"del \x7f":                           `del \x7f`,
+		"/\x1b]0;owned\x07\x1b[2J":          `/\x1b]0;owned\x07\x1b[2J`,
+		"line\nforged: ok":                  `line\x0aforged: ok`,
+		"csi \u009b2J":                      `csi \u009b2J`,
+		"rtl \u202eevil":                    `rtl \u202eevil`,
+		"bad \xff utf8":                     `bad \xff utf8`,
+		"café 127.0.0.1":                    "café 127.0.0.1",
+		"del \x7f":                          `del \x7f`,
 	} {
 		if got := Printable(in); got != want {
 			t.Errorf("Printable(%q) = %q, want %q", in, got, want)
