@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/go-acme/lego/v4/acme"
 	"github.com/go-acme/lego/v4/acme/api"
+	"github.com/ipcert/ipcert/acmeflow/safefs"
 	"github.com/ipcert/ipcert/acmeflow/store"
 )
 
@@ -165,6 +168,12 @@ const (
 	DiagWrongCert           = "wrong-validation-certificate"
 	DiagTLSConnect          = "tls-connect-failed"
 	DiagChallengeNotOffered = "challenge-not-offered"
+	DiagDiskFull            = "disk-full"
+	DiagReadOnly            = "state-read-only"
+	DiagStateNotWritable    = "state-not-writable"
+	DiagStateUntrusted      = "state-untrusted"
+	DiagStoreRename         = "store-rename-failed"
+	DiagJWS                 = "jws-rejected"
 	DiagUnknown             = "unknown"
 )
 
@@ -474,15 +483,64 @@ func (g *diag) classify() {
 			"Use the challenge the CA offers.", g.stagingCmd("--challenge "+other), false)
 		return
 	}
+	if g.local() {
+		return
+	}
 	if g.d.Problem != nil && g.problem(t) {
 		return
 	}
 	if g.d.Problem == nil && g.caTransport() {
 		return
 	}
+	if g.jws(t) {
+		return
+	}
 	g.set(DiagUnknown, fmt.Sprintf("Failed at the %s step", g.d.Step), g.errText(),
 		"Check the address, ports and firewall, then rehearse on staging; \"ipcert doctor --probe\" tests reachability from the outside.",
 		"ipcert preflight", false)
+}
+
+// local: the failure is this machine's (the state directory's disk,
+// mount, permissions or ownership), not the network's: each has its own
+// fix, never "check the address, ports and firewall".
+func (g *diag) local() bool {
+	err := g.err
+	var le *os.LinkError
+	var ue *safefs.UntrustedError
+	untouched := " The current certificate was not touched."
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		g.set(DiagDiskFull, "The disk is full", "Writing the state directory failed for lack of space (or quota): "+g.errText()+".",
+			"Free some space on the file system the error names (df -h shows which is full), then run again."+untouched, "df -h", false)
+		g.d.Retry = "when there is free space"
+	case errors.Is(err, syscall.EROFS):
+		g.set(DiagReadOnly, "The state directory is on a read-only file system", g.errText()+".",
+			"Remount it read-write, or choose a writable state directory with --state-dir."+untouched, "findmnt -T /etc/ipcert", false)
+	case errors.As(err, &ue):
+		g.set(DiagStateUntrusted, "Refused: another user could change these files", g.errText()+".",
+			"Follow the fix in the message: root only uses a state directory, binaries and hooks that only root can change (docs/security.md).", "", false)
+	case errors.As(err, &le) && le.Op == "rename":
+		g.set(DiagStoreRename, "Moving the new files into place failed", "rename(2) of "+le.Old+" to "+le.New+" failed: "+le.Err.Error()+". ipcert writes every file beside its final place and renames it, so this is the state directory's file system refusing (a full or read-only disk, an immutable attribute, a bind mount of single files, or something else holding the name).",
+			"Check the state directory (ls -la and lsattr on "+filepath.Dir(le.New)+"), fix what the error names, and run again."+untouched, "ls -la "+filepath.Dir(le.New), false)
+	case errors.Is(err, fs.ErrPermission) && (g.d.Step == StepStore || g.d.Step == "" || g.d.Step == StepAccount):
+		g.set(DiagStateNotWritable, "The state directory is not writable", g.errText()+".",
+			"Run as the state directory's owner (usually root: sudo), or choose another with --state-dir."+untouched, "", false)
+	default:
+		return false
+	}
+	return true
+}
+
+// jws: the CA could not verify our signed request (RFC 8555 section 6.2),
+// or we could not sign it.
+func (g *diag) jws(t string) bool {
+	pt := g.probType()
+	if !contains(t, "jws", "signature") && pt != ProblemNS+"badSignatureAlgorithm" && pt != ProblemNS+"badPublicKey" {
+		return false
+	}
+	g.set(DiagJWS, "The CA rejected our signed request", "Every ACME request is signed with the account key (JWS, RFC 8555 section 6.2), and this one was refused or could not be made: "+g.errText()+". Usually a damaged or foreign account key in the state directory, or a proxy that changes the request body.",
+		"Bypass any HTTP(S) proxy for the CA (NO_PROXY); if it persists, move the account folder aside (ipcert registers a new account) and run again.", "ls -la /etc/ipcert/accounts", false)
+	return true
 }
 
 func (g *diag) errText() string {

@@ -349,12 +349,14 @@ func (w *webrootResponder) close() {
 // section 6), and we answer with a self-signed certificate for the address
 // carrying the acmeIdentifier extension.
 type tlsALPNResponder struct {
-	mu    sync.Mutex
-	certs map[string]*tls.Certificate // reverse name (no trailing dot) -> challenge cert
-	ls    []net.Listener
-	seen  *seenLog
-	wg    sync.WaitGroup
-	conns sync.WaitGroup
+	mu     sync.Mutex
+	certs  map[string]*tls.Certificate // reverse name (no trailing dot) -> challenge cert
+	open   map[net.Conn]struct{}       // connections being handled, closed by close()
+	closed bool
+	ls     []net.Listener
+	seen   *seenLog
+	wg     sync.WaitGroup
+	conns  sync.WaitGroup
 }
 
 func startTLSALPNResponder(ctx context.Context, listen string, idents []netip.Addr, seen *seenLog) (*tlsALPNResponder, error) {
@@ -362,7 +364,7 @@ func startTLSALPNResponder(ctx context.Context, listen string, idents []netip.Ad
 	if err != nil {
 		return nil, err
 	}
-	r := &tlsALPNResponder{certs: map[string]*tls.Certificate{}, ls: ls, seen: seen}
+	r := &tlsALPNResponder{certs: map[string]*tls.Certificate{}, open: map[net.Conn]struct{}{}, ls: ls, seen: seen}
 	for _, l := range ls {
 		r.wg.Add(1)
 		go r.acceptLoop(l)
@@ -377,10 +379,21 @@ func (r *tlsALPNResponder) acceptLoop(l net.Listener) {
 		if err != nil {
 			return
 		}
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			c.Close()
+			return
+		}
+		r.open[c] = struct{}{}
 		r.conns.Add(1)
+		r.mu.Unlock()
 		go func() {
 			defer r.conns.Done()
 			r.handle(c)
+			r.mu.Lock()
+			delete(r.open, c)
+			r.mu.Unlock()
 		}()
 	}
 }
@@ -444,6 +457,14 @@ func (r *tlsALPNResponder) close() {
 		l.Close()
 	}
 	r.wg.Wait()
+	// A half-open connection (a scanner, a validator that gave up) would
+	// otherwise hold the engine for its whole 10 s handshake deadline.
+	r.mu.Lock()
+	r.closed = true
+	for c := range r.open {
+		c.Close()
+	}
+	r.mu.Unlock()
 	r.conns.Wait()
 }
 

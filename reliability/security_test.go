@@ -652,3 +652,62 @@ func TestAttackEscapesFromTheNetwork(t *testing.T) {
 	}
 	figure(t, "attack-terminal-escapes", "a validator request for %s: shown escaped as \\x1b...\\x07 in the issue log, the debug log, renewal.json and doctor (text and --json); 0 raw control characters", evil)
 }
+
+// TestLeftoversOfKilledRunsCleaned: the temporary files a SIGKILLed run
+// leaves (planted here with the names and modes the real writers use, an
+// hour old) are removed by the next run that takes the lock; a fresh one,
+// which a live run could own, is kept.
+func TestLeftoversOfKilledRunsCleaned(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	args := []string{"issue", "--ip", "127.0.0.1", "--ca", "local", "--agree-tos", "--quiet", "--state-dir", state, "--name", "l"}
+	if r := ipcert(t, nil, args...); r.code != 0 {
+		t.Fatalf("first issuance: %s", r.stderr)
+	}
+	acct, _ := filepath.Glob(filepath.Join(state, "accounts", "*", "*"))
+	if len(acct) != 1 {
+		t.Fatalf("accounts: %v", acct)
+	}
+	cert := filepath.Join(state, "certs", "l")
+	old := time.Now().Add(-time.Hour)
+	stale := []string{
+		filepath.Join(acct[0], ".key.pem.123456.tmp"),
+		filepath.Join(cert, ".renewal.json.654321.tmp"),
+		filepath.Join(cert, ".current.tmp-4242"),
+		filepath.Join(state, ".renew-last-99"),
+		filepath.Join(cert, "versions", ".tmp-777"),
+	}
+	for _, p := range stale {
+		if strings.Contains(p, ".tmp-777") {
+			os.MkdirAll(filepath.Join(p, "x"), 0o700)
+		} else if err := os.WriteFile(p, []byte("half"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, old, old)
+	}
+	fresh := filepath.Join(cert, ".renewal.json.111.tmp")
+	os.WriteFile(fresh, []byte("a live run's"), 0o600)
+	dry, err := os.MkdirTemp("", "ipcert-dry-run-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dry)
+	os.WriteFile(filepath.Join(dry, "k"), []byte("x"), 0o600)
+	older := time.Now().Add(-7 * time.Hour)
+	os.Chtimes(dry, older, older)
+
+	if r := ipcert(t, nil, args...); r.code != 0 {
+		t.Fatalf("second issuance: %s", r.stderr)
+	}
+	for _, p := range append(stale, dry) {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("the stale %s was not removed", p)
+		}
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a fresh temporary file (a live run's) was removed: %v", err)
+	}
+	if t.Failed() {
+		return
+	}
+	figure(t, "leftovers", "%d leftovers of a killed run (temp key, renewal.json, current link, renew report, half version, 7 h old dry-run store) removed by the next issue; a fresh temp file kept", len(stale)+1)
+}

@@ -77,6 +77,7 @@ func (s *Store) Lock(ctx context.Context, wait bool) (unlock func(), err error) 
 	// a killed run is harmless because flock, not the pid, is the lock.
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	s.RemoveStale(time.Now())
 	return func() {
 		_ = f.Truncate(0)
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)

@@ -169,6 +169,9 @@ func (s *Store) Exists(name string) bool {
 	return err == nil
 }
 
+// maxVersion is the highest version number ipcert writes or reads.
+const maxVersion = 1 << 30
+
 // versionNumbers lists versions/<n> numbers, ascending.
 func (s *Store) versionNumbers(name string) ([]int, error) {
 	entries, err := os.ReadDir(filepath.Join(s.certDir(name), "versions"))
@@ -180,7 +183,11 @@ func (s *Store) versionNumbers(name string) ([]int, error) {
 	}
 	var ns []int
 	for _, e := range entries {
-		if n, err := strconv.Atoi(e.Name()); err == nil && n > 0 && e.IsDir() {
+		// A name beyond maxVersion is not ipcert's (a renewal every 80
+		// hours would need millions of years to reach it): counting from
+		// it, say from versions/9223372036854775807, would overflow and
+		// make every later renewal fail (issue 12).
+		if n, err := strconv.Atoi(e.Name()); err == nil && n > 0 && n <= maxVersion && e.IsDir() {
 			ns = append(ns, n)
 		}
 	}
