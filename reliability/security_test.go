@@ -456,6 +456,19 @@ func TestAttackUserOwnedTimerBinary(t *testing.T) {
 			t.Errorf("%s: the state directory was created", c.name)
 		}
 	}
+	// The same for a deploy hook's program: renew runs it as root.
+	script := filepath.Join(home, "deploy.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nid -u\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(script, nobodyUID, nobodyGID)
+	hookState := filepath.Join(t.TempDir(), "state")
+	if r := ipcert(t, nil, "issue", "--ip", "127.0.0.1", "--ca", "local", "--agree-tos", "--state-dir", hookState, "--deploy-hook", script+" --reload"); r.code != 2 || !strings.Contains(r.stderr, "--deploy-hook") || !strings.Contains(r.stderr, "belongs to user nobody") {
+		t.Errorf("a deploy hook owned by another user: exit %d\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(hookState); err == nil {
+		t.Error("the refused deploy hook left a state directory")
+	}
 	// Root's own binary in root's directories is fine.
 	units := filepath.Join(t.TempDir(), "units")
 	if r := ipcert(t, nil, "timer", "install", "--unit-dir", units, "--state-dir", filepath.Join(t.TempDir(), "state"), "--binary", "/usr/bin/true"); r.code != 0 {
@@ -464,7 +477,7 @@ func TestAttackUserOwnedTimerBinary(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	figure(t, "attack-user-binary", "%d timer installs with a binary another user can replace: all exit 2 naming the owner and the install command, no unit written; a root-owned binary installs", len(cases))
+	figure(t, "attack-user-binary", "%d timer installs with a binary another user can replace: all exit 2 naming the owner and the install command, no unit written; a deploy hook owned by nobody: exit 2; a root-owned binary installs", len(cases))
 }
 
 // TestBadFlagsLeaveNothing: every bad flag is refused with exit 2 before
