@@ -85,7 +85,7 @@ func issueFlagsError(fs *flag.FlagSet, f *issueFlags) error {
 		if l.v == "" {
 			continue
 		}
-		if err := validateListen(l.v, f.ca == "local"); err != nil {
+		if err := validateListen(l.v); err != nil {
 			return fmt.Errorf("%s: %w", l.flag, err)
 		}
 	}
@@ -219,15 +219,15 @@ func validateCARoot(path string) error {
 	return nil
 }
 
-// validateListen checks ADDR:PORT of a built-in responder; port 0 (pick a
-// free one) only makes sense with the local CA, which is told the port.
-func validateListen(v string, local bool) error {
+// validateListen checks ADDR:PORT of a built-in responder (port 0: any
+// free port, which tests against a CA on loopback use).
+func validateListen(v string) error {
 	host, port, err := net.SplitHostPort(v)
 	if err != nil {
 		return fmt.Errorf("%q is not ADDR:PORT (such as :80, 0.0.0.0:80 or [::]:80)", v)
 	}
 	p, err := strconv.Atoi(port)
-	if err != nil || p < 0 || p > 65535 || p == 0 && !local {
+	if err != nil || p < 0 || p > 65535 {
 		return fmt.Errorf("%q: %q is not a port number (1-65535)", v, port)
 	}
 	if host != "" {
