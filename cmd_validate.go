@@ -17,7 +17,6 @@ import (
 	"unicode"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/safefs"
 	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
 )
@@ -270,11 +269,7 @@ func validateHook(h string) error {
 	if strings.ContainsAny(h, "\n\r\x00") {
 		return fmt.Errorf("--deploy-hook %q has a line break; give one command (or a script)", h)
 	}
-	prog := strings.Fields(h)[0]
-	if os.Geteuid() != 0 || !filepath.IsAbs(prog) {
-		return nil
-	}
-	if err := safefs.CheckOwned(prog, fmt.Sprintf("make the script root's (sudo chown root: %s && sudo chmod go-w %s) or move it to /usr/local/sbin", prog, prog)); err != nil {
+	if err := deploy.CheckHookProgram(h); err != nil {
 		return fmt.Errorf("--deploy-hook: %w", err)
 	}
 	return nil
