@@ -245,15 +245,7 @@ func (d *Diagnosis) sanitize() {
 	if d.Validators != nil {
 		vs := make([]ValidatorRequest, len(d.Validators))
 		for i, v := range d.Validators {
-			v.Remote, v.Local, v.Host, v.Path, v.SNI, v.UserAgent, v.Note = Printable(v.Remote), Printable(v.Local), Printable(v.Host), Printable(v.Path), Printable(v.SNI), Printable(v.UserAgent), Printable(v.Note)
-			alpn := make([]string, len(v.ALPN))
-			for j, a := range v.ALPN {
-				alpn[j] = Printable(a)
-			}
-			if v.ALPN != nil {
-				v.ALPN = alpn
-			}
-			vs[i] = v
+			vs[i] = v.printable()
 		}
 		d.Validators = vs
 	}
