@@ -40,8 +40,8 @@ func (e *LinkError) Error() string {
 }
 
 // noOpenat2 is set once openat2(2) turned out to be missing (ENOSYS: a
-// kernel before 5.6, or a seccomp filter that does not know it): from then
-// on every component is opened with openat(2) and O_NOFOLLOW.
+// kernel before 5.6; EPERM: a seccomp filter): from then on every
+// component is opened with openat(2) and O_NOFOLLOW.
 var noOpenat2 atomic.Bool
 
 // OpenDirAt opens the directory name (one path component) beneath the
@@ -90,7 +90,10 @@ func openat2(dirfd int, name string, flags int, mode uint32) (int, error) {
 			if err == unix.EINTR || err == unix.EAGAIN {
 				continue
 			}
-			if err == unix.ENOSYS {
+			// ENOSYS: no openat2 in this kernel. EPERM: a seccomp filter
+			// that does not know it (SystemCallErrorNumber=EPERM, older
+			// container runtimes); a real EPERM comes back from openat too.
+			if err == unix.ENOSYS || err == unix.EPERM {
 				noOpenat2.Store(true)
 				break
 			}
