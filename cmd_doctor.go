@@ -99,6 +99,9 @@ type doctorReport struct {
 }
 
 func runDoctor(ctx context.Context, args []string, s stdio) int {
+	// doctor replays what renewal.json kept from the network and what the
+	// checks read: nothing of it may reach the terminal as control codes.
+	s.Out, s.Err = termSafe(s.Out), termSafe(s.Err)
 	var f doctorFlags
 	fs := newFlagSet("doctor", doctorHelp, s.Err)
 	f.commonFlags.register(fs)

@@ -124,6 +124,9 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Err, "ipcert issue: unexpected argument %q; addresses go in --ip\n", fs.Arg(0))
 		return exitUsage
 	}
+	if code := validateIssueFlags(fs, &f, s); code != 0 { // cmd_validate.go
+		return code
+	}
 	closeLog := setupDebugLog(f.debug, s.Err)
 	defer closeLog()
 	if f.timeout > 0 {

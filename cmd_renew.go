@@ -88,6 +88,9 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
 		return code
 	}
+	if code := validateRenewFlags(fs, &cf, s); code != 0 { // cmd_validate.go
+		return code
+	}
 	if *force && *dryRun {
 		fmt.Fprintln(s.Err, "ipcert renew: --force and --dry-run do not go together: --dry-run already rehearses every certificate")
 		return exitUsage

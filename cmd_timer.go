@@ -83,15 +83,16 @@ func runTimer(ctx context.Context, args []string, s stdio) int {
 	}
 	switch action {
 	case "install":
-		st, err := cf.openStore(s.Env)
-		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert timer install: %v\n", err)
-			return exitFailure
-		}
+		// The binary first: a refused one must leave nothing behind.
 		bin, err := timerBinary(*binary)
 		if err != nil {
 			fmt.Fprintf(s.Err, "ipcert timer install: %v\n", err)
 			return exitUsage
+		}
+		st, err := cf.openStore(s.Env)
+		if err != nil {
+			fmt.Fprintf(s.Err, "ipcert timer install: %v\n", err)
+			return exitFailure
 		}
 		o.Config = deploy.TimerConfig{Binary: bin, StateDir: st.Root(), WritablePaths: timerWebroots(st, webroots), Minute: -1}
 		res, err := deploy.TimerInstall(ctx, o)
@@ -166,6 +167,10 @@ func timerBinary(flagValue string) (string, error) {
 	}
 	if strings.HasPrefix(abs, os.TempDir()+string(filepath.Separator)) {
 		return "", fmt.Errorf("%s is a temporary file (go run?); install ipcert (e.g. to /usr/local/bin) and pass --binary", abs)
+	}
+	// Run as root every hour: refuse a file another user could swap.
+	if err := deploy.TimerCheckBinary(abs); err != nil {
+		return "", err
 	}
 	return abs, nil
 }

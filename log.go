@@ -41,10 +41,12 @@ func setupDebugLog(path string, errw io.Writer) func() {
 		legolog.Logger = stdlog.New(io.Discard, "", 0)
 		return func() {}
 	}
+	// lego's and Pebble's lines quote the CA's and validators' words.
+	w := termSafe(f)
 	debugLog.Lock()
-	debugLog.w = f
+	debugLog.w = w
 	debugLog.Unlock()
-	legolog.Logger = stdlog.New(f, "lego: ", stdlog.LstdFlags|stdlog.Lmicroseconds)
+	legolog.Logger = stdlog.New(w, "lego: ", stdlog.LstdFlags|stdlog.Lmicroseconds)
 	return func() {
 		debugLog.Lock()
 		debugLog.w = nil
@@ -63,9 +65,31 @@ func logEvents(next func(acmeflow.Event)) func(acmeflow.Event) {
 		return next
 	}
 	return func(ev acmeflow.Event) {
-		fmt.Fprintf(w, "%s event %s/%s %s\n", ev.Time.Format("15:04:05.000000"), ev.Step, ev.Kind, ev)
+		fmt.Fprintf(w, "%s event %s/%s %s\n", ev.Time.Format("15:04:05.000000"), ev.Step, ev.Kind, acmeflow.Printable(ev.String()))
 		if next != nil {
 			next(ev)
 		}
 	}
+}
+
+// termSafe wraps a terminal, log file or pipe so that control characters
+// in what is written (an escape sequence a validator put in its request
+// path, kept in renewal.json, replayed by doctor) come out as visible
+// \xNN escapes; line breaks and tabs pass. Each Write is one formatted
+// message, so a character is never split between two.
+func termSafe(w io.Writer) io.Writer {
+	if _, ok := w.(safeWriter); ok || w == nil {
+		return w
+	}
+	return safeWriter{w}
+}
+
+type safeWriter struct{ w io.Writer }
+
+func (s safeWriter) Write(p []byte) (int, error) {
+	clean := acmeflow.PrintableLines(string(p))
+	if _, err := io.WriteString(s.w, clean); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/go-acme/lego/v4/acme"
 	"github.com/go-acme/lego/v4/acme/api"
+	"github.com/ipcert/ipcert/acmeflow/safefs"
 	"github.com/ipcert/ipcert/acmeflow/store"
 )
 
@@ -147,6 +150,7 @@ const (
 	DiagWebRootMissing      = "webroot-missing"
 	DiagWebRootNotWritable  = "webroot-not-writable"
 	DiagWebRootNotServed    = "webroot-not-served"
+	DiagWebRootLink         = "webroot-link"
 	DiagConnectTimeout      = "connect-timeout"
 	DiagSlowServer          = "timeout-after-connect"
 	DiagConnectRefused      = "connect-refused"
@@ -164,6 +168,12 @@ const (
 	DiagWrongCert           = "wrong-validation-certificate"
 	DiagTLSConnect          = "tls-connect-failed"
 	DiagChallengeNotOffered = "challenge-not-offered"
+	DiagDiskFull            = "disk-full"
+	DiagReadOnly            = "state-read-only"
+	DiagStateNotWritable    = "state-not-writable"
+	DiagStateUntrusted      = "state-untrusted"
+	DiagStoreRename         = "store-rename-failed"
+	DiagJWS                 = "jws-rejected"
 	DiagUnknown             = "unknown"
 )
 
@@ -217,7 +227,45 @@ func Diagnose(err error, ev Evidence) Diagnosis {
 			d.Retry = "after the fix; retrying unchanged fails the same way"
 		}
 	}
+	d.sanitize()
 	return d
+}
+
+// sanitize escapes what came from the network (the CA's words, the
+// validators' requests) or from a file in every text of the diagnosis:
+// it is printed on terminals, logged and kept in renewal.json for doctor
+// to replay (issue 12).
+func (d *Diagnosis) sanitize() {
+	for _, p := range []*string{&d.Title, &d.Error, &d.Cause, &d.Fix, &d.Command, &d.Retry, &d.Identifier, &d.WebRoot, &d.RateLimit} {
+		*p = Printable(*p)
+	}
+	for i := range d.Evidence {
+		d.Evidence[i] = Printable(d.Evidence[i])
+	}
+	if d.Validators != nil {
+		vs := make([]ValidatorRequest, len(d.Validators))
+		for i, v := range d.Validators {
+			vs[i] = v.printable()
+		}
+		d.Validators = vs
+	}
+	if d.Problem != nil {
+		p := d.Problem.printable()
+		d.Problem = &p
+	}
+}
+
+// printable is a copy of the problem with its texts escaped.
+func (p Problem) printable() Problem {
+	p.Type, p.Detail, p.Identifier = Printable(p.Type), Printable(p.Detail), Printable(p.Identifier)
+	if len(p.Subproblems) > 0 {
+		subs := make([]Subproblem, len(p.Subproblems))
+		for i, s := range p.Subproblems {
+			subs[i] = Subproblem{Type: Printable(s.Type), Detail: Printable(s.Detail), Identifier: Printable(s.Identifier)}
+		}
+		p.Subproblems = subs
+	}
+	return p
 }
 
 // Failure is the stored form of the diagnosis, for renewal.json.
@@ -242,13 +290,13 @@ func (d Diagnosis) Failure(now time.Time) store.Failure {
 // address, and why we did not answer it when we did not.
 func storedValidator(v ValidatorRequest) string {
 	if v.Answered {
-		return v.Remote
+		return Printable(v.Remote)
 	}
-	why := v.Note
+	why := Printable(v.Note)
 	if why == "" {
 		why = fmt.Sprintf("status %d", v.Status)
 	}
-	return v.Remote + " (not answered: " + why + ")"
+	return Printable(v.Remote) + " (not answered: " + why + ")"
 }
 
 // ValidatorsFromFailure rebuilds the validator requests kept in a stored
@@ -427,15 +475,64 @@ func (g *diag) classify() {
 			"Use the challenge the CA offers.", g.stagingCmd("--challenge "+other), false)
 		return
 	}
+	if g.local() {
+		return
+	}
 	if g.d.Problem != nil && g.problem(t) {
 		return
 	}
 	if g.d.Problem == nil && g.caTransport() {
 		return
 	}
+	if g.jws(t) {
+		return
+	}
 	g.set(DiagUnknown, fmt.Sprintf("Failed at the %s step", g.d.Step), g.errText(),
 		"Check the address, ports and firewall, then rehearse on staging; \"ipcert doctor --probe\" tests reachability from the outside.",
 		"ipcert preflight", false)
+}
+
+// local: the failure is this machine's (the state directory's disk,
+// mount, permissions or ownership), not the network's: each has its own
+// fix, never "check the address, ports and firewall".
+func (g *diag) local() bool {
+	err := g.err
+	var le *os.LinkError
+	var ue *safefs.UntrustedError
+	untouched := " The current certificate was not touched."
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		g.set(DiagDiskFull, "The disk is full", "Writing the state directory failed for lack of space (or quota): "+g.errText()+".",
+			"Free some space on the file system the error names (df -h shows which is full), then run again."+untouched, "df -h", false)
+		g.d.Retry = "when there is free space"
+	case errors.Is(err, syscall.EROFS):
+		g.set(DiagReadOnly, "The state directory is on a read-only file system", g.errText()+".",
+			"Remount it read-write, or choose a writable state directory with --state-dir."+untouched, "findmnt -T /etc/ipcert", false)
+	case errors.As(err, &ue):
+		g.set(DiagStateUntrusted, "Refused: another user could change these files", g.errText()+".",
+			"Follow the fix in the message: root only uses a state directory, binaries and hooks that only root can change (docs/security.md).", "", false)
+	case errors.As(err, &le) && le.Op == "rename":
+		g.set(DiagStoreRename, "Moving the new files into place failed", "rename(2) of "+le.Old+" to "+le.New+" failed: "+le.Err.Error()+". ipcert writes every file beside its final place and renames it, so this is the state directory's file system refusing (a full or read-only disk, an immutable attribute, a bind mount of single files, or something else holding the name).",
+			"Check the state directory (ls -la and lsattr on "+filepath.Dir(le.New)+"), fix what the error names, and run again."+untouched, "ls -la "+filepath.Dir(le.New), false)
+	case errors.Is(err, fs.ErrPermission) && (g.d.Step == StepStore || g.d.Step == "" || g.d.Step == StepAccount):
+		g.set(DiagStateNotWritable, "The state directory is not writable", g.errText()+".",
+			"Run as the state directory's owner (usually root: sudo), or choose another with --state-dir."+untouched, "", false)
+	default:
+		return false
+	}
+	return true
+}
+
+// jws: the CA could not verify our signed request (RFC 8555 section 6.2),
+// or we could not sign it.
+func (g *diag) jws(t string) bool {
+	pt := g.probType()
+	if !contains(t, "jws", "signature") && pt != ProblemNS+"badSignatureAlgorithm" && pt != ProblemNS+"badPublicKey" {
+		return false
+	}
+	g.set(DiagJWS, "The CA rejected our signed request", "Every ACME request is signed with the account key (JWS, RFC 8555 section 6.2), and this one was refused or could not be made: "+g.errText()+". Usually a damaged or foreign account key in the state directory, or a proxy that changes the request body.",
+		"Bypass any HTTP(S) proxy for the CA (NO_PROXY); if it persists, move the account folder aside (ipcert registers a new account) and run again.", "ls -la /etc/ipcert/accounts", false)
+	return true
 }
 
 func (g *diag) errText() string {
@@ -471,6 +568,10 @@ func (g *diag) responder(t string) bool {
 	case contains(t, "web root") && contains(t, "not writable", "permission denied", "read-only"):
 		g.set(DiagWebRootNotWritable, "The web root is not writable", "ipcert must write the answer into "+g.ev.WebRoot+"/.well-known/acme-challenge/ and may not.",
 			"Run as a user that can write there (often root or www-data), or use the standalone responder.", "sudo ipcert issue ...", false)
+		return true
+	case contains(t, "web root") && contains(t, "is a symbolic link"):
+		g.set(DiagWebRootLink, "A link inside the web root was refused", g.errText()+".",
+			"Make .well-known and .well-known/acme-challenge real directories inside the web root (or let ipcert create them), or use the standalone responder.", "ls -la "+g.ev.WebRoot+"/.well-known", false)
 		return true
 	case contains(t, "web root") && contains(t, "no such file", "not a directory"):
 		g.set(DiagWebRootMissing, "The web root does not exist", "The directory given with --webroot ("+g.ev.WebRoot+") does not exist or is not a directory, so ipcert cannot put the answer there.",

@@ -67,7 +67,9 @@ func (p *Problem) String() string {
 			fmt.Fprintf(&b, " (%s)", s.Identifier)
 		}
 	}
-	return b.String()
+	// The CA's words (which may quote what a validator got): printed,
+	// logged and stored, never raw (issue 12).
+	return Printable(b.String())
 }
 
 // Error is every failure of an issuance: the step, the ACME problem when
@@ -98,7 +100,7 @@ func (e *Error) Error() string {
 	default:
 		b.WriteString("failed")
 	}
-	return b.String()
+	return Printable(b.String())
 }
 
 func (e *Error) Unwrap() error { return e.Err }

@@ -2,7 +2,10 @@ package acmeflow
 
 import (
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Step names a stage of an issuance. Errors and events carry it so that a
@@ -48,7 +51,7 @@ func (e Event) String() string {
 	if e.Validator != nil {
 		return e.Validator.String()
 	}
-	return fmt.Sprintf("[%s] %s", e.Step, e.Message)
+	return fmt.Sprintf("[%s] %s", e.Step, Printable(e.Message))
 }
 
 // ValidatorRequest is one request that reached our challenge responder.
@@ -70,14 +73,70 @@ type ValidatorRequest struct {
 }
 
 func (v ValidatorRequest) String() string {
+	// Everything here but the status came from the network: a request
+	// path like /%1b]0;owned%07 must not retitle or clear the terminal
+	// of whoever reads the log, now or when doctor replays it (issue 12).
 	switch v.Challenge {
 	case ChallengeTLSALPN01:
 		ok := "answered"
 		if !v.Answered {
-			ok = "not answered: " + v.Note
+			ok = "not answered: " + Printable(v.Note)
 		}
-		return fmt.Sprintf("validator %s -> %s: TLS SNI %q ALPN %v, %s", v.Remote, v.Local, v.SNI, v.ALPN, ok)
+		alpn := make([]string, len(v.ALPN))
+		for i, p := range v.ALPN {
+			alpn[i] = fmt.Sprintf("%q", p)
+		}
+		return fmt.Sprintf("validator %s -> %s: TLS SNI %q ALPN [%s], %s", Printable(v.Remote), Printable(v.Local), v.SNI, strings.Join(alpn, " "), ok)
 	default:
-		return fmt.Sprintf("validator %s -> %s: GET %s (Host %s) -> %d", v.Remote, v.Local, v.Path, v.Host, v.Status)
+		return fmt.Sprintf("validator %s -> %s: GET %s (Host %s) -> %d", Printable(v.Remote), Printable(v.Local), Printable(v.Path), Printable(v.Host), v.Status)
 	}
+}
+
+// Printable makes a string from the network or a file safe for a
+// terminal, a log line or JSON meant for people: control characters (C0,
+// DEL, C1: the escape sequences that move the cursor, clear the screen or
+// set the title), line breaks (a forged log line), invisible and
+// direction-changing format characters (U+202E) and invalid UTF-8 are
+// written as \xNN / \uNNNN escapes; everything printable stays as it is.
+func Printable(s string) string {
+	return printable(s, false)
+}
+
+// PrintableLines is Printable but keeps line breaks and tabs: for whole
+// blocks of text a command prints.
+func PrintableLines(s string) string {
+	return printable(s, true)
+}
+
+func printable(s string, keepLines bool) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case keepLines && (r == '\n' || r == '\t'):
+			b.WriteRune(r)
+		case r == ' ' || unicode.IsPrint(r):
+			b.WriteString(s[i : i+n])
+		case r < 0x80:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r <= 0xffff:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			fmt.Fprintf(&b, `\U%08x`, r)
+		}
+		i += n
+	}
+	return b.String()
 }

@@ -13,7 +13,6 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"math/big"
 	"net"
 	"net/http"
@@ -23,6 +22,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ipcert/ipcert/acmeflow/safefs"
+	"golang.org/x/sys/unix"
 )
 
 // Challenge types ipcert can answer for IP identifiers. dns-01 is not among
@@ -61,10 +63,27 @@ type seenLog struct {
 }
 
 func (l *seenLog) record(v ValidatorRequest) {
+	v = v.printable()
 	l.mu.Lock()
 	l.reqs = append(l.reqs, v)
 	l.mu.Unlock()
 	l.emit(Event{Time: v.Time, Kind: EventValidator, Step: StepChallenge, Message: v.String(), Validator: &v})
+}
+
+// printable escapes what the client sent (issue 12): every consumer of
+// the request (the wizard's screen, the log, the diagnosis, renewal.json)
+// gets text that cannot drive a terminal.
+func (v ValidatorRequest) printable() ValidatorRequest {
+	v.Remote, v.Local, v.Host, v.Path = Printable(v.Remote), Printable(v.Local), Printable(v.Host), Printable(v.Path)
+	v.SNI, v.UserAgent, v.Note = Printable(v.SNI), Printable(v.UserAgent), Printable(v.Note)
+	if v.ALPN != nil {
+		alpn := make([]string, len(v.ALPN))
+		for i, a := range v.ALPN {
+			alpn[i] = Printable(a)
+		}
+		v.ALPN = alpn
+	}
+	return v
 }
 
 func (l *seenLog) snapshot() []ValidatorRequest {
@@ -203,10 +222,35 @@ func (r *httpResponder) close() {
 // webrootResponder writes http-01 answers into an existing web server's
 // document root and removes them afterwards. The web server answers the
 // validators, so we see no requests.
+//
+// The web root often belongs to another user (www-data, a deploy account),
+// who can rename, replace and link anything inside it while root writes
+// there (issue 12). So the root is opened once, and everything beneath it
+// goes through directory descriptors: .well-known and acme-challenge are
+// opened without following links (openat2 RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS, see safefs), answers are created with their final
+// mode by O_CREAT|O_EXCL|O_NOFOLLOW and written through that descriptor,
+// nothing is ever chmod'ed or chown'ed by path, and only what we created,
+// still the same inode, is removed.
 type webrootResponder struct {
-	dir     string
-	created []string // directories we made, deepest last
-	files   []string
+	root    string
+	rootFD  int
+	dirs    []webrootDir // .well-known, acme-challenge: parent fd + name, outermost first
+	chalFD  int          // acme-challenge
+	created []webrootDir // directories we made, outermost first
+	files   []webrootFile
+}
+
+type webrootDir struct {
+	parent int
+	name   string
+	fd     int
+	id     safefs.Identity
+}
+
+type webrootFile struct {
+	name string
+	id   safefs.Identity
 }
 
 func newWebrootResponder(root string) (*webrootResponder, error) {
@@ -217,63 +261,103 @@ func newWebrootResponder(root string) (*webrootResponder, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("web root %s is not a directory", root)
 	}
-	w := &webrootResponder{dir: filepath.Join(root, ".well-known", "acme-challenge")}
-	for _, d := range []string{filepath.Join(root, ".well-known"), w.dir} {
-		if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
-			// 0755: the web server's user must read what we write.
-			if err := os.Mkdir(d, 0o755); err != nil {
+	// The root itself is the administrator's choice and may be reached
+	// through links (/var/www -> /srv/www); from here on nothing is.
+	rfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("web root %s: %w", root, err)
+	}
+	w := &webrootResponder{root: root, rootFD: rfd, chalFD: -1}
+	parent := rfd
+	shown := root
+	for _, name := range []string{".well-known", "acme-challenge"} {
+		shown = filepath.Join(shown, name)
+		fd, err := safefs.OpenDirAt(parent, name, shown)
+		if errors.Is(err, os.ErrNotExist) {
+			// 0755: the web server's user must read what we write; set
+			// on the descriptor, so the umask cannot narrow it.
+			if err = unix.Mkdirat(parent, name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
 				w.close()
 				return nil, fmt.Errorf("web root %s is not writable (%v); run as a user that can write there, or use the standalone responder", root, err)
 			}
-			w.created = append(w.created, d)
-			// The renewal unit runs with UMask=0077, which made this 0700:
-			// nginx's workers could not enter it and answered 404.
-			if err := fchmodNoFollow(d, unix.O_DIRECTORY, 0o755); err != nil {
-				w.close()
-				return nil, fmt.Errorf("web root %s: %w", root, err)
+			made := err == nil
+			fd, err = safefs.OpenDirAt(parent, name, shown)
+			if err == nil && made {
+				_ = unix.Fchmod(fd, 0o755)
+				id, _ := safefs.IdentityOf(fd)
+				w.created = append(w.created, webrootDir{parent: parent, name: name, fd: fd, id: id})
 			}
 		}
+		if err != nil {
+			w.close()
+			return nil, fmt.Errorf("web root %s: %w", root, err)
+		}
+		w.dirs = append(w.dirs, webrootDir{parent: parent, name: name, fd: fd})
+		parent = fd
 	}
+	w.chalFD = parent
 	return w, nil
 }
 
-func (w *webrootResponder) add(a challengeAnswer) error {
-	p := filepath.Join(w.dir, a.token)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o644)
-	if err != nil {
-		return fmt.Errorf("write challenge file into the web root: %w", err)
+// validToken: RFC 8555 section 8.3 makes the token base64url; anything
+// else (a '/', "..") must never become a file name.
+func validToken(t string) bool {
+	if t == "" || len(t) > 256 {
+		return false
 	}
-	w.files = append(w.files, p)
-	// On the handle, not the path: under any umask the web server's user
-	// must be able to read it.
-	_, werr := f.WriteString(a.keyAuth)
-	cerr := f.Chmod(0o644)
-	if err := errors.Join(werr, cerr, f.Close()); err != nil {
-		return fmt.Errorf("write challenge file into the web root: %w", err)
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
 	}
-	return nil
+	return true
 }
 
-// fchmodNoFollow sets mode on path through a handle opened without
-// following a final symlink.
-func fchmodNoFollow(path string, flags int, mode os.FileMode) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|flags, 0)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
+func (w *webrootResponder) add(a challengeAnswer) error {
+	if !validToken(a.token) {
+		return fmt.Errorf("the CA sent the challenge token %q, which is not base64url (RFC 8555 section 8.3); refusing to use it as a file name", a.token)
 	}
-	defer unix.Close(fd)
-	if err := unix.Fchmod(fd, uint32(mode)); err != nil {
-		return fmt.Errorf("chmod %s: %w", path, err)
+	shown := filepath.Join(w.root, ".well-known", "acme-challenge", a.token)
+	f, err := safefs.CreateFileAt(w.chalFD, a.token, shown, 0o644)
+	if err != nil {
+		return fmt.Errorf("write challenge file into the web root: %w", err)
+	}
+	id, err := safefs.IdentityOf(int(f.Fd()))
+	if err == nil {
+		w.files = append(w.files, webrootFile{name: a.token, id: id})
+		_, err = f.Write([]byte(a.keyAuth))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write challenge file into the web root: %w", err)
 	}
 	return nil
 }
 
 func (w *webrootResponder) close() {
-	for _, f := range w.files {
-		os.Remove(f)
+	if w.chalFD >= 0 {
+		for _, f := range w.files {
+			_ = safefs.RemoveIfSame(w.chalFD, f.name, f.id, false)
+		}
 	}
+	w.files = nil
+	// Only directories we made, still the same, and only if empty: never
+	// remove what the user had.
 	for i := len(w.created) - 1; i >= 0; i-- {
-		os.Remove(w.created[i]) // only if empty: never remove what the user had
+		d := w.created[i]
+		_ = safefs.RemoveIfSame(d.parent, d.name, d.id, true)
+	}
+	w.created = nil
+	for i := len(w.dirs) - 1; i >= 0; i-- {
+		unix.Close(w.dirs[i].fd)
+	}
+	w.dirs = nil
+	w.chalFD = -1
+	if w.rootFD >= 0 {
+		unix.Close(w.rootFD)
+		w.rootFD = -1
 	}
 }
 
@@ -282,12 +366,14 @@ func (w *webrootResponder) close() {
 // section 6), and we answer with a self-signed certificate for the address
 // carrying the acmeIdentifier extension.
 type tlsALPNResponder struct {
-	mu    sync.Mutex
-	certs map[string]*tls.Certificate // reverse name (no trailing dot) -> challenge cert
-	ls    []net.Listener
-	seen  *seenLog
-	wg    sync.WaitGroup
-	conns sync.WaitGroup
+	mu     sync.Mutex
+	certs  map[string]*tls.Certificate // reverse name (no trailing dot) -> challenge cert
+	open   map[net.Conn]struct{}       // connections being handled, closed by close()
+	closed bool
+	ls     []net.Listener
+	seen   *seenLog
+	wg     sync.WaitGroup
+	conns  sync.WaitGroup
 }
 
 func startTLSALPNResponder(ctx context.Context, listen string, idents []netip.Addr, seen *seenLog) (*tlsALPNResponder, error) {
@@ -295,7 +381,7 @@ func startTLSALPNResponder(ctx context.Context, listen string, idents []netip.Ad
 	if err != nil {
 		return nil, err
 	}
-	r := &tlsALPNResponder{certs: map[string]*tls.Certificate{}, ls: ls, seen: seen}
+	r := &tlsALPNResponder{certs: map[string]*tls.Certificate{}, open: map[net.Conn]struct{}{}, ls: ls, seen: seen}
 	for _, l := range ls {
 		r.wg.Add(1)
 		go r.acceptLoop(l)
@@ -310,10 +396,21 @@ func (r *tlsALPNResponder) acceptLoop(l net.Listener) {
 		if err != nil {
 			return
 		}
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			c.Close()
+			return
+		}
+		r.open[c] = struct{}{}
 		r.conns.Add(1)
+		r.mu.Unlock()
 		go func() {
 			defer r.conns.Done()
 			r.handle(c)
+			r.mu.Lock()
+			delete(r.open, c)
+			r.mu.Unlock()
 		}()
 	}
 }
@@ -377,6 +474,14 @@ func (r *tlsALPNResponder) close() {
 		l.Close()
 	}
 	r.wg.Wait()
+	// A half-open connection (a scanner, a validator that gave up) would
+	// otherwise hold the engine for its whole 10 s handshake deadline.
+	r.mu.Lock()
+	r.closed = true
+	for c := range r.open {
+		c.Close()
+	}
+	r.mu.Unlock()
 	r.conns.Wait()
 }
 

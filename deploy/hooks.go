@@ -158,6 +158,10 @@ func RunHooks(ctx context.Context, spec HookSpec, paths CertPaths) []HookResult 
 			out = append(out, r)
 			continue
 		}
+		if err := CheckHookProgram(hookLabel(c, shell)); c.Path == shell && err != nil {
+			out = append(out, HookResult{Command: hookLabel(c, shell), Err: err, Error: "not run: " + err.Error()})
+			continue
+		}
 		hctx, cancel := context.WithTimeout(ctx, timeout)
 		start := time.Now()
 		b, err := run.Run(hctx, c)

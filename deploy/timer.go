@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/ipcert/ipcert/acmeflow/safefs"
 )
 
 // Names of the renewal job's files.
@@ -248,11 +250,25 @@ type TimerResult struct {
 	Unchanged bool `json:"unchanged,omitempty"`
 }
 
+// TimerCheckBinary refuses, when run as root, a binary another user could
+// replace or change: the job runs it as root every hour, so the file and
+// every directory above it must belong to root and be writable by nobody
+// else (issue 12; sshd's StrictModes, cron's checks of its crontabs).
+func TimerCheckBinary(path string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	return safefs.CheckOwned(path, fmt.Sprintf("install a root-owned copy and point the job at it: sudo install -o root -g root -m 0755 %s /usr/local/bin/ipcert && sudo /usr/local/bin/ipcert timer install", path))
+}
+
 // TimerInstall writes the job's files and, for the running systemd,
 // reloads it and enables the timer.
 func TimerInstall(ctx context.Context, o TimerOptions) (TimerResult, error) {
 	o.defaults()
 	res := TimerResult{Mode: o.Mode}
+	if err := TimerCheckBinary(o.Config.Binary); err != nil {
+		return res, err
+	}
 	var files map[string][]byte
 	switch o.Mode {
 	case TimerSystemd:

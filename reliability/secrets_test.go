@@ -15,7 +15,11 @@ import (
 func TestSecretsStayInKeyFiles(t *testing.T) {
 	old := syscall.Umask(0)
 	defer syscall.Umask(old)
-	dir := filepath.Join(t.TempDir(), "state")
+	// Under umask 0 t.TempDir() is 0777, which root rightly refuses above
+	// a state directory (issue 12): make it the owner's alone.
+	parent := t.TempDir()
+	os.Chmod(parent, 0o700)
+	dir := filepath.Join(parent, "state")
 	debug := filepath.Join(t.TempDir(), "debug.log")
 	var outputs []string
 	for _, args := range [][]string{

@@ -52,11 +52,11 @@ func (s *Store) LoadAccount(caKey, id string) (*Account, []byte, error) {
 		return nil, nil, err
 	}
 	dir := s.accountDir(caKey, id)
-	data, err := os.ReadFile(filepath.Join(dir, "account.json"))
+	data, err := s.readTrusted(filepath.Join(dir, "account.json"))
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := os.ReadFile(filepath.Join(dir, "key.pem"))
+	key, err := s.readTrusted(filepath.Join(dir, "key.pem"))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -38,9 +38,18 @@ func (e *LockedError) Is(target error) bool { return target == ErrLocked }
 // retries until ctx ends.
 func (s *Store) Lock(ctx context.Context, wait bool) (unlock func(), err error) {
 	path := filepath.Join(s.root, ".lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, fileMode)
+	// Never through a link, and only our own regular file: root truncates
+	// it (issue 12: a planted .lock link made root truncate its target).
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, fileMode)
 	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("lock file %s is a symbolic link; ipcert never makes one: remove it (rm %s) and check who made it", path, path)
+		}
 		return nil, explainFS(s.root, fmt.Errorf("open lock file: %w", err))
+	}
+	if err := checkLockFile(f, path, s.root); err != nil {
+		f.Close()
+		return nil, err
 	}
 	for {
 		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
@@ -69,6 +78,7 @@ func (s *Store) Lock(ctx context.Context, wait bool) (unlock func(), err error) 
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	s.lockTaken()
+	s.removeStaleHourly(time.Now())
 	return func() {
 		s.lockReleasing()
 		_ = f.Truncate(0)
@@ -82,4 +92,23 @@ func readPID(f *os.File) int {
 	n, _ := f.ReadAt(buf, 0)
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(buf[:n])))
 	return pid
+}
+
+// checkLockFile makes sure the opened lock is a regular file of ours with
+// a single name: not a hard link to some other file.
+func checkLockFile(f *os.File, path, root string) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("lock file %s is not a regular file; remove it (rm %s)", path, path)
+	case st != nil && st.Nlink > 1:
+		return fmt.Errorf("lock file %s has %d names (a hard link to another file); remove it (rm %s) and check who made it", path, st.Nlink, path)
+	case st != nil && strictOwner() && (st.Uid != 0 || fi.Mode().Perm()&0o022 != 0):
+		return fmt.Errorf("lock file %s belongs to uid %d or is writable by others (mode %04o); fix: %s", path, st.Uid, fi.Mode().Perm(), stateFix(root))
+	}
+	return nil
 }

@@ -123,7 +123,7 @@ func (s *Store) LoadRenewal(name string) (*Renewal, error) {
 		return nil, err
 	}
 	path := filepath.Join(s.certDir(name), renewalFile)
-	data, err := os.ReadFile(path)
+	data, err := s.readTrusted(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("no certificate named %q in %s (ipcert status lists them)", name, s.root)

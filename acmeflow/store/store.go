@@ -39,15 +39,29 @@ func Open(root string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Checked before anything is created or chmod'ed (the path may be a
+	// planted link), and again after: a missing directory may have been
+	// created by someone else meanwhile.
+	if err := checkRoot(abs); err != nil {
+		return nil, err
+	}
 	if err := mkdirPrivate(abs); err != nil {
 		return nil, explainFS(abs, fmt.Errorf("state directory %s: %w", abs, err))
 	}
+	if err := checkRoot(abs); err != nil {
+		return nil, err
+	}
+	s := &Store{root: abs}
 	for _, sub := range []string{"accounts", "certs"} {
-		if err := mkdirPrivate(filepath.Join(abs, sub)); err != nil {
+		p := filepath.Join(abs, sub)
+		if err := s.checkInside(p); err != nil {
+			return nil, err
+		}
+		if err := mkdirPrivate(p); err != nil {
 			return nil, explainFS(abs, fmt.Errorf("state directory %s: %w", abs, err))
 		}
 	}
-	return &Store{root: abs}, nil
+	return s, nil
 }
 
 // Root is the state directory's absolute path.
@@ -156,6 +170,9 @@ func (s *Store) Exists(name string) bool {
 	return err == nil
 }
 
+// maxVersion is the highest version number ipcert writes or reads.
+const maxVersion = 1 << 30
+
 // versionNumbers lists versions/<n> numbers, ascending.
 func (s *Store) versionNumbers(name string) ([]int, error) {
 	entries, err := os.ReadDir(filepath.Join(s.certDir(name), "versions"))
@@ -167,7 +184,11 @@ func (s *Store) versionNumbers(name string) ([]int, error) {
 	}
 	var ns []int
 	for _, e := range entries {
-		if n, err := strconv.Atoi(e.Name()); err == nil && n > 0 && e.IsDir() {
+		// A name beyond maxVersion is not ipcert's (a renewal every 80
+		// hours would need millions of years to reach it): counting from
+		// it, say from versions/9223372036854775807, would overflow and
+		// make every later renewal fail (issue 12).
+		if n, err := strconv.Atoi(e.Name()); err == nil && n > 0 && n <= maxVersion && e.IsDir() {
 			ns = append(ns, n)
 		}
 	}

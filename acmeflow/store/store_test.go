@@ -42,7 +42,11 @@ func testPair(t *testing.T, serial int64) CertFiles {
 func TestVersionsAndCurrent(t *testing.T) {
 	old := syscall.Umask(0)
 	defer syscall.Umask(old)
-	s, err := Open(filepath.Join(t.TempDir(), "state"))
+	// Under umask 0 t.TempDir() is 0777, which root rightly refuses above
+	// a state directory (issue 12): make it root's alone.
+	parent := t.TempDir()
+	os.Chmod(parent, 0o700)
+	s, err := Open(filepath.Join(parent, "state"))
 	if err != nil {
 		t.Fatal(err)
 	}
