@@ -2,6 +2,9 @@ package renew
 
 import (
 	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -54,4 +57,28 @@ func TestIndexFollowsEveryWrite(t *testing.T) {
 func mustGet(x *index, name string) indexEntry {
 	e, _ := x.get(name)
 	return e
+}
+
+// TestIndexOnlyFromFullRuns: a run for some names only must not write an
+// index that lists only those (the next full run then missed the others:
+// TestLoad200 caught it).
+func TestIndexOnlyFromFullRuns(t *testing.T) {
+	st, ca, clock, _ := runnerFixture(t, t0, func(r *store.Renewal) { r.CertID = "" })
+	r2 := &store.Renewal{Name: "m", Identifiers: []string{"192.0.2.8"}, CA: "production", Directory: "https://acme.test/dir", Challenge: "http-01"}
+	if _, err := ca.store(r2, []netip.Addr{netip.MustParseAddr("192.0.2.8")}, t0); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(st.Root(), indexFile))
+	rn := &Runner{Store: st, Issuer: ca, Now: clock.Now, Rand: testRand()}
+	clock.Set(t0.Add(time.Hour))
+	if _, err := rn.Run(context.Background(), Options{Names: []string{"n"}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rn.Run(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Certs) != 2 {
+		t.Fatalf("a full run after a run for one name sees %d certificates: %+v", len(res.Certs), res.Certs)
+	}
 }

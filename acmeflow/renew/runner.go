@@ -282,9 +282,10 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 	names, plans = keptNames, keptPlans
 	if !work {
 		res.Certs = plans
-		if !idxOK || len(changed) > 0 || len(fresh) > 0 && len(opts.Names) == 0 {
+		if len(opts.Names) == 0 && (!idxOK || len(changed) > 0 || len(fresh) > 0) {
 			// Fold what was read into the index for the next runs, if no
-			// other run is busy.
+			// other run is busy (only from a run over every certificate:
+			// the index lists them all).
 			if unlock, err := rn.Store.Lock(ctx, false); err == nil {
 				rn.foldIndex(idx, fresh, names, now)
 				unlock()
