@@ -144,11 +144,9 @@ func (e *Engine) RecordFailure(name string, f store.Failure) error {
 	if !e.Store.Exists(name) {
 		return nil
 	}
-	r, err := e.Store.LoadRenewal(name)
-	if err != nil {
-		return err
-	}
-	r.LastAttempt = f.Time
-	r.LastError = &f
-	return e.Store.SaveRenewal(r)
+	return e.Store.UpdateRenewal(context.Background(), name, func(r *store.Renewal) (bool, error) {
+		r.LastAttempt = f.Time
+		r.LastError = &f
+		return true, nil
+	})
 }

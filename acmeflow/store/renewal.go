@@ -222,3 +222,29 @@ func validCAChoice(ca string) bool {
 	u, err := url.Parse(ca)
 	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
 }
+
+// UpdateRenewal is the locked read-modify-write of renewal.json: it takes
+// the store lock (waiting up to 30 s for a running renew), reads the
+// file, lets change edit it, and writes it back when change reports a
+// change. change runs under the lock, so it may touch the certificate's
+// files too.
+func (s *Store) UpdateRenewal(ctx context.Context, name string, change func(r *Renewal) (bool, error)) error {
+	if !s.holdsLock() {
+		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		unlock, err := s.Lock(lctx, true)
+		cancel()
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	r, err := s.LoadRenewal(name)
+	if err != nil {
+		return err
+	}
+	changed, err := change(r)
+	if err != nil || !changed {
+		return err
+	}
+	return s.SaveRenewal(r)
+}
