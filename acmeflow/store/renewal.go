@@ -248,3 +248,37 @@ func (s *Store) UpdateRenewal(ctx context.Context, name string, change func(r *R
 	}
 	return s.SaveRenewal(r)
 }
+
+// KeepSettings carries over into tmpl what an earlier issuance or `ipcert
+// snippet` configured for the certificate name (deploy hooks, reload,
+// HAProxy's combined file, the address to verify) where tmpl leaves them
+// unset: issuing again must not silently undo the deployment. A
+// renewal.json that cannot be read is copied aside first; then backup is
+// its path and err why it could not be read.
+func (s *Store) KeepSettings(name string, tmpl *Renewal) (backup string, err error) {
+	if !s.Exists(name) {
+		return "", nil
+	}
+	prev, err := s.LoadRenewal(name)
+	if err != nil {
+		rel := filepath.Join("certs", name, renewalFile)
+		if data, rerr := os.ReadFile(filepath.Join(s.root, rel)); rerr == nil {
+			b := fmt.Sprintf("%s.broken-%d", rel, time.Now().Unix())
+			if werr := s.WriteFile(b, data, fileMode); werr == nil {
+				backup = filepath.Join(s.root, b)
+			}
+		}
+		return backup, err
+	}
+	if len(tmpl.DeployHooks) == 0 {
+		tmpl.DeployHooks = prev.DeployHooks
+	}
+	if tmpl.Reload == "" {
+		tmpl.Reload = prev.Reload
+	}
+	tmpl.Combined = tmpl.Combined || prev.Combined
+	if tmpl.VerifyAddr == "" {
+		tmpl.VerifyAddr = prev.VerifyAddr
+	}
+	return "", nil
+}
