@@ -39,7 +39,7 @@ func (lr *LastRun) certs() []CertResult {
 // SaveLastRun records the run in renew-last.json. A run that found nothing
 // due and ended like the recorded one only sets the file's time (one
 // system call, no write: the hourly no-op stays in milliseconds);
-// otherwise the file is replaced by rename, without fsync, being a report.
+// otherwise the file is replaced atomically.
 func SaveLastRun(st *store.Store, lr LastRun) {
 	path := filepath.Join(st.Root(), LastRunFile)
 	if lr.Result != nil {
@@ -67,15 +67,7 @@ func SaveLastRun(st *store.Store, lr LastRun) {
 	if err != nil {
 		return
 	}
-	f, err := os.CreateTemp(st.Root(), ".renew-last-*")
-	if err != nil {
-		return
-	}
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if werr != nil || cerr != nil || os.Rename(f.Name(), path) != nil {
-		os.Remove(f.Name())
-	}
+	_ = st.WriteState(LastRunFile, data)
 }
 
 // LoadLastRun reads renew-last.json, with LastChecked from its time.
