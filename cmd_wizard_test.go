@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
+
 	"bytes"
 	"context"
+	"github.com/ipcert/ipcert/acmeflow"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,6 +126,51 @@ func TestWizardFlagErrors(t *testing.T) {
 		code, _, errs := wizardRunCmd(t, "", nil, c.args...)
 		if code != exitUsage || !strings.Contains(errs, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, errs, exitUsage, c.want)
+		}
+	}
+}
+
+// offlineEnv points every public-address source at a closed loopback port:
+// the wizard finds no address, as on a machine with no internet, and no
+// packet leaves the machine.
+func offlineEnv(t *testing.T) map[string]string {
+	t.Helper()
+	port, err := acmeflow.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := fmt.Sprintf("127.0.0.1:%d", port)
+	return map[string]string{
+		"ACCESSIBLE":   "1",
+		"IPCERT_ECHO4": "http://" + d, "IPCERT_DNS4": "myip.opendns.com/A@" + d, "IPCERT_STUN4": d,
+		"IPCERT_ECHO6": "http://" + d, "IPCERT_DNS6": "myip.opendns.com/AAAA@" + d, "IPCERT_STUN6": d,
+	}
+}
+
+// TestAccessibleBadAnswersExitCleanly: the crashes from the report, run
+// through the command: no address found and no input; an out-of-range,
+// zero or non-number answer followed by the end of the input. Each is
+// asked again with the valid range, and the end of the input is exit 1.
+func TestAccessibleBadAnswersExitCleanly(t *testing.T) {
+	cases := []struct {
+		in   string
+		env  map[string]string
+		args []string
+	}{
+		{"", offlineEnv(t), []string{"--state-dir", t.TempDir()}},
+		{"1\n", offlineEnv(t), []string{"--state-dir", t.TempDir()}},
+		{"3\n", map[string]string{"ACCESSIBLE": "1"}, []string{"demo", "--state-dir", t.TempDir()}},
+		{"0\n", map[string]string{"ACCESSIBLE": "1"}, []string{"demo", "--state-dir", t.TempDir()}},
+		{"abc\n", map[string]string{"ACCESSIBLE": "1"}, []string{"demo", "--state-dir", t.TempDir()}},
+		{"1\n1\n1\n7\n", map[string]string{"ACCESSIBLE": "1"}, []string{"demo", "--state-dir", t.TempDir()}},
+	}
+	for _, c := range cases {
+		code, _, errs := wizardRunCmd(t, c.in, c.env, c.args...)
+		if code != exitFailure || !strings.Contains(errs, "the input ended") {
+			t.Errorf("%v with input %q: exit %d, want %d and \"the input ended\"\n%s", c.args, c.in, code, exitFailure, errs)
+		}
+		if c.in != "" && c.in != "1\n" && !strings.Contains(errs, "between 1 and") {
+			t.Errorf("%v with input %q: the valid range is not said\n%s", c.args, c.in, errs)
 		}
 	}
 }

@@ -41,6 +41,11 @@ func (l *lineReader) Read(p []byte) (int, error) {
 			l.eof = true
 			return 0, err
 		}
+		if line[len(line)-1] != '\n' {
+			// The last answer without its newline is still an answer; the
+			// end of the input shows at the next question.
+			line = append(line, '\n')
+		}
 		l.pending = line
 	}
 	n := copy(p, l.pending)
@@ -113,13 +118,33 @@ func (a *accessible) check() error {
 	return nil
 }
 
-// ask runs one accessible prompt without holding the work lock.
+// ask runs one accessible prompt without holding the work lock. When the
+// input ends while a prompt waits, the prompt's answer is not one the user
+// gave (huh's prompts fall back to the default, or to the last refused
+// answer), so it is ErrInputClosed. huh v1.0.0's Select even indexes its
+// options with that refused answer ("0", "3" of 2, "abc") and panics: that
+// panic is the end of the input too, and only that one is recovered.
 func (a *accessible) ask(f interface {
 	RunAccessible(io.Writer, io.Reader) error
-}) error {
+}) (err error) {
 	a.work.Unlock()
 	defer a.work.Lock()
-	return f.RunAccessible(a.out, a.in)
+	defer func() {
+		if r := recover(); r != nil {
+			if !a.in.eof {
+				panic(r)
+			}
+			fmt.Fprintln(a.out)
+			err = ErrInputClosed
+		}
+	}()
+	if err := f.RunAccessible(a.out, a.in); err != nil {
+		return err
+	}
+	if a.in.eof {
+		return ErrInputClosed
+	}
+	return nil
 }
 
 func (a *accessible) choose(title string, options []huh.Option[string], v *string) error {
@@ -224,6 +249,7 @@ func (a *accessible) address() (Step, error) {
 		}
 	case "type":
 		typed := ""
+		s.setupInput()
 		in := huh.NewInput().Title("Address:").Value(&typed).Validate(func(v string) error {
 			s.input.SetValue(v)
 			if _, why := s.validate(m); why != "" {

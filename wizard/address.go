@@ -49,15 +49,22 @@ type addrMsg struct {
 	ifaces []preflight.IfaceAddr
 }
 
-func (s *addressStep) enter(m *Model) tea.Cmd {
-	if s.input.Prompt == "" {
-		s.input = textinput.New()
-		s.input.Prompt = "address: "
-		s.input.Placeholder = "203.0.113.7 or 2001:db8::7"
-		s.input.CharLimit = 64
-		s.input.Width = 44
-		s.input.Cursor.SetMode(cursor.CursorStatic)
+// setupInput makes the text field once; every path that types (the
+// screen, the offline start, accessible mode) goes through it.
+func (s *addressStep) setupInput() {
+	if s.input.Prompt != "" {
+		return
 	}
+	s.input = textinput.New()
+	s.input.Prompt = "address: "
+	s.input.Placeholder = "203.0.113.7 or 2001:db8::7"
+	s.input.CharLimit = 64
+	s.input.Width = 44
+	s.input.Cursor.SetMode(cursor.CursorStatic)
+}
+
+func (s *addressStep) enter(m *Model) tea.Cmd {
+	s.setupInput()
 	// Refresh refusals: the CA choice may have changed since.
 	for i := range s.cands {
 		s.cands[i].Refused = refusal(s.cands[i].Addr, m.publicCA())
@@ -140,6 +147,7 @@ func (s *addressStep) setDetected(m *Model, msg addrMsg) {
 }
 
 func (s *addressStep) startTyping() tea.Cmd {
+	s.setupInput()
 	s.typing = true
 	s.cursor = len(s.cands)
 	return s.input.Focus()
