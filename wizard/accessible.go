@@ -363,7 +363,7 @@ func (a *accessible) plan() (Step, error) {
 		if try == 2 {
 			return 0, ErrAborted
 		}
-		c := huh.NewConfirm().Title(tosQuestion(m.cfg.Demo)).Value(&p.a.AgreeTOS)
+		c := p.consent // the plan's own question, asked as a typed y or n
 		if err := a.ask(c); err != nil {
 			return 0, err
 		}

@@ -85,7 +85,9 @@ func planThrough(t *testing.T, tm *teatest.TestModel, challengeDown int) {
 	press(tm, "enter")
 	screen(t, tm, "for the CA's account only")
 	press(tm, "enter")
-	screen(t, tm, "y agrees")
+	// y answers only once the question has been on screen a moment
+	// (consentField): the hint shows when it does.
+	screen(t, tm, "y agrees, n declines")
 	press(tm, "y")
 }
 

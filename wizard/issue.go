@@ -72,6 +72,11 @@ func (s *issueStep) cancel() {
 }
 
 func (s *issueStep) enter(m *Model) tea.Cmd {
+	if !m.ans.AgreeTOS {
+		// Never to the CA without the user's agreement to its terms.
+		m.plan.refused = true
+		return m.goTo(StepPlan)
+	}
 	if m.ans.CA == PlanRehearse {
 		return s.start(m, true, cachoice.Staging)
 	}

@@ -1,7 +1,6 @@
 package wizard
 
 import (
-	"errors"
 	"fmt"
 	"net/mail"
 	"strings"
@@ -19,6 +18,10 @@ type planStep struct {
 	a    Answers // the form writes here; saved into the model on leave
 	// webServer names the server whose web root is offered.
 	webServer string
+	consent   *consentField
+	// refused is set when the form ended without the terms agreed (it
+	// cannot, but the wizard never goes on to the CA without them).
+	refused bool
 }
 
 // dns01Why is shown wherever challenges are offered (FACTS.md
@@ -121,6 +124,7 @@ func (s *planStep) build(m *Model) *huh.Form {
 	tos := tosQuestion(demo)
 	caOpts := caOptions(demo)
 	chOpts := challengeOptions(demo, s.a.WebRoot, s.webServer)
+	s.consent = newConsentField("tos", tos, &s.a.AgreeTOS, m.theme, m.cfg.ConsentDelay)
 	// The explanations are drawn above the form, not as field
 	// descriptions: huh sizes a field before it knows the width, and a
 	// wrapped description would push the last options out of view.
@@ -141,16 +145,12 @@ func (s *planStep) build(m *Model) *huh.Form {
 				Placeholder("you@example.org").
 				Validate(validEmail).
 				Value(&s.a.Email),
-			huh.NewConfirm().Key("tos").Title(tos).
-				Affirmative("I agree").Negative("No").
-				Validate(func(v bool) error {
-					if !v {
-						return errors.New("the CA issues only to accounts that accept its terms")
-					}
-					return nil
-				}).
-				Value(&s.a.AgreeTOS),
 		),
+		// The terms are a group of their own: huh moves on by group, and
+		// a group is left only when none of its fields has an error
+		// (consentField has one until y), even by a nextGroup message
+		// queued by typed-ahead Enters on an earlier group.
+		huh.NewGroup(s.consent).WithShowErrors(false),
 	).WithShowHelp(false).WithWidth(ui.ContentWidth(m.width))
 	if m.cfg.Caps.NoColor {
 		f = f.WithTheme(huh.ThemeBase())
@@ -199,6 +199,12 @@ func (s *planStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	switch s.form.State {
 	case huh.StateCompleted:
 		s.save(m)
+		if !m.ans.AgreeTOS {
+			s.refused = true
+			s.form = s.build(m)
+			s.resize(m)
+			return s.form.Init()
+		}
 		return tea.Batch(cmd, m.goTo(StepIssue))
 	case huh.StateAborted:
 		return m.quit()
@@ -223,16 +229,27 @@ func (s *planStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		case "tos":
 			note = "The CA issues only to accounts that accept its terms: y agrees."
 		}
+		if s.refused {
+			note = "The terms of service were not agreed, so nothing was sent to the CA. " + note
+		}
 		if note != "" {
 			body = ui.Wrap(t.Dim.Render(note), w) + "\n\n"
 		}
 		body += strings.TrimRight(s.form.View(), "\n")
 	}
 	keys := []ui.KeyHelp{{Key: "enter", What: "next"}, {Key: "shift+tab", What: "previous"}, keysBack, keysQuit}
+	if s.focusedKey() == "tos" {
+		keys = []ui.KeyHelp{{Key: "y", What: "agree"}, {Key: "n", What: "no"}, {Key: "shift+tab", What: "previous"}, keysBack, keysQuit}
+	}
 	if s.textFocused() {
 		keys[3] = ui.KeyHelp{Key: "ctrl+c", What: "quit"}
 	}
 	return body, keys
+}
+
+// consentReady says the terms question is current and takes keys.
+func (s *planStep) consentReady() bool {
+	return s.focusedKey() == "tos" && s.consent != nil && s.consent.armed
 }
 
 func (s *planStep) focusedKey() string {

@@ -243,7 +243,7 @@ func TestPlanQuestions(t *testing.T) {
 		d.key("backspace")
 	}
 	d.key("enter")
-	d.until("the terms", func() bool { return d.focused() == "tos" })
+	d.until("the terms", func() bool { return d.m.plan.consentReady() })
 	d.key("n")
 	if d.m.Step() != StepPlan {
 		t.Fatalf("refusing the terms left the plan: %v", d.m.Step())

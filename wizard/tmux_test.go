@@ -1,6 +1,7 @@
 package wizard
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,7 +113,7 @@ func TestTmuxDemo(t *testing.T) {
 	s.keys("Enter")
 	s.waitFor("for the CA's account only")
 	s.keys("Enter")
-	s.waitFor("y agrees")
+	s.waitFor("y agrees, n declines")
 	s.keys("y")
 	// After the issuance: the demo shows the nginx snippet (and installs
 	// nothing), rehearses a renewal against a fresh test CA, and serves
@@ -152,5 +153,94 @@ func TestTmuxDemo(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(state, "certs", "127.0.0.1", "current", f)); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// startDemo starts the built binary's `ipcert demo` in a private tmux
+// server at w x h; stdout goes to the returned file.
+func startDemo(t *testing.T, bin string, w, h int, env ...string) (*tmuxSession, string, string) {
+	t.Helper()
+	tmux := needTmux(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	outFile := filepath.Join(dir, "stdout")
+	s := &tmuxSession{t: t, tmux: tmux, sock: filepath.Join(dir, "tmux.sock")}
+	script := bin + " demo --state-dir " + state + " >" + outFile + "; echo EXIT=$? >>" + outFile + "; sleep 600"
+	args := []string{"new-session", "-d", "-s", "ipcert", "-x", fmt.Sprint(w), "-y", fmt.Sprint(h), "env", "LANG=C.UTF-8", "TERM=xterm-256color"}
+	args = append(append(args, env...), "sh", "-c", script)
+	s.cmd(args...)
+	t.Cleanup(func() { exec.Command(tmux, "-S", s.sock, "kill-server").Run() })
+	return s, state, outFile
+}
+
+// waitForNot is waitFor that fails at once when the pane shows bad.
+func (s *tmuxSession) waitForNot(bad string, want ...string) string {
+	s.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var p string
+	for time.Now().Before(deadline) {
+		p = s.pane()
+		if strings.Contains(p, bad) {
+			s.t.Fatalf("the pane shows %q:\n%s", bad, p)
+		}
+		ok := true
+		for _, w := range want {
+			if !strings.Contains(p, w) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return p
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, bounded by the deadline
+	}
+	s.t.Fatalf("the pane never showed %q; it shows:\n%s", want, p)
+	return ""
+}
+
+// TestTmuxConsentBurst: six Enters in one write on the Plan screen (a
+// paste, or type-ahead over a slow SSH link) take the defaults of the
+// other questions but never agree to the terms of service: the wizard
+// stays on the question, says the early keys were ignored, and goes on
+// to the CA only after a deliberate y.
+func TestTmuxConsentBurst(t *testing.T) {
+	bin := buildBinary(t)
+	for _, burst := range []string{"\r\r\r\r\r\r", "\r\r\r\r", "\r\r\r\r\r\r\r\r\r\r"} {
+		s, state, _ := startDemo(t, bin, 80, 24)
+		s.waitFor("step 1 of 9", "enter start")
+		s.keys("Enter")
+		s.waitFor("step 2 of 9", "127.0.0.1")
+		s.keys("Enter")
+		s.waitFor("step 3 of 9", "Everything checked looks right")
+		s.keys("Enter")
+		s.waitFor("step 4 of 9", "Local test CA")
+		// One write: tmux hands the literal string to the terminal at once.
+		s.keys("-l", burst)
+		p := s.waitForNot("step 5 of 9", "Agree to the test CA's terms", "y agree")
+		// The burst has been read when the question shows what it did
+		// with the keys: ignored, or refused the missing answer.
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(p, "ignored") && !strings.Contains(p, "Enter does not answer") {
+			if time.Now().After(deadline) {
+				t.Fatalf("burst %q: no word about the early keys:\n%s", burst, p)
+			}
+			time.Sleep(50 * time.Millisecond) // polling, bounded by the deadline
+			p = s.waitForNot("step 5 of 9", "Agree to the test CA's terms")
+		}
+		if !strings.Contains(p, "[ ] I agree (y)") {
+			t.Fatalf("burst %q: the terms show as answered:\n%s", burst, p)
+		}
+		if acc, _ := filepath.Glob(filepath.Join(state, "accounts", "*", "*")); len(acc) > 0 {
+			t.Fatalf("burst %q: an account was registered without agreement", burst)
+		}
+		// A deliberate y, once the question is ready, goes on.
+		s.waitFor("y agrees, n declines")
+		s.keys("y")
+		s.waitFor("step 6 of 9")
+		if _, err := os.Stat(filepath.Join(state, "certs", "127.0.0.1", "current", "cert.pem")); err != nil {
+			t.Fatal(err)
+		}
+		exec.Command(s.tmux, "-S", s.sock, "kill-server").Run()
 	}
 }

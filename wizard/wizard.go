@@ -102,6 +102,9 @@ func New(ctx context.Context, deps Deps, cfg Config) *Model {
 	if cfg.SpinEvery <= 0 {
 		cfg.SpinEvery = 120 * time.Millisecond
 	}
+	if cfg.ConsentDelay == 0 {
+		cfg.ConsentDelay = 300 * time.Millisecond
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	m := &Model{
 		deps: deps, cfg: cfg,
