@@ -23,6 +23,8 @@ func toInstall(t *testing.T, deps Deps) *driver {
 	d.key("enter")
 	d.until("the checks", func() bool { return d.m.pre.report != nil })
 	d.send(d.m.goTo(StepIssue)())
+	d.until("the issued screen", func() bool { return d.m.issue.phase == phaseIssued })
+	d.key("enter")
 	d.until("the install step", func() bool { return d.m.Step() == StepInstall && d.m.install.prepared })
 	return d
 }

@@ -95,6 +95,9 @@ func planThrough(t *testing.T, tm *teatest.TestModel, challengeDown int) {
 // wired in these tests: each only names its command and continues).
 func throughAfter(t *testing.T, tm *teatest.TestModel) {
 	t.Helper()
+	// The Issue screen stays after the success until enter.
+	screen(t, tm, "step 5 of 9", "Certificate issued", "enter continue to Install")
+	press(tm, "enter")
 	for _, st := range []string{"step 6 of 9", "step 7 of 9", "step 8 of 9"} {
 		screen(t, tm, st)
 		press(tm, "enter")

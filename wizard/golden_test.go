@@ -110,6 +110,9 @@ func walk(t *testing.T, w, h int) (names []string, screens map[string]string) {
 	d.until("the production question", func() bool { return m.issue.phase == phaseAskProduction })
 	shot("issue-ask-production")
 	d.key("y")
+	d.until("the issued screen", func() bool { return m.issue.phase == phaseIssued })
+	shot("issue-done")
+	d.key("enter")
 	d.until("the install step", func() bool { return m.step == StepInstall && m.install.prepared })
 	shot("install")
 	d.key("enter")
@@ -165,6 +168,8 @@ func walk(t *testing.T, w, h int) (names []string, screens map[string]string) {
 	dd.key("enter")
 	dd.until("the terms question", func() bool { return dm.plan.consentReady() })
 	dd.key("y")
+	dd.until("the issued screen", func() bool { return dm.issue.phase == phaseIssued })
+	dd.key("enter")
 	for _, st := range []Step{StepInstall, StepRenewal, StepVerify} {
 		dd.until(st.String(), func() bool { return dm.step == st && dm.afterStep(st).prepared })
 		if st == StepInstall {

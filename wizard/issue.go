@@ -22,6 +22,9 @@ const (
 	phaseRunning
 	phaseFailed
 	phaseAskProduction
+	// phaseIssued: the certificate is stored; the screen stays, with the
+	// validator lines that are its reason to exist, until enter.
+	phaseIssued
 )
 
 // issueLine is one line of the live log.
@@ -201,12 +204,9 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 		m.outcome.Files = filesOf(m.deps.Store, msg.iss.Name, local)
 		m.outcome.Err = nil
 		m.outcome.Aborted = false
-		s.phase = phaseIdle
+		s.phase = phaseIssued
 		m.logf("issued %s version %d", msg.iss.Name, msg.iss.Version.N)
-		if m.quitting {
-			return nil
-		}
-		return m.goTo(StepInstall)
+		return nil
 	}
 	err := msg.err
 	if err == nil {
@@ -263,6 +263,10 @@ func (s *issueStep) update(m *Model, msg tea.Msg) tea.Cmd {
 			case "enter":
 				return s.choose(m, s.failCursor)
 			}
+		case phaseIssued:
+			if msg.String() == "enter" {
+				return m.goTo(StepInstall)
+			}
 		case phaseAskProduction:
 			switch msg.String() {
 			case "y", "Y":
@@ -305,6 +309,9 @@ func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		ask = "\n" + ui.Wrap(t.OK.Render("The rehearsal worked: staging validated "+addrList(m.ans.Addrs)+" from the internet and issued a test certificate.")+" It is kept apart from the real one and never renewed.", w) + "\n\n" +
 			t.Strong.Render("Get the real certificate now from Let's Encrypt production?") + " y / n\n"
 	}
+	if s.phase == phaseIssued {
+		ask = s.issuedText(m, w)
+	}
 	// The frame gives the body height-4 rows; one more is kept for the
 	// "stopping" line or the small-terminal note.
 	room := m.height - 5 - lipgloss.Height(strings.TrimRight(b.String(), "\n")) - strings.Count(ask, "\n")
@@ -336,11 +343,34 @@ func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		b.WriteString("  " + m.spinner() + " opening the CA…\n")
 	}
 	keys := []ui.KeyHelp{{Key: "esc", What: "cancel, back to the plan"}, {Key: "q", What: "cancel and quit"}}
+	if s.phase == phaseIssued {
+		b.WriteString(ask)
+		keys = []ui.KeyHelp{{Key: "enter", What: "continue to Install"}, keysQuit}
+	}
 	if s.phase == phaseAskProduction {
 		b.WriteString(ask)
 		keys = []ui.KeyHelp{{Key: "y", What: "yes, production"}, {Key: "n", What: "not now"}, keysQuit}
 	}
 	return b.String(), keys
+}
+
+// issuedText closes the log of a successful run: what was validated, how
+// often the validator came, where the certificate is.
+func (s *issueStep) issuedText(m *Model, w int) string {
+	t := m.theme
+	iss := m.outcome.Issued
+	if iss == nil {
+		return ""
+	}
+	seen := "validated"
+	switch s.seen {
+	case 0:
+	case 1:
+		seen = "validated by 1 request to ipcert's responder (above)"
+	default:
+		seen = fmt.Sprintf("validated by %d requests to ipcert's responder (above)", s.seen)
+	}
+	return "\n" + ui.Wrap(t.OK.Render(t.Mark(ui.OK, "")+" Certificate issued for "+addrList(m.ans.Addrs))+": "+seen+"; version "+fmt.Sprint(iss.Version.N)+" of "+iss.Name+" is current.", w) + "\n"
 }
 
 // runTitle says what the run does.

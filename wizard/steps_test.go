@@ -375,6 +375,8 @@ func TestRehearsalThenProductionStores(t *testing.T) {
 		t.Fatalf("after the rehearsal: %+v", d.m.Outcome())
 	}
 	d.key("y")
+	d.until("the issued screen", func() bool { return d.m.issue.phase == phaseIssued })
+	d.key("enter")
 	d.until("the install step", func() bool { return d.m.Step() == StepInstall })
 	mu.Lock()
 	defer mu.Unlock()

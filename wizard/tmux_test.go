@@ -118,6 +118,9 @@ func TestTmuxDemo(t *testing.T) {
 	// After the issuance: the demo shows the nginx snippet (and installs
 	// nothing), rehearses a renewal against a fresh test CA, and serves
 	// the certificate on loopback to check it like a browser.
+	// The Issue screen stays, with what the validator asked, until enter.
+	s.waitFor("step 5 of 9", "validator 127.0.0.1", "Certificate issued for 127.0.0.1", "enter continue to Install")
+	s.keys("Enter")
 	s.waitFor("step 6 of 9", "Show the nginx snippet")
 	s.keys("Down")
 	s.waitFor("› Continue without installing")
@@ -237,6 +240,8 @@ func TestTmuxConsentBurst(t *testing.T) {
 		// A deliberate y, once the question is ready, goes on.
 		s.waitFor("y agrees, n declines")
 		s.keys("y")
+		s.waitFor("step 5 of 9", "validator 127.0.0.1", "Certificate issued for 127.0.0.1")
+		s.keys("Enter")
 		s.waitFor("step 6 of 9")
 		if _, err := os.Stat(filepath.Join(state, "certs", "127.0.0.1", "current", "cert.pem")); err != nil {
 			t.Fatal(err)

@@ -391,6 +391,10 @@ func (m *Model) back() tea.Cmd {
 			// the rehearsal stands: going back means "not now"
 			return m.goTo(StepSummary)
 		}
+		if m.issue.phase == phaseIssued {
+			// the certificate stands: back to the plan would order another
+			return nil
+		}
 		return m.goTo(StepPlan)
 	case StepRenewal, StepVerify:
 		if !m.afterStep(m.step).isRunning() {
