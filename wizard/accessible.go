@@ -11,7 +11,6 @@ import (
 	"sync"
 
 	"github.com/charmbracelet/huh"
-	"github.com/charmbracelet/x/ansi"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
@@ -106,7 +105,7 @@ func (a *accessible) say(format string, args ...any) {
 }
 
 // plain is a screen's text without styling.
-func plain(s string) string { return strings.TrimRight(ansi.Strip(s), "\n") }
+func plain(s string) string { return strings.TrimRight(ui.Plain(s), "\n") }
 
 func (a *accessible) check() error {
 	if a.in.eof {
@@ -433,7 +432,9 @@ func (a *accessible) issue() (Step, error) {
 			}
 			rehearsal, choice = false, cachoice.Production
 		case s.phase == phaseFailed:
-			a.say("%s", plain(s.failureView(m, 80)))
+			var fb strings.Builder
+			s.failureView(m, 80, &fb)
+			a.say("%s", plain(fb.String()))
 			opts := []huh.Option[string]{
 				huh.NewOption("Retry", "retry"),
 				huh.NewOption("Change the challenge (back to the plan)", "plan"),

@@ -327,6 +327,7 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		cur := "  "
 		if i == s.cursor && !s.typing {
 			cur = t.Selected.Render(t.Cursor()) + " "
+			m.focusHere(&b)
 		}
 		box := "[ ]"
 		if c.Checked {
@@ -356,9 +357,12 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	cur := "  "
 	if s.cursor == len(s.cands) && !s.typing {
 		cur = t.Selected.Render(t.Cursor()) + " "
+		m.focusHere(&b)
 	}
 	if s.typing {
-		b.WriteString("\n  " + s.input.View() + "\n")
+		b.WriteString("\n")
+		m.focusHere(&b)
+		b.WriteString("  " + s.input.View() + "\n")
 		switch {
 		case s.inputErr != "":
 			b.WriteString(t.Fail.Render(ui.Indent(t.Mark(ui.Fail, "")+" "+s.inputErr, 4, w)) + "\n")

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
@@ -112,6 +111,9 @@ func (s *issueStep) start(m *Model, rehearsal bool, choice string) tea.Cmd {
 	s.lines, s.seen, s.err, s.failCursor, s.backAfterCancel = nil, 0, nil, 0, false
 	ctx, cancel := context.WithCancel(m.ctx)
 	s.cancelFn = cancel
+	if m.step == StepIssue {
+		m.rescroll(true)
+	}
 	ans := m.ans
 	ans.Addrs = append(ans.Addrs[:0:0], ans.Addrs...)
 	issuer := m.deps.Issuer
@@ -224,6 +226,9 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 		return nil
 	}
 	s.phase = phaseFailed
+	if m.step == StepIssue {
+		m.rescroll(false)
+	}
 	s.err = err
 	s.diag = m.diagnose(err, msg.ca, s.choice)
 	m.outcome.Err = err
@@ -299,11 +304,11 @@ func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	var b strings.Builder
 	b.WriteString(ui.Wrap(runTitle(s.rehearsal, s.choice, m.ans.Addrs), w) + "\n\n")
 	if s.phase == phaseFailed {
-		return b.String() + s.failureView(m, w), []ui.KeyHelp{{Key: "enter", What: "choose"}, {Key: "r", What: "retry"}, {Key: "c", What: "change challenge"}, {Key: "p", What: "preflight"}, keysBack, keysQuit}
+		s.failureView(m, w, &b)
+		return b.String(), []ui.KeyHelp{{Key: "enter", What: "choose"}, {Key: "r", What: "retry"}, {Key: "c", What: "change challenge"}, {Key: "p", What: "preflight"}, keysBack, keysQuit}
 	}
-	// The log keeps its tail in view: the newest step matters most. Rows
-	// are counted after wrapping, so long validator lines cannot push the
-	// newest ones below the screen.
+	// The whole log is drawn; the viewport follows its end while it runs
+	// (Model.View) and the user scrolls back with pgup.
 	ask := ""
 	if s.phase == phaseAskProduction {
 		ask = "\n" + ui.Wrap(t.OK.Render("The rehearsal worked: staging validated "+addrList(m.ans.Addrs)+" from the internet and issued a test certificate.")+" It is kept apart from the real one and never renewed.", w) + "\n\n" +
@@ -312,10 +317,6 @@ func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	if s.phase == phaseIssued {
 		ask = s.issuedText(m, w)
 	}
-	// The frame gives the body height-4 rows; one more is kept for the
-	// "stopping" line or the small-terminal note.
-	room := m.height - 5 - lipgloss.Height(strings.TrimRight(b.String(), "\n")) - strings.Count(ask, "\n")
-	room = max(room, 3)
 	rendered := make([]string, len(s.lines))
 	for i, l := range s.lines {
 		text, indent := l.text, 2
@@ -324,19 +325,7 @@ func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		}
 		rendered[i] = ui.Indent(t.Mark(l.status, m.spinner())+" "+text, indent, w)
 	}
-	first, rows := len(rendered), 0
-	for first > 0 {
-		h := lipgloss.Height(rendered[first-1])
-		if rows+h > room-1 && first < len(rendered) {
-			break
-		}
-		rows += h
-		first--
-	}
-	if first > 0 {
-		b.WriteString(t.Dim.Render(fmt.Sprintf("  (%d earlier lines)", first)) + "\n")
-	}
-	for _, r := range rendered[first:] {
+	for _, r := range rendered {
 		b.WriteString(r + "\n")
 	}
 	if s.phase == phaseRunning && len(s.lines) == 0 {

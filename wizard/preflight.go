@@ -191,11 +191,16 @@ func (s *preflightStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	t := m.theme
 	var b strings.Builder
 	b.WriteString(ui.Wrap(fmt.Sprintf("What would make validation of %s fail, checked before asking the CA.", addrList(m.ans.Addrs)), w) + "\n\n")
-	cl := ui.Checklist{Items: s.items, Selected: -1, MaxDetail: 4}
+	focus := -1
+	cl := ui.Checklist{Items: s.items, Selected: -1, FocusLine: &focus}
 	if !s.running {
 		cl.Selected = s.cursor
 	}
+	before := strings.Count(b.String(), "\n")
 	b.WriteString(cl.View(t, w, m.spinner()))
+	if focus >= 0 {
+		m.focus = before + focus
+	}
 	if s.running && len(s.items) == 0 {
 		b.WriteString("  " + m.spinner() + " starting the checks…\n")
 	}

@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -87,6 +88,13 @@ type Model struct {
 	renewal actionStep
 	verify  actionStep
 	summary summaryStep
+
+	// scroll is the body's viewport on the current screen (reset when the
+	// screen changes); focus is the body line of the row under the
+	// cursor, set by the step's view (-1: none).
+	scroll    ui.Scroll
+	scrollFor Step
+	focus     int
 
 	quitting bool // waiting for a running issuance to stop before quitting
 	done     bool
@@ -245,6 +253,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tea.KeyMsg:
 		switch msg.String() {
+		case "pgdown":
+			m.scroll.Page(1, false)
+			return m, nil
+		case "pgup":
+			m.scroll.Page(-1, false)
+			return m, nil
 		case "ctrl+c":
 			return m, m.quit()
 		case "q":
@@ -412,6 +426,13 @@ func (m *Model) View() string {
 	w := ui.ContentWidth(m.width)
 	var body string
 	var keys []ui.KeyHelp
+	if m.scrollFor != m.step {
+		m.scroll, m.scrollFor = ui.Scroll{Focus: -1, FocusSeen: -1}, m.step
+		if m.step == StepIssue && m.issue.phase != phaseFailed {
+			m.scroll.Follow = true
+		}
+	}
+	m.focus = -1
 	switch m.step {
 	case StepWelcome:
 		body, keys = m.welcome.view(m, w)
@@ -439,9 +460,33 @@ func (m *Model) View() string {
 	}
 	header := m.theme.Header(m.width, int(m.step)+1, int(numSteps), m.step.String(), next)
 	if m.width < ui.MinWidth || m.height < ui.MinHeight {
-		body = m.theme.Warn.Render(fmt.Sprintf("(terminal %dx%d is small: %dx%d or more reads best)", m.width, m.height, ui.MinWidth, ui.MinHeight)) + "\n" + body
+		note := ui.Wrap(m.theme.Warn.Render(fmt.Sprintf("(terminal %dx%d is small: %dx%d or more reads best)", m.width, m.height, ui.MinWidth, ui.MinHeight)), w)
+		body = note + "\n" + body
+		if m.focus >= 0 {
+			m.focus += strings.Count(note, "\n") + 1
+		}
 	}
-	return m.theme.Frame(m.width, m.height, header, body, m.theme.HelpLine(m.width, keys))
+	m.scroll.Focus = m.focus
+	// The scroll keys are named when the body does not fit (Frame
+	// gives it height-4 rows).
+	if n := strings.Count(strings.TrimRight(body, "\n"), "\n") + 1; n > max(m.height-4, 1) && len(keys) > 0 {
+		k := "pgup/pgdn"
+		keys = append(keys[:1:1], append([]ui.KeyHelp{{Key: k, What: "scroll"}}, keys[1:]...)...)
+	}
+	return m.theme.Frame(m.width, m.height, header, body, m.theme.HelpLine(m.width, keys), &m.scroll)
+}
+
+// rescroll starts the current screen's viewport again: at the top, or
+// following the end of a live log.
+func (m *Model) rescroll(follow bool) {
+	m.scroll = ui.Scroll{Focus: -1, FocusSeen: -1, Follow: follow}
+	m.scrollFor = m.step
+}
+
+// focusHere marks the next line written to b as the row under the
+// cursor: the viewport keeps it in view.
+func (m *Model) focusHere(b *strings.Builder) {
+	m.focus = strings.Count(b.String(), "\n")
 }
 
 // keysQuit is the help entry every screen ends with.
