@@ -46,7 +46,7 @@ func (c Checklist) View(t Theme, width int, spin string) string {
 		if i == c.Selected {
 			cur = t.Selected.Render(t.Cursor()) + " "
 		}
-		title := ansi.Truncate(it.Title, titleW, "…")
+		title := ansi.Truncate(it.Title, titleW, t.Ellipsis())
 		title += strings.Repeat(" ", titleW-ansi.StringWidth(title))
 		if i == c.Selected {
 			title = t.Selected.Render(title)
@@ -55,10 +55,7 @@ func (c Checklist) View(t Theme, width int, spin string) string {
 		if it.Status == Pending {
 			summary = t.Dim.Render("waiting")
 		} else if it.Status == Running {
-			summary = t.Dim.Render("checking…")
-			if t.Caps.ASCII {
-				summary = t.Dim.Render("checking...")
-			}
+			summary = t.Dim.Render("checking" + t.Dots())
 		}
 		if i == c.Selected && c.FocusLine != nil {
 			*c.FocusLine = strings.Count(b.String(), "\n")

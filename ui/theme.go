@@ -161,3 +161,11 @@ func (t Theme) Ellipsis() string {
 func (t Theme) Command(s string) string {
 	return t.Code.Render(strings.ReplaceAll(s, " ", nbsp))
 }
+
+// Dots end a line about work in progress.
+func (t Theme) Dots() string {
+	if t.Caps.ASCII {
+		return "..."
+	}
+	return "…"
+}

@@ -248,7 +248,7 @@ func (a *accessible) address() (Step, error) {
 		}
 	case "type":
 		typed := ""
-		s.setupInput()
+		s.setupInput(m.cfg.Caps)
 		in := huh.NewInput().Title("Address:").Value(&typed).Validate(func(v string) error {
 			s.input.SetValue(v)
 			if _, why := s.validate(m); why != "" {
@@ -534,7 +534,7 @@ func validatorText(t ui.Theme, ev acmeflow.Event) string {
 	}
 	what := "GET " + v.Path
 	if len(v.Path) > 40 {
-		what = "GET …" + v.Path[len(v.Path)-30:]
+		what = "GET " + t.Ellipsis() + v.Path[len(v.Path)-30:]
 	}
 	if v.Challenge == acmeflow.ChallengeTLSALPN01 {
 		what = "TLS " + v.SNI

@@ -51,20 +51,22 @@ type addrMsg struct {
 
 // setupInput makes the text field once; every path that types (the
 // screen, the offline start, accessible mode) goes through it.
-func (s *addressStep) setupInput() {
+func (s *addressStep) setupInput(c ui.Caps) {
 	if s.input.Prompt != "" {
 		return
 	}
 	s.input = textinput.New()
 	s.input.Prompt = "address: "
-	s.input.Placeholder = "203.0.113.7 or 2001:db8::7"
+	// Words, not an address: a documentation address would be refused
+	// when typed as shown.
+	s.input.Placeholder = placeholder(c, "this machine's public IPv4 or IPv6 address")
 	s.input.CharLimit = 64
 	s.input.Width = 44
 	s.input.Cursor.SetMode(cursor.CursorStatic)
 }
 
 func (s *addressStep) enter(m *Model) tea.Cmd {
-	s.setupInput()
+	s.setupInput(m.cfg.Caps)
 	// Refresh refusals: the CA choice may have changed since.
 	for i := range s.cands {
 		s.cands[i].Refused = refusal(s.cands[i].Addr, m.publicCA())
@@ -142,12 +144,12 @@ func (s *addressStep) setDetected(m *Model, msg addrMsg) {
 	}
 	if len(s.cands) == 0 {
 		s.cursor = 0 // the "type one" row
-		s.startTyping()
+		s.startTyping(m)
 	}
 }
 
-func (s *addressStep) startTyping() tea.Cmd {
-	s.setupInput()
+func (s *addressStep) startTyping(m *Model) tea.Cmd {
+	s.setupInput(m.cfg.Caps)
 	s.typing = true
 	s.cursor = len(s.cands)
 	return s.input.Focus()
@@ -179,16 +181,16 @@ func (s *addressStep) update(m *Model, msg tea.Msg) tea.Cmd {
 					c.Checked = !c.Checked
 				}
 			} else {
-				return s.startTyping()
+				return s.startTyping(m)
 			}
 		case "t":
-			return s.startTyping()
+			return s.startTyping(m)
 		case "enter":
 			if s.detecting {
 				return nil
 			}
 			if s.cursor == len(s.cands) {
-				return s.startTyping()
+				return s.startTyping(m)
 			}
 			var picked []netip.Addr
 			for _, c := range s.cands {
@@ -321,7 +323,7 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		b.WriteString(ui.Wrap("The address the certificate will name. Let's Encrypt connects to it on port 80 or 443 to check that it is yours.", w) + "\n\n")
 	}
 	if s.detecting {
-		b.WriteString("  " + m.spinner() + " asking echo, DNS and STUN services for this machine's address…\n")
+		b.WriteString("  " + m.spinner() + " asking echo, DNS and STUN services for this machine's address" + m.theme.Dots() + "\n")
 	}
 	for i, c := range s.cands {
 		cur := "  "

@@ -293,7 +293,7 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	t := m.theme
 	var b strings.Builder
 	if !s.prepared {
-		b.WriteString("  " + m.spinner() + " looking for web servers…\n")
+		b.WriteString("  " + m.spinner() + " looking for web servers" + m.theme.Dots() + "\n")
 		return b.String(), []ui.KeyHelp{keysQuit}
 	}
 	b.WriteString(ui.Wrap(s.intro, w) + "\n\n")

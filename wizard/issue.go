@@ -329,7 +329,7 @@ func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		b.WriteString(r + "\n")
 	}
 	if s.phase == phaseRunning && len(s.lines) == 0 {
-		b.WriteString("  " + m.spinner() + " opening the CA…\n")
+		b.WriteString("  " + m.spinner() + " opening the CA" + m.theme.Dots() + "\n")
 	}
 	keys := []ui.KeyHelp{{Key: "esc", What: "cancel, back to the plan"}, {Key: "q", What: "cancel and quit"}}
 	if s.phase == phaseIssued {

@@ -7,6 +7,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/huh"
+	"github.com/charmbracelet/lipgloss"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/ui"
@@ -93,6 +94,15 @@ func tosQuestion(demo bool) string {
 	return "Agree to Let's Encrypt's Subscriber Agreement? (letsencrypt.org/repository)"
 }
 
+// placeholder is a field's example when the terminal can show it dimmed;
+// without colour it would look like a typed value, so there is none.
+func placeholder(c ui.Caps, example string) string {
+	if c.NoColor {
+		return ""
+	}
+	return example
+}
+
 func validEmail(v string) error {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -142,7 +152,7 @@ func (s *planStep) build(m *Model) *huh.Form {
 				Options(huh.NewOptions(acmeflow.KeyTypes...)...).
 				Value(&s.a.KeyType),
 			huh.NewInput().Key("email").Title("E-mail (optional)").
-				Placeholder("you@example.org").
+				Placeholder(placeholder(m.cfg.Caps, "you@example.org")).
 				Validate(validEmail).
 				Value(&s.a.Email),
 		),
@@ -152,10 +162,27 @@ func (s *planStep) build(m *Model) *huh.Form {
 		// queued by typed-ahead Enters on an earlier group.
 		huh.NewGroup(s.consent).WithShowErrors(false),
 	).WithShowHelp(false).WithWidth(ui.ContentWidth(m.width))
-	if m.cfg.Caps.NoColor {
-		f = f.WithTheme(huh.ThemeBase())
+	return f.WithTheme(formTheme(m.cfg.Caps))
+}
+
+// formTheme is huh's theme for these caps: without colour the base theme
+// (selection marked by "> ", not by colour), and in ASCII terminals an
+// ASCII bar for the focused field.
+func formTheme(c ui.Caps) *huh.Theme {
+	t := huh.ThemeCharm()
+	if c.NoColor {
+		t = huh.ThemeBase()
 	}
-	return f
+	if c.ASCII {
+		bar := lipgloss.Border{Left: "|"}
+		t.Focused.Base = t.Focused.Base.BorderStyle(bar)
+		t.Blurred.Base = t.Blurred.Base.BorderStyle(lipgloss.HiddenBorder())
+		t.Focused.NextIndicator = t.Focused.NextIndicator.SetString(" >")
+		t.Focused.PrevIndicator = t.Focused.PrevIndicator.SetString("< ")
+		t.Blurred.NextIndicator = t.Blurred.NextIndicator.SetString(" >")
+		t.Blurred.PrevIndicator = t.Blurred.PrevIndicator.SetString("< ")
+	}
+	return t
 }
 
 // resize gives the form the room between the header and the help line.

@@ -202,7 +202,7 @@ func (s *preflightStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		m.focus = before + focus
 	}
 	if s.running && len(s.items) == 0 {
-		b.WriteString("  " + m.spinner() + " starting the checks…\n")
+		b.WriteString("  " + m.spinner() + " starting the checks" + m.theme.Dots() + "\n")
 	}
 	keys := []ui.KeyHelp{{Key: "enter", What: "go on"}, {Key: "↑/↓", What: "details"}, {Key: "r", What: "re-run"}}
 	if t.Caps.ASCII {

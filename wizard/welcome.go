@@ -79,7 +79,7 @@ func (s *welcomeStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	b.WriteString("\n" + t.Strong.Render("This machine") + "\n")
 	if s.machine == nil {
 		if s.loading {
-			b.WriteString("  " + m.spinner() + " looking at users, systemd and web servers…\n")
+			b.WriteString("  " + m.spinner() + " looking at users, systemd and web servers" + m.theme.Dots() + "\n")
 		}
 	} else {
 		mc := s.machine
