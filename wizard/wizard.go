@@ -452,7 +452,7 @@ func (m *Model) View() string {
 		body = fmt.Sprintf("wizard: step %v has no view; this is a bug", m.step)
 	}
 	if m.quitting {
-		body += "\n" + m.theme.Warn.Render("Stopping: cancelling the ACME run and closing the challenge server" + m.theme.Dots())
+		body += "\n" + m.theme.Warn.Render("Stopping: cancelling the ACME run and closing the challenge server"+m.theme.Dots())
 	}
 	next := ""
 	if m.step+1 < numSteps {
