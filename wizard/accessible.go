@@ -222,7 +222,7 @@ func (a *accessible) address() (Step, error) {
 		a.say("%s", plain(strings.Join(s.facts(m, c), "; ")))
 	}
 	if len(s.cands) == 0 {
-		a.say("No public address found; type it.")
+		a.say("No public address found: no echo, DNS or STUN service answered. Type the address, or quit and run \"ipcert preflight\" (what is missing) or \"ipcert demo\" (the whole setup with a local test CA, no internet).")
 	}
 	var opts []huh.Option[string]
 	var valid []string

@@ -69,7 +69,7 @@ func (s *addressStep) enter(m *Model) tea.Cmd {
 	s.setupInput(m.cfg.Caps)
 	// Refresh refusals: the CA choice may have changed since.
 	for i := range s.cands {
-		s.cands[i].Refused = refusal(s.cands[i].Addr, m.publicCA())
+		s.cands[i].Refused = m.refusal(s.cands[i].Addr)
 		if s.cands[i].Refused != "" {
 			s.cands[i].Checked = false
 		}
@@ -92,11 +92,30 @@ func (s *addressStep) enter(m *Model) tea.Cmd {
 	}), m.tick())
 }
 
-func refusal(a netip.Addr, publicCA bool) string {
-	if err := acmeflow.CheckAddr(a, publicCA); err != nil {
+// demoAddr is the one address the demo can certify: its test CA
+// validates by connecting to the address, and the demo's responder
+// listens on 127.0.0.1 (cachoice's local listen address).
+var demoAddr = netip.MustParseAddr("127.0.0.1")
+
+// refusal says why the CA of this run would refuse a, "" when it would
+// not. The fixes name what the wizard offers (ipcert demo), not the
+// flags of ipcert issue.
+func (m *Model) refusal(a netip.Addr) string {
+	if m.cfg.Demo && a.IsValid() && a != demoAddr {
+		why := "the demo's test CA validates by connecting to the address, and the demo answers only on 127.0.0.1"
+		if !a.IsLoopback() && !a.IsPrivate() {
+			why = "the demo's test CA would connect to " + a.String() + " (another machine) to validate it, and the demo answers only on 127.0.0.1"
+		}
+		return why + "; use 127.0.0.1 here, and run \"sudo ipcert\" on the server for its public address"
+	}
+	if err := acmeflow.CheckAddr(a, m.publicCA()); err != nil {
 		var ae *acmeflow.AddrError
 		if asAddrError(err, &ae) {
-			return ae.Reason + "; " + ae.Fix
+			fix := ae.Fix
+			if strings.Contains(fix, "--ca local") {
+				fix = "to try ipcert without a public address run \"ipcert demo\"; for a real certificate use the public address"
+			}
+			return ae.Reason + "; " + fix
 		}
 		return err.Error()
 	}
@@ -126,13 +145,13 @@ func (s *addressStep) setDetected(m *Model, msg addrMsg) {
 				c.Iface = ia.Iface
 			}
 		}
-		c.Refused = refusal(c.Addr, m.publicCA())
+		c.Refused = m.refusal(c.Addr)
 		s.cands = append(s.cands, c)
 	}
 	// Preset addresses (flags) that detection did not find come first.
 	for _, a := range m.ans.Addrs {
 		if !slices.ContainsFunc(s.cands, func(c candidate) bool { return c.Addr == a }) {
-			s.cands = append(s.cands, candidate{Addr: a, Typed: true, Refused: refusal(a, m.publicCA())})
+			s.cands = append(s.cands, candidate{Addr: a, Typed: true, Refused: m.refusal(a)})
 		}
 	}
 	for i := range s.cands {
@@ -142,10 +161,26 @@ func (s *addressStep) setDetected(m *Model, msg addrMsg) {
 		}
 		c.Checked = len(m.ans.Addrs) == 0 || slices.Contains(m.ans.Addrs, c.Addr)
 	}
-	if len(s.cands) == 0 {
+	if len(s.cands) == 0 && !s.offline {
 		s.cursor = 0 // the "type one" row
 		s.startTyping(m)
 	}
+}
+
+// redetect asks the address sources again (offline, or after a change);
+// typed addresses stay.
+func (s *addressStep) redetect(m *Model) tea.Cmd {
+	if s.detecting {
+		return nil
+	}
+	var keep []candidate
+	for _, c := range s.cands {
+		if c.Typed {
+			keep = append(keep, c)
+		}
+	}
+	s.cands, s.cursor, s.detected, s.offline = keep, 0, false, false
+	return s.enter(m)
 }
 
 func (s *addressStep) startTyping(m *Model) tea.Cmd {
@@ -185,6 +220,8 @@ func (s *addressStep) update(m *Model, msg tea.Msg) tea.Cmd {
 			}
 		case "t":
 			return s.startTyping(m)
+		case "r":
+			return s.redetect(m)
 		case "enter":
 			if s.detecting {
 				return nil
@@ -272,7 +309,7 @@ func (s *addressStep) validate(m *Model) (netip.Addr, string) {
 		}
 		return netip.Addr{}, s.inputErr
 	}
-	if r := refusal(a, m.publicCA()); r != "" {
+	if r := m.refusal(a); r != "" {
 		s.inputErr = r
 		return netip.Addr{}, r
 	}
@@ -349,12 +386,15 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 			b.WriteString(t.Dim.Render(ui.Indent(f, 8, w)) + "\n")
 		}
 	}
-	if s.detected && len(s.cands) == 0 {
+	if s.detected && !slices.ContainsFunc(s.cands, func(c candidate) bool { return !c.Typed }) {
 		msg := "No public address found: no source answered with one."
 		if s.offline {
-			msg = "No public address found: no echo, DNS or STUN service answered (offline, or outbound traffic blocked). Type the address."
+			msg = "No public address found: no echo, DNS or STUN service answered (offline, or outbound traffic blocked)."
 		}
 		b.WriteString(ui.Wrap(t.Warn.Render(msg), w) + "\n")
+		b.WriteString(ui.Wrap("Type the address (t), or ask again (r) once the network is back. "+
+			"Let's Encrypt must reach this machine from the internet to validate, so an offline machine cannot get a certificate; "+
+			t.Command("ipcert preflight")+" says what is missing, and "+t.Command("ipcert demo")+" walks the whole setup with a local test CA, no internet needed.", w) + "\n\n")
 	}
 	cur := "  "
 	if s.cursor == len(s.cands) && !s.typing {
@@ -377,7 +417,10 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	if s.note != "" {
 		b.WriteString("\n" + t.Warn.Render(s.note) + "\n")
 	}
-	keys := []ui.KeyHelp{{Key: "space", What: "pick"}, {Key: "enter", What: "continue"}, {Key: "t", What: "type one"}, keysBack, keysQuit}
+	keys := []ui.KeyHelp{{Key: "space", What: "pick"}, {Key: "enter", What: "continue"}, {Key: "t", What: "type one"}, {Key: "r", What: "ask again"}, keysBack, keysQuit}
+	if len(s.cands) == 0 {
+		keys = []ui.KeyHelp{{Key: "t", What: "type the address"}, {Key: "r", What: "ask again"}, keysBack, keysQuit}
+	}
 	if s.typing {
 		keys = []ui.KeyHelp{{Key: "enter", What: "add"}, {Key: "esc", What: "cancel typing"}, {Key: "ctrl+c", What: "quit"}}
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -484,5 +485,58 @@ func TestEscDuringIssuanceCancelsToPlan(t *testing.T) {
 	d.until("the plan after the cancelled run", func() bool { return d.m.Step() == StepPlan })
 	if d.m.issue.phase != phaseIdle || d.m.Outcome().Err != nil {
 		t.Errorf("a cancelled run is not a failure: phase %v, err %v", d.m.issue.phase, d.m.Outcome().Err)
+	}
+}
+
+// TestAddressOfflineWayForward: with no source answering, the Address
+// screen says how to go on (type it, ask again, ipcert preflight, ipcert
+// demo), r asks again, and what the wizard refuses it explains with what
+// the wizard offers.
+func TestAddressOfflineWayForward(t *testing.T) {
+	var asked atomic.Int32
+	deps := offlineDeps()
+	offline := deps.DetectPublic
+	deps.DetectPublic = func(ctx context.Context) preflight.PublicAddrs { asked.Add(1); return offline(ctx) }
+	d := toAddress(t, deps, testConfig(false))
+	d.until("the detection", func() bool { return d.m.address.detected })
+	v := strings.Join(strings.Fields(d.view()), " ")
+	for _, want := range []string{"No public address found", "ask again (r)", "ipcert preflight", "ipcert demo", "t type the address", "r ask again"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("offline Address screen lacks %q:\n%s", want, d.view())
+		}
+	}
+	if d.m.address.typing {
+		t.Error("offline, the screen starts in the text field, where r and q are letters")
+	}
+	d.key("r")
+	d.until("a second detection", func() bool { return asked.Load() == 2 && d.m.address.detected })
+	d.key("t")
+	d.typeText("127.0.0.1")
+	if v := strings.Join(strings.Fields(d.view()), " "); !strings.Contains(v, "ipcert demo") || strings.Contains(v, "--ca local") {
+		t.Errorf("the refusal of a loopback address should point to ipcert demo, not a flag the wizard refuses:\n%s", d.view())
+	}
+}
+
+// TestDemoRefusesOtherAddresses: the demo's test CA would connect to any
+// address typed (8.8.8.8 is someone else's machine), and its responder
+// answers on 127.0.0.1 only: other addresses are refused with the reason.
+func TestDemoRefusesOtherAddresses(t *testing.T) {
+	d := toAddress(t, demoFakeDeps(), testConfig(true))
+	d.until("the detection", func() bool { return d.m.address.detected })
+	for _, c := range []struct{ addr, want string }{
+		{"8.8.8.8", "would connect to 8.8.8.8"},
+		{"127.0.0.2", "answers only on 127.0.0.1"},
+		{"::1", "answers only on 127.0.0.1"},
+	} {
+		d.key("t")
+		d.typeText(c.addr)
+		if v := strings.Join(strings.Fields(d.view()), " "); !strings.Contains(v, c.want) {
+			t.Errorf("%s in the demo: lacks %q:\n%s", c.addr, c.want, d.view())
+		}
+		d.key("enter")
+		if !d.m.address.typing {
+			t.Errorf("%s was accepted in the demo", c.addr)
+		}
+		d.key("esc")
 	}
 }
