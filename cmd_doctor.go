@@ -215,6 +215,21 @@ func doctorTargets(st *store.Store, arg string, probe bool, s stdio) ([]*doctorT
 		}
 		return t, nil
 	}
+	// First issuances that failed have no renewal.json; the store keeps
+	// their failure under the name they would have had.
+	firsts, err := st.FirstFailures()
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err)
+	}
+	first := func(ff store.FirstFailure) *doctorTarget {
+		t := &doctorTarget{Name: ff.Name, Identifiers: ff.Identifiers, LastError: ff.LastError, Failures: 1}
+		for _, id := range ff.Identifiers {
+			if a, err := netip.ParseAddr(id); err == nil {
+				t.addrs = append(t.addrs, a)
+			}
+		}
+		return t
+	}
 	if arg == "" {
 		var out []*doctorTarget
 		for _, n := range names {
@@ -226,6 +241,9 @@ func doctorTargets(st *store.Store, arg string, probe bool, s stdio) ([]*doctorT
 			if t.LastError != nil {
 				out = append(out, t)
 			}
+		}
+		for _, ff := range firsts {
+			out = append(out, first(ff))
 		}
 		if len(out) == 0 && probe {
 			fmt.Fprintln(s.Err, "ipcert doctor: --probe needs an address or a certificate name: ipcert doctor ADDR --probe")
@@ -243,6 +261,11 @@ func doctorTargets(st *store.Store, arg string, probe bool, s stdio) ([]*doctorT
 			return []*doctorTarget{t}, exitOK
 		}
 	}
+	for _, ff := range firsts {
+		if ff.Name == arg {
+			return []*doctorTarget{first(ff)}, exitOK
+		}
+	}
 	a, err := acmeflow.ParseIP(arg)
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert doctor: %q is neither a certificate in %s nor an IP address (%v)\n", arg, st.Root(), err)
@@ -252,6 +275,13 @@ func doctorTargets(st *store.Store, arg string, probe bool, s stdio) ([]*doctorT
 	for _, n := range names {
 		t, err := load(n)
 		if err == nil && doctorContains(t.Identifiers, a.String()) {
+			t.addrs = []netip.Addr{a}
+			return []*doctorTarget{t}, exitOK
+		}
+	}
+	for _, ff := range firsts {
+		if doctorContains(ff.Identifiers, a.String()) {
+			t := first(ff)
 			t.addrs = []netip.Addr{a}
 			return []*doctorTarget{t}, exitOK
 		}

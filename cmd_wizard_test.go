@@ -174,3 +174,24 @@ func TestAccessibleBadAnswersExitCleanly(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstFailureReachesDoctor: a failed first issuance (no certificate
+// of that name yet) is stored under the name it would have had, so that
+// "ipcert doctor", which the wizard and issue point to, explains it; the
+// record goes once the name is issued.
+func TestFirstFailureReachesDoctor(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errs := wizardRunCmd(t, "", nil, "issue", "--ip", "127.0.0.1", "--ca", "local", "--state-dir", dir); code == exitOK {
+		t.Fatalf("issue without --agree-tos succeeded:\n%s", errs)
+	}
+	code, out, errs := wizardRunCmd(t, "", nil, "doctor", "--state-dir", dir)
+	if strings.Contains(out, "No failures stored") || !strings.Contains(out, "terms of service") || !strings.Contains(out, `"127.0.0.1"`) {
+		t.Errorf("doctor after a failed first issuance (exit %d):\n%s\n%s", code, out, errs)
+	}
+	if code, _, errs := wizardRunCmd(t, "", nil, "issue", "--ip", "127.0.0.1", "--ca", "local", "--state-dir", dir, "--agree-tos"); code != exitOK {
+		t.Fatalf("issue: exit %d\n%s", code, errs)
+	}
+	if _, out, _ := wizardRunCmd(t, "", nil, "doctor", "--state-dir", dir); !strings.Contains(out, "No failures stored") {
+		t.Errorf("doctor after the issuance still reports the old failure:\n%s", out)
+	}
+}
