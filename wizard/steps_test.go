@@ -540,3 +540,28 @@ func TestDemoRefusesOtherAddresses(t *testing.T) {
 		d.key("esc")
 	}
 }
+
+// TestWizardCommandWorksAsPrinted: the diagnosis catalogue's commands are
+// written for ipcert issue in general ("--ca staging --ip ADDR"); on the
+// failure screen they become this run's command: its addresses, CA (the
+// demo's local one), challenge, web root and state directory.
+func TestWizardCommandWorksAsPrinted(t *testing.T) {
+	m := New(context.Background(), fakeDeps(nil), Config{Demo: true, StateDir: "/tmp/ipcert-demo-1"})
+	m.ans.Addrs, m.ans.Challenge = []netip.Addr{lo4}, ChallengeHTTP
+	for in, want := range map[string]string{
+		"ipcert issue --ca staging --ip ADDR --agree-tos":             "ipcert issue --ip 127.0.0.1 --ca local --challenge http-01 --agree-tos --state-dir /tmp/ipcert-demo-1",
+		"ipcert issue --ca staging --ip ADDR --challenge tls-alpn-01": "ipcert issue --ip 127.0.0.1 --ca local --challenge tls-alpn-01 --agree-tos --state-dir /tmp/ipcert-demo-1",
+		"ipcert doctor --probe":                                       "ipcert doctor --probe --state-dir /tmp/ipcert-demo-1",
+		"ipcert preflight":                                            "ipcert preflight --ip 127.0.0.1",
+		"sudo ufw allow 80/tcp":                                       "sudo ufw allow 80/tcp",
+	} {
+		if got := m.wizardCommand(in); got != want {
+			t.Errorf("wizardCommand(%q) = %q, want %q", in, got, want)
+		}
+	}
+	m = New(context.Background(), fakeDeps(nil), Config{StateDir: "/etc/ipcert"})
+	m.ans.Addrs, m.ans.Challenge, m.ans.WebRoot, m.ans.CA = []netip.Addr{pub4}, ChallengeWebroot, "/var/www/html", PlanRehearse
+	if got, want := m.wizardCommand("ipcert issue --ca staging --ip ADDR --agree-tos"), "sudo ipcert issue --ip 81.2.69.160 --ca staging --webroot /var/www/html --challenge http-01 --agree-tos"; got != want {
+		t.Errorf("web root run: %q, want %q", got, want)
+	}
+}
