@@ -51,7 +51,10 @@ func (s *issueStep) failureView(m *Model, w int, b *strings.Builder) {
 		if d.Identifier != "" {
 			where += ", " + d.Identifier
 		}
-		b.WriteString(t.Dim.Render("  "+where) + "\n")
+		if s.attempt > 1 {
+			where = fmt.Sprintf("attempt %d, %s", s.attempt, where)
+		}
+		b.WriteString(t.Dim.Render(ui.Indent(where+"; "+seenText(s.seen), 2, w)) + "\n")
 	}
 	// What to do comes first: on a small terminal the CA's words and the
 	// evidence are what gets clipped, not the choices.

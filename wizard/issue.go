@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/ipcert/ipcert/acmeflow"
@@ -50,6 +51,13 @@ type issueStep struct {
 	// backAfterCancel: Esc during a run goes back to the plan once the
 	// run has stopped.
 	backAfterCancel bool
+	// attempt counts the runs of this plan (retry adds one); earlier
+	// says how the previous ones ended, so a retry shows it is new.
+	attempt int
+	earlier []string
+	// cancelled: the last run was stopped by the user (esc), for the
+	// plan screen to say so.
+	cancelled bool
 }
 
 type issueEventMsg struct {
@@ -79,6 +87,7 @@ func (s *issueStep) enter(m *Model) tea.Cmd {
 		m.plan.refused = true
 		return m.goTo(StepPlan)
 	}
+	s.attempt, s.earlier = 0, nil
 	if m.ans.CA == PlanRehearse {
 		return s.start(m, true, cachoice.Staging)
 	}
@@ -106,6 +115,8 @@ func buildRequest(a Answers, ca *cachoice.CA) acmeflow.Request {
 func (s *issueStep) start(m *Model, rehearsal bool, choice string) tea.Cmd {
 	s.gen++
 	gen := s.gen
+	s.attempt++
+	s.cancelled = false
 	s.phase = phaseRunning
 	s.rehearsal, s.choice = rehearsal, choice
 	s.lines, s.seen, s.err, s.failCursor, s.backAfterCancel = nil, 0, nil, 0, false
@@ -218,6 +229,7 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 	// is not a failure to diagnose.
 	if m.ctx.Err() != nil || errors.Is(err, context.Canceled) || s.backAfterCancel || m.quitting {
 		s.phase = phaseIdle
+		s.cancelled = true
 		m.logf("issue run %d cancelled", msg.gen)
 		if s.backAfterCancel && !m.quitting {
 			s.backAfterCancel = false
@@ -226,6 +238,7 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 		return nil
 	}
 	s.phase = phaseFailed
+	s.earlier = append(s.earlier, fmt.Sprintf("attempt %d failed at %s: %s (%s)", s.attempt, clock(m.deps.Now()), m.diagnose(err, msg.ca, s.choice).Title, seenText(s.seen)))
 	if m.step == StepIssue {
 		m.rescroll(false)
 	}
@@ -299,10 +312,37 @@ func (s *issueStep) choose(m *Model, i int) tea.Cmd {
 	return nil
 }
 
+// seenText says how often the validator reached ipcert's responder.
+func seenText(n int) string {
+	switch n {
+	case 0:
+		return "no validator request reached ipcert's responder"
+	case 1:
+		return "1 validator request reached ipcert's responder"
+	}
+	return fmt.Sprintf("%d validator requests reached ipcert's responder", n)
+}
+
+func clock(t time.Time) string { return t.Local().Format("15:04:05") }
+
 func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	t := m.theme
 	var b strings.Builder
-	b.WriteString(ui.Wrap(runTitle(s.rehearsal, s.choice, m.ans.Addrs), w) + "\n\n")
+	title := runTitle(s.rehearsal, s.choice, m.ans.Addrs)
+	if s.attempt > 1 {
+		title = fmt.Sprintf("Attempt %d. %s", s.attempt, title)
+	}
+	b.WriteString(ui.Wrap(title, w) + "\n")
+	if s.attempt > 1 {
+		// A retry is a new run: say how the earlier ones ended.
+		for i, e := range s.earlier {
+			if s.phase == phaseFailed && i == len(s.earlier)-1 {
+				continue // the failure below
+			}
+			b.WriteString(t.Dim.Render(ui.Indent(e, 2, w)) + "\n")
+		}
+	}
+	b.WriteString("\n")
 	if s.phase == phaseFailed {
 		s.failureView(m, w, &b)
 		return b.String(), []ui.KeyHelp{{Key: "enter", What: "choose"}, {Key: "r", What: "retry"}, {Key: "c", What: "change challenge"}, {Key: "p", What: "preflight"}, keysBack, keysQuit}

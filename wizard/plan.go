@@ -259,6 +259,9 @@ func (s *planStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		if s.refused {
 			note = "The terms of service were not agreed, so nothing was sent to the CA. " + note
 		}
+		if m.issue.cancelled {
+			note = "The issuance was cancelled (esc): the challenge server is closed and nothing was stored. Answering the last question starts it again. " + note
+		}
 		if note != "" {
 			body = ui.Wrap(t.Dim.Render(note), w) + "\n\n"
 		}

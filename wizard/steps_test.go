@@ -486,6 +486,9 @@ func TestEscDuringIssuanceCancelsToPlan(t *testing.T) {
 	if d.m.issue.phase != phaseIdle || d.m.Outcome().Err != nil {
 		t.Errorf("a cancelled run is not a failure: phase %v, err %v", d.m.issue.phase, d.m.Outcome().Err)
 	}
+	if v := strings.Join(strings.Fields(d.view()), " "); !strings.Contains(v, "The issuance was cancelled (esc)") {
+		t.Errorf("the plan does not say the run was cancelled:\n%s", d.view())
+	}
 }
 
 // TestAddressOfflineWayForward: with no source answering, the Address
@@ -563,5 +566,46 @@ func TestWizardCommandWorksAsPrinted(t *testing.T) {
 	m.ans.Addrs, m.ans.Challenge, m.ans.WebRoot, m.ans.CA = []netip.Addr{pub4}, ChallengeWebroot, "/var/www/html", PlanRehearse
 	if got, want := m.wizardCommand("ipcert issue --ca staging --ip ADDR --agree-tos"), "sudo ipcert issue --ip 81.2.69.160 --ca staging --webroot /var/www/html --challenge http-01 --agree-tos"; got != want {
 		t.Errorf("web root run: %q, want %q", got, want)
+	}
+}
+
+// TestRetryShowsANewAttempt: after r on the failure screen the screen
+// says that attempt 2 runs and how attempt 1 ended; when it fails too, the
+// failure names its attempt and what the validator did.
+func TestRetryShowsANewAttempt(t *testing.T) {
+	release := make(chan struct{}, 4)
+	iss := issuerFunc(func(ctx context.Context, req acmeflow.Request, opts acmeflow.IssueOptions) (*acmeflow.Issued, error) {
+		req.Events(validatorEvent("66.133.109.36:41234"))
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return nil, &acmeflow.Error{Step: acmeflow.StepChallenge, Identifier: "81.2.69.160", Problem: &acmeflow.Problem{
+			Type: acmeflow.ProblemConnection, Status: 400, Detail: "81.2.69.160: Timeout during connect (likely firewall problem)"}}
+	})
+	cfg := testConfig(false)
+	cfg.Answers = Answers{CA: cachoice.Staging, AgreeTOS: true, Challenge: ChallengeHTTP}
+	d := toAddress(t, fakeDeps(iss), cfg)
+	d.key("enter")
+	d.until("the checks", func() bool { return d.m.pre.report != nil })
+	d.send(d.m.goTo(StepIssue)())
+	release <- struct{}{}
+	d.until("the failure", func() bool { return d.m.issue.phase == phaseFailed })
+	if v := d.view(); strings.Contains(v, "Attempt") || !strings.Contains(v, "1 validator request reached") {
+		t.Errorf("first failure:\n%s", v)
+	}
+	d.key("r")
+	d.until("the retry's validator line", func() bool { return d.m.issue.running() && len(d.m.issue.lines) > 0 })
+	v := strings.Join(strings.Fields(d.view()), " ")
+	for _, want := range []string{"Attempt 2.", "attempt 1 failed at", "validator 66.133.109.36"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("the retry shows no %q:\n%s", want, d.view())
+		}
+	}
+	release <- struct{}{}
+	d.until("the second failure", func() bool { return d.m.issue.phase == phaseFailed })
+	if v := strings.Join(strings.Fields(d.view()), " "); !strings.Contains(v, "attempt 2, at the challenge step") {
+		t.Errorf("the second failure does not say which attempt:\n%s", d.view())
 	}
 }
