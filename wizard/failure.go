@@ -54,7 +54,10 @@ func (s *issueStep) failureView(m *Model, w int, b *strings.Builder) {
 		if s.attempt > 1 {
 			where = fmt.Sprintf("attempt %d, %s", s.attempt, where)
 		}
-		b.WriteString(t.Dim.Render(ui.Indent(where+"; "+seenText(s.seen), 2, w)) + "\n")
+		if m.ans.Challenge != ChallengeWebroot { // the web server answers; ipcert sees nothing
+			where += "; " + seenText(s.seen)
+		}
+		b.WriteString(t.Dim.Render(ui.Indent(where, 2, w)) + "\n")
 	}
 	// What to do comes first: on a small terminal the CA's words and the
 	// evidence are what gets clipped, not the choices.

@@ -238,7 +238,11 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 		return nil
 	}
 	s.phase = phaseFailed
-	s.earlier = append(s.earlier, fmt.Sprintf("attempt %d failed at %s: %s (%s)", s.attempt, clock(m.deps.Now()), m.diagnose(err, msg.ca, s.choice).Title, seenText(s.seen)))
+	seen := seenText(s.seen)
+	if m.ans.Challenge == ChallengeWebroot {
+		seen = "answered by the web server"
+	}
+	s.earlier = append(s.earlier, fmt.Sprintf("attempt %d failed at %s: %s (%s)", s.attempt, clock(m.deps.Now()), m.diagnose(err, msg.ca, s.choice).Title, seen))
 	if m.step == StepIssue {
 		m.rescroll(false)
 	}
