@@ -201,13 +201,15 @@ func TestFlowFailureThenChangeChallenge(t *testing.T) {
 // TestFlowEscKeepsAnswers goes back from Plan to Address and forward
 // again: the typed address, the challenge and the key type survive.
 func TestFlowEscKeepsAnswers(t *testing.T) {
-	tm, _ := startFlow(t, demoFakeDeps(), testConfig(true))
+	// Not the demo: it certifies 127.0.0.1 only, so nothing to type there.
+	tm, _ := startFlow(t, fakeDeps(nil), testConfig(false))
+	typed := netip.MustParseAddr("81.2.69.162")
 	screen(t, tm, "step 1 of 9")
 	press(tm, "enter")
-	screen(t, tm, "step 2 of 9", "127.0.0.1")
+	screen(t, tm, "step 2 of 9", "81.2.69.160")
 	press(tm, "t")
-	tm.Type("127.0.0.2")
-	screen(t, tm, "127.0.0.2 is a loopback IPv4 address")
+	tm.Type(typed.String())
+	screen(t, tm, "81.2.69.162 is a public IPv4 address")
 	press(tm, "enter", "enter")
 	screen(t, tm, "step 3 of 9")
 	press(tm, "enter")
@@ -221,7 +223,7 @@ func TestFlowEscKeepsAnswers(t *testing.T) {
 	press(tm, "esc")
 	screen(t, tm, "step 3 of 9")
 	press(tm, "esc")
-	screen(t, tm, "step 2 of 9", "[x] 127.0.0.2")
+	screen(t, tm, "step 2 of 9", "[x] 81.2.69.162")
 	press(tm, "enter")
 	screen(t, tm, "step 3 of 9")
 	press(tm, "enter")
@@ -231,7 +233,7 @@ func TestFlowEscKeepsAnswers(t *testing.T) {
 	press(tm, "ctrl+c")
 	m := finalModel(t, tm)
 	a := m.Answers()
-	if !slices.Equal(a.Addrs, []netip.Addr{lo4, netip.MustParseAddr("127.0.0.2")}) || a.KeyType != "ec384" || a.Challenge != ChallengeTLSALPN {
+	if !slices.Equal(a.Addrs, []netip.Addr{pub4, pub6, typed}) || a.KeyType != "ec384" || a.Challenge != ChallengeTLSALPN {
 		t.Errorf("answers after going back and forth: %+v", a)
 	}
 	if !m.Outcome().Aborted {
