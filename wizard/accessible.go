@@ -262,7 +262,8 @@ func (a *accessible) address() (Step, error) {
 		if err := a.check(); err != nil {
 			return 0, err
 		}
-		addr, err := acmeflow.ParseIP(typed)
+		v, _ := typedAddress(typed)
+		addr, err := acmeflow.ParseIP(v)
 		if err != nil {
 			return StepAddress, nil
 		}

@@ -292,7 +292,7 @@ func (s *addressStep) updateTyping(m *Model, msg tea.KeyMsg) tea.Cmd {
 // (canonical form, no zone, no port) and the CA's address policy.
 func (s *addressStep) validate(m *Model) (netip.Addr, string) {
 	s.inputOK, s.inputErr = "", ""
-	v := strings.TrimSpace(s.input.Value())
+	v, from := typedAddress(s.input.Value())
 	if v == "" {
 		return netip.Addr{}, "empty"
 	}
@@ -318,8 +318,41 @@ func (s *addressStep) validate(m *Model) (netip.Addr, string) {
 	if a.Is6() {
 		fam = "IPv6"
 	}
-	s.inputOK = fmt.Sprintf("%s is a %s %s address", a, class, fam)
+	s.inputOK = fmt.Sprintf("%s is a %s %s address%s", a, class, fam, from)
 	return a, ""
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// answeredNote says how many sources did not answer at all.
+func answeredNote(c candidate) string {
+	if n := c.Asked - c.Answered; n > 0 {
+		return fmt.Sprintf(" (%s no answer)", plural(n, "source gave", "sources gave"))
+	}
+	return ""
+}
+
+// typedAddress reads what people paste: a URL (http://ADDR/, https://[ADDR]/)
+// is its address; anything else is left to the parser, which explains.
+func typedAddress(v string) (string, string) {
+	v = strings.TrimSpace(v)
+	for _, p := range []string{"http://", "https://"} {
+		if rest, ok := strings.CutPrefix(strings.ToLower(v), p); ok {
+			host := strings.TrimRight(rest, "/")
+			if h, ok := strings.CutPrefix(host, "["); ok {
+				host = strings.TrimSuffix(h, "]")
+			}
+			if _, err := netip.ParseAddr(host); err == nil {
+				return host, " (read from the URL " + v + ")"
+			}
+		}
+	}
+	return v, ""
 }
 
 // facts say what is known about a candidate: the address, who said so,
@@ -335,7 +368,7 @@ func (s *addressStep) facts(m *Model, c candidate) []string {
 	case c.Typed:
 		facts = append(facts, "typed by you")
 	case len(c.Sources) > 0:
-		facts = append(facts, fmt.Sprintf("%d of %d answers (%d sources asked): %s", c.Votes, c.Answered, c.Asked, strings.Join(c.Sources, ", ")))
+		facts = append(facts, fmt.Sprintf("%s agreed, of %s asked: %s", plural(c.Votes, "source", "sources"), plural(c.Asked, "source", "sources"), strings.Join(c.Sources, ", "))+answeredNote(c))
 	}
 	if len(c.Others) > 0 {
 		facts = append(facts, t.Warn.Render("disagreeing: "+strings.Join(c.Others, ", ")))

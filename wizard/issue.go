@@ -307,6 +307,7 @@ func (s *issueStep) choose(m *Model, i int) tea.Cmd {
 		return s.start(m, s.rehearsal, s.choice)
 	case 1:
 		s.phase = phaseIdle
+		m.plan.toChallenge = true
 		return m.goTo(StepPlan)
 	case 2:
 		s.phase = phaseIdle

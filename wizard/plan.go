@@ -20,6 +20,9 @@ type planStep struct {
 	// webServer names the server whose web root is offered.
 	webServer string
 	consent   *consentField
+	// toChallenge: the next enter starts on the challenge question
+	// ("Change the challenge" on the failure screen).
+	toChallenge bool
 	// refused is set when the form ended without the terms agreed (it
 	// cannot, but the wizard never goes on to the CA without them).
 	refused bool
@@ -41,7 +44,12 @@ func (s *planStep) enter(m *Model) tea.Cmd {
 	}
 	s.form = s.build(m)
 	s.resize(m)
-	return s.form.Init()
+	cmd := s.form.Init()
+	if s.toChallenge {
+		s.toChallenge = false
+		return tea.Batch(cmd, s.form.NextField())
+	}
+	return cmd
 }
 
 // CAOptions are the plan's CA choices, in order.
@@ -219,6 +227,11 @@ func (s *planStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "/" {
 		return nil
 	}
+	// esc in the e-mail field leaves the field (back to the key type),
+	// as in the address field; the typed text stays.
+	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "esc" && s.textFocused() {
+		return s.form.PrevField()
+	}
 	fm, cmd := s.form.Update(msg)
 	if f, ok := fm.(*huh.Form); ok {
 		s.form = f
@@ -272,6 +285,7 @@ func (s *planStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		keys = []ui.KeyHelp{{Key: "y", What: "agree"}, {Key: "n", What: "no"}, {Key: "shift+tab", What: "previous"}, keysBack, keysQuit}
 	}
 	if s.textFocused() {
+		keys[2] = ui.KeyHelp{Key: "esc", What: "leave the field"}
 		keys[3] = ui.KeyHelp{Key: "ctrl+c", What: "quit"}
 	}
 	return body, keys

@@ -86,7 +86,11 @@ func (s *preflightStep) run(m *Model) tea.Cmd {
 	gen := s.gen
 	s.running = true
 	s.report = nil
-	s.items = nil
+	// A re-run keeps the rows where they were (waiting until their check
+	// reports again): rows that jump about cannot be read.
+	for i := range s.items {
+		s.items[i] = ui.Item{ID: s.items[i].ID, Title: s.items[i].Title, Status: ui.Pending}
+	}
 	s.cursor = 0
 	s.ranFor = fmt.Sprint(m.ans.Addrs)
 	ctx, cancel := context.WithCancel(m.ctx)
@@ -117,10 +121,25 @@ func (s *preflightStep) update(m *Model, msg tea.Msg) tea.Cmd {
 		s.running = false
 		rep := msg.report
 		s.report = &rep
-		s.items = s.items[:0]
+		// The rows stay in the order they appeared; the report fills
+		// them in (and adds any check that sent no event).
+		byID := map[string]ui.Item{}
 		for _, r := range rep.Results {
-			s.items = append(s.items, itemOf(r))
+			byID[r.ID] = itemOf(r)
 		}
+		var items []ui.Item
+		for _, it := range s.items {
+			if r, ok := byID[it.ID]; ok {
+				items = append(items, r)
+				delete(byID, it.ID)
+			}
+		}
+		for _, r := range rep.Results {
+			if _, ok := byID[r.ID]; ok {
+				items = append(items, byID[r.ID])
+			}
+		}
+		s.items = items
 		// Put the cursor on the first problem: that is what to read.
 		s.cursor = 0
 		for i, it := range s.items {

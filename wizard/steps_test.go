@@ -609,3 +609,93 @@ func TestRetryShowsANewAttempt(t *testing.T) {
 		t.Errorf("the second failure does not say which attempt:\n%s", d.view())
 	}
 }
+
+// TestSmallThings: esc in the e-mail field leaves the field, as in the
+// address field; a pasted URL is read as its address; counts are worded
+// for one source.
+func TestSmallThings(t *testing.T) {
+	d := toAddress(t, fakeDeps(nil), testConfig(false))
+	d.key("t")
+	d.typeText("http://81.2.69.162/")
+	if v := strings.Join(strings.Fields(d.view()), " "); !strings.Contains(v, "81.2.69.162 is a public IPv4 address (read from the URL http://81.2.69.162/)") {
+		t.Errorf("a pasted URL is not read:\n%s", d.view())
+	}
+	d.key("enter")
+	if d.m.address.typing || !slices.ContainsFunc(d.m.address.cands, func(c candidate) bool { return c.Addr.String() == "81.2.69.162" && c.Checked }) {
+		t.Fatalf("the URL's address was not added: %+v", d.m.address.cands)
+	}
+	d.key("enter")
+	d.until("the checks", func() bool { return d.m.pre.report != nil })
+	d.key("enter")
+	d.until("the plan", func() bool { return d.focused() == "ca" })
+	d.key("enter")
+	d.until("the challenge", func() bool { return d.focused() == "challenge" })
+	d.key("enter")
+	d.until("the key", func() bool { return d.focused() == "key" })
+	d.key("enter")
+	d.until("the e-mail", func() bool { return d.focused() == "email" })
+	d.typeText("me@example.org")
+	d.key("esc")
+	d.until("the key again", func() bool { return d.focused() == "key" })
+	if d.m.Step() != StepPlan {
+		t.Fatalf("esc in the e-mail field left the step: %v", d.m.Step())
+	}
+	d.key("enter")
+	d.until("the e-mail again", func() bool { return d.focused() == "email" })
+	if v := d.view(); !strings.Contains(v, "me@example.org") {
+		t.Errorf("the typed e-mail is gone:\n%s", v)
+	}
+
+	one := New(context.Background(), fakeDeps(nil), testConfig(false))
+	f := strings.Join(one.address.facts(one, candidate{Addr: pub4, Sources: []string{"demo"}, Votes: 1, Answered: 1, Asked: 1}), "; ")
+	if !strings.Contains(f, "1 source agreed, of 1 source asked") {
+		t.Errorf("one source: %q", f)
+	}
+}
+
+// TestPreflightRowsStayInPlace: checks finish in any order; the rows keep
+// the order they appeared in, through the end of the run and a re-run.
+func TestPreflightRowsStayInPlace(t *testing.T) {
+	deps := fakeDeps(nil)
+	var runs atomic.Int32
+	gate := make(chan struct{})
+	deps.Preflight = func(ctx context.Context, req PreflightRequest, progress func(preflight.Event)) preflight.Report {
+		rep := fakeReport(req.Addrs)
+		order := []int{3, 0, 5, 1, 4, 2}
+		if runs.Add(1) == 2 {
+			order = []int{5, 4, 3, 2, 1, 0}
+			for _, i := range order {
+				r := rep.Results[i]
+				progress(preflight.Event{Kind: preflight.EventStart, ID: r.ID, Title: r.Title})
+			}
+			<-gate
+		}
+		for _, i := range order {
+			r := rep.Results[i]
+			progress(preflight.Event{Kind: preflight.EventStart, ID: r.ID, Title: r.Title})
+			progress(preflight.Event{Kind: preflight.EventFinish, ID: r.ID, Title: r.Title, Result: &r})
+		}
+		return rep
+	}
+	d := toAddress(t, deps, testConfig(false))
+	d.key("enter")
+	d.until("the checks", func() bool { return d.m.pre.report != nil })
+	ids := func() []string {
+		var out []string
+		for _, it := range d.m.pre.items {
+			out = append(out, it.ID)
+		}
+		return out
+	}
+	first := ids()
+	d.key("r")
+	d.until("the re-run's events", func() bool { return d.m.pre.running && len(d.m.pre.items) == 6 })
+	if got := ids(); !slices.Equal(got, first) {
+		t.Errorf("rows reordered during the re-run: %v, were %v", got, first)
+	}
+	close(gate)
+	d.until("the re-run", func() bool { return d.m.pre.report != nil })
+	if got := ids(); !slices.Equal(got, first) {
+		t.Errorf("rows reordered after the re-run: %v, were %v", got, first)
+	}
+}

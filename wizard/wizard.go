@@ -333,10 +333,10 @@ func (m *Model) textFocused() bool {
 	return false
 }
 
-// escConsumed is true when a field uses Esc itself (leaving the address
-// input).
+// escConsumed is true when a text field uses Esc itself: in both text
+// fields (the address, the e-mail) esc leaves the field, not the step.
 func (m *Model) escConsumed() bool {
-	return m.step == StepAddress && m.address.typing
+	return m.step == StepAddress && m.address.typing || m.step == StepPlan && m.plan.textFocused()
 }
 
 // quit leaves at once, unless an issuance runs: then it is cancelled
