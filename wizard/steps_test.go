@@ -59,7 +59,7 @@ func TestWelcomeShowsMachineAndStarts(t *testing.T) {
 func TestAddressShowsSourcesAndInterfaces(t *testing.T) {
 	d := toAddress(t, fakeDeps(nil), testConfig(false))
 	v := d.view()
-	for _, want := range []string{"81.2.69.160", "4 of 5 answers (6 sources asked): api.ipify.org", "disagreeing: ifconfig.me: 81.2.69.161", "on no local interface", "2a02:898:0:20::7", "on interface eth0"} {
+	for _, want := range []string{"81.2.69.160", "4 sources agreed, of 6 sources asked: api.ipify.org", "disagreeing: ifconfig.me: 81.2.69.161", "on no local interface", "2a02:898:0:20::7", "on interface eth0"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("address screen lacks %q:\n%s", want, v)
 		}

@@ -304,7 +304,7 @@ func TestTmuxScrollReachesBottom(t *testing.T) {
 		s.waitFor("step 1 of 9", "enter start")
 		bottom("step 1 of 9", "Nothing is sent to a CA before the Issue step.")
 		s.keys("Enter")
-		s.waitFor("step 2 of 9", "127.0.0.1")
+		s.waitFor("step 2 of 9", "[x] 127.0.0.1")
 		bottom("step 2 of 9", "type another address (t)")
 		s.keys("Enter")
 		s.waitFor("step 3 of 9", "› ") // the cursor shows when the checks are done
