@@ -219,11 +219,12 @@ func wizardNeedTerminal(s stdio, caps ui.Caps, name string) (int, bool) {
 		return 0, true
 	}
 	fmt.Fprintf(s.Err, `%s: no terminal, so no wizard (it needs stdin and stderr on a terminal).
-Use the subcommands, which never ask anything:
-  ipcert preflight --ip ADDR                     check ports, NAT and firewall
-  ipcert issue --ip ADDR --ca staging --agree-tos    rehearse on staging
-  ipcert issue --ip ADDR --ca production --agree-tos get the real certificate
-  ipcert issue --ip 127.0.0.1 --ca local --state-dir /tmp/try   try it with no internet
+Over SSH, ask for one: ssh -t HOST sudo ipcert
+Or use the subcommands, which never ask anything:
+  ipcert preflight --ip ADDR                            check ports, NAT and firewall
+  ipcert issue --ip ADDR --ca staging --agree-tos       rehearse on staging
+  ipcert issue --ip ADDR --ca production --agree-tos    get the real certificate
+  ipcert demo                                           try it all with no internet
 Or answer plain questions from stdin: %s --accessible
 Run "ipcert --help" for every command.
 `, name, name)

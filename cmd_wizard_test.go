@@ -195,3 +195,45 @@ func TestFirstFailureReachesDoctor(t *testing.T) {
 		t.Errorf("doctor after the issuance still reports the old failure:\n%s", out)
 	}
 }
+
+// TestDemoLeavesNoFolderWhenNothingHappened: a demo ended before anything
+// was issued or tried says "nothing was changed", and leaves no
+// /tmp/ipcert-demo-* folder behind.
+func TestDemoLeavesNoFolderWhenNothingHappened(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	code, out, errs := wizardRunCmd(t, "", map[string]string{"ACCESSIBLE": "1"}, "demo")
+	if code != exitFailure {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "ipcert-demo-*")); len(left) > 0 {
+		t.Errorf("the demo left %v behind\nstdout:\n%s", left, out)
+	}
+	if strings.Contains(out, "Demo state:") {
+		t.Errorf("stdout names a folder that is gone:\n%s", out)
+	}
+}
+
+// TestNoTerminalHelpAligned: the no-terminal help's commands line up and
+// it says how to get a terminal over SSH.
+func TestNoTerminalHelpAligned(t *testing.T) {
+	_, _, errs := wizardRunCmd(t, "", nil)
+	if !strings.Contains(errs, "ssh -t") {
+		t.Errorf("no word about ssh -t:\n%s", errs)
+	}
+	col := -1
+	for _, l := range strings.Split(errs, "\n") {
+		if !strings.HasPrefix(l, "  ipcert ") {
+			continue
+		}
+		i := strings.Index(l, "  ")
+		j := strings.LastIndex(l, "  ") + 2
+		if i < 0 || j <= 2 {
+			continue
+		}
+		if col >= 0 && j != col {
+			t.Errorf("column %d, want %d: %q\n%s", j, col, l, errs)
+		}
+		col = j
+	}
+}
