@@ -37,7 +37,7 @@ func ReadFirewall(ctx context.Context, env Env, ports []int) Firewall {
 	env = env.withDefaults()
 	var fw Firewall
 	run := func(name string, args ...string) (string, bool) {
-		path, err := env.LookPath(name)
+		path, err := findTool(env, name)
 		if err != nil {
 			return "", false
 		}
@@ -86,6 +86,23 @@ func ReadFirewall(ctx context.Context, env Env, ports []int) Firewall {
 	}
 	fw.Tools = dedupe(fw.Tools)
 	return fw
+}
+
+// findTool finds a firewall program: on PATH, else where Debian puts it.
+// An ordinary user's PATH has no sbin, and missing nft there does not mean
+// there is no firewall.
+func findTool(env Env, name string) (string, error) {
+	p, err := env.LookPath(name)
+	if err == nil {
+		return p, nil
+	}
+	for _, d := range []string{"usr/sbin", "sbin", "usr/local/sbin"} {
+		q := env.path(d + "/" + name)
+		if fi, serr := os.Stat(q); serr == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return q, nil
+		}
+	}
+	return "", err
 }
 
 func dedupe(s []string) []string {
@@ -797,7 +814,12 @@ func (st *state) checkFirewall(ctx context.Context, env Env) Result {
 	if len(fw.Tools) == 0 {
 		r.Summary = "no active host firewall found (ufw, firewalld, nftables, iptables)"
 		if len(fw.Errors) > 0 {
-			r.Status, r.Summary = StatusWarn, "could not read the firewall (run as root to read nft and iptables)"
+			r.Status = StatusWarn
+			r.Summary = "could not check the host firewall: nft and iptables could not read the rules"
+			if uid := env.withDefaults().Getuid(); uid != 0 {
+				r.Summary = fmt.Sprintf("could not check the host firewall: as uid %d, nft and iptables may not read the rules (only root may)", uid)
+				r.Fix = "run the check as root: sudo ipcert preflight"
+			}
 		}
 		return r
 	}
