@@ -85,51 +85,44 @@ func wrapLine(l string, width int) []string {
 	if ansi.StringWidth(l) <= width {
 		return []string{l}
 	}
-	// Keep the line's leading spaces as its own indent.
+	// The line's leading spaces stay as its first line's indent.
 	lead := len(l) - len(strings.TrimLeft(l, " "))
-	words := strings.Split(l[lead:], " ")
 	var out []string
-	cur, curW := l[:lead], lead
-	flush := func() {
-		out = append(out, strings.TrimRight(cur, " "))
-		cur, curW = "", 0
-	}
-	for i, w := range words {
+	cur, curW, hasWord := l[:lead], lead, false
+	for _, w := range strings.Split(l[lead:], " ") {
 		ww := ansi.StringWidth(w)
 		sep := 0
-		if i > 0 && curW > 0 {
+		if hasWord {
 			sep = 1
 		}
 		if curW+sep+ww <= width {
-			if sep == 1 {
-				cur += " "
-			}
-			cur += w
+			cur += strings.Repeat(" ", sep) + w
 			curW += sep + ww
+			hasWord = true
 			continue
 		}
-		if curW > 0 {
-			flush()
+		if hasWord {
+			out = append(out, cur)
+			cur, curW = "", 0
 		}
-		if ww <= width {
-			cur, curW = w, ww
+		if curW+ww <= width {
+			cur, curW, hasWord = cur+w, curW+ww, true
 			continue
 		}
-		// Too wide for any line.
+		// Wider than any line: a command between its arguments, else
+		// (a path) anywhere.
 		var parts []string
 		if strings.Contains(w, nbsp) {
-			parts = splitCommand(w, width)
+			parts = splitCommand(w, width-curW)
 		} else {
-			parts = strings.Split(ansi.Hardwrap(w, width, true), "\n")
+			parts = strings.Split(ansi.Hardwrap(w, max(width-curW, 1), true), "\n")
 		}
+		parts[0] = cur + parts[0]
 		out = append(out, parts[:len(parts)-1]...)
 		cur = parts[len(parts)-1]
-		curW = ansi.StringWidth(cur)
+		curW, hasWord = ansi.StringWidth(cur), true
 	}
-	if cur != "" || len(out) == 0 {
-		out = append(out, strings.TrimRight(cur, " "))
-	}
-	return out
+	return append(out, cur)
 }
 
 // splitCommand breaks a command that cannot fit on one line between its

@@ -450,7 +450,10 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	if s.note != "" {
 		b.WriteString("\n" + t.Warn.Render(s.note) + "\n")
 	}
-	keys := []ui.KeyHelp{{Key: "space", What: "pick"}, {Key: "enter", What: "continue"}, {Key: "t", What: "type one"}, {Key: "r", What: "ask again"}, keysBack, keysQuit}
+	keys := []ui.KeyHelp{{Key: "space", What: "pick"}, {Key: "enter", What: "continue"}, {Key: "t", What: "type one"}, keysBack, keysQuit}
+	if !m.cfg.Demo {
+		keys = append(keys, ui.KeyHelp{Key: "r", What: "ask again"})
+	}
 	if len(s.cands) == 0 {
 		keys = []ui.KeyHelp{{Key: "t", What: "type the address"}, {Key: "r", What: "ask again"}, keysBack, keysQuit}
 	}

@@ -324,8 +324,12 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	}
 	if s.preview != "" {
 		b.WriteString("\n" + t.Dim.Render(ui.Wrap("The file as it would be installed (all of it: "+t.Command(s.whole)+"):", w)) + "\n")
+		// Long lines wrap under themselves, deeper than any nesting, so
+		// nothing is cut at the right edge.
 		for _, l := range strings.Split(strings.TrimRight(s.preview, "\n"), "\n") {
-			b.WriteString(t.Code.Render("  "+l) + "\n")
+			l = "  " + l
+			indent := len(l) - len(strings.TrimLeft(l, " ")) + 4
+			b.WriteString(t.Code.Render(ui.Hang(l, indent, w)) + "\n")
 		}
 	}
 	keys := []ui.KeyHelp{{Key: "enter", What: "choose"}, {Key: "↑/↓", What: "move"}}
