@@ -13,7 +13,6 @@ import (
 	"github.com/charmbracelet/huh"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/ui"
 )
@@ -388,31 +387,12 @@ func (a *accessible) issue() (Step, error) {
 		choice = cachoice.Staging
 	}
 	for {
-		s.gen++
-		s.phase = phaseRunning
-		s.rehearsal, s.choice = rehearsal, choice
+		run := s.begin(m, rehearsal, choice)
 		a.say("Step 5 of 9, Issue. %s", runTitle(rehearsal, choice, m.ans.Addrs))
-		done := issueDoneMsg{gen: s.gen, rehearsal: rehearsal}
-		ca, err := m.cas.get(choice)
-		if err != nil {
-			done.err = fmt.Errorf("open the CA %q: %w", choice, err)
-		} else {
-			done.ca = ca
-			req := buildRequest(m.ans, ca)
-			req.Events = func(ev acmeflow.Event) { a.say("  %s", eventText(m.theme, ev)) }
-			var root []byte
-			if ca.Local {
-				root = ca.RootPEM
-			}
-			issuer := m.deps.Issuer
-			if rehearsal && m.deps.Rehearsal != nil {
-				issuer = m.deps.Rehearsal
-			}
-			done.iss, done.err = issuer.Issue(m.ctx, req, acmeflow.IssueOptions{Renewal: &store.Renewal{CA: choice}, RootPEM: root})
-			if done.err != nil && m.ctx.Err() == nil && m.deps.RecordFailure != nil && !rehearsal {
-				m.deps.RecordFailure(store.NameFor(acmeflow.AddrStrings(m.ans.Addrs)), done.err)
-			}
-		}
+		done := run(m.ctx, func(ev acmeflow.Event) {
+			s.addEvent(m.theme, ev) // the same log; said as it grows
+			a.say("  %s", eventText(m.theme, ev))
+		})
 		s.finish(m, done)
 		switch {
 		case m.ctx.Err() != nil:

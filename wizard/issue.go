@@ -112,7 +112,14 @@ func buildRequest(a Answers, ca *cachoice.CA) acmeflow.Request {
 	return req
 }
 
-func (s *issueStep) start(m *Model, rehearsal bool, choice string) tea.Cmd {
+// issuance is one run of the order, ready to go: begin captured what it
+// needs, so it reads nothing of the model while it runs (in a command's
+// goroutine, or in accessible mode's flow). Both renderings run it.
+type issuance func(ctx context.Context, events func(acmeflow.Event)) issueDoneMsg
+
+// begin starts a new attempt on the screen's state and returns the run:
+// the one issuance runner of the full-screen and the accessible wizard.
+func (s *issueStep) begin(m *Model, rehearsal bool, choice string) issuance {
 	s.gen++
 	gen := s.gen
 	s.attempt++
@@ -120,11 +127,6 @@ func (s *issueStep) start(m *Model, rehearsal bool, choice string) tea.Cmd {
 	s.phase = phaseRunning
 	s.rehearsal, s.choice = rehearsal, choice
 	s.lines, s.seen, s.err, s.failCursor, s.backAfterCancel = nil, 0, nil, 0, false
-	ctx, cancel := context.WithCancel(m.ctx)
-	s.cancelFn = cancel
-	if m.step == StepIssue {
-		m.rescroll(true)
-	}
 	ans := m.ans
 	ans.Addrs = append(ans.Addrs[:0:0], ans.Addrs...)
 	issuer := m.deps.Issuer
@@ -134,19 +136,16 @@ func (s *issueStep) start(m *Model, rehearsal bool, choice string) tea.Cmd {
 	pool := m.cas
 	record := m.deps.RecordFailure
 	m.logf("issue run %d: CA %s (rehearsal %v) for %v, %s", gen, choice, rehearsal, ans.Addrs, ans.Challenge)
-	return tea.Batch(m.stream(func(send func(tea.Msg)) {
-		defer cancel()
+	return func(ctx context.Context, events func(acmeflow.Event)) issueDoneMsg {
 		ca, err := pool.get(choice)
 		if err != nil {
-			send(issueDoneMsg{gen: gen, err: fmt.Errorf("open the CA %q: %w", choice, err), rehearsal: rehearsal})
-			return
+			return issueDoneMsg{gen: gen, err: fmt.Errorf("open the CA %q: %w", choice, err), rehearsal: rehearsal}
 		}
 		if issuer == nil {
-			send(issueDoneMsg{gen: gen, err: errors.New("no issuer configured; this is a bug"), rehearsal: rehearsal, ca: ca})
-			return
+			return issueDoneMsg{gen: gen, err: errors.New("no issuer configured; this is a bug"), rehearsal: rehearsal, ca: ca}
 		}
 		req := buildRequest(ans, ca)
-		req.Events = func(ev acmeflow.Event) { send(issueEventMsg{gen, ev}) }
+		req.Events = events
 		var root []byte
 		if ca.Local {
 			root = ca.RootPEM
@@ -155,7 +154,21 @@ func (s *issueStep) start(m *Model, rehearsal bool, choice string) tea.Cmd {
 		if err != nil && ctx.Err() == nil && record != nil && !rehearsal {
 			record(store.NameFor(acmeflow.AddrStrings(ans.Addrs)), err)
 		}
-		send(issueDoneMsg{gen: gen, iss: iss, err: err, rehearsal: rehearsal, ca: ca})
+		return issueDoneMsg{gen: gen, iss: iss, err: err, rehearsal: rehearsal, ca: ca}
+	}
+}
+
+func (s *issueStep) start(m *Model, rehearsal bool, choice string) tea.Cmd {
+	run := s.begin(m, rehearsal, choice)
+	gen := s.gen
+	ctx, cancel := context.WithCancel(m.ctx)
+	s.cancelFn = cancel
+	if m.step == StepIssue {
+		m.rescroll(true)
+	}
+	return tea.Batch(m.stream(func(send func(tea.Msg)) {
+		defer cancel()
+		send(run(ctx, func(ev acmeflow.Event) { send(issueEventMsg{gen, ev}) }))
 	}), m.tick())
 }
 
