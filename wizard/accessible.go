@@ -339,25 +339,25 @@ func (a *accessible) plan() (Step, error) {
 	a.say("Step 4 of 9, Plan.")
 	p := &m.plan
 	p.enter(m)
-	if err := a.choose("Certificate authority", caOptions(m.cfg.Demo), &p.a.CA); err != nil {
-		return 0, err
+	// The plan's own questions (planStep.build), asked one by one.
+	for _, f := range p.fields {
+		if f == huh.Field(p.consent) {
+			break // below: it may be asked twice
+		}
+		a.say("%s", p.note(m, f.GetKey()))
+		f.Focus()
+		if err := a.ask(f); err != nil {
+			return 0, err
+		}
+		a.say("")
+		if err := a.check(); err != nil {
+			return 0, err
+		}
+		if f.GetKey() == "ca" && p.a.CA == cachoice.Production {
+			a.say("%s\n", caDescription(m.cfg.Demo, p.a.CA))
+		}
 	}
-	a.say("%s\n", caDescription(m.cfg.Demo, p.a.CA))
-	a.say("%s\n", dns01Why)
-	if err := a.choose("Challenge", challengeOptions(m.cfg.Demo, p.a.WebRoot, p.webServer), &p.a.Challenge); err != nil {
-		return 0, err
-	}
-	if err := a.choose("Key type", huh.NewOptions(acmeflow.KeyTypes...), &p.a.KeyType); err != nil {
-		return 0, err
-	}
-	email := huh.NewInput().Title("E-mail for the CA account (optional, Enter for none):").Validate(validEmail).Value(&p.a.Email)
-	if err := a.ask(email); err != nil {
-		return 0, err
-	}
-	a.say("")
-	if err := a.check(); err != nil {
-		return 0, err
-	}
+	a.say("%s", p.note(m, "tos"))
 	for try := 0; !p.a.AgreeTOS; try++ {
 		if try == 2 {
 			return 0, ErrAborted

@@ -20,6 +20,10 @@ type planStep struct {
 	// webServer names the server whose web root is offered.
 	webServer string
 	consent   *consentField
+	// fields are the form's questions in order: accessible mode asks
+	// these same fields (their RunAccessible), so the questions are
+	// described once, here.
+	fields []huh.Field
 	// toChallenge: the next enter starts on the challenge question
 	// ("Change the challenge" on the failure screen).
 	toChallenge bool
@@ -146,24 +150,23 @@ func (s *planStep) build(m *Model) *huh.Form {
 	// The explanations are drawn above the form, not as field
 	// descriptions: huh sizes a field before it knows the width, and a
 	// wrapped description would push the last options out of view.
+	ca := huh.NewSelect[string]().Key("ca").Title("Certificate authority").
+		Options(caOpts...).
+		Value(&s.a.CA)
+	challenge := huh.NewSelect[string]().Key("challenge").Title("Challenge").
+		Options(chOpts...).
+		Value(&s.a.Challenge)
+	keyType := huh.NewSelect[string]().Key("key").Title("Key type").
+		Options(huh.NewOptions(acmeflow.KeyTypes...)...).
+		Value(&s.a.KeyType)
+	email := huh.NewInput().Key("email").Title("E-mail (optional)").
+		Placeholder(placeholder(m.cfg.Caps, "you@example.org")).
+		Validate(validEmail).
+		Value(&s.a.Email)
+	s.fields = []huh.Field{ca, challenge, keyType, email, s.consent}
 	f := huh.NewForm(
-		huh.NewGroup(
-			huh.NewSelect[string]().Key("ca").Title("Certificate authority").
-				Options(caOpts...).
-				Value(&s.a.CA),
-			huh.NewSelect[string]().Key("challenge").Title("Challenge").
-				Options(chOpts...).
-				Value(&s.a.Challenge),
-		),
-		huh.NewGroup(
-			huh.NewSelect[string]().Key("key").Title("Key type").
-				Options(huh.NewOptions(acmeflow.KeyTypes...)...).
-				Value(&s.a.KeyType),
-			huh.NewInput().Key("email").Title("E-mail (optional)").
-				Placeholder(placeholder(m.cfg.Caps, "you@example.org")).
-				Validate(validEmail).
-				Value(&s.a.Email),
-		),
+		huh.NewGroup(ca, challenge),
+		huh.NewGroup(keyType, email),
 		// The terms are a group of their own: huh moves on by group, and
 		// a group is left only when none of its fields has an error
 		// (consentField has one until y), even by a nextGroup message
@@ -256,19 +259,7 @@ func (s *planStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	t := m.theme
 	body := ""
 	if s.form != nil {
-		note := ""
-		switch s.focusedKey() {
-		case "ca":
-			note = caDescription(m.cfg.Demo, s.a.CA)
-		case "challenge":
-			note = dns01Why
-		case "key":
-			note = "The certificate's key type: ec256 is small, fast and accepted everywhere."
-		case "email":
-			note = "Optional, for the CA's account only: Let's Encrypt no longer sends expiry mail."
-		case "tos":
-			note = "The CA issues only to accounts that accept its terms: y agrees."
-		}
+		note := s.note(m, s.focusedKey())
 		if s.refused {
 			note = "The terms of service were not agreed, so nothing was sent to the CA. " + note
 		}
@@ -289,6 +280,24 @@ func (s *planStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		keys[3] = ui.KeyHelp{Key: "ctrl+c", What: "quit"}
 	}
 	return body, keys
+}
+
+// note is the explanation drawn above a question (the full-screen form)
+// or said before it (accessible mode).
+func (s *planStep) note(m *Model, key string) string {
+	switch key {
+	case "ca":
+		return caDescription(m.cfg.Demo, s.a.CA)
+	case "challenge":
+		return dns01Why
+	case "key":
+		return "The certificate's key type: ec256 is small, fast and accepted everywhere."
+	case "email":
+		return "Optional, for the CA's account only: Let's Encrypt no longer sends expiry mail."
+	case "tos":
+		return "The CA issues only to accounts that accept its terms: y agrees."
+	}
+	return ""
 }
 
 // consentReady says the terms question is current and takes keys.
