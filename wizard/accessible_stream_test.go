@@ -58,7 +58,7 @@ func streamScenarios() []streamScenario {
 
 // runStream runs the accessible wizard on in and fails on a panic, a hang
 // or an ending other than the three the command maps to exit 0, 1 and 130.
-func runStream(t *testing.T, sc streamScenario, in string) (Outcome, error, string) {
+func runStream(t *testing.T, sc streamScenario, in string) (Outcome, string, error) {
 	t.Helper()
 	var out bytes.Buffer
 	type res struct {
@@ -83,11 +83,11 @@ func runStream(t *testing.T, sc streamScenario, in string) (Outcome, error, stri
 		if r.err != nil && !errors.Is(r.err, ErrInputClosed) && !errors.Is(r.err, ErrAborted) {
 			t.Fatalf("%s: input %q: error %v (exit code neither 0, 1 nor 130)\n%s", sc.name, in, r.err, out.String())
 		}
-		return r.o, r.err, out.String()
+		return r.o, out.String(), r.err
 	case <-time.After(20 * time.Second):
 		t.Fatalf("%s: input %q: RunAccessible still runs after 20 s\n%s", sc.name, in, out.String())
 	}
-	return Outcome{}, nil, ""
+	return Outcome{}, "", nil
 }
 
 func joinLines(a []string) string {
@@ -107,13 +107,13 @@ func TestAccessibleAnswerStreams(t *testing.T) {
 	bad := []string{"0", "99", "-1", "abc", "1x", "", "  ", "y", "n", "2001:db8::7"}
 	for _, sc := range streamScenarios() {
 		t.Run(sc.name, func(t *testing.T) {
-			o, err, text := runStream(t, sc, joinLines(sc.valid))
+			o, text, err := runStream(t, sc, joinLines(sc.valid))
 			if err != nil || o.Issued == nil {
 				t.Fatalf("the good answers do not reach a certificate: %v\n%s", err, text)
 			}
 			for i := 0; i <= len(sc.valid); i++ {
 				// The input ends after i answers.
-				if _, err, text := runStream(t, sc, joinLines(sc.valid[:i])); i < len(sc.valid) && !errors.Is(err, ErrInputClosed) {
+				if _, text, err := runStream(t, sc, joinLines(sc.valid[:i])); i < len(sc.valid) && !errors.Is(err, ErrInputClosed) {
 					t.Errorf("input ending after %d answers: %v, want ErrInputClosed\n%s", i, err, text)
 				}
 				for _, b := range bad {
@@ -126,7 +126,7 @@ func TestAccessibleAnswerStreams(t *testing.T) {
 				// An answer no question accepts is asked again.
 				for _, b := range []string{"0", "99", "-1", "abc"} {
 					ans := append(append(append([]string{}, sc.valid[:i]...), b), sc.valid[i:]...)
-					o, err, text := runStream(t, sc, joinLines(ans))
+					o, text, err := runStream(t, sc, joinLines(ans))
 					if err != nil || o.Issued == nil {
 						t.Errorf("bad answer %q at question %d was not asked again: %v\n%s", b, i+1, err, text)
 						continue
@@ -153,7 +153,7 @@ func TestAccessibleAnswerStreams(t *testing.T) {
 // address found and no input at all.
 func TestAccessibleOfflineEndOfInput(t *testing.T) {
 	for _, in := range []string{"", "1\n", "1\n10.0.0.1\n", "2\n"} {
-		_, err, text := runStream(t, streamScenario{name: "offline", deps: offlineDeps, cfg: testConfig(false)}, in)
+		_, text, err := runStream(t, streamScenario{name: "offline", deps: offlineDeps, cfg: testConfig(false)}, in)
 		if !errors.Is(err, ErrInputClosed) {
 			t.Errorf("input %q: %v, want ErrInputClosed\n%s", in, err, text)
 		}
