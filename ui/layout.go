@@ -213,8 +213,12 @@ func (t Theme) Frame(width, height int, header, body, help string, sc *Scroll) s
 		sc = &Scroll{Focus: -1, FocusSeen: -1}
 	}
 	var lines []string
-	lines = append(lines, t.fit(header, width), "")
-	room := max(height-4, 1) // header, blank, blank, help
+	hl := strings.Split(header, "\n") // the header may carry a notice
+	for _, h := range hl {
+		lines = append(lines, t.fit(h, width))
+	}
+	lines = append(lines, "")
+	room := max(height-3-len(hl), 1) // header, blank, ..., blank, help
 	bl := strings.Split(strings.TrimRight(body, "\n"), "\n")
 	sc.Lines, sc.Rows = len(bl), min(len(bl), room)
 	if len(bl) > room {

@@ -333,3 +333,15 @@ func TestNoColorSelectionMarks(t *testing.T) {
 		t.Errorf("a placeholder looks like input:\n%s\n%s", screens["plan-email"], screens["address-refused"])
 	}
 }
+
+// TestTinyTerminal: below 60x20 every screen still fits exactly, and the
+// small-terminal notice fits too (wrapped, not cut).
+func TestTinyTerminal(t *testing.T) {
+	names, screens := walk(t, 40, 12)
+	for _, n := range names {
+		checkFits(t, n, screens[n], 40, 12)
+		if j := strings.Join(strings.Fields(screens[n]), " "); !strings.Contains(j, "(terminal 40x12 is small: 60x20 or more reads best)") {
+			t.Errorf("%s at 40x12: the notice is cut:\n%s", n, screens[n])
+		}
+	}
+}

@@ -459,17 +459,16 @@ func (m *Model) View() string {
 		next = (m.step + 1).String()
 	}
 	header := m.theme.Header(m.width, int(m.step)+1, int(numSteps), m.step.String(), next)
+	room := m.height - 4 // Frame: header, blank, body, blank, help
 	if m.width < ui.MinWidth || m.height < ui.MinHeight {
+		// Under the header, outside the scrolling body: always in view.
 		note := ui.Wrap(m.theme.Warn.Render(fmt.Sprintf("(terminal %dx%d is small: %dx%d or more reads best)", m.width, m.height, ui.MinWidth, ui.MinHeight)), w)
-		body = note + "\n" + body
-		if m.focus >= 0 {
-			m.focus += strings.Count(note, "\n") + 1
-		}
+		header += "\n" + note
+		room -= strings.Count(note, "\n") + 1
 	}
 	m.scroll.Focus = m.focus
-	// The scroll keys are named when the body does not fit (Frame
-	// gives it height-4 rows).
-	if n := strings.Count(strings.TrimRight(body, "\n"), "\n") + 1; n > max(m.height-4, 1) && len(keys) > 0 {
+	// The scroll keys are named when the body does not fit.
+	if n := strings.Count(strings.TrimRight(body, "\n"), "\n") + 1; n > max(room, 1) && len(keys) > 0 {
 		k := "pgup/pgdn"
 		keys = append(keys[:1:1], append([]ui.KeyHelp{{Key: k, What: "scroll"}}, keys[1:]...)...)
 	}
