@@ -388,7 +388,11 @@ func (a *accessible) issue() (Step, error) {
 	}
 	for {
 		run := s.begin(m, rehearsal, choice)
-		a.say("Step 5 of 9, Issue. %s", runTitle(rehearsal, choice, m.ans.Addrs))
+		title := runTitle(rehearsal, choice, m.ans.Addrs)
+		if s.attempt > 1 && len(s.earlier) > 0 {
+			title = fmt.Sprintf("Attempt %d (%s). %s", s.attempt, s.earlier[len(s.earlier)-1], title)
+		}
+		a.say("Step 5 of 9, Issue. %s", title)
 		done := run(m.ctx, func(ev acmeflow.Event) {
 			s.addEvent(m.theme, ev) // the same log; said as it grows
 			a.say("  %s", eventText(m.theme, ev))

@@ -122,6 +122,10 @@ type issuance func(ctx context.Context, events func(acmeflow.Event)) issueDoneMs
 func (s *issueStep) begin(m *Model, rehearsal bool, choice string) issuance {
 	s.gen++
 	gen := s.gen
+	if rehearsal != s.rehearsal || choice != s.choice {
+		// Production after the rehearsal is a new order, not a retry.
+		s.attempt, s.earlier = 0, nil
+	}
 	s.attempt++
 	s.cancelled = false
 	s.phase = phaseRunning
