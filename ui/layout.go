@@ -89,7 +89,7 @@ func wrapLine(l string, width int) []string {
 	lead := len(l) - len(strings.TrimLeft(l, " "))
 	var out []string
 	cur, curW, hasWord := l[:lead], lead, false
-	for _, w := range strings.Split(l[lead:], " ") {
+	for _, w := range keepFlags(strings.Split(l[lead:], " ")) {
 		ww := ansi.StringWidth(w)
 		sep := 0
 		if hasWord {
@@ -123,6 +123,32 @@ func wrapLine(l string, width int) []string {
 		curW, hasWord = ansi.StringWidth(cur), true
 	}
 	return append(out, cur)
+}
+
+// keepFlags joins command-line flags to the word before them, and a
+// long flag to its value, so that prose naming a command ("check with ss
+// -ltnp", "run again with --ca staging") does not break it between lines.
+func keepFlags(words []string) []string {
+	isFlag := func(w string) bool {
+		p := ansi.Strip(w)
+		return len(p) > 1 && p[0] == '-' && p != "--" && p[1] != ' '
+	}
+	var out []string
+	for i, w := range words {
+		if i > 0 && len(out) > 0 && w != "" {
+			prev := ansi.Strip(out[len(out)-1])
+			if i := strings.LastIndex(prev, nbsp); i >= 0 {
+				prev = prev[i+len(nbsp):]
+			}
+			value := strings.HasPrefix(prev, "--") && !strings.ContainsAny(prev[len(prev)-1:], ":,.;)") && !isFlag(w) && len(ansi.Strip(w)) <= 40
+			if isFlag(w) && prev != "" || value {
+				out[len(out)-1] += nbsp + w
+				continue
+			}
+		}
+		out = append(out, w)
+	}
+	return out
 }
 
 // splitCommand breaks a command that cannot fit on one line between its

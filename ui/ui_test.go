@@ -170,3 +170,19 @@ func TestFrameScrolls(t *testing.T) {
 		t.Errorf("follow does not show the end:\n%s", f)
 	}
 }
+
+// TestWrapKeepsFlagsInProse: a command written in plain prose is not
+// broken before its flags or between a long flag and its value.
+func TestWrapKeepsFlagsInProse(t *testing.T) {
+	th := NewTheme(Renderer(&bytes.Buffer{}, Caps{NoColor: true}), Caps{NoColor: true})
+	s := "Nothing listens: check what holds the port with ss -ltnp and then run again with --ca staging --webroot /var/www/html, or read the docs."
+	for w := 20; w <= 80; w++ {
+		f := th.fit(Wrap(s, w), 1000)
+		for _, l := range strings.Split(f, "\n") {
+			if strings.HasSuffix(l, " ss") || strings.HasPrefix(strings.TrimSpace(l), "-ltnp") || strings.HasSuffix(l, "--ca") || strings.HasSuffix(l, "--webroot") {
+				t.Errorf("width %d: a command was split:\n%s", w, f)
+				break
+			}
+		}
+	}
+}
