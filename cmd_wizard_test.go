@@ -159,7 +159,7 @@ func TestAccessibleBadAnswersExitCleanly(t *testing.T) {
 	}{
 		{"", offlineEnv(t), []string{"--state-dir", t.TempDir()}},
 		{"1\n", offlineEnv(t), []string{"--state-dir", t.TempDir()}},
-		{"3\n", map[string]string{"ACCESSIBLE": "1"}, []string{"demo", "--state-dir", t.TempDir()}},
+		{"4\n", map[string]string{"ACCESSIBLE": "1"}, []string{"demo", "--state-dir", t.TempDir()}},
 		{"0\n", map[string]string{"ACCESSIBLE": "1"}, []string{"demo", "--state-dir", t.TempDir()}},
 		{"abc\n", map[string]string{"ACCESSIBLE": "1"}, []string{"demo", "--state-dir", t.TempDir()}},
 		{"1\n1\n1\n7\n", map[string]string{"ACCESSIBLE": "1"}, []string{"demo", "--state-dir", t.TempDir()}},

@@ -205,8 +205,9 @@ func (a *accessible) address() (Step, error) {
 	m := a.m
 	s := &m.address
 	m.step = StepAddress
+	a.say("Step 2 of 9, Address.")
 	if !s.detected {
-		a.say("Step 2 of 9, Address. Finding this machine's public address...")
+		a.say("Finding this machine's public address...")
 		var msg addrMsg
 		if m.deps.LocalAddrs != nil {
 			msg.ifaces, _ = m.deps.LocalAddrs()
@@ -221,7 +222,7 @@ func (a *accessible) address() (Step, error) {
 		a.say("%s", plain(strings.Join(s.facts(m, c), "; ")))
 	}
 	if len(s.cands) == 0 {
-		a.say("No public address found: no echo, DNS or STUN service answered. Type the address, or quit and run \"ipcert preflight\" (what is missing) or \"ipcert demo\" (the whole setup with a local test CA, no internet).")
+		a.say("No public address found: no echo, DNS or STUN service answered (offline, or outbound traffic blocked). Type the address, ask again once the network is back, or quit and run \"ipcert preflight\" (what is missing) or \"ipcert demo\" (the whole setup with a local test CA, no internet).")
 	}
 	var opts []huh.Option[string]
 	var valid []string
@@ -235,11 +236,27 @@ func (a *accessible) address() (Step, error) {
 		opts = append(opts, huh.NewOption("Use all: "+strings.Join(valid, " and "), "all"))
 	}
 	opts = append(opts, huh.NewOption("Type an address", "type"))
+	if !m.cfg.Demo {
+		opts = append(opts, huh.NewOption("Ask the address sources again", "again"))
+	}
+	opts = append(opts, huh.NewOption("Quit", "quit"))
 	choice := ""
 	if err := a.choose("Which address should the certificate name?", opts, &choice); err != nil {
 		return 0, err
 	}
 	switch choice {
+	case "again":
+		s.detected = false
+		var keep []candidate
+		for _, c := range s.cands {
+			if c.Typed {
+				keep = append(keep, c)
+			}
+		}
+		s.cands = keep
+		return StepAddress, nil
+	case "quit":
+		return 0, ErrAborted
 	case "all":
 		m.ans.Addrs = nil
 		for _, v := range valid {
