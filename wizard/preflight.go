@@ -233,11 +233,17 @@ func (s *preflightStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	keys = append(keys, keysBack, keysQuit)
 	if s.report != nil {
 		b.WriteString("\n")
+		// What settles it: staging's validators from the internet; in the
+		// demo, the test CA's validation over loopback.
+		real := "a staging rehearsal is the real test and costs nothing"
+		if m.cfg.Demo {
+			real = "the test CA's own validation is the real test"
+		}
 		switch s.report.Verdict {
 		case preflight.StatusFail:
-			b.WriteString(ui.Wrap(t.Fail.Render("Validation will probably fail")+" until the failures above are fixed. You may still go on: a staging rehearsal is the real test and costs nothing.", w))
+			b.WriteString(ui.Wrap(t.Fail.Render("Validation will probably fail")+" until the failures above are fixed. You may still go on: "+real+".", w))
 		case preflight.StatusWarn:
-			b.WriteString(ui.Wrap(t.Warn.Render("No blocker found")+", but read the warnings. The staging rehearsal is the authoritative test.", w))
+			b.WriteString(ui.Wrap(t.Warn.Render("No blocker found")+", but read the warnings: "+real+".", w))
 		default:
 			b.WriteString(ui.Wrap(t.OK.Render("Everything checked looks right."), w))
 		}
