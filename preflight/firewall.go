@@ -3,8 +3,10 @@ package preflight
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 )
@@ -43,7 +45,7 @@ func ReadFirewall(ctx context.Context, env Env, ports []int) Firewall {
 		}
 		out, err := env.Runner.Run(ctx, path, args...)
 		if err != nil {
-			fw.Errors = append(fw.Errors, fmt.Sprintf("%s %s: %s", name, strings.Join(args, " "), shortErr(err)))
+			fw.Errors = append(fw.Errors, fmt.Sprintf("%s %s: %s", name, strings.Join(args, " "), toolErr(err)))
 			if len(out) == 0 {
 				return "", false
 			}
@@ -86,6 +88,19 @@ func ReadFirewall(ctx context.Context, env Env, ports []int) Firewall {
 	}
 	fw.Tools = dedupe(fw.Tools)
 	return fw
+}
+
+// toolErr is a firewall tool's failure in its own words: the first line
+// of what it wrote on stderr ("Operation not permitted (you must be
+// root)"), after the exit status.
+func toolErr(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if line, _, _ := strings.Cut(strings.TrimSpace(string(ee.Stderr)), "\n"); line != "" {
+			return ee.Error() + ": " + line
+		}
+	}
+	return shortErr(err)
 }
 
 // findTool finds a firewall program: on PATH, else where Debian puts it.
