@@ -307,6 +307,12 @@ func (a *accessible) preflight() (Step, error) {
 			})
 		}
 		mapPorts = false
+		// The report lands where the full-screen wizard keeps it: the
+		// failure diagnosis reads its NAT and port findings from there.
+		m.pre.gen++
+		m.pre.running = true
+		m.pre.ranFor = fmt.Sprint(m.ans.Addrs)
+		m.pre.update(m, preflightDoneMsg{m.pre.gen, rep})
 		for _, r := range rep.Results {
 			if r.Status != preflight.StatusWarn && r.Status != preflight.StatusFail {
 				continue
