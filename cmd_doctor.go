@@ -218,6 +218,21 @@ func doctorTargets(st *store.Store, arg string, probe bool, s stdio) ([]*doctorT
 		}
 		return t, nil
 	}
+	// First issuances that failed have no renewal.json; the store keeps
+	// their failure under the name they would have had.
+	firsts, err := st.FirstFailures()
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err)
+	}
+	first := func(ff store.FirstFailure) *doctorTarget {
+		t := &doctorTarget{Name: ff.Name, Identifiers: ff.Identifiers, LastError: ff.LastError, Failures: 1}
+		for _, id := range ff.Identifiers {
+			if a, err := netip.ParseAddr(id); err == nil {
+				t.addrs = append(t.addrs, a)
+			}
+		}
+		return t
+	}
 	if arg == "" {
 		var out []*doctorTarget
 		for _, n := range names {
@@ -229,6 +244,9 @@ func doctorTargets(st *store.Store, arg string, probe bool, s stdio) ([]*doctorT
 			if t.LastError != nil {
 				out = append(out, t)
 			}
+		}
+		for _, ff := range firsts {
+			out = append(out, first(ff))
 		}
 		if len(out) == 0 && probe {
 			fmt.Fprintln(s.Err, "ipcert doctor: --probe needs an address or a certificate name: ipcert doctor ADDR --probe")
@@ -247,6 +265,11 @@ func doctorTargets(st *store.Store, arg string, probe bool, s stdio) ([]*doctorT
 		}
 		return []*doctorTarget{t}, exitOK
 	}
+	for _, ff := range firsts {
+		if ff.Name == arg {
+			return []*doctorTarget{first(ff)}, exitOK
+		}
+	}
 	a, err := acmeflow.ParseIP(arg)
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert doctor: %q is neither a certificate in %s nor an IP address (%v)\n", arg, st.Root(), err)
@@ -255,6 +278,13 @@ func doctorTargets(st *store.Store, arg string, probe bool, s stdio) ([]*doctorT
 	// An address: its certificate's stored failure too, when one names it.
 	if ferr == nil && found.Name != "" {
 		if t, err := load(found.Name); err == nil {
+			t.addrs = []netip.Addr{a}
+			return []*doctorTarget{t}, exitOK
+		}
+	}
+	for _, ff := range firsts {
+		if doctorContains(ff.Identifiers, a.String()) {
+			t := first(ff)
 			t.addrs = []netip.Addr{a}
 			return []*doctorTarget{t}, exitOK
 		}
