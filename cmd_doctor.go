@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -283,7 +284,7 @@ func doctorTargets(st *store.Store, arg string, probe bool, s stdio) ([]*doctorT
 		}
 	}
 	for _, ff := range firsts {
-		if doctorContains(ff.Identifiers, a.String()) {
+		if slices.Contains(ff.Identifiers, a.String()) {
 			t := first(ff)
 			t.addrs = []netip.Addr{a}
 			return []*doctorTarget{t}, exitOK
