@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -105,6 +106,9 @@ func runStatus(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Err, "ipcert status: %v\n", err)
 		return exitFailure
 	}
+	if len(rep.NotIssued) > 0 && len(opts.Names) == 0 {
+		code = exitFailure
+	}
 	if js != nil {
 		js.end(rep)
 		return code
@@ -148,6 +152,10 @@ func (j *statusJSON) end(rep deploy.StatusReport) {
 	if rep.TimerError != "" {
 		e, _ := json.Marshal(rep.TimerError)
 		fmt.Fprintf(j.w, ",\n  \"timer_error\": %s", e)
+	}
+	if len(rep.NotIssued) > 0 {
+		e, _ := json.MarshalIndent(rep.NotIssued, "  ", "  ")
+		fmt.Fprintf(j.w, ",\n  \"not_issued\": %s", e)
 	}
 	io.WriteString(j.w, "\n}\n")
 }
@@ -200,7 +208,16 @@ func statusPrintCert(w io.Writer, c deploy.CertStatus, i int, stateDir string, n
 }
 
 func statusPrintTail(w io.Writer, rep deploy.StatusReport, n int) {
-	if n == 0 {
+	for _, f := range rep.NotIssued {
+		when, what := "", "failed"
+		if e := f.LastError; e != nil {
+			when = " " + e.Time.Local().Format("2006-01-02 15:04 MST")
+			what = cmp.Or(e.Title, statusOneLine(e.Detail))
+		}
+		fmt.Fprintf(w, "\n%s (%s)\n  NOT ISSUED    the first attempt%s failed: %s\n                ipcert doctor %s%s explains it\n",
+			f.Name, strings.Join(f.Identifiers, ", "), when, what, f.Name, userStateFlag(rep.StateDir))
+	}
+	if n == 0 && len(rep.NotIssued) == 0 {
 		fmt.Fprintf(w, "No certificates in %s yet. Get one: sudo ipcert issue --ip auto --ca staging --agree-tos%s\n", rep.StateDir, sudoStateFlag(rep.StateDir))
 	}
 	fmt.Fprintln(w)

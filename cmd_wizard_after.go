@@ -188,7 +188,9 @@ func wizardVerify(roots func() *x509.CertPool, target func(*acmeflow.Issued) (st
 			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
 		}
 		defer done()
-		res, err := deploy.Verify(ctx, addr, deploy.VerifyOptions{Roots: roots(), Expected: iss.Cert.Leaf})
+		// Right after the reload: give the server its grace to pick the
+		// new certificate up (deploy.ReloadGrace).
+		res, _, err := deploy.WaitServed(ctx, addr, iss.Cert.Leaf, 0, deploy.VerifyOptions{Roots: roots()})
 		if err != nil {
 			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/ipcert/ipcert/acmeflow/renew"
 	"github.com/ipcert/ipcert/ui"
 )
 
@@ -101,9 +102,11 @@ func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	now := m.deps.Now()
 	b.WriteString(fmt.Sprintf("  %-10s %s until %s\n", "valid", r.NotBefore.Local().Format("2006-01-02 15:04"), r.NotAfter.Local().Format("2006-01-02 15:04 MST")))
 	b.WriteString(fmt.Sprintf("  %-10s %s left\n", "", humanHours(r.NotAfter.Sub(now))))
-	half := r.NotBefore.Add(r.NotAfter.Sub(r.NotBefore) / 2)
 	if !rehearsalOnly && !m.cfg.Demo {
-		b.WriteString(fmt.Sprintf("  %-10s around %s\n", "renew", half.Local().Format("2006-01-02 15:04")))
+		// renew's own decision: the summary never promises another time
+		// than the renewal job keeps.
+		next, _ := renew.Next(r, now)
+		b.WriteString(fmt.Sprintf("  %-10s around %s\n", "renew", next.Local().Format("2006-01-02 15:04")))
 	}
 	b.WriteString(ui.Hang(fmt.Sprintf("  %-10s %s", "files in", t.Code.Render(files.Dir+"/")), 13, w) + "\n")
 	names := []string{"fullchain.pem", "privkey.pem", "cert.pem", "chain.pem"}
