@@ -15,6 +15,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow/renew"
 	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/monitor"
 )
 
 // Exit codes of `ipcert renew` beyond the shared ones. "Renewed" is not 0
@@ -77,6 +78,7 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 	wait := fs.Duration("wait", 60*time.Second, "how long to wait for another ipcert run's lock before giving up (exit 4)")
 	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long, renewals, hooks and waits included (under the timer unit's 30 min limit)")
 	parallel := fs.Int("parallel", renew.DefaultParallel, "renew up to this many due certificates at once (never two on the same responder port)")
+	promFile := fs.String("prometheus", "", "after the run, write node_exporter textfile metrics of every certificate to this .prom file (atomically)")
 	quiet := fs.Bool("quiet", false, "log only warnings and errors; print only certificates that were renewed or failed (the timer uses this)")
 	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
 		return code
@@ -93,6 +95,10 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 			fmt.Fprintf(s.Err, "ipcert renew: %v\n", err)
 			return exitUsage
 		}
+	}
+	if *promFile != "" && !strings.HasSuffix(*promFile, ".prom") {
+		fmt.Fprintf(s.Err, "ipcert renew: --prometheus %s: node_exporter's textfile collector reads only files ending in .prom\n", *promFile)
+		return exitUsage
 	}
 	if *parallel < 1 || *parallel > 64 {
 		fmt.Fprintf(s.Err, "ipcert renew: --parallel %d: give 1 to 64\n", *parallel)
@@ -156,6 +162,11 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 	}
 	if !*dryRun {
 		renew.SaveLastRun(st, renew.LastRun{Started: started.UTC(), Duration: time.Since(started), ExitCode: code, Result: res, Error: errString(err)})
+		if *promFile != "" {
+			if err := renewWriteMetrics(context.WithoutCancel(ctx), st, *promFile); err != nil {
+				fmt.Fprintf(s.Err, "ipcert renew: --prometheus: %v\n", err)
+			}
+		}
 	}
 	if res == nil {
 		return code
@@ -274,4 +285,15 @@ func (l *renewLogger) engineEvent(name string, ev acmeflow.Event) {
 		level = renew.LevelWarn
 	}
 	l.event(renew.Event{Time: ev.Time, Level: level, Name: name, Message: ev.Message})
+}
+
+// renewWriteMetrics writes the textfile metrics after a run: every
+// certificate's state, the served checks, and this run.
+func renewWriteMetrics(ctx context.Context, st *store.Store, path string) error {
+	var certs []deploy.CertStatus
+	if err := deploy.StatusEach(st, time.Now(), deploy.StatusOptions{}, func(c deploy.CertStatus) { certs = append(certs, c) }); err != nil {
+		return err
+	}
+	last, _ := renew.LoadLastRun(st)
+	return monitor.WriteTextfile(path, monitor.Registry(certs, monitor.CheckServed(ctx, certs, 5*time.Second), last))
 }

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/acmeflow/renew"
 	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/monitor"
 )
 
 const statusHelp = `
@@ -45,6 +47,10 @@ func runStatus(ctx context.Context, args []string, s stdio) int {
 	cf.register(fs)
 	unitDir := fs.String("unit-dir", "", "where the renewal timer's systemd units are looked for (default "+deploy.TimerDefaultUnitDir+")")
 	cronDir := fs.String("cron-dir", "", "where the renewal job's cron file is looked for (default "+deploy.TimerDefaultCronDir+")")
+	check := fs.Bool("check", false, "Nagios-style check: one line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN")
+	warn := fs.Duration("warn", monitor.DefaultThresholds.Warn, "with --check: WARNING when a certificate has less than this left")
+	crit := fs.Duration("crit", monitor.DefaultThresholds.Crit, "with --check: CRITICAL when a certificate has less than this left")
+	promFile := fs.String("prometheus", "", "also write node_exporter textfile metrics to this .prom file (atomically)")
 	verifyKeys := fs.Bool("verify-keys", false, "also check that every current private key matches its certificate (slower with thousands)")
 	pos, done, code := deployParseArgs(fs, args, s.Env, s.Err)
 	if done {
@@ -80,6 +86,9 @@ func runStatus(ctx context.Context, args []string, s stdio) int {
 			fmt.Fprintf(s.Err, "Several certificates cover %s (%s); showing them all.\n", f.Addr.Addr(), strings.Join(f.Candidates, ", "))
 			opts.Names = f.Candidates
 		}
+	}
+	if *check || *promFile != "" {
+		return statusMonitor(ctx, st, now, rep, opts, *check, *promFile, monitor.Thresholds{Warn: *warn, Crit: *crit, FailuresCrit: monitor.DefaultThresholds.FailuresCrit}, s)
 	}
 	// Printed as they come: thousands of certificates are never all in
 	// memory at once.
@@ -271,4 +280,49 @@ func statusCA(choice string) string {
 		return "unknown"
 	}
 	return choice
+}
+
+// statusMonitor is status --check and --prometheus: the certificates'
+// state, the served certificates (a handshake to each verify address),
+// then the Nagios line and exit code and/or the textfile.
+func statusMonitor(ctx context.Context, st *store.Store, now time.Time, rep deploy.StatusReport, opts deploy.StatusOptions, check bool, promFile string, t monitor.Thresholds, s stdio) int {
+	if t.Warn <= t.Crit {
+		fmt.Fprintf(s.Err, "ipcert status: --warn (%s) must be longer than --crit (%s)\n", t.Warn, t.Crit)
+		return monitorUsage(check)
+	}
+	var certs []deploy.CertStatus
+	if err := deploy.StatusEach(st, now, opts, func(c deploy.CertStatus) { certs = append(certs, c) }); err != nil {
+		if check {
+			fmt.Fprintf(s.Out, "IPCERT UNKNOWN - %v\n", err)
+			return monitor.Unknown
+		}
+		fmt.Fprintf(s.Err, "ipcert status: %v\n", err)
+		return exitFailure
+	}
+	served := monitor.CheckServed(ctx, certs, 5*time.Second)
+	code := exitOK
+	if promFile != "" {
+		last, _ := renew.LoadLastRun(st)
+		if err := monitor.WriteTextfile(promFile, monitor.Registry(certs, served, last)); err != nil {
+			fmt.Fprintf(s.Err, "ipcert status: --prometheus: %v\n", err)
+			code = exitFailure
+		}
+	}
+	if !check {
+		return code
+	}
+	state, line := monitor.Check(certs, served, t, now)
+	for _, f := range rep.NotIssued {
+		state = max(state, monitor.Warning)
+		line = strings.Replace(line, " - ", fmt.Sprintf(" - %s: first issuance failed; ", f.Name), 1)
+	}
+	fmt.Fprintln(s.Out, line)
+	return state
+}
+
+func monitorUsage(check bool) int {
+	if check {
+		return monitor.Unknown
+	}
+	return exitUsage
 }
