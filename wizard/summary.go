@@ -105,7 +105,9 @@ func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	if !rehearsalOnly && !m.cfg.Demo {
 		// renew's own decision: the summary never promises another time
 		// than the renewal job keeps.
-		next, _ := renew.Next(r, now)
+		c := *r
+		c.Current = iss.Version.N
+		next, _ := renew.Next(&c, now)
 		b.WriteString(fmt.Sprintf("  %-10s around %s\n", "renew", next.Local().Format("2006-01-02 15:04")))
 	}
 	b.WriteString(ui.Hang(fmt.Sprintf("  %-10s %s", "files in", t.Code.Render(files.Dir+"/")), 13, w) + "\n")
