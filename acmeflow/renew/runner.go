@@ -457,7 +457,12 @@ func (rn *Runner) checkARI(ctx context.Context, r *store.Renewal, now time.Time,
 	}
 	res.online()
 	info, err := rn.ARI.RenewalInfo(ctx, r)
-	if err != nil {
+	switch {
+	case errors.Is(err, acmeflow.ErrNoARI):
+		// Not a fault: most private CAs (step-ca) have no ARI. Asked
+		// again only every ARIAbsentInterval.
+		rn.emit(LevelInfo, r.Name, "the CA offers no renewal window (ARI): renewing at half of the lifetime it gave")
+	case err != nil:
 		rn.emit(LevelWarn, r.Name, "could not ask the CA for the renewal window (ARI): %v; falling back to half of the lifetime", err)
 	}
 	ApplyARI(r, info, err, now)
