@@ -172,8 +172,15 @@ func (rn *Runner) emit(level Level, name, format string, args ...any) {
 }
 
 // ExpiryWarning is how close to expiry a certificate must be for every run
-// to warn about it.
+// to warn about it; a certificate shorter than four days is warned about
+// from its half-life on (ExpiryWarningFor): a private CA's 24-hour
+// certificate is always less than a day from expiry.
 const ExpiryWarning = 24 * time.Hour
+
+// ExpiryWarningFor is ExpiryWarning for r's lifetime.
+func ExpiryWarningFor(r *store.Renewal) time.Duration {
+	return min(ExpiryWarning, 2*Margin(r))
+}
 
 // Run plans every selected certificate and acts on those that are due. It
 // first plans without the lock and without network; only when something
@@ -396,7 +403,7 @@ func (rn *Runner) warnExpiry(r *store.Renewal, now time.Time) {
 	switch {
 	case left <= 0:
 		rn.emit(LevelError, r.Name, "the certificate EXPIRED at %s; clients refuse it until a renewal succeeds", r.NotAfter.UTC().Format(time.RFC3339))
-	case left < ExpiryWarning:
+	case left < ExpiryWarningFor(r):
 		rn.emit(LevelWarn, r.Name, "the certificate expires in %s (%s) and has not been renewed; see ipcert doctor %s", left.Round(time.Minute), r.NotAfter.UTC().Format(time.RFC3339), r.Name)
 	}
 }
