@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,6 +59,11 @@ func mustIpcert(t *testing.T, netns string, args ...string) (string, string) {
 // minute of backdating), and returns it.
 func checkCert(t *testing.T, ca *stepCA, state, name string, ip netip.Addr, validity time.Duration) *x509.Certificate {
 	t.Helper()
+	return checkCertIPs(t, ca, state, name, []netip.Addr{ip}, validity)
+}
+
+func checkCertIPs(t *testing.T, ca *stepCA, state, name string, ips []netip.Addr, validity time.Duration) *x509.Certificate {
+	t.Helper()
 	cur := filepath.Join(state, "certs", name, "current")
 	leaf := readCert(t, filepath.Join(cur, "cert.pem"))
 	inter := x509.NewCertPool()
@@ -73,8 +79,18 @@ func checkCert(t *testing.T, ca *stepCA, state, name string, ip netip.Addr, vali
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
 		t.Fatalf("the certificate does not chain to the private CA's root: %v", err)
 	}
-	if len(leaf.IPAddresses) != 1 || !leaf.IPAddresses[0].Equal(net.IP(ip.AsSlice())) || len(leaf.DNSNames) != 0 {
-		t.Fatalf("SANs %v %v, want only %s", leaf.IPAddresses, leaf.DNSNames, ip)
+	var got []string
+	for _, a := range leaf.IPAddresses {
+		got = append(got, a.String())
+	}
+	var want []string
+	for _, a := range ips {
+		want = append(want, a.String())
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) || len(leaf.DNSNames) != 0 {
+		t.Fatalf("SANs %v %v, want only %v", leaf.IPAddresses, leaf.DNSNames, want)
 	}
 	if got := leaf.NotAfter.Sub(leaf.NotBefore); got < validity || got > validity+2*time.Minute {
 		t.Fatalf("validity %s, want the CA's %s (160 hours would mean Let's Encrypt's profile was assumed)", got, validity)
@@ -225,5 +241,31 @@ func TestStepCALoopback(t *testing.T) {
 			}
 			checkRenewTiming(t, "", state, leaf2)
 		})
+	}
+}
+
+// TestStepCADualStack: one certificate for 127.0.0.1 and ::1 from step-ca,
+// whose order stays pending until both authorizations are valid (the
+// engine polls the order, not each authorization).
+func TestStepCADualStack(t *testing.T) {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	require(t, err == nil, "this machine has no IPv6 loopback")
+	ln.Close()
+	port, err := acmeflow.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const validity = 30 * time.Hour
+	ca := startStepCA(t, caOpts{Host: "127.0.0.1", Validity: validity, HTTPPort: port, TLSPort: port})
+	state := t.TempDir()
+	for _, ch := range []string{acmeflow.ChallengeHTTP01, acmeflow.ChallengeTLSALPN01} {
+		listen := "--http-listen=127.0.0.1:" + strconv.Itoa(port)
+		if ch == acmeflow.ChallengeTLSALPN01 {
+			listen = "--tls-listen=127.0.0.1:" + strconv.Itoa(port)
+		}
+		out, errs := mustIpcert(t, "", "issue", "--ip", "127.0.0.1", "--ip", "::1", "--name", "both-"+ch, "--ca", ca.Directory, "--ca-root", ca.PKI.RootFile,
+			"--challenge", ch, listen, "--agree-tos", "--state-dir", state)
+		t.Logf("issue:\n%s%s", errs, out)
+		checkCertIPs(t, ca, state, "both-"+ch, []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")}, validity)
 	}
 }
