@@ -2,9 +2,16 @@ package preflight
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -323,8 +330,13 @@ func sourceFlags() []string {
 // run runs the binary inside ns.
 func (h *homeNet) run(t *testing.T, ns string, args ...string) (string, string, int) {
 	t.Helper()
+	return h.runEnv(t, ns, nil, args...)
+}
+
+func (h *homeNet) runEnv(t *testing.T, ns string, env []string, args ...string) (string, string, int) {
+	t.Helper()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, ipcertBinary(t)}, args...)...)
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + h.dir}
+	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + h.dir}, env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -599,4 +611,173 @@ func TestHomeRouterUPnPOff(t *testing.T) {
 	if want := "forward tcp 80 (and 443) on the router to this machine (" + lanAddr + ")"; !strings.Contains(r.Fix, want) {
 		t.Errorf("fix %q lacks %q", r.Fix, want)
 	}
+}
+
+var builtPebble struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// pebbleBinary builds Let's Encrypt's Pebble (the version in go.mod) once.
+func pebbleBinary(t *testing.T) string {
+	t.Helper()
+	builtPebble.once.Do(func() {
+		dir, err := os.MkdirTemp("", "ipcert-pebble-bin-")
+		if err != nil {
+			builtPebble.err = err
+			return
+		}
+		bin := filepath.Join(dir, "pebble")
+		cmd := exec.Command("go", "build", "-o", bin, "github.com/letsencrypt/pebble/v2/cmd/pebble")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			builtPebble.err = fmt.Errorf("build pebble: %v\n%s", err, out)
+			return
+		}
+		builtPebble.path = bin
+	})
+	if builtPebble.err != nil {
+		t.Fatal(builtPebble.err)
+	}
+	return builtPebble.path
+}
+
+// startPebble runs Pebble in inet on 11.0.0.254:14000; its validator
+// connects to ports 80 and 443 of the addresses it validates, as Let's
+// Encrypt's does. It returns the directory URL and the file of the root
+// of its HTTPS certificate (for --ca-root).
+func (h *homeNet) startPebble(t *testing.T) (string, string) {
+	t.Helper()
+	bin := pebbleBinary(t)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pebble in inet"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP(inetAddr)}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile := filepath.Join(h.dir, "pebble-cert.pem"), filepath.Join(h.dir, "pebble-key.pem")
+	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	cfg := map[string]any{"pebble": map[string]any{
+		"listenAddress": inetAddr + ":14000", "managementListenAddress": inetAddr + ":15000",
+		"certificate": certFile, "privateKey": keyFile, "httpPort": 80, "tlsPort": 443,
+		"externalAccountBindingRequired": false, "retryAfter": map[string]int{"authz": 1, "order": 1},
+		"profiles": map[string]any{"shortlived": map[string]any{"description": "160 hours", "validityPeriod": 576000}},
+	}}
+	data, _ := json.Marshal(cfg)
+	cfgFile := filepath.Join(h.dir, "pebble.json")
+	if err := os.WriteFile(cfgFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", "netns", "exec", h.tp.ns("inet"), bin, "-config", cfgFile)
+	// Set on purpose: no random validation sleeps, no rejected nonces, a
+	// fresh validation every order (Pebble reads them at start).
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"}
+	log := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+		if t.Failed() {
+			t.Logf("pebble log:\n%s", log.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(log.String(), "ACME directory available at") {
+		select {
+		case <-exited:
+			t.Fatalf("pebble exited at start:\n%s", log.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pebble did not start within 10s:\n%s", log.String())
+		}
+	}
+	return "https://" + inetAddr + ":14000/dir", certFile
+}
+
+// TestHomeRouterIssue: the user's path through a real router. `ipcert
+// issue --ip auto --map-ports` finds the router's public address, has
+// miniupnpd forward the validation port to the LAN host, is validated by
+// the CA from the internet side through the router, and removes the
+// mapping; `renew --map-ports` does the same. Without the consent flag the
+// CA cannot reach the host.
+func TestHomeRouterIssue(t *testing.T) {
+	needRouter(t)
+	h := newHomeNet(t, routerOpts{upnp: true, natpmp: true, daemon: true})
+	dir, root := h.startPebble(t)
+	state := filepath.Join(h.dir, "state")
+	env := []string{
+		"IPCERT_ECHO4=http://" + inetAddr + ":" + echoPort + "/ip",
+		"IPCERT_DNS4=myip.opendns.com/A@" + inetAddr + ":53",
+		"IPCERT_STUN4=" + inetAddr + ":3478",
+		"IPCERT_ECHO6=http://[2001:db8::1]:8080/ip",
+	}
+	issue := func(t *testing.T, extra ...string) (string, string, int) {
+		t.Helper()
+		args := append([]string{"issue", "--ip", "auto", "--ca", dir, "--ca-root", root, "--agree-tos", "--state-dir", state, "--timeout", "60s"}, extra...)
+		return h.runEnv(t, h.lan, env, args...)
+	}
+
+	t.Run("without consent the CA cannot reach the host", func(t *testing.T) {
+		out, errs, code := issue(t, "--name", "nomap")
+		if code != 1 || !strings.Contains(errs, "11.0.0.1") {
+			t.Fatalf("exit %d, want 1 (validation failed at the router):\n%s%s", code, out, errs)
+		}
+		h.checkNoMappings(t)
+	})
+	for _, c := range []struct{ name, challenge, port string }{
+		{"http", "http-01", "80"},
+		{"tls", "tls-alpn-01", "443"},
+	} {
+		t.Run(c.challenge, func(t *testing.T) {
+			out, errs, code := issue(t, "--name", c.name, "--challenge", c.challenge, "--map-ports")
+			t.Logf("issue:\n%s%s", errs, out)
+			if code != 0 {
+				t.Fatalf("exit %d", code)
+			}
+			for _, want := range []string{
+				"Issuing for " + publicIP + " ",
+				"The router forwards tcp " + c.port + " to " + lanAddr + ":" + c.port + " (upnp, external address " + publicIP + ")",
+				"validator " + inetAddr + ":",
+				"-> " + lanAddr + ":" + c.port,
+				"Removed the router's mapping of tcp " + c.port,
+			} {
+				if !strings.Contains(errs, want) {
+					t.Errorf("output lacks %q", want)
+				}
+			}
+			if !strings.Contains(h.upnpdLog.String(), "AddPortMapping: ext port "+c.port+" to "+lanAddr+":"+c.port) {
+				t.Errorf("miniupnpd did not log the mapping of %s", c.port)
+			}
+			h.checkNoMappings(t)
+		})
+	}
+	t.Run("renew", func(t *testing.T) {
+		out, errs, code := h.runEnv(t, h.lan, env, "renew", "--force", "--map-ports", "--state-dir", state, "http", "tls")
+		t.Logf("renew:\n%s%s", errs, out)
+		if code != 10 || !strings.Contains(out, "http: renewed, version 2") || !strings.Contains(out, "tls: renewed, version 2") {
+			t.Fatalf("renew --force --map-ports: exit %d", code)
+		}
+		if n := strings.Count(errs, "Removed the router's mapping"); n != 2 {
+			t.Errorf("%d mappings removed, want 2", n)
+		}
+		h.checkNoMappings(t)
+	})
 }
