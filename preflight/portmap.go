@@ -23,6 +23,9 @@ import (
 // short enough that a crashed run's mapping soon expires on the router.
 const HoldLease = 15 * time.Minute
 
+// mapTimeout bounds each protocol's attempt.
+const mapTimeout = 2 * time.Second
+
 // PortRequest asks for tcp External on the router to reach this machine's
 // Internal port.
 type PortRequest struct{ External, Internal int }
@@ -55,18 +58,22 @@ func MapPorts(ctx context.Context, env Env, reqs []PortRequest) (*Held, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
+	// Each protocol has its own time: a LAN without a UPnP gateway makes
+	// the SSDP search wait out its whole window.
 	var notes []string
 	if env.DiscoverIGD != nil {
-		h, err := holdUPnP(ctx, env, local, reqs)
+		uctx, cancel := context.WithTimeout(ctx, mapTimeout)
+		h, err := holdUPnP(uctx, env, local, reqs)
+		cancel()
 		if err == nil {
 			return h, nil
 		}
 		notes = append(notes, "UPnP: "+err.Error())
 	}
 	if env.NATPMP != "off" && env.NATPMP != "" {
-		h, err := holdNATPMP(ctx, env, local, reqs)
+		nctx, cancel := context.WithTimeout(ctx, mapTimeout)
+		h, err := holdNATPMP(nctx, env, local, reqs)
+		cancel()
 		if err == nil {
 			return h, nil
 		}

@@ -781,3 +781,37 @@ func TestHomeRouterIssue(t *testing.T) {
 		h.checkNoMappings(t)
 	})
 }
+
+// TestHomeRouterIssueNATPMP: a router with UPnP off and NAT-PMP on; the
+// mapping for the issuance is made and removed over NAT-PMP.
+func TestHomeRouterIssueNATPMP(t *testing.T) {
+	needRouter(t)
+	h := newHomeNet(t, routerOpts{natpmp: true, daemon: true})
+	dir, root := h.startPebble(t)
+	env := []string{
+		"IPCERT_ECHO4=http://" + inetAddr + ":" + echoPort + "/ip",
+		"IPCERT_ECHO6=http://[2001:db8::1]:8080/ip",
+	}
+	out, errs, code := h.runEnv(t, h.lan, env, "issue", "--ip", "auto", "--ca", dir, "--ca-root", root, "--agree-tos",
+		"--state-dir", filepath.Join(h.dir, "state"), "--timeout", "60s", "--map-ports")
+	t.Logf("issue:\n%s%s", errs, out)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{
+		"The router forwards tcp 80 to " + lanAddr + ":80 (nat-pmp, external address " + publicIP + ")",
+		"validator " + inetAddr + ":",
+		"Removed the router's mapping of tcp 80",
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	log := h.upnpdLog.String()
+	if !strings.Contains(log, "NAT-PMP port mapping request : 80->"+lanAddr+":80 tcp lifetime=900s") || !strings.Contains(log, "lifetime=0s") {
+		t.Errorf("miniupnpd did not log the NAT-PMP mapping and its removal")
+	}
+	if r := h.natRules(t); r != "" {
+		t.Errorf("nft rules left in the router:\n%s", r)
+	}
+}
