@@ -1,6 +1,7 @@
 package privateca
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -62,6 +63,19 @@ func TestStepCAPrivateAddress(t *testing.T) {
 	ca := startStepCA(t, caOpts{Host: "10.77.0.1", Netns: caNS, Validity: validity})
 	ip := netip.MustParseAddr("10.77.0.2")
 	state := t.TempDir()
+
+	// preflight for this CA leaves the address to the CA's own policy.
+	out, errs, code := ipcert(t, hostNS, "preflight", "--ip", ip.String(), "--ca", ca.Directory, "--only", "address", "--json")
+	var rep struct {
+		Results []struct{ ID, Status, Summary string } `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Results) != 1 {
+		t.Fatalf("preflight --json (exit %d): %v\n%s%s", code, err, out, errs)
+	}
+	if r := rep.Results[0]; code != 0 || r.Status != "ok" || !strings.Contains(r.Summary, "CA's own policy") {
+		t.Errorf("preflight --ca %s for %s: exit %d, %+v; want ok, left to the CA's policy", ca.Directory, ip, code, r)
+	}
+
 	for _, c := range []struct{ name, challenge string }{
 		{"lan-http", acmeflow.ChallengeHTTP01},
 		{"lan-tls", acmeflow.ChallengeTLSALPN01},
@@ -81,7 +95,7 @@ func TestStepCAPrivateAddress(t *testing.T) {
 		}
 		checkCert(t, ca, state, c.name, ip, validity)
 	}
-	out, errs, code := ipcert(t, hostNS, "renew", "--force", "--state-dir", state)
+	out, errs, code = ipcert(t, hostNS, "renew", "--force", "--state-dir", state)
 	t.Logf("renew --force:\n%s%s", errs, out)
 	if code != 10 || !strings.Contains(out, "lan-http: renewed, version 2") || !strings.Contains(out, "lan-tls: renewed, version 2") {
 		t.Fatalf("renew --force: exit %d (want 10), output:\n%s%s", code, out, errs)
