@@ -580,10 +580,16 @@ func (st *state) checkNAT(ctx context.Context, env Env) Result {
 				if !a.IsValid() {
 					continue
 				}
-				r.Evidence = append(r.Evidence, fmt.Sprintf("hop %d towards %s: %s", i+1, h.target, a))
 				// The first hop is this network's own router; a shared
-				// address after it is the ISP's carrier-grade NAT.
-				if c, _ := acmeflow.Classify(a); i > 0 && c == acmeflow.ClassCGNAT && !hopCGNAT.IsValid() {
+				// or private address after it is another NAT (the ISP's
+				// carrier-grade NAT for 100.64/10). Public hops say
+				// nothing, and are left out of the evidence.
+				c, _ := acmeflow.Classify(a)
+				if i == 0 || c == acmeflow.ClassPublic {
+					continue
+				}
+				r.Evidence = append(r.Evidence, fmt.Sprintf("hop %d towards %s: %s (%s)", i+1, h.target, a, c))
+				if c == acmeflow.ClassCGNAT && !hopCGNAT.IsValid() {
 					hopCGNAT, hopN = a, i+1
 				}
 			}

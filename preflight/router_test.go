@@ -584,7 +584,7 @@ func TestHomeRouterCGNAT(t *testing.T) {
 	}
 	// miniupnpd hides its 100.64/10 WAN address (UPnP gives none, NAT-PMP
 	// "network failure"); the hop probe finds the ISP's side of it.
-	if !strings.Contains(r.Summary, "100.64.0.1") || !strings.Contains(strings.Join(r.Evidence, "\n"), "hop 2 towards "+inetAddr+": 100.64.0.1") {
+	if !strings.Contains(r.Summary, "100.64.0.1") || !strings.Contains(strings.Join(r.Evidence, "\n"), "hop 2 towards "+inetAddr+": 100.64.0.1 (cgnat)") {
 		t.Errorf("result %+v does not name the ISP's CGNAT hop 100.64.0.1", r)
 	}
 	for _, want := range []string{"the router reports no external address", "network failure"} {
@@ -814,4 +814,72 @@ func TestHomeRouterIssueNATPMP(t *testing.T) {
 	if r := h.natRules(t); r != "" {
 		t.Errorf("nft rules left in the router:\n%s", r)
 	}
+}
+
+// TestHomeRouterWizard: the wizard's Preflight step on the same network,
+// the built binary in a real terminal (tmux) on the LAN host: it shows the
+// router's public address and home NAT, and with consent (m, y) maps the
+// ports over the real router and removes them again.
+func TestHomeRouterWizard(t *testing.T) {
+	needRouter(t)
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("tmux is required in CI: %v", err)
+		}
+		t.Skip("tmux not installed")
+	}
+	h := newHomeNet(t, routerOpts{upnp: true, natpmp: true, daemon: true})
+	sock := filepath.Join(h.dir, "tmux.sock")
+	tm := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(tmux, append([]string{"-u", "-S", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	script := "ip netns exec " + h.lan + " env LANG=C.UTF-8 TERM=xterm-256color HOME=" + h.dir +
+		" IPCERT_ECHO4=http://" + inetAddr + ":" + echoPort + "/ip IPCERT_DNS4=myip.opendns.com/A@" + inetAddr + ":53" +
+		" IPCERT_STUN4=" + inetAddr + ":3478 IPCERT_ECHO6=http://[2001:db8::1]:8080/ip " +
+		ipcertBinary(t) + " --state-dir " + filepath.Join(h.dir, "state") + "; sleep 600"
+	tm("new-session", "-d", "-s", "ipcert", "-x", "120", "-y", "40", "sh", "-c", script)
+	t.Cleanup(func() { _ = exec.Command(tmux, "-S", sock, "kill-server").Run() })
+	waitFor := func(want ...string) string {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		var p string
+		for time.Now().Before(deadline) {
+			p = tm("capture-pane", "-p", "-t", "ipcert")
+			ok := true
+			for _, w := range want {
+				ok = ok && strings.Contains(p, w)
+			}
+			if ok {
+				return p
+			}
+			time.Sleep(50 * time.Millisecond) // polling interval, bounded by the deadline
+		}
+		t.Fatalf("the pane never showed %q; it shows:\n%s", want, p)
+		return ""
+	}
+	waitFor("step 1 of 9")
+	tm("send-keys", "-t", "ipcert", "Enter")
+	waitFor("step 2 of 9", publicIP)
+	tm("send-keys", "-t", "ipcert", "Enter")
+	p := waitFor("step 3 of 9", "home NAT", publicIP)
+	t.Logf("preflight step:\n%s", p)
+	before := strings.Count(h.upnpdLog.String(), "AddPortMapping")
+	tm("send-keys", "-t", "ipcert", "m")
+	tm("send-keys", "-t", "ipcert", "y")
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(h.upnpdLog.String(), "DeletePortMapping") < 2 || strings.Count(h.upnpdLog.String(), "AddPortMapping") < before+2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the wizard's consent did not map and unmap 80/443 on miniupnpd; pane:\n%s", tm("capture-pane", "-p", "-t", "ipcert"))
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, bounded by the deadline
+	}
+	p = waitFor("step 3 of 9", "home NAT")
+	t.Logf("after mapping:\n%s", p)
+	h.checkNoMappings(t)
 }
