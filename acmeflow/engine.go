@@ -650,6 +650,17 @@ func (e *Engine) authzDone(core *api.Core, req Request, p pending, em *emitter) 
 		}
 		return false, &Error{Step: StepChallenge, Identifier: p.ident, Problem: prob}
 	}
+	// A challenge still pending but carrying an error is one the CA tried,
+	// failed and will not try again by itself: step-ca leaves it so (Let's
+	// Encrypt marks it invalid). Waiting would last until --timeout and
+	// then hide the CA's reason.
+	for _, c := range authz.Challenges {
+		if c.Type == req.Challenge && c.Error != nil && c.Status == acme.StatusPending {
+			prob := fromLego(c.Error)
+			prob.Identifier = p.ident
+			return false, &Error{Step: StepChallenge, Identifier: p.ident, Problem: prob}
+		}
+	}
 	return false, nil
 }
 

@@ -269,3 +269,31 @@ func TestStepCADualStack(t *testing.T) {
 		checkCertIPs(t, ca, state, "both-"+ch, []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")}, validity)
 	}
 }
+
+// TestStepCAValidationFailure: step-ca cannot reach the responder (its
+// validator knocks on another port). It leaves the challenge pending with
+// the error of its attempt and does not try again; the run must end with
+// that error and its diagnosis, not wait for --timeout and say only
+// "context deadline exceeded" (it did).
+func TestStepCAValidationFailure(t *testing.T) {
+	caPort, err := acmeflow.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ourPort, err := acmeflow.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := startStepCA(t, caOpts{Host: "127.0.0.1", Validity: 24 * time.Hour, HTTPPort: caPort, TLSPort: caPort})
+	out, errs, code := ipcert(t, "", "issue", "--ip", "127.0.0.1", "--ca", ca.Directory, "--ca-root", ca.PKI.RootFile,
+		"--http-listen", "127.0.0.1:"+strconv.Itoa(ourPort), "--agree-tos", "--state-dir", t.TempDir(), "--timeout", "5m")
+	t.Logf("exit %d\n%s%s", code, errs, out)
+	if code != 1 || strings.Contains(errs, "gave up") || strings.Contains(errs, "deadline exceeded") {
+		t.Fatalf("exit %d: want the CA's validation error, not the timeout", code)
+	}
+	for _, want := range []string{"challenge (127.0.0.1): connection: The server could not connect to validation target", "Diagnosis:"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
