@@ -93,6 +93,7 @@ type issueFlags struct {
 	verifyAddr string
 	timeout    time.Duration
 	wait       time.Duration
+	mapPorts   bool
 }
 
 func runIssue(ctx context.Context, args []string, s stdio) int {
@@ -116,6 +117,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	fs.StringVar(&f.reload, "reload", "", "web server ipcert renew reloads after each renewal: nginx, apache, haproxy or caddy")
 	fs.StringVar(&f.verifyAddr, "verify", "", "ADDR:PORT where the web server serves this certificate; ipcert renew checks it after each renewal")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long (the CA keeps a pending authorization for an hour)")
+	fs.BoolVar(&f.mapPorts, "map-ports", false, mapPortsUsage)
 	fs.DurationVar(&f.wait, "wait", 60*time.Second, "how long to wait for another ipcert run's lock before giving up (exit 4); 0 gives up at once")
 	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
 		return code
@@ -221,6 +223,14 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	if f.caRoot != "" {
 		// renew runs from another directory (the timer: /).
 		tmpl.CARoot, _ = filepath.Abs(f.caRoot)
+	}
+	if f.mapPorts {
+		release, err := holdPorts(ctx, mapRequest(req.Challenge, req.WebRoot, req.HTTPListen, req.TLSListen, f.webPort), s.Err)
+		if err != nil {
+			fmt.Fprintf(s.Err, "ipcert issue: --map-ports: %v\n", err)
+			return exitFailure
+		}
+		defer release()
 	}
 	iss, err := eng.Issue(ctx, req, acmeflow.IssueOptions{Name: f.name, Renewal: tmpl, RootPEM: rootPEM, LockWait: f.wait})
 	if err != nil {

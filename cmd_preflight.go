@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/preflight"
 )
 
@@ -105,10 +107,12 @@ func runPreflight(ctx context.Context, args []string, s stdio) int {
 	case "local":
 		opts.LocalCA = true
 	default:
-		if !strings.HasPrefix(*ca, "https://") {
+		u, err := url.Parse(*ca)
+		if !strings.HasPrefix(*ca, "https://") || err != nil {
 			fmt.Fprintf(s.Err, "ipcert preflight: --ca %q: give production, staging, local or a directory URL\n", *ca)
 			return exitUsage
 		}
+		opts.OwnCA = !cachoice.IsLetsEncrypt(u)
 	}
 	opts.MapPorts, opts.SelfFetch, opts.SelfFetchPort, opts.Timeout, opts.Only = *mapPorts, *selfFetch, *selfPort, *timeout, only
 

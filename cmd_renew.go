@@ -79,6 +79,7 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long, renewals, hooks and waits included (under the timer unit's 30 min limit)")
 	parallel := fs.Int("parallel", renew.DefaultParallel, "renew up to this many due certificates at once (never two on the same responder port)")
 	promFile := fs.String("prometheus", "", "after the run, write node_exporter textfile metrics of every certificate to this .prom file (atomically)")
+	mapPorts := fs.Bool("map-ports", false, mapPortsUsage)
 	quiet := fs.Bool("quiet", false, "log only warnings and errors; print only certificates that were renewed or failed (the timer uses this)")
 	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
 		return code
@@ -142,6 +143,9 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 		Events:      lg.event,
 		LockWait:    *wait,
 		Parallel:    *parallel,
+	}
+	if *mapPorts {
+		rn.Issuer = &mappingIssuer{Issuer: rn.Issuer, w: s.Err}
 	}
 	res, err := rn.Run(ctx, renew.Options{Names: fs.Args(), Force: *force, DryRun: *dryRun})
 	code := renewExitCode(ctx, res, err)

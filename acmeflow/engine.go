@@ -219,8 +219,14 @@ func (e *Engine) Obtain(ctx context.Context, req Request) (_ *Certificate, err e
 		return nil, err
 	}
 
-	em.step(StepOrder, "Ordering a %s certificate for %s", req.Profile, JoinAddrs(idents))
-	order, err := core.Orders.NewWithOptions(AddrStrings(idents), &api.OrderOptions{Profile: req.Profile, ReplacesCertID: req.Replaces})
+	// checkDirectory accepted the directory: the profile is known.
+	profile, _ := chooseProfile(core.GetDirectory(), req)
+	if profile == "" {
+		em.step(StepOrder, "Ordering a certificate for %s (no profile: the CA's own validity)", JoinAddrs(idents))
+	} else {
+		em.step(StepOrder, "Ordering a %s certificate for %s", profile, JoinAddrs(idents))
+	}
+	order, err := core.Orders.NewWithOptions(AddrStrings(idents), &api.OrderOptions{Profile: profile, ReplacesCertID: req.Replaces})
 	if err != nil && isProblem(err, ProblemAccountDoesNotExist) {
 		// The CA forgot the account (a new test CA, or a deactivated one):
 		// register again once and retry.
@@ -229,7 +235,7 @@ func (e *Engine) Obtain(ctx context.Context, req Request) (_ *Certificate, err e
 		if err != nil {
 			return nil, err
 		}
-		order, err = core.Orders.NewWithOptions(AddrStrings(idents), &api.OrderOptions{Profile: req.Profile, ReplacesCertID: req.Replaces})
+		order, err = core.Orders.NewWithOptions(AddrStrings(idents), &api.OrderOptions{Profile: profile, ReplacesCertID: req.Replaces})
 	}
 	if err != nil {
 		return nil, e.wrapCtx(ctx, stepErr(StepOrder, "", err))
@@ -341,7 +347,7 @@ func (e *Engine) account(ctx context.Context, hc *http.Client, ua string, req Re
 		if err != nil {
 			return nil, nil, "", e.wrapCtx(ctx, stepErr(StepDirectory, "", err))
 		}
-		if err := checkDirectory(core, req.Profile, em); err != nil {
+		if err := checkDirectory(core, req, em); err != nil {
 			return nil, nil, "", err
 		}
 		em.info(StepAccount, "", "Using account %s", acct.URI)
@@ -367,7 +373,7 @@ func (e *Engine) register(ctx context.Context, hc *http.Client, ua string, req R
 	if err != nil {
 		return nil, "", e.wrapCtx(ctx, stepErr(StepDirectory, "", err))
 	}
-	if err := checkDirectory(core, req.Profile, em); err != nil {
+	if err := checkDirectory(core, req, em); err != nil {
 		return nil, "", err
 	}
 	if !req.AgreeTOS {
@@ -396,9 +402,42 @@ func (e *Engine) register(ctx context.Context, hc *http.Client, ua string, req R
 }
 
 // checkDirectory refuses a CA that does not offer the profile (FACTS.md:
-// check meta.profiles before ordering).
-func checkDirectory(core *api.Core, profile string, em *emitter) error {
+// check meta.profiles before ordering). A CA other than Let's Encrypt that
+// advertises no profiles at all (step-ca, most private ACME CAs: the
+// profiles extension is a draft) is ordered from without one: it issues
+// under its own policy, and the user is told which of Let's Encrypt's
+// rules do not apply.
+func checkDirectory(core *api.Core, req Request, em *emitter) error {
 	dir := core.GetDirectory()
+	profile, err := chooseProfile(dir, req)
+	if err != nil {
+		return err
+	}
+	if profile == "" {
+		em.step(StepDirectory, "%s", NoProfileNotice)
+		return nil
+	}
+	em.info(StepDirectory, "", "The CA offers the %s profile: %s", profile, dir.Meta.Profiles[profile])
+	return nil
+}
+
+// NoProfileNotice is what a user of a CA without meta.profiles is told:
+// which of Let's Encrypt's rules ipcert leaves to that CA.
+const NoProfileNotice = "The CA advertises no profiles (its directory has no meta.profiles), so none is requested. " +
+	"Let's Encrypt's rules do not apply to it: not the shortlived profile and its 160 hours (the validity is the one this CA gives), " +
+	"not the refusal of private and reserved addresses, not its rate limits; " +
+	"renewal follows this CA's validity (at half-life, or inside its ARI window if it offers ARI)"
+
+// chooseProfile is the newOrder profile for req at the CA of dir: "" means
+// none is sent.
+func chooseProfile(dir acme.Directory, req Request) (string, error) {
+	profile := req.Profile
+	if profile == "" {
+		profile = ProfileShortlived
+	}
+	if len(dir.Meta.Profiles) == 0 && !req.PublicCA && profile == ProfileShortlived {
+		return "", nil
+	}
 	if _, ok := dir.Meta.Profiles[profile]; !ok {
 		offered := make([]string, 0, len(dir.Meta.Profiles))
 		for p := range dir.Meta.Profiles {
@@ -409,10 +448,9 @@ func checkDirectory(core *api.Core, profile string, em *emitter) error {
 		if len(offered) > 0 {
 			list = strings.Join(offered, ", ")
 		}
-		return &Error{Step: StepDirectory, Err: fmt.Errorf("%w %q (it offers: %s); certificates for IP addresses need a CA with the shortlived profile, such as Let's Encrypt (--ca staging or --ca production)", ErrNoShortlived, profile, list)}
+		return "", &Error{Step: StepDirectory, Err: fmt.Errorf("%w %q (it offers: %s); certificates for IP addresses need a CA with the shortlived profile, such as Let's Encrypt (--ca staging or --ca production)", ErrNoShortlived, profile, list)}
 	}
-	em.info(StepDirectory, "", "The CA offers the %s profile: %s", profile, dir.Meta.Profiles[profile])
-	return nil
+	return profile, nil
 }
 
 // forEach runs f(0..n-1), up to 8 at a time (a CA sees a short burst, not
@@ -615,6 +653,17 @@ func (e *Engine) authzDone(core *api.Core, req Request, p pending, em *emitter) 
 			}
 		}
 		return false, &Error{Step: StepChallenge, Identifier: p.ident, Problem: prob}
+	}
+	// A challenge still pending but carrying an error is one the CA tried,
+	// failed and will not try again by itself: step-ca leaves it so (Let's
+	// Encrypt marks it invalid). Waiting would last until --timeout and
+	// then hide the CA's reason.
+	for _, c := range authz.Challenges {
+		if c.Type == req.Challenge && c.Error != nil && c.Status == acme.StatusPending {
+			prob := fromLego(c.Error)
+			prob.Identifier = p.ident
+			return false, &Error{Step: StepChallenge, Identifier: p.ident, Problem: prob}
+		}
 	}
 	return false, nil
 }

@@ -1,6 +1,8 @@
 package preflight
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -10,8 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"time"
-
-	"github.com/huin/goupnp"
 )
 
 // Runner runs a command and returns its standard output. Tests replace it
@@ -94,6 +94,10 @@ type Env struct {
 	// Empty or "off" turns NAT-PMP off, so a zero Env sends nothing to
 	// the LAN.
 	NATPMP string
+	// Hops probes the routers on the way to dst (TTL 1..max, ICMP time
+	// exceeded; see hops.go). Nil turns the probe off, so a zero Env
+	// sends nothing.
+	Hops func(ctx context.Context, dst netip.Addr, max int) ([]netip.Addr, error)
 }
 
 // DefaultEnv is the real environment with the internet endpoints of
@@ -130,6 +134,7 @@ func DefaultEnv() Env {
 		MetadataURL: "http://169.254.169.254",
 		DiscoverIGD: discoverIGD,
 		NATPMP:      "gateway",
+		Hops:        traceHops,
 	}
 }
 
@@ -212,42 +217,87 @@ func systemInterfaces() ([]Interface, error) {
 }
 
 // discoverIGD is the real SSDP search (multicast on the LAN) for Internet
-// Gateway Devices.
-// Both device versions are searched at once: each search waits out its
-// whole SSDP window.
+// Gateway Devices: it returns as soon as one answers. goupnp's
+// DiscoverDevicesCtx collects answers until its context ends, and then
+// fetched the device description with the same, expired context, so with
+// the NAT check's short timeout UPnP never worked against a real router
+// (found with Debian's miniupnpd: "error requesting root device
+// details").
 func discoverIGD(ctx context.Context) ([]*url.URL, error) {
-	targets := []string{
+	return ssdpSearch(ctx, &net.UDPAddr{IP: net.IPv4(239, 255, 255, 250), Port: 1900}, []string{
 		"urn:schemas-upnp-org:device:InternetGatewayDevice:1",
 		"urn:schemas-upnp-org:device:InternetGatewayDevice:2",
+	})
+}
+
+// ssdpSearch sends an M-SEARCH for each target to dst (UDP, so three
+// times, 250 ms apart: UPnP Device Architecture 1.1 section 1.3.2) and
+// returns the locations of the first answer; it waits for more only
+// while answers keep arriving within ssdpGrace, so several gateways on
+// one LAN are all seen.
+func ssdpSearch(ctx context.Context, dst *net.UDPAddr, targets []string) ([]*url.URL, error) {
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp4", ":0")
+	if err != nil {
+		return nil, err
 	}
-	type res struct {
-		devs []goupnp.MaybeRootDevice
-		err  error
+	defer pc.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = pc.SetReadDeadline(dl)
 	}
-	ch := make(chan res, len(targets))
-	for _, st := range targets {
-		go func() {
-			devs, err := goupnp.DiscoverDevicesCtx(ctx, st)
-			ch <- res{devs, err}
-		}()
-	}
-	var out []*url.URL
-	var firstErr error
-	seen := map[string]bool{}
-	for range targets {
-		r := <-ch
-		if r.err != nil && firstErr == nil {
-			firstErr = r.err
+	stop := context.AfterFunc(ctx, func() { _ = pc.SetReadDeadline(time.Now()) })
+	defer stop()
+	send := func() {
+		for _, st := range targets {
+			msg := "M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\nMX: 1\r\nST: " + st + "\r\n\r\n"
+			_, _ = pc.WriteTo([]byte(msg), dst)
 		}
-		for _, d := range r.devs {
-			if d.Location != nil && !seen[d.Location.String()] {
-				seen[d.Location.String()] = true
-				out = append(out, d.Location)
+	}
+	send()
+	resend := time.NewTicker(250 * time.Millisecond)
+	defer resend.Stop()
+	go func() {
+		for i := 0; i < 2; i++ {
+			select {
+			case <-resend.C:
+				send()
+			case <-ctx.Done():
+				return
 			}
 		}
+	}()
+	want := map[string]bool{}
+	for _, st := range targets {
+		want[st] = true
 	}
-	if len(out) > 0 {
-		return out, nil
+	var out []*url.URL
+	seen := map[string]bool{}
+	buf := make([]byte, 2048)
+	for {
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			if len(out) > 0 {
+				return out, nil
+			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(buf[:n])), nil)
+		if err != nil || resp.StatusCode != http.StatusOK || !want[resp.Header.Get("ST")] {
+			continue
+		}
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		if err != nil || loc.Host == "" || (loc.Scheme != "http" && loc.Scheme != "https") || seen[loc.String()] {
+			continue
+		}
+		seen[loc.String()] = true
+		out = append(out, loc)
+		_ = pc.SetReadDeadline(time.Now().Add(ssdpGrace))
 	}
-	return nil, firstErr
 }
+
+// ssdpGrace is how long the search waits for another gateway after an
+// answer.
+const ssdpGrace = 100 * time.Millisecond

@@ -396,7 +396,7 @@ func (st *state) checkAddress(ctx context.Context, env Env) Result {
 	}
 	var bad []string
 	for _, a := range addrs {
-		if err := acmeflow.CheckAddr(a, !st.opts.LocalCA); err != nil {
+		if err := acmeflow.CheckAddr(a, !st.opts.LocalCA && !st.opts.OwnCA); err != nil {
 			r.Status = StatusFail
 			bad = append(bad, err.Error())
 			if ae, ok := err.(*acmeflow.AddrError); ok && r.Fix == "" {
@@ -415,6 +415,8 @@ func (st *state) checkAddress(ctx context.Context, env Env) Result {
 			r.Summary = acmeflow.JoinAddrs(addrs) + ": an address Let's Encrypt accepts"
 			if st.opts.LocalCA {
 				r.Summary = acmeflow.JoinAddrs(addrs) + ": an address the local test CA can validate"
+			} else if st.opts.OwnCA {
+				r.Summary = acmeflow.JoinAddrs(addrs) + ": left to the CA's own policy (Let's Encrypt's refusal of private and reserved addresses does not apply)"
 			}
 		}
 	}
@@ -435,7 +437,7 @@ func (st *state) checkAddress(ctx context.Context, env Env) Result {
 	}
 	st.mu.Unlock()
 	sort.Strings(failing)
-	if len(failing) > 0 && !st.opts.LocalCA && len(addrs) > 0 {
+	if len(failing) > 0 && !st.opts.LocalCA && !st.opts.OwnCA && len(addrs) > 0 {
 		if r.Status == StatusOK {
 			r.Status = StatusWarn
 		}

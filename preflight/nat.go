@@ -216,11 +216,19 @@ func routerExternal(ctx context.Context, env Env, mapPorts bool, ports []int, lo
 		r := <-ch
 		ev = append(ev, r.notes...)
 		maps = append(maps, r.maps...)
-		if r.addr.IsValid() && !best.addr.IsValid() {
+		// A router that answers but has no external address (0.0.0.0)
+		// counts only when no other protocol gave a real one.
+		if r.addr.IsValid() && (!best.addr.IsValid() || best.addr.IsUnspecified() && !r.addr.IsUnspecified()) {
 			best = r
 		}
 	}
 	return best.addr, best.src, maps, ev
+}
+
+type hopRes struct {
+	target netip.Addr
+	hops   []netip.Addr
+	err    error
 }
 
 // igdClient is what WANIPConnection1/2 and WANPPPConnection1 share.
@@ -269,7 +277,14 @@ func upnpExternal(ctx context.Context, env Env, mapPorts bool, ports []int, loca
 				notes = append(notes, "UPnP "+loc.Host+": "+shortErr(err))
 				continue
 			}
-			a, err := netip.ParseAddr(strings.TrimSpace(s))
+			s = strings.TrimSpace(s)
+			if s == "" || s == "0.0.0.0" {
+				// miniupnpd (and many routers) answer so when their own WAN
+				// address is private or shared: another NAT is in front.
+				notes = append(notes, "UPnP "+loc.Host+": the router reports no external address (its own WAN address is private or shared, or it is offline)")
+				return netip.IPv4Unspecified(), nil, notes
+			}
+			a, err := netip.ParseAddr(s)
 			if err != nil {
 				notes = append(notes, fmt.Sprintf("UPnP %s: bad external address %q", loc.Host, s))
 				continue
@@ -369,10 +384,26 @@ func natpmpCall(ctx context.Context, env Env, server string, req []byte, op byte
 			return false, nil
 		}
 		if rc := binary.BigEndian.Uint16(b[2:4]); rc != 0 {
-			return false, fmt.Errorf("NAT-PMP result code %d", rc)
+			return false, natpmpResult(rc)
 		}
 		return true, nil
 	})
+}
+
+// natpmpResult is a NAT-PMP result code other than success (RFC 6886
+// section 3.5).
+type natpmpResult uint16
+
+func (r natpmpResult) Error() string {
+	switch r {
+	case 2:
+		return "NAT-PMP result code 2 (not authorized: mapping is switched off on the router)"
+	case 3:
+		return "NAT-PMP result code 3 (network failure: the router has no usable external address)"
+	case 4:
+		return "NAT-PMP result code 4 (out of resources)"
+	}
+	return fmt.Sprintf("NAT-PMP result code %d", uint16(r))
 }
 
 func natpmpExternal(ctx context.Context, env Env, mapPorts bool, ports []int) (netip.Addr, []Mapping, []string) {
@@ -381,6 +412,12 @@ func natpmpExternal(ctx context.Context, env Env, mapPorts bool, ports []int) (n
 		return netip.Addr{}, nil, []string{"NAT-PMP: " + err.Error()}
 	}
 	resp, err := natpmpCall(ctx, env, server, []byte{0, 0}, 0, 12)
+	var rc natpmpResult
+	if errors.As(err, &rc) && rc == 3 {
+		// miniupnpd answers so when its WAN address is private or
+		// shared: the router is there, but behind another NAT.
+		return netip.IPv4Unspecified(), nil, []string{"NAT-PMP " + server + ": " + rc.Error()}
+	}
 	if err != nil {
 		return netip.Addr{}, nil, []string{"NAT-PMP " + server + ": " + shortErr(err)}
 	}
@@ -448,6 +485,14 @@ func (st *state) checkNAT(ctx context.Context, env Env) Result {
 		go func() {
 			a, src, maps, ev := routerExternal(ctx, env, st.opts.MapPorts, []int{st.opts.HTTPPort, st.opts.TLSPort}, local)
 			routerCh <- routerRes{a, src, maps, ev}
+		}()
+	}
+	var hopsCh chan hopRes
+	if target, ok := hopTarget(env); ok && env.Hops != nil && !hasPublic4 && cloud == "" {
+		hopsCh = make(chan hopRes, 1)
+		go func() {
+			hops, err := env.Hops(ctx, target, hopMax)
+			hopsCh <- hopRes{target, hops, err}
 		}()
 	}
 	pub := st.public()
@@ -523,6 +568,35 @@ func (st *state) checkNAT(ctx context.Context, env Env) Result {
 		router, src, maps, ev := rr.addr, rr.src, rr.maps, rr.ev
 		r.Evidence = append(r.Evidence, ev...)
 		info.Router, info.RouterSource, info.Mappings = router, src, maps
+		noExternal := router.IsValid() && router.IsUnspecified()
+		if noExternal {
+			info.Router = netip.Addr{}
+		}
+		var hopCGNAT netip.Addr
+		hopN := 0
+		if hopsCh != nil {
+			h := <-hopsCh
+			for i, a := range h.hops {
+				if !a.IsValid() {
+					continue
+				}
+				// The first hop is this network's own router; a shared
+				// or private address after it is another NAT (the ISP's
+				// carrier-grade NAT for 100.64/10). Public hops say
+				// nothing, and are left out of the evidence.
+				c, _ := acmeflow.Classify(a)
+				if i == 0 || c == acmeflow.ClassPublic {
+					continue
+				}
+				r.Evidence = append(r.Evidence, fmt.Sprintf("hop %d towards %s: %s (%s)", i+1, h.target, a, c))
+				if c == acmeflow.ClassCGNAT && !hopCGNAT.IsValid() {
+					hopCGNAT, hopN = a, i+1
+				}
+			}
+			if h.err != nil {
+				r.Evidence = append(r.Evidence, "hop probe towards "+h.target.String()+": "+shortErr(h.err))
+			}
+		}
 		for _, m := range maps {
 			s := fmt.Sprintf("%s map tcp %d: ", m.Proto, m.Requested)
 			if m.Granted != 0 {
@@ -555,11 +629,21 @@ func (st *state) checkNAT(ctx context.Context, env Env) Result {
 			}
 		}
 		switch {
+		case !cgnatAddr.IsValid() && hopCGNAT.IsValid():
+			info.Kind = NATCGNAT
+			r.Status = StatusFail
+			r.Summary = fmt.Sprintf("carrier-grade NAT: hop %d on the way out, %s, is shared address space (100.64/10, RFC 6598), so the router's WAN sits behind the ISP's NAT; nothing from the internet reaches this machine over IPv4", hopN, hopCGNAT)
+			r.Fix = "use IPv6 if this machine has a public IPv6 address, ask the ISP for a public IPv4 address, or use a VPS"
 		case cgnatAddr.IsValid():
 			info.Kind = NATCGNAT
 			r.Status = StatusFail
 			r.Summary = "carrier-grade NAT: " + cgnatAddr.String() + " is shared address space (100.64/10, RFC 6598); nothing from the internet reaches this machine over IPv4"
 			r.Fix = "use IPv6 if this machine has a public IPv6 address, ask the ISP for a public IPv4 address, or use a VPS"
+		case noExternal:
+			info.Kind = NATDouble
+			r.Status = StatusFail
+			r.Summary = "the router answers (" + src + ") but has no public address itself: its WAN is behind another NAT (a second router, or the ISP's carrier-grade NAT)"
+			r.Fix = "use IPv6 if this machine has a public IPv6 address; ask the ISP for a public IPv4 address, or forward ports 80/443 on every router on the way (or put the first one in bridge mode); or use a VPS"
 		case router.IsValid() && class != acmeflow.ClassPublic:
 			info.Kind = NATDouble
 			r.Status = StatusFail

@@ -92,6 +92,10 @@ type Options struct {
 	// LocalCA is true for the built-in local test CA, which validates over
 	// loopback; false (the default) applies Let's Encrypt's address policy.
 	LocalCA bool
+	// OwnCA is true for a CA other than Let's Encrypt (a private ACME CA
+	// such as step-ca): its own policy decides which addresses it
+	// certifies, so Let's Encrypt's refusals and rate limits do not apply.
+	OwnCA bool
 	// HTTPPort and TLSPort are the validation ports (80 and 443: FACTS.md,
 	// LE only ever connects to these). Zero means the default.
 	HTTPPort, TLSPort int

@@ -12,10 +12,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
@@ -91,15 +91,12 @@ func Open(choice string, o Options) (*CA, error) {
 			return nil, fmt.Errorf("--ca %q is not staging, production, local or an ACME directory URL (https://...)", choice)
 		}
 		c.Directory = choice
-		// A CA on loopback is a test CA (Pebble run by hand, the benchmark):
-		// it validates over loopback, so Let's Encrypt's refusal of
-		// reserved addresses would only get in the way.
-		host := u.Hostname()
-		if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() || host == "localhost" {
-			c.Public = false
-		} else {
-			c.Public = true
-		}
+		// Let's Encrypt's refusal of private and reserved addresses
+		// (FACTS.md) is Let's Encrypt's policy, not ACME's: a private CA
+		// (step-ca for internal services) certifies exactly those, and a
+		// CA on loopback (Pebble run by hand, the benchmark) validates over
+		// loopback. Any other CA decides for itself.
+		c.Public = IsLetsEncrypt(u)
 	}
 	c.CAKey = ""
 	c.Client = &http.Client{Timeout: 30 * time.Second}
@@ -145,6 +142,13 @@ func openLocal(c *CA, o Options) (*CA, error) {
 	c.Client = srv.HTTPClient()
 	c.RootPEM = srv.IssuerRootPEM()
 	return c, nil
+}
+
+// IsLetsEncrypt says whether a directory URL is one of Let's Encrypt's
+// (its rules: the shortlived profile, the address policy, rate limits).
+func IsLetsEncrypt(u *url.URL) bool {
+	h := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	return h == "letsencrypt.org" || strings.HasSuffix(h, ".letsencrypt.org")
 }
 
 // localListen gives the local CA's responder a concrete loopback port: the

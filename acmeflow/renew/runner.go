@@ -172,8 +172,15 @@ func (rn *Runner) emit(level Level, name, format string, args ...any) {
 }
 
 // ExpiryWarning is how close to expiry a certificate must be for every run
-// to warn about it.
+// to warn about it; a certificate shorter than four days is warned about
+// from its half-life on (ExpiryWarningFor): a private CA's 24-hour
+// certificate is always less than a day from expiry.
 const ExpiryWarning = 24 * time.Hour
+
+// ExpiryWarningFor is ExpiryWarning for r's lifetime.
+func ExpiryWarningFor(r *store.Renewal) time.Duration {
+	return min(ExpiryWarning, 2*Margin(r))
+}
 
 // Run plans every selected certificate and acts on those that are due. It
 // first plans without the lock and without network; only when something
@@ -250,7 +257,7 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 			e, inIdx = idx.get(n)
 		}
 		if inIdx && !changed[n] && !opts.Force && e.skip(now) && !(check(i) && rn.Store.CheckCurrent(n) != nil) {
-			rn.warnExpiryAt(n, time.Unix(e.notAfter, 0), now)
+			rn.warnExpiryAt(n, time.Unix(e.notAfter, 0), ExpiryWarning, now)
 			plans[i] = CertResult{Name: n, Outcome: NotDue, Reason: e.reason, Next: time.Unix(e.next, 0).UTC()}
 			continue
 		}
@@ -437,10 +444,11 @@ func (rn *Runner) planChecked(r *store.Renewal, now time.Time, force, checkCurre
 }
 
 func (rn *Runner) warnExpiry(r *store.Renewal, now time.Time) {
-	rn.warnExpiryAt(r.Name, r.NotAfter, now)
+	rn.warnExpiryAt(r.Name, r.NotAfter, ExpiryWarningFor(r), now)
 }
 
-func (rn *Runner) warnExpiryAt(name string, notAfter, now time.Time) {
+// warnExpiryAt warns about name expiring at notAfter within window.
+func (rn *Runner) warnExpiryAt(name string, notAfter time.Time, window time.Duration, now time.Time) {
 	if notAfter.IsZero() || notAfter.Unix() <= 0 {
 		return
 	}
@@ -448,7 +456,7 @@ func (rn *Runner) warnExpiryAt(name string, notAfter, now time.Time) {
 	switch {
 	case left <= 0:
 		rn.emit(LevelError, name, "the certificate EXPIRED at %s; clients refuse it until a renewal succeeds", notAfter.UTC().Format(time.RFC3339))
-	case left < ExpiryWarning:
+	case left < window:
 		rn.emit(LevelWarn, name, "the certificate expires in %s (%s) and has not been renewed; see ipcert doctor %s", left.Round(time.Minute), notAfter.UTC().Format(time.RFC3339), name)
 	}
 }
@@ -509,7 +517,12 @@ func (rn *Runner) checkARI(ctx context.Context, r *store.Renewal, now time.Time,
 	}
 	res.online()
 	info, err := rn.ARI.RenewalInfo(ctx, r)
-	if err != nil {
+	switch {
+	case errors.Is(err, acmeflow.ErrNoARI):
+		// Not a fault: most private CAs (step-ca) have no ARI. Asked
+		// again only every ARIAbsentInterval.
+		rn.emit(LevelInfo, r.Name, "the CA offers no renewal window (ARI): renewing at half of the lifetime it gave")
+	case err != nil:
 		rn.emit(LevelWarn, r.Name, "could not ask the CA for the renewal window (ARI): %v; falling back to half of the lifetime", err)
 	}
 	ApplyARI(r, info, err, now)
