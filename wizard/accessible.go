@@ -15,6 +15,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/diagnosis"
 	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/ui"
 )
@@ -383,6 +384,7 @@ func (a *accessible) issue() (Step, error) {
 				issuer = m.deps.Rehearsal
 			}
 			done.iss, done.err = issuer.Issue(m.ctx, req, acmeflow.IssueOptions{Renewal: &store.Renewal{CA: choice}, RootPEM: root})
+			done.err = diagnosis.WithEvidence(done.err, runEvidence(m.ans, ca, choice, m.pre.report, m.deps.Now()))
 			if done.err != nil && m.ctx.Err() == nil && m.deps.RecordFailure != nil && !rehearsal {
 				m.deps.RecordFailure(store.NameFor(acmeflow.AddrStrings(m.ans.Addrs)), done.err)
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/diagnosis"
 	"github.com/ipcert/ipcert/ui"
 )
 
@@ -43,7 +44,7 @@ type issueStep struct {
 	lines      []issueLine
 	seen       int
 	err        error
-	diag       acmeflow.Diagnosis
+	diag       diagnosis.Diagnosis
 	failCursor int
 	// backAfterCancel: Esc during a run goes back to the plan once the
 	// run has stopped.
@@ -112,6 +113,7 @@ func (s *issueStep) start(m *Model, rehearsal bool, choice string) tea.Cmd {
 	}
 	pool := m.cas
 	record := m.deps.RecordFailure
+	rep, now := m.pre.report, m.deps.Now
 	m.logf("issue run %d: CA %s (rehearsal %v) for %v, %s", gen, choice, rehearsal, ans.Addrs, ans.Challenge)
 	return tea.Batch(m.stream(func(send func(tea.Msg)) {
 		defer cancel()
@@ -131,6 +133,7 @@ func (s *issueStep) start(m *Model, rehearsal bool, choice string) tea.Cmd {
 			root = ca.RootPEM
 		}
 		iss, err := issuer.Issue(ctx, req, acmeflow.IssueOptions{Renewal: &store.Renewal{CA: choice}, RootPEM: root})
+		err = diagnosis.WithEvidence(err, runEvidence(ans, ca, choice, rep, now()))
 		if err != nil && ctx.Err() == nil && record != nil && !rehearsal {
 			record(store.NameFor(acmeflow.AddrStrings(ans.Addrs)), err)
 		}
