@@ -41,6 +41,8 @@ func (g *diag) caTransport() bool {
 			"Check the --ca URL; for Let's Encrypt use --ca staging or --ca production.", "", true)
 		g.d.Retry = "after checking the URL; at once if the CA was merely restarting"
 	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr), errors.As(err, &recErr),
+		// Go's crypto/x509, crypto/tls and net/http wording towards the CA
+		// (the CA's own words come as problem documents, never here).
 		contains(t, "x509:", "tls: ", "server gave http response to https client", "https is required"):
 		g.set(DiagCATLS, "Cannot talk TLS to the CA", "The HTTPS connection to "+ca+" failed: "+g.errText()+". A TLS-intercepting proxy, a missing CA root (custom CA: --ca-root), a wrong clock, or a plain-HTTP URL.",
 			"Check the system time (timedatectl), the system roots (ca-certificates), any HTTPS proxy; for a private ACME CA give its root with --ca-root.", "timedatectl", false)
@@ -48,6 +50,7 @@ func (g *diag) caTransport() bool {
 		g.set(DiagCATimeout, "The CA did not answer in time", "The request to "+ca+" timed out: no outbound internet, a firewall dropping outbound HTTPS, or the CA is overloaded.",
 			"Check outbound HTTPS (curl -sI https://acme-staging-v02.api.letsencrypt.org/directory) and https://letsencrypt.status.io.", "curl -sI https://acme-staging-v02.api.letsencrypt.org/directory", true)
 		g.d.Retry = "in a few minutes"
+	// Go's net wording when the errno was lost in a wrapped text.
 	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH), contains(t, "network is unreachable", "no route to host", "connection reset"):
 		g.set(DiagCAUnreachable, "The CA is unreachable", "No route to "+ca+": this machine has no working outbound network for that family.",
 			"Check the default route and outbound firewall; ipcert preflight tests outbound reachability.", "ipcert preflight", true)
@@ -104,6 +107,8 @@ func (g *diag) problem(t string) bool {
 		g.set(DiagInvalidProfile, "The CA does not know the requested profile", "The order named a profile the CA does not offer: "+g.d.Problem.Detail+". IP certificates need \"shortlived\" (FACTS.md).",
 			"Use Let's Encrypt with the shortlived profile (ipcert always asks for it); a custom --ca must offer shortlived.", g.stagingCmd(""), false)
 	case acmeflow.ProblemBadCSR:
+		// Boulder csr/csr.go: "CSR contains IP address in Common Name"
+		// (FACTS.md).
 		if contains(t, "common name") {
 			g.set(DiagBadCSRCommonName, "The CSR put the IP address in the Common Name", "Let's Encrypt refuses a CSR with an IP address in the Common Name (boulder csr/csr.go); shortlived certificates have an empty subject.",
 				"ipcert always sends an empty subject: this CSR came from elsewhere, or from an old ipcert; upgrade and run again.", "ipcert --version", false)
@@ -205,15 +210,23 @@ func (g *diag) rateLimited(t string) {
 
 func (g *diag) rejected(t string) {
 	switch {
+	// Boulder ra/ra.go: "Default profile does not permit IP address
+	// identifiers" (FACTS.md).
 	case contains(t, "profile does not permit ip", "does not permit ip address"):
 		g.set(DiagRejectedProfile, "The profile does not allow IP addresses", "Let's Encrypt issues for IP addresses only under the shortlived profile (\"Default profile does not permit IP address identifiers\", boulder ra/ra.go).",
 			"Order with the shortlived profile; ipcert does so unless the CA lacks it.", g.stagingCmd(""), false)
+	// Boulder policy/pa.go: `Cannot issue for "2a01:04f8::7": IP address is
+	// invalid` (testdata/problems/rejectedIdentifier-noncanonical.json).
 	case contains(t, "canonical", "ip address is invalid"):
 		g.set(DiagRejectedCanonical, "The address is not written canonically", "ACME wants the RFC 5952 form of an IP address (lower case, shortest, no zone, no leading zeros): "+g.d.Problem.Detail+".",
 			"Give the address as ipcert prints it (netip form), e.g. 2001:db8::7 rather than 2001:0db8:0:0::7.", "", false)
 	default:
 		g.set(DiagRejectedReserved, "Let's Encrypt refuses this address", "The address is in an IANA special-purpose block (private, loopback, CGNAT 100.64/10, documentation, ...) or otherwise forbidden by policy: "+g.d.Problem.Detail+".",
 			"Certify the machine's public address (ipcert preflight finds it); behind CGNAT use IPv6 or get a public IPv4.", "ipcert preflight", false)
+		// Boulder policy/pa.go's blocked-list wording ("... forbidden by
+		// policy"); a reserved block reads `IP address is in a reserved
+		// address block: [RFC1918]: Private-Use`
+		// (testdata/problems/rejectedIdentifier-reserved.json).
 		if contains(t, "blocked", "forbidden", "policy") {
 			g.d.Code = DiagRejectedIdentifier
 		}
@@ -245,6 +258,8 @@ func (g *diag) account() {
 // or we could not sign it.
 func (g *diag) jws(t string) bool {
 	pt := g.probType()
+	// Boulder wfe "JWS verification error", lego's "signature" errors;
+	// the typed ones are badSignatureAlgorithm and badPublicKey.
 	if !contains(t, "jws", "signature") && pt != acmeflow.ProblemNS+"badSignatureAlgorithm" && pt != acmeflow.ProblemNS+"badPublicKey" {
 		return false
 	}

@@ -165,6 +165,8 @@ func (g *diag) classify() {
 			"Use Let's Encrypt (staging to rehearse, then production).", g.stagingCmd(""), false)
 		return
 	}
+	// Our own engine's wording (acmeflow: the account step asks for
+	// --agree-tos), not the CA's.
 	if g.d.Problem == nil && g.d.Step == acmeflow.StepAccount && contains(t, "--agree-tos") {
 		g.set(DiagTOS, "The terms of service need your agreement", "A new ACME account can only be registered after you agree to the CA's terms of service.",
 			"Read the terms (the URL is in the message), then run again with --agree-tos.", g.stagingCmd("--agree-tos"), false)
@@ -180,6 +182,8 @@ func (g *diag) classify() {
 			return
 		}
 	}
+	// Our engine's wording when the authorization lacks the challenge
+	// ("the CA does not offer ...").
 	if g.d.Problem == nil && g.d.Step == acmeflow.StepChallenge && contains(t, "does not offer") {
 		other := acmeflow.ChallengeTLSALPN01
 		if g.ev.Challenge == acmeflow.ChallengeTLSALPN01 {
@@ -208,9 +212,13 @@ func (g *diag) classify() {
 
 var (
 	urlRe = regexp.MustCompile(`https?://[^\s"'<>]+`)
-	// Boulder: "Invalid response from URL: 404"; Pebble: "Non-200 status
-	// code from HTTP: URL returned 404".
-	statusRe     = regexp.MustCompile(`(?:invalid response from \S+: |returned )(\d{3})\b`)
+	// Boulder va/http.go: "Invalid response from %s: %d"; Pebble va/va.go:
+	// "Non-200 status code from HTTP: %s returned %d".
+	statusRe = regexp.MustCompile(`(?:invalid response from \S+: |returned )(\d{3})\b`)
+	// Boulder's rateLimited detail: "..., retry after 2025-09-18 09:13:16
+	// UTC: see https://letsencrypt.org/docs/rate-limits/#...".
 	retryAfterRe = regexp.MustCompile(`retry after (\d{4}-\d{2}-\d{2}[ t]\d{2}:\d{2}:\d{2})(?: utc|z)?`)
-	gotBodyRe    = regexp.MustCompile(`(?:\(got "|!= ")(.*?)"\)?$`)
+	// The body the validator got: Boulder's `(got "...")`, Pebble's
+	// `!= "..."` (see validation).
+	gotBodyRe = regexp.MustCompile(`(?:\(got "|!= ")(.*?)"\)?$`)
 )

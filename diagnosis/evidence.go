@@ -214,6 +214,8 @@ func (g *diag) inferChallenge() {
 		switch {
 		case len(g.ev.Seen) > 0:
 			g.ev.Challenge = g.ev.Seen[0].Challenge
+		// Both CAs name the challenge in tls-alpn-01 failures ("for the
+		// tls-alpn-01 challenge", "ALPN protocol \"acme-tls/1\"").
 		case contains(t, "tls-alpn-01", "acme-tls/1"):
 			g.ev.Challenge = acmeflow.ChallengeTLSALPN01
 		default:

@@ -49,6 +49,10 @@ func (g *diag) responder(t string) bool {
 		owner = " (" + g.ev.PortOwner + ")"
 	}
 	switch {
+	// Our responder's listen errors (acmeflow engine.go bindHint, Go's
+	// "bind: address already in use" / "permission denied") and the web
+	// root's (acmeflow responder.go: "web root ..."): local wording, not
+	// the CA's.
 	case contains(t, "address already in use"):
 		g.set(DiagPortBusy, "The validation port is busy", "Another program holds the port our responder needs"+owner+".",
 			"Answer through that web server's document root instead (--webroot), or stop it for the minute of issuance.",

@@ -25,6 +25,8 @@ func (g *diag) validation(t string) {
 		}
 	}
 	port := g.port()
+	// Boulder prefixes a remote perspective's failure with "During
+	// secondary validation: " (FACTS.md "Multi-perspective validation").
 	secondary := contains(t, "during secondary validation")
 	status := 0
 	if m := statusRe.FindStringSubmatch(t); m != nil {
@@ -44,6 +46,11 @@ func (g *diag) validation(t string) {
 		if ours {
 			g.evidence("our responder answered %d of %d validator requests, from %s", answered, len(seen), remotes(seen))
 		}
+	// Boulder va/va.go detailedError: "Timeout during connect (likely
+	// firewall problem)", "Timeout during read (your server may be slow or
+	// overloaded)", "Timeout after connect (your server may be slow or
+	// overloaded)"; Pebble passes Go's own ("i/o timeout", "Client.Timeout
+	// exceeded while awaiting headers", "context deadline exceeded").
 	case contains(t, "timeout during connect", "i/o timeout", "timeout during read", "timeout after connect", "client.timeout exceeded", "deadline exceeded", "timed out"):
 		// Boulder says whether the connect or the read timed out; Pebble's
 		// "awaiting headers" covers both, so only our responder's log can
@@ -55,39 +62,64 @@ func (g *diag) validation(t string) {
 		}
 		g.set(DiagConnectTimeout, "The validator's connection timed out", fmt.Sprintf("Packets to port %d never got an answer: a cloud security group, the host firewall or the router drops them, or the port is not forwarded.%s%s", port, fw, natHint),
 			fmt.Sprintf("Open tcp port %d to the world (0.0.0.0/0 and ::/0) in the cloud security group and the host firewall; behind a home router forward it to this machine.", port), openCmd, false)
+	// Boulder va/va.go: "Connection refused" (ECONNREFUSED); Pebble: Go's
+	// "connect: connection refused".
 	case contains(t, "connection refused"):
 		if g.redirected(t, port) {
 			return
 		}
 		g.set(DiagConnectRefused, "Nothing accepted the connection", fmt.Sprintf("The validator reached the address but nothing listens on port %d there (a stopped web server, a responder bound to 127.0.0.1 or to one family only), or a firewall answers with a reject.%s", port, fw),
 			fmt.Sprintf("Listen on 0.0.0.0:%d and [::]:%d (ipcert's own responder does), or with --webroot make sure the web server runs and listens on both families.", port, port), "ss -ltnp", false)
+	// Boulder va/va.go: "Connection reset by peer" (ECONNRESET).
 	case contains(t, "connection reset"):
 		g.set(DiagConnectReset, "The connection was reset", "Something on the path (a firewall, IPS, or a proxy that does not like the request) reset the validator's connection.",
 			fmt.Sprintf("Let tcp port %d through unfiltered while validating; check IPS/WAF logs.", port), g.stagingCmd(""), false)
+	// Boulder va/va.go: "Network unreachable" (ENETUNREACH); Go's "no route
+	// to host" (EHOSTUNREACH) from Pebble.
 	case contains(t, "network unreachable", "no route to host", "host unreachable"):
 		g.set(DiagNetUnreachable, "The address is unreachable from the internet", "The validator has no route to the address: it is not routed on the internet, or an upstream router rejects it."+natHint,
 			"Check that the address is really this machine's public address.", "ipcert preflight", false)
+	// Boulder va/http.go: "Too many redirects" (more than 10, FACTS.md);
+	// Pebble lets Go's client say "stopped after 10 redirects".
 	case contains(t, "too many redirects", "stopped after 10 redirects", "redirect loop"):
 		g.set(DiagTooManyRedirects, "The challenge URL redirects in a loop", "The web server redirects /.well-known/acme-challenge/ again and again (an HTTP->HTTPS rule combined with an HTTPS->HTTP one, or a proxy loop).",
 			"Exempt /.well-known/acme-challenge/ from redirects and serve it from the web root over plain HTTP.", "curl -sI http://"+g.hostPort(port)+"/.well-known/acme-challenge/test", false)
+	// Boulder va/http.go: "Invalid port in redirect target. Only ports 80
+	// and 443 are supported, not N", "Invalid protocol scheme in redirect
+	// target. ...", "Invalid host in redirect target ...".
 	case contains(t, "invalid port in redirect", "invalid protocol scheme in redirect", "invalid host in redirect"):
 		g.redirectPort(t)
+	// Boulder va/va.go: "Server only speaks HTTP, not TLS" and "Server is
+	// speaking HTTP/2 over HTTP"; Go's crypto/tls (through Pebble): "first
+	// record does not look like a TLS handshake".
 	case contains(t, "server only speaks http", "speaking http", "first record does not look like a tls handshake"):
 		g.httpOnTLS()
+	// Boulder va/tlsalpn.go and Pebble: "Cannot negotiate ALPN protocol
+	// \"acme-tls/1\" for tls-alpn-01 challenge" (FACTS.md).
 	case contains(t, "cannot negotiate alpn"):
 		g.set(DiagNoALPN, "The TLS server on the port does not speak acme-tls/1", fmt.Sprintf("A TLS server answered on port %d but does not know the acme-tls/1 protocol: a web server or TLS proxy owns the port, not ipcert's responder.", port),
 			"Let ipcert own port 443 for the minute of issuance (stop the proxy), or use http-01 on port 80.", g.stagingCmd("--challenge http-01"), false)
 		g.foreign(none)
+	// Boulder va/tlsalpn.go and Pebble: "Incorrect validation certificate
+	// for tls-alpn-01 challenge. ..." (FACTS.md).
 	case contains(t, "incorrect validation certificate"):
 		g.set(DiagWrongCert, "The wrong certificate answered the tls-alpn-01 challenge", "The server on the port offered acme-tls/1 but presented a certificate that is not the challenge certificate for this address: another ACME client or proxy answers, or it keys on the IP rather than the RFC 8738 reverse name ("+g.reverseName()+").",
 			"Stop the other responder on the port so ipcert's answers, or use http-01.", g.stagingCmd("--challenge http-01"), false)
 		g.foreign(none)
+	// Pebble va/va.go: "Failed to connect to HOST:PORT for the tls-alpn-01
+	// challenge" (every dial or handshake failure).
 	case contains(t, "failed to connect to") && g.ev.Challenge == acmeflow.ChallengeTLSALPN01:
 		g.tlsConnect(none)
+	// Boulder va/http.go: "The key authorization file from the server did
+	// not match this challenge. Expected %q (got %q)"; Pebble: "... did not
+	// match this challenge %q != %q". Boulder's "Invalid response from URL:
+	// N" with no status is a body it could not read.
 	case contains(t, "did not match this challenge") || g.probType() == acmeflow.ProblemUnauthorized && contains(t, "invalid response from") && status == 0:
 		g.wrongContent(t, none)
 	case status != 0:
 		g.badStatus(t, status, none)
+	// Boulder va/va.go detailedError's fallback: "Error getting validation
+	// data".
 	case contains(t, "error getting validation data"):
 		g.set(DiagConnectReset, "The validator got no usable answer", "The connection broke before a valid HTTP answer arrived: a proxy, an IPS or a half-working server.",
 			fmt.Sprintf("Serve the challenge path directly on port %d.", port), g.stagingCmd(""), false)
