@@ -62,11 +62,13 @@ func runDemo(ctx context.Context, args []string, s stdio) int {
 	caps := ui.DetectCaps(s.Env, f.accessible)
 	headless := !caps.Accessible && !(wizardIsTerminal(s.In) && wizardIsTerminal(s.Err))
 	root := f.stateDir
+	created := false
 	if root == "" {
 		if root, err = os.MkdirTemp("", "ipcert-demo-"); err != nil {
 			fmt.Fprintf(s.Err, "ipcert demo: %v\n", err)
 			return exitFailure
 		}
+		created = true
 	}
 	if headless {
 		// A script, CI or a pipe: the wizard cannot draw, but the demo's
@@ -92,8 +94,26 @@ func runDemo(ctx context.Context, args []string, s stdio) int {
 	deps := demoDeps(st)
 	cfg := wizard.Config{Demo: true, Caps: caps, StateDir: root, Answers: ans, Log: wizardDebugLog(f.debug)}
 	code := wizardRun(ctx, deps, cfg, s, true)
+	if created && code != exitOK && demoNothingKept(st) {
+		// The folder is the demo's own and holds nothing worth reading (no
+		// certificate, no failure to explain): "nothing was changed"
+		// stays true.
+		os.RemoveAll(root)
+		return code
+	}
 	fmt.Fprintf(s.Out, "Demo state: %s\n", root)
 	return code
+}
+
+// demoNothingKept says the demo's store has no certificate and no stored
+// failure.
+func demoNothingKept(st *store.Store) bool {
+	names, err := st.Names()
+	if err != nil || len(names) > 0 {
+		return false
+	}
+	ff, err := st.FirstFailures()
+	return err == nil && len(ff) == 0
 }
 
 // demoDeps wires the wizard to the local test CA: 127.0.0.1 is the

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/deploy"
 )
 
 const deployHelp = `
@@ -91,7 +92,7 @@ func runDeploy(ctx context.Context, args []string, s stdio) int {
 	}
 	var failed error
 	if len(r.DeployHooks) > 0 || r.Reload != "" {
-		if err := (renewDeployer{}).Deploy(ctx, r, st.CurrentDir(name)); err != nil {
+		if err := (deploy.RenewalHooks{}).Deploy(ctx, r, st.CurrentDir(name)); err != nil {
 			failed = fmt.Errorf("deploy hook: %w", err)
 		} else {
 			what := "Ran the deploy hooks of"
@@ -102,7 +103,7 @@ func runDeploy(ctx context.Context, args []string, s stdio) int {
 		}
 	}
 	if failed == nil && r.VerifyAddr != "" {
-		if err := (renewVerifier{}).Verify(ctx, r.VerifyAddr, v.Leaf); err != nil {
+		if err := (deploy.ServedCheck{}).Verify(ctx, r.VerifyAddr, v.Leaf); err != nil {
 			failed = fmt.Errorf("verify %s: %w", r.VerifyAddr, err)
 		} else {
 			fmt.Fprintf(s.Out, "%s serves version %d.\n", r.VerifyAddr, v.N)

@@ -212,7 +212,13 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	}
 	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
 	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr, WebRootPort: f.webPort}
-	issueKeepSettings(st, f.name, idents, tmpl, s.Err)
+	keepName := f.name
+	if keepName == "" {
+		keepName = store.NameFor(acmeflow.AddrStrings(idents))
+	}
+	if backup, err := st.KeepSettings(keepName, tmpl); backup != "" {
+		fmt.Fprintf(s.Err, "ipcert issue: the existing renewal.json is unreadable (%v); kept as %s\n", err, backup)
+	}
 	if f.caRoot != "" {
 		// renew runs from another directory (the timer: /).
 		tmpl.CARoot, _ = filepath.Abs(f.caRoot)
@@ -419,39 +425,4 @@ func humanDuration(d time.Duration) string {
 		return out + " ago"
 	}
 	return out
-}
-
-// issueKeepSettings carries over what an earlier issuance or `ipcert
-// snippet` configured for the same certificate (deploy hooks, reload,
-// HAProxy's combined file, the address to verify) unless flags say
-// otherwise: issuing again must not silently undo the deployment. A
-// renewal.json that cannot be read is kept beside the new one.
-func issueKeepSettings(st *store.Store, name string, idents []netip.Addr, tmpl *store.Renewal, errw io.Writer) {
-	if name == "" {
-		name = store.NameFor(acmeflow.AddrStrings(idents))
-	}
-	if !st.Exists(name) {
-		return
-	}
-	prev, err := st.LoadRenewal(name)
-	if err != nil {
-		rel := filepath.Join("certs", name, "renewal.json")
-		if data, rerr := os.ReadFile(filepath.Join(st.Root(), rel)); rerr == nil {
-			backup := fmt.Sprintf("%s.broken-%d", rel, time.Now().Unix())
-			if werr := st.WriteFile(backup, data, 0o600); werr == nil {
-				fmt.Fprintf(errw, "ipcert issue: the existing renewal.json is unreadable (%v); kept as %s\n", err, filepath.Join(st.Root(), backup))
-			}
-		}
-		return
-	}
-	if len(tmpl.DeployHooks) == 0 {
-		tmpl.DeployHooks = prev.DeployHooks
-	}
-	if tmpl.Reload == "" {
-		tmpl.Reload = prev.Reload
-	}
-	tmpl.Combined = tmpl.Combined || prev.Combined
-	if tmpl.VerifyAddr == "" {
-		tmpl.VerifyAddr = prev.VerifyAddr
-	}
 }

@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +15,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow/renew"
 	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/monitor"
 )
 
 // Exit codes of `ipcert renew` beyond the shared ones. "Renewed" is not 0
@@ -70,10 +68,6 @@ func init() {
 	register(command{name: "renew", summary: "renew the certificates that are due (what the timer runs)", run: runRenew})
 }
 
-// renewLastRunFile is where every renew run leaves its outcome for
-// "ipcert timer status" (which has no journal to read under cron).
-const renewLastRunFile = "renew-last.json"
-
 func runRenew(ctx context.Context, args []string, s stdio) int {
 	started := time.Now()
 	var cf commonFlags
@@ -84,6 +78,7 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 	wait := fs.Duration("wait", 60*time.Second, "how long to wait for another ipcert run's lock before giving up (exit 4)")
 	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long, renewals, hooks and waits included (under the timer unit's 30 min limit)")
 	parallel := fs.Int("parallel", renew.DefaultParallel, "renew up to this many due certificates at once (never two on the same responder port)")
+	promFile := fs.String("prometheus", "", "after the run, write node_exporter textfile metrics of every certificate to this .prom file (atomically)")
 	quiet := fs.Bool("quiet", false, "log only warnings and errors; print only certificates that were renewed or failed (the timer uses this)")
 	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
 		return code
@@ -100,6 +95,10 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 			fmt.Fprintf(s.Err, "ipcert renew: %v\n", err)
 			return exitUsage
 		}
+	}
+	if *promFile != "" && !strings.HasSuffix(*promFile, ".prom") {
+		fmt.Fprintf(s.Err, "ipcert renew: --prometheus %s: node_exporter's textfile collector reads only files ending in .prom\n", *promFile)
+		return exitUsage
 	}
 	if *parallel < 1 || *parallel > 64 {
 		fmt.Fprintf(s.Err, "ipcert renew: --parallel %d: give 1 to 64\n", *parallel)
@@ -130,12 +129,15 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 	lg := &renewLogger{w: s.Err, quiet: *quiet}
 	cas := &renew.CAs{Store: st, UserAgent: "ipcert/" + version, Log: debugWriter(), Events: lg.engineEvent}
 	rn := &renew.Runner{
-		Store:       st,
-		Issuer:      renew.NewIssuer(cas),
-		Rehearsal:   renew.NewRehearsal(cas),
-		ARI:         renew.NewARI(cas),
-		Deploy:      renewDeployer{},
-		Verify:      renewVerifier{log: lg},
+		Store:     st,
+		Issuer:    renew.NewIssuer(cas),
+		Rehearsal: renew.NewRehearsal(cas),
+		ARI:       renew.NewARI(cas),
+		Deploy:    deploy.RenewalHooks{},
+		Verify: deploy.ServedCheck{Served: func(addr string, leaf *x509.Certificate, took time.Duration) {
+			lg.event(renew.Event{Time: time.Now(), Level: renew.LevelInfo, Name: addr,
+				Message: fmt.Sprintf("serves the new certificate (serial %x), %s after the deploy step", leaf.SerialNumber, took.Round(time.Millisecond))})
+		}},
 		PublicAddrs: func(ctx context.Context) ([]netip.Addr, error) { return detectPublicAddrs(ctx, s) },
 		Events:      lg.event,
 		LockWait:    *wait,
@@ -159,7 +161,12 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Err, "ipcert renew: gave up after --timeout %s; current certificates are unchanged, the next run tries again\n", *timeout)
 	}
 	if !*dryRun {
-		renewSaveLastRun(st, renewLastRun{Started: started.UTC(), Duration: time.Since(started), ExitCode: code, Result: res, Error: errString(err)})
+		renew.SaveLastRun(st, renew.LastRun{Started: started.UTC(), Duration: time.Since(started), ExitCode: code, Result: res, Error: errString(err)})
+		if *promFile != "" {
+			if err := renewWriteMetrics(context.WithoutCancel(ctx), st, *promFile); err != nil {
+				fmt.Fprintf(s.Err, "ipcert renew: --prometheus: %v\n", err)
+			}
+		}
 	}
 	if res == nil {
 		return code
@@ -280,123 +287,13 @@ func (l *renewLogger) engineEvent(name string, ev acmeflow.Event) {
 	l.event(renew.Event{Time: ev.Time, Level: level, Name: name, Message: ev.Message})
 }
 
-// renewLastRun is renew-last.json: the last run that did or found
-// something. Certificates that were not due are only counted, so the file
-// stays small at thousands of certificates.
-type renewLastRun struct {
-	Started  time.Time     `json:"started"`
-	Duration time.Duration `json:"duration_ns"`
-	ExitCode int           `json:"exit_code"`
-	Error    string        `json:"error,omitempty"`
-	Checked  int           `json:"checked"`
-	NotDue   int           `json:"not_due"`
-	Result   *renew.Result `json:"result,omitempty"`
-	// LastChecked is the last run at all (the file's modification time):
-	// a run that changes nothing only touches the file.
-	LastChecked time.Time `json:"-"`
-}
-
-// renewSaveLastRun records the run in renew-last.json. A run that found
-// nothing due and ended like the recorded one only sets the file's time
-// (one system call, no write: the hourly no-op stays in milliseconds);
-// otherwise the file is replaced by rename, without fsync, being a report.
-func renewSaveLastRun(st *store.Store, lr renewLastRun) {
-	path := filepath.Join(st.Root(), renewLastRunFile)
-	if lr.Result != nil {
-		short := &renew.Result{Network: lr.Result.Network}
-		for _, c := range lr.Result.Certs {
-			lr.Checked++
-			if c.Outcome == renew.NotDue {
-				lr.NotDue++
-				continue
-			}
-			short.Certs = append(short.Certs, c)
-		}
-		lr.Result = short
-	}
-	if len(lastRunCerts(lr.Result)) == 0 && lr.Error == "" {
-		if data, err := os.ReadFile(path); err == nil {
-			var prev renewLastRun
-			if json.Unmarshal(data, &prev) == nil && prev.ExitCode == lr.ExitCode && prev.Error == "" &&
-				len(lastRunCerts(prev.Result)) == 0 && prev.Checked == lr.Checked {
-				now := time.Now()
-				if os.Chtimes(path, now, now) == nil {
-					return
-				}
-			}
-		}
-	}
-	data, err := json.MarshalIndent(lr, "", "  ")
-	if err != nil {
-		return
-	}
-	f, err := os.CreateTemp(st.Root(), ".renew-last-*")
-	if err != nil {
-		return
-	}
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if werr != nil || cerr != nil || os.Rename(f.Name(), path) != nil {
-		os.Remove(f.Name())
-	}
-}
-
-func lastRunCerts(r *renew.Result) []renew.CertResult {
-	if r == nil {
-		return nil
-	}
-	return r.Certs
-}
-
-// renewDeployer runs a renewed certificate's hooks through deploy.RunHooks:
-// the user's commands, then the web server reload.
-type renewDeployer struct{}
-
-func (renewDeployer) Deploy(ctx context.Context, r *store.Renewal, currentDir string) error {
-	spec := deploy.HookSpec{Commands: r.DeployHooks}
-	if r.Reload != "" {
-		kind, err := deploy.ParseKind(r.Reload)
-		if err != nil {
-			return fmt.Errorf("renewal.json \"reload\": %w", err)
-		}
-		spec.Reload = deploy.LayoutFor(kind, deploy.DetectDistro("/"), r.Name).ReloadCmd(deploy.TimerSystemdRunning("/"))
-	}
-	var failed []string
-	for _, h := range deploy.RunHooks(ctx, spec, deploy.CertPathsIn(r.Name, r.Identifiers, currentDir)) {
-		if !h.OK() {
-			out := strings.TrimSpace(h.Output)
-			if len(out) > 300 {
-				out = out[len(out)-300:]
-			}
-			if out != "" {
-				out = " (output: " + out + ")"
-			}
-			failed = append(failed, fmt.Sprintf("%q: %s%s", h.Command, h.Error, out))
-		}
-	}
-	if len(failed) > 0 {
-		return errors.New(strings.Join(failed, "; "))
-	}
-	return nil
-}
-
-// renewVerifier checks that the configured address serves the new
-// certificate (deploy.Verify compares serials), giving the server up to
-// deploy.ReloadGrace to pick it up after the reload, and says how long
-// that took.
-type renewVerifier struct{ log *renewLogger }
-
-func (v renewVerifier) Verify(ctx context.Context, addr string, leaf *x509.Certificate) error {
-	res, took, err := deploy.WaitServed(ctx, addr, leaf, 0, deploy.VerifyOptions{})
-	if err != nil {
+// renewWriteMetrics writes the textfile metrics after a run: every
+// certificate's state, the served checks, and this run.
+func renewWriteMetrics(ctx context.Context, st *store.Store, path string) error {
+	var certs []deploy.CertStatus
+	if err := deploy.StatusEach(st, time.Now(), deploy.StatusOptions{}, func(c deploy.CertStatus) { certs = append(certs, c) }); err != nil {
 		return err
 	}
-	if res.Outcome != deploy.Match {
-		return fmt.Errorf("%s after waiting %s for the server to pick up the new certificate: %s", res.Outcome, took.Round(100*time.Millisecond), res.Reason)
-	}
-	if v.log != nil {
-		v.log.event(renew.Event{Time: time.Now(), Level: renew.LevelInfo, Name: addr,
-			Message: fmt.Sprintf("serves the new certificate (serial %x), %s after the deploy step", leaf.SerialNumber, took.Round(time.Millisecond))})
-	}
-	return nil
+	last, _ := renew.LoadLastRun(st)
+	return monitor.WriteTextfile(path, monitor.Registry(certs, monitor.CheckServed(ctx, certs, 5*time.Second), last))
 }

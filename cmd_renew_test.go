@@ -83,8 +83,8 @@ func TestRenewForceLocalCA(t *testing.T) {
 	if code != exitRenewNothing || !strings.Contains(out, "not due") {
 		t.Fatalf("second renew: exit %d\n%s\n%s", code, out, errs)
 	}
-	var lr renewLastRun
-	data, err := os.ReadFile(filepath.Join(dir, renewLastRunFile))
+	var lr renew.LastRun
+	data, err := os.ReadFile(filepath.Join(dir, renew.LastRunFile))
 	if err != nil || json.Unmarshal(data, &lr) != nil || lr.ExitCode != 0 || lr.Checked != 1 || lr.NotDue != 1 || len(lr.Result.Certs) != 0 {
 		t.Fatalf("renew-last.json: %v %s", err, data)
 	}
@@ -166,7 +166,7 @@ func TestRenewDryRunLeavesStore(t *testing.T) {
 	if ns, _ := st.Versions("127.0.0.1"); len(ns) != 1 {
 		t.Errorf("--dry-run stored a version: %v", ns)
 	}
-	if _, err := os.Stat(filepath.Join(dir, renewLastRunFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, renew.LastRunFile)); err == nil {
 		t.Error("--dry-run wrote renew-last.json")
 	}
 }
@@ -333,7 +333,7 @@ func renewConcurrent(t *testing.T, bin string) {
 func TestRenewLastRunOnlyWhenChanged(t *testing.T) {
 	dir := t.TempDir()
 	renewIssueLocal(t, dir)
-	path := filepath.Join(dir, renewLastRunFile)
+	path := filepath.Join(dir, renew.LastRunFile)
 	if code, _, errs := issueRun(t, nil, "renew", "--state-dir", dir); code != exitRenewNothing {
 		t.Fatalf("exit %d: %s", code, errs)
 	}

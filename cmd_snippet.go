@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
@@ -386,41 +385,29 @@ type snippetChange struct {
 // and records ch in renewal.json, under the store lock so a running renew
 // does not write renewal.json at the same time.
 func snippetUpdateRenewal(ctx context.Context, st *store.Store, name string, ch snippetChange, kind deploy.Kind, errw io.Writer) error {
-	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	unlock, err := st.Lock(lctx, true)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	r, err := st.LoadRenewal(name)
-	if err != nil {
-		return err
-	}
-	changed := false
-	if kind == deploy.HAProxy {
-		path, created, err := st.EnsureCombined(name)
-		if err != nil {
-			return fmt.Errorf("HAProxy needs combined.pem: %w", err)
+	return st.UpdateRenewal(ctx, name, func(r *store.Renewal) (bool, error) {
+		changed := false
+		if kind == deploy.HAProxy {
+			path, created, err := st.EnsureCombined(name)
+			if err != nil {
+				return false, fmt.Errorf("HAProxy needs combined.pem: %w", err)
+			}
+			if created {
+				fmt.Fprintf(errw, "Wrote %s (certificate chain and key in one file, for HAProxy); renewals keep it.\n", path)
+			}
 		}
-		if created {
-			fmt.Fprintf(errw, "Wrote %s (certificate chain and key in one file, for HAProxy); renewals keep it.\n", path)
+		if ch.combined && !r.Combined {
+			r.Combined, changed = true, true
 		}
-	}
-	if ch.combined && !r.Combined {
-		r.Combined, changed = true, true
-	}
-	if ch.reload && r.Reload != string(kind) {
-		r.Reload, changed = string(kind), true
-	}
-	if ch.copyHook != "" && !slices.Contains(r.DeployHooks, ch.copyHook) {
-		// First: the user's hooks and the reload see the fresh copy.
-		r.DeployHooks, changed = append([]string{ch.copyHook}, r.DeployHooks...), true
-	}
-	if changed {
-		return st.SaveRenewal(r)
-	}
-	return nil
+		if ch.reload && r.Reload != string(kind) {
+			r.Reload, changed = string(kind), true
+		}
+		if ch.copyHook != "" && !slices.Contains(r.DeployHooks, ch.copyHook) {
+			// First: the user's hooks and the reload see the fresh copy.
+			r.DeployHooks, changed = append([]string{ch.copyHook}, r.DeployHooks...), true
+		}
+		return changed, nil
+	})
 }
 
 // snippetWarnChallenge: once a web server owns port 80 (or 443), ipcert's

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,8 +11,10 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/acmeflow/renew"
 	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/monitor"
 )
 
 const statusHelp = `
@@ -44,6 +47,10 @@ func runStatus(ctx context.Context, args []string, s stdio) int {
 	cf.register(fs)
 	unitDir := fs.String("unit-dir", "", "where the renewal timer's systemd units are looked for (default "+deploy.TimerDefaultUnitDir+")")
 	cronDir := fs.String("cron-dir", "", "where the renewal job's cron file is looked for (default "+deploy.TimerDefaultCronDir+")")
+	check := fs.Bool("check", false, "Nagios-style check: one line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN")
+	warn := fs.Duration("warn", monitor.DefaultThresholds.Warn, "with --check: WARNING when a certificate has less than this left")
+	crit := fs.Duration("crit", monitor.DefaultThresholds.Crit, "with --check: CRITICAL when a certificate has less than this left")
+	promFile := fs.String("prometheus", "", "also write node_exporter textfile metrics to this .prom file (atomically)")
 	verifyKeys := fs.Bool("verify-keys", false, "also check that every current private key matches its certificate (slower with thousands)")
 	pos, done, code := deployParseArgs(fs, args, s.Env, s.Err)
 	if done {
@@ -80,6 +87,9 @@ func runStatus(ctx context.Context, args []string, s stdio) int {
 			opts.Names = f.Candidates
 		}
 	}
+	if *check || *promFile != "" {
+		return statusMonitor(ctx, st, now, rep, opts, *check, *promFile, monitor.Thresholds{Warn: *warn, Crit: *crit, FailuresCrit: monitor.DefaultThresholds.FailuresCrit}, s)
+	}
 	// Printed as they come: thousands of certificates are never all in
 	// memory at once.
 	out := bufio.NewWriter(s.Out)
@@ -104,6 +114,9 @@ func runStatus(ctx context.Context, args []string, s stdio) int {
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert status: %v\n", err)
 		return exitFailure
+	}
+	if len(rep.NotIssued) > 0 && len(opts.Names) == 0 {
+		code = exitFailure
 	}
 	if js != nil {
 		js.end(rep)
@@ -148,6 +161,10 @@ func (j *statusJSON) end(rep deploy.StatusReport) {
 	if rep.TimerError != "" {
 		e, _ := json.Marshal(rep.TimerError)
 		fmt.Fprintf(j.w, ",\n  \"timer_error\": %s", e)
+	}
+	if len(rep.NotIssued) > 0 {
+		e, _ := json.MarshalIndent(rep.NotIssued, "  ", "  ")
+		fmt.Fprintf(j.w, ",\n  \"not_issued\": %s", e)
 	}
 	io.WriteString(j.w, "\n}\n")
 }
@@ -200,7 +217,16 @@ func statusPrintCert(w io.Writer, c deploy.CertStatus, i int, stateDir string, n
 }
 
 func statusPrintTail(w io.Writer, rep deploy.StatusReport, n int) {
-	if n == 0 {
+	for _, f := range rep.NotIssued {
+		when, what := "", "failed"
+		if e := f.LastError; e != nil {
+			when = " " + e.Time.Local().Format("2006-01-02 15:04 MST")
+			what = cmp.Or(e.Title, statusOneLine(e.Detail))
+		}
+		fmt.Fprintf(w, "\n%s (%s)\n  NOT ISSUED    the first attempt%s failed: %s\n                ipcert doctor %s%s explains it\n",
+			f.Name, strings.Join(f.Identifiers, ", "), when, what, f.Name, userStateFlag(rep.StateDir))
+	}
+	if n == 0 && len(rep.NotIssued) == 0 {
 		fmt.Fprintf(w, "No certificates in %s yet. Get one: sudo ipcert issue --ip auto --ca staging --agree-tos%s\n", rep.StateDir, sudoStateFlag(rep.StateDir))
 	}
 	fmt.Fprintln(w)
@@ -254,4 +280,49 @@ func statusCA(choice string) string {
 		return "unknown"
 	}
 	return choice
+}
+
+// statusMonitor is status --check and --prometheus: the certificates'
+// state, the served certificates (a handshake to each verify address),
+// then the Nagios line and exit code and/or the textfile.
+func statusMonitor(ctx context.Context, st *store.Store, now time.Time, rep deploy.StatusReport, opts deploy.StatusOptions, check bool, promFile string, t monitor.Thresholds, s stdio) int {
+	if t.Warn <= t.Crit {
+		fmt.Fprintf(s.Err, "ipcert status: --warn (%s) must be longer than --crit (%s)\n", t.Warn, t.Crit)
+		return monitorUsage(check)
+	}
+	var certs []deploy.CertStatus
+	if err := deploy.StatusEach(st, now, opts, func(c deploy.CertStatus) { certs = append(certs, c) }); err != nil {
+		if check {
+			fmt.Fprintf(s.Out, "IPCERT UNKNOWN - %v\n", err)
+			return monitor.Unknown
+		}
+		fmt.Fprintf(s.Err, "ipcert status: %v\n", err)
+		return exitFailure
+	}
+	served := monitor.CheckServed(ctx, certs, 5*time.Second)
+	code := exitOK
+	if promFile != "" {
+		last, _ := renew.LoadLastRun(st)
+		if err := monitor.WriteTextfile(promFile, monitor.Registry(certs, served, last)); err != nil {
+			fmt.Fprintf(s.Err, "ipcert status: --prometheus: %v\n", err)
+			code = exitFailure
+		}
+	}
+	if !check {
+		return code
+	}
+	state, line := monitor.Check(certs, served, t, now)
+	for _, f := range rep.NotIssued {
+		state = max(state, monitor.Warning)
+		line = strings.Replace(line, " - ", fmt.Sprintf(" - %s: first issuance failed; ", f.Name), 1)
+	}
+	fmt.Fprintln(s.Out, line)
+	return state
+}
+
+func monitorUsage(check bool) int {
+	if check {
+		return monitor.Unknown
+	}
+	return exitUsage
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,5 +51,31 @@ func TestStatusJSONStreamedAndKeysOnRequest(t *testing.T) {
 	code, out, _ = issueRun(t, nil, "status", "--verify-keys", "--state-dir", dir)
 	if code != exitFailure || !strings.Contains(out, "PROBLEM") {
 		t.Fatalf("--verify-keys must find the wrong key: exit %d\n%s", code, out)
+	}
+}
+
+// TestStatusShowsFailedFirstIssuance: a first issuance that failed left
+// no certificate, so status said nothing about it (doctor knew).
+func TestStatusShowsFailedFirstIssuance(t *testing.T) {
+	dir := t.TempDir()
+	// A CA that is down for maintenance.
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	ca := srv.URL + "/dir"
+	root := filepath.Join(t.TempDir(), "root.pem")
+	os.WriteFile(root, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644)
+	if code, _, errs := issueRun(t, nil, "issue", "--ip", "127.0.0.1", "--ca", ca, "--ca-root", root, "--state-dir", dir, "--agree-tos", "--quiet", "--name", "nope"); code != exitFailure {
+		t.Fatalf("issue against a closed port: exit %d: %s", code, errs)
+	}
+	code, out, _ := issueRun(t, nil, "status", "--state-dir", dir)
+	if code != exitFailure || !strings.Contains(out, "nope") || !strings.Contains(out, "NOT ISSUED") || !strings.Contains(out, "ipcert doctor nope") {
+		t.Fatalf("status after a failed first issuance: exit %d\n%s", code, out)
+	}
+	code, out, _ = issueRun(t, nil, "status", "--json", "--state-dir", dir)
+	var rep deploy.StatusReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.NotIssued) != 1 || rep.NotIssued[0].Name != "nope" {
+		t.Fatalf("status --json: exit %d %v\n%s", code, err, out)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipcert/ipcert/acmeflow/renew"
 	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
 )
@@ -191,7 +191,7 @@ func timerWebroots(st *store.Store, extra []string) []string {
 
 type timerStatusOut struct {
 	deploy.TimerState
-	LastRun *renewLastRun `json:"last_run,omitempty"`
+	LastRun *renew.LastRun `json:"last_run,omitempty"`
 }
 
 func timerStatus(ctx context.Context, o deploy.TimerOptions, cf *commonFlags, s stdio) int {
@@ -201,15 +201,8 @@ func timerStatus(ctx context.Context, o deploy.TimerOptions, cf *commonFlags, s 
 	}
 	out := timerStatusOut{TimerState: state}
 	if st, serr := cf.openStore(s.Env); serr == nil {
-		path := filepath.Join(st.Root(), renewLastRunFile)
-		if data, rerr := os.ReadFile(path); rerr == nil {
-			var lr renewLastRun
-			if json.Unmarshal(data, &lr) == nil {
-				if fi, err := os.Stat(path); err == nil {
-					lr.LastChecked = fi.ModTime()
-				}
-				out.LastRun = &lr
-			}
+		if lr, err := renew.LoadLastRun(st); err == nil {
+			out.LastRun = lr
 		}
 	}
 	if cf.jsonOut {

@@ -49,7 +49,7 @@ func TestTimerInstallStatusRemove(t *testing.T) {
 	}
 
 	// The last renew run is reported by status.
-	renewSaveLastRun(st, renewLastRun{Started: time.Now().Add(-time.Minute), Duration: 3 * time.Millisecond, ExitCode: exitRenewNothing,
+	renew.SaveLastRun(st, renew.LastRun{Started: time.Now().Add(-time.Minute), Duration: 3 * time.Millisecond, ExitCode: exitRenewNothing,
 		Result: &renew.Result{Certs: []renew.CertResult{{Name: "w", Outcome: renew.NotDue}}}})
 	code, out, _ = issueRun(t, nil, "timer", "status", "--unit-dir", units, "--state-dir", state, "--json")
 	if code != exitOK {

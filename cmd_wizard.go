@@ -220,11 +220,12 @@ func wizardNeedTerminal(s stdio, caps ui.Caps, name string) (int, bool) {
 		return 0, true
 	}
 	fmt.Fprintf(s.Err, `%s: no terminal, so no wizard (it needs stdin and stderr on a terminal).
-Use the subcommands, which never ask anything:
-  ipcert preflight --ip ADDR                     check ports, NAT and firewall
-  ipcert issue --ip ADDR --ca staging --agree-tos    rehearse on staging
-  ipcert issue --ip ADDR --ca production --agree-tos get the real certificate
-  ipcert issue --ip 127.0.0.1 --ca local --state-dir /tmp/try   try it with no internet
+Over SSH, ask for one: ssh -t HOST sudo ipcert
+Or use the subcommands, which never ask anything:
+  ipcert preflight --ip ADDR                            check ports, NAT and firewall
+  ipcert issue --ip ADDR --ca staging --agree-tos       rehearse on staging
+  ipcert issue --ip ADDR --ca production --agree-tos    get the real certificate
+  ipcert demo                                           try it all with no internet
 Or answer plain questions from stdin: %s --accessible
 Run "ipcert --help" for every command.
 `, name, name)
@@ -281,7 +282,7 @@ func wizardRun(ctx context.Context, deps wizard.Deps, cfg wizard.Config, s stdio
 		lipgloss.SetDefaultRenderer(ui.Renderer(s.Err, cfg.Caps))
 		o, err = wizard.Run(ctx, deps, cfg, s.In, s.Err)
 	}
-	wizardPrintOutcome(s.Out, o, demo)
+	wizardPrintOutcome(s.Out, o, demo, cfg.StateDir)
 	switch {
 	case o.Issued != nil:
 		return exitOK
@@ -291,7 +292,7 @@ func wizardRun(ctx context.Context, deps wizard.Deps, cfg wizard.Config, s stdio
 		fmt.Fprintln(s.Err, "ipcert: the input ended before the wizard did; nothing was issued")
 		return exitFailure
 	case o.Err != nil:
-		fmt.Fprintf(s.Err, "ipcert: no certificate: %v\nRun \"ipcert doctor\" for the explanation and a re-check.\n", o.Err)
+		fmt.Fprintf(s.Err, "ipcert: no certificate: %v\nRun \"ipcert doctor%s\" for the explanation and a re-check.\n", o.Err, wizard.StateArg(cfg.StateDir))
 		return exitFailure
 	case err != nil && !errors.Is(err, wizard.ErrAborted):
 		fmt.Fprintf(s.Err, "ipcert: %v\n", err)
@@ -303,7 +304,7 @@ func wizardRun(ctx context.Context, deps wizard.Deps, cfg wizard.Config, s stdio
 
 // wizardPrintOutcome prints the result on stdout: what was issued, where
 // the files are, and the commands that come next.
-func wizardPrintOutcome(w io.Writer, o wizard.Outcome, demo bool) {
+func wizardPrintOutcome(w io.Writer, o wizard.Outcome, demo bool, stateDir string) {
 	iss, files := o.Issued, o.Files
 	rehearsal := false
 	if iss == nil && o.Rehearsal != nil {
@@ -335,11 +336,11 @@ func wizardPrintOutcome(w io.Writer, o wizard.Outcome, demo bool) {
 		return
 	}
 	if rehearsal {
-		fmt.Fprintf(w, "\nGet the real certificate: sudo ipcert issue --ip %s --ca production --agree-tos (or run ipcert again)\n", r.Identifiers[0])
+		fmt.Fprintf(w, "\nGet the real certificate: sudo ipcert issue --ip %s --ca production --agree-tos%s (or run ipcert again)\n", r.Identifiers[0], wizard.StateArg(stateDir))
 		return
 	}
 	fmt.Fprintln(w, "\nNext:")
-	for _, c := range wizard.NextCommands(iss.Name, r.Identifiers[0], false) {
-		fmt.Fprintf(w, "  %-8s %s\n", c[0], c[1])
+	for _, c := range wizard.NextCommands(iss.Name, r.Identifiers[0], stateDir) {
+		fmt.Fprintf(w, "  %-8s %s  %s\n", c[0], c[1], c[2])
 	}
 }

@@ -45,7 +45,7 @@ func wizardServers(st *store.Store) func(context.Context, *acmeflow.Issued) []wi
 			}
 			t := wizard.InstallTarget{Kind: string(srv.Kind), Running: srv.Running, ConfigPath: srv.Layout(iss.Name).ConfigPath, Snippet: snip, CanInstall: os.Geteuid() == 0}
 			if !t.CanInstall {
-				t.Note = "installing needs root: sudo ipcert snippet " + string(srv.Kind) + " " + iss.Name + " --write"
+				t.Note = "installing needs root: sudo ipcert snippet " + string(srv.Kind) + " " + iss.Name + wizard.StateArg(st.Root()) + " --write"
 			}
 			out = append(out, t)
 		}
@@ -93,7 +93,7 @@ func wizardInstall(st *store.Store) func(context.Context, *acmeflow.Issued, wiza
 			if res.RolledBack {
 				rep.Lines = append(rep.Lines, "the previous configuration was restored")
 			}
-			rep.Fix = "read the config test's output above, then: sudo ipcert snippet " + t.Kind + " " + iss.Name + " --write"
+			rep.Fix = "read the config test's output above, then: sudo ipcert snippet " + t.Kind + " " + iss.Name + wizard.StateArg(st.Root()) + " --write"
 		case res.IncludeNeeded:
 			rep.Status = ui.Warn
 			rep.Summary = fmt.Sprintf("%s: written, but its main config does not read it yet", t.Kind)
@@ -130,12 +130,12 @@ func wizardTimer(st *store.Store) func(context.Context, *acmeflow.Issued) wizard
 			bin, err = filepath.EvalSymlinks(bin)
 		}
 		if err != nil {
-			return wizard.Report{Status: ui.Fail, Summary: "cannot find the ipcert binary: " + err.Error(), Fix: "sudo ipcert timer install"}
+			return wizard.Report{Status: ui.Fail, Summary: "cannot find the ipcert binary: " + err.Error(), Fix: "sudo ipcert timer install" + wizard.StateArg(st.Root())}
 		}
 		o := deploy.TimerOptions{Mode: deploy.TimerAuto, Config: deploy.TimerConfig{Binary: bin, StateDir: st.Root(), WritablePaths: timerWebroots(st, nil), Minute: -1}}
 		res, err := deploy.TimerInstall(ctx, o)
 		if err != nil {
-			return wizard.Report{Status: ui.Fail, Summary: "renewal timer not installed: " + err.Error(), Fix: "sudo ipcert timer install" + timerPermissionHint(err)}
+			return wizard.Report{Status: ui.Fail, Summary: "renewal timer not installed: " + err.Error(), Fix: "sudo ipcert timer install" + wizard.StateArg(st.Root()) + timerPermissionHint(err)}
 		}
 		rep := wizard.Report{Status: ui.OK, Summary: fmt.Sprintf("renewal job installed (%s)", res.Mode), Lines: res.Files}
 		if res.Unchanged {
@@ -153,16 +153,16 @@ func wizardDryRenew(st *store.Store) func(context.Context, *acmeflow.Issued) wiz
 		rn := &renew.Runner{Store: st, Issuer: renew.NewIssuer(cas), Rehearsal: renew.NewRehearsal(cas), LockWait: 30 * time.Second}
 		res, err := rn.Run(ctx, renew.Options{Names: []string{iss.Name}, DryRun: true})
 		if err != nil {
-			return wizard.Report{Status: ui.Fail, Summary: "dry renewal failed: " + err.Error(), Fix: "sudo ipcert renew --dry-run " + iss.Name}
+			return wizard.Report{Status: ui.Fail, Summary: "dry renewal failed: " + err.Error(), Fix: "sudo ipcert renew --dry-run" + wizard.StateArg(st.Root()) + " " + iss.Name}
 		}
 		if len(res.Certs) == 0 {
-			return wizard.Report{Status: ui.Fail, Summary: "the dry renewal did not run", Fix: "sudo ipcert renew --dry-run " + iss.Name}
+			return wizard.Report{Status: ui.Fail, Summary: "the dry renewal did not run", Fix: "sudo ipcert renew --dry-run" + wizard.StateArg(st.Root()) + " " + iss.Name}
 		}
 		c := res.Certs[0]
 		if c.Outcome == renew.Rehearsed {
 			return wizard.Report{Status: ui.OK, Summary: fmt.Sprintf("dry renewal worked (%s issued; nothing kept)", shortRehearsalCA(iss.Renewal.CA))}
 		}
-		return wizard.Report{Status: ui.Fail, Summary: "dry renewal failed: " + c.Reason, Lines: wizardLines(c.Error), Fix: "ipcert doctor " + iss.Name}
+		return wizard.Report{Status: ui.Fail, Summary: "dry renewal failed: " + c.Reason, Lines: wizardLines(c.Error), Fix: "ipcert doctor" + wizard.StateArg(st.Root()) + " " + iss.Name}
 	}
 }
 
@@ -188,7 +188,9 @@ func wizardVerify(roots func() *x509.CertPool, target func(*acmeflow.Issued) (st
 			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
 		}
 		defer done()
-		res, err := deploy.Verify(ctx, addr, deploy.VerifyOptions{Roots: roots(), Expected: iss.Cert.Leaf})
+		// Right after the reload: give the server its grace to pick the
+		// new certificate up (deploy.ReloadGrace).
+		res, _, err := deploy.WaitServed(ctx, addr, iss.Cert.Leaf, 0, deploy.VerifyOptions{Roots: roots()})
 		if err != nil {
 			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
 		}

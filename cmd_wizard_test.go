@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
+
 	"bytes"
 	"context"
+	"github.com/ipcert/ipcert/acmeflow"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,5 +127,113 @@ func TestWizardFlagErrors(t *testing.T) {
 		if code != exitUsage || !strings.Contains(errs, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, errs, exitUsage, c.want)
 		}
+	}
+}
+
+// offlineEnv points every public-address source at a closed loopback port:
+// the wizard finds no address, as on a machine with no internet, and no
+// packet leaves the machine.
+func offlineEnv(t *testing.T) map[string]string {
+	t.Helper()
+	port, err := acmeflow.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := fmt.Sprintf("127.0.0.1:%d", port)
+	return map[string]string{
+		"ACCESSIBLE":   "1",
+		"IPCERT_ECHO4": "http://" + d, "IPCERT_DNS4": "myip.opendns.com/A@" + d, "IPCERT_STUN4": d,
+		"IPCERT_ECHO6": "http://" + d, "IPCERT_DNS6": "myip.opendns.com/AAAA@" + d, "IPCERT_STUN6": d,
+	}
+}
+
+// TestAccessibleBadAnswersExitCleanly: the crashes from the report, run
+// through the command: no address found and no input; an out-of-range,
+// zero or non-number answer followed by the end of the input. Each is
+// asked again with the valid range, and the end of the input is exit 1.
+func TestAccessibleBadAnswersExitCleanly(t *testing.T) {
+	cases := []struct {
+		in   string
+		env  map[string]string
+		args []string
+	}{
+		{"", offlineEnv(t), []string{"--state-dir", t.TempDir()}},
+		{"1\n", offlineEnv(t), []string{"--state-dir", t.TempDir()}},
+		{"4\n", map[string]string{"ACCESSIBLE": "1"}, []string{"demo", "--state-dir", t.TempDir()}},
+		{"0\n", map[string]string{"ACCESSIBLE": "1"}, []string{"demo", "--state-dir", t.TempDir()}},
+		{"abc\n", map[string]string{"ACCESSIBLE": "1"}, []string{"demo", "--state-dir", t.TempDir()}},
+		{"1\n1\n1\n7\n", map[string]string{"ACCESSIBLE": "1"}, []string{"demo", "--state-dir", t.TempDir()}},
+	}
+	for _, c := range cases {
+		code, _, errs := wizardRunCmd(t, c.in, c.env, c.args...)
+		if code != exitFailure || !strings.Contains(errs, "the input ended") {
+			t.Errorf("%v with input %q: exit %d, want %d and \"the input ended\"\n%s", c.args, c.in, code, exitFailure, errs)
+		}
+		if c.in != "" && c.in != "1\n" && !strings.Contains(errs, "between 1 and") {
+			t.Errorf("%v with input %q: the valid range is not said\n%s", c.args, c.in, errs)
+		}
+	}
+}
+
+// TestFirstFailureReachesDoctor: a failed first issuance (no certificate
+// of that name yet) is stored under the name it would have had, so that
+// "ipcert doctor", which the wizard and issue point to, explains it; the
+// record goes once the name is issued.
+func TestFirstFailureReachesDoctor(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errs := wizardRunCmd(t, "", nil, "issue", "--ip", "127.0.0.1", "--ca", "local", "--state-dir", dir); code == exitOK {
+		t.Fatalf("issue without --agree-tos succeeded:\n%s", errs)
+	}
+	code, out, errs := wizardRunCmd(t, "", nil, "doctor", "--state-dir", dir)
+	if strings.Contains(out, "No failures stored") || !strings.Contains(out, "terms of service") || !strings.Contains(out, `"127.0.0.1"`) {
+		t.Errorf("doctor after a failed first issuance (exit %d):\n%s\n%s", code, out, errs)
+	}
+	if code, _, errs := wizardRunCmd(t, "", nil, "issue", "--ip", "127.0.0.1", "--ca", "local", "--state-dir", dir, "--agree-tos"); code != exitOK {
+		t.Fatalf("issue: exit %d\n%s", code, errs)
+	}
+	if _, out, _ := wizardRunCmd(t, "", nil, "doctor", "--state-dir", dir); !strings.Contains(out, "No failures stored") {
+		t.Errorf("doctor after the issuance still reports the old failure:\n%s", out)
+	}
+}
+
+// TestDemoLeavesNoFolderWhenNothingHappened: a demo ended before anything
+// was issued or tried says "nothing was changed", and leaves no
+// /tmp/ipcert-demo-* folder behind.
+func TestDemoLeavesNoFolderWhenNothingHappened(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	code, out, errs := wizardRunCmd(t, "", map[string]string{"ACCESSIBLE": "1"}, "demo")
+	if code != exitFailure {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "ipcert-demo-*")); len(left) > 0 {
+		t.Errorf("the demo left %v behind\nstdout:\n%s", left, out)
+	}
+	if strings.Contains(out, "Demo state:") {
+		t.Errorf("stdout names a folder that is gone:\n%s", out)
+	}
+}
+
+// TestNoTerminalHelpAligned: the no-terminal help's commands line up and
+// it says how to get a terminal over SSH.
+func TestNoTerminalHelpAligned(t *testing.T) {
+	_, _, errs := wizardRunCmd(t, "", nil)
+	if !strings.Contains(errs, "ssh -t") {
+		t.Errorf("no word about ssh -t:\n%s", errs)
+	}
+	col := -1
+	for _, l := range strings.Split(errs, "\n") {
+		if !strings.HasPrefix(l, "  ipcert ") {
+			continue
+		}
+		i := strings.Index(l, "  ")
+		j := strings.LastIndex(l, "  ") + 2
+		if i < 0 || j <= 2 {
+			continue
+		}
+		if col >= 0 && j != col {
+			t.Errorf("column %d, want %d: %q\n%s", j, col, l, errs)
+		}
+		col = j
 	}
 }

@@ -170,11 +170,14 @@ func TestWizardStoresTheShownDiagnosis(t *testing.T) {
 	if stored.Challenge != acmeflow.ChallengeTLSALPN01 || stored.Port != tlsPort {
 		t.Errorf("stored challenge %q port %d, want %s on %d", stored.Challenge, stored.Port, acmeflow.ChallengeTLSALPN01, tlsPort)
 	}
-	// The screen joins the fix and its command: "Fix: <fix without its
-	// full stop>: <command>".
-	for _, s := range append([]string{stored.Title, stored.Cause, "Fix: " + strings.TrimRight(stored.Fix, ".") + ": " + stored.Command}, stored.Evidence...) {
+	// The screen joins the fix and its command ("Fix: <fix without its
+	// full stop>: <command>", the command completed for this run).
+	for _, s := range append([]string{stored.Title, stored.Cause, "Fix: " + strings.TrimRight(stored.Fix, ".") + ":"}, stored.Evidence...) {
 		if !strings.Contains(screen, squeeze(s)) {
 			t.Errorf("renewal.json keeps %q, which the failure screen did not show:\n%s", s, shown.String())
 		}
+	}
+	if !strings.Contains(stored.Command, "--challenge "+acmeflow.ChallengeTLSALPN01) {
+		t.Errorf("stored command %q is not for tls-alpn-01", stored.Command)
 	}
 }

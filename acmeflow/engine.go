@@ -257,7 +257,11 @@ func (e *Engine) Obtain(ctx context.Context, req Request) (_ *Certificate, err e
 		return fail(StepChallenge, "", err)
 	}
 
-	em.step(StepFinalize, "Sending the CSR (empty subject, %d IP SANs) and waiting for the certificate", len(idents))
+	sans := "1 IP SAN"
+	if len(idents) != 1 {
+		sans = fmt.Sprintf("%d IP SANs", len(idents))
+	}
+	em.step(StepFinalize, "Sending the CSR (empty subject, %s) and waiting for the certificate", sans)
 	key, err := GenerateKey(req.KeyType)
 	if err != nil {
 		return fail(StepFinalize, "", err)

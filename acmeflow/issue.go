@@ -126,6 +126,9 @@ func (e *Engine) Issue(ctx context.Context, req Request, opts IssueOptions) (*Is
 	if err := e.Store.SaveRenewal(r); err != nil {
 		return nil, &Error{Step: StepStore, Err: e.Store.Explain(fmt.Errorf("write renewal.json: %w", err))}
 	}
+	if err := e.Store.ClearFirstFailure(name); err != nil {
+		em.emit(Event{Kind: EventWarning, Step: StepStore, Message: "could not remove the record of an earlier failure: " + err.Error()})
+	}
 	if err := e.Store.Prune(name, KeepVersions); err != nil {
 		em.emit(Event{Kind: EventWarning, Step: StepStore, Message: "could not remove old versions: " + err.Error()})
 	}
@@ -137,18 +140,17 @@ func (e *Engine) Issue(ctx context.Context, req Request, opts IssueOptions) (*Is
 	return &Issued{Name: name, Version: v, Cert: cert, Renewal: r}, nil
 }
 
-// RecordFailure keeps a failed attempt in renewal.json (when the name is
-// managed) so that status and doctor can explain it later. It never
-// touches the certificate versions.
+// RecordFailure keeps a failed attempt in renewal.json when the name is
+// managed, else (a first issuance) in the store's failures/ under the name
+// it would have had, so that status and doctor can explain it later. It
+// never touches the certificate versions.
 func (e *Engine) RecordFailure(name string, f store.Failure) error {
 	if !e.Store.Exists(name) {
-		return nil
+		return e.Store.SaveFirstFailure(name, f)
 	}
-	r, err := e.Store.LoadRenewal(name)
-	if err != nil {
-		return err
-	}
-	r.LastAttempt = f.Time
-	r.LastError = &f
-	return e.Store.SaveRenewal(r)
+	return e.Store.UpdateRenewal(context.Background(), name, func(r *store.Renewal) (bool, error) {
+		r.LastAttempt = f.Time
+		r.LastError = &f
+		return true, nil
+	})
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/ipcert/ipcert/acmeflow/store"
 )
 
 // A server that reads its certificate as its own user (Debian's
@@ -96,7 +98,7 @@ func CopyForGroup(paths CertPaths, dir, group string) (created bool, err error) 
 		if err != nil {
 			return created, err
 		}
-		if err := writeGroupFile(filepath.Join(dir, f.name), data, gid); err != nil {
+		if err := store.WriteFileAtomicGroup(filepath.Join(dir, f.name), data, 0o640, gid); err != nil {
 			return created, fmt.Errorf("copy %s for group %s: %w", f.name, group, err)
 		}
 	}
@@ -122,48 +124,4 @@ func safeOwnedDir(dir string, groupOK bool) error {
 		return fmt.Errorf("%s is writable by others (mode %o); ipcert will not write below it: chmod go-w %s", dir, perm, dir)
 	}
 	return nil
-}
-
-// writeGroupFile replaces path with data, mode 0640, group gid: temp
-// file in the same directory, owner and mode set on the open file, fsync,
-// rename.
-func writeGroupFile(path string, data []byte, gid int) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chown(-1, gid); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o640); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

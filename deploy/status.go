@@ -57,6 +57,9 @@ type StatusReport struct {
 	Timer          TimerState   `json:"timer"`
 	TimerInstalled bool         `json:"timer_installed"`
 	TimerError     string       `json:"timer_error,omitempty"`
+	// NotIssued are first issuances that failed: no certificate of that
+	// name yet (store.FirstFailures), for doctor to explain.
+	NotIssued []store.FirstFailure `json:"not_issued,omitempty"`
 }
 
 // StatusOptions tune Status.
@@ -85,6 +88,7 @@ func Status(st *store.Store, now time.Time, probe TimerProbe) (StatusReport, err
 // and the renewal job.
 func StatusHeader(st *store.Store, probe TimerProbe) StatusReport {
 	rep := StatusReport{StateDir: st.Root(), Certificates: []CertStatus{}}
+	rep.NotIssued, _ = st.FirstFailures()
 	if probe != nil {
 		ts, err := probe()
 		rep.Timer = ts

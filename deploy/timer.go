@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/ipcert/ipcert/acmeflow/safefs"
+	"github.com/ipcert/ipcert/acmeflow/store"
 )
 
 // Names of the renewal job's files.
@@ -440,27 +441,8 @@ func timerCronMinute(data []byte) (int, bool) {
 	return 0, false
 }
 
+// timerWriteFile writes a unit file or cron.d entry: public configuration
+// (0644; cron refuses group- or world-writable files).
 func timerWriteFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	// Unit files and cron.d entries are public configuration (0644); cron
-	// refuses group- or world-writable files.
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return store.WriteFileAtomic(path, data, 0o644)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -88,6 +89,21 @@ func Targets(st *store.Store, arg string, probe bool, warn func(error)) ([]*Targ
 		}
 		return t, nil
 	}
+	// First issuances that failed have no renewal.json; the store keeps
+	// their failure under the name they would have had.
+	firsts, err := st.FirstFailures()
+	if err != nil {
+		warn(err)
+	}
+	first := func(ff store.FirstFailure) *Target {
+		t := &Target{Name: ff.Name, Identifiers: ff.Identifiers, LastError: ff.LastError, Failures: 1}
+		for _, id := range ff.Identifiers {
+			if a, err := netip.ParseAddr(id); err == nil {
+				t.addrs = append(t.addrs, a)
+			}
+		}
+		return t
+	}
 	if arg == "" {
 		var out []*Target
 		for _, n := range names {
@@ -100,6 +116,9 @@ func Targets(st *store.Store, arg string, probe bool, warn func(error)) ([]*Targ
 				out = append(out, t)
 			}
 		}
+		for _, ff := range firsts {
+			out = append(out, first(ff))
+		}
 		if len(out) == 0 && probe {
 			return nil, &UsageError{"--probe needs an address or a certificate name: ipcert doctor ADDR --probe"}
 		}
@@ -111,6 +130,11 @@ func Targets(st *store.Store, arg string, probe bool, warn func(error)) ([]*Targ
 	if ferr == nil && found.By == "name" {
 		return oneTarget(load(found.Name))
 	}
+	for _, ff := range firsts {
+		if ff.Name == arg {
+			return []*Target{first(ff)}, nil
+		}
+	}
 	a, err := acmeflow.ParseIP(arg)
 	if err != nil {
 		return nil, &UsageError{fmt.Sprintf("%q is neither a certificate in %s nor an IP address (%v)", arg, st.Root(), err)}
@@ -118,6 +142,13 @@ func Targets(st *store.Store, arg string, probe bool, warn func(error)) ([]*Targ
 	// An address: its certificate's stored failure too, when one names it.
 	if ferr == nil && found.Name != "" {
 		if t, err := load(found.Name); err == nil {
+			t.addrs = []netip.Addr{a}
+			return []*Target{t}, nil
+		}
+	}
+	for _, ff := range firsts {
+		if slices.Contains(ff.Identifiers, a.String()) {
+			t := first(ff)
 			t.addrs = []netip.Addr{a}
 			return []*Target{t}, nil
 		}

@@ -3,8 +3,10 @@ package preflight
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 )
@@ -37,13 +39,13 @@ func ReadFirewall(ctx context.Context, env Env, ports []int) Firewall {
 	env = env.withDefaults()
 	var fw Firewall
 	run := func(name string, args ...string) (string, bool) {
-		path, err := env.LookPath(name)
+		path, err := findTool(env, name)
 		if err != nil {
 			return "", false
 		}
 		out, err := env.Runner.Run(ctx, path, args...)
 		if err != nil {
-			fw.Errors = append(fw.Errors, fmt.Sprintf("%s %s: %s", name, strings.Join(args, " "), shortErr(err)))
+			fw.Errors = append(fw.Errors, fmt.Sprintf("%s %s: %s", name, strings.Join(args, " "), toolErr(err)))
 			if len(out) == 0 {
 				return "", false
 			}
@@ -86,6 +88,36 @@ func ReadFirewall(ctx context.Context, env Env, ports []int) Firewall {
 	}
 	fw.Tools = dedupe(fw.Tools)
 	return fw
+}
+
+// toolErr is a firewall tool's failure in its own words: the first line
+// of what it wrote on stderr ("Operation not permitted (you must be
+// root)"), after the exit status.
+func toolErr(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if line, _, _ := strings.Cut(strings.TrimSpace(string(ee.Stderr)), "\n"); line != "" {
+			return ee.Error() + ": " + line
+		}
+	}
+	return shortErr(err)
+}
+
+// findTool finds a firewall program: on PATH, else where Debian puts it.
+// An ordinary user's PATH has no sbin, and missing nft there does not mean
+// there is no firewall.
+func findTool(env Env, name string) (string, error) {
+	p, err := env.LookPath(name)
+	if err == nil {
+		return p, nil
+	}
+	for _, d := range []string{"usr/sbin", "sbin", "usr/local/sbin"} {
+		q := env.path(d + "/" + name)
+		if fi, serr := os.Stat(q); serr == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return q, nil
+		}
+	}
+	return "", err
 }
 
 func dedupe(s []string) []string {
@@ -797,7 +829,12 @@ func (st *state) checkFirewall(ctx context.Context, env Env) Result {
 	if len(fw.Tools) == 0 {
 		r.Summary = "no active host firewall found (ufw, firewalld, nftables, iptables)"
 		if len(fw.Errors) > 0 {
-			r.Status, r.Summary = StatusWarn, "could not read the firewall (run as root to read nft and iptables)"
+			r.Status = StatusWarn
+			r.Summary = "could not check the host firewall: nft and iptables could not read the rules"
+			if uid := env.withDefaults().Getuid(); uid != 0 {
+				r.Summary = fmt.Sprintf("could not check the host firewall: as uid %d, nft and iptables may not read the rules (only root may)", uid)
+				r.Fix = "run the check as root: sudo ipcert preflight"
+			}
 		}
 		return r
 	}

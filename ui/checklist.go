@@ -24,8 +24,11 @@ type Checklist struct {
 	Items    []Item
 	Selected int // -1: none
 	Expand   bool
-	// MaxDetail bounds the evidence lines shown for the selected row.
+	// MaxDetail bounds the evidence lines shown for the selected row
+	// (0: all of them; the wizard's viewport scrolls).
 	MaxDetail int
+	// FocusLine, when set, receives the output line of the selected row.
+	FocusLine *int
 }
 
 // View renders the list at width.
@@ -43,7 +46,7 @@ func (c Checklist) View(t Theme, width int, spin string) string {
 		if i == c.Selected {
 			cur = t.Selected.Render(t.Cursor()) + " "
 		}
-		title := ansi.Truncate(it.Title, titleW, "…")
+		title := ansi.Truncate(it.Title, titleW, t.Ellipsis())
 		title += strings.Repeat(" ", titleW-ansi.StringWidth(title))
 		if i == c.Selected {
 			title = t.Selected.Render(title)
@@ -52,18 +55,14 @@ func (c Checklist) View(t Theme, width int, spin string) string {
 		if it.Status == Pending {
 			summary = t.Dim.Render("waiting")
 		} else if it.Status == Running {
-			summary = t.Dim.Render("checking…")
-			if t.Caps.ASCII {
-				summary = t.Dim.Render("checking...")
-			}
+			summary = t.Dim.Render("checking" + t.Dots())
+		}
+		if i == c.Selected && c.FocusLine != nil {
+			*c.FocusLine = strings.Count(b.String(), "\n")
 		}
 		line := cur + t.Mark(it.Status, spin) + " " + title + "  " + summary
 		cut := ansi.StringWidth(line) > width || ansi.StringWidth(it.Title) > titleW
-		ell := "…"
-		if t.Caps.ASCII {
-			ell = "~"
-		}
-		b.WriteString(ansi.Truncate(line, width, ell))
+		b.WriteString(ansi.Truncate(line, width, t.Ellipsis()))
 		b.WriteString("\n")
 		if i == c.Selected || c.Expand {
 			if cut && it.Status != Running && it.Status != Pending {
@@ -72,7 +71,7 @@ func (c Checklist) View(t Theme, width int, spin string) string {
 			n := 0
 			for _, d := range it.Detail {
 				if c.MaxDetail > 0 && n >= c.MaxDetail {
-					b.WriteString(Indent(t.Dim.Render("…"), 6, width) + "\n")
+					b.WriteString(Indent(t.Dim.Render(t.Ellipsis()), 6, width) + "\n")
 					break
 				}
 				b.WriteString(t.Dim.Render(Indent(d, 6, width)) + "\n")

@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"strings"
+
 	"github.com/charmbracelet/lipgloss"
 )
 
@@ -143,4 +145,27 @@ func (t Theme) Arrow() string {
 		return "->"
 	}
 	return "→"
+}
+
+// Ellipsis marks text that was cut.
+func (t Theme) Ellipsis() string {
+	if t.Caps.ASCII {
+		return "~"
+	}
+	return "…"
+}
+
+// Command renders a command to run: styled as code, and kept on one line
+// by Wrap (split between arguments, with a shell continuation, only when
+// it is wider than the line).
+func (t Theme) Command(s string) string {
+	return t.Code.Render(strings.ReplaceAll(s, " ", nbsp))
+}
+
+// Dots end a line about work in progress.
+func (t Theme) Dots() string {
+	if t.Caps.ASCII {
+		return "..."
+	}
+	return "…"
 }

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -58,7 +59,7 @@ func TestFrameFitsExactly(t *testing.T) {
 	th := NewTheme(Renderer(&bytes.Buffer{}, Caps{NoColor: true}), Caps{NoColor: true})
 	body := strings.Repeat("a long line of body text that goes on and on and on and on and on\n", 40)
 	for _, sz := range [][2]int{{80, 24}, {60, 20}, {120, 40}, {30, 8}} {
-		f := th.Frame(sz[0], sz[1], th.Header(sz[0], 2, 6, "Address", "Preflight"), body, th.HelpLine(sz[0], []KeyHelp{{"enter", "go on"}, {"esc", "back"}, {"q", "quit"}}))
+		f := th.Frame(sz[0], sz[1], th.Header(sz[0], 2, 6, "Address", "Preflight"), body, th.HelpLine(sz[0], []KeyHelp{{"enter", "go on"}, {"esc", "back"}, {"q", "quit"}}), nil)
 		lines := strings.Split(f, "\n")
 		if len(lines) != sz[1] {
 			t.Errorf("%v: %d lines", sz, len(lines))
@@ -68,7 +69,7 @@ func TestFrameFitsExactly(t *testing.T) {
 				t.Errorf("%v: line wider than the terminal: %q", sz, l)
 			}
 		}
-		if !strings.Contains(lines[len(lines)-1], "enter") || !strings.Contains(f, "more") {
+		if !strings.Contains(lines[len(lines)-1], "enter") || !strings.Contains(f, "more below") {
 			t.Errorf("%v: help line or clipping marker missing:\n%s", sz, f)
 		}
 	}
@@ -96,6 +97,92 @@ func TestChecklistExpandsSelected(t *testing.T) {
 	for _, want := range []string{"+ Ports", "> x Firewall", "nft: drop tcp dport 80", "fix: open tcp 80", "| NAT", "checking..."} {
 		if !strings.Contains(got, want) {
 			t.Errorf("checklist lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+// TestWrapKeepsCommandsWhole: wrapping breaks at spaces only, never
+// inside "--agree-tos"; a command stays on one line, or is split between
+// its arguments with a shell continuation when it is wider than a line.
+func TestWrapKeepsCommandsWhole(t *testing.T) {
+	th := NewTheme(Renderer(&bytes.Buffer{}, Caps{NoColor: true}), Caps{NoColor: true})
+	for _, w := range []int{30, 44, 56, 60, 80} {
+		s := "Fix: read the terms, then run again with --agree-tos: " + th.Command("ipcert issue --ca local --ip 127.0.0.1 --agree-tos") + " and check with " + th.Command("ss -ltnp")
+		got := Wrap(s, w)
+		f := th.fit(got, 1000)
+		for _, l := range strings.Split(f, "\n") {
+			if ansi.StringWidth(l) > w {
+				t.Errorf("width %d: line too wide: %q", w, l)
+			}
+			if strings.HasSuffix(l, "-") || strings.HasPrefix(strings.TrimSpace(l), "tos") || strings.HasSuffix(l, " ss") {
+				t.Errorf("width %d: a word or command was split:\n%s", w, f)
+			}
+		}
+		joined := strings.ReplaceAll(strings.ReplaceAll(f, " \\\n  ", " "), "\n", " ")
+		if !strings.Contains(joined, "ipcert issue --ca local --ip 127.0.0.1 --agree-tos") || !strings.Contains(joined, "ss -ltnp") {
+			t.Errorf("width %d: the commands do not survive as printed:\n%s", w, f)
+		}
+		if w >= 56 && !strings.Contains(f, "ipcert issue --ca local --ip 127.0.0.1 --agree-tos") {
+			t.Errorf("width %d: a command that fits a line was split:\n%s", w, f)
+		}
+	}
+	if got := Hang("  web server nginx running, web root /var/www/html with a long tail of words", 13, 40); !strings.Contains(got, "\n             ") {
+		t.Errorf("Hang does not indent the continuation:\n%s", got)
+	}
+}
+
+// TestFrameScrolls: a body taller than the room scrolls; every line is
+// reachable, the markers say how much is above and below, and the focus
+// line is kept in view.
+func TestFrameScrolls(t *testing.T) {
+	th := NewTheme(Renderer(&bytes.Buffer{}, Caps{NoColor: true}), Caps{NoColor: true})
+	var lines []string
+	for i := 0; i < 50; i++ {
+		lines = append(lines, fmt.Sprintf("line %02d", i))
+	}
+	body := strings.Join(lines, "\n")
+	sc := &Scroll{Focus: -1, FocusSeen: -1}
+	f := th.Frame(60, 20, "head", body, "keys", sc)
+	if !strings.Contains(f, "line 00") || !strings.Contains(f, "34 more below (pgdn)") {
+		t.Fatalf("first frame:\n%s", f)
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 10; i++ {
+		for _, l := range strings.Split(th.Frame(60, 20, "head", body, "keys", sc), "\n") {
+			seen[l] = true
+		}
+		sc.Page(1, false)
+	}
+	for _, l := range lines {
+		if !seen[l] {
+			t.Errorf("%q never in view", l)
+		}
+	}
+	if !strings.Contains(th.Frame(60, 20, "head", body, "keys", sc), "more above (pgup)") {
+		t.Error("no marker for the lines above")
+	}
+	sc = &Scroll{Focus: 40, FocusSeen: -1}
+	if f := th.Frame(60, 20, "head", body, "keys", sc); !strings.Contains(f, "line 40") {
+		t.Errorf("the focus line is not in view:\n%s", f)
+	}
+	sc = &Scroll{Focus: -1, FocusSeen: -1, Follow: true}
+	if f := th.Frame(60, 20, "head", body, "keys", sc); !strings.Contains(f, "line 49") {
+		t.Errorf("follow does not show the end:\n%s", f)
+	}
+}
+
+// TestWrapKeepsFlagsInProse: a command written in plain prose is not
+// broken before its flags or between a long flag and its value.
+func TestWrapKeepsFlagsInProse(t *testing.T) {
+	th := NewTheme(Renderer(&bytes.Buffer{}, Caps{NoColor: true}), Caps{NoColor: true})
+	s := "Nothing listens: check what holds the port with ss -ltnp and then run again with --ca staging --webroot /var/www/html, or read the docs."
+	for w := 20; w <= 80; w++ {
+		f := th.fit(Wrap(s, w), 1000)
+		for _, l := range strings.Split(f, "\n") {
+			if strings.HasSuffix(l, " ss") || strings.HasPrefix(strings.TrimSpace(l), "-ltnp") || strings.HasSuffix(l, "--ca") || strings.HasSuffix(l, "--webroot") {
+				t.Errorf("width %d: a command was split:\n%s", w, f)
+				break
+			}
 		}
 	}
 }

@@ -11,11 +11,8 @@ import (
 	"sync"
 
 	"github.com/charmbracelet/huh"
-	"github.com/charmbracelet/x/ansi"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/store"
-	"github.com/ipcert/ipcert/diagnosis"
 	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/ui"
 )
@@ -41,6 +38,11 @@ func (l *lineReader) Read(p []byte) (int, error) {
 		if len(line) == 0 && err != nil {
 			l.eof = true
 			return 0, err
+		}
+		if line[len(line)-1] != '\n' {
+			// The last answer without its newline is still an answer; the
+			// end of the input shows at the next question.
+			line = append(line, '\n')
 		}
 		l.pending = line
 	}
@@ -102,7 +104,7 @@ func (a *accessible) say(format string, args ...any) {
 }
 
 // plain is a screen's text without styling.
-func plain(s string) string { return strings.TrimRight(ansi.Strip(s), "\n") }
+func plain(s string) string { return strings.TrimRight(ui.Plain(s), "\n") }
 
 func (a *accessible) check() error {
 	if a.in.eof {
@@ -114,13 +116,33 @@ func (a *accessible) check() error {
 	return nil
 }
 
-// ask runs one accessible prompt without holding the work lock.
+// ask runs one accessible prompt without holding the work lock. When the
+// input ends while a prompt waits, the prompt's answer is not one the user
+// gave (huh's prompts fall back to the default, or to the last refused
+// answer), so it is ErrInputClosed. huh v1.0.0's Select even indexes its
+// options with that refused answer ("0", "3" of 2, "abc") and panics: that
+// panic is the end of the input too, and only that one is recovered.
 func (a *accessible) ask(f interface {
 	RunAccessible(io.Writer, io.Reader) error
-}) error {
+}) (err error) {
 	a.work.Unlock()
 	defer a.work.Lock()
-	return f.RunAccessible(a.out, a.in)
+	defer func() {
+		if r := recover(); r != nil {
+			if !a.in.eof {
+				panic(r)
+			}
+			fmt.Fprintln(a.out)
+			err = ErrInputClosed
+		}
+	}()
+	if err := f.RunAccessible(a.out, a.in); err != nil {
+		return err
+	}
+	if a.in.eof {
+		return ErrInputClosed
+	}
+	return nil
 }
 
 func (a *accessible) choose(title string, options []huh.Option[string], v *string) error {
@@ -183,8 +205,9 @@ func (a *accessible) address() (Step, error) {
 	m := a.m
 	s := &m.address
 	m.step = StepAddress
+	a.say("Step 2 of 9, Address.")
 	if !s.detected {
-		a.say("Step 2 of 9, Address. Finding this machine's public address...")
+		a.say("Finding this machine's public address...")
 		var msg addrMsg
 		if m.deps.LocalAddrs != nil {
 			msg.ifaces, _ = m.deps.LocalAddrs()
@@ -199,7 +222,7 @@ func (a *accessible) address() (Step, error) {
 		a.say("%s", plain(strings.Join(s.facts(m, c), "; ")))
 	}
 	if len(s.cands) == 0 {
-		a.say("No public address found; type it.")
+		a.say("No public address found: no echo, DNS or STUN service answered (offline, or outbound traffic blocked). Type the address, ask again once the network is back, or quit and run \"ipcert preflight\" (what is missing) or \"ipcert demo\" (the whole setup with a local test CA, no internet).")
 	}
 	var opts []huh.Option[string]
 	var valid []string
@@ -213,11 +236,27 @@ func (a *accessible) address() (Step, error) {
 		opts = append(opts, huh.NewOption("Use all: "+strings.Join(valid, " and "), "all"))
 	}
 	opts = append(opts, huh.NewOption("Type an address", "type"))
+	if !m.cfg.Demo {
+		opts = append(opts, huh.NewOption("Ask the address sources again", "again"))
+	}
+	opts = append(opts, huh.NewOption("Quit", "quit"))
 	choice := ""
 	if err := a.choose("Which address should the certificate name?", opts, &choice); err != nil {
 		return 0, err
 	}
 	switch choice {
+	case "again":
+		s.detected = false
+		var keep []candidate
+		for _, c := range s.cands {
+			if c.Typed {
+				keep = append(keep, c)
+			}
+		}
+		s.cands = keep
+		return StepAddress, nil
+	case "quit":
+		return 0, ErrAborted
 	case "all":
 		m.ans.Addrs = nil
 		for _, v := range valid {
@@ -225,6 +264,7 @@ func (a *accessible) address() (Step, error) {
 		}
 	case "type":
 		typed := ""
+		s.setupInput(m.cfg.Caps)
 		in := huh.NewInput().Title("Address:").Value(&typed).Validate(func(v string) error {
 			s.input.SetValue(v)
 			if _, why := s.validate(m); why != "" {
@@ -238,7 +278,8 @@ func (a *accessible) address() (Step, error) {
 		if err := a.check(); err != nil {
 			return 0, err
 		}
-		addr, err := acmeflow.ParseIP(typed)
+		v, _ := typedAddress(typed)
+		addr, err := acmeflow.ParseIP(v)
 		if err != nil {
 			return StepAddress, nil
 		}
@@ -266,6 +307,12 @@ func (a *accessible) preflight() (Step, error) {
 			})
 		}
 		mapPorts = false
+		// The report lands where the full-screen wizard keeps it: the
+		// failure diagnosis reads its NAT and port findings from there.
+		m.pre.gen++
+		m.pre.running = true
+		m.pre.ranFor = fmt.Sprint(m.ans.Addrs)
+		m.pre.update(m, preflightDoneMsg{m.pre.gen, rep})
 		for _, r := range rep.Results {
 			if r.Status != preflight.StatusWarn && r.Status != preflight.StatusFail {
 				continue
@@ -315,30 +362,30 @@ func (a *accessible) plan() (Step, error) {
 	a.say("Step 4 of 9, Plan.")
 	p := &m.plan
 	p.enter(m)
-	if err := a.choose("Certificate authority", caOptions(m.cfg.Demo), &p.a.CA); err != nil {
-		return 0, err
+	// The plan's own questions (planStep.build), asked one by one.
+	for _, f := range p.fields {
+		if f == huh.Field(p.consent) {
+			break // below: it may be asked twice
+		}
+		a.say("%s", p.note(m, f.GetKey()))
+		f.Focus()
+		if err := a.ask(f); err != nil {
+			return 0, err
+		}
+		a.say("")
+		if err := a.check(); err != nil {
+			return 0, err
+		}
+		if f.GetKey() == "ca" && p.a.CA == cachoice.Production {
+			a.say("%s\n", caDescription(m.cfg.Demo, p.a.CA))
+		}
 	}
-	a.say("%s\n", caDescription(m.cfg.Demo, p.a.CA))
-	a.say("%s\n", dns01Why)
-	if err := a.choose("Challenge", challengeOptions(m.cfg.Demo, p.a.WebRoot, p.webServer), &p.a.Challenge); err != nil {
-		return 0, err
-	}
-	if err := a.choose("Key type", huh.NewOptions(acmeflow.KeyTypes...), &p.a.KeyType); err != nil {
-		return 0, err
-	}
-	email := huh.NewInput().Title("E-mail for the CA account (optional, Enter for none):").Validate(validEmail).Value(&p.a.Email)
-	if err := a.ask(email); err != nil {
-		return 0, err
-	}
-	a.say("")
-	if err := a.check(); err != nil {
-		return 0, err
-	}
+	a.say("%s", p.note(m, "tos"))
 	for try := 0; !p.a.AgreeTOS; try++ {
 		if try == 2 {
 			return 0, ErrAborted
 		}
-		c := huh.NewConfirm().Title(tosQuestion(m.cfg.Demo)).Value(&p.a.AgreeTOS)
+		c := p.consent // the plan's own question, asked as a typed y or n
 		if err := a.ask(c); err != nil {
 			return 0, err
 		}
@@ -363,32 +410,16 @@ func (a *accessible) issue() (Step, error) {
 		choice = cachoice.Staging
 	}
 	for {
-		s.gen++
-		s.phase = phaseRunning
-		s.rehearsal, s.choice = rehearsal, choice
-		a.say("Step 5 of 9, Issue. %s", runTitle(rehearsal, choice, m.ans.Addrs))
-		done := issueDoneMsg{gen: s.gen, rehearsal: rehearsal}
-		ca, err := m.cas.get(choice)
-		if err != nil {
-			done.err = fmt.Errorf("open the CA %q: %w", choice, err)
-		} else {
-			done.ca = ca
-			req := buildRequest(m.ans, ca)
-			req.Events = func(ev acmeflow.Event) { a.say("  %s", eventText(m.theme, ev)) }
-			var root []byte
-			if ca.Local {
-				root = ca.RootPEM
-			}
-			issuer := m.deps.Issuer
-			if rehearsal && m.deps.Rehearsal != nil {
-				issuer = m.deps.Rehearsal
-			}
-			done.iss, done.err = issuer.Issue(m.ctx, req, acmeflow.IssueOptions{Renewal: &store.Renewal{CA: choice}, RootPEM: root})
-			done.err = diagnosis.WithEvidence(done.err, runEvidence(m.ans, ca, choice, m.pre.report, m.deps.Now()))
-			if done.err != nil && m.ctx.Err() == nil && m.deps.RecordFailure != nil && !rehearsal {
-				m.deps.RecordFailure(store.NameFor(acmeflow.AddrStrings(m.ans.Addrs)), done.err)
-			}
+		run := s.begin(m, rehearsal, choice)
+		title := runTitle(rehearsal, choice, m.ans.Addrs)
+		if s.attempt > 1 && len(s.earlier) > 0 {
+			title = fmt.Sprintf("Attempt %d (%s). %s", s.attempt, s.earlier[len(s.earlier)-1], title)
 		}
+		a.say("Step 5 of 9, Issue. %s", title)
+		done := run(m.ctx, func(ev acmeflow.Event) {
+			s.addEvent(m.theme, ev) // the same log; said as it grows
+			a.say("  %s", eventText(m.theme, ev))
+		})
 		s.finish(m, done)
 		switch {
 		case m.ctx.Err() != nil:
@@ -409,7 +440,9 @@ func (a *accessible) issue() (Step, error) {
 			}
 			rehearsal, choice = false, cachoice.Production
 		case s.phase == phaseFailed:
-			a.say("%s", plain(s.failureView(m, 80)))
+			var fb strings.Builder
+			s.failureView(m, 80, &fb)
+			a.say("%s", plain(fb.String()))
 			opts := []huh.Option[string]{
 				huh.NewOption("Retry", "retry"),
 				huh.NewOption("Change the challenge (back to the plan)", "plan"),
@@ -509,7 +542,7 @@ func validatorText(t ui.Theme, ev acmeflow.Event) string {
 	}
 	what := "GET " + v.Path
 	if len(v.Path) > 40 {
-		what = "GET …" + v.Path[len(v.Path)-30:]
+		what = "GET " + t.Ellipsis() + v.Path[len(v.Path)-30:]
 	}
 	if v.Challenge == acmeflow.ChallengeTLSALPN01 {
 		what = "TLS " + v.SNI

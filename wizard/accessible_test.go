@@ -132,3 +132,22 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestAccessibleDiagnosisUsesPreflight: the accessible wizard explains a
+// failure with the same local evidence as the full-screen one (here the
+// preflight's home NAT), because both keep the report in the same place.
+func TestAccessibleDiagnosisUsesPreflight(t *testing.T) {
+	iss := &scriptedIssuer{release: make(chan struct{})}
+	close(iss.release)
+	var out bytes.Buffer
+	// address pub4, preflight: go, CA: staging only, challenge: http-01,
+	// key, e-mail, terms; then the failure: quit.
+	in := "1\n1\n2\n1\n\n\ny\n4\n"
+	_, err := RunAccessible(context.Background(), fakeDeps(iss), testConfig(false), strings.NewReader(in), &out)
+	if !errors.Is(err, ErrAborted) {
+		t.Fatalf("err = %v\n%s", err, out.String())
+	}
+	if text := ansi.Strip(out.String()); !strings.Contains(text, "behind a NAT router") {
+		t.Errorf("the diagnosis lacks the preflight's NAT finding:\n%s", text)
+	}
+}

@@ -49,18 +49,27 @@ type addrMsg struct {
 	ifaces []preflight.IfaceAddr
 }
 
-func (s *addressStep) enter(m *Model) tea.Cmd {
-	if s.input.Prompt == "" {
-		s.input = textinput.New()
-		s.input.Prompt = "address: "
-		s.input.Placeholder = "203.0.113.7 or 2001:db8::7"
-		s.input.CharLimit = 64
-		s.input.Width = 44
-		s.input.Cursor.SetMode(cursor.CursorStatic)
+// setupInput makes the text field once; every path that types (the
+// screen, the offline start, accessible mode) goes through it.
+func (s *addressStep) setupInput(c ui.Caps) {
+	if s.input.Prompt != "" {
+		return
 	}
+	s.input = textinput.New()
+	s.input.Prompt = "address: "
+	// Words, not an address: a documentation address would be refused
+	// when typed as shown.
+	s.input.Placeholder = placeholder(c, "this machine's public IPv4 or IPv6 address")
+	s.input.CharLimit = 64
+	s.input.Width = 44
+	s.input.Cursor.SetMode(cursor.CursorStatic)
+}
+
+func (s *addressStep) enter(m *Model) tea.Cmd {
+	s.setupInput(m.cfg.Caps)
 	// Refresh refusals: the CA choice may have changed since.
 	for i := range s.cands {
-		s.cands[i].Refused = refusal(s.cands[i].Addr, m.publicCA())
+		s.cands[i].Refused = m.refusal(s.cands[i].Addr)
 		if s.cands[i].Refused != "" {
 			s.cands[i].Checked = false
 		}
@@ -83,11 +92,30 @@ func (s *addressStep) enter(m *Model) tea.Cmd {
 	}), m.tick())
 }
 
-func refusal(a netip.Addr, publicCA bool) string {
-	if err := acmeflow.CheckAddr(a, publicCA); err != nil {
+// demoAddr is the one address the demo can certify: its test CA
+// validates by connecting to the address, and the demo's responder
+// listens on 127.0.0.1 (cachoice's local listen address).
+var demoAddr = netip.MustParseAddr("127.0.0.1")
+
+// refusal says why the CA of this run would refuse a, "" when it would
+// not. The fixes name what the wizard offers (ipcert demo), not the
+// flags of ipcert issue.
+func (m *Model) refusal(a netip.Addr) string {
+	if m.cfg.Demo && a.IsValid() && a != demoAddr {
+		why := "the demo's test CA validates by connecting to the address, and the demo answers only on 127.0.0.1"
+		if !a.IsLoopback() && !a.IsPrivate() {
+			why = "the demo's test CA would connect to " + a.String() + " (another machine) to validate it, and the demo answers only on 127.0.0.1"
+		}
+		return why + "; use 127.0.0.1 here, and run \"sudo ipcert\" on the server for its public address"
+	}
+	if err := acmeflow.CheckAddr(a, m.publicCA()); err != nil {
 		var ae *acmeflow.AddrError
 		if asAddrError(err, &ae) {
-			return ae.Reason + "; " + ae.Fix
+			fix := ae.Fix
+			if strings.Contains(fix, "--ca local") {
+				fix = "to try ipcert without a public address run \"ipcert demo\"; for a real certificate use the public address"
+			}
+			return ae.Reason + "; " + fix
 		}
 		return err.Error()
 	}
@@ -117,13 +145,13 @@ func (s *addressStep) setDetected(m *Model, msg addrMsg) {
 				c.Iface = ia.Iface
 			}
 		}
-		c.Refused = refusal(c.Addr, m.publicCA())
+		c.Refused = m.refusal(c.Addr)
 		s.cands = append(s.cands, c)
 	}
 	// Preset addresses (flags) that detection did not find come first.
 	for _, a := range m.ans.Addrs {
 		if !slices.ContainsFunc(s.cands, func(c candidate) bool { return c.Addr == a }) {
-			s.cands = append(s.cands, candidate{Addr: a, Typed: true, Refused: refusal(a, m.publicCA())})
+			s.cands = append(s.cands, candidate{Addr: a, Typed: true, Refused: m.refusal(a)})
 		}
 	}
 	for i := range s.cands {
@@ -133,13 +161,30 @@ func (s *addressStep) setDetected(m *Model, msg addrMsg) {
 		}
 		c.Checked = len(m.ans.Addrs) == 0 || slices.Contains(m.ans.Addrs, c.Addr)
 	}
-	if len(s.cands) == 0 {
+	if len(s.cands) == 0 && !s.offline {
 		s.cursor = 0 // the "type one" row
-		s.startTyping()
+		s.startTyping(m)
 	}
 }
 
-func (s *addressStep) startTyping() tea.Cmd {
+// redetect asks the address sources again (offline, or after a change);
+// typed addresses stay.
+func (s *addressStep) redetect(m *Model) tea.Cmd {
+	if s.detecting {
+		return nil
+	}
+	var keep []candidate
+	for _, c := range s.cands {
+		if c.Typed {
+			keep = append(keep, c)
+		}
+	}
+	s.cands, s.cursor, s.detected, s.offline = keep, 0, false, false
+	return s.enter(m)
+}
+
+func (s *addressStep) startTyping(m *Model) tea.Cmd {
+	s.setupInput(m.cfg.Caps)
 	s.typing = true
 	s.cursor = len(s.cands)
 	return s.input.Focus()
@@ -171,16 +216,18 @@ func (s *addressStep) update(m *Model, msg tea.Msg) tea.Cmd {
 					c.Checked = !c.Checked
 				}
 			} else {
-				return s.startTyping()
+				return s.startTyping(m)
 			}
 		case "t":
-			return s.startTyping()
+			return s.startTyping(m)
+		case "r":
+			return s.redetect(m)
 		case "enter":
 			if s.detecting {
 				return nil
 			}
 			if s.cursor == len(s.cands) {
-				return s.startTyping()
+				return s.startTyping(m)
 			}
 			var picked []netip.Addr
 			for _, c := range s.cands {
@@ -245,7 +292,7 @@ func (s *addressStep) updateTyping(m *Model, msg tea.KeyMsg) tea.Cmd {
 // (canonical form, no zone, no port) and the CA's address policy.
 func (s *addressStep) validate(m *Model) (netip.Addr, string) {
 	s.inputOK, s.inputErr = "", ""
-	v := strings.TrimSpace(s.input.Value())
+	v, from := typedAddress(s.input.Value())
 	if v == "" {
 		return netip.Addr{}, "empty"
 	}
@@ -262,7 +309,7 @@ func (s *addressStep) validate(m *Model) (netip.Addr, string) {
 		}
 		return netip.Addr{}, s.inputErr
 	}
-	if r := refusal(a, m.publicCA()); r != "" {
+	if r := m.refusal(a); r != "" {
 		s.inputErr = r
 		return netip.Addr{}, r
 	}
@@ -271,8 +318,41 @@ func (s *addressStep) validate(m *Model) (netip.Addr, string) {
 	if a.Is6() {
 		fam = "IPv6"
 	}
-	s.inputOK = fmt.Sprintf("%s is a %s %s address", a, class, fam)
+	s.inputOK = fmt.Sprintf("%s is a %s %s address%s", a, class, fam, from)
 	return a, ""
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// answeredNote says how many sources did not answer at all.
+func answeredNote(c candidate) string {
+	if n := c.Asked - c.Answered; n > 0 {
+		return fmt.Sprintf(" (%s no answer)", plural(n, "source gave", "sources gave"))
+	}
+	return ""
+}
+
+// typedAddress reads what people paste: a URL (http://ADDR/, https://[ADDR]/)
+// is its address; anything else is left to the parser, which explains.
+func typedAddress(v string) (string, string) {
+	v = strings.TrimSpace(v)
+	for _, p := range []string{"http://", "https://"} {
+		if rest, ok := strings.CutPrefix(strings.ToLower(v), p); ok {
+			host := strings.TrimRight(rest, "/")
+			if h, ok := strings.CutPrefix(host, "["); ok {
+				host = strings.TrimSuffix(h, "]")
+			}
+			if _, err := netip.ParseAddr(host); err == nil {
+				return host, " (read from the URL " + v + ")"
+			}
+		}
+	}
+	return v, ""
 }
 
 // facts say what is known about a candidate: the address, who said so,
@@ -288,7 +368,7 @@ func (s *addressStep) facts(m *Model, c candidate) []string {
 	case c.Typed:
 		facts = append(facts, "typed by you")
 	case len(c.Sources) > 0:
-		facts = append(facts, fmt.Sprintf("%d of %d answers (%d sources asked): %s", c.Votes, c.Answered, c.Asked, strings.Join(c.Sources, ", ")))
+		facts = append(facts, fmt.Sprintf("%s agreed, of %s asked: %s", plural(c.Votes, "source", "sources"), plural(c.Asked, "source", "sources"), strings.Join(c.Sources, ", "))+answeredNote(c))
 	}
 	if len(c.Others) > 0 {
 		facts = append(facts, t.Warn.Render("disagreeing: "+strings.Join(c.Others, ", ")))
@@ -313,12 +393,13 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		b.WriteString(ui.Wrap("The address the certificate will name. Let's Encrypt connects to it on port 80 or 443 to check that it is yours.", w) + "\n\n")
 	}
 	if s.detecting {
-		b.WriteString("  " + m.spinner() + " asking echo, DNS and STUN services for this machine's address…\n")
+		b.WriteString("  " + m.spinner() + " asking echo, DNS and STUN services for this machine's address" + m.theme.Dots() + "\n")
 	}
 	for i, c := range s.cands {
 		cur := "  "
 		if i == s.cursor && !s.typing {
 			cur = t.Selected.Render(t.Cursor()) + " "
+			m.focusHere(&b)
 		}
 		box := "[ ]"
 		if c.Checked {
@@ -338,19 +419,25 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 			b.WriteString(t.Dim.Render(ui.Indent(f, 8, w)) + "\n")
 		}
 	}
-	if s.detected && len(s.cands) == 0 {
+	if s.detected && !slices.ContainsFunc(s.cands, func(c candidate) bool { return !c.Typed }) {
 		msg := "No public address found: no source answered with one."
 		if s.offline {
-			msg = "No public address found: no echo, DNS or STUN service answered (offline, or outbound traffic blocked). Type the address."
+			msg = "No public address found: no echo, DNS or STUN service answered (offline, or outbound traffic blocked)."
 		}
 		b.WriteString(ui.Wrap(t.Warn.Render(msg), w) + "\n")
+		b.WriteString(ui.Wrap("Type the address (t), or ask again (r) once the network is back. "+
+			"Let's Encrypt must reach this machine from the internet to validate, so an offline machine cannot get a certificate; "+
+			t.Command("ipcert preflight")+" says what is missing, and "+t.Command("ipcert demo")+" walks the whole setup with a local test CA, no internet needed.", w) + "\n\n")
 	}
 	cur := "  "
 	if s.cursor == len(s.cands) && !s.typing {
 		cur = t.Selected.Render(t.Cursor()) + " "
+		m.focusHere(&b)
 	}
 	if s.typing {
-		b.WriteString("\n  " + s.input.View() + "\n")
+		b.WriteString("\n")
+		m.focusHere(&b)
+		b.WriteString("  " + s.input.View() + "\n")
 		switch {
 		case s.inputErr != "":
 			b.WriteString(t.Fail.Render(ui.Indent(t.Mark(ui.Fail, "")+" "+s.inputErr, 4, w)) + "\n")
@@ -364,6 +451,12 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		b.WriteString("\n" + t.Warn.Render(s.note) + "\n")
 	}
 	keys := []ui.KeyHelp{{Key: "space", What: "pick"}, {Key: "enter", What: "continue"}, {Key: "t", What: "type one"}, keysBack, keysQuit}
+	if !m.cfg.Demo {
+		keys = append(keys, ui.KeyHelp{Key: "r", What: "ask again"})
+	}
+	if len(s.cands) == 0 {
+		keys = []ui.KeyHelp{{Key: "t", What: "type the address"}, {Key: "r", What: "ask again"}, keysBack, keysQuit}
+	}
 	if s.typing {
 		keys = []ui.KeyHelp{{Key: "enter", What: "add"}, {Key: "esc", What: "cancel typing"}, {Key: "ctrl+c", What: "quit"}}
 	}

@@ -130,12 +130,12 @@ func (s *actionStep) build(m *Model, targets []InstallTarget) {
 	case StepInstall:
 		s.intro = "Web servers find the certificate at the files' fixed path (the current link), so after this one-time install a renewal needs only a reload."
 		if m.deps.Servers == nil {
-			s.intro += "\n\nInstall it with: " + m.theme.Code.Render("sudo ipcert snippet nginx "+name+" --write") + " (or apache, haproxy, caddy): it tests the config, writes the file, tests again and reloads."
+			s.intro += "\n\nInstall it with: " + m.theme.Command("sudo ipcert snippet nginx "+name+m.stateArg()+" --write") + " (or apache, haproxy, caddy): it tests the config, writes the file, tests again and reloads."
 			s.actions = []action{cont}
 			return
 		}
 		if len(targets) == 0 {
-			s.intro += "\n\nNo web server found on this machine. Point your server at the files, or install nginx and run: " + m.theme.Code.Render("sudo ipcert snippet nginx "+name+" --write")
+			s.intro += "\n\nNo web server found on this machine. Point your server at the files, or install nginx and run: " + m.theme.Command("sudo ipcert snippet nginx "+name+m.stateArg()+" --write")
 		}
 		for _, t := range targets {
 			state := "stopped"
@@ -154,7 +154,7 @@ func (s *actionStep) build(m *Model, targets []InstallTarget) {
 			if t.Note != "" {
 				lbl += " (" + t.Note + ")"
 			}
-			s.actions = append(s.actions, action{label: lbl, preview: t.Snippet, whole: "ipcert snippet " + t.Kind + " " + name})
+			s.actions = append(s.actions, action{label: lbl, preview: t.Snippet, whole: "ipcert snippet " + t.Kind + " " + name + m.stateArg()})
 		}
 		cont.label = "Continue without installing"
 		s.actions = append(s.actions, cont)
@@ -172,12 +172,12 @@ func (s *actionStep) build(m *Model, targets []InstallTarget) {
 			}
 			s.actions = append(s.actions, action{label: "Install the renewal job (" + kind + ")", run: func(ctx context.Context) Report { return m.deps.Timer(ctx, iss) }})
 		} else {
-			s.intro += "\n\nInstall the renewal timer with: " + m.theme.Code.Render("sudo ipcert timer install")
+			s.intro += "\n\nInstall the renewal timer with: " + m.theme.Command("sudo ipcert timer install"+m.stateArg())
 		}
 		if m.deps.DryRenew != nil {
 			s.actions = append(s.actions, action{label: "Dry renewal: rehearse a renewal now, keep nothing", run: func(ctx context.Context) Report { return m.deps.DryRenew(ctx, iss) }})
 		} else {
-			s.intro += "\nRehearse a renewal with: " + m.theme.Code.Render("sudo ipcert renew --dry-run")
+			s.intro += "\nRehearse a renewal with: " + m.theme.Command("sudo ipcert renew --dry-run"+m.stateArg())
 		}
 		s.actions = append(s.actions, cont)
 	case StepVerify:
@@ -190,7 +190,7 @@ func (s *actionStep) build(m *Model, targets []InstallTarget) {
 		if m.deps.Verify != nil {
 			s.actions = append(s.actions, action{label: label, run: func(ctx context.Context) Report { return m.deps.Verify(ctx, iss) }})
 		} else {
-			s.intro += "\n\nCheck it with: " + m.theme.Code.Render("ipcert verify "+addr)
+			s.intro += "\n\nCheck it with: " + m.theme.Command("ipcert verify "+addr)
 		}
 		s.actions = append(s.actions, cont)
 	}
@@ -293,7 +293,7 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	t := m.theme
 	var b strings.Builder
 	if !s.prepared {
-		b.WriteString("  " + m.spinner() + " looking for web servers…\n")
+		b.WriteString("  " + m.spinner() + " looking for web servers" + m.theme.Dots() + "\n")
 		return b.String(), []ui.KeyHelp{keysQuit}
 	}
 	b.WriteString(ui.Wrap(s.intro, w) + "\n\n")
@@ -315,16 +315,21 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		if i == s.cursor {
 			cur = t.Selected.Render(t.Cursor()) + " "
 			label = t.Selected.Render(label)
+			m.focusHere(&b)
 		}
 		if i == s.running {
 			cur = m.spinner() + " "
 		}
-		b.WriteString(ui.Wrap(cur+label, w) + "\n")
+		b.WriteString(ui.Hang(cur+label, 4, w) + "\n")
 	}
 	if s.preview != "" {
-		b.WriteString("\n" + t.Dim.Render(ui.Wrap("The file as it would be installed (all of it: "+s.whole+"):", w)) + "\n")
+		b.WriteString("\n" + t.Dim.Render(ui.Wrap("The file as it would be installed (all of it: "+t.Command(s.whole)+"):", w)) + "\n")
+		// Long lines wrap under themselves, deeper than any nesting, so
+		// nothing is cut at the right edge.
 		for _, l := range strings.Split(strings.TrimRight(s.preview, "\n"), "\n") {
-			b.WriteString(t.Code.Render("  "+l) + "\n")
+			l = "  " + l
+			indent := len(l) - len(strings.TrimLeft(l, " ")) + 4
+			b.WriteString(t.Code.Render(ui.Hang(l, indent, w)) + "\n")
 		}
 	}
 	keys := []ui.KeyHelp{{Key: "enter", What: "choose"}, {Key: "↑/↓", What: "move"}}

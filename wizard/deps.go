@@ -96,6 +96,10 @@ type Config struct {
 	Log io.Writer
 	// SpinEvery is the spinner's period (default 120ms).
 	SpinEvery time.Duration
+	// ConsentDelay is how long the terms question must have been on
+	// screen before a key answers it (default 300ms; negative: at once).
+	// Keys typed ahead for earlier questions arrive sooner.
+	ConsentDelay time.Duration
 	// InstallHint, when set, replaces the summary's default install and
 	// renewal commands.
 	InstallHint []string

@@ -37,17 +37,22 @@ func runEvidence(a Answers, ca *cachoice.CA, choice string, rep *preflight.Repor
 	return ev
 }
 
-func (s *issueStep) failureView(m *Model, w int) string {
+func (s *issueStep) failureView(m *Model, w int, b *strings.Builder) {
 	t := m.theme
 	d := s.diag
-	var b strings.Builder
 	b.WriteString(ui.Wrap(t.Fail.Render(t.Mark(ui.Fail, "")+" "+d.Title), w) + "\n")
 	if d.Step != "" {
 		where := "at the " + string(d.Step) + " step"
 		if d.Identifier != "" {
 			where += ", " + d.Identifier
 		}
-		b.WriteString(t.Dim.Render("  "+where) + "\n")
+		if s.attempt > 1 {
+			where = fmt.Sprintf("attempt %d, %s", s.attempt, where)
+		}
+		if m.ans.Challenge != ChallengeWebroot { // the web server answers; ipcert sees nothing
+			where += "; " + seenText(s.seen)
+		}
+		b.WriteString(t.Dim.Render(ui.Indent(where, 2, w)) + "\n")
 	}
 	// What to do comes first: on a small terminal the CA's words and the
 	// evidence are what gets clipped, not the choices.
@@ -57,7 +62,7 @@ func (s *issueStep) failureView(m *Model, w int) string {
 	if d.Fix != "" {
 		fix := "Fix: " + d.Fix
 		if d.Command != "" {
-			fix = strings.TrimRight(fix, ".") + ": " + t.Code.Render(d.Command)
+			fix = strings.TrimRight(fix, ".") + ": " + t.Command(m.wizardCommand(d.Command))
 		}
 		b.WriteString(ui.Indent(fix, 2, w) + "\n")
 	}
@@ -67,6 +72,7 @@ func (s *issueStep) failureView(m *Model, w int) string {
 		if i == s.failCursor {
 			cur = t.Selected.Render(t.Cursor()) + " "
 			c = t.Selected.Render(c)
+			m.focusHere(b)
 		}
 		b.WriteString(cur + c + "\n")
 	}
@@ -81,16 +87,101 @@ func (s *issueStep) failureView(m *Model, w int) string {
 	}
 	if len(d.Evidence) > 0 {
 		b.WriteString(t.Strong.Render("What ipcert saw here") + "\n")
-		for i, e := range d.Evidence {
-			if i == 6 {
-				b.WriteString(t.Dim.Render(ui.Indent(fmt.Sprintf("… and %d more", len(d.Evidence)-i), 2, w)) + "\n")
-				break
-			}
+		for _, e := range d.Evidence {
 			b.WriteString(t.Dim.Render(ui.Indent(e, 2, w)) + "\n")
 		}
 	}
 	if d.Retry != "" {
 		b.WriteString(t.Dim.Render(ui.Indent("Retry: "+d.Retry, 2, w)) + "\n")
 	}
-	return b.String()
+}
+
+// wizardCommand makes a diagnosis's command work as printed for this run:
+// "ipcert issue" gets this run's addresses, CA, challenge, web root, key
+// and state directory (the fix's own flags win, except a CA the demo does
+// not have); doctor and status get the state directory; preflight the
+// addresses.
+func (m *Model) wizardCommand(cmd string) string {
+	f := strings.Fields(cmd)
+	if len(f) < 2 || f[0] != "ipcert" && !(f[0] == "sudo" && len(f) > 2 && f[1] == "ipcert") {
+		return cmd
+	}
+	sudo := f[0] == "sudo"
+	if sudo {
+		f = f[1:]
+	}
+	var ips []string
+	for _, a := range m.ans.Addrs {
+		ips = append(ips, "--ip", a.String())
+	}
+	out := ""
+	switch f[1] {
+	case "issue":
+		type flag struct{ name, value string }
+		var flags []flag
+		set := func(n, v string) {
+			for i := range flags {
+				if flags[i].name == n {
+					flags[i].value = v
+					return
+				}
+			}
+			flags = append(flags, flag{n, v})
+		}
+		ca := m.ans.CA
+		if ca == PlanRehearse {
+			ca = cachoice.Staging
+		}
+		set("--ca", ca)
+		ch := m.ans.Challenge
+		if ch == ChallengeWebroot {
+			ch = acmeflow.ChallengeHTTP01
+			set("--webroot", m.ans.WebRoot)
+		}
+		set("--challenge", ch)
+		if m.ans.KeyType != "" && m.ans.KeyType != "ec256" {
+			set("--key-type", m.ans.KeyType)
+		}
+		if m.ans.Email != "" {
+			set("--email", m.ans.Email)
+		}
+		for i := 2; i < len(f); i++ {
+			n, v := f[i], ""
+			if !strings.HasPrefix(n, "--") {
+				continue // "..." and the like
+			}
+			if i+1 < len(f) && !strings.HasPrefix(f[i+1], "--") {
+				v = f[i+1]
+				i++
+			}
+			switch {
+			case n == "--ip", n == "--agree-tos", n == "--state-dir":
+			case n == "--ca" && m.cfg.Demo:
+			case n == "--challenge" && v == acmeflow.ChallengeHTTP01 && m.ans.Challenge == ChallengeWebroot:
+			default:
+				set(n, v)
+			}
+		}
+		parts := append([]string{"ipcert", "issue"}, ips...)
+		for _, fl := range flags {
+			parts = append(parts, fl.name)
+			if fl.value != "" {
+				parts = append(parts, fl.value)
+			}
+		}
+		out = strings.Join(parts, " ") + " --agree-tos" + m.stateArg()
+	case "doctor", "status":
+		out = strings.Join(f, " ") + m.stateArg()
+	case "preflight":
+		out = strings.Join(f, " ")
+		if !strings.Contains(out, "--ip") {
+			out += " " + strings.Join(ips, " ")
+		}
+	default:
+		return cmd
+	}
+	if sudo || (!m.cfg.Demo && f[1] == "issue") {
+		out = "sudo " + out
+	}
+	return out
 }

@@ -76,6 +76,12 @@ func planThrough(t *testing.T, tm *teatest.TestModel, challengeDown int) {
 	t.Helper()
 	screen(t, tm, "step 4 of 9")
 	press(tm, "enter")
+	planFromChallenge(t, tm, challengeDown)
+}
+
+// planFromChallenge answers the plan from the challenge question on.
+func planFromChallenge(t *testing.T, tm *teatest.TestModel, challengeDown int) {
+	t.Helper()
 	screen(t, tm, "dns-01 is impossible")
 	for range challengeDown {
 		press(tm, "down")
@@ -85,7 +91,9 @@ func planThrough(t *testing.T, tm *teatest.TestModel, challengeDown int) {
 	press(tm, "enter")
 	screen(t, tm, "for the CA's account only")
 	press(tm, "enter")
-	screen(t, tm, "y agrees")
+	// y answers only once the question has been on screen a moment
+	// (consentField): the hint shows when it does.
+	screen(t, tm, "y agrees, n declines")
 	press(tm, "y")
 }
 
@@ -93,6 +101,9 @@ func planThrough(t *testing.T, tm *teatest.TestModel, challengeDown int) {
 // wired in these tests: each only names its command and continues).
 func throughAfter(t *testing.T, tm *teatest.TestModel) {
 	t.Helper()
+	// The Issue screen stays after the success until enter.
+	screen(t, tm, "step 5 of 9", "Certificate issued", "enter continue to Install")
+	press(tm, "enter")
 	for _, st := range []string{"step 6 of 9", "step 7 of 9", "step 8 of 9"} {
 		screen(t, tm, st)
 		press(tm, "enter")
@@ -182,7 +193,9 @@ func TestFlowFailureThenChangeChallenge(t *testing.T) {
 	planThrough(t, tm, 0)
 	screen(t, tm, "Change the challenge", "The CA said", "404")
 	press(tm, "c")
-	planThrough(t, tm, 1)
+	// "Change the challenge" lands on the challenge question (the CA
+	// question's note would show first otherwise).
+	planFromChallenge(t, tm, 1)
 	throughAfter(t, tm)
 	screen(t, tm, "step 9 of 9")
 	press(tm, "enter")
@@ -196,13 +209,15 @@ func TestFlowFailureThenChangeChallenge(t *testing.T) {
 // TestFlowEscKeepsAnswers goes back from Plan to Address and forward
 // again: the typed address, the challenge and the key type survive.
 func TestFlowEscKeepsAnswers(t *testing.T) {
-	tm, _ := startFlow(t, demoFakeDeps(), testConfig(true))
+	// Not the demo: it certifies 127.0.0.1 only, so nothing to type there.
+	tm, _ := startFlow(t, fakeDeps(nil), testConfig(false))
+	typed := netip.MustParseAddr("81.2.69.162")
 	screen(t, tm, "step 1 of 9")
 	press(tm, "enter")
-	screen(t, tm, "step 2 of 9", "127.0.0.1")
+	screen(t, tm, "step 2 of 9", "81.2.69.160")
 	press(tm, "t")
-	tm.Type("127.0.0.2")
-	screen(t, tm, "127.0.0.2 is a loopback IPv4 address")
+	tm.Type(typed.String())
+	screen(t, tm, "81.2.69.162 is a public IPv4 address")
 	press(tm, "enter", "enter")
 	screen(t, tm, "step 3 of 9")
 	press(tm, "enter")
@@ -216,7 +231,7 @@ func TestFlowEscKeepsAnswers(t *testing.T) {
 	press(tm, "esc")
 	screen(t, tm, "step 3 of 9")
 	press(tm, "esc")
-	screen(t, tm, "step 2 of 9", "[x] 127.0.0.2")
+	screen(t, tm, "step 2 of 9", "[x] 81.2.69.162")
 	press(tm, "enter")
 	screen(t, tm, "step 3 of 9")
 	press(tm, "enter")
@@ -226,7 +241,7 @@ func TestFlowEscKeepsAnswers(t *testing.T) {
 	press(tm, "ctrl+c")
 	m := finalModel(t, tm)
 	a := m.Answers()
-	if !slices.Equal(a.Addrs, []netip.Addr{lo4, netip.MustParseAddr("127.0.0.2")}) || a.KeyType != "ec384" || a.Challenge != ChallengeTLSALPN {
+	if !slices.Equal(a.Addrs, []netip.Addr{pub4, pub6, typed}) || a.KeyType != "ec384" || a.Challenge != ChallengeTLSALPN {
 		t.Errorf("answers after going back and forth: %+v", a)
 	}
 	if !m.Outcome().Aborted {

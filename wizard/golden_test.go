@@ -7,10 +7,12 @@ import (
 	"sync/atomic"
 	"testing"
 
+	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/preflight"
+	"github.com/ipcert/ipcert/ui"
 )
 
 // scriptedIssuer plays one behaviour per call: the golden walk's staging
@@ -63,9 +65,17 @@ func (s *scriptedIssuer) Issue(ctx context.Context, req acmeflow.Request, opts a
 // screens by name.
 func walk(t *testing.T, w, h int) (names []string, screens map[string]string) {
 	t.Helper()
+	return walkCaps(t, w, h, testConfig(false).Caps)
+}
+
+// walkCaps is walk on a terminal with caps c.
+func walkCaps(t *testing.T, w, h int, c ui.Caps) (names []string, screens map[string]string) {
+	t.Helper()
+	cfgReal, cfgDemo := testConfig(false), testConfig(true)
+	cfgReal.Caps, cfgDemo.Caps = c, c
 	screens = map[string]string{}
 	iss := &scriptedIssuer{release: make(chan struct{})}
-	d := newDriver(t, fakeDeps(iss), testConfig(false), w, h)
+	d := newDriver(t, fakeDeps(iss), cfgReal, w, h)
 	m := d.m
 	shot := func(name string) {
 		names = append(names, name)
@@ -96,8 +106,9 @@ func walk(t *testing.T, w, h int) (names []string, screens map[string]string) {
 	d.key("enter")
 	d.until("the e-mail question", func() bool { return d.focused() == "email" })
 	d.typeText("admin@example.org")
+	shot("plan-email")
 	d.key("enter")
-	d.until("the terms question", func() bool { return d.focused() == "tos" })
+	d.until("the terms question", func() bool { return m.plan.consentReady() })
 	shot("plan-account")
 	d.key("y")
 	d.until("the issue step", func() bool { return m.step == StepIssue && len(m.issue.lines) == 5 })
@@ -109,6 +120,9 @@ func walk(t *testing.T, w, h int) (names []string, screens map[string]string) {
 	d.until("the production question", func() bool { return m.issue.phase == phaseAskProduction })
 	shot("issue-ask-production")
 	d.key("y")
+	d.until("the issued screen", func() bool { return m.issue.phase == phaseIssued })
+	shot("issue-done")
+	d.key("enter")
 	d.until("the install step", func() bool { return m.step == StepInstall && m.install.prepared })
 	shot("install")
 	d.key("enter")
@@ -140,7 +154,7 @@ func walk(t *testing.T, w, h int) (names []string, screens map[string]string) {
 	shot("summary")
 
 	// The demo's own screens.
-	dd := newDriver(t, demoFakeDeps(), testConfig(true), w, h)
+	dd := newDriver(t, demoFakeDeps(), cfgDemo, w, h)
 	dm := dd.m
 	dd.until("the machine facts", func() bool { return dm.welcome.machine != nil })
 	names = append(names, "demo-welcome")
@@ -162,8 +176,10 @@ func walk(t *testing.T, w, h int) (names []string, screens map[string]string) {
 	dd.key("enter")
 	dd.until("the e-mail question", func() bool { return dd.focused() == "email" })
 	dd.key("enter")
-	dd.until("the terms question", func() bool { return dd.focused() == "tos" })
+	dd.until("the terms question", func() bool { return dm.plan.consentReady() })
 	dd.key("y")
+	dd.until("the issued screen", func() bool { return dm.issue.phase == phaseIssued })
+	dd.key("enter")
 	for _, st := range []Step{StepInstall, StepRenewal, StepVerify} {
 		dd.until(st.String(), func() bool { return dm.step == st && dm.afterStep(st).prepared })
 		if st == StepInstall {
@@ -256,11 +272,76 @@ func TestIssueLogKeepsTail(t *testing.T) {
 		d.m.issue.addEvent(d.m.theme, acmeflow.Event{Kind: acmeflow.EventStep, Step: acmeflow.StepFinalize, Message: "Sending the certificate request"})
 		v := d.view()
 		checkFits(t, fmt.Sprint(size), v, size[0], size[1])
-		if !strings.Contains(v, "Sending the certificate request") || !strings.Contains(v, "66.133.109.39") || !strings.Contains(v, "earlier lines") {
+		if !strings.Contains(v, "Sending the certificate request") || !strings.Contains(v, "66.133.109.39") || !strings.Contains(v, "more above (pgup)") {
 			t.Errorf("%v: the newest lines are not in view:\n%s", size, v)
 		}
-		if strings.Contains(v, "more: make the terminal taller") {
-			t.Errorf("%v: the log was clipped by the frame instead of scrolled:\n%s", size, v)
+		// pgup scrolls back to the first line of the log.
+		for range 40 {
+			d.send(tea.KeyMsg{Type: tea.KeyPgUp})
+		}
+		if v := d.view(); !strings.Contains(v, "66.133.109.0:") {
+			t.Errorf("%v: pgup does not reach the start of the log:\n%s", size, v)
+		}
+	}
+}
+
+// TestASCIIScreens: with TERM=dumb or a non-UTF-8 locale (Caps.ASCII)
+// every screen is plain ASCII: no arrows, ellipses, bars or spinners.
+func TestASCIIScreens(t *testing.T) {
+	for _, size := range [][2]int{{60, 20}, {80, 24}} {
+		names, screens := walkCaps(t, size[0], size[1], ui.Caps{NoColor: true, ASCII: true})
+		for _, n := range names {
+			for i, r := range screens[n] {
+				if r > 0x7e || (r < 0x20 && r != '\n') {
+					t.Errorf("%dx%d %s: non-ASCII %q at %d:\n%s", size[0], size[1], n, r, i, screens[n])
+					break
+				}
+			}
+		}
+	}
+}
+
+// TestNoColorSelectionMarks: without colour, the choice under the cursor
+// and the choices made are marked with characters, and no placeholder
+// looks like a typed value.
+func TestNoColorSelectionMarks(t *testing.T) {
+	_, screens := walk(t, 80, 24)
+	for name, want := range map[string][]string{
+		"address":      {"› [x] 81.2.69.160", "[x] 2a02:898:0:20::7"},
+		"plan":         {"> Rehearse on staging"},
+		"plan-account": {"[ ] I agree (y)", "[ ] No (n)"},
+		"issue-failed": {"› Retry"},
+		"install":      {"› Install for nginx"},
+		"preflight":    {"› ✗ Ports 80 and 443"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(screens[name], w) {
+				t.Errorf("%s without colour lacks the mark %q:\n%s", name, w, screens[name])
+			}
+		}
+	}
+	agreed := false
+	m := New(context.Background(), fakeDeps(nil), testConfig(false))
+	c := newConsentField("tos", "Agree?", &agreed, m.theme, -1)
+	c.WithWidth(60)
+	c.Focus()
+	c.Update(keyMsg("y"))
+	if v := plainView(c.View()); !agreed || !strings.Contains(v, "[x] I agree (y)") || !strings.Contains(v, "[ ] No (n)") {
+		t.Errorf("the agreement is not marked:\n%s", v)
+	}
+	if strings.Contains(screens["plan-email"], "you@example.org") || strings.Contains(screens["address-refused"], "203.0.113.7") {
+		t.Errorf("a placeholder looks like input:\n%s\n%s", screens["plan-email"], screens["address-refused"])
+	}
+}
+
+// TestTinyTerminal: below 60x20 every screen still fits exactly, and the
+// small-terminal notice fits too (wrapped, not cut).
+func TestTinyTerminal(t *testing.T) {
+	names, screens := walk(t, 40, 12)
+	for _, n := range names {
+		checkFits(t, n, screens[n], 40, 12)
+		if j := strings.Join(strings.Fields(screens[n]), " "); !strings.Contains(j, "(terminal 40x12 is small: 60x20 or more reads best)") {
+			t.Errorf("%s at 40x12: the notice is cut:\n%s", n, screens[n])
 		}
 	}
 }

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
@@ -23,6 +23,9 @@ const (
 	phaseRunning
 	phaseFailed
 	phaseAskProduction
+	// phaseIssued: the certificate is stored; the screen stays, with the
+	// validator lines that are its reason to exist, until enter.
+	phaseIssued
 )
 
 // issueLine is one line of the live log.
@@ -49,6 +52,13 @@ type issueStep struct {
 	// backAfterCancel: Esc during a run goes back to the plan once the
 	// run has stopped.
 	backAfterCancel bool
+	// attempt counts the runs of this plan (retry adds one); earlier
+	// says how the previous ones ended, so a retry shows it is new.
+	attempt int
+	earlier []string
+	// cancelled: the last run was stopped by the user (esc), for the
+	// plan screen to say so.
+	cancelled bool
 }
 
 type issueEventMsg struct {
@@ -73,6 +83,12 @@ func (s *issueStep) cancel() {
 }
 
 func (s *issueStep) enter(m *Model) tea.Cmd {
+	if !m.ans.AgreeTOS {
+		// Never to the CA without the user's agreement to its terms.
+		m.plan.refused = true
+		return m.goTo(StepPlan)
+	}
+	s.attempt, s.earlier = 0, nil
 	if m.ans.CA == PlanRehearse {
 		return s.start(m, true, cachoice.Staging)
 	}
@@ -97,14 +113,25 @@ func buildRequest(a Answers, ca *cachoice.CA) acmeflow.Request {
 	return req
 }
 
-func (s *issueStep) start(m *Model, rehearsal bool, choice string) tea.Cmd {
+// issuance is one run of the order, ready to go: begin captured what it
+// needs, so it reads nothing of the model while it runs (in a command's
+// goroutine, or in accessible mode's flow). Both renderings run it.
+type issuance func(ctx context.Context, events func(acmeflow.Event)) issueDoneMsg
+
+// begin starts a new attempt on the screen's state and returns the run:
+// the one issuance runner of the full-screen and the accessible wizard.
+func (s *issueStep) begin(m *Model, rehearsal bool, choice string) issuance {
 	s.gen++
 	gen := s.gen
+	if rehearsal != s.rehearsal || choice != s.choice {
+		// Production after the rehearsal is a new order, not a retry.
+		s.attempt, s.earlier = 0, nil
+	}
+	s.attempt++
+	s.cancelled = false
 	s.phase = phaseRunning
 	s.rehearsal, s.choice = rehearsal, choice
 	s.lines, s.seen, s.err, s.failCursor, s.backAfterCancel = nil, 0, nil, 0, false
-	ctx, cancel := context.WithCancel(m.ctx)
-	s.cancelFn = cancel
 	ans := m.ans
 	ans.Addrs = append(ans.Addrs[:0:0], ans.Addrs...)
 	issuer := m.deps.Issuer
@@ -115,19 +142,16 @@ func (s *issueStep) start(m *Model, rehearsal bool, choice string) tea.Cmd {
 	record := m.deps.RecordFailure
 	rep, now := m.pre.report, m.deps.Now
 	m.logf("issue run %d: CA %s (rehearsal %v) for %v, %s", gen, choice, rehearsal, ans.Addrs, ans.Challenge)
-	return tea.Batch(m.stream(func(send func(tea.Msg)) {
-		defer cancel()
+	return func(ctx context.Context, events func(acmeflow.Event)) issueDoneMsg {
 		ca, err := pool.get(choice)
 		if err != nil {
-			send(issueDoneMsg{gen: gen, err: fmt.Errorf("open the CA %q: %w", choice, err), rehearsal: rehearsal})
-			return
+			return issueDoneMsg{gen: gen, err: fmt.Errorf("open the CA %q: %w", choice, err), rehearsal: rehearsal}
 		}
 		if issuer == nil {
-			send(issueDoneMsg{gen: gen, err: errors.New("no issuer configured; this is a bug"), rehearsal: rehearsal, ca: ca})
-			return
+			return issueDoneMsg{gen: gen, err: errors.New("no issuer configured; this is a bug"), rehearsal: rehearsal, ca: ca}
 		}
 		req := buildRequest(ans, ca)
-		req.Events = func(ev acmeflow.Event) { send(issueEventMsg{gen, ev}) }
+		req.Events = events
 		var root []byte
 		if ca.Local {
 			root = ca.RootPEM
@@ -137,7 +161,21 @@ func (s *issueStep) start(m *Model, rehearsal bool, choice string) tea.Cmd {
 		if err != nil && ctx.Err() == nil && record != nil && !rehearsal {
 			record(store.NameFor(acmeflow.AddrStrings(ans.Addrs)), err)
 		}
-		send(issueDoneMsg{gen: gen, iss: iss, err: err, rehearsal: rehearsal, ca: ca})
+		return issueDoneMsg{gen: gen, iss: iss, err: err, rehearsal: rehearsal, ca: ca}
+	}
+}
+
+func (s *issueStep) start(m *Model, rehearsal bool, choice string) tea.Cmd {
+	run := s.begin(m, rehearsal, choice)
+	gen := s.gen
+	ctx, cancel := context.WithCancel(m.ctx)
+	s.cancelFn = cancel
+	if m.step == StepIssue {
+		m.rescroll(true)
+	}
+	return tea.Batch(m.stream(func(send func(tea.Msg)) {
+		defer cancel()
+		send(run(ctx, func(ev acmeflow.Event) { send(issueEventMsg{gen, ev}) }))
 	}), m.tick())
 }
 
@@ -199,12 +237,9 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 		m.outcome.Files = filesOf(m.deps.Store, msg.iss.Name, local)
 		m.outcome.Err = nil
 		m.outcome.Aborted = false
-		s.phase = phaseIdle
+		s.phase = phaseIssued
 		m.logf("issued %s version %d", msg.iss.Name, msg.iss.Version.N)
-		if m.quitting {
-			return nil
-		}
-		return m.goTo(StepInstall)
+		return nil
 	}
 	err := msg.err
 	if err == nil {
@@ -214,6 +249,7 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 	// is not a failure to diagnose.
 	if m.ctx.Err() != nil || errors.Is(err, context.Canceled) || s.backAfterCancel || m.quitting {
 		s.phase = phaseIdle
+		s.cancelled = true
 		m.logf("issue run %d cancelled", msg.gen)
 		if s.backAfterCancel && !m.quitting {
 			s.backAfterCancel = false
@@ -222,6 +258,14 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 		return nil
 	}
 	s.phase = phaseFailed
+	seen := seenText(s.seen)
+	if m.ans.Challenge == ChallengeWebroot {
+		seen = "answered by the web server"
+	}
+	s.earlier = append(s.earlier, fmt.Sprintf("attempt %d failed at %s: %s (%s)", s.attempt, clock(m.deps.Now()), m.diagnose(err, msg.ca, s.choice).Title, seen))
+	if m.step == StepIssue {
+		m.rescroll(false)
+	}
 	s.err = err
 	s.diag = m.diagnose(err, msg.ca, s.choice)
 	m.outcome.Err = err
@@ -261,6 +305,10 @@ func (s *issueStep) update(m *Model, msg tea.Msg) tea.Cmd {
 			case "enter":
 				return s.choose(m, s.failCursor)
 			}
+		case phaseIssued:
+			if msg.String() == "enter" {
+				return m.goTo(StepInstall)
+			}
 		case phaseAskProduction:
 			switch msg.String() {
 			case "y", "Y":
@@ -279,6 +327,7 @@ func (s *issueStep) choose(m *Model, i int) tea.Cmd {
 		return s.start(m, s.rehearsal, s.choice)
 	case 1:
 		s.phase = phaseIdle
+		m.plan.toChallenge = true
 		return m.goTo(StepPlan)
 	case 2:
 		s.phase = phaseIdle
@@ -288,25 +337,51 @@ func (s *issueStep) choose(m *Model, i int) tea.Cmd {
 	return nil
 }
 
+// seenText says how often the validator reached ipcert's responder.
+func seenText(n int) string {
+	switch n {
+	case 0:
+		return "no validator request reached ipcert's responder"
+	case 1:
+		return "1 validator request reached ipcert's responder"
+	}
+	return fmt.Sprintf("%d validator requests reached ipcert's responder", n)
+}
+
+func clock(t time.Time) string { return t.Local().Format("15:04:05") }
+
 func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	t := m.theme
 	var b strings.Builder
-	b.WriteString(ui.Wrap(runTitle(s.rehearsal, s.choice, m.ans.Addrs), w) + "\n\n")
-	if s.phase == phaseFailed {
-		return b.String() + s.failureView(m, w), []ui.KeyHelp{{Key: "enter", What: "choose"}, {Key: "r", What: "retry"}, {Key: "c", What: "change challenge"}, {Key: "p", What: "preflight"}, keysBack, keysQuit}
+	title := runTitle(s.rehearsal, s.choice, m.ans.Addrs)
+	if s.attempt > 1 {
+		title = fmt.Sprintf("Attempt %d. %s", s.attempt, title)
 	}
-	// The log keeps its tail in view: the newest step matters most. Rows
-	// are counted after wrapping, so long validator lines cannot push the
-	// newest ones below the screen.
+	b.WriteString(ui.Wrap(title, w) + "\n")
+	if s.attempt > 1 {
+		// A retry is a new run: say how the earlier ones ended.
+		for i, e := range s.earlier {
+			if s.phase == phaseFailed && i == len(s.earlier)-1 {
+				continue // the failure below
+			}
+			b.WriteString(t.Dim.Render(ui.Indent(e, 2, w)) + "\n")
+		}
+	}
+	b.WriteString("\n")
+	if s.phase == phaseFailed {
+		s.failureView(m, w, &b)
+		return b.String(), []ui.KeyHelp{{Key: "enter", What: "choose"}, {Key: "r", What: "retry"}, {Key: "c", What: "change challenge"}, {Key: "p", What: "preflight"}, keysBack, keysQuit}
+	}
+	// The whole log is drawn; the viewport follows its end while it runs
+	// (Model.View) and the user scrolls back with pgup.
 	ask := ""
 	if s.phase == phaseAskProduction {
 		ask = "\n" + ui.Wrap(t.OK.Render("The rehearsal worked: staging validated "+addrList(m.ans.Addrs)+" from the internet and issued a test certificate.")+" It is kept apart from the real one and never renewed.", w) + "\n\n" +
 			t.Strong.Render("Get the real certificate now from Let's Encrypt production?") + " y / n\n"
 	}
-	// The frame gives the body height-4 rows; one more is kept for the
-	// "stopping" line or the small-terminal note.
-	room := m.height - 5 - lipgloss.Height(strings.TrimRight(b.String(), "\n")) - strings.Count(ask, "\n")
-	room = max(room, 3)
+	if s.phase == phaseIssued {
+		ask = s.issuedText(m, w)
+	}
 	rendered := make([]string, len(s.lines))
 	for i, l := range s.lines {
 		text, indent := l.text, 2
@@ -315,30 +390,41 @@ func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		}
 		rendered[i] = ui.Indent(t.Mark(l.status, m.spinner())+" "+text, indent, w)
 	}
-	first, rows := len(rendered), 0
-	for first > 0 {
-		h := lipgloss.Height(rendered[first-1])
-		if rows+h > room-1 && first < len(rendered) {
-			break
-		}
-		rows += h
-		first--
-	}
-	if first > 0 {
-		b.WriteString(t.Dim.Render(fmt.Sprintf("  (%d earlier lines)", first)) + "\n")
-	}
-	for _, r := range rendered[first:] {
+	for _, r := range rendered {
 		b.WriteString(r + "\n")
 	}
 	if s.phase == phaseRunning && len(s.lines) == 0 {
-		b.WriteString("  " + m.spinner() + " opening the CA…\n")
+		b.WriteString("  " + m.spinner() + " opening the CA" + m.theme.Dots() + "\n")
 	}
 	keys := []ui.KeyHelp{{Key: "esc", What: "cancel, back to the plan"}, {Key: "q", What: "cancel and quit"}}
+	if s.phase == phaseIssued {
+		b.WriteString(ask)
+		keys = []ui.KeyHelp{{Key: "enter", What: "continue to Install"}, keysQuit}
+	}
 	if s.phase == phaseAskProduction {
 		b.WriteString(ask)
 		keys = []ui.KeyHelp{{Key: "y", What: "yes, production"}, {Key: "n", What: "not now"}, keysQuit}
 	}
 	return b.String(), keys
+}
+
+// issuedText closes the log of a successful run: what was validated, how
+// often the validator came, where the certificate is.
+func (s *issueStep) issuedText(m *Model, w int) string {
+	t := m.theme
+	iss := m.outcome.Issued
+	if iss == nil {
+		return ""
+	}
+	seen := "validated"
+	switch s.seen {
+	case 0:
+	case 1:
+		seen = "validated by 1 request to ipcert's responder (above)"
+	default:
+		seen = fmt.Sprintf("validated by %d requests to ipcert's responder (above)", s.seen)
+	}
+	return "\n" + ui.Wrap(t.OK.Render(t.Mark(ui.OK, "")+" Certificate issued for "+addrList(m.ans.Addrs))+": "+seen+"; version "+fmt.Sprint(iss.Version.N)+" of "+iss.Name+" is current.", w) + "\n"
 }
 
 // runTitle says what the run does.

@@ -1,13 +1,13 @@
 package wizard
 
 import (
-	"errors"
 	"fmt"
 	"net/mail"
 	"strings"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/huh"
+	"github.com/charmbracelet/lipgloss"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/ui"
@@ -19,6 +19,17 @@ type planStep struct {
 	a    Answers // the form writes here; saved into the model on leave
 	// webServer names the server whose web root is offered.
 	webServer string
+	consent   *consentField
+	// fields are the form's questions in order: accessible mode asks
+	// these same fields (their RunAccessible), so the questions are
+	// described once, here.
+	fields []huh.Field
+	// toChallenge: the next enter starts on the challenge question
+	// ("Change the challenge" on the failure screen).
+	toChallenge bool
+	// refused is set when the form ended without the terms agreed (it
+	// cannot, but the wizard never goes on to the CA without them).
+	refused bool
 }
 
 // dns01Why is shown wherever challenges are offered (FACTS.md
@@ -37,7 +48,12 @@ func (s *planStep) enter(m *Model) tea.Cmd {
 	}
 	s.form = s.build(m)
 	s.resize(m)
-	return s.form.Init()
+	cmd := s.form.Init()
+	if s.toChallenge {
+		s.toChallenge = false
+		return tea.Batch(cmd, s.form.NextField())
+	}
+	return cmd
 }
 
 // CAOptions are the plan's CA choices, in order.
@@ -90,6 +106,15 @@ func tosQuestion(demo bool) string {
 	return "Agree to Let's Encrypt's Subscriber Agreement? (letsencrypt.org/repository)"
 }
 
+// placeholder is a field's example when the terminal can show it dimmed;
+// without colour it would look like a typed value, so there is none.
+func placeholder(c ui.Caps, example string) string {
+	if c.NoColor {
+		return ""
+	}
+	return example
+}
+
 func validEmail(v string) error {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -121,41 +146,54 @@ func (s *planStep) build(m *Model) *huh.Form {
 	tos := tosQuestion(demo)
 	caOpts := caOptions(demo)
 	chOpts := challengeOptions(demo, s.a.WebRoot, s.webServer)
+	s.consent = newConsentField("tos", tos, &s.a.AgreeTOS, m.theme, m.cfg.ConsentDelay)
 	// The explanations are drawn above the form, not as field
 	// descriptions: huh sizes a field before it knows the width, and a
 	// wrapped description would push the last options out of view.
+	ca := huh.NewSelect[string]().Key("ca").Title("Certificate authority").
+		Options(caOpts...).
+		Value(&s.a.CA)
+	challenge := huh.NewSelect[string]().Key("challenge").Title("Challenge").
+		Options(chOpts...).
+		Value(&s.a.Challenge)
+	keyType := huh.NewSelect[string]().Key("key").Title("Key type").
+		Options(huh.NewOptions(acmeflow.KeyTypes...)...).
+		Value(&s.a.KeyType)
+	email := huh.NewInput().Key("email").Title("E-mail (optional)").
+		Placeholder(placeholder(m.cfg.Caps, "you@example.org")).
+		Validate(validEmail).
+		Value(&s.a.Email)
+	s.fields = []huh.Field{ca, challenge, keyType, email, s.consent}
 	f := huh.NewForm(
-		huh.NewGroup(
-			huh.NewSelect[string]().Key("ca").Title("Certificate authority").
-				Options(caOpts...).
-				Value(&s.a.CA),
-			huh.NewSelect[string]().Key("challenge").Title("Challenge").
-				Options(chOpts...).
-				Value(&s.a.Challenge),
-		),
-		huh.NewGroup(
-			huh.NewSelect[string]().Key("key").Title("Key type").
-				Options(huh.NewOptions(acmeflow.KeyTypes...)...).
-				Value(&s.a.KeyType),
-			huh.NewInput().Key("email").Title("E-mail (optional)").
-				Placeholder("you@example.org").
-				Validate(validEmail).
-				Value(&s.a.Email),
-			huh.NewConfirm().Key("tos").Title(tos).
-				Affirmative("I agree").Negative("No").
-				Validate(func(v bool) error {
-					if !v {
-						return errors.New("the CA issues only to accounts that accept its terms")
-					}
-					return nil
-				}).
-				Value(&s.a.AgreeTOS),
-		),
+		huh.NewGroup(ca, challenge),
+		huh.NewGroup(keyType, email),
+		// The terms are a group of their own: huh moves on by group, and
+		// a group is left only when none of its fields has an error
+		// (consentField has one until y), even by a nextGroup message
+		// queued by typed-ahead Enters on an earlier group.
+		huh.NewGroup(s.consent).WithShowErrors(false),
 	).WithShowHelp(false).WithWidth(ui.ContentWidth(m.width))
-	if m.cfg.Caps.NoColor {
-		f = f.WithTheme(huh.ThemeBase())
+	return f.WithTheme(formTheme(m.cfg.Caps))
+}
+
+// formTheme is huh's theme for these caps: without colour the base theme
+// (selection marked by "> ", not by colour), and in ASCII terminals an
+// ASCII bar for the focused field.
+func formTheme(c ui.Caps) *huh.Theme {
+	t := huh.ThemeCharm()
+	if c.NoColor {
+		t = huh.ThemeBase()
 	}
-	return f
+	if c.ASCII {
+		bar := lipgloss.Border{Left: "|"}
+		t.Focused.Base = t.Focused.Base.BorderStyle(bar)
+		t.Blurred.Base = t.Blurred.Base.BorderStyle(lipgloss.HiddenBorder())
+		t.Focused.NextIndicator = t.Focused.NextIndicator.SetString(" >")
+		t.Focused.PrevIndicator = t.Focused.PrevIndicator.SetString("< ")
+		t.Blurred.NextIndicator = t.Blurred.NextIndicator.SetString(" >")
+		t.Blurred.PrevIndicator = t.Blurred.PrevIndicator.SetString("< ")
+	}
+	return t
 }
 
 // resize gives the form the room between the header and the help line.
@@ -192,6 +230,11 @@ func (s *planStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "/" {
 		return nil
 	}
+	// esc in the e-mail field leaves the field (back to the key type),
+	// as in the address field; the typed text stays.
+	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "esc" && s.textFocused() {
+		return s.form.PrevField()
+	}
 	fm, cmd := s.form.Update(msg)
 	if f, ok := fm.(*huh.Form); ok {
 		s.form = f
@@ -199,6 +242,12 @@ func (s *planStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	switch s.form.State {
 	case huh.StateCompleted:
 		s.save(m)
+		if !m.ans.AgreeTOS {
+			s.refused = true
+			s.form = s.build(m)
+			s.resize(m)
+			return s.form.Init()
+		}
 		return tea.Batch(cmd, m.goTo(StepIssue))
 	case huh.StateAborted:
 		return m.quit()
@@ -210,18 +259,12 @@ func (s *planStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	t := m.theme
 	body := ""
 	if s.form != nil {
-		note := ""
-		switch s.focusedKey() {
-		case "ca":
-			note = caDescription(m.cfg.Demo, s.a.CA)
-		case "challenge":
-			note = dns01Why
-		case "key":
-			note = "The certificate's key type: ec256 is small, fast and accepted everywhere."
-		case "email":
-			note = "Optional, for the CA's account only: Let's Encrypt no longer sends expiry mail."
-		case "tos":
-			note = "The CA issues only to accounts that accept its terms: y agrees."
+		note := s.note(m, s.focusedKey())
+		if s.refused {
+			note = "The terms of service were not agreed, so nothing was sent to the CA. " + note
+		}
+		if m.issue.cancelled {
+			note = "The issuance was cancelled (esc): the challenge server is closed and nothing was stored. Answering the last question starts it again. " + note
 		}
 		if note != "" {
 			body = ui.Wrap(t.Dim.Render(note), w) + "\n\n"
@@ -229,10 +272,37 @@ func (s *planStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		body += strings.TrimRight(s.form.View(), "\n")
 	}
 	keys := []ui.KeyHelp{{Key: "enter", What: "next"}, {Key: "shift+tab", What: "previous"}, keysBack, keysQuit}
+	if s.focusedKey() == "tos" {
+		keys = []ui.KeyHelp{{Key: "y", What: "agree"}, {Key: "n", What: "no"}, {Key: "shift+tab", What: "previous"}, keysBack, keysQuit}
+	}
 	if s.textFocused() {
+		keys[2] = ui.KeyHelp{Key: "esc", What: "leave the field"}
 		keys[3] = ui.KeyHelp{Key: "ctrl+c", What: "quit"}
 	}
 	return body, keys
+}
+
+// note is the explanation drawn above a question (the full-screen form)
+// or said before it (accessible mode).
+func (s *planStep) note(m *Model, key string) string {
+	switch key {
+	case "ca":
+		return caDescription(m.cfg.Demo, s.a.CA)
+	case "challenge":
+		return dns01Why
+	case "key":
+		return "The certificate's key type: ec256 is small, fast and accepted everywhere."
+	case "email":
+		return "Optional, for the CA's account only: Let's Encrypt no longer sends expiry mail."
+	case "tos":
+		return "The CA issues only to accounts that accept its terms: y agrees."
+	}
+	return ""
+}
+
+// consentReady says the terms question is current and takes keys.
+func (s *planStep) consentReady() bool {
+	return s.focusedKey() == "tos" && s.consent != nil && s.consent.armed
 }
 
 func (s *planStep) focusedKey() string {

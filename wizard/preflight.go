@@ -86,7 +86,11 @@ func (s *preflightStep) run(m *Model) tea.Cmd {
 	gen := s.gen
 	s.running = true
 	s.report = nil
-	s.items = nil
+	// A re-run keeps the rows where they were (waiting until their check
+	// reports again): rows that jump about cannot be read.
+	for i := range s.items {
+		s.items[i] = ui.Item{ID: s.items[i].ID, Title: s.items[i].Title, Status: ui.Pending}
+	}
 	s.cursor = 0
 	s.ranFor = fmt.Sprint(m.ans.Addrs)
 	ctx, cancel := context.WithCancel(m.ctx)
@@ -117,10 +121,25 @@ func (s *preflightStep) update(m *Model, msg tea.Msg) tea.Cmd {
 		s.running = false
 		rep := msg.report
 		s.report = &rep
-		s.items = s.items[:0]
+		// The rows stay in the order they appeared; the report fills
+		// them in (and adds any check that sent no event).
+		byID := map[string]ui.Item{}
 		for _, r := range rep.Results {
-			s.items = append(s.items, itemOf(r))
+			byID[r.ID] = itemOf(r)
 		}
+		var items []ui.Item
+		for _, it := range s.items {
+			if r, ok := byID[it.ID]; ok {
+				items = append(items, r)
+				delete(byID, it.ID)
+			}
+		}
+		for _, r := range rep.Results {
+			if _, ok := byID[r.ID]; ok {
+				items = append(items, byID[r.ID])
+			}
+		}
+		s.items = items
 		// Put the cursor on the first problem: that is what to read.
 		s.cursor = 0
 		for i, it := range s.items {
@@ -191,13 +210,18 @@ func (s *preflightStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	t := m.theme
 	var b strings.Builder
 	b.WriteString(ui.Wrap(fmt.Sprintf("What would make validation of %s fail, checked before asking the CA.", addrList(m.ans.Addrs)), w) + "\n\n")
-	cl := ui.Checklist{Items: s.items, Selected: -1, MaxDetail: 4}
+	focus := -1
+	cl := ui.Checklist{Items: s.items, Selected: -1, FocusLine: &focus}
 	if !s.running {
 		cl.Selected = s.cursor
 	}
+	before := strings.Count(b.String(), "\n")
 	b.WriteString(cl.View(t, w, m.spinner()))
+	if focus >= 0 {
+		m.focus = before + focus
+	}
 	if s.running && len(s.items) == 0 {
-		b.WriteString("  " + m.spinner() + " starting the checks…\n")
+		b.WriteString("  " + m.spinner() + " starting the checks" + m.theme.Dots() + "\n")
 	}
 	keys := []ui.KeyHelp{{Key: "enter", What: "go on"}, {Key: "↑/↓", What: "details"}, {Key: "r", What: "re-run"}}
 	if t.Caps.ASCII {
@@ -209,11 +233,17 @@ func (s *preflightStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	keys = append(keys, keysBack, keysQuit)
 	if s.report != nil {
 		b.WriteString("\n")
+		// What settles it: staging's validators from the internet; in the
+		// demo, the test CA's validation over loopback.
+		real := "a staging rehearsal is the real test and costs nothing"
+		if m.cfg.Demo {
+			real = "the test CA's own validation is the real test"
+		}
 		switch s.report.Verdict {
 		case preflight.StatusFail:
-			b.WriteString(ui.Wrap(t.Fail.Render("Validation will probably fail")+" until the failures above are fixed. You may still go on: a staging rehearsal is the real test and costs nothing.", w))
+			b.WriteString(ui.Wrap(t.Fail.Render("Validation will probably fail")+" until the failures above are fixed. You may still go on: "+real+".", w))
 		case preflight.StatusWarn:
-			b.WriteString(ui.Wrap(t.Warn.Render("No blocker found")+", but read the warnings. The staging rehearsal is the authoritative test.", w))
+			b.WriteString(ui.Wrap(t.Warn.Render("No blocker found")+", but read the warnings: "+real+".", w))
 		default:
 			b.WriteString(ui.Wrap(t.OK.Render("Everything checked looks right."), w))
 		}

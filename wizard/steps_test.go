@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,7 +59,7 @@ func TestWelcomeShowsMachineAndStarts(t *testing.T) {
 func TestAddressShowsSourcesAndInterfaces(t *testing.T) {
 	d := toAddress(t, fakeDeps(nil), testConfig(false))
 	v := d.view()
-	for _, want := range []string{"81.2.69.160", "4 of 5 answers (6 sources asked): api.ipify.org", "disagreeing: ifconfig.me: 81.2.69.161", "on no local interface", "2a02:898:0:20::7", "on interface eth0"} {
+	for _, want := range []string{"81.2.69.160", "4 sources agreed, of 6 sources asked: api.ipify.org", "disagreeing: ifconfig.me: 81.2.69.161", "on no local interface", "2a02:898:0:20::7", "on interface eth0"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("address screen lacks %q:\n%s", want, v)
 		}
@@ -243,7 +244,7 @@ func TestPlanQuestions(t *testing.T) {
 		d.key("backspace")
 	}
 	d.key("enter")
-	d.until("the terms", func() bool { return d.focused() == "tos" })
+	d.until("the terms", func() bool { return d.m.plan.consentReady() })
 	d.key("n")
 	if d.m.Step() != StepPlan {
 		t.Fatalf("refusing the terms left the plan: %v", d.m.Step())
@@ -375,6 +376,8 @@ func TestRehearsalThenProductionStores(t *testing.T) {
 		t.Fatalf("after the rehearsal: %+v", d.m.Outcome())
 	}
 	d.key("y")
+	d.until("the issued screen", func() bool { return d.m.issue.phase == phaseIssued })
+	d.key("enter")
 	d.until("the install step", func() bool { return d.m.Step() == StepInstall })
 	mu.Lock()
 	defer mu.Unlock()
@@ -482,5 +485,217 @@ func TestEscDuringIssuanceCancelsToPlan(t *testing.T) {
 	d.until("the plan after the cancelled run", func() bool { return d.m.Step() == StepPlan })
 	if d.m.issue.phase != phaseIdle || d.m.Outcome().Err != nil {
 		t.Errorf("a cancelled run is not a failure: phase %v, err %v", d.m.issue.phase, d.m.Outcome().Err)
+	}
+	if v := strings.Join(strings.Fields(d.view()), " "); !strings.Contains(v, "The issuance was cancelled (esc)") {
+		t.Errorf("the plan does not say the run was cancelled:\n%s", d.view())
+	}
+}
+
+// TestAddressOfflineWayForward: with no source answering, the Address
+// screen says how to go on (type it, ask again, ipcert preflight, ipcert
+// demo), r asks again, and what the wizard refuses it explains with what
+// the wizard offers.
+func TestAddressOfflineWayForward(t *testing.T) {
+	var asked atomic.Int32
+	deps := offlineDeps()
+	offline := deps.DetectPublic
+	deps.DetectPublic = func(ctx context.Context) preflight.PublicAddrs { asked.Add(1); return offline(ctx) }
+	d := toAddress(t, deps, testConfig(false))
+	d.until("the detection", func() bool { return d.m.address.detected })
+	v := strings.Join(strings.Fields(d.view()), " ")
+	for _, want := range []string{"No public address found", "ask again (r)", "ipcert preflight", "ipcert demo", "t type the address", "r ask again"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("offline Address screen lacks %q:\n%s", want, d.view())
+		}
+	}
+	if d.m.address.typing {
+		t.Error("offline, the screen starts in the text field, where r and q are letters")
+	}
+	d.key("r")
+	d.until("a second detection", func() bool { return asked.Load() == 2 && d.m.address.detected })
+	d.key("t")
+	d.typeText("127.0.0.1")
+	if v := strings.Join(strings.Fields(d.view()), " "); !strings.Contains(v, "ipcert demo") || strings.Contains(v, "--ca local") {
+		t.Errorf("the refusal of a loopback address should point to ipcert demo, not a flag the wizard refuses:\n%s", d.view())
+	}
+}
+
+// TestDemoRefusesOtherAddresses: the demo's test CA would connect to any
+// address typed (8.8.8.8 is someone else's machine), and its responder
+// answers on 127.0.0.1 only: other addresses are refused with the reason.
+func TestDemoRefusesOtherAddresses(t *testing.T) {
+	d := toAddress(t, demoFakeDeps(), testConfig(true))
+	d.until("the detection", func() bool { return d.m.address.detected })
+	for _, c := range []struct{ addr, want string }{
+		{"8.8.8.8", "would connect to 8.8.8.8"},
+		{"127.0.0.2", "answers only on 127.0.0.1"},
+		{"::1", "answers only on 127.0.0.1"},
+	} {
+		d.key("t")
+		d.typeText(c.addr)
+		if v := strings.Join(strings.Fields(d.view()), " "); !strings.Contains(v, c.want) {
+			t.Errorf("%s in the demo: lacks %q:\n%s", c.addr, c.want, d.view())
+		}
+		d.key("enter")
+		if !d.m.address.typing {
+			t.Errorf("%s was accepted in the demo", c.addr)
+		}
+		d.key("esc")
+	}
+}
+
+// TestWizardCommandWorksAsPrinted: the diagnosis catalogue's commands are
+// written for ipcert issue in general ("--ca staging --ip ADDR"); on the
+// failure screen they become this run's command: its addresses, CA (the
+// demo's local one), challenge, web root and state directory.
+func TestWizardCommandWorksAsPrinted(t *testing.T) {
+	m := New(context.Background(), fakeDeps(nil), Config{Demo: true, StateDir: "/tmp/ipcert-demo-1"})
+	m.ans.Addrs, m.ans.Challenge = []netip.Addr{lo4}, ChallengeHTTP
+	for in, want := range map[string]string{
+		"ipcert issue --ca staging --ip ADDR --agree-tos":             "ipcert issue --ip 127.0.0.1 --ca local --challenge http-01 --agree-tos --state-dir /tmp/ipcert-demo-1",
+		"ipcert issue --ca staging --ip ADDR --challenge tls-alpn-01": "ipcert issue --ip 127.0.0.1 --ca local --challenge tls-alpn-01 --agree-tos --state-dir /tmp/ipcert-demo-1",
+		"ipcert doctor --probe":                                       "ipcert doctor --probe --state-dir /tmp/ipcert-demo-1",
+		"ipcert preflight":                                            "ipcert preflight --ip 127.0.0.1",
+		"sudo ufw allow 80/tcp":                                       "sudo ufw allow 80/tcp",
+	} {
+		if got := m.wizardCommand(in); got != want {
+			t.Errorf("wizardCommand(%q) = %q, want %q", in, got, want)
+		}
+	}
+	m = New(context.Background(), fakeDeps(nil), Config{StateDir: "/etc/ipcert"})
+	m.ans.Addrs, m.ans.Challenge, m.ans.WebRoot, m.ans.CA = []netip.Addr{pub4}, ChallengeWebroot, "/var/www/html", PlanRehearse
+	if got, want := m.wizardCommand("ipcert issue --ca staging --ip ADDR --agree-tos"), "sudo ipcert issue --ip 81.2.69.160 --ca staging --webroot /var/www/html --challenge http-01 --agree-tos"; got != want {
+		t.Errorf("web root run: %q, want %q", got, want)
+	}
+}
+
+// TestRetryShowsANewAttempt: after r on the failure screen the screen
+// says that attempt 2 runs and how attempt 1 ended; when it fails too, the
+// failure names its attempt and what the validator did.
+func TestRetryShowsANewAttempt(t *testing.T) {
+	release := make(chan struct{}, 4)
+	iss := issuerFunc(func(ctx context.Context, req acmeflow.Request, opts acmeflow.IssueOptions) (*acmeflow.Issued, error) {
+		req.Events(validatorEvent("66.133.109.36:41234"))
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return nil, &acmeflow.Error{Step: acmeflow.StepChallenge, Identifier: "81.2.69.160", Problem: &acmeflow.Problem{
+			Type: acmeflow.ProblemConnection, Status: 400, Detail: "81.2.69.160: Timeout during connect (likely firewall problem)"}}
+	})
+	cfg := testConfig(false)
+	cfg.Answers = Answers{CA: cachoice.Staging, AgreeTOS: true, Challenge: ChallengeHTTP}
+	d := toAddress(t, fakeDeps(iss), cfg)
+	d.key("enter")
+	d.until("the checks", func() bool { return d.m.pre.report != nil })
+	d.send(d.m.goTo(StepIssue)())
+	release <- struct{}{}
+	d.until("the failure", func() bool { return d.m.issue.phase == phaseFailed })
+	if v := d.view(); strings.Contains(v, "Attempt") || !strings.Contains(v, "1 validator request reached") {
+		t.Errorf("first failure:\n%s", v)
+	}
+	d.key("r")
+	d.until("the retry's validator line", func() bool { return d.m.issue.running() && len(d.m.issue.lines) > 0 })
+	v := strings.Join(strings.Fields(d.view()), " ")
+	for _, want := range []string{"Attempt 2.", "attempt 1 failed at", "validator 66.133.109.36"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("the retry shows no %q:\n%s", want, d.view())
+		}
+	}
+	release <- struct{}{}
+	d.until("the second failure", func() bool { return d.m.issue.phase == phaseFailed })
+	if v := strings.Join(strings.Fields(d.view()), " "); !strings.Contains(v, "attempt 2, at the challenge step") {
+		t.Errorf("the second failure does not say which attempt:\n%s", d.view())
+	}
+}
+
+// TestSmallThings: esc in the e-mail field leaves the field, as in the
+// address field; a pasted URL is read as its address; counts are worded
+// for one source.
+func TestSmallThings(t *testing.T) {
+	d := toAddress(t, fakeDeps(nil), testConfig(false))
+	d.key("t")
+	d.typeText("http://81.2.69.162/")
+	if v := strings.Join(strings.Fields(d.view()), " "); !strings.Contains(v, "81.2.69.162 is a public IPv4 address (read from the URL http://81.2.69.162/)") {
+		t.Errorf("a pasted URL is not read:\n%s", d.view())
+	}
+	d.key("enter")
+	if d.m.address.typing || !slices.ContainsFunc(d.m.address.cands, func(c candidate) bool { return c.Addr.String() == "81.2.69.162" && c.Checked }) {
+		t.Fatalf("the URL's address was not added: %+v", d.m.address.cands)
+	}
+	d.key("enter")
+	d.until("the checks", func() bool { return d.m.pre.report != nil })
+	d.key("enter")
+	d.until("the plan", func() bool { return d.focused() == "ca" })
+	d.key("enter")
+	d.until("the challenge", func() bool { return d.focused() == "challenge" })
+	d.key("enter")
+	d.until("the key", func() bool { return d.focused() == "key" })
+	d.key("enter")
+	d.until("the e-mail", func() bool { return d.focused() == "email" })
+	d.typeText("me@example.org")
+	d.key("esc")
+	d.until("the key again", func() bool { return d.focused() == "key" })
+	if d.m.Step() != StepPlan {
+		t.Fatalf("esc in the e-mail field left the step: %v", d.m.Step())
+	}
+	d.key("enter")
+	d.until("the e-mail again", func() bool { return d.focused() == "email" })
+	if v := d.view(); !strings.Contains(v, "me@example.org") {
+		t.Errorf("the typed e-mail is gone:\n%s", v)
+	}
+
+	one := New(context.Background(), fakeDeps(nil), testConfig(false))
+	f := strings.Join(one.address.facts(one, candidate{Addr: pub4, Sources: []string{"demo"}, Votes: 1, Answered: 1, Asked: 1}), "; ")
+	if !strings.Contains(f, "1 source agreed, of 1 source asked") {
+		t.Errorf("one source: %q", f)
+	}
+}
+
+// TestPreflightRowsStayInPlace: checks finish in any order; the rows keep
+// the order they appeared in, through the end of the run and a re-run.
+func TestPreflightRowsStayInPlace(t *testing.T) {
+	deps := fakeDeps(nil)
+	var runs atomic.Int32
+	gate := make(chan struct{})
+	deps.Preflight = func(ctx context.Context, req PreflightRequest, progress func(preflight.Event)) preflight.Report {
+		rep := fakeReport(req.Addrs)
+		order := []int{3, 0, 5, 1, 4, 2}
+		if runs.Add(1) == 2 {
+			order = []int{5, 4, 3, 2, 1, 0}
+			for _, i := range order {
+				r := rep.Results[i]
+				progress(preflight.Event{Kind: preflight.EventStart, ID: r.ID, Title: r.Title})
+			}
+			<-gate
+		}
+		for _, i := range order {
+			r := rep.Results[i]
+			progress(preflight.Event{Kind: preflight.EventStart, ID: r.ID, Title: r.Title})
+			progress(preflight.Event{Kind: preflight.EventFinish, ID: r.ID, Title: r.Title, Result: &r})
+		}
+		return rep
+	}
+	d := toAddress(t, deps, testConfig(false))
+	d.key("enter")
+	d.until("the checks", func() bool { return d.m.pre.report != nil })
+	ids := func() []string {
+		var out []string
+		for _, it := range d.m.pre.items {
+			out = append(out, it.ID)
+		}
+		return out
+	}
+	first := ids()
+	d.key("r")
+	d.until("the re-run's events", func() bool { return d.m.pre.running && len(d.m.pre.items) == 6 })
+	if got := ids(); !slices.Equal(got, first) {
+		t.Errorf("rows reordered during the re-run: %v, were %v", got, first)
+	}
+	close(gate)
+	d.until("the re-run", func() bool { return d.m.pre.report != nil })
+	if got := ids(); !slices.Equal(got, first) {
+		t.Errorf("rows reordered after the re-run: %v, were %v", got, first)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/ipcert/ipcert/acmeflow/renew"
 	"github.com/ipcert/ipcert/ui"
 )
 
@@ -35,17 +36,27 @@ func humanHours(d time.Duration) string {
 	return fmt.Sprintf("%.0f hours (%.1f days)", h, h/24)
 }
 
-// NextCommands are the commands the summary names after a real
-// certificate: install, renewal, verify.
-func NextCommands(name, addr string, demo bool) [][2]string {
-	if demo {
-		return nil
+// StateArg is the --state-dir the printed commands need to find the
+// wizard's state: none for /etc/ipcert, the default under sudo.
+func StateArg(dir string) string {
+	if dir == "" || dir == "/etc/ipcert" {
+		return ""
 	}
-	return [][2]string{
-		{"install", "sudo ipcert snippet nginx " + name + " --write   (or apache, haproxy, caddy)"},
-		{"renewal", "sudo ipcert timer install"},
-		{"verify", "ipcert verify " + addr},
-		{"status", "ipcert status"},
+	return " --state-dir " + dir
+}
+
+func (m *Model) stateArg() string { return StateArg(m.cfg.StateDir) }
+
+// NextCommands are the commands the summary names after a real
+// certificate: install, renewal, verify, status; each {what, command,
+// note}. stateDir is the wizard's state directory.
+func NextCommands(name, addr, stateDir string) [][3]string {
+	sa := StateArg(stateDir)
+	return [][3]string{
+		{"install", "sudo ipcert snippet nginx " + name + sa + " --write", "(or apache, haproxy, caddy)"},
+		{"renewal", "sudo ipcert timer install" + sa, ""},
+		{"verify", "ipcert verify " + addr, ""},
+		{"status", "ipcert status" + sa, ""},
 	}
 }
 
@@ -91,16 +102,20 @@ func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	now := m.deps.Now()
 	b.WriteString(fmt.Sprintf("  %-10s %s until %s\n", "valid", r.NotBefore.Local().Format("2006-01-02 15:04"), r.NotAfter.Local().Format("2006-01-02 15:04 MST")))
 	b.WriteString(fmt.Sprintf("  %-10s %s left\n", "", humanHours(r.NotAfter.Sub(now))))
-	half := r.NotBefore.Add(r.NotAfter.Sub(r.NotBefore) / 2)
 	if !rehearsalOnly && !m.cfg.Demo {
-		b.WriteString(fmt.Sprintf("  %-10s around %s\n", "renew", half.Local().Format("2006-01-02 15:04")))
+		// renew's own decision: the summary never promises another time
+		// than the renewal job keeps.
+		c := *r
+		c.Current = iss.Version.N
+		next, _ := renew.Next(&c, now)
+		b.WriteString(fmt.Sprintf("  %-10s around %s\n", "renew", next.Local().Format("2006-01-02 15:04")))
 	}
-	b.WriteString(ui.Wrap(fmt.Sprintf("  %-10s %s", "files in", t.Code.Render(files.Dir+"/")), w) + "\n")
+	b.WriteString(ui.Hang(fmt.Sprintf("  %-10s %s", "files in", t.Code.Render(files.Dir+"/")), 13, w) + "\n")
 	names := []string{"fullchain.pem", "privkey.pem", "cert.pem", "chain.pem"}
 	if files.Root != "" {
 		names = append(names, "root.pem")
 	}
-	b.WriteString(ui.Wrap(fmt.Sprintf("  %-10s %s", "", strings.Join(names, "  ")), w) + "\n\n")
+	b.WriteString(ui.Hang(fmt.Sprintf("  %-10s %s", "", strings.Join(names, "  ")), 13, w) + "\n\n")
 	done := map[string]bool{}
 	if res := m.afterSummary(); len(res) > 0 {
 		b.WriteString(t.Strong.Render("Done") + "\n")
@@ -116,19 +131,23 @@ func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	case m.cfg.Demo:
 		b.WriteString(t.Strong.Render("Check it with openssl") + "\n")
 		for _, c := range opensslShort(files) {
-			b.WriteString(ui.Wrap("  "+t.Code.Render(c), w) + "\n")
+			b.WriteString(ui.Hang("  "+t.Command(c), 4, w) + "\n")
 		}
 		b.WriteString(ui.Wrap(t.Dim.Render("The files stay. A real certificate: sudo ipcert, on the server."), w) + "\n")
 	case rehearsalOnly:
-		b.WriteString(ui.Wrap("Validation works. Get the real certificate any time: "+t.Code.Render("sudo ipcert issue --ip "+r.Identifiers[0]+" --ca production --agree-tos")+", or run the wizard again.", w) + "\n")
+		b.WriteString(ui.Wrap("Validation works. Get the real certificate any time: "+t.Command("sudo ipcert issue --ip "+r.Identifiers[0]+" --ca production --agree-tos"+m.stateArg())+", or run the wizard again.", w) + "\n")
 	default:
 		b.WriteString(t.Strong.Render("Next") + "\n")
-		cmds := NextCommands(iss.Name, r.Identifiers[0], false)
+		cmds := NextCommands(iss.Name, r.Identifiers[0], m.cfg.StateDir)
 		for _, c := range cmds {
 			if done[c[0]] {
 				continue
 			}
-			b.WriteString(ui.Wrap(fmt.Sprintf("  %-10s %s", c[0], t.Code.Render(c[1])), w) + "\n")
+			line := fmt.Sprintf("  %-10s %s", c[0], t.Command(c[1]))
+			if c[2] != "" {
+				line += " " + t.Dim.Render(c[2])
+			}
+			b.WriteString(ui.Hang(line, 4, w) + "\n")
 		}
 		for _, h := range m.cfg.InstallHint {
 			b.WriteString(ui.Wrap("  "+h, w) + "\n")

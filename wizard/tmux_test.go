@@ -1,6 +1,7 @@
 package wizard
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,11 +113,14 @@ func TestTmuxDemo(t *testing.T) {
 	s.keys("Enter")
 	s.waitFor("for the CA's account only")
 	s.keys("Enter")
-	s.waitFor("y agrees")
+	s.waitFor("y agrees, n declines")
 	s.keys("y")
 	// After the issuance: the demo shows the nginx snippet (and installs
 	// nothing), rehearses a renewal against a fresh test CA, and serves
 	// the certificate on loopback to check it like a browser.
+	// The Issue screen stays, with what the validator asked, until enter.
+	s.waitFor("step 5 of 9", "validator 127.0.0.1", "Certificate issued for 127.0.0.1", "enter continue to Install")
+	s.keys("Enter")
 	s.waitFor("step 6 of 9", "Show the nginx snippet")
 	s.keys("Down")
 	s.waitFor("› Continue without installing")
@@ -152,5 +156,205 @@ func TestTmuxDemo(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(state, "certs", "127.0.0.1", "current", f)); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// startDemo starts the built binary's `ipcert demo` in a private tmux
+// server at w x h; stdout goes to the returned file.
+func startDemo(t *testing.T, bin string, w, h int, env ...string) (*tmuxSession, string, string) {
+	t.Helper()
+	tmux := needTmux(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	outFile := filepath.Join(dir, "stdout")
+	s := &tmuxSession{t: t, tmux: tmux, sock: filepath.Join(dir, "tmux.sock")}
+	script := bin + " demo --state-dir " + state + " >" + outFile + "; echo EXIT=$? >>" + outFile + "; sleep 600"
+	args := []string{"new-session", "-d", "-s", "ipcert", "-x", fmt.Sprint(w), "-y", fmt.Sprint(h), "env", "LANG=C.UTF-8", "TERM=xterm-256color"}
+	args = append(append(args, env...), "sh", "-c", script)
+	s.cmd(args...)
+	t.Cleanup(func() { exec.Command(tmux, "-S", s.sock, "kill-server").Run() })
+	return s, state, outFile
+}
+
+// waitForNot is waitFor that fails at once when the pane shows bad.
+func (s *tmuxSession) waitForNot(bad string, want ...string) string {
+	s.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var p string
+	for time.Now().Before(deadline) {
+		p = s.pane()
+		if strings.Contains(p, bad) {
+			s.t.Fatalf("the pane shows %q:\n%s", bad, p)
+		}
+		ok := true
+		for _, w := range want {
+			if !strings.Contains(p, w) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return p
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, bounded by the deadline
+	}
+	s.t.Fatalf("the pane never showed %q; it shows:\n%s", want, p)
+	return ""
+}
+
+// TestTmuxConsentBurst: six Enters in one write on the Plan screen (a
+// paste, or type-ahead over a slow SSH link) take the defaults of the
+// other questions but never agree to the terms of service: the wizard
+// stays on the question, says the early keys were ignored, and goes on
+// to the CA only after a deliberate y.
+func TestTmuxConsentBurst(t *testing.T) {
+	bin := buildBinary(t)
+	for _, burst := range []string{"\r\r\r\r\r\r", "\r\r\r\r", "\r\r\r\r\r\r\r\r\r\r"} {
+		s, state, _ := startDemo(t, bin, 80, 24)
+		s.waitFor("step 1 of 9", "enter start")
+		s.keys("Enter")
+		s.waitFor("step 2 of 9", "127.0.0.1")
+		s.keys("Enter")
+		s.waitFor("step 3 of 9", "Everything checked looks right")
+		s.keys("Enter")
+		s.waitFor("step 4 of 9", "Local test CA")
+		// One write: tmux hands the literal string to the terminal at once.
+		s.keys("-l", burst)
+		p := s.waitForNot("step 5 of 9", "Agree to the test CA's terms", "y agree")
+		// Four Enters take the CA, challenge, key and e-mail questions
+		// to the terms. The burst has been read when the question shows
+		// what it did with the rest: ignored, or refused as no answer.
+		deadline := time.Now().Add(20 * time.Second)
+		for len(burst) > 4 && !strings.Contains(p, "ignored") && !strings.Contains(p, "Enter does not answer") {
+			if time.Now().After(deadline) {
+				t.Fatalf("burst %q: no word about the early keys:\n%s", burst, p)
+			}
+			time.Sleep(50 * time.Millisecond) // polling, bounded by the deadline
+			p = s.waitForNot("step 5 of 9", "Agree to the test CA's terms")
+		}
+		if !strings.Contains(p, "[ ] I agree (y)") {
+			t.Fatalf("burst %q: the terms show as answered:\n%s", burst, p)
+		}
+		if acc, _ := filepath.Glob(filepath.Join(state, "accounts", "*", "*")); len(acc) > 0 {
+			t.Fatalf("burst %q: an account was registered without agreement", burst)
+		}
+		// A deliberate y, once the question is ready, goes on.
+		s.waitFor("y agrees, n declines")
+		s.keys("y")
+		s.waitFor("step 5 of 9", "validator 127.0.0.1", "Certificate issued for 127.0.0.1")
+		s.keys("Enter")
+		s.waitFor("step 6 of 9")
+		if _, err := os.Stat(filepath.Join(state, "certs", "127.0.0.1", "current", "cert.pem")); err != nil {
+			t.Fatal(err)
+		}
+		exec.Command(s.tmux, "-S", s.sock, "kill-server").Run()
+	}
+}
+
+// toBottom pages down until the screen has nothing more below, and
+// returns it.
+func (s *tmuxSession) toBottom() string {
+	s.t.Helper()
+	p := s.pane()
+	for i := 0; strings.Contains(p, "more below (pgdn)"); i++ {
+		if i == 40 {
+			s.t.Fatalf("still more below after 40 pages:\n%s", p)
+		}
+		if !strings.Contains(p, "pgup/pgdn scroll") && !strings.Contains(p, "pgup/pgdn") {
+			s.t.Errorf("a screen that scrolls does not name the keys:\n%s", p)
+		}
+		s.keys("NPage")
+		deadline := time.Now().Add(10 * time.Second)
+		for q := s.pane(); q == p; q = s.pane() {
+			if time.Now().After(deadline) {
+				s.t.Fatalf("pgdn changed nothing:\n%s", p)
+			}
+			time.Sleep(20 * time.Millisecond) // polling, bounded by the deadline
+		}
+		p = s.pane()
+	}
+	return p
+}
+
+// TestTmuxScrollReachesBottom walks the demo at 60x20 and 80x24 and, on
+// every screen, pages down to its last line: nothing is clipped out of
+// reach, no line is wider than the terminal, the keys stay in view.
+func TestTmuxScrollReachesBottom(t *testing.T) {
+	bin := buildBinary(t)
+	for _, size := range [][2]int{{60, 20}, {80, 24}} {
+		s, _, outFile := startDemo(t, bin, size[0], size[1])
+		bottom := func(step string, want ...string) string {
+			t.Helper()
+			s.waitFor(step)
+			p := s.toBottom()
+			for _, w := range want {
+				if !strings.Contains(p, w) {
+					t.Errorf("%dx%d %s: the bottom lacks %q:\n%s", size[0], size[1], step, w, p)
+				}
+			}
+			lines := strings.Split(strings.TrimRight(p, "\n"), "\n")
+			if len(lines) > size[1] {
+				t.Errorf("%dx%d %s: %d lines", size[0], size[1], step, len(lines))
+			}
+			if last := lines[len(lines)-1]; !strings.Contains(last, "quit") && !strings.Contains(last, "enter") && !strings.Contains(last, "y ") {
+				t.Errorf("%dx%d %s: no keys on the last line %q", size[0], size[1], step, last)
+			}
+			return p
+		}
+		s.waitFor("step 1 of 9", "enter start")
+		bottom("step 1 of 9", "Nothing is sent to a CA before the Issue step.")
+		s.keys("Enter")
+		s.waitFor("step 2 of 9", "[x] 127.0.0.1")
+		bottom("step 2 of 9", "type another address (t)")
+		s.keys("Enter")
+		s.waitFor("step 3 of 9", "› ") // the cursor shows when the checks are done
+		bottom("step 3 of 9", "Everything checked looks right.")
+		s.keys("Enter")
+		s.waitFor("step 4 of 9", "Local test CA")
+		s.keys("Enter")
+		s.waitFor("dns-01 is impossible")
+		s.keys("Enter")
+		s.waitFor("Key type")
+		s.keys("Enter")
+		s.waitFor("for the CA's account only")
+		s.keys("Enter")
+		s.waitFor("y agrees, n declines")
+		s.keys("y")
+		s.waitFor("step 5 of 9", "Certificate issued for 127.0.0.1")
+		bottom("step 5 of 9", "is current")
+		s.keys("Enter")
+		s.waitFor("step 6 of 9", "Show the nginx snippet")
+		s.keys("Enter") // show the snippet
+		s.waitFor("The file as it would be installed")
+		bottom("step 6 of 9", "  }")
+		// The viewport follows the cursor back up to the choices.
+		s.keys("Down")
+		s.waitFor("› Continue without installing")
+		s.keys("Enter")
+		s.waitFor("step 7 of 9", "› Dry renewal")
+		s.keys("Enter")
+		s.waitFor("dry renewal worked")
+		bottom("step 7 of 9", "Continue")
+		s.keys("Enter")
+		s.waitFor("step 8 of 9", "› Serve it on 127.0.0.1")
+		s.keys("Enter")
+		s.waitFor("a browser trusting the CA accepts it")
+		bottom("step 8 of 9", "Continue")
+		s.keys("Enter")
+		s.waitFor("step 9 of 9")
+		bottom("step 9 of 9", "The files stay.")
+		s.keys("Enter")
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			out, _ := os.ReadFile(outFile)
+			if strings.Contains(string(out), "EXIT=0") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%dx%d: no exit 0:\n%s\n%s", size[0], size[1], out, s.pane())
+			}
+			time.Sleep(50 * time.Millisecond) // polling, bounded by the deadline
+		}
+		exec.Command(s.tmux, "-S", s.sock, "kill-server").Run()
 	}
 }

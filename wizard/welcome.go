@@ -74,12 +74,12 @@ func (s *welcomeStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		rows[4][2] = "what ipcert would do with a web server; a dry renewal"
 	}
 	for _, r := range rows {
-		b.WriteString(ui.Wrap(fmt.Sprintf("  %-3s %-10s %s", r[0], r[1], t.Dim.Render(r[2])), w) + "\n")
+		b.WriteString(ui.Hang(fmt.Sprintf("  %-3s %-10s %s", r[0], r[1], t.Dim.Render(r[2])), 17, w) + "\n")
 	}
 	b.WriteString("\n" + t.Strong.Render("This machine") + "\n")
 	if s.machine == nil {
 		if s.loading {
-			b.WriteString("  " + m.spinner() + " looking at users, systemd and web servers…\n")
+			b.WriteString("  " + m.spinner() + " looking at users, systemd and web servers" + m.theme.Dots() + "\n")
 		}
 	} else {
 		mc := s.machine
@@ -92,12 +92,12 @@ func (s *welcomeStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		} else {
 			user += t.Dim.Render(" (may not bind ports 80/443: use sudo, or a web root)")
 		}
-		b.WriteString(fmt.Sprintf("  %-11s%s\n", "user", user))
+		b.WriteString(ui.Hang(fmt.Sprintf("  %-11s%s", "user", user), 13, w) + "\n")
 		sd := "no " + t.Dim.Render("(renewal will use cron)")
 		if mc.Systemd {
 			sd = "yes " + t.Dim.Render("(renewal will use a systemd timer)")
 		}
-		b.WriteString(fmt.Sprintf("  %-11s%s\n", "systemd", sd))
+		b.WriteString(ui.Hang(fmt.Sprintf("  %-11s%s", "systemd", sd), 13, w) + "\n")
 		var ws []string
 		for _, x := range mc.WebServers {
 			if !x.Running && !x.Installed {
@@ -122,11 +122,11 @@ func (s *welcomeStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 			if i == 0 {
 				label = "web server"
 			}
-			b.WriteString(ui.Wrap(fmt.Sprintf("  %-11s%s", label, x), w) + "\n")
+			b.WriteString(ui.Hang(fmt.Sprintf("  %-11s%s", label, x), 13, w) + "\n")
 		}
 	}
 	if m.cfg.StateDir != "" {
-		b.WriteString(ui.Wrap(fmt.Sprintf("  %-11s%s", "files in", t.Code.Render(m.cfg.StateDir)), w) + "\n")
+		b.WriteString(ui.Hang(fmt.Sprintf("  %-11s%s", "files in", t.Code.Render(m.cfg.StateDir)), 13, w) + "\n")
 	}
 	b.WriteString("\n" + ui.Wrap(t.Dim.Render("Nothing is sent to a CA before the Issue step."), w))
 	return b.String(), []ui.KeyHelp{{Key: "enter", What: "start"}, keysQuit}

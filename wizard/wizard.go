@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -88,6 +89,13 @@ type Model struct {
 	verify  actionStep
 	summary summaryStep
 
+	// scroll is the body's viewport on the current screen (reset when the
+	// screen changes); focus is the body line of the row under the
+	// cursor, set by the step's view (-1: none).
+	scroll    ui.Scroll
+	scrollFor Step
+	focus     int
+
 	quitting bool // waiting for a running issuance to stop before quitting
 	done     bool
 	outcome  Outcome
@@ -101,6 +109,9 @@ func New(ctx context.Context, deps Deps, cfg Config) *Model {
 	}
 	if cfg.SpinEvery <= 0 {
 		cfg.SpinEvery = 120 * time.Millisecond
+	}
+	if cfg.ConsentDelay == 0 {
+		cfg.ConsentDelay = 300 * time.Millisecond
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	m := &Model{
@@ -242,6 +253,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tea.KeyMsg:
 		switch msg.String() {
+		case "pgdown":
+			m.scroll.Page(1, false)
+			return m, nil
+		case "pgup":
+			m.scroll.Page(-1, false)
+			return m, nil
 		case "ctrl+c":
 			return m, m.quit()
 		case "q":
@@ -316,10 +333,10 @@ func (m *Model) textFocused() bool {
 	return false
 }
 
-// escConsumed is true when a field uses Esc itself (leaving the address
-// input).
+// escConsumed is true when a text field uses Esc itself: in both text
+// fields (the address, the e-mail) esc leaves the field, not the step.
 func (m *Model) escConsumed() bool {
-	return m.step == StepAddress && m.address.typing
+	return m.step == StepAddress && m.address.typing || m.step == StepPlan && m.plan.textFocused()
 }
 
 // quit leaves at once, unless an issuance runs: then it is cancelled
@@ -388,6 +405,10 @@ func (m *Model) back() tea.Cmd {
 			// the rehearsal stands: going back means "not now"
 			return m.goTo(StepSummary)
 		}
+		if m.issue.phase == phaseIssued {
+			// the certificate stands: back to the plan would order another
+			return nil
+		}
 		return m.goTo(StepPlan)
 	case StepRenewal, StepVerify:
 		if !m.afterStep(m.step).isRunning() {
@@ -405,6 +426,13 @@ func (m *Model) View() string {
 	w := ui.ContentWidth(m.width)
 	var body string
 	var keys []ui.KeyHelp
+	if m.scrollFor != m.step {
+		m.scroll, m.scrollFor = ui.Scroll{Focus: -1, FocusSeen: -1}, m.step
+		if m.step == StepIssue && m.issue.phase != phaseFailed {
+			m.scroll.Follow = true
+		}
+	}
+	m.focus = -1
 	switch m.step {
 	case StepWelcome:
 		body, keys = m.welcome.view(m, w)
@@ -424,17 +452,40 @@ func (m *Model) View() string {
 		body = fmt.Sprintf("wizard: step %v has no view; this is a bug", m.step)
 	}
 	if m.quitting {
-		body += "\n" + m.theme.Warn.Render("Stopping: cancelling the ACME run and closing the challenge server…")
+		body += "\n" + m.theme.Warn.Render("Stopping: cancelling the ACME run and closing the challenge server"+m.theme.Dots())
 	}
 	next := ""
 	if m.step+1 < numSteps {
 		next = (m.step + 1).String()
 	}
 	header := m.theme.Header(m.width, int(m.step)+1, int(numSteps), m.step.String(), next)
+	room := m.height - 4 // Frame: header, blank, body, blank, help
 	if m.width < ui.MinWidth || m.height < ui.MinHeight {
-		body = m.theme.Warn.Render(fmt.Sprintf("(terminal %dx%d is small: %dx%d or more reads best)", m.width, m.height, ui.MinWidth, ui.MinHeight)) + "\n" + body
+		// Under the header, outside the scrolling body: always in view.
+		note := ui.Wrap(m.theme.Warn.Render(fmt.Sprintf("(terminal %dx%d is small: %dx%d or more reads best)", m.width, m.height, ui.MinWidth, ui.MinHeight)), w)
+		header += "\n" + note
+		room -= strings.Count(note, "\n") + 1
 	}
-	return m.theme.Frame(m.width, m.height, header, body, m.theme.HelpLine(m.width, keys))
+	m.scroll.Focus = m.focus
+	// The scroll keys are named when the body does not fit.
+	if n := strings.Count(strings.TrimRight(body, "\n"), "\n") + 1; n > max(room, 1) && len(keys) > 0 {
+		k := "pgup/pgdn"
+		keys = append(keys[:1:1], append([]ui.KeyHelp{{Key: k, What: "scroll"}}, keys[1:]...)...)
+	}
+	return m.theme.Frame(m.width, m.height, header, body, m.theme.HelpLine(m.width, keys), &m.scroll)
+}
+
+// rescroll starts the current screen's viewport again: at the top, or
+// following the end of a live log.
+func (m *Model) rescroll(follow bool) {
+	m.scroll = ui.Scroll{Focus: -1, FocusSeen: -1, Follow: follow}
+	m.scrollFor = m.step
+}
+
+// focusHere marks the next line written to b as the row under the
+// cursor: the viewport keeps it in view.
+func (m *Model) focusHere(b *strings.Builder) {
+	m.focus = strings.Count(b.String(), "\n")
 }
 
 // keysQuit is the help entry every screen ends with.

@@ -23,7 +23,18 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return writeFile(path, data, mode)
 }
 
+// WriteFileAtomicGroup is WriteFileAtomic with the file's group set to gid
+// (on the open file, before it is visible): a copy a service reads as its
+// own user (deploy's group-readable copies).
+func WriteFileAtomicGroup(path string, data []byte, mode os.FileMode, gid int) error {
+	return writeFileOwned(path, data, mode, gid)
+}
+
 func writeFile(path string, data []byte, mode os.FileMode) error {
+	return writeFileOwned(path, data, mode, -1)
+}
+
+func writeFileOwned(path string, data []byte, mode os.FileMode, gid int) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
@@ -37,6 +48,11 @@ func writeFile(path string, data []byte, mode os.FileMode) error {
 			os.Remove(tmp)
 		}
 	}()
+	if gid >= 0 {
+		if err := f.Chown(-1, gid); err != nil {
+			return err
+		}
+	}
 	if err := f.Chmod(mode); err != nil {
 		return err
 	}

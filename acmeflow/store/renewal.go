@@ -222,3 +222,63 @@ func validCAChoice(ca string) bool {
 	u, err := url.Parse(ca)
 	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
 }
+
+// UpdateRenewal is the locked read-modify-write of renewal.json: it takes
+// the store lock (waiting up to 30 s for a running renew), reads the
+// file, lets change edit it, and writes it back when change reports a
+// change. change runs under the lock, so it may touch the certificate's
+// files too.
+func (s *Store) UpdateRenewal(ctx context.Context, name string, change func(r *Renewal) (bool, error)) error {
+	if !s.holdsLock() {
+		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		unlock, err := s.Lock(lctx, true)
+		cancel()
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	r, err := s.LoadRenewal(name)
+	if err != nil {
+		return err
+	}
+	changed, err := change(r)
+	if err != nil || !changed {
+		return err
+	}
+	return s.SaveRenewal(r)
+}
+
+// KeepSettings carries over into tmpl what an earlier issuance or `ipcert
+// snippet` configured for the certificate name (deploy hooks, reload,
+// HAProxy's combined file, the address to verify) where tmpl leaves them
+// unset: issuing again must not silently undo the deployment. A
+// renewal.json that cannot be read is copied aside first; then backup is
+// its path and err why it could not be read.
+func (s *Store) KeepSettings(name string, tmpl *Renewal) (backup string, err error) {
+	if !s.Exists(name) {
+		return "", nil
+	}
+	prev, err := s.LoadRenewal(name)
+	if err != nil {
+		rel := filepath.Join("certs", name, renewalFile)
+		if data, rerr := os.ReadFile(filepath.Join(s.root, rel)); rerr == nil {
+			b := fmt.Sprintf("%s.broken-%d", rel, time.Now().Unix())
+			if werr := s.WriteFile(b, data, fileMode); werr == nil {
+				backup = filepath.Join(s.root, b)
+			}
+		}
+		return backup, err
+	}
+	if len(tmpl.DeployHooks) == 0 {
+		tmpl.DeployHooks = prev.DeployHooks
+	}
+	if tmpl.Reload == "" {
+		tmpl.Reload = prev.Reload
+	}
+	tmpl.Combined = tmpl.Combined || prev.Combined
+	if tmpl.VerifyAddr == "" {
+		tmpl.VerifyAddr = prev.VerifyAddr
+	}
+	return "", nil
+}
