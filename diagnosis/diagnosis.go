@@ -1,3 +1,14 @@
+// Package diagnosis explains why an issuance or a renewal failed: the
+// model (Diagnosis, its codes and its stored form in renewal.json), the
+// classifiers that reason from the error (the CA and its transport in
+// ca.go, validation in validation.go, this machine in local.go), the one
+// evidence builder every caller uses (evidence.go: Attempt), the rendering
+// for people (render.go), the local probe of a validation port (probe.go)
+// and doctor's examination of stored failures (doctor.go).
+//
+// It imports acmeflow, store, cachoice and preflight; none of them imports
+// it. It never exits, and writes only on the writers it is given (Write,
+// WriteFailure, and doctor's progress lines).
 package diagnosis
 
 import (
@@ -182,7 +193,7 @@ func (d *Diagnosis) sanitize() {
 	}
 }
 
-// printable is a copy of the problem with its texts escaped.
+// printableProblem is a copy of the problem with its texts escaped.
 func printableProblem(p acmeflow.Problem) acmeflow.Problem {
 	p.Type, p.Detail, p.Identifier = acmeflow.Printable(p.Type), acmeflow.Printable(p.Detail), acmeflow.Printable(p.Identifier)
 	if len(p.Subproblems) > 0 {

@@ -18,9 +18,9 @@ import (
 )
 
 // Evidence is what is known locally about a failure, beyond the error. All
-// fields are optional; the more are set, the sharper the cause. acmeflow
-// does not run the preflight checks itself: callers copy their findings
-// into the plain fields here.
+// fields are optional; the more are set, the sharper the cause. Diagnose
+// runs no checks itself: Attempt.Evidence, AddPreflight and Gather fill
+// the plain fields here.
 type Evidence struct {
 	// Challenge is the challenge used (http-01 or tls-alpn-01).
 	Challenge string
