@@ -151,7 +151,12 @@ func (g *diag) retryAfterHeader() time.Duration {
 }
 
 // rateLimits maps the anchor of LE's rate-limit documentation, which every
-// rateLimited detail links to, to the limit (FACTS.md "Rate limits").
+// rateLimited detail links to, to the limit (FACTS.md "Rate limits"). The
+// texts are Boulder's ratelimits/ wording for when the link is missing:
+// "too many certificates (5) already issued for this exact set of
+// identifiers in the last 168h0m0s", "too many failed authorizations (5)
+// for ...", "too many new orders (300) ..."
+// (testdata/problems/rateLimited-*.json).
 var rateLimits = []struct{ anchor, text, name, advice string }{
 	{"#new-certificates-per-exact-set-of-identifiers", "for this exact set of identifiers", "5 certificates per exact set of identifiers per 7 days",
 		"Reuse the certificate you already have (ipcert status) instead of issuing again; renewals through ipcert renew send ARI's replaces and are exempt."},

@@ -49,10 +49,12 @@ func (g *diag) responder(t string) bool {
 		owner = " (" + g.ev.PortOwner + ")"
 	}
 	switch {
-	// Our responder's listen errors (acmeflow engine.go bindHint, Go's
-	// "bind: address already in use" / "permission denied") and the web
-	// root's (acmeflow responder.go: "web root ..."): local wording, not
-	// the CA's.
+	// Local wording, not the CA's: our responder's listen errors
+	// (acmeflow engine.go bindHint: "cannot listen on ADDR: listen tcp
+	// ...: bind: address already in use" / "permission denied") and the
+	// web root's (acmeflow responder.go: "web root DIR is not writable",
+	// "web root DIR is not a directory", "web root DIR: ... no such file
+	// or directory"; safefs: "... is a symbolic link").
 	case contains(t, "address already in use"):
 		g.set(DiagPortBusy, "The validation port is busy", "Another program holds the port our responder needs"+owner+".",
 			"Answer through that web server's document root instead (--webroot), or stop it for the minute of issuance.",
