@@ -9,16 +9,36 @@ import (
 )
 
 // newFlagSet makes a flag set whose usage text is the command's help with
-// examples, printed to the stream the caller chose.
-func newFlagSet(name, help string, w io.Writer) *flag.FlagSet {
+// examples. --help prints it on out (stdout: help is what was asked for);
+// a flag error goes to errw with a pointer to --help, never the whole text.
+func newFlagSet(name, help string, out, errw io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("ipcert "+name, flag.ContinueOnError)
-	fs.SetOutput(w)
+	ew := &flagErrors{w: errw}
+	fs.SetOutput(ew)
 	fs.Usage = func() {
-		fmt.Fprintln(w, strings.TrimSpace(help))
-		fmt.Fprintln(w, "\nFlags (each also read from the IPCERT_* variable named after it):")
+		if ew.seen {
+			// The flag package printed the error first: parseFlags adds
+			// the pointer to --help.
+			return
+		}
+		fmt.Fprintln(out, strings.TrimSpace(help))
+		fmt.Fprintln(out, "\nFlags (each also read from the IPCERT_* variable named after it):")
+		fs.SetOutput(out)
 		fs.PrintDefaults()
+		fs.SetOutput(ew)
 	}
 	return fs
+}
+
+// flagErrors is a flag set's output: it notes that an error was printed.
+type flagErrors struct {
+	w    io.Writer
+	seen bool
+}
+
+func (e *flagErrors) Write(p []byte) (int, error) {
+	e.seen = true
+	return e.w.Write(p)
 }
 
 // envName is the IPCERT_* variable that stands for a flag:

@@ -15,7 +15,7 @@ func TestParseFlagsInterspersed(t *testing.T) {
 		{[]string{"a", "--", "--force"}, []string{"a", "--force"}},
 		{nil, nil},
 	} {
-		fs := newFlagSet("t", "help", &bytes.Buffer{})
+		fs := newFlagSet("t", "help", &bytes.Buffer{}, &bytes.Buffer{})
 		force := fs.Bool("force", false, "")
 		name := fs.String("name", "", "")
 		if done, code := parseFlags(fs, c.args, func(string) string { return "" }, &bytes.Buffer{}); done {

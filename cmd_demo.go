@@ -45,7 +45,7 @@ func init() {
 
 func runDemo(ctx context.Context, args []string, s stdio) int {
 	var f wizardFlags
-	fs := newFlagSet("demo", demoHelp, s.Err)
+	fs := newFlagSet("demo", demoHelp, s.Out, s.Err)
 	f.register(fs, true)
 	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
 		return code

@@ -37,7 +37,7 @@ func init() {
 
 func runDeploy(ctx context.Context, args []string, s stdio) int {
 	var cf commonFlags
-	fs := newFlagSet("deploy", deployHelp, s.Err)
+	fs := newFlagSet("deploy", deployHelp, s.Out, s.Err)
 	cf.register(fs)
 	pos, done, code := deployParseArgs(fs, args, s.Env, s.Err)
 	if done {

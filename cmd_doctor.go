@@ -72,7 +72,7 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 	// checks read: nothing of it may reach the terminal as control codes.
 	s.Out, s.Err = termSafe(s.Out), termSafe(s.Err)
 	var f doctorFlags
-	fs := newFlagSet("doctor", doctorHelp, s.Err)
+	fs := newFlagSet("doctor", doctorHelp, s.Out, s.Err)
 	f.commonFlags.register(fs)
 	fs.BoolVar(&f.probe, "probe", false, "make a real order on Let's Encrypt staging and report every validator request that arrives")
 	fs.BoolVar(&f.offline, "offline", false, "only local checks: skip the public-address, NAT and router checks that use the network")

@@ -98,7 +98,7 @@ type issueFlags struct {
 
 func runIssue(ctx context.Context, args []string, s stdio) int {
 	var f issueFlags
-	fs := newFlagSet("issue", issueHelp, s.Err)
+	fs := newFlagSet("issue", issueHelp, s.Out, s.Err)
 	f.commonFlags.register(fs)
 	fs.Var(&f.ips, "ip", "IP address to certify (repeat for several; \"auto\" finds this machine's public address)")
 	fs.StringVar(&f.ca, "ca", "", "staging, production, local, or an ACME directory URL (required)")

@@ -121,9 +121,13 @@ func TestVersionAndHelp(t *testing.T) {
 	if code, out, _ := issueRun(t, nil, "--version"); code != 0 || !strings.HasPrefix(out, "ipcert ") {
 		t.Errorf("--version: %d %q", code, out)
 	}
-	code, _, errs := issueRun(t, nil, "issue", "--help")
-	if code != 0 || !strings.Contains(errs, "Examples:") || !strings.Contains(errs, "IPCERT_") {
-		t.Errorf("issue --help: %d %q", code, errs)
+	// Help goes to stdout for every command (it is what was asked for).
+	code, out, errs := issueRun(t, nil, "issue", "--help")
+	if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "IPCERT_") || errs != "" {
+		t.Errorf("issue --help: %d %q %q", code, out, errs)
+	}
+	if code, out, errs := issueRun(t, nil, "issue", "--no-such-flag"); code != exitUsage || out != "" || !strings.Contains(errs, "--help") || strings.Contains(errs, "Examples:") {
+		t.Errorf("a bad flag: %d %q %q", code, out, errs)
 	}
 	if code, _, _ := issueRun(t, nil, "nonsense"); code != exitUsage {
 		t.Errorf("unknown command: exit %d", code)

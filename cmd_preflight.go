@@ -59,7 +59,7 @@ func init() {
 }
 
 func runPreflight(ctx context.Context, args []string, s stdio) int {
-	fs := newFlagSet("preflight", preflightHelp, s.Err)
+	fs := newFlagSet("preflight", preflightHelp, s.Out, s.Err)
 	var ips, echo4, echo6, dns4, dns6, stun4, stun6, only multiFlag
 	fs.Var(&ips, "ip", "address to check, or auto (default auto: the detected public addresses)")
 	asJSON := fs.Bool("json", false, "print the report as JSON (docs/preflight.md)")

@@ -106,8 +106,8 @@ func TestPreflightFlagsFromEnvAndUsage(t *testing.T) {
 	if code, _, errs := runCmd(t, []string{"preflight", "--dns4", "nonsense"}, nil); code != exitUsage || !strings.Contains(errs, "QNAME/QTYPE") {
 		t.Errorf("exit %d: %s", code, errs)
 	}
-	if code, _, errs := runCmd(t, []string{"preflight", "--help"}, nil); code != exitOK || !strings.Contains(errs, "Exit codes") {
-		t.Errorf("exit %d: %s", code, errs)
+	if code, out, _ := runCmd(t, []string{"preflight", "--help"}, nil); code != exitOK || !strings.Contains(out, "Exit codes") {
+		t.Errorf("exit %d: %s", code, out)
 	}
 }
 

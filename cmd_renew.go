@@ -71,7 +71,7 @@ func init() {
 func runRenew(ctx context.Context, args []string, s stdio) int {
 	started := time.Now()
 	var cf commonFlags
-	fs := newFlagSet("renew", renewHelp, s.Err)
+	fs := newFlagSet("renew", renewHelp, s.Out, s.Err)
 	cf.register(fs)
 	force := fs.Bool("force", false, "renew now, whether due or not (also ignores the backoff)")
 	dryRun := fs.Bool("dry-run", false, "rehearse against Let's Encrypt staging (or a fresh local CA) without touching the store")

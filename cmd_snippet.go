@@ -112,7 +112,7 @@ type snippetOut struct {
 
 func runSnippet(ctx context.Context, args []string, s stdio) int {
 	var cf commonFlags
-	fs := newFlagSet("snippet", snippetHelp, s.Err)
+	fs := newFlagSet("snippet", snippetHelp, s.Out, s.Err)
 	cf.register(fs)
 	write := fs.Bool("write", false, "install it for the web server found here: test, back up, write, test, reload (or restore)")
 	webroot := fs.String("webroot", "", "document root served over HTTPS and for the challenge path (default: the certificate's --webroot, else the distribution's)")

@@ -43,7 +43,7 @@ func init() {
 
 func runStatus(ctx context.Context, args []string, s stdio) int {
 	var cf commonFlags
-	fs := newFlagSet("status", statusHelp, s.Err)
+	fs := newFlagSet("status", statusHelp, s.Out, s.Err)
 	cf.register(fs)
 	unitDir := fs.String("unit-dir", "", "where the renewal timer's systemd units are looked for (default "+deploy.TimerDefaultUnitDir+")")
 	cronDir := fs.String("cron-dir", "", "where the renewal job's cron file is looked for (default "+deploy.TimerDefaultCronDir+")")

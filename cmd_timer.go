@@ -61,7 +61,7 @@ func runTimer(ctx context.Context, args []string, s stdio) int {
 	}
 	action := args[0]
 	var cf commonFlags
-	fs := newFlagSet("timer "+action, timerHelp, s.Err)
+	fs := newFlagSet("timer "+action, timerHelp, s.Out, s.Err)
 	cf.register(fs)
 	unitDir := fs.String("unit-dir", "", "write the systemd units here instead of /etc/systemd/system (then systemctl is not called)")
 	cronDir := fs.String("cron-dir", "", "write the cron entry here instead of /etc/cron.d")

@@ -59,7 +59,7 @@ type verifyOut struct {
 
 func runVerify(ctx context.Context, args []string, s stdio) int {
 	var cf commonFlags
-	fs := newFlagSet("verify", verifyHelp, s.Err)
+	fs := newFlagSet("verify", verifyHelp, s.Out, s.Err)
 	cf.register(fs)
 	rootFile := fs.String("root", "", "PEM file of root certificates to trust instead of the system's (test CAs)")
 	name := fs.String("name", "", "compare with this stored certificate (default: the one for ADDR)")

@@ -122,7 +122,7 @@ func (f *wizardFlags) answers() (wizard.Answers, error) {
 
 func runWizard(ctx context.Context, args []string, s stdio) int {
 	var f wizardFlags
-	fs := newFlagSet("wizard", wizardHelp, s.Err)
+	fs := newFlagSet("wizard", wizardHelp, s.Out, s.Err)
 	f.register(fs, false)
 	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
 		return code

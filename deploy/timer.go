@@ -262,8 +262,38 @@ func TimerCheckBinary(path string) error {
 	return safefs.CheckOwned(path, fmt.Sprintf("install a root-owned copy and point the job at it: sudo install -o root -g root -m 0755 %s /usr/local/bin/ipcert && sudo /usr/local/bin/ipcert timer install", path))
 }
 
+// The Debian package ships the units (disabled) where the system's
+// packages keep theirs, for the packaged binary and state directory.
+const (
+	PackagedUnitDir  = "/lib/systemd/system"
+	PackagedBinary   = "/usr/bin/ipcert"
+	PackagedStateDir = "/etc/ipcert"
+	webrootsDropIn   = "ipcert-webroots.conf"
+)
+
+// PackagedUnits are the units the package ships: those TimerUnits writes
+// for the packaged binary and state, saying so in their first line.
+func PackagedUnits() (service, timer []byte, err error) {
+	svc, tmr, err := TimerUnits(TimerConfig{Binary: PackagedBinary, StateDir: PackagedStateDir})
+	if err != nil {
+		return nil, nil, err
+	}
+	const ours = `# Written by "ipcert timer install"; "ipcert timer remove" deletes it.`
+	const pkg = `# Shipped (disabled) by the ipcert package; "ipcert timer install" or "systemctl enable --now ipcert-renew.timer" turns it on.`
+	return bytes.Replace(svc, []byte(ours), []byte(pkg), 1), bytes.Replace(tmr, []byte(ours), []byte(pkg), 1), nil
+}
+
+// packaged says the package's units can serve o: the live systemd, the
+// default unit folder, the packaged binary and state directory.
+func (o *TimerOptions) packaged() bool {
+	_, err := os.Stat(filepath.Join(o.Root, PackagedUnitDir, TimerTimerName))
+	return err == nil && o.liveSystemd() && o.Config.Binary == PackagedBinary && filepath.Clean(o.Config.StateDir) == PackagedStateDir
+}
+
 // TimerInstall writes the job's files and, for the running systemd,
-// reloads it and enables the timer.
+// reloads it and enables the timer. Where the Debian package's units
+// serve (packaged), it writes no second copy: only a drop-in for the web
+// roots to write, and it enables the packaged timer.
 func TimerInstall(ctx context.Context, o TimerOptions) (TimerResult, error) {
 	o.defaults()
 	res := TimerResult{Mode: o.Mode}
@@ -271,14 +301,35 @@ func TimerInstall(ctx context.Context, o TimerOptions) (TimerResult, error) {
 		return res, err
 	}
 	var files map[string][]byte
-	switch o.Mode {
-	case TimerSystemd:
+	switch {
+	case o.Mode == TimerSystemd && o.packaged():
+		dropIn := filepath.Join(o.UnitDir, TimerServiceName+".d", webrootsDropIn)
+		files = map[string][]byte{}
+		if len(o.Config.WritablePaths) > 0 {
+			if err := o.Config.check(); err != nil {
+				return res, err
+			}
+			files[dropIn] = []byte("# Written by \"ipcert timer install\": the web roots renew writes challenge files into.\n[Service]\nReadWritePaths=" + strings.Join(o.Config.WritablePaths, " ") + "\n")
+		} else if _, err := os.Stat(dropIn); err == nil {
+			_ = os.Remove(dropIn)
+		}
+		// A copy an earlier install wrote would shadow the packaged units.
+		for _, n := range []string{TimerServiceName, TimerTimerName} {
+			p := filepath.Join(o.UnitDir, n)
+			if old, err := os.ReadFile(p); err == nil && bytes.HasPrefix(old, []byte("# Written by \"ipcert timer install\"")) {
+				if err := os.Remove(p); err != nil {
+					return res, err
+				}
+			}
+		}
+		res.Files = []string{filepath.Join(o.Root, PackagedUnitDir, TimerServiceName), filepath.Join(o.Root, PackagedUnitDir, TimerTimerName)}
+	case o.Mode == TimerSystemd:
 		svc, tmr, err := TimerUnits(o.Config)
 		if err != nil {
 			return res, err
 		}
 		files = map[string][]byte{filepath.Join(o.UnitDir, TimerServiceName): svc, filepath.Join(o.UnitDir, TimerTimerName): tmr}
-	case TimerCron:
+	case o.Mode == TimerCron:
 		path := filepath.Join(o.CronDir, TimerCronName)
 		// Keep the minute of an existing entry: reinstalling must not move
 		// the job around.
@@ -297,7 +348,9 @@ func TimerInstall(ctx context.Context, o TimerOptions) (TimerResult, error) {
 	}
 	changed := false
 	for _, path := range slices.Sorted(maps.Keys(files)) {
-		res.Files = append(res.Files, path)
+		if !slices.Contains(res.Files, path) {
+			res.Files = append(res.Files, path)
+		}
 		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, files[path]) {
 			continue
 		}
@@ -328,7 +381,9 @@ func TimerRemove(ctx context.Context, o TimerOptions) (TimerResult, error) {
 	o.defaults()
 	res := TimerResult{Mode: o.Mode}
 	if o.liveSystemd() {
-		if _, err := os.Stat(filepath.Join(o.UnitDir, TimerTimerName)); err == nil {
+		_, own := os.Stat(filepath.Join(o.UnitDir, TimerTimerName))
+		_, pkg := os.Stat(filepath.Join(o.Root, PackagedUnitDir, TimerTimerName))
+		if own == nil || pkg == nil {
 			c := Cmd{Path: "systemctl", Args: []string{"disable", "--now", TimerTimerName}}
 			res.Commands = append(res.Commands, c.String())
 			if out, err := o.Runner.Run(ctx, c); err != nil {
@@ -336,7 +391,8 @@ func TimerRemove(ctx context.Context, o TimerOptions) (TimerResult, error) {
 			}
 		}
 	}
-	for _, p := range []string{filepath.Join(o.UnitDir, TimerServiceName), filepath.Join(o.UnitDir, TimerTimerName), filepath.Join(o.CronDir, TimerCronName)} {
+	for _, p := range []string{filepath.Join(o.UnitDir, TimerServiceName), filepath.Join(o.UnitDir, TimerTimerName),
+		filepath.Join(o.UnitDir, TimerServiceName+".d", webrootsDropIn), filepath.Join(o.CronDir, TimerCronName)} {
 		err := os.Remove(p)
 		switch {
 		case err == nil:
@@ -380,6 +436,16 @@ func TimerStatus(ctx context.Context, o TimerOptions) (TimerState, error) {
 		if _, err := os.Stat(p); err == nil {
 			st.Mode = TimerSystemd
 			st.Files = append(st.Files, p)
+		}
+	}
+	if st.Mode == "" && o.liveSystemd() {
+		// The package's units count once enabled (shipped disabled).
+		pkgTimer := filepath.Join(o.Root, PackagedUnitDir, TimerTimerName)
+		if _, err := os.Stat(pkgTimer); err == nil {
+			if out, err := o.Runner.Run(ctx, Cmd{Path: "systemctl", Args: []string{"is-enabled", TimerTimerName}}); err == nil && strings.TrimSpace(string(out)) == "enabled" {
+				st.Mode = TimerSystemd
+				st.Files = append(st.Files, filepath.Join(o.Root, PackagedUnitDir, TimerServiceName), pkgTimer)
+			}
 		}
 	}
 	cron := filepath.Join(o.CronDir, TimerCronName)
