@@ -2,17 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"net/netip"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/diagnosis"
 	"github.com/ipcert/ipcert/preflight"
 )
 
@@ -64,39 +62,9 @@ type doctorFlags struct {
 	probeCA    string // hidden: IPCERT_DOCTOR_PROBE_CA=local points --probe at the local test CA
 }
 
-// doctorTarget is one thing to examine: a stored certificate, an address,
-// or both.
-type doctorTarget struct {
-	Name        string         `json:"name,omitempty"`
-	Identifiers []string       `json:"identifiers"`
-	CA          string         `json:"ca,omitempty"`
-	LastError   *store.Failure `json:"last_error,omitempty"`
-	Failures    int            `json:"consecutive_failures,omitempty"`
-	// Stored is the diagnosis made when the failure happened.
-	Stored *acmeflow.Diagnosis `json:"stored_diagnosis,omitempty"`
-	// Now is the same failure diagnosed again with today's evidence.
-	Now    *acmeflow.Diagnosis `json:"diagnosis,omitempty"`
-	Checks []preflight.Result  `json:"checks,omitempty"`
-	Probes []acmeflow.Probe    `json:"local_probes,omitempty"`
-	Order  *doctorOrder        `json:"probe_order,omitempty"`
-
-	renewal *store.Renewal
-	addrs   []netip.Addr
-}
-
-// doctorOrder is the outcome of --probe.
-type doctorOrder struct {
-	CA         string                      `json:"ca"`
-	OK         bool                        `json:"ok"`
-	Validators []acmeflow.ValidatorRequest `json:"validators"`
-	Diagnosis  *acmeflow.Diagnosis         `json:"diagnosis,omitempty"`
-	DurationMS int64                       `json:"duration_ms"`
-	WebRoot    string                      `json:"webroot,omitempty"`
-}
-
 type doctorReport struct {
-	Targets []*doctorTarget `json:"targets"`
-	OK      bool            `json:"ok"`
+	Targets []*diagnosis.Target `json:"targets"`
+	OK      bool                `json:"ok"`
 }
 
 func runDoctor(ctx context.Context, args []string, s stdio) int {
@@ -155,29 +123,39 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 		return exitFailure
 	}
 
-	targets, code := doctorTargets(st, target, f.probe, s)
-	if code != exitOK {
-		return code
+	targets, err := diagnosis.Targets(st, target, f.probe, func(err error) { fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err) })
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err)
+		var ue *diagnosis.UsageError
+		if errors.As(err, &ue) {
+			return exitUsage
+		}
+		return exitFailure
 	}
 	if len(targets) == 0 {
 		if f.jsonOut {
-			return printJSON(s.Out, doctorReport{Targets: []*doctorTarget{}, OK: true})
+			return printJSON(s.Out, doctorReport{Targets: []*diagnosis.Target{}, OK: true})
 		}
 		fmt.Fprintln(s.Out, "No failures stored: the last attempt of every certificate succeeded.")
 		fmt.Fprintln(s.Out, "To test an address: ipcert doctor ADDR (local checks), ipcert doctor ADDR --probe (a real staging order).")
 		return exitOK
 	}
 
+	opts := diagnosis.DoctorOptions{
+		Challenge: f.challenge, WebRoot: f.webroot, HTTPListen: f.httpListen, TLSListen: f.tlsListen,
+		Offline: f.offline, ProbeCA: f.probeCA, AgreeTOS: f.agreeTOS, Timeout: f.timeout,
+		UserAgent: "ipcert/" + version + " (doctor probe)", Log: debugWriter(),
+	}
 	rep := doctorReport{Targets: targets, OK: true}
 	for _, t := range targets {
 		if ctx.Err() != nil {
 			break
 		}
-		doctorExamine(ctx, t, &f, s)
+		t.Examine(ctx, &opts, s.Err)
 		if f.probe {
-			t.Order = doctorProbeOrder(ctx, st, t, &f, s)
+			t.Order = t.ProbeOrder(ctx, st, &opts, s.Err)
 		}
-		if !doctorTargetOK(t) {
+		if !t.OK() {
 			rep.OK = false
 		}
 	}
@@ -198,335 +176,7 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 	return exitOK
 }
 
-// doctorTargets resolves the argument: nothing (every certificate with a
-// stored failure), a certificate name, or an address.
-func doctorTargets(st *store.Store, arg string, probe bool, s stdio) ([]*doctorTarget, int) {
-	names, err := st.Names()
-	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err)
-		return nil, exitFailure
-	}
-	load := func(name string) (*doctorTarget, error) {
-		r, err := st.LoadRenewal(name)
-		if err != nil {
-			return nil, err
-		}
-		t := &doctorTarget{Name: name, Identifiers: r.Identifiers, CA: r.CA, LastError: r.LastError, Failures: r.Failures, renewal: r}
-		for _, id := range r.Identifiers {
-			if a, err := netip.ParseAddr(id); err == nil {
-				t.addrs = append(t.addrs, a)
-			}
-		}
-		return t, nil
-	}
-	// First issuances that failed have no renewal.json; the store keeps
-	// their failure under the name they would have had.
-	firsts, err := st.FirstFailures()
-	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err)
-	}
-	first := func(ff store.FirstFailure) *doctorTarget {
-		t := &doctorTarget{Name: ff.Name, Identifiers: ff.Identifiers, LastError: ff.LastError, Failures: 1}
-		for _, id := range ff.Identifiers {
-			if a, err := netip.ParseAddr(id); err == nil {
-				t.addrs = append(t.addrs, a)
-			}
-		}
-		return t
-	}
-	if arg == "" {
-		var out []*doctorTarget
-		for _, n := range names {
-			t, err := load(n)
-			if err != nil {
-				fmt.Fprintf(s.Err, "ipcert doctor: %s: %v\n", n, err)
-				continue
-			}
-			if t.LastError != nil {
-				out = append(out, t)
-			}
-		}
-		for _, ff := range firsts {
-			out = append(out, first(ff))
-		}
-		if len(out) == 0 && probe {
-			fmt.Fprintln(s.Err, "ipcert doctor: --probe needs an address or a certificate name: ipcert doctor ADDR --probe")
-			return nil, exitUsage
-		}
-		return out, exitOK
-	}
-	// The same lookup as verify, snippet and status (store.Find): a name,
-	// else the certificate for the address.
-	found, ferr := st.Find(store.Query{Arg: arg})
-	if ferr == nil && found.By == "name" {
-		t, err := load(found.Name)
-		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err)
-			return nil, exitFailure
-		}
-		return []*doctorTarget{t}, exitOK
-	}
-	for _, ff := range firsts {
-		if ff.Name == arg {
-			return []*doctorTarget{first(ff)}, exitOK
-		}
-	}
-	a, err := acmeflow.ParseIP(arg)
-	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert doctor: %q is neither a certificate in %s nor an IP address (%v)\n", arg, st.Root(), err)
-		return nil, exitUsage
-	}
-	// An address: its certificate's stored failure too, when one names it.
-	if ferr == nil && found.Name != "" {
-		if t, err := load(found.Name); err == nil {
-			t.addrs = []netip.Addr{a}
-			return []*doctorTarget{t}, exitOK
-		}
-	}
-	for _, ff := range firsts {
-		if slices.Contains(ff.Identifiers, a.String()) {
-			t := first(ff)
-			t.addrs = []netip.Addr{a}
-			return []*doctorTarget{t}, exitOK
-		}
-	}
-	return []*doctorTarget{{Identifiers: []string{a.String()}, addrs: []netip.Addr{a}}}, exitOK
-}
-
-// doctorSettings are the challenge settings of a target: its renewal.json,
-// overridden by flags.
-func doctorSettings(t *doctorTarget, f *doctorFlags) (challenge, webroot, httpListen, tlsListen string, local bool) {
-	if r := t.renewal; r != nil {
-		challenge, webroot, httpListen, tlsListen = r.Challenge, r.WebRoot, r.HTTPListen, r.TLSListen
-		local = r.CA == cachoice.Local
-	} else {
-		// A bare address is judged for the CA the probe would use.
-		local = f.probeCA == cachoice.Local
-	}
-	if f.challenge != "" {
-		challenge = f.challenge
-	}
-	if f.webroot != "" {
-		webroot = f.webroot
-	}
-	if f.httpListen != "" {
-		httpListen = f.httpListen
-	}
-	if f.tlsListen != "" {
-		tlsListen = f.tlsListen
-	}
-	if challenge == "" {
-		challenge = acmeflow.ChallengeHTTP01
-	}
-	return
-}
-
-// doctorPorts are where the validator knocks: 80/443 for Let's Encrypt,
-// the responder's own ports for the local test CA.
-func doctorPorts(local bool, httpListen, tlsListen string) (int, int) {
-	httpPort, tlsPort := 80, 443
-	if local {
-		if p := acmeflow.PortOf(httpListen); p != 0 {
-			httpPort = p
-		}
-		if p := acmeflow.PortOf(tlsListen); p != 0 {
-			tlsPort = p
-		}
-	}
-	return httpPort, tlsPort
-}
-
-// doctorExamine re-runs the checks that bear on the target's failure and
-// diagnoses it again with what they found.
-func doctorExamine(ctx context.Context, t *doctorTarget, f *doctorFlags, s stdio) {
-	challenge, webroot, httpListen, tlsListen, local := doctorSettings(t, f)
-	httpPort, tlsPort := doctorPorts(local, httpListen, tlsListen)
-	if le := t.LastError; le != nil && le.Challenge != "" && f.challenge == "" && f.webroot == "" {
-		// Check what the failed attempt used, not what the certificate
-		// was first issued with.
-		challenge, webroot = le.Challenge, le.WebRoot
-		if le.Port != 0 && challenge == acmeflow.ChallengeTLSALPN01 {
-			tlsPort = le.Port
-		} else if le.Port != 0 {
-			httpPort = le.Port
-		}
-	}
-	port := httpPort
-	if challenge == acmeflow.ChallengeTLSALPN01 {
-		port = tlsPort
-	}
-	fmt.Fprintf(s.Err, "Checking %s (%s on port %d)...\n", strings.Join(t.Identifiers, ", "), challenge, port)
-	rep := doctorPreflight(ctx, t.addrs, local, httpPort, tlsPort, f.offline)
-	for _, r := range rep.Results {
-		if r.Status != preflight.StatusSkipped || r.Summary != "" {
-			t.Checks = append(t.Checks, r)
-		}
-	}
-	ev := acmeflow.Evidence{Challenge: challenge, WebRoot: webroot, HTTPPort: httpPort, TLSPort: tlsPort, CA: t.CA, Now: time.Now()}
-	doctorFillEvidence(&ev, rep, challenge, port)
-	for _, a := range t.addrs {
-		p := acmeflow.ProbeValidationPort(ctx, a, port, challenge)
-		t.Probes = append(t.Probes, p)
-		if ev.Probe == nil {
-			ev.Probe = &t.Probes[len(t.Probes)-1]
-		}
-	}
-	if t.LastError == nil {
-		return
-	}
-	if t.LastError.Code != "" {
-		stored := storedDiagnosis(*t.LastError)
-		if len(t.Identifiers) == 1 {
-			stored.Identifier = t.Identifiers[0]
-		}
-		t.Stored = &stored
-	}
-	err := acmeflow.ErrorFromFailure(*t.LastError)
-	if t.LastError.Code != "" {
-		// The record says what our responder saw; without a code it is an
-		// old record that did not keep it, and the absence means nothing.
-		ev.SeenKnown = true
-		ev.Seen = acmeflow.ValidatorsFromFailure(*t.LastError)
-	}
-	if len(t.Identifiers) == 1 {
-		err.Identifier = t.Identifiers[0]
-	}
-	d := acmeflow.Diagnose(err, ev)
-	t.Now = &d
-}
-
-// storedDiagnosis turns the record kept in renewal.json back into the
-// diagnosis that was printed at the time.
-func storedDiagnosis(f store.Failure) acmeflow.Diagnosis {
-	d := acmeflow.Diagnosis{
-		Code: f.Code, Title: f.Title, Step: acmeflow.Step(f.Step), Cause: f.Cause, Fix: f.Fix, Command: f.Command,
-		Retryable: f.Retryable, Evidence: f.Evidence, RetryAt: f.RetryAt,
-		Challenge: f.Challenge, WebRoot: f.WebRoot, Port: f.Port,
-	}
-	switch {
-	case !f.RetryAt.IsZero():
-		d.Retry = "not before " + f.RetryAt.UTC().Format("2006-01-02 15:04:05 UTC")
-	case f.Retryable:
-		d.Retry = "the cause looked transient"
-	default:
-		d.Retry = "after the fix"
-	}
-	if e := acmeflow.ErrorFromFailure(f); e.Problem != nil {
-		d.Problem = e.Problem
-	} else {
-		d.Error = f.Detail
-	}
-	return d
-}
-
-// doctorPreflight runs the preflight checks that bear on validation for
-// the addresses. It is the one place doctor calls preflight.
-func doctorPreflight(ctx context.Context, addrs []netip.Addr, local bool, httpPort, tlsPort int, offline bool) preflight.Report {
-	only := []string{preflight.IDInterfaces, preflight.IDPorts, preflight.IDPrivilege, preflight.IDWebServers, preflight.IDFirewall, preflight.IDAddress}
-	if !offline {
-		only = append(only, preflight.IDNAT)
-	}
-	opts := preflight.Options{IPs: addrs, LocalCA: local, HTTPPort: httpPort, TLSPort: tlsPort, Only: only}
-	return preflight.Run(ctx, preflight.DefaultEnv(), opts, nil)
-}
-
-// doctorFillEvidence copies the preflight findings that decide between
-// causes into the diagnosis evidence: NAT kind, firewall rules that block
-// the validation port, and who holds the port.
-func doctorFillEvidence(ev *acmeflow.Evidence, rep preflight.Report, challenge string, port int) {
-	ev.NAT, ev.Cloud = string(rep.NAT.Kind), rep.NAT.Cloud
-	for _, v := range rep.Firewall.Verdict {
-		if v.Port == port && !v.Allowed {
-			ev.Firewall = append(ev.Firewall, fmt.Sprintf("%s %s port %d: %s", v.Tool, v.Family, v.Port, v.Rule))
-		}
-	}
-	for _, p := range rep.Ports {
-		if p.Port == port && !p.Free {
-			who := p.Process
-			if who == "" {
-				who = "a process"
-			}
-			ev.PortOwner = fmt.Sprintf("%s (pid %d) on %s", who, p.PID, p.Local)
-			break
-		}
-	}
-}
-
-// doctorProbeOrder places a real order on staging (or the local test CA in
-// tests) for the target's addresses and records every validator request.
-// It never uses production and never stores the certificate.
-func doctorProbeOrder(ctx context.Context, st *store.Store, t *doctorTarget, f *doctorFlags, s stdio) *doctorOrder {
-	challenge, webroot, httpListen, tlsListen, _ := doctorSettings(t, f)
-	if f.probeCA == cachoice.Local {
-		// The local CA knocks on the responder's port, never on 80/443.
-		if httpListen == "" || strings.HasPrefix(httpListen, ":") {
-			httpListen = "127.0.0.1:0"
-		}
-		if tlsListen == "" || strings.HasPrefix(tlsListen, ":") {
-			tlsListen = "127.0.0.1:0"
-		}
-	}
-	out := &doctorOrder{CA: f.probeCA, Validators: []acmeflow.ValidatorRequest{}, WebRoot: webroot}
-	ca, err := cachoice.Open(f.probeCA, cachoice.Options{HTTPListen: httpListen, TLSListen: tlsListen, Log: debugWriter()})
-	if err != nil {
-		d := acmeflow.Diagnose(err, acmeflow.Evidence{})
-		out.Diagnosis = &d
-		return out
-	}
-	defer ca.Close()
-	req := acmeflow.Request{
-		Identifiers: t.addrs, Challenge: challenge, WebRoot: webroot, HTTPListen: httpListen, TLSListen: tlsListen,
-		AgreeTOS: f.agreeTOS,
-	}
-	ca.Apply(&req)
-	var mu sync.Mutex
-	req.Events = func(ev acmeflow.Event) {
-		switch ev.Kind {
-		case acmeflow.EventValidator:
-			mu.Lock()
-			out.Validators = append(out.Validators, *ev.Validator)
-			mu.Unlock()
-			fmt.Fprintf(s.Err, "     %s\n", ev.Validator)
-		case acmeflow.EventStep:
-			fmt.Fprintf(s.Err, "  -> %s\n", ev.Message)
-		}
-	}
-	fmt.Fprintf(s.Err, "Probe: a real order for %s on %s\n", strings.Join(t.Identifiers, ", "), cachoice.Describe(f.probeCA))
-	pctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	start := time.Now()
-	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version + " (doctor probe)"}
-	_, err = eng.Obtain(pctx, req)
-	out.DurationMS = time.Since(start).Milliseconds()
-	mu.Lock()
-	defer mu.Unlock()
-	if err == nil {
-		out.OK = true
-		return out
-	}
-	ev := issueEvidence(&req, ca)
-	d := acmeflow.Diagnose(err, ev)
-	out.Diagnosis = &d
-	return out
-}
-
-func doctorTargetOK(t *doctorTarget) bool {
-	if t.Order != nil {
-		// A real validation is authoritative over everything else.
-		return t.Order.OK
-	}
-	if t.LastError != nil {
-		return false
-	}
-	for _, r := range t.Checks {
-		if r.Status == preflight.StatusFail && !r.Advisory {
-			return false
-		}
-	}
-	return true
-}
-
-func printDoctorTarget(w io.Writer, t *doctorTarget) {
+func printDoctorTarget(w io.Writer, t *diagnosis.Target) {
 	head := strings.Join(t.Identifiers, ", ")
 	if t.Name != "" {
 		head = fmt.Sprintf("Certificate %q (%s)", t.Name, head)
@@ -542,7 +192,7 @@ func printDoctorTarget(w io.Writer, t *doctorTarget) {
 		fmt.Fprintln(w)
 		if t.Stored != nil {
 			fmt.Fprint(w, "\nAt the time:")
-			printDiagnosis(w, *t.Stored)
+			diagnosis.Write(w, *t.Stored)
 		} else {
 			fmt.Fprintf(w, "  %s step: %s\n", t.LastError.Step, t.LastError.Detail)
 		}
@@ -564,7 +214,7 @@ func printDoctorTarget(w io.Writer, t *doctorTarget) {
 	}
 	if t.Now != nil && (t.Stored == nil || t.Now.Code != t.Stored.Code || t.Now.Cause != t.Stored.Cause) {
 		fmt.Fprint(w, "\nWith today's evidence:")
-		printDiagnosis(w, *t.Now)
+		diagnosis.Write(w, *t.Now)
 	}
 	if o := t.Order; o != nil {
 		fmt.Fprintf(w, "\nProbe order on %s (%d ms): ", o.CA, o.DurationMS)
@@ -588,7 +238,7 @@ func printDoctorTarget(w io.Writer, t *doctorTarget) {
 			fmt.Fprintf(w, "    %s %s\n", v.Time.UTC().Format("15:04:05.000"), v)
 		}
 		if o.Diagnosis != nil {
-			printDiagnosis(w, *o.Diagnosis)
+			diagnosis.Write(w, *o.Diagnosis)
 		}
 	}
 	fmt.Fprintln(w)

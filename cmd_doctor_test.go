@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/diagnosis"
 )
 
 func doctorFreePort(t *testing.T) string {
@@ -27,14 +28,14 @@ type doctorJSON struct {
 			Code, Challenge, Webroot string
 			Port                     int
 		} `json:"last_error"`
-		Stored    *acmeflow.Diagnosis `json:"stored_diagnosis"`
-		Diagnosis *acmeflow.Diagnosis `json:"diagnosis"`
-		Probes    []acmeflow.Probe    `json:"local_probes"`
+		Stored    *diagnosis.Diagnosis `json:"stored_diagnosis"`
+		Diagnosis *diagnosis.Diagnosis `json:"diagnosis"`
+		Probes    []diagnosis.Probe    `json:"local_probes"`
 		Order     *struct {
 			CA         string                      `json:"ca"`
 			OK         bool                        `json:"ok"`
 			Validators []acmeflow.ValidatorRequest `json:"validators"`
-			Diagnosis  *acmeflow.Diagnosis         `json:"diagnosis"`
+			Diagnosis  *diagnosis.Diagnosis        `json:"diagnosis"`
 		} `json:"probe_order"`
 	} `json:"targets"`
 }
@@ -96,13 +97,13 @@ func TestDoctorExplainsStoredFailure(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, out)
 	}
 	tg := r.Targets[0]
-	if tg.LastError == nil || tg.LastError.Code != acmeflow.DiagConnectRefused || tg.LastError.Port != mustAtoi(t, closed) || tg.LastError.Webroot == "" {
+	if tg.LastError == nil || tg.LastError.Code != diagnosis.DiagConnectRefused || tg.LastError.Port != mustAtoi(t, closed) || tg.LastError.Webroot == "" {
 		t.Errorf("stored failure: %+v", tg.LastError)
 	}
-	if tg.Diagnosis == nil || tg.Diagnosis.Code != acmeflow.DiagConnectRefused || !strings.Contains(tg.Diagnosis.Fix, "web server runs") {
+	if tg.Diagnosis == nil || tg.Diagnosis.Code != diagnosis.DiagConnectRefused || !strings.Contains(tg.Diagnosis.Fix, "web server runs") {
 		t.Errorf("fresh diagnosis: %+v", tg.Diagnosis)
 	}
-	if len(tg.Probes) != 1 || tg.Probes[0].Kind != acmeflow.ProbeRefused {
+	if len(tg.Probes) != 1 || tg.Probes[0].Kind != diagnosis.ProbeRefused {
 		t.Errorf("probes: %+v", tg.Probes)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/diagnosis"
 )
 
 // Exit codes of `ipcert issue` beyond the shared ones.
@@ -234,7 +235,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	}
 	iss, err := eng.Issue(ctx, req, acmeflow.IssueOptions{Name: f.name, Renewal: tmpl, RootPEM: rootPEM, LockWait: f.wait})
 	if err != nil {
-		return reportIssueError(ctx, eng, f.name, idents, err, s, issueEvidence(&req, ca), f.jsonOut)
+		return reportIssueError(ctx, eng, f.name, idents, err, s, diagnosis.AttemptOf(&req, ca, f.ca), f.jsonOut)
 	}
 	if f.jsonOut {
 		return printJSON(s.Out, issuedJSON(iss, st, ca))
@@ -295,7 +296,7 @@ func userError(err error) error {
 	return err
 }
 
-func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, idents []netip.Addr, err error, s stdio, ev acmeflow.Evidence, jsonOut bool) int {
+func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, idents []netip.Addr, err error, s stdio, att diagnosis.Attempt, jsonOut bool) int {
 	if errors.Is(err, store.ErrLocked) {
 		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
 		return exitLocked
@@ -314,7 +315,13 @@ func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, id
 		return exitUsage
 	}
 	fmt.Fprintf(s.Err, "\nipcert issue failed: %v\n", err)
-	d := explainFailure(s.Err, err, ev)
+	// The one evidence builder (diagnosis.Attempt), with the local facts
+	// gathered right after the failure: what is printed here is what
+	// renewal.json keeps.
+	ev := att.Evidence(time.Now())
+	ev.Gather(context.Background(), err)
+	d := diagnosis.Diagnose(err, ev)
+	diagnosis.WriteFailure(s.Err, d)
 	if name == "" {
 		name = store.NameFor(acmeflow.AddrStrings(idents))
 	}
@@ -323,8 +330,8 @@ func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, id
 		// Automation reading --json gets the same explanation a person
 		// reads on stderr.
 		printJSON(s.Out, struct {
-			Error     string             `json:"error"`
-			Diagnosis acmeflow.Diagnosis `json:"diagnosis"`
+			Error     string              `json:"error"`
+			Diagnosis diagnosis.Diagnosis `json:"diagnosis"`
 		}{err.Error(), d})
 	}
 	return exitFailure

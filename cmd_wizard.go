@@ -16,6 +16,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/diagnosis"
 	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/ui"
 	"github.com/ipcert/ipcert/wizard"
@@ -257,7 +258,9 @@ func wizardMachine(env preflight.Env) func(context.Context) wizard.Machine {
 
 func wizardRecordFailure(eng *acmeflow.Engine) func(string, error) {
 	return func(name string, err error) {
-		d := acmeflow.Diagnose(err, acmeflow.Evidence{Now: time.Now()})
+		// The evidence the wizard showed its diagnosis with travels with
+		// the error (diagnosis.WithEvidence): the record is that diagnosis.
+		d := diagnosis.Diagnose(err, diagnosis.EvidenceOf(err, diagnosis.Evidence{Now: time.Now()}))
 		_ = eng.RecordFailure(name, d.Failure(time.Now()))
 	}
 }

@@ -75,3 +75,14 @@ func quietPorts() (lo, hi int) {
 	}
 	return 0, 0
 }
+
+// PortOf is the port of ADDR:PORT ([ADDR]:PORT for IPv6), or 0 when there
+// is none.
+func PortOf(hostport string) int {
+	_, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(p)
+	return n
+}

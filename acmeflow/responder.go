@@ -63,17 +63,17 @@ type seenLog struct {
 }
 
 func (l *seenLog) record(v ValidatorRequest) {
-	v = v.printable()
+	v = v.Printable()
 	l.mu.Lock()
 	l.reqs = append(l.reqs, v)
 	l.mu.Unlock()
 	l.emit(Event{Time: v.Time, Kind: EventValidator, Step: StepChallenge, Message: v.String(), Validator: &v})
 }
 
-// printable escapes what the client sent (issue 12): every consumer of
+// Printable escapes what the client sent (issue 12): every consumer of
 // the request (the wizard's screen, the log, the diagnosis, renewal.json)
 // gets text that cannot drive a terminal.
-func (v ValidatorRequest) printable() ValidatorRequest {
+func (v ValidatorRequest) Printable() ValidatorRequest {
 	v.Remote, v.Local, v.Host, v.Path = Printable(v.Remote), Printable(v.Local), Printable(v.Host), Printable(v.Path)
 	v.SNI, v.UserAgent, v.Note = Printable(v.SNI), Printable(v.UserAgent), Printable(v.Note)
 	if v.ALPN != nil {

@@ -3,43 +3,38 @@ package wizard
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/diagnosis"
 	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/ui"
 )
 
-// diagnose explains a failed run with the diagnosis catalogue, giving it
-// what the wizard knows locally: the challenge, the ports the validator
-// knocks on, and the preflight's NAT and port findings.
-func (m *Model) diagnose(err error, ca *cachoice.CA, choice string) acmeflow.Diagnosis {
-	ev := acmeflow.Evidence{Challenge: m.ans.Challenge, CA: choice, HTTPPort: 80, TLSPort: 443, Now: m.deps.Now()}
-	if m.ans.Challenge == ChallengeWebroot {
-		ev.Challenge, ev.WebRoot = acmeflow.ChallengeHTTP01, m.ans.WebRoot
-	}
-	if ca != nil && ca.Local {
-		ev.HTTPPort, ev.TLSPort = acmeflow.PortOf(ca.HTTPListen), acmeflow.PortOf(ca.TLSListen)
-	}
-	if rep := m.pre.report; rep != nil {
-		ev.NAT, ev.Cloud = string(rep.NAT.Kind), rep.NAT.Cloud
-		ev.PortOwner = portOwner(rep.Ports, ev.Challenge, ev.HTTPPort, ev.TLSPort)
-	}
-	return acmeflow.Diagnose(err, ev)
+// diagnose explains a failed run with the diagnosis catalogue. The
+// evidence is the one the run attached to its error (runEvidence; the
+// renewal.json record of RecordFailure is made from it too), else the
+// same builder's from what the wizard knows now.
+func (m *Model) diagnose(err error, ca *cachoice.CA, choice string) diagnosis.Diagnosis {
+	return diagnosis.Diagnose(err, diagnosis.EvidenceOf(err, runEvidence(m.ans, ca, choice, m.pre.report, m.deps.Now())))
 }
 
-// portOwner names who held the validation port at preflight time.
-func portOwner(ports []preflight.PortState, challenge string, httpPort, tlsPort int) string {
-	want := httpPort
-	if challenge == acmeflow.ChallengeTLSALPN01 {
-		want = tlsPort
+// runEvidence is what the wizard knows locally of a run: the attempt
+// (challenge, web root, the ports the validator knocks on: diagnosis's
+// one evidence builder, as for issue and renew) and the preflight's NAT,
+// firewall and port findings. It reads only its arguments: it runs inside
+// the command's goroutine.
+func runEvidence(a Answers, ca *cachoice.CA, choice string, rep *preflight.Report, now time.Time) diagnosis.Evidence {
+	req := acmeflow.Request{Challenge: a.Challenge}
+	if a.Challenge == ChallengeWebroot {
+		req.Challenge, req.WebRoot = acmeflow.ChallengeHTTP01, a.WebRoot
 	}
-	for _, p := range ports {
-		if p.Port == want && !p.Free && p.Process != "" {
-			return fmt.Sprintf("%s (pid %d) on %s", p.Process, p.PID, p.Local)
-		}
+	ev := diagnosis.AttemptOf(&req, ca, choice).Evidence(now)
+	if rep != nil {
+		ev.AddPreflight(*rep)
 	}
-	return ""
+	return ev
 }
 
 func (s *issueStep) failureView(m *Model, w int, b *strings.Builder) {

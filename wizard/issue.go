@@ -12,6 +12,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/diagnosis"
 	"github.com/ipcert/ipcert/ui"
 )
 
@@ -46,7 +47,7 @@ type issueStep struct {
 	lines      []issueLine
 	seen       int
 	err        error
-	diag       acmeflow.Diagnosis
+	diag       diagnosis.Diagnosis
 	failCursor int
 	// backAfterCancel: Esc during a run goes back to the plan once the
 	// run has stopped.
@@ -139,6 +140,7 @@ func (s *issueStep) begin(m *Model, rehearsal bool, choice string) issuance {
 	}
 	pool := m.cas
 	record := m.deps.RecordFailure
+	rep, now := m.pre.report, m.deps.Now
 	m.logf("issue run %d: CA %s (rehearsal %v) for %v, %s", gen, choice, rehearsal, ans.Addrs, ans.Challenge)
 	return func(ctx context.Context, events func(acmeflow.Event)) issueDoneMsg {
 		ca, err := pool.get(choice)
@@ -155,6 +157,7 @@ func (s *issueStep) begin(m *Model, rehearsal bool, choice string) issuance {
 			root = ca.RootPEM
 		}
 		iss, err := issuer.Issue(ctx, req, acmeflow.IssueOptions{Renewal: &store.Renewal{CA: choice}, RootPEM: root})
+		err = diagnosis.WithEvidence(err, runEvidence(ans, ca, choice, rep, now()))
 		if err != nil && ctx.Err() == nil && record != nil && !rehearsal {
 			record(store.NameFor(acmeflow.AddrStrings(ans.Addrs)), err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/diagnosis"
 )
 
 // Issuer gets a new certificate for r's settings and the given identifiers
@@ -652,7 +653,7 @@ func sharesIdentifier(old []string, now []netip.Addr) bool {
 // and doctor.
 func (rn *Runner) fail(r *store.Renewal, out CertResult, err error) CertResult {
 	now := rn.now()
-	d := acmeflow.Diagnose(err, acmeflow.EvidenceForRenewal(r, now))
+	d := diagnosis.Diagnose(err, diagnosis.RenewalAttempt(r).Evidence(now))
 	f := d.Failure(now)
 	r.LastAttempt = now.UTC()
 	r.Failures++

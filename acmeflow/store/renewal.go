@@ -90,7 +90,7 @@ type Failure struct {
 	Retryable bool      `json:"retryable"`
 	// Evidence is what the responder and the checks saw, one line each.
 	Evidence []string `json:"evidence,omitempty"`
-	// Set from the diagnosis (acmeflow.Diagnosis.Failure): a stable code,
+	// Set from the diagnosis (diagnosis.Diagnosis.Failure): a stable code,
 	// a one-line title, the command of the fix, when a retry is allowed, and
 	// the remote address of each validator request our responder saw (so
 	// doctor can reason from them later; empty in webroot mode).

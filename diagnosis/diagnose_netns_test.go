@@ -1,4 +1,4 @@
-package acmeflow
+package diagnosis
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ipcert/ipcert/acmeflow"
 )
 
 // TestReproTimeoutInNetns reproduces "Timeout during connect" for real: the
@@ -77,7 +79,7 @@ func TestReproTimeoutInNetns(t *testing.T) {
 	}
 
 	ca := diagCA(t, port, 0)
-	req := diagRequest(ca, ChallengeHTTP01, freePort(t))
+	req := diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t))
 	req.Identifiers = []netip.Addr{nsAddr}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -86,12 +88,12 @@ func TestReproTimeoutInNetns(t *testing.T) {
 	if err == nil {
 		t.Fatal("issuance succeeded through a dropping firewall")
 	}
-	ae, ok := err.(*Error)
+	ae, ok := err.(*acmeflow.Error)
 	if !ok {
 		t.Fatalf("%T %v", err, err)
 	}
 	t.Logf("failed after %s: %v", time.Since(start).Round(time.Millisecond), ae)
-	d := Diagnose(ae, Evidence{Challenge: ChallengeHTTP01, HTTPPort: port, Firewall: []string{fmt.Sprintf("nftables inet ipcert input: tcp dport %d drop", port)}})
+	d := Diagnose(ae, Evidence{Challenge: acmeflow.ChallengeHTTP01, HTTPPort: port, Firewall: []string{fmt.Sprintf("nftables inet ipcert input: tcp dport %d drop", port)}})
 	checkDiag(t, d, diagWant{code: DiagConnectTimeout, cause: []string{"never got an answer", "host firewall blocks it"}, fix: []string{"open tcp port"},
 		evidence: []string{"no validator request reached our responder", "firewall: nftables"}})
 }

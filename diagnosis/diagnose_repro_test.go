@@ -1,4 +1,4 @@
-package acmeflow
+package diagnosis
 
 import (
 	"context"
@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/fakeacme"
 	"github.com/ipcert/ipcert/acmeflow/localca"
 )
@@ -43,9 +44,9 @@ func diagCA(t *testing.T, httpPort, tlsPort int) *localca.Server {
 	return srv
 }
 
-func diagRequest(ca *localca.Server, challenge string, listenPort int) Request {
+func diagRequest(ca *localca.Server, challenge string, listenPort int) acmeflow.Request {
 	lp := net.JoinHostPort("127.0.0.1", strconv.Itoa(listenPort))
-	return Request{
+	return acmeflow.Request{
 		Identifiers: mustAddrs("127.0.0.1"), Directory: ca.DirectoryURL(), HTTPClient: ca.HTTPClient(), CAKey: "local",
 		Challenge: challenge, HTTPListen: lp, TLSListen: lp, AgreeTOS: true,
 	}
@@ -92,7 +93,7 @@ func selfSigned(t *testing.T, ip string) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
-func obtainFails(t *testing.T, req Request) *Error {
+func obtainFails(t *testing.T, req acmeflow.Request) *acmeflow.Error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -100,7 +101,7 @@ func obtainFails(t *testing.T, req Request) *Error {
 	if err == nil {
 		t.Fatal("issuance succeeded; the test wanted a failure")
 	}
-	ae, ok := err.(*Error)
+	ae, ok := err.(*acmeflow.Error)
 	if !ok {
 		t.Fatalf("not an *acmeflow.Error: %T %v", err, err)
 	}
@@ -110,10 +111,10 @@ func obtainFails(t *testing.T, req Request) *Error {
 func TestReproRefusedWebrootNothingServing(t *testing.T) {
 	closed := freePort(t)
 	ca := diagCA(t, closed, 0)
-	req := diagRequest(ca, ChallengeHTTP01, freePort(t))
+	req := diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t))
 	req.WebRoot = t.TempDir()
 	err := obtainFails(t, req)
-	d := Diagnose(err, Evidence{Challenge: ChallengeHTTP01, WebRoot: req.WebRoot, HTTPPort: closed})
+	d := Diagnose(err, Evidence{Challenge: acmeflow.ChallengeHTTP01, WebRoot: req.WebRoot, HTTPPort: closed})
 	checkDiag(t, d, diagWant{code: DiagConnectRefused, cause: []string{fmt.Sprintf("nothing listens on port %d", closed)}, fix: []string{"web server runs", "ss -ltnp"}})
 }
 
@@ -122,8 +123,8 @@ func TestReproRefusedStandaloneNeverReached(t *testing.T) {
 	// where nothing listens (a port forward to the wrong port).
 	closed := freePort(t)
 	ca := diagCA(t, closed, 0)
-	err := obtainFails(t, diagRequest(ca, ChallengeHTTP01, freePort(t)))
-	d := Diagnose(err, Evidence{Challenge: ChallengeHTTP01, HTTPPort: closed})
+	err := obtainFails(t, diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t)))
+	d := Diagnose(err, Evidence{Challenge: acmeflow.ChallengeHTTP01, HTTPPort: closed})
 	checkDiag(t, d, diagWant{code: DiagConnectRefused, fix: []string{"0.0.0.0"}, evidence: []string{"no validator request reached our responder"}})
 }
 
@@ -133,11 +134,11 @@ func TestReproRouterPageAnswers(t *testing.T) {
 		w.Write([]byte("<!DOCTYPE html><html><head><title>FRITZ!Box Router Login</title></head></html>"))
 	}))
 	ca := diagCA(t, router, 0)
-	err := obtainFails(t, diagRequest(ca, ChallengeHTTP01, freePort(t)))
+	err := obtainFails(t, diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t)))
 	if len(err.Seen) != 0 {
 		t.Fatalf("our responder saw %v", err.Seen)
 	}
-	d := Diagnose(err, Evidence{Challenge: ChallengeHTTP01, HTTPPort: router})
+	d := Diagnose(err, Evidence{Challenge: acmeflow.ChallengeHTTP01, HTTPPort: router})
 	checkDiag(t, d, diagWant{code: DiagForeignServer, cause: []string{"router", "none of its requests reached our responder"}, fix: []string{"forward tcp"}, evidence: []string{"Router Login"}})
 }
 
@@ -145,9 +146,9 @@ func TestReproWrongContentFromWebroot(t *testing.T) {
 	port := freePort(t)
 	serveOn(t, port, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("index of a single-page app")) }))
 	ca := diagCA(t, port, 0)
-	req := diagRequest(ca, ChallengeHTTP01, freePort(t))
+	req := diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t))
 	req.WebRoot = t.TempDir()
-	d := Diagnose(obtainFails(t, req), Evidence{Challenge: ChallengeHTTP01, WebRoot: req.WebRoot, HTTPPort: port})
+	d := Diagnose(obtainFails(t, req), Evidence{Challenge: acmeflow.ChallengeHTTP01, WebRoot: req.WebRoot, HTTPPort: port})
 	checkDiag(t, d, diagWant{code: DiagWrongContent, cause: []string{req.WebRoot, "rewrite"}, fix: []string{"--webroot"}, evidence: []string{"index of a single-page app"}})
 }
 
@@ -156,9 +157,9 @@ func TestReproWebrootNotServed(t *testing.T) {
 	// The web server serves another directory than the one given.
 	serveOn(t, port, http.FileServer(http.Dir(t.TempDir())))
 	ca := diagCA(t, port, 0)
-	req := diagRequest(ca, ChallengeHTTP01, freePort(t))
+	req := diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t))
 	req.WebRoot = t.TempDir()
-	d := Diagnose(obtainFails(t, req), Evidence{Challenge: ChallengeHTTP01, WebRoot: req.WebRoot, HTTPPort: port})
+	d := Diagnose(obtainFails(t, req), Evidence{Challenge: acmeflow.ChallengeHTTP01, WebRoot: req.WebRoot, HTTPPort: port})
 	checkDiag(t, d, diagWant{code: DiagWebRootNotServed, cause: []string{"404", req.WebRoot}, fix: []string{"document root of the default server"}})
 }
 
@@ -168,14 +169,14 @@ func TestReproRedirectToOtherPort(t *testing.T) {
 		http.Redirect(w, r, fmt.Sprintf("http://127.0.0.1:%d%s", other, r.URL.Path), http.StatusFound)
 	}))
 	ca := diagCA(t, port, 0)
-	req := diagRequest(ca, ChallengeHTTP01, freePort(t))
+	req := diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t))
 	req.WebRoot = t.TempDir()
 	err := obtainFails(t, req)
-	probe := ProbeValidationPort(context.Background(), netip.MustParseAddr("127.0.0.1"), port, ChallengeHTTP01)
+	probe := ProbeValidationPort(context.Background(), netip.MustParseAddr("127.0.0.1"), port, acmeflow.ChallengeHTTP01)
 	if probe.Kind != ProbeHTTPRedirect || !strings.Contains(probe.Location, strconv.Itoa(other)) {
 		t.Errorf("probe: %+v", probe)
 	}
-	d := Diagnose(err, Evidence{Challenge: ChallengeHTTP01, WebRoot: req.WebRoot, HTTPPort: port, Probe: &probe})
+	d := Diagnose(err, Evidence{Challenge: acmeflow.ChallengeHTTP01, WebRoot: req.WebRoot, HTTPPort: port, Probe: &probe})
 	checkDiag(t, d, diagWant{code: DiagRedirectPort, cause: []string{"redirect", "ports 80 and 443"}, fix: []string{"exempt /.well-known/acme-challenge/"},
 		evidence: []string{fmt.Sprintf("127.0.0.1:%d, not on port %d", other, port), "redirecting to"}})
 }
@@ -187,9 +188,9 @@ func TestReproTooManyRedirects(t *testing.T) {
 		http.Redirect(w, r, fmt.Sprintf("/.well-known/acme-challenge/loop%d", n.Add(1)), http.StatusMovedPermanently)
 	}))
 	ca := diagCA(t, port, 0)
-	req := diagRequest(ca, ChallengeHTTP01, freePort(t))
+	req := diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t))
 	req.WebRoot = t.TempDir()
-	d := Diagnose(obtainFails(t, req), Evidence{Challenge: ChallengeHTTP01, WebRoot: req.WebRoot, HTTPPort: port})
+	d := Diagnose(obtainFails(t, req), Evidence{Challenge: acmeflow.ChallengeHTTP01, WebRoot: req.WebRoot, HTTPPort: port})
 	checkDiag(t, d, diagWant{code: DiagTooManyRedirects, cause: []string{"again and again"}, fix: []string{"exempt"}})
 }
 
@@ -197,16 +198,16 @@ func TestReproHTTPOnTLSPort(t *testing.T) {
 	port := freePort(t)
 	serveOn(t, port, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("plain http")) }))
 	ca := diagCA(t, 0, port)
-	err := obtainFails(t, diagRequest(ca, ChallengeTLSALPN01, freePort(t)))
+	err := obtainFails(t, diagRequest(ca, acmeflow.ChallengeTLSALPN01, freePort(t)))
 	// Pebble says only "Failed to connect"; without a probe the diagnosis
 	// still says the validator never reached us.
-	d := Diagnose(err, Evidence{Challenge: ChallengeTLSALPN01, TLSPort: port})
+	d := Diagnose(err, Evidence{Challenge: acmeflow.ChallengeTLSALPN01, TLSPort: port})
 	checkDiag(t, d, diagWant{code: DiagTLSConnect, cause: []string{"none of its connections reached our responder", "plain HTTP"}, fix: []string{"ipcert doctor"}})
-	probe := ProbeValidationPort(context.Background(), netip.MustParseAddr("127.0.0.1"), port, ChallengeTLSALPN01)
+	probe := ProbeValidationPort(context.Background(), netip.MustParseAddr("127.0.0.1"), port, acmeflow.ChallengeTLSALPN01)
 	if probe.Kind != ProbeHTTP {
 		t.Fatalf("probe: %+v", probe)
 	}
-	d = Diagnose(err, Evidence{Challenge: ChallengeTLSALPN01, TLSPort: port, Probe: &probe})
+	d = Diagnose(err, Evidence{Challenge: acmeflow.ChallengeTLSALPN01, TLSPort: port, Probe: &probe})
 	checkDiag(t, d, diagWant{code: DiagHTTPOnTLSPort, cause: []string{"plain HTTP", fmt.Sprintf("port %d", port)}, fix: []string{"--challenge http-01"},
 		evidence: []string{"another server answered", "local probe"}})
 }
@@ -217,9 +218,9 @@ func TestReproTLSWithoutACMEALPN(t *testing.T) {
 	port := freePort(t)
 	serveTLSOn(t, port, selfSigned(t, "127.0.0.1"), nil)
 	ca := diagCA(t, 0, port)
-	d := Diagnose(obtainFails(t, diagRequest(ca, ChallengeTLSALPN01, freePort(t))), Evidence{Challenge: ChallengeTLSALPN01, TLSPort: port})
+	d := Diagnose(obtainFails(t, diagRequest(ca, acmeflow.ChallengeTLSALPN01, freePort(t))), Evidence{Challenge: acmeflow.ChallengeTLSALPN01, TLSPort: port})
 	checkDiag(t, d, diagWant{code: DiagNoALPN, cause: []string{"acme-tls/1"}, fix: []string{"--challenge http-01"}, evidence: []string{"another server answered"}})
-	probe := ProbeValidationPort(context.Background(), netip.MustParseAddr("127.0.0.1"), port, ChallengeTLSALPN01)
+	probe := ProbeValidationPort(context.Background(), netip.MustParseAddr("127.0.0.1"), port, acmeflow.ChallengeTLSALPN01)
 	if probe.Kind != ProbeTLSNoALPN {
 		t.Errorf("probe: %+v", probe)
 	}
@@ -229,12 +230,12 @@ func TestReproTLSWithoutACMEALPN(t *testing.T) {
 	strict := freePort(t)
 	serveTLSOn(t, strict, selfSigned(t, "127.0.0.1"), []string{"h2", "http/1.1"})
 	ca = diagCA(t, 0, strict)
-	err := obtainFails(t, diagRequest(ca, ChallengeTLSALPN01, freePort(t)))
-	probe = ProbeValidationPort(context.Background(), netip.MustParseAddr("127.0.0.1"), strict, ChallengeTLSALPN01)
+	err := obtainFails(t, diagRequest(ca, acmeflow.ChallengeTLSALPN01, freePort(t)))
+	probe = ProbeValidationPort(context.Background(), netip.MustParseAddr("127.0.0.1"), strict, acmeflow.ChallengeTLSALPN01)
 	if probe.Kind != ProbeTLSNoALPN {
 		t.Errorf("probe: %+v", probe)
 	}
-	d = Diagnose(err, Evidence{Challenge: ChallengeTLSALPN01, TLSPort: strict, Probe: &probe})
+	d = Diagnose(err, Evidence{Challenge: acmeflow.ChallengeTLSALPN01, TLSPort: strict, Probe: &probe})
 	checkDiag(t, d, diagWant{code: DiagNoALPN, cause: []string{"acme-tls/1"}, fix: []string{"--challenge http-01"}, evidence: []string{"another server answered", "refuses ALPN acme-tls/1"}})
 }
 
@@ -243,7 +244,7 @@ func TestReproWrongValidationCertificate(t *testing.T) {
 	// Offers acme-tls/1 but with a certificate for another address.
 	serveTLSOn(t, port, selfSigned(t, "127.0.0.2"), []string{"acme-tls/1"})
 	ca := diagCA(t, 0, port)
-	d := Diagnose(obtainFails(t, diagRequest(ca, ChallengeTLSALPN01, freePort(t))), Evidence{Challenge: ChallengeTLSALPN01, TLSPort: port})
+	d := Diagnose(obtainFails(t, diagRequest(ca, acmeflow.ChallengeTLSALPN01, freePort(t))), Evidence{Challenge: acmeflow.ChallengeTLSALPN01, TLSPort: port})
 	checkDiag(t, d, diagWant{code: DiagWrongCert, cause: []string{"1.0.0.127.in-addr.arpa"}, fix: []string{"http-01"}})
 }
 
@@ -255,8 +256,8 @@ func TestReproPortBusy(t *testing.T) {
 	}
 	defer l.Close()
 	ca := diagCA(t, port, 0)
-	ae := obtainFails(t, diagRequest(ca, ChallengeHTTP01, port))
-	d := Diagnose(ae, Evidence{Challenge: ChallengeHTTP01, PortOwner: "nginx (pid 812) on 127.0.0.1:" + strconv.Itoa(port)})
+	ae := obtainFails(t, diagRequest(ca, acmeflow.ChallengeHTTP01, port))
+	d := Diagnose(ae, Evidence{Challenge: acmeflow.ChallengeHTTP01, PortOwner: "nginx (pid 812) on 127.0.0.1:" + strconv.Itoa(port)})
 	checkDiag(t, d, diagWant{code: DiagPortBusy, cause: []string{"nginx (pid 812)"}, fix: []string{"--webroot"}})
 }
 
@@ -271,9 +272,9 @@ func TestReproWebrootNotWritable(t *testing.T) {
 		root = "/proc/self"
 	}
 	ca := diagCA(t, freePort(t), 0)
-	req := diagRequest(ca, ChallengeHTTP01, freePort(t))
+	req := diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t))
 	req.WebRoot = root
-	d := Diagnose(obtainFails(t, req), Evidence{Challenge: ChallengeHTTP01, WebRoot: root})
+	d := Diagnose(obtainFails(t, req), Evidence{Challenge: acmeflow.ChallengeHTTP01, WebRoot: root})
 	checkDiag(t, d, diagWant{code: DiagWebRootNotWritable, fix: []string{"standalone"}})
 }
 
@@ -284,36 +285,36 @@ func TestReproCAProblems(t *testing.T) {
 		name, doc   string
 		at          fakeacme.Step
 		retryAfter  string
-		step        Step
+		step        acmeflow.Step
 		want        diagWant
 		retryAfterD time.Duration
 	}{
-		{"rate limited with Retry-After", "rateLimited-exact-set", fakeacme.AtOrder, "3600", StepOrder,
+		{"rate limited with Retry-After", "rateLimited-exact-set", fakeacme.AtOrder, "3600", acmeflow.StepOrder,
 			diagWant{code: DiagRateLimited, cause: []string{"5 certificates per exact set"}, fix: []string{"renew"}, evidence: []string{"Retry-After: 1h0m0s"}, retryable: true}, time.Hour},
-		{"reserved address", "rejectedIdentifier-reserved", fakeacme.AtOrder, "", StepOrder,
+		{"reserved address", "rejectedIdentifier-reserved", fakeacme.AtOrder, "", acmeflow.StepOrder,
 			diagWant{code: DiagRejectedReserved, cause: []string{"RFC1918"}, fix: []string{"public address"}}, 0},
-		{"profile without IPs", "rejectedIdentifier-profile", fakeacme.AtOrder, "", StepOrder,
+		{"profile without IPs", "rejectedIdentifier-profile", fakeacme.AtOrder, "", acmeflow.StepOrder,
 			diagWant{code: DiagRejectedProfile, fix: []string{"shortlived"}}, 0},
-		{"invalid profile", "invalidProfile", fakeacme.AtOrder, "", StepOrder,
+		{"invalid profile", "invalidProfile", fakeacme.AtOrder, "", acmeflow.StepOrder,
 			diagWant{code: DiagInvalidProfile, fix: []string{"shortlived"}}, 0},
-		{"server internal", "serverInternal", fakeacme.AtOrder, "", StepOrder,
+		{"server internal", "serverInternal", fakeacme.AtOrder, "", acmeflow.StepOrder,
 			diagWant{code: DiagServerInternal, fix: []string{"status.io"}, retryable: true}, 0},
-		{"IP in the CN", "badCSR-ip-in-cn", fakeacme.AtFinalize, "", StepFinalize,
+		{"IP in the CN", "badCSR-ip-in-cn", fakeacme.AtFinalize, "", acmeflow.StepFinalize,
 			diagWant{code: DiagBadCSRCommonName, cause: []string{"Common Name"}}, 0},
-		{"new terms", "userActionRequired", fakeacme.AtAccount, "", StepAccount,
+		{"new terms", "userActionRequired", fakeacme.AtAccount, "", acmeflow.StepAccount,
 			diagWant{code: DiagAccount, fix: []string{"--agree-tos"}}, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			fake := fakeacme.Start(fakeacme.Options{Problem: problemDoc(t, c.doc), At: c.at, RetryAfter: c.retryAfter})
 			defer fake.Close()
-			req := Request{Identifiers: mustAddrs("127.0.0.1"), Directory: fake.DirectoryURL(), HTTPClient: fake.Client(), CAKey: "fake",
-				Challenge: ChallengeHTTP01, HTTPListen: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))), AgreeTOS: true}
+			req := acmeflow.Request{Identifiers: mustAddrs("127.0.0.1"), Directory: fake.DirectoryURL(), HTTPClient: fake.Client(), CAKey: "fake",
+				Challenge: acmeflow.ChallengeHTTP01, HTTPListen: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))), AgreeTOS: true}
 			ae := obtainFails(t, req)
 			if ae.Step != c.step {
 				t.Errorf("step %s, want %s (%v)", ae.Step, c.step, ae)
 			}
-			d := Diagnose(ae, Evidence{Challenge: ChallengeHTTP01})
+			d := Diagnose(ae, Evidence{Challenge: acmeflow.ChallengeHTTP01})
 			checkDiag(t, d, c.want)
 			if d.RetryAfter != c.retryAfterD {
 				t.Errorf("RetryAfter %v, want %v", d.RetryAfter, c.retryAfterD)
@@ -328,13 +329,13 @@ func TestReproSecondaryValidation(t *testing.T) {
 	port := freePort(t)
 	fake := fakeacme.Start(fakeacme.Options{Problem: problemDoc(t, "secondary-timeout"), At: fakeacme.AtChallenge, ValidateHTTPPort: port})
 	defer fake.Close()
-	req := Request{Identifiers: mustAddrs("127.0.0.1"), Directory: fake.DirectoryURL(), HTTPClient: fake.Client(), CAKey: "fake",
-		Challenge: ChallengeHTTP01, HTTPListen: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), AgreeTOS: true}
+	req := acmeflow.Request{Identifiers: mustAddrs("127.0.0.1"), Directory: fake.DirectoryURL(), HTTPClient: fake.Client(), CAKey: "fake",
+		Challenge: acmeflow.ChallengeHTTP01, HTTPListen: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), AgreeTOS: true}
 	ae := obtainFails(t, req)
 	if len(ae.Seen) != 1 || !ae.Seen[0].Answered {
 		t.Fatalf("seen %v; fake fetched %v", ae.Seen, fake.Fetched())
 	}
-	d := Diagnose(ae, Evidence{Challenge: ChallengeHTTP01})
+	d := Diagnose(ae, Evidence{Challenge: acmeflow.ChallengeHTTP01})
 	checkDiag(t, d, diagWant{code: DiagSecondary, cause: []string{"primary validator reached", "geo-blocking"}, fix: []string{"whole internet"},
 		evidence: []string{"answered 1 of 1 validator requests, from 127.0.0.1"}})
 }
@@ -372,9 +373,9 @@ func TestReproCAUnreachable(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			req := Request{Identifiers: mustAddrs("127.0.0.1"), Directory: c.dir, HTTPClient: c.client, Challenge: ChallengeHTTP01, AgreeTOS: true}
+			req := acmeflow.Request{Identifiers: mustAddrs("127.0.0.1"), Directory: c.dir, HTTPClient: c.client, Challenge: acmeflow.ChallengeHTTP01, AgreeTOS: true}
 			ae := obtainFails(t, req)
-			if ae.Step != StepDirectory {
+			if ae.Step != acmeflow.StepDirectory {
 				t.Errorf("step %s: %v", ae.Step, ae)
 			}
 			checkDiag(t, Diagnose(ae, Evidence{}), c.want)
@@ -404,8 +405,8 @@ func TestReproConnectionReset(t *testing.T) {
 		}
 	}()
 	ca := diagCA(t, port, 0)
-	req := diagRequest(ca, ChallengeHTTP01, freePort(t))
+	req := diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t))
 	req.WebRoot = t.TempDir()
-	d := Diagnose(obtainFails(t, req), Evidence{Challenge: ChallengeHTTP01, WebRoot: req.WebRoot, HTTPPort: port})
+	d := Diagnose(obtainFails(t, req), Evidence{Challenge: acmeflow.ChallengeHTTP01, WebRoot: req.WebRoot, HTTPPort: port})
 	checkDiag(t, d, diagWant{code: DiagConnectReset, cause: []string{"reset"}, fix: []string{fmt.Sprintf("port %d", port)}})
 }

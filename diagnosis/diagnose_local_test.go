@@ -1,4 +1,4 @@
-package acmeflow
+package diagnosis
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/localca"
 	"github.com/ipcert/ipcert/acmeflow/store"
 )
@@ -31,7 +32,7 @@ func TestDiagnoseFailedRename(t *testing.T) {
 	ca := startCA(t, localca.Options{})
 	e := newEngine(t)
 	idents := mustAddrs("127.0.0.1")
-	first, err := e.Issue(context.Background(), ca.request(idents, ChallengeHTTP01), IssueOptions{Name: "r"})
+	first, err := e.Issue(context.Background(), ca.request(idents, acmeflow.ChallengeHTTP01), acmeflow.IssueOptions{Name: "r"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func TestDiagnoseFailedRename(t *testing.T) {
 	cur := e.Store.CurrentDir("r")
 	os.Remove(cur)
 	os.MkdirAll(filepath.Join(cur, "keep"), 0o700)
-	_, err = e.Issue(context.Background(), ca.request(idents, ChallengeHTTP01), IssueOptions{Name: "r"})
+	_, err = e.Issue(context.Background(), ca.request(idents, acmeflow.ChallengeHTTP01), acmeflow.IssueOptions{Name: "r"})
 	if err == nil {
 		t.Fatal("issued over a directory named current")
 	}
@@ -54,7 +55,7 @@ func TestDiagnoseJWSRejected(t *testing.T) {
 	ca := startCA(t, localca.Options{})
 	e := newEngine(t)
 	idents := mustAddrs("127.0.0.1")
-	if _, err := e.Issue(context.Background(), ca.request(idents, ChallengeHTTP01), IssueOptions{Name: "j"}); err != nil {
+	if _, err := e.Issue(context.Background(), ca.request(idents, acmeflow.ChallengeHTTP01), acmeflow.IssueOptions{Name: "j"}); err != nil {
 		t.Fatal(err)
 	}
 	// Another key under the same account URL: the CA cannot verify the
@@ -66,7 +67,7 @@ func TestDiagnoseJWSRejected(t *testing.T) {
 		t.Fatalf("account keys: %v", matches)
 	}
 	os.WriteFile(matches[0], pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
-	_, err := e.Issue(context.Background(), ca.request(idents, ChallengeHTTP01), IssueOptions{Name: "j"})
+	_, err := e.Issue(context.Background(), ca.request(idents, acmeflow.ChallengeHTTP01), acmeflow.IssueOptions{Name: "j"})
 	if err == nil {
 		t.Fatal("the CA accepted a request signed with another key")
 	}
@@ -102,10 +103,10 @@ func TestDiagnoseDiskFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Engine{Store: st}
+	e := &acmeflow.Engine{Store: st}
 	ca := startCA(t, localca.Options{})
 	idents := mustAddrs("127.0.0.1")
-	if _, err := e.Issue(context.Background(), ca.request(idents, ChallengeHTTP01), IssueOptions{Name: "f"}); err != nil {
+	if _, err := e.Issue(context.Background(), ca.request(idents, acmeflow.ChallengeHTTP01), acmeflow.IssueOptions{Name: "f"}); err != nil {
 		t.Fatal(err)
 	}
 	f, _ := os.Create(filepath.Join(dir, "filler"))
@@ -116,7 +117,7 @@ func TestDiagnoseDiskFull(t *testing.T) {
 		}
 	}
 	f.Close()
-	_, err = e.Issue(context.Background(), ca.request(idents, ChallengeHTTP01), IssueOptions{Name: "f"})
+	_, err = e.Issue(context.Background(), ca.request(idents, acmeflow.ChallengeHTTP01), acmeflow.IssueOptions{Name: "f"})
 	if err == nil {
 		t.Fatal("issued on a full disk")
 	}

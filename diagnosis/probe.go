@@ -1,4 +1,4 @@
-package acmeflow
+package diagnosis
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ipcert/ipcert/acmeflow"
 )
 
 // ProbeKind is what a local connection to a validation port found.
@@ -57,7 +59,7 @@ func ProbeValidationPort(ctx context.Context, addr netip.Addr, port int, challen
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
-	if challenge == ChallengeTLSALPN01 {
+	if challenge == acmeflow.ChallengeTLSALPN01 {
 		return tlsProbe(target, addr, conn)
 	}
 	return httpProbe(ctx, target, addr, port, conn)
@@ -80,7 +82,7 @@ func tlsProbe(target string, addr netip.Addr, conn net.Conn) Probe {
 	// server answers "HTTP/1.x 400" to the binary hello.
 	rec := &recordingConn{Conn: conn}
 	tc := tls.Client(rec, &tls.Config{
-		ServerName: ReverseName(addr), NextProtos: []string{"acme-tls/1"},
+		ServerName: acmeflow.ReverseName(addr), NextProtos: []string{"acme-tls/1"},
 		// The challenge certificate is self-signed by design (RFC 8737).
 		InsecureSkipVerify: true,
 		MinVersion:         tls.VersionTLS12,

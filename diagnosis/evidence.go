@@ -1,0 +1,280 @@
+package diagnosis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/preflight"
+)
+
+// Evidence is what is known locally about a failure, beyond the error. All
+// fields are optional; the more are set, the sharper the cause. Diagnose
+// runs no checks itself: Attempt.Evidence, AddPreflight and Gather fill
+// the plain fields here.
+type Evidence struct {
+	// Challenge is the challenge used (http-01 or tls-alpn-01).
+	Challenge string
+	// WebRoot is set when http-01 was answered by the user's web server:
+	// our responder then sees no requests, and their absence means nothing.
+	WebRoot string
+	// HTTPPort and TLSPort are where the CA's validator connects: 80 and
+	// 443 for Let's Encrypt (FACTS.md), other ports for the local CA.
+	HTTPPort, TLSPort int
+	// Seen replaces the *Error's own list of validator requests when set
+	// (doctor rebuilds it from renewal.json). SeenKnown says the list is
+	// meaningful even when empty.
+	Seen      []acmeflow.ValidatorRequest
+	SeenKnown bool
+	// CA is the user's choice: staging, production, local, or a URL.
+	CA string
+	// From the preflight checks.
+	NAT       string   // direct, cloud-1to1, home-nat, cgnat, double-nat, nat, unknown
+	Cloud     string   // aws, gcp, azure, oracle...
+	Firewall  []string // host firewall rules that block a validation port, one per line
+	PortOwner string   // who holds the validation port: "nginx (pid 812) on 0.0.0.0:80"
+	// Probe is what a local connection to the validation port found.
+	Probe *Probe
+	// Now is the clock for turning "retry after <time>" into a wait.
+	Now time.Time
+}
+
+// Attempt is what the caller knows of the attempt that failed. It is the
+// one input of the evidence builder: issue, renew, the wizard and doctor
+// each fill an Attempt (AttemptOf, RenewalAttempt) and call Evidence, so
+// the same attempt gets the same evidence, and the diagnosis kept in
+// renewal.json is the one that was shown.
+type Attempt struct {
+	// Challenge is http-01 or tls-alpn-01 (empty: inferred from the error).
+	Challenge string
+	// WebRoot is set when the user's web server answered http-01.
+	WebRoot string
+	// CA is the user's choice: staging, production, local, or a URL.
+	CA string
+	// Local is the local test CA, which validates on the responder's own
+	// ports (HTTPListen, TLSListen) rather than on 80 and 443.
+	Local                 bool
+	HTTPListen, TLSListen string
+}
+
+// AttemptOf is the attempt of an engine request made for the CA ca (nil
+// when the CA could not even be opened; choice names it then).
+func AttemptOf(req *acmeflow.Request, ca *cachoice.CA, choice string) Attempt {
+	a := Attempt{Challenge: req.Challenge, WebRoot: req.WebRoot, CA: choice}
+	if ca != nil {
+		a.CA, a.Local = ca.Choice, ca.Local
+		// The local CA validates on the responder's ports, which the CA
+		// value carries (cachoice.CA.Apply copies them into the request).
+		a.HTTPListen, a.TLSListen = ca.HTTPListen, ca.TLSListen
+	}
+	return a
+}
+
+// RenewalAttempt is what a certificate's renewal.json tells about its
+// attempts: the challenge, the web root, the CA and the responder's
+// addresses.
+func RenewalAttempt(r *store.Renewal) Attempt {
+	return Attempt{Challenge: r.Challenge, WebRoot: r.WebRoot, CA: r.CA, Local: r.CA == cachoice.Local, HTTPListen: r.HTTPListen, TLSListen: r.TLSListen}
+}
+
+// Evidence is the attempt's evidence: the challenge, the web root and the
+// validation ports (80 and 443 for Let's Encrypt, FACTS.md; the
+// responder's own for the local test CA).
+func (a Attempt) Evidence(now time.Time) Evidence {
+	ev := Evidence{Challenge: a.Challenge, WebRoot: a.WebRoot, HTTPPort: 80, TLSPort: 443, CA: a.CA, Now: now}
+	if a.Local {
+		ev.HTTPPort, ev.TLSPort = acmeflow.PortOf(a.HTTPListen), acmeflow.PortOf(a.TLSListen)
+		if a.WebRoot != "" {
+			// The local CA knocks on the web server's port (--webroot-port),
+			// unknown here; Diagnose reads it from the CA's URL.
+			ev.HTTPPort = 0
+		}
+	}
+	return ev
+}
+
+// AddPreflight copies the preflight findings that decide between causes
+// into the evidence: the NAT kind, the host firewall rules that block the
+// validation port, and who holds the port.
+func (ev *Evidence) AddPreflight(rep preflight.Report) {
+	port := ev.HTTPPort
+	if ev.Challenge == acmeflow.ChallengeTLSALPN01 {
+		port = ev.TLSPort
+	}
+	if rep.NAT.Kind != "" {
+		ev.NAT, ev.Cloud = string(rep.NAT.Kind), rep.NAT.Cloud
+	}
+	for _, v := range rep.Firewall.Verdict {
+		if v.Port == port && !v.Allowed {
+			ev.Firewall = append(ev.Firewall, fmt.Sprintf("%s %s port %d: %s", v.Tool, v.Family, v.Port, v.Rule))
+		}
+	}
+	for _, p := range rep.Ports {
+		if p.Port == port && !p.Free {
+			who := p.Process
+			if who == "" {
+				who = "a process"
+			}
+			ev.PortOwner = fmt.Sprintf("%s (pid %d) on %s", who, p.PID, p.Local)
+			break
+		}
+	}
+}
+
+// Gather adds, right after a failure, the local facts that decide between
+// causes: the host firewall's verdict and the owner of the validation port
+// (preflight's local checks only, no network), and, for a challenge
+// failure, a probe of the port (our responder is closed by now, so the
+// probe meets whatever else holds it: that tells a refused port, plain
+// HTTP and a TLS proxy apart). Other failures get nothing.
+func (ev *Evidence) Gather(ctx context.Context, err error) {
+	var ae *acmeflow.Error
+	if !errors.As(err, &ae) || !(ae.Step == acmeflow.StepChallenge && ae.Problem != nil || ae.Step == acmeflow.StepResponder) {
+		return
+	}
+	port := ev.HTTPPort
+	if ev.Challenge == acmeflow.ChallengeTLSALPN01 {
+		port = ev.TLSPort
+	}
+	if port == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var addrs []netip.Addr
+	a, perr := netip.ParseAddr(ae.Identifier)
+	if perr == nil {
+		addrs = append(addrs, a)
+	}
+	rep := Preflight(ctx, addrs, ev.CA == cachoice.Local, ev.HTTPPort, ev.TLSPort, true)
+	ev.AddPreflight(rep)
+	if ev.Probe == nil && perr == nil && ae.Step == acmeflow.StepChallenge {
+		p := ProbeValidationPort(ctx, a, port, ev.Challenge)
+		ev.Probe = &p
+	}
+}
+
+// Preflight runs the preflight checks that bear on validation for the
+// addresses: the one place diagnosis (doctor, and Gather) calls preflight.
+func Preflight(ctx context.Context, addrs []netip.Addr, local bool, httpPort, tlsPort int, offline bool) preflight.Report {
+	only := []string{preflight.IDInterfaces, preflight.IDPorts, preflight.IDPrivilege, preflight.IDWebServers, preflight.IDFirewall, preflight.IDAddress}
+	if !offline {
+		only = append(only, preflight.IDNAT)
+	}
+	opts := preflight.Options{IPs: addrs, LocalCA: local, HTTPPort: httpPort, TLSPort: tlsPort, Only: only}
+	return preflight.Run(ctx, preflight.DefaultEnv(), opts, nil)
+}
+
+// withEvidence is a failure together with the evidence its caller
+// diagnosed it with (WithEvidence).
+type withEvidence struct {
+	err error
+	ev  Evidence
+}
+
+func (w *withEvidence) Error() string { return w.err.Error() }
+func (w *withEvidence) Unwrap() error { return w.err }
+
+// WithEvidence attaches ev to err, for a recorder that receives only the
+// error (wizard.Deps.RecordFailure): EvidenceOf gives ev back, so the
+// diagnosis stored is the one the caller showed. The error still reads,
+// Is and As as err.
+func WithEvidence(err error, ev Evidence) error {
+	if err == nil {
+		return nil
+	}
+	return &withEvidence{err: err, ev: ev}
+}
+
+// EvidenceOf is the evidence attached to err by WithEvidence, or else
+// fallback.
+func EvidenceOf(err error, fallback Evidence) Evidence {
+	var w *withEvidence
+	if errors.As(err, &w) {
+		return w.ev
+	}
+	return fallback
+}
+
+// inferChallenge fills what the caller did not know from the error itself:
+// the challenge from the validator log or the CA's words, and the
+// validation port from the URL the validator fetched.
+func (g *diag) inferChallenge() {
+	t := g.text()
+	if g.ev.Challenge == "" {
+		switch {
+		case len(g.ev.Seen) > 0:
+			g.ev.Challenge = g.ev.Seen[0].Challenge
+		// Both CAs name the challenge in tls-alpn-01 failures ("for the
+		// tls-alpn-01 challenge", "ALPN protocol \"acme-tls/1\"").
+		case contains(t, "tls-alpn-01", "acme-tls/1"):
+			g.ev.Challenge = acmeflow.ChallengeTLSALPN01
+		default:
+			g.ev.Challenge = acmeflow.ChallengeHTTP01
+		}
+	}
+	if g.ev.Challenge == acmeflow.ChallengeHTTP01 && g.ev.HTTPPort == 0 && g.ev.CA != "local" {
+		return
+	}
+	if g.ev.Challenge == acmeflow.ChallengeHTTP01 && g.ev.HTTPPort == 0 {
+		// The local CA with --webroot: the first URL the validator
+		// fetched names the port (a redirect cannot be told apart then).
+		if u, err := url.Parse(strings.TrimRight(urlRe.FindString(t), ":.,)")); err == nil && u.Port() != "" {
+			g.ev.HTTPPort, _ = strconv.Atoi(u.Port())
+		}
+	}
+}
+
+// addSeenEvidence states what our responder saw: none at all says the
+// packets never arrived; the primary but not the secondaries says a filter
+// by origin.
+func (g *diag) addSeenEvidence() {
+	if !g.ev.SeenKnown || g.d.Step != acmeflow.StepChallenge {
+		return
+	}
+	if g.ev.WebRoot != "" {
+		g.evidence("http-01 was answered by your web server from %s: ipcert cannot see the validator's requests", g.ev.WebRoot)
+		return
+	}
+	if len(g.ev.Seen) == 0 {
+		if !slices.ContainsFunc(g.d.Evidence, func(s string) bool { return strings.HasPrefix(s, "no validator request") }) {
+			g.evidence("no validator request reached our responder")
+		}
+		return
+	}
+	for _, v := range g.ev.Seen {
+		if v.Time.IsZero() {
+			g.evidence("validator request from %s", v.Remote)
+			continue
+		}
+		g.evidence("%s at %s", v.String(), v.Time.UTC().Format("15:04:05"))
+	}
+}
+
+func (g *diag) addPreflightEvidence() {
+	for _, f := range g.ev.Firewall {
+		g.evidence("firewall: %s", f)
+	}
+	if g.ev.NAT != "" && g.ev.NAT != "direct" && g.ev.NAT != "unknown" {
+		nat := "NAT: " + g.ev.NAT
+		if g.ev.Cloud != "" {
+			nat += " (" + g.ev.Cloud + ")"
+		}
+		g.evidence("%s", nat)
+	}
+	if g.ev.PortOwner != "" && g.d.Code != DiagPortBusy {
+		g.evidence("port owner: %s", g.ev.PortOwner)
+	}
+	if p := g.ev.Probe; p != nil {
+		g.evidence("local probe of %s: %s", p.Target, p.Detail)
+	}
+}

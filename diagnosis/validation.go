@@ -1,0 +1,303 @@
+package diagnosis
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ipcert/ipcert/acmeflow"
+)
+
+// validation explains a failed challenge from the CA's words and, above
+// all, from what our responder saw.
+func (g *diag) validation(t string) {
+	seen := g.ev.Seen
+	ours := g.ev.SeenKnown && g.ev.WebRoot == ""
+	none := ours && len(seen) == 0
+	answered := 0
+	for _, v := range seen {
+		if v.Answered {
+			answered++
+		}
+	}
+	port := g.port()
+	// Boulder prefixes a remote perspective's failure with "During
+	// secondary validation: " (FACTS.md "Multi-perspective validation").
+	secondary := contains(t, "during secondary validation")
+	status := 0
+	if m := statusRe.FindStringSubmatch(t); m != nil {
+		status, _ = strconv.Atoi(m[1])
+	}
+	fw := ""
+	if len(g.ev.Firewall) > 0 {
+		fw = " The host firewall blocks it: " + strings.Join(g.ev.Firewall, "; ") + "."
+	}
+	natHint := g.natHint(port)
+	openCmd := fmt.Sprintf("sudo ufw allow %d/tcp", port)
+
+	switch {
+	case secondary || ours && answered > 0 && !contains(t, "incorrect validation certificate", "did not match", "cannot negotiate alpn"):
+		g.set(DiagSecondary, "Some validators were blocked", "The primary validator reached this machine but the remote perspectives (other regions) did not: a filter by origin such as geo-blocking, fail2ban/CrowdSec, or a WAF or DDoS filter. Let's Encrypt validates from several places and all must succeed (FACTS.md).",
+			fmt.Sprintf("Leave tcp port %d open to the whole internet, v4 and v6, while validating; whitelist the ACME challenge path in the WAF; do not geo-block it.", port), "ipcert doctor --probe", false)
+		if ours {
+			g.evidence("our responder answered %d of %d validator requests, from %s", answered, len(seen), remotes(seen))
+		}
+	// Boulder va/va.go detailedError: "Timeout during connect (likely
+	// firewall problem)", "Timeout during read (your server may be slow or
+	// overloaded)", "Timeout after connect (your server may be slow or
+	// overloaded)"; Pebble passes Go's own ("i/o timeout", "Client.Timeout
+	// exceeded while awaiting headers", "context deadline exceeded").
+	case contains(t, "timeout during connect", "i/o timeout", "timeout during read", "timeout after connect", "client.timeout exceeded", "deadline exceeded", "timed out"):
+		// Boulder says whether the connect or the read timed out; Pebble's
+		// "awaiting headers" covers both, so only our responder's log can
+		// tell that the connection was made.
+		if ours && len(seen) > 0 || contains(t, "timeout after connect", "timeout during read") && !none {
+			g.set(DiagSlowServer, "The validator connected but got no answer in time", "The connection was made but the answer took too long: an overloaded server, or a proxy in front that accepts and stalls.",
+				"Make sure the challenge path is served directly and fast; retry.", g.stagingCmd(""), true)
+			return
+		}
+		g.set(DiagConnectTimeout, "The validator's connection timed out", fmt.Sprintf("Packets to port %d never got an answer: a cloud security group, the host firewall or the router drops them, or the port is not forwarded.%s%s", port, fw, natHint),
+			fmt.Sprintf("Open tcp port %d to the world (0.0.0.0/0 and ::/0) in the cloud security group and the host firewall; behind a home router forward it to this machine.", port), openCmd, false)
+	// Boulder va/va.go: "Connection refused" (ECONNREFUSED); Pebble: Go's
+	// "connect: connection refused".
+	case contains(t, "connection refused"):
+		if g.redirected(t, port) {
+			return
+		}
+		g.set(DiagConnectRefused, "Nothing accepted the connection", fmt.Sprintf("The validator reached the address but nothing listens on port %d there (a stopped web server, a responder bound to 127.0.0.1 or to one family only), or a firewall answers with a reject.%s", port, fw),
+			fmt.Sprintf("Listen on 0.0.0.0:%d and [::]:%d (ipcert's own responder does), or with --webroot make sure the web server runs and listens on both families.", port, port), "ss -ltnp", false)
+	// Boulder va/va.go: "Connection reset by peer" (ECONNRESET).
+	case contains(t, "connection reset"):
+		g.set(DiagConnectReset, "The connection was reset", "Something on the path (a firewall, IPS, or a proxy that does not like the request) reset the validator's connection.",
+			fmt.Sprintf("Let tcp port %d through unfiltered while validating; check IPS/WAF logs.", port), g.stagingCmd(""), false)
+	// Boulder va/va.go: "Network unreachable" (ENETUNREACH); Go's "no route
+	// to host" (EHOSTUNREACH) from Pebble.
+	case contains(t, "network unreachable", "no route to host", "host unreachable"):
+		g.set(DiagNetUnreachable, "The address is unreachable from the internet", "The validator has no route to the address: it is not routed on the internet, or an upstream router rejects it."+natHint,
+			"Check that the address is really this machine's public address.", "ipcert preflight", false)
+	// Boulder va/http.go: "Too many redirects" (more than 10, FACTS.md);
+	// Pebble lets Go's client say "stopped after 10 redirects".
+	case contains(t, "too many redirects", "stopped after 10 redirects", "redirect loop"):
+		g.set(DiagTooManyRedirects, "The challenge URL redirects in a loop", "The web server redirects /.well-known/acme-challenge/ again and again (an HTTP->HTTPS rule combined with an HTTPS->HTTP one, or a proxy loop).",
+			"Exempt /.well-known/acme-challenge/ from redirects and serve it from the web root over plain HTTP.", "curl -sI http://"+g.hostPort(port)+"/.well-known/acme-challenge/test", false)
+	// Boulder va/http.go: "Invalid port in redirect target. Only ports 80
+	// and 443 are supported, not N", "Invalid protocol scheme in redirect
+	// target. ...", "Invalid host in redirect target ...".
+	case contains(t, "invalid port in redirect", "invalid protocol scheme in redirect", "invalid host in redirect"):
+		g.redirectPort(t)
+	// Boulder va/va.go: "Server only speaks HTTP, not TLS" and "Server is
+	// speaking HTTP/2 over HTTP"; Go's crypto/tls (through Pebble): "first
+	// record does not look like a TLS handshake".
+	case contains(t, "server only speaks http", "speaking http", "first record does not look like a tls handshake"):
+		g.httpOnTLS()
+	// Boulder va/tlsalpn.go and Pebble: "Cannot negotiate ALPN protocol
+	// \"acme-tls/1\" for tls-alpn-01 challenge" (FACTS.md).
+	case contains(t, "cannot negotiate alpn"):
+		g.set(DiagNoALPN, "The TLS server on the port does not speak acme-tls/1", fmt.Sprintf("A TLS server answered on port %d but does not know the acme-tls/1 protocol: a web server or TLS proxy owns the port, not ipcert's responder.", port),
+			"Let ipcert own port 443 for the minute of issuance (stop the proxy), or use http-01 on port 80.", g.stagingCmd("--challenge http-01"), false)
+		g.foreign(none)
+	// Boulder va/tlsalpn.go and Pebble: "Incorrect validation certificate
+	// for tls-alpn-01 challenge. ..." (FACTS.md).
+	case contains(t, "incorrect validation certificate"):
+		g.set(DiagWrongCert, "The wrong certificate answered the tls-alpn-01 challenge", "The server on the port offered acme-tls/1 but presented a certificate that is not the challenge certificate for this address: another ACME client or proxy answers, or it keys on the IP rather than the RFC 8738 reverse name ("+g.reverseName()+").",
+			"Stop the other responder on the port so ipcert's answers, or use http-01.", g.stagingCmd("--challenge http-01"), false)
+		g.foreign(none)
+	// Pebble va/va.go: "Failed to connect to HOST:PORT for the tls-alpn-01
+	// challenge" (every dial or handshake failure).
+	case contains(t, "failed to connect to") && g.ev.Challenge == acmeflow.ChallengeTLSALPN01:
+		g.tlsConnect(none)
+	// Boulder va/http.go: "The key authorization file from the server did
+	// not match this challenge. Expected %q (got %q)"; Pebble: "... did not
+	// match this challenge %q != %q". Boulder's "Invalid response from URL:
+	// N" with no status is a body it could not read.
+	case contains(t, "did not match this challenge") || g.probType() == acmeflow.ProblemUnauthorized && contains(t, "invalid response from") && status == 0:
+		g.wrongContent(t, none)
+	case status != 0:
+		g.badStatus(t, status, none)
+	// Boulder va/va.go detailedError's fallback: "Error getting validation
+	// data".
+	case contains(t, "error getting validation data"):
+		g.set(DiagConnectReset, "The validator got no usable answer", "The connection broke before a valid HTTP answer arrived: a proxy, an IPS or a half-working server.",
+			fmt.Sprintf("Serve the challenge path directly on port %d.", port), g.stagingCmd(""), false)
+	default:
+		g.set(DiagUnknown, "Validation failed", "The CA could not validate the address: "+g.d.Problem.Detail,
+			"Run ipcert doctor --probe for an external test, and ipcert preflight for the local checks.", "ipcert doctor --probe", false)
+	}
+}
+
+// redirected recognises a redirect to another port from the URL in the
+// CA's message: Pebble follows any redirect and reports the failure at the
+// target, Boulder refuses ports other than 80 and 443 up front.
+func (g *diag) redirected(t string, port int) bool {
+	if g.ev.HTTPPort == 0 && g.ev.CA == "local" {
+		// The local CA's validation port is unknown: any port could be it.
+		return false
+	}
+	for _, m := range urlRe.FindAllString(t, -1) {
+		u, err := url.Parse(strings.TrimRight(m, ":.,)"))
+		if err != nil {
+			continue
+		}
+		p := u.Port()
+		if p == "" {
+			continue
+		}
+		n, _ := strconv.Atoi(p)
+		if n != port && n != 80 && n != 443 {
+			g.redirectPort(t)
+			g.evidence("the validator ended up at %s, not on port %d", u.Host, port)
+			return true
+		}
+	}
+	return false
+}
+
+func (g *diag) redirectPort(t string) {
+	g.set(DiagRedirectPort, "The challenge URL redirects to another port", "The web server answers /.well-known/acme-challenge/ with a redirect to a port other than 80 or 443 (often an HTTP->HTTPS rule to a custom port). Let's Encrypt follows redirects only to ports 80 and 443 (FACTS.md).",
+		"Exempt /.well-known/acme-challenge/ from the redirect (nginx: a location block with root and no return), or use the standalone responder or tls-alpn-01.",
+		"curl -sI http://"+g.hostPort(g.port())+"/.well-known/acme-challenge/test", false)
+}
+
+func (g *diag) httpOnTLS() {
+	g.set(DiagHTTPOnTLSPort, "A plain-HTTP server answers on the TLS port", fmt.Sprintf("The tls-alpn-01 validator spoke TLS to port %d and got plain HTTP back: a web server (or a port forward to one) holds the port without TLS.", g.port()),
+		"Let ipcert's responder own the port during issuance, fix the port forward, or use http-01.", g.stagingCmd("--challenge http-01"), false)
+	g.foreign(g.ev.SeenKnown && g.ev.WebRoot == "" && len(g.ev.Seen) == 0)
+}
+
+// tlsConnect: Pebble reports every tls-alpn-01 dial or handshake failure
+// as "Failed to connect"; the local probe of the port, when there is one,
+// tells refused, plain HTTP and TLS without acme-tls/1 apart.
+func (g *diag) tlsConnect(none bool) {
+	if p := g.ev.Probe; p != nil {
+		switch p.Kind {
+		case ProbeHTTP:
+			g.httpOnTLS()
+			return
+		case ProbeTLSNoALPN:
+			g.set(DiagNoALPN, "The TLS server on the port does not speak acme-tls/1", fmt.Sprintf("A TLS server on port %d does not offer acme-tls/1.", g.port()),
+				"Let ipcert own port 443 for the minute of issuance, or use http-01.", g.stagingCmd("--challenge http-01"), false)
+			g.foreign(none)
+			return
+		case ProbeRefused:
+			g.set(DiagConnectRefused, "Nothing accepted the connection", fmt.Sprintf("Nothing listens on port %d of the address.", g.port()),
+				fmt.Sprintf("Let ipcert's responder listen on 0.0.0.0:%d and [::]:%d.", g.port(), g.port()), "ss -ltnp", false)
+			return
+		case ProbeTimeout:
+			g.set(DiagConnectTimeout, "The validator's connection timed out", fmt.Sprintf("Packets to port %d get no answer.%s", g.port(), g.natHint(g.port())),
+				fmt.Sprintf("Open tcp port %d to the world in the security group and host firewall.", g.port()), fmt.Sprintf("sudo ufw allow %d/tcp", g.port()), false)
+			return
+		}
+	}
+	cause := fmt.Sprintf("The validator could not complete a TLS handshake on port %d.", g.port())
+	if none {
+		cause += " None of its connections reached our responder: the packets were dropped or refused, or another server (plain HTTP, a TLS proxy) holds the port or the port forward."
+	}
+	g.set(DiagTLSConnect, "The tls-alpn-01 validator could not connect", cause,
+		fmt.Sprintf("Make sure tcp %d reaches this machine and nothing else answers there; ipcert doctor ADDR probes the port.", g.port()), "ipcert doctor "+g.addr(), false)
+}
+
+// foreign adds the decisive local fact: the validator talked to some
+// server, and it was not ours.
+func (g *diag) foreign(none bool) {
+	if none {
+		g.evidence("no validator request reached our responder: another server answered on port %d", g.port())
+	}
+}
+
+func (g *diag) wrongContent(t string, none bool) {
+	body := ""
+	if m := gotBodyRe.FindStringSubmatch(g.d.Problem.Detail); m != nil {
+		body = m[1]
+	}
+	htmlPage := contains(strings.ToLower(body), "<html", "<!doctype", "router", "login", "<title")
+	switch {
+	case none || htmlPage && g.ev.WebRoot == "":
+		g.set(DiagForeignServer, "Another web server answered the validator", fmt.Sprintf("The validator got a page from some server on port %d, but none of its requests reached our responder: typically the router's own web interface (the port is not forwarded to this machine) or another machine behind the same address.", g.port()),
+			fmt.Sprintf("Forward tcp %d on the router to this machine (and turn off the router's remote administration on it), then retry.", g.port()), "ipcert preflight --map-ports", false)
+		g.evidence("no validator request reached our responder")
+	case g.ev.WebRoot != "":
+		g.set(DiagWrongContent, "The web server served something else at the challenge URL", "The file ipcert wrote into "+g.ev.WebRoot+" was not what the web server returned for /.well-known/acme-challenge/<token>: the web root is not the one served for this address (another vhost is the default for Host=<ip>), or a rewrite rule (a single-page app, a CMS) answers every path.",
+			"Give --webroot the document root of the server that answers for the bare IP (the default server), or add a location for /.well-known/acme-challenge/ to it.", "ipcert preflight", false)
+	default:
+		g.set(DiagWrongContent, "The validator got the wrong answer", "The server on the port answered the challenge path with the wrong body: a proxy or another program answers in front of ipcert's responder.",
+			"Make sure nothing sits between the validator and ipcert's responder on the port.", g.stagingCmd(""), false)
+	}
+	if body != "" {
+		if len(body) > 80 {
+			body = body[:80] + "..."
+		}
+		g.evidence("the validator got: %q", body)
+	}
+}
+
+func (g *diag) badStatus(t string, status int, none bool) {
+	if none && g.ev.WebRoot == "" {
+		g.set(DiagForeignServer, "Another web server answered the validator", fmt.Sprintf("The validator got HTTP %d from a server on port %d, but none of its requests reached our responder: the port leads to another server (the router's admin page, another machine, a proxy).", status, g.port()),
+			fmt.Sprintf("Forward tcp %d to this machine, or stop whatever answers there during issuance.", g.port()), "ipcert preflight --map-ports", false)
+		g.evidence("no validator request reached our responder")
+		return
+	}
+	if status == 404 {
+		if g.ev.WebRoot != "" {
+			g.set(DiagWebRootNotServed, "The web root is not what the server serves for this address", "The challenge file was written into "+g.ev.WebRoot+" but the web server answered 404: the default server for Host=<ip> uses another document root, or a location block hides /.well-known/.",
+				"Give --webroot the document root of the default server (ipcert preflight shows it), or add a location /.well-known/acme-challenge/ { root "+g.ev.WebRoot+"; } to the default server.", "ipcert preflight", false)
+			return
+		}
+		g.set(DiagNotFound, "The challenge URL answered 404", "The server on the port did not have the challenge file: it is not ipcert's responder, or a web server with no default vhost for Host=<ip>.",
+			"Serve /.well-known/acme-challenge/ on the default server for the bare IP, or answer with ipcert's standalone responder.", "ipcert preflight", false)
+		return
+	}
+	g.set(DiagBadStatus, fmt.Sprintf("The challenge URL answered HTTP %d", status), fmt.Sprintf("The server answered the challenge path with status %d instead of 200: an access rule (403), an authentication wall (401), or an upstream error (5xx).", status),
+		"Allow unauthenticated GETs of /.well-known/acme-challenge/ from anywhere.", "curl -si http://"+g.hostPort(g.port())+"/.well-known/acme-challenge/test", status >= 500)
+}
+
+// seenFor keeps the validator requests that were about ident: in an order
+// for several addresses, requests for the others say nothing about this
+// one. The Host header (http-01, FACTS.md: the IP literal) or the SNI
+// (tls-alpn-01, the reverse name) names the identifier; requests that name
+// none are kept.
+func seenFor(seen []acmeflow.ValidatorRequest, ident string) []acmeflow.ValidatorRequest {
+	a, err := netip.ParseAddr(ident)
+	if err != nil {
+		return seen
+	}
+	var out []acmeflow.ValidatorRequest
+	for _, v := range seen {
+		host := v.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.Trim(host, "[]")
+		switch {
+		case v.SNI != "" && v.SNI != acmeflow.ReverseName(a):
+		case v.SNI == "" && host != "" && host != a.String():
+		default:
+			out = append(out, v)
+		}
+	}
+	if seen != nil && out == nil {
+		out = []acmeflow.ValidatorRequest{}
+	}
+	return out
+}
+
+func remotes(seen []acmeflow.ValidatorRequest) string {
+	var out []string
+	for _, v := range seen {
+		h, _, err := net.SplitHostPort(v.Remote)
+		if err != nil {
+			h = v.Remote
+		}
+		if !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	if len(out) == 0 {
+		return "nowhere"
+	}
+	return strings.Join(out, ", ")
+}
