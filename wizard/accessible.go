@@ -361,7 +361,7 @@ func (a *accessible) plan() (Step, error) {
 	m.step = StepPlan
 	a.say("Step 4 of 9, Plan.")
 	p := &m.plan
-	p.enter(m)
+	p.enter(m, arriveForward)
 	// The plan's own questions (planStep.build), asked one by one.
 	for _, f := range p.fields {
 		if f == huh.Field(p.consent) {

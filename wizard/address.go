@@ -49,6 +49,16 @@ type addrMsg struct {
 	ifaces []preflight.IfaceAddr
 }
 
+func (addrMsg) stepOf() Step { return StepAddress }
+
+func (s *addressStep) busy() bool        { return s.detecting }
+func (s *addressStep) textFocused() bool { return s.typing }
+
+func (s *addressStep) back(m *Model) tea.Cmd {
+	m.show(StepWelcome)
+	return nil
+}
+
 // setupInput makes the text field once; every path that types (the
 // screen, the offline start, accessible mode) goes through it.
 func (s *addressStep) setupInput(c ui.Caps) {
@@ -65,7 +75,7 @@ func (s *addressStep) setupInput(c ui.Caps) {
 	s.input.Cursor.SetMode(cursor.CursorStatic)
 }
 
-func (s *addressStep) enter(m *Model) tea.Cmd {
+func (s *addressStep) enter(m *Model, _ arrival) tea.Cmd {
 	s.setupInput(m.cfg.Caps)
 	// Refresh refusals: the CA choice may have changed since.
 	for i := range s.cands {
@@ -180,7 +190,7 @@ func (s *addressStep) redetect(m *Model) tea.Cmd {
 		}
 	}
 	s.cands, s.cursor, s.detected, s.offline = keep, 0, false, false
-	return s.enter(m)
+	return s.enter(m, arriveForward)
 }
 
 func (s *addressStep) startTyping(m *Model) tea.Cmd {

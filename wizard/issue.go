@@ -73,7 +73,34 @@ type issueDoneMsg struct {
 	ca        *cachoice.CA
 }
 
-func (s *issueStep) running() bool { return s.phase == phaseRunning }
+func (issueEventMsg) stepOf() Step { return StepIssue }
+func (issueDoneMsg) stepOf() Step  { return StepIssue }
+
+func (s *issueStep) running() bool     { return s.phase == phaseRunning }
+func (s *issueStep) busy() bool        { return s.running() }
+func (s *issueStep) textFocused() bool { return false }
+
+// followsLog: the viewport follows the end of the live log, except on
+// the failure's explanation, which is read from its top.
+func (s *issueStep) followsLog() bool { return s.phase != phaseFailed }
+
+func (s *issueStep) back(m *Model) tea.Cmd {
+	switch {
+	case s.running():
+		s.cancel()
+		s.backAfterCancel = true
+		return nil
+	case s.phase == phaseAskProduction:
+		// the rehearsal stands: going back means "not now"
+		return m.goTo(StepSummary)
+	case s.phase == phaseIssued:
+		// the certificate stands: back to the plan would order another
+		return nil
+	case s.cancelled:
+		return m.arrive(StepPlan, arriveCancelled)
+	}
+	return m.arrive(StepPlan, arriveBack)
+}
 
 func (s *issueStep) cancel() {
 	if s.cancelFn != nil {
@@ -81,11 +108,10 @@ func (s *issueStep) cancel() {
 	}
 }
 
-func (s *issueStep) enter(m *Model) tea.Cmd {
+func (s *issueStep) enter(m *Model, _ arrival) tea.Cmd {
 	if !m.ans.AgreeTOS {
 		// Never to the CA without the user's agreement to its terms.
-		m.plan.refused = true
-		return m.goTo(StepPlan)
+		return m.arrive(StepPlan, arriveRefused)
 	}
 	s.attempt, s.earlier = 0, nil
 	if m.ans.CA == PlanRehearse {
@@ -250,7 +276,7 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 		m.logf("issue run %d cancelled", msg.gen)
 		if s.backAfterCancel && !m.quitting {
 			s.backAfterCancel = false
-			return m.goTo(StepPlan)
+			return m.arrive(StepPlan, arriveCancelled)
 		}
 		return nil
 	}
@@ -324,12 +350,10 @@ func (s *issueStep) choose(m *Model, i int) tea.Cmd {
 		return s.start(m, s.rehearsal, s.choice)
 	case 1:
 		s.phase = phaseIdle
-		m.plan.toChallenge = true
-		return m.goTo(StepPlan)
+		return m.arrive(StepPlan, arriveChangeChallenge)
 	case 2:
 		s.phase = phaseIdle
-		m.pre.report = nil // run the checks again: something changed
-		return m.goTo(StepPreflight)
+		return m.arrive(StepPreflight, arriveRecheck)
 	}
 	return nil
 }

@@ -36,6 +36,18 @@ type preflightDoneMsg struct {
 	report preflight.Report
 }
 
+func (preflightEventMsg) stepOf() Step { return StepPreflight }
+func (preflightDoneMsg) stepOf() Step  { return StepPreflight }
+
+func (s *preflightStep) busy() bool        { return s.running }
+func (s *preflightStep) textFocused() bool { return false }
+
+func (s *preflightStep) back(m *Model) tea.Cmd {
+	s.stop()
+	m.show(StepAddress)
+	return nil
+}
+
 func statusOf(s preflight.Status) ui.Status {
 	switch s {
 	case preflight.StatusOK:
@@ -56,7 +68,10 @@ func itemOf(r preflight.Result) ui.Item {
 	return it
 }
 
-func (s *preflightStep) enter(m *Model) tea.Cmd {
+func (s *preflightStep) enter(m *Model, why arrival) tea.Cmd {
+	if why == arriveRecheck {
+		s.report = nil // something changed since: check again
+	}
 	key := fmt.Sprint(m.ans.Addrs)
 	if s.report != nil && s.ranFor == key {
 		return nil
