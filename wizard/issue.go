@@ -296,7 +296,18 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 	return nil
 }
 
-var failChoices = []string{"Retry", "Change the challenge (back to the plan)", "Back to preflight"}
+// failureChoices are what the failure screen offers: its rows and keys
+// on the full screen, its options in accessible mode (with Quit).
+var failureChoices = []choice{
+	{label: "Retry", value: "retry", key: "r"},
+	{label: "Change the challenge (back to the plan)", value: "plan", key: "c"},
+	{label: "Back to preflight", value: "preflight", key: "p"},
+}
+
+var failChoices = labels(failureChoices)
+
+// askProduction is the question after a staging rehearsal worked.
+const askProduction = "Get the real certificate now from Let's Encrypt production?"
 
 func (s *issueStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
@@ -319,14 +330,12 @@ func (s *issueStep) update(m *Model, msg tea.Msg) tea.Cmd {
 				if s.failCursor < len(failChoices)-1 {
 					s.failCursor++
 				}
-			case "r":
-				return s.choose(m, 0)
-			case "c":
-				return s.choose(m, 1)
-			case "p":
-				return s.choose(m, 2)
 			case "enter":
-				return s.choose(m, s.failCursor)
+				return s.choose(m, failureChoices[s.failCursor].value)
+			default:
+				if v := byKey(failureChoices, msg.String()); v != "" {
+					return s.choose(m, v)
+				}
 			}
 		case phaseIssued:
 			if msg.String() == "enter" {
@@ -344,14 +353,14 @@ func (s *issueStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	return nil
 }
 
-func (s *issueStep) choose(m *Model, i int) tea.Cmd {
-	switch i {
-	case 0:
+func (s *issueStep) choose(m *Model, value string) tea.Cmd {
+	switch value {
+	case "retry":
 		return s.start(m, s.rehearsal, s.choice)
-	case 1:
+	case "plan":
 		s.phase = phaseIdle
 		return m.arrive(StepPlan, arriveChangeChallenge)
-	case 2:
+	case "preflight":
 		s.phase = phaseIdle
 		return m.arrive(StepPreflight, arriveRecheck)
 	}
@@ -398,7 +407,7 @@ func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	ask := ""
 	if s.phase == phaseAskProduction {
 		ask = "\n" + ui.Wrap(t.OK.Render("The rehearsal worked: staging validated "+addrList(m.ans.Addrs)+" from the internet and issued a test certificate.")+" It is kept apart from the real one and never renewed.", w) + "\n\n" +
-			t.Strong.Render("Get the real certificate now from Let's Encrypt production?") + " y / n\n"
+			t.Strong.Render(askProduction) + " y / n\n"
 	}
 	if s.phase == phaseIssued {
 		ask = s.issuedText(m, w)
