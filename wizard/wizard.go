@@ -1,6 +1,7 @@
 // Package wizard is ipcert's terminal wizard: a Bubble Tea program whose
 // root model walks the user through Welcome, Address, Preflight, Plan,
-// Issue and Summary, one small handler per step. Every side effect (the
+// Issue, Install, Renewal, Verify and Summary, routing each message to
+// one small handler per step (Model.steps). Every side effect (the
 // address lookup, the checks, the ACME run) is a tea.Cmd calling the
 // packages through Deps; their progress streams through a channel read by
 // a re-armed command; results are assigned in Update only.
