@@ -2,17 +2,15 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"net/netip"
 	"os"
-	"sync"
+	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
-	"github.com/ipcert/ipcert/deploy"
-	"github.com/ipcert/ipcert/preflight"
+	"github.com/ipcert/ipcert/diagnosis"
 	"github.com/ipcert/ipcert/ui"
 	"github.com/ipcert/ipcert/wizard"
 )
@@ -75,11 +73,7 @@ func runDemo(ctx context.Context, args []string, s stdio) int {
 		// one path (127.0.0.1, the local test CA, http-01) needs no
 		// answers, so it runs as the equivalent headless command.
 		fmt.Fprintf(s.Err, "ipcert demo: no terminal, so no wizard; running its steps without questions\n(on a terminal you get the wizard; \"ipcert demo --accessible\" asks plain questions)\n\n")
-		args := []string{"--ip", "127.0.0.1", "--ca", cachoice.Local, "--state-dir", root, "--agree-tos"}
-		if f.debug != "" {
-			args = append(args, "--debug", f.debug)
-		}
-		code := runIssue(ctx, args, s)
+		code := demoHeadless(ctx, root, f.debug, s)
 		fmt.Fprintf(s.Out, "Demo state: %s\n", root)
 		return code
 	}
@@ -91,7 +85,11 @@ func runDemo(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Err, "ipcert demo: %v\n", err)
 		return exitFailure
 	}
-	deps := demoDeps(st)
+	deps, err := wizardDeps(wizardWiring{Demo: true, Store: st})
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert demo: %v\n", err)
+		return exitFailure
+	}
 	cfg := wizard.Config{Demo: true, Caps: caps, StateDir: root, Answers: ans, Log: wizardDebugLog(f.debug)}
 	code := wizardRun(ctx, deps, cfg, s, true)
 	if created && code != exitOK && demoNothingKept(st) {
@@ -116,66 +114,43 @@ func demoNothingKept(st *store.Store) bool {
 	return err == nil && len(ff) == 0
 }
 
-// demoDeps wires the wizard to the local test CA: 127.0.0.1 is the
-// address "found", preflight runs only the local checks against the
-// responder ports the CA validates on, and nothing leaves the machine.
-func demoDeps(st *store.Store) wizard.Deps {
-	env := preflight.DefaultEnv()
-	// One Pebble for the whole demo, started in the background at once so
-	// the first frame does not wait for it.
-	openLocal := sync.OnceValues(func() (*cachoice.CA, error) {
-		return cachoice.Open(cachoice.Local, cachoice.Options{Log: debugWriter()})
-	})
-	go openLocal()
-	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
-	return wizard.Deps{
-		Machine: wizardMachine(env),
-		DetectPublic: func(ctx context.Context) preflight.PublicAddrs {
-			lo := netip.MustParseAddr("127.0.0.1")
-			return preflight.PublicAddrs{V4: preflight.FamilyResult{
-				Family: "ipv4", Addr: lo, Votes: 1, Answered: 1, Asked: 1,
-				Sources: []preflight.SourceAnswer{{Kind: "demo", Source: "the demo's test CA (it validates over loopback)", Addr: lo}},
-			}}
-		},
-		LocalAddrs: func() ([]preflight.IfaceAddr, error) { return preflight.LocalAddrs(env) },
-		Preflight: func(ctx context.Context, req wizard.PreflightRequest, progress func(preflight.Event)) preflight.Report {
-			opts := preflight.Options{
-				IPs: req.Addrs, LocalCA: true,
-				// The public-address, NAT and self-fetch checks ask the
-				// internet; the demo never does.
-				Only: []string{preflight.IDInterfaces, preflight.IDPorts, preflight.IDPrivilege, preflight.IDWebServers, preflight.IDFirewall, preflight.IDAddress},
-			}
-			if ca, err := openLocal(); err == nil {
-				opts.HTTPPort, opts.TLSPort = acmeflow.PortOf(ca.HTTPListen), acmeflow.PortOf(ca.TLSListen)
-			}
-			return preflight.Run(ctx, env, opts, progress)
-		},
-		OpenCA: func(choice string) (*cachoice.CA, error) {
-			if choice != cachoice.Local {
-				return nil, fmt.Errorf("the demo uses only the local test CA, not %q", choice)
-			}
-			return openLocal()
-		},
-		Issuer: eng, Store: st,
-		RecordFailure: wizardRecordFailure(eng),
-		// The demo shows the nginx snippet but never touches the web
-		// servers or the system's timers; the dry renewal runs against a
-		// fresh local CA, and the verify step serves the certificate on a
-		// loopback port and checks it like a browser trusting the test root.
-		Servers: func(ctx context.Context, iss *acmeflow.Issued) []wizard.InstallTarget {
-			snip, err := wizardSnippet(st, iss, deploy.Nginx, deploy.DetectDistro("/"))
-			if err != nil {
-				return nil
-			}
-			return []wizard.InstallTarget{{Kind: "nginx", Snippet: snip, Note: "the demo never changes your web servers"}}
-		},
-		DryRenew: wizardDryRenew(st),
-		Verify: wizardVerify(func() *x509.CertPool {
-			pool := x509.NewCertPool()
-			if ca, err := openLocal(); err == nil {
-				pool.AppendCertsFromPEM(ca.RootPEM)
-			}
-			return pool
-		}, demoServeTarget(st)),
+// demoHeadless is the demo's one path without questions: 127.0.0.1 from
+// the local test CA over http-01, into the demo's folder, said the way
+// "ipcert issue --ip 127.0.0.1 --ca local --agree-tos" says it.
+func demoHeadless(ctx context.Context, root, debug string, s stdio) int {
+	closeLog := setupDebugLog(debug, s.Err)
+	defer closeLog()
+	// ipcert issue's default --timeout: the CA keeps a pending
+	// authorization for an hour, the demo's is local.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	st, err := store.Open(root)
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert demo: %v\n", err)
+		return exitFailure
 	}
+	ca, err := cachoice.Open(cachoice.Local, cachoice.Options{Log: debugWriter()})
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert demo: %v\n", err)
+		return exitUsage // as ipcert issue --ca local says it
+	}
+	defer ca.Close()
+	idents := []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	req := acmeflow.Request{Identifiers: idents, Challenge: acmeflow.ChallengeHTTP01, KeyType: "ec256", AgreeTOS: true}
+	ca.Apply(&req)
+	fmt.Fprintf(s.Err, "Issuing for %s from %s\n", acmeflow.JoinAddrs(idents), cachoice.Describe(cachoice.Local))
+	req.Events = logEvents(progressPrinter(s.Err))
+	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
+	tmpl := &store.Renewal{CA: cachoice.Local}
+	// A --state-dir used before keeps the settings of its 127.0.0.1
+	// certificate (hooks, reload), as a repeated ipcert issue does.
+	if backup, err := st.KeepSettings(store.NameFor(acmeflow.AddrStrings(idents)), tmpl); backup != "" {
+		fmt.Fprintf(s.Err, "ipcert demo: the existing renewal.json is unreadable (%v); kept as %s\n", err, backup)
+	}
+	iss, err := eng.Issue(ctx, req, acmeflow.IssueOptions{Renewal: tmpl, RootPEM: ca.RootPEM, LockWait: 60 * time.Second})
+	if err != nil {
+		return reportIssueError(ctx, eng, "", idents, err, s, diagnosis.AttemptOf(&req, ca, cachoice.Local), false)
+	}
+	printIssued(s.Out, iss, st, ca)
+	return exitOK
 }

@@ -9,15 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/term"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
-	"github.com/ipcert/ipcert/diagnosis"
-	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/ui"
 	"github.com/ipcert/ipcert/wizard"
 )
@@ -161,52 +158,13 @@ func runWizard(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Err, "ipcert: %v\n", err)
 		return exitFailure
 	}
-	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
-	reng := &acmeflow.Engine{Store: rst, UserAgent: "ipcert/" + version}
-	env, err := wizardPreflightEnv(s.Env)
+	deps, err := wizardDeps(wizardWiring{Store: st, Rehearsal: rst, Getenv: s.Env})
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert: %v\n", err)
 		return exitUsage
 	}
-	deps := wizard.Deps{
-		Machine:      wizardMachine(env),
-		DetectPublic: func(ctx context.Context) preflight.PublicAddrs { return preflight.DetectPublic(ctx, env) },
-		LocalAddrs:   func() ([]preflight.IfaceAddr, error) { return preflight.LocalAddrs(env) },
-		Preflight: func(ctx context.Context, req wizard.PreflightRequest, progress func(preflight.Event)) preflight.Report {
-			return preflight.Run(ctx, env, preflight.Options{IPs: req.Addrs, MapPorts: req.MapPorts, SelfFetch: true}, progress)
-		},
-		OpenCA: func(choice string) (*cachoice.CA, error) {
-			return cachoice.Open(choice, cachoice.Options{Log: debugWriter()})
-		},
-		Issuer: eng, Rehearsal: reng, Store: st, RehearsalStore: rst,
-		RecordFailure: wizardRecordFailure(eng),
-		Servers:       wizardServers(st), Install: wizardInstall(st),
-		Timer: wizardTimer(st), DryRenew: wizardDryRenew(st),
-		Verify: wizardVerify(systemRoots, wizardVerifyTarget),
-	}
 	cfg := wizard.Config{Caps: caps, StateDir: root, Answers: ans, Log: wizardDebugLog(f.debug)}
 	return wizardRun(ctx, deps, cfg, s, false)
-}
-
-// wizardPreflightEnv is the real preflight environment, with the
-// public-address sources replaced by IPCERT_ECHO4/ECHO6/DNS4/DNS6/STUN4/
-// STUN6 (comma-separated) when set, as for "ipcert issue --ip auto".
-func wizardPreflightEnv(getenv func(string) string) (preflight.Env, error) {
-	env := preflight.DefaultEnv()
-	split := func(k string) multiFlag {
-		var m multiFlag
-		for _, v := range strings.Split(getenv(k), ",") {
-			if v = strings.TrimSpace(v); v != "" {
-				m = append(m, v)
-			}
-		}
-		return m
-	}
-	err := overrideEndpoints(&env, endpointFlags{
-		split("IPCERT_ECHO4"), split("IPCERT_ECHO6"), split("IPCERT_DNS4"),
-		split("IPCERT_DNS6"), split("IPCERT_STUN4"), split("IPCERT_STUN6"),
-	})
-	return env, err
 }
 
 // wizardNeedTerminal decides between the full-screen wizard, the plain
@@ -243,26 +201,6 @@ func wizardDebugLog(path string) io.Writer {
 		return nil
 	}
 	return debugWriter()
-}
-
-func wizardMachine(env preflight.Env) func(context.Context) wizard.Machine {
-	return func(ctx context.Context) wizard.Machine {
-		priv := preflight.ReadPrivilege(env, 80)
-		_, err := os.Stat("/run/systemd/system")
-		return wizard.Machine{
-			UID: priv.UID, CanBindLow: priv.CanBind, Systemd: err == nil,
-			WebServers: preflight.FindWebServers(ctx, env),
-		}
-	}
-}
-
-func wizardRecordFailure(eng *acmeflow.Engine) func(string, error) {
-	return func(name string, err error) {
-		// The evidence the wizard showed its diagnosis with travels with
-		// the error (diagnosis.WithEvidence): the record is that diagnosis.
-		d := diagnosis.Diagnose(err, diagnosis.EvidenceOf(err, diagnosis.Evidence{Now: time.Now()}))
-		_ = eng.RecordFailure(name, d.Failure(time.Now()))
-	}
 }
 
 // wizardRun runs the full-screen or the accessible wizard and prints the

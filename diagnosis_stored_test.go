@@ -132,7 +132,10 @@ func TestWizardStoresTheShownDiagnosis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := demoDeps(st)
+	deps, err := wizardDeps(wizardWiring{Demo: true, Store: st, Getenv: os.Getenv})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Once the demo's CA is up, another process takes the port it
 	// validates tls-alpn-01 on: the responder cannot listen.
 	held, tlsPort := false, 0

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 
@@ -167,38 +168,39 @@ func (a *accessible) run() error {
 	}
 	body, _ := m.welcome.view(m, 80)
 	a.say("%s\n", plain(body))
+	// The same steps as the full screen's table, as question flows; each
+	// returns the step to ask next. Install runs Renewal and Verify too.
+	flows := map[Step]func() (Step, error){
+		StepAddress:   a.address,
+		StepPreflight: a.preflight,
+		StepPlan:      a.plan,
+		StepIssue:     a.issue,
+		StepInstall:   a.after,
+	}
 	step := StepAddress
-	for {
+	for step != StepSummary {
 		if err := a.check(); err != nil {
 			return err
 		}
-		var err error
-		switch step {
-		case StepAddress:
-			step, err = a.address()
-		case StepPreflight:
-			step, err = a.preflight()
-		case StepPlan:
-			step, err = a.plan()
-		case StepIssue:
-			step, err = a.issue()
-		case StepInstall:
-			step, err = a.after()
-		case StepSummary:
-			m.step = StepSummary
-			body, _ := m.summary.view(m, 80)
-			a.say("\n%s", plain(body))
-			if m.outcome.Issued == nil && m.outcome.Rehearsal == nil {
-				return ErrAborted
-			}
-			return nil
-		default:
+		flow, ok := flows[step]
+		if !ok {
 			return fmt.Errorf("wizard: accessible step %v has no handler; this is a bug", step)
 		}
-		if err != nil {
+		var err error
+		if step, err = flow(); err != nil {
 			return err
 		}
 	}
+	if err := a.check(); err != nil {
+		return err
+	}
+	m.step = StepSummary
+	body, _ = m.summary.view(m, 80)
+	a.say("\n%s", plain(body))
+	if m.outcome.Issued == nil && m.outcome.Rehearsal == nil {
+		return ErrAborted
+	}
+	return nil
 }
 
 func (a *accessible) address() (Step, error) {
@@ -224,24 +226,9 @@ func (a *accessible) address() (Step, error) {
 	if len(s.cands) == 0 {
 		a.say("No public address found: no echo, DNS or STUN service answered (offline, or outbound traffic blocked). Type the address, ask again once the network is back, or quit and run \"ipcert preflight\" (what is missing) or \"ipcert demo\" (the whole setup with a local test CA, no internet).")
 	}
-	var opts []huh.Option[string]
-	var valid []string
-	for _, c := range s.cands {
-		if c.Refused == "" {
-			opts = append(opts, huh.NewOption("Use "+c.Addr.String(), c.Addr.String()))
-			valid = append(valid, c.Addr.String())
-		}
-	}
-	if len(valid) > 1 {
-		opts = append(opts, huh.NewOption("Use all: "+strings.Join(valid, " and "), "all"))
-	}
-	opts = append(opts, huh.NewOption("Type an address", "type"))
-	if !m.cfg.Demo {
-		opts = append(opts, huh.NewOption("Ask the address sources again", "again"))
-	}
-	opts = append(opts, huh.NewOption("Quit", "quit"))
+	cs, valid := s.choices(m)
 	choice := ""
-	if err := a.choose("Which address should the certificate name?", opts, &choice); err != nil {
+	if err := a.choose("Which address should the certificate name?", options(cs), &choice); err != nil {
 		return 0, err
 	}
 	switch choice {
@@ -309,10 +296,7 @@ func (a *accessible) preflight() (Step, error) {
 		mapPorts = false
 		// The report lands where the full-screen wizard keeps it: the
 		// failure diagnosis reads its NAT and port findings from there.
-		m.pre.gen++
-		m.pre.running = true
-		m.pre.ranFor = fmt.Sprint(m.ans.Addrs)
-		m.pre.update(m, preflightDoneMsg{m.pre.gen, rep})
+		m.pre.took(m, rep)
 		for _, r := range rep.Results {
 			if r.Status != preflight.StatusWarn && r.Status != preflight.StatusFail {
 				continue
@@ -333,13 +317,8 @@ func (a *accessible) preflight() (Step, error) {
 		default:
 			a.say("Verdict: everything checked looks right.")
 		}
-		opts := []huh.Option[string]{huh.NewOption("Go on to the plan", "go"), huh.NewOption("Run the checks again", "again")}
-		if !m.cfg.Demo {
-			opts = append(opts, huh.NewOption("Ask the router (UPnP/NAT-PMP) to map ports 80 and 443, and check again", "map"))
-		}
-		opts = append(opts, huh.NewOption("Back to the address", "back"), huh.NewOption("Quit", "quit"))
 		choice := ""
-		if err := a.choose("What next?", opts, &choice); err != nil {
+		if err := a.choose("What next?", options(m.pre.choices(m)), &choice); err != nil {
 			return 0, err
 		}
 		switch choice {
@@ -361,7 +340,7 @@ func (a *accessible) plan() (Step, error) {
 	m.step = StepPlan
 	a.say("Step 4 of 9, Plan.")
 	p := &m.plan
-	p.enter(m)
+	p.enter(m, arriveForward)
 	// The plan's own questions (planStep.build), asked one by one.
 	for _, f := range p.fields {
 		if f == huh.Field(p.consent) {
@@ -427,7 +406,7 @@ func (a *accessible) issue() (Step, error) {
 		case s.phase == phaseAskProduction:
 			a.say("The rehearsal worked: staging validated %s and issued a test certificate (kept apart, never renewed).", addrList(m.ans.Addrs))
 			yes := true
-			c := huh.NewConfirm().Title("Get the real certificate now from Let's Encrypt production?").Value(&yes)
+			c := huh.NewConfirm().Title(askProduction).Value(&yes)
 			if err := a.ask(c); err != nil {
 				return 0, err
 			}
@@ -443,14 +422,8 @@ func (a *accessible) issue() (Step, error) {
 			var fb strings.Builder
 			s.failureView(m, 80, &fb)
 			a.say("%s", plain(fb.String()))
-			opts := []huh.Option[string]{
-				huh.NewOption("Retry", "retry"),
-				huh.NewOption("Change the challenge (back to the plan)", "plan"),
-				huh.NewOption("Back to preflight", "preflight"),
-				huh.NewOption("Quit", "quit"),
-			}
 			c := ""
-			if err := a.choose("What now?", opts, &c); err != nil {
+			if err := a.choose("What now?", options(append(slices.Clone(failureChoices), choiceQuit)), &c); err != nil {
 				return 0, err
 			}
 			switch c {

@@ -49,6 +49,37 @@ type addrMsg struct {
 	ifaces []preflight.IfaceAddr
 }
 
+func (addrMsg) stepOf() Step { return StepAddress }
+
+func (s *addressStep) busy() bool        { return s.detecting }
+func (s *addressStep) textFocused() bool { return s.typing }
+
+// choices are the address question as accessible mode asks it: each
+// address the CA would accept, all of them, typing one, asking again.
+// The full screen shows the same candidates as a list to tick (space),
+// with t and r for typing and asking again.
+func (s *addressStep) choices(m *Model) (cs []choice, valid []string) {
+	for _, c := range s.cands {
+		if c.Refused == "" {
+			cs = append(cs, choice{label: "Use " + c.Addr.String(), value: c.Addr.String()})
+			valid = append(valid, c.Addr.String())
+		}
+	}
+	if len(valid) > 1 {
+		cs = append(cs, choice{label: "Use all: " + strings.Join(valid, " and "), value: "all"})
+	}
+	cs = append(cs, choice{label: "Type an address", value: "type", key: "t"})
+	if !m.cfg.Demo {
+		cs = append(cs, choice{label: "Ask the address sources again", value: "again", key: "r"})
+	}
+	return append(cs, choiceQuit), valid
+}
+
+func (s *addressStep) back(m *Model) tea.Cmd {
+	m.show(StepWelcome)
+	return nil
+}
+
 // setupInput makes the text field once; every path that types (the
 // screen, the offline start, accessible mode) goes through it.
 func (s *addressStep) setupInput(c ui.Caps) {
@@ -65,7 +96,7 @@ func (s *addressStep) setupInput(c ui.Caps) {
 	s.input.Cursor.SetMode(cursor.CursorStatic)
 }
 
-func (s *addressStep) enter(m *Model) tea.Cmd {
+func (s *addressStep) enter(m *Model, _ arrival) tea.Cmd {
 	s.setupInput(m.cfg.Caps)
 	// Refresh refusals: the CA choice may have changed since.
 	for i := range s.cands {
@@ -180,7 +211,7 @@ func (s *addressStep) redetect(m *Model) tea.Cmd {
 		}
 	}
 	s.cands, s.cursor, s.detected, s.offline = keep, 0, false, false
-	return s.enter(m)
+	return s.enter(m, arriveForward)
 }
 
 func (s *addressStep) startTyping(m *Model) tea.Cmd {

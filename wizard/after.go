@@ -77,26 +77,36 @@ type actionDoneMsg struct {
 	r     Report
 }
 
-func (s *actionStep) isRunning() bool { return s.running >= 0 && s.prepared }
+func (m actionPreparedMsg) stepOf() Step { return m.step }
+func (m actionDoneMsg) stepOf() Step     { return m.step }
 
-// afterSteps are the steps between Issue and Summary, in order.
-func (m *Model) afterStep(st Step) *actionStep {
-	switch st {
-	case StepInstall:
-		return &m.install
-	case StepRenewal:
-		return &m.renewal
-	case StepVerify:
-		return &m.verify
+func (s *actionStep) isRunning() bool   { return s.running >= 0 && s.prepared }
+func (s *actionStep) busy() bool        { return s.preparing || s.isRunning() }
+func (s *actionStep) textFocused() bool { return false }
+
+// back: Install is the first screen after the certificate (back would
+// be the Issue log); the others go to the previous one, unless their
+// action runs.
+func (s *actionStep) back(m *Model) tea.Cmd {
+	if s.step != StepInstall && !s.isRunning() {
+		m.show(s.step - 1)
 	}
 	return nil
 }
 
-func (s *actionStep) enter(m *Model) tea.Cmd {
+// afterStep is the Install, Renewal or Verify step; nil for another.
+func (m *Model) afterStep(st Step) *actionStep {
+	if st < 0 || st >= numSteps {
+		return nil
+	}
+	s, _ := m.steps[st].(*actionStep)
+	return s
+}
+
+func (s *actionStep) enter(m *Model, _ arrival) tea.Cmd {
 	if s.prepared || s.preparing {
 		return nil
 	}
-	s.step = m.step
 	s.running = -1
 	iss := m.outcome.Issued
 	if iss == nil {
@@ -164,7 +174,7 @@ func (s *actionStep) build(m *Model, targets []InstallTarget) {
 			s.intro += " The demo installs no timer: its test CA lives only inside this program. A dry renewal against a fresh test CA shows what the timer's renew does."
 		} else if m.deps.Timer != nil {
 			kind := "a systemd timer, or a cron job without systemd"
-			if mc := m.welcome.machine; mc != nil {
+			if mc := m.machine(); mc != nil {
 				kind = "cron job: no systemd here"
 				if mc.Systemd {
 					kind = "systemd timer"
@@ -349,8 +359,10 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 // afterSummary is what the after-issuance steps did, for the summary.
 func (m *Model) afterSummary() []actionResult {
 	var out []actionResult
-	for _, s := range []*actionStep{&m.install, &m.renewal, &m.verify} {
-		out = append(out, s.results...)
+	for st := range numSteps {
+		if s := m.afterStep(st); s != nil {
+			out = append(out, s.results...)
+		}
 	}
 	return out
 }

@@ -74,7 +74,34 @@ type issueDoneMsg struct {
 	ca        *cachoice.CA
 }
 
-func (s *issueStep) running() bool { return s.phase == phaseRunning }
+func (issueEventMsg) stepOf() Step { return StepIssue }
+func (issueDoneMsg) stepOf() Step  { return StepIssue }
+
+func (s *issueStep) running() bool     { return s.phase == phaseRunning }
+func (s *issueStep) busy() bool        { return s.running() }
+func (s *issueStep) textFocused() bool { return false }
+
+// followsLog: the viewport follows the end of the live log, except on
+// the failure's explanation, which is read from its top.
+func (s *issueStep) followsLog() bool { return s.phase != phaseFailed }
+
+func (s *issueStep) back(m *Model) tea.Cmd {
+	switch {
+	case s.running():
+		s.cancel()
+		s.backAfterCancel = true
+		return nil
+	case s.phase == phaseAskProduction:
+		// the rehearsal stands: going back means "not now"
+		return m.goTo(StepSummary)
+	case s.phase == phaseIssued:
+		// the certificate stands: back to the plan would order another
+		return nil
+	case s.cancelled:
+		return m.arrive(StepPlan, arriveCancelled)
+	}
+	return m.arrive(StepPlan, arriveBack)
+}
 
 func (s *issueStep) cancel() {
 	if s.cancelFn != nil {
@@ -82,11 +109,10 @@ func (s *issueStep) cancel() {
 	}
 }
 
-func (s *issueStep) enter(m *Model) tea.Cmd {
+func (s *issueStep) enter(m *Model, _ arrival) tea.Cmd {
 	if !m.ans.AgreeTOS {
 		// Never to the CA without the user's agreement to its terms.
-		m.plan.refused = true
-		return m.goTo(StepPlan)
+		return m.arrive(StepPlan, arriveRefused)
 	}
 	s.attempt, s.earlier = 0, nil
 	if m.ans.CA == PlanRehearse {
@@ -253,7 +279,7 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 		m.logf("issue run %d cancelled", msg.gen)
 		if s.backAfterCancel && !m.quitting {
 			s.backAfterCancel = false
-			return m.goTo(StepPlan)
+			return m.arrive(StepPlan, arriveCancelled)
 		}
 		return nil
 	}
@@ -273,7 +299,18 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 	return nil
 }
 
-var failChoices = []string{"Retry", "Change the challenge (back to the plan)", "Back to preflight"}
+// failureChoices are what the failure screen offers: its rows and keys
+// on the full screen, its options in accessible mode (with Quit).
+var failureChoices = []choice{
+	{label: "Retry", value: "retry", key: "r"},
+	{label: "Change the challenge (back to the plan)", value: "plan", key: "c"},
+	{label: "Back to preflight", value: "preflight", key: "p"},
+}
+
+var failChoices = labels(failureChoices)
+
+// askProduction is the question after a staging rehearsal worked.
+const askProduction = "Get the real certificate now from Let's Encrypt production?"
 
 func (s *issueStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
@@ -296,14 +333,12 @@ func (s *issueStep) update(m *Model, msg tea.Msg) tea.Cmd {
 				if s.failCursor < len(failChoices)-1 {
 					s.failCursor++
 				}
-			case "r":
-				return s.choose(m, 0)
-			case "c":
-				return s.choose(m, 1)
-			case "p":
-				return s.choose(m, 2)
 			case "enter":
-				return s.choose(m, s.failCursor)
+				return s.choose(m, failureChoices[s.failCursor].value)
+			default:
+				if v := byKey(failureChoices, msg.String()); v != "" {
+					return s.choose(m, v)
+				}
 			}
 		case phaseIssued:
 			if msg.String() == "enter" {
@@ -321,18 +356,16 @@ func (s *issueStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	return nil
 }
 
-func (s *issueStep) choose(m *Model, i int) tea.Cmd {
-	switch i {
-	case 0:
+func (s *issueStep) choose(m *Model, value string) tea.Cmd {
+	switch value {
+	case "retry":
 		return s.start(m, s.rehearsal, s.choice)
-	case 1:
+	case "plan":
 		s.phase = phaseIdle
-		m.plan.toChallenge = true
-		return m.goTo(StepPlan)
-	case 2:
+		return m.arrive(StepPlan, arriveChangeChallenge)
+	case "preflight":
 		s.phase = phaseIdle
-		m.pre.report = nil // run the checks again: something changed
-		return m.goTo(StepPreflight)
+		return m.arrive(StepPreflight, arriveRecheck)
 	}
 	return nil
 }
@@ -377,7 +410,7 @@ func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	ask := ""
 	if s.phase == phaseAskProduction {
 		ask = "\n" + ui.Wrap(t.OK.Render("The rehearsal worked: staging validated "+addrList(m.ans.Addrs)+" from the internet and issued a test certificate.")+" It is kept apart from the real one and never renewed.", w) + "\n\n" +
-			t.Strong.Render("Get the real certificate now from Let's Encrypt production?") + " y / n\n"
+			t.Strong.Render(askProduction) + " y / n\n"
 	}
 	if s.phase == phaseIssued {
 		ask = s.issuedText(m, w)

@@ -30,17 +30,35 @@ type planStep struct {
 	// refused is set when the form ended without the terms agreed (it
 	// cannot, but the wizard never goes on to the CA without them).
 	refused bool
+	// cancelled: the user stopped the issuance (esc) and is back here.
+	cancelled bool
+}
+
+func (s *planStep) busy() bool { return false }
+
+func (s *planStep) back(m *Model) tea.Cmd {
+	s.save(m)
+	m.show(StepPreflight)
+	return nil
 }
 
 // dns01Why is shown wherever challenges are offered (FACTS.md
 // "Validation": only http-01 and tls-alpn-01 for IP identifiers).
 const dns01Why = "dns-01 is impossible for IP addresses: there is no DNS name to put a TXT record under, so Let's Encrypt validates an IP only by connecting to it (http-01 on port 80, tls-alpn-01 on port 443)."
 
-func (s *planStep) enter(m *Model) tea.Cmd {
+func (s *planStep) enter(m *Model, why arrival) tea.Cmd {
+	switch why {
+	case arriveChangeChallenge:
+		s.toChallenge = true
+	case arriveRefused:
+		s.refused = true
+	case arriveCancelled:
+		s.cancelled = true
+	}
 	s.a = m.ans
 	s.webServer = ""
-	if m.welcome.machine != nil {
-		for _, ws := range m.welcome.machine.WebServers {
+	if mc := m.machine(); mc != nil {
+		for _, ws := range mc.WebServers {
 			if ws.WebRoot != "" && ws.WebRoot == s.a.WebRoot {
 				s.webServer = ws.Name
 			}
@@ -248,6 +266,7 @@ func (s *planStep) update(m *Model, msg tea.Msg) tea.Cmd {
 			s.resize(m)
 			return s.form.Init()
 		}
+		s.cancelled = false // a new run starts
 		return tea.Batch(cmd, m.goTo(StepIssue))
 	case huh.StateAborted:
 		return m.quit()
@@ -263,7 +282,7 @@ func (s *planStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		if s.refused {
 			note = "The terms of service were not agreed, so nothing was sent to the CA. " + note
 		}
-		if m.issue.cancelled {
+		if s.cancelled {
 			note = "The issuance was cancelled (esc): the challenge server is closed and nothing was stored. Answering the last question starts it again. " + note
 		}
 		if note != "" {

@@ -36,6 +36,40 @@ type preflightDoneMsg struct {
 	report preflight.Report
 }
 
+func (preflightEventMsg) stepOf() Step { return StepPreflight }
+func (preflightDoneMsg) stepOf() Step  { return StepPreflight }
+
+func (s *preflightStep) busy() bool        { return s.running }
+func (s *preflightStep) textFocused() bool { return false }
+
+// choices are what the user can do once the checks have run: keys on
+// the full screen, options in accessible mode.
+func (s *preflightStep) choices(m *Model) []choice {
+	cs := []choice{
+		{label: "Go on to the plan", value: "go", key: "enter"},
+		{label: "Run the checks again", value: "again", key: "r"},
+	}
+	if !m.cfg.Demo {
+		cs = append(cs, choice{label: "Ask the router (UPnP/NAT-PMP) to map ports 80 and 443, and check again", value: "map", key: "m"})
+	}
+	return append(cs, choice{label: "Back to the address", value: "back", key: "esc"}, choiceQuit)
+}
+
+// took keeps a report run outside the program's loop (accessible mode)
+// where a run of the screen's own lands.
+func (s *preflightStep) took(m *Model, rep preflight.Report) {
+	s.gen++
+	s.running = true
+	s.ranFor = fmt.Sprint(m.ans.Addrs)
+	s.update(m, preflightDoneMsg{s.gen, rep})
+}
+
+func (s *preflightStep) back(m *Model) tea.Cmd {
+	s.stop()
+	m.show(StepAddress)
+	return nil
+}
+
 func statusOf(s preflight.Status) ui.Status {
 	switch s {
 	case preflight.StatusOK:
@@ -56,7 +90,10 @@ func itemOf(r preflight.Result) ui.Item {
 	return it
 }
 
-func (s *preflightStep) enter(m *Model) tea.Cmd {
+func (s *preflightStep) enter(m *Model, why arrival) tea.Cmd {
+	if why == arriveRecheck {
+		s.report = nil // something changed since: check again
+	}
 	key := fmt.Sprint(m.ans.Addrs)
 	if s.report != nil && s.ranFor == key {
 		return nil
@@ -175,17 +212,21 @@ func (s *preflightStep) update(m *Model, msg tea.Msg) tea.Cmd {
 			if s.cursor > 0 {
 				s.cursor--
 			}
+			return nil
 		case "down", "j":
 			if s.cursor < len(s.items)-1 {
 				s.cursor++
 			}
-		case "r":
+			return nil
+		}
+		switch byKey(s.choices(m), msg.String()) {
+		case "again":
 			return s.run(m)
-		case "m":
-			if !m.cfg.Demo && !s.running {
+		case "map":
+			if !s.running {
 				s.askMap = true
 			}
-		case "enter":
+		case "go":
 			if s.running {
 				return nil
 			}

@@ -3,6 +3,7 @@ package wizard
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -697,5 +698,36 @@ func TestPreflightRowsStayInPlace(t *testing.T) {
 	d.until("the re-run", func() bool { return d.m.pre.report != nil })
 	if got := ids(); !slices.Equal(got, first) {
 		t.Errorf("rows reordered after the re-run: %v, were %v", got, first)
+	}
+}
+
+// TestStepTable: every step has its row in the router's table, and a step
+// without one is reported as a bug, not drawn as an empty screen.
+func TestStepTable(t *testing.T) {
+	m := New(context.Background(), Deps{}, Config{})
+	defer m.Shutdown()
+	for s := StepWelcome; s < numSteps; s++ {
+		if m.handler(s) == nil {
+			t.Errorf("step %v has no handler", s)
+		}
+	}
+	for _, s := range []Step{numSteps, -1} {
+		func() {
+			defer func() {
+				r := recover()
+				if r == nil || !strings.Contains(fmt.Sprint(r), "this is a bug") {
+					t.Errorf("handler(%v): recovered %v, want a panic saying this is a bug", s, r)
+				}
+			}()
+			m.handler(s)
+		}()
+	}
+	for _, st := range []Step{StepInstall, StepRenewal, StepVerify} {
+		if a := m.afterStep(st); a == nil || a.step != st {
+			t.Errorf("afterStep(%v) = %+v", st, a)
+		}
+	}
+	if m.afterStep(StepPlan) != nil {
+		t.Error("afterStep(Plan) is an action step")
 	}
 }

@@ -11,9 +11,9 @@ import (
 )
 
 // summaryStep shows the files, the validity and the next commands.
-type summaryStep struct{}
+type summaryStep struct{ quiet }
 
-func (s *summaryStep) enter(m *Model) tea.Cmd { return nil }
+func (s *summaryStep) enter(m *Model, _ arrival) tea.Cmd { return nil }
 
 func (s *summaryStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "enter" {

@@ -10,14 +10,23 @@ import (
 
 // welcomeStep says what will happen and what the machine looks like.
 type welcomeStep struct {
+	quiet
 	loading bool
 	machine *Machine
 }
 
 type machineMsg struct{ machine Machine }
 
-func (s *welcomeStep) enter(m *Model) tea.Cmd {
-	if s.machine != nil || m.deps.Machine == nil {
+func (machineMsg) stepOf() Step { return StepWelcome }
+
+// machine is what the welcome screen found (nil: not known yet), for the
+// steps that adapt to it.
+func (m *Model) machine() *Machine { return m.welcome.machine }
+
+func (s *welcomeStep) busy() bool { return s.loading }
+
+func (s *welcomeStep) enter(m *Model, _ arrival) tea.Cmd {
+	if s.machine != nil || s.loading || m.deps.Machine == nil {
 		return nil
 	}
 	s.loading = true

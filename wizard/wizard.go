@@ -1,6 +1,7 @@
 // Package wizard is ipcert's terminal wizard: a Bubble Tea program whose
 // root model walks the user through Welcome, Address, Preflight, Plan,
-// Issue and Summary, one small handler per step. Every side effect (the
+// Issue, Install, Renewal, Verify and Summary, routing each message to
+// one small handler per step (Model.steps). Every side effect (the
 // address lookup, the checks, the ACME run) is a tea.Cmd calling the
 // packages through Deps; their progress streams through a channel read by
 // a re-armed command; results are assigned in Update only.
@@ -79,6 +80,7 @@ type Model struct {
 	spin          int
 	ticking       bool
 
+	// The steps' own states, and the table that routes to them (New).
 	welcome welcomeStep
 	address addressStep
 	pre     preflightStep
@@ -88,6 +90,7 @@ type Model struct {
 	renewal actionStep
 	verify  actionStep
 	summary summaryStep
+	steps   [numSteps]step
 
 	// scroll is the body's viewport on the current screen (reset when the
 	// screen changes); focus is the body line of the row under the
@@ -123,6 +126,20 @@ func New(ctx context.Context, deps Deps, cfg Config) *Model {
 		cas:    &caPool{open: deps.OpenCA},
 		width:  80, height: 24,
 		ans: cfg.Answers,
+	}
+	m.install = actionStep{step: StepInstall, running: -1}
+	m.renewal = actionStep{step: StepRenewal, running: -1}
+	m.verify = actionStep{step: StepVerify, running: -1}
+	m.steps = [numSteps]step{
+		StepWelcome:   &m.welcome,
+		StepAddress:   &m.address,
+		StepPreflight: &m.pre,
+		StepPlan:      &m.plan,
+		StepIssue:     &m.issue,
+		StepInstall:   &m.install,
+		StepRenewal:   &m.renewal,
+		StepVerify:    &m.verify,
+		StepSummary:   &m.summary,
 	}
 	if m.ans.KeyType == "" {
 		m.ans.KeyType = "ec256"
@@ -170,7 +187,7 @@ func (m *Model) logf(format string, args ...any) {
 
 // Init starts the welcome screen's look at the machine.
 func (m *Model) Init() tea.Cmd {
-	return m.welcome.enter(m)
+	return m.welcome.enter(m, arriveForward)
 }
 
 // tickMsg advances the spinner.
@@ -182,11 +199,6 @@ func (m *Model) tick() tea.Cmd {
 	}
 	m.ticking = true
 	return tea.Tick(m.cfg.SpinEvery, func(time.Time) tea.Msg { return tickMsg{} })
-}
-
-func (m *Model) busy() bool {
-	return m.welcome.loading || m.address.detecting || m.pre.running || m.issue.running() ||
-		m.install.preparing || m.install.isRunning() || m.renewal.isRunning() || m.verify.isRunning()
 }
 
 func (m *Model) spinner() string {
@@ -234,6 +246,64 @@ func (m *Model) stream(fn func(send func(tea.Msg))) tea.Cmd {
 	return tea.Batch(run, readStream(ch))
 }
 
+// step is one screen's handler. Each step owns its state; what later
+// steps need of it (the machine, the preflight report, the outcome) they
+// read through the model, and where one step sends the user to another
+// it says why (arrival), never by editing the other's state. Adding a
+// step is a Step constant, its String, a type with these methods and its
+// row in Model.steps (New).
+type step interface {
+	// enter runs when the user arrives at the step.
+	enter(m *Model, why arrival) tea.Cmd
+	// update takes the keys while the step is on screen, and the results
+	// of the commands it started, whichever step shows by then.
+	update(m *Model, msg tea.Msg) tea.Cmd
+	// view draws the body and names its keys.
+	view(m *Model, w int) (string, []ui.KeyHelp)
+	// busy: a command of the step runs (the spinner turns).
+	busy() bool
+	// back is esc outside a text field: the step goes where it wants
+	// (m.show, m.goTo), or stays.
+	back(m *Model) tea.Cmd
+	// textFocused: the user types into a field, where q is a letter and
+	// esc leaves the field, not the step.
+	textFocused() bool
+}
+
+// arrival says why the user comes to a step, for the steps that enter
+// differently from somewhere else.
+type arrival int
+
+const (
+	arriveForward         arrival = iota // the previous step went on
+	arriveBack                           // back from a later step
+	arriveChangeChallenge                // the failure screen's "Change the challenge"
+	arriveRefused                        // the terms were not agreed: the CA was not asked
+	arriveCancelled                      // the user stopped the issuance (esc)
+	arriveRecheck                        // the failure screen's "Back to preflight": check again
+)
+
+// stepMsg is a command's result: it goes to the step that started the
+// command, whichever screen shows now (the user may have gone on, or
+// back, meanwhile).
+type stepMsg interface{ stepOf() Step }
+
+// quiet gives a step the defaults of a screen with nothing running, no
+// text field and no way back.
+type quiet struct{}
+
+func (quiet) busy() bool            { return false }
+func (quiet) back(m *Model) tea.Cmd { return nil }
+func (quiet) textFocused() bool     { return false }
+
+// handler is the step's row in the table.
+func (m *Model) handler(s Step) step {
+	if s < 0 || s >= numSteps || m.steps[s] == nil {
+		panic(fmt.Sprintf("wizard: step %v has no handler; this is a bug", s))
+	}
+	return m.steps[s]
+}
+
 // Update routes a message: global keys first, then the step's handler.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
@@ -243,7 +313,13 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tea.Batch(cmd, next)
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
-		return m, m.plan.resize(m)
+		var cmds []tea.Cmd
+		for _, s := range m.steps {
+			if r, ok := s.(interface{ resize(*Model) tea.Cmd }); ok {
+				cmds = append(cmds, r.resize(m))
+			}
+		}
+		return m, tea.Batch(cmds...)
 	case tickMsg:
 		m.ticking = false
 		if m.busy() {
@@ -266,7 +342,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				return m, m.quit()
 			}
 		case "esc":
-			if !m.escConsumed() {
+			if !m.textFocused() {
 				return m, m.back()
 			}
 		}
@@ -285,59 +361,26 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 }
 
 func (m *Model) updateStep(msg tea.Msg) tea.Cmd {
-	// A command's result belongs to the step that started it, whichever
-	// screen shows now (the user may have gone on, or back, meanwhile).
-	switch msg := msg.(type) {
-	case machineMsg:
-		return m.welcome.update(m, msg)
-	case addrMsg:
-		return m.address.update(m, msg)
-	case preflightEventMsg, preflightDoneMsg:
-		return m.pre.update(m, msg)
-	case issueEventMsg, issueDoneMsg:
-		return m.issue.update(m, msg)
-	case actionPreparedMsg:
-		return m.afterStep(msg.step).update(m, msg)
-	case actionDoneMsg:
-		return m.afterStep(msg.step).update(m, msg)
+	s := m.step
+	if sm, ok := msg.(stepMsg); ok {
+		s = sm.stepOf()
 	}
-	switch m.step {
-	case StepWelcome:
-		return m.welcome.update(m, msg)
-	case StepAddress:
-		return m.address.update(m, msg)
-	case StepPreflight:
-		return m.pre.update(m, msg)
-	case StepPlan:
-		return m.plan.update(m, msg)
-	case StepIssue:
-		return m.issue.update(m, msg)
-	case StepInstall, StepRenewal, StepVerify:
-		return m.afterStep(m.step).update(m, msg)
-	case StepSummary:
-		return m.summary.update(m, msg)
-	default:
-		panic(fmt.Sprintf("wizard: step %v has no handler; this is a bug", m.step))
-	}
+	return m.handler(s).update(m, msg)
 }
 
-// textFocused is true while the user types into a text field, where q is
-// a letter, not "quit".
-func (m *Model) textFocused() bool {
-	switch m.step {
-	case StepAddress:
-		return m.address.typing
-	case StepPlan:
-		return m.plan.textFocused()
+// busy: some step's command runs.
+func (m *Model) busy() bool {
+	for _, s := range m.steps {
+		if s != nil && s.busy() {
+			return true
+		}
 	}
 	return false
 }
 
-// escConsumed is true when a text field uses Esc itself: in both text
-// fields (the address, the e-mail) esc leaves the field, not the step.
-func (m *Model) escConsumed() bool {
-	return m.step == StepAddress && m.address.typing || m.step == StepPlan && m.plan.textFocused()
-}
+// textFocused is true while the user types into a text field, where q is
+// a letter, not "quit", and esc leaves the field, not the step.
+func (m *Model) textFocused() bool { return m.handler(m.step).textFocused() }
 
 // quit leaves at once, unless an issuance runs: then it is cancelled
 // (its challenge server closed, nothing half-written: Engine.Issue only
@@ -361,62 +404,23 @@ func (m *Model) quit() tea.Cmd {
 	return tea.Quit
 }
 
-// goTo enters a step.
-func (m *Model) goTo(s Step) tea.Cmd {
+// goTo enters a step going forward.
+func (m *Model) goTo(s Step) tea.Cmd { return m.arrive(s, arriveForward) }
+
+// arrive enters a step, saying why.
+func (m *Model) arrive(s Step, why arrival) tea.Cmd {
+	h := m.handler(s)
 	m.logf("step %s -> %s", m.step, s)
 	m.step = s
-	switch s {
-	case StepWelcome:
-		return nil
-	case StepAddress:
-		return m.address.enter(m)
-	case StepPreflight:
-		return m.pre.enter(m)
-	case StepPlan:
-		return m.plan.enter(m)
-	case StepIssue:
-		return m.issue.enter(m)
-	case StepInstall, StepRenewal, StepVerify:
-		return m.afterStep(s).enter(m)
-	case StepSummary:
-		return m.summary.enter(m)
-	}
-	panic(fmt.Sprintf("wizard: goTo(%v); this is a bug", s))
+	return h.enter(m, why)
 }
 
+// show puts a step back on screen as it was left (esc): it is not
+// entered again.
+func (m *Model) show(s Step) { m.step = s }
+
 // back goes one step back; answers given so far are kept.
-func (m *Model) back() tea.Cmd {
-	switch m.step {
-	case StepAddress:
-		m.step = StepWelcome
-	case StepPreflight:
-		m.pre.stop()
-		m.step = StepAddress
-	case StepPlan:
-		m.plan.save(m)
-		m.step = StepPreflight
-	case StepIssue:
-		if m.issue.running() {
-			m.issue.cancel()
-			m.issue.backAfterCancel = true
-			return nil
-		}
-		if m.issue.phase == phaseAskProduction {
-			// the rehearsal stands: going back means "not now"
-			return m.goTo(StepSummary)
-		}
-		if m.issue.phase == phaseIssued {
-			// the certificate stands: back to the plan would order another
-			return nil
-		}
-		return m.goTo(StepPlan)
-	case StepRenewal, StepVerify:
-		if !m.afterStep(m.step).isRunning() {
-			m.step--
-		}
-	}
-	return nil
-}
+func (m *Model) back() tea.Cmd { return m.handler(m.step).back(m) }
 
 // View draws the current step in a frame of exactly the terminal's size.
 func (m *Model) View() string {
@@ -428,27 +432,14 @@ func (m *Model) View() string {
 	var keys []ui.KeyHelp
 	if m.scrollFor != m.step {
 		m.scroll, m.scrollFor = ui.Scroll{Focus: -1, FocusSeen: -1}, m.step
-		if m.step == StepIssue && m.issue.phase != phaseFailed {
+		if f, ok := m.steps[m.step].(interface{ followsLog() bool }); ok && f.followsLog() {
 			m.scroll.Follow = true
 		}
 	}
 	m.focus = -1
-	switch m.step {
-	case StepWelcome:
-		body, keys = m.welcome.view(m, w)
-	case StepAddress:
-		body, keys = m.address.view(m, w)
-	case StepPreflight:
-		body, keys = m.pre.view(m, w)
-	case StepPlan:
-		body, keys = m.plan.view(m, w)
-	case StepIssue:
-		body, keys = m.issue.view(m, w)
-	case StepInstall, StepRenewal, StepVerify:
-		body, keys = m.afterStep(m.step).view(m, w)
-	case StepSummary:
-		body, keys = m.summary.view(m, w)
-	default:
+	if h := m.steps[m.step]; h != nil {
+		body, keys = h.view(m, w)
+	} else {
 		body = fmt.Sprintf("wizard: step %v has no view; this is a bug", m.step)
 	}
 	if m.quitting {

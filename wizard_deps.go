@@ -11,19 +11,166 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/renew"
 	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/diagnosis"
+	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/ui"
 	"github.com/ipcert/ipcert/wizard"
 )
 
-// The wizard's Install, Renewal and Verify steps, wired to the deploy and
-// renew packages the same way the snippet, timer, renew and verify
-// commands use them. Nothing here prints: the wizard draws the reports.
+// The one place wizard.Deps is built (wizardDeps), for "ipcert wizard"
+// and "ipcert demo", with the adapters it needs: each wires the wizard to
+// the packages (preflight, cachoice, acmeflow, deploy, renew) the way the
+// preflight, issue, snippet, timer, renew and verify commands use them.
+// Nothing here prints: the wizard draws the reports.
+
+// wizardWiring is what differs between the wizard and the demo.
+type wizardWiring struct {
+	// Demo wires the local test CA only: 127.0.0.1 is the address
+	// "found", preflight runs only the local checks against the ports the
+	// CA validates on, nothing is installed, and nothing leaves the
+	// machine.
+	Demo bool
+	// Store is the state directory; Rehearsal (not in the demo) the
+	// separate store of the staging rehearsal before production.
+	Store, Rehearsal *store.Store
+	// Getenv reads the IPCERT_* address-source overrides (not the demo).
+	Getenv func(string) string
+}
+
+// wizardDeps builds the wizard's connections to the world.
+func wizardDeps(w wizardWiring) (wizard.Deps, error) {
+	st := w.Store
+	env := preflight.DefaultEnv()
+	if !w.Demo {
+		var err error
+		if env, err = wizardPreflightEnv(w.Getenv); err != nil {
+			return wizard.Deps{}, err
+		}
+	}
+	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
+	d := wizard.Deps{
+		Machine:       wizardMachine(env),
+		LocalAddrs:    func() ([]preflight.IfaceAddr, error) { return preflight.LocalAddrs(env) },
+		Issuer:        eng,
+		Store:         st,
+		RecordFailure: wizardRecordFailure(eng),
+		DryRenew:      wizardDryRenew(st),
+	}
+	if !w.Demo {
+		d.DetectPublic = func(ctx context.Context) preflight.PublicAddrs { return preflight.DetectPublic(ctx, env) }
+		d.Preflight = func(ctx context.Context, req wizard.PreflightRequest, progress func(preflight.Event)) preflight.Report {
+			return preflight.Run(ctx, env, preflight.Options{IPs: req.Addrs, MapPorts: req.MapPorts, SelfFetch: true}, progress)
+		}
+		d.OpenCA = func(choice string) (*cachoice.CA, error) {
+			return cachoice.Open(choice, cachoice.Options{Log: debugWriter()})
+		}
+		d.Rehearsal = &acmeflow.Engine{Store: w.Rehearsal, UserAgent: "ipcert/" + version}
+		d.RehearsalStore = w.Rehearsal
+		d.Servers, d.Install = wizardServers(st), wizardInstall(st)
+		d.Timer = wizardTimer(st)
+		d.Verify = wizardVerify(systemRoots, wizardVerifyTarget)
+		return d, nil
+	}
+	// One Pebble for the whole demo, started in the background at once so
+	// the first frame does not wait for it.
+	openLocal := sync.OnceValues(func() (*cachoice.CA, error) {
+		return cachoice.Open(cachoice.Local, cachoice.Options{Log: debugWriter()})
+	})
+	go openLocal()
+	d.DetectPublic = func(ctx context.Context) preflight.PublicAddrs {
+		lo := netip.MustParseAddr("127.0.0.1")
+		return preflight.PublicAddrs{V4: preflight.FamilyResult{
+			Family: "ipv4", Addr: lo, Votes: 1, Answered: 1, Asked: 1,
+			Sources: []preflight.SourceAnswer{{Kind: "demo", Source: "the demo's test CA (it validates over loopback)", Addr: lo}},
+		}}
+	}
+	d.Preflight = func(ctx context.Context, req wizard.PreflightRequest, progress func(preflight.Event)) preflight.Report {
+		opts := preflight.Options{
+			IPs: req.Addrs, LocalCA: true,
+			// The public-address, NAT and self-fetch checks ask the
+			// internet; the demo never does.
+			Only: []string{preflight.IDInterfaces, preflight.IDPorts, preflight.IDPrivilege, preflight.IDWebServers, preflight.IDFirewall, preflight.IDAddress},
+		}
+		if ca, err := openLocal(); err == nil {
+			opts.HTTPPort, opts.TLSPort = acmeflow.PortOf(ca.HTTPListen), acmeflow.PortOf(ca.TLSListen)
+		}
+		return preflight.Run(ctx, env, opts, progress)
+	}
+	d.OpenCA = func(choice string) (*cachoice.CA, error) {
+		if choice != cachoice.Local {
+			return nil, fmt.Errorf("the demo uses only the local test CA, not %q", choice)
+		}
+		return openLocal()
+	}
+	// The demo shows the nginx snippet but never touches the web servers
+	// or the system's timers; the dry renewal runs against a fresh local
+	// CA, and the verify step serves the certificate on a loopback port
+	// and checks it like a browser trusting the test root.
+	d.Servers = func(ctx context.Context, iss *acmeflow.Issued) []wizard.InstallTarget {
+		snip, err := wizardSnippet(st, iss, deploy.Nginx, deploy.DetectDistro("/"))
+		if err != nil {
+			return nil
+		}
+		return []wizard.InstallTarget{{Kind: "nginx", Snippet: snip, Note: "the demo never changes your web servers"}}
+	}
+	d.Verify = wizardVerify(func() *x509.CertPool {
+		pool := x509.NewCertPool()
+		if ca, err := openLocal(); err == nil {
+			pool.AppendCertsFromPEM(ca.RootPEM)
+		}
+		return pool
+	}, demoServeTarget(st))
+	return d, nil
+}
+
+// wizardPreflightEnv is the real preflight environment, with the
+// public-address sources replaced by IPCERT_ECHO4/ECHO6/DNS4/DNS6/STUN4/
+// STUN6 (comma-separated) when set, as for "ipcert issue --ip auto".
+func wizardPreflightEnv(getenv func(string) string) (preflight.Env, error) {
+	env := preflight.DefaultEnv()
+	split := func(k string) multiFlag {
+		var m multiFlag
+		for _, v := range strings.Split(getenv(k), ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				m = append(m, v)
+			}
+		}
+		return m
+	}
+	err := overrideEndpoints(&env, endpointFlags{
+		split("IPCERT_ECHO4"), split("IPCERT_ECHO6"), split("IPCERT_DNS4"),
+		split("IPCERT_DNS6"), split("IPCERT_STUN4"), split("IPCERT_STUN6"),
+	})
+	return env, err
+}
+
+func wizardMachine(env preflight.Env) func(context.Context) wizard.Machine {
+	return func(ctx context.Context) wizard.Machine {
+		priv := preflight.ReadPrivilege(env, 80)
+		_, err := os.Stat("/run/systemd/system")
+		return wizard.Machine{
+			UID: priv.UID, CanBindLow: priv.CanBind, Systemd: err == nil,
+			WebServers: preflight.FindWebServers(ctx, env),
+		}
+	}
+}
+
+func wizardRecordFailure(eng *acmeflow.Engine) func(string, error) {
+	return func(name string, err error) {
+		// The evidence the wizard showed its diagnosis with travels with
+		// the error (diagnosis.WithEvidence): the record is that diagnosis.
+		d := diagnosis.Diagnose(err, diagnosis.EvidenceOf(err, diagnosis.Evidence{Now: time.Now()}))
+		_ = eng.RecordFailure(name, d.Failure(time.Now()))
+	}
+}
 
 // wizardSnippet is the snippet for kind serving iss.
 func wizardSnippet(st *store.Store, iss *acmeflow.Issued, kind deploy.Kind, distro deploy.Distro) (string, error) {
