@@ -46,7 +46,11 @@ func TestManPagesRender(t *testing.T) {
 // state directory, `--ca <TAB>` its values, a flag of the command.
 func TestBashCompletion(t *testing.T) {
 	bash := needRealProgram(t, "bash")
-	bin := renewBuild(t)
+	// On the PATH as "ipcert", as installed.
+	bin := filepath.Join(t.TempDir(), "ipcert")
+	if err := os.Symlink(renewBuild(t), bin); err != nil {
+		t.Fatal(err)
+	}
 	script := filepath.Join(t.TempDir(), "ipcert.bash")
 	out, err := exec.Command(bin, "completion", "bash").Output()
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow/renew"
 	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // renewIssueLocal issues 127.0.0.1 from the local CA into dir with extra
@@ -190,12 +191,7 @@ func TestRenewUsage(t *testing.T) {
 // renewBuild builds the ipcert binary for the subprocess tests.
 func renewBuild(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ipcert")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return testkit.Binary(t)
 }
 
 // TestRenewSubprocess runs the built binary: killed at random moments, and

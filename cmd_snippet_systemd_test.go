@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // systemdRootfs is a pristine Debian rootfs with systemd and nginx
@@ -80,10 +82,8 @@ func bootSystemd(t *testing.T) func(script string) (string, error) {
 	if out, err := exec.Command("cp", "-a", src, root).CombinedOutput(); err != nil {
 		t.Fatalf("copy rootfs: %v %s", err, out)
 	}
-	build := exec.Command("go", "build", "-o", filepath.Join(root, "usr", "local", "bin", "ipcert"), ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v %s", err, out)
+	if out, err := exec.Command("cp", testkit.Binary(t), filepath.Join(root, "usr", "local", "bin", "ipcert")).CombinedOutput(); err != nil {
+		t.Fatalf("install ipcert: %v %s", err, out)
 	}
 	name := fmt.Sprintf("ipcert-t14-%d", os.Getpid())
 	logf, err := os.Create(filepath.Join(filepath.Dir(root), "nspawn.log"))

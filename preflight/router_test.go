@@ -17,13 +17,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ipcert/ipcert/internal/testkit"
 	"github.com/miekg/dns"
 	"github.com/pion/stun/v3"
 )
@@ -62,36 +62,10 @@ func needRouter(t *testing.T) {
 	t.Skip(msg)
 }
 
-var builtBinary struct {
-	once sync.Once
-	path string
-	err  error
-}
-
 // ipcertBinary builds the static binary once for the package's tests.
 func ipcertBinary(t *testing.T) string {
 	t.Helper()
-	builtBinary.once.Do(func() {
-		_, file, _, _ := runtime.Caller(0)
-		dir, err := os.MkdirTemp("", "ipcert-preflight-bin-")
-		if err != nil {
-			builtBinary.err = err
-			return
-		}
-		bin := filepath.Join(dir, "ipcert")
-		cmd := exec.Command("go", "build", "-o", bin, ".")
-		cmd.Dir = filepath.Dir(filepath.Dir(file))
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			builtBinary.err = fmt.Errorf("build ipcert: %v\n%s", err, out)
-			return
-		}
-		builtBinary.path = bin
-	})
-	if builtBinary.err != nil {
-		t.Fatal(builtBinary.err)
-	}
-	return builtBinary.path
+	return testkit.Binary(t)
 }
 
 type routerOpts struct {

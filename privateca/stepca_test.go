@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // stepCAVersion is the step-ca the tests run (FACTS: smallstep's
@@ -36,13 +37,7 @@ const stepCACache = "/var/cache/ipcert-test/step-ca"
 // require skips (locally) or fails (CI=true) when the test cannot run.
 func require(t *testing.T, ok bool, why string) {
 	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI must run this test, but %s", why)
-	}
-	t.Skip("skipped: " + why)
+	testkit.Need(t, ok, why)
 }
 
 func repoRoot() string {
@@ -50,43 +45,10 @@ func repoRoot() string {
 	return filepath.Dir(filepath.Dir(file))
 }
 
-var ipcertBin struct {
-	once sync.Once
-	path string
-	err  error
-}
-
 // buildIpcert builds the static binary once for the package's tests.
 func buildIpcert(t *testing.T) string {
 	t.Helper()
-	ipcertBin.once.Do(func() {
-		dir, err := os.MkdirTemp("", "ipcert-privateca-bin-")
-		if err != nil {
-			ipcertBin.err = err
-			return
-		}
-		bin := filepath.Join(dir, "ipcert")
-		cmd := exec.Command("go", "build", "-o", bin, ".")
-		cmd.Dir = repoRoot()
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			ipcertBin.err = fmt.Errorf("build ipcert: %v\n%s", err, out)
-			return
-		}
-		ipcertBin.path = bin
-	})
-	if ipcertBin.err != nil {
-		t.Fatal(ipcertBin.err)
-	}
-	return ipcertBin.path
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if ipcertBin.path != "" {
-		_ = os.RemoveAll(filepath.Dir(ipcertBin.path))
-	}
-	os.Exit(code)
+	return testkit.Binary(t)
 }
 
 // stepCABinary returns the cached step-ca, building it first if this

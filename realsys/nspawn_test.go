@@ -12,18 +12,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // require skips (locally) or fails (CI=true) when the test cannot run.
 func require(t *testing.T, ok bool, why string) {
 	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI must run this test, but %s", why)
-	}
-	t.Skip("skipped: " + why)
+	testkit.Need(t, ok, why)
 }
 
 func repoRoot() string {
@@ -32,16 +28,9 @@ func repoRoot() string {
 }
 
 // buildIpcert builds the static binary into dir.
-func buildIpcert(t *testing.T, dir string) string {
+func buildIpcert(t *testing.T, _ string) string {
 	t.Helper()
-	bin := filepath.Join(dir, "ipcert")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = repoRoot()
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build ipcert: %v\n%s", err, out)
-	}
-	return bin
+	return testkit.Binary(t)
 }
 
 // container is a Debian system booted with systemd-nspawn --boot

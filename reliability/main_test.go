@@ -6,36 +6,23 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // bin is the ipcert binary built once for the package.
 var bin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ipcert-reliability-")
-	if err != nil {
+	var err error
+	if bin, err = testkit.BinaryPath(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	// Reachable for other users: one test runs the binary as nobody.
-	_ = os.Chmod(dir, 0o755)
-	bin = filepath.Join(dir, "ipcert")
-	_, file, _, _ := runtime.Caller(0)
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = filepath.Dir(filepath.Dir(file))
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build ipcert: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 type result struct {
@@ -73,10 +60,7 @@ func figure(t *testing.T, name string, format string, args ...any) {
 
 func requireCI(t *testing.T, why string) {
 	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI must run this test, but %s", why)
-	}
-	t.Skip("skipped: " + why)
+	testkit.Need(t, false, why)
 }
 
 func hasPanic(s string) bool {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // needTmux finds tmux: skipped locally without it, required in CI.
@@ -26,13 +28,7 @@ func needTmux(t *testing.T) string {
 // buildBinary builds ipcert into a temporary folder.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ipcert")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/ipcert/ipcert")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return testkit.Binary(t)
 }
 
 // tmuxSession drives one program in a private tmux server.
