@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,11 +37,6 @@ const stepCACache = "/var/cache/ipcert-test/step-ca"
 func require(t *testing.T, ok bool, why string) {
 	t.Helper()
 	testkit.Need(t, ok, why)
-}
-
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
 }
 
 // buildIpcert builds the static binary once for the package's tests.

@@ -1,0 +1,321 @@
+package cli
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ipcert/ipcert/acmeflow/store"
+)
+
+const manHelp = `
+ipcert man: write the manual pages, ipcert(1) and one per command
+(ipcert-issue(1), ...), into a folder. They are made from the commands'
+own --help texts and flag definitions, so they say what the binary does.
+
+Usage:
+  ipcert man DIR
+
+Example:
+  ipcert man /usr/local/share/man/man1 && man ipcert-renew
+`
+
+const completionHelp = `
+ipcert completion: print the shell completion script for bash, zsh or
+fish. It completes commands, flags, --ca values and, for renew, status,
+doctor, deploy, snippet and verify, the certificate names in the state
+directory (the one --state-dir names on the line, else the default).
+
+Usage:
+  ipcert completion bash|zsh|fish
+
+Examples:
+  ipcert completion bash | sudo tee /etc/bash_completion.d/ipcert
+  ipcert completion zsh > "${fpath[1]}/_ipcert"
+  ipcert completion fish > ~/.config/fish/completions/ipcert.fish
+`
+
+func init() {
+	register(command{name: "man", summary: "write the manual pages into a folder", run: runMan})
+	register(command{name: "completion", summary: "print the shell completion script (bash, zsh, fish)", run: runCompletion})
+	register(command{name: "__names", summary: "", run: runNames})
+}
+
+// cmdDoc is one command as its --help describes it.
+type cmdDoc struct {
+	name, summary, text string
+	flags               []flagDoc
+}
+
+type flagDoc struct{ name, arg, usage string }
+
+// docsOf asks every command for its --help (in this process, nothing
+// else runs) and reads its text and flags back.
+func docsOf(ctx context.Context) []cmdDoc {
+	var names []string
+	for n, c := range commands {
+		if c.summary != "" {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	var out []cmdDoc
+	for _, n := range names {
+		var b bytes.Buffer
+		commands[n].run(ctx, []string{"--help"}, stdio{In: strings.NewReader(""), Out: &b, Err: io.Discard, Env: func(string) string { return "" }})
+		d := cmdDoc{name: n, summary: commands[n].summary}
+		text, flags, _ := strings.Cut(b.String(), "\nFlags (each also read from the IPCERT_* variable named after it):\n")
+		d.text = strings.TrimSpace(text)
+		for line := range strings.SplitSeq(flags, "\n") {
+			switch {
+			case strings.HasPrefix(line, "  -"):
+				name, arg, _ := strings.Cut(strings.TrimPrefix(line, "  -"), " ")
+				d.flags = append(d.flags, flagDoc{name: name, arg: strings.TrimSpace(arg)})
+			case strings.HasPrefix(line, "    \t") && len(d.flags) > 0:
+				f := &d.flags[len(d.flags)-1]
+				f.usage = strings.TrimSpace(f.usage + " " + strings.TrimPrefix(line, "    \t"))
+			}
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func runMan(ctx context.Context, args []string, s stdio) int {
+	fs := newFlagSet("man", manHelp, s.Out, s.Err)
+	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(s.Err, "ipcert man: give the folder to write the pages into: ipcert man DIR")
+		return exitUsage
+	}
+	dir := fs.Arg(0)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintf(s.Err, "ipcert man: %v\n", err)
+		return exitFailure
+	}
+	docs := docsOf(ctx)
+	date := time.Now().UTC().Format("2006-01-02")
+	pages := map[string]string{"ipcert.1": manMain(docs, date)}
+	for _, d := range docs {
+		pages["ipcert-"+d.name+".1"] = manPage(d, date)
+	}
+	for name, page := range pages {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(page), 0o644); err != nil {
+			fmt.Fprintf(s.Err, "ipcert man: %v\n", err)
+			return exitFailure
+		}
+	}
+	fmt.Fprintf(s.Out, "Wrote %d manual pages into %s\n", len(pages), dir)
+	return exitOK
+}
+
+// roff escapes text for a man page: backslashes, and a leading dot or
+// quote that roff would take for a request.
+func roff(s string) string {
+	s = strings.ReplaceAll(s, `\`, `\e`)
+	s = strings.ReplaceAll(s, "-", `\-`)
+	var b strings.Builder
+	for line := range strings.SplitSeq(s, "\n") {
+		if strings.HasPrefix(line, ".") || strings.HasPrefix(line, "'") {
+			line = `\&` + line
+		}
+		b.WriteString(line + "\n")
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+func manHeader(title, date, what string) string {
+	return fmt.Sprintf(".TH %s 1 %s \"ipcert %s\" \"ipcert manual\"\n.SH NAME\n%s\n", strings.ToUpper(title), date, version, what)
+}
+
+func manMain(docs []cmdDoc, date string) string {
+	var b strings.Builder
+	b.WriteString(manHeader("ipcert", date, `ipcert \- publicly trusted HTTPS certificates for bare IP addresses, kept fresh`))
+	b.WriteString(".SH SYNOPSIS\n.B ipcert\n.br\n.B ipcert\n.I COMMAND\n[flags]\n.SH DESCRIPTION\n")
+	b.WriteString(roff("ipcert gets a certificate for a public IPv4 or IPv6 address from Let's Encrypt (160-hour certificates of the shortlived profile, validated over port 80 or 443) and renews it on time. Without a command on a terminal it runs the setup wizard; ipcert demo runs it against a built-in test CA with no internet and no root.") + "\n")
+	b.WriteString(".SH COMMANDS\n")
+	for _, d := range docs {
+		fmt.Fprintf(&b, ".TP\n.B %s\n%s (see \\fBipcert\\-%s\\fR(1))\n", d.name, roff(d.summary), d.name)
+	}
+	b.WriteString(".SH FILES\n.TP\n.I /etc/ipcert\nthe state as root: accounts, certificates (certs/NAME/current/ is what web servers read), renewal.json\n")
+	b.WriteString(".SH SEE ALSO\n")
+	var refs []string
+	for _, d := range docs {
+		refs = append(refs, fmt.Sprintf("\\fBipcert\\-%s\\fR(1)", d.name))
+	}
+	b.WriteString(strings.Join(refs, ", ") + "\n")
+	return b.String()
+}
+
+func manPage(d cmdDoc, date string) string {
+	var b strings.Builder
+	b.WriteString(manHeader("ipcert-"+d.name, date, fmt.Sprintf(`ipcert\-%s \- %s`, d.name, roff(d.summary))))
+	b.WriteString(".SH DESCRIPTION\n.nf\n")
+	b.WriteString(roff(d.text) + "\n.fi\n")
+	if len(d.flags) > 0 {
+		b.WriteString(".SH OPTIONS\nEach flag can also be given as the IPCERT_* variable named after it (\\-\\-state\\-dir is IPCERT_STATE_DIR).\n")
+		for _, f := range d.flags {
+			fmt.Fprintf(&b, ".TP\n\\fB\\-\\-%s\\fR", roff(f.name))
+			if f.arg != "" {
+				fmt.Fprintf(&b, " \\fI%s\\fR", roff(f.arg))
+			}
+			fmt.Fprintf(&b, "\n%s\n", roff(f.usage))
+		}
+	}
+	b.WriteString(".SH SEE ALSO\n\\fBipcert\\fR(1)\n")
+	return b.String()
+}
+
+func runCompletion(ctx context.Context, args []string, s stdio) int {
+	fs := newFlagSet("completion", completionHelp, s.Out, s.Err)
+	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
+		return code
+	}
+	shells := map[string]func([]cmdDoc) string{"bash": completionBash, "zsh": completionZsh, "fish": completionFish}
+	gen, ok := shells[fs.Arg(0)]
+	if fs.NArg() != 1 || !ok {
+		fmt.Fprintln(s.Err, "ipcert completion: give the shell: bash, zsh or fish")
+		return exitUsage
+	}
+	fmt.Fprint(s.Out, gen(docsOf(ctx)))
+	return exitOK
+}
+
+// runNames lists the certificate names of the state directory, for the
+// completion scripts (hidden).
+func runNames(ctx context.Context, args []string, s stdio) int {
+	var cf commonFlags
+	fs := newFlagSet("__names", "", io.Discard, io.Discard)
+	cf.register(fs)
+	if done, code := parseFlags(fs, args, s.Env, io.Discard); done {
+		return code
+	}
+	// Completion must never create a state directory: only an existing
+	// one is opened.
+	root := cmp.Or(cf.stateDir, store.DefaultRoot(s.Env, os.Getuid()))
+	if _, err := os.Stat(filepath.Join(root, "certs")); err != nil {
+		return exitFailure
+	}
+	st, err := cf.openStore(func(k string) string { return map[string]string{"IPCERT_STATE_DIR": root}[k] })
+	if err != nil {
+		return exitFailure
+	}
+	names, _ := st.Names()
+	for _, n := range names {
+		fmt.Fprintln(s.Out, n)
+	}
+	return exitOK
+}
+
+// Values completed after a flag, whatever the command.
+var completionValues = map[string]string{
+	"ca": "staging production local", "challenge": "http-01 tls-alpn-01", "key-type": "ec256 ec384 rsa2048 rsa3072 rsa4096",
+	"reload": "nginx apache haproxy caddy", "mode": "systemd cron", "distro": "debian rhel",
+}
+
+// Flags that take a file or folder.
+var completionFiles = []string{"state-dir", "webroot", "debug", "ca-root", "binary", "unit-dir", "cron-dir", "prometheus"}
+
+// Commands whose arguments are certificate names.
+var completionNameCmds = []string{"renew", "status", "doctor", "deploy", "verify"}
+
+func flagNames(d cmdDoc) string {
+	var f []string
+	for _, x := range d.flags {
+		f = append(f, "--"+x.name)
+	}
+	return strings.Join(f, " ")
+}
+
+func completionBash(docs []cmdDoc) string {
+	var b strings.Builder
+	var cmds []string
+	for _, d := range docs {
+		cmds = append(cmds, d.name)
+	}
+	b.WriteString("# bash completion for ipcert (ipcert completion bash)\n")
+	b.WriteString("_ipcert_names() {\n\tlocal i sd=()\n\tfor ((i = 1; i < ${#COMP_WORDS[@]}; i++)); do\n\t\tif [[ ${COMP_WORDS[i]} == --state-dir ]]; then sd=(--state-dir \"${COMP_WORDS[i+1]}\"); fi\n\tdone\n\t\"${COMP_WORDS[0]}\" __names \"${sd[@]}\" 2>/dev/null\n}\n")
+	b.WriteString("_ipcert() {\n\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} cmd=${COMP_WORDS[1]}\n")
+	fmt.Fprintf(&b, "\tif ((COMP_CWORD == 1)); then\n\t\tCOMPREPLY=($(compgen -W %q -- \"$cur\"))\n\t\treturn\n\tfi\n", strings.Join(cmds, " "))
+	b.WriteString("\tcase $prev in\n")
+	keys := make([]string, 0, len(completionValues))
+	for k := range completionValues {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "\t--%s) COMPREPLY=($(compgen -W %q -- \"$cur\")); return ;;\n", k, completionValues[k])
+	}
+	fmt.Fprintf(&b, "\t--%s) COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n", strings.Join(completionFiles, "|--"))
+	b.WriteString("\tesac\n\tif [[ $cur == -* ]]; then\n\t\tcase $cmd in\n")
+	for _, d := range docs {
+		fmt.Fprintf(&b, "\t\t%s) COMPREPLY=($(compgen -W %q -- \"$cur\")) ;;\n", d.name, flagNames(d))
+	}
+	b.WriteString("\t\tesac\n\t\treturn\n\tfi\n\tcase $cmd in\n")
+	fmt.Fprintf(&b, "\t%s) COMPREPLY=($(compgen -W \"$(_ipcert_names)\" -- \"$cur\")) ;;\n", strings.Join(completionNameCmds, "|"))
+	b.WriteString("\tsnippet)\n\t\tif ((COMP_CWORD == 2)); then COMPREPLY=($(compgen -W \"nginx apache haproxy caddy\" -- \"$cur\")); else COMPREPLY=($(compgen -W \"$(_ipcert_names)\" -- \"$cur\")); fi ;;\n")
+	b.WriteString("\ttimer) ((COMP_CWORD == 2)) && COMPREPLY=($(compgen -W \"install remove status\" -- \"$cur\")) ;;\n")
+	b.WriteString("\tcompletion) COMPREPLY=($(compgen -W \"bash zsh fish\" -- \"$cur\")) ;;\n")
+	b.WriteString("\tman) COMPREPLY=($(compgen -d -- \"$cur\")) ;;\n")
+	b.WriteString("\tesac\n}\ncomplete -F _ipcert ipcert\n")
+	return b.String()
+}
+
+func completionZsh(docs []cmdDoc) string {
+	var b strings.Builder
+	b.WriteString("#compdef ipcert\n# zsh completion for ipcert (ipcert completion zsh)\n_ipcert() {\n\tlocal -a cmds\n\tcmds=(\n")
+	for _, d := range docs {
+		fmt.Fprintf(&b, "\t\t%q\n", d.name+":"+d.summary)
+	}
+	b.WriteString("\t)\n\tif (( CURRENT == 2 )); then\n\t\t_describe command cmds\n\t\treturn\n\tfi\n")
+	b.WriteString("\tlocal prev=${words[CURRENT-1]}\n\tcase $prev in\n")
+	keys := make([]string, 0, len(completionValues))
+	for k := range completionValues {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "\t--%s) compadd -- %s; return ;;\n", k, completionValues[k])
+	}
+	fmt.Fprintf(&b, "\t--%s) _files; return ;;\n\tesac\n", strings.Join(completionFiles, "|--"))
+	b.WriteString("\tif [[ $PREFIX == -* ]]; then\n\t\tcase ${words[2]} in\n")
+	for _, d := range docs {
+		fmt.Fprintf(&b, "\t\t%s) compadd -- %s ;;\n", d.name, flagNames(d))
+	}
+	b.WriteString("\t\tesac\n\t\treturn\n\tfi\n\tcase ${words[2]} in\n")
+	fmt.Fprintf(&b, "\t%s|snippet) compadd -- ${(f)\"$(${words[1]} __names 2>/dev/null)\"} ;;\n", strings.Join(completionNameCmds, "|"))
+	b.WriteString("\ttimer) compadd -- install remove status ;;\n\tcompletion) compadd -- bash zsh fish ;;\n\tesac\n}\n_ipcert \"$@\"\n")
+	return b.String()
+}
+
+func completionFish(docs []cmdDoc) string {
+	var b strings.Builder
+	b.WriteString("# fish completion for ipcert (ipcert completion fish)\ncomplete -c ipcert -f\n")
+	for _, d := range docs {
+		fmt.Fprintf(&b, "complete -c ipcert -n __fish_use_subcommand -a %s -d %q\n", d.name, d.summary)
+		for _, f := range d.flags {
+			line := fmt.Sprintf("complete -c ipcert -n '__fish_seen_subcommand_from %s' -l %s", d.name, f.name)
+			if v, ok := completionValues[f.name]; ok {
+				line += fmt.Sprintf(" -x -a %q", v)
+			} else if slices.Contains(completionFiles, f.name) {
+				line += " -r -F"
+			} else if f.arg != "" {
+				line += " -x"
+			}
+			fmt.Fprintf(&b, "%s -d %q\n", line, f.usage)
+		}
+	}
+	fmt.Fprintf(&b, "complete -c ipcert -n '__fish_seen_subcommand_from %s snippet' -a '(ipcert __names 2>/dev/null)'\n", strings.Join(completionNameCmds, " "))
+	b.WriteString("complete -c ipcert -n '__fish_seen_subcommand_from timer' -a 'install remove status'\n")
+	b.WriteString("complete -c ipcert -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'\n")
+	return b.String()
+}

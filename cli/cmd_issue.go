@@ -1,0 +1,438 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/diagnosis"
+)
+
+// Exit codes of `ipcert issue` beyond the shared ones.
+const exitLocked = 4 // another ipcert run holds the state lock
+
+const issueHelp = `
+ipcert issue: get a certificate for one or more IP addresses, without a UI.
+
+Usage:
+  ipcert issue --ip ADDR [--ip ADDR ...] --ca staging|production|local|URL [flags]
+
+Examples:
+  # rehearse on Let's Encrypt staging with the built-in http-01 responder on port 80
+  sudo ipcert issue --ip 203.0.113.7 --ca staging --agree-tos
+  # the real certificate, answering through nginx's document root
+  sudo ipcert issue --ip 203.0.113.7 --ca production --webroot /var/www/html --agree-tos
+  # IPv4 and IPv6 in one certificate, validated on port 443
+  sudo ipcert issue --ip 203.0.113.7 --ip 2001:db8::7 --ca production --challenge tls-alpn-01 --agree-tos
+  # try it all locally: no internet, no root
+  ipcert issue --ip 127.0.0.1 --ca local --state-dir /tmp/ipcert-try
+
+Exit codes: 0 issued; 1 issuance failed (the message says why and what to do);
+2 bad flags or address; 4 another ipcert run holds the state lock; 130 interrupted.
+`
+
+// commonFlags are the flags every command that touches the state shares.
+type commonFlags struct {
+	stateDir string
+	debug    string
+	jsonOut  bool
+}
+
+func (c *commonFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+	BoolVar(*bool, string, bool, string)
+}) {
+	fs.StringVar(&c.stateDir, "state-dir", "", "state directory (default /etc/ipcert as root, else ~/.local/state/ipcert)")
+	fs.StringVar(&c.debug, "debug", "", "write a debug log (ACME traffic summaries, never keys) to this file")
+	fs.BoolVar(&c.jsonOut, "json", false, "print the result as JSON on stdout")
+}
+
+func (c *commonFlags) openStore(env func(string) string) (*store.Store, error) {
+	root := c.stateDir
+	if root == "" {
+		root = store.DefaultRoot(env, os.Getuid())
+	}
+	s, err := store.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func init() {
+	register(command{name: "issue", summary: "get a certificate for IP addresses (headless)", run: runIssue})
+}
+
+type issueFlags struct {
+	commonFlags
+	ips        multiFlag
+	ca         string
+	caRoot     string
+	challenge  string
+	webroot    string
+	webPort    int
+	httpListen string
+	tlsListen  string
+	keyType    string
+	email      string
+	agreeTOS   bool
+	name       string
+	quiet      bool
+	hooks      commandList
+	reload     string
+	verifyAddr string
+	timeout    time.Duration
+	wait       time.Duration
+	mapPorts   bool
+}
+
+func runIssue(ctx context.Context, args []string, s stdio) int {
+	var f issueFlags
+	fs := newFlagSet("issue", issueHelp, s.Out, s.Err)
+	f.commonFlags.register(fs)
+	fs.Var(&f.ips, "ip", "IP address to certify (repeat for several; \"auto\" finds this machine's public address)")
+	fs.StringVar(&f.ca, "ca", "", "staging, production, local, or an ACME directory URL (required)")
+	fs.StringVar(&f.caRoot, "ca-root", "", "PEM file of roots to trust for the CA's own HTTPS (a custom --ca URL)")
+	fs.StringVar(&f.challenge, "challenge", acmeflow.ChallengeHTTP01, "http-01 (port 80) or tls-alpn-01 (port 443)")
+	fs.StringVar(&f.webroot, "webroot", "", "answer http-01 by writing into this web server document root")
+	fs.IntVar(&f.webPort, "webroot-port", 0, "with --ca local and --webroot: the port your web server serves that root on")
+	fs.StringVar(&f.httpListen, "http-listen", "", "address:port of the built-in http-01 responder (default :80)")
+	fs.StringVar(&f.tlsListen, "tls-listen", "", "address:port of the built-in tls-alpn-01 responder (default :443)")
+	fs.StringVar(&f.keyType, "key-type", "ec256", "certificate key: "+strings.Join(acmeflow.KeyTypes, ", "))
+	fs.StringVar(&f.email, "email", "", "contact e-mail for the ACME account (optional)")
+	fs.BoolVar(&f.agreeTOS, "agree-tos", false, "agree to the CA's terms of service (needed to register an account)")
+	fs.StringVar(&f.name, "name", "", "certificate name in the store (default derived from the addresses)")
+	fs.BoolVar(&f.quiet, "quiet", false, "no progress on stderr")
+	fs.Var(&f.hooks, "deploy-hook", "shell command ipcert renew runs after each renewal, with IPCERT_CERT, IPCERT_KEY, IPCERT_FULLCHAIN... set (repeatable; IPCERT_DEPLOY_HOOK holds one command as it is)")
+	fs.StringVar(&f.reload, "reload", "", "web server ipcert renew reloads after each renewal: nginx, apache, haproxy or caddy")
+	fs.StringVar(&f.verifyAddr, "verify", "", "ADDR:PORT where the web server serves this certificate; ipcert renew checks it after each renewal")
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long (the CA keeps a pending authorization for an hour)")
+	fs.BoolVar(&f.mapPorts, "map-ports", false, mapPortsUsage)
+	fs.DurationVar(&f.wait, "wait", 60*time.Second, "how long to wait for another ipcert run's lock before giving up (exit 4); 0 gives up at once")
+	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(s.Err, "ipcert issue: unexpected argument %q; addresses go in --ip\n", fs.Arg(0))
+		return exitUsage
+	}
+	if code := validateIssueFlags(fs, &f, s); code != 0 { // cmd_validate.go
+		return code
+	}
+	closeLog := setupDebugLog(f.debug, s.Err)
+	defer closeLog()
+	if f.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.timeout)
+		defer cancel()
+	}
+
+	idents, auto, err := resolveIPs(ctx, f.ips, s)
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
+		return exitUsage
+	}
+	if f.ca == "" {
+		fmt.Fprintln(s.Err, "ipcert issue: --ca is required: staging (a rehearsal; untrusted certificate), production, local (test CA, no internet) or an ACME directory URL")
+		return exitUsage
+	}
+	if _, err := acmeflow.GenerateKeyCheck(f.keyType); err != nil {
+		fmt.Fprintf(s.Err, "ipcert issue: --key-type: %v\n", err)
+		return exitUsage
+	}
+	if f.reload != "" {
+		if _, err := deploy.ParseKind(f.reload); err != nil {
+			fmt.Fprintf(s.Err, "ipcert issue: --reload: %v\n", err)
+			return exitUsage
+		}
+	}
+	if f.verifyAddr != "" {
+		ap, err := deploy.ParseTarget(f.verifyAddr, 443)
+		if err != nil {
+			fmt.Fprintf(s.Err, "ipcert issue: --verify: %v\n", err)
+			return exitUsage
+		}
+		f.verifyAddr = ap.String()
+	}
+	if f.name != "" {
+		if err := store.ValidName(f.name); err != nil {
+			fmt.Fprintf(s.Err, "ipcert issue: --name: %v\n", err)
+			return exitUsage
+		}
+	}
+	if f.webroot != "" {
+		// renew runs from another directory (the timer: /), so what it
+		// reads back must be absolute, like --ca-root.
+		abs, err := filepath.Abs(f.webroot)
+		if err != nil {
+			fmt.Fprintf(s.Err, "ipcert issue: --webroot %q: %v\n", f.webroot, err)
+			return exitUsage
+		}
+		f.webroot = abs
+	}
+	st, err := f.openStore(s.Env)
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
+		return exitFailure
+	}
+	ca, err := cachoice.Open(f.ca, cachoice.Options{HTTPListen: f.httpListen, TLSListen: f.tlsListen, WebServerPort: f.webPort, RootFile: f.caRoot, Log: debugWriter()})
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
+		return exitUsage
+	}
+	defer ca.Close()
+
+	req := acmeflow.Request{
+		Identifiers: idents, Challenge: f.challenge, WebRoot: f.webroot,
+		HTTPListen: f.httpListen, TLSListen: f.tlsListen,
+		KeyType: f.keyType, Email: f.email, AgreeTOS: f.agreeTOS,
+	}
+	ca.Apply(&req)
+	if err := req.Validate(); err != nil {
+		fmt.Fprintf(s.Err, "ipcert issue: %v\n", userError(err))
+		return exitUsage
+	}
+	if !f.quiet {
+		fmt.Fprintf(s.Err, "Issuing for %s from %s\n", acmeflow.JoinAddrs(idents), cachoice.Describe(f.ca))
+		req.Events = progressPrinter(s.Err)
+	}
+	req.Events = logEvents(req.Events)
+	var rootPEM []byte
+	if ca.Local {
+		rootPEM = ca.RootPEM
+	}
+	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
+	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr, WebRootPort: f.webPort}
+	keepName := f.name
+	if keepName == "" {
+		keepName = store.NameFor(acmeflow.AddrStrings(idents))
+	}
+	if backup, err := st.KeepSettings(keepName, tmpl); backup != "" {
+		fmt.Fprintf(s.Err, "ipcert issue: the existing renewal.json is unreadable (%v); kept as %s\n", err, backup)
+	}
+	if f.caRoot != "" {
+		// renew runs from another directory (the timer: /).
+		tmpl.CARoot, _ = filepath.Abs(f.caRoot)
+	}
+	if f.mapPorts {
+		release, err := holdPorts(ctx, mapRequest(req.Challenge, req.WebRoot, req.HTTPListen, req.TLSListen, f.webPort), s.Err)
+		if err != nil {
+			fmt.Fprintf(s.Err, "ipcert issue: --map-ports: %v\n", err)
+			return exitFailure
+		}
+		defer release()
+	}
+	iss, err := eng.Issue(ctx, req, acmeflow.IssueOptions{Name: f.name, Renewal: tmpl, RootPEM: rootPEM, LockWait: f.wait})
+	if err != nil {
+		return reportIssueError(ctx, eng, f.name, idents, err, s, diagnosis.AttemptOf(&req, ca, f.ca), f.jsonOut)
+	}
+	if f.jsonOut {
+		return printJSON(s.Out, issuedJSON(iss, st, ca))
+	}
+	printIssued(s.Out, iss, st, ca)
+	return exitOK
+}
+
+// resolveIPs parses --ip values; "auto" asks the public-address detection.
+func resolveIPs(ctx context.Context, vals []string, s stdio) ([]netip.Addr, bool, error) {
+	if len(vals) == 0 {
+		return nil, false, errors.New("--ip is required: the address to certify (or --ip auto for this machine's public address)")
+	}
+	var out []netip.Addr
+	auto := false
+	for _, v := range vals {
+		if v == "auto" {
+			auto = true
+			found, err := detectPublicAddrs(ctx, s)
+			if err != nil {
+				return nil, false, fmt.Errorf("--ip auto: %w", err)
+			}
+			out = append(out, found...)
+			continue
+		}
+		a, err := acmeflow.ParseIP(v)
+		if err != nil {
+			return nil, false, fmt.Errorf("--ip: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, auto, nil
+}
+
+// progressPrinter prints engine events as lines on w (stderr).
+func progressPrinter(w io.Writer) func(acmeflow.Event) {
+	return func(ev acmeflow.Event) {
+		switch ev.Kind {
+		case acmeflow.EventStep:
+			fmt.Fprintf(w, "  -> %s\n", ev.Message)
+		case acmeflow.EventValidator:
+			fmt.Fprintf(w, "     %s\n", ev.Validator)
+		case acmeflow.EventWarning:
+			fmt.Fprintf(w, "  !  %s\n", ev.Message)
+		case acmeflow.EventDone:
+			fmt.Fprintf(w, "  ok %s\n", ev.Message)
+		}
+	}
+}
+
+// userError strips the engine's step prefix from address and flag errors,
+// which read better on their own.
+func userError(err error) error {
+	var ae *acmeflow.Error
+	if errors.As(err, &ae) && ae.Step == acmeflow.StepAddress && ae.Err != nil {
+		return ae.Err
+	}
+	return err
+}
+
+func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, idents []netip.Addr, err error, s stdio, att diagnosis.Attempt, jsonOut bool) int {
+	if errors.Is(err, store.ErrLocked) {
+		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
+		return exitLocked
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		fmt.Fprintf(s.Err, "ipcert issue: gave up: the run took longer than --timeout; the current certificate (if any) is unchanged\n  it was at: %v\n", err)
+		return exitFailure
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(s.Err, "ipcert issue: interrupted; the current certificate (if any) is unchanged")
+		return exitInterrupted
+	}
+	var ae *acmeflow.Error
+	if errors.As(err, &ae) && ae.Step == acmeflow.StepAddress {
+		fmt.Fprintf(s.Err, "ipcert issue: %v\n", userError(err))
+		return exitUsage
+	}
+	fmt.Fprintf(s.Err, "\nipcert issue failed: %v\n", err)
+	// The one evidence builder (diagnosis.Attempt), with the local facts
+	// gathered right after the failure: what is printed here is what
+	// renewal.json keeps.
+	ev := att.Evidence(time.Now())
+	ev.Gather(context.Background(), err)
+	d := diagnosis.Diagnose(err, ev)
+	diagnosis.WriteFailure(s.Err, d)
+	if name == "" {
+		name = store.NameFor(acmeflow.AddrStrings(idents))
+	}
+	_ = eng.RecordFailure(name, d.Failure(time.Now()))
+	if jsonOut {
+		// Automation reading --json gets the same explanation a person
+		// reads on stderr.
+		printJSON(s.Out, struct {
+			Error     string              `json:"error"`
+			Diagnosis diagnosis.Diagnosis `json:"diagnosis"`
+		}{err.Error(), d})
+	}
+	return exitFailure
+}
+
+type issuedOut struct {
+	Name        string    `json:"name"`
+	Identifiers []string  `json:"identifiers"`
+	CA          string    `json:"ca"`
+	Directory   string    `json:"directory"`
+	Version     int       `json:"version"`
+	Serial      string    `json:"serial"`
+	NotBefore   time.Time `json:"not_before"`
+	NotAfter    time.Time `json:"not_after"`
+	Staging     bool      `json:"staging"`
+	Files       struct {
+		FullChain string `json:"fullchain"`
+		Cert      string `json:"cert"`
+		Chain     string `json:"chain"`
+		Key       string `json:"privkey"`
+		Root      string `json:"root,omitempty"`
+	} `json:"files"`
+}
+
+func issuedJSON(iss *acmeflow.Issued, st *store.Store, ca *cachoice.CA) issuedOut {
+	var o issuedOut
+	o.Name = iss.Name
+	o.Identifiers = iss.Renewal.Identifiers
+	o.CA = iss.Renewal.CA
+	o.Directory = iss.Renewal.Directory
+	o.Version = iss.Version.N
+	o.Serial = iss.Renewal.Serial
+	o.NotBefore, o.NotAfter = iss.Renewal.NotBefore, iss.Renewal.NotAfter
+	o.Staging = ca.Staging
+	cur := st.CurrentDir(iss.Name)
+	o.Files.FullChain = filepath.Join(cur, store.FullChainFile)
+	o.Files.Cert = filepath.Join(cur, store.CertFile)
+	o.Files.Chain = filepath.Join(cur, store.ChainFile)
+	o.Files.Key = filepath.Join(cur, store.KeyFile)
+	if ca.Local {
+		o.Files.Root = filepath.Join(cur, store.RootFile)
+	}
+	return o
+}
+
+func printJSON(w io.Writer, v any) int {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return exitFailure
+	}
+	return exitOK
+}
+
+// printIssued says what was issued, where the files are and until when, in
+// the way mkcert does: a person should not need to read anything else.
+func printIssued(w io.Writer, iss *acmeflow.Issued, st *store.Store, ca *cachoice.CA) {
+	o := issuedJSON(iss, st, ca)
+	r := iss.Renewal
+	fmt.Fprintf(w, "\nIssued a certificate for %s (version %d of %q)\n", strings.Join(r.Identifiers, ", "), o.Version, o.Name)
+	fmt.Fprintf(w, "  from        %s\n", cachoice.Describe(r.CA))
+	fmt.Fprintf(w, "  valid       %s until %s (%s)\n", r.NotBefore.Local().Format("2006-01-02 15:04 MST"), r.NotAfter.Local().Format("2006-01-02 15:04 MST"), humanDuration(r.NotAfter.Sub(r.NotBefore)))
+	fmt.Fprintf(w, "  certificate %s\n", o.Files.FullChain)
+	fmt.Fprintf(w, "  key         %s\n", o.Files.Key)
+	if o.Files.Root != "" {
+		fmt.Fprintf(w, "  test root   %s\n", o.Files.Root)
+		fmt.Fprintf(w, "  check it:   openssl verify -CAfile %s -untrusted %s %s\n", o.Files.Root, o.Files.Chain, o.Files.Cert)
+	}
+	if ca.Staging {
+		fmt.Fprintln(w, "\nThis is a STAGING certificate: browsers will not trust it. When this worked,\nget the real one with --ca production.")
+	}
+	// The next commands name this state directory unless it is the
+	// default one, or they would act on another.
+	sd := userStateFlag(st.Root())
+	fmt.Fprintf(w, "\nIt lasts only %s: keep it fresh with \"ipcert renew%s\" (run it from \"ipcert timer install%s\").\n", humanDuration(r.NotAfter.Sub(r.NotBefore)), sd, sd)
+}
+
+// humanDuration reads like a person would say it: "160 hours", "3 days 4 hours".
+func humanDuration(d time.Duration) string {
+	neg := d < 0
+	if neg {
+		d = -d
+	}
+	var out string
+	switch {
+	case d < time.Minute:
+		out = fmt.Sprintf("%d seconds", int(d.Seconds()))
+	case d < time.Hour:
+		out = fmt.Sprintf("%d minutes", int(d.Minutes()))
+	case d < 48*time.Hour:
+		out = fmt.Sprintf("%d hours", int(d.Round(time.Minute).Hours()))
+		if m := int(d.Round(time.Minute).Minutes()) % 60; m != 0 && d < 10*time.Hour {
+			out = fmt.Sprintf("%dh%02dm", int(d.Hours()), m)
+		}
+	default:
+		days := int(d.Hours()) / 24
+		hours := int(d.Round(time.Hour).Hours()) % 24
+		out = fmt.Sprintf("%d days %d hours (%d hours)", days, hours, int(d.Round(time.Hour).Hours()))
+	}
+	if neg {
+		return out + " ago"
+	}
+	return out
+}

@@ -1,0 +1,284 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/term"
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/ui"
+	"github.com/ipcert/ipcert/wizard"
+)
+
+const wizardHelp = `
+ipcert (no arguments) or ipcert wizard: the interactive setup. It finds
+this machine's public address, checks that validation can work, rehearses on
+Let's Encrypt staging, gets the real certificate and says how to install and
+renew it. It draws on stderr; the result is printed on stdout at the end.
+
+Usage:
+  sudo ipcert [flags]
+  sudo ipcert wizard [flags]
+
+Keys: enter continue, esc back a step, q (outside text fields) or ctrl+c
+quit; the help line at the bottom shows the keys of each screen.
+
+Examples:
+  sudo ipcert                                  the full walk, answers asked on screen
+  sudo ipcert --ip 203.0.113.7 --email me@example.org   start with these answers filled in
+  sudo ipcert --accessible                     plain numbered questions (screen readers)
+  ipcert demo                                  the same walk against a local test CA
+
+Every answer is also a flag (and an IPCERT_* variable); the screens start
+from them. Without a terminal, use the subcommands instead:
+  ipcert issue --ip ADDR --ca staging|production --agree-tos
+  ipcert preflight --ip ADDR
+
+Accessibility: --accessible (or ACCESSIBLE=1) asks plain sequential
+questions a screen reader can follow; TERM=dumb does the same. NO_COLOR
+turns colours off.
+
+Exit codes: 0 a certificate was issued; 1 it failed; 2 bad flags or no
+terminal; 130 quit before the end.
+`
+
+func init() {
+	register(command{name: "wizard", summary: "the interactive setup (what ipcert runs with no arguments)", run: runWizard})
+}
+
+// wizardFlags are the wizard's flags, shared with ipcert demo.
+type wizardFlags struct {
+	stateDir   string
+	debug      string
+	accessible bool
+	ips        multiFlag
+	ca         string
+	challenge  string
+	webroot    string
+	keyType    string
+	email      string
+	agreeTOS   bool
+}
+
+func (f *wizardFlags) register(fs *flag.FlagSet, demo bool) {
+	fs.StringVar(&f.stateDir, "state-dir", "", "state directory (default /etc/ipcert as root, else ~/.local/state/ipcert; demo: a new temporary folder)")
+	fs.StringVar(&f.debug, "debug", "", "write a debug log (wizard steps, ACME traffic summaries, never keys) to this file")
+	fs.BoolVar(&f.accessible, "accessible", false, "plain sequential prompts for screen readers (also ACCESSIBLE=1)")
+	fs.StringVar(&f.keyType, "key-type", "ec256", "preset key type: "+strings.Join(acmeflow.KeyTypes, ", "))
+	fs.StringVar(&f.email, "email", "", "preset contact e-mail for the ACME account")
+	fs.BoolVar(&f.agreeTOS, "agree-tos", false, "preset: agree to the CA's terms of service")
+	fs.StringVar(&f.challenge, "challenge", "", "preset challenge: http-01, tls-alpn-01 (with --webroot: http-01 into that root)")
+	if !demo {
+		fs.Var(&f.ips, "ip", "preset address(es) to certify (repeatable)")
+		fs.StringVar(&f.ca, "ca", "", "preset CA plan: rehearse (staging, then production), staging, production")
+		fs.StringVar(&f.webroot, "webroot", "", "preset web root for http-01")
+	}
+}
+
+// answers turns the flags into the wizard's preset answers.
+func (f *wizardFlags) answers() (wizard.Answers, error) {
+	a := wizard.Answers{CA: f.ca, KeyType: f.keyType, Email: f.email, AgreeTOS: f.agreeTOS, WebRoot: f.webroot}
+	for _, v := range f.ips {
+		ip, err := acmeflow.ParseIP(v)
+		if err != nil {
+			return a, fmt.Errorf("--ip: %w", err)
+		}
+		a.Addrs = append(a.Addrs, ip)
+	}
+	switch f.ca {
+	case "", wizard.PlanRehearse, cachoice.Staging, cachoice.Production:
+	default:
+		return a, fmt.Errorf("--ca %q: the wizard offers rehearse, staging or production (the local test CA: ipcert demo; other CAs: ipcert issue --ca URL)", f.ca)
+	}
+	switch f.challenge {
+	case "":
+	case acmeflow.ChallengeHTTP01:
+		a.Challenge = wizard.ChallengeHTTP
+		if f.webroot != "" {
+			a.Challenge = wizard.ChallengeWebroot
+		}
+	case acmeflow.ChallengeTLSALPN01:
+		a.Challenge = wizard.ChallengeTLSALPN
+	default:
+		return a, fmt.Errorf("--challenge %q: use http-01 or tls-alpn-01 (dns-01 cannot validate an IP address)", f.challenge)
+	}
+	if _, err := acmeflow.GenerateKeyCheck(f.keyType); err != nil {
+		return a, fmt.Errorf("--key-type: %w", err)
+	}
+	return a, nil
+}
+
+func runWizard(ctx context.Context, args []string, s stdio) int {
+	var f wizardFlags
+	fs := newFlagSet("wizard", wizardHelp, s.Out, s.Err)
+	f.register(fs, false)
+	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(s.Err, "ipcert: unexpected argument %q; run \"ipcert --help\" for the commands\n", fs.Arg(0))
+		return exitUsage
+	}
+	ans, err := f.answers()
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert: %v\n", err)
+		return exitUsage
+	}
+	caps := ui.DetectCaps(s.Env, f.accessible)
+	if code, ok := wizardNeedTerminal(s, caps, "ipcert"); !ok {
+		return code
+	}
+	closeLog := setupDebugLog(f.debug, s.Err)
+	defer closeLog()
+
+	root := f.stateDir
+	if root == "" {
+		root = store.DefaultRoot(s.Env, os.Getuid())
+	}
+	st, err := store.Open(root)
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert: %v\n", err)
+		return exitFailure
+	}
+	// The staging rehearsal before production lives in its own store under
+	// the state directory: it keeps its staging account for the next
+	// rehearsal, but never becomes the current certificate and is never
+	// renewed (renew walks certs/ of the main store only).
+	rst, err := store.Open(filepath.Join(root, "rehearsal"))
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert: %v\n", err)
+		return exitFailure
+	}
+	deps, err := wizardDeps(wizardWiring{Store: st, Rehearsal: rst, Getenv: s.Env})
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert: %v\n", err)
+		return exitUsage
+	}
+	cfg := wizard.Config{Caps: caps, StateDir: root, Answers: ans, Log: wizardDebugLog(f.debug)}
+	return wizardRun(ctx, deps, cfg, s, false)
+}
+
+// wizardNeedTerminal decides between the full-screen wizard, the plain
+// accessible prompts and refusing: with no terminal the full-screen UI
+// would hang or garble, so it says which subcommand does the job.
+func wizardNeedTerminal(s stdio, caps ui.Caps, name string) (int, bool) {
+	if caps.Accessible {
+		return 0, true
+	}
+	if wizardIsTerminal(s.In) && wizardIsTerminal(s.Err) {
+		return 0, true
+	}
+	fmt.Fprintf(s.Err, `%s: no terminal, so no wizard (it needs stdin and stderr on a terminal).
+Over SSH, ask for one: ssh -t HOST sudo ipcert
+Or use the subcommands, which never ask anything:
+  ipcert preflight --ip ADDR                            check ports, NAT and firewall
+  ipcert issue --ip ADDR --ca staging --agree-tos       rehearse on staging
+  ipcert issue --ip ADDR --ca production --agree-tos    get the real certificate
+  ipcert demo                                           try it all with no internet
+Or answer plain questions from stdin: %s --accessible
+Run "ipcert --help" for every command.
+`, name, name)
+	return exitUsage, false
+}
+
+func wizardIsTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	return ok && term.IsTerminal(f.Fd())
+}
+
+// wizardDebugLog is where the wizard logs its steps: the --debug file.
+func wizardDebugLog(path string) io.Writer {
+	if path == "" {
+		return nil
+	}
+	return debugWriter()
+}
+
+// wizardRun runs the full-screen or the accessible wizard and prints the
+// outcome on stdout.
+func wizardRun(ctx context.Context, deps wizard.Deps, cfg wizard.Config, s stdio, demo bool) int {
+	var o wizard.Outcome
+	var err error
+	if cfg.Caps.Accessible || cfg.Caps.Dumb {
+		if cfg.Caps.Dumb && !cfg.Caps.Accessible {
+			fmt.Fprintln(s.Err, "TERM=dumb: asking plain questions instead of drawing screens.")
+		}
+		lipgloss.SetDefaultRenderer(ui.Renderer(s.Err, ui.Caps{NoColor: true}))
+		o, err = wizard.RunAccessible(ctx, deps, cfg, s.In, s.Err)
+	} else {
+		// huh draws its fields with lipgloss's default renderer, which
+		// looks at stdout; the UI is on stderr.
+		lipgloss.SetDefaultRenderer(ui.Renderer(s.Err, cfg.Caps))
+		o, err = wizard.Run(ctx, deps, cfg, s.In, s.Err)
+	}
+	wizardPrintOutcome(s.Out, o, demo, cfg.StateDir)
+	switch {
+	case o.Issued != nil:
+		return exitOK
+	case o.Rehearsal != nil && err == nil:
+		return exitOK
+	case errors.Is(err, wizard.ErrInputClosed):
+		fmt.Fprintln(s.Err, "ipcert: the input ended before the wizard did; nothing was issued")
+		return exitFailure
+	case o.Err != nil:
+		fmt.Fprintf(s.Err, "ipcert: no certificate: %v\nRun \"ipcert doctor%s\" for the explanation and a re-check.\n", o.Err, wizard.StateArg(cfg.StateDir))
+		return exitFailure
+	case err != nil && !errors.Is(err, wizard.ErrAborted):
+		fmt.Fprintf(s.Err, "ipcert: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintln(s.Err, "ipcert: quit; nothing was changed.")
+	return exitInterrupted
+}
+
+// wizardPrintOutcome prints the result on stdout: what was issued, where
+// the files are, and the commands that come next.
+func wizardPrintOutcome(w io.Writer, o wizard.Outcome, demo bool, stateDir string) {
+	iss, files := o.Issued, o.Files
+	rehearsal := false
+	if iss == nil && o.Rehearsal != nil {
+		iss, files, rehearsal = o.Rehearsal, o.RehearsalFiles, true
+	}
+	if iss == nil {
+		return
+	}
+	r := iss.Renewal
+	kind := "a certificate"
+	if rehearsal {
+		kind = "a STAGING rehearsal certificate (not trusted by browsers)"
+	}
+	fmt.Fprintf(w, "Issued %s for %s (version %d of %q)\n", kind, strings.Join(r.Identifiers, ", "), iss.Version.N, iss.Name)
+	fmt.Fprintf(w, "  from        %s\n", cachoice.Describe(r.CA))
+	fmt.Fprintf(w, "  valid       %s until %s (%s)\n", r.NotBefore.Local().Format("2006-01-02 15:04 MST"), r.NotAfter.Local().Format("2006-01-02 15:04 MST"), humanDuration(r.NotAfter.Sub(r.NotBefore)))
+	fmt.Fprintf(w, "  certificate %s\n", files.FullChain)
+	fmt.Fprintf(w, "  key         %s\n", files.Key)
+	fmt.Fprintf(w, "  cert, chain %s %s\n", files.Cert, files.Chain)
+	if files.Root != "" {
+		fmt.Fprintf(w, "  test root   %s\n", files.Root)
+	}
+	if demo {
+		fmt.Fprintln(w, "\nCheck it with openssl:")
+		for _, c := range wizard.OpensslCommands(files) {
+			fmt.Fprintf(w, "  %s\n", c)
+		}
+		fmt.Fprintln(w, "\nThe files stay where they are. For a real certificate, run ipcert (no arguments) on the server.")
+		return
+	}
+	if rehearsal {
+		fmt.Fprintf(w, "\nGet the real certificate: sudo ipcert issue --ip %s --ca production --agree-tos%s (or run ipcert again)\n", r.Identifiers[0], wizard.StateArg(stateDir))
+		return
+	}
+	fmt.Fprintln(w, "\nNext:")
+	for _, c := range wizard.NextCommands(iss.Name, r.Identifiers[0], stateDir) {
+		fmt.Fprintf(w, "  %-8s %s  %s\n", c[0], c[1], c[2])
+	}
+}

@@ -1,0 +1,127 @@
+// Package cli is ipcert's commands: one file each (flags, calling the
+// packages that do the work, printing), the registry they join, and the
+// dispatch of a command line. Only package main imports it.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// version is the binary's version, set by Main (main.version).
+var version = "dev"
+
+// Exit codes shared by every command. Commands may add their own, documented
+// in their --help and in the README.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+)
+
+// stdio is what a command may read from and write to. Results go to Out, the
+// human commentary and UI to Err (STYLE.md: results on stdout, UI on stderr).
+type stdio struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+	// Env looks up environment variables; tests replace it.
+	Env func(string) string
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, s stdio) int
+}
+
+// commands is filled by each cmd_*.go file's init and never changed after.
+var commands = map[string]command{}
+
+func register(c command) {
+	if _, dup := commands[c.name]; dup {
+		panic("ipcert: command registered twice: " + c.name)
+	}
+	commands[c.name] = c
+}
+
+// Main runs the command line of the process and returns its exit code:
+// main's whole job.
+func Main(v string) int {
+	version = v
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, os.Args[1:], stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Env: os.Getenv})
+}
+
+func run(ctx context.Context, args []string, s stdio) int {
+	if s.Env == nil {
+		s.Env = os.Getenv
+	}
+	if len(args) == 0 {
+		if c, ok := commands["wizard"]; ok {
+			return c.run(ctx, nil, s)
+		}
+		usage(s.Err)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		if len(args) > 1 {
+			if c, ok := commands[args[1]]; ok {
+				return c.run(ctx, []string{"--help"}, s)
+			}
+		}
+		usage(s.Out)
+		return exitOK
+	case "-v", "--version", "version":
+		fmt.Fprintf(s.Out, "ipcert %s\n", version)
+		return exitOK
+	}
+	c, ok := commands[args[0]]
+	if !ok && strings.HasPrefix(args[0], "-") {
+		// "ipcert --ip ADDR ...": flags with no command preset the wizard.
+		if w, found := commands["wizard"]; found {
+			return w.run(ctx, args, s)
+		}
+	}
+	if !ok {
+		fmt.Fprintf(s.Err, "ipcert: unknown command %q\n\n", args[0])
+		usage(s.Err)
+		return exitUsage
+	}
+	return c.run(ctx, args[1:], s)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `ipcert gets a publicly trusted HTTPS certificate for a bare IP address
+from Let's Encrypt (160-hour "shortlived" certificates) and keeps it fresh.
+
+Usage:
+  ipcert                 the setup wizard (on a terminal)
+  ipcert COMMAND [flags]
+
+Commands:
+`)
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		if n != "wizard" {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s  %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintf(w, `
+Run "ipcert COMMAND --help" for a command's flags and examples.
+Try everything first with no internet and no root: ipcert demo
+`)
+}

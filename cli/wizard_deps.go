@@ -1,0 +1,411 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/acmeflow/renew"
+	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/diagnosis"
+	"github.com/ipcert/ipcert/preflight"
+	"github.com/ipcert/ipcert/ui"
+	"github.com/ipcert/ipcert/wizard"
+)
+
+// The one place wizard.Deps is built (wizardDeps), for "ipcert wizard"
+// and "ipcert demo", with the adapters it needs: each wires the wizard to
+// the packages (preflight, cachoice, acmeflow, deploy, renew) the way the
+// preflight, issue, snippet, timer, renew and verify commands use them.
+// Nothing here prints: the wizard draws the reports.
+
+// wizardWiring is what differs between the wizard and the demo.
+type wizardWiring struct {
+	// Demo wires the local test CA only: 127.0.0.1 is the address
+	// "found", preflight runs only the local checks against the ports the
+	// CA validates on, nothing is installed, and nothing leaves the
+	// machine.
+	Demo bool
+	// Store is the state directory; Rehearsal (not in the demo) the
+	// separate store of the staging rehearsal before production.
+	Store, Rehearsal *store.Store
+	// Getenv reads the IPCERT_* address-source overrides (not the demo).
+	Getenv func(string) string
+}
+
+// wizardDeps builds the wizard's connections to the world.
+func wizardDeps(w wizardWiring) (wizard.Deps, error) {
+	st := w.Store
+	env := preflight.DefaultEnv()
+	if !w.Demo {
+		var err error
+		if env, err = wizardPreflightEnv(w.Getenv); err != nil {
+			return wizard.Deps{}, err
+		}
+	}
+	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
+	d := wizard.Deps{
+		Machine:       wizardMachine(env),
+		LocalAddrs:    func() ([]preflight.IfaceAddr, error) { return preflight.LocalAddrs(env) },
+		Issuer:        eng,
+		Store:         st,
+		RecordFailure: wizardRecordFailure(eng),
+		DryRenew:      wizardDryRenew(st),
+	}
+	if !w.Demo {
+		d.DetectPublic = func(ctx context.Context) preflight.PublicAddrs { return preflight.DetectPublic(ctx, env) }
+		d.Preflight = func(ctx context.Context, req wizard.PreflightRequest, progress func(preflight.Event)) preflight.Report {
+			return preflight.Run(ctx, env, preflight.Options{IPs: req.Addrs, MapPorts: req.MapPorts, SelfFetch: true}, progress)
+		}
+		d.OpenCA = func(choice string) (*cachoice.CA, error) {
+			return cachoice.Open(choice, cachoice.Options{Log: debugWriter()})
+		}
+		d.Rehearsal = &acmeflow.Engine{Store: w.Rehearsal, UserAgent: "ipcert/" + version}
+		d.RehearsalStore = w.Rehearsal
+		d.Servers, d.Install = wizardServers(st), wizardInstall(st)
+		d.Timer = wizardTimer(st)
+		d.Verify = wizardVerify(systemRoots, wizardVerifyTarget)
+		return d, nil
+	}
+	// One Pebble for the whole demo, started in the background at once so
+	// the first frame does not wait for it.
+	openLocal := sync.OnceValues(func() (*cachoice.CA, error) {
+		return cachoice.Open(cachoice.Local, cachoice.Options{Log: debugWriter()})
+	})
+	go openLocal()
+	d.DetectPublic = func(ctx context.Context) preflight.PublicAddrs {
+		lo := netip.MustParseAddr("127.0.0.1")
+		return preflight.PublicAddrs{V4: preflight.FamilyResult{
+			Family: "ipv4", Addr: lo, Votes: 1, Answered: 1, Asked: 1,
+			Sources: []preflight.SourceAnswer{{Kind: "demo", Source: "the demo's test CA (it validates over loopback)", Addr: lo}},
+		}}
+	}
+	d.Preflight = func(ctx context.Context, req wizard.PreflightRequest, progress func(preflight.Event)) preflight.Report {
+		opts := preflight.Options{
+			IPs: req.Addrs, LocalCA: true,
+			// The public-address, NAT and self-fetch checks ask the
+			// internet; the demo never does.
+			Only: []string{preflight.IDInterfaces, preflight.IDPorts, preflight.IDPrivilege, preflight.IDWebServers, preflight.IDFirewall, preflight.IDAddress},
+		}
+		if ca, err := openLocal(); err == nil {
+			opts.HTTPPort, opts.TLSPort = acmeflow.PortOf(ca.HTTPListen), acmeflow.PortOf(ca.TLSListen)
+		}
+		return preflight.Run(ctx, env, opts, progress)
+	}
+	d.OpenCA = func(choice string) (*cachoice.CA, error) {
+		if choice != cachoice.Local {
+			return nil, fmt.Errorf("the demo uses only the local test CA, not %q", choice)
+		}
+		return openLocal()
+	}
+	// The demo shows the nginx snippet but never touches the web servers
+	// or the system's timers; the dry renewal runs against a fresh local
+	// CA, and the verify step serves the certificate on a loopback port
+	// and checks it like a browser trusting the test root.
+	d.Servers = func(ctx context.Context, iss *acmeflow.Issued) []wizard.InstallTarget {
+		snip, err := wizardSnippet(st, iss, deploy.Nginx, deploy.DetectDistro("/"))
+		if err != nil {
+			return nil
+		}
+		return []wizard.InstallTarget{{Kind: "nginx", Snippet: snip, Note: "the demo never changes your web servers"}}
+	}
+	d.Verify = wizardVerify(func() *x509.CertPool {
+		pool := x509.NewCertPool()
+		if ca, err := openLocal(); err == nil {
+			pool.AppendCertsFromPEM(ca.RootPEM)
+		}
+		return pool
+	}, demoServeTarget(st))
+	return d, nil
+}
+
+// wizardPreflightEnv is the real preflight environment, with the
+// public-address sources replaced by IPCERT_ECHO4/ECHO6/DNS4/DNS6/STUN4/
+// STUN6 (comma-separated) when set, as for "ipcert issue --ip auto".
+func wizardPreflightEnv(getenv func(string) string) (preflight.Env, error) {
+	env := preflight.DefaultEnv()
+	split := func(k string) multiFlag {
+		var m multiFlag
+		for _, v := range strings.Split(getenv(k), ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				m = append(m, v)
+			}
+		}
+		return m
+	}
+	err := overrideEndpoints(&env, endpointFlags{
+		split("IPCERT_ECHO4"), split("IPCERT_ECHO6"), split("IPCERT_DNS4"),
+		split("IPCERT_DNS6"), split("IPCERT_STUN4"), split("IPCERT_STUN6"),
+	})
+	return env, err
+}
+
+func wizardMachine(env preflight.Env) func(context.Context) wizard.Machine {
+	return func(ctx context.Context) wizard.Machine {
+		priv := preflight.ReadPrivilege(env, 80)
+		_, err := os.Stat("/run/systemd/system")
+		return wizard.Machine{
+			UID: priv.UID, CanBindLow: priv.CanBind, Systemd: err == nil,
+			WebServers: preflight.FindWebServers(ctx, env),
+		}
+	}
+}
+
+func wizardRecordFailure(eng *acmeflow.Engine) func(string, error) {
+	return func(name string, err error) {
+		// The evidence the wizard showed its diagnosis with travels with
+		// the error (diagnosis.WithEvidence): the record is that diagnosis.
+		d := diagnosis.Diagnose(err, diagnosis.EvidenceOf(err, diagnosis.Evidence{Now: time.Now()}))
+		_ = eng.RecordFailure(name, d.Failure(time.Now()))
+	}
+}
+
+// wizardSnippet is the snippet for kind serving iss.
+func wizardSnippet(st *store.Store, iss *acmeflow.Issued, kind deploy.Kind, distro deploy.Distro) (string, error) {
+	r := iss.Renewal
+	certDir, group := snippetCertDir(st, iss.Name, deploy.LayoutFor(kind, distro, iss.Name))
+	b, err := deploy.Snippet(kind, deploy.SnippetParams{
+		Name: iss.Name, Identifiers: r.Identifiers, CertDir: certDir, CopyGroup: group, WebRoot: r.WebRoot, Distro: distro,
+	})
+	return string(b), err
+}
+
+func wizardServers(st *store.Store) func(context.Context, *acmeflow.Issued) []wizard.InstallTarget {
+	return func(ctx context.Context, iss *acmeflow.Issued) []wizard.InstallTarget {
+		var out []wizard.InstallTarget
+		for _, srv := range deploy.DetectServers(ctx, deploy.Env{}) {
+			snip, err := wizardSnippet(st, iss, srv.Kind, srv.Distro)
+			if err != nil {
+				continue
+			}
+			t := wizard.InstallTarget{Kind: string(srv.Kind), Running: srv.Running, ConfigPath: srv.Layout(iss.Name).ConfigPath, Snippet: snip, CanInstall: os.Geteuid() == 0}
+			if !t.CanInstall {
+				t.Note = "installing needs root: sudo ipcert snippet " + string(srv.Kind) + " " + iss.Name + wizard.StateArg(st.Root()) + " --write"
+			}
+			out = append(out, t)
+		}
+		return out
+	}
+}
+
+// wizardInstall does what "ipcert snippet KIND NAME --write" does.
+func wizardInstall(st *store.Store) func(context.Context, *acmeflow.Issued, wizard.InstallTarget) wizard.Report {
+	return func(ctx context.Context, iss *acmeflow.Issued, t wizard.InstallTarget) wizard.Report {
+		kind, err := deploy.ParseKind(t.Kind)
+		if err != nil {
+			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
+		}
+		srv, err := deploy.DetectServer(ctx, deploy.Env{}, kind)
+		if err != nil {
+			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
+		}
+		snip, err := wizardSnippet(st, iss, kind, srv.Distro)
+		if err != nil {
+			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
+		}
+		layout := srv.Layout(iss.Name)
+		// The same install as "snippet --write" (snippetInstall): renewal.json
+		// changes only when it succeeded; its messages are collected, not
+		// printed over the UI.
+		var msgs bytes.Buffer
+		res, svc, err := snippetInstall(ctx, st, iss.Name, srv, []byte(snip), true, false, &msgs)
+		rep := wizard.Report{Status: ui.OK, Summary: fmt.Sprintf("%s: %s installed", t.Kind, layout.ConfigPath)}
+		if res.Changed {
+			rep.Lines = append(rep.Lines, "wrote "+res.Path)
+		} else {
+			rep.Lines = append(rep.Lines, res.Path+" unchanged")
+		}
+		if res.Backup != "" {
+			rep.Lines = append(rep.Lines, "the previous file is kept as "+res.Backup)
+		}
+		if res.Tested {
+			rep.Lines = append(rep.Lines, "config test passed: "+layout.TestCmd().String())
+		}
+		switch {
+		case err != nil:
+			rep.Status, rep.Summary = ui.Fail, fmt.Sprintf("%s: not installed: %v", t.Kind, err)
+			rep.Lines = append(rep.Lines, wizardLines(res.TestOutput)...)
+			if res.RolledBack {
+				rep.Lines = append(rep.Lines, "the previous configuration was restored")
+			}
+			rep.Fix = "read the config test's output above, then: sudo ipcert snippet " + t.Kind + " " + iss.Name + wizard.StateArg(st.Root()) + " --write"
+		case res.IncludeNeeded:
+			rep.Status = ui.Warn
+			rep.Summary = fmt.Sprintf("%s: written, but its main config does not read it yet", t.Kind)
+			rep.Fix = fmt.Sprintf("add %q to %s, then reload %s", res.IncludeLine, res.IncludeFile, t.Kind)
+		case res.Reloaded:
+			rep.Summary = fmt.Sprintf("%s serves the certificate (config tested, reloaded)", t.Kind)
+		case !svc.Active:
+			rep.Status = ui.Warn
+			rep.Summary = fmt.Sprintf("%s: installed; not reloaded: %s", t.Kind, svc)
+			rep.Fix = "start it: sudo systemctl start " + layout.Unit
+		}
+		return rep
+	}
+}
+
+func wizardLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+		if len(out) == 6 {
+			break
+		}
+	}
+	return out
+}
+
+// wizardTimer does what "ipcert timer install" does.
+func wizardTimer(st *store.Store) func(context.Context, *acmeflow.Issued) wizard.Report {
+	return func(ctx context.Context, iss *acmeflow.Issued) wizard.Report {
+		bin, err := os.Executable()
+		if err == nil {
+			bin, err = filepath.EvalSymlinks(bin)
+		}
+		if err != nil {
+			return wizard.Report{Status: ui.Fail, Summary: "cannot find the ipcert binary: " + err.Error(), Fix: "sudo ipcert timer install" + wizard.StateArg(st.Root())}
+		}
+		o := deploy.TimerOptions{Mode: deploy.TimerAuto, Config: deploy.TimerConfig{Binary: bin, StateDir: st.Root(), WritablePaths: timerWebroots(st, nil), Minute: -1}}
+		res, err := deploy.TimerInstall(ctx, o)
+		if err != nil {
+			return wizard.Report{Status: ui.Fail, Summary: "renewal timer not installed: " + err.Error(), Fix: "sudo ipcert timer install" + wizard.StateArg(st.Root()) + timerPermissionHint(err)}
+		}
+		rep := wizard.Report{Status: ui.OK, Summary: fmt.Sprintf("renewal job installed (%s)", res.Mode), Lines: res.Files}
+		if res.Unchanged {
+			rep.Summary = fmt.Sprintf("renewal job already installed (%s), unchanged", res.Mode)
+		}
+		return rep
+	}
+}
+
+// wizardDryRenew does what "ipcert renew --dry-run NAME" does: a renewal
+// against staging (or a fresh local CA) whose certificate is thrown away.
+func wizardDryRenew(st *store.Store) func(context.Context, *acmeflow.Issued) wizard.Report {
+	return func(ctx context.Context, iss *acmeflow.Issued) wizard.Report {
+		cas := &renew.CAs{Store: st, UserAgent: "ipcert/" + version, Log: debugWriter()}
+		rn := &renew.Runner{Store: st, Issuer: renew.NewIssuer(cas), Rehearsal: renew.NewRehearsal(cas), LockWait: 30 * time.Second}
+		res, err := rn.Run(ctx, renew.Options{Names: []string{iss.Name}, DryRun: true})
+		if err != nil {
+			return wizard.Report{Status: ui.Fail, Summary: "dry renewal failed: " + err.Error(), Fix: "sudo ipcert renew --dry-run" + wizard.StateArg(st.Root()) + " " + iss.Name}
+		}
+		if len(res.Certs) == 0 {
+			return wizard.Report{Status: ui.Fail, Summary: "the dry renewal did not run", Fix: "sudo ipcert renew --dry-run" + wizard.StateArg(st.Root()) + " " + iss.Name}
+		}
+		c := res.Certs[0]
+		if c.Outcome == renew.Rehearsed {
+			return wizard.Report{Status: ui.OK, Summary: fmt.Sprintf("dry renewal worked (%s issued; nothing kept)", shortRehearsalCA(iss.Renewal.CA))}
+		}
+		return wizard.Report{Status: ui.Fail, Summary: "dry renewal failed: " + c.Reason, Lines: wizardLines(c.Error), Fix: "ipcert doctor" + wizard.StateArg(st.Root()) + " " + iss.Name}
+	}
+}
+
+func shortRehearsalCA(choice string) string {
+	switch renew.RehearsalCA(choice) {
+	case "staging":
+		return "Let's Encrypt staging"
+	case "local":
+		return "a fresh local test CA"
+	}
+	return renew.RehearsalCA(choice)
+}
+
+// wizardVerify does what "ipcert verify ADDR" does, for the first address
+// on port 443, with roots (nil: the system's, like a browser).
+// systemRoots trusts what a browser trusts.
+func systemRoots() *x509.CertPool { return nil }
+
+func wizardVerify(roots func() *x509.CertPool, target func(*acmeflow.Issued) (string, func(), error)) func(context.Context, *acmeflow.Issued) wizard.Report {
+	return func(ctx context.Context, iss *acmeflow.Issued) wizard.Report {
+		addr, done, err := target(iss)
+		if err != nil {
+			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
+		}
+		defer done()
+		// Right after the reload: give the server its grace to pick the
+		// new certificate up (deploy.ReloadGrace).
+		res, _, err := deploy.WaitServed(ctx, addr, iss.Cert.Leaf, 0, deploy.VerifyOptions{Roots: roots()})
+		if err != nil {
+			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
+		}
+		rep := wizard.Report{Summary: res.Reason}
+		if res.TLSVersion != "" {
+			chain := "chain sent"
+			if !res.ChainSent {
+				chain = "NO chain sent (the config names cert.pem, not fullchain.pem)"
+			}
+			rep.Lines = append(rep.Lines, fmt.Sprintf("%s, %s, valid for %s more", res.TLSVersion, chain, humanDuration(res.ValidFor)))
+		}
+		if res.Accepted {
+			rep.Lines = append(rep.Lines, "a browser trusting the CA accepts it")
+		} else if res.Rejection != "" {
+			rep.Lines = append(rep.Lines, "a browser would refuse it: "+res.Rejection)
+		}
+		switch res.Outcome {
+		case deploy.Match:
+			rep.Status = ui.OK
+		case deploy.Unreachable:
+			rep.Status = ui.Fail
+			rep.Fix = "install the snippet (the Install step) and make sure the web server runs; then: ipcert verify " + addr
+		default:
+			rep.Status = ui.Fail
+			rep.Fix = "reload the web server so it reads the new files, then: ipcert verify " + addr
+		}
+		return rep
+	}
+}
+
+// wizardVerifyTarget is the address a browser would use: the first
+// identifier on port 443.
+func wizardVerifyTarget(iss *acmeflow.Issued) (string, func(), error) {
+	a, err := netip.ParseAddr(iss.Renewal.Identifiers[0])
+	if err != nil {
+		return "", nil, err
+	}
+	return netip.AddrPortFrom(a, 443).String(), func() {}, nil
+}
+
+// demoServeTarget serves the new certificate on a loopback port for the
+// demo's verify step, so the check is a real handshake, like a browser's.
+func demoServeTarget(st *store.Store) func(*acmeflow.Issued) (string, func(), error) {
+	return func(iss *acmeflow.Issued) (string, func(), error) {
+		dir := st.CurrentDir(iss.Name)
+		cert, err := tls.LoadX509KeyPair(filepath.Join(dir, store.FullChainFile), filepath.Join(dir, store.KeyFile))
+		if err != nil {
+			return "", nil, fmt.Errorf("load the certificate to serve it: %w", err)
+		}
+		l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		if err != nil {
+			return "", nil, err
+		}
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go func(c net.Conn) {
+					defer c.Close()
+					c.SetDeadline(time.Now().Add(5 * time.Second))
+					if tc, ok := c.(*tls.Conn); ok {
+						tc.Handshake()
+					}
+				}(c)
+			}
+		}()
+		return l.Addr().String(), func() { l.Close() }, nil
+	}
+}

@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"context"
+	"crypto/x509"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/ui"
+)
+
+// wizardIssueLocal issues a certificate for 127.0.0.1 from the local CA
+// into a new store.
+func wizardIssueLocal(t *testing.T) (*store.Store, *acmeflow.Issued, *cachoice.CA) {
+	t.Helper()
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := cachoice.Open(cachoice.Local, cachoice.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ca.Close)
+	req := acmeflow.Request{Identifiers: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Challenge: acmeflow.ChallengeHTTP01, AgreeTOS: true}
+	ca.Apply(&req)
+	eng := &acmeflow.Engine{Store: st}
+	iss, err := eng.Issue(context.Background(), req, acmeflow.IssueOptions{Renewal: &store.Renewal{CA: cachoice.Local}, RootPEM: ca.RootPEM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, iss, ca
+}
+
+// TestWizardVerifyServedAndUnreachable: the verify step's check against
+// the certificate served on loopback (a match a browser trusting the test
+// root accepts), and against a closed port (a failure with the fix).
+func TestWizardVerifyServedAndUnreachable(t *testing.T) {
+	st, iss, ca := wizardIssueLocal(t)
+	roots := func() *x509.CertPool {
+		p := x509.NewCertPool()
+		p.AppendCertsFromPEM(ca.RootPEM)
+		return p
+	}
+	rep := wizardVerify(roots, demoServeTarget(st))(context.Background(), iss)
+	if rep.Status != ui.OK || !strings.Contains(rep.Summary, "serves the stored current certificate") {
+		t.Errorf("served certificate: %+v", rep)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	rep = wizardVerify(roots, func(*acmeflow.Issued) (string, func(), error) { return closed, func() {}, nil })(context.Background(), iss)
+	if rep.Status != ui.Fail || !strings.Contains(rep.Fix, "ipcert verify "+closed) {
+		t.Errorf("closed port: %+v", rep)
+	}
+}
+
+// TestWizardServersSnippets: the install step offers every web server
+// installed here, each with its snippet pointing at the current link.
+func TestWizardServersSnippets(t *testing.T) {
+	if len(deploy.DetectServers(context.Background(), deploy.Env{})) == 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no web server installed; .ci/run installs nginx and apache2")
+		}
+		t.Skip("no web server installed (apt-get install -y nginx)")
+	}
+	st, iss, _ := wizardIssueLocal(t)
+	targets := wizardServers(st)(context.Background(), iss)
+	if len(targets) == 0 {
+		t.Fatal("no install targets")
+	}
+	for _, tg := range targets {
+		// Caddy reads as its own user: its snippet names the copy for it.
+		want := st.CurrentDir(iss.Name)
+		if k, _ := deploy.ParseKind(tg.Kind); k == deploy.Caddy {
+			want = deploy.LayoutFor(k, deploy.Debian, iss.Name).CopyDir
+		}
+		if !strings.Contains(tg.Snippet, want) || tg.ConfigPath == "" {
+			t.Errorf("%s: snippet does not use %s, or no config path %q", tg.Kind, want, tg.ConfigPath)
+		}
+		if tg.CanInstall != (os.Geteuid() == 0) {
+			t.Errorf("%s: CanInstall %v as uid %d", tg.Kind, tg.CanInstall, os.Geteuid())
+		}
+	}
+}
+
+// TestWizardDryRenewLocal: the renewal step's dry run against a fresh
+// local CA works and leaves the store's current version alone.
+func TestWizardDryRenewLocal(t *testing.T) {
+	st, iss, _ := wizardIssueLocal(t)
+	before, _ := st.CurrentVersion(iss.Name)
+	rep := wizardDryRenew(st)(context.Background(), iss)
+	if rep.Status != ui.OK {
+		t.Fatalf("dry renewal: %+v", rep)
+	}
+	after, _ := st.CurrentVersion(iss.Name)
+	if before.N != after.N {
+		t.Errorf("a dry renewal changed the current version: %d -> %d", before.N, after.N)
+	}
+}
