@@ -299,5 +299,5 @@ func renewWriteMetrics(ctx context.Context, st *store.Store, path string) error 
 		return err
 	}
 	last, _ := renew.LoadLastRun(st)
-	return monitor.WriteTextfile(path, monitor.Registry(certs, monitor.CheckServed(ctx, certs, 5*time.Second), last))
+	return monitor.WriteTextfile(path, monitor.Metrics(certs, monitor.CheckServed(ctx, certs, 5*time.Second), last))
 }

@@ -303,7 +303,7 @@ func statusMonitor(ctx context.Context, st *store.Store, now time.Time, rep depl
 	code := exitOK
 	if promFile != "" {
 		last, _ := renew.LoadLastRun(st)
-		if err := monitor.WriteTextfile(promFile, monitor.Registry(certs, served, last)); err != nil {
+		if err := monitor.WriteTextfile(promFile, monitor.Metrics(certs, served, last)); err != nil {
 			fmt.Fprintf(s.Err, "ipcert status: --prometheus: %v\n", err)
 			code = exitFailure
 		}

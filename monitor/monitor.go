@@ -2,19 +2,23 @@
 // monitoring reads: a Nagios-style check (`ipcert status --check`: one
 // line, perfdata, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN) and a
 // node_exporter textfile (`--prometheus FILE`), written with the
-// Prometheus client library's own text format, atomically.
+// Prometheus client library's own text format writer (expfmt), atomically.
 package monitor
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ipcert/ipcert/acmeflow/renew"
+	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
 )
 
@@ -128,79 +132,86 @@ func firstLine(s string) string {
 	return s
 }
 
-// Registry holds the textfile's metrics for certs, the served checks and
-// the renewal job's last run (nil: none recorded). Names follow the
-// Prometheus conventions: ipcert_ prefix, base units (seconds), _timestamp
-// for moments, one label, name.
-func Registry(certs []deploy.CertStatus, served Served, last *renew.LastRun) *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
-		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
-		reg.MustRegister(g)
-		return g
+// Metrics are the textfile's metric families for certs, the served
+// checks and the renewal job's last run (nil: none recorded). Names follow
+// the Prometheus conventions: ipcert_ prefix, base units (seconds),
+// _timestamp for moments, one label, name.
+func Metrics(certs []deploy.CertStatus, served Served, last *renew.LastRun) []*dto.MetricFamily {
+	var fams []*dto.MetricFamily
+	family := func(name, help string) *dto.MetricFamily {
+		f := &dto.MetricFamily{Name: proto.String(name), Help: proto.String(help), Type: dto.MetricType_GAUGE.Enum()}
+		fams = append(fams, f)
+		return f
 	}
-	expiry := gauge("ipcert_certificate_expiry_timestamp_seconds", "When the current certificate expires (notAfter).", "name")
-	attempt := gauge("ipcert_certificate_last_renewal_attempt_timestamp_seconds", "When a renewal (or the issuance) was last attempted.", "name")
-	success := gauge("ipcert_certificate_last_renewal_success_timestamp_seconds", "When a renewal (or the issuance) last succeeded.", "name")
-	failures := gauge("ipcert_certificate_renewal_failures", "Failed renewal attempts in a row (0 after a success).", "name")
-	next := gauge("ipcert_certificate_next_renewal_timestamp_seconds", "When ipcert renew will next act on the certificate.", "name")
-	problem := gauge("ipcert_certificate_problem", "1 when the certificate cannot be used or renewed as it is (see ipcert status).", "name")
-	servedG := gauge("ipcert_certificate_served_current", "1 when the verify address serves the current certificate, 0 when it serves another; absent when not checked.", "name")
-	names := make([]string, 0, len(certs))
-	for _, c := range certs {
-		names = append(names, c.Name)
+	add := func(f *dto.MetricFamily, name string, v float64) {
+		m := &dto.Metric{Gauge: &dto.Gauge{Value: proto.Float64(v)}}
+		if name != "" {
+			m.Label = []*dto.LabelPair{{Name: proto.String("name"), Value: proto.String(name)}}
+		}
+		f.Metric = append(f.Metric, m)
 	}
-	slices.Sort(names)
-	for _, c := range certs {
+	expiry := family("ipcert_certificate_expiry_timestamp_seconds", "When the current certificate expires (notAfter).")
+	attempt := family("ipcert_certificate_last_renewal_attempt_timestamp_seconds", "When a renewal (or the issuance) was last attempted.")
+	success := family("ipcert_certificate_last_renewal_success_timestamp_seconds", "When a renewal (or the issuance) last succeeded.")
+	next := family("ipcert_certificate_next_renewal_timestamp_seconds", "When ipcert renew will next act on the certificate.")
+	problem := family("ipcert_certificate_problem", "1 when the certificate cannot be used or renewed as it is (see ipcert status).")
+	failures := family("ipcert_certificate_renewal_failures", "Failed renewal attempts in a row (0 after a success).")
+	servedF := family("ipcert_certificate_served_current", "1 when the verify address serves the current certificate, 0 when it serves another; absent when not checked.")
+	sorted := slices.Clone(certs)
+	slices.SortFunc(sorted, func(a, b deploy.CertStatus) int { return strings.Compare(a.Name, b.Name) })
+	for _, c := range sorted {
 		p := 0.0
 		if c.Problem != "" {
 			p = 1
 		}
-		problem.WithLabelValues(c.Name).Set(p)
-		failures.WithLabelValues(c.Name).Set(float64(c.Failures))
+		add(problem, c.Name, p)
+		add(failures, c.Name, float64(c.Failures))
 		if !c.NotAfter.IsZero() {
-			expiry.WithLabelValues(c.Name).Set(float64(c.NotAfter.Unix()))
+			add(expiry, c.Name, float64(c.NotAfter.Unix()))
 		}
 		if !c.LastAttempt.IsZero() {
-			attempt.WithLabelValues(c.Name).Set(float64(c.LastAttempt.Unix()))
+			add(attempt, c.Name, float64(c.LastAttempt.Unix()))
 		}
 		if !c.LastSuccess.IsZero() {
-			success.WithLabelValues(c.Name).Set(float64(c.LastSuccess.Unix()))
+			add(success, c.Name, float64(c.LastSuccess.Unix()))
 		}
 		if !c.NextRenewal.IsZero() {
-			next.WithLabelValues(c.Name).Set(float64(c.NextRenewal.Unix()))
+			add(next, c.Name, float64(c.NextRenewal.Unix()))
 		}
 		if m := served[c.Name]; m != nil {
 			v := 0.0
 			if *m {
 				v = 1
 			}
-			servedG.WithLabelValues(c.Name).Set(v)
+			add(servedF, c.Name, v)
 		}
 	}
 	if last != nil {
-		run := func(name, help string, v float64) {
-			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
-			g.Set(v)
-			reg.MustRegister(g)
-		}
 		lastRun := last.Started.Add(last.Duration)
 		if last.LastChecked.After(lastRun) {
 			lastRun = last.LastChecked
 		}
-		run("ipcert_renew_last_run_timestamp_seconds", "When ipcert renew last ran.", float64(lastRun.Unix()))
-		run("ipcert_renew_last_change_exit_code", "Exit code of the last ipcert renew run that did or found something (0 nothing due, 10 renewed, 1 failed).", float64(last.ExitCode))
-		run("ipcert_renew_last_change_duration_seconds", "How long that run took.", last.Duration.Seconds())
+		add(family("ipcert_renew_last_run_timestamp_seconds", "When ipcert renew last ran."), "", float64(lastRun.Unix()))
+		add(family("ipcert_renew_last_change_exit_code", "Exit code of the last ipcert renew run that did or found something (0 nothing due, 10 renewed, 1 failed)."), "", float64(last.ExitCode))
+		add(family("ipcert_renew_last_change_duration_seconds", "How long that run took."), "", last.Duration.Seconds())
 	}
-	return reg
+	// A family without samples is left out, as a registry would.
+	return slices.DeleteFunc(fams, func(f *dto.MetricFamily) bool { return len(f.Metric) == 0 })
 }
 
-// WriteTextfile writes the metrics to path atomically (the client
-// library's WriteToTextfile: a temporary file renamed into place), for
-// node_exporter's textfile collector (a *.prom file in its directory).
-func WriteTextfile(path string, reg *prometheus.Registry) error {
+// WriteTextfile writes the metric families to path in the Prometheus text
+// format (the client library's own writer, expfmt), atomically (a
+// temporary file renamed into place), mode 0644 so that node_exporter's
+// user can read it: names and times, no secrets.
+func WriteTextfile(path string, fams []*dto.MetricFamily) error {
 	if !strings.HasSuffix(path, ".prom") {
 		return fmt.Errorf("%s: node_exporter's textfile collector reads only files ending in .prom", path)
 	}
-	return prometheus.WriteToTextfile(path, reg)
+	var b bytes.Buffer
+	for _, f := range fams {
+		if _, err := expfmt.MetricFamilyToText(&b, f); err != nil {
+			return err
+		}
+	}
+	return store.WriteFileAtomic(path, b.Bytes(), 0o644)
 }
