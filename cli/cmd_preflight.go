@@ -104,7 +104,7 @@ func runPreflight(ctx context.Context, args []string, s stdio) int {
 	}
 	switch *ca {
 	case "production", "staging":
-	case "local":
+	case cachoice.Local:
 		opts.LocalCA = true
 	default:
 		u, err := url.Parse(*ca)

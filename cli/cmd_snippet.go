@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
 )
@@ -491,7 +492,7 @@ func (h snippetHint) snippet(kind deploy.Kind, name string, extra ...string) str
 // CA, the port the web server serves plain HTTP on).
 func (h snippetHint) issue(r *store.Renewal) string {
 	cmd := fmt.Sprintf("sudo ipcert issue --ip %s --webroot %s --ca %s --name %s", strings.Join(r.Identifiers, " --ip "), shellWord(h.webroot), shellWord(r.CA), r.Name)
-	if r.CA == "local" {
+	if cachoice.IsLocal(r.CA) {
 		cmd += fmt.Sprintf(" --webroot-port %d --agree-tos", h.httpPort)
 	}
 	return cmd + h.stateFlag()

@@ -271,15 +271,11 @@ func statusOneLine(s string) string {
 func statusCA(choice string) string {
 	switch choice {
 	case cachoice.Staging:
-		return "Let's Encrypt staging (not trusted by browsers)"
-	case cachoice.Production:
-		return "Let's Encrypt"
+		return cachoice.Short(choice) + " (not trusted by browsers)"
 	case cachoice.Local:
-		return "local test CA (trusted only with its root)"
-	case "":
-		return "unknown"
+		return cachoice.Short(choice) + " (trusted only with its root)"
 	}
-	return choice
+	return cachoice.Short(choice)
 }
 
 // statusMonitor is status --check and --prometheus: the certificates'

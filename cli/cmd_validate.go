@@ -17,6 +17,7 @@ import (
 	"unicode"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
 )
@@ -187,7 +188,7 @@ func validateCA(ca string) (public bool, err error) {
 	switch ca {
 	case "staging", "production":
 		return true, nil
-	case "local":
+	case cachoice.Local:
 		return false, nil
 	}
 	u, perr := url.Parse(ca)

@@ -317,7 +317,7 @@ func shortRehearsalCA(choice string) string {
 	switch renew.RehearsalCA(choice) {
 	case "staging":
 		return "Let's Encrypt staging"
-	case "local":
+	case cachoice.Local:
 		return "a fresh local test CA"
 	}
 	return renew.RehearsalCA(choice)

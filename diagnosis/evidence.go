@@ -222,7 +222,7 @@ func (g *diag) inferChallenge() {
 			g.ev.Challenge = acmeflow.ChallengeHTTP01
 		}
 	}
-	if g.ev.Challenge == acmeflow.ChallengeHTTP01 && g.ev.HTTPPort == 0 && g.ev.CA != "local" {
+	if g.ev.Challenge == acmeflow.ChallengeHTTP01 && g.ev.HTTPPort == 0 && !cachoice.IsLocal(g.ev.CA) {
 		return
 	}
 	if g.ev.Challenge == acmeflow.ChallengeHTTP01 && g.ev.HTTPPort == 0 {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
 )
 
 // validation explains a failed challenge from the CA's words and, above
@@ -133,7 +134,7 @@ func (g *diag) validation(t string) {
 // CA's message: Pebble follows any redirect and reports the failure at the
 // target, Boulder refuses ports other than 80 and 443 up front.
 func (g *diag) redirected(t string, port int) bool {
-	if g.ev.HTTPPort == 0 && g.ev.CA == "local" {
+	if g.ev.HTTPPort == 0 && cachoice.IsLocal(g.ev.CA) {
 		// The local CA's validation port is unknown: any port could be it.
 		return false
 	}

@@ -468,14 +468,4 @@ func runTitle(rehearsal bool, choice string, addrs []netip.Addr) string {
 	return fmt.Sprintf("Getting the certificate for %s from %s.", addrList(addrs), shortCA(choice))
 }
 
-func shortCA(choice string) string {
-	switch choice {
-	case cachoice.Staging:
-		return "Let's Encrypt staging"
-	case cachoice.Production:
-		return "Let's Encrypt production"
-	case cachoice.Local:
-		return "the local test CA"
-	}
-	return choice
-}
+func shortCA(choice string) string { return cachoice.Short(choice) }

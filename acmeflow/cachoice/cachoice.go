@@ -61,6 +61,25 @@ type Options struct {
 }
 
 // Describe is a one-line description of a choice for people.
+// Short is the CA's name in a few words, for a line of status or the
+// wizard's summary (Describe is the long form).
+func Short(choice string) string {
+	switch choice {
+	case Staging:
+		return "Let's Encrypt staging"
+	case Production:
+		return "Let's Encrypt production"
+	case Local:
+		return "the local test CA"
+	case "":
+		return "unknown"
+	}
+	return choice
+}
+
+// IsLocal says the choice is the built-in local test CA.
+func IsLocal(choice string) bool { return choice == Local }
+
 func Describe(choice string) string {
 	switch choice {
 	case Staging:
