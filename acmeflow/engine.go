@@ -583,7 +583,7 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 	if len(waiting) == 1 {
 		single = waiting[0].ident
 	}
-	for {
+	for polls := 1; ; polls++ {
 		if err := poll.wait(ctx, tr.takeRetryAfter()); err != nil {
 			return &Error{Step: StepChallenge, Identifier: single, Err: err}
 		}
@@ -601,6 +601,17 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 		em.emit(Event{Kind: EventPoll, Step: StepChallenge, Message: "order is " + o.Status})
 		switch o.Status {
 		case acme.StatusPending:
+			// A CA that leaves a failed challenge pending (step-ca) keeps
+			// the order pending for good: every eighth poll (under 2 s
+			// apart) the authorizations are asked too.
+			if polls%8 == 0 {
+				if err := forEach(len(waiting), func(i int) error {
+					_, err := e.authzDone(core, req, waiting[i], em)
+					return err
+				}); err != nil {
+					return err
+				}
+			}
 			continue
 		case acme.StatusReady, acme.StatusProcessing, acme.StatusValid:
 			for _, p := range waiting {

@@ -285,15 +285,24 @@ func TestStepCAValidationFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	ca := startStepCA(t, caOpts{Host: "127.0.0.1", Validity: 24 * time.Hour, HTTPPort: caPort, TLSPort: caPort})
-	out, errs, code := ipcert(t, "", "issue", "--ip", "127.0.0.1", "--ca", ca.Directory, "--ca-root", ca.PKI.RootFile,
-		"--http-listen", "127.0.0.1:"+strconv.Itoa(ourPort), "--agree-tos", "--state-dir", t.TempDir(), "--timeout", "5m")
-	t.Logf("exit %d\n%s%s", code, errs, out)
-	if code != 1 || strings.Contains(errs, "gave up") || strings.Contains(errs, "deadline exceeded") {
-		t.Fatalf("exit %d: want the CA's validation error, not the timeout", code)
-	}
-	for _, want := range []string{"challenge (127.0.0.1): connection: The server could not connect to validation target", "Diagnosis:"} {
-		if !strings.Contains(errs, want) {
-			t.Errorf("output lacks %q", want)
+	// One address (its authorization is polled) and two (the order is:
+	// it stays pending, so the authorizations are asked every few polls).
+	for _, ips := range [][]string{{"127.0.0.1"}, {"127.0.0.1", "::1"}} {
+		args := []string{"issue", "--ca", ca.Directory, "--ca-root", ca.PKI.RootFile,
+			"--http-listen", "127.0.0.1:" + strconv.Itoa(ourPort), "--agree-tos", "--state-dir", t.TempDir(), "--timeout", "60s"}
+		for _, ip := range ips {
+			args = append(args, "--ip", ip)
+		}
+		start := time.Now()
+		out, errs, code := ipcert(t, "", args...)
+		t.Logf("%v: exit %d after %s\n%s%s", ips, code, time.Since(start).Round(time.Millisecond), errs, out)
+		if code != 1 || strings.Contains(errs, "gave up") || strings.Contains(errs, "deadline exceeded") {
+			t.Fatalf("%v: exit %d: want the CA's validation error, not the timeout", ips, code)
+		}
+		for _, want := range []string{"connection: The server could not connect to validation target", "Diagnosis:"} {
+			if !strings.Contains(errs, want) {
+				t.Errorf("%v: output lacks %q", ips, want)
+			}
 		}
 	}
 }
