@@ -213,7 +213,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		rootPEM = ca.RootPEM
 	}
 	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
-	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr, WebRootPort: f.webPort}
+	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr, WebRootPort: f.webPort, MapPorts: f.mapPorts}
 	keepName := f.name
 	if keepName == "" {
 		keepName = store.NameFor(acmeflow.AddrStrings(idents))

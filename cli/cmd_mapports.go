@@ -67,15 +67,22 @@ func holdPorts(ctx context.Context, pr preflight.PortRequest, w io.Writer) (func
 	}, nil
 }
 
-// mappingIssuer holds the router mapping around each renewal (one at a
-// time: two renewals would ask for the same external port).
+// mappingIssuer holds the router mapping around each renewal that asks
+// for one: all of them with renew --map-ports, else those issued with
+// --map-ports (renewal.json's map_ports: the consent, kept, so that the
+// timer's renewals map too). One at a time: two renewals would ask for
+// the same external port.
 type mappingIssuer struct {
 	renew.Issuer
-	w  io.Writer
-	mu sync.Mutex
+	w   io.Writer
+	all bool
+	mu  sync.Mutex
 }
 
 func (m *mappingIssuer) Issue(ctx context.Context, r *store.Renewal, idents []netip.Addr, replaces string) (*store.Renewal, error) {
+	if !m.all && !r.MapPorts {
+		return m.Issuer.Issue(ctx, r, idents, replaces)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	release, err := holdPorts(ctx, mapRequest(r.Challenge, r.WebRoot, r.HTTPListen, r.TLSListen, r.WebRootPort), m.w)

@@ -144,9 +144,7 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 		LockWait:    *wait,
 		Parallel:    *parallel,
 	}
-	if *mapPorts {
-		rn.Issuer = &mappingIssuer{Issuer: rn.Issuer, w: s.Err}
-	}
+	rn.Issuer = &mappingIssuer{Issuer: rn.Issuer, w: s.Err, all: *mapPorts}
 	res, err := rn.Run(ctx, renew.Options{Names: fs.Args(), Force: *force, DryRun: *dryRun})
 	code := renewExitCode(ctx, res, err)
 	if err != nil {

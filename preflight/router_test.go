@@ -754,6 +754,16 @@ func TestHomeRouterIssue(t *testing.T) {
 		}
 		h.checkNoMappings(t)
 	})
+	// As the timer runs it, without the flag: the consent given at issue
+	// (renewal.json's map_ports) still maps the port.
+	t.Run("renew as the timer runs it", func(t *testing.T) {
+		out, errs, code := h.runEnv(t, h.lan, env, "renew", "--force", "--quiet", "--state-dir", state, "http")
+		t.Logf("renew:\n%s%s", errs, out)
+		if code != 10 || !strings.Contains(out, "http: renewed, version 3") {
+			t.Fatalf("renew --force without --map-ports: exit %d", code)
+		}
+		h.checkNoMappings(t)
+	})
 }
 
 // TestHomeRouterIssueNATPMP: a router with UPnP off and NAT-PMP on; the

@@ -45,6 +45,7 @@ type Renewal struct {
 	DeployHooks []string `json:"deploy_hooks,omitempty"` // shell commands run after a new version is current
 	Reload      string   `json:"reload,omitempty"`       // web server to reload: nginx, apache, haproxy
 	VerifyAddr  string   `json:"verify_addr,omitempty"`  // ADDR:PORT to verify after deploying
+	MapPorts    bool     `json:"map_ports,omitempty"`    // issued with --map-ports: renewals ask the router too
 
 	// The current certificate.
 	Current   int       `json:"current_version,omitempty"`
@@ -277,6 +278,7 @@ func (s *Store) KeepSettings(name string, tmpl *Renewal) (backup string, err err
 		tmpl.Reload = prev.Reload
 	}
 	tmpl.Combined = tmpl.Combined || prev.Combined
+	tmpl.MapPorts = tmpl.MapPorts || prev.MapPorts
 	if tmpl.VerifyAddr == "" {
 		tmpl.VerifyAddr = prev.VerifyAddr
 	}
