@@ -182,8 +182,8 @@ func noNegativeFlags(fs *flag.FlagSet) error {
 	return bad
 }
 
-// validateCA checks --ca without opening it, and says whether it is a
-// public CA (Let's Encrypt's address policy applies).
+// validateCA checks --ca without opening it, and says whether Let's
+// Encrypt's address policy applies.
 func validateCA(ca string) (public bool, err error) {
 	switch ca {
 	case "staging", "production":
@@ -205,7 +205,9 @@ func validateCA(ca string) (public bool, err error) {
 	if u.Scheme == "http" && !loopback {
 		return false, fmt.Errorf("--ca %s: ACME needs HTTPS (RFC 8555 section 6.1); use the https:// URL of the directory", ca)
 	}
-	return !loopback, nil
+	// Let's Encrypt's address policy is Let's Encrypt's: cachoice decides
+	// it, for every command (a private CA certifies private addresses).
+	return cachoice.IsLetsEncrypt(u), nil
 }
 
 func validateCARoot(path string) error {

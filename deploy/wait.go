@@ -28,10 +28,22 @@ func WaitServed(ctx context.Context, addr string, expected *x509.Certificate, gr
 	start := time.Now()
 	deadline := start.Add(grace)
 	gap := 50 * time.Millisecond
+	matches := 0
 	for {
 		res, err := Verify(ctx, addr, opts)
-		if err != nil || res.Outcome == Match || res.Outcome == Unchecked {
+		if err != nil || res.Outcome == Unchecked {
 			return res, time.Since(start), err
+		}
+		// One new worker serving the new certificate is not enough: old
+		// ones that have not yet seen the reload still accept for a
+		// moment (seen with nginx). Three matches in a row, 100 ms apart.
+		if res.Outcome == Match {
+			if matches++; matches >= 3 {
+				return res, time.Since(start), nil
+			}
+			gap = 100 * time.Millisecond
+		} else {
+			matches = 0
 		}
 		wait := min(gap, time.Until(deadline))
 		if wait <= 0 {
@@ -44,6 +56,8 @@ func WaitServed(ctx context.Context, addr string, expected *x509.Certificate, gr
 			return res, time.Since(start), nil
 		case <-t.C:
 		}
-		gap = min(gap*2, 500*time.Millisecond)
+		if matches == 0 {
+			gap = min(gap*2, 500*time.Millisecond)
+		}
 	}
 }
