@@ -280,3 +280,15 @@ func TestEvidenceForRenewal(t *testing.T) {
 		t.Errorf("%s %+v", d.Code, d.Failure(now))
 	}
 }
+
+// TestDiagnoseStepCAConnection: step-ca words a failed validation "The
+// server could not connect to validation target"; it was diagnosed
+// [unknown] ("Validation failed").
+func TestDiagnoseStepCAConnection(t *testing.T) {
+	err := &acmeflow.Error{Step: acmeflow.StepChallenge, Identifier: "10.77.0.2", Problem: &acmeflow.Problem{
+		Type: acmeflow.ProblemConnection, Detail: "The server could not connect to validation target", Identifier: "10.77.0.2"}}
+	d := Diagnose(err, Evidence{Challenge: acmeflow.ChallengeHTTP01, CA: "https://ca.internal:9000/acme/acme/directory", HTTPPort: 80})
+	if d.Code != DiagConnectRefused || !strings.Contains(d.Fix, "port 80") {
+		t.Fatalf("step-ca's connection failure: %s %q %q", d.Code, d.Cause, d.Fix)
+	}
+}

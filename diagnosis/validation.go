@@ -124,6 +124,12 @@ func (g *diag) validation(t string) {
 	case contains(t, "error getting validation data"):
 		g.set(DiagConnectReset, "The validator got no usable answer", "The connection broke before a valid HTTP answer arrived: a proxy, an IPS or a half-working server.",
 			fmt.Sprintf("Serve the challenge path directly on port %d.", port), g.stagingCmd(""), false)
+	// smallstep step-ca acme/challenge.go: "The server could not connect
+	// to validation target" (any failed dial or fetch of its http-01 or
+	// tls-alpn-01 validation).
+	case contains(t, "could not connect to validation target"):
+		g.set(DiagConnectRefused, "The CA could not connect to the address", fmt.Sprintf("The CA's validator could not reach port %d of the address: nothing listens there, a firewall drops or rejects it, or the CA validates on another port than the responder listens on.%s", port, fw),
+			fmt.Sprintf("Make sure tcp port %d of the address is reachable from the CA (ss -ltnp here; the CA's network and firewall), and that the CA validates on that port (step-ca: 80 for http-01, 443 for tls-alpn-01).", port), "ss -ltnp", false)
 	default:
 		g.set(DiagUnknown, "Validation failed", "The CA could not validate the address: "+g.d.Problem.Detail,
 			"Run ipcert doctor --probe for an external test, and ipcert preflight for the local checks.", "ipcert doctor --probe", false)
