@@ -135,21 +135,7 @@ func wizardDeps(w wizardWiring) (wizard.Deps, error) {
 // public-address sources replaced by IPCERT_ECHO4/ECHO6/DNS4/DNS6/STUN4/
 // STUN6 (comma-separated) when set, as for "ipcert issue --ip auto".
 func wizardPreflightEnv(getenv func(string) string) (preflight.Env, error) {
-	env := preflight.DefaultEnv()
-	split := func(k string) multiFlag {
-		var m multiFlag
-		for _, v := range strings.Split(getenv(k), ",") {
-			if v = strings.TrimSpace(v); v != "" {
-				m = append(m, v)
-			}
-		}
-		return m
-	}
-	err := overrideEndpoints(&env, endpointFlags{
-		split("IPCERT_ECHO4"), split("IPCERT_ECHO6"), split("IPCERT_DNS4"),
-		split("IPCERT_DNS6"), split("IPCERT_STUN4"), split("IPCERT_STUN6"),
-	})
-	return env, err
+	return publicEnv(getenv)
 }
 
 func wizardMachine(env preflight.Env) func(context.Context) wizard.Machine {
