@@ -81,7 +81,7 @@ type homeNet struct {
 	lan2     string
 	rtr      string
 	dir      string
-	upnpdLog *lockedBuffer
+	upnpdLog *testkit.Buffer
 }
 
 const (
@@ -111,7 +111,7 @@ func newHomeNet(t *testing.T, o routerOpts) *homeNet {
 		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", full).Run() })
 		tp.in(n, "ip", "link", "set", "lo", "up")
 	}
-	h := &homeNet{tp: tp, lan: tp.ns("lan"), lan2: tp.ns("lan2"), rtr: tp.ns("rtr"), dir: t.TempDir(), upnpdLog: &lockedBuffer{}}
+	h := &homeNet{tp: tp, lan: tp.ns("lan"), lan2: tp.ns("lan2"), rtr: tp.ns("rtr"), dir: t.TempDir(), upnpdLog: &testkit.Buffer{}}
 
 	// The LAN: a bridge in the router, so a second host can join.
 	tp.in("rtr", "ip", "link", "add", "br0", "type", "bridge")
@@ -394,23 +394,6 @@ func natResult(t *testing.T, rep Report) Result {
 	return r
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestHomeRouter drives `ipcert preflight` on a LAN host behind Debian's
 // miniupnpd. Before the SSDP fix UPnP never worked against it: goupnp's
 // search used up the NAT check's whole timeout and the device description
@@ -657,7 +640,7 @@ func (h *homeNet) startPebble(t *testing.T) (string, string) {
 	// Set on purpose: no random validation sleeps, no rejected nonces, a
 	// fresh validation every order (Pebble reads them at start).
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"}
-	log := &lockedBuffer{}
+	log := &testkit.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

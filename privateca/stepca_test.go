@@ -1,7 +1,6 @@
 package privateca
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -184,7 +182,7 @@ type stepCA struct {
 	Directory string // the ACME directory URL
 	PKI       pki
 	cmd       *exec.Cmd
-	log       *syncBuffer
+	log       *testkit.Buffer
 }
 
 // startStepCA writes a ca.json with one ACME provisioner ("acme",
@@ -236,7 +234,7 @@ func startStepCA(t *testing.T, o caOpts) *stepCA {
 	}
 	cmd := exec.Command(name, args...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "STEPPATH=" + filepath.Join(dir, "step")}
-	log := &syncBuffer{}
+	log := &testkit.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -272,21 +270,4 @@ func startStepCA(t *testing.T, o caOpts) *stepCA {
 		}
 	}
 	return ca
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

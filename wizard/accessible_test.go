@@ -6,12 +6,12 @@ import (
 	"errors"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/charmbracelet/x/ansi"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // TestAccessibleToCertificate answers the plain prompts from a reader, as
@@ -91,7 +91,7 @@ func TestAccessibleInterrupt(t *testing.T) {
 	r, w := io.Pipe()
 	defer w.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out testkit.Buffer
 	done := make(chan error, 1)
 	go func() {
 		_, err := RunAccessible(ctx, demoFakeDeps(), testConfig(true), r, &out)
@@ -113,24 +113,6 @@ func TestAccessibleInterrupt(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("RunAccessible did not return after the interrupt")
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestAccessibleDiagnosisUsesPreflight: the accessible wizard explains a
