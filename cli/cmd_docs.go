@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -247,12 +248,7 @@ func completionBash(docs []cmdDoc) string {
 	b.WriteString("_ipcert() {\n\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} cmd=${COMP_WORDS[1]}\n")
 	fmt.Fprintf(&b, "\tif ((COMP_CWORD == 1)); then\n\t\tCOMPREPLY=($(compgen -W %q -- \"$cur\"))\n\t\treturn\n\tfi\n", strings.Join(cmds, " "))
 	b.WriteString("\tcase $prev in\n")
-	keys := make([]string, 0, len(completionValues))
-	for k := range completionValues {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(completionValues)) {
 		fmt.Fprintf(&b, "\t--%s) COMPREPLY=($(compgen -W %q -- \"$cur\")); return ;;\n", k, completionValues[k])
 	}
 	fmt.Fprintf(&b, "\t--%s) COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n", strings.Join(completionFiles, "|--"))
@@ -278,12 +274,7 @@ func completionZsh(docs []cmdDoc) string {
 	}
 	b.WriteString("\t)\n\tif (( CURRENT == 2 )); then\n\t\t_describe command cmds\n\t\treturn\n\tfi\n")
 	b.WriteString("\tlocal prev=${words[CURRENT-1]}\n\tcase $prev in\n")
-	keys := make([]string, 0, len(completionValues))
-	for k := range completionValues {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(completionValues)) {
 		fmt.Fprintf(&b, "\t--%s) compadd -- %s; return ;;\n", k, completionValues[k])
 	}
 	fmt.Fprintf(&b, "\t--%s) _files; return ;;\n\tesac\n", strings.Join(completionFiles, "|--"))
@@ -292,7 +283,8 @@ func completionZsh(docs []cmdDoc) string {
 		fmt.Fprintf(&b, "\t\t%s) compadd -- %s ;;\n", d.name, flagNames(d))
 	}
 	b.WriteString("\t\tesac\n\t\treturn\n\tfi\n\tcase ${words[2]} in\n")
-	fmt.Fprintf(&b, "\t%s|snippet) compadd -- ${(f)\"$(${words[1]} __names 2>/dev/null)\"} ;;\n", strings.Join(completionNameCmds, "|"))
+	fmt.Fprintf(&b, "\t%s) compadd -- ${(f)\"$(${words[1]} __names 2>/dev/null)\"} ;;\n", strings.Join(completionNameCmds, "|"))
+	b.WriteString("\tsnippet) if (( CURRENT == 3 )); then compadd -- nginx apache haproxy caddy; else compadd -- ${(f)\"$(${words[1]} __names 2>/dev/null)\"}; fi ;;\n")
 	b.WriteString("\ttimer) compadd -- install remove status ;;\n\tcompletion) compadd -- bash zsh fish ;;\n\tesac\n}\n_ipcert \"$@\"\n")
 	return b.String()
 }

@@ -111,8 +111,10 @@ Usage:
 Commands:
 `)
 	names := make([]string, 0, len(commands))
-	for n := range commands {
-		if n != "wizard" {
+	for n, c := range commands {
+		// The wizard is "ipcert" itself; a command without a summary is
+		// for scripts only (__names, for the completions).
+		if n != "wizard" && c.summary != "" {
 			names = append(names, n)
 		}
 	}
