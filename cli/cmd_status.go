@@ -33,8 +33,13 @@ Examples:
   ipcert status 203.0.113.7
   sudo ipcert status --json | jq '.certificates[] | {name, not_after}'
 
+With --check, one line for Nagios-style monitoring and its exit codes: 0 OK,
+1 WARNING, 2 CRITICAL, 3 UNKNOWN (docs/monitoring.md). --prometheus FILE also
+writes node_exporter textfile metrics.
+
 Exit codes: 0 all is well; 1 a certificate is expired, unreadable, or its
-last renewal failed (details on stdout), or the state cannot be read.
+last renewal failed, or a first issuance failed (details on stdout), or the
+state cannot be read.
 `
 
 func init() {
