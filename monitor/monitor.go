@@ -213,5 +213,8 @@ func WriteTextfile(path string, fams []*dto.MetricFamily) error {
 			return err
 		}
 	}
-	return store.WriteFileAtomic(path, b.Bytes(), 0o644)
+	if err := store.WriteFileAtomic(path, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w; give a file in an existing folder that node_exporter reads (its --collector.textfile.directory)", path, err)
+	}
+	return nil
 }
