@@ -109,6 +109,15 @@ func parseFlags(fs *flag.FlagSet, args []string, env func(string) string, errw i
 	return false, 0
 }
 
+// parseArgs is parseFlags for commands that take positional arguments:
+// it returns them (flags may come before, between or after them).
+func parseArgs(fs *flag.FlagSet, args []string, env func(string) string, errw io.Writer) ([]string, bool, int) {
+	if done, code := parseFlags(fs, args, env, errw); done {
+		return nil, true, code
+	}
+	return fs.Args(), false, 0
+}
+
 // multiFlag is a repeatable string flag (--ip A --ip B). From the
 // environment it takes a comma- or space-separated list.
 type multiFlag []string

@@ -39,7 +39,7 @@ func runDeploy(ctx context.Context, args []string, s stdio) int {
 	var cf commonFlags
 	fs := newFlagSet("deploy", deployHelp, s.Out, s.Err)
 	cf.register(fs)
-	pos, done, code := deployParseArgs(fs, args, s.Env, s.Err)
+	pos, done, code := parseArgs(fs, args, s.Env, s.Err)
 	if done {
 		return code
 	}

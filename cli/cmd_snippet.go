@@ -55,32 +55,6 @@ func init() {
 	register(command{name: "snippet", summary: "web server config for a certificate (--write installs it)", run: runSnippet})
 }
 
-// deployParseArgs parses flags that may come before, between or after the
-// positional arguments ("snippet nginx NAME --write"), then fills unset
-// flags from IPCERT_* variables.
-func deployParseArgs(fs *flag.FlagSet, args []string, env func(string) string, errw io.Writer) ([]string, bool, int) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, true, exitOK
-			}
-			fmt.Fprintf(errw, "Run \"%s --help\" for the flags and examples.\n", fs.Name())
-			return nil, true, exitUsage
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-	if done, code := parseFlags(fs, nil, env, errw); done {
-		return nil, true, code
-	}
-	return pos, false, 0
-}
-
 // deployPickName returns the certificate for arg (a name or an address,
 // through the lookup every command shares, store.Find), or the only one.
 func deployPickName(st *store.Store, arg, cmd string) (string, error) {
@@ -122,7 +96,7 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	distroFlag := fs.String("distro", "", "debian or rhel: file locations and defaults (default: from /etc/os-release)")
 	upstream := fs.String("upstream", "", "haproxy: IP:PORT of the web server behind it (default "+deploy.DefaultUpstream+")")
 	noReload := fs.Bool("no-reload", false, "with --write: install and test, but do not reload")
-	pos, done, code := deployParseArgs(fs, args, s.Env, s.Err)
+	pos, done, code := parseArgs(fs, args, s.Env, s.Err)
 	if done {
 		return code
 	}

@@ -57,7 +57,7 @@ func runStatus(ctx context.Context, args []string, s stdio) int {
 	crit := fs.Duration("crit", monitor.DefaultThresholds.Crit, "with --check: CRITICAL when a certificate has less than this left")
 	promFile := fs.String("prometheus", "", "also write node_exporter textfile metrics to this .prom file (atomically)")
 	verifyKeys := fs.Bool("verify-keys", false, "also check that every current private key matches its certificate (slower with thousands)")
-	pos, done, code := deployParseArgs(fs, args, s.Env, s.Err)
+	pos, done, code := parseArgs(fs, args, s.Env, s.Err)
 	if done {
 		return code
 	}

@@ -64,7 +64,7 @@ func runVerify(ctx context.Context, args []string, s stdio) int {
 	rootFile := fs.String("root", "", "PEM file of root certificates to trust instead of the system's (test CAs)")
 	name := fs.String("name", "", "compare with this stored certificate (default: the one for ADDR)")
 	timeout := fs.Duration("timeout", 10*time.Second, "connect and handshake timeout")
-	pos, done, code := deployParseArgs(fs, args, s.Env, s.Err)
+	pos, done, code := parseArgs(fs, args, s.Env, s.Err)
 	if done {
 		return code
 	}
