@@ -338,22 +338,16 @@ func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, id
 }
 
 type issuedOut struct {
-	Name        string    `json:"name"`
-	Identifiers []string  `json:"identifiers"`
-	CA          string    `json:"ca"`
-	Directory   string    `json:"directory"`
-	Version     int       `json:"version"`
-	Serial      string    `json:"serial"`
-	NotBefore   time.Time `json:"not_before"`
-	NotAfter    time.Time `json:"not_after"`
-	Staging     bool      `json:"staging"`
-	Files       struct {
-		FullChain string `json:"fullchain"`
-		Cert      string `json:"cert"`
-		Chain     string `json:"chain"`
-		Key       string `json:"privkey"`
-		Root      string `json:"root,omitempty"`
-	} `json:"files"`
+	Name        string      `json:"name"`
+	Identifiers []string    `json:"identifiers"`
+	CA          string      `json:"ca"`
+	Directory   string      `json:"directory"`
+	Version     int         `json:"version"`
+	Serial      string      `json:"serial"`
+	NotBefore   time.Time   `json:"not_before"`
+	NotAfter    time.Time   `json:"not_after"`
+	Staging     bool        `json:"staging"`
+	Files       store.Paths `json:"files"`
 }
 
 func issuedJSON(iss *acmeflow.Issued, st *store.Store, ca *cachoice.CA) issuedOut {
@@ -366,14 +360,7 @@ func issuedJSON(iss *acmeflow.Issued, st *store.Store, ca *cachoice.CA) issuedOu
 	o.Serial = iss.Renewal.Serial
 	o.NotBefore, o.NotAfter = iss.Renewal.NotBefore, iss.Renewal.NotAfter
 	o.Staging = ca.Staging
-	cur := st.CurrentDir(iss.Name)
-	o.Files.FullChain = filepath.Join(cur, store.FullChainFile)
-	o.Files.Cert = filepath.Join(cur, store.CertFile)
-	o.Files.Chain = filepath.Join(cur, store.ChainFile)
-	o.Files.Key = filepath.Join(cur, store.KeyFile)
-	if ca.Local {
-		o.Files.Root = filepath.Join(cur, store.RootFile)
-	}
+	o.Files = store.PathsIn(st.CurrentDir(iss.Name), ca.Local)
 	return o
 }
 
@@ -391,13 +378,9 @@ func printJSON(w io.Writer, v any) int {
 func printIssued(w io.Writer, iss *acmeflow.Issued, st *store.Store, ca *cachoice.CA) {
 	o := issuedJSON(iss, st, ca)
 	r := iss.Renewal
-	fmt.Fprintf(w, "\nIssued a certificate for %s (version %d of %q)\n", strings.Join(r.Identifiers, ", "), o.Version, o.Name)
-	fmt.Fprintf(w, "  from        %s\n", cachoice.Describe(r.CA))
-	fmt.Fprintf(w, "  valid       %s until %s (%s)\n", r.NotBefore.Local().Format("2006-01-02 15:04 MST"), r.NotAfter.Local().Format("2006-01-02 15:04 MST"), humanDuration(r.NotAfter.Sub(r.NotBefore)))
-	fmt.Fprintf(w, "  certificate %s\n", o.Files.FullChain)
-	fmt.Fprintf(w, "  key         %s\n", o.Files.Key)
+	fmt.Fprintln(w)
+	printIssuedFiles(w, "a certificate", iss, o.Files)
 	if o.Files.Root != "" {
-		fmt.Fprintf(w, "  test root   %s\n", o.Files.Root)
 		fmt.Fprintf(w, "  check it:   openssl verify -CAfile %s -untrusted %s %s\n", o.Files.Root, o.Files.Chain, o.Files.Cert)
 	}
 	if ca.Staging {
@@ -407,6 +390,21 @@ func printIssued(w io.Writer, iss *acmeflow.Issued, st *store.Store, ca *cachoic
 	// default one, or they would act on another.
 	sd := userStateFlag(st.Root())
 	fmt.Fprintf(w, "\nIt lasts only %s: keep it fresh with \"ipcert renew%s\" (run it from \"ipcert timer install%s\").\n", humanDuration(r.NotAfter.Sub(r.NotBefore)), sd, sd)
+}
+
+// printIssuedFiles is the block issue, demo and the wizard print for a new
+// certificate: what it covers, who issued it, how long it lasts, where its
+// files are. kind says what it is ("a certificate", "a STAGING rehearsal ...").
+func printIssuedFiles(w io.Writer, kind string, iss *acmeflow.Issued, files store.Paths) {
+	r := iss.Renewal
+	fmt.Fprintf(w, "Issued %s for %s (version %d of %q)\n", kind, strings.Join(r.Identifiers, ", "), iss.Version.N, iss.Name)
+	fmt.Fprintf(w, "  from        %s\n", cachoice.Describe(r.CA))
+	fmt.Fprintf(w, "  valid       %s until %s (%s)\n", r.NotBefore.Local().Format("2006-01-02 15:04 MST"), r.NotAfter.Local().Format("2006-01-02 15:04 MST"), humanDuration(r.NotAfter.Sub(r.NotBefore)))
+	fmt.Fprintf(w, "  certificate %s\n", files.FullChain)
+	fmt.Fprintf(w, "  key         %s\n", files.Key)
+	if files.Root != "" {
+		fmt.Fprintf(w, "  test root   %s\n", files.Root)
+	}
 }
 
 // humanDuration reads like a person would say it: "160 hours", "3 days 4 hours".

@@ -256,15 +256,7 @@ func wizardPrintOutcome(w io.Writer, o wizard.Outcome, demo bool, stateDir strin
 	if rehearsal {
 		kind = "a STAGING rehearsal certificate (not trusted by browsers)"
 	}
-	fmt.Fprintf(w, "Issued %s for %s (version %d of %q)\n", kind, strings.Join(r.Identifiers, ", "), iss.Version.N, iss.Name)
-	fmt.Fprintf(w, "  from        %s\n", cachoice.Describe(r.CA))
-	fmt.Fprintf(w, "  valid       %s until %s (%s)\n", r.NotBefore.Local().Format("2006-01-02 15:04 MST"), r.NotAfter.Local().Format("2006-01-02 15:04 MST"), humanDuration(r.NotAfter.Sub(r.NotBefore)))
-	fmt.Fprintf(w, "  certificate %s\n", files.FullChain)
-	fmt.Fprintf(w, "  key         %s\n", files.Key)
-	fmt.Fprintf(w, "  cert, chain %s %s\n", files.Cert, files.Chain)
-	if files.Root != "" {
-		fmt.Fprintf(w, "  test root   %s\n", files.Root)
-	}
+	printIssuedFiles(w, kind, iss, files)
 	if demo {
 		fmt.Fprintln(w, "\nCheck it with openssl:")
 		for _, c := range wizard.OpensslCommands(files) {

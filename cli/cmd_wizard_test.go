@@ -5,12 +5,13 @@ import (
 
 	"bytes"
 	"context"
-	"github.com/ipcert/ipcert/acmeflow"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ipcert/ipcert/acmeflow"
 
 	"github.com/ipcert/ipcert/acmeflow/store"
 )

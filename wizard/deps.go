@@ -148,31 +148,17 @@ type Outcome struct {
 }
 
 // Files are where a stored certificate lives.
-type Files struct {
-	Dir, FullChain, Cert, Chain, Key, Root string
-}
+type Files = store.Paths
 
 func filesOf(st *store.Store, name string, local bool) Files {
 	if st == nil {
 		return Files{}
 	}
-	return filesIn(st.CurrentDir(name), local)
+	return store.PathsIn(st.CurrentDir(name), local)
 }
 
 // filesIn names the files of a version directory (store.CurrentDir).
-func filesIn(dir string, local bool) Files {
-	f := Files{
-		Dir:       dir,
-		FullChain: dir + "/" + store.FullChainFile,
-		Cert:      dir + "/" + store.CertFile,
-		Chain:     dir + "/" + store.ChainFile,
-		Key:       dir + "/" + store.KeyFile,
-	}
-	if local {
-		f.Root = dir + "/" + store.RootFile
-	}
-	return f
-}
+func filesIn(dir string, local bool) Files { return store.PathsIn(dir, local) }
 
 // caPool opens each CA choice once and closes them all at the end: the
 // local CA is a Pebble inside this process and must survive retries.

@@ -195,3 +195,30 @@ func (s *Store) versionNumbers(name string) ([]int, error) {
 	sort.Ints(ns)
 	return ns, nil
 }
+
+// Paths are the files of one version directory (CurrentDir for the live
+// one), as issue --json, the wizard and the printed summary name them.
+type Paths struct {
+	Dir       string `json:"-"`
+	FullChain string `json:"fullchain"`
+	Cert      string `json:"cert"`
+	Chain     string `json:"chain"`
+	Key       string `json:"privkey"`
+	// Root is the local test CA's root, stored beside its certificates.
+	Root string `json:"root,omitempty"`
+}
+
+// PathsIn names the files in dir; withRoot adds the test CA's root.
+func PathsIn(dir string, withRoot bool) Paths {
+	p := Paths{
+		Dir:       dir,
+		FullChain: filepath.Join(dir, FullChainFile),
+		Cert:      filepath.Join(dir, CertFile),
+		Chain:     filepath.Join(dir, ChainFile),
+		Key:       filepath.Join(dir, KeyFile),
+	}
+	if withRoot {
+		p.Root = filepath.Join(dir, RootFile)
+	}
+	return p
+}
