@@ -201,9 +201,8 @@ func printDoctorTarget(w io.Writer, t *diagnosis.Target) {
 	}
 	if len(t.Checks) > 0 || len(t.Probes) > 0 {
 		fmt.Fprintln(w, "\nChecks now:")
-		mark := map[preflight.Status]string{preflight.StatusOK: "[ ok ]", preflight.StatusWarn: "[warn]", preflight.StatusFail: "[FAIL]", preflight.StatusSkipped: "[skip]"}
 		for _, r := range t.Checks {
-			fmt.Fprintf(w, "  %s %s: %s\n", mark[r.Status], r.Title, r.Summary)
+			fmt.Fprintf(w, "  %s %s: %s\n", r.Status.Mark(), r.Title, r.Summary)
 			if r.Fix != "" && (r.Status == preflight.StatusFail || r.Status == preflight.StatusWarn) {
 				fmt.Fprintf(w, "         fix: %s\n", r.Fix)
 			}

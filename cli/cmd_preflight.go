@@ -210,13 +210,9 @@ func parseDNSSource(s string) (preflight.DNSSource, error) {
 }
 
 func printPreflight(w io.Writer, rep preflight.Report, verbose bool) {
-	mark := map[preflight.Status]string{
-		preflight.StatusOK: "[ ok ]", preflight.StatusWarn: "[warn]",
-		preflight.StatusFail: "[FAIL]", preflight.StatusSkipped: "[skip]",
-	}
 	fmt.Fprintf(w, "Preflight for %s (%d ms)\n\n", addrList(rep.Addrs), rep.Duration)
 	for _, r := range rep.Results {
-		fmt.Fprintf(w, "%s %s: %s\n", mark[r.Status], r.Title, r.Summary)
+		fmt.Fprintf(w, "%s %s: %s\n", r.Status.Mark(), r.Title, r.Summary)
 		if verbose || r.Status == preflight.StatusWarn || r.Status == preflight.StatusFail {
 			for _, e := range r.Evidence {
 				fmt.Fprintf(w, "         - %s\n", e)

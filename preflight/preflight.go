@@ -30,6 +30,22 @@ const (
 	StatusSkipped Status = "skipped" // the check did not apply or could not run
 )
 
+// Mark is the status in brackets, all of one width, as plain-text output
+// (preflight, doctor) starts each check's line with it.
+func (s Status) Mark() string {
+	switch s {
+	case StatusOK:
+		return "[ ok ]"
+	case StatusWarn:
+		return "[warn]"
+	case StatusFail:
+		return "[FAIL]"
+	case StatusSkipped:
+		return "[skip]"
+	}
+	return "[ ?? ]"
+}
+
 // rank orders statuses by severity for the overall verdict.
 func (s Status) rank() int {
 	switch s {
