@@ -2,7 +2,6 @@ package preflight
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"os"
@@ -112,8 +111,7 @@ func ListeningPorts(env Env, ports []int) ([]PortState, error) {
 	}
 	var socks []sock
 	for _, fam := range []string{"ipv4", "ipv6"} {
-		file := map[string]string{"ipv4": "proc/net/tcp", "ipv6": "proc/net/tcp6"}[fam]
-		tab, err := readProcNetTCP(env.path(file))
+		tab, err := listenTable(fs, fam)
 		if err != nil {
 			if os.IsNotExist(err) && fam == "ipv6" {
 				continue // IPv6 disabled in the kernel
@@ -180,40 +178,24 @@ type procTCPLine struct {
 	inode uint64
 }
 
-// readProcNetTCP parses /proc/net/tcp or tcp6: "sl local_address
-// rem_address st ... inode", addresses in hex as the kernel stores them
-// (each 32-bit word in host byte order, little-endian on the machines
-// ipcert runs on).
-func readProcNetTCP(path string) ([]procTCPLine, error) {
-	b, err := os.ReadFile(path)
+// listenTable reads the kernel's TCP socket table of one family
+// (/proc/net/tcp or tcp6) through procfs.
+func listenTable(fs procfs.FS, family string) ([]procTCPLine, error) {
+	read := fs.NetTCP //lint:ignore SA1019 procfs points at sock_diag over netlink (another dependency) for the same table; /proc/net/tcp is in every kernel and is what this check documents (FACTS.md)
+	if family == "ipv6" {
+		read = fs.NetTCP6 //lint:ignore SA1019 as above
+	}
+	tab, err := read()
 	if err != nil {
 		return nil, err
 	}
-	var out []procTCPLine
-	for _, line := range strings.Split(string(b), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) < 10 {
+	out := make([]procTCPLine, 0, len(tab))
+	for _, l := range tab {
+		a, ok := netip.AddrFromSlice(l.LocalAddr)
+		if !ok || l.LocalPort > 65535 {
 			continue
 		}
-		hostHex, portHex, ok := strings.Cut(f[1], ":")
-		if !ok {
-			continue
-		}
-		raw, err := hex.DecodeString(hostHex)
-		if err != nil || (len(raw) != 4 && len(raw) != 16) {
-			continue
-		}
-		for i := 0; i+4 <= len(raw); i += 4 {
-			raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
-		}
-		a, _ := netip.AddrFromSlice(raw)
-		port, err1 := strconv.ParseUint(portHex, 16, 16)
-		st, err2 := strconv.ParseUint(f[3], 16, 8)
-		ino, err3 := strconv.ParseUint(f[9], 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil {
-			continue
-		}
-		out = append(out, procTCPLine{netip.AddrPortFrom(a.Unmap(), uint16(port)), int(st), ino})
+		out = append(out, procTCPLine{netip.AddrPortFrom(a.Unmap(), uint16(l.LocalPort)), int(l.St), l.Inode})
 	}
 	return out, nil
 }
