@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/pion/stun/v3"
 )
 
 // SourceAnswer is what one public-address source said.
@@ -244,32 +243,23 @@ func askDNS(ctx context.Context, env Env, network string, d DNSSource) (netip.Ad
 // askSTUN sends a STUN binding request (RFC 8489) and reads the
 // XOR-MAPPED-ADDRESS, retransmitting as RFC 8489 section 6.2.1 asks for UDP.
 func askSTUN(ctx context.Context, env Env, network, server string) (netip.Addr, error) {
-	req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	req, txid, err := stunRequest()
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	resp := &stun.Message{}
-	_, err = udpExchange(ctx, env, network, server, req.Raw, 300*time.Millisecond, 1500, func(b []byte) (bool, error) {
-		resp.Raw = append(resp.Raw[:0], b...)
-		if err := resp.Decode(); err != nil {
-			return false, fmt.Errorf("bad STUN answer: %w", err)
+	var addr netip.Addr
+	_, err = udpExchange(ctx, env, network, server, req, 300*time.Millisecond, 1500, func(b []byte) (bool, error) {
+		a, err := stunMappedAddr(b, txid)
+		if errors.Is(err, errNotOurs) {
+			return false, nil
 		}
-		return resp.TransactionID == req.TransactionID, nil
+		addr = a
+		return true, err
 	})
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	var xa stun.XORMappedAddress
-	if err := xa.GetFrom(resp); err != nil {
-		var ma stun.MappedAddress
-		if err2 := ma.GetFrom(resp); err2 != nil {
-			return netip.Addr{}, fmt.Errorf("no mapped address in the STUN answer: %w", err)
-		}
-		a, _ := netip.AddrFromSlice(ma.IP)
-		return a.Unmap(), nil
-	}
-	a, _ := netip.AddrFromSlice(xa.IP)
-	return a.Unmap(), nil
+	return addr, nil
 }
 
 // udpExchange sends req to server and returns the first answer that
