@@ -26,7 +26,6 @@ const (
 	ProblemAccountDoesNotExist   = ProblemNS + "accountDoesNotExist"
 	ProblemMalformed             = ProblemNS + "malformed"
 	ProblemUnsupportedIdentifier = ProblemNS + "unsupportedIdentifier"
-	ProblemAlreadyReplaced       = ProblemNS + "alreadyReplaced"
 )
 
 // Problem is an ACME problem document (RFC 7807 / RFC 8555 section 6.7).

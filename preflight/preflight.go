@@ -76,8 +76,8 @@ type Result struct {
 	DurationMS int64 `json:"duration_ms"`
 }
 
-// Check is one preflight check.
-type Check interface {
+// check is one preflight check.
+type check interface {
 	ID() string
 	Title() string
 	Run(ctx context.Context, env Env) Result
@@ -263,20 +263,10 @@ func (c checkFunc) ID() string                              { return c.id }
 func (c checkFunc) Title() string                           { return c.title }
 func (c checkFunc) Run(ctx context.Context, env Env) Result { return c.run(ctx, env) }
 
-// Checks returns the checks a Run with env and opts would run, in report
-// order, for a caller that runs or lists them itself (the wizard draws its
-// checklist from their IDs and titles before anything starts). They share
-// the facts several of them need (the public address, the interfaces),
-// gathered once with env and bounded by ctx; prefer Run, which also
-// bounds each check and builds the Report.
-func Checks(ctx context.Context, env Env, opts Options) []Check {
-	opts = opts.withDefaults()
-	env = env.withDefaults()
-	return newState(ctx, env, opts, &Report{}).checks()
-}
-
-func (st *state) checks() []Check {
-	return []Check{
+// checks are the checks in report order. They share the facts several of
+// them need (the public address, the interfaces), gathered once.
+func (st *state) checks() []check {
+	return []check{
 		checkFunc{IDPublic4, "Public IPv4 address", func(ctx context.Context, env Env) Result { return st.checkPublic(ctx, 4) }},
 		checkFunc{IDPublic6, "Public IPv6 address", func(ctx context.Context, env Env) Result { return st.checkPublic(ctx, 6) }},
 		checkFunc{IDInterfaces, "Local interfaces", st.checkInterfaces},
@@ -317,7 +307,7 @@ func Run(ctx context.Context, env Env, opts Options, progress func(Event)) Repor
 	for _, id := range opts.Only {
 		only[id] = true
 	}
-	var chosen []Check
+	var chosen []check
 	for _, c := range st.checks() {
 		if len(only) == 0 || only[c.ID()] {
 			chosen = append(chosen, c)
@@ -387,7 +377,7 @@ func nonNil[T any](s []T) []T {
 // runOne runs a check with its own timeout. A check that overruns is
 // reported as skipped with the timeout as evidence; its goroutine finishes
 // on its own because its context is cancelled.
-func runOne(ctx context.Context, env Env, c Check, timeout time.Duration) Result {
+func runOne(ctx context.Context, env Env, c check, timeout time.Duration) Result {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := env.Now()

@@ -163,7 +163,8 @@ func TestRunOnlyAndCheckTimeout(t *testing.T) {
 
 func TestChecksListAndStandaloneRun(t *testing.T) {
 	env := offlineEnv(t)
-	cs := Checks(context.Background(), env, Options{IPs: []netip.Addr{netip.MustParseAddr("8.8.4.4")}})
+	opts := Options{IPs: []netip.Addr{netip.MustParseAddr("8.8.4.4")}}.withDefaults()
+	cs := newState(context.Background(), env.withDefaults(), opts, &Report{}).checks()
 	want := []string{IDPublic4, IDPublic6, IDInterfaces, IDNAT, IDPorts, IDPrivilege, IDWebServers, IDFirewall, IDSelfFetch, IDAddress}
 	if len(cs) != len(want) {
 		t.Fatalf("%d checks", len(cs))

@@ -209,9 +209,6 @@ type Scroll struct {
 	Lines, Rows int
 }
 
-// Scrollable says whether the last frame hid part of the body.
-func (s *Scroll) Scrollable() bool { return s.Lines > s.Rows }
-
 // Page moves by n pages (negative: up), half a page when half is set.
 func (s *Scroll) Page(n int, half bool) {
 	step := max(s.Rows-2, 1)

@@ -55,7 +55,6 @@ type Server struct {
 	opts Options
 
 	mu         sync.Mutex
-	requests   []string
 	fetched    []string
 	nonce      int
 	order      []map[string]string
@@ -89,13 +88,6 @@ func (s *Server) Client() *http.Client { return s.srv.Client() }
 // Close stops the fake.
 func (s *Server) Close() { s.srv.Close() }
 
-// Requests lists "METHOD /path" of every request, in order.
-func (s *Server) Requests() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.requests...)
-}
-
 // Fetched lists what the fake's primary validator got back.
 func (s *Server) Fetched() []string {
 	s.mu.Lock()
@@ -105,7 +97,6 @@ func (s *Server) Fetched() []string {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	s.requests = append(s.requests, r.Method+" "+r.URL.Path)
 	s.nonce++
 	w.Header().Set("Replay-Nonce", fmt.Sprintf("fake-nonce-%d-%d", time.Now().UnixNano(), s.nonce))
 	s.mu.Unlock()

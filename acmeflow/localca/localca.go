@@ -7,7 +7,6 @@
 //	func Start(opts Options) (*Server, error)
 //	func (s *Server) DirectoryURL() string         // https://127.0.0.1:PORT/dir
 //	func (s *Server) HTTPClient() *http.Client     // trusts only the listener's cert
-//	func (s *Server) TLSRoots() *x509.CertPool     // the pool behind HTTPClient
 //	func (s *Server) IssuerRootPEM() []byte        // Pebble's root that signs issued certs
 //	func (s *Server) Close() error                 // idempotent
 //
@@ -138,7 +137,6 @@ type Server struct {
 	dirURL    string
 	client    *http.Client
 	transport *http.Transport
-	roots     *x509.CertPool
 	issuerPEM []byte
 
 	srv       *http.Server
@@ -197,7 +195,6 @@ func Start(opts Options) (*Server, error) {
 
 	s := &Server{
 		dirURL:    "https://" + ln.Addr().String() + wfe.DirectoryPath,
-		roots:     roots,
 		issuerPEM: issuerPEM,
 		served:    make(chan struct{}),
 	}
@@ -393,10 +390,6 @@ func (s *Server) DirectoryURL() string { return s.dirURL }
 // HTTPClient trusts the listener's certificate only and never uses a proxy.
 // It is shared: do not change its fields.
 func (s *Server) HTTPClient() *http.Client { return s.client }
-
-// TLSRoots is the pool behind HTTPClient, for callers that build their own
-// transport.
-func (s *Server) TLSRoots() *x509.CertPool { return s.roots }
 
 // IssuerRootPEM is the PEM of Pebble's root (ca.GetRootCert(0)) that the
 // issued chains lead to. It is not the listener's certificate.
