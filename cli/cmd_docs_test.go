@@ -7,12 +7,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // TestManPagesRender: the pages made from the commands' own help render
 // with man without a warning, and name every flag the command has.
 func TestManPagesRender(t *testing.T) {
-	man := needRealProgram(t, "man")
+	man := testkit.NeedProgram(t, "man", "man-db")
 	dir := t.TempDir()
 	if code, _, errs := issueRun(t, nil, "man", dir); code != exitOK {
 		t.Fatalf("ipcert man: exit %d %s", code, errs)
@@ -45,7 +47,7 @@ func TestManPagesRender(t *testing.T) {
 // sn<TAB>` gives snippet, `ipcert renew <TAB>` the certificates of the
 // state directory, `--ca <TAB>` its values, a flag of the command.
 func TestBashCompletion(t *testing.T) {
-	bash := needRealProgram(t, "bash")
+	bash := testkit.NeedProgram(t, "bash", "bash")
 	// On the PATH as "ipcert", as installed.
 	bin := filepath.Join(t.TempDir(), "ipcert")
 	if err := os.Symlink(renewBuild(t), bin); err != nil {

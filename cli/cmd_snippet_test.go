@@ -15,6 +15,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 func TestSnippetCommand(t *testing.T) {
@@ -146,22 +147,12 @@ func TestIssueV6LogsWhereTheResponderListens(t *testing.T) {
 // /etc/nginx/conf.d (high ports only) is removed when it ends.
 func needSystemNginxStopped(t *testing.T) {
 	t.Helper()
-	skip := func(why string) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s (CI=true: .ci/run installs nginx and runs as root)", why)
-		}
-		t.Skip(why)
-	}
 	if testing.Short() {
 		t.Skip("real servers: not in -short")
 	}
-	if os.Geteuid() != 0 {
-		skip("needs root: it installs into /etc/nginx/conf.d")
-	}
-	if _, err := os.Stat("/etc/nginx/conf.d"); err != nil {
-		skip("Debian's nginx is not installed (apt-get install -y nginx)")
-	}
+	testkit.NeedRoot(t, "installing into /etc/nginx/conf.d")
+	_, err := os.Stat("/etc/nginx/conf.d")
+	testkit.Need(t, err == nil, "Debian's nginx is not installed (apt-get install -y nginx)")
 	if st := deploy.ServiceStatus(context.Background(), nil, "nginx", deploy.TimerSystemdRunning("/"), "/"); st.Active {
 		t.Skipf("the system nginx is running (%s); this test must not reload it", st)
 	}
@@ -258,19 +249,9 @@ func TestSnippetCaddyWriteKeepsCopyForCaddyUser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real servers: not in -short")
 	}
-	skip := func(why string) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s (CI=true)", why)
-		}
-		t.Skip(why)
-	}
-	if os.Geteuid() != 0 {
-		skip("needs root: it installs into /etc/caddy")
-	}
-	if _, err := os.Stat("/etc/caddy/Caddyfile"); err != nil {
-		skip("Debian's caddy is not installed (apt-get install -y caddy)")
-	}
+	testkit.NeedRoot(t, "installing into /etc/caddy")
+	_, err := os.Stat("/etc/caddy/Caddyfile")
+	testkit.Need(t, err == nil, "Debian's caddy is not installed (apt-get install -y caddy)")
 	dir := t.TempDir()
 	name := fmt.Sprintf("t14-caddy-%d", os.Getpid())
 	if code, _, errs := verifyRun(t, "issue", "--ca", "local", "--state-dir", dir, "--agree-tos", "--quiet", "--ip", "127.0.0.1", "--name", name); code != exitOK {

@@ -19,6 +19,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 func verifyRun(t *testing.T, args ...string) (int, string, string) {
@@ -133,16 +134,7 @@ func TestVerifyCommandRealNginx(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real servers: not in -short")
 	}
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/nginx"); serr == nil {
-			bin = "/usr/sbin/nginx"
-		} else if os.Getenv("CI") == "true" {
-			t.Fatal("nginx not installed; .ci/run must install it (CI=true)")
-		} else {
-			t.Skip("nginx not installed; skipping (apt-get install -y nginx)")
-		}
-	}
+	bin := testkit.NeedProgram(t, "nginx", "nginx")
 	dir := t.TempDir()
 	verifyIssue(t, dir, "127.0.0.1")
 	name := "127.0.0.1"

@@ -12,23 +12,8 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/testkit"
 )
-
-// needRealProgram finds a program a test drives for real, or skips; under
-// CI=true a missing program fails (.ci/run installs it).
-func needRealProgram(t *testing.T, name string) string {
-	t.Helper()
-	for _, p := range []string{name, "/usr/sbin/" + name, "/sbin/" + name} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed; .ci/run must install it (CI=true)", name)
-	}
-	t.Skipf("skipped: %s is not installed (apt-get install -y %s)", name, name)
-	return ""
-}
 
 // TestRenewVerifyWaitsForReload: the renewal's deploy hook reloads a real
 // nginx, which returns before the new workers serve; the check after it
@@ -36,13 +21,8 @@ func needRealProgram(t *testing.T, name string) string {
 // "serves serial OLD, not the stored current NEW" (seen 5 of 5 times
 // under a real systemd with Debian's nginx.service).
 func TestRenewVerifyWaitsForReload(t *testing.T) {
-	nginx := needRealProgram(t, "nginx")
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI must run this test as root")
-		}
-		t.Skip("skipped: needs root to run nginx's workers")
-	}
+	nginx := testkit.NeedProgram(t, "nginx", "nginx")
+	testkit.NeedRoot(t, "running nginx's workers")
 	dir := filepath.Join(t.TempDir(), "state")
 	port, err := acmeflow.FreePort("127.0.0.1")
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // needUser returns the uid and gid of a system user the test runs a
@@ -22,20 +23,9 @@ import (
 // CI=true, when either is missing.
 func needUser(t *testing.T, name string) (uid, gid int) {
 	t.Helper()
-	fail := func(why string) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s (CI=true: .ci/run installs caddy and runs as root)", why)
-		}
-		t.Skip(why)
-	}
-	if os.Geteuid() != 0 {
-		fail("needs root to run a server as user " + name)
-	}
+	testkit.NeedRoot(t, "running a server as user "+name)
 	u, err := user.Lookup(name)
-	if err != nil {
-		fail("no user " + name + " (apt-get install -y caddy creates it)")
-	}
+	testkit.Need(t, err == nil, "there is no user "+name+" (apt-get install -y caddy creates it)")
 	uid, _ = strconv.Atoi(u.Uid)
 	gid, _ = strconv.Atoi(u.Gid)
 	return uid, gid
@@ -52,8 +42,8 @@ func TestCaddyAsItsOwnUser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real servers: not in -short")
 	}
-	bin := needProgram(t, "caddy")
-	needProgram(t, "runuser")
+	bin := testkit.NeedProgram(t, "caddy", "caddy")
+	testkit.NeedProgram(t, "runuser", "util-linux")
 	uid, gid := needUser(t, "caddy")
 
 	ti := newIssuer(t)

@@ -18,27 +18,6 @@ import (
 	"github.com/ipcert/ipcert/acmeflow/store"
 )
 
-// needProgram finds a real program the test drives, or skips; with
-// CI=true a missing program fails the test (.ci/run installs them).
-func needProgram(t *testing.T, names ...string) string {
-	t.Helper()
-	for _, n := range names {
-		if p, err := exec.LookPath(n); err == nil {
-			return p
-		}
-		for _, dir := range []string{"/usr/sbin", "/sbin"} {
-			if p := filepath.Join(dir, n); isExec(p) {
-				return p
-			}
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%v not installed; .ci/run must install it (CI=true)", names)
-	}
-	t.Skipf("%v not installed; skipping the real-server test (apt-get install -y nginx apache2 haproxy)", names)
-	return ""
-}
-
 func isExec(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0

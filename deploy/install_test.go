@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // recRunner records every command and answers from fn (or runs it for
@@ -342,14 +344,10 @@ func TestInstallEnablesApacheModules(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real servers: not in -short")
 	}
-	needProgram(t, "a2enmod")
-	needProgram(t, "apache2ctl")
-	if _, err := os.Stat("/etc/apache2/apache2.conf"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("no /etc/apache2; .ci/run installs apache2 (CI=true)")
-		}
-		t.Skip("no Debian /etc/apache2 (apt-get install -y apache2)")
-	}
+	testkit.NeedProgram(t, "a2enmod", "apache2")
+	testkit.NeedProgram(t, "apache2ctl", "apache2")
+	_, err := os.Stat("/etc/apache2/apache2.conf")
+	testkit.Need(t, err == nil, "no Debian /etc/apache2 (apt-get install -y apache2)")
 	conf := filepath.Join(t.TempDir(), "apache2")
 	if out, err := (ExecRunner{}).Run(context.Background(), Cmd{Path: "cp", Args: []string{"-a", "/etc/apache2", conf}}); err != nil {
 		t.Fatalf("%v %s", err, out)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // realServer is one web server run for real from a temporary prefix.
@@ -37,7 +38,7 @@ type realServer struct {
 }
 
 func nginxServer(t *testing.T) *realServer {
-	bin := needProgram(t, "nginx")
+	bin := testkit.NeedProgram(t, "nginx", "nginx")
 	p := t.TempDir()
 	s := &realServer{kind: Nginx, prefix: p, conf: filepath.Join(p, "nginx.conf"), snip: filepath.Join(p, "conf.d", "ipcert-test.conf"), log: filepath.Join(p, "server.log")}
 	os.MkdirAll(filepath.Join(p, "conf.d"), 0o755)
@@ -68,7 +69,7 @@ http {
 }
 
 func apacheServer(t *testing.T) *realServer {
-	bin := needProgram(t, "apache2", "httpd")
+	bin := testkit.NeedProgram(t, "apache2", "apache2")
 	mods := "/usr/lib/apache2/modules"
 	if _, err := os.Stat(mods); err != nil {
 		mods = "/usr/lib64/httpd/modules"
@@ -105,7 +106,7 @@ func apacheServer(t *testing.T) *realServer {
 }
 
 func haproxyServer(t *testing.T) *realServer {
-	bin := needProgram(t, "haproxy")
+	bin := testkit.NeedProgram(t, "haproxy", "haproxy")
 	p := t.TempDir()
 	s := &realServer{kind: HAProxy, prefix: p, conf: filepath.Join(p, "haproxy.cfg"), snip: filepath.Join(p, "ipcert.d", "test.cfg"), log: filepath.Join(p, "server.log")}
 	os.MkdirAll(filepath.Join(p, "ipcert.d"), 0o755)
@@ -124,7 +125,7 @@ func haproxyServer(t *testing.T) *realServer {
 }
 
 func caddyServer(t *testing.T) *realServer {
-	bin := needProgram(t, "caddy")
+	bin := testkit.NeedProgram(t, "caddy", "caddy")
 	p := t.TempDir()
 	s := &realServer{kind: Caddy, prefix: p, conf: filepath.Join(p, "Caddyfile"), snip: filepath.Join(p, "ipcert-test.caddy"), log: filepath.Join(p, "server.log")}
 	admin := "localhost:" + strconv.Itoa(freePort(t))

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // TestServiceStatusAsksTheManager: whether the system service runs comes
@@ -42,12 +44,7 @@ func TestServiceStatusPrivateNginx(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real servers: not in -short")
 	}
-	if !isExec("/etc/init.d/nginx") {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("/etc/init.d/nginx missing; .ci/run installs nginx (CI=true)")
-		}
-		t.Skip("/etc/init.d/nginx missing (apt-get install -y nginx)")
-	}
+	testkit.Need(t, isExec("/etc/init.d/nginx"), "/etc/init.d/nginx is missing (apt-get install -y nginx)")
 	ctx := context.Background()
 	if st := ServiceStatus(ctx, nil, "nginx", false, "/"); st.Active {
 		t.Skipf("the system nginx is running here (%s); this test needs it stopped", st)

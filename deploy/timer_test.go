@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 var timerGoldenConfig = TimerConfig{Binary: "/usr/local/bin/ipcert", StateDir: "/etc/ipcert", WritablePaths: []string{"/var/www/html"}, Minute: 17}
@@ -75,19 +77,6 @@ func TestTimerRefusesOddPaths(t *testing.T) {
 	}
 }
 
-// requireTool skips without the tool, but fails under CI (.ci/run installs it).
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing; .ci/run installs it", name)
-		}
-		t.Skipf("%s is not installed (apt-get install systemd); skipping", name)
-	}
-	return p
-}
-
 // writeUnits writes the units for a binary that exists (systemd-analyze
 // verify checks that ExecStart can be executed).
 func writeUnits(t *testing.T) (dir string) {
@@ -110,7 +99,7 @@ func writeUnits(t *testing.T) (dir string) {
 }
 
 func TestTimerUnitsVerify(t *testing.T) {
-	sa := requireTool(t, "systemd-analyze")
+	sa := testkit.NeedProgram(t, "systemd-analyze", "systemd")
 	dir := writeUnits(t)
 	cmd := exec.Command(sa, "verify", filepath.Join(dir, TimerServiceName), filepath.Join(dir, TimerTimerName))
 	out, err := cmd.CombinedOutput()
@@ -120,7 +109,7 @@ func TestTimerUnitsVerify(t *testing.T) {
 }
 
 func TestTimerServiceSecurity(t *testing.T) {
-	sa := requireTool(t, "systemd-analyze")
+	sa := testkit.NeedProgram(t, "systemd-analyze", "systemd")
 	for _, state := range []string{"/etc/ipcert", "/root/.local/state/ipcert"} {
 		dir := t.TempDir()
 		svc, _, err := TimerUnits(TimerConfig{Binary: "/usr/local/bin/ipcert", StateDir: state})

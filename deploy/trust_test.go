@@ -6,17 +6,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // A deploy hook's program that another user can change is not run as root
 // (issue 12): renewal.json may name a script in someone's home.
 func TestHooksRefuseAnotherUsersProgram(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI must run this test as root")
-		}
-		t.Skip("skipped: the ownership check applies when running as root")
-	}
+	testkit.NeedRoot(t, "the ownership check (it applies when running as root)")
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "ran")
 	theirs := filepath.Join(dir, "home")

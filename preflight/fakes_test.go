@@ -20,6 +20,7 @@ import (
 	"github.com/pion/stun/v3"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // Fakes of the internet endpoints, all on loopback: nothing here sends
@@ -66,7 +67,7 @@ func listenLoop(t *testing.T, family int, proto string) any {
 	}
 	if err != nil {
 		if family == 6 {
-			t.Skipf("no IPv6 loopback: %v", err)
+			testkit.NeedIPv6Loopback(t)
 		}
 		t.Fatal(err)
 	}

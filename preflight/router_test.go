@@ -55,11 +55,7 @@ func needRouter(t *testing.T) {
 	if len(missing) == 0 {
 		return
 	}
-	msg := "the router test needs " + strings.Join(missing, " and ") + " (apt-get install -y miniupnpd-nftables miniupnpc; .ci/run installs them)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	testkit.Need(t, false, "the router test needs "+strings.Join(missing, " and ")+" (apt-get install -y miniupnpd-nftables miniupnpc; .ci/run installs them)")
 }
 
 // ipcertBinary builds the static binary once for the package's tests.
@@ -789,13 +785,7 @@ func TestHomeRouterIssueNATPMP(t *testing.T) {
 // ports over the real router and removes them again.
 func TestHomeRouterWizard(t *testing.T) {
 	needRouter(t)
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("tmux is required in CI: %v", err)
-		}
-		t.Skip("tmux not installed")
-	}
+	tmux := testkit.NeedProgram(t, "tmux", "tmux")
 	h := newHomeNet(t, routerOpts{upnp: true, natpmp: true, daemon: true})
 	sock := filepath.Join(h.dir, "tmux.sock")
 	tm := func(args ...string) string {

@@ -10,17 +10,12 @@ import (
 	"testing"
 
 	"github.com/ipcert/ipcert/acmeflow/safefs"
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("CI must run this test as root (ownership checks apply to root only)")
-	}
-	t.Skip("skipped: the ownership checks apply when running as root")
+	testkit.NeedRoot(t, "the ownership checks (they apply to root only)")
 }
 
 const nobody = 65534

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,6 +52,17 @@ func NeedProgram(t testing.TB, name, pkg string) string {
 	}
 	Need(t, false, fmt.Sprintf("%s is not installed (apt-get install -y %s)", name, pkg))
 	return ""
+}
+
+// NeedIPv6Loopback is Need for ::1: a machine or container with IPv6
+// turned off skips (fails under CI=true, whose runner has it).
+func NeedIPv6Loopback(t testing.TB) {
+	t.Helper()
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err == nil {
+		ln.Close()
+	}
+	Need(t, err == nil, fmt.Sprintf("this machine has no IPv6 loopback (%v)", err))
 }
 
 // RepoRoot is the checkout's top folder.
