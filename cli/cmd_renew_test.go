@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -194,80 +192,10 @@ func renewBuild(t *testing.T) string {
 	return testkit.Binary(t)
 }
 
-// TestRenewSubprocess runs the built binary: killed at random moments, and
-// two runs at once. One build serves both (a build costs seconds).
-func TestRenewSubprocess(t *testing.T) {
-	bin := renewBuild(t)
-	t.Run("CrashSafety", func(t *testing.T) { renewCrashSafety(t, bin) })
-	t.Run("Concurrent", func(t *testing.T) { renewConcurrent(t, bin) })
-}
-
-// Kill `renew --force` with SIGKILL at random moments: after each kill,
-// current must hold a certificate and its key, renewal.json must parse,
-// and the next run must complete.
-func renewCrashSafety(t *testing.T, bin string) {
-	kills := 100
-	if testing.Short() {
-		kills = 15
-	}
-	dir := t.TempDir()
-	st := renewIssueLocal(t, dir)
-	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	// Kill within the time a whole run takes here, so that most kills land
-	// inside a run (start-up, ACME, writing the version, the switch of
-	// current, renewal.json) rather than after it.
-	t0 := time.Now()
-	if out, err := exec.Command(bin, "renew", "--force", "--quiet", "--state-dir", dir).CombinedOutput(); exitCodeOf(err) != exitRenewRenewed {
-		t.Fatalf("an unkilled run: exit %d\n%s", exitCodeOf(err), out)
-	}
-	span := max(time.Since(t0), 20*time.Millisecond)
-	finished := 0
-	start := time.Now()
-	for i := 0; i < kills; i++ {
-		cmd := exec.Command(bin, "renew", "--force", "--quiet", "--wait", "10s", "--state-dir", dir)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(rnd.Int64N(int64(span))))
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		if err := cmd.Wait(); exitCodeOf(err) == exitRenewRenewed {
-			finished++ // it completed before the kill
-		}
-		v, err := st.CurrentVersion("127.0.0.1")
-		if err != nil {
-			t.Fatalf("kill %d: current is broken: %v", i+1, err)
-		}
-		r, err := st.LoadRenewal("127.0.0.1")
-		if err != nil {
-			t.Fatalf("kill %d: renewal.json is broken: %v", i+1, err)
-		}
-		// renewal.json is written after the switch of current: it may
-		// describe the version before, never a later one.
-		if r.Current > v.N {
-			t.Fatalf("kill %d: renewal.json names version %d, current is %d", i+1, r.Current, v.N)
-		}
-		// The next (unforced) run works on what the kill left: the lock is
-		// free and the state is readable.
-		if out, err := exec.Command(bin, "renew", "--wait", "0s", "--state-dir", dir).CombinedOutput(); exitCodeOf(err) != exitRenewNothing {
-			t.Fatalf("kill %d: the next run: exit %d\n%s", i+1, exitCodeOf(err), out)
-		}
-	}
-	out, err := exec.Command(bin, "renew", "--force", "--state-dir", dir).CombinedOutput()
-	if code := exitCodeOf(err); code != exitRenewRenewed {
-		t.Fatalf("the run after %d kills: exit %d\n%s", kills, code, out)
-	}
-	v, _ := st.CurrentVersion("127.0.0.1")
-	ns, _ := st.Versions("127.0.0.1")
-	if len(ns) > 5 {
-		t.Errorf("%d versions kept, want at most 5: %v", len(ns), ns)
-	}
-	entries, _ := os.ReadDir(filepath.Join(st.CertDir("127.0.0.1"), "versions"))
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".tmp-") {
-			t.Errorf("temporary directory left after a completed run: %s", e.Name())
-		}
-	}
-	t.Logf("FIGURE crash-renew: %d runs of renew --force killed at random moments within %s (%d had completed first) in %s; final version %d", kills, span.Round(time.Millisecond), finished, time.Since(start).Round(time.Millisecond), v.N)
+// TestRenewConcurrent: two runs of the built binary at once. (The kill
+// tests are in reliability/crash_test.go.)
+func TestRenewConcurrent(t *testing.T) {
+	renewConcurrent(t, renewBuild(t))
 }
 
 func exitCodeOf(err error) int {
