@@ -67,10 +67,11 @@ func wizardDeps(w wizardWiring) (wizard.Deps, error) {
 	if !w.Demo {
 		d.DetectPublic = func(ctx context.Context) preflight.PublicAddrs { return preflight.DetectPublic(ctx, env) }
 		d.Preflight = func(ctx context.Context, req wizard.PreflightRequest, progress func(preflight.Event)) preflight.Report {
-			return preflight.Run(ctx, env, preflight.Options{IPs: req.Addrs, MapPorts: req.MapPorts, SelfFetch: true}, progress)
+			return preflight.Run(ctx, env, preflight.Options{IPs: req.Addrs, MapPorts: req.MapPorts, OwnCA: req.OwnCA, SelfFetch: true}, progress)
 		}
-		d.OpenCA = func(choice string) (*cachoice.CA, error) {
-			return cachoice.Open(choice, cachoice.Options{Log: debugWriter()})
+		// As "ipcert issue --ca CHOICE --ca-root FILE" opens it.
+		d.OpenCA = func(choice, rootFile string) (*cachoice.CA, error) {
+			return cachoice.Open(choice, cachoice.Options{RootFile: rootFile, Log: debugWriter()})
 		}
 		d.Rehearsal = &acmeflow.Engine{Store: w.Rehearsal, UserAgent: "ipcert/" + version}
 		d.RehearsalStore = w.Rehearsal
@@ -104,7 +105,7 @@ func wizardDeps(w wizardWiring) (wizard.Deps, error) {
 		}
 		return preflight.Run(ctx, env, opts, progress)
 	}
-	d.OpenCA = func(choice string) (*cachoice.CA, error) {
+	d.OpenCA = func(choice, _ string) (*cachoice.CA, error) {
 		if choice != cachoice.Local {
 			return nil, fmt.Errorf("the demo uses only the local test CA, not %q", choice)
 		}

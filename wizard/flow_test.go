@@ -35,8 +35,10 @@ func localDeps(t *testing.T, opts cachoice.Options) (Deps, *store.Store, func() 
 	deps.Now = time.Now
 	deps.Issuer = &acmeflow.Engine{Store: st, UserAgent: "ipcert-test"}
 	deps.Store = st
-	deps.OpenCA = func(choice string) (*cachoice.CA, error) {
-		ca, err := cachoice.Open(choice, opts)
+	deps.OpenCA = func(choice, rootFile string) (*cachoice.CA, error) {
+		o := opts
+		o.RootFile = rootFile
+		ca, err := cachoice.Open(choice, o)
 		opened = ca
 		return ca, err
 	}

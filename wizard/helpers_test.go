@@ -118,7 +118,7 @@ func fakeIssued(name, ca string, addrs ...netip.Addr) *acmeflow.Issued {
 
 // fakeCA opens a CA choice without any network: the fake issuers never
 // use it.
-func fakeCA(choice string) (*cachoice.CA, error) {
+func fakeCA(choice, _ string) (*cachoice.CA, error) {
 	return &cachoice.CA{Choice: choice, Directory: "https://ca.invalid/" + choice, Public: choice != cachoice.Local, Local: choice == cachoice.Local}, nil
 }
 

@@ -132,7 +132,7 @@ func (s *preflightStep) run(m *Model) tea.Cmd {
 	s.ranFor = fmt.Sprint(m.ans.Addrs)
 	ctx, cancel := context.WithCancel(m.ctx)
 	s.cancelFn = cancel
-	req := PreflightRequest{Addrs: slices.Clone(m.ans.Addrs), MapPorts: s.mapPorts}
+	req := m.preflightRequest(s.mapPorts)
 	s.mapPorts = false // consent is for one run
 	runPF := m.deps.Preflight
 	m.logf("preflight run %d for %v (map ports: %v)", gen, req.Addrs, req.MapPorts)
@@ -302,4 +302,16 @@ func addrList(as []netip.Addr) string {
 		return "(no address)"
 	}
 	return strings.Join(acmeflow.AddrStrings(as), " and ")
+}
+
+// preflightRequest is the preflight run for the answers so far (the
+// full screen and accessible mode ask the same).
+func (m *Model) preflightRequest(mapPorts bool) PreflightRequest {
+	req := PreflightRequest{Addrs: slices.Clone(m.ans.Addrs), MapPorts: mapPorts, OwnCA: m.ownCA()}
+	for _, a := range m.ans.Addrs {
+		if m.leNote(a) != "" {
+			req.OwnCA = true
+		}
+	}
+	return req
 }

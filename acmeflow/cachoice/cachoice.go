@@ -80,6 +80,19 @@ func Short(choice string) string {
 // IsLocal says the choice is the built-in local test CA.
 func IsLocal(choice string) bool { return choice == Local }
 
+// IsOwn says the choice is an ACME CA of the user's own (a directory URL
+// that is not Let's Encrypt's, such as a step-ca for internal addresses):
+// Let's Encrypt's rules (address policy, rate limits, staging, the
+// validation from several places) do not apply to it.
+func IsOwn(choice string) bool {
+	switch choice {
+	case "", Staging, Production, Local:
+		return false
+	}
+	u, err := url.Parse(choice)
+	return err == nil && u.Host != "" && !IsLetsEncrypt(u)
+}
+
 func Describe(choice string) string {
 	switch choice {
 	case Staging:
