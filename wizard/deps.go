@@ -135,16 +135,16 @@ const (
 
 // Answers are what the user chose.
 type Answers struct {
-	Addrs     []netip.Addr
-	CA        string // PlanRehearse, cachoice.Staging, cachoice.Production, cachoice.Local, PlanOwnCA
+	Addrs []netip.Addr
+	CA    string // PlanRehearse, cachoice.Staging, cachoice.Production, cachoice.Local, PlanOwnCA
 	// CAURL and CARoot are PlanOwnCA's directory URL (https) and PEM root
 	// file ("": the system's roots), as "ipcert issue --ca URL --ca-root".
 	CAURL, CARoot string
 	Challenge     string // ChallengeHTTP, ChallengeWebroot, ChallengeTLSALPN
-	WebRoot   string
-	KeyType   string
-	Email     string
-	AgreeTOS  bool
+	WebRoot       string
+	KeyType       string
+	Email         string
+	AgreeTOS      bool
 	// HTTPListen and TLSListen are the built-in responders' addresses
 	// (--http-listen, --tls-listen; default :80 and :443), kept in
 	// renewal.json for renew like issue's.
