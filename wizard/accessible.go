@@ -404,7 +404,7 @@ func (a *accessible) issue() (Step, error) {
 	m := a.m
 	m.step = StepIssue
 	s := &m.issue
-	rehearsal, choice := m.ans.CA == PlanRehearse, m.ans.CA
+	rehearsal, choice := m.ans.CA == PlanRehearse, m.ans.Choice()
 	if rehearsal {
 		choice = cachoice.Staging
 	}

@@ -433,6 +433,12 @@ func (s *planStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		if note != "" {
 			body = ui.Wrap(t.Dim.Render(note), w) + "\n\n"
 		}
+		// The answer's error goes first, in view: huh draws it below the
+		// group, which a short terminal clips. The terms question says
+		// its own (consentField).
+		if f := s.form.GetFocusedField(); f != nil && f.Error() != nil && f.GetKey() != "tos" {
+			body = ui.Wrap(t.Fail.Render(t.Mark(ui.Fail, "")+" "+f.Error().Error()), w) + "\n\n" + body
+		}
 		body += strings.TrimRight(s.form.View(), "\n")
 	}
 	keys := []ui.KeyHelp{{Key: "enter", What: "next"}, {Key: "shift+tab", What: "previous"}, keysBack, keysQuit}
