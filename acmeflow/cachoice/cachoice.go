@@ -40,6 +40,9 @@ type CA struct {
 	Client    *http.Client
 	// RootPEM is the root of issued certificates for the local CA.
 	RootPEM []byte
+	// RootFile is Options.RootFile: the PEM file trusted for a URL CA's
+	// HTTPS (--ca-root), for the commands a diagnosis names.
+	RootFile string
 	// HTTPListen and TLSListen are the responder addresses to use; for the
 	// local CA they carry the port its validator was pointed at.
 	HTTPListen, TLSListen string
@@ -132,6 +135,7 @@ func Open(choice string, o Options) (*CA, error) {
 	}
 	c.CAKey = ""
 	c.Client = &http.Client{Timeout: 30 * time.Second}
+	c.RootFile = o.RootFile
 	if o.RootFile != "" {
 		pemData, err := os.ReadFile(o.RootFile)
 		if err != nil {
