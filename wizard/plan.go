@@ -386,8 +386,9 @@ func (s *planStep) update(m *Model, msg tea.Msg) tea.Cmd {
 		return nil
 	}
 	// The lists are short: huh's "/" filter would only turn q into a
-	// letter the user cannot see is being typed.
-	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "/" {
+	// letter the user cannot see is being typed. In a text field "/" is
+	// a character (the own CA's URL and root file are paths).
+	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "/" && !s.textFocused() {
 		return nil
 	}
 	// esc in the e-mail field leaves the field (back to the key type),

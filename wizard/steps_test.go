@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/ipcert/ipcert/acmeflow"
@@ -464,17 +463,7 @@ func TestPreflightCancelledByEscRunsAgain(t *testing.T) {
 	// The run is a command the driver executes as its messages are pumped:
 	// make sure it is under way before leaving, or there is no first run
 	// to count.
-	deadline := time.After(10 * time.Second)
-	for waiting := true; waiting; {
-		select {
-		case <-started:
-			waiting = false
-		case msg := <-d.msgs:
-			d.send(msg)
-		case <-deadline:
-			t.Fatal("the first run never started")
-		}
-	}
+	d.waitFor("the first run to start", started)
 	d.key("esc")
 	d.key("enter")
 	close(gate)
