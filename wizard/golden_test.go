@@ -99,6 +99,19 @@ func walkCaps(t *testing.T, w, h int, c ui.Caps) (names []string, screens map[st
 	d.key("enter")
 	d.until("the plan", func() bool { return d.focused() == "ca" })
 	shot("plan")
+	// "My own ACME CA" asks for its URL and root file, then back to the
+	// rehearsal (the URL and root questions hide again).
+	for range 3 {
+		d.key("down")
+	}
+	d.key("enter")
+	d.until("the own CA's URL question", func() bool { return d.focused() == "ca-url" })
+	shot("plan-own-ca")
+	d.send(tea.KeyMsg{Type: tea.KeyShiftTab})
+	d.until("the CA question again", func() bool { return d.focused() == "ca" })
+	for range 3 {
+		d.key("up")
+	}
 	d.key("enter")
 	d.until("the challenge question", func() bool { return d.focused() == "challenge" })
 	d.key("enter")

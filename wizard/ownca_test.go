@@ -92,6 +92,16 @@ func TestPlanOwnCA(t *testing.T) {
 	d.key("down")
 	d.key("enter")
 	d.until("the URL question", func() bool { return d.focused() == "ca-url" })
+	// Back from the empty URL to the CA question: the URL's check is for
+	// going forward (it once kept the user in the field).
+	d.send(tea.KeyMsg{Type: tea.KeyShiftTab})
+	d.until("the CA question again", func() bool { return d.focused() == "ca" })
+	d.key("enter")
+	d.until("the URL question again", func() bool { return d.focused() == "ca-url" })
+	d.key("enter")
+	if v := oneLine(d.view()); d.focused() != "ca-url" || !strings.Contains(v, "type the ACME directory URL of your CA") {
+		t.Errorf("an empty URL went on (focus %q):\n%s", d.focused(), v)
+	}
 	clear := tea.KeyMsg{Type: tea.KeyCtrlU}
 	for _, c := range []struct{ typed, want string }{
 		{"http://ca.internal/acme/acme/directory", "does not start with https://: ACME runs over HTTPS (RFC 8555 section 6.1)"},

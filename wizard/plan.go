@@ -40,6 +40,11 @@ type planStep struct {
 	refused bool
 	// cancelled: the user stopped the issuance (esc) and is back here.
 	cancelled bool
+	// backward: the user leaves a field backwards (shift+tab, esc): huh
+	// validates a field it leaves either way and keeps a group with an
+	// error, so an empty URL would not let the user back to the CA
+	// question (forward, the checks hold).
+	backward bool
 }
 
 func (s *planStep) busy() bool { return false }
@@ -285,11 +290,11 @@ func (s *planStep) build(m *Model) *huh.Form {
 	}
 	caURL := huh.NewInput().Key("ca-url").Title("ACME directory URL of your CA").
 		Placeholder(placeholder(m.cfg.Caps, "https://ca.internal:9000/acme/acme/directory")).
-		Validate(validCAURL).
+		Validate(s.forward(validCAURL)).
 		Value(&s.a.CAURL)
 	caRoot := huh.NewInput().Key("ca-root").Title("Root certificate of your CA (PEM file; empty: the system's roots)").
 		Placeholder(placeholder(m.cfg.Caps, "/etc/step-ca/certs/root_ca.crt")).
-		Validate(validCARoot).
+		Validate(s.forward(validCARoot)).
 		Value(&s.a.CARoot)
 	challenge := huh.NewSelect[string]().Key("challenge").Title("Challenge").
 		Options(chOpts...).
@@ -358,6 +363,16 @@ func (s *planStep) textFocused() bool {
 	return ok
 }
 
+// forward is check, applied only when the user leaves the field forward.
+func (s *planStep) forward(check func(string) error) func(string) error {
+	return func(v string) error {
+		if s.backward {
+			return nil
+		}
+		return check(v)
+	}
+}
+
 // asked says whether the plan asks the question key with the answers so
 // far: the own CA's URL and root only for PlanOwnCA.
 func (s *planStep) asked(key string) bool {
@@ -390,6 +405,9 @@ func (s *planStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	// a character (the own CA's URL and root file are paths).
 	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "/" && !s.textFocused() {
 		return nil
+	}
+	if k, ok := msg.(tea.KeyMsg); ok {
+		s.backward = k.String() == "shift+tab" || k.String() == "esc" && s.textFocused()
 	}
 	// esc in the e-mail field leaves the field (back to the key type),
 	// as in the address field; the typed text stays.
