@@ -224,7 +224,7 @@ func (a *accessible) address() (Step, error) {
 		a.say("%s", plain(strings.Join(s.facts(m, c), "; ")))
 	}
 	if len(s.cands) == 0 {
-		a.say("No public address found: no echo, DNS or STUN service answered (offline, or outbound traffic blocked). Type the address, ask again once the network is back, or quit and run \"ipcert preflight\" (what is missing) or \"ipcert demo\" (the whole setup with a local test CA, no internet).")
+		a.say("No public address found: no echo, DNS or STUN service answered (offline, or outbound traffic blocked). Type the address, ask again once the network is back, or quit and run \"ipcert preflight\" (what is missing) or \"ipcert demo\" (the whole setup with a local test CA, no internet). An internal machine can get its certificate from your own ACME CA: type its address, then choose \"My own ACME CA\" in the plan.")
 	}
 	cs, valid := s.choices(m)
 	choice := ""
@@ -314,7 +314,7 @@ func (a *accessible) preflight() (Step, error) {
 		}
 		switch rep.Verdict {
 		case preflight.StatusFail:
-			a.say("Verdict: validation will probably fail until the failures are fixed. A staging rehearsal is the real test.")
+			a.say("Verdict: validation will probably fail until the failures are fixed; %s.", m.realTest())
 		case preflight.StatusWarn:
 			a.say("Verdict: no blocker found, but read the warnings.")
 		default:

@@ -460,7 +460,11 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	if m.cfg.Demo {
 		b.WriteString(ui.Wrap("The demo's CA validates over loopback, so it offers 127.0.0.1. For a real certificate this screen shows the public IPv4 and IPv6 addresses the internet sees.", w) + "\n\n")
 	} else {
-		b.WriteString(ui.Wrap("The address the certificate will name. Let's Encrypt connects to it on port 80 or 443 to check that it is yours.", w) + "\n\n")
+		who := "Let's Encrypt connects"
+		if m.ownCA() {
+			who = "Your ACME CA connects"
+		}
+		b.WriteString(ui.Wrap("The address the certificate will name. "+who+" to it on port 80 or 443 to check that it is yours.", w) + "\n\n")
 	}
 	if s.detecting {
 		b.WriteString("  " + m.spinner() + " asking echo, DNS and STUN services for this machine's address" + m.theme.Dots() + "\n")
@@ -495,9 +499,16 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 			msg = "No public address found: no echo, DNS or STUN service answered (offline, or outbound traffic blocked)."
 		}
 		b.WriteString(ui.Wrap(t.Warn.Render(msg), w) + "\n")
-		b.WriteString(ui.Wrap("Type the address (t), or ask again (r) once the network is back. "+
-			"Let's Encrypt must reach this machine from the internet to validate, so an offline machine cannot get a certificate; "+
-			t.Command("ipcert preflight")+" says what is missing, and "+t.Command("ipcert demo")+" walks the whole setup with a local test CA, no internet needed.", w) + "\n\n")
+		if m.ownCA() {
+			// An internal machine: the internet does not know it, and the
+			// own CA validates over its own network.
+			b.WriteString(ui.Wrap("Type this machine's address on your CA's network (t): your own ACME CA validates it there, no internet needed.", w) + "\n\n")
+		} else {
+			b.WriteString(ui.Wrap("Type the address (t), or ask again (r) once the network is back. "+
+				"Let's Encrypt must reach this machine from the internet to validate, so an offline machine cannot get a certificate from it ("+
+				"an internal one can from your own ACME CA: type its address, then choose \"My own ACME CA\" on the Plan screen); "+
+				t.Command("ipcert preflight")+" says what is missing, and "+t.Command("ipcert demo")+" walks the whole setup with a local test CA, no internet needed.", w) + "\n\n")
+		}
 	}
 	cur := "  "
 	if s.cursor == len(s.cands) && !s.typing {

@@ -276,10 +276,7 @@ func (s *preflightStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		b.WriteString("\n")
 		// What settles it: staging's validators from the internet; in the
 		// demo, the test CA's validation over loopback.
-		real := "a staging rehearsal is the real test and costs nothing"
-		if m.cfg.Demo {
-			real = "the test CA's own validation is the real test"
-		}
+		real := m.realTest()
 		switch s.report.Verdict {
 		case preflight.StatusFail:
 			b.WriteString(ui.Wrap(t.Fail.Render("Validation will probably fail")+" until the failures above are fixed. You may still go on: "+real+".", w))
@@ -314,4 +311,17 @@ func (m *Model) preflightRequest(mapPorts bool) PreflightRequest {
 		}
 	}
 	return req
+}
+
+// realTest says what settles whether validation works: staging's
+// validators from the internet; in the demo, the test CA's validation
+// over loopback; for an own ACME CA, that CA's validation.
+func (m *Model) realTest() string {
+	switch {
+	case m.cfg.Demo:
+		return "the test CA's own validation is the real test"
+	case m.preflightRequest(false).OwnCA:
+		return "your CA's own validation is the real test"
+	}
+	return "a staging rehearsal is the real test and costs nothing"
 }
