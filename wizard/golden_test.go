@@ -88,7 +88,7 @@ func walkCaps(t *testing.T, w, h int, c ui.Caps) (names []string, screens map[st
 	shot("address")
 	d.key("t")
 	d.typeText("10.0.0.5")
-	shot("address-refused")
+	shot("address-private")
 	d.key("esc")
 	d.key("enter")
 	d.until("the preflight report", func() bool { return m.pre.report != nil })
@@ -342,8 +342,8 @@ func TestNoColorSelectionMarks(t *testing.T) {
 	if v := plainView(c.View()); !agreed || !strings.Contains(v, "[x] I agree (y)") || !strings.Contains(v, "[ ] No (n)") {
 		t.Errorf("the agreement is not marked:\n%s", v)
 	}
-	if strings.Contains(screens["plan-email"], "you@example.org") || strings.Contains(screens["address-refused"], "203.0.113.7") {
-		t.Errorf("a placeholder looks like input:\n%s\n%s", screens["plan-email"], screens["address-refused"])
+	if strings.Contains(screens["plan-email"], "you@example.org") || strings.Contains(screens["address-private"], "203.0.113.7") {
+		t.Errorf("a placeholder looks like input:\n%s\n%s", screens["plan-email"], screens["address-private"])
 	}
 }
 
