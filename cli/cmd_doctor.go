@@ -38,7 +38,9 @@ Examples:
 challenge with ipcert's own responder (or the certificate's web root), and
 reports every validator request that arrived and from where. Staging's rate
 limits are generous and its certificates are thrown away: nothing in the
-store changes except the staging account.
+store changes except the staging account. A certificate of your own ACME CA
+(issued with --ca URL) is probed at that CA instead, trusting its --ca-root,
+and judged by that CA's rules, not Let's Encrypt's.
 
 Exit codes: 0 nothing wrong found; 1 a failure is stored, a check failed or
 the probe failed (the output says why and what to do); 2 bad flags;

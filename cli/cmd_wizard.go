@@ -38,6 +38,10 @@ Examples:
   sudo ipcert --accessible                     plain numbered questions (screen readers)
   ipcert demo                                  the same walk against a local test CA
 
+Your own ACME CA (step-ca for internal and private addresses): choose "My
+own ACME CA" on the Plan screen and give its directory URL and root file, or
+preset them with --ca https://CA/acme/acme/directory --ca-root root.pem.
+
 Every answer is also a flag (and an IPCERT_* variable); the screens start
 from them. Without a terminal, use the subcommands instead:
   ipcert issue --ip ADDR --ca staging|production --agree-tos
@@ -62,6 +66,9 @@ type wizardFlags struct {
 	accessible bool
 	ips        multiFlag
 	ca         string
+	caRoot     string
+	httpListen string
+	tlsListen  string
 	challenge  string
 	webroot    string
 	keyType    string
@@ -79,7 +86,10 @@ func (f *wizardFlags) register(fs *flag.FlagSet, demo bool) {
 	fs.StringVar(&f.challenge, "challenge", "", "preset challenge: http-01, tls-alpn-01 (with --webroot: http-01 into that root)")
 	if !demo {
 		fs.Var(&f.ips, "ip", "preset address(es) to certify (repeatable)")
-		fs.StringVar(&f.ca, "ca", "", "preset CA plan: rehearse (staging, then production), staging, production")
+		fs.StringVar(&f.ca, "ca", "", "preset CA plan: rehearse (staging, then production), staging, production, or the https:// directory URL of your own ACME CA")
+		fs.StringVar(&f.caRoot, "ca-root", "", "preset PEM root file of your own ACME CA's HTTPS (with --ca URL; default: the system's roots)")
+		fs.StringVar(&f.httpListen, "http-listen", "", "address:port of the built-in http-01 responder (default :80)")
+		fs.StringVar(&f.tlsListen, "tls-listen", "", "address:port of the built-in tls-alpn-01 responder (default :443)")
 		fs.StringVar(&f.webroot, "webroot", "", "preset web root for http-01")
 	}
 }
@@ -96,9 +106,37 @@ func (f *wizardFlags) answers() (wizard.Answers, error) {
 	}
 	switch f.ca {
 	case "", wizard.PlanRehearse, cachoice.Staging, cachoice.Production:
+	case cachoice.Local:
+		return a, fmt.Errorf("--ca local: the wizard with the local test CA is ipcert demo")
 	default:
-		return a, fmt.Errorf("--ca %q: the wizard offers rehearse, staging or production (the local test CA: ipcert demo; other CAs: ipcert issue --ca URL)", f.ca)
+		// An own ACME CA's directory, checked like issue's --ca URL.
+		if !strings.HasPrefix(f.ca, "https://") {
+			return a, fmt.Errorf("--ca %q: the wizard offers rehearse, staging, production or the https:// directory URL of your own ACME CA (the local test CA: ipcert demo)", f.ca)
+		}
+		if _, err := validateCA(f.ca); err != nil {
+			return a, err
+		}
+		a.CA, a.CAURL = wizard.PlanOwnCA, f.ca
 	}
+	if f.caRoot != "" {
+		if a.CA != wizard.PlanOwnCA {
+			return a, errors.New("--ca-root goes with --ca URL (your own ACME CA); Let's Encrypt's roots are the system's")
+		}
+		if err := validateCARoot(f.caRoot); err != nil {
+			return a, err
+		}
+		// renew runs from another directory (the timer: /).
+		a.CARoot, _ = filepath.Abs(f.caRoot)
+	}
+	for _, l := range []struct{ flag, v string }{{"--http-listen", f.httpListen}, {"--tls-listen", f.tlsListen}} {
+		if l.v == "" {
+			continue
+		}
+		if err := validateListen(l.v); err != nil {
+			return a, fmt.Errorf("%s: %w", l.flag, err)
+		}
+	}
+	a.HTTPListen, a.TLSListen = f.httpListen, f.tlsListen
 	switch f.challenge {
 	case "":
 	case acmeflow.ChallengeHTTP01:

@@ -121,7 +121,13 @@ func TestWizardFlagErrors(t *testing.T) {
 	}{
 		{[]string{"wizard", "--challenge", "dns-01"}, "dns-01 cannot validate an IP address"},
 		{[]string{"wizard", "--ip", "10.0.0.1/8"}, "--ip"},
-		{[]string{"wizard", "--ca", "https://example.org/dir"}, "the wizard offers rehearse, staging or production"},
+		{[]string{"wizard", "--ca", "http://example.org/dir"}, "the https:// directory URL of your own ACME CA"},
+		{[]string{"wizard", "--ca", "example"}, "the wizard offers rehearse, staging, production or the https:// directory URL"},
+		{[]string{"wizard", "--ca", "local"}, "ipcert demo"},
+		{[]string{"wizard", "--ca-root", "/etc/hostname"}, "--ca-root goes with --ca URL"},
+		{[]string{"wizard", "--ca", "https://ca.internal/acme/acme/directory", "--ca-root", "/nonexistent/root.pem"}, "--ca-root: open /nonexistent/root.pem: no such file or directory"},
+		{[]string{"wizard", "--ca", "https://ca.internal/acme/acme/directory", "--ca-root", "/etc/hostname"}, "--ca-root /etc/hostname holds no PEM certificate"},
+		{[]string{"wizard", "--http-listen", "80"}, "--http-listen"},
 		{[]string{"demo", "--key-type", "dsa"}, "--key-type"},
 	} {
 		code, _, errs := wizardRunCmd(t, "", nil, c.args...)

@@ -142,7 +142,7 @@ func TestWizardStoresTheShownDiagnosis(t *testing.T) {
 	pre := deps.Preflight
 	deps.Preflight = func(ctx context.Context, req wizard.PreflightRequest, progress func(preflight.Event)) preflight.Report {
 		if !held {
-			ca, err := deps.OpenCA(cachoice.Local)
+			ca, err := deps.OpenCA(cachoice.Local, "")
 			if err != nil {
 				t.Error(err)
 			} else {

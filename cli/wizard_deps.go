@@ -67,10 +67,11 @@ func wizardDeps(w wizardWiring) (wizard.Deps, error) {
 	if !w.Demo {
 		d.DetectPublic = func(ctx context.Context) preflight.PublicAddrs { return preflight.DetectPublic(ctx, env) }
 		d.Preflight = func(ctx context.Context, req wizard.PreflightRequest, progress func(preflight.Event)) preflight.Report {
-			return preflight.Run(ctx, env, preflight.Options{IPs: req.Addrs, MapPorts: req.MapPorts, SelfFetch: true}, progress)
+			return preflight.Run(ctx, env, preflight.Options{IPs: req.Addrs, MapPorts: req.MapPorts, OwnCA: req.OwnCA, SelfFetch: true}, progress)
 		}
-		d.OpenCA = func(choice string) (*cachoice.CA, error) {
-			return cachoice.Open(choice, cachoice.Options{Log: debugWriter()})
+		// As "ipcert issue --ca CHOICE --ca-root FILE" opens it.
+		d.OpenCA = func(choice, rootFile string) (*cachoice.CA, error) {
+			return cachoice.Open(choice, cachoice.Options{RootFile: rootFile, Log: debugWriter()})
 		}
 		d.Rehearsal = &acmeflow.Engine{Store: w.Rehearsal, UserAgent: "ipcert/" + version}
 		d.RehearsalStore = w.Rehearsal
@@ -104,7 +105,7 @@ func wizardDeps(w wizardWiring) (wizard.Deps, error) {
 		}
 		return preflight.Run(ctx, env, opts, progress)
 	}
-	d.OpenCA = func(choice string) (*cachoice.CA, error) {
+	d.OpenCA = func(choice, _ string) (*cachoice.CA, error) {
 		if choice != cachoice.Local {
 			return nil, fmt.Errorf("the demo uses only the local test CA, not %q", choice)
 		}
@@ -321,9 +322,18 @@ func wizardVerify(roots func() *x509.CertPool, target func(*acmeflow.Issued) (st
 			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
 		}
 		defer done()
+		pool, rootArg := roots(), ""
+		if r := iss.Renewal; r != nil && r.CARoot != "" && cachoice.IsOwn(r.CA) {
+			// An own ACME CA: its browsers trust its root, the --ca-root
+			// (step-ca signs its HTTPS and its certificates under the same
+			// root), as "ipcert verify ADDR --root FILE" does.
+			if p, err := verifyLoadRoots(r.CARoot); err == nil {
+				pool, rootArg = p, " --root "+r.CARoot
+			}
+		}
 		// Right after the reload: give the server its grace to pick the
 		// new certificate up (deploy.ReloadGrace).
-		res, _, err := deploy.WaitServed(ctx, addr, iss.Cert.Leaf, 0, deploy.VerifyOptions{Roots: roots()})
+		res, _, err := deploy.WaitServed(ctx, addr, iss.Cert.Leaf, 0, deploy.VerifyOptions{Roots: pool})
 		if err != nil {
 			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
 		}
@@ -345,10 +355,10 @@ func wizardVerify(roots func() *x509.CertPool, target func(*acmeflow.Issued) (st
 			rep.Status = ui.OK
 		case deploy.Unreachable:
 			rep.Status = ui.Fail
-			rep.Fix = "install the snippet (the Install step) and make sure the web server runs; then: ipcert verify " + addr
+			rep.Fix = "install the snippet (the Install step) and make sure the web server runs; then: ipcert verify " + addr + rootArg
 		default:
 			rep.Status = ui.Fail
-			rep.Fix = "reload the web server so it reads the new files, then: ipcert verify " + addr
+			rep.Fix = "reload the web server so it reads the new files, then: ipcert verify " + addr + rootArg
 		}
 		return rep
 	}

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -62,6 +64,26 @@ func TestWizardVerifyServedAndUnreachable(t *testing.T) {
 	rep = wizardVerify(roots, func(*acmeflow.Issued) (string, func(), error) { return closed, func() {}, nil })(context.Background(), iss)
 	if rep.Status != ui.Fail || !strings.Contains(rep.Fix, "ipcert verify "+closed) {
 		t.Errorf("closed port: %+v", rep)
+	}
+}
+
+// TestWizardVerifyOwnCARoot: a certificate of an own ACME CA is checked
+// the way that CA's browsers see it, trusting its --ca-root (here the
+// test CA's root stands for it), not the system's roots, which would
+// refuse every such certificate.
+func TestWizardVerifyOwnCARoot(t *testing.T) {
+	st, iss, ca := wizardIssueLocal(t)
+	root := filepath.Join(t.TempDir(), "root.pem")
+	if err := os.WriteFile(root, ca.RootPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := *iss.Renewal
+	r.CA, r.CARoot = "https://ca.internal:9000/acme/acme/directory", root
+	own := *iss
+	own.Renewal = &r
+	rep := wizardVerify(systemRoots, demoServeTarget(st))(context.Background(), &own)
+	if rep.Status != ui.OK || !slices.Contains(rep.Lines, "a browser trusting the CA accepts it") {
+		t.Errorf("own CA's certificate, checked with its root: %+v", rep)
 	}
 }
 

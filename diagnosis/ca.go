@@ -37,8 +37,12 @@ func (g *diag) caTransport() bool {
 			"Check /etc/resolv.conf and the network; try: getent hosts "+dnsErr.Name, "getent hosts "+dnsErr.Name, true)
 		g.d.Retry = "when DNS works again"
 	case errors.Is(err, syscall.ECONNREFUSED):
+		fix := "Check the --ca URL; for Let's Encrypt use --ca staging or --ca production."
+		if g.own() {
+			fix = "Check that your CA runs and listens at " + ca + " (the --ca URL), and that no firewall between rejects it."
+		}
 		g.set(DiagCARefused, "The CA refused the connection", "Nothing listens at "+ca+": a wrong --ca URL, a local test CA that is not running, or an outbound proxy/firewall that rejects it.",
-			"Check the --ca URL; for Let's Encrypt use --ca staging or --ca production.", "", true)
+			fix, "", true)
 		g.d.Retry = "after checking the URL; at once if the CA was merely restarting"
 	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr), errors.As(err, &recErr),
 		// Go's crypto/x509, crypto/tls and net/http wording towards the CA
@@ -47,8 +51,16 @@ func (g *diag) caTransport() bool {
 		g.set(DiagCATLS, "Cannot talk TLS to the CA", "The HTTPS connection to "+ca+" failed: "+g.errText()+". A TLS-intercepting proxy, a missing CA root (custom CA: --ca-root), a wrong clock, or a plain-HTTP URL.",
 			"Check the system time (timedatectl), the system roots (ca-certificates), any HTTPS proxy; for a private ACME CA give its root with --ca-root.", "timedatectl", false)
 	case isTimeout(err):
-		g.set(DiagCATimeout, "The CA did not answer in time", "The request to "+ca+" timed out: no outbound internet, a firewall dropping outbound HTTPS, or the CA is overloaded.",
-			"Check outbound HTTPS (curl -sI https://acme-staging-v02.api.letsencrypt.org/directory) and https://letsencrypt.status.io.", "curl -sI https://acme-staging-v02.api.letsencrypt.org/directory", true)
+		fix, cmd := "Check outbound HTTPS (curl -sI https://acme-staging-v02.api.letsencrypt.org/directory) and https://letsencrypt.status.io.", "curl -sI https://acme-staging-v02.api.letsencrypt.org/directory"
+		if g.own() {
+			cmd = "curl -sI " + g.ev.CA
+			if g.ev.CARoot != "" {
+				cmd = "curl -sI --cacert " + g.ev.CARoot + " " + g.ev.CA
+			}
+			fix = "Check that your CA runs and that this machine reaches it: " + cmd
+		}
+		g.set(DiagCATimeout, "The CA did not answer in time", "The request to "+ca+" timed out: no route or a firewall dropping HTTPS to it, or the CA is overloaded.",
+			fix, cmd, true)
 		g.d.Retry = "in a few minutes"
 	// Go's net wording when the errno was lost in a wrapped text.
 	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH), contains(t, "network is unreachable", "no route to host", "connection reset"):
@@ -175,6 +187,17 @@ var rateLimits = []struct{ anchor, text, name, advice string }{
 }
 
 func (g *diag) rateLimited(t string) {
+	if g.own() {
+		// Let's Encrypt's limits and their names are Let's Encrypt's; an
+		// own CA has its own, if any.
+		g.set(DiagRateLimited, "Rate limited by the CA", "Your CA refused the request because of one of its own limits: "+g.errText()+". Retrying earlier only extends the wait.",
+			"Wait for the time the CA names (Retry-After), then retry once; its limits are in the CA's configuration.", "", true)
+		if ra := g.retryAfterHeader(); ra > 0 {
+			g.d.RetryAfter = ra
+			g.evidence("Retry-After: %s", ra.Round(time.Second))
+		}
+		return
+	}
 	limit := ""
 	advice := "Wait, then retry once; rehearse on staging, whose limits are far higher."
 	for _, r := range rateLimits {
@@ -225,6 +248,9 @@ func (g *diag) rejected(t string) {
 	case contains(t, "canonical", "ip address is invalid"):
 		g.set(DiagRejectedCanonical, "The address is not written canonically", "ACME wants the RFC 5952 form of an IP address (lower case, shortest, no zone, no leading zeros): "+g.d.Problem.Detail+".",
 			"Give the address as ipcert prints it (netip form), e.g. 2001:db8::7 rather than 2001:0db8:0:0::7.", "", false)
+	case g.own():
+		g.set(DiagRejectedIdentifier, "The CA refuses this address", "Your CA's policy does not allow this address: "+g.d.Problem.Detail+".",
+			"Allow the address in the CA's policy (step-ca: the provisioner's or authority's policy x509 allow ips), or certify an address it allows.", "", false)
 	default:
 		g.set(DiagRejectedReserved, "Let's Encrypt refuses this address", "The address is in an IANA special-purpose block (private, loopback, CGNAT 100.64/10, documentation, ...) or otherwise forbidden by policy: "+g.d.Problem.Detail+".",
 			"Certify the machine's public address (ipcert preflight finds it); behind CGNAT use IPv6 or get a public IPv4.", "ipcert preflight", false)
@@ -246,7 +272,7 @@ func (g *diag) account() {
 			"Give a working address with --email, or none at all (it is optional).", g.stagingCmd("--email you@example.org"), false)
 	case acmeflow.ProblemNS + "externalAccountRequired":
 		g.set(DiagAccount, "The CA needs external account binding", "This CA only registers accounts bound to an existing customer account (EAB); Let's Encrypt never does.",
-			"Use Let's Encrypt, or a CA account with EAB credentials (not supported by ipcert).", g.stagingCmd(""), false)
+			ebaFix(g.own()), g.stagingCmd(""), false)
 	case acmeflow.ProblemNS + "userActionRequired":
 		g.set(DiagAccount, "The CA needs you to act", "The CA asks for an action, usually agreeing to new terms of service: "+p.Detail+".",
 			"Open the URL in the message (or the terms), then run again with --agree-tos.", g.stagingCmd("--agree-tos"), false)
@@ -271,4 +297,11 @@ func (g *diag) jws(t string) bool {
 	g.set(DiagJWS, "The CA rejected our signed request", "Every ACME request is signed with the account key (JWS, RFC 8555 section 6.2), and this one was refused or could not be made: "+g.errText()+". Usually a damaged or foreign account key in the state directory, or a proxy that changes the request body.",
 		"Bypass any HTTP(S) proxy for the CA (NO_PROXY); if it persists, move the account folder aside (ipcert registers a new account) and run again.", "ls -la /etc/ipcert/accounts", false)
 	return true
+}
+
+func ebaFix(own bool) string {
+	if own {
+		return "Turn external account binding off for the CA's ACME provisioner, or use one without it (ipcert does not support EAB)."
+	}
+	return "Use Let's Encrypt, or a CA account with EAB credentials (not supported by ipcert)."
 }

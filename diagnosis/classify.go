@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
 )
 
@@ -77,13 +78,25 @@ func (g *diag) port() int {
 	return 80
 }
 
-// stagingCmd is the rehearsal command for the failed identifiers.
+// own says the CA is an ACME CA of the user's own (cachoice.IsOwn): none
+// of Let's Encrypt's rules, limits or staging apply to it.
+func (g *diag) own() bool { return cachoice.IsOwn(g.ev.CA) }
+
+// stagingCmd is the rehearsal command for the failed identifiers: on
+// Let's Encrypt staging, or again on the user's own CA (its root too).
 func (g *diag) stagingCmd(extra string) string {
 	ip := g.d.Identifier
 	if ip == "" {
 		ip = "ADDR"
 	}
 	cmd := "ipcert issue --ca staging --ip " + ip
+	if g.own() {
+		cmd = "ipcert issue --ca " + g.ev.CA
+		if g.ev.CARoot != "" {
+			cmd += " --ca-root " + g.ev.CARoot
+		}
+		cmd += " --ip " + ip
+	}
 	if g.ev.Challenge != "" && g.ev.Challenge != acmeflow.ChallengeHTTP01 {
 		cmd += " --challenge " + g.ev.Challenge
 	}
@@ -156,6 +169,10 @@ func (g *diag) classify() {
 			"Wait for the other run to finish, then run again.", "ipcert status", true)
 		g.d.Retry = "when the other run has finished (usually seconds)"
 		return
+	case errors.Is(g.err, acmeflow.ErrBadAddress) && g.own():
+		g.set(DiagBadAddress, "No CA can validate this address", g.errText(),
+			"Give an address the CA can connect to (this machine's address on the CA's network).", "", false)
+		return
 	case errors.Is(g.err, acmeflow.ErrBadAddress):
 		g.set(DiagBadAddress, "Let's Encrypt will not certify this address", g.errText(),
 			"Use this machine's public address (ipcert preflight finds it), or rehearse loopback addresses with the local test CA.", "ipcert preflight", false)
@@ -205,9 +222,11 @@ func (g *diag) classify() {
 	if g.jws(t) {
 		return
 	}
-	g.set(DiagUnknown, fmt.Sprintf("Failed at the %s step", g.d.Step), g.errText(),
-		"Check the address, ports and firewall, then rehearse on staging; \"ipcert doctor --probe\" tests reachability from the outside.",
-		"ipcert preflight", false)
+	fix := "Check the address, ports and firewall, then rehearse on staging; \"ipcert doctor --probe\" tests reachability from the outside."
+	if g.own() {
+		fix = "Check the address, ports and firewall between your CA and this machine, then run again; \"ipcert doctor NAME --probe\" orders from your CA to test."
+	}
+	g.set(DiagUnknown, fmt.Sprintf("Failed at the %s step", g.d.Step), g.errText(), fix, "ipcert preflight", false)
 }
 
 var (

@@ -58,6 +58,10 @@ type Diagnosis struct {
 	Challenge string `json:"challenge,omitempty"`
 	WebRoot   string `json:"webroot,omitempty"`
 	Port      int    `json:"port,omitempty"`
+
+	// ownCA: the CA is the user's own ACME CA (WriteFailure's next step
+	// is a probe at that CA, not at Let's Encrypt staging).
+	ownCA bool
 }
 
 // Diagnosis codes.
@@ -144,6 +148,7 @@ func Diagnose(err error, ev Evidence) Diagnosis {
 	d.Validators = ev.Seen
 	ev.Seen = seenFor(ev.Seen, d.Identifier)
 	dg := &diag{d: &d, ev: ev, err: err}
+	d.ownCA = dg.own()
 	dg.inferChallenge()
 	d.Challenge, d.WebRoot = dg.ev.Challenge, ev.WebRoot
 	if d.Step == acmeflow.StepChallenge || d.Step == acmeflow.StepResponder {

@@ -36,7 +36,8 @@ type Target struct {
 	addrs   []netip.Addr
 }
 
-// Order is the outcome of doctor's --probe: a real order on staging.
+// Order is the outcome of doctor's --probe: a real order on staging (on
+// the certificate's own CA for an own ACME CA).
 type Order struct {
 	CA         string                      `json:"ca"`
 	OK         bool                        `json:"ok"`
@@ -227,7 +228,14 @@ func (t *Target) Examine(ctx context.Context, o *DoctorOptions, progress io.Writ
 		port = tlsPort
 	}
 	fmt.Fprintf(progress, "Checking %s (%s on port %d)...\n", strings.Join(t.Identifiers, ", "), challenge, port)
-	rep := Preflight(ctx, t.addrs, local, httpPort, tlsPort, o.Offline)
+	ca := t.CA
+	if t.renewal == nil {
+		ca = o.ProbeCA // a bare address is judged for the CA the probe would use
+	}
+	if local {
+		ca = cachoice.Local
+	}
+	rep := Preflight(ctx, t.addrs, ca, httpPort, tlsPort, o.Offline)
 	for _, r := range rep.Results {
 		if r.Status != preflight.StatusSkipped || r.Summary != "" {
 			t.Checks = append(t.Checks, r)
@@ -235,7 +243,11 @@ func (t *Target) Examine(ctx context.Context, o *DoctorOptions, progress io.Writ
 	}
 	// The same builder as issue, renew and the wizard; the ports are the
 	// ones just checked (the failed attempt's, when it recorded one).
-	ev := Attempt{Challenge: challenge, WebRoot: webroot, CA: t.CA}.Evidence(time.Now())
+	att := Attempt{Challenge: challenge, WebRoot: webroot, CA: t.CA, HTTPListen: httpListen, TLSListen: tlsListen}
+	if t.renewal != nil {
+		att.CARoot = t.renewal.CARoot
+	}
+	ev := att.Evidence(time.Now())
 	ev.HTTPPort, ev.TLSPort = httpPort, tlsPort
 	ev.AddPreflight(rep)
 	for _, a := range t.addrs {
@@ -284,8 +296,15 @@ func (t *Target) ProbeOrder(ctx context.Context, st *store.Store, o *DoctorOptio
 			tlsListen = "127.0.0.1:0"
 		}
 	}
-	out := &Order{CA: o.ProbeCA, Validators: []acmeflow.ValidatorRequest{}, WebRoot: webroot}
-	ca, err := cachoice.Open(o.ProbeCA, cachoice.Options{HTTPListen: httpListen, TLSListen: tlsListen, Log: o.Log})
+	// A certificate of an own ACME CA is probed at that CA, trusting its
+	// root: Let's Encrypt staging would test nothing it does (and refuses
+	// the private addresses such a CA certifies).
+	choice, root := o.ProbeCA, ""
+	if r := t.renewal; r != nil && cachoice.IsOwn(r.CA) {
+		choice, root = r.CA, r.CARoot
+	}
+	out := &Order{CA: choice, Validators: []acmeflow.ValidatorRequest{}, WebRoot: webroot}
+	ca, err := cachoice.Open(choice, cachoice.Options{HTTPListen: httpListen, TLSListen: tlsListen, RootFile: root, Log: o.Log})
 	if err != nil {
 		d := Diagnose(err, Evidence{})
 		out.Diagnosis = &d
@@ -309,7 +328,7 @@ func (t *Target) ProbeOrder(ctx context.Context, st *store.Store, o *DoctorOptio
 			fmt.Fprintf(progress, "  -> %s\n", ev.Message)
 		}
 	}
-	fmt.Fprintf(progress, "Probe: a real order for %s on %s\n", strings.Join(t.Identifiers, ", "), cachoice.Describe(o.ProbeCA))
+	fmt.Fprintf(progress, "Probe: a real order for %s on %s\n", strings.Join(t.Identifiers, ", "), cachoice.Describe(choice))
 	pctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	start := time.Now()
@@ -322,7 +341,7 @@ func (t *Target) ProbeOrder(ctx context.Context, st *store.Store, o *DoctorOptio
 		out.OK = true
 		return out
 	}
-	d := Diagnose(err, AttemptOf(&req, ca, o.ProbeCA).Evidence(time.Now()))
+	d := Diagnose(err, AttemptOf(&req, ca, choice).Evidence(time.Now()))
 	out.Diagnosis = &d
 	return out
 }

@@ -37,6 +37,14 @@ type Evidence struct {
 	SeenKnown bool
 	// CA is the user's choice: staging, production, local, or a URL.
 	CA string
+	// CARoot is the PEM root file trusted for a URL CA's HTTPS (--ca-root),
+	// for the commands of the fix.
+	CARoot string
+	// Responder is where ipcert's own responder listened for the
+	// challenge (--http-listen, --tls-listen: ":80" when unset). For an
+	// own ACME CA that validates on the standard ports (RFC 8555), a
+	// responder on another port explains why no request reached it.
+	Responder string
 	// From the preflight checks.
 	NAT       string   // direct, cloud-1to1, home-nat, cgnat, double-nat, nat, unknown
 	Cloud     string   // aws, gcp, azure, oracle...
@@ -64,17 +72,24 @@ type Attempt struct {
 	// ports (HTTPListen, TLSListen) rather than on 80 and 443.
 	Local                 bool
 	HTTPListen, TLSListen string
+	// CARoot is the --ca-root of a URL CA.
+	CARoot string
 }
 
 // AttemptOf is the attempt of an engine request made for the CA ca (nil
 // when the CA could not even be opened; choice names it then).
 func AttemptOf(req *acmeflow.Request, ca *cachoice.CA, choice string) Attempt {
-	a := Attempt{Challenge: req.Challenge, WebRoot: req.WebRoot, CA: choice}
+	a := Attempt{Challenge: req.Challenge, WebRoot: req.WebRoot, CA: choice, HTTPListen: req.HTTPListen, TLSListen: req.TLSListen}
 	if ca != nil {
-		a.CA, a.Local = ca.Choice, ca.Local
+		a.CA, a.Local, a.CARoot = ca.Choice, ca.Local, ca.RootFile
 		// The local CA validates on the responder's ports, which the CA
 		// value carries (cachoice.CA.Apply copies them into the request).
-		a.HTTPListen, a.TLSListen = ca.HTTPListen, ca.TLSListen
+		if ca.Local || a.HTTPListen == "" {
+			a.HTTPListen = ca.HTTPListen
+		}
+		if ca.Local || a.TLSListen == "" {
+			a.TLSListen = ca.TLSListen
+		}
 	}
 	return a
 }
@@ -83,14 +98,20 @@ func AttemptOf(req *acmeflow.Request, ca *cachoice.CA, choice string) Attempt {
 // attempts: the challenge, the web root, the CA and the responder's
 // addresses.
 func RenewalAttempt(r *store.Renewal) Attempt {
-	return Attempt{Challenge: r.Challenge, WebRoot: r.WebRoot, CA: r.CA, Local: r.CA == cachoice.Local, HTTPListen: r.HTTPListen, TLSListen: r.TLSListen}
+	return Attempt{Challenge: r.Challenge, WebRoot: r.WebRoot, CA: r.CA, Local: r.CA == cachoice.Local, HTTPListen: r.HTTPListen, TLSListen: r.TLSListen, CARoot: r.CARoot}
 }
 
 // Evidence is the attempt's evidence: the challenge, the web root and the
 // validation ports (80 and 443 for Let's Encrypt, FACTS.md; the
 // responder's own for the local test CA).
 func (a Attempt) Evidence(now time.Time) Evidence {
-	ev := Evidence{Challenge: a.Challenge, WebRoot: a.WebRoot, HTTPPort: 80, TLSPort: 443, CA: a.CA, Now: now}
+	ev := Evidence{Challenge: a.Challenge, WebRoot: a.WebRoot, HTTPPort: 80, TLSPort: 443, CA: a.CA, CARoot: a.CARoot, Now: now}
+	if a.WebRoot == "" {
+		ev.Responder = a.HTTPListen
+		if a.Challenge == acmeflow.ChallengeTLSALPN01 {
+			ev.Responder = a.TLSListen
+		}
+	}
 	if a.Local {
 		ev.HTTPPort, ev.TLSPort = acmeflow.PortOf(a.HTTPListen), acmeflow.PortOf(a.TLSListen)
 		if a.WebRoot != "" {
@@ -155,7 +176,7 @@ func (ev *Evidence) Gather(ctx context.Context, err error) {
 	if perr == nil {
 		addrs = append(addrs, a)
 	}
-	rep := Preflight(ctx, addrs, ev.CA == cachoice.Local, ev.HTTPPort, ev.TLSPort, true)
+	rep := Preflight(ctx, addrs, ev.CA, ev.HTTPPort, ev.TLSPort, true)
 	ev.AddPreflight(rep)
 	if ev.Probe == nil && perr == nil && ae.Step == acmeflow.StepChallenge {
 		p := ProbeValidationPort(ctx, a, port, ev.Challenge)
@@ -164,13 +185,19 @@ func (ev *Evidence) Gather(ctx context.Context, err error) {
 }
 
 // Preflight runs the preflight checks that bear on validation for the
-// addresses: the one place diagnosis (doctor, and Gather) calls preflight.
-func Preflight(ctx context.Context, addrs []netip.Addr, local bool, httpPort, tlsPort int, offline bool) preflight.Report {
+// addresses and the CA choice ca: the one place diagnosis (doctor, and
+// Gather) calls preflight. For the local test CA and an own ACME CA the
+// address is left to that CA (not Let's Encrypt's policy); for an own CA
+// the NAT check, which asks the internet for this machine's public
+// address, does not run: such a CA validates from its own network (an
+// internal address has no public one).
+func Preflight(ctx context.Context, addrs []netip.Addr, ca string, httpPort, tlsPort int, offline bool) preflight.Report {
+	local, own := cachoice.IsLocal(ca), cachoice.IsOwn(ca)
 	only := []string{preflight.IDInterfaces, preflight.IDPorts, preflight.IDPrivilege, preflight.IDWebServers, preflight.IDFirewall, preflight.IDAddress}
-	if !offline {
+	if !offline && !own {
 		only = append(only, preflight.IDNAT)
 	}
-	opts := preflight.Options{IPs: addrs, LocalCA: local, HTTPPort: httpPort, TLSPort: tlsPort, Only: only}
+	opts := preflight.Options{IPs: addrs, LocalCA: local, OwnCA: own, HTTPPort: httpPort, TLSPort: tlsPort, Only: only}
 	return preflight.Run(ctx, preflight.DefaultEnv(), opts, nil)
 }
 

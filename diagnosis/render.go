@@ -46,7 +46,11 @@ func Write(w io.Writer, d Diagnosis) {
 // go next: doctor, unless the fix already is doctor.
 func WriteFailure(w io.Writer, d Diagnosis) {
 	Write(w, d)
-	if !strings.HasPrefix(d.Command, "ipcert doctor") {
+	switch {
+	case strings.HasPrefix(d.Command, "ipcert doctor"):
+	case d.ownCA:
+		fmt.Fprintln(w, "Run \"ipcert doctor\" to re-check this later, or \"ipcert doctor NAME --probe\" for a real test from your CA.")
+	default:
 		fmt.Fprintln(w, "Run \"ipcert doctor\" to re-check this later, or \"ipcert doctor ADDR --probe\" for a real test from Let's Encrypt staging.")
 	}
 }

@@ -40,7 +40,24 @@ func (g *diag) validation(t string) {
 	natHint := g.natHint(port)
 	openCmd := fmt.Sprintf("sudo ufw allow %d/tcp", port)
 
+	if elsewhere := g.responderElsewhere(port, none); elsewhere != "" {
+		// An own CA validates on the standard ports (RFC 8555 section
+		// 8.3: http-01 on 80; RFC 8737: tls-alpn-01 on 443) unless it is
+		// set up otherwise; nothing reached the responder on another.
+		g.set(DiagConnectRefused, "Nothing answered on the port the CA validates on",
+			fmt.Sprintf("Your CA validates %s on port %d of the address (the ACME standard port, unless the CA is set up otherwise), but ipcert's responder listened on %s: none of the CA's requests reached it, so nothing of ipcert's answered where the CA knocked.%s", g.ev.Challenge, port, elsewhere, fw),
+			fmt.Sprintf("Let the responder listen where the CA validates (--%s-listen :%d, the default), or set the CA up to validate on port %d (step-ca: --acme-%s-port %d, meant for tests); then run again.", listenFlag(g.ev.Challenge), port, acmeflow.PortOf(elsewhere), listenFlag(g.ev.Challenge), acmeflow.PortOf(elsewhere)),
+			"ss -ltnp", false)
+		g.evidence("ipcert's responder listened on %s; the CA validates %s on port %d", elsewhere, g.ev.Challenge, port)
+		return
+	}
 	switch {
+	case secondary && g.own() || g.own() && ours && answered > 0 && !contains(t, "incorrect validation certificate", "did not match", "cannot negotiate alpn"):
+		g.set(DiagSecondary, "The CA's validator was answered, but the CA refused", "Some of your CA's validation requests reached ipcert's responder and were answered, yet the CA failed the challenge: the CA validates from more than one place, or something on the path changed the answer.",
+			"Read the CA's log for the validation of this challenge, and make sure every place it validates from reaches the address directly.", g.stagingCmd(""), false)
+		if ours {
+			g.evidence("our responder answered %d of %d validator requests, from %s", answered, len(seen), remotes(seen))
+		}
 	case secondary || ours && answered > 0 && !contains(t, "incorrect validation certificate", "did not match", "cannot negotiate alpn"):
 		g.set(DiagSecondary, "Some validators were blocked", "The primary validator reached this machine but the remote perspectives (other regions) did not: a filter by origin such as geo-blocking, fail2ban/CrowdSec, or a WAF or DDoS filter. Let's Encrypt validates from several places and all must succeed (FACTS.md).",
 			fmt.Sprintf("Leave tcp port %d open to the whole internet, v4 and v6, while validating; whitelist the ACME challenge path in the WAF; do not geo-block it.", port), "ipcert doctor --probe", false)
@@ -307,4 +324,26 @@ func remotes(seen []acmeflow.ValidatorRequest) string {
 		return "nowhere"
 	}
 	return strings.Join(out, ", ")
+}
+
+// responderElsewhere is where ipcert's responder listened, when the CA is
+// the user's own, none of its requests reached the responder, and the
+// responder was on another port than the one the CA validates on.
+func (g *diag) responderElsewhere(port int, none bool) string {
+	if !g.own() || !none || g.ev.Responder == "" {
+		return ""
+	}
+	if p := acmeflow.PortOf(g.ev.Responder); p != 0 && p != port {
+		return g.ev.Responder
+	}
+	return ""
+}
+
+// listenFlag is the responder flag's stem for a challenge (--http-listen,
+// --tls-listen) and step-ca's (--acme-http-port, --acme-tls-port).
+func listenFlag(challenge string) string {
+	if challenge == acmeflow.ChallengeTLSALPN01 {
+		return "tls"
+	}
+	return "http"
 }

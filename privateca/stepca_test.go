@@ -178,11 +178,14 @@ type caOpts struct {
 
 // stepCA is a running step-ca.
 type stepCA struct {
-	Dir       string
-	Directory string // the ACME directory URL
-	PKI       pki
-	cmd       *exec.Cmd
-	log       *testkit.Buffer
+	Dir                  string
+	Directory            string // the ACME directory URL
+	PKI                  pki
+	cmd                  *exec.Cmd
+	log                  *testkit.Buffer
+	exited               chan error
+	bin, cfgFile, listen string
+	o                    caOpts
 }
 
 // startStepCA writes a ca.json with one ACME provisioner ("acme",
@@ -222,44 +225,52 @@ func startStepCA(t *testing.T, o caOpts) *stepCA {
 	if err := os.WriteFile(cfgFile, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	ca := &stepCA{Dir: dir, Directory: "https://" + listen + "/acme/acme/directory", PKI: p, bin: bin, cfgFile: cfgFile, listen: listen, o: o}
+	ca.start(t)
+	t.Cleanup(func() {
+		ca.stop()
+		if t.Failed() {
+			t.Logf("step-ca log:\n%s", ca.log.String())
+		}
+	})
+	return ca
+}
+
+// start runs step-ca on its configuration and waits until it serves.
+func (ca *stepCA) start(t *testing.T) {
+	t.Helper()
+	o := ca.o
 	var args []string
 	if o.HTTPPort != 0 || o.TLSPort != 0 {
 		args = append(args, "--insecure", "--acme-http-port", strconv.Itoa(o.HTTPPort), "--acme-tls-port", strconv.Itoa(o.TLSPort))
 	}
-	args = append(args, cfgFile)
-	name := bin
+	args = append(args, ca.cfgFile)
+	name := ca.bin
 	if o.Netns != "" {
-		args = append([]string{"netns", "exec", o.Netns, bin}, args...)
+		args = append([]string{"netns", "exec", o.Netns, ca.bin}, args...)
 		name = "ip"
 	}
 	cmd := exec.Command(name, args...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "STEPPATH=" + filepath.Join(dir, "step")}
-	log := &testkit.Buffer{}
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + ca.Dir, "STEPPATH=" + filepath.Join(ca.Dir, "step")}
+	if ca.log == nil {
+		ca.log = &testkit.Buffer{}
+	}
+	log := ca.log
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	serving := strings.Count(log.String(), "Serving HTTPS on "+ca.listen)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ca := &stepCA{Dir: dir, Directory: "https://" + listen + "/acme/acme/directory", PKI: p, cmd: cmd, log: log}
-	exited := make(chan error, 1)
+	ca.cmd = cmd
+	ca.exited = make(chan error, 1)
+	exited := ca.exited
 	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("step-ca log:\n%s", log.String())
-		}
-	})
 	// step-ca says "Serving HTTPS on ADDR ..." when it accepts requests.
 	deadline := time.Now().Add(30 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for !strings.Contains(log.String(), "Serving HTTPS on "+listen) {
+	for strings.Count(log.String(), "Serving HTTPS on "+ca.listen) == serving {
 		select {
 		case err := <-exited:
 			t.Fatalf("step-ca exited at start (%v):\n%s", err, log.String())
@@ -269,5 +280,28 @@ func startStepCA(t *testing.T, o caOpts) *stepCA {
 			t.Fatalf("step-ca did not start serving within 30s:\n%s", log.String())
 		}
 	}
-	return ca
+}
+
+// stop ends step-ca and waits for it.
+func (ca *stepCA) stop() {
+	if ca.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-ca.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-ca.exited:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-ca.cmd.Process.Pid, syscall.SIGKILL)
+		<-ca.exited
+	}
+	ca.cmd = nil
+}
+
+// restart runs the same step-ca (configuration, keys, database, accounts)
+// again with its validator on other ports.
+func (ca *stepCA) restart(t *testing.T, httpPort, tlsPort int) {
+	t.Helper()
+	ca.stop()
+	ca.o.HTTPPort, ca.o.TLSPort = httpPort, tlsPort
+	ca.start(t)
 }

@@ -224,7 +224,7 @@ func (a *accessible) address() (Step, error) {
 		a.say("%s", plain(strings.Join(s.facts(m, c), "; ")))
 	}
 	if len(s.cands) == 0 {
-		a.say("No public address found: no echo, DNS or STUN service answered (offline, or outbound traffic blocked). Type the address, ask again once the network is back, or quit and run \"ipcert preflight\" (what is missing) or \"ipcert demo\" (the whole setup with a local test CA, no internet).")
+		a.say("No public address found: no echo, DNS or STUN service answered (offline, or outbound traffic blocked). Type the address, ask again once the network is back, or quit and run \"ipcert preflight\" (what is missing) or \"ipcert demo\" (the whole setup with a local test CA, no internet). An internal machine can get its certificate from your own ACME CA: type its address, then choose \"My own ACME CA\" in the plan.")
 	}
 	cs, valid := s.choices(m)
 	choice := ""
@@ -271,6 +271,9 @@ func (a *accessible) address() (Step, error) {
 			return StepAddress, nil
 		}
 		m.ans.Addrs = []netip.Addr{addr}
+		if note := m.leNote(addr); note != "" {
+			a.say("Not for Let's Encrypt: %s.", note)
+		}
 	default:
 		m.ans.Addrs = []netip.Addr{netip.MustParseAddr(choice)}
 	}
@@ -286,7 +289,7 @@ func (a *accessible) preflight() (Step, error) {
 		a.say("Step 3 of 9, Preflight: checking what would make validation of %s fail.", addrList(m.ans.Addrs))
 		var rep preflight.Report
 		if m.deps.Preflight != nil {
-			rep = m.deps.Preflight(m.ctx, PreflightRequest{Addrs: m.ans.Addrs, MapPorts: mapPorts}, func(ev preflight.Event) {
+			rep = m.deps.Preflight(m.ctx, m.preflightRequest(mapPorts), func(ev preflight.Event) {
 				if ev.Kind == preflight.EventFinish && ev.Result != nil {
 					r := ev.Result
 					a.say("  %s: %s. %s", r.Title, statusOf(r.Status).Word(), r.Summary)
@@ -311,7 +314,7 @@ func (a *accessible) preflight() (Step, error) {
 		}
 		switch rep.Verdict {
 		case preflight.StatusFail:
-			a.say("Verdict: validation will probably fail until the failures are fixed. A staging rehearsal is the real test.")
+			a.say("Verdict: validation will probably fail until the failures are fixed; %s.", m.realTest())
 		case preflight.StatusWarn:
 			a.say("Verdict: no blocker found, but read the warnings.")
 		default:
@@ -346,19 +349,36 @@ func (a *accessible) plan() (Step, error) {
 		if f == huh.Field(p.consent) {
 			break // below: it may be asked twice
 		}
+		if !p.asked(f.GetKey()) {
+			continue // the own CA's questions, for another CA
+		}
 		a.say("%s", p.note(m, f.GetKey()))
-		f.Focus()
-		if err := a.ask(f); err != nil {
-			return 0, err
+		for {
+			f.Focus()
+			if err := a.ask(f); err != nil {
+				return 0, err
+			}
+			a.say("")
+			if err := a.check(); err != nil {
+				return 0, err
+			}
+			// The full screen's CA question refuses a Let's Encrypt choice
+			// for an address it will not certify (planStep.caError); here
+			// it is checked after the answer, and asked again.
+			if f.GetKey() != "ca" {
+				break
+			}
+			err := p.caError(p.a.CA)
+			if err == nil {
+				break
+			}
+			a.say("%s\n", err)
 		}
-		a.say("")
-		if err := a.check(); err != nil {
-			return 0, err
-		}
-		if f.GetKey() == "ca" && p.a.CA == cachoice.Production {
+		if f.GetKey() == "ca" && (p.a.CA == cachoice.Production || p.a.CA == PlanOwnCA) {
 			a.say("%s\n", caDescription(m.cfg.Demo, p.a.CA))
 		}
 	}
+	p.consent.title = tosQuestion(m.cfg.Demo, p.a.CA)
 	a.say("%s", p.note(m, "tos"))
 	for try := 0; !p.a.AgreeTOS; try++ {
 		if try == 2 {
@@ -384,7 +404,7 @@ func (a *accessible) issue() (Step, error) {
 	m := a.m
 	m.step = StepIssue
 	s := &m.issue
-	rehearsal, choice := m.ans.CA == PlanRehearse, m.ans.CA
+	rehearsal, choice := m.ans.CA == PlanRehearse, m.ans.Choice()
 	if rehearsal {
 		choice = cachoice.Staging
 	}

@@ -72,13 +72,13 @@ func TestAccessibleInputEnds(t *testing.T) {
 // asked again.
 func TestAccessibleTypedAddressRefused(t *testing.T) {
 	var out bytes.Buffer
-	in := "4\n10.0.0.5\n81.2.69.162\n5\n" // type an address; refused; accepted; preflight: quit
+	in := "4\n0.0.0.0\n81.2.69.162\n5\n" // type an address; refused; accepted; preflight: quit
 	_, err := RunAccessible(context.Background(), fakeDeps(nil), testConfig(false), strings.NewReader(in), &out)
 	if !errors.Is(err, ErrAborted) {
 		t.Fatalf("err = %v, want ErrAborted (quit at preflight)\n%s", err, out.String())
 	}
 	text := ansi.Strip(out.String())
-	for _, want := range []string{"refused: is in private network", "Address: 81.2.69.162", "Ports 80 and 443: FAIL"} {
+	for _, want := range []string{"refused: is the unspecified address", "Address: 81.2.69.162", "Ports 80 and 443: FAIL"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}

@@ -26,7 +26,10 @@ type candidate struct {
 	Iface    string // the local interface holding it, "" when none (NAT)
 	Typed    bool
 	Refused  string // why the CA would refuse it
-	Checked  bool
+	// LENote says why Let's Encrypt would refuse it: still a choice, for
+	// an own ACME CA (the plan's CA question then refuses Let's Encrypt).
+	LENote  string
+	Checked bool
 }
 
 // addressStep finds the public addresses and lets the user pick one or
@@ -40,6 +43,7 @@ type addressStep struct {
 	input     textinput.Model
 	inputOK   string // what the typed text is, when valid
 	inputErr  string // why it is refused
+	inputWarn string // why Let's Encrypt would refuse it (an own CA may not)
 	note      string // "pick at least one address"
 	offline   bool
 }
@@ -61,7 +65,11 @@ func (s *addressStep) textFocused() bool { return s.typing }
 func (s *addressStep) choices(m *Model) (cs []choice, valid []string) {
 	for _, c := range s.cands {
 		if c.Refused == "" {
-			cs = append(cs, choice{label: "Use " + c.Addr.String(), value: c.Addr.String()})
+			label := "Use " + c.Addr.String()
+			if c.LENote != "" {
+				label += " (with your own ACME CA only: Let's Encrypt refuses it)"
+			}
+			cs = append(cs, choice{label: label, value: c.Addr.String()})
 			valid = append(valid, c.Addr.String())
 		}
 	}
@@ -101,6 +109,7 @@ func (s *addressStep) enter(m *Model, _ arrival) tea.Cmd {
 	// Refresh refusals: the CA choice may have changed since.
 	for i := range s.cands {
 		s.cands[i].Refused = m.refusal(s.cands[i].Addr)
+		s.cands[i].LENote = m.leNote(s.cands[i].Addr)
 		if s.cands[i].Refused != "" {
 			s.cands[i].Checked = false
 		}
@@ -139,18 +148,43 @@ func (m *Model) refusal(a netip.Addr) string {
 		}
 		return why + "; use 127.0.0.1 here, and run \"sudo ipcert\" on the server for its public address"
 	}
-	if err := acmeflow.CheckAddr(a, m.publicCA()); err != nil {
+	// Let's Encrypt's refusals (private, loopback, CGNAT, documentation
+	// ranges: FACTS.md) are not final here: the plan still offers an own
+	// ACME CA, which may certify exactly those (leNote says so, and the
+	// plan's CA question refuses Let's Encrypt for them). What no CA can
+	// validate is refused.
+	if err := acmeflow.CheckAddr(a, false); err != nil {
 		var ae *acmeflow.AddrError
 		if asAddrError(err, &ae) {
-			fix := ae.Fix
-			if strings.Contains(fix, "--ca local") {
-				fix = "to try ipcert without a public address run \"ipcert demo\"; for a real certificate use the public address"
-			}
-			return ae.Reason + "; " + fix
+			return ae.Reason + "; " + wizardFix(ae.Fix)
 		}
 		return err.Error()
 	}
 	return ""
+}
+
+// wizardFix is an address fix in the wizard's terms: it names what the
+// wizard offers (ipcert demo), not the flags of ipcert issue.
+func wizardFix(fix string) string {
+	if strings.Contains(fix, "--ca local") {
+		return "to try ipcert without a public address run \"ipcert demo\"; for a real certificate use the public address"
+	}
+	return fix
+}
+
+// leNote says why Let's Encrypt would refuse a while the plan could
+// still choose it: "" when it would not, or when the CA is not Let's
+// Encrypt's (the demo's, or an own CA).
+func (m *Model) leNote(a netip.Addr) string {
+	if !m.publicCA() || !a.IsValid() {
+		return ""
+	}
+	err := acmeflow.CheckAddr(a, true)
+	var ae *acmeflow.AddrError
+	if err == nil || !asAddrError(err, &ae) {
+		return ""
+	}
+	return ae.Reason + "; " + wizardFix(ae.Fix) + ". Only your own ACME CA can certify it (the Plan's \"My own ACME CA\")"
 }
 
 func asAddrError(err error, out **acmeflow.AddrError) bool { return errors.As(err, out) }
@@ -176,13 +210,13 @@ func (s *addressStep) setDetected(m *Model, msg addrMsg) {
 				c.Iface = ia.Iface
 			}
 		}
-		c.Refused = m.refusal(c.Addr)
+		c.Refused, c.LENote = m.refusal(c.Addr), m.leNote(c.Addr)
 		s.cands = append(s.cands, c)
 	}
 	// Preset addresses (flags) that detection did not find come first.
 	for _, a := range m.ans.Addrs {
 		if !slices.ContainsFunc(s.cands, func(c candidate) bool { return c.Addr == a }) {
-			s.cands = append(s.cands, candidate{Addr: a, Typed: true, Refused: m.refusal(a)})
+			s.cands = append(s.cands, candidate{Addr: a, Typed: true, Refused: m.refusal(a), LENote: m.leNote(a)})
 		}
 	}
 	for i := range s.cands {
@@ -190,7 +224,8 @@ func (s *addressStep) setDetected(m *Model, msg addrMsg) {
 		if c.Refused != "" {
 			continue
 		}
-		c.Checked = len(m.ans.Addrs) == 0 || slices.Contains(m.ans.Addrs, c.Addr)
+		// One Let's Encrypt refuses is picked only on purpose.
+		c.Checked = len(m.ans.Addrs) == 0 && c.LENote == "" || slices.Contains(m.ans.Addrs, c.Addr)
 	}
 	if len(s.cands) == 0 && !s.offline {
 		s.cursor = 0 // the "type one" row
@@ -303,10 +338,10 @@ func (s *addressStep) updateTyping(m *Model, msg tea.KeyMsg) tea.Cmd {
 		if i := slices.IndexFunc(s.cands, func(c candidate) bool { return c.Addr == a }); i >= 0 {
 			s.cands[i].Checked = true
 		} else {
-			s.cands = append(s.cands, candidate{Addr: a, Typed: true, Checked: true})
+			s.cands = append(s.cands, candidate{Addr: a, Typed: true, Checked: true, LENote: m.leNote(a)})
 		}
 		s.input.SetValue("")
-		s.inputOK, s.inputErr = "", ""
+		s.inputOK, s.inputErr, s.inputWarn = "", "", ""
 		s.typing = false
 		s.input.Blur()
 		// On the address just added, so that enter goes on.
@@ -322,7 +357,7 @@ func (s *addressStep) updateTyping(m *Model, msg tea.KeyMsg) tea.Cmd {
 // validate checks the typed text as the user types: the parser's rules
 // (canonical form, no zone, no port) and the CA's address policy.
 func (s *addressStep) validate(m *Model) (netip.Addr, string) {
-	s.inputOK, s.inputErr = "", ""
+	s.inputOK, s.inputErr, s.inputWarn = "", "", ""
 	v, from := typedAddress(s.input.Value())
 	if v == "" {
 		return netip.Addr{}, "empty"
@@ -350,6 +385,7 @@ func (s *addressStep) validate(m *Model) (netip.Addr, string) {
 		fam = "IPv6"
 	}
 	s.inputOK = fmt.Sprintf("%s is a %s %s address%s", a, class, fam, from)
+	s.inputWarn = m.leNote(a)
 	return a, ""
 }
 
@@ -412,6 +448,9 @@ func (s *addressStep) facts(m *Model, c candidate) []string {
 	if c.Refused != "" {
 		facts = append(facts, t.Fail.Render("refused: "+c.Refused))
 	}
+	if c.LENote != "" {
+		facts = append(facts, t.Warn.Render("not for Let's Encrypt: "+c.LENote))
+	}
 	return facts
 }
 
@@ -421,7 +460,11 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	if m.cfg.Demo {
 		b.WriteString(ui.Wrap("The demo's CA validates over loopback, so it offers 127.0.0.1. For a real certificate this screen shows the public IPv4 and IPv6 addresses the internet sees.", w) + "\n\n")
 	} else {
-		b.WriteString(ui.Wrap("The address the certificate will name. Let's Encrypt connects to it on port 80 or 443 to check that it is yours.", w) + "\n\n")
+		who := "Let's Encrypt connects"
+		if m.ownCA() {
+			who = "Your ACME CA connects"
+		}
+		b.WriteString(ui.Wrap("The address the certificate will name. "+who+" to it on port 80 or 443 to check that it is yours.", w) + "\n\n")
 	}
 	if s.detecting {
 		b.WriteString("  " + m.spinner() + " asking echo, DNS and STUN services for this machine's address" + m.theme.Dots() + "\n")
@@ -456,9 +499,16 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 			msg = "No public address found: no echo, DNS or STUN service answered (offline, or outbound traffic blocked)."
 		}
 		b.WriteString(ui.Wrap(t.Warn.Render(msg), w) + "\n")
-		b.WriteString(ui.Wrap("Type the address (t), or ask again (r) once the network is back. "+
-			"Let's Encrypt must reach this machine from the internet to validate, so an offline machine cannot get a certificate; "+
-			t.Command("ipcert preflight")+" says what is missing, and "+t.Command("ipcert demo")+" walks the whole setup with a local test CA, no internet needed.", w) + "\n\n")
+		if m.ownCA() {
+			// An internal machine: the internet does not know it, and the
+			// own CA validates over its own network.
+			b.WriteString(ui.Wrap("Type this machine's address on your CA's network (t): your own ACME CA validates it there, no internet needed.", w) + "\n\n")
+		} else {
+			b.WriteString(ui.Wrap("Type the address (t), or ask again (r) once the network is back. "+
+				"Let's Encrypt must reach this machine from the internet to validate, so an offline machine cannot get a certificate from it ("+
+				"an internal one can from your own ACME CA: type its address, then choose \"My own ACME CA\" on the Plan screen); "+
+				t.Command("ipcert preflight")+" says what is missing, and "+t.Command("ipcert demo")+" walks the whole setup with a local test CA, no internet needed.", w) + "\n\n")
+		}
 	}
 	cur := "  "
 	if s.cursor == len(s.cands) && !s.typing {
@@ -474,6 +524,9 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 			b.WriteString(t.Fail.Render(ui.Indent(t.Mark(ui.Fail, "")+" "+s.inputErr, 4, w)) + "\n")
 		case s.inputOK != "":
 			b.WriteString(ui.Indent(t.Mark(ui.OK, "")+" "+s.inputOK, 4, w) + "\n")
+			if s.inputWarn != "" {
+				b.WriteString(t.Warn.Render(ui.Indent(t.Mark(ui.Warn, "")+" not for Let's Encrypt: "+s.inputWarn, 4, w)) + "\n")
+			}
 		}
 	} else if !s.detecting {
 		b.WriteString(cur + t.Dim.Render("type another address (t)") + "\n")

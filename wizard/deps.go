@@ -2,6 +2,7 @@ package wizard
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/netip"
 	"sync"
@@ -28,6 +29,11 @@ type PreflightRequest struct {
 	// MapPorts: the user agreed that the router may be asked (UPnP IGD /
 	// NAT-PMP) to map the validation ports for the duration of the check.
 	MapPorts bool
+	// OwnCA: the certificate will come from an ACME CA of the user's own
+	// (the plan says so, or an address Let's Encrypt refuses leaves no
+	// other choice): Let's Encrypt's address policy is not checked
+	// (preflight.Options.OwnCA).
+	OwnCA bool
 }
 
 // Issuer stores a new certificate: *acmeflow.Engine.
@@ -49,9 +55,12 @@ type Deps struct {
 	// Preflight runs the checks; progress is called as each check starts
 	// and finishes.
 	Preflight func(ctx context.Context, req PreflightRequest, progress func(preflight.Event)) preflight.Report
-	// OpenCA resolves a CA choice (staging, production, local). The wizard
-	// closes what it opened when it ends.
-	OpenCA func(choice string) (*cachoice.CA, error)
+	// OpenCA resolves a CA choice (staging, production, local, or the
+	// directory URL of the user's own ACME CA with rootFile, the PEM file
+	// of roots trusted for its HTTPS: "" the system's), as cachoice.Open
+	// does for "ipcert issue --ca URL --ca-root FILE". The wizard closes
+	// what it opened when it ends.
+	OpenCA func(choice, rootFile string) (*cachoice.CA, error)
 	// Issuer issues into the state directory (the certificate that will be
 	// served and renewed).
 	Issuer Issuer
@@ -110,6 +119,11 @@ const (
 	// PlanRehearse issues on staging first, then (after the user says so)
 	// on production: the default (FACTS.md: rehearse on staging, always).
 	PlanRehearse = "rehearse"
+	// PlanOwnCA is an ACME CA of the user's own (step-ca for internal
+	// addresses, say): Answers.CAURL is its directory and Answers.CARoot
+	// the root its HTTPS is trusted with. Let's Encrypt's rules do not
+	// apply to it (private addresses are allowed, its validity is its own).
+	PlanOwnCA = "own"
 )
 
 // Challenge choices on the plan screen.
@@ -121,13 +135,37 @@ const (
 
 // Answers are what the user chose.
 type Answers struct {
-	Addrs     []netip.Addr
-	CA        string // PlanRehearse, cachoice.Staging, cachoice.Production, cachoice.Local
-	Challenge string // ChallengeHTTP, ChallengeWebroot, ChallengeTLSALPN
-	WebRoot   string
-	KeyType   string
-	Email     string
-	AgreeTOS  bool
+	Addrs []netip.Addr
+	CA    string // PlanRehearse, cachoice.Staging, cachoice.Production, cachoice.Local, PlanOwnCA
+	// CAURL and CARoot are PlanOwnCA's directory URL (https) and PEM root
+	// file ("": the system's roots), as "ipcert issue --ca URL --ca-root".
+	CAURL, CARoot string
+	Challenge     string // ChallengeHTTP, ChallengeWebroot, ChallengeTLSALPN
+	WebRoot       string
+	KeyType       string
+	Email         string
+	AgreeTOS      bool
+	// HTTPListen and TLSListen are the built-in responders' addresses
+	// (--http-listen, --tls-listen; default :80 and :443), kept in
+	// renewal.json for renew like issue's.
+	HTTPListen, TLSListen string
+}
+
+// Choice is the CA the answers name, as cachoice.Open and renewal.json
+// take it: the directory URL for PlanOwnCA.
+func (a Answers) Choice() string {
+	if a.CA == PlanOwnCA {
+		return a.CAURL
+	}
+	return a.CA
+}
+
+// root is the PEM root file for choice: only the own CA's.
+func (a Answers) root(choice string) string {
+	if a.CA == PlanOwnCA && choice == a.CAURL {
+		return a.CARoot
+	}
+	return ""
 }
 
 // Outcome is how the wizard ended, for main to print on stdout.
@@ -164,24 +202,28 @@ func filesIn(dir string, local bool) Files { return store.PathsIn(dir, local) }
 // local CA is a Pebble inside this process and must survive retries.
 type caPool struct {
 	mu   sync.Mutex
-	open func(string) (*cachoice.CA, error)
-	cas  map[string]*cachoice.CA
+	open func(choice, rootFile string) (*cachoice.CA, error)
+	cas  map[[2]string]*cachoice.CA
 }
 
-func (p *caPool) get(choice string) (*cachoice.CA, error) {
+func (p *caPool) get(choice, rootFile string) (*cachoice.CA, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if ca, ok := p.cas[choice]; ok {
+	k := [2]string{choice, rootFile}
+	if ca, ok := p.cas[k]; ok {
 		return ca, nil
 	}
-	ca, err := p.open(choice)
+	if p.open == nil {
+		return nil, errors.New("no CA opener configured; this is a bug")
+	}
+	ca, err := p.open(choice, rootFile)
 	if err != nil {
 		return nil, err
 	}
 	if p.cas == nil {
-		p.cas = map[string]*cachoice.CA{}
+		p.cas = map[[2]string]*cachoice.CA{}
 	}
-	p.cas[choice] = ca
+	p.cas[k] = ca
 	return ca, nil
 }
 

@@ -128,11 +128,14 @@ func (m *Model) wizardCommand(cmd string) string {
 			}
 			flags = append(flags, flag{n, v})
 		}
-		ca := m.ans.CA
+		ca := m.ans.Choice()
 		if ca == PlanRehearse {
 			ca = cachoice.Staging
 		}
 		set("--ca", ca)
+		if root := m.ans.root(ca); root != "" {
+			set("--ca-root", root)
+		}
 		ch := m.ans.Challenge
 		if ch == ChallengeWebroot {
 			ch = acmeflow.ChallengeHTTP01
@@ -156,7 +159,9 @@ func (m *Model) wizardCommand(cmd string) string {
 			}
 			switch {
 			case n == "--ip", n == "--agree-tos", n == "--state-dir":
-			case n == "--ca" && m.cfg.Demo:
+			case n == "--ca" && (m.cfg.Demo || m.ans.CA == PlanOwnCA):
+				// The demo's CA, or the user's own: a fix's rehearsal on
+				// Let's Encrypt staging is no test of that CA.
 			case n == "--challenge" && v == acmeflow.ChallengeHTTP01 && m.ans.Challenge == ChallengeWebroot:
 			default:
 				set(n, v)

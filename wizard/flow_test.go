@@ -1,7 +1,6 @@
 package wizard
 
 import (
-	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/ipcert/ipcert/acmeflow"
@@ -35,8 +35,10 @@ func localDeps(t *testing.T, opts cachoice.Options) (Deps, *store.Store, func() 
 	deps.Now = time.Now
 	deps.Issuer = &acmeflow.Engine{Store: st, UserAgent: "ipcert-test"}
 	deps.Store = st
-	deps.OpenCA = func(choice string) (*cachoice.CA, error) {
-		ca, err := cachoice.Open(choice, opts)
+	deps.OpenCA = func(choice, rootFile string) (*cachoice.CA, error) {
+		o := opts
+		o.RootFile = rootFile
+		ca, err := cachoice.Open(choice, o)
 		opened = ca
 		return ca, err
 	}
@@ -63,12 +65,14 @@ func press(tm *teatest.TestModel, keys ...string) {
 	}
 }
 
+// startFlow runs the wizard in the driver's program (the one harness),
+// let go: a flow drives it with keys and waits on its output (screen),
+// as a user at a terminal would.
 func startFlow(t *testing.T, deps Deps, cfg Config) (*teatest.TestModel, *Model) {
 	t.Helper()
-	m := New(context.Background(), deps, cfg)
-	t.Cleanup(m.Shutdown)
-	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 24))
-	return tm, m
+	d := newDriver(t, deps, cfg, 80, 24)
+	d.release()
+	return d.tm, d.m
 }
 
 // planThrough answers the plan from the CA question to the terms.
@@ -112,7 +116,17 @@ func throughAfter(t *testing.T, tm *teatest.TestModel) {
 
 func finalModel(t *testing.T, tm *teatest.TestModel) *Model {
 	t.Helper()
-	return tm.FinalModel(t, teatest.WithFinalTimeout(15*time.Second)).(*Model)
+	// The driver waits for the program's end too (sync.Once in teatest):
+	// FinalModel then returns when it has ended, so the timeout is here.
+	done := make(chan tea.Model, 1)
+	go func() { done <- tm.FinalModel(t) }()
+	select {
+	case fm := <-done:
+		return fm.(*probed).m
+	case <-time.After(15 * time.Second):
+		t.Fatal("the wizard did not end within 15s")
+	}
+	return nil
 }
 
 // checkIssued checks the files of an issued certificate: the chain

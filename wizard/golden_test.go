@@ -88,7 +88,7 @@ func walkCaps(t *testing.T, w, h int, c ui.Caps) (names []string, screens map[st
 	shot("address")
 	d.key("t")
 	d.typeText("10.0.0.5")
-	shot("address-refused")
+	shot("address-private")
 	d.key("esc")
 	d.key("enter")
 	d.until("the preflight report", func() bool { return m.pre.report != nil })
@@ -99,6 +99,19 @@ func walkCaps(t *testing.T, w, h int, c ui.Caps) (names []string, screens map[st
 	d.key("enter")
 	d.until("the plan", func() bool { return d.focused() == "ca" })
 	shot("plan")
+	// "My own ACME CA" asks for its URL and root file, then back to the
+	// rehearsal (the URL and root questions hide again).
+	for range 3 {
+		d.key("down")
+	}
+	d.key("enter")
+	d.until("the own CA's URL question", func() bool { return d.focused() == "ca-url" })
+	shot("plan-own-ca")
+	d.send(tea.KeyMsg{Type: tea.KeyShiftTab})
+	d.until("the CA question again", func() bool { return d.focused() == "ca" })
+	for range 3 {
+		d.key("up")
+	}
 	d.key("enter")
 	d.until("the challenge question", func() bool { return d.focused() == "challenge" })
 	d.key("enter")
@@ -329,8 +342,8 @@ func TestNoColorSelectionMarks(t *testing.T) {
 	if v := plainView(c.View()); !agreed || !strings.Contains(v, "[x] I agree (y)") || !strings.Contains(v, "[ ] No (n)") {
 		t.Errorf("the agreement is not marked:\n%s", v)
 	}
-	if strings.Contains(screens["plan-email"], "you@example.org") || strings.Contains(screens["address-refused"], "203.0.113.7") {
-		t.Errorf("a placeholder looks like input:\n%s\n%s", screens["plan-email"], screens["address-refused"])
+	if strings.Contains(screens["plan-email"], "you@example.org") || strings.Contains(screens["address-private"], "203.0.113.7") {
+		t.Errorf("a placeholder looks like input:\n%s\n%s", screens["plan-email"], screens["address-private"])
 	}
 }
 

@@ -6,13 +6,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/store"
@@ -118,7 +118,7 @@ func fakeIssued(name, ca string, addrs ...netip.Addr) *acmeflow.Issued {
 
 // fakeCA opens a CA choice without any network: the fake issuers never
 // use it.
-func fakeCA(choice string) (*cachoice.CA, error) {
+func fakeCA(choice, _ string) (*cachoice.CA, error) {
 	return &cachoice.CA{Choice: choice, Directory: "https://ca.invalid/" + choice, Public: choice != cachoice.Local, Local: choice == cachoice.Local}, nil
 }
 
@@ -159,82 +159,179 @@ func testConfig(demo bool) Config {
 	return Config{Demo: demo, Caps: ui.Caps{NoColor: true}, StateDir: "/var/lib/ipcert", SpinEvery: time.Hour}
 }
 
-// driver runs a Model without a tea.Program: it executes the commands the
-// model returns in goroutines and feeds their messages back, one at a
-// time, from the test's goroutine.
+// driver runs a Model in a real tea.Program (teatest's), the one harness
+// of the wizard's flows. Between the driver's calls the program is held:
+// its goroutine waits inside Update (a probeMsg), so the test reads and
+// changes the model without a data race, and no message is handled
+// behind its back. Each call lets the program go, sends its message, and
+// holds it again once the message has been handled; until lets it run
+// until a condition on the model, checked inside the program after every
+// message, holds. The commands the model returns run as in production
+// (Batch, Sequence and Quit by tea.Program itself).
 type driver struct {
-	t    testing.TB
-	m    *Model
-	msgs chan tea.Msg
+	t  testing.TB
+	m  *Model
+	tm *teatest.TestModel
+	h  *probed
+	// held: the program waits in hold for resume.
+	held bool
+}
+
+// probed is the model the program runs: the wizard, plus the probe that
+// runs a function inside the program's goroutine and the wait for a
+// condition.
+type probed struct {
+	m *Model
+	// wait is checked after every message (set and cleared inside the
+	// program); when it holds, the program is held there.
+	wait func() bool
+	// held receives when the program is held; resume lets it go.
+	held, resume chan struct{}
+	// finished is closed when the program has ended; closing ends a hold
+	// for good (cleanup).
+	finished, closing chan struct{}
+}
+
+// probeMsg runs fn inside the program's goroutine.
+type probeMsg struct{ fn func() }
+
+func (p *probed) Init() tea.Cmd { return p.m.Init() }
+
+func (p *probed) View() string { return p.m.View() }
+
+func (p *probed) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if pm, ok := msg.(probeMsg); ok {
+		pm.fn()
+		return p, nil
+	}
+	_, cmd := p.m.Update(msg)
+	if p.wait != nil && p.wait() {
+		p.wait = nil
+		p.hold()
+	}
+	return p, cmd
+}
+
+// hold blocks the program's goroutine until the test resumes it.
+func (p *probed) hold() {
+	select {
+	case p.held <- struct{}{}:
+		select {
+		case <-p.resume:
+		case <-p.closing:
+		}
+	case <-p.closing:
+	}
 }
 
 func newDriver(t testing.TB, deps Deps, cfg Config, w, h int) *driver {
 	t.Helper()
-	d := &driver{t: t, m: New(context.Background(), deps, cfg), msgs: make(chan tea.Msg, 1024)}
-	t.Cleanup(d.m.Shutdown)
-	d.run(d.m.Init())
-	d.send(tea.WindowSizeMsg{Width: w, Height: h})
+	m := New(context.Background(), deps, cfg)
+	t.Cleanup(m.Shutdown)
+	p := &probed{m: m, held: make(chan struct{}), resume: make(chan struct{}), finished: make(chan struct{}), closing: make(chan struct{})}
+	tm := teatest.NewTestModel(t, p, teatest.WithInitialTermSize(w, h))
+	d := &driver{t: t, m: m, tm: tm, h: p}
+	go func() {
+		tm.WaitFinished(t)
+		close(p.finished)
+	}()
+	t.Cleanup(func() {
+		close(p.closing) // a held program goes on, for good
+		_ = tm.Quit()
+		select {
+		case <-p.finished:
+		case <-time.After(10 * time.Second):
+			t.Errorf("the wizard's program did not end after the test")
+		}
+	})
+	d.hold()
 	return d
 }
 
-func (d *driver) run(cmd tea.Cmd) {
-	if cmd == nil {
-		return
+// hold waits until the program has handled what was sent before, and
+// holds it; false when the program has ended (the model quit).
+func (d *driver) hold() bool {
+	d.t.Helper()
+	if d.held {
+		return true
 	}
-	go func() {
-		msg := cmd()
-		if msg != nil {
-			d.msgs <- msg
-		}
-	}()
+	// Sent from a goroutine: Send blocks until the program takes it, and
+	// returns once the program has ended.
+	go d.tm.Send(probeMsg{fn: d.h.hold})
+	select {
+	case <-d.h.held:
+		d.held = true
+		return true
+	case <-d.h.finished:
+		return false
+	case <-time.After(10 * time.Second):
+		d.t.Fatalf("the wizard's program did not take a message within 10s")
+	}
+	return false
 }
 
-var cmdType = reflect.TypeOf(tea.Cmd(nil))
+// release lets the held program go on.
+func (d *driver) release() {
+	if !d.held {
+		return
+	}
+	d.held = false
+	select {
+	case d.h.resume <- struct{}{}:
+	case <-d.h.finished:
+	}
+}
 
+// send hands msg to the program and returns when it has been handled.
 func (d *driver) send(msg tea.Msg) {
-	switch msg := msg.(type) {
-	case tea.BatchMsg:
-		for _, c := range msg {
-			d.run(c)
-		}
-		return
-	case tea.QuitMsg:
-		return
+	d.t.Helper()
+	d.release()
+	select {
+	case <-d.h.finished:
+		return // the model quit: nothing takes messages any more
+	default:
 	}
-	// tea.Sequence's message is unexported: a slice of commands.
-	if v := reflect.ValueOf(msg); v.Kind() == reflect.Slice && v.Type().Elem() == cmdType {
-		cmds := make([]tea.Cmd, v.Len())
-		for i := range cmds {
-			cmds[i] = v.Index(i).Interface().(tea.Cmd)
-		}
-		go func() {
-			for _, c := range cmds {
-				if c == nil {
-					continue
-				}
-				if m := c(); m != nil {
-					d.msgs <- m
-				}
-			}
-		}()
-		return
-	}
-	_, cmd := d.m.Update(msg)
-	d.run(cmd)
+	d.tm.Send(msg)
+	d.hold()
 }
 
-// until processes messages until cond holds, or fails the test after 10 s.
+// until lets the program run until cond holds (checked inside the
+// program after every message), or fails the test after 10 s.
 func (d *driver) until(what string, cond func() bool) {
 	d.t.Helper()
-	deadline := time.After(10 * time.Second)
-	for !cond() {
-		select {
-		case msg := <-d.msgs:
-			d.send(msg)
-		case <-deadline:
-			d.t.Fatalf("timed out waiting for %s; screen:\n%s", what, d.view())
-		}
+	if !d.hold() || cond() {
+		return
 	}
+	d.h.wait = cond
+	d.release()
+	select {
+	case <-d.h.held:
+		d.held = true
+		return
+	case <-d.h.finished:
+		return
+	case <-time.After(10 * time.Second):
+	}
+	// Hold it again to read the screen (held by the probe, or by the
+	// condition come true at the deadline: timed out either way).
+	d.hold()
+	d.h.wait = nil
+	d.t.Fatalf("timed out waiting for %s; screen:\n%s", what, d.view())
+}
+
+// waitFor lets the program run until ch is closed or receives (something
+// outside the model, such as a fake dependency being called), or fails
+// the test after 10 s; the program is held again afterwards.
+func (d *driver) waitFor(what string, ch <-chan struct{}) {
+	d.t.Helper()
+	d.release()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		d.hold()
+		d.t.Fatalf("timed out waiting for %s; screen:\n%s", what, d.view())
+	}
+	d.hold()
 }
 
 func (d *driver) key(k string) {
@@ -271,8 +368,12 @@ func (d *driver) typeText(s string) {
 	}
 }
 
-// view is the screen without styling, trailing spaces trimmed.
-func (d *driver) view() string { return plainView(d.m.View()) }
+// view is the screen without styling, trailing spaces trimmed: the
+// model's View, drawn while the program is held.
+func (d *driver) view() string {
+	d.hold()
+	return plainView(d.m.View())
+}
 
 func plainView(s string) string {
 	lines := strings.Split(ansi.Strip(s), "\n")

@@ -118,7 +118,7 @@ func (s *issueStep) enter(m *Model, _ arrival) tea.Cmd {
 	if m.ans.CA == PlanRehearse {
 		return s.start(m, true, cachoice.Staging)
 	}
-	return s.start(m, false, m.ans.CA)
+	return s.start(m, false, m.ans.Choice())
 }
 
 // buildRequest is the engine request for answers a from CA ca. It reads
@@ -130,6 +130,10 @@ func buildRequest(a Answers, ca *cachoice.CA) acmeflow.Request {
 		KeyType:     a.KeyType,
 		Email:       a.Email,
 		AgreeTOS:    a.AgreeTOS,
+		// The responders' addresses (flags); the local CA's own ports
+		// replace them (Apply).
+		HTTPListen: a.HTTPListen,
+		TLSListen:  a.TLSListen,
 	}
 	if a.Challenge == ChallengeWebroot {
 		req.Challenge = acmeflow.ChallengeHTTP01
@@ -165,11 +169,12 @@ func (s *issueStep) begin(m *Model, rehearsal bool, choice string) issuance {
 		issuer = m.deps.Rehearsal
 	}
 	pool := m.cas
+	root := ans.root(choice)
 	record := m.deps.RecordFailure
 	rep, now := m.pre.report, m.deps.Now
 	m.logf("issue run %d: CA %s (rehearsal %v) for %v, %s", gen, choice, rehearsal, ans.Addrs, ans.Challenge)
 	return func(ctx context.Context, events func(acmeflow.Event)) issueDoneMsg {
-		ca, err := pool.get(choice)
+		ca, err := pool.get(choice, root)
 		if err != nil {
 			return issueDoneMsg{gen: gen, err: fmt.Errorf("open the CA %q: %w", choice, err), rehearsal: rehearsal}
 		}
@@ -178,11 +183,15 @@ func (s *issueStep) begin(m *Model, rehearsal bool, choice string) issuance {
 		}
 		req := buildRequest(ans, ca)
 		req.Events = events
-		var root []byte
+		var rootPEM []byte
 		if ca.Local {
-			root = ca.RootPEM
+			rootPEM = ca.RootPEM
 		}
-		iss, err := issuer.Issue(ctx, req, acmeflow.IssueOptions{Renewal: &store.Renewal{CA: choice}, RootPEM: root})
+		// What "ipcert issue --ca URL --ca-root FILE" keeps, so that renew
+		// asks the same CA, trusting the same root (an absolute path: the
+		// timer runs from /).
+		tmpl := &store.Renewal{CA: choice, CARoot: root}
+		iss, err := issuer.Issue(ctx, req, acmeflow.IssueOptions{Renewal: tmpl, RootPEM: rootPEM})
 		err = diagnosis.WithEvidence(err, runEvidence(ans, ca, choice, rep, now()))
 		if err != nil && ctx.Err() == nil && record != nil && !rehearsal {
 			record(store.NameFor(acmeflow.AddrStrings(ans.Addrs)), err)

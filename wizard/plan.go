@@ -1,8 +1,16 @@
 package wizard
 
 import (
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/mail"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -32,6 +40,11 @@ type planStep struct {
 	refused bool
 	// cancelled: the user stopped the issuance (esc) and is back here.
 	cancelled bool
+	// backward: the user leaves a field backwards (shift+tab, esc): huh
+	// validates a field it leaves either way and keeps a group with an
+	// error, so an empty URL would not let the user back to the CA
+	// question (forward, the checks hold).
+	backward bool
 }
 
 func (s *planStep) busy() bool { return false }
@@ -45,6 +58,10 @@ func (s *planStep) back(m *Model) tea.Cmd {
 // dns01Why is shown wherever challenges are offered (FACTS.md
 // "Validation": only http-01 and tls-alpn-01 for IP identifiers).
 const dns01Why = "dns-01 is impossible for IP addresses: there is no DNS name to put a TXT record under, so Let's Encrypt validates an IP only by connecting to it (http-01 on port 80, tls-alpn-01 on port 443)."
+
+// dns01WhyOwn is dns01Why for an own CA (RFC 8555 sections 8.3 and 8.4,
+// RFC 8737/8738: the same ports for every CA).
+const dns01WhyOwn = "dns-01 is impossible for IP addresses: there is no DNS name to put a TXT record under, so an ACME CA validates an IP only by connecting to it (http-01 on port 80, tls-alpn-01 on port 443)."
 
 func (s *planStep) enter(m *Model, why arrival) tea.Cmd {
 	switch why {
@@ -74,7 +91,9 @@ func (s *planStep) enter(m *Model, why arrival) tea.Cmd {
 	return cmd
 }
 
-// CAOptions are the plan's CA choices, in order.
+// caOptions are the plan's CA choices, in order. The demo has only its
+// local test CA: an own CA would validate over the network, which the
+// demo promises never to use.
 func caOptions(demo bool) []huh.Option[string] {
 	if demo {
 		return []huh.Option[string]{huh.NewOption("Local test CA (this demo: Pebble on 127.0.0.1)", cachoice.Local)}
@@ -83,19 +102,103 @@ func caOptions(demo bool) []huh.Option[string] {
 		huh.NewOption("Rehearse on staging, then production (recommended)", PlanRehearse),
 		huh.NewOption("Staging only (a test certificate browsers do not trust)", cachoice.Staging),
 		huh.NewOption("Production directly, no rehearsal (failures count against limits)", cachoice.Production),
+		huh.NewOption("My own ACME CA (directory URL), e.g. step-ca for internal addresses", PlanOwnCA),
 	}
 }
 
 func caDescription(demo bool, choice string) string {
 	switch {
 	case demo:
-		return "For a real certificate the choices are: a staging rehearsal then production (the default), staging only, or production directly."
+		return "For a real certificate the choices are: a staging rehearsal then production (the default), staging only, production directly, or your own ACME CA."
 	case choice == cachoice.Production:
 		return "Warning: without a rehearsal, every failed validation counts against Let's Encrypt's limit of 5 failures per address per hour."
 	case choice == cachoice.Staging:
 		return "Staging's limits are generous; its certificates are for testing only."
+	case choice == PlanOwnCA:
+		return ownCANote
 	}
 	return "Staging proves validation works at no cost; production without a rehearsal spends Let's Encrypt's limit of 5 failed validations per hour."
+}
+
+// ownCANote says what changes with an own CA (acmeflow.NoProfileNotice
+// says the same during the issuance).
+const ownCANote = "Your own ACME CA (step-ca, or another RFC 8555 CA): Let's Encrypt's rules do not apply to it: private and internal addresses are allowed, the validity is the one the CA gives (no shortlived profile), Let's Encrypt's rate limits and staging rehearsal do not apply, and renew asks the same CA again."
+
+// ownCAQuestions are the plan's keys asked only for PlanOwnCA.
+var ownCAQuestions = []string{"ca-url", "ca-root"}
+
+// validCAURL checks the own CA's directory URL: ACME runs over HTTPS
+// (RFC 8555 section 6.1), and the URL needs a host.
+func validCAURL(v string) error {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return errors.New("type the ACME directory URL of your CA, such as https://ca.internal:9000/acme/acme/directory (step-ca: https://HOST:PORT/acme/PROVISIONER/directory)")
+	}
+	u, err := url.Parse(v)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a URL (%v); type the CA's directory URL, such as https://ca.internal:9000/acme/acme/directory", v, err)
+	case u.Scheme != "https":
+		return fmt.Errorf("%q does not start with https://: ACME runs over HTTPS (RFC 8555 section 6.1); type the https:// URL of the CA's directory", v)
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Errorf("%q names no host; type the whole directory URL, such as https://ca.internal:9000/acme/acme/directory", v)
+	}
+	return nil
+}
+
+// validCARoot checks the PEM root file of the own CA: empty trusts the
+// system's roots. It reads one small local file, the way the form's
+// other checks read the typed text.
+func validCARoot(v string) error {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil
+	}
+	data, err := os.ReadFile(v)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s: no such file; type the path of the CA's root certificate (step-ca: $(step path)/certs/root_ca.crt), or leave it empty to trust the system's roots", v)
+	case err != nil:
+		return fmt.Errorf("%s cannot be read (%v); type a readable PEM file with the CA's root certificate, or leave it empty", v, unwrapPath(err))
+	case !x509.NewCertPool().AppendCertsFromPEM(data):
+		return fmt.Errorf("%s holds no PEM certificate (a \"-----BEGIN CERTIFICATE-----\" block); give the CA's root certificate, not its key (DER: openssl x509 -inform der -in FILE -out root.pem)", v)
+	}
+	return nil
+}
+
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// leRefused says why Let's Encrypt would refuse a ("" when it would
+// not): such an address can still be certified by an own CA.
+func leRefused(a netip.Addr) string {
+	if err := acmeflow.CheckAddr(a, true); err != nil {
+		var ae *acmeflow.AddrError
+		if asAddrError(err, &ae) {
+			return ae.Reason
+		}
+		return err.Error()
+	}
+	return ""
+}
+
+// caError refuses a Let's Encrypt choice for addresses it will not
+// certify, with the way out.
+func (s *planStep) caError(choice string) error {
+	if choice == PlanOwnCA || choice == cachoice.Local {
+		return nil
+	}
+	for _, a := range s.a.Addrs {
+		if why := leRefused(a); why != "" {
+			return fmt.Errorf("%s %s: choose \"My own ACME CA\", or go back (esc) to the Address step and pick a public address", a, why)
+		}
+	}
+	return nil
 }
 
 func challengeOptions(demo bool, webroot, server string) []huh.Option[string] {
@@ -117,9 +220,12 @@ func challengeOptions(demo bool, webroot, server string) []huh.Option[string] {
 	return opts
 }
 
-func tosQuestion(demo bool) string {
-	if demo {
+func tosQuestion(demo bool, ca string) string {
+	switch {
+	case demo:
 		return "Agree to the test CA's terms of service?"
+	case ca == PlanOwnCA:
+		return "Agree to your CA's terms of service?"
 	}
 	return "Agree to Let's Encrypt's Subscriber Agreement? (letsencrypt.org/repository)"
 }
@@ -161,7 +267,12 @@ func (s *planStep) build(m *Model) *huh.Form {
 	if s.a.Challenge == ChallengeWebroot && (s.a.WebRoot == "" || demo) {
 		s.a.Challenge = ChallengeHTTP
 	}
-	tos := tosQuestion(demo)
+	if !demo && s.a.CA != PlanOwnCA && s.caError(s.a.CA) != nil {
+		// Let's Encrypt refuses an address the user picked: only an own
+		// CA can certify it, so that is the answer to start from.
+		s.a.CA = PlanOwnCA
+	}
+	tos := tosQuestion(demo, s.a.CA)
 	caOpts := caOptions(demo)
 	chOpts := challengeOptions(demo, s.a.WebRoot, s.webServer)
 	s.consent = newConsentField("tos", tos, &s.a.AgreeTOS, m.theme, m.cfg.ConsentDelay)
@@ -171,6 +282,20 @@ func (s *planStep) build(m *Model) *huh.Form {
 	ca := huh.NewSelect[string]().Key("ca").Title("Certificate authority").
 		Options(caOpts...).
 		Value(&s.a.CA)
+	if !m.cfg.Caps.Accessible {
+		// Accessible mode checks after the answer (accessible.plan): huh's
+		// accessible Select asks again on an error, forever once the input
+		// has ended.
+		ca = ca.Validate(s.caError)
+	}
+	caURL := huh.NewInput().Key("ca-url").Title("ACME directory URL of your CA").
+		Placeholder(placeholder(m.cfg.Caps, "https://ca.internal:9000/acme/acme/directory")).
+		Validate(s.forward(validCAURL)).
+		Value(&s.a.CAURL)
+	caRoot := huh.NewInput().Key("ca-root").Title("Root certificate of your CA (PEM file; empty: the system's roots)").
+		Placeholder(placeholder(m.cfg.Caps, "/etc/step-ca/certs/root_ca.crt")).
+		Validate(s.forward(validCARoot)).
+		Value(&s.a.CARoot)
 	challenge := huh.NewSelect[string]().Key("challenge").Title("Challenge").
 		Options(chOpts...).
 		Value(&s.a.Challenge)
@@ -181,9 +306,14 @@ func (s *planStep) build(m *Model) *huh.Form {
 		Placeholder(placeholder(m.cfg.Caps, "you@example.org")).
 		Validate(validEmail).
 		Value(&s.a.Email)
-	s.fields = []huh.Field{ca, challenge, keyType, email, s.consent}
+	s.fields = []huh.Field{ca, caURL, caRoot, challenge, keyType, email, s.consent}
+	own := func() bool { return s.a.CA != PlanOwnCA }
 	f := huh.NewForm(
-		huh.NewGroup(ca, challenge),
+		huh.NewGroup(ca),
+		// Asked only for an own CA (hidden otherwise, also when going
+		// back); accessible mode skips them the same way (asked).
+		huh.NewGroup(caURL, caRoot).WithHideFunc(own),
+		huh.NewGroup(challenge),
 		huh.NewGroup(keyType, email),
 		// The terms are a group of their own: huh moves on by group, and
 		// a group is left only when none of its fields has an error
@@ -233,9 +363,36 @@ func (s *planStep) textFocused() bool {
 	return ok
 }
 
-// save keeps the answers given so far (Esc back keeps them).
+// forward is check, applied only when the user leaves the field forward.
+func (s *planStep) forward(check func(string) error) func(string) error {
+	return func(v string) error {
+		if s.backward {
+			return nil
+		}
+		return check(v)
+	}
+}
+
+// asked says whether the plan asks the question key with the answers so
+// far: the own CA's URL and root only for PlanOwnCA.
+func (s *planStep) asked(key string) bool {
+	if slices.Contains(ownCAQuestions, key) {
+		return s.a.CA == PlanOwnCA
+	}
+	return true
+}
+
+// save keeps the answers given so far (Esc back keeps them). The root
+// file is kept absolute: renew runs from another directory (the timer: /).
 func (s *planStep) save(m *Model) {
 	s.a.Email = strings.TrimSpace(s.a.Email)
+	s.a.CAURL = strings.TrimSpace(s.a.CAURL)
+	s.a.CARoot = strings.TrimSpace(s.a.CARoot)
+	if s.a.CARoot != "" {
+		if abs, err := filepath.Abs(s.a.CARoot); err == nil {
+			s.a.CARoot = abs
+		}
+	}
 	m.ans = s.a
 }
 
@@ -244,9 +401,13 @@ func (s *planStep) update(m *Model, msg tea.Msg) tea.Cmd {
 		return nil
 	}
 	// The lists are short: huh's "/" filter would only turn q into a
-	// letter the user cannot see is being typed.
-	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "/" {
+	// letter the user cannot see is being typed. In a text field "/" is
+	// a character (the own CA's URL and root file are paths).
+	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "/" && !s.textFocused() {
 		return nil
+	}
+	if k, ok := msg.(tea.KeyMsg); ok {
+		s.backward = k.String() == "shift+tab" || k.String() == "esc" && s.textFocused()
 	}
 	// esc in the e-mail field leaves the field (back to the key type),
 	// as in the address field; the typed text stays.
@@ -256,6 +417,9 @@ func (s *planStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	fm, cmd := s.form.Update(msg)
 	if f, ok := fm.(*huh.Form); ok {
 		s.form = f
+	}
+	if s.consent != nil {
+		s.consent.title = tosQuestion(m.cfg.Demo, s.a.CA)
 	}
 	switch s.form.State {
 	case huh.StateCompleted:
@@ -288,6 +452,12 @@ func (s *planStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		if note != "" {
 			body = ui.Wrap(t.Dim.Render(note), w) + "\n\n"
 		}
+		// The answer's error goes first, in view: huh draws it below the
+		// group, which a short terminal clips. The terms question says
+		// its own (consentField).
+		if f := s.form.GetFocusedField(); f != nil && f.Error() != nil && f.GetKey() != "tos" {
+			body = ui.Wrap(t.Fail.Render(t.Mark(ui.Fail, "")+" "+f.Error().Error()), w) + "\n\n" + body
+		}
 		body += strings.TrimRight(s.form.View(), "\n")
 	}
 	keys := []ui.KeyHelp{{Key: "enter", What: "next"}, {Key: "shift+tab", What: "previous"}, keysBack, keysQuit}
@@ -307,11 +477,21 @@ func (s *planStep) note(m *Model, key string) string {
 	switch key {
 	case "ca":
 		return caDescription(m.cfg.Demo, s.a.CA)
+	case "ca-url":
+		return "The URL of your ACME CA's directory, https:// only. step-ca: https://HOST:PORT/acme/PROVISIONER/directory (step ca provisioner list names the ACME provisioner)."
+	case "ca-root":
+		return "The PEM file of the root certificate your CA's HTTPS is signed with, when the system does not trust it (a private CA: step-ca keeps it in $(step path)/certs/root_ca.crt). Leave it empty for the system's roots. renew reads it again from this path."
 	case "challenge":
+		if s.a.CA == PlanOwnCA {
+			return dns01WhyOwn
+		}
 		return dns01Why
 	case "key":
 		return "The certificate's key type: ec256 is small, fast and accepted everywhere."
 	case "email":
+		if s.a.CA == PlanOwnCA {
+			return "Optional, for the CA's account only."
+		}
 		return "Optional, for the CA's account only: Let's Encrypt no longer sends expiry mail."
 	case "tos":
 		return "The CA issues only to accounts that accept its terms: y agrees."

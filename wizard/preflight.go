@@ -132,7 +132,7 @@ func (s *preflightStep) run(m *Model) tea.Cmd {
 	s.ranFor = fmt.Sprint(m.ans.Addrs)
 	ctx, cancel := context.WithCancel(m.ctx)
 	s.cancelFn = cancel
-	req := PreflightRequest{Addrs: slices.Clone(m.ans.Addrs), MapPorts: s.mapPorts}
+	req := m.preflightRequest(s.mapPorts)
 	s.mapPorts = false // consent is for one run
 	runPF := m.deps.Preflight
 	m.logf("preflight run %d for %v (map ports: %v)", gen, req.Addrs, req.MapPorts)
@@ -276,10 +276,7 @@ func (s *preflightStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		b.WriteString("\n")
 		// What settles it: staging's validators from the internet; in the
 		// demo, the test CA's validation over loopback.
-		real := "a staging rehearsal is the real test and costs nothing"
-		if m.cfg.Demo {
-			real = "the test CA's own validation is the real test"
-		}
+		real := m.realTest()
 		switch s.report.Verdict {
 		case preflight.StatusFail:
 			b.WriteString(ui.Wrap(t.Fail.Render("Validation will probably fail")+" until the failures above are fixed. You may still go on: "+real+".", w))
@@ -302,4 +299,29 @@ func addrList(as []netip.Addr) string {
 		return "(no address)"
 	}
 	return strings.Join(acmeflow.AddrStrings(as), " and ")
+}
+
+// preflightRequest is the preflight run for the answers so far (the
+// full screen and accessible mode ask the same).
+func (m *Model) preflightRequest(mapPorts bool) PreflightRequest {
+	req := PreflightRequest{Addrs: slices.Clone(m.ans.Addrs), MapPorts: mapPorts, OwnCA: m.ownCA()}
+	for _, a := range m.ans.Addrs {
+		if m.leNote(a) != "" {
+			req.OwnCA = true
+		}
+	}
+	return req
+}
+
+// realTest says what settles whether validation works: staging's
+// validators from the internet; in the demo, the test CA's validation
+// over loopback; for an own ACME CA, that CA's validation.
+func (m *Model) realTest() string {
+	switch {
+	case m.cfg.Demo:
+		return "the test CA's own validation is the real test"
+	case m.preflightRequest(false).OwnCA:
+		return "your CA's own validation is the real test"
+	}
+	return "a staging rehearsal is the real test and costs nothing"
 }

@@ -10,12 +10,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/preflight"
+	"github.com/ipcert/ipcert/ui"
 )
 
 // toAddress starts a wizard with fakes and walks to the address screen.
@@ -113,11 +113,25 @@ func TestAddressTypedValidatesAsTyped(t *testing.T) {
 	if d.m.address.typing || !slices.ContainsFunc(d.m.address.cands, func(c candidate) bool { return c.Addr.String() == "1.2.3.4" && c.Checked }) {
 		t.Fatalf("enter did not add 1.2.3.4 as a picked address: %+v", d.m.address.cands)
 	}
-	// A reserved address is refused with the reason, and enter does nothing.
+	// A private address is one Let's Encrypt refuses, with the reason,
+	// but an own ACME CA may certify it: it can be picked, with the note.
 	d.key("t")
 	d.typeText("192.168.1.10")
-	if v := d.view(); !strings.Contains(v, "private network") || !strings.Contains(v, "rejectedIdentifier") {
-		t.Errorf("private address not refused with its reason:\n%s", v)
+	if v := oneLine(d.view()); !strings.Contains(v, "not for Let's Encrypt: is in private network") {
+		t.Errorf("private address without Let's Encrypt's refusal:\n%s", v)
+	}
+	if w := d.m.address.inputWarn; !strings.Contains(w, "rejectedIdentifier") || !strings.Contains(w, `Only your own ACME CA can certify it (the Plan's "My own ACME CA")`) {
+		t.Errorf("the note on a private address: %q, want Let's Encrypt's refusal and the own-CA way out", w)
+	}
+	d.key("enter")
+	if d.m.address.typing || !slices.ContainsFunc(d.m.address.cands, func(c candidate) bool { return c.Addr.String() == "192.168.1.10" && c.Checked && c.LENote != "" }) {
+		t.Fatalf("enter did not add 192.168.1.10 with its Let's Encrypt note: %+v", d.m.address.cands)
+	}
+	// What no CA can validate is refused, and enter does nothing.
+	d.key("t")
+	d.typeText("0.0.0.0")
+	if e := d.m.address.inputErr; !strings.Contains(e, "nothing can connect to") {
+		t.Errorf("the unspecified address refused with %q, want the reason", e)
 	}
 	d.key("enter")
 	if !d.m.address.typing {
@@ -138,7 +152,7 @@ func TestAddressDemoAcceptsLoopback(t *testing.T) {
 	d2 := toAddress(t, fakeDeps(nil), testConfig(false))
 	d2.key("t")
 	d2.typeText("127.0.0.1")
-	if v := d2.view(); !strings.Contains(v, "ipcert demo") {
+	if v := oneLine(d2.view()); !strings.Contains(v, "ipcert demo") {
 		t.Errorf("loopback outside the demo should point at the demo:\n%s", v)
 	}
 }
@@ -211,7 +225,7 @@ func TestPlanQuestions(t *testing.T) {
 	d.key("enter")
 	d.until("the plan", func() bool { return d.focused() == "ca" })
 	v := d.view()
-	for _, want := range []string{"Rehearse on staging, then production", "Staging only", "Production directly", "http-01 into the web root /var/www/html (nginx)", "tls-alpn-01"} {
+	for _, want := range []string{"Rehearse on staging, then production", "Staging only", "Production directly", "My own ACME CA (directory URL)"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("plan lacks %q:\n%s", want, v)
 		}
@@ -227,8 +241,14 @@ func TestPlanQuestions(t *testing.T) {
 	}
 	d.key("enter")
 	d.until("the challenge question", func() bool { return d.focused() == "challenge" })
-	if v := d.view(); !strings.Contains(v, "dns-01 is impossible for IP addresses") {
+	v = d.view()
+	if !strings.Contains(v, "dns-01 is impossible for IP addresses") {
 		t.Errorf("the challenge question should say why dns-01 is missing:\n%s", v)
+	}
+	for _, want := range []string{"http-01 into the web root /var/www/html (nginx)", "tls-alpn-01"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("the challenge question lacks %q:\n%s", want, v)
+		}
 	}
 	d.key("down")
 	d.key("enter")
@@ -443,17 +463,7 @@ func TestPreflightCancelledByEscRunsAgain(t *testing.T) {
 	// The run is a command the driver executes as its messages are pumped:
 	// make sure it is under way before leaving, or there is no first run
 	// to count.
-	deadline := time.After(10 * time.Second)
-	for waiting := true; waiting; {
-		select {
-		case <-started:
-			waiting = false
-		case msg := <-d.msgs:
-			d.send(msg)
-		case <-deadline:
-			t.Fatal("the first run never started")
-		}
-	}
+	d.waitFor("the first run to start", started)
 	d.key("esc")
 	d.key("enter")
 	close(gate)
@@ -730,4 +740,10 @@ func TestStepTable(t *testing.T) {
 	if m.afterStep(StepPlan) != nil {
 		t.Error("afterStep(Plan) is an action step")
 	}
+}
+
+// oneLine is a screen without styling, its lines joined by single spaces:
+// what it says, wherever it wrapped.
+func oneLine(v string) string {
+	return strings.Join(strings.Fields(ui.Plain(v)), " ")
 }

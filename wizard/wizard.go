@@ -483,5 +483,14 @@ func (m *Model) focusHere(b *strings.Builder) {
 var keysQuit = ui.KeyHelp{Key: "q", What: "quit"}
 var keysBack = ui.KeyHelp{Key: "esc", What: "back"}
 
-// publicCA says whether Let's Encrypt's address policy applies.
-func (m *Model) publicCA() bool { return !m.cfg.Demo && m.ans.CA != cachoice.Local }
+// publicCA says whether Let's Encrypt's address policy applies: not to
+// the local test CA, nor to the user's own ACME CA.
+func (m *Model) publicCA() bool {
+	return !m.cfg.Demo && m.ans.CA != cachoice.Local && !m.ownCA()
+}
+
+// ownCA: the plan names an ACME CA of the user's own, not Let's Encrypt
+// (cachoice.IsOwn: a Let's Encrypt URL typed as "own" is Let's Encrypt).
+func (m *Model) ownCA() bool {
+	return !m.cfg.Demo && m.ans.CA == PlanOwnCA && (m.ans.CAURL == "" || cachoice.IsOwn(m.ans.CAURL))
+}

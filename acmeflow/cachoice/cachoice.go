@@ -40,6 +40,9 @@ type CA struct {
 	Client    *http.Client
 	// RootPEM is the root of issued certificates for the local CA.
 	RootPEM []byte
+	// RootFile is Options.RootFile: the PEM file trusted for a URL CA's
+	// HTTPS (--ca-root), for the commands a diagnosis names.
+	RootFile string
 	// HTTPListen and TLSListen are the responder addresses to use; for the
 	// local CA they carry the port its validator was pointed at.
 	HTTPListen, TLSListen string
@@ -80,6 +83,19 @@ func Short(choice string) string {
 // IsLocal says the choice is the built-in local test CA.
 func IsLocal(choice string) bool { return choice == Local }
 
+// IsOwn says the choice is an ACME CA of the user's own (a directory URL
+// that is not Let's Encrypt's, such as a step-ca for internal addresses):
+// Let's Encrypt's rules (address policy, rate limits, staging, the
+// validation from several places) do not apply to it.
+func IsOwn(choice string) bool {
+	switch choice {
+	case "", Staging, Production, Local:
+		return false
+	}
+	u, err := url.Parse(choice)
+	return err == nil && u.Host != "" && !IsLetsEncrypt(u)
+}
+
 func Describe(choice string) string {
 	switch choice {
 	case Staging:
@@ -119,6 +135,7 @@ func Open(choice string, o Options) (*CA, error) {
 	}
 	c.CAKey = ""
 	c.Client = &http.Client{Timeout: 30 * time.Second}
+	c.RootFile = o.RootFile
 	if o.RootFile != "" {
 		pemData, err := os.ReadFile(o.RootFile)
 		if err != nil {
