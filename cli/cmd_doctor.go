@@ -84,20 +84,15 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 	fs.StringVar(&f.httpListen, "http-listen", "", "with --probe: address:port of the http-01 responder (default :80)")
 	fs.StringVar(&f.tlsListen, "tls-listen", "", "with --probe: address:port of the tls-alpn-01 responder (default :443)")
 	fs.DurationVar(&f.timeout, "timeout", 3*time.Minute, "with --probe: give up after this long")
-	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
+	// Flags may follow the NAME or ADDR: ipcert doctor 203.0.113.7 --probe.
+	pos, done, code := parseArgs(fs, args, s.Env, s.Err)
+	if done {
 		return code
 	}
-	// Flags may follow the NAME or ADDR: ipcert doctor 203.0.113.7 --probe.
 	var target string
 	var extra []string
-	if fs.NArg() > 0 {
-		target = fs.Arg(0)
-		if rest := fs.Args()[1:]; len(rest) > 0 {
-			if done, code := parseFlags(fs, rest, s.Env, s.Err); done {
-				return code
-			}
-			extra = fs.Args()
-		}
+	if len(pos) > 0 {
+		target, extra = pos[0], pos[1:]
 	}
 	f.probeCA = s.Env("IPCERT_DOCTOR_PROBE_CA")
 	if f.probeCA == "" {

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/localca"
 	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // Local failures get their own fix text: before, a full disk, a failed
@@ -84,20 +86,11 @@ func TestDiagnoseJWSRejected(t *testing.T) {
 }
 
 func TestDiagnoseDiskFull(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI must run this test as root (it mounts a tmpfs)")
-		}
-		t.Skip("skipped: mounting a small tmpfs needs root")
-	}
+	testkit.NeedRoot(t, "mounting a small tmpfs")
 	dir := filepath.Join(t.TempDir(), "state")
 	os.Mkdir(dir, 0o700)
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("mount tmpfs: %v %s", err, out)
-		}
-		t.Skipf("cannot mount a tmpfs here: %s", out)
-	}
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", dir).CombinedOutput()
+	testkit.Need(t, err == nil, fmt.Sprintf("cannot mount a tmpfs here: %v %s", err, out))
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	st, err := store.Open(dir)
 	if err != nil {

@@ -195,9 +195,6 @@ func filesOf(st *store.Store, name string, local bool) Files {
 	return store.PathsIn(st.CurrentDir(name), local)
 }
 
-// filesIn names the files of a version directory (store.CurrentDir).
-func filesIn(dir string, local bool) Files { return store.PathsIn(dir, local) }
-
 // caPool opens each CA choice once and closes them all at the end: the
 // local CA is a Pebble inside this process and must survive retries.
 type caPool struct {

@@ -11,6 +11,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/ui"
 )
@@ -163,7 +164,7 @@ func walkCaps(t *testing.T, w, h int, c ui.Caps) (names []string, screens map[st
 	shot("verify-done")
 	d.key("enter")
 	d.until("the summary", func() bool { return m.step == StepSummary })
-	m.outcome.Files = filesIn("/var/lib/ipcert/certs/81.2.69.160/current", false)
+	m.outcome.Files = store.PathsIn("/var/lib/ipcert/certs/81.2.69.160/current", false)
 	shot("summary")
 
 	// The demo's own screens.
@@ -202,7 +203,7 @@ func walkCaps(t *testing.T, w, h int, c ui.Caps) (names []string, screens map[st
 		dd.key("enter")
 	}
 	dd.until("the summary", func() bool { return dm.step == StepSummary })
-	dm.outcome.Files = filesIn("/tmp/ipcert-demo-123/certs/127.0.0.1/current", true)
+	dm.outcome.Files = store.PathsIn("/tmp/ipcert-demo-123/certs/127.0.0.1/current", true)
 	names = append(names, "demo-summary")
 	screens["demo-summary"] = dd.view()
 	return names, screens

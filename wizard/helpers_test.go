@@ -414,3 +414,8 @@ func golden(t *testing.T, name, got string) {
 		t.Errorf("screen %s differs from %s (go test -update rewrites it)\n--- got:\n%s\n--- want:\n%s", name, path, got, want)
 	}
 }
+
+// consentReady says the terms question is current and takes keys.
+func (s *planStep) consentReady() bool {
+	return s.focusedKey() == "tos" && s.consent != nil && s.consent.armed
+}

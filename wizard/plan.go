@@ -499,11 +499,6 @@ func (s *planStep) note(m *Model, key string) string {
 	return ""
 }
 
-// consentReady says the terms question is current and takes keys.
-func (s *planStep) consentReady() bool {
-	return s.focusedKey() == "tos" && s.consent != nil && s.consent.armed
-}
-
 func (s *planStep) focusedKey() string {
 	if s.form == nil {
 		return ""

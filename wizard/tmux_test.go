@@ -15,14 +15,7 @@ import (
 // needTmux finds tmux: skipped locally without it, required in CI.
 func needTmux(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("tmux")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("tmux is required in CI (.ci/run installs it): %v", err)
-		}
-		t.Skip("tmux not installed; apt-get install -y tmux to run the terminal test")
-	}
-	return p
+	return testkit.NeedProgram(t, "tmux", "tmux")
 }
 
 // buildBinary builds ipcert into a temporary folder.
