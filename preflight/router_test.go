@@ -785,57 +785,30 @@ func TestHomeRouterIssueNATPMP(t *testing.T) {
 // ports over the real router and removes them again.
 func TestHomeRouterWizard(t *testing.T) {
 	needRouter(t)
-	tmux := testkit.NeedProgram(t, "tmux", "tmux")
 	h := newHomeNet(t, routerOpts{upnp: true, natpmp: true, daemon: true})
-	sock := filepath.Join(h.dir, "tmux.sock")
-	tm := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(tmux, append([]string{"-u", "-S", sock}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tmux %v: %v\n%s", args, err, out)
-		}
-		return string(out)
-	}
 	script := "ip netns exec " + h.lan + " env LANG=C.UTF-8 TERM=xterm-256color HOME=" + h.dir +
 		" IPCERT_ECHO4=http://" + inetAddr + ":" + echoPort + "/ip IPCERT_DNS4=myip.opendns.com/A@" + inetAddr + ":53" +
 		" IPCERT_STUN4=" + inetAddr + ":3478 IPCERT_ECHO6=http://[2001:db8::1]:8080/ip " +
 		ipcertBinary(t) + " --state-dir " + filepath.Join(h.dir, "state") + "; sleep 600"
-	tm("new-session", "-d", "-s", "ipcert", "-x", "120", "-y", "40", "sh", "-c", script)
-	t.Cleanup(func() { _ = exec.Command(tmux, "-S", sock, "kill-server").Run() })
-	waitFor := func(want ...string) string {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		var p string
-		for time.Now().Before(deadline) {
-			p = tm("capture-pane", "-p", "-t", "ipcert")
-			ok := true
-			for _, w := range want {
-				ok = ok && strings.Contains(p, w)
-			}
-			if ok {
-				return p
-			}
-			time.Sleep(50 * time.Millisecond) // polling interval, bounded by the deadline
-		}
-		t.Fatalf("the pane never showed %q; it shows:\n%s", want, p)
-		return ""
-	}
+	tm := testkit.StartTmux(t, h.dir, 120, 40, "sh", "-c", script)
+	tm.Wait = 20 * time.Second
+	waitFor := tm.WaitFor
 	waitFor("step 1 of 9")
-	tm("send-keys", "-t", "ipcert", "Enter")
+	tm.Keys("Enter")
 	waitFor("step 2 of 9", publicIP)
-	tm("send-keys", "-t", "ipcert", "Enter")
+	tm.Keys("Enter")
 	// The verdict line appears when every check is done; "m" is ignored
 	// while a run is going on.
 	p := waitFor("step 3 of 9", "home NAT", publicIP, "No blocker found")
 	t.Logf("preflight step:\n%s", p)
 	before := strings.Count(h.upnpdLog.String(), "AddPortMapping")
-	tm("send-keys", "-t", "ipcert", "m")
+	tm.Keys("m")
 	waitFor("forward ports 80 and 443")
-	tm("send-keys", "-t", "ipcert", "y")
+	tm.Keys("y")
 	deadline := time.Now().Add(20 * time.Second)
 	for strings.Count(h.upnpdLog.String(), "DeletePortMapping") < 2 || strings.Count(h.upnpdLog.String(), "AddPortMapping") < before+2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("the wizard's consent did not map and unmap 80/443 on miniupnpd; pane:\n%s", tm("capture-pane", "-p", "-t", "ipcert"))
+			t.Fatalf("the wizard's consent did not map and unmap 80/443 on miniupnpd; pane:\n%s", tm.Pane())
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval, bounded by the deadline
 	}

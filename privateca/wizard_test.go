@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // The wizard's "My own ACME CA" against a real step-ca: an internal
@@ -37,54 +38,6 @@ func wizardEnv(t *testing.T) []string {
 		"IPCERT_ECHO6=http://" + closed, "IPCERT_DNS6=myip.opendns.com/AAAA@" + closed, "IPCERT_STUN6=" + closed,
 	}
 }
-
-// tmuxPane drives one program in a private tmux server.
-type tmuxPane struct {
-	t          *testing.T
-	tmux, sock string
-}
-
-func (p *tmuxPane) cmd(args ...string) string {
-	p.t.Helper()
-	out, err := exec.Command(p.tmux, append([]string{"-u", "-S", p.sock}, args...)...).CombinedOutput()
-	if err != nil {
-		p.t.Fatalf("tmux %v: %v\n%s", args, err, out)
-	}
-	return string(out)
-}
-
-func (p *tmuxPane) screen() string { return p.cmd("capture-pane", "-p", "-J", "-t", "w") }
-
-// waitFor polls the pane until it shows every want (the pane is joined
-// into one line per row and read with spaces collapsed, so a wrapped
-// sentence still matches), or fails after 60 s.
-func (p *tmuxPane) waitFor(want ...string) string {
-	p.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var s string
-	for time.Now().Before(deadline) {
-		s = p.screen()
-		flat := strings.Join(strings.Fields(s), " ")
-		ok := true
-		for _, w := range want {
-			if !strings.Contains(flat, w) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return s
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval, bounded by the deadline
-	}
-	p.t.Fatalf("the pane never showed %q; it shows:\n%s", want, s)
-	return ""
-}
-
-func (p *tmuxPane) keys(keys ...string) { p.cmd(append([]string{"send-keys", "-t", "w"}, keys...)...) }
-
-// typeText types literally (tmux send-keys -l).
-func (p *tmuxPane) typeText(s string) { p.cmd("send-keys", "-t", "w", "-l", s) }
 
 // checkStoredCA: renewal.json names the CA and its root as issue --ca URL
 // --ca-root FILE keeps them, so renew asks the same CA.
@@ -121,8 +74,7 @@ func renewFromSameCA(t *testing.T, hostNS, state, name string, ca *stepCA, valid
 
 func TestStepCAWizardOwnCA(t *testing.T) {
 	needNetns(t)
-	tmux, err := exec.LookPath("tmux")
-	require(t, err == nil, "it needs tmux (apt-get install -y tmux)")
+	testkit.NeedProgram(t, "tmux", "tmux")
 	bin := buildIpcert(t)
 	caNS, hostNS := privateLAN(t)
 	const validity = 20 * time.Hour
@@ -134,69 +86,65 @@ func TestStepCAWizardOwnCA(t *testing.T) {
 	if err := os.WriteFile(notPEM, []byte("this is not a certificate\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &tmuxPane{t: t, tmux: tmux, sock: filepath.Join(dir, "tmux.sock")}
 	script := bin + " wizard --state-dir " + state + " >" + outFile + "; echo EXIT=$? >>" + outFile + "; sleep 600"
-	args := []string{"new-session", "-d", "-s", "w", "-x", "120", "-y", "40", "env", "-i"}
-	args = append(args, wizardEnv(t)...)
-	args = append(args, "ip", "netns", "exec", hostNS, "sh", "-c", script)
-	p.cmd(args...)
-	t.Cleanup(func() { _ = exec.Command(tmux, "-S", p.sock, "kill-server").Run() })
+	argv := append(append([]string{"env", "-i"}, wizardEnv(t)...), "ip", "netns", "exec", hostNS, "sh", "-c", script)
+	p := testkit.StartTmux(t, dir, 120, 40, argv...)
 
-	p.waitFor("step 1 of 9", "enter start")
-	p.keys("Enter")
+	p.WaitFor("step 1 of 9", "enter start")
+	p.Keys("Enter")
 	// No public address: this machine is internal. The typed private
 	// address is one Let's Encrypt refuses, and says so, but it is not
 	// refused: an own CA may certify it.
-	p.waitFor("step 2 of 9", "No public address found")
-	p.keys("t")
-	p.typeText("10.77.0.2")
-	p.waitFor("10.77.0.2 is a private IPv4 address", "not for Let's Encrypt", `Only your own ACME CA can certify it (the Plan's "My own ACME CA")`)
-	p.keys("Enter")
-	p.waitFor("[x] 10.77.0.2")
-	p.keys("Enter")
+	p.WaitFor("step 2 of 9", "No public address found")
+	p.Keys("t")
+	p.Type("10.77.0.2")
+	p.WaitFor("10.77.0.2 is a private IPv4 address", "not for Let's Encrypt", `Only your own ACME CA can certify it (the Plan's "My own ACME CA")`)
+	p.Keys("Enter")
+	p.WaitFor("[x] 10.77.0.2")
+	p.Keys("Enter")
 	// Preflight leaves the address to the CA's own policy.
-	p.waitFor("step 3 of 9", "next: Plan", "CA's own policy")
-	p.keys("Enter")
+	p.WaitFor("step 3 of 9", "next: Plan", "CA's own policy")
+	p.Keys("Enter")
 	// The plan starts on the own CA (Let's Encrypt cannot certify the
 	// address); a Let's Encrypt choice is refused with the way out.
-	p.waitFor("step 4 of 9", "My own ACME CA (directory URL)", "Let's Encrypt's rules do not apply")
-	p.keys("Up")
-	p.keys("Enter")
-	p.waitFor("10.77.0.2 is in private network", `choose "My own ACME CA"`)
-	p.keys("Down")
-	p.keys("Enter")
+	p.WaitFor("step 4 of 9", "My own ACME CA (directory URL)", "Let's Encrypt's rules do not apply")
+	p.Keys("Up")
+	p.Keys("Enter")
+	p.WaitFor("10.77.0.2 is in private network", `choose "My own ACME CA"`)
+	p.Keys("Down")
+	p.Keys("Enter")
 	// Each question's note is drawn above the form once it has the
 	// focus: keys typed earlier would go to the previous field.
-	p.waitFor("ACME directory URL of your CA", "names the ACME provisioner")
-	p.typeText("http://10.77.0.1:9000/acme/acme/directory")
-	p.keys("Enter")
-	p.waitFor("does not start with https://", "ACME runs over HTTPS")
-	p.keys("C-u")
-	p.typeText(ca.Directory)
-	p.keys("Enter")
-	p.waitFor("Root certificate of your CA", "Leave it empty for the system's roots")
-	p.typeText(filepath.Join(dir, "missing.pem"))
-	p.keys("Enter")
-	p.waitFor("missing.pem: no such file")
-	p.keys("C-u")
-	p.typeText(notPEM)
-	p.keys("Enter")
-	p.waitFor("not-a-cert.pem holds no PEM certificate")
-	p.keys("C-u")
-	p.typeText(ca.PKI.RootFile)
-	p.keys("Enter")
-	p.waitFor("Challenge", "an ACME CA validates an IP only by connecting to it")
-	p.keys("Enter")
-	p.waitFor("The certificate's key type")
-	p.keys("Enter")
-	p.waitFor("E-mail (optional)", "Optional, for the CA's account only.")
-	p.keys("Enter")
-	p.waitFor("Agree to your CA's terms of service?", "nothing is chosen yet")
-	p.keys("y")
+	p.WaitFor("ACME directory URL of your CA", "names the ACME provisioner")
+	p.Type("http://10.77.0.1:9000/acme/acme/directory")
+	p.Keys("Enter")
+	p.WaitFor("does not start with https://", "ACME runs over HTTPS")
+	p.Keys("C-u")
+	p.Type(ca.Directory)
+	p.Keys("Enter")
+	p.WaitFor("Root certificate of your CA", "Leave it empty for the system's roots")
+	p.Type(filepath.Join(dir, "missing.pem"))
+	p.Keys("Enter")
+	p.WaitFor("missing.pem: no such file")
+	p.Keys("C-u")
+	p.Type(notPEM)
+	p.Keys("Enter")
+	p.WaitFor("not-a-cert.pem holds no PEM certificate")
+	p.Keys("C-u")
+	p.Type(ca.PKI.RootFile)
+	p.Keys("Enter")
+	p.WaitFor("Challenge", "an ACME CA validates an IP only by connecting to it")
+	p.Keys("Enter")
+	p.WaitFor("The certificate's key type")
+	p.Keys("Enter")
+	p.WaitFor("E-mail (optional)", "Optional, for the CA's account only.")
+	p.Keys("Enter")
+	p.WaitFor("Agree to your CA's terms of service?", "nothing is chosen yet")
+	p.Keys("y")
 	// The issuance says which of Let's Encrypt's rules did not apply, and
 	// shows step-ca's validator reaching the responder on port 80.
-	p.waitFor("step 5 of 9", "Certificate issued for 10.77.0.2", "advertises no profiles", "Let's Encrypt's rules do not apply to it", "validator 10.77.0.1:")
-	p.keys("q")
+	p.WaitFor("step 5 of 9", "Certificate issued for 10.77.0.2", "advertises no profiles", "Let's Encrypt's rules do not apply to it", "validator 10.77.0.1:")
+	p.Keys("q")
 	var out []byte
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) && !bytes.Contains(out, []byte("EXIT=")) {
@@ -204,7 +152,7 @@ func TestStepCAWizardOwnCA(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // polling interval, bounded by the deadline
 	}
 	if !bytes.Contains(out, []byte("EXIT=0")) {
-		t.Fatalf("the wizard did not exit 0; stdout:\n%s\npane:\n%s", out, p.screen())
+		t.Fatalf("the wizard did not exit 0; stdout:\n%s\npane:\n%s", out, p.Pane())
 	}
 	for _, want := range []string{"Issued a certificate for 10.77.0.2", "the ACME CA at " + ca.Directory} {
 		if !strings.Contains(string(out), want) {

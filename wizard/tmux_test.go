@@ -1,9 +1,7 @@
 package wizard
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,118 +10,60 @@ import (
 	"github.com/ipcert/ipcert/internal/testkit"
 )
 
-// needTmux finds tmux: skipped locally without it, required in CI.
-func needTmux(t *testing.T) string {
-	t.Helper()
-	return testkit.NeedProgram(t, "tmux", "tmux")
-}
-
 // buildBinary builds ipcert into a temporary folder.
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	return testkit.Binary(t)
 }
 
-// tmuxSession drives one program in a private tmux server.
-type tmuxSession struct {
-	t    *testing.T
-	tmux string
-	sock string
-}
-
-func (s *tmuxSession) cmd(args ...string) string {
-	s.t.Helper()
-	out, err := exec.Command(s.tmux, append([]string{"-u", "-S", s.sock}, args...)...).CombinedOutput()
-	if err != nil {
-		s.t.Fatalf("tmux %v: %v\n%s", args, err, out)
-	}
-	return string(out)
-}
-
-func (s *tmuxSession) pane() string { return s.cmd("capture-pane", "-p", "-t", "ipcert") }
-
-// waitFor polls the pane until it shows every want, or fails after 20 s.
-func (s *tmuxSession) waitFor(want ...string) {
-	s.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var p string
-	for time.Now().Before(deadline) {
-		p = s.pane()
-		ok := true
-		for _, w := range want {
-			if !strings.Contains(p, w) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval, bounded by the deadline
-	}
-	s.t.Fatalf("the pane never showed %q; it shows:\n%s", want, p)
-}
-
-func (s *tmuxSession) keys(keys ...string) {
-	s.cmd(append([]string{"send-keys", "-t", "ipcert"}, keys...)...)
-}
-
 // TestTmuxDemo runs the built binary's `ipcert demo` in a real terminal
 // (tmux), answers with keystrokes and ends with a certificate on disk.
 func TestTmuxDemo(t *testing.T) {
-	tmux := needTmux(t)
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	outFile := filepath.Join(dir, "stdout")
-	s := &tmuxSession{t: t, tmux: tmux, sock: filepath.Join(dir, "tmux.sock")}
 	// stdout (the result) goes to a file; the UI is on stderr, the pane.
-	script := bin + " demo --state-dir " + state + " >" + outFile + "; echo EXIT=$? >>" + outFile + "; sleep 600"
-	s.cmd("new-session", "-d", "-s", "ipcert", "-x", "100", "-y", "30", "env", "LANG=C.UTF-8", "TERM=xterm-256color", "sh", "-c", script)
-	t.Cleanup(func() { exec.Command(tmux, "-S", s.sock, "kill-server").Run() })
+	s, state, outFile := startDemo(t, buildBinary(t), 100, 30)
 
-	s.waitFor("step 1 of 9", "enter start")
-	s.keys("Enter")
-	s.waitFor("step 2 of 9", "127.0.0.1")
-	s.keys("Enter")
-	s.waitFor("step 3 of 9", "Everything checked looks right")
+	s.WaitFor("step 1 of 9", "enter start")
+	s.Keys("Enter")
+	s.WaitFor("step 2 of 9", "127.0.0.1")
+	s.Keys("Enter")
+	s.WaitFor("step 3 of 9", "Everything checked looks right")
 	// A smaller terminal mid-way: the screen is laid out again, header and
 	// keys still in view.
-	s.cmd("resize-window", "-t", "ipcert", "-x", "60", "-y", "20")
-	s.waitFor("step 3 of 9", "enter go on")
-	s.cmd("resize-window", "-t", "ipcert", "-x", "100", "-y", "30")
-	s.waitFor("step 3 of 9", "next: Plan")
-	s.keys("Enter")
-	s.waitFor("step 4 of 9", "Local test CA")
-	s.keys("Enter")
-	s.waitFor("dns-01 is impossible")
-	s.keys("Enter")
-	s.waitFor("key type")
-	s.keys("Enter")
-	s.waitFor("for the CA's account only")
-	s.keys("Enter")
-	s.waitFor("y agrees, n declines")
-	s.keys("y")
+	s.Resize(60, 20)
+	s.WaitFor("step 3 of 9", "enter go on")
+	s.Resize(100, 30)
+	s.WaitFor("step 3 of 9", "next: Plan")
+	s.Keys("Enter")
+	s.WaitFor("step 4 of 9", "Local test CA")
+	s.Keys("Enter")
+	s.WaitFor("dns-01 is impossible")
+	s.Keys("Enter")
+	s.WaitFor("key type")
+	s.Keys("Enter")
+	s.WaitFor("for the CA's account only")
+	s.Keys("Enter")
+	s.WaitFor("y agrees, n declines")
+	s.Keys("y")
 	// After the issuance: the demo shows the nginx snippet (and installs
 	// nothing), rehearses a renewal against a fresh test CA, and serves
 	// the certificate on loopback to check it like a browser.
 	// The Issue screen stays, with what the validator asked, until enter.
-	s.waitFor("step 5 of 9", "validator 127.0.0.1", "Certificate issued for 127.0.0.1", "enter continue to Install")
-	s.keys("Enter")
-	s.waitFor("step 6 of 9", "Show the nginx snippet")
-	s.keys("Down")
-	s.waitFor("› Continue without installing")
-	s.keys("Enter")
-	s.waitFor("step 7 of 9", "› Dry renewal")
-	s.keys("Enter")
-	s.waitFor("dry renewal worked")
-	s.keys("Enter")
-	s.waitFor("step 8 of 9", "› Serve it on 127.0.0.1")
-	s.keys("Enter")
-	s.waitFor("serves the stored current certificate", "a browser trusting the CA accepts it")
-	s.keys("Enter")
-	s.waitFor("step 9 of 9", "openssl verify -CAfile root.pem")
-	s.keys("Enter")
+	s.WaitFor("step 5 of 9", "validator 127.0.0.1", "Certificate issued for 127.0.0.1", "enter continue to Install")
+	s.Keys("Enter")
+	s.WaitFor("step 6 of 9", "Show the nginx snippet")
+	s.Keys("Down")
+	s.WaitFor("› Continue without installing")
+	s.Keys("Enter")
+	s.WaitFor("step 7 of 9", "› Dry renewal")
+	s.Keys("Enter")
+	s.WaitFor("dry renewal worked")
+	s.Keys("Enter")
+	s.WaitFor("step 8 of 9", "› Serve it on 127.0.0.1")
+	s.Keys("Enter")
+	s.WaitFor("serves the stored current certificate", "a browser trusting the CA accepts it")
+	s.Keys("Enter")
+	s.WaitFor("step 9 of 9", "openssl verify -CAfile root.pem")
+	s.Keys("Enter")
 	deadline := time.Now().Add(20 * time.Second)
 	var out []byte
 	for time.Now().Before(deadline) {
@@ -134,7 +74,7 @@ func TestTmuxDemo(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if !strings.Contains(string(out), "EXIT=0") {
-		t.Fatalf("ipcert demo did not exit 0; stdout:\n%s\npane:\n%s", out, s.pane())
+		t.Fatalf("ipcert demo did not exit 0; stdout:\n%s\npane:\n%s", out, s.Pane())
 	}
 	for _, want := range []string{"Issued a certificate for 127.0.0.1", "openssl verify", "Demo state: " + state} {
 		if !strings.Contains(string(out), want) {
@@ -150,45 +90,14 @@ func TestTmuxDemo(t *testing.T) {
 
 // startDemo starts the built binary's `ipcert demo` in a private tmux
 // server at w x h; stdout goes to the returned file.
-func startDemo(t *testing.T, bin string, w, h int, env ...string) (*tmuxSession, string, string) {
+func startDemo(t *testing.T, bin string, w, h int, env ...string) (*testkit.Tmux, string, string) {
 	t.Helper()
-	tmux := needTmux(t)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	outFile := filepath.Join(dir, "stdout")
-	s := &tmuxSession{t: t, tmux: tmux, sock: filepath.Join(dir, "tmux.sock")}
 	script := bin + " demo --state-dir " + state + " >" + outFile + "; echo EXIT=$? >>" + outFile + "; sleep 600"
-	args := []string{"new-session", "-d", "-s", "ipcert", "-x", fmt.Sprint(w), "-y", fmt.Sprint(h), "env", "LANG=C.UTF-8", "TERM=xterm-256color"}
-	args = append(append(args, env...), "sh", "-c", script)
-	s.cmd(args...)
-	t.Cleanup(func() { exec.Command(tmux, "-S", s.sock, "kill-server").Run() })
-	return s, state, outFile
-}
-
-// waitForNot is waitFor that fails at once when the pane shows bad.
-func (s *tmuxSession) waitForNot(bad string, want ...string) string {
-	s.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var p string
-	for time.Now().Before(deadline) {
-		p = s.pane()
-		if strings.Contains(p, bad) {
-			s.t.Fatalf("the pane shows %q:\n%s", bad, p)
-		}
-		ok := true
-		for _, w := range want {
-			if !strings.Contains(p, w) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return p
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval, bounded by the deadline
-	}
-	s.t.Fatalf("the pane never showed %q; it shows:\n%s", want, p)
-	return ""
+	argv := append(append(append([]string{"env"}, testkit.TermEnv...), env...), "sh", "-c", script)
+	return testkit.StartTmux(t, dir, w, h, argv...), state, outFile
 }
 
 // TestTmuxConsentBurst: six Enters in one write on the Plan screen (a
@@ -200,16 +109,16 @@ func TestTmuxConsentBurst(t *testing.T) {
 	bin := buildBinary(t)
 	for _, burst := range []string{"\r\r\r\r\r\r", "\r\r\r\r", "\r\r\r\r\r\r\r\r\r\r"} {
 		s, state, _ := startDemo(t, bin, 80, 24)
-		s.waitFor("step 1 of 9", "enter start")
-		s.keys("Enter")
-		s.waitFor("step 2 of 9", "127.0.0.1")
-		s.keys("Enter")
-		s.waitFor("step 3 of 9", "Everything checked looks right")
-		s.keys("Enter")
-		s.waitFor("step 4 of 9", "Local test CA")
+		s.WaitFor("step 1 of 9", "enter start")
+		s.Keys("Enter")
+		s.WaitFor("step 2 of 9", "127.0.0.1")
+		s.Keys("Enter")
+		s.WaitFor("step 3 of 9", "Everything checked looks right")
+		s.Keys("Enter")
+		s.WaitFor("step 4 of 9", "Local test CA")
 		// One write: tmux hands the literal string to the terminal at once.
-		s.keys("-l", burst)
-		p := s.waitForNot("step 5 of 9", "Agree to the test CA's terms", "y agree")
+		s.Keys("-l", burst)
+		p := s.WaitForNot("step 5 of 9", "Agree to the test CA's terms", "y agree")
 		// Four Enters take the CA, challenge, key and e-mail questions
 		// to the terms. The burst has been read when the question shows
 		// what it did with the rest: ignored, or refused as no answer.
@@ -219,7 +128,7 @@ func TestTmuxConsentBurst(t *testing.T) {
 				t.Fatalf("burst %q: no word about the early keys:\n%s", burst, p)
 			}
 			time.Sleep(50 * time.Millisecond) // polling, bounded by the deadline
-			p = s.waitForNot("step 5 of 9", "Agree to the test CA's terms")
+			p = s.WaitForNot("step 5 of 9", "Agree to the test CA's terms")
 		}
 		if !strings.Contains(p, "[ ] I agree (y)") {
 			t.Fatalf("burst %q: the terms show as answered:\n%s", burst, p)
@@ -228,39 +137,39 @@ func TestTmuxConsentBurst(t *testing.T) {
 			t.Fatalf("burst %q: an account was registered without agreement", burst)
 		}
 		// A deliberate y, once the question is ready, goes on.
-		s.waitFor("y agrees, n declines")
-		s.keys("y")
-		s.waitFor("step 5 of 9", "validator 127.0.0.1", "Certificate issued for 127.0.0.1")
-		s.keys("Enter")
-		s.waitFor("step 6 of 9")
+		s.WaitFor("y agrees, n declines")
+		s.Keys("y")
+		s.WaitFor("step 5 of 9", "validator 127.0.0.1", "Certificate issued for 127.0.0.1")
+		s.Keys("Enter")
+		s.WaitFor("step 6 of 9")
 		if _, err := os.Stat(filepath.Join(state, "certs", "127.0.0.1", "current", "cert.pem")); err != nil {
 			t.Fatal(err)
 		}
-		exec.Command(s.tmux, "-S", s.sock, "kill-server").Run()
+		s.Kill()
 	}
 }
 
 // toBottom pages down until the screen has nothing more below, and
 // returns it.
-func (s *tmuxSession) toBottom() string {
-	s.t.Helper()
-	p := s.pane()
+func toBottom(t *testing.T, s *testkit.Tmux) string {
+	t.Helper()
+	p := s.Pane()
 	for i := 0; strings.Contains(p, "more below (pgdn)"); i++ {
 		if i == 40 {
-			s.t.Fatalf("still more below after 40 pages:\n%s", p)
+			t.Fatalf("still more below after 40 pages:\n%s", p)
 		}
 		if !strings.Contains(p, "pgup/pgdn scroll") && !strings.Contains(p, "pgup/pgdn") {
-			s.t.Errorf("a screen that scrolls does not name the keys:\n%s", p)
+			t.Errorf("a screen that scrolls does not name the keys:\n%s", p)
 		}
-		s.keys("NPage")
+		s.Keys("NPage")
 		deadline := time.Now().Add(10 * time.Second)
-		for q := s.pane(); q == p; q = s.pane() {
+		for q := s.Pane(); q == p; q = s.Pane() {
 			if time.Now().After(deadline) {
-				s.t.Fatalf("pgdn changed nothing:\n%s", p)
+				t.Fatalf("pgdn changed nothing:\n%s", p)
 			}
 			time.Sleep(20 * time.Millisecond) // polling, bounded by the deadline
 		}
-		p = s.pane()
+		p = s.Pane()
 	}
 	return p
 }
@@ -274,8 +183,8 @@ func TestTmuxScrollReachesBottom(t *testing.T) {
 		s, _, outFile := startDemo(t, bin, size[0], size[1])
 		bottom := func(step string, want ...string) string {
 			t.Helper()
-			s.waitFor(step)
-			p := s.toBottom()
+			s.WaitFor(step)
+			p := toBottom(t, s)
 			for _, w := range want {
 				if !strings.Contains(p, w) {
 					t.Errorf("%dx%d %s: the bottom lacks %q:\n%s", size[0], size[1], step, w, p)
@@ -290,49 +199,49 @@ func TestTmuxScrollReachesBottom(t *testing.T) {
 			}
 			return p
 		}
-		s.waitFor("step 1 of 9", "enter start")
+		s.WaitFor("step 1 of 9", "enter start")
 		bottom("step 1 of 9", "Nothing is sent to a CA before the Issue step.")
-		s.keys("Enter")
-		s.waitFor("step 2 of 9", "[x] 127.0.0.1")
+		s.Keys("Enter")
+		s.WaitFor("step 2 of 9", "[x] 127.0.0.1")
 		bottom("step 2 of 9", "type another address (t)")
-		s.keys("Enter")
-		s.waitFor("step 3 of 9", "› ") // the cursor shows when the checks are done
+		s.Keys("Enter")
+		s.WaitFor("step 3 of 9", "› ") // the cursor shows when the checks are done
 		bottom("step 3 of 9", "Everything checked looks right.")
-		s.keys("Enter")
-		s.waitFor("step 4 of 9", "Local test CA")
-		s.keys("Enter")
-		s.waitFor("dns-01 is impossible")
-		s.keys("Enter")
-		s.waitFor("Key type")
-		s.keys("Enter")
-		s.waitFor("for the CA's account only")
-		s.keys("Enter")
-		s.waitFor("y agrees, n declines")
-		s.keys("y")
-		s.waitFor("step 5 of 9", "Certificate issued for 127.0.0.1")
+		s.Keys("Enter")
+		s.WaitFor("step 4 of 9", "Local test CA")
+		s.Keys("Enter")
+		s.WaitFor("dns-01 is impossible")
+		s.Keys("Enter")
+		s.WaitFor("Key type")
+		s.Keys("Enter")
+		s.WaitFor("for the CA's account only")
+		s.Keys("Enter")
+		s.WaitFor("y agrees, n declines")
+		s.Keys("y")
+		s.WaitFor("step 5 of 9", "Certificate issued for 127.0.0.1")
 		bottom("step 5 of 9", "is current")
-		s.keys("Enter")
-		s.waitFor("step 6 of 9", "Show the nginx snippet")
-		s.keys("Enter") // show the snippet
-		s.waitFor("The file as it would be installed")
+		s.Keys("Enter")
+		s.WaitFor("step 6 of 9", "Show the nginx snippet")
+		s.Keys("Enter") // show the snippet
+		s.WaitFor("The file as it would be installed")
 		bottom("step 6 of 9", "  }")
 		// The viewport follows the cursor back up to the choices.
-		s.keys("Down")
-		s.waitFor("› Continue without installing")
-		s.keys("Enter")
-		s.waitFor("step 7 of 9", "› Dry renewal")
-		s.keys("Enter")
-		s.waitFor("dry renewal worked")
+		s.Keys("Down")
+		s.WaitFor("› Continue without installing")
+		s.Keys("Enter")
+		s.WaitFor("step 7 of 9", "› Dry renewal")
+		s.Keys("Enter")
+		s.WaitFor("dry renewal worked")
 		bottom("step 7 of 9", "Continue")
-		s.keys("Enter")
-		s.waitFor("step 8 of 9", "› Serve it on 127.0.0.1")
-		s.keys("Enter")
-		s.waitFor("a browser trusting the CA accepts it")
+		s.Keys("Enter")
+		s.WaitFor("step 8 of 9", "› Serve it on 127.0.0.1")
+		s.Keys("Enter")
+		s.WaitFor("a browser trusting the CA accepts it")
 		bottom("step 8 of 9", "Continue")
-		s.keys("Enter")
-		s.waitFor("step 9 of 9")
+		s.Keys("Enter")
+		s.WaitFor("step 9 of 9")
 		bottom("step 9 of 9", "The files stay.")
-		s.keys("Enter")
+		s.Keys("Enter")
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			out, _ := os.ReadFile(outFile)
@@ -340,10 +249,10 @@ func TestTmuxScrollReachesBottom(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%dx%d: no exit 0:\n%s\n%s", size[0], size[1], out, s.pane())
+				t.Fatalf("%dx%d: no exit 0:\n%s\n%s", size[0], size[1], out, s.Pane())
 			}
 			time.Sleep(50 * time.Millisecond) // polling, bounded by the deadline
 		}
-		exec.Command(s.tmux, "-S", s.sock, "kill-server").Run()
+		s.Kill()
 	}
 }
