@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -110,8 +111,16 @@ func ListeningPorts(env Env, ports []int) ([]PortState, error) {
 		inode  uint64
 	}
 	var socks []sock
+	// A socket no process holds any more closed between the table and the
+	// descriptors (the self-fetch's own listener, which comes and goes
+	// while this check runs): if a second look at the table has lost it,
+	// the port is not held.
+	gone := func(family string, inode uint64) bool {
+		tab, err := readListenTable(fs, family)
+		return err == nil && !slices.ContainsFunc(tab, func(l procTCPLine) bool { return l.inode == inode })
+	}
 	for _, fam := range []string{"ipv4", "ipv6"} {
-		tab, err := listenTable(fs, fam)
+		tab, err := readListenTable(fs, fam)
 		if err != nil {
 			if os.IsNotExist(err) && fam == "ipv6" {
 				continue // IPv6 disabled in the kernel
@@ -130,6 +139,7 @@ func ListeningPorts(env Env, ports []int) ([]PortState, error) {
 	owners := map[uint64]owner{}
 	if len(socks) > 0 {
 		owners = socketOwners(fs)
+		socks = slices.DeleteFunc(socks, func(s sock) bool { _, ok := owners[s.inode]; return !ok && gone(s.family, s.inode) })
 	}
 	bindv6only := readInt(env.path("proc/sys/net/ipv6/bindv6only"), 0)
 	var out []PortState
@@ -177,6 +187,10 @@ type procTCPLine struct {
 	state int
 	inode uint64
 }
+
+// readListenTable is listenTable; a test puts a table that changes
+// between two reads in its place.
+var readListenTable = listenTable
 
 // listenTable reads the kernel's TCP socket table of one family
 // (/proc/net/tcp or tcp6) through procfs.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/prometheus/procfs"
 )
 
 func TestListeningPortsFromProcFixture(t *testing.T) {
@@ -151,6 +152,38 @@ func TestListeningPortsIgnoresOwnSocket(t *testing.T) {
 	for _, p := range ps {
 		if !p.Free {
 			t.Errorf("own socket reported: %+v", p)
+		}
+	}
+}
+
+// TestListeningPortsSocketClosedMeanwhile: a listener in the table that
+// no process holds by the time the descriptors are read (the self-fetch's
+// own, which comes and goes while the ports check runs) is not "held by an
+// unknown process" when a second look at the table has lost it; one that
+// stays with no owner visible is still held.
+func TestListeningPortsSocketClosedMeanwhile(t *testing.T) {
+	env := offlineEnv(t)
+	env.Root = testdata("proc-nginx")
+	orphan := procTCPLine{netip.MustParseAddrPort("0.0.0.0:8081"), tcpListen, 999999}
+	for _, stays := range []bool{false, true} {
+		reads := 0
+		readListenTable = func(fs procfs.FS, family string) ([]procTCPLine, error) {
+			if family != "ipv4" {
+				return nil, nil
+			}
+			reads++
+			if reads == 1 || stays {
+				return []procTCPLine{orphan}, nil
+			}
+			return nil, nil
+		}
+		ps, err := ListeningPorts(env, []int{8081})
+		readListenTable = listenTable
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ps[0].Family != "ipv4" || ps[0].Free == stays {
+			t.Errorf("socket stays %v: %+v", stays, ps[0])
 		}
 	}
 }
