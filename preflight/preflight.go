@@ -266,6 +266,10 @@ func (c checkFunc) Run(ctx context.Context, env Env) Result { return c.run(ctx, 
 // checks are the checks in report order. They share the facts several of
 // them need (the public address, the interfaces), gathered once.
 func (st *state) checks() []check {
+	addrTitle := "The address Let's Encrypt will validate"
+	if st.opts.OwnCA || st.opts.LocalCA {
+		addrTitle = "The address the CA will validate"
+	}
 	return []check{
 		checkFunc{IDPublic4, "Public IPv4 address", func(ctx context.Context, env Env) Result { return st.checkPublic(ctx, 4) }},
 		checkFunc{IDPublic6, "Public IPv6 address", func(ctx context.Context, env Env) Result { return st.checkPublic(ctx, 6) }},
@@ -276,7 +280,7 @@ func (st *state) checks() []check {
 		checkFunc{IDWebServers, "Web servers", st.checkWebServers},
 		checkFunc{IDFirewall, "Host firewall", st.checkFirewall},
 		checkFunc{IDSelfFetch, "Self-fetch through the public address (advisory)", st.checkSelfFetch},
-		checkFunc{IDAddress, "The address Let's Encrypt will validate", st.checkAddress},
+		checkFunc{IDAddress, addrTitle, st.checkAddress},
 	}
 }
 

@@ -216,3 +216,22 @@ func TestRunOnlyLocalChecksAsksNoOne(t *testing.T) {
 		t.Fatal("the public-address check did not ask the source: the test proves nothing")
 	}
 }
+
+// TestAddressTitleNamesTheCA: the address check is titled after the CA
+// that validates: Let's Encrypt only when it is Let's Encrypt.
+func TestAddressTitleNamesTheCA(t *testing.T) {
+	env := offlineEnv(t)
+	for _, tc := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{}, "The address Let's Encrypt will validate"},
+		{Options{OwnCA: true}, "The address the CA will validate"},
+		{Options{LocalCA: true}, "The address the CA will validate"},
+	} {
+		rep := Run(context.Background(), env, Options{IPs: []netip.Addr{netip.MustParseAddr("10.0.0.5")}, OwnCA: tc.opts.OwnCA, LocalCA: tc.opts.LocalCA, Only: []string{IDAddress}}, nil)
+		if len(rep.Results) != 1 || rep.Results[0].Title != tc.want {
+			t.Errorf("%+v: %+v, want the title %q", tc.opts, rep.Results, tc.want)
+		}
+	}
+}
