@@ -58,6 +58,12 @@ type Diagnosis struct {
 	Challenge string `json:"challenge,omitempty"`
 	WebRoot   string `json:"webroot,omitempty"`
 	Port      int    `json:"port,omitempty"`
+	// The attempt's CA, the root trusted for it (a URL CA's --ca-root) and
+	// where the responder listened: kept with the failure, so that doctor
+	// re-checks a first issuance that has no renewal.json as it was asked.
+	CA        string `json:"ca,omitempty"`
+	CARoot    string `json:"ca_root,omitempty"`
+	Responder string `json:"responder,omitempty"`
 
 	// ownCA: the CA is the user's own ACME CA (WriteFailure's next step
 	// is a probe at that CA, not at Let's Encrypt staging).
@@ -151,6 +157,7 @@ func Diagnose(err error, ev Evidence) Diagnosis {
 	d.ownCA = dg.own()
 	dg.inferChallenge()
 	d.Challenge, d.WebRoot = dg.ev.Challenge, ev.WebRoot
+	d.CA, d.CARoot, d.Responder = ev.CA, ev.CARoot, ev.Responder
 	if d.Step == acmeflow.StepChallenge || d.Step == acmeflow.StepResponder {
 		d.Port = dg.port()
 	}
@@ -218,6 +225,7 @@ func (d Diagnosis) Failure(now time.Time) store.Failure {
 		Cause: d.Cause, Fix: d.Fix, Retryable: d.Retryable, Evidence: d.Evidence,
 		Code: d.Code, Title: d.Title, Command: d.Command, RetryAt: d.RetryAt,
 		Challenge: d.Challenge, WebRoot: d.WebRoot, Port: d.Port,
+		CA: d.CA, CARoot: d.CARoot, Responder: d.Responder,
 	}
 	if d.Problem != nil {
 		f.Problem = d.Problem.Type
@@ -274,6 +282,7 @@ func Stored(f store.Failure) Diagnosis {
 		Code: f.Code, Title: f.Title, Step: acmeflow.Step(f.Step), Cause: f.Cause, Fix: f.Fix, Command: f.Command,
 		Retryable: f.Retryable, Evidence: f.Evidence, RetryAt: f.RetryAt,
 		Challenge: f.Challenge, WebRoot: f.WebRoot, Port: f.Port,
+		CA: f.CA, CARoot: f.CARoot, Responder: f.Responder,
 	}
 	switch {
 	case !f.RetryAt.IsZero():

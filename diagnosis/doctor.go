@@ -98,6 +98,19 @@ func Targets(st *store.Store, arg string, probe bool, warn func(error)) ([]*Targ
 	}
 	first := func(ff store.FirstFailure) *Target {
 		t := &Target{Name: ff.Name, Identifiers: ff.Identifiers, LastError: ff.LastError, Failures: 1}
+		if f := ff.LastError; f != nil && f.CA != "" {
+			// No renewal.json yet: the failure kept how the attempt was
+			// asked (its CA, that CA's root, the responder), and it is
+			// re-checked that way: an own CA's first issuance is not
+			// judged by Let's Encrypt's rules.
+			r := &store.Renewal{Name: ff.Name, Identifiers: ff.Identifiers, CA: f.CA, CARoot: f.CARoot, Challenge: f.Challenge, WebRoot: f.WebRoot}
+			if f.Challenge == acmeflow.ChallengeTLSALPN01 {
+				r.TLSListen = f.Responder
+			} else {
+				r.HTTPListen = f.Responder
+			}
+			t.CA, t.renewal = f.CA, r
+		}
 		for _, id := range ff.Identifiers {
 			if a, err := netip.ParseAddr(id); err == nil {
 				t.addrs = append(t.addrs, a)

@@ -96,3 +96,43 @@ func noLetsEncryptAdvice(t *testing.T, what, text string) {
 		}
 	}
 }
+
+// TestStepCADoctorFirstIssuance: the same cause on a first issuance, which
+// has no renewal.json: the failure record must keep how the attempt was
+// asked (the CA's URL, its root, the responder), so that `ipcert doctor`
+// (with the name, and with no argument) re-checks it for that CA. Before,
+// the record kept no CA: doctor judged the private CA's certificate by
+// Let's Encrypt's rules and suggested a probe on Let's Encrypt staging.
+func TestStepCADoctorFirstIssuance(t *testing.T) {
+	needNetns(t)
+	_, hostNS := privateLAN(t)
+	const ourPort, caPort = 5003, 5002
+	ca := startStepCA(t, caOpts{Host: "127.0.0.1", Netns: hostNS, Validity: 24 * time.Hour, HTTPPort: caPort, TLSPort: caPort})
+	state := t.TempDir()
+	const name = "127.0.0.1"
+	out, errs, code := ipcert(t, hostNS, "issue", "--ip", name, "--ca", ca.Directory, "--ca-root", ca.PKI.RootFile,
+		"--http-listen", "127.0.0.1:"+strconv.Itoa(ourPort), "--agree-tos", "--state-dir", state, "--timeout", "60s")
+	t.Logf("issue: exit %d\n%s%s", code, errs, out)
+	if code != 1 || !strings.Contains(errs+out, "could not connect to validation target") {
+		t.Fatalf("issue against a CA validating on another port: exit %d, want a validation failure", code)
+	}
+	for _, args := range [][]string{{"doctor", name}, {"doctor"}} {
+		out, errs, code := ipcert(t, hostNS, append(args, "--state-dir", state)...)
+		t.Logf("%v: exit %d\n%s\n%s", args, code, errs, out)
+		if code != 1 {
+			t.Errorf("%v: exit %d, want 1 (a failure is stored)", args, code)
+		}
+		said := strings.Join(strings.Fields(out), " ")
+		for _, want := range []string{
+			"Nothing answered on the port the CA validates on",
+			"ipcert's responder listened on 127.0.0.1:5003",
+			"--acme-http-port 5003",
+			"left to the CA's own policy",
+		} {
+			if !strings.Contains(said, want) {
+				t.Errorf("%v does not say %q", args, want)
+			}
+		}
+		noLetsEncryptAdvice(t, strings.Join(args, " "), out+errs)
+	}
+}

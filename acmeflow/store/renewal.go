@@ -105,6 +105,12 @@ type Failure struct {
 	Challenge string `json:"challenge,omitempty"`
 	WebRoot   string `json:"webroot,omitempty"`
 	Port      int    `json:"port,omitempty"` // where the validator knocked
+	// The attempt's CA (staging, production, local or a URL), the root
+	// trusted for a URL CA, and the responder's listen address: what a
+	// first issuance that failed, with no renewal.json, was asked with.
+	CA        string `json:"ca,omitempty"`
+	CARoot    string `json:"ca_root,omitempty"`
+	Responder string `json:"responder,omitempty"`
 }
 
 // RenewalError says renewal.json cannot be used, and why.
