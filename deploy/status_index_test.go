@@ -26,7 +26,7 @@ func TestStatusIndexJSONIsMarshalIndent(t *testing.T) {
 		NextRenewal: now.Add(79 * time.Hour), NextRenewalWhy: "inside the CA's ARI window \"x\" <y> & é", ARINextCheck: now.Add(6 * time.Hour),
 		LastResult: "failed", LastSuccess: now.Add(-2 * time.Hour), LastAttempt: now.Add(-time.Minute), Failures: 2,
 		LastError: &store.Failure{Time: now.Add(-time.Minute), Step: "challenge", Detail: "Timeout\nduring connect"},
-		Reload: "nginx", DeployHooks: []string{"systemctl reload x", "echo '<done>'"}, VerifyAddr: "192.0.2.1:443",
+		Reload:    "nginx", DeployHooks: []string{"systemctl reload x", "echo '<done>'"}, VerifyAddr: "192.0.2.1:443",
 		ValidFor: 159*time.Hour + 7 - 123, Expired: true, Problem: "p"}
 	v := reflect.ValueOf(full)
 	for i := range v.NumField() {
