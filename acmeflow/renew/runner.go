@@ -206,7 +206,9 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 		// No folder added or removed since the index was written: its
 		// names are the certificates (new ones are in store.Changed too).
 		if mt, err := rn.Store.CertsMtime(); err == nil && mt == idx.certsMtime {
-			names, inOrder = slices.Clone(idx.names), true
+			// Not copied: with every name in the index, none is dropped
+			// below (notCert), so the list is never changed.
+			names, inOrder = idx.names, true
 		} else {
 			if names, err = rn.Store.CertNames(); err != nil {
 				return nil, fmt.Errorf("list certificates in %s: %w", rn.Store.Root(), err)
@@ -248,6 +250,7 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 	plans := make([]CertResult, len(names))
 	fresh := map[string]indexEntry{}
 	check := currentSample(len(names), now)
+	checkCurrent, checked := rn.Store.CurrentChecker()
 	notCert := make([]bool, len(names)) // a folder without renewal.json
 	for i, n := range names {
 		plans[i].Name = n
@@ -257,7 +260,7 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 		} else {
 			e, inIdx = idx.get(n)
 		}
-		if inIdx && !changed[n] && !opts.Force && e.skip(now) && !(check(i) && rn.Store.CheckCurrent(n) != nil) {
+		if inIdx && !changed[n] && !opts.Force && e.skip(now) && !(check(i) && checkCurrent(n) != nil) {
 			rn.warnExpiryAt(n, time.Unix(e.notAfter, 0), ExpiryWarning, now)
 			plans[i] = CertResult{Name: n, Outcome: NotDue, Reason: e.reason, Next: time.Unix(e.next, 0).UTC()}
 			continue
@@ -273,7 +276,11 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 			continue
 		}
 		rn.warnExpiry(r, now)
-		d := rn.planChecked(r, now, opts.Force, check(i))
+		var cc func(string) error
+		if check(i) {
+			cc = checkCurrent
+		}
+		d := rn.planChecked(r, now, opts.Force, cc)
 		if d.Action != Wait || d.Picked {
 			work = true
 			continue
@@ -281,6 +288,7 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 		fresh[n] = entryFor(r, d)
 		plans[i] = waitResult(n, d)
 	}
+	checked()
 	keptNames, keptPlans := names[:0], plans[:0]
 	for i := range names {
 		if !notCert[i] {
@@ -417,11 +425,12 @@ func currentSample(n int, now time.Time) func(i int) bool {
 // missing or points at a version without its files (web servers read
 // through it), which makes the certificate due now, backoff permitting.
 func (rn *Runner) plan(r *store.Renewal, now time.Time, force bool) Decision {
-	return rn.planChecked(r, now, force, true)
+	return rn.planChecked(r, now, force, rn.Store.CheckCurrent)
 }
 
-// planChecked is plan, looking at the current link only when checkCurrent.
-func (rn *Runner) planChecked(r *store.Renewal, now time.Time, force, checkCurrent bool) Decision {
+// planChecked is plan, looking at the current link with checkCurrent
+// (store.CheckCurrent, or a store.CurrentChecker), or not when nil.
+func (rn *Runner) planChecked(r *store.Renewal, now time.Time, force bool, checkCurrent func(string) error) Decision {
 	c := r
 	if rn.ARI == nil && r.CertID != "" {
 		cp := *r
@@ -431,10 +440,10 @@ func (rn *Runner) planChecked(r *store.Renewal, now time.Time, force, checkCurre
 	rn.randMu.Lock()
 	d := Plan(c, now, rn.Rand, force)
 	rn.randMu.Unlock()
-	if force || d.Action == Renew || r.Current == 0 || !checkCurrent {
+	if force || d.Action == Renew || r.Current == 0 || checkCurrent == nil {
 		return d
 	}
-	if err := rn.Store.CheckCurrent(r.Name); err != nil {
+	if err := checkCurrent(r.Name); err != nil {
 		if r.Failures > 0 && now.Before(r.NextAttempt) {
 			d.Broken = err.Error()
 			return d
