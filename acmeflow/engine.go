@@ -281,6 +281,7 @@ func (e *Engine) Obtain(ctx context.Context, req Request) (_ *Certificate, err e
 		return fail(StepFinalize, "", err)
 	}
 	p := newPoller()
+	p.next = finalizeFirstPoll
 	for final.Status != acme.StatusValid {
 		if final.Status == acme.StatusInvalid {
 			return fail(StepFinalize, "", orderProblem(final.Order))
@@ -489,24 +490,36 @@ type pending struct {
 
 // authorize answers every pending authorization of the order.
 func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport, req Request, order acme.ExtendedOrder, seen *seenLog, wake <-chan struct{}, em *emitter) error {
-	// The authorizations are fetched at once (a few at a time): with 25
-	// addresses one after another it was most of the order's time.
-	authzs := make([]acme.Authorization, len(order.Authorizations))
-	if err := forEach(len(authzs), func(i int) error {
-		a, err := core.Authorizations.Get(order.Authorizations[i])
-		authzs[i] = a
-		return err
-	}); err != nil {
-		return stepErr(StepChallenge, "", err)
-	}
-	var todo []pending
-	var answers []challengeAnswer
-	for i, authzURL := range order.Authorizations {
-		authz := authzs[i]
+	// The authorizations are fetched a few at a time, and each challenge
+	// is accepted as soon as its authorization is in (the CA validates one
+	// while the next ones are fetched): with 25 addresses one after
+	// another it was most of the order's time. The responder is started by
+	// the first authorization that needs it, before any challenge is
+	// accepted, and not at all when every one is already valid.
+	n := len(order.Authorizations)
+	todo := make([]*pending, n)
+	validNow := make([]bool, n)
+	var (
+		start   sync.Once
+		resp    responder
+		respErr error
+		addMu   sync.Mutex // the responders' add is not safe for concurrent use
+	)
+	defer func() {
+		if resp != nil {
+			resp.close()
+		}
+	}()
+	err := forEach(n, func(i int) error {
+		authzURL := order.Authorizations[i]
+		authz, err := core.Authorizations.Get(authzURL)
+		if err != nil {
+			return stepErr(StepChallenge, "", err)
+		}
 		ident := authz.Identifier.Value
 		if authz.Status == acme.StatusValid {
 			em.info(StepChallenge, ident, "%s is already authorized (reused)", ident)
-			continue
+			return nil
 		}
 		var chal *acme.Challenge
 		var offered []string
@@ -527,47 +540,39 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 		if err != nil {
 			return &Error{Step: StepChallenge, Identifier: ident, Err: fmt.Errorf("the CA returned an authorization for %q, which is not an IP address", ident)}
 		}
-		todo = append(todo, pending{ident: ident, authz: authzURL, chal: *chal})
-		answers = append(answers, challengeAnswer{ident: addr, token: chal.Token, keyAuth: ka})
-	}
-	if len(todo) == 0 {
-		return nil
-	}
-
-	resp, err := e.startResponder(ctx, req, seen, em)
-	if err != nil {
-		return &Error{Step: StepResponder, Err: err}
-	}
-	defer resp.close()
-	for _, a := range answers {
-		if err := resp.add(a); err != nil {
-			return &Error{Step: StepResponder, Identifier: a.ident.String(), Err: err}
+		start.Do(func() { resp, respErr = e.startResponder(ctx, req, seen, em) })
+		if respErr != nil {
+			return &Error{Step: StepResponder, Err: respErr}
 		}
-	}
-
-	validNow := make([]bool, len(todo))
-	for _, p := range todo {
-		em.step(StepChallenge, "Asking the CA to validate %s with %s", p.ident, req.Challenge)
-	}
-	if err := forEach(len(todo), func(i int) error {
-		chal, err := core.Challenges.New(todo[i].chal.URL)
+		addMu.Lock()
+		err = resp.add(challengeAnswer{ident: addr, token: chal.Token, keyAuth: ka})
+		addMu.Unlock()
 		if err != nil {
-			return stepErr(StepChallenge, todo[i].ident, err)
+			return &Error{Step: StepResponder, Identifier: ident, Err: err}
+		}
+		em.step(StepChallenge, "Asking the CA to validate %s with %s", ident, req.Challenge)
+		accepted, err := core.Challenges.New(chal.URL)
+		if err != nil {
+			return stepErr(StepChallenge, ident, err)
 		}
 		// The CA may have validated before it answered (Pebble does when
 		// its validator is quick): no poll needed then.
-		validNow[i] = chal.Status == acme.StatusValid
+		validNow[i] = accepted.Status == acme.StatusValid
+		todo[i] = &pending{ident: ident, authz: authzURL, chal: *chal}
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	var waiting []pending
 	for i, p := range todo {
-		if validNow[i] {
+		switch {
+		case p == nil: // already valid
+		case validNow[i]:
 			em.info(StepChallenge, p.ident, "%s validated", p.ident)
-			continue
+		default:
+			waiting = append(waiting, *p)
 		}
-		waiting = append(waiting, p)
 	}
 	if len(waiting) == 0 {
 		return nil
