@@ -44,6 +44,8 @@ func SaveLastRun(st *store.Store, lr LastRun) {
 	path := filepath.Join(st.Root(), LastRunFile)
 	if lr.Result != nil {
 		short := &Result{Network: lr.Result.Network}
+		lr.Checked += lr.Result.NotDueOmitted
+		lr.NotDue += lr.Result.NotDueOmitted
 		for _, c := range lr.Result.Certs {
 			lr.Checked++
 			if c.Outcome == NotDue {

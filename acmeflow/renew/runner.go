@@ -99,7 +99,10 @@ type Result struct {
 	// Network says whether the run had to talk to anyone (ARI, the CA, the
 	// address detection); a run with nothing due does not.
 	Network bool `json:"network"`
-	mu      sync.Mutex
+	// NotDueOmitted counts the certificates left out of Certs
+	// (Options.OmitNotDue): not due.
+	NotDueOmitted int `json:"-"`
+	mu            sync.Mutex
 }
 
 // online records that the run used the network (from any worker).
@@ -131,6 +134,11 @@ type Options struct {
 	Names  []string // default: every managed certificate
 	Force  bool     // renew now, whatever the plan says
 	DryRun bool     // rehearse through Runner.Rehearsal; never write the store
+	// OmitNotDue leaves the certificates that the renewal index says are
+	// not due out of Result.Certs and only counts them
+	// (Result.NotDueOmitted): for a caller that shows and keeps only the
+	// others (renew --quiet, the timer's run).
+	OmitNotDue bool
 }
 
 // Runner renews certificates of one store.
@@ -247,31 +255,65 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 	for _, n := range changedList {
 		changed[n] = true
 	}
-	plans := make([]CertResult, len(names))
-	fresh := map[string]indexEntry{}
+	all := names // for the index: every certificate, omitted or not
 	check := currentSample(len(names), now)
 	checkCurrent, checked := rn.Store.CurrentChecker()
-	notCert := make([]bool, len(names)) // a folder without renewal.json
-	for i, n := range names {
-		plans[i].Name = n
-		e, inIdx := indexEntry{}, false
+	entry := func(i int, n string) (indexEntry, bool) {
 		if inOrder {
-			e, inIdx = idx.entries[i], true
-		} else {
-			e, inIdx = idx.get(n)
+			return idx.entries[i], true
 		}
-		if inIdx && !changed[n] && !opts.Force && e.skip(now) && !(check(i) && checkCurrent(n) != nil) {
-			rn.warnExpiryAt(n, time.Unix(e.notAfter, 0), ExpiryWarning, now)
-			plans[i] = CertResult{Name: n, Outcome: NotDue, Reason: e.reason, Next: time.Unix(e.next, 0).UTC()}
+		return idx.get(n)
+	}
+	// skipped says the index lets the certificate at position i be left
+	// alone: not due, no renewal.json read.
+	skipped := func(i int, n string) bool {
+		e, inIdx := entry(i, n)
+		if !inIdx || changed[n] || opts.Force || !e.skip(now) || (check(i) && checkCurrent(n) != nil) {
+			return false
+		}
+		rn.warnExpiryAt(n, time.Unix(e.notAfter, 0), ExpiryWarning, now)
+		return true
+	}
+	// pos maps the names planned below to their positions in all (nil:
+	// the same), for the current-link sample.
+	var pos []int
+	omitting := opts.OmitNotDue && idxOK
+	if omitting {
+		// Certificates the index says are not due are only counted: at
+		// thousands of certificates their results were most of the run's
+		// memory, and the timer's --quiet run neither prints nor records
+		// them one by one.
+		var kept []string
+		for i, n := range names {
+			if skipped(i, n) {
+				res.NotDueOmitted++
+				continue
+			}
+			kept, pos = append(kept, n), append(pos, i)
+		}
+		names = kept
+	}
+	plans := make([]CertResult, len(names))
+	fresh := map[string]indexEntry{}
+	notCert := make([]bool, len(names)) // a folder without renewal.json
+	for j, n := range names {
+		i := j
+		if omitting {
+			i = pos[j]
+		}
+		plans[j].Name = n
+		e, inIdx := entry(i, n)
+		if !omitting && skipped(i, n) {
+			plans[j] = CertResult{Name: n, Outcome: NotDue, Reason: e.reason, Next: time.Unix(e.next, 0).UTC()}
 			continue
 		}
 		if !inIdx && !rn.Store.Exists(n) {
-			notCert[i] = true
+			notCert[j] = true
 			continue
 		}
 		r, err := rn.Store.LoadRenewal(n)
 		if err != nil {
-			plans[i] = CertResult{Name: n, Outcome: Failed, Reason: "renewal.json unusable", Error: err.Error()}
+			plans[j] = CertResult{Name: n, Outcome: Failed, Reason: "renewal.json unusable", Error: err.Error()}
 			rn.emit(LevelError, n, "cannot read renewal.json: %v", err)
 			continue
 		}
@@ -286,7 +328,7 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 			continue
 		}
 		fresh[n] = entryFor(r, d)
-		plans[i] = waitResult(n, d)
+		plans[j] = waitResult(n, d)
 	}
 	checked()
 	keptNames, keptPlans := names[:0], plans[:0]
@@ -303,7 +345,7 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 			// other run is busy (only from a run over every certificate:
 			// the index lists them all).
 			if unlock, err := rn.Store.Lock(ctx, false); err == nil {
-				rn.foldIndex(idx, fresh, names, now)
+				rn.foldIndex(idx, fresh, all, now)
 				unlock()
 			}
 		}
@@ -334,7 +376,7 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	rn.renewDue(ctx, names, due, opts.Force, res)
 	if len(opts.Names) == 0 {
-		rn.foldIndex(idx, fresh, names, rn.now())
+		rn.foldIndex(idx, fresh, all, rn.now())
 	}
 	return res, nil
 }
