@@ -97,7 +97,7 @@ func runStatus(ctx context.Context, args []string, s stdio) int {
 	}
 	// Printed as they come: thousands of certificates are never all in
 	// memory at once.
-	out := bufio.NewWriter(s.Out)
+	out := bufio.NewWriterSize(s.Out, 64<<10) // status --json of 10,000 is 8 MB
 	defer out.Flush()
 	code = exitOK
 	n := 0

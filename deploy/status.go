@@ -183,11 +183,10 @@ func statusWalk(st *store.Store, now time.Time, opts StatusOptions, emit func(c 
 		return fmt.Errorf("list certificates in %s: %w", st.Root(), err)
 	}
 	defer d.Close()
-	names, err := d.Readdirnames(-1)
-	if err != nil {
+	var dirSys unix.Stat_t
+	if err := unix.Fstat(int(d.Fd()), &dirSys); err != nil {
 		return fmt.Errorf("list certificates in %s: %w", st.Root(), err)
 	}
-	slices.Sort(names)
 	// A folder changed within racyWindow of this moment is not cached
 	// (status_index.go); taken before any folder is looked at.
 	racy := time.Now
@@ -196,40 +195,61 @@ func statusWalk(st *store.Store, now time.Time, opts StatusOptions, emit func(c 
 	}
 	fresh := racy().Add(-racyWindow).UnixNano()
 	old := readStatusIndex(st)
+	// No folder added or removed since the index was written (and not
+	// just now): its names are the folders.
+	var names []string
+	if mt := dirSys.Mtim.Nano(); old != nil && old.certsMtime != 0 && mt == old.certsMtime {
+		names = old.names()
+	} else {
+		if names, err = d.Readdirnames(-1); err != nil {
+			return fmt.Errorf("list certificates in %s: %w", st.Root(), err)
+		}
+		slices.Sort(names)
+	}
 	kept := make([]*statusEntry, 0, len(names))
 	dirty := false
 	fd := int(d.Fd())
+	at := 0
 	for _, name := range names {
 		if store.ValidName(name) != nil {
 			continue
 		}
+		e := old.get(name, &at)
 		// The folder's stamp before anything in it is read: a change
 		// after this moment gives the entry another stamp.
 		var sys unix.Stat_t
 		if err := unix.Fstatat(fd, name, &sys, unix.AT_SYMLINK_NOFOLLOW); err != nil || sys.Mode&unix.S_IFMT != unix.S_IFDIR {
+			dirty = dirty || e != nil
 			continue
 		}
 		stamp := stampOf(&sys)
-		if e := old[name]; e != nil && e.usable(stamp, now) {
+		if e != nil && e.usable(stamp, now) {
 			kept = append(kept, e)
 			emit(nil, e)
 			continue
 		}
-		dirty = dirty || old[name] != nil
-		if err := unix.Fstatat(fd, name+"/renewal.json", &sys, 0); err != nil {
-			continue // not a certificate (store.Names)
+		dirty = dirty || e == nil || e.cached
+		ne := &statusEntry{name: name} // listed, not cached
+		if unix.Fstatat(fd, name+"/renewal.json", &sys, 0) == nil { // else not a certificate (store.Names)
+			c, until := certStatus(st, name, now, false)
+			emit(&c, nil)
+			if stamp.mtime < fresh && stamp.ctime < fresh {
+				if ce, ok := newStatusEntry(c, stamp, now, until); ok {
+					ne, dirty = &ce, true
+				}
+			}
 		}
-		c, until := certStatus(st, name, now, false)
-		emit(&c, nil)
-		if stamp.mtime >= fresh || stamp.ctime >= fresh {
-			continue
-		}
-		if e, ok := newStatusEntry(c, stamp, now, until); ok {
-			kept, dirty = append(kept, &e), true
-		}
+		kept = append(kept, ne)
 	}
-	if dirty || len(kept) != len(old) {
-		writeStatusIndex(st, kept)
+	// The certs folder's time is kept only when it was not changed just
+	// now: a folder made in the same clock tick could be missing from
+	// this listing.
+	mt := dirSys.Mtim.Nano()
+	if mt >= fresh {
+		mt = 0
+	}
+	if dirty || (old != nil && (len(kept) != len(old.entries) || old.certsMtime != mt)) {
+		writeStatusIndex(st, mt, kept)
 	}
 	return nil
 }

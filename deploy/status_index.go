@@ -50,7 +50,7 @@ import (
 // it out; the other forms decode it into a CertStatus.
 const (
 	statusIndexFile   = "status-index"
-	statusIndexHeader = "ipcert-status-index 1 "
+	statusIndexHeader = "ipcert-status-index 1 " // then the CRC of the rest, the certs folder's mtime
 	racyWindow        = time.Second
 	// StatusJSONPrefix is the indentation of a certificate in status
 	// --json's report (inside "certificates": [...]).
@@ -67,9 +67,12 @@ func stampOf(st *unix.Stat_t) folderStamp {
 	return folderStamp{ino: st.Ino, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
 }
 
-// statusEntry is one certificate in the index.
+// statusEntry is one folder of certs/ in the index: every one is listed
+// (so that an unchanged certs folder need not be listed again), and a
+// certificate that may be shown from the index is cached.
 type statusEntry struct {
 	name         string
+	cached       bool // false: the name only, the folder is read every time
 	stamp        folderStamp
 	failed       bool  // LastResult == "failed"
 	naSec, naNs  int64 // the certificate's notAfter
@@ -128,7 +131,7 @@ func newStatusEntry(c CertStatus, stamp folderStamp, now, until time.Time) (stat
 	if c.Problem != "" || c.NotAfter.IsZero() || until.IsZero() || c.NextRenewal.IsZero() {
 		return statusEntry{}, false
 	}
-	e := statusEntry{name: c.Name, stamp: stamp, failed: c.LastResult == "failed",
+	e := statusEntry{name: c.Name, cached: true, stamp: stamp, failed: c.LastResult == "failed",
 		naSec: c.NotAfter.Unix(), naNs: int64(c.NotAfter.Nanosecond()), builtNs: now.UnixNano(), untilSec: until.Unix()}
 	var err error
 	if e.head, err = inner(statusHead{c.Name, c.Identifiers, c.CA, c.Directory, c.Challenge, c.Version, c.Serial, c.NotBefore, c.NotAfter}); err != nil {
@@ -148,7 +151,7 @@ func newStatusEntry(c CertStatus, stamp folderStamp, now, until time.Time) (stat
 
 // usable says the entry still describes a folder stamped so, at now.
 func (e *statusEntry) usable(stamp folderStamp, now time.Time) bool {
-	return e.stamp == stamp && now.UnixNano() >= e.builtNs && now.Unix() < e.untilSec
+	return e.cached && e.stamp == stamp && now.UnixNano() >= e.builtNs && now.Unix() < e.untilSec
 }
 
 func (e *statusEntry) notAfter() time.Time { return time.Unix(e.naSec, e.naNs) }
@@ -184,22 +187,59 @@ func (e *statusEntry) status(now time.Time) (CertStatus, error) {
 	return c, err
 }
 
-// readStatusIndex reads the index, by name; nil when there is none that
-// can be used.
-func readStatusIndex(st *store.Store) map[string]*statusEntry {
+// statusIndex is the index as read: the certs folder's modification time
+// when it was written (a folder added or removed changes it) and the
+// entries in name order.
+type statusIndex struct {
+	certsMtime int64
+	entries    []statusEntry
+}
+
+// get returns the entry of name, looking from *at on (the callers ask in
+// name order), and advances *at past it.
+func (x *statusIndex) get(name string, at *int) *statusEntry {
+	if x == nil {
+		return nil
+	}
+	for *at < len(x.entries) && x.entries[*at].name < name {
+		*at++
+	}
+	if *at < len(x.entries) && x.entries[*at].name == name {
+		*at++
+		return &x.entries[*at-1]
+	}
+	return nil
+}
+
+// names is the certificates the index lists.
+func (x *statusIndex) names() []string {
+	out := make([]string, len(x.entries))
+	for i := range x.entries {
+		out[i] = x.entries[i].name
+	}
+	return out
+}
+
+// readStatusIndex reads the index; nil when there is none that can be
+// used.
+func readStatusIndex(st *store.Store) *statusIndex {
 	data, err := st.ReadState(statusIndexFile)
 	if err != nil {
 		return nil
 	}
 	head, body, ok := bytes.Cut(data, []byte{'\n'})
-	sum, ok2 := bytes.CutPrefix(head, []byte(statusIndexHeader))
-	if !ok || !ok2 {
+	fields, ok2 := bytes.CutPrefix(head, []byte(statusIndexHeader))
+	sum, mt, ok3 := bytes.Cut(fields, []byte{' '})
+	if !ok || !ok2 || !ok3 {
 		return nil
 	}
 	if want, err := strconv.ParseUint(string(sum), 10, 32); err != nil || uint32(want) != crc32.ChecksumIEEE(body) {
 		return nil
 	}
-	idx := map[string]*statusEntry{}
+	x := &statusIndex{entries: make([]statusEntry, 0, bytes.Count(body, []byte{'\t'})/11)}
+	if x.certsMtime, err = strconv.ParseInt(string(mt), 10, 64); err != nil {
+		return nil
+	}
 	for len(body) > 0 {
 		line, rest, ok := bytes.Cut(body, []byte{'\n'})
 		if !ok {
@@ -216,31 +256,35 @@ func readStatusIndex(st *store.Store) map[string]*statusEntry {
 			}
 			f[i] = n
 		}
-		e := &statusEntry{name: string(name), stamp: folderStamp{uint64(f[0]), f[1], f[2]}, failed: f[3] == 1,
+		e := statusEntry{name: string(name), stamp: folderStamp{uint64(f[0]), f[1], f[2]}, failed: f[3]&1 != 0, cached: f[3]&2 != 0,
 			naSec: f[4], naNs: f[5], builtNs: f[6], untilSec: f[7]}
 		lens := f[8:]
 		total := lens[0] + lens[1] + lens[2] + lens[3]
 		if total > int64(len(rest)) || store.ValidName(e.name) != nil {
 			return nil
 		}
+		if n := len(x.entries); n > 0 && x.entries[n-1].name >= e.name {
+			return nil // written in name order; anything else is not ours
+		}
 		e.head, rest = rest[:lens[0]:lens[0]], rest[lens[0]:]
 		e.tail, rest = rest[:lens[1]:lens[1]], rest[lens[1]:]
 		e.next, rest = rest[:lens[2]:lens[2]], rest[lens[2]:]
 		e.reason, rest = rest[:lens[3]:lens[3]], rest[lens[3]:]
-		idx[e.name] = e
+		x.entries = append(x.entries, e)
 		body = rest
 	}
-	return idx
+	return x
 }
 
-// writeStatusIndex replaces the index with entries (in name order), best
-// effort: a state directory status may not write is read the slow way.
-// Not fsynced: it is a cache, and a torn one fails its CRC.
-func writeStatusIndex(st *store.Store, entries []*statusEntry) {
+// writeStatusIndex replaces the index with entries (in name order) and
+// the certs folder's modification time, best effort: a state directory
+// status may not write is read the slow way. Not fsynced: it is a cache,
+// and a torn one fails its CRC.
+func writeStatusIndex(st *store.Store, certsMtime int64, entries []*statusEntry) {
 	var body []byte
 	for _, e := range entries {
 		body = append(body, e.name...)
-		for _, n := range [...]int64{int64(e.stamp.ino), e.stamp.mtime, e.stamp.ctime, b2i(e.failed), e.naSec, e.naNs, e.builtNs, e.untilSec,
+		for _, n := range [...]int64{int64(e.stamp.ino), e.stamp.mtime, e.stamp.ctime, b2i(e.failed) | b2i(e.cached)<<1, e.naSec, e.naNs, e.builtNs, e.untilSec,
 			int64(len(e.head)), int64(len(e.tail)), int64(len(e.next)), int64(len(e.reason))} {
 			body = append(body, '\t')
 			body = strconv.AppendInt(body, n, 10)
@@ -255,7 +299,7 @@ func writeStatusIndex(st *store.Store, entries []*statusEntry) {
 	if err != nil {
 		return
 	}
-	_, werr := f.WriteString(statusIndexHeader + strconv.FormatUint(uint64(crc32.ChecksumIEEE(body)), 10) + "\n")
+	_, werr := f.WriteString(statusIndexHeader + strconv.FormatUint(uint64(crc32.ChecksumIEEE(body)), 10) + " " + strconv.FormatInt(certsMtime, 10) + "\n")
 	_, berr := f.Write(body)
 	if errors.Join(werr, berr, f.Chmod(0o600), f.Close()) != nil || os.Rename(f.Name(), filepath.Join(st.Root(), statusIndexFile)) != nil {
 		os.Remove(f.Name())

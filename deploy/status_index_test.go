@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +63,19 @@ func TestStatusIndexJSONIsMarshalIndent(t *testing.T) {
 	}
 }
 
+// cachedEntries is the status index's cached certificates by name.
+func cachedEntries(st *store.Store) map[string]*statusEntry {
+	out := map[string]*statusEntry{}
+	if x := readStatusIndex(st); x != nil {
+		for i := range x.entries {
+			if x.entries[i].cached {
+				out[x.entries[i].name] = &x.entries[i]
+			}
+		}
+	}
+	return out
+}
+
 // statusLines is StatusEachJSON's output, one string a certificate, and
 // the certificates that make status fail.
 func statusLines(t *testing.T, st *store.Store, now time.Time, opts StatusOptions) (lines []string, bad []string) {
@@ -110,7 +124,7 @@ func TestStatusFromIndex(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") || strings.Join(gotBad, ",") != strings.Join(wantBad, ",") {
 		t.Fatalf("first run:\n%s\nwant\n%s", got, want)
 	}
-	cached := readStatusIndex(st)
+	cached := cachedEntries(st)
 	if len(cached) != 3 || cached["a"] == nil || cached["b"] == nil || cached["c"] == nil {
 		t.Fatalf("index after the first run: %v (want a, b, c: d is due now, f is broken)", cached)
 	}
@@ -166,8 +180,25 @@ func TestStatusFromIndex(t *testing.T) {
 	if all := strings.Join(got, "\n"); !strings.Contains(all, `"reload": "nginx"`) || !strings.Contains(all, "no certificate yet") || strings.Contains(all, `"name": "d"`) || !strings.Contains(all, `"name": "e"`) {
 		t.Fatalf("changes not shown:\n%s", all)
 	}
-	if cached := readStatusIndex(st); len(cached) != 3 || cached["b"] == nil || cached["e"] == nil || cached["a"] == nil {
+	if cached := cachedEntries(st); len(cached) != 3 || cached["b"] == nil || cached["e"] == nil || cached["a"] == nil {
 		t.Fatalf("index after the changes: %v (want a, b, e)", cached)
+	}
+
+	// A folder that is not a certificate yet, listed in the index, is
+	// looked at again: its renewal.json, written later, is found with the
+	// certs folder unchanged.
+	if err := os.Mkdir(st.CertDir("g"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	statusLines(t, st, now, idx)
+	if x := readStatusIndex(st); x == nil || x.certsMtime == 0 || !slices.Contains(x.names(), "g") {
+		t.Fatalf("index without g or the certs folder's time: %+v", x)
+	}
+	storeCert(t, st, &store.Renewal{Name: "g", Identifiers: []string{"192.0.2.7"}, CA: "production", LastSuccess: nb}, nb, 7)
+	want, wantBad = statusLines(t, st, now, files)
+	got, gotBad = statusLines(t, st, now, idx)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || !strings.Contains(strings.Join(got, "\n"), `"name": "g"`) {
+		t.Fatalf("after g became a certificate:\n%s\nwant\n%s", got, want)
 	}
 
 	// StatusEach (the text form, --check) decodes the same certificates.
@@ -187,7 +218,7 @@ func TestStatusFromIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	statusLines(t, st, now, StatusOptions{})
-	if cached := readStatusIndex(st); cached["b"] != nil {
+	if cached := cachedEntries(st); cached["b"] != nil {
 		t.Fatal("a folder changed within the racy window was cached")
 	}
 }
@@ -207,13 +238,13 @@ func TestStatusIndexTrustedOnlyAsRoot(t *testing.T) {
 	idx := StatusOptions{clock: func() time.Time { return time.Now().Add(time.Hour) }}
 	want, _ := statusLines(t, st, now, idx)
 	// A forged index: serial ff instead of 1, with a valid CRC.
-	cached := readStatusIndex(st)
-	e := cached["a"]
+	x := readStatusIndex(st)
+	e := cachedEntries(st)["a"]
 	if e == nil {
 		t.Fatal("not cached")
 	}
 	e.head = bytes.Replace(e.head, []byte(`"serial": "1"`), []byte(`"serial": "ff"`), 1)
-	writeStatusIndex(st, []*statusEntry{e})
+	writeStatusIndex(st, x.certsMtime, []*statusEntry{e})
 	if got, _ := statusLines(t, st, now, idx); !strings.Contains(got[0], `"serial": "ff"`) {
 		t.Fatalf("the forged index is not what the test thinks: %s", got)
 	}
