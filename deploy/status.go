@@ -229,7 +229,7 @@ func statusWalk(st *store.Store, now time.Time, opts StatusOptions, emit func(c 
 			continue
 		}
 		dirty = dirty || e == nil || e.cached
-		ne := &statusEntry{name: name} // listed, not cached
+		ne := &statusEntry{name: name}                              // listed, not cached
 		if unix.Fstatat(fd, name+"/renewal.json", &sys, 0) == nil { // else not a certificate (store.Names)
 			c, until := certStatus(st, name, now, false)
 			emit(&c, nil)
