@@ -229,8 +229,10 @@ func statusWalk(st *store.Store, now time.Time, opts StatusOptions, emit func(c 
 			continue
 		}
 		dirty = dirty || e == nil || e.cached
-		ne := &statusEntry{name: name}                              // listed, not cached
-		if unix.Fstatat(fd, name+"/renewal.json", &sys, 0) == nil { // else not a certificate (store.Names)
+		// Listed, and cached only if it is a certificate (a folder with a
+		// renewal.json, as store.Names has it) that may be.
+		ne := &statusEntry{name: name}
+		if unix.Fstatat(fd, name+"/renewal.json", &sys, 0) == nil {
 			c, until := certStatus(st, name, now, false)
 			emit(&c, nil)
 			if stamp.mtime < fresh && stamp.ctime < fresh {
