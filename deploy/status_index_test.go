@@ -197,7 +197,7 @@ func TestStatusFromIndex(t *testing.T) {
 	storeCert(t, st, &store.Renewal{Name: "g", Identifiers: []string{"192.0.2.7"}, CA: "production", LastSuccess: nb}, nb, 7)
 	want, wantBad = statusLines(t, st, now, files)
 	got, gotBad = statusLines(t, st, now, idx)
-	if strings.Join(got, "\n") != strings.Join(want, "\n") || !strings.Contains(strings.Join(got, "\n"), `"name": "g"`) {
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || strings.Join(gotBad, ",") != strings.Join(wantBad, ",") || !strings.Contains(strings.Join(got, "\n"), `"name": "g"`) {
 		t.Fatalf("after g became a certificate:\n%s\nwant\n%s", got, want)
 	}
 
