@@ -504,6 +504,10 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 		resp    responder
 		respErr error
 		addMu   sync.Mutex // the responders' add is not safe for concurrent use
+		// The challenges accepted as their authorizations come in.
+		accepts     sync.WaitGroup
+		acceptSlots = make(chan struct{}, 8)
+		acceptErrs  = make([]error, n)
 	)
 	defer func() {
 		if resp != nil {
@@ -551,18 +555,36 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 			return &Error{Step: StepResponder, Identifier: ident, Err: err}
 		}
 		em.step(StepChallenge, "Asking the CA to validate %s with %s", ident, req.Challenge)
-		accepted, err := core.Challenges.New(chal.URL)
-		if err != nil {
-			return stepErr(StepChallenge, ident, err)
-		}
-		// The CA may have validated before it answered (Pebble does when
-		// its validator is quick): no poll needed then.
-		validNow[i] = accepted.Status == acme.StatusValid
 		todo[i] = &pending{ident: ident, authz: authzURL, chal: *chal}
+		// Accepted by a worker of its own, so that this one fetches the
+		// next authorization meanwhile: at most 8 fetches and 8 accepts in
+		// flight, and the nonces each answer brings keep the new-nonce
+		// requests (Let's Encrypt allows a burst of 10 per address) to
+		// the first few.
+		accepts.Add(1)
+		go func() {
+			defer accepts.Done()
+			acceptSlots <- struct{}{}
+			defer func() { <-acceptSlots }()
+			accepted, err := core.Challenges.New(todo[i].chal.URL)
+			if err != nil {
+				acceptErrs[i] = stepErr(StepChallenge, ident, err)
+				return
+			}
+			// The CA may have validated before it answered (Pebble does
+			// when its validator is quick): no poll needed then.
+			validNow[i] = accepted.Status == acme.StatusValid
+		}()
 		return nil
 	})
+	accepts.Wait()
 	if err != nil {
 		return err
+	}
+	for _, err := range acceptErrs {
+		if err != nil {
+			return err // the first by position, as forEach
+		}
 	}
 	var waiting []pending
 	for i, p := range todo {
