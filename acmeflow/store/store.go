@@ -22,12 +22,16 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Store is one state directory.
 type Store struct {
 	root string
 	idx  indexState
+	// acct makes an account's two files (account.json, key.pem) change
+	// and be read as one: parallel renewals share the Store.
+	acct sync.RWMutex
 }
 
 // Open makes sure root exists with mode 0700 and returns the store.
