@@ -333,11 +333,22 @@ func (e *Engine) wrapCtx(ctx context.Context, err *Error) error {
 // account loads the stored account for the CA, or registers one.
 func (e *Engine) account(ctx context.Context, hc *http.Client, ua string, req Request, em *emitter) (*api.Core, crypto.Signer, string, error) {
 	caKey := store.CAKey(req.Directory, req.CAKey)
-	acct, keyPEM, err := e.Store.LoadAccount(caKey, "default")
-	if err == nil && acct.Directory != req.Directory {
-		// The local test CA listens on a new port each run and forgets its
-		// accounts: an account of another directory is of no use.
-		err = fmt.Errorf("account of %s: %w", acct.Directory, os.ErrNotExist)
+	load := func() (*store.Account, []byte, error) {
+		acct, keyPEM, err := e.Store.LoadAccount(caKey, "default")
+		if err == nil && acct.Directory != req.Directory {
+			// The local test CA listens on a new port each run and forgets
+			// its accounts: an account of another directory is of no use.
+			err = fmt.Errorf("account of %s: %w", acct.Directory, os.ErrNotExist)
+		}
+		return acct, keyPEM, err
+	}
+	acct, keyPEM, err := load()
+	if err != nil {
+		// Parallel renewals share the store: one registers, the others
+		// wait and use its account.
+		unlock := e.Store.LockRegistration()
+		defer unlock()
+		acct, keyPEM, err = load()
 	}
 	if err == nil {
 		key, kerr := store.ParseKey(keyPEM)

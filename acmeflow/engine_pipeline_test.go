@@ -58,3 +58,41 @@ func TestChallengesAcceptedWhileAuthorizationsAreFetched(t *testing.T) {
 			firstChal, len(ips), lastAuthz, strings.Join(rec.paths, "\n"))
 	}
 }
+
+// TestParallelObtainsRegisterOneAccount: issuances from one store at the
+// same time (renew --parallel) that find no account register one between
+// them, not one each (Let's Encrypt allows 10 new accounts per address in
+// 3 hours; bench/scale.sh registered four).
+func TestParallelObtainsRegisterOneAccount(t *testing.T) {
+	ca := startCA(t, localca.Options{})
+	e := newEngine(t)
+	var mu sync.Mutex
+	registered := 0
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ip := "127.0.0." + strconv.Itoa(i+1)
+			req := ca.request(mustAddrs(ip), ChallengeHTTP01)
+			req.Events = func(ev Event) {
+				if ev.Kind == EventStep && ev.Step == StepAccount && strings.HasPrefix(ev.Message, "Registering") {
+					mu.Lock()
+					registered++
+					mu.Unlock()
+				}
+			}
+			_, errs[i] = e.Obtain(t.Context(), req)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if registered != 1 {
+		t.Fatalf("%d accounts registered by 4 parallel issuances, want 1", registered)
+	}
+}
