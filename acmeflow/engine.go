@@ -555,7 +555,16 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 		if err != nil {
 			return &Error{Step: StepChallenge, Identifier: ident, Err: fmt.Errorf("the CA returned an authorization for %q, which is not an IP address", ident)}
 		}
-		start.Do(func() { resp, respErr = e.startResponder(ctx, req, seen, em) })
+		start.Do(func() {
+			// Not assigned on failure: a responder type's nil in the
+			// interface would be closed below.
+			r, err := e.startResponder(ctx, req, seen, em)
+			if err != nil {
+				respErr = err
+				return
+			}
+			resp = r
+		})
 		if respErr != nil {
 			return &Error{Step: StepResponder, Err: respErr}
 		}

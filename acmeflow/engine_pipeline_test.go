@@ -1,6 +1,7 @@
 package acmeflow
 
 import (
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -94,5 +95,20 @@ func TestParallelObtainsRegisterOneAccount(t *testing.T) {
 	}
 	if registered != 1 {
 		t.Fatalf("%d accounts registered by 4 parallel issuances, want 1", registered)
+	}
+}
+
+// TestResponderThatCannotStartIsAnError: a responder that cannot start
+// (a web root that is not there) ends the run with a responder error, not
+// a panic (the responder is started by the first authorization that needs
+// it, and a failed start left a nil responder to close).
+func TestResponderThatCannotStartIsAnError(t *testing.T) {
+	ca := startCA(t, localca.Options{})
+	req := ca.request(mustAddrs("127.0.0.1"), ChallengeHTTP01)
+	req.WebRoot = t.TempDir() + "/missing"
+	_, err := newEngine(t).Obtain(t.Context(), req)
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Step != StepResponder || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("got %v", err)
 	}
 }
