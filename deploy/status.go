@@ -144,7 +144,7 @@ type StatusLine struct {
 func StatusEachJSON(st *store.Store, now time.Time, opts StatusOptions, each func(StatusLine)) error {
 	var buf []byte
 	return statusWalk(st, now, opts, func(c *CertStatus, e *statusEntry) {
-		if c != nil {
+		if e == nil {
 			b, err := json.MarshalIndent(c, StatusJSONPrefix, "  ")
 			if err != nil {
 				return
@@ -158,7 +158,8 @@ func StatusEachJSON(st *store.Store, now time.Time, opts StatusOptions, each fun
 }
 
 // statusWalk hands every selected certificate to emit in name order: read
-// from its files (c), or an index entry still valid (e).
+// from its files (c), or an index entry still valid (e), or both (read
+// now, and its entry made).
 func statusWalk(st *store.Store, now time.Time, opts StatusOptions, emit func(c *CertStatus, e *statusEntry)) error {
 	if opts.Names != nil || opts.VerifyKeys {
 		names := opts.Names
@@ -234,9 +235,12 @@ func statusWalk(st *store.Store, now time.Time, opts StatusOptions, emit func(c 
 		ne := &statusEntry{name: name}
 		if unix.Fstatat(fd, name+"/renewal.json", &sys, 0) == nil {
 			c, until := certStatus(st, name, now, false)
-			emit(&c, nil)
-			if stamp.mtime < fresh && stamp.ctime < fresh {
-				if ce, ok := newStatusEntry(c, stamp, now, until); ok {
+			ce, ok := newStatusEntry(c, stamp, now, until)
+			if !ok {
+				emit(&c, nil)
+			} else {
+				emit(&c, &ce) // its JSON is made once, for the index and the output
+				if stamp.mtime < fresh && stamp.ctime < fresh {
 					ne, dirty = &ce, true
 				}
 			}
