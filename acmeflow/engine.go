@@ -281,6 +281,7 @@ func (e *Engine) Obtain(ctx context.Context, req Request) (_ *Certificate, err e
 		return fail(StepFinalize, "", err)
 	}
 	p := newPoller()
+	p.next = finalizeFirstPoll
 	for final.Status != acme.StatusValid {
 		if final.Status == acme.StatusInvalid {
 			return fail(StepFinalize, "", orderProblem(final.Order))
@@ -332,11 +333,22 @@ func (e *Engine) wrapCtx(ctx context.Context, err *Error) error {
 // account loads the stored account for the CA, or registers one.
 func (e *Engine) account(ctx context.Context, hc *http.Client, ua string, req Request, em *emitter) (*api.Core, crypto.Signer, string, error) {
 	caKey := store.CAKey(req.Directory, req.CAKey)
-	acct, keyPEM, err := e.Store.LoadAccount(caKey, "default")
-	if err == nil && acct.Directory != req.Directory {
-		// The local test CA listens on a new port each run and forgets its
-		// accounts: an account of another directory is of no use.
-		err = fmt.Errorf("account of %s: %w", acct.Directory, os.ErrNotExist)
+	load := func() (*store.Account, []byte, error) {
+		acct, keyPEM, err := e.Store.LoadAccount(caKey, "default")
+		if err == nil && acct.Directory != req.Directory {
+			// The local test CA listens on a new port each run and forgets
+			// its accounts: an account of another directory is of no use.
+			err = fmt.Errorf("account of %s: %w", acct.Directory, os.ErrNotExist)
+		}
+		return acct, keyPEM, err
+	}
+	acct, keyPEM, err := load()
+	if err != nil {
+		// Parallel renewals share the store: one registers, the others
+		// wait and use its account.
+		unlock := e.Store.LockRegistration()
+		defer unlock()
+		acct, keyPEM, err = load()
 	}
 	if err == nil {
 		key, kerr := store.ParseKey(keyPEM)
@@ -489,24 +501,40 @@ type pending struct {
 
 // authorize answers every pending authorization of the order.
 func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport, req Request, order acme.ExtendedOrder, seen *seenLog, wake <-chan struct{}, em *emitter) error {
-	// The authorizations are fetched at once (a few at a time): with 25
-	// addresses one after another it was most of the order's time.
-	authzs := make([]acme.Authorization, len(order.Authorizations))
-	if err := forEach(len(authzs), func(i int) error {
-		a, err := core.Authorizations.Get(order.Authorizations[i])
-		authzs[i] = a
-		return err
-	}); err != nil {
-		return stepErr(StepChallenge, "", err)
-	}
-	var todo []pending
-	var answers []challengeAnswer
-	for i, authzURL := range order.Authorizations {
-		authz := authzs[i]
+	// The authorizations are fetched a few at a time, and each challenge
+	// is accepted as soon as its authorization is in (the CA validates one
+	// while the next ones are fetched): with 25 addresses one after
+	// another it was most of the order's time. The responder is started by
+	// the first authorization that needs it, before any challenge is
+	// accepted, and not at all when every one is already valid.
+	n := len(order.Authorizations)
+	todo := make([]*pending, n)
+	validNow := make([]bool, n)
+	var (
+		start   sync.Once
+		resp    responder
+		respErr error
+		addMu   sync.Mutex // the responders' add is not safe for concurrent use
+		// The challenges accepted as their authorizations come in.
+		accepts     sync.WaitGroup
+		acceptSlots = make(chan struct{}, 8)
+		acceptErrs  = make([]error, n)
+	)
+	defer func() {
+		if resp != nil {
+			resp.close()
+		}
+	}()
+	err := forEach(n, func(i int) error {
+		authzURL := order.Authorizations[i]
+		authz, err := core.Authorizations.Get(authzURL)
+		if err != nil {
+			return stepErr(StepChallenge, "", err)
+		}
 		ident := authz.Identifier.Value
 		if authz.Status == acme.StatusValid {
 			em.info(StepChallenge, ident, "%s is already authorized (reused)", ident)
-			continue
+			return nil
 		}
 		var chal *acme.Challenge
 		var offered []string
@@ -527,47 +555,66 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 		if err != nil {
 			return &Error{Step: StepChallenge, Identifier: ident, Err: fmt.Errorf("the CA returned an authorization for %q, which is not an IP address", ident)}
 		}
-		todo = append(todo, pending{ident: ident, authz: authzURL, chal: *chal})
-		answers = append(answers, challengeAnswer{ident: addr, token: chal.Token, keyAuth: ka})
-	}
-	if len(todo) == 0 {
-		return nil
-	}
-
-	resp, err := e.startResponder(ctx, req, seen, em)
-	if err != nil {
-		return &Error{Step: StepResponder, Err: err}
-	}
-	defer resp.close()
-	for _, a := range answers {
-		if err := resp.add(a); err != nil {
-			return &Error{Step: StepResponder, Identifier: a.ident.String(), Err: err}
+		start.Do(func() {
+			// Not assigned on failure: a responder type's nil in the
+			// interface would be closed below.
+			r, err := e.startResponder(ctx, req, seen, em)
+			if err != nil {
+				respErr = err
+				return
+			}
+			resp = r
+		})
+		if respErr != nil {
+			return &Error{Step: StepResponder, Err: respErr}
 		}
-	}
-
-	validNow := make([]bool, len(todo))
-	for _, p := range todo {
-		em.step(StepChallenge, "Asking the CA to validate %s with %s", p.ident, req.Challenge)
-	}
-	if err := forEach(len(todo), func(i int) error {
-		chal, err := core.Challenges.New(todo[i].chal.URL)
+		addMu.Lock()
+		err = resp.add(challengeAnswer{ident: addr, token: chal.Token, keyAuth: ka})
+		addMu.Unlock()
 		if err != nil {
-			return stepErr(StepChallenge, todo[i].ident, err)
+			return &Error{Step: StepResponder, Identifier: ident, Err: err}
 		}
-		// The CA may have validated before it answered (Pebble does when
-		// its validator is quick): no poll needed then.
-		validNow[i] = chal.Status == acme.StatusValid
+		em.step(StepChallenge, "Asking the CA to validate %s with %s", ident, req.Challenge)
+		todo[i] = &pending{ident: ident, authz: authzURL, chal: *chal}
+		// Accepted by a worker of its own, so that this one fetches the
+		// next authorization meanwhile: at most 8 fetches and 8 accepts in
+		// flight, and the nonces each answer brings keep the new-nonce
+		// requests (Let's Encrypt allows a burst of 10 per address) to
+		// the first few.
+		accepts.Add(1)
+		go func() {
+			defer accepts.Done()
+			acceptSlots <- struct{}{}
+			defer func() { <-acceptSlots }()
+			accepted, err := core.Challenges.New(todo[i].chal.URL)
+			if err != nil {
+				acceptErrs[i] = stepErr(StepChallenge, ident, err)
+				return
+			}
+			// The CA may have validated before it answered (Pebble does
+			// when its validator is quick): no poll needed then.
+			validNow[i] = accepted.Status == acme.StatusValid
+		}()
 		return nil
-	}); err != nil {
+	})
+	accepts.Wait()
+	if err != nil {
 		return err
+	}
+	for _, err := range acceptErrs {
+		if err != nil {
+			return err // the first by position, as forEach
+		}
 	}
 	var waiting []pending
 	for i, p := range todo {
-		if validNow[i] {
+		switch {
+		case p == nil: // already valid
+		case validNow[i]:
 			em.info(StepChallenge, p.ident, "%s validated", p.ident)
-			continue
+		default:
+			waiting = append(waiting, *p)
 		}
-		waiting = append(waiting, p)
 	}
 	if len(waiting) == 0 {
 		return nil

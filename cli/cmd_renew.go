@@ -145,7 +145,9 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 		Parallel:    *parallel,
 	}
 	rn.Issuer = &mappingIssuer{Issuer: rn.Issuer, w: s.Err, all: *mapPorts}
-	res, err := rn.Run(ctx, renew.Options{Names: fs.Args(), Force: *force, DryRun: *dryRun})
+	// --quiet prints and keeps (renew-last.json) only the certificates
+	// that were renewed or failed: the others need not be listed.
+	res, err := rn.Run(ctx, renew.Options{Names: fs.Args(), Force: *force, DryRun: *dryRun, OmitNotDue: *quiet && !cf.jsonOut})
 	code := renewExitCode(ctx, res, err)
 	if err != nil {
 		switch {

@@ -1,14 +1,17 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/store"
@@ -77,5 +80,51 @@ func TestStatusShowsFailedFirstIssuance(t *testing.T) {
 	var rep deploy.StatusReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.NotIssued) != 1 || rep.NotIssued[0].Name != "nope" {
 		t.Fatalf("status --json: exit %d %v\n%s", code, err, out)
+	}
+}
+
+// TestStatusJSONFromIndexAsFromFiles: once the status index holds the
+// certificates, status --json prints what it prints from the files
+// (--verify-keys reads them all), and a certificate changed since is
+// shown as changed.
+func TestStatusJSONFromIndexAsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	renewIssueLocal(t, dir, "--name", "a")
+	st := renewIssueLocal(t, dir, "--name", "b", "--verify", "127.0.0.1:8443")
+	validFor := regexp.MustCompile(`"valid_for_ns": -?[0-9]+`)
+	status := func(args ...string) string {
+		t.Helper()
+		code, out, errs := issueRun(t, nil, append([]string{"status", "--json", "--state-dir", dir}, args...)...)
+		if code != exitOK {
+			t.Fatalf("status --json %s: exit %d: %s", args, code, errs)
+		}
+		return validFor.ReplaceAllString(out, `"valid_for_ns": N`)
+	}
+	// Folders are cached once they are older than the racy window.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		status()
+		if data, err := os.ReadFile(filepath.Join(dir, "status-index")); err == nil && bytes.Contains(data, []byte(`"name": "a"`)) && bytes.Contains(data, []byte(`"name": "b"`)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("status never wrote a status-index with both certificates")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got, want := status(), status("--verify-keys"); got != want {
+		t.Fatalf("from the index:\n%s\nfrom the files:\n%s", got, want)
+	}
+	r, err := st.LoadRenewal("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Reload = "nginx"
+	if err := st.SaveRenewal(r); err != nil {
+		t.Fatal(err)
+	}
+	got := status()
+	if got != status("--verify-keys") || !strings.Contains(got, `"reload": "nginx"`) {
+		t.Fatalf("after a change:\n%s", got)
 	}
 }

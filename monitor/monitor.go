@@ -1,21 +1,18 @@
 // Package monitor turns the state of the managed certificates into what
 // monitoring reads: a Nagios-style check (`ipcert status --check`: one
 // line, perfdata, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN) and a
-// node_exporter textfile (`--prometheus FILE`), written with the
-// Prometheus client library's own text format writer (expfmt), atomically.
+// node_exporter textfile (`--prometheus FILE`) in the Prometheus text
+// format, atomically.
 package monitor
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
-
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/ipcert/ipcert/acmeflow/renew"
 	"github.com/ipcert/ipcert/acmeflow/store"
@@ -136,19 +133,15 @@ func firstLine(s string) string {
 // checks and the renewal job's last run (nil: none recorded). Names follow
 // the Prometheus conventions: ipcert_ prefix, base units (seconds),
 // _timestamp for moments, one label, name.
-func Metrics(certs []deploy.CertStatus, served Served, last *renew.LastRun) []*dto.MetricFamily {
-	var fams []*dto.MetricFamily
-	family := func(name, help string) *dto.MetricFamily {
-		f := &dto.MetricFamily{Name: proto.String(name), Help: proto.String(help), Type: dto.MetricType_GAUGE.Enum()}
+func Metrics(certs []deploy.CertStatus, served Served, last *renew.LastRun) []*Family {
+	var fams []*Family
+	family := func(name, help string) *Family {
+		f := &Family{Name: name, Help: help}
 		fams = append(fams, f)
 		return f
 	}
-	add := func(f *dto.MetricFamily, name string, v float64) {
-		m := &dto.Metric{Gauge: &dto.Gauge{Value: proto.Float64(v)}}
-		if name != "" {
-			m.Label = []*dto.LabelPair{{Name: proto.String("name"), Value: proto.String(name)}}
-		}
-		f.Metric = append(f.Metric, m)
+	add := func(f *Family, name string, v float64) {
+		f.Samples = append(f.Samples, Sample{Name: name, Value: v})
 	}
 	expiry := family("ipcert_certificate_expiry_timestamp_seconds", "When the current certificate expires (notAfter).")
 	attempt := family("ipcert_certificate_last_renewal_attempt_timestamp_seconds", "When a renewal (or the issuance) was last attempted.")
@@ -196,24 +189,80 @@ func Metrics(certs []deploy.CertStatus, served Served, last *renew.LastRun) []*d
 		add(family("ipcert_renew_last_change_duration_seconds", "How long that run took."), "", last.Duration.Seconds())
 	}
 	// A family without samples is left out, as a registry would.
-	return slices.DeleteFunc(fams, func(f *dto.MetricFamily) bool { return len(f.Metric) == 0 })
+	return slices.DeleteFunc(fams, func(f *Family) bool { return len(f.Samples) == 0 })
+}
+
+// Family is one gauge metric family of the textfile: every metric ipcert
+// writes is a gauge with at most the label "name".
+type Family struct {
+	Name, Help string
+	Samples    []Sample
+}
+
+// Sample is one line of a family: the certificate it is about (the
+// "name" label; empty: no label) and the value.
+type Sample struct {
+	Name  string
+	Value float64
+}
+
+// The text format's escapes (Prometheus "Exposition formats"): in HELP a
+// backslash and a line feed, in a label value also the double quote.
+var (
+	helpEscaper  = strings.NewReplacer("\\", `\\`, "\n", `\n`)
+	labelEscaper = strings.NewReplacer("\\", `\\`, "\n", `\n`, "\"", `\"`)
+)
+
+// AppendText appends f in the Prometheus text format, as the client
+// library's writer (expfmt.MetricFamilyToText) writes a gauge family
+// (TestTextfileAsExpfmt). Written here rather than with that library:
+// its protobuf types cost every ipcert command about half a millisecond
+// of start-up, for a file that is a few lines of text.
+func (f *Family) AppendText(b []byte) []byte {
+	b = append(b, "# HELP "+f.Name+" "...)
+	b = append(b, helpEscaper.Replace(f.Help)...)
+	b = append(b, "\n# TYPE "+f.Name+" gauge\n"...)
+	for _, s := range f.Samples {
+		b = append(b, f.Name...)
+		if s.Name != "" {
+			b = append(b, `{name="`...)
+			b = append(b, labelEscaper.Replace(s.Name)...)
+			b = append(b, `"}`...)
+		}
+		b = append(b, ' ')
+		switch v := s.Value; {
+		case v == 1:
+			b = append(b, '1')
+		case v == 0:
+			b = append(b, '0')
+		case v == -1:
+			b = append(b, "-1"...)
+		case math.IsNaN(v):
+			b = append(b, "NaN"...)
+		case math.IsInf(v, +1):
+			b = append(b, "+Inf"...)
+		case math.IsInf(v, -1):
+			b = append(b, "-Inf"...)
+		default:
+			b = strconv.AppendFloat(b, v, 'g', -1, 64)
+		}
+		b = append(b, '\n')
+	}
+	return b
 }
 
 // WriteTextfile writes the metric families to path in the Prometheus text
-// format (the client library's own writer, expfmt), atomically (a
-// temporary file renamed into place), mode 0644 so that node_exporter's
-// user can read it: names and times, no secrets.
-func WriteTextfile(path string, fams []*dto.MetricFamily) error {
+// format, atomically (a temporary file renamed into place), mode 0644 so
+// that node_exporter's user can read it: names and times, no secrets.
+func WriteTextfile(path string, fams []*Family) error {
 	if !strings.HasSuffix(path, ".prom") {
 		return fmt.Errorf("%s: node_exporter's textfile collector reads only files ending in .prom", path)
 	}
-	var b bytes.Buffer
+	var b []byte
 	for _, f := range fams {
-		if _, err := expfmt.MetricFamilyToText(&b, f); err != nil {
-			return err
-		}
+		b = f.AppendText(b)
 	}
-	if err := store.WriteFileAtomic(path, b.Bytes(), 0o644); err != nil {
+	if err := store.WriteFileAtomic(path, b, 0o644); err != nil {
 		return fmt.Errorf("write %s: %w; give a file in an existing folder that node_exporter reads (its --collector.textfile.directory)", path, err)
 	}
 	return nil

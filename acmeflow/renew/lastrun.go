@@ -44,6 +44,8 @@ func SaveLastRun(st *store.Store, lr LastRun) {
 	path := filepath.Join(st.Root(), LastRunFile)
 	if lr.Result != nil {
 		short := &Result{Network: lr.Result.Network}
+		lr.Checked += lr.Result.NotDueOmitted
+		lr.NotDue += lr.Result.NotDueOmitted
 		for _, c := range lr.Result.Certs {
 			lr.Checked++
 			if c.Outcome == NotDue {
@@ -55,8 +57,19 @@ func SaveLastRun(st *store.Store, lr LastRun) {
 		lr.Result = short
 	}
 	if len(lr.certs()) == 0 && lr.Error == "" {
-		if prev, err := LoadLastRun(st); err == nil && prev.ExitCode == lr.ExitCode && prev.Error == "" &&
-			len(prev.certs()) == 0 && prev.Checked == lr.Checked {
+		// Only what the comparison needs is decoded (the certificates
+		// left raw): this is every hourly run's last step.
+		var prev struct {
+			ExitCode int    `json:"exit_code"`
+			Error    string `json:"error"`
+			Checked  int    `json:"checked"`
+			Result   *struct {
+				Certs []json.RawMessage `json:"certificates"`
+			} `json:"result"`
+		}
+		data, err := st.ReadState(LastRunFile)
+		if err == nil && json.Unmarshal(data, &prev) == nil && prev.ExitCode == lr.ExitCode && prev.Error == "" &&
+			(prev.Result == nil || len(prev.Result.Certs) == 0) && prev.Checked == lr.Checked {
 			now := time.Now()
 			if os.Chtimes(path, now, now) == nil {
 				return

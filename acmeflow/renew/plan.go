@@ -231,6 +231,27 @@ func Next(r *store.Renewal, now time.Time) (time.Time, string) {
 	return d.RenewAt.UTC(), d.Basis
 }
 
+// NextUntil is Next, and until when that answer holds as time passes
+// without renewal.json changing (zero: it may change at any moment, as
+// "due now" does): for status's index, which shows a certificate from a
+// cached answer instead of planning it on every call. A Wait holds until
+// its At, when Plan may answer otherwise, and never past Deadline, when
+// the certificate turns urgent.
+func NextUntil(r *store.Renewal, now time.Time) (at time.Time, why string, until time.Time) {
+	at, why = Next(r, now)
+	d := Plan(r, now, rand.New(rand.NewPCG(0, 0)), false)
+	if d.Action != Wait || d.At.IsZero() {
+		return at, why, time.Time{}
+	}
+	until = d.At
+	if !r.NotAfter.IsZero() {
+		if dl := Deadline(r); dl.Before(until) {
+			until = dl
+		}
+	}
+	return at, why, until
+}
+
 // renewMoment is the stored moment when it is still valid, else a new one:
 // uniform in the ARI window [start, end) (RFC 9773 section 4.2: a random
 // time in the window spreads the load on the CA), or half-life.

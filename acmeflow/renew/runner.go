@@ -99,7 +99,10 @@ type Result struct {
 	// Network says whether the run had to talk to anyone (ARI, the CA, the
 	// address detection); a run with nothing due does not.
 	Network bool `json:"network"`
-	mu      sync.Mutex
+	// NotDueOmitted counts the certificates left out of Certs
+	// (Options.OmitNotDue): not due.
+	NotDueOmitted int `json:"-"`
+	mu            sync.Mutex
 }
 
 // online records that the run used the network (from any worker).
@@ -131,6 +134,11 @@ type Options struct {
 	Names  []string // default: every managed certificate
 	Force  bool     // renew now, whatever the plan says
 	DryRun bool     // rehearse through Runner.Rehearsal; never write the store
+	// OmitNotDue leaves the certificates that the renewal index says are
+	// not due out of Result.Certs and only counts them
+	// (Result.NotDueOmitted): for a caller that shows and keeps only the
+	// others (renew --quiet, the timer's run).
+	OmitNotDue bool
 }
 
 // Runner renews certificates of one store.
@@ -206,7 +214,9 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 		// No folder added or removed since the index was written: its
 		// names are the certificates (new ones are in store.Changed too).
 		if mt, err := rn.Store.CertsMtime(); err == nil && mt == idx.certsMtime {
-			names, inOrder = slices.Clone(idx.names), true
+			// Not copied: with every name in the index, none is dropped
+			// below (notCert), so the list is never changed.
+			names, inOrder = idx.names, true
 		} else {
 			if names, err = rn.Store.CertNames(); err != nil {
 				return nil, fmt.Errorf("list certificates in %s: %w", rn.Store.Root(), err)
@@ -245,42 +255,82 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 	for _, n := range changedList {
 		changed[n] = true
 	}
+	all := names // for the index: every certificate, omitted or not
+	check := currentSample(len(names), now)
+	checkCurrent, checked := rn.Store.CurrentChecker()
+	entry := func(i int, n string) (indexEntry, bool) {
+		if inOrder {
+			return idx.entries[i], true
+		}
+		return idx.get(n)
+	}
+	// skipped says the index lets the certificate at position i be left
+	// alone: not due, no renewal.json read.
+	skipped := func(i int, n string) bool {
+		e, inIdx := entry(i, n)
+		if !inIdx || changed[n] || opts.Force || !e.skip(now) || (check(i) && checkCurrent(n) != nil) {
+			return false
+		}
+		rn.warnExpiryAt(n, time.Unix(e.notAfter, 0), ExpiryWarning, now)
+		return true
+	}
+	// pos maps the names planned below to their positions in all (nil:
+	// the same), for the current-link sample.
+	var pos []int
+	omitting := opts.OmitNotDue && idxOK
+	if omitting {
+		// Certificates the index says are not due are only counted: at
+		// thousands of certificates their results were most of the run's
+		// memory, and the timer's --quiet run neither prints nor records
+		// them one by one.
+		var kept []string
+		for i, n := range names {
+			if skipped(i, n) {
+				res.NotDueOmitted++
+				continue
+			}
+			kept, pos = append(kept, n), append(pos, i)
+		}
+		names = kept
+	}
 	plans := make([]CertResult, len(names))
 	fresh := map[string]indexEntry{}
-	check := currentSample(len(names), now)
 	notCert := make([]bool, len(names)) // a folder without renewal.json
-	for i, n := range names {
-		plans[i].Name = n
-		e, inIdx := indexEntry{}, false
-		if inOrder {
-			e, inIdx = idx.entries[i], true
-		} else {
-			e, inIdx = idx.get(n)
+	for j, n := range names {
+		i := j
+		if omitting {
+			i = pos[j]
 		}
-		if inIdx && !changed[n] && !opts.Force && e.skip(now) && !(check(i) && rn.Store.CheckCurrent(n) != nil) {
-			rn.warnExpiryAt(n, time.Unix(e.notAfter, 0), ExpiryWarning, now)
-			plans[i] = CertResult{Name: n, Outcome: NotDue, Reason: e.reason, Next: time.Unix(e.next, 0).UTC()}
+		plans[j].Name = n
+		e, inIdx := entry(i, n)
+		if !omitting && skipped(i, n) {
+			plans[j] = CertResult{Name: n, Outcome: NotDue, Reason: e.reason, Next: time.Unix(e.next, 0).UTC()}
 			continue
 		}
 		if !inIdx && !rn.Store.Exists(n) {
-			notCert[i] = true
+			notCert[j] = true
 			continue
 		}
 		r, err := rn.Store.LoadRenewal(n)
 		if err != nil {
-			plans[i] = CertResult{Name: n, Outcome: Failed, Reason: "renewal.json unusable", Error: err.Error()}
+			plans[j] = CertResult{Name: n, Outcome: Failed, Reason: "renewal.json unusable", Error: err.Error()}
 			rn.emit(LevelError, n, "cannot read renewal.json: %v", err)
 			continue
 		}
 		rn.warnExpiry(r, now)
-		d := rn.planChecked(r, now, opts.Force, check(i))
+		var cc func(string) error
+		if check(i) {
+			cc = checkCurrent
+		}
+		d := rn.planChecked(r, now, opts.Force, cc)
 		if d.Action != Wait || d.Picked {
 			work = true
 			continue
 		}
 		fresh[n] = entryFor(r, d)
-		plans[i] = waitResult(n, d)
+		plans[j] = waitResult(n, d)
 	}
+	checked()
 	keptNames, keptPlans := names[:0], plans[:0]
 	for i := range names {
 		if !notCert[i] {
@@ -295,7 +345,7 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 			// other run is busy (only from a run over every certificate:
 			// the index lists them all).
 			if unlock, err := rn.Store.Lock(ctx, false); err == nil {
-				rn.foldIndex(idx, fresh, names, now)
+				rn.foldIndex(idx, fresh, all, now)
 				unlock()
 			}
 		}
@@ -326,7 +376,7 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	rn.renewDue(ctx, names, due, opts.Force, res)
 	if len(opts.Names) == 0 {
-		rn.foldIndex(idx, fresh, names, rn.now())
+		rn.foldIndex(idx, fresh, all, rn.now())
 	}
 	return res, nil
 }
@@ -417,11 +467,12 @@ func currentSample(n int, now time.Time) func(i int) bool {
 // missing or points at a version without its files (web servers read
 // through it), which makes the certificate due now, backoff permitting.
 func (rn *Runner) plan(r *store.Renewal, now time.Time, force bool) Decision {
-	return rn.planChecked(r, now, force, true)
+	return rn.planChecked(r, now, force, rn.Store.CheckCurrent)
 }
 
-// planChecked is plan, looking at the current link only when checkCurrent.
-func (rn *Runner) planChecked(r *store.Renewal, now time.Time, force, checkCurrent bool) Decision {
+// planChecked is plan, looking at the current link with checkCurrent
+// (store.CheckCurrent, or a store.CurrentChecker), or not when nil.
+func (rn *Runner) planChecked(r *store.Renewal, now time.Time, force bool, checkCurrent func(string) error) Decision {
 	c := r
 	if rn.ARI == nil && r.CertID != "" {
 		cp := *r
@@ -431,10 +482,10 @@ func (rn *Runner) planChecked(r *store.Renewal, now time.Time, force, checkCurre
 	rn.randMu.Lock()
 	d := Plan(c, now, rn.Rand, force)
 	rn.randMu.Unlock()
-	if force || d.Action == Renew || r.Current == 0 || !checkCurrent {
+	if force || d.Action == Renew || r.Current == 0 || checkCurrent == nil {
 		return d
 	}
-	if err := rn.Store.CheckCurrent(r.Name); err != nil {
+	if err := checkCurrent(r.Name); err != nil {
 		if r.Failures > 0 && now.Before(r.NextAttempt) {
 			d.Broken = err.Error()
 			return d

@@ -52,6 +52,8 @@ func (s *Store) LoadAccount(caKey, id string) (*Account, []byte, error) {
 		return nil, nil, err
 	}
 	dir := s.accountDir(caKey, id)
+	s.acct.RLock()
+	defer s.acct.RUnlock()
 	data, err := s.readTrusted(filepath.Join(dir, "account.json"))
 	if err != nil {
 		return nil, nil, err
@@ -87,6 +89,8 @@ func (s *Store) SaveAccount(caKey, id string, a *Account, keyPEM []byte) error {
 		return errors.New("account without URL")
 	}
 	dir := s.accountDir(caKey, id)
+	s.acct.Lock()
+	defer s.acct.Unlock()
 	if err := mkdirPrivate(filepath.Dir(dir)); err != nil {
 		return err
 	}
@@ -127,6 +131,8 @@ func (s *Store) QuarantineAccount(caKey, id string, now time.Time) (string, erro
 		return "", err
 	}
 	dir := s.accountDir(caKey, id)
+	s.acct.Lock()
+	defer s.acct.Unlock()
 	dest := fmt.Sprintf("%s.broken-%d", dir, now.Unix())
 	if err := os.Rename(dir, dest); err != nil {
 		return "", err

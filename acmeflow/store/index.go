@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,9 +135,43 @@ func (s *Store) WriteState(name string, data []byte) error {
 	return writeFile(filepath.Join(s.root, name), data, fileMode)
 }
 
-// ReadState reads such a file.
+// ReadState reads such a file. It is opened without following a link and
+// must be a regular file; run as root, one that root does not own or that
+// others may write is refused (these are caches, which their readers
+// rebuild, but what is in them is shown and acted on).
 func (s *Store) ReadState(name string) ([]byte, error) {
-	return os.ReadFile(filepath.Join(s.root, name))
+	path := filepath.Join(s.root, name)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if strictOwner() {
+		if err := trustedInfo(path, fi, s.root); err != nil {
+			return nil, err
+		}
+	}
+	data := make([]byte, 0, fi.Size()+1)
+	for {
+		n, err := f.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			return data, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+	}
 }
 
 // CertsMtime is the modification time of the certs folder in ns: it

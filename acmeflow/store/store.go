@@ -22,12 +22,28 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Store is one state directory.
 type Store struct {
 	root string
 	idx  indexState
+	// acct makes an account's two files (account.json, key.pem) change
+	// and be read as one: parallel renewals share the Store.
+	acct sync.RWMutex
+	// reg lets one of them register a missing account while the others
+	// wait for it (LockRegistration).
+	reg sync.Mutex
+}
+
+// LockRegistration is held while an account is registered, so that
+// parallel issuances from one Store that all find no account register
+// one, not one each (Let's Encrypt allows 10 new accounts per address
+// in 3 hours). Call the returned function to release it.
+func (s *Store) LockRegistration() (unlock func()) {
+	s.reg.Lock()
+	return s.reg.Unlock
 }
 
 // Open makes sure root exists with mode 0700 and returns the store.
