@@ -22,7 +22,9 @@
 //	func ParseTarget(s string, defaultPort int) (netip.AddrPort, error)
 //	func Verify(ctx context.Context, addr string, opts VerifyOptions) (VerifyResult, error)
 //	func Judge(res *VerifyResult, expected *x509.Certificate)
-//	func Status(st *store.Store, now time.Time, probe TimerProbe) (StatusReport, error)
+//	func StatusHeader(st *store.Store, probe TimerProbe) StatusReport
+//	func StatusEach(st *store.Store, now time.Time, opts StatusOptions, each func(CertStatus)) error
+//	func StatusEachJSON(st *store.Store, now time.Time, opts StatusOptions, each func(StatusLine)) error
 //
 // Verify's Outcome is Match, Mismatch, Unreachable, or Unchecked (nothing to
 // compare with). The renewal timer (timer*.go) shares the Runner.

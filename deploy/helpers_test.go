@@ -144,3 +144,13 @@ func mustAddrs(ss ...string) []netip.Addr {
 	}
 	return out
 }
+
+// statusReport is the whole report, as `status --json --verify-keys`
+// builds it: StatusHeader and every certificate from StatusEach.
+func statusReport(st *store.Store, now time.Time, probe TimerProbe) (StatusReport, error) {
+	rep := StatusHeader(st, probe)
+	err := StatusEach(st, now, StatusOptions{VerifyKeys: true}, func(c CertStatus) {
+		rep.Certificates = append(rep.Certificates, c)
+	})
+	return rep, err
+}

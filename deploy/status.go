@@ -82,17 +82,6 @@ type StatusOptions struct {
 	clock func() time.Time
 }
 
-// Status reads every certificate in the store, at time now. A broken
-// certificate is reported with its Problem, never skipped: status is what
-// people run when something is wrong.
-func Status(st *store.Store, now time.Time, probe TimerProbe) (StatusReport, error) {
-	rep := StatusHeader(st, probe)
-	err := StatusEach(st, now, StatusOptions{VerifyKeys: true}, func(c CertStatus) {
-		rep.Certificates = append(rep.Certificates, c)
-	})
-	return rep, err
-}
-
 // StatusHeader is the report without certificates: the state directory
 // and the renewal job.
 func StatusHeader(st *store.Store, probe TimerProbe) StatusReport {

@@ -33,7 +33,7 @@ func TestStatusAgreesWithRenew(t *testing.T) {
 			}
 			r.Name, r.Identifiers, r.CA = "x", []string{"192.0.2.9"}, "production"
 			storeCert(t, st, r, nb, 9)
-			rep, err := Status(st, now, nil)
+			rep, err := statusReport(st, now, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

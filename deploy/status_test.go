@@ -76,7 +76,7 @@ func TestStatus(t *testing.T) {
 	probe := func() (TimerState, error) {
 		return TimerStatus(t.Context(), TimerOptions{UnitDir: units, CronDir: t.TempDir(), Root: t.TempDir()})
 	}
-	rep, err := Status(st, now, probe)
+	rep, err := statusReport(st, now, probe)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestStatus(t *testing.T) {
 	}
 
 	// No timer, and a probe that fails, are reported, not fatal.
-	rep, err = Status(st, now, func() (TimerState, error) { return TimerState{}, errors.New("systemctl: no bus") })
+	rep, err = statusReport(st, now, func() (TimerState, error) { return TimerState{}, errors.New("systemctl: no bus") })
 	if err != nil || rep.TimerInstalled || rep.TimerError != "systemctl: no bus" {
 		t.Errorf("probe error: %+v %v", rep, err)
 	}
