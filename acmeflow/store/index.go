@@ -140,24 +140,11 @@ func (s *Store) WriteState(name string, data []byte) error {
 // others may write is refused (these are caches, which their readers
 // rebuild, but what is in them is shown and acted on).
 func (s *Store) ReadState(name string) ([]byte, error) {
-	path := filepath.Join(s.root, name)
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	f, fi, err := s.openRegular(filepath.Join(s.root, name), strictOwner())
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if strictOwner() {
-		if err := trustedInfo(path, fi, s.root); err != nil {
-			return nil, err
-		}
-	}
 	data := make([]byte, 0, fi.Size()+1)
 	for {
 		n, err := f.Read(data[len(data):cap(data)])

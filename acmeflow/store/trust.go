@@ -82,6 +82,28 @@ func trustedInfo(p string, fi os.FileInfo, root string) error {
 	return nil
 }
 
+// openRegular opens path without following a link and checks that the
+// opened file is a regular one and, when trusted is set, that root may
+// trust it (trustedInfo): what is checked is what is read.
+func (s *Store) openRegular(path string, trusted bool) (*os.File, os.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file", path)
+	}
+	if err == nil && trusted {
+		err = trustedInfo(path, fi, s.root)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
+
 // readTrusted reads a file of the state directory after checking it and
 // its directories; with strict checks on, it opens without following a
 // link and checks the opened file itself, so nothing can be swapped in
@@ -93,21 +115,11 @@ func (s *Store) readTrusted(path string) ([]byte, error) {
 	if !strictOwner() {
 		return os.ReadFile(path)
 	}
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	f, _, err := s.openRegular(path, true)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if err := trustedInfo(path, fi, s.root); err != nil {
-		return nil, err
-	}
 	var b strings.Builder
 	// renewal.json and account files are small; cap what a planted file
 	// can make us read.
