@@ -212,7 +212,12 @@ func statusWalk(st *store.Store, now time.Time, opts StatusOptions, emit func(c 
 			dirty = dirty || e != nil
 			continue
 		}
-		stamp := stampOf(&sys)
+		var rsys unix.Stat_t
+		rp := &rsys
+		if unix.Fstatat(fd, name+"/renewal.json", rp, unix.AT_SYMLINK_NOFOLLOW) != nil {
+			rp = nil
+		}
+		stamp := stampOf(&sys, rp)
 		if e != nil && e.usable(stamp, now) {
 			kept = append(kept, e)
 			emit(nil, e)
@@ -229,7 +234,7 @@ func statusWalk(st *store.Store, now time.Time, opts StatusOptions, emit func(c 
 				emit(&c, nil)
 			} else {
 				emit(&c, &ce) // its JSON is made once, for the index and the output
-				if stamp.mtime < fresh && stamp.ctime < fresh {
+				if stamp.older(fresh) {
 					ne, dirty = &ce, true
 				}
 			}

@@ -21,8 +21,9 @@ import (
 // 170 µs a certificate, 1.7 s at 10,000. It is status's own cache, checked
 // entry by entry, never trusted blindly:
 //
-//   - Each entry carries the identity of its folder certs/<name> as status
-//     read it (inode, mtime and ctime, taken before the files were read).
+//   - Each entry carries the identity of its folder certs/<name> and of its
+//     renewal.json as status read them (inode, mtime and ctime, taken
+//     before the files were read).
 //     Every write of the store renames inside that folder (renewal.json's
 //     temp file, the current link's swap), and so does deleting either by
 //     hand: a different stamp, and the certificate is read again. A folder
@@ -40,31 +41,44 @@ import (
 //     root it is read without following a link and only when root's
 //     (store.ReadState).
 //
-// What it cannot see is a file changed in place inside a certificate's
-// folder (an editor that writes renewal.json without renaming it, a
-// version's cert.pem overwritten): renew's own index does not see that
-// either; --verify-keys reads everything.
+// renewal.json rewritten in place (an editor that does not rename) is seen
+// by its own stamp. What it cannot see is a version's certificate
+// overwritten in place (versions are never written again once stored);
+// --verify-keys reads everything.
 //
 // Each entry is stored as the JSON status --json prints, in two pieces
 // around the fields that depend on the time, so that status --json copies
 // it out; the other forms decode it into a CertStatus.
 const (
 	statusIndexFile   = "status-index"
-	statusIndexHeader = "ipcert-status-index 1 " // then the CRC of the rest, the certs folder's mtime
+	statusIndexHeader = "ipcert-status-index 2 " // then the CRC of the rest, the certs folder's mtime
 	racyWindow        = time.Second
 	// StatusJSONPrefix is the indentation of a certificate in status
 	// --json's report (inside "certificates": [...]).
 	StatusJSONPrefix = "    "
 )
 
-// folderStamp identifies one state of a certificate folder.
+// folderStamp identifies one state of a certificate folder and of its
+// renewal.json (which an editor may rewrite in place, leaving the folder
+// as it was).
 type folderStamp struct {
-	ino          uint64
-	mtime, ctime int64 // ns
+	ino            uint64
+	mtime, ctime   int64 // ns
+	rino           uint64
+	rmtime, rctime int64 // renewal.json's; zero when it is missing
 }
 
-func stampOf(st *unix.Stat_t) folderStamp {
-	return folderStamp{ino: st.Ino, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
+func stampOf(dir, renewal *unix.Stat_t) folderStamp {
+	s := folderStamp{ino: dir.Ino, mtime: dir.Mtim.Nano(), ctime: dir.Ctim.Nano()}
+	if renewal != nil {
+		s.rino, s.rmtime, s.rctime = renewal.Ino, renewal.Mtim.Nano(), renewal.Ctim.Nano()
+	}
+	return s
+}
+
+// older says nothing in the stamp changed at or after t (ns).
+func (s folderStamp) older(t int64) bool {
+	return s.mtime < t && s.ctime < t && s.rmtime < t && s.rctime < t
 }
 
 // statusEntry is one folder of certs/ in the index: every one is listed
@@ -245,20 +259,20 @@ func readStatusIndex(st *store.Store) *statusIndex {
 		if !ok {
 			return nil
 		}
-		var f [12]int64
+		var f [15]int64
 		name, nums, _ := bytes.Cut(line, []byte{'\t'})
 		for i := range f {
 			var v []byte
 			v, nums, _ = bytes.Cut(nums, []byte{'\t'})
 			n, err := strconv.ParseInt(string(v), 10, 64)
-			if err != nil || (i >= 8 && (n < 0 || n > int64(len(rest)))) {
+			if err != nil || (i >= 11 && (n < 0 || n > int64(len(rest)))) {
 				return nil
 			}
 			f[i] = n
 		}
-		e := statusEntry{name: string(name), stamp: folderStamp{uint64(f[0]), f[1], f[2]}, failed: f[3]&1 != 0, cached: f[3]&2 != 0,
-			naSec: f[4], naNs: f[5], builtNs: f[6], untilSec: f[7]}
-		lens := f[8:]
+		e := statusEntry{name: string(name), stamp: folderStamp{uint64(f[0]), f[1], f[2], uint64(f[3]), f[4], f[5]}, failed: f[6]&1 != 0, cached: f[6]&2 != 0,
+			naSec: f[7], naNs: f[8], builtNs: f[9], untilSec: f[10]}
+		lens := f[11:]
 		total := lens[0] + lens[1] + lens[2] + lens[3]
 		if total > int64(len(rest)) || store.ValidName(e.name) != nil {
 			return nil
@@ -284,7 +298,7 @@ func writeStatusIndex(st *store.Store, certsMtime int64, entries []*statusEntry)
 	var body []byte
 	for _, e := range entries {
 		body = append(body, e.name...)
-		for _, n := range [...]int64{int64(e.stamp.ino), e.stamp.mtime, e.stamp.ctime, b2i(e.failed) | b2i(e.cached)<<1, e.naSec, e.naNs, e.builtNs, e.untilSec,
+		for _, n := range [...]int64{int64(e.stamp.ino), e.stamp.mtime, e.stamp.ctime, int64(e.stamp.rino), e.stamp.rmtime, e.stamp.rctime, b2i(e.failed) | b2i(e.cached)<<1, e.naSec, e.naNs, e.builtNs, e.untilSec,
 			int64(len(e.head)), int64(len(e.tail)), int64(len(e.next)), int64(len(e.reason))} {
 			body = append(body, '\t')
 			body = strconv.AppendInt(body, n, 10)

@@ -129,22 +129,49 @@ func TestStatusFromIndex(t *testing.T) {
 		t.Fatalf("index after the first run: %v (want a, b, c: d is due now, f is broken)", cached)
 	}
 
-	// Unchanged certificates are not read: a renewal.json garbled in
-	// place (its folder unchanged) is still shown as it was.
-	aJSON := filepath.Join(st.CertDir("a"), "renewal.json")
-	orig, err := os.ReadFile(aJSON)
+	// Unchanged certificates are not read: the current version's
+	// certificate garbled in place (versions are never written again) is
+	// still shown as it was.
+	aCert := filepath.Join(st.CurrentDir("a"), store.CertFile)
+	orig, err := os.ReadFile(aCert)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(aJSON, []byte("{"), 0o600); err != nil {
+	if err := os.WriteFile(aCert, []byte("garbled"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	got, gotBad = statusLines(t, st, now, idx)
 	if strings.Join(got, "\n") != strings.Join(want, "\n") || strings.Join(gotBad, ",") != strings.Join(wantBad, ",") {
 		t.Fatalf("from the index:\n%s\nwant\n%s", got, want)
 	}
-	if err := os.WriteFile(aJSON, orig, 0o600); err != nil {
+	if err := os.WriteFile(aCert, orig, 0o600); err != nil {
 		t.Fatal(err)
+	}
+	// renewal.json rewritten in place by an editor (same file, the folder
+	// unchanged): its own stamp changed, so it is read again. Before, the
+	// index went on showing the old settings.
+	aJSON := filepath.Join(st.CertDir("a"), "renewal.json")
+	ra, err := st.LoadRenewal("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra.DeployHooks = []string{"systemctl reload edited-by-hand"}
+	edited, _ := json.MarshalIndent(ra, "", "  ")
+	f, err := os.OpenFile(aJSON, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(edited); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	want, wantBad = statusLines(t, st, now, files)
+	got, gotBad = statusLines(t, st, now, idx)
+	if !strings.Contains(strings.Join(want, "\n"), "edited-by-hand") {
+		t.Fatalf("the files do not show the edit:\n%s", want)
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || strings.Join(gotBad, ",") != strings.Join(wantBad, ",") {
+		t.Fatalf("renewal.json edited in place, from the index:\n%s\nwant\n%s", got, want)
 	}
 	r, _ := st.LoadRenewal("b")
 
