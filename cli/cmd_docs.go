@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/deploy"
 )
 
 const manHelp = `
@@ -217,10 +218,26 @@ func runNames(ctx context.Context, args []string, s stdio) int {
 	return exitOK
 }
 
+// Words completed as arguments: the web servers (deploy.Kinds, for
+// snippet and --reload), timer's verbs, the shells of completion.
+var (
+	completionServers = kindWords()
+	completionTimer   = "install remove status"
+	completionShells  = "bash zsh fish"
+)
+
+func kindWords() string {
+	var w []string
+	for _, k := range deploy.Kinds {
+		w = append(w, string(k))
+	}
+	return strings.Join(w, " ")
+}
+
 // Values completed after a flag, whatever the command.
 var completionValues = map[string]string{
 	"ca": "staging production local", "challenge": "http-01 tls-alpn-01", "key-type": "ec256 ec384 rsa2048 rsa3072 rsa4096",
-	"reload": "nginx apache haproxy caddy", "mode": "systemd cron", "distro": "debian rhel",
+	"reload": completionServers, "mode": "systemd cron", "distro": "debian rhel",
 }
 
 // Flags that take a file or folder.
@@ -258,9 +275,9 @@ func completionBash(docs []cmdDoc) string {
 	}
 	b.WriteString("\t\tesac\n\t\treturn\n\tfi\n\tcase $cmd in\n")
 	fmt.Fprintf(&b, "\t%s) COMPREPLY=($(compgen -W \"$(_ipcert_names)\" -- \"$cur\")) ;;\n", strings.Join(completionNameCmds, "|"))
-	b.WriteString("\tsnippet)\n\t\tif ((COMP_CWORD == 2)); then COMPREPLY=($(compgen -W \"nginx apache haproxy caddy\" -- \"$cur\")); else COMPREPLY=($(compgen -W \"$(_ipcert_names)\" -- \"$cur\")); fi ;;\n")
-	b.WriteString("\ttimer) ((COMP_CWORD == 2)) && COMPREPLY=($(compgen -W \"install remove status\" -- \"$cur\")) ;;\n")
-	b.WriteString("\tcompletion) COMPREPLY=($(compgen -W \"bash zsh fish\" -- \"$cur\")) ;;\n")
+	fmt.Fprintf(&b, "\tsnippet)\n\t\tif ((COMP_CWORD == 2)); then COMPREPLY=($(compgen -W %q -- \"$cur\")); else COMPREPLY=($(compgen -W \"$(_ipcert_names)\" -- \"$cur\")); fi ;;\n", completionServers)
+	fmt.Fprintf(&b, "\ttimer) ((COMP_CWORD == 2)) && COMPREPLY=($(compgen -W %q -- \"$cur\")) ;;\n", completionTimer)
+	fmt.Fprintf(&b, "\tcompletion) COMPREPLY=($(compgen -W %q -- \"$cur\")) ;;\n", completionShells)
 	b.WriteString("\tman) COMPREPLY=($(compgen -d -- \"$cur\")) ;;\n")
 	b.WriteString("\tesac\n}\ncomplete -F _ipcert ipcert\n")
 	return b.String()
@@ -284,8 +301,8 @@ func completionZsh(docs []cmdDoc) string {
 	}
 	b.WriteString("\t\tesac\n\t\treturn\n\tfi\n\tcase ${words[2]} in\n")
 	fmt.Fprintf(&b, "\t%s) compadd -- ${(f)\"$(${words[1]} __names 2>/dev/null)\"} ;;\n", strings.Join(completionNameCmds, "|"))
-	b.WriteString("\tsnippet) if (( CURRENT == 3 )); then compadd -- nginx apache haproxy caddy; else compadd -- ${(f)\"$(${words[1]} __names 2>/dev/null)\"}; fi ;;\n")
-	b.WriteString("\ttimer) compadd -- install remove status ;;\n\tcompletion) compadd -- bash zsh fish ;;\n\tesac\n}\n_ipcert \"$@\"\n")
+	fmt.Fprintf(&b, "\tsnippet) if (( CURRENT == 3 )); then compadd -- %s; else compadd -- ${(f)\"$(${words[1]} __names 2>/dev/null)\"}; fi ;;\n", completionServers)
+	fmt.Fprintf(&b, "\ttimer) compadd -- %s ;;\n\tcompletion) compadd -- %s ;;\n\tesac\n}\n_ipcert \"$@\"\n", completionTimer, completionShells)
 	return b.String()
 }
 
@@ -307,7 +324,7 @@ func completionFish(docs []cmdDoc) string {
 		}
 	}
 	fmt.Fprintf(&b, "complete -c ipcert -n '__fish_seen_subcommand_from %s snippet' -a '(ipcert __names 2>/dev/null)'\n", strings.Join(completionNameCmds, " "))
-	b.WriteString("complete -c ipcert -n '__fish_seen_subcommand_from timer' -a 'install remove status'\n")
-	b.WriteString("complete -c ipcert -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'\n")
+	fmt.Fprintf(&b, "complete -c ipcert -n '__fish_seen_subcommand_from timer' -a '%s'\n", completionTimer)
+	fmt.Fprintf(&b, "complete -c ipcert -n '__fish_seen_subcommand_from completion' -a '%s'\n", completionShells)
 	return b.String()
 }
