@@ -95,6 +95,11 @@ func Classify(a netip.Addr) (AddrClass, Block) {
 	return ClassPublic, Block{}
 }
 
+// OwnCAHint ends the fix of a private address Let's Encrypt refuses: the
+// refusal is Let's Encrypt's policy, and an organisation's own ACME CA
+// certifies exactly such addresses.
+const OwnCAHint = "an internal service can get one from its own ACME CA instead: ipcert issue --ca URL --ca-root FILE"
+
 // AddrError explains why an address cannot be used, and what to do instead.
 type AddrError struct {
 	Input  string
@@ -206,7 +211,7 @@ func CheckAddr(a netip.Addr, publicCA bool) error {
 	case ClassCGNAT:
 		fix = "your provider shares one public IPv4 among many customers, so nothing from the internet can reach this address: use IPv6, ask for a public IPv4, or use a VPS"
 	case ClassPrivate, ClassULA, ClassLinkLocal:
-		fix = "this address is only reachable inside your network: use the public address of your router (and forward ports 80/443) or of the server"
+		fix = "this address is only reachable inside your network: use the public address of your router (and forward ports 80/443) or of the server; " + OwnCAHint
 	case ClassDocumentation:
 		fix = "this range is reserved for examples in documentation: use your real public address"
 	}

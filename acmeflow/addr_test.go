@@ -120,3 +120,21 @@ func FuzzParseIP(f *testing.F) {
 		_ = CheckAddr(a, true)
 	})
 }
+
+// TestPrivateRefusalNamesOwnCA: Let's Encrypt's refusal of a private
+// address says where such an address can get a certificate (its own ACME
+// CA), and the addresses no own CA would help with do not.
+func TestPrivateRefusalNamesOwnCA(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{{"10.0.0.5", true}, {"fd00::5", true}, {"fe80::1", true}, {"127.0.0.1", false}, {"100.64.0.9", false}, {"192.0.2.1", false}} {
+		err := CheckAddr(netip.MustParseAddr(tc.addr), true)
+		if err == nil {
+			t.Fatalf("%s accepted for Let's Encrypt", tc.addr)
+		}
+		if got := strings.Contains(err.Error(), "--ca URL --ca-root FILE"); got != tc.want {
+			t.Errorf("%s: names the own CA %v, want %v: %v", tc.addr, got, tc.want, err)
+		}
+	}
+}

@@ -166,6 +166,8 @@ func (m *Model) refusal(a netip.Addr) string {
 // wizardFix is an address fix in the wizard's terms: it names what the
 // wizard offers (ipcert demo), not the flags of ipcert issue.
 func wizardFix(fix string) string {
+	// The own CA is offered on the Plan screen (leNote says so).
+	fix = strings.TrimSuffix(fix, "; "+acmeflow.OwnCAHint)
 	if strings.Contains(fix, "--ca local") {
 		return "to try ipcert without a public address run \"ipcert demo\"; for a real certificate use the public address"
 	}

@@ -123,6 +123,9 @@ func TestAddressTypedValidatesAsTyped(t *testing.T) {
 	if w := d.m.address.inputWarn; !strings.Contains(w, "rejectedIdentifier") || !strings.Contains(w, `Only your own ACME CA can certify it (the Plan's "My own ACME CA")`) {
 		t.Errorf("the note on a private address: %q, want Let's Encrypt's refusal and the own-CA way out", w)
 	}
+	if w := d.m.address.inputWarn; strings.Contains(w, "ipcert issue --ca URL") {
+		t.Errorf("the wizard's note names issue's flags, not its own Plan choice: %q", w)
+	}
 	d.key("enter")
 	if d.m.address.typing || !slices.ContainsFunc(d.m.address.cands, func(c candidate) bool { return c.Addr.String() == "192.168.1.10" && c.Checked && c.LENote != "" }) {
 		t.Fatalf("enter did not add 192.168.1.10 with its Let's Encrypt note: %+v", d.m.address.cands)
