@@ -1,0 +1,43 @@
+package boulderca
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+// TestBoulderIssue: IPv4 with http-01, IPv6 with tls-alpn-01, and both in
+// one certificate, each in the exact shape Let's Encrypt issues, validated
+// by the primary VA and the three remote perspectives.
+func TestBoulderIssue(t *testing.T) {
+	s := boulderStack(t)
+	state := t.TempDir()
+	for _, c := range []struct {
+		name      string
+		ips       []netip.Addr
+		challenge string
+	}{
+		{"v4-http", []netip.Addr{v4(10)}, "http-01"},
+		{"v6-tls", []netip.Addr{v6(11)}, "tls-alpn-01"},
+		{"both-http", []netip.Addr{v4(12), v6(12)}, "http-01"},
+		{"both-tls", []netip.Addr{v4(13), v6(13)}, "tls-alpn-01"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := []string{"--name", c.name, "--challenge", c.challenge}
+			for _, ip := range c.ips {
+				args = append(args, "--ip", ip.String())
+			}
+			out := mustIssue(t, s, state, args...)
+			checkShape(t, s, state, c.name, c.ips)
+			for _, ip := range c.ips {
+				// One primary and three remote perspectives.
+				if n := validators(out, ip); n < 4 {
+					t.Errorf("%s: %d validator requests reported for %s, want 4 (primary + 3 perspectives):\n%s", c.name, n, ip, out)
+				}
+			}
+			if !strings.Contains(out, "Ordering a shortlived certificate") {
+				t.Errorf("%s: the order did not ask for the shortlived profile:\n%s", c.name, out)
+			}
+		})
+	}
+}
