@@ -377,3 +377,13 @@ func (s *Stack) ready(ctx context.Context) error {
 	}
 	return errors.Join(fmt.Errorf("boulder: the WFE did not serve a directory and a nonce in 60 s: %v; its log:\n%s", last, s.Log("wfe2", 3000)))
 }
+
+// SQL runs one query on Boulder's database (boulder_sa_next) and returns
+// its rows, tab-separated, without a header.
+func (s *Stack) SQL(query string) (string, error) {
+	out, err := exec.Command(mustLook("mariadb"), "--no-defaults", "-S", filepath.Join(s.Dir, "mysql.sock"), "-u", "root", "-N", "-B", "boulder_sa_next", "-e", query).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("mariadb %q: %v: %s", query, err, out)
+	}
+	return string(out), nil
+}
