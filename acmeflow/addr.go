@@ -1,9 +1,15 @@
 package acmeflow
 
 import (
+	"bytes"
+	_ "embed"
+	"encoding/csv"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
+	"regexp"
+	"sort"
 	"strings"
 )
 
@@ -34,10 +40,12 @@ type Block struct {
 	Name   string
 }
 
-// specialBlocks lists the IANA special-purpose ranges that Let's Encrypt
-// refuses with rejectedIdentifier (boulder policy/pa.go and iana/data; see
-// ../shared/FACTS.md "Addresses LE refuses"). More specific rows come first
-// so that Classify reports the most precise name.
+// specialBlocks names, in a person's words, the special-purpose ranges
+// people meet (private, CGNAT, loopback, documentation...). What Let's
+// Encrypt refuses is not this list but the IANA registries
+// (registryBlocks): every row here except multicast lies inside a
+// registry block (TestSpecialBlocksInRegistries). More specific rows come
+// first so that Classify reports the most precise name.
 var specialBlocks = func() []Block {
 	rows := []struct{ p, class, name string }{
 		// IPv4
@@ -83,11 +91,88 @@ var specialBlocks = func() []Block {
 	return out
 }()
 
+// The IANA special-purpose address registries, as IANA exports them
+// (acmeflow/iana/README.md). Let's Encrypt's CA refuses an identifier in
+// any row of either, whatever the row's other columns say (Boulder
+// policy/pa.go ValidIP -> iana.IsReservedAddr).
+var (
+	//go:embed iana/ipv4-special-registry.csv
+	ipv4Registry []byte
+	//go:embed iana/ipv6-special-registry.csv
+	ipv6Registry []byte
+)
+
+// registryBlocks are the registries' rows, most specific first.
+var registryBlocks = func() []Block {
+	var out []Block
+	for _, reg := range [][]byte{ipv4Registry, ipv6Registry} {
+		rows, err := parseRegistry(reg)
+		if err != nil {
+			panic("acmeflow: the embedded IANA registry does not parse: " + err.Error())
+		}
+		out = append(out, rows...)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Prefix.Bits() > out[j].Prefix.Bits() })
+	return out
+}()
+
+var (
+	footnote = regexp.MustCompile(`\s*\[\d+\]\s*$`)
+	spaces   = regexp.MustCompile(`\s+`)
+)
+
+// parseRegistry reads one IANA special-purpose registry CSV: the header
+// starts "Address Block,Name,RFC"; a block cell may hold several prefixes
+// separated by commas and end in a footnote mark ("2002::/16 [3]").
+func parseRegistry(data []byte) ([]Block, error) {
+	r := csv.NewReader(bytes.NewReader(data))
+	head, err := r.Read()
+	if err != nil {
+		return nil, err
+	}
+	if len(head) < 3 || head[0] != "Address Block" || head[1] != "Name" || head[2] != "RFC" {
+		return nil, fmt.Errorf("header %q is not IANA's", head)
+	}
+	var out []Block
+	for {
+		row, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(row) < 3 {
+			return nil, fmt.Errorf("short row %q", row)
+		}
+		name := strings.TrimSpace(spaces.ReplaceAllString(row[1], " "))
+		rfc := strings.TrimSpace(spaces.ReplaceAllString(row[2], " "))
+		for _, cell := range strings.Split(footnote.ReplaceAllString(row[0], ""), ",") {
+			p, err := netip.ParsePrefix(strings.TrimSpace(cell))
+			if err != nil {
+				return nil, fmt.Errorf("block %q: %v", cell, err)
+			}
+			out = append(out, Block{Prefix: p, Class: ClassReserved, Name: fmt.Sprintf("%s %s (IANA special-purpose registry, %s)", name, p, rfc)})
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no rows")
+	}
+	return out, nil
+}
+
 // Classify names the kind of address a is and, for special-purpose
-// addresses, the block it falls in. Public addresses return a zero Block.
+// addresses, the block it falls in: the words of specialBlocks where one
+// of its rows holds a, else the IANA registry's row. Public addresses
+// return a zero Block.
 func Classify(a netip.Addr) (AddrClass, Block) {
 	a = a.WithZone("")
 	for _, b := range specialBlocks {
+		if b.Prefix.Contains(a) {
+			return b.Class, b
+		}
+	}
+	for _, b := range registryBlocks {
 		if b.Prefix.Contains(a) {
 			return b.Class, b
 		}
@@ -122,7 +207,7 @@ func (e *AddrError) Is(target error) bool { return target == ErrBadAddress }
 
 // ParseIP reads one IP address as a person typed it and insists on the form
 // ACME identifiers must have: RFC 5952 canonical text, no zone, no prefix
-// length, no port (RFC 8738 section 3; FACTS.md). It does not judge whether a
+// length, no port (RFC 8738 section 3; docs/letsencrypt.md). It does not judge whether a
 // CA will accept the address: that is CheckAddr's job, because it depends on
 // the CA.
 func ParseIP(s string) (netip.Addr, error) {
@@ -234,3 +319,17 @@ func AddrStrings(as []netip.Addr) []string {
 
 // JoinAddrs is the addresses for people: "192.0.2.1, 2001:db8::1".
 func JoinAddrs(as []netip.Addr) string { return strings.Join(AddrStrings(as), ", ") }
+
+// SpecialPrefixes is every block the policy knows: the IANA registries'
+// and the named ones (multicast among them), for tests that hold the
+// policy against a CA's.
+func SpecialPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, b := range registryBlocks {
+		out = append(out, b.Prefix)
+	}
+	for _, b := range specialBlocks {
+		out = append(out, b.Prefix)
+	}
+	return out
+}

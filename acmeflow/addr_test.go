@@ -138,3 +138,71 @@ func TestPrivateRefusalNamesOwnCA(t *testing.T) {
 		}
 	}
 }
+
+// TestSpecialBlocksInRegistries: the named rows only put words on what
+// the IANA registries already refuse; none widens the policy, except
+// multicast, which is in neither registry and refused on purpose (no
+// validator connects to it).
+func TestSpecialBlocksInRegistries(t *testing.T) {
+	for _, b := range specialBlocks {
+		if b.Class == ClassMulticast {
+			continue
+		}
+		inside := false
+		for _, r := range registryBlocks {
+			if r.Prefix.Bits() <= b.Prefix.Bits() && r.Prefix.Contains(b.Prefix.Addr()) {
+				inside = true
+			}
+		}
+		if !inside {
+			t.Errorf("%s (%s) is in no IANA special-purpose registry block", b.Prefix, b.Name)
+		}
+	}
+	if len(registryBlocks) < 50 {
+		t.Errorf("%d registry blocks parsed, want the 50+ of IANA's two registries", len(registryBlocks))
+	}
+}
+
+// TestRegistryBlocksRefused: the blocks Boulder refused and a hand-written
+// table once let through, and each registry block's first and last
+// address, are refused for Let's Encrypt; the address just outside a block
+// is judged by the registries alone.
+func TestRegistryBlocksRefused(t *testing.T) {
+	for _, s := range []string{"192.31.196.1", "192.52.193.255", "192.175.48.0", "2620:4f:8000::1", "100:0:0:1::5", "192.0.0.9", "2001:1::2"} {
+		a := netip.MustParseAddr(s)
+		if err := CheckAddr(a, true); err == nil {
+			t.Errorf("%s: accepted for Let's Encrypt; it is in an IANA special-purpose block", s)
+		} else if !strings.Contains(err.Error(), "rejectedIdentifier") {
+			t.Errorf("%s: %v, want Let's Encrypt's refusal named", s, err)
+		}
+	}
+	inRegistry := func(a netip.Addr) bool {
+		for _, r := range registryBlocks {
+			if r.Prefix.Contains(a) {
+				return true
+			}
+		}
+		return a.IsMulticast()
+	}
+	for _, r := range registryBlocks {
+		first := r.Prefix.Masked().Addr()
+		last := lastAddr(r.Prefix)
+		for _, a := range []netip.Addr{first, last, first.Prev(), last.Next()} {
+			if !a.IsValid() {
+				continue
+			}
+			if got, want := CheckAddr(a, true) != nil, inRegistry(a); got != want {
+				t.Errorf("%s (edge of %s): refused=%v, the registries say %v", a, r.Prefix, got, want)
+			}
+		}
+	}
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 1 << (7 - i%8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
