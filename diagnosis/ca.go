@@ -189,29 +189,25 @@ var rateLimits = []struct{ anchor, text, name, advice string }{
 func (g *diag) rateLimited(t string) {
 	if g.own() {
 		// Let's Encrypt's limits and their names are Let's Encrypt's; an
-		// own CA has its own, if any.
+		// own CA has its own, if any. When to retry is read the same way.
 		g.set(DiagRateLimited, "Rate limited by the CA", "Your CA refused the request because of one of its own limits: "+g.errText()+". Retrying earlier only extends the wait.",
 			"Wait for the time the CA names (Retry-After), then retry once; its limits are in the CA's configuration.", "", true)
-		if ra := g.retryAfterHeader(); ra > 0 {
-			g.d.RetryAfter = ra
-			g.evidence("Retry-After: %s", ra.Round(time.Second))
+	} else {
+		limit := ""
+		advice := "Wait, then retry once; rehearse on staging, whose limits are far higher."
+		for _, r := range rateLimits {
+			if strings.Contains(t, r.anchor) || r.text != "" && strings.Contains(t, r.text) {
+				limit, advice = r.name, r.advice
+				break
+			}
 		}
-		return
-	}
-	limit := ""
-	advice := "Wait, then retry once; rehearse on staging, whose limits are far higher."
-	for _, r := range rateLimits {
-		if strings.Contains(t, r.anchor) || r.text != "" && strings.Contains(t, r.text) {
-			limit, advice = r.name, r.advice
-			break
+		if limit == "" {
+			limit = "a Let's Encrypt rate limit (see the link in the detail)"
 		}
+		g.set(DiagRateLimited, "Rate limited: "+limit, "Let's Encrypt refused the request because of "+limit+". Retrying earlier only extends the wait; it never helps.",
+			advice, "", true)
+		g.d.RateLimit = limit
 	}
-	if limit == "" {
-		limit = "a Let's Encrypt rate limit (see the link in the detail)"
-	}
-	g.set(DiagRateLimited, "Rate limited: "+limit, "Let's Encrypt refused the request because of "+limit+". Retrying earlier only extends the wait; it never helps.",
-		advice, "", true)
-	g.d.RateLimit = limit
 	if ra := g.retryAfterHeader(); ra > 0 {
 		g.d.RetryAfter = ra
 	}
