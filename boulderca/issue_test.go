@@ -12,15 +12,19 @@ import (
 func TestBoulderIssue(t *testing.T) {
 	s := boulderStack(t)
 	state := t.TempDir()
+	a4, _ := fresh(t, s)
+	_, b6 := fresh(t, s)
+	c4, c6 := fresh(t, s)
+	d4, d6 := fresh(t, s)
 	for _, c := range []struct {
 		name      string
 		ips       []netip.Addr
 		challenge string
 	}{
-		{"v4-http", []netip.Addr{v4(10)}, "http-01"},
-		{"v6-tls", []netip.Addr{v6(11)}, "tls-alpn-01"},
-		{"both-http", []netip.Addr{v4(12), v6(12)}, "http-01"},
-		{"both-tls", []netip.Addr{v4(13), v6(13)}, "tls-alpn-01"},
+		{"v4-http", []netip.Addr{a4}, "http-01"},
+		{"v6-tls", []netip.Addr{b6}, "tls-alpn-01"},
+		{"both-http", []netip.Addr{c4, c6}, "http-01"},
+		{"both-tls", []netip.Addr{d4, d6}, "tls-alpn-01"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			args := []string{"--name", c.name, "--challenge", c.challenge}

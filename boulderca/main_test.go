@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,18 +22,24 @@ import (
 
 // The addresses the tests certify: they must look public to Boulder, and
 // live on the namespace's loopback where ipcert's responder answers.
-// 64.112.117.0/25 is the "public" network of Boulder's own test set-up.
-var (
-	v4 = func(i int) netip.Addr { return netip.AddrFrom4([4]byte{64, 112, 117, byte(i)}) }
-	v6 = func(i int) netip.Addr { return netip.MustParseAddr(fmt.Sprintf("2602:80a:6000:ff::%x", i)) }
-)
+// 64.112.117.0/25 is the "public" network of Boulder's own test set-up;
+// the tests take from 64.112.112.0/21 and an IPv6 /64 beside it. Each call
+// gives a new address (Boulder counts certificates per address set, so a
+// test run again with -count must not reuse one).
+var nextAddr atomic.Int32
 
-func clientAddrs() []netip.Addr {
-	var out []netip.Addr
-	for i := 10; i < 40; i++ {
-		out = append(out, v4(i), v6(i))
+func fresh(t *testing.T, s *boulder.Stack) (v4, v6 netip.Addr) {
+	t.Helper()
+	k := int(nextAddr.Add(1))
+	if k > 2000 {
+		t.Fatal("the tests used up their 2000 addresses")
 	}
-	return out
+	v4 = netip.AddrFrom4([4]byte{64, 112, byte(112 + k/250), byte(1 + k%250)})
+	v6 = netip.MustParseAddr(fmt.Sprintf("2602:80a:6000:ff::%x", k))
+	if err := s.AddAddresses(v4, v6); err != nil {
+		t.Fatal(err)
+	}
+	return v4, v6
 }
 
 var (
@@ -64,7 +71,7 @@ func boulderStack(t *testing.T) *boulder.Stack {
 			startErr = err
 			return
 		}
-		stack, startErr = boulder.Start(ctx, in, boulder.Options{Addresses: clientAddrs()})
+		stack, startErr = boulder.Start(ctx, in, boulder.Options{})
 	})
 	if startErr != nil {
 		t.Fatalf("Boulder: %v", startErr)

@@ -59,8 +59,9 @@ func TestBoulderAddressPolicy(t *testing.T) {
 	}
 
 	// The default profile refuses IP identifiers outright.
-	if refused, why := boulderRefuses(v4(35), ""); !refused || !strings.Contains(why, "profile") {
-		t.Errorf("an order without a profile for %s: refused=%v %q; want Boulder's refusal of IP identifiers in its default profile", v4(35), refused, why)
+	public, _ := fresh(t, s)
+	if refused, why := boulderRefuses(public, ""); !refused || !strings.Contains(why, "profile") {
+		t.Errorf("an order without a profile for %s: refused=%v %q; want Boulder's refusal of IP identifiers in its default profile", public, refused, why)
 	}
 
 	var addrs []netip.Addr

@@ -20,7 +20,8 @@ import (
 func TestBoulderRateLimit(t *testing.T) {
 	s := boulderStack(t)
 	state := t.TempDir()
-	ip := v4(25).String()
+	addr, _ := fresh(t, s)
+	ip := addr.String()
 	for i := 0; i < 3; i++ {
 		mustIssue(t, s, state, "--ip", ip, "--name", "limited")
 	}
@@ -40,7 +41,7 @@ func TestBoulderRateLimit(t *testing.T) {
 	if strings.Contains(said, "retry: yes, now") {
 		t.Errorf("the diagnosis says to retry now under a rate limit")
 	}
-	checkShape(t, s, state, "limited", nil2(v4(25)))
+	checkShape(t, s, state, "limited", nil2(addr))
 
 	out, errs, code = ipcert(t, s, "renew", "--force", "--state-dir", state)
 	t.Logf("renew --force: exit %d\n%s%s", code, errs, out)

@@ -17,7 +17,7 @@ import (
 func TestBoulderRenew(t *testing.T) {
 	s := boulderStack(t)
 	state := t.TempDir()
-	ip := v4(30)
+	ip, _ := fresh(t, s)
 	mustIssue(t, s, state, "--ip", ip.String(), "--name", "renewed")
 	first := checkShape(t, s, state, "renewed", nil2(ip))
 

@@ -387,3 +387,13 @@ func (s *Stack) SQL(query string) (string, error) {
 	}
 	return string(out), nil
 }
+
+// AddAddresses puts more client addresses on the namespace's loopback.
+func (s *Stack) AddAddresses(addrs ...netip.Addr) error {
+	for _, a := range addrs {
+		if err := sh("ip", "netns", "exec", s.NS, "ip", "addr", "add", netip.PrefixFrom(a, a.BitLen()).String(), "dev", "lo"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
