@@ -708,9 +708,19 @@ func (rn *Runner) fail(r *store.Renewal, out CertResult, err error) CertResult {
 	f := d.Failure(now)
 	r.LastAttempt = now.UTC()
 	r.Failures++
-	// A rate limit says when to come back (FACTS.md: honour Retry-After,
-	// never loop), but never past the safety margin before expiry.
-	r.NextAttempt, r.NextAttemptReason = NextAttempt(r, r.Failures, d.RetryAfter, now)
+	// A rate limit says when to come back (docs/letsencrypt.md: honour
+	// Retry-After, never loop), but never past the safety margin before
+	// expiry. The header counts whole seconds; the detail may name a later
+	// moment ("retry after 2026-12-07 13:32:06 UTC", Boulder): the later
+	// of the two, rounded up to a second.
+	retry := d.RetryAfter
+	if !d.RetryAt.IsZero() && d.RetryAt.Sub(now) > retry {
+		retry = d.RetryAt.Sub(now)
+	}
+	if retry > 0 {
+		retry = (retry + time.Second - 1).Truncate(time.Second)
+	}
+	r.NextAttempt, r.NextAttemptReason = NextAttempt(r, r.Failures, retry, now)
 	wait := r.NextAttempt.Sub(now).Round(time.Second)
 	r.LastError = &f
 	out.Outcome, out.Reason, out.Error, out.Next = Failed, "renewal failed", err.Error(), r.NextAttempt
