@@ -371,6 +371,20 @@ func (h *homeNet) natRules(t *testing.T) string {
 	return strings.Join(all, "\n")
 }
 
+// upnpdLogged waits until miniupnpd's log satisfies ok: its lines reach
+// the buffer through a pipe, possibly after the client already has the
+// answer. False if they never do (10 s).
+func (h *homeNet) upnpdLogged(ok func(log string) bool) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok(h.upnpdLog.String()) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
 func (h *homeNet) checkNoMappings(t *testing.T) {
 	t.Helper()
 	if m := h.upnpcList(t, h.lan); len(m) > 0 {
@@ -456,7 +470,7 @@ func TestHomeRouter(t *testing.T) {
 				t.Errorf("mappings %+v, want only %v", rep.NAT.Mappings, c.want)
 			}
 			// miniupnpd itself saw the mappings made ...
-			if strings.Count(h.upnpdLog.String(), "192.168.77.2:80") <= before {
+			if !h.upnpdLogged(func(l string) bool { return strings.Count(l, "192.168.77.2:80") > before }) {
 				t.Errorf("miniupnpd logged no mapping to %s:80", lanAddr)
 			}
 			// ... and holds none afterwards.
@@ -716,7 +730,9 @@ func TestHomeRouterIssue(t *testing.T) {
 					t.Errorf("output lacks %q", want)
 				}
 			}
-			if !strings.Contains(h.upnpdLog.String(), "AddPortMapping: ext port "+c.port+" to "+lanAddr+":"+c.port) {
+			if !h.upnpdLogged(func(l string) bool {
+				return strings.Contains(l, "AddPortMapping: ext port "+c.port+" to "+lanAddr+":"+c.port)
+			}) {
 				t.Errorf("miniupnpd did not log the mapping of %s", c.port)
 			}
 			h.checkNoMappings(t)
@@ -770,8 +786,9 @@ func TestHomeRouterIssueNATPMP(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	log := h.upnpdLog.String()
-	if !strings.Contains(log, "NAT-PMP port mapping request : 80->"+lanAddr+":80 tcp lifetime=900s") || !strings.Contains(log, "lifetime=0s") {
+	if !h.upnpdLogged(func(log string) bool {
+		return strings.Contains(log, "NAT-PMP port mapping request : 80->"+lanAddr+":80 tcp lifetime=900s") && strings.Contains(log, "lifetime=0s")
+	}) {
 		t.Errorf("miniupnpd did not log the NAT-PMP mapping and its removal")
 	}
 	if r := h.natRules(t); r != "" {
