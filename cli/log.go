@@ -9,6 +9,7 @@ import (
 
 	legolog "github.com/go-acme/lego/v4/log"
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
 // debugLog is where --debug sends lego's and Pebble's chatter. It is set
@@ -65,7 +66,7 @@ func logEvents(next func(acmeflow.Event)) func(acmeflow.Event) {
 		return next
 	}
 	return func(ev acmeflow.Event) {
-		fmt.Fprintf(w, "%s event %s/%s %s\n", ev.Time.Format("15:04:05.000000"), ev.Step, ev.Kind, acmeflow.Printable(ev.String()))
+		fmt.Fprintf(w, "%s event %s/%s %s\n", ev.Time.Format("15:04:05.000000"), ev.Step, ev.Kind, untrusted.Text(ev.String()))
 		if next != nil {
 			next(ev)
 		}
@@ -87,7 +88,7 @@ func termSafe(w io.Writer) io.Writer {
 type safeWriter struct{ w io.Writer }
 
 func (s safeWriter) Write(p []byte) (int, error) {
-	clean := acmeflow.PrintableLines(string(p))
+	clean := untrusted.Lines(string(p))
 	if _, err := io.WriteString(s.w, clean); err != nil {
 		return 0, err
 	}
