@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ipcert/ipcert/internal/untrusted"
+)
+
+// hostileText is what a peer may put in anything ipcert prints: terminal
+// escape sequences (set the title, clear the screen), BEL, a C1 CSI, a
+// forged log line, bidi overrides and isolates, invisible characters, and
+// a very long string.
+var hostileText = []string{
+	"\x1b]0;owned\x07",
+	"\x1b[2J\x1b[H",
+	"csi \u009b31m",
+	"x\nipcert: renewed OK",
+	"rtl \u202eexe.txt \u2066iso\u2069",
+	"zw\u200b\ufeff",
+	strings.Repeat("L", 20000),
+}
+
+// assertSafeOutput fails when out holds anything a terminal acts on or
+// that hides text: every rune but line breaks and tabs must be one
+// untrusted.Safe prints as itself, and no line may be unbounded.
+func assertSafeOutput(t *testing.T, what, out string) {
+	t.Helper()
+	if !utf8.ValidString(out) {
+		t.Errorf("%s: invalid UTF-8 in the output", what)
+	}
+	for _, r := range out {
+		if r != '\n' && r != '\t' && !untrusted.Safe(r) {
+			t.Errorf("%s: %U printed raw in:\n%.2000q", what, r, out)
+			return
+		}
+	}
+	if strings.Contains(out, "\nipcert: renewed OK") {
+		t.Errorf("%s: a peer's line break forged a line of output", what)
+	}
+	for line := range strings.SplitSeq(out, "\n") {
+		if len(line) > 8*untrusted.MaxText {
+			t.Errorf("%s: a line of %d bytes", what, len(line))
+		}
+	}
+}
+
+// hostileServer serves, on 127.0.0.1, a self-signed certificate whose
+// names and issuer carry the hostile corpus.
+func hostileServer(t *testing.T) string {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	name := pkix.Name{
+		CommonName:         hostileText[0] + hostileText[3],
+		Organization:       []string{hostileText[1], hostileText[4], hostileText[6]},
+		OrganizationalUnit: []string{hostileText[2], hostileText[5]},
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(7), Subject: name, Issuer: name,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		// A dNSName is IA5: ESC, BEL and line breaks fit.
+		DNSNames:    []string{"\x1b]0;dns\x07", "a\nipcert: renewed OK"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der, der}, PrivateKey: key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// ipcert verify ADDR against a server whose certificate is hostile: the
+// names, the issuer and the chain are shown escaped, in text and JSON.
+func TestVerifyHostileCertificateEscaped(t *testing.T) {
+	addr := hostileServer(t)
+	for _, args := range [][]string{
+		{"verify", "--state-dir", t.TempDir(), addr},
+		{"verify", "--state-dir", t.TempDir(), "--json", addr},
+	} {
+		_, out, errs := verifyRun(t, args...)
+		if !strings.Contains(out, `\x1b]0;`) {
+			t.Errorf("%v: the certificate's names are not shown (escaped):\n%.3000s", args, out)
+		}
+		assertSafeOutput(t, strings.Join(args, " ")+" stdout", out)
+		assertSafeOutput(t, strings.Join(args, " ")+" stderr", errs)
+	}
+}
