@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"io"
 	stdlog "log"
-	"os"
 	"sync"
 
 	legolog "github.com/go-acme/lego/v4/log"
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/safefs"
 	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
@@ -36,7 +36,9 @@ func setupDebugLog(path string, errw io.Writer) func() {
 		legolog.Logger = stdlog.New(io.Discard, "", 0)
 		return func() {}
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	// As root: never through a link or into a file another user owns
+	// (a planted --debug path would append to a root-only file).
+	f, err := safefs.OpenAppend(path, 0o600, safefs.WriteOptions{})
 	if err != nil {
 		fmt.Fprintf(errw, "ipcert: cannot open debug log %s: %v (continuing without)\n", path, err)
 		legolog.Logger = stdlog.New(io.Discard, "", 0)

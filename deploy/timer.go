@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	"github.com/ipcert/ipcert/acmeflow/safefs"
-	"github.com/ipcert/ipcert/acmeflow/store"
 )
 
 // Names of the renewal job's files.
@@ -355,9 +354,6 @@ func TimerInstall(ctx context.Context, o TimerOptions) (TimerResult, error) {
 			continue
 		}
 		changed = true
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return res, fmt.Errorf("create %s: %w", filepath.Dir(path), err)
-		}
 		if err := timerWriteFile(path, files[path]); err != nil {
 			return res, err
 		}
@@ -508,7 +504,9 @@ func timerCronMinute(data []byte) (int, bool) {
 }
 
 // timerWriteFile writes a unit file or cron.d entry: public configuration
-// (0644; cron refuses group- or world-writable files).
+// (0644; cron refuses group- or world-writable files), making its folder
+// when missing. What root runs is written only where nobody but root can
+// change it (safefs's strict walk, no link of another user followed).
 func timerWriteFile(path string, data []byte) error {
-	return store.WriteFileAtomic(path, data, 0o644)
+	return safefs.WriteFile(path, data, 0o644, -1, safefs.WriteOptions{Strict: true, Create: true})
 }
