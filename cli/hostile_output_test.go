@@ -115,3 +115,32 @@ func TestVerifyHostileCertificateEscaped(t *testing.T) {
 		assertSafeOutput(t, strings.Join(args, " ")+" stderr", errs)
 	}
 }
+
+// Issue 22: IPCERT_DEPLOY_HOOK in root's environment becomes a stored
+// root hook; ipcert says so on stderr, naming the variable, the file and
+// how to remove it. A hook typed as --deploy-hook is not warned about.
+func TestIssueWarnsHookFromEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	env := func(k string) string {
+		if k == "IPCERT_DEPLOY_HOOK" {
+			return "systemctl reload nginx"
+		}
+		return ""
+	}
+	var out, errb strings.Builder
+	code := run(t.Context(), []string{"issue", "--ca", "local", "--state-dir", dir, "--agree-tos", "--quiet", "--ip", "127.0.0.1"}, stdio{In: strings.NewReader(""), Out: &out, Err: &errb, Env: env})
+	if code != exitOK {
+		t.Fatalf("issue: exit %d: %s", code, errb.String())
+	}
+	rj := dir + "/certs/127.0.0.1/renewal.json"
+	for _, want := range []string{"WARNING", "IPCERT_DEPLOY_HOOK", `"systemctl reload nginx"`, "stored in " + rj, `delete it from "deploy_hooks" in ` + rj, "unset IPCERT_DEPLOY_HOOK"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errb.String())
+		}
+	}
+	errb.Reset()
+	code = run(t.Context(), []string{"issue", "--ca", "local", "--state-dir", dir, "--agree-tos", "--quiet", "--ip", "127.0.0.1", "--deploy-hook", "true"}, stdio{In: strings.NewReader(""), Out: &out, Err: &errb, Env: env})
+	if code != exitOK || strings.Contains(errb.String(), "WARNING") {
+		t.Errorf("--deploy-hook on the command line: exit %d, %s", code, errb.String())
+	}
+}
