@@ -146,6 +146,14 @@ SystemCallArchitectures=native
 SystemCallFilter=@system-service
 SystemCallFilter=~@privileged @resources
 SystemCallErrorNumber=EPERM
+# Defence in depth (issue 22): whatever a peer sends or a hook does, the
+# run stays bounded. A renewal of 100 due certificates peaks at 27 MB; the
+# targets under a responder flood are 64 MB. 512M leaves room for 1,000
+# due at once; 256 tasks for --parallel 64 hooks (sh and one child each)
+# beside the Go runtime's threads.
+MemoryMax=512M
+MemorySwapMax=0
+TasksMax=256
 `, c.Binary, c.StateDir, strings.Join(rw, " "), protectHome)
 	t := []byte(`# Written by "ipcert timer install"; "ipcert timer remove" deletes it.
 [Unit]
