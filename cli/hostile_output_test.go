@@ -7,8 +7,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -142,5 +145,81 @@ func TestIssueWarnsHookFromEnvironment(t *testing.T) {
 	code = run(t.Context(), []string{"issue", "--ca", "local", "--state-dir", dir, "--agree-tos", "--quiet", "--ip", "127.0.0.1", "--deploy-hook", "true"}, stdio{In: strings.NewReader(""), Out: &out, Err: &errb, Env: env})
 	if code != exitOK || strings.Contains(errb.String(), "WARNING") {
 		t.Errorf("--deploy-hook on the command line: exit %d, %s", code, errb.String())
+	}
+}
+
+// hostileFailure is a failure record as an older ipcert (or a hand edit)
+// may have kept it: the CA's and the validators' words raw.
+func hostileFailure() map[string]any {
+	return map[string]any{
+		"time": time.Now().UTC().Format(time.RFC3339Nano), "step": "validation",
+		"problem":    "urn:ietf:params:acme:error:connection",
+		"detail":     hostileText[0] + hostileText[3] + hostileText[6],
+		"cause":      hostileText[1],
+		"fix":        hostileText[4],
+		"title":      hostileText[2],
+		"evidence":   hostileText,
+		"validators": []string{hostileText[0], hostileText[5]},
+		"retryable":  true,
+	}
+}
+
+// Every output path of status and doctor over a renewal.json and a
+// first-failure record holding hostile text: text, --json, --check, the
+// Prometheus textfile; nothing raw, nothing a JSON decoder turns back into
+// a control character, no forged line, nothing unbounded.
+func TestStoredHostileTextEscapedEverywhere(t *testing.T) {
+	dir := t.TempDir()
+	verifyIssue(t, dir, "127.0.0.1")
+	rjPath := filepath.Join(dir, "certs", "127.0.0.1", "renewal.json")
+	data, err := os.ReadFile(rjPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rj map[string]any
+	if err := json.Unmarshal(data, &rj); err != nil {
+		t.Fatal(err)
+	}
+	rj["last_error"] = hostileFailure()
+	rj["consecutive_failures"] = 1
+	rj["last_attempt"] = time.Now().UTC().Format(time.RFC3339Nano)
+	rj["next_attempt_reason"] = hostileText[4]
+	data, _ = json.MarshalIndent(rj, "", "  ")
+	if err := os.WriteFile(rjPath, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "failures"), 0o700)
+	ff, _ := json.Marshal(map[string]any{"name": "127.0.0.2", "identifiers": []string{"127.0.0.2"}, "last_error": hostileFailure()})
+	if err := os.WriteFile(filepath.Join(dir, "failures", "127.0.0.2.json"), ff, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	prom := filepath.Join(t.TempDir(), "ipcert.prom")
+	for _, args := range [][]string{
+		{"status"},
+		{"status", "127.0.0.1"},
+		{"status", "--json"},
+		{"status", "--check"},
+		{"status", "--prometheus", prom},
+		{"doctor", "127.0.0.1", "--offline"},
+		{"doctor", "127.0.0.1", "--offline", "--json"},
+		{"doctor", "127.0.0.2", "--offline"},
+		{"doctor", "127.0.0.2", "--offline", "--json"},
+		{"renew", "--dry-run", "127.0.0.1"},
+	} {
+		// Twice: the second status reads its own index.
+		for range 2 {
+			_, out, errs := verifyRun(t, append(args, "--state-dir", dir)...)
+			what := strings.Join(args, " ")
+			assertSafeOutput(t, what+" stdout", out)
+			assertSafeOutput(t, what+" stderr", errs)
+			if strings.Contains(out, `\u001b`) || strings.Contains(out, `\u0007`) {
+				t.Errorf("%s: a JSON \\u001b or \\u0007, which decodes back to a control character", what)
+			}
+		}
+	}
+	if b, err := os.ReadFile(prom); err != nil {
+		t.Error(err)
+	} else {
+		assertSafeOutput(t, "the textfile", string(b))
 	}
 }

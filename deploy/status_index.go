@@ -51,7 +51,8 @@ import (
 // it out; the other forms decode it into a CertStatus.
 const (
 	statusIndexFile   = "status-index"
-	statusIndexHeader = "ipcert-status-index 2 " // then the CRC of the rest, the certs folder's mtime
+	// 3: entries hold failure texts escaped (issue 22); a 2 is rebuilt.
+	statusIndexHeader = "ipcert-status-index 3 " // then the CRC of the rest, the certs folder's mtime
 	racyWindow        = time.Second
 	// StatusJSONPrefix is the indentation of a certificate in status
 	// --json's report (inside "certificates": [...]).
