@@ -223,3 +223,17 @@ func TestStoredHostileTextEscapedEverywhere(t *testing.T) {
 		assertSafeOutput(t, "the textfile", string(b))
 	}
 }
+
+// A character split between two writes (bufio's chunks of status --json)
+// comes out whole, not as two escaped bytes; a control still does not.
+func TestTermSafeSplitCharacter(t *testing.T) {
+	var b strings.Builder
+	w := termSafe(&b)
+	s := "café 日本 \U0001f600\x1b[2J"
+	for i := 0; i < len(s); i++ {
+		w.Write([]byte{s[i]})
+	}
+	if got := b.String(); got != `café 日本 `+"\U0001f600"+`\x1b[2J` {
+		t.Errorf("byte by byte: %q", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	stdlog "log"
 	"sync"
+	"unicode/utf8"
 
 	legolog "github.com/go-acme/lego/v4/log"
 	"github.com/ipcert/ipcert/acmeflow"
@@ -78,21 +79,55 @@ func logEvents(next func(acmeflow.Event)) func(acmeflow.Event) {
 // termSafe wraps a terminal, log file or pipe so that control characters
 // in what is written (an escape sequence a validator put in its request
 // path, kept in renewal.json, replayed by doctor) come out as visible
-// \xNN escapes; line breaks and tabs pass. Each Write is one formatted
-// message, so a character is never split between two.
+// \xNN escapes; line breaks and tabs pass. A character split between two
+// writes (a buffered writer's chunks) is held back until its end comes,
+// so it is never taken for invalid UTF-8.
 func termSafe(w io.Writer) io.Writer {
-	if _, ok := w.(safeWriter); ok || w == nil {
+	if _, ok := w.(*safeWriter); ok || w == nil {
 		return w
 	}
-	return safeWriter{w}
+	return &safeWriter{w: w}
 }
 
-type safeWriter struct{ w io.Writer }
+type safeWriter struct {
+	mu    sync.Mutex
+	w     io.Writer
+	carry []byte // the start of a character whose end is still to come
+}
 
-func (s safeWriter) Write(p []byte) (int, error) {
-	clean := untrusted.Lines(string(p))
-	if _, err := io.WriteString(s.w, clean); err != nil {
+func (s *safeWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := p
+	if len(s.carry) > 0 {
+		b = append(s.carry, p...)
+		s.carry = nil
+	}
+	// A trailing partial character (at most 3 bytes that start one) waits.
+	if cut := partialTail(b); cut < len(b) {
+		s.carry = append([]byte(nil), b[cut:]...)
+		b = b[:cut]
+	}
+	if _, err := io.WriteString(s.w, untrusted.Lines(string(b))); err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// partialTail is where an incomplete but so far valid UTF-8 sequence at
+// the end of b starts (len(b) when there is none).
+func partialTail(b []byte) int {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-3; i-- {
+		c := b[i]
+		if c < 0x80 {
+			return len(b)
+		}
+		if c >= 0xc0 { // a leading byte
+			if !utf8.FullRune(b[i:]) {
+				return i
+			}
+			return len(b)
+		}
+	}
+	return len(b)
 }
