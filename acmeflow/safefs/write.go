@@ -112,7 +112,12 @@ func OpenDir(path string, o WriteOptions) (*os.File, error) {
 		nfd, err := unix.Openat(fd, comp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			// Swapped for a link since the look: refused the same way.
-			return fail(describe(fd, comp, next, err))
+			var lst unix.Stat_t
+			if errors.Is(err, unix.ELOOP) && unix.Fstatat(fd, comp, &lst, unix.AT_SYMLINK_NOFOLLOW) == nil && lst.Mode&unix.S_IFMT == unix.S_IFLNK {
+				return fail(&UntrustedError{Path: next, Target: abs, Uid: int(lst.Uid), Link: true,
+					Fix: fmt.Sprintf("remove the link (rm %s) or give the real path", next)})
+			}
+			return fail(&os.PathError{Op: "open", Path: next, Err: err})
 		}
 		unix.Close(fd)
 		fd = nfd
