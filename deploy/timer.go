@@ -147,10 +147,10 @@ SystemCallFilter=@system-service
 SystemCallFilter=~@privileged @resources
 SystemCallErrorNumber=EPERM
 # Defence in depth (issue 22): whatever a peer sends or a hook does, the
-# run stays bounded. A renewal of 100 due certificates peaks at 27 MB; the
-# targets under a responder flood are 64 MB. 512M leaves room for 1,000
-# due at once; 256 tasks for --parallel 64 hooks (sh and one child each)
-# beside the Go runtime's threads.
+# run stays bounded. One run renewing 100 due certificates peaks at 27 MB,
+# 1,000 at 101 MB (docs/renew.md); 512M is five times that. 256 tasks
+# cover --parallel 64 hooks (sh and one child each) beside the Go
+# runtime's threads.
 MemoryMax=512M
 MemorySwapMax=0
 TasksMax=256
