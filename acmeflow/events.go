@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
 // Step names a stage of an issuance. Errors and events carry it so that a
@@ -92,51 +92,16 @@ func (v ValidatorRequest) String() string {
 	}
 }
 
-// Printable makes a string from the network or a file safe for a
-// terminal, a log line or JSON meant for people: control characters (C0,
-// DEL, C1: the escape sequences that move the cursor, clear the screen or
-// set the title), line breaks (a forged log line), invisible and
-// direction-changing format characters (U+202E) and invalid UTF-8 are
-// written as \xNN / \uNNNN escapes; everything printable stays as it is.
+// Printable is untrusted.Text: text from the network or a file made safe
+// to print (controls, line breaks, bidi and invisible characters, invalid
+// UTF-8 escaped; cut at untrusted.MaxText). The one implementation lives
+// in internal/untrusted; this name stays for the engine's callers.
 func Printable(s string) string {
-	return printable(s, false)
+	return untrusted.Text(s)
 }
 
-// PrintableLines is Printable but keeps line breaks and tabs: for whole
-// blocks of text a command prints.
+// PrintableLines is untrusted.Lines: Printable keeping line breaks and
+// tabs, nothing cut, for whole blocks of text a command prints.
 func PrintableLines(s string) string {
-	return printable(s, true)
-}
-
-func printable(s string, keepLines bool) string {
-	clean := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case keepLines && (r == '\n' || r == '\t'):
-			b.WriteRune(r)
-		case r == ' ' || unicode.IsPrint(r):
-			b.WriteString(s[i : i+n])
-		case r < 0x80:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case r <= 0xffff:
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			fmt.Fprintf(&b, `\U%08x`, r)
-		}
-		i += n
-	}
-	return b.String()
+	return untrusted.Lines(s)
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipcert/ipcert/acmeflow/safefs"
 	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
 )
@@ -100,7 +101,10 @@ func runMan(ctx context.Context, args []string, s stdio) int {
 		return exitUsage
 	}
 	dir := fs.Arg(0)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// As root: a link another user planted on the way is refused, and
+	// each page is renamed into the folder, replacing a link, never
+	// following one.
+	if err := safefs.MkdirAll(dir, safefs.WriteOptions{}); err != nil {
 		fmt.Fprintf(s.Err, "ipcert man: %v\n", err)
 		return exitFailure
 	}
@@ -111,7 +115,7 @@ func runMan(ctx context.Context, args []string, s stdio) int {
 		pages["ipcert-"+d.name+".1"] = manPage(d, date)
 	}
 	for name, page := range pages {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(page), 0o644); err != nil {
+		if err := safefs.WriteFile(filepath.Join(dir, name), []byte(page), 0o644, -1, safefs.WriteOptions{}); err != nil {
 			fmt.Fprintf(s.Err, "ipcert man: %v\n", err)
 			return exitFailure
 		}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
 	"github.com/ipcert/ipcert/diagnosis"
+	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
 // Exit codes of `ipcert issue` beyond the shared ones.
@@ -127,6 +130,14 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Err, "ipcert issue: unexpected argument %q; addresses go in --ip\n", fs.Arg(0))
 		return exitUsage
 	}
+	// A hook from root's environment becomes a permanent root hook: said
+	// loudly once it is stored (issue 22).
+	hookFromEnv := len(f.hooks) > 0
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "deploy-hook" {
+			hookFromEnv = false
+		}
+	})
 	if code := validateIssueFlags(fs, &f, s); code != 0 { // cmd_validate.go
 		return code
 	}
@@ -236,6 +247,9 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	iss, err := eng.Issue(ctx, req, acmeflow.IssueOptions{Name: f.name, Renewal: tmpl, RootPEM: rootPEM, LockWait: f.wait})
 	if err != nil {
 		return reportIssueError(ctx, eng, f.name, idents, err, s, diagnosis.AttemptOf(&req, ca, f.ca), f.jsonOut)
+	}
+	if hookFromEnv {
+		warnHookFromEnv(s.Err, f.hooks, filepath.Join(st.CertDir(iss.Name), "renewal.json"), iss.Name)
 	}
 	if f.jsonOut {
 		return printJSON(s.Out, issuedJSON(iss, st, ca))
@@ -433,4 +447,14 @@ func humanDuration(d time.Duration) string {
 		return out + " ago"
 	}
 	return out
+}
+
+// warnHookFromEnv says, on stderr, that a deploy hook taken from
+// IPCERT_DEPLOY_HOOK (not typed as --deploy-hook) is now stored: renew
+// runs it as root after every renewal, whatever the environment is then.
+func warnHookFromEnv(w io.Writer, hooks []string, renewalJSON, name string) {
+	v := envName("deploy-hook")
+	fmt.Fprintf(w, "ipcert issue: WARNING: the deploy hook %s came from the environment variable %s, not from --deploy-hook, and is now stored in %s: ipcert renew runs it as root after every renewal of %s, whatever the environment is then.\n",
+		untrusted.Text(strconv.Quote(strings.Join(hooks, "; "))), v, renewalJSON, name)
+	fmt.Fprintf(w, "ipcert issue: if that was not meant, delete it from \"deploy_hooks\" in %s, and unset %s where it is set (/etc/environment, root's shell profile).\n", renewalJSON, v)
 }

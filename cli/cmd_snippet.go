@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/acmeflow/safefs"
 	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
 )
@@ -260,7 +261,7 @@ func snippetInstall(ctx context.Context, st *store.Store, name string, srv deplo
 	if layout.CopyDir != "" {
 		// The server reads as its own user: the copy must exist before
 		// its config test (run as that user) reads it.
-		if err := os.MkdirAll(filepath.Dir(layout.CopyDir), 0o755); err != nil {
+		if err := safefs.MkdirAll(filepath.Dir(layout.CopyDir), safefs.WriteOptions{Strict: true}); err != nil {
 			return res, deploy.ServiceState{Unit: layout.Unit}, err
 		}
 		created, err := deploy.CopyForGroup(deploy.CertPathsIn(name, nil, st.CurrentDir(name)), layout.CopyDir, layout.Group)

@@ -97,6 +97,14 @@ func run(ctx context.Context, args []string, s stdio) int {
 		usage(s.Err)
 		return exitUsage
 	}
+	if args[0] != "wizard" && args[0] != "demo" {
+		// The headless commands print text from outside (a CA's words, a
+		// gateway's, a served certificate's, files): every package escapes
+		// it where it comes in (internal/untrusted), and this is the net
+		// under all of them. The wizard and demo draw the screen with
+		// escape sequences of their own and escape what they show.
+		s.Out, s.Err = termSafe(s.Out), termSafe(s.Err)
+	}
 	return c.run(ctx, args[1:], s)
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipcert/ipcert/acmeflow/safefs"
 	"github.com/ipcert/ipcert/acmeflow/store"
 )
 
@@ -126,7 +127,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 	dir := filepath.Dir(l.ConfigPath)
 	_, err = os.Stat(dir)
 	newDir := errors.Is(err, fs.ErrNotExist)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := safefs.MkdirAll(dir, safefs.WriteOptions{Strict: true}); err != nil {
 		return res, fmt.Errorf("create %s: %w", dir, err)
 	}
 	if l.Test.Path != "" {
@@ -150,7 +151,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 		res.ModulesEnabled = mods
 	}
 	if existed {
-		if err := os.MkdirAll(in.BackupDir, 0o700); err != nil {
+		if err := safefs.MkdirAll(in.BackupDir, safefs.WriteOptions{Strict: true, Private: true}); err != nil {
 			return res, fmt.Errorf("backup directory: %w", err)
 		}
 		b := filepath.Join(in.BackupDir, filepath.Base(l.ConfigPath)+"."+now().UTC().Format("20060102T150405.000000000Z"))

@@ -51,7 +51,7 @@ import (
 // it out; the other forms decode it into a CertStatus.
 const (
 	statusIndexFile   = "status-index"
-	statusIndexHeader = "ipcert-status-index 2 " // then the CRC of the rest, the certs folder's mtime
+	statusIndexHeader = "ipcert-status-index 3 " // then the CRC of the rest, the certs folder's mtime (3: failure texts escaped, issue 22)
 	racyWindow        = time.Second
 	// StatusJSONPrefix is the indentation of a certificate in status
 	// --json's report (inside "certificates": [...]).

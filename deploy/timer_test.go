@@ -254,3 +254,17 @@ func TestTimerStateUnderHome(t *testing.T) {
 		t.Fatalf("state in /etc but:\n%s", svc)
 	}
 }
+
+// Issue 22, defence in depth: the renewal unit bounds memory and tasks
+// (and systemd-analyze verify, above, accepts them).
+func TestTimerServiceLimits(t *testing.T) {
+	svc, _, err := TimerUnits(TimerConfig{Binary: "/usr/bin/ipcert", StateDir: "/etc/ipcert"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\nMemoryMax=512M\n", "\nMemorySwapMax=0\n", "\nTasksMax=256\n"} {
+		if !bytes.Contains(svc, []byte(want)) {
+			t.Errorf("the service lacks %q", strings.TrimSpace(want))
+		}
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
 // Outcome is what Verify concluded.
@@ -144,7 +146,7 @@ func Verify(ctx context.Context, addr string, opts VerifyOptions) (VerifyResult,
 	raw, err := dial(ctx, "tcp", ap.String())
 	if err != nil {
 		res.Outcome = Unreachable
-		res.Reason = fmt.Sprintf("cannot connect to %s: %v; is the web server running and listening on this address and port?", ap, rootCause(err))
+		res.Reason = fmt.Sprintf("cannot connect to %s: %v; is the web server running and listening on this address and port?", ap, untrusted.Text(rootCause(err).Error()))
 		return res, nil
 	}
 	defer raw.Close()
@@ -153,7 +155,7 @@ func Verify(ctx context.Context, addr string, opts VerifyOptions) (VerifyResult,
 	conn := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
 	if err := conn.HandshakeContext(ctx); err != nil {
 		res.Outcome = Unreachable
-		res.Reason = fmt.Sprintf("TLS handshake with %s failed: %v; is the server on this port speaking TLS with a certificate for this address?", ap, rootCause(err))
+		res.Reason = fmt.Sprintf("TLS handshake with %s failed: %v; is the server on this port speaking TLS with a certificate for this address?", ap, untrusted.Text(rootCause(err).Error()))
 		return res, nil
 	}
 	st := conn.ConnectionState()
@@ -183,11 +185,15 @@ func Verify(ctx context.Context, addr string, opts VerifyOptions) (VerifyResult,
 	return res, nil
 }
 
+// describeCert is what verify shows of a served certificate. The names
+// and the issuer are whatever the server's certificate says (anyone's
+// server, anyone's certificate): escaped here, so the terminal, the JSON
+// and the wizard get safe text.
 func describeCert(c *x509.Certificate) ServedCert {
 	s := ServedCert{
-		Subject: c.Subject.String(), Issuer: c.Issuer.String(),
+		Subject: untrusted.Text(c.Subject.String()), Issuer: untrusted.Text(c.Issuer.String()),
 		Serial:    fmt.Sprintf("%x", c.SerialNumber),
-		NotBefore: c.NotBefore, NotAfter: c.NotAfter, DNSNames: c.DNSNames,
+		NotBefore: c.NotBefore, NotAfter: c.NotAfter, DNSNames: untrusted.Strings(c.DNSNames),
 	}
 	for _, ip := range c.IPAddresses {
 		if a, ok := netip.AddrFromSlice(ip); ok {
@@ -233,7 +239,7 @@ func browserAccepts(leaf *x509.Certificate, rest []*x509.Certificate, ip netip.A
 		}
 		return false, "the chain does not lead to the given root"
 	}
-	return false, err.Error()
+	return false, untrusted.Text(err.Error())
 }
 
 func sansOf(c *x509.Certificate) string {
@@ -245,7 +251,7 @@ func sansOf(c *x509.Certificate) string {
 	if len(parts) == 0 {
 		return "no addresses"
 	}
-	return strings.Join(parts, ", ")
+	return untrusted.Text(strings.Join(parts, ", "))
 }
 
 // rootCause drops the wrapping of net errors ("dial tcp 1.2.3.4:443:

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
 // Diagnosis explains one failed issuance or renewal: where it stopped, what
@@ -187,10 +188,10 @@ func Diagnose(err error, ev Evidence) Diagnosis {
 // to replay (issue 12).
 func (d *Diagnosis) sanitize() {
 	for _, p := range []*string{&d.Title, &d.Error, &d.Cause, &d.Fix, &d.Command, &d.Retry, &d.Identifier, &d.WebRoot, &d.RateLimit} {
-		*p = acmeflow.Printable(*p)
+		*p = untrusted.Text(*p)
 	}
 	for i := range d.Evidence {
-		d.Evidence[i] = acmeflow.Printable(d.Evidence[i])
+		d.Evidence[i] = untrusted.Text(d.Evidence[i])
 	}
 	if d.Validators != nil {
 		vs := make([]acmeflow.ValidatorRequest, len(d.Validators))
@@ -207,11 +208,11 @@ func (d *Diagnosis) sanitize() {
 
 // printableProblem is a copy of the problem with its texts escaped.
 func printableProblem(p acmeflow.Problem) acmeflow.Problem {
-	p.Type, p.Detail, p.Identifier = acmeflow.Printable(p.Type), acmeflow.Printable(p.Detail), acmeflow.Printable(p.Identifier)
+	p.Type, p.Detail, p.Identifier = untrusted.Text(p.Type), untrusted.Text(p.Detail), untrusted.Text(p.Identifier)
 	if len(p.Subproblems) > 0 {
 		subs := make([]acmeflow.Subproblem, len(p.Subproblems))
 		for i, s := range p.Subproblems {
-			subs[i] = acmeflow.Subproblem{Type: acmeflow.Printable(s.Type), Detail: acmeflow.Printable(s.Detail), Identifier: acmeflow.Printable(s.Identifier)}
+			subs[i] = acmeflow.Subproblem{Type: untrusted.Text(s.Type), Detail: untrusted.Text(s.Detail), Identifier: untrusted.Text(s.Identifier)}
 		}
 		p.Subproblems = subs
 	}
@@ -241,13 +242,13 @@ func (d Diagnosis) Failure(now time.Time) store.Failure {
 // address, and why we did not answer it when we did not.
 func storedValidator(v acmeflow.ValidatorRequest) string {
 	if v.Answered {
-		return acmeflow.Printable(v.Remote)
+		return untrusted.Text(v.Remote)
 	}
-	why := acmeflow.Printable(v.Note)
+	why := untrusted.Text(v.Note)
 	if why == "" {
 		why = fmt.Sprintf("status %d", v.Status)
 	}
-	return acmeflow.Printable(v.Remote) + " (not answered: " + why + ")"
+	return untrusted.Text(v.Remote) + " (not answered: " + why + ")"
 }
 
 // ValidatorsFromFailure rebuilds the validator requests kept in a stored

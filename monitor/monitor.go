@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow/renew"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/acmeflow/safefs"
 	"github.com/ipcert/ipcert/deploy"
 )
 
@@ -262,7 +262,10 @@ func WriteTextfile(path string, fams []*Family) error {
 	for _, f := range fams {
 		b = f.AppendText(b)
 	}
-	if err := store.WriteFileAtomic(path, b, 0o644); err != nil {
+	// The folder is often node_exporter's (or its parent is): reached
+	// without following a link another user owns, and the file renamed
+	// into it, so whoever owns it can swap nothing into root's write.
+	if err := safefs.WriteFile(path, b, 0o644, -1, safefs.WriteOptions{}); err != nil {
 		return fmt.Errorf("write %s: %w; give a file in an existing folder that node_exporter reads (its --collector.textfile.directory)", path, err)
 	}
 	return nil

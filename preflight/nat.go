@@ -16,6 +16,7 @@ import (
 	"github.com/huin/goupnp"
 	"github.com/huin/goupnp/dcps/internetgateway2"
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
 // NATKind is how this machine is reached from the internet.
@@ -314,6 +315,7 @@ func upnpMap(ctx context.Context, c igdClient, ports []int, local netip.Addr) []
 			continue
 		}
 		ip, client, _, _, _, err := c.GetSpecificPortMappingEntryCtx(ctx, "", uint16(p), "TCP")
+		client = untrusted.Text(client) // the gateway's words
 		switch {
 		case err != nil:
 			m.Error = "mapping not found after adding it: " + shortErr(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/huin/goupnp"
 	"github.com/huin/goupnp/dcps/internetgateway2"
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
 // Port mappings held for an issuance (ipcert issue/renew --map-ports):
@@ -174,6 +175,7 @@ func holdUPnP(ctx context.Context, env Env, local netip.Addr, reqs []PortRequest
 		}
 		added = append(added, r)
 		ip, client, _, _, _, err := c.GetSpecificPortMappingEntryCtx(ctx, "", uint16(r.External), "TCP")
+		client = untrusted.Text(client) // the gateway's words
 		switch {
 		case err != nil:
 			m.Error = "mapping not found after adding it: " + shortErr(err)

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
 // Status is a check's outcome.
@@ -407,6 +409,11 @@ func runOne(ctx context.Context, env Env, c check, timeout time.Duration) Result
 		}
 	}
 	r.ID, r.Title = c.ID(), c.Title()
+	// A check's words quote what it met: a gateway's names and errors,
+	// an echo service's answer, a command's output. Escaped here once, so
+	// the text report, --json and the wizard get safe, bounded text.
+	r.Summary, r.Fix = untrusted.Text(r.Summary), untrusted.Text(r.Fix)
+	r.Evidence = untrusted.Strings(r.Evidence)
 	if r.Status == "" {
 		r.Status = StatusSkipped
 	}

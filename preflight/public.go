@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipcert/ipcert/internal/untrusted"
 	"github.com/miekg/dns"
 )
 
@@ -324,7 +325,7 @@ func shortErr(err error) string {
 	if i := strings.LastIndex(s, ": "); i > 0 && strings.Contains(s, "dial") {
 		s = s[i+2:]
 	}
-	return truncate(s, 120)
+	return untrusted.Text(truncate(s, 120))
 }
 
 func truncate(s string, n int) string {

@@ -8,7 +8,7 @@ import (
 	"hash/crc32"
 	"net/netip"
 
-	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
 // STUN, as much of it as asking "which address do you see?" needs
@@ -87,7 +87,7 @@ func stunMappedAddr(b []byte, txid [12]byte) (netip.Addr, error) {
 	case stunBindingOK:
 	case stunBindingErr:
 		if len(errCode) >= 4 {
-			return netip.Addr{}, fmt.Errorf("the STUN server refused: %d %s", int(errCode[2]&7)*100+int(errCode[3]), acmeflow.Printable(string(errCode[4:])))
+			return netip.Addr{}, fmt.Errorf("the STUN server refused: %d %s", int(errCode[2]&7)*100+int(errCode[3]), untrusted.Text(string(errCode[4:])))
 		}
 		return netip.Addr{}, errors.New("the STUN server refused the request")
 	default:

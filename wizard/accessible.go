@@ -14,6 +14,7 @@ import (
 	"github.com/charmbracelet/huh"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/internal/untrusted"
 	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/ui"
 )
@@ -500,12 +501,12 @@ func (a *accessible) after() (Step, error) {
 			a.say("Running: %s", ac.label)
 			r := ac.run(m.ctx)
 			s.results = append(s.results, actionResult{st, ac.label, r})
-			a.say("%s: %s", r.Status.Word(), r.Summary)
+			a.say("%s: %s", r.Status.Word(), untrusted.Text(r.Summary))
 			for _, l := range r.Lines {
-				a.say("  %s", l)
+				a.say("  %s", untrusted.Text(l))
 			}
 			if r.Fix != "" && r.Status != ui.OK {
-				a.say("  fix: %s", r.Fix)
+				a.say("  fix: %s", untrusted.Text(r.Fix))
 			}
 			if err := a.check(); err != nil {
 				return 0, err

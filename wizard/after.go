@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/ipcert/ipcert/internal/untrusted"
 	"github.com/ipcert/ipcert/ui"
 )
 
@@ -308,12 +309,14 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	}
 	b.WriteString(ui.Wrap(s.intro, w) + "\n\n")
 	for _, r := range s.results {
-		b.WriteString(ui.Indent(t.Mark(r.r.Status, "")+" "+t.Strong.Render(r.r.Summary), 2, w) + "\n")
+		// A report quotes what programs and peers said (a config
+		// test's output, a served certificate): escaped (issue 22).
+		b.WriteString(ui.Indent(t.Mark(r.r.Status, "")+" "+t.Strong.Render(untrusted.Text(r.r.Summary)), 2, w) + "\n")
 		for _, l := range r.r.Lines {
-			b.WriteString(t.Dim.Render(ui.Indent(l, 4, w)) + "\n")
+			b.WriteString(t.Dim.Render(ui.Indent(untrusted.Text(l), 4, w)) + "\n")
 		}
 		if r.r.Fix != "" && r.r.Status != ui.OK {
-			b.WriteString(ui.Indent("fix: "+r.r.Fix, 4, w) + "\n")
+			b.WriteString(ui.Indent("fix: "+untrusted.Text(r.r.Fix), 4, w) + "\n")
 		}
 	}
 	if len(s.results) > 0 {

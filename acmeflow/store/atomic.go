@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"github.com/ipcert/ipcert/acmeflow/safefs"
 	"os"
 	"path/filepath"
 )
@@ -19,15 +20,21 @@ const (
 // one, never a torn write: temp file in the same directory, fsync,
 // rename(2), fsync of the directory. The temp name starts with '.' and ends
 // in ".tmp", so no include glob (*.conf, *.pem) picks it up meanwhile.
+//
+// Outside the state directory (web-server configs and their backups, the
+// group-readable copies) and run as root, the folder is reached without
+// following another user's link and must be root's and writable only by
+// root, parents too (safefs.WriteFile, Strict); a link at path is
+// replaced, never followed.
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	return writeFile(path, data, mode)
+	return safefs.WriteFile(path, data, mode, -1, safefs.WriteOptions{Strict: true})
 }
 
 // WriteFileAtomicGroup is WriteFileAtomic with the file's group set to gid
 // (on the open file, before it is visible): a copy a service reads as its
 // own user (deploy's group-readable copies).
 func WriteFileAtomicGroup(path string, data []byte, mode os.FileMode, gid int) error {
-	return writeFileOwned(path, data, mode, gid)
+	return safefs.WriteFile(path, data, mode, gid, safefs.WriteOptions{Strict: true})
 }
 
 func writeFile(path string, data []byte, mode os.FileMode) error {

@@ -100,6 +100,7 @@ func (s *Store) FirstFailures() ([]FirstFailure, error) {
 			return out, fmt.Errorf("%s: not a failure record: %v", s.failurePath(name), err)
 		}
 		ff.Name = name
+		ff.LastError.Escape()
 		out = append(out, ff)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

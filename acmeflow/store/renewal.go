@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
 const renewalFile = "renewal.json"
@@ -113,6 +115,24 @@ type Failure struct {
 	Responder string `json:"responder,omitempty"`
 }
 
+// Escape makes the record's texts safe to print (untrusted.Text): they
+// quote the CA and the validators, and a record written by an older
+// version, or by hand, may hold them raw. Idempotent: escaped text stays
+// as it is.
+func (f *Failure) Escape() {
+	if f == nil {
+		return
+	}
+	for _, p := range []*string{&f.Step, &f.Problem, &f.Detail, &f.Cause, &f.Fix, &f.Code, &f.Title, &f.Command, &f.Challenge, &f.WebRoot, &f.CA, &f.CARoot, &f.Responder} {
+		*p = untrusted.Text(*p)
+	}
+	for _, ss := range []*[]string{&f.Evidence, &f.Validators} {
+		if *ss != nil {
+			*ss = untrusted.Strings(*ss)
+		}
+	}
+}
+
 // RenewalError says renewal.json cannot be used, and why.
 type RenewalError struct {
 	Path string
@@ -172,6 +192,12 @@ func ParseRenewal(data []byte) (*Renewal, error) {
 		return nil, fmt.Errorf(`"profile" is %q; certificates for IP addresses exist only under "shortlived"`, r.Profile)
 	case r.Failures < 0:
 		return nil, fmt.Errorf(`"consecutive_failures" is %d; it cannot be negative (set it to 0)`, r.Failures)
+	}
+	// What came from outside is printed by status, doctor and renew.
+	r.LastError.Escape()
+	r.NextAttemptReason = untrusted.Text(r.NextAttemptReason)
+	if r.ARI != nil {
+		r.ARI.Error, r.ARI.ExplanationURL = untrusted.Text(r.ARI.Error), untrusted.Text(r.ARI.ExplanationURL)
 	}
 	for _, id := range r.Identifiers {
 		// The identifiers go straight into an ACME order: only canonical
