@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/localca"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // freePort finds a port free on both 127.0.0.1 and ::1, so dual-stack

@@ -23,7 +23,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/safefs"
+	"github.com/ipcert/ipcert/internal/safefs"
 	"golang.org/x/sys/unix"
 )
 

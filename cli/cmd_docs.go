@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/safefs"
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/safefs"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 const manHelp = `

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/renew"
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/monitor"
+	"github.com/ipcert/ipcert/renew"
 )
 
 // Exit codes of `ipcert renew` beyond the shared ones. "Renewed" is not 0

@@ -14,9 +14,9 @@ import (
 	"strings"
 
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/safefs"
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/safefs"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 const snippetHelp = `

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/renew"
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/monitor"
+	"github.com/ipcert/ipcert/renew"
 )
 
 const statusHelp = `

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/renew"
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/store"
+	"github.com/ipcert/ipcert/renew"
 )
 
 const timerHelp = `

@@ -13,7 +13,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 func wizardRunCmd(t *testing.T, in string, env map[string]string, args ...string) (int, string, string) {

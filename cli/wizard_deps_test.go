@@ -13,8 +13,8 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/testkit"
 	"github.com/ipcert/ipcert/ui"
 )

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/testkit"
 )
 

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/localca"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 func isExec(p string) bool {

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // otherCert writes a self-signed certificate for the DNS name host (the

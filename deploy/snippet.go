@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // SnippetParams is what a snippet needs. Every value is validated before it

@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ipcert/ipcert/acmeflow/renew"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
+	"github.com/ipcert/ipcert/renew"
 )
 
 // TimerProbe reports whether the renewal job is installed (TimerStatus

@@ -13,7 +13,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ipcert/ipcert/acmeflow/safefs"
+	"github.com/ipcert/ipcert/internal/safefs"
 )
 
 // Names of the renewal job's files.

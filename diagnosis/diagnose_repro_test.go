@@ -24,8 +24,8 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/fakeacme"
-	"github.com/ipcert/ipcert/acmeflow/localca"
+	"github.com/ipcert/ipcert/internal/fakeacme"
+	"github.com/ipcert/ipcert/internal/localca"
 )
 
 // The failures below are produced for real: Pebble's validator meets a

@@ -15,7 +15,7 @@ import (
 
 	"github.com/go-acme/lego/v4/acme"
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // leProblem loads one of Let's Encrypt's problem documents from

@@ -18,8 +18,8 @@ import (
 	"github.com/go-acme/lego/v4/acme/api"
 	legolog "github.com/go-acme/lego/v4/log"
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/localca"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 func TestMain(m *testing.M) {

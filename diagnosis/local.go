@@ -8,7 +8,7 @@ import (
 	"syscall"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/safefs"
+	"github.com/ipcert/ipcert/internal/safefs"
 )
 
 // local: the failure is this machine's (the state directory's disk,

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // The crash tests: a run of the built binary killed with SIGKILL at random

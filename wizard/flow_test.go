@@ -18,8 +18,8 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/localca"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // localDeps are the demo's dependencies with the real engine against the

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
-	"github.com/ipcert/ipcert/acmeflow/renew"
+	"github.com/ipcert/ipcert/renew"
 	"github.com/ipcert/ipcert/ui"
 )
 

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/localca"
+	"github.com/ipcert/ipcert/internal/localca"
 )
 
 // Choices are the named CAs.

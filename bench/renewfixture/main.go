@@ -28,7 +28,7 @@ import (
 
 	"github.com/go-acme/lego/v4/certificate"
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 func main() {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // TestIndexFollowsEveryWrite: a renewal.json written by anyone through the

@@ -14,7 +14,7 @@ import (
 
 // Every renewal.json write is noted, by name, in <state>/.renew-changed
 // before the file itself changes (and fsynced): the renewal index that
-// `ipcert renew` keeps (acmeflow/renew, renew-index) then knows which of
+// `ipcert renew` keeps (renew, renew-index) then knows which of
 // its entries to read again, so a run with nothing due parses no
 // renewal.json at thousands of certificates, and an index never lags
 // behind a change, even one cut short by a crash. Writes happen under the

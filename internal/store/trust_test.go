@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/ipcert/ipcert/acmeflow/safefs"
+	"github.com/ipcert/ipcert/internal/safefs"
 	"github.com/ipcert/ipcert/internal/testkit"
 )
 

@@ -16,8 +16,8 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/localca"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // Engine.RenewalInfo against Pebble: the window of a fresh certificate and

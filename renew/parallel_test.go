@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // slowIssuer holds each issuance for a while and records how many ran at

@@ -19,7 +19,7 @@ import (
 
 	"github.com/go-acme/lego/v4/certificate"
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // simClock is the simulated time every fake and the runner read.

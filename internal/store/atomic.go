@@ -2,7 +2,7 @@ package store
 
 import (
 	"fmt"
-	"github.com/ipcert/ipcert/acmeflow/safefs"
+	"github.com/ipcert/ipcert/internal/safefs"
 	"os"
 	"path/filepath"
 )
