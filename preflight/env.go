@@ -182,9 +182,10 @@ func (e Env) httpClient(network string, timeout time.Duration) *http.Client {
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			return e.Dial(ctx, network, addr)
 		},
-		TLSHandshakeTimeout: timeout,
-		DisableKeepAlives:   true,
-		Proxy:               nil, // a proxy would answer with its own address
+		TLSHandshakeTimeout:    timeout,
+		DisableKeepAlives:      true,
+		MaxResponseHeaderBytes: maxHeaderBytes,
+		Proxy:                  nil, // a proxy would answer with its own address
 	}
 	return &http.Client{Transport: tr, Timeout: timeout}
 }

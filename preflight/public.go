@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -14,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipcert/ipcert/internal/netlimit"
 	"github.com/miekg/dns"
 )
 
@@ -156,6 +156,9 @@ func detectFamily(ctx context.Context, env Env, fam int) FamilyResult {
 	return res
 }
 
+// maxEchoBody caps an echo service's answer (issue 22).
+const maxEchoBody = 4096
+
 // askEcho fetches an echo service: either the bare address, or a Cloudflare
 // trace with an "ip=" line.
 func askEcho(ctx context.Context, c *http.Client, u string) (netip.Addr, error) {
@@ -172,7 +175,8 @@ func askEcho(ctx context.Context, c *http.Client, u string) (netip.Addr, error) 
 	if resp.StatusCode != http.StatusOK {
 		return netip.Addr{}, fmt.Errorf("HTTP %s", resp.Status)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	// An address, or a Cloudflare trace (about 300 bytes): 4 KiB is plenty.
+	body, err := netlimit.ReadAll(resp.Body, maxEchoBody, req.URL.Host, "answer")
 	if err != nil {
 		return netip.Addr{}, err
 	}
