@@ -142,6 +142,7 @@ func Diagnose(err error, ev Evidence) Diagnosis {
 		d.Problem = ae.Problem
 		if !ev.SeenKnown && ev.Seen == nil {
 			ev.Seen = ae.Seen
+			ev.SeenDropped, ev.SeenRefused = ae.SeenDropped, ae.SeenRefused
 			ev.SeenKnown = ae.Step == acmeflow.StepChallenge || ae.Step == acmeflow.StepFinalize
 		}
 	}
