@@ -212,7 +212,8 @@ func startHTTPResponder(ctx context.Context, listen string, idents []netip.Addr,
 			IdleTimeout:       responderIOTimeout,
 			// net/http's own complaints (bad requests, accept errors)
 			// would go to stderr, once per attacker's request.
-			ErrorLog: log.New(io.Discard, "", 0),
+			ErrorLog:  log.New(io.Discard, "", 0),
+			ConnState: trackIdle,
 		}
 		r.srvs = append(r.srvs, srv)
 		r.addrs = append(r.addrs, l.Addr().String())

@@ -3,9 +3,11 @@ package acmeflow
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -37,12 +39,14 @@ const (
 	maxRequestBytes = 8 << 10
 
 	// Connections: at most maxConnsPerSource open from one source (an IPv4
-	// address, an IPv6 /64) and maxConns in all; past the total, the newest
-	// connection of the source holding the most is closed for a source
-	// holding fewer, so a flood from a few sources cannot keep a validator
-	// out.
-	maxConnsPerSource = 16
-	maxConns          = 128
+	// address, an IPv6 /64) and maxConns in all. A new connection is always
+	// taken: past a cap, one of the same source (past maxConnsPerSource) or
+	// of the source holding the most (past maxConns) is closed for it, an
+	// idle one first, else the oldest. So a flood from a few sources cannot
+	// keep a validator out, and a CA validating many addresses at once from
+	// one place (a private CA, 25 addresses) still fits.
+	maxConnsPerSource = 32
+	maxConns          = 256
 
 	// Deadlines: a validator sends its request or ClientHello at once.
 	responderHeaderTimeout = 5 * time.Second
@@ -57,7 +61,7 @@ func SeenCountsText(dropped, refused int) string {
 		parts = append(parts, fmt.Sprintf("%d more requests reached the responder and were counted, not kept (ipcert keeps per challenge the first %d answered and the first %d others)", dropped, maxAnsweredPerChallenge, maxUnanswered))
 	}
 	if refused > 0 {
-		parts = append(parts, fmt.Sprintf("%d connections were refused (more than %d open from one source or %d in all)", refused, maxConnsPerSource, maxConns))
+		parts = append(parts, fmt.Sprintf("%d connections were closed for newer ones (more than %d open from one source or %d in all)", refused, maxConnsPerSource, maxConns))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -155,9 +159,9 @@ func (p *keepPolicy) keep(answered bool, challenge, remote string) bool {
 	return true
 }
 
-// limitListener admits at most maxConnsPerSource connections from one
-// source and maxConns in all (see the constants). Refused connections are
-// closed at once and counted in seen.
+// limitListener holds at most maxConnsPerSource connections from one
+// source and maxConns in all (see the constants); the connections it
+// closes for new ones are counted in seen.
 type limitListener struct {
 	net.Listener
 	seen *seenLog
@@ -172,34 +176,22 @@ func newLimitListener(l net.Listener, seen *seenLog) *limitListener {
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		if lc := l.admit(c); lc != nil {
-			return lc, nil
-		}
-		c.Close()
-		if l.seen != nil {
-			l.seen.refuse()
-		}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
 	}
+	return l.admit(c), nil
 }
 
-// admit registers c, or returns nil when c must be refused. Past the
-// total it evicts a connection of the source holding the most, when that
-// source holds more than c's would.
+// admit registers c, closing another connection when c goes past a cap.
 func (l *limitListener) admit(c net.Conn) *limitConn {
 	src := sourceKey(c.RemoteAddr().String())
 	l.mu.Lock()
-	mine := len(l.open[src])
-	if mine >= maxConnsPerSource {
-		l.mu.Unlock()
-		return nil
-	}
 	var evict *limitConn
-	if l.total >= maxConns {
+	switch {
+	case len(l.open[src]) >= maxConnsPerSource:
+		evict = pickEvict(l.open[src])
+	case l.total >= maxConns:
 		var big netip.Prefix
 		most := 0
 		for s, cs := range l.open {
@@ -207,12 +199,9 @@ func (l *limitListener) admit(c net.Conn) *limitConn {
 				big, most = s, len(cs)
 			}
 		}
-		if most <= mine+1 {
-			l.mu.Unlock()
-			return nil
-		}
-		cs := l.open[big]
-		evict = cs[len(cs)-1]
+		evict = pickEvict(l.open[big])
+	}
+	if evict != nil {
 		l.removeLocked(evict)
 	}
 	lc := &limitConn{Conn: c, l: l, src: src}
@@ -226,6 +215,28 @@ func (l *limitListener) admit(c net.Conn) *limitConn {
 		}
 	}
 	return lc
+}
+
+// pickEvict is the connection to close of cs (oldest first): an idle one
+// (an HTTP keep-alive waiting for its next request), else the oldest.
+func pickEvict(cs []*limitConn) *limitConn {
+	for _, c := range cs {
+		if c.idle.Load() {
+			return c
+		}
+	}
+	if len(cs) == 0 {
+		return nil
+	}
+	return cs[0]
+}
+
+// trackIdle is an http.Server's ConnState: it marks the connections that
+// wait between requests, the first to close past a cap.
+func trackIdle(c net.Conn, s http.ConnState) {
+	if lc, ok := c.(*limitConn); ok {
+		lc.idle.Store(s == http.StateIdle)
+	}
 }
 
 // removeLocked forgets c; false when it was forgotten already.
@@ -248,8 +259,9 @@ func (l *limitListener) removeLocked(c *limitConn) bool {
 
 type limitConn struct {
 	net.Conn
-	l   *limitListener
-	src netip.Prefix
+	l    *limitListener
+	src  netip.Prefix
+	idle atomic.Bool
 }
 
 func (c *limitConn) Close() error {

@@ -240,9 +240,9 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-// The connection limits: a source past maxConnsPerSource is refused; with
-// every slot taken, a new source still gets in (a connection of the
-// largest source is closed for it).
+// The connection limits: past maxConnsPerSource a source's oldest
+// connection is closed for its new one; with every slot taken, a new
+// source still gets in (a connection of the largest source is closed).
 func TestLimitListener(t *testing.T) {
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -273,38 +273,51 @@ func TestLimitListener(t *testing.T) {
 			clients = append(clients, dialFrom(t, src, addr))
 		}
 	}
-	refused := func() int { _, r := seen.counts(); return r }
+	closed := func() int { _, r := seen.counts(); return r }
+	state := func(src string) (total, mine int) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.total, len(l.open[netip.PrefixFrom(netip.MustParseAddr(src), 32)])
+	}
 
 	open("127.0.0.2", maxConnsPerSource+3)
-	waitFor(t, func() bool { return len(admitted) == maxConnsPerSource && refused() == 3 })
+	waitFor(t, func() bool { return len(admitted) == maxConnsPerSource+3 && closed() == 3 })
+	if total, mine := state("127.0.0.2"); total != maxConnsPerSource || mine != maxConnsPerSource {
+		t.Fatalf("one source: %d open (%d of it), want %d", total, mine, maxConnsPerSource)
+	}
+	// The oldest went first: the client's read sees the close.
+	clients[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := clients[0].Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("the oldest connection of the source: read %v, want EOF", err)
+	}
 
 	// Fill every slot from other sources.
-	for i := 0; len(admitted) < maxConns; i++ {
-		want := min(maxConns-len(admitted), maxConnsPerSource)
+	for i := 0; ; i++ {
+		total, _ := state("127.0.0.2")
+		if total >= maxConns {
+			break
+		}
+		want := min(maxConns-total, maxConnsPerSource)
 		before := len(admitted)
 		open(fmt.Sprintf("127.0.0.%d", 3+i), want)
 		waitFor(t, func() bool { return len(admitted) == before+want })
 	}
-	r0 := refused()
+	c0 := closed()
 	// A new source: admitted, one of a full source's connections closed.
 	open("127.0.0.200", 1)
-	waitFor(t, func() bool { return len(admitted) == maxConns+1 && refused() == r0+1 })
-	l.mu.Lock()
-	total, mine := l.total, len(l.open[sourceKey(clients[len(clients)-1].LocalAddr().String())])
-	l.mu.Unlock()
-	if total != maxConns || mine != 1 {
+	waitFor(t, func() bool { return closed() == c0+1 })
+	if total, mine := state("127.0.0.200"); total != maxConns || mine != 1 {
 		t.Errorf("after the eviction: %d open (want %d), %d of the new source (want 1)", total, maxConns, mine)
 	}
-	// A full source gets nothing more.
-	open("127.0.0.2", 1)
-	waitFor(t, func() bool { return refused() == r0+2 })
 	// Closing frees the slot.
-	c := <-admitted
+	var c net.Conn
+	for c = range admitted {
+		if c.RemoteAddr().(*net.TCPAddr).IP.String() == "127.0.0.200" {
+			break
+		}
+	}
 	c.Close()
-	l.mu.Lock()
-	total = l.total
-	l.mu.Unlock()
-	if total != maxConns-1 {
-		t.Errorf("after a close: %d open, want %d", total, maxConns-1)
+	if total, mine := state("127.0.0.200"); total != maxConns-1 || mine != 0 {
+		t.Errorf("after a close: %d open (want %d), %d of the source (want 0)", total, maxConns-1, mine)
 	}
 }
