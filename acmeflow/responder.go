@@ -94,8 +94,8 @@ func (l *seenLog) record(v ValidatorRequest, challenge string) {
 }
 
 func (l *seenLog) dropNote() string {
-	return fmt.Sprintf("more requests reach the responder than ipcert keeps: per challenge the first %d answered (%d per source) and the first %d others (%d per source) are shown, the rest only counted",
-		maxAnsweredPerChallenge, maxAnsweredPerSource, maxUnanswered, maxUnansweredPerSource)
+	return fmt.Sprintf("more requests reach the responder than ipcert keeps: per challenge the first answered request of up to %d sources and the first %d others (%d per source) are shown, the rest only counted",
+		maxAnsweredSources, maxUnanswered, maxUnansweredPerSource)
 }
 
 // refuse counts a connection the limits refused or closed.

@@ -17,25 +17,32 @@ import (
 // requests of 1 MB took a run to 3.6 GB and a 507 MB failure record;
 // 12,000 handshakes with long ALPN lists to the OOM killer).
 //
-// Kept: per challenge (a token we know, a reverse name we serve) the first
-// maxAnsweredPerChallenge answered requests, at most maxAnsweredPerSource of
-// them from one source, so one source cannot crowd out the validators of
-// the other perspectives (Let's Encrypt validates from several places, each
-// one request per challenge); and the first maxUnanswered requests we could
-// not answer (scanners, a wrong path or SNI: the evidence when a validation
-// fails), at most maxUnansweredPerSource per source. Everything past that
-// is counted, not kept: not in the events, the log, the diagnosis or the
-// failure record. Each kept field is capped in bytes (after escaping).
+// Kept, per challenge (a token we know, a reverse name we serve): the
+// first answered request of each source, for up to maxAnsweredSources
+// sources, so the validators of every perspective are shown however much
+// one source sends (Let's Encrypt validates from several places, one
+// request each; the reverse name of tls-alpn-01 is public, so anyone can
+// be answered); and more answered requests of a source already kept, up to
+// maxAnsweredPerSource of it (Pebble sends three from one place) while the
+// challenge has fewer than maxAnsweredPerChallenge. Of the requests we
+// could not answer (scanners, a wrong path or SNI: the evidence when a
+// validation fails) the first maxUnanswered, at most
+// maxUnansweredPerSource per source. Everything past that is counted, not
+// kept: not in the events, the log, the diagnosis or the failure record.
+// Each kept field is capped in bytes (after escaping).
 const (
+	maxAnsweredSources      = 8
 	maxAnsweredPerChallenge = 8
-	maxAnsweredPerSource    = 2
-	maxUnanswered           = 16
-	maxUnansweredPerSource  = 4
+	maxAnsweredPerSource    = 3
+	maxUnanswered           = 8
+	maxUnansweredPerSource  = 2
 
-	maxFieldBytes   = 160 // path, Host, User-Agent, SNI, note
-	maxAddrBytes    = 64  // the remote and local address:port ([v6%zone]:port fits)
-	maxALPNKept     = 4   // protocols kept of a ClientHello's list
-	maxALPNBytes    = 32  // each ("acme-tls/1" is 10)
+	// path, Host, User-Agent, SNI, note: a validator's path is 71 bytes,
+	// an IPv6 reverse name 72, Let's Encrypt's User-Agent 87.
+	maxFieldBytes   = 100
+	maxAddrBytes    = 64 // the remote and local address:port ([v6%zone]:port fits)
+	maxALPNKept     = 4  // protocols kept of a ClientHello's list
+	maxALPNBytes    = 32 // each ("acme-tls/1" is 10)
 	maxRequestBytes = 8 << 10
 
 	// Connections: at most maxConnsPerSource open from one source (an IPv4
@@ -58,7 +65,7 @@ const (
 func SeenCountsText(dropped, refused int) string {
 	var parts []string
 	if dropped > 0 {
-		parts = append(parts, fmt.Sprintf("%d more requests reached the responder and were counted, not kept (ipcert keeps per challenge the first %d answered and the first %d others)", dropped, maxAnsweredPerChallenge, maxUnanswered))
+		parts = append(parts, fmt.Sprintf("%d more requests reached the responder and were counted, not kept (ipcert keeps per challenge the first answered request of up to %d sources and the first %d others)", dropped, maxAnsweredSources, maxUnanswered))
 	}
 	if refused > 0 {
 		parts = append(parts, fmt.Sprintf("%d connections were closed for newer ones (more than %d open from one source or %d in all)", refused, maxConnsPerSource, maxConns))
@@ -123,6 +130,7 @@ func sourceKey(remote string) netip.Prefix {
 type keepPolicy struct {
 	answered   map[string]int       // challenge -> kept
 	answeredBy map[answeredKey]int  // challenge and source -> kept
+	sources    map[string]int       // challenge -> sources kept
 	unanswered int                  // kept
 	otherBy    map[netip.Prefix]int // source -> unanswered kept
 }
@@ -138,10 +146,14 @@ func (p *keepPolicy) keep(answered bool, challenge, remote string) bool {
 	src := sourceKey(remote)
 	if answered {
 		if p.answered == nil {
-			p.answered, p.answeredBy = map[string]int{}, map[answeredKey]int{}
+			p.answered, p.answeredBy, p.sources = map[string]int{}, map[answeredKey]int{}, map[string]int{}
 		}
 		k := answeredKey{challenge, src}
-		if p.answered[challenge] >= maxAnsweredPerChallenge || p.answeredBy[k] >= maxAnsweredPerSource {
+		switch mine := p.answeredBy[k]; {
+		case mine == 0 && p.sources[challenge] < maxAnsweredSources:
+			p.sources[challenge]++
+		case mine > 0 && mine < maxAnsweredPerSource && p.answered[challenge] < maxAnsweredPerChallenge:
+		default:
 			return false
 		}
 		p.answered[challenge]++

@@ -136,8 +136,8 @@ func TestHTTPResponderFloodBounded(t *testing.T) {
 
 	kept := seen.snapshot()
 	dropped, _ := seen.counts()
-	if len(kept) > maxAnsweredPerChallenge+maxUnanswered {
-		t.Errorf("kept %d requests, cap %d", len(kept), maxAnsweredPerChallenge+maxUnanswered)
+	if len(kept) > maxAnsweredPerChallenge+maxAnsweredSources+maxUnanswered {
+		t.Errorf("kept %d requests, cap %d", len(kept), maxAnsweredPerChallenge+maxAnsweredSources+maxUnanswered)
 	}
 	if len(kept)+dropped != sent {
 		t.Errorf("kept %d + dropped %d != sent %d", len(kept), dropped, sent)
@@ -206,8 +206,8 @@ func TestTLSALPNResponderFloodBounded(t *testing.T) {
 	// The server records after the handshake; the client may be done first.
 	waitFor(t, func() bool { k, d := len(seen.snapshot()), dropped(seen); return k+d == sent })
 	kept := seen.snapshot()
-	if len(kept) > maxAnsweredPerChallenge+maxUnanswered {
-		t.Errorf("kept %d handshakes, cap %d", len(kept), maxAnsweredPerChallenge+maxUnanswered)
+	if len(kept) > maxAnsweredPerChallenge+maxAnsweredSources+maxUnanswered {
+		t.Errorf("kept %d handshakes, cap %d", len(kept), maxAnsweredPerChallenge+maxAnsweredSources+maxUnanswered)
 	}
 	checkBounded(t, kept)
 	for _, src := range []string{"127.0.0.1:", "127.0.0.10:"} {
