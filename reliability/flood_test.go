@@ -1,0 +1,378 @@
+package reliability
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/localca"
+)
+
+// The network attacks of issue 22, each against the built binary on
+// loopback, bounded in count: the responders flooded while the CA
+// validates (http-01 and tls-alpn-01), a CA whose body never ends. The
+// figures (peak RSS, the failure record, stderr) go to scripts/reliability.
+
+// Targets of issue 22.
+const (
+	floodMaxRSSKB    = 64 << 10 // peak RSS of the ipcert process
+	floodMaxRecord   = 16 << 10 // failures/NAME.json
+	floodMaxStderrKB = 64       // what ipcert prints
+)
+
+// ownCA is Pebble in this process (an ACME CA given by URL to the binary),
+// validating http-01 on httpPort and tls-alpn-01 on tlsPort.
+func ownCA(t *testing.T, httpPort, tlsPort int) (dir, root string) {
+	t.Helper()
+	srv, err := localca.Start(localca.Options{HTTPPort: httpPort, TLSPort: tlsPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	root = filepath.Join(t.TempDir(), "ca-root.pem")
+	if err := os.WriteFile(root, srv.ListenerRootPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return srv.DirectoryURL(), root
+}
+
+// gate stands between the CA's validator and ipcert's responder: it holds
+// every connection until open, then forwards it to target, or cuts it when
+// cut is set (a validation that fails). So the flood is over before the
+// CA's requests arrive, whatever the scheduling.
+type gate struct {
+	ln      net.Listener
+	target  string
+	cut     bool
+	release chan struct{}
+	once    sync.Once
+	held    sync.WaitGroup
+}
+
+func newGate(t *testing.T, port int, target string, cut bool) *gate {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gate{ln: ln, target: target, cut: cut, release: make(chan struct{})}
+	t.Cleanup(func() { ln.Close(); g.open(); g.held.Wait() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			g.held.Add(1)
+			go func() {
+				defer g.held.Done()
+				defer c.Close()
+				<-g.release
+				if g.cut {
+					return
+				}
+				up, err := net.Dial("tcp", g.target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return g
+}
+
+func (g *gate) open() { g.once.Do(func() { close(g.release) }) }
+
+// running is the binary started in the background.
+type running struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	done   chan struct{}
+	err    error
+}
+
+func startIpcert(t *testing.T, args ...string) *running {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	r := &running{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = io.Discard, r.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.err = cmd.Wait(); close(r.done) }()
+	return r
+}
+
+// wait returns the exit code and the peak RSS in KB.
+func (r *running) wait() (code int, rssKB int64) {
+	<-r.done
+	if ru, ok := r.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rssKB = ru.Maxrss
+	}
+	return r.cmd.ProcessState.ExitCode(), rssKB
+}
+
+// waitListening waits until addr takes connections (the responder is up)
+// or the binary has exited.
+func waitListening(t *testing.T, r *running, addr string) {
+	t.Helper()
+	for {
+		select {
+		case <-r.done:
+			t.Fatalf("ipcert exited before its responder listened: %v\n%s", r.err, r.stderr)
+		default:
+		}
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// fromSource is an HTTP client whose connections come from the loopback
+// address src (another host as far as the responder can tell).
+func fromSource(src string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 1, DisableCompression: true}}
+}
+
+// floodHTTP sends what issue 22 sent, bounded: per source 100 requests
+// with 7 KB of path and User-Agent (under the header cap: they reach the
+// handler), 5 with 900 KB of headers and 5 with a 1 MB body; and holds 40
+// idle connections from one more source. It returns the requests sent.
+func floodHTTP(t *testing.T, addr string) (sent int, hold []net.Conn) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i := range 3 {
+		src := fmt.Sprintf("127.0.0.%d", 2+i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := fromSource(src)
+			defer c.CloseIdleConnections()
+			do := func(method, path, ua string, body io.Reader) {
+				req, _ := http.NewRequest(method, "http://"+addr+path, body)
+				req.Header.Set("User-Agent", ua)
+				if resp, err := c.Do(req); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				mu.Lock()
+				sent++
+				mu.Unlock()
+			}
+			for j := range 100 {
+				do("GET", "/.well-known/acme-challenge/"+strings.Repeat("A", 2000)+strconv.Itoa(j), "\x1b]0;owned\x07"+strings.Repeat("U", 5000), nil)
+			}
+			for range 5 {
+				do("GET", "/x", strings.Repeat("H", 900<<10), nil)
+			}
+			for range 5 {
+				do("POST", "/.well-known/acme-challenge/x", "flood", bytes.NewReader(make([]byte, 1<<20)))
+			}
+		}()
+	}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.5")}}
+	for range 40 {
+		if c, err := d.Dial("tcp", addr); err == nil {
+			hold = append(hold, c)
+		}
+	}
+	wg.Wait()
+	return sent, hold
+}
+
+// floodTLS sends 300 ClientHellos with 200 protocols of 250 bytes each
+// (50 KB), one in four with the address's reverse name (public: it is
+// answered), from three sources.
+func floodTLS(t *testing.T, addr string) (sent int) {
+	t.Helper()
+	var protos []string
+	for i := range 200 {
+		protos = append(protos, fmt.Sprintf("%03d\x1b[2J%s", i, strings.Repeat("p", 243)))
+	}
+	protos = append(protos, "acme-tls/1")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i := range 3 {
+		src := fmt.Sprintf("127.0.0.%d", 2+i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+			for j := range 100 {
+				sni := "flood.example"
+				if j%4 == 0 {
+					sni = acmeflow.ReverseName(netip.MustParseAddr("127.0.0.1"))
+				}
+				c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{ServerName: sni, NextProtos: protos, InsecureSkipVerify: true})
+				if err == nil {
+					c.Close()
+				}
+				mu.Lock()
+				sent++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return sent
+}
+
+// TestResponderFlood floods ipcert's responder while a CA (Pebble, behind
+// a gate that holds its validator until the flood is over) validates: the
+// issuance succeeds when the CA's requests get through, and when they do
+// not, the failure record stays a few KB; stderr and the peak RSS stay
+// bounded either way (issue 22: 3.6 GB, a 507 MB record, 405 MB on stderr;
+// 24 GB and the OOM killer for tls-alpn-01).
+func TestResponderFlood(t *testing.T) {
+	for _, chal := range []string{acmeflow.ChallengeHTTP01, acmeflow.ChallengeTLSALPN01} {
+		for _, validates := range []bool{true, false} {
+			name := chal + "-validated"
+			if !validates {
+				name = chal + "-failed"
+			}
+			t.Run(name, func(t *testing.T) { floodOnce(t, chal, validates) })
+		}
+	}
+}
+
+func floodOnce(t *testing.T, chal string, validates bool) {
+	resp, err := acmeflow.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gatePort, err := acmeflow.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	respAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(resp))
+	g := newGate(t, gatePort, respAddr, !validates)
+	dir, root := ownCA(t, gatePort, gatePort)
+	state := filepath.Join(t.TempDir(), "state")
+	listen := "--http-listen"
+	if chal == acmeflow.ChallengeTLSALPN01 {
+		listen = "--tls-listen"
+	}
+	r := startIpcert(t, "issue", "--ip", "127.0.0.1", "--ca", dir, "--ca-root", root, "--agree-tos", "--state-dir", state,
+		"--name", "flood", "--challenge", chal, listen, respAddr, "--timeout", "90s")
+	waitListening(t, r, respAddr)
+	var sent int
+	if chal == acmeflow.ChallengeHTTP01 {
+		var hold []net.Conn
+		sent, hold = floodHTTP(t, respAddr)
+		defer func() {
+			for _, c := range hold {
+				c.Close()
+			}
+		}()
+	} else {
+		sent = floodTLS(t, respAddr)
+	}
+	g.open()
+	code, rss := r.wait()
+	stderr := r.stderr.Bytes()
+	record, _ := os.ReadFile(filepath.Join(state, "failures", "flood.json"))
+
+	if validates && code != 0 {
+		t.Errorf("the issuance failed under the flood (exit %d):\n%.4000s", code, stderr)
+	}
+	if !validates && (code == 0 || len(record) == 0) {
+		t.Errorf("a cut validation: exit %d, failure record %d bytes:\n%.4000s", code, len(record), stderr)
+	}
+	if len(record) > floodMaxRecord {
+		t.Errorf("failure record is %d bytes, target <= %d", len(record), floodMaxRecord)
+	}
+	if len(stderr) > floodMaxStderrKB<<10 {
+		t.Errorf("stderr is %d bytes, bound %d KB", len(stderr), floodMaxStderrKB)
+	}
+	if rss > floodMaxRSSKB {
+		t.Errorf("peak RSS %d KB, target <= %d KB", rss, floodMaxRSSKB)
+	}
+	if !validates && !bytes.Contains(record, []byte("counted, not kept")) {
+		t.Errorf("the failure record does not say that requests were counted, not kept:\n%.4000s", record)
+	}
+	if bytes.Contains(stderr, []byte("\x1b")) || bytes.Contains(record, []byte("\x1b")) {
+		t.Error("an escape sequence from the flood reached stderr or the record")
+	}
+	what := "issuance succeeded"
+	if !validates {
+		what = fmt.Sprintf("failure record %d B", len(record))
+	}
+	figure(t, "flood-"+chal+map[bool]string{true: "-validated", false: "-failed"}[validates], "%d requests: %s, peak RSS %d KB, stderr %d B", sent, what, rss, len(stderr))
+}
+
+// TestEndlessCABody: a CA whose directory never ends (issue 22: 13.5 GB
+// before the timeout) is cut at the cap with an error naming it.
+func TestEndlessCABody(t *testing.T) {
+	const maxSent = 64 << 20 // the flood is bounded too
+	srv := newEndlessTLS(t, maxSent)
+	root := filepath.Join(t.TempDir(), "root.pem")
+	writeCertPEM(t, root, srv.Certificate().Raw)
+	r := startIpcert(t, "issue", "--ip", "127.0.0.1", "--ca", srv.URL+"/dir", "--ca-root", root, "--agree-tos",
+		"--state-dir", filepath.Join(t.TempDir(), "state"), "--http-listen", "127.0.0.1:0", "--timeout", "60s")
+	code, rss := r.wait()
+	stderr := r.stderr.String()
+	if code != 1 || hasPanic(stderr) {
+		t.Errorf("exit %d:\n%.4000s", code, stderr)
+	}
+	host := strings.TrimPrefix(srv.URL, "https://")
+	if !strings.Contains(stderr, host) || !strings.Contains(stderr, "1 MiB") {
+		t.Errorf("the error does not name the CA (%s) and the cap (1 MiB):\n%.4000s", host, stderr)
+	}
+	if rss > floodMaxRSSKB {
+		t.Errorf("peak RSS %d KB, target <= %d KB", rss, floodMaxRSSKB)
+	}
+	t.Logf("stderr:\n%s", stderr)
+	figure(t, "endless-ca-body", "exit %d, peak RSS %d KB, stderr %d B", code, rss, len(stderr))
+}
+
+// newEndlessTLS is a CA whose every answer is a 200 with a JSON body that
+// never ends (up to maxSent bytes, so the test is bounded too).
+func newEndlessTLS(t *testing.T, maxSent int) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"newNonce": "`)
+		chunk := bytes.Repeat([]byte("a"), 64<<10)
+		for n := 0; n < maxSent; n += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func writeCertPEM(t *testing.T, path string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
