@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/huin/goupnp"
 	"github.com/ipcert/ipcert/internal/netlimit"
 	"github.com/miekg/dns"
 )
@@ -317,6 +318,15 @@ func shortErr(err error) string {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return "timed out"
+	}
+	// A peer past a read cap: the cap and the peer, whatever wraps it.
+	var ce goupnp.ContextError // has no Unwrap
+	if errors.As(err, &ce) && ce.Err != nil {
+		err = ce.Err
+	}
+	var tl *netlimit.TooLargeError
+	if errors.As(err, &tl) {
+		return tl.Error()
 	}
 	// "read udp4 127.0.0.1:50304->127.0.0.1:9: read: connection refused"
 	// says no more than its last words.
