@@ -418,10 +418,15 @@ func writeCertPEM(t *testing.T, path string, der []byte) {
 // TestRenewManyFromOwnCAFds renews many due certificates from a CA given
 // by URL with --ca-root at --parallel 4: the open files stay bounded
 // (issue 22: each renewal cloned an HTTP transport and never closed it; 300
-// renewals held 602 open files). The peak is sampled from /proc while the
+// renewals held 602 open files; 60 here held 131). The peak is sampled from /proc while the
 // run lasts: leaked descriptors stay open, so the sampling cannot miss them.
 func TestRenewManyFromOwnCAFds(t *testing.T) {
-	const due = 60
+	// IPCERT_TEST_DUE=300 is the measurement of issue 22's target (300
+	// due, <= 64 open files); 60 already showed the leak (131 before).
+	due := 60
+	if n, err := strconv.Atoi(os.Getenv("IPCERT_TEST_DUE")); err == nil && n > 0 && n <= 1000 {
+		due = n
+	}
 	port, err := acmeflow.FreePort("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
