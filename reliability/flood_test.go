@@ -29,6 +29,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/localca"
 	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // The network attacks of issue 22, each against the built binary on
@@ -496,4 +497,77 @@ func dueFixture(t *testing.T, state string, n int, dir, root string, port int) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// The test binary doubles as the endless public-address service inside a
+// network namespace (IPCERT_TEST_ROLE=endless-echo).
+func init() {
+	if os.Getenv("IPCERT_TEST_ROLE") == "endless-echo" {
+		os.Exit(endlessEcho(os.Getenv("IPCERT_TEST_ADDR"), os.Getenv("IPCERT_TEST_READY")))
+	}
+}
+
+// endlessEcho answers every request with an address followed by spaces
+// that never end (64 MB at most), until killed.
+func endlessEcho(addr, ready string) int {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	os.WriteFile(ready, nil, 0o644)
+	_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "203.0.113.7")
+		chunk := bytes.Repeat([]byte(" "), 32<<10)
+		for n := 0; n < 64<<20; n += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	return 0
+}
+
+// TestEndlessPublicAddress: `ipcert preflight` asking a public-address
+// service whose answer never ends (issue 22) stops at 4 KiB and names the
+// service, in a network namespace of its own (nothing leaves the machine).
+func TestEndlessPublicAddress(t *testing.T) {
+	testkit.NeedRoot(t, "a network namespace")
+	unshare := testkit.NeedProgram(t, "unshare", "util-linux")
+	ipPath := testkit.NeedProgram(t, "ip", "iproute2")
+	timePath := testkit.NeedProgram(t, "time", "time")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ready, rss := filepath.Join(dir, "ready"), filepath.Join(dir, "rss")
+	script := `"$IP" link set lo up || exit 99
+"$SELF" & srv=$!
+i=0; while [ ! -e "$READY" ]; do i=$((i+1)); [ $i -gt 1000 ] && exit 98; sleep 0.01; done
+"$TIME" -f %M -o "$RSS" "$IPCERT" preflight --ip 127.0.0.1 --ca local --echo4 http://127.0.0.1:8080/ --echo6 http://127.0.0.1:8080/ --no-upnp --natpmp off --self-fetch=false --verbose
+rc=$?; kill $srv; exit $rc`
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, unshare, "-n", "sh", "-c", script)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "IP=" + ipPath, "SELF=" + self, "READY=" + ready, "TIME=" + timePath, "RSS=" + rss, "IPCERT=" + bin,
+		"IPCERT_TEST_ROLE=endless-echo", "IPCERT_TEST_ADDR=127.0.0.1:8080", "IPCERT_TEST_READY=" + ready}
+	out, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code == 98 || code == 99 || hasPanic(string(out)) {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if !strings.Contains(string(out), "127.0.0.1:8080") || !strings.Contains(string(out), "4 KiB") {
+		t.Errorf("preflight does not name the service and the cap (4 KiB):\n%.4000s", out)
+	}
+	kb, _ := os.ReadFile(rss)
+	// GNU time writes "Command exited with non-zero status N" first.
+	lines := strings.Fields(string(kb))
+	n := 0
+	if len(lines) > 0 {
+		n, _ = strconv.Atoi(lines[len(lines)-1])
+	}
+	if n == 0 || n > floodMaxRSSKB {
+		t.Errorf("peak RSS %q KB, target <= %d KB", kb, floodMaxRSSKB)
+	}
+	figure(t, "endless-public-address", "preflight exit %d (no address source answered), the answer cut at 4 KiB with the service named, peak RSS %d KB", cmd.ProcessState.ExitCode(), n)
 }

@@ -20,8 +20,8 @@ type TooLargeError struct {
 }
 
 func (e *TooLargeError) Error() string {
-	return fmt.Sprintf("%s sent a %s larger than %s; ipcert stopped reading there (a real one is far smaller: check that %s is the service you meant)",
-		e.Peer, e.What, Size(e.Limit), e.Peer)
+	return fmt.Sprintf("%s sent more than %s in one %s; ipcert stopped reading there (a real one is far smaller: check that %s is the service you meant)",
+		e.Peer, Size(e.Limit), e.What, e.Peer)
 }
 
 // Size is a byte count for people: 4096 -> "4 KiB", 1<<20 -> "1 MiB".
