@@ -97,13 +97,11 @@ func (v ValidatorRequest) bounded() ValidatorRequest {
 	v.Host, v.Path = capText(v.Host, maxFieldBytes), capText(v.Path, maxFieldBytes)
 	v.SNI, v.UserAgent, v.Note = capText(v.SNI, maxFieldBytes), capText(v.UserAgent, maxFieldBytes), capText(v.Note, maxFieldBytes)
 	if v.ALPN != nil {
-		n := min(len(v.ALPN), maxALPNKept)
-		alpn := make([]string, n, n+1)
+		// The handshake keeps maxALPNKept protocols and a "(+N more)".
+		n := min(len(v.ALPN), maxALPNKept+1)
+		alpn := make([]string, n)
 		for i := range n {
 			alpn[i] = capText(v.ALPN[i], maxALPNBytes)
-		}
-		if len(v.ALPN) > n {
-			alpn = append(alpn, fmt.Sprintf("(+%d more)", len(v.ALPN)-n))
 		}
 		v.ALPN = alpn
 	}

@@ -78,9 +78,12 @@ func checkBounded(t *testing.T, seen []ValidatorRequest) {
 			t.Errorf("kept %d ALPN protocols, cap %d (+1 for the count)", len(v.ALPN), maxALPNKept)
 		}
 		for _, a := range v.ALPN {
-			if len(a) > maxALPNBytes+16 {
+			if len(a) > maxALPNBytes {
 				t.Errorf("ALPN protocol of %d bytes kept", len(a))
 			}
+		}
+		if len(v.ALPN) == maxALPNKept+1 && v.ALPN[maxALPNKept] != "(+197 more)" {
+			t.Errorf("the count of the protocols not kept: %q, want (+197 more)", v.ALPN[maxALPNKept])
 		}
 	}
 }
