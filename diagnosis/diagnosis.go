@@ -122,6 +122,7 @@ const (
 	DiagStateUntrusted      = "state-untrusted"
 	DiagStoreRename         = "store-rename-failed"
 	DiagJWS                 = "jws-rejected"
+	DiagCATooLarge          = "ca-too-large"
 	DiagUnknown             = "unknown"
 )
 

@@ -382,7 +382,7 @@ func TestEndlessCABody(t *testing.T) {
 		t.Errorf("exit %d:\n%.4000s", code, stderr)
 	}
 	host := strings.TrimPrefix(srv.URL, "https://")
-	if !strings.Contains(stderr, host) || !strings.Contains(stderr, "1 MiB") {
+	if !strings.Contains(stderr, host) || !strings.Contains(stderr, "1 MiB") || !strings.Contains(stderr, "ca-too-large") {
 		t.Errorf("the error does not name the CA (%s) and the cap (1 MiB):\n%.4000s", host, stderr)
 	}
 	if rss > floodMaxRSSKB {
