@@ -295,6 +295,11 @@ func ssdpSearch(ctx context.Context, dst *net.UDPAddr, targets []string) ([]*url
 		}
 		seen[loc.String()] = true
 		out = append(out, loc)
+		if len(out) >= maxGateways {
+			// Anyone on the LAN may answer, as often as they like: each
+			// answer would extend the wait and be fetched (issue 22).
+			return out, nil
+		}
 		_ = pc.SetReadDeadline(time.Now().Add(ssdpGrace))
 	}
 }

@@ -20,6 +20,9 @@ const (
 	// KB on real routers (miniupnpd: 4 KB), a SOAP answer a few hundred
 	// bytes. 256 KiB leaves room for the most verbose firmware.
 	maxUPnPBody = 256 << 10
+	// maxGateways caps the SSDP answers taken: a LAN has one gateway,
+	// rarely two or three.
+	maxGateways = 8
 )
 
 // upnpTransport is the HTTP of every UPnP request: bodies capped, headers

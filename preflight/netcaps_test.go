@@ -2,7 +2,9 @@ package preflight
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -109,5 +111,34 @@ func TestEchoEndlessAnswer(t *testing.T) {
 	host := strings.TrimPrefix(e.srv.URL, "http://")
 	if err == nil || !strings.Contains(err.Error(), "4 KiB") || !strings.Contains(err.Error(), host) {
 		t.Fatalf("got %v, want an error naming %s and 4 KiB", err, host)
+	}
+}
+
+// An SSDP answerer that never stops (a new location each time) gets at
+// most maxGateways locations taken, and the search ends there.
+func TestSSDPSearchTakesFewGateways(t *testing.T) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go func() {
+		buf := make([]byte, 2048)
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil || n == 0 {
+			return
+		}
+		for i := range 1000 {
+			msg := fmt.Sprintf("HTTP/1.1 200 OK\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\nLOCATION: http://127.0.0.1:1/%d.xml\r\n\r\n", i)
+			if _, err := pc.WriteTo([]byte(msg), from); err != nil {
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	locs, err := ssdpSearch(ctx, pc.LocalAddr().(*net.UDPAddr), []string{"urn:schemas-upnp-org:device:InternetGatewayDevice:1"})
+	if err != nil || len(locs) == 0 || len(locs) > maxGateways {
+		t.Fatalf("got %d locations (%v), want 1..%d", len(locs), err, maxGateways)
 	}
 }
