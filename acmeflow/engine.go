@@ -79,6 +79,8 @@ type Certificate struct {
 	OrderURL     string
 	AccountURL   string
 	Seen         []ValidatorRequest
+	// SeenDropped and SeenRefused are as in Error.
+	SeenDropped, SeenRefused int
 }
 
 // Engine obtains certificates. Its zero value is not usable: Store is
@@ -256,10 +258,15 @@ func (e *Engine) Obtain(ctx context.Context, req Request) (_ *Certificate, err e
 	fail := func(step Step, ident string, err error) (*Certificate, error) {
 		se := stepErr(step, ident, err)
 		se.Seen = seen.snapshot()
+		se.SeenDropped, se.SeenRefused = seen.counts()
 		return nil, e.wrapCtx(ctx, se)
 	}
 
-	if err := e.authorize(ctx, core, tr, req, order, seen, wake, em); err != nil {
+	err = e.authorize(ctx, core, tr, req, order, seen, wake, em)
+	if d, r := seen.counts(); d+r > 0 {
+		em.info(StepChallenge, "", "%s", SeenCountsText(d, r))
+	}
+	if err != nil {
 		return fail(StepChallenge, "", err)
 	}
 
@@ -318,6 +325,7 @@ func (e *Engine) Obtain(ctx context.Context, req Request) (_ *Certificate, err e
 	out.OrderURL = order.Location
 	out.AccountURL = acct
 	out.Seen = seen.snapshot()
+	out.SeenDropped, out.SeenRefused = seen.counts()
 	return out, nil
 }
 

@@ -80,8 +80,11 @@ type Error struct {
 	Problem    *Problem
 	Err        error
 	// Seen lists the validator requests that reached our responder during
-	// this run, in order.
+	// this run, in order: the bounded record of responder_limits.go.
 	Seen []ValidatorRequest
+	// SeenDropped counts the requests past that record; SeenRefused the
+	// connections the responder's limits refused or closed.
+	SeenDropped, SeenRefused int
 }
 
 func (e *Error) Error() string {

@@ -129,6 +129,7 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 
 	lg := &renewLogger{w: s.Err, quiet: *quiet}
 	cas := &renew.CAs{Store: st, UserAgent: "ipcert/" + version, Log: debugWriter(), Events: lg.engineEvent}
+	defer cas.Close()
 	rn := &renew.Runner{
 		Store:     st,
 		Issuer:    renew.NewIssuer(cas),

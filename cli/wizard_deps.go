@@ -284,6 +284,7 @@ func wizardTimer(st *store.Store) func(context.Context, *acmeflow.Issued) wizard
 func wizardDryRenew(st *store.Store) func(context.Context, *acmeflow.Issued) wizard.Report {
 	return func(ctx context.Context, iss *acmeflow.Issued) wizard.Report {
 		cas := &renew.CAs{Store: st, UserAgent: "ipcert/" + version, Log: debugWriter()}
+		defer cas.Close()
 		rn := &renew.Runner{Store: st, Issuer: renew.NewIssuer(cas), Rehearsal: renew.NewRehearsal(cas), LockWait: 30 * time.Second}
 		res, err := rn.Run(ctx, renew.Options{Names: []string{iss.Name}, DryRun: true})
 		if err != nil {

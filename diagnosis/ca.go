@@ -16,6 +16,7 @@ import (
 	"github.com/go-acme/lego/v4/acme"
 	"github.com/go-acme/lego/v4/acme/api"
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/netlimit"
 )
 
 // caTransport: the CA itself could not be reached or talked to.
@@ -32,6 +33,10 @@ func (g *diag) caTransport() bool {
 		ca = u
 	}
 	switch {
+	case netlimit.IsTooLarge(err):
+		// internal/netlimit's cap on every body from the CA (issue 22).
+		g.set(DiagCATooLarge, "The CA sent more than ipcert reads", g.errText()+". A directory, order or certificate chain is a few KB; this is no ACME CA, or a proxy or captive portal answers in its place.",
+			"Check the --ca URL (for Let's Encrypt: --ca staging or --ca production): it must name an ACME directory, a small JSON document.", "", false)
 	case errors.As(err, &dnsErr):
 		g.set(DiagCADNS, "Cannot resolve the CA's name", fmt.Sprintf("DNS lookup of %s failed (%v): no resolver, no network, or a resolver that blocks it.", dnsErr.Name, dnsErr.Err),
 			"Check /etc/resolv.conf and the network; try: getent hosts "+dnsErr.Name, "getent hosts "+dnsErr.Name, true)

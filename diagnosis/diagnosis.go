@@ -123,6 +123,7 @@ const (
 	DiagStateUntrusted      = "state-untrusted"
 	DiagStoreRename         = "store-rename-failed"
 	DiagJWS                 = "jws-rejected"
+	DiagCATooLarge          = "ca-too-large"
 	DiagUnknown             = "unknown"
 )
 
@@ -143,6 +144,7 @@ func Diagnose(err error, ev Evidence) Diagnosis {
 		d.Problem = ae.Problem
 		if !ev.SeenKnown && ev.Seen == nil {
 			ev.Seen = ae.Seen
+			ev.SeenDropped, ev.SeenRefused = ae.SeenDropped, ae.SeenRefused
 			ev.SeenKnown = ae.Step == acmeflow.StepChallenge || ae.Step == acmeflow.StepFinalize
 		}
 	}

@@ -35,6 +35,9 @@ type Evidence struct {
 	// meaningful even when empty.
 	Seen      []acmeflow.ValidatorRequest
 	SeenKnown bool
+	// SeenDropped and SeenRefused are what the responder counted but did
+	// not keep (acmeflow.Error).
+	SeenDropped, SeenRefused int
 	// CA is the user's choice: staging, production, local, or a URL.
 	CA string
 	// CARoot is the PEM root file trusted for a URL CA's HTTPS (--ca-root),
@@ -276,6 +279,7 @@ func (g *diag) addSeenEvidence() {
 		if !slices.ContainsFunc(g.d.Evidence, func(s string) bool { return strings.HasPrefix(s, "no validator request") }) {
 			g.evidence("no validator request reached our responder")
 		}
+		g.addSeenCounts()
 		return
 	}
 	for _, v := range g.ev.Seen {
@@ -284,6 +288,14 @@ func (g *diag) addSeenEvidence() {
 			continue
 		}
 		g.evidence("%s at %s", v.String(), v.Time.UTC().Format("15:04:05"))
+	}
+	g.addSeenCounts()
+}
+
+// addSeenCounts says how much the responder counted past its record.
+func (g *diag) addSeenCounts() {
+	if g.ev.SeenDropped+g.ev.SeenRefused > 0 {
+		g.evidence("%s", acmeflow.SeenCountsText(g.ev.SeenDropped, g.ev.SeenRefused))
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
 	"os"
@@ -14,8 +13,8 @@ import (
 	"time"
 
 	"github.com/huin/goupnp"
-	"github.com/huin/goupnp/dcps/internetgateway2"
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/netlimit"
 	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
@@ -127,9 +126,13 @@ func cloudMetadata(ctx context.Context, env Env, cloud string) (netip.Addr, erro
 			return "", err
 		}
 		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		// A token or an address: 4 KiB is plenty (issue 22).
+		b, err := netlimit.ReadAll(resp.Body, maxEchoBody, "the metadata service at "+req.URL.Host, "answer")
 		if resp.StatusCode != http.StatusOK {
 			return "", fmt.Errorf("%s: HTTP %s", path, resp.Status)
+		}
+		if err != nil {
+			return "", err
 		}
 		return strings.TrimSpace(string(b)), nil
 	}
@@ -256,22 +259,7 @@ func upnpExternal(ctx context.Context, env Env, mapPorts bool, ports []int, loca
 			notes = append(notes, "UPnP "+loc.String()+": "+shortErr(err))
 			continue
 		}
-		var clients []igdClient
-		if cs, err := internetgateway2.NewWANIPConnection2ClientsFromRootDevice(root, loc); err == nil {
-			for _, c := range cs {
-				clients = append(clients, c)
-			}
-		}
-		if cs, err := internetgateway2.NewWANIPConnection1ClientsFromRootDevice(root, loc); err == nil {
-			for _, c := range cs {
-				clients = append(clients, c)
-			}
-		}
-		if cs, err := internetgateway2.NewWANPPPConnection1ClientsFromRootDevice(root, loc); err == nil {
-			for _, c := range cs {
-				clients = append(clients, c)
-			}
-		}
+		clients := igdClients(root, loc)
 		for _, c := range clients {
 			s, err := c.GetExternalIPAddressCtx(ctx)
 			if err != nil {

@@ -25,7 +25,13 @@ type CAs struct {
 	Log       io.Writer // the local CA's log; nil discards
 	// Events receives the engine's progress for the named certificate.
 	Events func(name string, ev acmeflow.Event)
+
+	// clients: one HTTP client per CA root for the whole run.
+	clients cachoice.Clients
 }
+
+// Close closes the idle connections of the run's HTTP clients.
+func (c *CAs) Close() { c.clients.Close() }
 
 func (c *CAs) engine(st *store.Store) *acmeflow.Engine {
 	return &acmeflow.Engine{Store: st, UserAgent: c.UserAgent, Now: c.Now}
@@ -34,7 +40,7 @@ func (c *CAs) engine(st *store.Store) *acmeflow.Engine {
 // open resolves r's CA. The local CA is given the stored responder host
 // with a fresh port: the old port may be taken by now.
 func (c *CAs) open(choice string, r *store.Renewal) (*cachoice.CA, error) {
-	o := cachoice.Options{HTTPListen: r.HTTPListen, TLSListen: r.TLSListen, WebServerPort: r.WebRootPort, Log: c.Log}
+	o := cachoice.Options{HTTPListen: r.HTTPListen, TLSListen: r.TLSListen, WebServerPort: r.WebRootPort, Log: c.Log, Clients: &c.clients}
 	if choice == r.CA {
 		o.RootFile = r.CARoot
 	}

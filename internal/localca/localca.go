@@ -138,6 +138,7 @@ type Server struct {
 	client    *http.Client
 	transport *http.Transport
 	issuerPEM []byte
+	listenPEM []byte
 
 	srv       *http.Server
 	served    chan struct{} // closed when Serve returns
@@ -197,6 +198,7 @@ func Start(opts Options) (*Server, error) {
 		dirURL:    "https://" + ln.Addr().String() + wfe.DirectoryPath,
 		issuerPEM: issuerPEM,
 		served:    make(chan struct{}),
+		listenPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsCert.Certificate[0]}),
 	}
 	s.transport = &http.Transport{
 		// Never through HTTP(S)_PROXY: the CA is on loopback.
@@ -390,6 +392,13 @@ func (s *Server) DirectoryURL() string { return s.dirURL }
 // HTTPClient trusts the listener's certificate only and never uses a proxy.
 // It is shared: do not change its fields.
 func (s *Server) HTTPClient() *http.Client { return s.client }
+
+// ListenerRootPEM is the PEM of the ACME listener's own certificate: what
+// `ipcert --ca URL --ca-root FILE` must trust to talk to this server from
+// another process (the tests of the built binary).
+func (s *Server) ListenerRootPEM() []byte {
+	return append([]byte(nil), s.listenPEM...)
+}
 
 // IssuerRootPEM is the PEM of Pebble's root (ca.GetRootCert(0)) that the
 // issued chains lead to. It is not the listener's certificate.

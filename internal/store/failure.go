@@ -86,9 +86,18 @@ func (s *Store) FirstFailures() ([]FirstFailure, error) {
 		return nil, err
 	}
 	var out []FirstFailure
+	var tooLarge error
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".json")
 		if !ok || !e.Type().IsRegular() || ValidName(name) != nil || s.Exists(name) {
+			continue
+		}
+		if info, err := e.Info(); err == nil && info.Size() > MaxFailureRecord {
+			// Written by an ipcert that kept every validator request (issue
+			// 22: 507 MB, and every status took seconds to read it).
+			if tooLarge == nil {
+				tooLarge = fmt.Errorf("%s is %d MB, larger than any failure record ipcert writes now; it is not read: rm %s", s.failurePath(name), info.Size()>>20, s.failurePath(name))
+			}
 			continue
 		}
 		data, err := os.ReadFile(s.failurePath(name))
@@ -104,5 +113,10 @@ func (s *Store) FirstFailures() ([]FirstFailure, error) {
 		out = append(out, ff)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return out, tooLarge
 }
+
+// MaxFailureRecord is the largest failure record read back. The responders
+// keep a bounded record (acmeflow/responder_limits.go), so one is a few KB
+// (25 addresses validated from every perspective: some tens of KB).
+const MaxFailureRecord = 1 << 20

@@ -3,6 +3,7 @@ package store
 import (
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -36,5 +37,28 @@ func TestFirstFailures(t *testing.T) {
 	}
 	if ffs, _ := st.FirstFailures(); len(ffs) != 0 {
 		t.Errorf("after Clear: %+v", ffs)
+	}
+}
+
+// A failure record larger than any ipcert writes now (an older version kept
+// every validator request: 507 MB) is not read; the others still are.
+func TestFirstFailuresSkipsOversizeRecord(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveFirstFailure("203.0.113.7", Failure{Step: "challenge", Detail: "small"}); err != nil {
+		t.Fatal(err)
+	}
+	big := s.failurePath("203.0.113.8")
+	if err := os.WriteFile(big, append([]byte(`{"name":"203.0.113.8","last_error":{"detail":"`), make([]byte, MaxFailureRecord)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ffs, err := s.FirstFailures()
+	if len(ffs) != 1 || ffs[0].Name != "203.0.113.7" {
+		t.Fatalf("records %+v", ffs)
+	}
+	if err == nil || !strings.Contains(err.Error(), "rm "+big) {
+		t.Fatalf("error %v, want one naming the fix rm %s", err, big)
 	}
 }
