@@ -66,6 +66,12 @@ type Request struct {
 
 	// Events receives progress; calls are serialised. Nil discards.
 	Events func(Event)
+
+	// Publish, when set, also makes each answer available to the other
+	// machines that serve the address (cluster mode: a validator may reach
+	// any of them), before the challenge is accepted; release is called
+	// when the authorization is done.
+	Publish func(ctx context.Context, challenge string, ident netip.Addr, token, keyAuth string) (release func(), err error)
 }
 
 // Certificate is what an order produced.
@@ -528,9 +534,16 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 		acceptSlots = make(chan struct{}, 8)
 		acceptErrs  = make([]error, n)
 	)
+	var (
+		relMu    sync.Mutex
+		releases []func()
+	)
 	defer func() {
 		if resp != nil {
 			resp.close()
+		}
+		for _, r := range releases {
+			r()
 		}
 	}()
 	err := forEach(n, func(i int) error {
@@ -581,6 +594,15 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 		addMu.Unlock()
 		if err != nil {
 			return &Error{Step: StepResponder, Identifier: ident, Err: err}
+		}
+		if req.Publish != nil {
+			release, err := req.Publish(ctx, req.Challenge, addr, chal.Token, ka)
+			if err != nil {
+				return &Error{Step: StepResponder, Identifier: ident, Err: fmt.Errorf("publishing the answer to the other machines: %w", err)}
+			}
+			relMu.Lock()
+			releases = append(releases, release)
+			relMu.Unlock()
 		}
 		em.step(StepChallenge, "Asking the CA to validate %s with %s", ident, req.Challenge)
 		todo[i] = &pending{ident: ident, authz: authzURL, chal: *chal}
