@@ -72,6 +72,10 @@ type Request struct {
 	// any of them), before the challenge is accepted; release is called
 	// when the authorization is done.
 	Publish func(ctx context.Context, challenge string, ident netip.Addr, token, keyAuth string) (release func(), err error)
+	// PublishOnly starts no responder here: the answers reach the
+	// validators only through Publish (cluster mode, where every machine's
+	// agent holds ports 80 and 443 and answers from the shared store).
+	PublishOnly bool
 }
 
 // Certificate is what an order produced.
@@ -577,6 +581,9 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 			return &Error{Step: StepChallenge, Identifier: ident, Err: fmt.Errorf("the CA returned an authorization for %q, which is not an IP address", ident)}
 		}
 		start.Do(func() {
+			if req.PublishOnly && req.Publish != nil {
+				return
+			}
 			// Not assigned on failure: a responder type's nil in the
 			// interface would be closed below.
 			r, err := e.startResponder(ctx, req, seen, em)
@@ -589,9 +596,11 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 		if respErr != nil {
 			return &Error{Step: StepResponder, Err: respErr}
 		}
-		addMu.Lock()
-		err = resp.add(challengeAnswer{ident: addr, token: chal.Token, keyAuth: ka})
-		addMu.Unlock()
+		if resp != nil {
+			addMu.Lock()
+			err = resp.add(challengeAnswer{ident: addr, token: chal.Token, keyAuth: ka})
+			addMu.Unlock()
+		}
 		if err != nil {
 			return &Error{Step: StepResponder, Identifier: ident, Err: err}
 		}

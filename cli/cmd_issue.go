@@ -98,6 +98,7 @@ type issueFlags struct {
 	timeout    time.Duration
 	wait       time.Duration
 	mapPorts   bool
+	cluster    bool
 }
 
 func runIssue(ctx context.Context, args []string, s stdio) int {
@@ -122,12 +123,17 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	fs.StringVar(&f.verifyAddr, "verify", "", "ADDR:PORT where the web server serves this certificate; ipcert renew checks it after each renewal")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long (the CA keeps a pending authorization for an hour)")
 	fs.BoolVar(&f.mapPorts, "map-ports", false, mapPortsUsage)
+	fs.BoolVar(&f.cluster, "cluster", false, "share the answers and the certificate with the other machines of this machine's cluster (ipcert cluster init)")
 	fs.DurationVar(&f.wait, "wait", 60*time.Second, "how long to wait for another ipcert run's lock before giving up (exit 4); 0 gives up at once")
 	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
 		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(s.Err, "ipcert issue: unexpected argument %q; addresses go in --ip\n", fs.Arg(0))
+		return exitUsage
+	}
+	if f.cluster && (f.webroot != "" || f.httpListen != "" || f.tlsListen != "" || f.mapPorts) {
+		fmt.Fprintln(s.Err, "ipcert issue: --cluster answers through every machine's agent (ipcert agent): --webroot, --http-listen, --tls-listen and --map-ports do not apply; drop them")
 		return exitUsage
 	}
 	// A hook from root's environment becomes a permanent root hook: said
@@ -244,7 +250,23 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		}
 		defer release()
 	}
+	var shared *clusterIssue
+	if f.cluster {
+		if shared, err = startClusterIssue(ctx, st.Root(), keepName, &req); err != nil {
+			fmt.Fprintf(s.Err, "ipcert issue: --cluster: %v\n", err)
+			return exitFailure
+		}
+		defer shared.close()
+	}
 	iss, err := eng.Issue(ctx, req, acmeflow.IssueOptions{Name: f.name, Renewal: tmpl, RootPEM: rootPEM, LockWait: f.wait})
+	if err == nil && shared != nil {
+		v, perr := shared.publish(ctx, iss)
+		if perr != nil {
+			fmt.Fprintf(s.Err, "ipcert issue: --cluster: the certificate is stored here but not shared with the other machines: %v\n", perr)
+			return exitFailure
+		}
+		fmt.Fprintf(s.Err, "Shared with the cluster as version %d of %s: every machine's agent installs it.\n", v, iss.Name)
+	}
 	if err != nil {
 		return reportIssueError(ctx, eng, f.name, idents, err, s, diagnosis.AttemptOf(&req, ca, f.ca), f.jsonOut)
 	}
