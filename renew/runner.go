@@ -195,72 +195,129 @@ func ExpiryWarningFor(r *store.Renewal) time.Duration {
 // first plans without the lock and without network; only when something
 // must be done does it take the store lock (waiting up to LockWait), and
 // then it reads and plans each certificate again, because the run that held
-// the lock may have renewed it meanwhile.
+// the lock may have renewed it meanwhile. Three phases: which certificates
+// (selectCerts), what each needs (planAll), and renewing what is due under the
+// lock (renewUnderLock).
 func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 	if rn.Rand == nil {
 		rn.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
-	names := opts.Names
-	// With the renewal index in use, the folders are listed by name alone
-	// below; else (and for --dry-run) each is checked for a renewal.json.
-	idx, idxOK := readIndex(rn.Store)
-	inOrder := false // names[i] is idx.names[i]
-	if len(names) == 0 && (!idxOK || opts.DryRun) {
-		var err error
-		if names, err = rn.Store.Names(); err != nil {
-			return nil, fmt.Errorf("list certificates in %s: %w", rn.Store.Root(), err)
-		}
-	} else if len(names) == 0 {
-		// No folder added or removed since the index was written: its
-		// names are the certificates (new ones are in store.Changed too).
-		if mt, err := rn.Store.CertsMtime(); err == nil && mt == idx.certsMtime {
-			// Not copied: with every name in the index, none is dropped
-			// below (notCert), so the list is never changed.
-			names, inOrder = idx.names, true
-		} else {
-			if names, err = rn.Store.CertNames(); err != nil {
-				return nil, fmt.Errorf("list certificates in %s: %w", rn.Store.Root(), err)
-			}
-			slices.Sort(names)
-		}
-	} else {
-		for _, n := range names {
-			if !rn.Store.Exists(n) {
-				return nil, fmt.Errorf("no certificate named %q in %s (ipcert status lists them)", n, rn.Store.Root())
-			}
-		}
+	sel, err := rn.selectCerts(opts)
+	if err != nil {
+		return nil, err
 	}
 	res := &Result{}
 	if opts.DryRun {
-		for _, n := range names {
+		for _, n := range sel.names {
 			res.Certs = append(res.Certs, rn.rehearse(ctx, n))
 			res.Network = true
 		}
 		return res, nil
 	}
+	p := rn.planAll(sel, opts, res)
+	if !p.work {
+		res.Certs = p.plans
+		if len(opts.Names) == 0 && (!sel.idxOK || len(p.changed) > 0 || len(p.fresh) > 0) {
+			// Fold what was read into the index for the next runs, if no
+			// other run is busy (only from a run over every certificate:
+			// the index lists them all).
+			if unlock, err := rn.Store.Lock(ctx, false); err == nil {
+				rn.foldIndex(p.idx, p.fresh, sel.names, p.now)
+				unlock()
+			}
+		}
+		return res, nil
+	}
+	if err := rn.renewUnderLock(ctx, sel, p, opts, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
 
+// selection is the certificates a run looks at.
+type selection struct {
+	names   []string
+	idx     *index // the renewal index as read (nil: none)
+	idxOK   bool
+	inOrder bool // names[i] is idx.names[i]
+}
+
+// selectCerts lists the certificates of the run: the names asked for, or
+// every certificate, from the renewal index when no folder was added or
+// removed since it was written.
+func (rn *Runner) selectCerts(opts Options) (selection, error) {
+	sel := selection{names: opts.Names}
+	// With the renewal index in use, the folders are listed by name alone
+	// below; else (and for --dry-run) each is checked for a renewal.json.
+	sel.idx, sel.idxOK = readIndex(rn.Store)
+	switch {
+	case len(sel.names) == 0 && (!sel.idxOK || opts.DryRun):
+		var err error
+		if sel.names, err = rn.Store.Names(); err != nil {
+			return sel, fmt.Errorf("list certificates in %s: %w", rn.Store.Root(), err)
+		}
+	case len(sel.names) == 0:
+		// No folder added or removed since the index was written: its
+		// names are the certificates (new ones are in store.Changed too).
+		if mt, err := rn.Store.CertsMtime(); err == nil && mt == sel.idx.certsMtime {
+			// Not copied: with every name in the index, none is dropped
+			// by planAll (notCert), so the list is never changed.
+			sel.names, sel.inOrder = sel.idx.names, true
+		} else {
+			if sel.names, err = rn.Store.CertNames(); err != nil {
+				return sel, fmt.Errorf("list certificates in %s: %w", rn.Store.Root(), err)
+			}
+			slices.Sort(sel.names)
+		}
+	default:
+		for _, n := range sel.names {
+			if !rn.Store.Exists(n) {
+				return sel, fmt.Errorf("no certificate named %q in %s (ipcert status lists them)", n, rn.Store.Root())
+			}
+		}
+	}
+	return sel, nil
+}
+
+// planned is what planAll found: a result for each certificate planned (the
+// ones not due are final), whether any needs work, and the index entries
+// read afresh.
+type planned struct {
+	now     time.Time
+	names   []string // the certificates planned (without the omitted ones)
+	plans   []CertResult
+	work    bool
+	changed map[string]bool
+	fresh   map[string]indexEntry
+	idx     *index // the index to fold into (nil when store.Changed failed)
+}
+
+// planAll decides, without the lock and without network, what each selected
+// certificate needs. The renewal index (index.go) says, for each
+// certificate, until when nothing can be due: a run with nothing due then
+// parses no renewal.json. Certificates whose renewal.json changed since the
+// index was written (store.Changed), or that it lacks, are planned from
+// renewal.json.
+func (rn *Runner) planAll(sel selection, opts Options, res *Result) *planned {
 	now := rn.now()
-	work := false
-	// The renewal index (index.go) says, for each certificate, until when
-	// nothing can be due: a run with nothing due then parses no
-	// renewal.json. Certificates whose renewal.json changed since the index
-	// was written (store.Changed), or that it lacks, are planned from
-	// renewal.json.
+	idx, idxOK := sel.idx, sel.idxOK
 	changedList, err := rn.Store.Changed()
 	if err != nil {
-		idx = nil
-		idxOK = false
+		idx, idxOK = nil, false
 	}
-	changed := make(map[string]bool, len(changedList))
+	p := &planned{now: now, changed: make(map[string]bool, len(changedList)), fresh: map[string]indexEntry{}, idx: idx}
 	for _, n := range changedList {
-		changed[n] = true
+		p.changed[n] = true
 	}
-	all := names // for the index: every certificate, omitted or not
+	names := sel.names
 	check := currentSample(len(names), now)
 	checkCurrent, checked := rn.Store.CurrentChecker()
 	entry := func(i int, n string) (indexEntry, bool) {
-		if inOrder {
+		if sel.inOrder && idx != nil {
 			return idx.entries[i], true
+		}
+		if idx == nil {
+			return indexEntry{}, false
 		}
 		return idx.get(n)
 	}
@@ -268,14 +325,14 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 	// alone: not due, no renewal.json read.
 	skipped := func(i int, n string) bool {
 		e, inIdx := entry(i, n)
-		if !inIdx || changed[n] || opts.Force || !e.skip(now) || (check(i) && checkCurrent(n) != nil) {
+		if !inIdx || p.changed[n] || opts.Force || !e.skip(now) || (check(i) && checkCurrent(n) != nil) {
 			return false
 		}
 		rn.warnExpiryAt(n, time.Unix(e.notAfter, 0), ExpiryWarning, now)
 		return true
 	}
-	// pos maps the names planned below to their positions in all (nil:
-	// the same), for the current-link sample.
+	// pos maps the names planned below to their positions in sel.names
+	// (nil: the same), for the current-link sample.
 	var pos []int
 	omitting := opts.OmitNotDue && idxOK
 	if omitting {
@@ -294,7 +351,6 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 		names = kept
 	}
 	plans := make([]CertResult, len(names))
-	fresh := map[string]indexEntry{}
 	notCert := make([]bool, len(names)) // a folder without renewal.json
 	for j, n := range names {
 		i := j
@@ -324,61 +380,51 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 		}
 		d := rn.planChecked(r, now, opts.Force, cc)
 		if d.Action != Wait || d.Picked {
-			work = true
+			p.work = true
 			continue
 		}
-		fresh[n] = entryFor(r, d)
+		p.fresh[n] = entryFor(r, d)
 		plans[j] = waitResult(n, d)
 	}
 	checked()
-	keptNames, keptPlans := names[:0], plans[:0]
 	for i := range names {
 		if !notCert[i] {
-			keptNames, keptPlans = append(keptNames, names[i]), append(keptPlans, plans[i])
+			p.names, p.plans = append(p.names, names[i]), append(p.plans, plans[i])
 		}
 	}
-	names, plans = keptNames, keptPlans
-	if !work {
-		res.Certs = plans
-		if len(opts.Names) == 0 && (!idxOK || len(changed) > 0 || len(fresh) > 0) {
-			// Fold what was read into the index for the next runs, if no
-			// other run is busy (only from a run over every certificate:
-			// the index lists them all).
-			if unlock, err := rn.Store.Lock(ctx, false); err == nil {
-				rn.foldIndex(idx, fresh, all, now)
-				unlock()
-			}
-		}
-		return res, nil
-	}
+	return p
+}
 
+// renewUnderLock takes the store lock and renews what planAll found due,
+// then folds the run into the index.
+func (rn *Runner) renewUnderLock(ctx context.Context, sel selection, p *planned, opts Options, res *Result) error {
 	lctx, cancel := context.WithTimeout(ctx, rn.LockWait)
 	unlock, err := rn.Store.Lock(lctx, rn.LockWait > 0)
 	cancel()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer unlock()
-	res.Certs = make([]CertResult, len(names))
+	res.Certs = make([]CertResult, len(p.names))
 	var due []int
-	for i := range names {
+	for i := range p.names {
 		switch {
-		case plans[i].Outcome == Failed && plans[i].Error != "":
-			res.Certs[i] = plans[i]
-		case plans[i].Outcome == NotDue && !opts.Force:
+		case p.plans[i].Outcome == Failed && p.plans[i].Error != "":
+			res.Certs[i] = p.plans[i]
+		case p.plans[i].Outcome == NotDue && !opts.Force:
 			// Planned not due without the lock: a run that held the lock
 			// may have changed it, but then it is in store.Changed and is
 			// planned again when the index is folded.
-			res.Certs[i] = plans[i]
+			res.Certs[i] = p.plans[i]
 		default:
 			due = append(due, i)
 		}
 	}
-	rn.renewDue(ctx, names, due, opts.Force, res)
+	rn.renewDue(ctx, p.names, due, opts.Force, res)
 	if len(opts.Names) == 0 {
-		rn.foldIndex(idx, fresh, all, rn.now())
+		rn.foldIndex(p.idx, p.fresh, sel.names, rn.now())
 	}
-	return res, nil
+	return nil
 }
 
 // DefaultParallel is how many certificates a run renews at once: each is
