@@ -217,7 +217,7 @@ func (rn *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 	p := rn.planAll(sel, opts, res)
 	if !p.work {
 		res.Certs = p.plans
-		if len(opts.Names) == 0 && (!sel.idxOK || len(p.changed) > 0 || len(p.fresh) > 0) {
+		if len(opts.Names) == 0 && (!p.idxOK || len(p.changed) > 0 || len(p.fresh) > 0) {
 			// Fold what was read into the index for the next runs, if no
 			// other run is busy (only from a run over every certificate:
 			// the index lists them all).
@@ -290,6 +290,7 @@ type planned struct {
 	changed map[string]bool
 	fresh   map[string]indexEntry
 	idx     *index // the index to fold into (nil when store.Changed failed)
+	idxOK   bool
 }
 
 // planAll decides, without the lock and without network, what each selected
@@ -305,7 +306,7 @@ func (rn *Runner) planAll(sel selection, opts Options, res *Result) *planned {
 	if err != nil {
 		idx, idxOK = nil, false
 	}
-	p := &planned{now: now, changed: make(map[string]bool, len(changedList)), fresh: map[string]indexEntry{}, idx: idx}
+	p := &planned{now: now, changed: make(map[string]bool, len(changedList)), fresh: map[string]indexEntry{}, idx: idx, idxOK: idxOK}
 	for _, n := range changedList {
 		p.changed[n] = true
 	}
