@@ -517,8 +517,53 @@ type pending struct {
 	chal  acme.Challenge
 }
 
-// authorize answers every pending authorization of the order.
+// orderAuthz is one order's authorizations being answered: the phases of
+// authorize share it.
+type orderAuthz struct {
+	e     *Engine
+	core  *api.Core
+	tr    *ctxTransport
+	req   Request
+	order acme.ExtendedOrder
+	seen  *seenLog
+	wake  <-chan struct{}
+	em    *emitter
+
+	// The responder and the published answers live until the CA has
+	// validated (close).
+	resp     responder
+	relMu    sync.Mutex
+	releases []func()
+}
+
+// close stops the responder and withdraws the published answers.
+func (a *orderAuthz) close() {
+	if a.resp != nil {
+		a.resp.close()
+	}
+	for _, r := range a.releases {
+		r()
+	}
+}
+
+// authorize answers every pending authorization of the order, in two
+// phases: answer and accept each challenge (answerAll), then wait until
+// the CA has validated them (waitValid).
 func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport, req Request, order acme.ExtendedOrder, seen *seenLog, wake <-chan struct{}, em *emitter) error {
+	a := &orderAuthz{e: e, core: core, tr: tr, req: req, order: order, seen: seen, wake: wake, em: em}
+	defer a.close()
+	waiting, err := a.answerAll(ctx)
+	if err != nil || len(waiting) == 0 {
+		return err
+	}
+	return a.waitValid(ctx, waiting)
+}
+
+// answerAll fetches the authorizations, answers each challenge (the
+// responder, and Publish) and has it accepted; it returns those the CA has
+// still to validate.
+func (a *orderAuthz) answerAll(ctx context.Context) ([]pending, error) {
+	e, core, req, order, seen, em := a.e, a.core, a.req, a.order, a.seen, a.em
 	// The authorizations are fetched a few at a time, and each challenge
 	// is accepted as soon as its authorization is in (the CA validates one
 	// while the next ones are fetched): with 25 addresses one after
@@ -530,7 +575,6 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 	validNow := make([]bool, n)
 	var (
 		start   sync.Once
-		resp    responder
 		respErr error
 		addMu   sync.Mutex // the responders' add is not safe for concurrent use
 		// The challenges accepted as their authorizations come in.
@@ -538,18 +582,6 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 		acceptSlots = make(chan struct{}, 8)
 		acceptErrs  = make([]error, n)
 	)
-	var (
-		relMu    sync.Mutex
-		releases []func()
-	)
-	defer func() {
-		if resp != nil {
-			resp.close()
-		}
-		for _, r := range releases {
-			r()
-		}
-	}()
 	err := forEach(n, func(i int) error {
 		authzURL := order.Authorizations[i]
 		authz, err := core.Authorizations.Get(authzURL)
@@ -591,14 +623,14 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 				respErr = err
 				return
 			}
-			resp = r
+			a.resp = r
 		})
 		if respErr != nil {
 			return &Error{Step: StepResponder, Err: respErr}
 		}
-		if resp != nil {
+		if a.resp != nil {
 			addMu.Lock()
-			err = resp.add(challengeAnswer{ident: addr, token: chal.Token, keyAuth: ka})
+			err = a.resp.add(challengeAnswer{ident: addr, token: chal.Token, keyAuth: ka})
 			addMu.Unlock()
 		}
 		if err != nil {
@@ -609,9 +641,9 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 			if err != nil {
 				return &Error{Step: StepResponder, Identifier: ident, Err: fmt.Errorf("publishing the answer to the other machines: %w", err)}
 			}
-			relMu.Lock()
-			releases = append(releases, release)
-			relMu.Unlock()
+			a.relMu.Lock()
+			a.releases = append(a.releases, release)
+			a.relMu.Unlock()
 		}
 		em.step(StepChallenge, "Asking the CA to validate %s with %s", ident, req.Challenge)
 		todo[i] = &pending{ident: ident, authz: authzURL, chal: *chal}
@@ -638,11 +670,11 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 	})
 	accepts.Wait()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, err := range acceptErrs {
 		if err != nil {
-			return err // the first by position, as forEach
+			return nil, err // the first by position, as forEach
 		}
 	}
 	var waiting []pending
@@ -655,16 +687,20 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 			waiting = append(waiting, *p)
 		}
 	}
-	if len(waiting) == 0 {
-		return nil
-	}
+	return waiting, nil
+}
+
+// waitValid polls until every waiting authorization is valid, or one
+// failed (its error).
+func (a *orderAuthz) waitValid(ctx context.Context, waiting []pending) error {
+	e, core, req, order, em, tr := a.e, a.core, a.req, a.order, a.em, a.tr
 	// One poll a tick for the whole order: a single authorization is
 	// polled itself, several through the order, whose status stays pending
 	// until all are valid and turns invalid when one fails (RFC 8555
 	// section 7.1.6); only then are the authorizations asked, at once, to
 	// find which.
 	poll := newPoller()
-	poll.wake = wake
+	poll.wake = a.wake
 	single := ""
 	if len(waiting) == 1 {
 		single = waiting[0].ident
@@ -705,28 +741,34 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 			}
 			return nil
 		}
-		errs := make([]error, len(waiting))
-		var wg sync.WaitGroup
-		for i, p := range waiting {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if done, err := e.authzDone(core, req, p, em); err != nil {
-					errs[i] = err
-				} else if !done {
-					errs[i] = &Error{Step: StepChallenge, Identifier: p.ident, Problem: &Problem{Type: ProblemNS + "unauthorized",
-						Detail: "the order is " + o.Status + " while this authorization is still pending", Identifier: p.ident}}
-				}
-			}()
-		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				return err
-			}
-		}
-		return &Error{Step: StepChallenge, Problem: &Problem{Type: ProblemNS + "unauthorized", Detail: "the order is " + o.Status}}
+		return a.whichFailed(o.Status, waiting)
 	}
+}
+
+// whichFailed asks each waiting authorization, at once, which one failed
+// the order (its status says only that one did).
+func (a *orderAuthz) whichFailed(status string, waiting []pending) error {
+	errs := make([]error, len(waiting))
+	var wg sync.WaitGroup
+	for i, p := range waiting {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if done, err := a.e.authzDone(a.core, a.req, p, a.em); err != nil {
+				errs[i] = err
+			} else if !done {
+				errs[i] = &Error{Step: StepChallenge, Identifier: p.ident, Problem: &Problem{Type: ProblemNS + "unauthorized",
+					Detail: "the order is " + status + " while this authorization is still pending", Identifier: p.ident}}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return &Error{Step: StepChallenge, Problem: &Problem{Type: ProblemNS + "unauthorized", Detail: "the order is " + status}}
 }
 
 // authzDone polls one authorization: done when valid, an error when it
