@@ -36,8 +36,10 @@ type Diagnosis struct {
 	Cause    string   `json:"cause"`
 	Evidence []string `json:"evidence,omitempty"`
 	Fix      string   `json:"fix"`
-	// Command is the command of the fix, when there is one.
+	// Command is the command of the fix, when there is one, on one line;
+	// Args are its words (Command is their rendering, Cmd.String).
 	Command string `json:"command,omitempty"`
+	Args    Cmd    `json:"command_args,omitempty"`
 	// Retryable says whether running again can succeed without changing
 	// anything (a transient CA or network fault, a rate limit that lapses).
 	// A failure that needs a fix first is not retryable.
@@ -122,6 +124,12 @@ const (
 	DiagStateUntrusted      = "state-untrusted"
 	DiagStoreRename         = "store-rename-failed"
 	DiagJWS                 = "jws-rejected"
+	DiagFirewall            = "host-firewall"
+	DiagNotForwarded        = "port-not-forwarded"
+	DiagCGNAT               = "cgnat"
+	DiagWrongAddress        = "wrong-address"
+	DiagAddressChanged      = "address-changed"
+	DiagRedirectHTTPS       = "redirect-to-https"
 	DiagUnknown             = "unknown"
 )
 
