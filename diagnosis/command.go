@@ -201,21 +201,24 @@ func (g *diag) stagingCmd(extra ...string) Cmd {
 // doctorCmd is "ipcert doctor ADDR", with a real order from outside when
 // probe is set (--agree-tos: the probe may register a staging account).
 func (g *diag) doctorCmd(probe bool) Cmd {
-	c := Cmd{"ipcert", "doctor"}
-	if a := g.addr(); a != "" {
-		c = append(c, a)
-	} else if ids := g.idents(); len(ids) > 0 {
-		c = append(c, ids[0])
+	a := g.addr()
+	if ids := g.idents(); a == "" && len(ids) > 0 {
+		a = ids[0]
 	}
-	if probe {
-		if len(c) == 2 {
-			// --probe needs an address; without one doctor re-checks.
-			probe = false
-		} else {
+	return doctorCmd(a, g.ev.StateDir, probe)
+}
+
+// doctorCmd is "ipcert doctor ADDR" of the state directory, with a real
+// order from outside when probe is set (--probe needs an address).
+func doctorCmd(addr, stateDir string, probe bool) Cmd {
+	c := Cmd{"ipcert", "doctor"}
+	if addr != "" {
+		c = append(c, addr)
+		if probe {
 			c = append(c, "--probe", "--agree-tos")
 		}
 	}
-	return append(c, StateDirArgs(g.ev.StateDir)...)
+	return append(c, StateDirArgs(stateDir)...)
 }
 
 // preflightCmd is "ipcert preflight" for the attempt's addresses and CA.

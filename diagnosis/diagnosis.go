@@ -70,6 +70,8 @@ type Diagnosis struct {
 	// ownCA: the CA is the user's own ACME CA (WriteFailure's next step
 	// is a probe at that CA, not at Let's Encrypt staging).
 	ownCA bool
+	// stateDir completes WriteFailure's doctor commands.
+	stateDir string
 }
 
 // Diagnosis codes.
@@ -162,7 +164,7 @@ func Diagnose(err error, ev Evidence) Diagnosis {
 	d.Validators = ev.Seen
 	ev.Seen = seenFor(ev.Seen, d.Identifier)
 	dg := &diag{d: &d, ev: ev, err: err}
-	d.ownCA = dg.own()
+	d.ownCA, d.stateDir = dg.own(), ev.StateDir
 	dg.inferChallenge()
 	d.Challenge, d.WebRoot = dg.ev.Challenge, ev.WebRoot
 	d.CA, d.CARoot, d.Responder = ev.CA, ev.CARoot, ev.Responder
@@ -196,6 +198,9 @@ func Diagnose(err error, ev Evidence) Diagnosis {
 func (d *Diagnosis) sanitize() {
 	for _, p := range []*string{&d.Title, &d.Error, &d.Cause, &d.Fix, &d.Command, &d.Retry, &d.Identifier, &d.WebRoot, &d.RateLimit} {
 		*p = acmeflow.Printable(*p)
+	}
+	for i := range d.Args {
+		d.Args[i] = acmeflow.Printable(d.Args[i])
 	}
 	for i := range d.Evidence {
 		d.Evidence[i] = acmeflow.Printable(d.Evidence[i])
@@ -231,7 +236,7 @@ func (d Diagnosis) Failure(now time.Time) store.Failure {
 	f := store.Failure{
 		Time: now.UTC(), Step: string(d.Step), Detail: d.Error,
 		Cause: d.Cause, Fix: d.Fix, Retryable: d.Retryable, Evidence: d.Evidence,
-		Code: d.Code, Title: d.Title, Command: d.Command, RetryAt: d.RetryAt,
+		Code: d.Code, Title: d.Title, Command: d.Command, CommandArgs: d.Args, RetryAt: d.RetryAt,
 		Challenge: d.Challenge, WebRoot: d.WebRoot, Port: d.Port,
 		CA: d.CA, CARoot: d.CARoot, Responder: d.Responder,
 	}
@@ -287,7 +292,7 @@ func ErrorFromFailure(f store.Failure) *acmeflow.Error {
 // that was printed at the time.
 func Stored(f store.Failure) Diagnosis {
 	d := Diagnosis{
-		Code: f.Code, Title: f.Title, Step: acmeflow.Step(f.Step), Cause: f.Cause, Fix: f.Fix, Command: f.Command,
+		Code: f.Code, Title: f.Title, Step: acmeflow.Step(f.Step), Cause: f.Cause, Fix: f.Fix, Command: f.Command, Args: f.CommandArgs,
 		Retryable: f.Retryable, Evidence: f.Evidence, RetryAt: f.RetryAt,
 		Challenge: f.Challenge, WebRoot: f.WebRoot, Port: f.Port,
 		CA: f.CA, CARoot: f.CARoot, Responder: f.Responder,

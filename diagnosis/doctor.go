@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,8 @@ type Target struct {
 	Checks []preflight.Result `json:"checks,omitempty"`
 	Probes []Probe            `json:"local_probes,omitempty"`
 	Order  *Order             `json:"probe_order,omitempty"`
+	// CACheck re-checks a failure at the CA (resolve, connect, directory).
+	CACheck *CACheck `json:"ca_check,omitempty"`
 
 	renewal *store.Renewal
 	addrs   []netip.Addr
@@ -61,6 +64,11 @@ type DoctorOptions struct {
 	// UserAgent of the probe order; Log receives the local CA's log.
 	UserAgent string
 	Log       io.Writer
+	// StateDir is the state directory, for the commands of a fix.
+	StateDir string
+	// CAEndpoints are how the re-check of a failure at the CA reaches it
+	// (zero: the system's resolver and network).
+	CAEndpoints CAEndpoints
 }
 
 // UsageError is a doctor argument that is neither a certificate nor an
@@ -133,6 +141,8 @@ func Targets(st *store.Store, arg string, probe bool, warn func(error)) ([]*Targ
 		for _, ff := range firsts {
 			out = append(out, first(ff))
 		}
+		// The newest failure first: the one the user just saw.
+		sort.SliceStable(out, func(i, j int) bool { return out[i].LastError.Time.After(out[j].LastError.Time) })
 		if len(out) == 0 && probe {
 			return nil, &UsageError{"--probe needs an address or a certificate name: ipcert doctor ADDR --probe"}
 		}
@@ -256,7 +266,7 @@ func (t *Target) Examine(ctx context.Context, o *DoctorOptions, progress io.Writ
 	}
 	// The same builder as issue, renew and the wizard; the ports are the
 	// ones just checked (the failed attempt's, when it recorded one).
-	att := Attempt{Challenge: challenge, WebRoot: webroot, CA: t.CA, HTTPListen: httpListen, TLSListen: tlsListen}
+	att := Attempt{Challenge: challenge, WebRoot: webroot, CA: t.CA, HTTPListen: httpListen, TLSListen: tlsListen, Identifiers: t.Identifiers, StateDir: o.StateDir}
 	if t.renewal != nil {
 		att.CARoot = t.renewal.CARoot
 	}
@@ -272,6 +282,20 @@ func (t *Target) Examine(ctx context.Context, o *DoctorOptions, progress io.Writ
 	}
 	if t.LastError == nil {
 		return
+	}
+	if IsCAFailure(t.LastError.Code) && !o.Offline {
+		// The failure was at the CA: exactly that again, at the CA the
+		// attempt used.
+		choice, root := t.LastError.CA, t.LastError.CARoot
+		if choice == "" {
+			choice = t.CA
+		}
+		if root == "" && t.renewal != nil {
+			root = t.renewal.CARoot
+		}
+		fmt.Fprintf(progress, "Re-checking the CA (%s): its name, a connection, its directory...\n", choice)
+		c := CheckCA(ctx, choice, root, o.CAEndpoints)
+		t.CACheck = &c
 	}
 	if t.LastError.Code != "" {
 		stored := Stored(*t.LastError)
