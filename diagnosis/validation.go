@@ -277,9 +277,7 @@ func (g *diag) wrongContent(t string, none bool) {
 	case (none || htmlPage && g.ev.WebRoot == "") && g.elsewhere(g.port()):
 		return
 	case (none || htmlPage && g.ev.WebRoot == "") && !g.behindNAT() && g.ev.NAT != "":
-		g.set(DiagForeignServer, "Another web server answered the validator", fmt.Sprintf("The validator got a page from some server on port %d, but none of its requests reached our responder, and this machine is not behind a NAT: another program here holds the address's port (a responder bound to another address), or a proxy or load balancer in front of the address answers.", g.port()),
-			fmt.Sprintf("Find what answers on port %d of the address (ss -ltnp here; the provider's load balancer or proxy) and let the challenge path reach ipcert's responder.", g.port()), cmd("ss", "-ltnp"), false)
-		g.evidence("no validator request reached our responder")
+		g.foreignNoNAT("a page")
 	case none || htmlPage && g.ev.WebRoot == "":
 		g.set(DiagForeignServer, "Another web server answered the validator", fmt.Sprintf("The validator got a page from some server on port %d, but none of its requests reached our responder: typically the router's own web interface (the port is not forwarded to this machine) or another machine behind the same address.", g.port()),
 			fmt.Sprintf("Forward tcp %d on the router to this machine (and turn off the router's remote administration on it), then retry.", g.port()), g.preflightCmd("--map-ports"), false)
@@ -301,6 +299,10 @@ func (g *diag) wrongContent(t string, none bool) {
 
 func (g *diag) badStatus(t string, status int, none bool) {
 	if none && g.ev.WebRoot == "" && g.elsewhere(g.port()) {
+		return
+	}
+	if none && g.ev.WebRoot == "" && !g.behindNAT() && g.ev.NAT != "" {
+		g.foreignNoNAT(fmt.Sprintf("HTTP %d", status))
 		return
 	}
 	if none && g.ev.WebRoot == "" {
@@ -450,4 +452,12 @@ func (g *diag) redirectHTTPS(port int) {
 	g.set(DiagRedirectHTTPS, "The whole server redirects to https", fmt.Sprintf("%s answers every plain-HTTP request on port %d with a redirect to https, the challenge path too; the validator followed it and the https server did not serve the answer (another root, or another server).", server, port),
 		fmt.Sprintf("Exempt /.well-known/acme-challenge/ from the redirect in the port-%d server, before its redirect (nginx: %s), reload, and run again.", port, snippet),
 		cmd("curl", "-sI", "http://"+g.hostPort(port)+"/.well-known/acme-challenge/test"), false)
+}
+
+// foreignNoNAT: another server answered the validator on a machine that
+// is not behind a NAT (no router to blame).
+func (g *diag) foreignNoNAT(got string) {
+	g.set(DiagForeignServer, "Another web server answered the validator", fmt.Sprintf("The validator got %s from some server on port %d, but none of its requests reached our responder, and this machine is not behind a NAT: another program here holds the address's port (ipcert's responder listened on another address), or a proxy or load balancer in front of the address answers.", got, g.port()),
+		fmt.Sprintf("Find what answers on port %d of the address (ss -ltnp here; the provider's load balancer or proxy) and let the challenge path reach ipcert's responder.", g.port()), cmd("ss", "-ltnp"), false)
+	g.evidence("no validator request reached our responder")
 }
