@@ -121,7 +121,7 @@ func (g *diag) natHint(port int) string {
 	case "double-nat":
 		return " This machine is behind two NATs: forward the port on both routers, or use IPv6."
 	case "home-nat", "nat":
-		return fmt.Sprintf(" This machine is behind a NAT router: forward tcp %d to it (ipcert preflight --map-ports can try UPnP/NAT-PMP).", port)
+		return fmt.Sprintf(" This machine is behind a NAT router: forward tcp %d to it (--map-ports asks the router over UPnP/NAT-PMP).", port)
 	case "cloud-1to1":
 		return " This is a cloud VM behind 1:1 NAT: the provider's security group / firewall must allow the port."
 	}
@@ -204,9 +204,9 @@ func (g *diag) classify() {
 	if g.jws(t) {
 		return
 	}
-	fix := "Check the address, ports and firewall, then rehearse on staging; \"ipcert doctor --probe\" tests reachability from the outside."
+	fix := "Check the address, ports and firewall, then rehearse on staging; ipcert preflight checks this machine."
 	if g.own() {
-		fix = "Check the address, ports and firewall between your CA and this machine, then run again; \"ipcert doctor NAME --probe\" orders from your CA to test."
+		fix = "Check the address, ports and firewall between your CA and this machine, then run again; ipcert preflight checks this machine."
 	}
 	g.set(DiagUnknown, fmt.Sprintf("Failed at the %s step", g.d.Step), g.errText(), fix, g.preflightCmd(), false)
 }

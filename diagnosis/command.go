@@ -155,6 +155,11 @@ func (g *diag) issueCmd(a issueArgs) Cmd {
 	if len(ips) == 0 {
 		ips = g.idents()
 	}
+	if len(ips) == 0 {
+		// The failure named no address (an account or order step): the
+		// one this machine has now.
+		ips = []string{"auto"}
+	}
 	for _, ip := range ips {
 		c = append(c, "--ip", ip)
 	}

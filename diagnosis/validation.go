@@ -178,7 +178,7 @@ func (g *diag) validation(t string) {
 			fmt.Sprintf("Make sure tcp port %d of the address is reachable from the CA (ss -ltnp here; the CA's network and firewall), and that the CA validates on that port (step-ca: 80 for http-01, 443 for tls-alpn-01).", port), cmd("ss", "-ltnp"), false)
 	default:
 		g.set(DiagUnknown, "Validation failed", "The CA could not validate the address: "+g.d.Problem.Detail,
-			"Run ipcert doctor --probe for an external test, and ipcert preflight for the local checks.", g.doctorCmd(true), false)
+			"Test from the outside with a real order on staging (the command), and check this machine with ipcert preflight.", g.doctorCmd(true), false)
 	}
 }
 
@@ -256,7 +256,7 @@ func (g *diag) tlsConnect(none bool) {
 		cause += " None of its connections reached our responder: the packets were dropped or refused, or another server (plain HTTP, a TLS proxy) holds the port or the port forward."
 	}
 	g.set(DiagTLSConnect, "The tls-alpn-01 validator could not connect", cause,
-		fmt.Sprintf("Make sure tcp %d reaches this machine and nothing else answers there; ipcert doctor ADDR probes the port.", g.port()), g.doctorCmd(false), false)
+		fmt.Sprintf("Make sure tcp %d reaches this machine and nothing else answers there; doctor (the command) probes the port.", g.port()), g.doctorCmd(false), false)
 }
 
 // foreign adds the decisive local fact: the validator talked to some
