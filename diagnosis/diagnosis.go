@@ -70,8 +70,8 @@ type Diagnosis struct {
 	// ownCA: the CA is the user's own ACME CA (WriteFailure's next step
 	// is a probe at that CA, not at Let's Encrypt staging).
 	ownCA bool
-	// stateDir completes WriteFailure's doctor commands.
-	stateDir string
+	// stateDir and addr complete WriteFailure's doctor commands.
+	stateDir, addr string
 }
 
 // Diagnosis codes.
@@ -164,7 +164,10 @@ func Diagnose(err error, ev Evidence) Diagnosis {
 	d.Validators = ev.Seen
 	ev.Seen = seenFor(ev.Seen, d.Identifier)
 	dg := &diag{d: &d, ev: ev, err: err}
-	d.ownCA, d.stateDir = dg.own(), ev.StateDir
+	d.ownCA, d.stateDir, d.addr = dg.own(), ev.StateDir, d.Identifier
+	if d.addr == "" && len(ev.Identifiers) > 0 {
+		d.addr = ev.Identifiers[0]
+	}
 	dg.inferChallenge()
 	d.Challenge, d.WebRoot = dg.ev.Challenge, ev.WebRoot
 	d.CA, d.CARoot, d.Responder = ev.CA, ev.CARoot, ev.Responder

@@ -56,12 +56,12 @@ func WriteFailure(w io.Writer, d Diagnosis, recordErr error) {
 	if sub, ok := d.Args.Ipcert(); ok && sub == "doctor" {
 		return
 	}
-	again, probe := doctorCmd(d.Identifier, d.stateDir, false), doctorCmd(d.Identifier, d.stateDir, true)
+	again, probe := doctorCmd(d.addr, d.stateDir, false), doctorCmd(d.addr, d.stateDir, true)
 	from := "Let's Encrypt staging"
 	if d.ownCA {
 		from = "your CA"
 	}
-	if d.Identifier == "" {
+	if d.addr == "" {
 		fmt.Fprintf(w, "Run \"%s\" to re-check this later.\n", again)
 		return
 	}
