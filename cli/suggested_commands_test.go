@@ -129,7 +129,7 @@ func everyCode(webroot string) []codeScenario {
 		{diagnosis.DiagNotForwarded, chalProblem("connection", "IP: Fetching http://IP/.well-known/acme-challenge/x: Connection refused"), diagnosis.Evidence{SeenKnown: true, NAT: "home-nat", LocalAddrs: lan, LocalAddrsKnown: true}},
 		{diagnosis.DiagCGNAT, chalProblem("connection", "IP: Fetching http://IP/.well-known/acme-challenge/x: Connection refused"), diagnosis.Evidence{SeenKnown: true, NAT: "cgnat", PublicNow: []netip.Addr{netip.MustParseAddr("2a02:898:0:20::20")}}},
 		{diagnosis.DiagWrongAddress, chalProblem("connection", "IP: Fetching http://IP/.well-known/acme-challenge/x: Connection refused"), diagnosis.Evidence{SeenKnown: true, NAT: "direct", LocalAddrs: lan, LocalAddrsKnown: true}},
-		{diagnosis.DiagAddressChanged, chalProblem("connection", "IP: Fetching http://IP/.well-known/acme-challenge/x: Timeout during connect"), diagnosis.Evidence{SeenKnown: true, NAT: "direct", PublicNow: []netip.Addr{netip.MustParseAddr("81.2.69.199")}}},
+		{diagnosis.DiagAddressChanged, chalProblem("connection", "IP: Fetching http://IP/.well-known/acme-challenge/x: Timeout during connect"), diagnosis.Evidence{SeenKnown: true, Issued: true, NAT: "direct", PublicNow: []netip.Addr{netip.MustParseAddr("81.2.69.199")}}},
 		{diagnosis.DiagRedirectHTTPS, chalProblem("unauthorized", "IP: Invalid response from https://IP/.well-known/acme-challenge/x: 404"), wr},
 		{diagnosis.DiagUnknown, stepError(acmeflow.StepOrder, errors.New("something nobody expected")), diagnosis.Evidence{}},
 	}
@@ -195,6 +195,9 @@ func TestSuggestedCommandsAreValid(t *testing.T) {
 			// attempt.
 			sev := sc.ev
 			sev.CA, sev.CARoot, sev.StateDir, sev.Identifiers, sev.Now = ev.CA, ev.CARoot, ev.StateDir, ev.Identifiers, ev.Now
+			if sc.code == diagnosis.DiagWrongAddress || sc.code == diagnosis.DiagAddressChanged {
+				sev.PublicNow = sc.ev.PublicNow
+			}
 			if sev.Challenge == "" {
 				sev.Challenge = ev.Challenge
 			}

@@ -36,6 +36,7 @@ type Target struct {
 	CACheck *CACheck `json:"ca_check,omitempty"`
 
 	renewal *store.Renewal
+	managed bool // a certificate with a renewal.json, not a first failure
 	addrs   []netip.Addr
 }
 
@@ -66,6 +67,8 @@ type DoctorOptions struct {
 	Log       io.Writer
 	// StateDir is the state directory, for the commands of a fix.
 	StateDir string
+	// Env is the preflight environment of the checks (nil: the system's).
+	Env *preflight.Env
 	// CAEndpoints are how the re-check of a failure at the CA reaches it
 	// (zero: the system's resolver and network).
 	CAEndpoints CAEndpoints
@@ -90,7 +93,7 @@ func Targets(st *store.Store, arg string, probe bool, warn func(error)) ([]*Targ
 		if err != nil {
 			return nil, err
 		}
-		t := &Target{Name: name, Identifiers: r.Identifiers, CA: r.CA, LastError: r.LastError, Failures: r.Failures, renewal: r}
+		t := &Target{Name: name, Identifiers: r.Identifiers, CA: r.CA, LastError: r.LastError, Failures: r.Failures, renewal: r, managed: true}
 		for _, id := range r.Identifiers {
 			if a, err := netip.ParseAddr(id); err == nil {
 				t.addrs = append(t.addrs, a)
@@ -258,7 +261,11 @@ func (t *Target) Examine(ctx context.Context, o *DoctorOptions, progress io.Writ
 	if local {
 		ca = cachoice.Local
 	}
-	rep := Preflight(ctx, t.addrs, ca, httpPort, tlsPort, o.Offline)
+	env := preflight.DefaultEnv()
+	if o.Env != nil {
+		env = *o.Env
+	}
+	rep := PreflightIn(ctx, env, t.addrs, ca, httpPort, tlsPort, o.Offline)
 	for _, r := range rep.Results {
 		if r.Status != preflight.StatusSkipped || r.Summary != "" {
 			t.Checks = append(t.Checks, r)
@@ -267,6 +274,9 @@ func (t *Target) Examine(ctx context.Context, o *DoctorOptions, progress io.Writ
 	// The same builder as issue, renew and the wizard; the ports are the
 	// ones just checked (the failed attempt's, when it recorded one).
 	att := Attempt{Challenge: challenge, WebRoot: webroot, CA: t.CA, HTTPListen: httpListen, TLSListen: tlsListen, Identifiers: t.Identifiers, StateDir: o.StateDir}
+	// A managed certificate's address was certified before: one that is
+	// not this machine's now has moved.
+	att.Issued = t.managed
 	if t.renewal != nil {
 		att.CARoot = t.renewal.CARoot
 	}

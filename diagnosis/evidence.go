@@ -69,6 +69,10 @@ type Evidence struct {
 	LocalAddrs      []netip.Addr
 	LocalAddrsKnown bool
 	PublicNow       []netip.Addr
+	// Issued says the address was certified before (a renewal, or doctor
+	// of a managed certificate): a public address that differs now means
+	// the address moved, not a mistyped one.
+	Issued bool
 	// Probe is what a local connection to the validation port found.
 	Probe *Probe
 	// Now is the clock for turning "retry after <time>" into a wait.
@@ -96,6 +100,8 @@ type Attempt struct {
 	// Identifiers and StateDir complete the commands of a fix.
 	Identifiers []string
 	StateDir    string
+	// Issued: the addresses were certified before (renewal.json).
+	Issued bool
 }
 
 // AttemptOf is the attempt of an engine request made for the CA ca (nil
@@ -120,7 +126,7 @@ func AttemptOf(req *acmeflow.Request, ca *cachoice.CA, choice string) Attempt {
 // attempts: the challenge, the web root, the CA and the responder's
 // addresses.
 func RenewalAttempt(r *store.Renewal) Attempt {
-	return Attempt{Challenge: r.Challenge, WebRoot: r.WebRoot, CA: r.CA, Local: r.CA == cachoice.Local, HTTPListen: r.HTTPListen, TLSListen: r.TLSListen, CARoot: r.CARoot, Identifiers: r.Identifiers}
+	return Attempt{Challenge: r.Challenge, WebRoot: r.WebRoot, CA: r.CA, Local: r.CA == cachoice.Local, HTTPListen: r.HTTPListen, TLSListen: r.TLSListen, CARoot: r.CARoot, Identifiers: r.Identifiers, Issued: true}
 }
 
 // Evidence is the attempt's evidence: the challenge, the web root and the
@@ -128,7 +134,7 @@ func RenewalAttempt(r *store.Renewal) Attempt {
 // responder's own for the local test CA).
 func (a Attempt) Evidence(now time.Time) Evidence {
 	ev := Evidence{Challenge: a.Challenge, WebRoot: a.WebRoot, HTTPPort: 80, TLSPort: 443, CA: a.CA, CARoot: a.CARoot, Now: now,
-		Identifiers: a.Identifiers, StateDir: a.StateDir}
+		Identifiers: a.Identifiers, StateDir: a.StateDir, Issued: a.Issued}
 	if a.WebRoot == "" {
 		ev.Responder = a.HTTPListen
 		if a.Challenge == acmeflow.ChallengeTLSALPN01 {
@@ -213,7 +219,7 @@ func (ev *Evidence) Gather(ctx context.Context, err error) {
 	if perr == nil {
 		addrs = append(addrs, a)
 	}
-	rep := Preflight(ctx, addrs, ev.CA, ev.HTTPPort, ev.TLSPort, true)
+	rep := PreflightIn(ctx, preflight.DefaultEnv(), addrs, ev.CA, ev.HTTPPort, ev.TLSPort, true)
 	ev.AddPreflight(rep)
 	if ev.Probe == nil && perr == nil && ae.Step == acmeflow.StepChallenge {
 		p := ProbeValidationPort(ctx, a, port, ev.Challenge)
@@ -229,13 +235,19 @@ func (ev *Evidence) Gather(ctx context.Context, err error) {
 // address, does not run: such a CA validates from its own network (an
 // internal address has no public one).
 func Preflight(ctx context.Context, addrs []netip.Addr, ca string, httpPort, tlsPort int, offline bool) preflight.Report {
+	return PreflightIn(ctx, preflight.DefaultEnv(), addrs, ca, httpPort, tlsPort, offline)
+}
+
+// PreflightIn is Preflight in env (doctor's: the public-address sources
+// as IPCERT_ECHO4 and the like set them).
+func PreflightIn(ctx context.Context, env preflight.Env, addrs []netip.Addr, ca string, httpPort, tlsPort int, offline bool) preflight.Report {
 	local, own := cachoice.IsLocal(ca), cachoice.IsOwn(ca)
 	only := []string{preflight.IDInterfaces, preflight.IDPorts, preflight.IDPrivilege, preflight.IDWebServers, preflight.IDFirewall, preflight.IDAddress}
 	if !offline && !own {
 		only = append(only, preflight.IDNAT)
 	}
 	opts := preflight.Options{IPs: addrs, LocalCA: local, OwnCA: own, HTTPPort: httpPort, TLSPort: tlsPort, Only: only}
-	return preflight.Run(ctx, preflight.DefaultEnv(), opts, nil)
+	return preflight.Run(ctx, env, opts, nil)
 }
 
 // withEvidence is a failure together with the evidence its caller

@@ -71,14 +71,8 @@ func (g *diag) elsewhere(port int) bool {
 	if !ok || g.own() && !g.ev.LocalAddrsKnown {
 		return false
 	}
-	if now, moved := g.publicNow(); moved {
-		ips := []string{}
-		for _, id := range g.idents() {
-			if id == a.String() {
-				id = now.String()
-			}
-			ips = append(ips, id)
-		}
+	if now, moved := g.publicNow(); moved && g.ev.Issued {
+		ips := g.replaceIdent(a.String(), now.String())
 		g.set(DiagAddressChanged, "The address is no longer this machine's",
 			fmt.Sprintf("The CA validated %s, but this machine's public address is now %s: the address changed (a new lease from the provider, another uplink, a moved VM) since it was certified, and the validator reached whatever has %s now.", a, now, a),
 			fmt.Sprintf("Certify the address this machine has now (%s), and point your clients at it; --ip auto always takes the current one.", now),
@@ -86,12 +80,23 @@ func (g *diag) elsewhere(port int) bool {
 		g.evidence("public address now: %s (certified: %s)", now, a)
 		return true
 	}
-	if g.notHere() && !g.behindNAT() && g.ev.NAT != "" && g.ev.NAT != "unknown" {
+	now, other := g.publicNow()
+	if other || g.notHere() && !g.behindNAT() && g.ev.NAT != "" && g.ev.NAT != "unknown" {
+		fix := "Certify an address of this machine (ipcert preflight lists them), or run ipcert on the machine that has " + a.String() + "."
+		c := g.preflightCmd()
+		if other {
+			fix = fmt.Sprintf("Certify this machine's public address %s, or run ipcert on the machine that has %s.", now, a)
+			c = g.issueCmd(issueArgs{ips: g.replaceIdent(a.String(), now.String())})
+		}
 		g.set(DiagWrongAddress, "The CA reached another machine",
-			fmt.Sprintf("%s is not on any interface of this machine, and this machine is not behind a NAT (its public address is on an interface): the validator's connection to port %d went to another machine, or nowhere.", a, port),
-			"Certify an address of this machine (ipcert preflight lists them), or run ipcert on the machine that has "+a.String()+".",
-			g.preflightCmd(), false)
-		g.evidence("this machine's addresses: %s", addrList(g.ev.LocalAddrs))
+			fmt.Sprintf("%s is not this machine's address (not on any of its interfaces, and not its public address), so the validator's connection to port %d went to another machine, or nowhere.", a, port),
+			fix, c, false)
+		if g.ev.LocalAddrsKnown {
+			g.evidence("this machine's addresses: %s", addrList(g.ev.LocalAddrs))
+		}
+		if other {
+			g.evidence("this machine's public address: %s", now)
+		}
 		return true
 	}
 	return false
@@ -210,12 +215,28 @@ func (g *diag) natFix(port int) bool {
 	case "home-nat", "nat", "double-nat":
 		routers := "the router"
 		if g.ev.NAT == "double-nat" {
-			routers = "both routers (the NAT is double)"
+			routers = "every router on the way (the NAT is double)"
+		}
+		to := "this machine"
+		for _, a := range g.ev.LocalAddrs {
+			if a.Is4() && a.IsPrivate() {
+				to = "this machine (" + a.String() + ")"
+				break
+			}
+		}
+		if g.ev.NAT == "home-nat" {
+			// The router answers UPnP/NAT-PMP (preflight asked it): ipcert
+			// can map the port itself.
+			g.set(DiagNotForwarded, "The router does not forward the port to this machine",
+				fmt.Sprintf("This machine is behind a NAT router: %s is the router's outside address, and the validator's connection to its port %d was not forwarded here.", g.addr(), port),
+				fmt.Sprintf("Let ipcert ask the router to forward tcp port %d during issuance (UPnP/NAT-PMP, --map-ports), or forward it to %s in the router's settings, then run again.", port, to),
+				g.issueCmd(issueArgs{extra: []string{"--map-ports"}}), false)
+			return true
 		}
 		g.set(DiagNotForwarded, "The router does not forward the port to this machine",
-			fmt.Sprintf("This machine is behind a NAT router: %s is the router's outside address, and the validator's connection to its port %d was not forwarded here.", g.addr(), port),
-			fmt.Sprintf("Forward tcp port %d on %s to this machine, or let ipcert ask the router for it (UPnP/NAT-PMP) during issuance with --map-ports.", port, routers),
-			g.issueCmd(issueArgs{extra: []string{"--map-ports"}}), false)
+			fmt.Sprintf("This machine is behind NAT: %s is the outside address of %s, and the validator's connection to its port %d was not forwarded here (the router does not answer UPnP or NAT-PMP, so ipcert cannot ask it).", g.addr(), routers, port),
+			fmt.Sprintf("Forward tcp port %d on %s to %s in the router's settings, then run again.", port, routers, to),
+			g.issueCmd(issueArgs{}), false)
 		return true
 	case "cloud-1to1":
 		g.set(DiagConnectTimeout, "The cloud provider's firewall blocks the port",
@@ -248,4 +269,21 @@ func (g *diag) portBusy(owner string) {
 	g.set(DiagPortBusy, "The validation port is busy", "Another program holds the port our responder needs"+owner+".",
 		"Answer through the document root the web server serves for this address (--webroot DIR; ipcert preflight shows the default server's root), or stop it for the minute of issuance.",
 		g.preflightCmd(), false)
+}
+
+// replaceIdent is the order's addresses with old replaced by new.
+func (g *diag) replaceIdent(old, new string) []string {
+	var out []string
+	for _, id := range g.idents() {
+		if id == old {
+			id = new
+		}
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{new}
+	}
+	return out
 }

@@ -313,8 +313,14 @@ func (g *diag) badStatus(t string, status int, none bool) {
 	}
 	if status == 404 {
 		if g.ev.WebRoot != "" {
+			c := g.preflightCmd()
+			fix := "Give --webroot the document root of the default server (ipcert preflight shows it), or add a location /.well-known/acme-challenge/ { root " + g.ev.WebRoot + "; } to the default server."
+			if r := g.ev.WebServerRoot; r != "" && r != g.ev.WebRoot {
+				c = g.issueCmd(issueArgs{webroot: r})
+				fix = "Give --webroot the document root of " + g.ev.WebServer + "'s default server, " + r + ", or add a location /.well-known/acme-challenge/ { root " + g.ev.WebRoot + "; } to the default server."
+			}
 			g.set(DiagWebRootNotServed, "The web root is not what the server serves for this address", "The challenge file was written into "+g.ev.WebRoot+" but the web server answered 404: the default server for Host=<ip> uses another document root, or a location block hides /.well-known/.",
-				"Give --webroot the document root of the default server (ipcert preflight shows it), or add a location /.well-known/acme-challenge/ { root "+g.ev.WebRoot+"; } to the default server.", g.preflightCmd(), false)
+				fix, c, false)
 			return
 		}
 		g.set(DiagNotFound, "The challenge URL answered 404", "The server on the port did not have the challenge file: it is not ipcert's responder, or a web server with no default vhost for Host=<ip>.",
