@@ -139,7 +139,15 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 		return exitOK
 	}
 
+	// The public-address sources as for "ipcert issue --ip auto"
+	// (IPCERT_ECHO4 and the like replace the built-in lists).
+	penv, err := publicEnv(s.Env)
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err)
+		return exitUsage
+	}
 	opts := diagnosis.DoctorOptions{
+		Env: &penv,
 		Challenge: f.challenge, WebRoot: f.webroot, HTTPListen: f.httpListen, TLSListen: f.tlsListen,
 		Offline: f.offline, ProbeCA: f.probeCA, AgreeTOS: f.agreeTOS, Timeout: f.timeout,
 		UserAgent: "ipcert/" + version + " (doctor probe)", Log: debugWriter(), StateDir: st.Root(),

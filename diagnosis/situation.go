@@ -287,3 +287,13 @@ func (g *diag) replaceIdent(old, new string) []string {
 	}
 	return out
 }
+
+// forwardCmd is the command after a port forward to this machine: the
+// issuance again, with --map-ports when the router answers UPnP/NAT-PMP
+// (preflight asked it: home-nat) so ipcert can make the forward itself.
+func (g *diag) forwardCmd() Cmd {
+	if g.ev.NAT == "home-nat" {
+		return g.issueCmd(issueArgs{extra: []string{"--map-ports"}})
+	}
+	return g.issueCmd(issueArgs{})
+}

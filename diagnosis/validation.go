@@ -280,7 +280,7 @@ func (g *diag) wrongContent(t string, none bool) {
 		g.foreignNoNAT("a page")
 	case none || htmlPage && g.ev.WebRoot == "":
 		g.set(DiagForeignServer, "Another web server answered the validator", fmt.Sprintf("The validator got a page from some server on port %d, but none of its requests reached our responder: typically the router's own web interface (the port is not forwarded to this machine) or another machine behind the same address.", g.port()),
-			fmt.Sprintf("Forward tcp %d on the router to this machine (and turn off the router's remote administration on it), then retry.", g.port()), g.preflightCmd("--map-ports"), false)
+			fmt.Sprintf("Forward tcp %d on the router to this machine (and turn off the router's remote administration on it), then retry.", g.port()), g.forwardCmd(), false)
 		g.evidence("no validator request reached our responder")
 	case g.ev.WebRoot != "":
 		g.set(DiagWrongContent, "The web server served something else at the challenge URL", "The file ipcert wrote into "+g.ev.WebRoot+" was not what the web server returned for /.well-known/acme-challenge/<token>: the web root is not the one served for this address (another vhost is the default for Host=<ip>), or a rewrite rule (a single-page app, a CMS) answers every path.",
@@ -307,7 +307,7 @@ func (g *diag) badStatus(t string, status int, none bool) {
 	}
 	if none && g.ev.WebRoot == "" {
 		g.set(DiagForeignServer, "Another web server answered the validator", fmt.Sprintf("The validator got HTTP %d from a server on port %d, but none of its requests reached our responder: the port leads to another server (the router's admin page, another machine, a proxy).", status, g.port()),
-			fmt.Sprintf("Forward tcp %d to this machine, or stop whatever answers there during issuance.", g.port()), g.preflightCmd("--map-ports"), false)
+			fmt.Sprintf("Forward tcp %d to this machine, or stop whatever answers there during issuance.", g.port()), g.forwardCmd(), false)
 		g.evidence("no validator request reached our responder")
 		return
 	}
