@@ -244,7 +244,9 @@ func PreflightIn(ctx context.Context, env preflight.Env, addrs []netip.Addr, ca 
 	local, own := cachoice.IsLocal(ca), cachoice.IsOwn(ca)
 	only := []string{preflight.IDInterfaces, preflight.IDPorts, preflight.IDPrivilege, preflight.IDWebServers, preflight.IDFirewall, preflight.IDAddress}
 	if !offline && !own {
-		only = append(only, preflight.IDNAT)
+		// The public addresses now too: an address that moved, or one
+		// that never was this machine's, shows against them.
+		only = append(only, preflight.IDNAT, preflight.IDPublic4, preflight.IDPublic6)
 	}
 	opts := preflight.Options{IPs: addrs, LocalCA: local, OwnCA: own, HTTPPort: httpPort, TLSPort: tlsPort, Only: only}
 	return preflight.Run(ctx, env, opts, nil)

@@ -434,6 +434,9 @@ func (g *diag) redirectedToHTTPS(t string) bool {
 	if strings.Contains(t, "https://") && contains(t, "/.well-known/acme-challenge/") {
 		return true
 	}
+	if p := g.ev.Probe; p != nil && p.Kind == ProbeHTTPRedirect && strings.Contains(p.Detail, "https://") {
+		return true
+	}
 	return g.ev.WebServerRedirects && g.ev.WebRoot != ""
 }
 
@@ -456,7 +459,7 @@ func (g *diag) redirectHTTPS(port int) {
 		snippet = "RewriteCond %{REQUEST_URI} !^/\\.well-known/acme-challenge/ before the RewriteRule that redirects"
 	}
 	g.set(DiagRedirectHTTPS, "The whole server redirects to https", fmt.Sprintf("%s answers every plain-HTTP request on port %d with a redirect to https, the challenge path too; the validator followed it and the https server did not serve the answer (another root, or another server).", server, port),
-		fmt.Sprintf("Exempt /.well-known/acme-challenge/ from the redirect in the port-%d server, before its redirect (nginx: %s), reload, and run again.", port, snippet),
+		fmt.Sprintf("Exempt /.well-known/acme-challenge/ from the redirect in the port-%d server (nginx: move the redirect into location / { return 301 https://$host$request_uri; } and add %s), reload, and run again.", port, snippet),
 		cmd("curl", "-sI", "http://"+g.hostPort(port)+"/.well-known/acme-challenge/test"), false)
 }
 
