@@ -147,7 +147,7 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 		return exitUsage
 	}
 	opts := diagnosis.DoctorOptions{
-		Env: &penv,
+		Env:       &penv,
 		Challenge: f.challenge, WebRoot: f.webroot, HTTPListen: f.httpListen, TLSListen: f.tlsListen,
 		Offline: f.offline, ProbeCA: f.probeCA, AgreeTOS: f.agreeTOS, Timeout: f.timeout,
 		UserAgent: "ipcert/" + version + " (doctor probe)", Log: debugWriter(), StateDir: st.Root(),

@@ -831,7 +831,7 @@ func matrixRows(html, notFound http.Handler) []matrixRow {
 			fix: suggested}, // ipcert's own responder
 		{name: "multi-perspective: a secondary validator is blocked", kind: "direct", want: DiagSecondary,
 			fakeProblem: `{"type":"urn:ietf:params:acme:error:connection","detail":"During secondary validation: 12.0.0.2: Fetching http://12.0.0.2/.well-known/acme-challenge/x: Timeout during connect (likely firewall problem)","status":400}`,
-			setup: func(s *site) (string, []string) { return s.pub, nil }},
+			setup:       func(s *site) (string, []string) { return s.pub, nil }},
 	}
 }
 
