@@ -29,6 +29,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow/safefs"
 	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/diagnosis"
+	"github.com/ipcert/ipcert/preflight"
 )
 
 // codeScenario is one way to meet a diagnosis code: an error as the
@@ -233,6 +234,23 @@ func TestSuggestedCommandsAreValid(t *testing.T) {
 					t.Errorf("%s: %q is not a known program", where, w[0])
 				}
 			}
+		}
+	}
+	// The commands of preflight's fixes.
+	for _, addrs := range [][]netip.Addr{nil, {netip.MustParseAddr("81.2.69.160")}, {netip.MustParseAddr("81.2.69.160"), netip.MustParseAddr("2a02:898:0:20::7")}} {
+		for _, line := range []string{preflight.RehearsalCommand(addrs), preflight.PreflightCommand(addrs), preflight.PreflightCommand(addrs, "--map-ports")} {
+			c := shellWords(t, line)
+			sub, _ := c.Ipcert()
+			checked++
+			if sub == "issue" && len(addrs) == 0 {
+				// --ip auto asks the internet, which the test has not:
+				// the words are checked, not the lookup.
+				if v, _ := c.Flag("--ip"); v != "auto" {
+					t.Errorf("%q: want --ip auto", line)
+				}
+				continue
+			}
+			checkIpcertCommand(t, "preflight's fix: "+line, sub, c, "")
 		}
 	}
 	t.Logf("%d commands checked", checked)

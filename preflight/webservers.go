@@ -383,7 +383,7 @@ func (st *state) checkWebServers(ctx context.Context, env Env) Result {
 			parts = append(parts, p)
 			if ws.Redirects {
 				r.Status = StatusWarn
-				r.Fix = "the default " + ws.Name + " server redirects: exempt /.well-known/acme-challenge/ from the redirect (ipcert snippet " + ws.Name + " shows how), or Let's Encrypt follows it only to ports 80/443"
+				r.Fix = "the default " + ws.Name + " server redirects: exempt /.well-known/acme-challenge/ from the redirect (ipcert snippet " + ws.Name + " NAME, for a certificate NAME, shows how), or Let's Encrypt follows it only to ports 80/443"
 			} else if ws.WebRoot != "" && r.Fix == "" {
 				r.Fix = "http-01 can write into " + ws.WebRoot + " without stopping " + ws.Name + ": --challenge http-01 --webroot " + ws.WebRoot
 			}
