@@ -346,3 +346,17 @@ func shellWords(t *testing.T, line string) diagnosis.Cmd {
 	}
 	return out
 }
+
+// TestTroubleshootingListsEveryCode: docs/troubleshooting.md names every
+// diagnosis code.
+func TestTroubleshootingListsEveryCode(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "troubleshooting.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range allCodes(t) {
+		if !strings.Contains(string(doc), "`"+c+"`") {
+			t.Errorf("docs/troubleshooting.md does not list %q", c)
+		}
+	}
+}
