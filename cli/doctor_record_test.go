@@ -7,10 +7,17 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/diagnosis"
 )
 
 // acmeDirectory serves an ACME directory over TLS on ln.
@@ -106,6 +113,35 @@ func TestDoctorNewestFirstAndRechecksTheCA(t *testing.T) {
 	for _, want := range []string{"[ ok ] connect", "[ ok ] directory", "The CA answers now"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor after the CA came back lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestDoctorExplainsTheWizardRehearsal: the wizard's recorder (the one
+// wizardDeps wires) keeps a failed staging rehearsal, and doctor then
+// explains that failure, on Let's Encrypt staging, not "no failures
+// stored".
+func TestDoctorExplainsTheWizardRehearsal(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	record := wizardRecordFailure(&acmeflow.Engine{Store: st})
+	failure := &acmeflow.Error{Step: acmeflow.StepDirectory, Err: &net.DNSError{Err: "no such host", Name: "acme-staging-v02.api.letsencrypt.org", IsNotFound: true}}
+	req := acmeflow.Request{Identifiers: []netip.Addr{netip.MustParseAddr("81.2.69.160")}, Challenge: acmeflow.ChallengeHTTP01}
+	att := diagnosis.AttemptOf(&req, nil, cachoice.Staging)
+	att.StateDir = dir
+	if err := record("81.2.69.160", diagnosis.WithEvidence(failure, att.Evidence(time.Now()))); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := issueRun(t, nil, "doctor", "--state-dir", dir, "--offline")
+	if code != exitFailure || strings.Contains(out, "No failures stored") {
+		t.Fatalf("exit %d:\n%s\n%s", code, out, errs)
+	}
+	for _, want := range []string{"[ca-dns]", "on Let's Encrypt staging", "acme-staging-v02.api.letsencrypt.org"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor lacks %q:\n%s", want, out)
 		}
 	}
 }
