@@ -23,8 +23,12 @@ Encrypt STAGING (never production).
 Usage:
   ipcert doctor [NAME|ADDR] [--probe] [--json]
 
-  (no argument)  every certificate whose last attempt failed: the stored
-                 diagnosis, then the checks again and a fresh diagnosis
+  (no argument)  every certificate whose last attempt failed, and every
+                 failed first issuance (the wizard's rehearsals too), the
+                 newest first with its time and CA: the stored diagnosis,
+                 then the checks again and a fresh diagnosis; a failure at
+                 the CA (its name, a refusal, TLS, a timeout) is re-checked:
+                 the name resolved, a connection, the directory fetched
   NAME           that certificate
   ADDR           the checks for that address (and its certificate, if any)
 
