@@ -25,7 +25,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -143,7 +142,6 @@ type site struct {
 	state string            // the host's state directory
 	dir   string
 	path  string // PATH of the host's commands (a wrapper for nginx first)
-	mu    sync.Mutex
 }
 
 func (s *site) ns(role string) string { return s.names[role] }
@@ -296,16 +294,16 @@ func (s *site) relay(target string, client *http.Client) {
 		s.t.Fatal(err)
 	}
 	base := u.Scheme + "://" + u.Host
-	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
-	proxy.Transport = client.Transport
-	director := proxy.Director
-	proxy.Director = func(r *http.Request) {
+	proxy := &httputil.ReverseProxy{Transport: client.Transport, Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(&url.URL{Scheme: u.Scheme, Host: u.Host})
+		// The CA builds its URLs from the Host it is asked for (Pebble),
+		// or from its own (fakeacme: rewritten below).
+		pr.Out.Host = pr.In.Host
 		// Let's Encrypt's directory is /directory; the CA's its own.
-		if r.URL.Path == "/directory" {
-			r.URL.Path = u.Path
+		if pr.In.URL.Path == "/directory" {
+			pr.Out.URL.Path = u.Path
 		}
-		director(r)
-	}
+	}}
 	proxy.ModifyResponse = func(r *http.Response) error {
 		if loc := r.Header.Get("Location"); loc != "" {
 			r.Header.Set("Location", strings.ReplaceAll(loc, base, "https://"+leStaging))
