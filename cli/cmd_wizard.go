@@ -269,7 +269,7 @@ func wizardRun(ctx context.Context, deps wizard.Deps, cfg wizard.Config, s stdio
 		fmt.Fprintln(s.Err, "ipcert: the input ended before the wizard did; nothing was issued")
 		return exitFailure
 	case o.Err != nil && o.RecordErr != nil:
-		fmt.Fprintf(s.Err, "ipcert: no certificate: %v\nThis failure could not be recorded (%v), so ipcert doctor will not know it: the wizard's failure screen was the whole explanation.\n", o.Err, o.RecordErr)
+		fmt.Fprintf(s.Err, "ipcert: no certificate: %v\nThis failure could not be recorded (%s), so ipcert doctor will not know it: the wizard's failure screen was the whole explanation.\n", o.Err, acmeflow.Printable(o.RecordErr.Error()))
 		return exitFailure
 	case o.Err != nil:
 		fmt.Fprintf(s.Err, "ipcert: no certificate: %v\nRun \"%s\" for the explanation and a re-check.\n", o.Err, wizardDoctorCmd(o.Err, cfg.StateDir))
