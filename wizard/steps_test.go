@@ -334,7 +334,12 @@ func TestIssueFailureChoices(t *testing.T) {
 	d.m.plan.a = d.m.ans
 	d.send(d.m.goTo(StepIssue)()) // skip the form: the answers are preset
 	d.until("the failure", func() bool { return d.m.issue.phase == phaseFailed })
+	// The choices come first; the CA's words may be a page below (the
+	// fix's command is whole, and long).
 	v := d.view()
+	d.key("pgdown")
+	v += d.view()
+	d.key("pgup")
 	for _, want := range []string{"Retry", "Change the challenge", "Back to preflight", "unauthorized", "404"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("failure screen lacks %q:\n%s", want, v)
