@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,8 +23,12 @@ Encrypt STAGING (never production).
 Usage:
   ipcert doctor [NAME|ADDR] [--probe] [--json]
 
-  (no argument)  every certificate whose last attempt failed: the stored
-                 diagnosis, then the checks again and a fresh diagnosis
+  (no argument)  every certificate whose last attempt failed, and every
+                 failed first issuance (the wizard's rehearsals too), the
+                 newest first with its time and CA: the stored diagnosis,
+                 then the checks again and a fresh diagnosis; a failure at
+                 the CA (its name, a refusal, TLS, a timeout) is re-checked:
+                 the name resolved, a connection, the directory fetched
   NAME           that certificate
   ADDR           the checks for that address (and its certificate, if any)
 
@@ -138,10 +143,18 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 		return exitOK
 	}
 
+	// The public-address sources as for "ipcert issue --ip auto"
+	// (IPCERT_ECHO4 and the like replace the built-in lists).
+	penv, err := publicEnv(s.Env)
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err)
+		return exitUsage
+	}
 	opts := diagnosis.DoctorOptions{
+		Env:       &penv,
 		Challenge: f.challenge, WebRoot: f.webroot, HTTPListen: f.httpListen, TLSListen: f.tlsListen,
 		Offline: f.offline, ProbeCA: f.probeCA, AgreeTOS: f.agreeTOS, Timeout: f.timeout,
-		UserAgent: "ipcert/" + version + " (doctor probe)", Log: debugWriter(),
+		UserAgent: "ipcert/" + version + " (doctor probe)", Log: debugWriter(), StateDir: st.Root(),
 	}
 	rep := doctorReport{Targets: targets, OK: true}
 	for _, t := range targets {
@@ -182,7 +195,10 @@ func printDoctorTarget(w io.Writer, t *diagnosis.Target) {
 	}
 	fmt.Fprintln(w, head)
 	if t.LastError != nil {
-		fmt.Fprintf(w, "  last attempt failed %s", t.LastError.Time.Local().Format("2006-01-02 15:04 MST"))
+		fmt.Fprintf(w, "  last attempt failed %s", t.LastError.Time.Local().Format("2006-01-02 15:04:05 MST"))
+		if ca := cmp.Or(t.LastError.CA, t.CA); ca != "" {
+			fmt.Fprintf(w, " on %s", caName(ca))
+		}
 		if t.Failures > 1 {
 			fmt.Fprintf(w, " (%d failures in a row)", t.Failures)
 		}
@@ -206,6 +222,19 @@ func printDoctorTarget(w io.Writer, t *diagnosis.Target) {
 		}
 		for _, p := range t.Probes {
 			fmt.Fprintf(w, "  [probe] %s: %s (from this machine; hairpin NAT can make it differ from the internet's view)\n", p.Target, p.Detail)
+		}
+	}
+	if c := t.CACheck; c != nil {
+		fmt.Fprintf(w, "\nThe CA again (%s):\n", c.Directory)
+		for _, s := range c.Steps {
+			mark := "[FAIL]"
+			if s.OK {
+				mark = "[ ok ]"
+			}
+			fmt.Fprintf(w, "  %s %s: %s\n", mark, s.Name, s.Detail)
+		}
+		if c.OK {
+			fmt.Fprintln(w, "  The CA answers now: the cause has passed; run the command again.")
 		}
 	}
 	if t.Now != nil && (t.Stored == nil || t.Now.Code != t.Stored.Code || t.Now.Cause != t.Stored.Cause) {
@@ -238,4 +267,18 @@ func printDoctorTarget(w io.Writer, t *diagnosis.Target) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// caName names a CA choice briefly: Let's Encrypt staging or production,
+// the local test CA, or the URL.
+func caName(ca string) string {
+	switch ca {
+	case cachoice.Staging:
+		return "Let's Encrypt staging"
+	case cachoice.Production:
+		return "Let's Encrypt production"
+	case cachoice.Local:
+		return "the local test CA"
+	}
+	return ca
 }

@@ -100,7 +100,7 @@ func TestDoctorExplainsStoredFailure(t *testing.T) {
 	if tg.LastError == nil || tg.LastError.Code != diagnosis.DiagConnectRefused || tg.LastError.Port != mustAtoi(t, closed) || tg.LastError.Webroot == "" {
 		t.Errorf("stored failure: %+v", tg.LastError)
 	}
-	if tg.Diagnosis == nil || tg.Diagnosis.Code != diagnosis.DiagConnectRefused || !strings.Contains(tg.Diagnosis.Fix, "web server runs") {
+	if tg.Diagnosis == nil || tg.Diagnosis.Code != diagnosis.DiagConnectRefused || !strings.Contains(tg.Diagnosis.Fix, "Start the web server that serves") {
 		t.Errorf("fresh diagnosis: %+v", tg.Diagnosis)
 	}
 	if len(tg.Probes) != 1 || tg.Probes[0].Kind != diagnosis.ProbeRefused {

@@ -354,14 +354,17 @@ func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, id
 	// The one evidence builder (diagnosis.Attempt), with the local facts
 	// gathered right after the failure: what is printed here is what
 	// renewal.json keeps.
+	att.StateDir = eng.Store.Root()
 	ev := att.Evidence(time.Now())
 	ev.Gather(context.Background(), err)
 	d := diagnosis.Diagnose(err, ev)
-	diagnosis.WriteFailure(s.Err, d)
 	if name == "" {
 		name = store.NameFor(acmeflow.AddrStrings(idents))
 	}
-	_ = eng.RecordFailure(name, d.Failure(time.Now()))
+	// Recorded first: when the record cannot be written (a full disk),
+	// the message says so instead of sending the user to doctor.
+	rerr := eng.RecordFailure(name, d.Failure(time.Now()))
+	diagnosis.WriteFailure(s.Err, d, rerr)
 	if jsonOut {
 		// Automation reading --json gets the same explanation a person
 		// reads on stderr.

@@ -150,12 +150,12 @@ func wizardMachine(env preflight.Env) func(context.Context) wizard.Machine {
 	}
 }
 
-func wizardRecordFailure(eng *acmeflow.Engine) func(string, error) {
-	return func(name string, err error) {
+func wizardRecordFailure(eng *acmeflow.Engine) func(string, error) error {
+	return func(name string, err error) error {
 		// The evidence the wizard showed its diagnosis with travels with
 		// the error (diagnosis.WithEvidence): the record is that diagnosis.
 		d := diagnosis.Diagnose(err, diagnosis.EvidenceOf(err, diagnosis.Evidence{Now: time.Now()}))
-		_ = eng.RecordFailure(name, d.Failure(time.Now()))
+		return eng.RecordFailure(name, d.Failure(time.Now()))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -31,8 +32,11 @@ type Target struct {
 	Checks []preflight.Result `json:"checks,omitempty"`
 	Probes []Probe            `json:"local_probes,omitempty"`
 	Order  *Order             `json:"probe_order,omitempty"`
+	// CACheck re-checks a failure at the CA (resolve, connect, directory).
+	CACheck *CACheck `json:"ca_check,omitempty"`
 
 	renewal *store.Renewal
+	managed bool // a certificate with a renewal.json, not a first failure
 	addrs   []netip.Addr
 }
 
@@ -61,6 +65,13 @@ type DoctorOptions struct {
 	// UserAgent of the probe order; Log receives the local CA's log.
 	UserAgent string
 	Log       io.Writer
+	// StateDir is the state directory, for the commands of a fix.
+	StateDir string
+	// Env is the preflight environment of the checks (nil: the system's).
+	Env *preflight.Env
+	// CAEndpoints are how the re-check of a failure at the CA reaches it
+	// (zero: the system's resolver and network).
+	CAEndpoints CAEndpoints
 }
 
 // UsageError is a doctor argument that is neither a certificate nor an
@@ -82,7 +93,7 @@ func Targets(st *store.Store, arg string, probe bool, warn func(error)) ([]*Targ
 		if err != nil {
 			return nil, err
 		}
-		t := &Target{Name: name, Identifiers: r.Identifiers, CA: r.CA, LastError: r.LastError, Failures: r.Failures, renewal: r}
+		t := &Target{Name: name, Identifiers: r.Identifiers, CA: r.CA, LastError: r.LastError, Failures: r.Failures, renewal: r, managed: true}
 		for _, id := range r.Identifiers {
 			if a, err := netip.ParseAddr(id); err == nil {
 				t.addrs = append(t.addrs, a)
@@ -133,6 +144,8 @@ func Targets(st *store.Store, arg string, probe bool, warn func(error)) ([]*Targ
 		for _, ff := range firsts {
 			out = append(out, first(ff))
 		}
+		// The newest failure first: the one the user just saw.
+		sort.SliceStable(out, func(i, j int) bool { return out[i].LastError.Time.After(out[j].LastError.Time) })
 		if len(out) == 0 && probe {
 			return nil, &UsageError{"--probe needs an address or a certificate name: ipcert doctor ADDR --probe"}
 		}
@@ -248,7 +261,11 @@ func (t *Target) Examine(ctx context.Context, o *DoctorOptions, progress io.Writ
 	if local {
 		ca = cachoice.Local
 	}
-	rep := Preflight(ctx, t.addrs, ca, httpPort, tlsPort, o.Offline)
+	env := preflight.DefaultEnv()
+	if o.Env != nil {
+		env = *o.Env
+	}
+	rep := PreflightIn(ctx, env, t.addrs, ca, httpPort, tlsPort, o.Offline)
 	for _, r := range rep.Results {
 		if r.Status != preflight.StatusSkipped || r.Summary != "" {
 			t.Checks = append(t.Checks, r)
@@ -256,7 +273,10 @@ func (t *Target) Examine(ctx context.Context, o *DoctorOptions, progress io.Writ
 	}
 	// The same builder as issue, renew and the wizard; the ports are the
 	// ones just checked (the failed attempt's, when it recorded one).
-	att := Attempt{Challenge: challenge, WebRoot: webroot, CA: t.CA, HTTPListen: httpListen, TLSListen: tlsListen}
+	att := Attempt{Challenge: challenge, WebRoot: webroot, CA: t.CA, HTTPListen: httpListen, TLSListen: tlsListen, Identifiers: t.Identifiers, StateDir: o.StateDir}
+	// A managed certificate's address was certified before: one that is
+	// not this machine's now has moved.
+	att.Issued = t.managed
 	if t.renewal != nil {
 		att.CARoot = t.renewal.CARoot
 	}
@@ -272,6 +292,20 @@ func (t *Target) Examine(ctx context.Context, o *DoctorOptions, progress io.Writ
 	}
 	if t.LastError == nil {
 		return
+	}
+	if IsCAFailure(t.LastError.Code) && !o.Offline {
+		// The failure was at the CA: exactly that again, at the CA the
+		// attempt used.
+		choice, root := t.LastError.CA, t.LastError.CARoot
+		if choice == "" {
+			choice = t.CA
+		}
+		if root == "" && t.renewal != nil {
+			root = t.renewal.CARoot
+		}
+		fmt.Fprintf(progress, "Re-checking the CA (%s): its name, a connection, its directory...\n", choice)
+		c := CheckCA(ctx, choice, root, o.CAEndpoints)
+		t.CACheck = &c
 	}
 	if t.LastError.Code != "" {
 		stored := Stored(*t.LastError)

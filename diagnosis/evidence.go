@@ -48,11 +48,34 @@ type Evidence struct {
 	// own ACME CA that validates on the standard ports (RFC 8555), a
 	// responder on another port explains why no request reached it.
 	Responder string
+	// Identifiers are all the addresses of the order (the failure names
+	// one), and StateDir the state directory (empty: the default): the
+	// commands of a fix are complete with them.
+	Identifiers []string
+	StateDir    string
 	// From the preflight checks.
 	NAT       string   // direct, cloud-1to1, home-nat, cgnat, double-nat, nat, unknown
 	Cloud     string   // aws, gcp, azure, oracle...
 	Firewall  []string // host firewall rules that block a validation port, one per line
 	PortOwner string   // who holds the validation port: "nginx (pid 812) on 0.0.0.0:80"
+	// FirewallTools are the host firewalls found active (nftables,
+	// iptables, ufw, firewalld).
+	FirewallTools []string
+	// WebServer is the running web server (nginx, apache, ...), WebServerRoot
+	// its default server's real document root, WebServerRedirects that its
+	// default server redirects every request (to https).
+	WebServer          string
+	WebServerRoot      string
+	WebServerRedirects bool
+	// LocalAddrs are the addresses on this machine's interfaces (known when
+	// LocalAddrsKnown); PublicNow the public addresses found now.
+	LocalAddrs      []netip.Addr
+	LocalAddrsKnown bool
+	PublicNow       []netip.Addr
+	// Issued says the address was certified before (a renewal, or doctor
+	// of a managed certificate): a public address that differs now means
+	// the address moved, not a mistyped one.
+	Issued bool
 	// Probe is what a local connection to the validation port found.
 	Probe *Probe
 	// Now is the clock for turning "retry after <time>" into a wait.
@@ -77,12 +100,17 @@ type Attempt struct {
 	HTTPListen, TLSListen string
 	// CARoot is the --ca-root of a URL CA.
 	CARoot string
+	// Identifiers and StateDir complete the commands of a fix.
+	Identifiers []string
+	StateDir    string
+	// Issued: the addresses were certified before (renewal.json).
+	Issued bool
 }
 
 // AttemptOf is the attempt of an engine request made for the CA ca (nil
 // when the CA could not even be opened; choice names it then).
 func AttemptOf(req *acmeflow.Request, ca *cachoice.CA, choice string) Attempt {
-	a := Attempt{Challenge: req.Challenge, WebRoot: req.WebRoot, CA: choice, HTTPListen: req.HTTPListen, TLSListen: req.TLSListen}
+	a := Attempt{Challenge: req.Challenge, WebRoot: req.WebRoot, CA: choice, HTTPListen: req.HTTPListen, TLSListen: req.TLSListen, Identifiers: acmeflow.AddrStrings(req.Identifiers)}
 	if ca != nil {
 		a.CA, a.Local, a.CARoot = ca.Choice, ca.Local, ca.RootFile
 		// The local CA validates on the responder's ports, which the CA
@@ -101,14 +129,15 @@ func AttemptOf(req *acmeflow.Request, ca *cachoice.CA, choice string) Attempt {
 // attempts: the challenge, the web root, the CA and the responder's
 // addresses.
 func RenewalAttempt(r *store.Renewal) Attempt {
-	return Attempt{Challenge: r.Challenge, WebRoot: r.WebRoot, CA: r.CA, Local: r.CA == cachoice.Local, HTTPListen: r.HTTPListen, TLSListen: r.TLSListen, CARoot: r.CARoot}
+	return Attempt{Challenge: r.Challenge, WebRoot: r.WebRoot, CA: r.CA, Local: r.CA == cachoice.Local, HTTPListen: r.HTTPListen, TLSListen: r.TLSListen, CARoot: r.CARoot, Identifiers: r.Identifiers, Issued: true}
 }
 
 // Evidence is the attempt's evidence: the challenge, the web root and the
 // validation ports (80 and 443 for Let's Encrypt, FACTS.md; the
 // responder's own for the local test CA).
 func (a Attempt) Evidence(now time.Time) Evidence {
-	ev := Evidence{Challenge: a.Challenge, WebRoot: a.WebRoot, HTTPPort: 80, TLSPort: 443, CA: a.CA, CARoot: a.CARoot, Now: now}
+	ev := Evidence{Challenge: a.Challenge, WebRoot: a.WebRoot, HTTPPort: 80, TLSPort: 443, CA: a.CA, CARoot: a.CARoot, Now: now,
+		Identifiers: a.Identifiers, StateDir: a.StateDir, Issued: a.Issued}
 	if a.WebRoot == "" {
 		ev.Responder = a.HTTPListen
 		if a.Challenge == acmeflow.ChallengeTLSALPN01 {
@@ -137,11 +166,25 @@ func (ev *Evidence) AddPreflight(rep preflight.Report) {
 	if rep.NAT.Kind != "" {
 		ev.NAT, ev.Cloud = string(rep.NAT.Kind), rep.NAT.Cloud
 	}
+	ev.FirewallTools = rep.Firewall.Tools
 	for _, v := range rep.Firewall.Verdict {
 		if v.Port == port && !v.Allowed {
 			ev.Firewall = append(ev.Firewall, fmt.Sprintf("%s %s port %d: %s", v.Tool, v.Family, v.Port, v.Rule))
 		}
 	}
+	for _, w := range rep.WebServers {
+		if w.Running && ev.WebServer == "" {
+			ev.WebServer, ev.WebServerRoot, ev.WebServerRedirects = w.Name, w.WebRoot, w.Redirects
+		}
+	}
+	if len(rep.Interfaces) > 0 {
+		ev.LocalAddrsKnown = true
+		ev.LocalAddrs = nil
+		for _, i := range rep.Interfaces {
+			ev.LocalAddrs = append(ev.LocalAddrs, i.Addr)
+		}
+	}
+	ev.PublicNow = rep.Public.Addrs()
 	for _, p := range rep.Ports {
 		if p.Port == port && !p.Free {
 			who := p.Process
@@ -179,7 +222,7 @@ func (ev *Evidence) Gather(ctx context.Context, err error) {
 	if perr == nil {
 		addrs = append(addrs, a)
 	}
-	rep := Preflight(ctx, addrs, ev.CA, ev.HTTPPort, ev.TLSPort, true)
+	rep := PreflightIn(ctx, preflight.DefaultEnv(), addrs, ev.CA, ev.HTTPPort, ev.TLSPort, true)
 	ev.AddPreflight(rep)
 	if ev.Probe == nil && perr == nil && ae.Step == acmeflow.StepChallenge {
 		p := ProbeValidationPort(ctx, a, port, ev.Challenge)
@@ -195,13 +238,21 @@ func (ev *Evidence) Gather(ctx context.Context, err error) {
 // address, does not run: such a CA validates from its own network (an
 // internal address has no public one).
 func Preflight(ctx context.Context, addrs []netip.Addr, ca string, httpPort, tlsPort int, offline bool) preflight.Report {
+	return PreflightIn(ctx, preflight.DefaultEnv(), addrs, ca, httpPort, tlsPort, offline)
+}
+
+// PreflightIn is Preflight in env (doctor's: the public-address sources
+// as IPCERT_ECHO4 and the like set them).
+func PreflightIn(ctx context.Context, env preflight.Env, addrs []netip.Addr, ca string, httpPort, tlsPort int, offline bool) preflight.Report {
 	local, own := cachoice.IsLocal(ca), cachoice.IsOwn(ca)
 	only := []string{preflight.IDInterfaces, preflight.IDPorts, preflight.IDPrivilege, preflight.IDWebServers, preflight.IDFirewall, preflight.IDAddress}
 	if !offline && !own {
-		only = append(only, preflight.IDNAT)
+		// The public addresses now too: an address that moved, or one
+		// that never was this machine's, shows against them.
+		only = append(only, preflight.IDNAT, preflight.IDPublic4, preflight.IDPublic6)
 	}
 	opts := preflight.Options{IPs: addrs, LocalCA: local, OwnCA: own, HTTPPort: httpPort, TLSPort: tlsPort, Only: only}
-	return preflight.Run(ctx, preflight.DefaultEnv(), opts, nil)
+	return preflight.Run(ctx, env, opts, nil)
 }
 
 // withEvidence is a failure together with the evidence its caller

@@ -833,7 +833,7 @@ func (st *state) checkFirewall(ctx context.Context, env Env) Result {
 			r.Summary = "could not check the host firewall: nft and iptables could not read the rules"
 			if uid := env.withDefaults().Getuid(); uid != 0 {
 				r.Summary = fmt.Sprintf("could not check the host firewall: as uid %d, nft and iptables may not read the rules (only root may)", uid)
-				r.Fix = "run the check as root: sudo ipcert preflight"
+				r.Fix = "run the check as root: sudo " + PreflightCommand(st.opts.IPs)
 			}
 		}
 		return r

@@ -438,7 +438,7 @@ func (st *state) checkAddress(ctx context.Context, env Env) Result {
 			r.Status = StatusWarn
 		}
 		r.Evidence = append(r.Evidence, "failing checks: "+strings.Join(failing, ", "))
-		cost := "validation will probably fail (" + strings.Join(failing, ", ") + "). Each failed attempt on production counts: 5 failed authorizations per address per account per hour, 5 certificates per identical set per 7 days, 50 per address (IPv6: per /64) per 7 days (letsencrypt.org/docs/rate-limits). Fix the failing checks and rehearse on staging first: ipcert issue --ca staging"
+		cost := "validation will probably fail (" + strings.Join(failing, ", ") + "). Each failed attempt on production counts: 5 failed authorizations per address per account per hour, 5 certificates per identical set per 7 days, 50 per address (IPv6: per /64) per 7 days (letsencrypt.org/docs/rate-limits). Fix the failing checks and rehearse on staging first: " + RehearsalCommand(addrs)
 		if r.Fix == "" {
 			r.Fix = cost
 		} else {

@@ -648,12 +648,12 @@ func (st *state) checkNAT(ctx context.Context, env Env) Result {
 			info.Kind = NATHome
 			r.Status = StatusWarn
 			r.Summary = "home NAT: the router reports (" + src + ") the public address " + router.String() + "; ports 80/443 must be forwarded to this machine"
-			r.Fix = "forward tcp 80 (and 443) on the router to " + addrOr(localV4, "this machine") + ", or let ipcert map them: ipcert preflight --map-ports"
+			r.Fix = "forward tcp 80 (and 443) on the router to " + addrOr(localV4, "this machine") + ", or let ipcert map them: " + PreflightCommand(st.opts.IPs, "--map-ports")
 		default:
 			info.Kind = NATBehind
 			r.Status = StatusWarn
 			r.Summary = "behind NAT: the public address is not on any interface and the router does not answer UPnP or NAT-PMP"
-			r.Fix = "forward tcp 80 (and 443) on the router to this machine (" + addrOr(localV4, "its LAN address") + "); the self-fetch cannot prove it from inside, a staging run can: ipcert issue --ca staging"
+			r.Fix = "forward tcp 80 (and 443) on the router to this machine (" + addrOr(localV4, "its LAN address") + "); the self-fetch cannot prove it from inside, a staging run can: " + RehearsalCommand(st.opts.IPs)
 		}
 		for _, m := range maps {
 			if m.Error != "" || m.Granted != m.Requested {

@@ -102,7 +102,7 @@ func (st *state) checkSelfFetch(ctx context.Context, env Env) Result {
 	default:
 		r.Status = StatusWarn
 		r.Summary = fmt.Sprintf("%d of %d addresses did not return the token; from inside a LAN that may only mean the router does no hairpin NAT", len(addrs)-ok, len(addrs))
-		r.Fix = "the authoritative test is from outside: ipcert issue --ca staging"
+		r.Fix = "the authoritative test is from outside: " + RehearsalCommand(addrs)
 	}
 	return r
 }

@@ -70,12 +70,22 @@ func isWebServer(comm string) bool {
 func FindWebServers(ctx context.Context, env Env) []WebServer {
 	env = env.withDefaults()
 	running := map[string][]int{}
+	// A web server in another network namespace (a container, a test's
+	// namespace) serves none of this machine's ports: it is not running
+	// here. Where the links cannot be read (a recorded /proc), every
+	// process counts.
+	self, selfErr := os.Readlink(env.path("proc/self/ns/net"))
 	if fs, err := procfs.NewFS(env.path("proc")); err == nil {
 		if procs, err := fs.AllProcs(); err == nil {
 			for _, p := range procs {
 				comm, err := p.Comm()
 				if err != nil {
 					continue
+				}
+				if selfErr == nil && isWebServer(comm) {
+					if ns, err := os.Readlink(env.path(fmt.Sprintf("proc/%d/ns/net", p.PID))); err == nil && ns != self {
+						continue
+					}
 				}
 				running[comm] = append(running[comm], p.PID)
 			}
@@ -383,7 +393,7 @@ func (st *state) checkWebServers(ctx context.Context, env Env) Result {
 			parts = append(parts, p)
 			if ws.Redirects {
 				r.Status = StatusWarn
-				r.Fix = "the default " + ws.Name + " server redirects: exempt /.well-known/acme-challenge/ from the redirect (ipcert snippet " + ws.Name + " shows how), or Let's Encrypt follows it only to ports 80/443"
+				r.Fix = "the default " + ws.Name + " server redirects: exempt /.well-known/acme-challenge/ from the redirect (ipcert snippet " + ws.Name + " NAME, for a certificate NAME, shows how), or Let's Encrypt follows it only to ports 80/443"
 			} else if ws.WebRoot != "" && r.Fix == "" {
 				r.Fix = "http-01 can write into " + ws.WebRoot + " without stopping " + ws.Name + ": --challenge http-01 --webroot " + ws.WebRoot
 			}

@@ -751,7 +751,9 @@ func sharesIdentifier(old []string, now []netip.Addr) bool {
 // and doctor.
 func (rn *Runner) fail(r *store.Renewal, out CertResult, err error) CertResult {
 	now := rn.now()
-	d := diagnosis.Diagnose(err, diagnosis.RenewalAttempt(r).Evidence(now))
+	att := diagnosis.RenewalAttempt(r)
+	att.StateDir = rn.Store.Root()
+	d := diagnosis.Diagnose(err, att.Evidence(now))
 	f := d.Failure(now)
 	r.LastAttempt = now.UTC()
 	r.Failures++

@@ -84,9 +84,10 @@ type Deps struct {
 	DryRenew func(ctx context.Context, iss *acmeflow.Issued) Report
 	// Verify checks what the address serves on port 443.
 	Verify func(ctx context.Context, iss *acmeflow.Issued) Report
-	// RecordFailure keeps a failed attempt in renewal.json for doctor and
-	// status; nil skips it.
-	RecordFailure func(name string, err error)
+	// RecordFailure keeps a failed attempt (a rehearsal's too: doctor
+	// explains the failure the user just saw) for doctor and status, and
+	// says when it could not; nil skips it.
+	RecordFailure func(name string, err error) error
 	// Now is the clock (tests pin it for golden files).
 	Now func() time.Time
 }
@@ -181,8 +182,11 @@ type Outcome struct {
 	CA             *cachoice.CA
 	// Aborted is true when the user quit before a certificate was issued.
 	Aborted bool
-	// Err is the last issuance error, when the user quit on it.
-	Err error
+	// Err is the last issuance error, when the user quit on it;
+	// RecordErr says why it could not be recorded for doctor (a full
+	// disk), when it could not.
+	Err       error
+	RecordErr error
 }
 
 // Files are where a stored certificate lives.

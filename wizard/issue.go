@@ -72,6 +72,8 @@ type issueDoneMsg struct {
 	err       error
 	rehearsal bool
 	ca        *cachoice.CA
+	// recordErr: the failure could not be recorded for doctor.
+	recordErr error
 }
 
 func (issueEventMsg) stepOf() Step { return StepIssue }
@@ -171,7 +173,7 @@ func (s *issueStep) begin(m *Model, rehearsal bool, choice string) issuance {
 	pool := m.cas
 	root := ans.root(choice)
 	record := m.deps.RecordFailure
-	rep, now := m.pre.report, m.deps.Now
+	rep, now, stateDir := m.pre.report, m.deps.Now, m.cfg.StateDir
 	m.logf("issue run %d: CA %s (rehearsal %v) for %v, %s", gen, choice, rehearsal, ans.Addrs, ans.Challenge)
 	return func(ctx context.Context, events func(acmeflow.Event)) issueDoneMsg {
 		ca, err := pool.get(choice, root)
@@ -192,11 +194,14 @@ func (s *issueStep) begin(m *Model, rehearsal bool, choice string) issuance {
 		// timer runs from /).
 		tmpl := &store.Renewal{CA: choice, CARoot: root}
 		iss, err := issuer.Issue(ctx, req, acmeflow.IssueOptions{Renewal: tmpl, RootPEM: rootPEM})
-		err = diagnosis.WithEvidence(err, runEvidence(ans, ca, choice, rep, now()))
-		if err != nil && ctx.Err() == nil && record != nil && !rehearsal {
-			record(store.NameFor(acmeflow.AddrStrings(ans.Addrs)), err)
+		err = diagnosis.WithEvidence(err, runEvidence(ans, ca, choice, rep, now(), stateDir))
+		var rerr error
+		if err != nil && ctx.Err() == nil && record != nil {
+			// A rehearsal's failure too: it is the one the user saw, and
+			// the record names its CA.
+			rerr = record(store.NameFor(acmeflow.AddrStrings(ans.Addrs)), err)
 		}
-		return issueDoneMsg{gen: gen, iss: iss, err: err, rehearsal: rehearsal, ca: ca}
+		return issueDoneMsg{gen: gen, iss: iss, err: err, rehearsal: rehearsal, ca: ca, recordErr: rerr}
 	}
 }
 
@@ -270,7 +275,7 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 		}
 		m.outcome.Issued = msg.iss
 		m.outcome.Files = filesOf(m.deps.Store, msg.iss.Name, local)
-		m.outcome.Err = nil
+		m.outcome.Err, m.outcome.RecordErr = nil, nil
 		m.outcome.Aborted = false
 		s.phase = phaseIssued
 		m.logf("issued %s version %d", msg.iss.Name, msg.iss.Version.N)
@@ -303,7 +308,7 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 	}
 	s.err = err
 	s.diag = m.diagnose(err, msg.ca, s.choice)
-	m.outcome.Err = err
+	m.outcome.Err, m.outcome.RecordErr = err, msg.recordErr
 	m.logf("issue run %d failed: %v", msg.gen, err)
 	return nil
 }

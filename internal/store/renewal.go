@@ -97,11 +97,13 @@ type Failure struct {
 	// a one-line title, the command of the fix, when a retry is allowed, and
 	// the remote address of each validator request our responder saw (so
 	// doctor can reason from them later; empty in webroot mode).
-	Code       string    `json:"code,omitempty"`
-	Title      string    `json:"title,omitempty"`
-	Command    string    `json:"command,omitempty"`
-	RetryAt    time.Time `json:"retry_at,omitzero"`
-	Validators []string  `json:"validators,omitempty"`
+	Code    string `json:"code,omitempty"`
+	Title   string `json:"title,omitempty"`
+	Command string `json:"command,omitempty"`
+	// CommandArgs are the words of Command (diagnosis.Cmd).
+	CommandArgs []string  `json:"command_args,omitempty"`
+	RetryAt     time.Time `json:"retry_at,omitzero"`
+	Validators  []string  `json:"validators,omitempty"`
 	// The attempt's own challenge settings: they may differ from the
 	// certificate's (an issue with --webroot that failed).
 	Challenge string `json:"challenge,omitempty"`
