@@ -55,7 +55,18 @@ func (g *diag) validation(t string) {
 		return
 	}
 	switch {
-	case secondary && g.own() || g.own() && ours && answered > 0 && !contains(t, "incorrect validation certificate", "did not match", "cannot negotiate alpn"):
+	case secondary && g.own():
+		// An own CA that validates from several perspectives (Boulder,
+		// Let's Encrypt's software, says "During secondary validation").
+		g.set(DiagSecondary, "Some of the places your CA validates from reach the address, some do not", "Your CA validates from several network perspectives and needs (nearly) all of them: its primary validator reached this machine, but its remote perspectives did not. Part of the internet or network cannot reach the address: a filter by origin (geo-blocking, fail2ban/CrowdSec, a WAF), a firewall that allows only some source ranges, or a route only part of the network has.",
+			fmt.Sprintf("Find what filters or routes by origin between the CA's perspectives and this machine, and leave tcp port %d open to all of them while validating.", port), g.doctorCmd(true), false)
+		if m := secondaryRe.FindStringSubmatch(g.d.Problem.String()); m != nil {
+			g.evidence("the remote perspective saw: %s", m[1])
+		}
+		if ours {
+			g.evidence("our responder answered %d of %d validator requests, from %s", answered, len(seen), remotes(seen))
+		}
+	case g.own() && ours && answered > 0 && !contains(t, "incorrect validation certificate", "did not match", "cannot negotiate alpn"):
 		g.set(DiagSecondary, "The CA's validator was answered, but the CA refused", "Some of your CA's validation requests reached ipcert's responder and were answered, yet the CA failed the challenge: the CA validates from more than one place, or something on the path changed the answer.",
 			"Read the CA's log for the validation of this challenge, and make sure every place it validates from reaches the address directly.", g.stagingCmd(), false)
 		if ours {
