@@ -37,10 +37,24 @@ func TestStepString(t *testing.T) {
 }
 
 func TestWelcomeShowsMachineAndStarts(t *testing.T) {
-	d := newDriver(t, fakeDeps(nil), testConfig(false), 80, 24)
+	// The look at the machine waits for the test: the screen before the
+	// facts arrive is a state the test holds, not a moment it races.
+	deps := fakeDeps(nil)
+	asked, answer := make(chan struct{}), make(chan struct{})
+	deps.Machine = func(ctx context.Context) Machine {
+		close(asked)
+		select {
+		case <-answer:
+		case <-ctx.Done():
+		}
+		return fakeMachine(ctx)
+	}
+	d := newDriver(t, deps, testConfig(false), 80, 24)
+	d.waitFor("the look at the machine", asked)
 	if v := d.view(); !strings.Contains(v, "looking at users") {
 		t.Errorf("welcome before the machine facts arrive should say it is looking:\n%s", v)
 	}
+	close(answer)
 	d.until("the machine facts", func() bool { return d.m.welcome.machine != nil })
 	v := d.view()
 	for _, want := range []string{"step 1 of 9", "next: Address", "root", "systemd timer", "nginx running, web root /var/www/html", "enter start"} {
