@@ -177,7 +177,11 @@ func wizardServers(st *store.Store) func(context.Context, *acmeflow.Issued) []wi
 			if err != nil {
 				continue
 			}
-			t := wizard.InstallTarget{Kind: string(srv.Kind), Running: srv.Running, ConfigPath: srv.Layout(iss.Name).ConfigPath, Snippet: snip, CanInstall: os.Geteuid() == 0}
+			layout := srv.Layout(iss.Name)
+			t := wizard.InstallTarget{Kind: string(srv.Kind), Running: srv.Running, ConfigPath: layout.ConfigPath, Snippet: snip, CanInstall: os.Geteuid() == 0, WebRoot: iss.Renewal.WebRoot}
+			if t.WebRoot == "" {
+				t.WebRoot = layout.WebRoot // what the snippet serves (wizardSnippet)
+			}
 			if !t.CanInstall {
 				t.Note = "installing needs root: sudo ipcert snippet " + string(srv.Kind) + " " + iss.Name + wizard.StateArg(st.Root()) + " --write"
 			}

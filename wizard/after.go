@@ -3,10 +3,13 @@ package wizard
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/ui"
 )
 
@@ -20,6 +23,10 @@ type InstallTarget struct {
 	// the screen then shows the snippet and the command.
 	CanInstall bool
 	Note       string
+	// WebRoot is the web root the snippet serves the challenge path from
+	// over plain HTTP: where renewals must answer once the server holds
+	// port 80.
+	WebRoot string
 }
 
 // Report is what an after-issuance action did, in words: what was done or
@@ -147,6 +154,16 @@ func (s *actionStep) build(m *Model, targets []InstallTarget) {
 		if len(targets) == 0 {
 			s.intro += "\n\nNo web server found on this machine. Point your server at the files, or install nginx and run: " + m.theme.Command("sudo ipcert snippet nginx "+name+m.stateArg()+" --write")
 		}
+		if port := heldPort(iss.Renewal); port != 0 && len(targets) > 0 {
+			s.intro += "\n\n" + m.theme.Warn.Render("Before you install:") + " " + iss.Name + heldNote(port) + " Switch it to the web root the snippet serves, once, after installing:"
+			seen := map[string]bool{}
+			for _, t := range targets {
+				if t.CanInstall && !seen[t.WebRoot] {
+					seen[t.WebRoot] = true
+					s.intro += "\n" + m.theme.Verbatim(switchCommand(iss.Renewal, t.WebRoot, m.cfg.StateDir), 2)
+				}
+			}
+		}
 		for _, t := range targets {
 			state := "stopped"
 			if t.Running {
@@ -157,7 +174,9 @@ func (s *actionStep) build(m *Model, targets []InstallTarget) {
 				install := m.deps.Install
 				s.actions = append(s.actions, action{
 					label: fmt.Sprintf("Install for %s (%s): writes %s, tests, reloads", t.Kind, state, filepath.Base(t.ConfigPath)),
-					run:   func(ctx context.Context) Report { return install(ctx, iss, tgt) },
+					run: func(ctx context.Context) Report {
+						return installed(install(ctx, iss, tgt), iss.Renewal, tgt.WebRoot, m.cfg.StateDir)
+					},
 				})
 			}
 			lbl := fmt.Sprintf("Show the %s snippet", t.Kind)
@@ -204,6 +223,78 @@ func (s *actionStep) build(m *Model, targets []InstallTarget) {
 		}
 		s.actions = append(s.actions, cont)
 	}
+}
+
+// heldPort is the port where the certificate's renewal answers with
+// ipcert's own responder, which a web server installed for it will hold:
+// 80 for http-01 without a web root, 443 for tls-alpn-01; 0 when renewal
+// goes through a web root or another port.
+func heldPort(r *store.Renewal) int {
+	port := func(listen string, def int) int {
+		if listen == "" {
+			return def
+		}
+		ap, err := netip.ParseAddrPort(listen)
+		if err != nil {
+			_, p, _ := strings.Cut(listen, ":")
+			n, _ := strconv.Atoi(p)
+			return n
+		}
+		return int(ap.Port())
+	}
+	switch {
+	case r == nil:
+		return 0
+	case r.Challenge == "http-01" && r.WebRoot == "" && port(r.HTTPListen, 80) == 80:
+		return 80
+	case r.Challenge == "tls-alpn-01" && port(r.TLSListen, 443) == 443:
+		return 443
+	}
+	return 0
+}
+
+// heldNote says what an install does to a renewal on port.
+func heldNote(port int) string {
+	if port == 443 {
+		return " renews with tls-alpn-01 on port 443, which the web server will hold: renewals would fail."
+	}
+	return " renews with ipcert's own responder on port 80, which the web server will hold: renewals would fail."
+}
+
+// switchCommand re-issues r through http-01 in webroot, with the same CA,
+// name and addresses ("ipcert snippet" prints the same): from then on
+// renewals answer through the web server.
+func switchCommand(r *store.Renewal, webroot, stateDir string) string {
+	cmd := "sudo ipcert issue"
+	for _, a := range r.Identifiers {
+		cmd += " --ip " + a
+	}
+	cmd += " --webroot " + shellWord(webroot) + " --ca " + shellWord(r.CA)
+	if r.CARoot != "" {
+		cmd += " --ca-root " + shellWord(r.CARoot)
+	}
+	return cmd + " --name " + shellWord(r.Name) + StateArg(stateDir)
+}
+
+// installed is an install's report, with the renewal's switch to the web
+// root as its fix when the web server now holds the renewal's port.
+func installed(r Report, ren *store.Renewal, webroot, stateDir string) Report {
+	port := heldPort(ren)
+	if port == 0 || r.Status == ui.Fail {
+		return r
+	}
+	r.Status = ui.Warn
+	r.Lines = append(r.Lines, ren.Name+heldNote(port))
+	r.Fix = "switch renewal to the web root, once: " + switchCommand(ren, webroot, stateDir)
+	return r
+}
+
+// shellWord quotes s for a POSIX shell when it needs it.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:@%+=,-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func hostForURL(a string) string {
@@ -310,10 +401,10 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	for _, r := range s.results {
 		b.WriteString(ui.Indent(t.Mark(r.r.Status, "")+" "+t.Strong.Render(r.r.Summary), 2, w) + "\n")
 		for _, l := range r.r.Lines {
-			b.WriteString(t.Dim.Render(ui.Indent(l, 4, w)) + "\n")
+			b.WriteString(t.Dim.Render(ui.Indent(m.prose(l), 4, w)) + "\n")
 		}
 		if r.r.Fix != "" && r.r.Status != ui.OK {
-			b.WriteString(ui.Indent("fix: "+r.r.Fix, 4, w) + "\n")
+			b.WriteString(ui.Indent("fix: "+m.prose(r.r.Fix), 4, w) + "\n")
 		}
 	}
 	if len(s.results) > 0 {
@@ -333,14 +424,8 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		b.WriteString(ui.Hang(cur+label, 4, w) + "\n")
 	}
 	if s.preview != "" {
-		b.WriteString("\n" + t.Dim.Render(ui.Wrap("The file as it would be installed (all of it: "+t.Command(s.whole)+"):", w)) + "\n")
-		// Long lines wrap under themselves, deeper than any nesting, so
-		// nothing is cut at the right edge.
-		for _, l := range strings.Split(strings.TrimRight(s.preview, "\n"), "\n") {
-			l = "  " + l
-			indent := len(l) - len(strings.TrimLeft(l, " ")) + 4
-			b.WriteString(t.Code.Render(ui.Hang(l, indent, w)) + "\n")
-		}
+		b.WriteString("\n" + t.Dim.Render(ui.Wrap("The file as it would be installed, verbatim (all of it: "+t.Command(s.whole)+"):", w)) + "\n")
+		b.WriteString(t.Verbatim(s.preview, 2) + "\n")
 	}
 	keys := []ui.KeyHelp{{Key: "enter", What: "choose"}, {Key: "↑/↓", What: "move"}}
 	if t.Caps.ASCII {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	tea "github.com/charmbracelet/bubbletea"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/ui"
@@ -102,5 +103,46 @@ func TestAfterStepFailure(t *testing.T) {
 	d.key("esc")
 	if d.m.Step() != StepInstall {
 		t.Errorf("esc on Install must not go back to the issuance: %v", d.m.Step())
+	}
+}
+
+// TestInstallWarnsOfPort80: a certificate renewed by ipcert's own
+// responder on port 80 would fail its renewal once a web server holds the
+// port (issue 24 item 2): the Install screen says so before the user
+// chooses, with the one-line command that switches renewal to the web
+// root the snippet serves, and the install's report keeps that as its fix.
+func TestInstallWarnsOfPort80(t *testing.T) {
+	d := toInstall(t, fakeDeps(nil))
+	want := "sudo ipcert issue --ip 81.2.69.160 --ip 2a02:898:0:20::7 --webroot /var/www/html --ca production --name 81.2.69.160 --state-dir /var/lib/ipcert"
+	v := d.view()
+	if !strings.Contains(v, "\n  sudo ipcert issue --ip 81.2.69.160 --ip 2a02:898:0:20::7 --webroot /var/www/h→\n") {
+		t.Errorf("at 80 columns the command is not cut with a marker:\n%s", v)
+	}
+	d.send(tea.WindowSizeMsg{Width: 160, Height: 40})
+	v = d.view()
+	if !strings.Contains(strings.Join(strings.Fields(v), " "), "renews with ipcert's own responder on port 80, which the web server will hold") {
+		t.Errorf("the Install screen does not warn before the install:\n%s", v)
+	}
+	if !strings.Contains(v, "\n  "+want+"\n") {
+		t.Errorf("the switch command is not on one line, whole:\n%s", v)
+	}
+	if !strings.Contains(v, "› Install for nginx") {
+		t.Fatalf("the cursor is not on the install:\n%s", v)
+	}
+	d.key("enter")
+	d.until("the install", func() bool { return len(d.m.install.results) == 1 })
+	r := d.m.install.results[0].r
+	if r.Status != ui.Warn || !strings.Contains(r.Fix, want) {
+		t.Errorf("the install's report does not keep the switch: %+v", r)
+	}
+	// Through the web root, nothing to warn about.
+	deps := fakeDeps(nil)
+	d2 := toInstall(t, deps)
+	d2.m.outcome.Issued.Renewal.WebRoot = "/var/www/html"
+	d2.m.install = actionStep{step: StepInstall, running: -1}
+	d2.send(d2.m.goTo(StepInstall)())
+	d2.until("the install step", func() bool { return d2.m.install.prepared })
+	if v := d2.view(); strings.Contains(v, "port 80") {
+		t.Errorf("a web-root renewal is warned about:\n%s", v)
 	}
 }

@@ -57,11 +57,12 @@ func (s *issueStep) failureView(m *Model, w int, b *strings.Builder) {
 	// What to do comes first: on a small terminal the CA's words and the
 	// evidence are what gets clipped, not the choices.
 	if d.Cause != "" {
-		b.WriteString(ui.Indent(d.Cause, 2, w) + "\n")
+		b.WriteString(ui.Indent(m.prose(d.Cause), 2, w) + "\n")
 	}
 	if d.Fix != "" {
-		fix := "Fix: " + d.Fix
-		if d.Command != "" {
+		fix := "Fix: " + m.prose(d.Fix)
+		// A fix that ends in its command already shows it (prose).
+		if d.Command != "" && !strings.HasSuffix(strings.TrimRight(d.Fix, "."), d.Command) {
 			fix = strings.TrimRight(fix, ".") + ": " + t.Command(m.wizardCommand(d.Command))
 		}
 		b.WriteString(ui.Indent(fix, 2, w) + "\n")
@@ -92,7 +93,7 @@ func (s *issueStep) failureView(m *Model, w int, b *strings.Builder) {
 		}
 	}
 	if d.Retry != "" {
-		b.WriteString(t.Dim.Render(ui.Indent("Retry: "+d.Retry, 2, w)) + "\n")
+		b.WriteString(t.Dim.Render(ui.Indent("Retry: "+m.prose(d.Retry), 2, w)) + "\n")
 	}
 }
 
@@ -141,7 +142,9 @@ func (m *Model) wizardCommand(cmd string) string {
 			ch = acmeflow.ChallengeHTTP01
 			set("--webroot", m.ans.WebRoot)
 		}
-		set("--challenge", ch)
+		if ch != "" {
+			set("--challenge", ch)
+		}
 		if m.ans.KeyType != "" && m.ans.KeyType != "ec256" {
 			set("--key-type", m.ans.KeyType)
 		}

@@ -82,8 +82,14 @@ func statusOf(s preflight.Status) ui.Status {
 	return ui.Skipped
 }
 
-func itemOf(r preflight.Result) ui.Item {
-	it := ui.Item{ID: r.ID, Title: r.Title, Status: statusOf(r.Status), Summary: r.Summary, Detail: r.Evidence, Fix: r.Fix}
+// itemOf is a check's row; the commands in its words are made complete for
+// this run and kept whole (prose).
+func (m *Model) itemOf(r preflight.Result) ui.Item {
+	var detail []string
+	for _, e := range r.Evidence {
+		detail = append(detail, m.prose(e))
+	}
+	it := ui.Item{ID: r.ID, Title: r.Title, Status: statusOf(r.Status), Summary: m.prose(r.Summary), Detail: detail, Fix: m.prose(r.Fix)}
 	if r.Advisory && it.Status == ui.Fail {
 		it.Status = ui.Warn
 	}
@@ -149,7 +155,7 @@ func (s *preflightStep) update(m *Model, msg tea.Msg) tea.Cmd {
 		if msg.gen != s.gen {
 			return nil
 		}
-		s.apply(msg.ev)
+		s.apply(m, msg.ev)
 		return nil
 	case preflightDoneMsg:
 		if msg.gen != s.gen {
@@ -162,7 +168,7 @@ func (s *preflightStep) update(m *Model, msg tea.Msg) tea.Cmd {
 		// them in (and adds any check that sent no event).
 		byID := map[string]ui.Item{}
 		for _, r := range rep.Results {
-			byID[r.ID] = itemOf(r)
+			byID[r.ID] = m.itemOf(r)
 		}
 		var items []ui.Item
 		for _, it := range s.items {
@@ -236,14 +242,14 @@ func (s *preflightStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	return nil
 }
 
-func (s *preflightStep) apply(ev preflight.Event) {
+func (s *preflightStep) apply(m *Model, ev preflight.Event) {
 	i := slices.IndexFunc(s.items, func(it ui.Item) bool { return it.ID == ev.ID })
 	if i < 0 {
 		s.items = append(s.items, ui.Item{ID: ev.ID, Title: ev.Title, Status: ui.Running})
 		i = len(s.items) - 1
 	}
 	if ev.Kind == preflight.EventFinish && ev.Result != nil {
-		s.items[i] = itemOf(*ev.Result)
+		s.items[i] = m.itemOf(*ev.Result)
 	}
 }
 
