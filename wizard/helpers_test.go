@@ -211,10 +211,22 @@ func (p *probed) Init() tea.Cmd { return p.m.Init() }
 
 func (p *probed) View() string { return p.m.View() }
 
+// burstMsg hands the model several messages in one go, before any
+// command they return has run: keys typed in one burst (a paste, ssh).
+type burstMsg []tea.Msg
+
 func (p *probed) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	if pm, ok := msg.(probeMsg); ok {
 		pm.fn()
 		return p, nil
+	}
+	if b, ok := msg.(burstMsg); ok {
+		var cmds []tea.Cmd
+		for _, m := range b {
+			_, cmd := p.m.Update(m)
+			cmds = append(cmds, cmd)
+		}
+		return p, tea.Batch(cmds...)
 	}
 	_, cmd := p.m.Update(msg)
 	if p.wait != nil && p.wait() {

@@ -45,6 +45,14 @@ type planStep struct {
 	// error, so an empty URL would not let the user back to the CA
 	// question (forward, the checks hold).
 	backward bool
+	// moving is the field a key (enter, tab, shift+tab) is leaving: huh
+	// moves the focus through commands, so until another field has it,
+	// keys typed ahead ("enter y" in one burst over ssh) would land in the
+	// field being left. They wait in ahead and go to the new field (the
+	// terms question drops and counts keys that come before it has been
+	// on screen long enough).
+	moving huh.Field
+	ahead  []tea.Msg
 }
 
 func (s *planStep) busy() bool { return false }
@@ -406,17 +414,42 @@ func (s *planStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "/" && !s.textFocused() {
 		return nil
 	}
-	if k, ok := msg.(tea.KeyMsg); ok {
+	k, isKey := msg.(tea.KeyMsg)
+	if isKey && s.moving != nil {
+		s.ahead = append(s.ahead, msg)
+		return nil
+	}
+	if isKey {
 		s.backward = k.String() == "shift+tab" || k.String() == "esc" && s.textFocused()
 	}
+	before := s.form.GetFocusedField()
 	// esc in the e-mail field leaves the field (back to the key type),
 	// as in the address field; the typed text stays.
-	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "esc" && s.textFocused() {
-		return s.form.PrevField()
+	if isKey && k.String() == "esc" && s.textFocused() {
+		return s.form.PrevField() // moves the focus at once
 	}
 	fm, cmd := s.form.Update(msg)
 	if f, ok := fm.(*huh.Form); ok {
 		s.form = f
+	}
+	after := s.form.GetFocusedField()
+	switch {
+	case isKey && cmd != nil && after == before && slices.Contains([]string{"enter", "tab", "shift+tab"}, k.String()):
+		s.moving = before // the focus moves when huh's commands come back
+	case s.moving != nil && (after != s.moving || s.form.State != huh.StateNormal || after != nil && after.Error() != nil):
+		// Settled: another field has the focus (or the move was refused).
+		// The keys typed meanwhile go to it, in order; those after a key
+		// that moves on again wait for that move.
+		s.moving = nil
+		ahead := s.ahead
+		s.ahead = nil
+		if s.form.State == huh.StateNormal {
+			cmds := []tea.Cmd{cmd}
+			for _, a := range ahead {
+				cmds = append(cmds, s.update(m, a))
+			}
+			cmd = tea.Batch(cmds...)
+		}
 	}
 	if s.consent != nil {
 		s.consent.title = tosQuestion(m.cfg.Demo, s.a.CA)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/ipcert/ipcert/acmeflow"
@@ -763,4 +764,54 @@ func TestStepTable(t *testing.T) {
 // what it says, wherever it wrapped.
 func oneLine(v string) string {
 	return strings.Join(strings.Fields(ui.Plain(v)), " ")
+}
+
+// TestTypeAheadAfterEmail: "enter y" typed in one burst in the e-mail
+// field (over ssh, a paste) must not put the y into the e-mail or leave no
+// field focused (issue 24 item 3): the y typed while the question changes
+// goes to the terms question, which drops and counts it (it came before
+// the question was on screen), and the terms question is current.
+func TestTypeAheadAfterEmail(t *testing.T) {
+	for _, burst := range [][]string{{"enter", "y"}, {"enter", "y", "y", "enter"}, {"tab", "y"}} {
+		cfg := testConfig(false)
+		cfg.ConsentDelay = time.Hour // the terms question never arms in the test: only the burst counts
+		d := toAddress(t, fakeDeps(nil), cfg)
+		d.key("enter")
+		d.until("the checks", func() bool { return d.m.pre.report != nil })
+		d.key("enter")
+		d.until("the plan", func() bool { return d.focused() == "ca" })
+		for _, k := range []string{"challenge", "key"} {
+			d.key("enter")
+			d.until(k, func() bool { return d.focused() == k })
+		}
+		// A letter typed with the enter that leaves the key question goes
+		// to the e-mail, the question it was typed for.
+		d.send(burstMsg{keyMsg("enter"), keyMsg("x")})
+		d.until("the e-mail", func() bool { return d.focused() == "email" && d.m.plan.moving == nil })
+		if d.m.plan.a.Email != "x" || d.m.plan.a.KeyType != "ec256" {
+			t.Errorf("the key typed ahead did not go to the e-mail: e-mail %q, key type %q", d.m.plan.a.Email, d.m.plan.a.KeyType)
+		}
+		d.key("backspace")
+		d.typeText("admin@example.org")
+		var msgs burstMsg
+		for _, k := range burst {
+			msgs = append(msgs, keyMsg(k))
+		}
+		d.send(msgs)
+		d.until("the terms question", func() bool { return d.focused() == "tos" && d.m.plan.moving == nil })
+		if got := d.m.plan.a.Email; got != "admin@example.org" {
+			t.Errorf("%v: the e-mail became %q", burst, got)
+		}
+		if d.m.plan.a.AgreeTOS {
+			t.Errorf("%v: typed-ahead keys agreed to the terms", burst)
+		}
+		n := len(burst) - 1
+		want := fmt.Sprintf("%d key typed before this question was shown ignored", n)
+		if n > 1 {
+			want = fmt.Sprintf("%d keys typed before this question was shown ignored", n)
+		}
+		if v := d.view(); !strings.Contains(v, want) {
+			t.Errorf("%v: the screen does not count the dropped keys (%q):\n%s", burst, want, v)
+		}
+	}
 }
