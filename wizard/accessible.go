@@ -378,6 +378,8 @@ func (a *accessible) plan() (Step, error) {
 			a.say("%s\n", caDescription(m.cfg.Demo, p.a.CA))
 		}
 	}
+	p.a.keepConsent(p.a.AgreeTOS) // agreed to another CA's terms: asked again
+	p.consent.answered = p.a.AgreeTOS
 	p.consent.title = tosQuestion(m.cfg.Demo, p.a.CA)
 	a.say("%s", p.note(m, "tos"))
 	for try := 0; !p.a.AgreeTOS; try++ {
@@ -396,6 +398,7 @@ func (a *accessible) plan() (Step, error) {
 			a.say("The CA issues only to accounts that accept its terms. Answer y to go on, or n again to stop.")
 		}
 	}
+	p.a.AgreedFor = p.a.Terms()
 	p.save(m)
 	return StepIssue, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -145,6 +146,9 @@ type Answers struct {
 	KeyType       string
 	Email         string
 	AgreeTOS      bool
+	// AgreedFor is whose terms AgreeTOS agreed to (Terms): consent belongs
+	// to one CA, and another CA's question is asked again.
+	AgreedFor string
 	// HTTPListen and TLSListen are the built-in responders' addresses
 	// (--http-listen, --tls-listen; default :80 and :443), kept in
 	// renewal.json for renew like issue's.
@@ -158,6 +162,32 @@ func (a Answers) Choice() string {
 		return a.CAURL
 	}
 	return a.CA
+}
+
+// Terms names whose terms of service the answers' CA has: Let's
+// Encrypt's Subscriber Agreement for the rehearsal, staging and
+// production alike; the local test CA's; an own CA's, per directory URL.
+func (a Answers) Terms() string {
+	switch a.CA {
+	case PlanRehearse, cachoice.Staging, cachoice.Production:
+		return "letsencrypt"
+	case PlanOwnCA:
+		return "own " + strings.TrimSpace(a.CAURL)
+	}
+	return a.CA
+}
+
+// keepConsent notes whose terms a new agreement is for, and drops an
+// agreement given for another CA's terms.
+func (a *Answers) keepConsent(wasAgreed bool) {
+	switch {
+	case a.AgreeTOS && !wasAgreed:
+		a.AgreedFor = a.Terms()
+	case a.AgreeTOS && a.AgreedFor == "":
+		a.AgreedFor = a.Terms() // --agree-tos, for the CA given with it
+	case a.AgreeTOS && a.AgreedFor != a.Terms():
+		a.AgreeTOS = false
+	}
 }
 
 // root is the PEM root file for choice: only the own CA's.

@@ -81,6 +81,7 @@ func (s *planStep) enter(m *Model, why arrival) tea.Cmd {
 		s.cancelled = true
 	}
 	s.a = m.ans
+	s.a.keepConsent(s.a.AgreeTOS)
 	s.webServer = ""
 	if mc := m.machine(); mc != nil {
 		for _, ws := range mc.WebServers {
@@ -428,9 +429,15 @@ func (s *planStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	if isKey && k.String() == "esc" && s.textFocused() {
 		return s.form.PrevField() // moves the focus at once
 	}
+	wasAgreed := s.a.AgreeTOS
 	fm, cmd := s.form.Update(msg)
 	if f, ok := fm.(*huh.Form); ok {
 		s.form = f
+	}
+	// Consent belongs to one CA: another CA's terms are asked again.
+	agreed := s.a.AgreeTOS
+	if s.a.keepConsent(wasAgreed); agreed && !s.a.AgreeTOS && s.consent != nil {
+		s.consent.answered = false // nothing chosen for this CA yet
 	}
 	after := s.form.GetFocusedField()
 	switch {

@@ -815,3 +815,53 @@ func TestTypeAheadAfterEmail(t *testing.T) {
 		}
 	}
 }
+
+// TestConsentBelongsToOneCA: agreeing to one CA's terms does not agree to
+// another's (issue 24 item 4): agreed to the own CA's terms, the plan
+// switched to Let's Encrypt asks for the Subscriber Agreement afresh; a
+// switch between Let's Encrypt's staging and production keeps it (one
+// agreement for both).
+func TestConsentBelongsToOneCA(t *testing.T) {
+	cfg := testConfig(false)
+	cfg.ConsentDelay = -1
+	url := "https://ca.internal:9000/acme/acme/directory"
+	cfg.Answers = Answers{CA: PlanOwnCA, CAURL: url, AgreeTOS: true, Challenge: ChallengeHTTP}
+	d := toAddress(t, fakeDeps(nil), cfg)
+	d.key("enter")
+	d.until("the checks", func() bool { return d.m.pre.report != nil })
+	d.key("enter")
+	d.until("the plan", func() bool { return d.focused() == "ca" })
+	if a := d.m.plan.a; !a.AgreeTOS || a.AgreedFor != "own "+url {
+		t.Fatalf("the given agreement is not the own CA's: %+v", a)
+	}
+	for range 3 {
+		d.key("up")
+	}
+	if d.m.plan.a.CA != PlanRehearse || d.m.plan.a.AgreeTOS {
+		t.Fatalf("switched to %q, the own CA's agreement still counts: %+v", d.m.plan.a.CA, d.m.plan.a)
+	}
+	d.key("down") // staging: Let's Encrypt's terms too
+	for _, k := range []string{"challenge", "key", "email", "tos"} {
+		d.key("enter")
+		d.until(k, func() bool { return d.focused() == k })
+	}
+	v := d.view()
+	if !strings.Contains(v, "Subscriber Agreement") || !strings.Contains(v, "[ ] I agree (y)") || strings.Contains(v, "agreed already") {
+		t.Fatalf("Let's Encrypt's terms show as agreed:\n%s", v)
+	}
+	d.key("y")
+	if a := d.m.plan.a; !a.AgreeTOS || a.AgreedFor != "letsencrypt" {
+		t.Fatalf("y did not agree to Let's Encrypt's terms: %+v", a)
+	}
+	// Staging to production: the same Subscriber Agreement.
+	a := d.m.ans
+	a.CA = cachoice.Production
+	a.keepConsent(true)
+	if !a.AgreeTOS {
+		t.Error("Let's Encrypt's agreement was dropped between staging and production")
+	}
+	a.CA, a.CAURL = PlanOwnCA, url
+	if a.keepConsent(true); a.AgreeTOS {
+		t.Error("Let's Encrypt's agreement counts for the own CA")
+	}
+}
