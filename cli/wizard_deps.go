@@ -67,7 +67,13 @@ func wizardDeps(w wizardWiring) (wizard.Deps, error) {
 	if !w.Demo {
 		d.DetectPublic = func(ctx context.Context) preflight.PublicAddrs { return preflight.DetectPublic(ctx, env) }
 		d.Preflight = func(ctx context.Context, req wizard.PreflightRequest, progress func(preflight.Event)) preflight.Report {
-			return preflight.Run(ctx, env, preflight.Options{IPs: req.Addrs, MapPorts: req.MapPorts, OwnCA: req.OwnCA, SelfFetch: true}, progress)
+			opts := preflight.Options{IPs: req.Addrs, MapPorts: req.MapPorts, OwnCA: req.OwnCA, SelfFetch: true}
+			if req.Internal {
+				// An own CA on the internal network: nothing to check on
+				// the internet's side, and nothing is sent there.
+				opts.Only, opts.SelfFetch, opts.MapPorts = wizard.InternalChecks, false, false
+			}
+			return preflight.Run(ctx, env, opts, progress)
 		}
 		// As "ipcert issue --ca CHOICE --ca-root FILE" opens it.
 		d.OpenCA = func(choice, rootFile string) (*cachoice.CA, error) {

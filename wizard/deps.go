@@ -35,7 +35,16 @@ type PreflightRequest struct {
 	// other choice): Let's Encrypt's address policy is not checked
 	// (preflight.Options.OwnCA).
 	OwnCA bool
+	// Internal: every address is one the internet cannot reach (private,
+	// shared, loopback: Let's Encrypt refuses it), so only an own CA on the
+	// same network validates it: the checks of the public address, NAT
+	// and the fetch through the public address do not apply.
+	Internal bool
 }
+
+// InternalChecks are the preflight checks that apply to an internal
+// address (PreflightRequest.Internal).
+var InternalChecks = []string{preflight.IDInterfaces, preflight.IDPorts, preflight.IDPrivilege, preflight.IDWebServers, preflight.IDFirewall, preflight.IDAddress}
 
 // Issuer stores a new certificate: *acmeflow.Engine.
 type Issuer interface {

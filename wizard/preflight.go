@@ -311,11 +311,15 @@ func addrList(as []netip.Addr) string {
 // full screen and accessible mode ask the same).
 func (m *Model) preflightRequest(mapPorts bool) PreflightRequest {
 	req := PreflightRequest{Addrs: slices.Clone(m.ans.Addrs), MapPorts: mapPorts, OwnCA: m.ownCA()}
+	internal := len(m.ans.Addrs) > 0
 	for _, a := range m.ans.Addrs {
 		if m.leNote(a) != "" {
 			req.OwnCA = true
 		}
+		class, _ := acmeflow.Classify(a)
+		internal = internal && class != acmeflow.ClassPublic
 	}
+	req.Internal = internal && req.OwnCA && !m.cfg.Demo
 	return req
 }
 
