@@ -53,11 +53,12 @@ func init() {
 func runTimer(ctx context.Context, args []string, s stdio) int {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(s.Out, strings.TrimSpace(timerHelp))
-			return exitOK
+			// The help with the flags, as every command's.
+			args = []string{"install", "--help"}
+		} else {
+			fmt.Fprintln(s.Err, "ipcert timer: say install, remove or status (ipcert timer --help)")
+			return exitUsage
 		}
-		fmt.Fprintln(s.Err, "ipcert timer: say install, remove or status (ipcert timer --help)")
-		return exitUsage
 	}
 	action := args[0]
 	var cf commonFlags
