@@ -24,6 +24,10 @@ type preflightStep struct {
 	askMap   bool // "may I ask the router to map the ports?"
 	mapPorts bool
 	ranFor   string // the addresses of the last run
+	// mapRun: the last run asked the router for the mappings; runs counts
+	// the runs, so a re-run shows that it ran.
+	mapRun bool
+	runs   int
 }
 
 type preflightEventMsg struct {
@@ -140,6 +144,8 @@ func (s *preflightStep) run(m *Model) tea.Cmd {
 	s.cancelFn = cancel
 	req := m.preflightRequest(s.mapPorts)
 	s.mapPorts = false // consent is for one run
+	s.mapRun = req.MapPorts
+	s.runs++
 	runPF := m.deps.Preflight
 	m.logf("preflight run %d for %v (map ports: %v)", gen, req.Addrs, req.MapPorts)
 	return tea.Batch(m.stream(func(send func(tea.Msg)) {
@@ -257,6 +263,27 @@ func (s *preflightStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	t := m.theme
 	var b strings.Builder
 	b.WriteString(ui.Wrap(fmt.Sprintf("What would make validation of %s fail, checked before asking the CA.", addrList(m.ans.Addrs)), w) + "\n\n")
+	if s.askMap {
+		// At the top, in view: the question is what the screen is about now.
+		m.focusHere(&b)
+		b.WriteString(ui.Wrap(t.Strong.Render("Ask your router (UPnP IGD / NAT-PMP) to forward ports 80 and 443 to this machine")+" for this check? The mappings are removed again at the end. y / n", w) + "\n\n")
+	}
+	if s.runs > 1 || s.mapRun {
+		what := fmt.Sprintf("Run %d", s.runs)
+		if s.mapRun {
+			what += ", with the router asked to map the ports"
+		}
+		if s.running {
+			what += m.theme.Dots()
+		} else if s.report != nil && !s.report.Started.IsZero() {
+			what += " (started " + s.report.Started.Local().Format("15:04:05") + ")"
+		}
+		b.WriteString(ui.Wrap(t.Dim.Render(what), w) + "\n")
+		if s.mapRun && s.report != nil {
+			b.WriteString(ui.Indent(mappingText(s.report.NAT), 2, w) + "\n")
+		}
+		b.WriteString("\n")
+	}
 	focus := -1
 	cl := ui.Checklist{Items: s.items, Selected: -1, FocusLine: &focus}
 	if !s.running {
@@ -294,10 +321,38 @@ func (s *preflightStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		b.WriteString("\n")
 	}
 	if s.askMap {
-		b.WriteString("\n" + ui.Wrap(t.Strong.Render("Ask your router (UPnP IGD / NAT-PMP) to forward ports 80 and 443 to this machine")+" for this check? The mappings are removed again at the end. y / n", w) + "\n")
-		keys = []ui.KeyHelp{{Key: "y", What: "map the ports"}, {Key: "n", What: "no"}}
+		keys = []ui.KeyHelp{{Key: "y", What: "map the ports"}, {Key: "n", What: "no"}, keysQuit}
 	}
 	return b.String(), keys
+}
+
+// mappingText says what the router did with the mapping requests of a
+// run with --map-ports: each port granted (and removed again) or refused,
+// or that no router answered.
+func mappingText(n preflight.NATInfo) string {
+	if len(n.Mappings) == 0 {
+		return "No mapping was made: no router answered UPnP IGD or NAT-PMP."
+	}
+	var parts []string
+	for _, mp := range n.Mappings {
+		switch {
+		case mp.Granted == 0:
+			why := "refused"
+			if mp.Error != "" {
+				why += " (" + mp.Error + ")"
+			}
+			parts = append(parts, fmt.Sprintf("port %d %s by %s", mp.Internal, why, mp.Proto))
+		default:
+			p := fmt.Sprintf("port %d mapped by %s (external %d)", mp.Internal, mp.Proto, mp.Granted)
+			if mp.Removed {
+				p += ", removed again"
+			} else {
+				p += ", NOT removed: remove it in the router"
+			}
+			parts = append(parts, p)
+		}
+	}
+	return "The router: " + strings.Join(parts, "; ") + "."
 }
 
 func addrList(as []netip.Addr) string {

@@ -865,3 +865,46 @@ func TestConsentBelongsToOneCA(t *testing.T) {
 		t.Error("Let's Encrypt's agreement counts for the own CA")
 	}
 }
+
+// TestMapPortsQuestionInViewAndAnswered: "m map ports" asks in view, at
+// the top, even at 60x20 with the checklist longer than the screen, and
+// after y the screen says what the router did (issue 24 item 8); r says
+// that it ran again.
+func TestMapPortsQuestionInViewAndAnswered(t *testing.T) {
+	deps := fakeDeps(nil)
+	deps.Preflight = func(ctx context.Context, req PreflightRequest, progress func(preflight.Event)) preflight.Report {
+		rep := fakePreflight(ctx, req, progress)
+		rep.Started = fixedNow
+		if req.MapPorts {
+			rep.NAT.Mappings = []preflight.Mapping{
+				{Proto: "upnp", Internal: 80, Requested: 80, Granted: 80, Removed: true},
+				{Proto: "upnp", Internal: 443, Requested: 443, Error: "ConflictInMappingEntry"},
+			}
+		}
+		return rep
+	}
+	d := newDriver(t, deps, testConfig(false), 60, 20)
+	d.until("the machine facts", func() bool { return d.m.welcome.machine != nil })
+	d.key("enter")
+	d.until("the addresses", func() bool { return d.m.address.detected })
+	d.key("enter")
+	d.until("the checks", func() bool { return d.m.pre.report != nil })
+	d.key("m")
+	v := d.view()
+	if !strings.Contains(oneLine(v), "forward ports 80 and 443 to this machine for this check?") || !strings.Contains(v, "y map the ports") {
+		t.Fatalf("the question is not in view:\n%s", v)
+	}
+	d.key("y")
+	d.until("the run with the mappings", func() bool { return d.m.pre.report != nil && !d.m.pre.running })
+	v = oneLine(d.view())
+	for _, want := range []string{"Run 2, with the router asked to map the ports (started 12:00:00)", "port 80 mapped by upnp (external 80), removed again", "port 443 refused (ConflictInMappingEntry) by upnp"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("after y the screen lacks %q:\n%s", want, d.view())
+		}
+	}
+	d.key("r")
+	d.until("the re-run", func() bool { return d.m.pre.report != nil && !d.m.pre.running })
+	if v := oneLine(d.view()); !strings.Contains(v, "Run 3 (started 12:00:00)") || strings.Contains(v, "mapped by") {
+		t.Errorf("r shows no sign it ran, or keeps the mapping of the run before:\n%s", d.view())
+	}
+}
