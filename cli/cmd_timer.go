@@ -234,7 +234,16 @@ func timerPrintStatus(w io.Writer, o timerStatusOut, now time.Time) {
 			fmt.Fprintln(w, "  log          journalctl -u "+deploy.TimerServiceName)
 		}
 	case deploy.TimerCron:
-		fmt.Fprintf(w, "Renewal job: cron, every hour at minute %d (%s); log: journalctl -t ipcert-renew or /var/log/syslog\n", o.CronMinute, strings.Join(o.Files, ", "))
+		// The job logs through logger: to the journal where journald
+		// runs, else to syslog's files.
+		log := "/var/log/syslog (or /var/log/messages), tag ipcert-renew"
+		if _, err := os.Stat("/run/systemd/journal"); err == nil {
+			log = "journalctl -t ipcert-renew"
+		}
+		fmt.Fprintf(w, "Renewal job: cron, every hour at minute %d (%s); log: %s\n", o.CronMinute, strings.Join(o.Files, ", "), log)
+		if !cronRuns("/proc") {
+			fmt.Fprintln(w, "  Warning: no cron daemon runs on this machine: the job does not run until one does (Debian: sudo apt install cron).")
+		}
 	}
 	if lr := o.LastRun; lr != nil {
 		renewed, failed := 0, 0

@@ -307,8 +307,17 @@ func wizardPrintOutcome(w io.Writer, o wizard.Outcome, demo bool, stateDir strin
 		fmt.Fprintf(w, "\nGet the real certificate: sudo ipcert issue --ip %s --ca production --agree-tos%s (or run ipcert again)\n", r.Identifiers[0], wizard.StateArg(stateDir))
 		return
 	}
-	fmt.Fprintln(w, "\nNext:")
+	var next [][3]string
 	for _, c := range wizard.NextCommands(iss.Name, r.Identifiers[0], stateDir) {
+		if !o.Done[c[0]] { // done in the wizard already
+			next = append(next, c)
+		}
+	}
+	if len(next) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nNext:")
+	for _, c := range next {
 		fmt.Fprintf(w, "  %-8s %s  %s\n", c[0], c[1], c[2])
 	}
 }

@@ -149,8 +149,12 @@ func wizardMachine(env preflight.Env) func(context.Context) wizard.Machine {
 	return func(ctx context.Context) wizard.Machine {
 		priv := preflight.ReadPrivilege(env, 80)
 		_, err := os.Stat("/run/systemd/system")
+		bin, _ := os.Executable()
+		if b, err := filepath.EvalSymlinks(bin); err == nil {
+			bin = b
+		}
 		return wizard.Machine{
-			UID: priv.UID, CanBindLow: priv.CanBind, Systemd: err == nil,
+			UID: priv.UID, CanBindLow: priv.CanBind, Systemd: err == nil, Cron: cronRuns("/proc"), Binary: bin,
 			WebServers: preflight.FindWebServers(ctx, env),
 		}
 	}
@@ -285,6 +289,17 @@ func wizardTimer(st *store.Store) func(context.Context, *acmeflow.Issued) wizard
 		if res.Unchanged {
 			rep.Summary = fmt.Sprintf("renewal job already installed (%s), unchanged", res.Mode)
 		}
+		// Installed is not running: say what would keep the job from it.
+		if res.Mode == deploy.TimerCron && !cronRuns("/proc") {
+			rep.Status = ui.Warn
+			rep.Lines = append(rep.Lines, "no cron daemon runs on this machine: the job does not run until one does")
+			rep.Fix = "install and start cron (Debian: sudo apt install cron)"
+		}
+		if wizard.TempBinary(bin) {
+			rep.Status = ui.Warn
+			rep.Lines = append(rep.Lines, "the job runs "+bin+", in a temporary folder: it may be gone after a reboot")
+			rep.Fix = "sudo install -m 0755 " + shellWord(bin) + " /usr/local/bin/ipcert && sudo /usr/local/bin/ipcert timer install" + wizard.StateArg(st.Root())
+		}
 		return rep
 	}
 }
@@ -414,4 +429,27 @@ func demoServeTarget(st *store.Store) func(*acmeflow.Issued) (string, func(), er
 		}()
 		return l.Addr().String(), func() { l.Close() }, nil
 	}
+}
+
+// cronNames are the process names of the cron daemons (Debian's cron,
+// cronie's crond, busybox crond, fcron).
+var cronNames = map[string]bool{"cron": true, "crond": true, "fcron": true}
+
+// cronRuns says whether a cron daemon runs: a process under proc whose
+// name is one of cronNames.
+func cronRuns(proc string) bool {
+	ents, err := os.ReadDir(proc)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(proc, e.Name(), "comm"))
+		if err == nil && cronNames[strings.TrimSpace(string(b))] {
+			return true
+		}
+	}
+	return false
 }

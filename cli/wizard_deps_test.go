@@ -126,3 +126,23 @@ func TestWizardDryRenewLocal(t *testing.T) {
 		t.Errorf("a dry renewal changed the current version: %d -> %d", before.N, after.N)
 	}
 }
+
+// TestCronRuns: a cron daemon is a process named cron, crond or fcron
+// (issue 24 item 9: a cron job on a machine without one never runs).
+func TestCronRuns(t *testing.T) {
+	proc := t.TempDir()
+	add := func(pid, comm string) {
+		os.MkdirAll(filepath.Join(proc, pid), 0o755)
+		os.WriteFile(filepath.Join(proc, pid, "comm"), []byte(comm+"\n"), 0o644)
+	}
+	add("1", "init")
+	add("42", "crontab")
+	os.MkdirAll(filepath.Join(proc, "self"), 0o755)
+	if cronRuns(proc) {
+		t.Error("no cron daemon, yet cronRuns")
+	}
+	add("77", "crond")
+	if !cronRuns(proc) {
+		t.Error("crond runs, yet not found")
+	}
+}

@@ -503,6 +503,7 @@ func (a *accessible) after() (Step, error) {
 			a.say("Running: %s", ac.label)
 			r := ac.run(m.ctx)
 			s.results = append(s.results, actionResult{st, ac.label, r})
+			m.noteDone(ac.done, r)
 			a.say("%s: %s", r.Status.Word(), r.Summary)
 			for _, l := range r.Lines {
 				a.say("  %s", l)

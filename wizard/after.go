@@ -45,6 +45,9 @@ type action struct {
 	preview string                           // shown when chosen (a snippet)
 	whole   string                           // the command that prints the preview whole
 	next    bool                             // go on to the next step
+	// done is what the action does for the summary's "Next" commands
+	// ("install", "renewal", "verify"): done unless it failed.
+	done string
 }
 
 type actionResult struct {
@@ -81,6 +84,7 @@ type actionDoneMsg struct {
 	step  Step
 	gen   int
 	label string
+	done  string
 	r     Report
 }
 
@@ -177,6 +181,7 @@ func (s *actionStep) build(m *Model, targets []InstallTarget) {
 					run: func(ctx context.Context) Report {
 						return installed(install(ctx, iss, tgt), iss.Renewal, tgt.WebRoot, m.cfg.StateDir)
 					},
+					done: "install",
 				})
 			}
 			lbl := fmt.Sprintf("Show the %s snippet", t.Kind)
@@ -198,8 +203,16 @@ func (s *actionStep) build(m *Model, targets []InstallTarget) {
 				if mc.Systemd {
 					kind = "systemd timer"
 				}
+				// Said before the user chooses: a job that will not run.
+				if !mc.Systemd && !mc.Cron {
+					kind = "cron job; but NO cron daemon runs here"
+					s.intro += "\n\n" + m.theme.Warn.Render("No cron daemon runs on this machine") + " (and no systemd): a cron job would never run. Install and start cron first (Debian: " + m.theme.Command("sudo apt install cron") + "), or run " + m.theme.Command("ipcert renew"+m.stateArg()) + " hourly some other way."
+				}
+				if TempBinary(mc.Binary) {
+					s.intro += "\n\n" + m.theme.Warn.Render("This ipcert runs from a temporary folder") + ": " + m.theme.Command(mc.Binary) + " may be gone after a reboot or a clean-up, and the job with it. Copy it to /usr/local/bin first, then install the job from there: " + m.theme.Command("sudo install -m 0755 "+shellWord(mc.Binary)+" /usr/local/bin/ipcert && sudo /usr/local/bin/ipcert timer install"+m.stateArg())
+				}
 			}
-			s.actions = append(s.actions, action{label: "Install the renewal job (" + kind + ")", run: func(ctx context.Context) Report { return m.deps.Timer(ctx, iss) }})
+			s.actions = append(s.actions, action{label: "Install the renewal job (" + kind + ")", run: func(ctx context.Context) Report { return m.deps.Timer(ctx, iss) }, done: "renewal"})
 		} else {
 			s.intro += "\n\nInstall the renewal timer with: " + m.theme.Command("sudo ipcert timer install"+m.stateArg())
 		}
@@ -217,7 +230,7 @@ func (s *actionStep) build(m *Model, targets []InstallTarget) {
 			label = "Serve it on " + addr + " and check it"
 		}
 		if m.deps.Verify != nil {
-			s.actions = append(s.actions, action{label: label, run: func(ctx context.Context) Report { return m.deps.Verify(ctx, iss) }})
+			s.actions = append(s.actions, action{label: label, run: func(ctx context.Context) Report { return m.deps.Verify(ctx, iss) }, done: "verify"})
 		} else {
 			s.intro += "\n\nCheck it with: " + m.theme.Command("ipcert verify "+addr)
 		}
@@ -317,6 +330,7 @@ func (s *actionStep) update(m *Model, msg tea.Msg) tea.Cmd {
 		}
 		s.running = -1
 		s.results = append(s.results, actionResult{s.step, msg.label, msg.r})
+		m.noteDone(msg.done, msg.r)
 		m.logf("%s: %s: %s", s.step, msg.label, msg.r.Summary)
 		s.cursor = s.nextChoice(msg.r.Status)
 		return nil
@@ -375,10 +389,10 @@ func (s *actionStep) choose(m *Model, i int) tea.Cmd {
 		s.preview = ""
 		ctx, cancel := context.WithCancel(m.ctx)
 		s.cancelFn = cancel
-		gen, step, label, run := s.gen, s.step, a.label, a.run
+		gen, step, label, run, done := s.gen, s.step, a.label, a.run, a.done
 		return tea.Batch(m.stream(func(send func(tea.Msg)) {
 			defer cancel()
-			send(actionDoneMsg{step: step, gen: gen, label: label, r: run(ctx)})
+			send(actionDoneMsg{step: step, gen: gen, label: label, done: done, r: run(ctx)})
 		}), m.tick())
 	default:
 		if s.preview == a.preview {
@@ -439,6 +453,19 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		keys = []ui.KeyHelp{{Key: "q", What: "cancel and quit"}}
 	}
 	return b.String(), keys
+}
+
+// noteDone keeps what an action did for the commands that come next: done
+// unless it failed (a warning, such as renewal still on port 80, is done
+// with its fix shown).
+func (m *Model) noteDone(done string, r Report) {
+	if done == "" || r.Status == ui.Fail {
+		return
+	}
+	if m.outcome.Done == nil {
+		m.outcome.Done = map[string]bool{}
+	}
+	m.outcome.Done[done] = true
 }
 
 // afterSummary is what the after-issuance steps did, for the summary.

@@ -146,3 +146,49 @@ func TestInstallWarnsOfPort80(t *testing.T) {
 		t.Errorf("a web-root renewal is warned about:\n%s", v)
 	}
 }
+
+// TestRenewalSaysWhatWouldNotRun: on a machine without systemd and without
+// a cron daemon, with ipcert run from /tmp, the Renewal screen says so
+// before the user installs the job (issue 24 item 9); a dry renewal alone
+// does not count as the renewal job, and the job installed drops its
+// command from the summary's "Next".
+func TestRenewalSaysWhatWouldNotRun(t *testing.T) {
+	deps := fakeDeps(nil)
+	deps.Machine = func(ctx context.Context) Machine {
+		mc := fakeMachine(ctx)
+		mc.Systemd, mc.Cron, mc.Binary = false, false, "/tmp/ipcert-build/ipcert"
+		return mc
+	}
+	d := toInstall(t, deps)
+	d.send(tea.WindowSizeMsg{Width: 200, Height: 60})
+	d.key("down")
+	d.key("down")
+	d.key("down")
+	d.key("down")
+	d.key("enter") // continue without installing
+	d.until("the renewal step", func() bool { return d.m.Step() == StepRenewal && d.m.renewal.prepared })
+	v := d.view()
+	for _, want := range []string{"cron job; but NO cron daemon runs here", "No cron daemon runs on this machine", "sudo apt install cron",
+		"sudo install -m 0755 /tmp/ipcert-build/ipcert /usr/local/bin/ipcert && sudo /usr/local/bin/ipcert timer install --state-dir /var/lib/ipcert"} {
+		if !strings.Contains(oneLine(v), want) {
+			t.Errorf("the Renewal screen lacks %q:\n%s", want, v)
+		}
+	}
+	// The dry renewal first: not the renewal job.
+	d.key("down")
+	d.key("enter")
+	d.until("the dry renewal", func() bool { return len(d.m.renewal.results) == 1 })
+	if d.m.outcome.Done["renewal"] {
+		t.Error("a dry renewal counted as the renewal job")
+	}
+	d.key("up")
+	d.key("enter")
+	d.until("the job", func() bool { return len(d.m.renewal.results) == 2 })
+	if !d.m.outcome.Done["renewal"] {
+		t.Error("the installed job does not count")
+	}
+	d.m.show(StepSummary)
+	if v := oneLine(d.view()); strings.Contains(v, "renewal sudo ipcert timer install") || !strings.Contains(v, "install sudo ipcert snippet nginx") {
+		t.Errorf("the summary's Next is wrong:\n%s", d.view())
+	}
+}

@@ -21,7 +21,23 @@ type Machine struct {
 	UID        int
 	CanBindLow bool // may bind ports 80 and 443 (root or CAP_NET_BIND_SERVICE)
 	Systemd    bool // systemd is PID 1: the renewal can be a systemd timer
+	// Cron: a cron daemon runs (what runs the job where systemd does not).
+	Cron bool
+	// Binary is the ipcert binary a renewal job would run.
+	Binary     string
 	WebServers []preflight.WebServer
+}
+
+// TempBinary says whether the binary lives where it may vanish (a
+// temporary folder: tmpfs, cleaned at boot or by age), so a renewal job
+// pointing at it would stop working.
+func TempBinary(path string) bool {
+	for _, d := range []string{"/tmp/", "/var/tmp/", "/dev/shm/", "/run/user/"} {
+		if strings.HasPrefix(path, d) {
+			return true
+		}
+	}
+	return false
 }
 
 // PreflightRequest is one preflight run the user asked for.
@@ -222,6 +238,9 @@ type Outcome struct {
 	Aborted bool
 	// Err is the last issuance error, when the user quit on it.
 	Err error
+	// Done is what the after-issuance steps did ("install", "renewal",
+	// "verify"): the commands that come next leave them out (NextCommands).
+	Done map[string]bool
 }
 
 // Files are where a stored certificate lives.

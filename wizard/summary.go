@@ -116,14 +116,11 @@ func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		names = append(names, "root.pem")
 	}
 	b.WriteString(ui.Hang(fmt.Sprintf("  %-10s %s", "", strings.Join(names, "  ")), 13, w) + "\n\n")
-	done := map[string]bool{}
+	done := o.Done
 	if res := m.afterSummary(); len(res) > 0 {
 		b.WriteString(t.Strong.Render("Done") + "\n")
 		for _, x := range res {
 			b.WriteString(ui.Indent(t.Mark(x.r.Status, "")+" "+x.r.Summary, 2, w) + "\n")
-			if x.r.Status == ui.OK {
-				done[strings.ToLower(x.step.String())] = true
-			}
 		}
 		b.WriteString("\n")
 	}
