@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
@@ -81,9 +82,10 @@ func wizardDeps(w wizardWiring) (wizard.Deps, error) {
 		}
 		d.Rehearsal = &acmeflow.Engine{Store: w.Rehearsal, UserAgent: "ipcert/" + version}
 		d.RehearsalStore = w.Rehearsal
-		d.Servers, d.Install = wizardServers(st), wizardInstall(st)
+		rc := &reloadClock{}
+		d.Servers, d.Install = wizardServers(st), wizardInstall(st, rc)
 		d.Timer = wizardTimer(st)
-		d.Verify = wizardVerify(systemRoots, wizardVerifyTarget)
+		d.Verify = wizardVerifyAfter(systemRoots, wizardVerifyTarget, rc)
 		return d, nil
 	}
 	// One Pebble for the whole demo, started in the background at once so
@@ -202,7 +204,7 @@ func wizardServers(st *store.Store) func(context.Context, *acmeflow.Issued) []wi
 }
 
 // wizardInstall does what "ipcert snippet KIND NAME --write" does.
-func wizardInstall(st *store.Store) func(context.Context, *acmeflow.Issued, wizard.InstallTarget) wizard.Report {
+func wizardInstall(st *store.Store, rc *reloadClock) func(context.Context, *acmeflow.Issued, wizard.InstallTarget) wizard.Report {
 	return func(ctx context.Context, iss *acmeflow.Issued, t wizard.InstallTarget) wizard.Report {
 		kind, err := deploy.ParseKind(t.Kind)
 		if err != nil {
@@ -247,6 +249,7 @@ func wizardInstall(st *store.Store) func(context.Context, *acmeflow.Issued, wiza
 			rep.Summary = fmt.Sprintf("%s: written, but its main config does not read it yet", t.Kind)
 			rep.Fix = fmt.Sprintf("add %q to %s, then reload %s", res.IncludeLine, res.IncludeFile, t.Kind)
 		case res.Reloaded:
+			rc.mark()
 			rep.Summary = fmt.Sprintf("%s serves the certificate (config tested, reloaded)", t.Kind)
 		case !svc.Active:
 			rep.Status = ui.Warn
@@ -341,6 +344,28 @@ func shortRehearsalCA(choice string) string {
 func systemRoots() *x509.CertPool { return nil }
 
 func wizardVerify(roots func() *x509.CertPool, target func(*acmeflow.Issued) (string, func(), error)) func(context.Context, *acmeflow.Issued) wizard.Report {
+	return wizardVerifyAfter(roots, target, nil)
+}
+
+// reloadClock is when the wizard's install last reloaded a web server.
+type reloadClock struct{ at atomic.Int64 }
+
+func (c *reloadClock) mark() {
+	if c != nil {
+		c.at.Store(time.Now().UnixNano())
+	}
+}
+
+// recent: a reload happened less than d ago.
+func (c *reloadClock) recent(d time.Duration) bool {
+	return c != nil && c.at.Load() != 0 && time.Since(time.Unix(0, c.at.Load())) < d
+}
+
+// wizardVerifyAfter checks what addr serves: once, or, right after the
+// install reloaded a web server (rc), again and again for the reload's
+// grace (deploy.WaitServed); a refused connection with nothing reloaded
+// is the answer at once (issue 24 item 10). The time it took is said.
+func wizardVerifyAfter(roots func() *x509.CertPool, target func(*acmeflow.Issued) (string, func(), error), rc *reloadClock) func(context.Context, *acmeflow.Issued) wizard.Report {
 	return func(ctx context.Context, iss *acmeflow.Issued) wizard.Report {
 		addr, done, err := target(iss)
 		if err != nil {
@@ -356,11 +381,18 @@ func wizardVerify(roots func() *x509.CertPool, target func(*acmeflow.Issued) (st
 				pool, rootArg = p, " --root "+r.CARoot
 			}
 		}
-		// Right after the reload: give the server its grace to pick the
-		// new certificate up (deploy.ReloadGrace).
-		res, _, err := deploy.WaitServed(ctx, addr, iss.Cert.Leaf, 0, deploy.VerifyOptions{Roots: pool})
+		start := time.Now()
+		var res deploy.VerifyResult
+		if rc.recent(deploy.ReloadGrace) {
+			// Right after the reload: give the server its grace to pick
+			// the new certificate up (deploy.ReloadGrace).
+			res, _, err = deploy.WaitServed(ctx, addr, iss.Cert.Leaf, 0, deploy.VerifyOptions{Roots: pool})
+		} else {
+			res, err = deploy.Verify(ctx, addr, deploy.VerifyOptions{Roots: pool, Expected: iss.Cert.Leaf})
+		}
+		took := time.Since(start).Round(100 * time.Millisecond)
 		if err != nil {
-			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
+			return wizard.Report{Status: ui.Fail, Summary: err.Error(), Lines: []string{"checked in " + took.String()}}
 		}
 		rep := wizard.Report{Summary: res.Reason}
 		if res.TLSVersion != "" {
@@ -385,6 +417,7 @@ func wizardVerify(roots func() *x509.CertPool, target func(*acmeflow.Issued) (st
 			rep.Status = ui.Fail
 			rep.Fix = "reload the web server so it reads the new files, then: ipcert verify " + addr + rootArg
 		}
+		rep.Lines = append(rep.Lines, "checked in "+took.String())
 		return rep
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/ipcert/ipcert/acmeflow/store"
@@ -72,6 +73,7 @@ type actionStep struct {
 	results   []actionResult
 	preview   string
 	whole     string
+	started   time.Time // when the running action started
 }
 
 type actionPreparedMsg struct {
@@ -386,6 +388,7 @@ func (s *actionStep) choose(m *Model, i int) tea.Cmd {
 	case a.run != nil:
 		s.gen++
 		s.running = i
+		s.started = m.deps.Now()
 		s.preview = ""
 		ctx, cancel := context.WithCancel(m.ctx)
 		s.cancelFn = cancel
@@ -434,6 +437,10 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		}
 		if i == s.running {
 			cur = m.spinner() + " "
+			// A check that takes a while says for how long.
+			if d := m.deps.Now().Sub(s.started); d >= time.Second {
+				label += t.Dim.Render(fmt.Sprintf(" (%d s)", int(d.Seconds())))
+			}
 		}
 		b.WriteString(ui.Hang(cur+label, 4, w) + "\n")
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/ipcert/ipcert/acmeflow"
@@ -191,4 +193,30 @@ func TestRenewalSaysWhatWouldNotRun(t *testing.T) {
 	if v := oneLine(d.view()); strings.Contains(v, "renewal sudo ipcert timer install") || !strings.Contains(v, "install sudo ipcert snippet nginx") {
 		t.Errorf("the summary's Next is wrong:\n%s", d.view())
 	}
+}
+
+// TestRunningActionShowsElapsed: a check that takes a while says for how
+// long it has run (issue 24 item 10).
+func TestRunningActionShowsElapsed(t *testing.T) {
+	deps := fakeDeps(nil)
+	var now atomic.Int64
+	now.Store(fixedNow.UnixNano())
+	deps.Now = func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	started, release := make(chan struct{}), make(chan struct{})
+	deps.Verify = func(ctx context.Context, iss *acmeflow.Issued) Report {
+		close(started)
+		<-release
+		return Report{Status: ui.OK, Summary: "serves it"}
+	}
+	d := toInstall(t, deps)
+	d.m.goTo(StepVerify) // held: the program waits; the step builds at once
+	d.until("the verify step", func() bool { return d.m.verify.prepared })
+	d.key("enter")
+	d.waitFor("the check", started)
+	now.Add(int64(7 * time.Second))
+	if v := d.view(); !strings.Contains(v, "(7 s)") {
+		t.Errorf("the running check does not say how long it runs:\n%s", v)
+	}
+	close(release)
+	d.until("the result", func() bool { return len(d.m.verify.results) == 1 })
 }
