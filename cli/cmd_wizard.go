@@ -251,6 +251,7 @@ func wizardRun(ctx context.Context, deps wizard.Deps, cfg wizard.Config, s stdio
 			fmt.Fprintln(s.Err, "TERM=dumb: asking plain questions instead of drawing screens.")
 		}
 		lipgloss.SetDefaultRenderer(ui.Renderer(s.Err, ui.Caps{NoColor: true}))
+		cfg.SummaryOnStdout = true // wizardPrintOutcome says it, once
 		o, err = wizard.RunAccessible(ctx, deps, cfg, s.In, s.Err)
 	} else {
 		// huh draws its fields with lipgloss's default renderer, which

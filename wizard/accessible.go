@@ -2,6 +2,7 @@ package wizard
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -40,11 +41,11 @@ func (l *lineReader) Read(p []byte) (int, error) {
 			l.eof = true
 			return 0, err
 		}
-		if line[len(line)-1] != '\n' {
-			// The last answer without its newline is still an answer; the
-			// end of the input shows at the next question.
-			line = append(line, '\n')
-		}
+		// " 1" is the answer 1: spaces around an answer are never part
+		// of it (a number, y or n, an address, a URL, a path).
+		// The last answer without its newline is still an answer; the end
+		// of the input shows at the next question.
+		line = append(bytes.TrimSpace(line), '\n')
 		l.pending = line
 	}
 	n := copy(p, l.pending)
@@ -150,9 +151,18 @@ func (a *accessible) choose(title string, options []huh.Option[string], v *strin
 	if *v == "" && len(options) > 0 {
 		*v = options[0].Value
 	}
+	// Enter alone takes the default: said before, and after, so it is
+	// never a silent pick.
+	def := slices.IndexFunc(options, func(o huh.Option[string]) bool { return o.Value == *v })
+	if def >= 0 {
+		title += fmt.Sprintf(" (Enter alone: %d)", def+1)
+	}
 	f := huh.NewSelect[string]().Title(title).Options(options...).Value(v)
 	if err := a.ask(f); err != nil {
 		return err
+	}
+	if i := slices.IndexFunc(options, func(o huh.Option[string]) bool { return o.Value == *v }); i >= 0 {
+		a.say("Chosen: %d. %s", i+1, options[i].Key)
 	}
 	a.say("")
 	return a.check()
@@ -195,8 +205,13 @@ func (a *accessible) run() error {
 		return err
 	}
 	m.step = StepSummary
-	body, _ = m.summary.view(m, 80)
-	a.say("\n%s", plain(body))
+	if m.cfg.SummaryOnStdout {
+		// Said once: the caller prints it on standard output.
+		a.say("\nStep 9 of 9, Summary: it follows.")
+	} else {
+		body, _ = m.summary.view(m, 80)
+		a.say("\n%s", plain(body))
+	}
 	if m.outcome.Issued == nil && m.outcome.Rehearsal == nil {
 		return ErrAborted
 	}
@@ -262,6 +277,7 @@ func (a *accessible) address() (Step, error) {
 		if err := a.ask(in); err != nil {
 			return 0, err
 		}
+		a.say("") // the answer ends its line (typed input is not echoed when piped)
 		if err := a.check(); err != nil {
 			return 0, err
 		}

@@ -142,7 +142,7 @@ func (c *consentField) View() string {
 	switch {
 	case c.focused && c.armed && c.answered && *c.value:
 		b.WriteString(t.Dim.Render("  agreed already: enter goes on; y agrees, n declines") + "\n")
-	case c.focused && c.armed:
+	case c.focused && c.armed && !c.answered:
 		b.WriteString(t.Dim.Render("  nothing is chosen yet: y agrees, n declines") + "\n")
 	}
 	if c.ignored > 0 {

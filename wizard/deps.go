@@ -138,6 +138,9 @@ type Config struct {
 	// InstallHint, when set, replaces the summary's default install and
 	// renewal commands.
 	InstallHint []string
+	// SummaryOnStdout: the caller prints the outcome on stdout (cli), so
+	// accessible mode does not say the summary a second time.
+	SummaryOnStdout bool
 }
 
 // CA plan choices beyond cachoice's names.

@@ -392,6 +392,10 @@ func seenText(n int) string {
 
 func clock(t time.Time) string { return t.Local().Format("15:04:05") }
 
+// when is a moment on another day, in the one format the screens use for
+// dates (clock is the time of day of what happens now).
+func when(t time.Time) string { return t.Local().Format("2006-01-02 15:04 MST") }
+
 func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	t := m.theme
 	var b strings.Builder

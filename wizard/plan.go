@@ -254,7 +254,9 @@ func validEmail(v string) error {
 		return nil
 	}
 	a, err := mail.ParseAddress(v)
-	if err != nil || a.Address != v || !strings.Contains(v, "@") {
+	_, domain, _ := strings.Cut(v, "@")
+	// The domain needs a dot: "a@b" is no address a CA can write to.
+	if err != nil || a.Address != v || !strings.Contains(v, "@") || !strings.Contains(strings.Trim(domain, "."), ".") {
 		return fmt.Errorf("%q is not an e-mail address like you@example.org (or leave it empty)", v)
 	}
 	return nil
@@ -318,12 +320,13 @@ func (s *planStep) build(m *Model) *huh.Form {
 	s.fields = []huh.Field{ca, caURL, caRoot, challenge, keyType, email, s.consent}
 	own := func() bool { return s.a.CA != PlanOwnCA }
 	f := huh.NewForm(
-		huh.NewGroup(ca),
+		huh.NewGroup(ca).WithShowErrors(false),
 		// Asked only for an own CA (hidden otherwise, also when going
 		// back); accessible mode skips them the same way (asked).
-		huh.NewGroup(caURL, caRoot).WithHideFunc(own),
+		huh.NewGroup(caURL, caRoot).WithHideFunc(own).WithShowErrors(false),
 		huh.NewGroup(challenge),
-		huh.NewGroup(keyType, email),
+		// The answer's error is drawn once, above the form (view).
+		huh.NewGroup(keyType, email).WithShowErrors(false),
 		// The terms are a group of their own: huh moves on by group, and
 		// a group is left only when none of its fields has an error
 		// (consentField has one until y), even by a nextGroup message

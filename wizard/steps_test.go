@@ -132,8 +132,8 @@ func TestAddressTypedValidatesAsTyped(t *testing.T) {
 	// but an own ACME CA may certify it: it can be picked, with the note.
 	d.key("t")
 	d.typeText("192.168.1.10")
-	if v := oneLine(d.view()); !strings.Contains(v, "not for Let's Encrypt: is in private network") {
-		t.Errorf("private address without Let's Encrypt's refusal:\n%s", v)
+	if v := oneLine(d.view()); !strings.Contains(v, "! 192.168.1.10 is a private IPv4 address, not for Let's Encrypt: it is in private network") || strings.Contains(v, "✓ 192.168.1.10") {
+		t.Errorf("private address without Let's Encrypt's refusal, or marked both ✓ and ! (issue 24 item 11):\n%s", v)
 	}
 	if w := d.m.address.inputWarn; !strings.Contains(w, "rejectedIdentifier") || !strings.Contains(w, `Only your own ACME CA can certify it (the Plan's "My own ACME CA")`) {
 		t.Errorf("the note on a private address: %q, want Let's Encrypt's refusal and the own-CA way out", w)
@@ -906,5 +906,44 @@ func TestMapPortsQuestionInViewAndAnswered(t *testing.T) {
 	d.until("the re-run", func() bool { return d.m.pre.report != nil && !d.m.pre.running })
 	if v := oneLine(d.view()); !strings.Contains(v, "Run 3 (started 12:00:00)") || strings.Contains(v, "mapped by") {
 		t.Errorf("r shows no sign it ran, or keeps the mapping of the run before:\n%s", d.view())
+	}
+}
+
+// TestPlanSmallThings (issue 24 item 12): an e-mail without a dot in its
+// domain is refused, the refusal shows once, and after "n" the terms
+// question does not say that nothing is chosen.
+func TestPlanSmallThings(t *testing.T) {
+	for _, v := range []string{"a@b", "a@b.", "a@.b"} {
+		if validEmail(v) == nil {
+			t.Errorf("%q accepted as an e-mail address", v)
+		}
+	}
+	if err := validEmail("admin@example.org"); err != nil {
+		t.Error(err)
+	}
+	cfg := testConfig(false)
+	cfg.ConsentDelay = -1
+	d := toAddress(t, fakeDeps(nil), cfg)
+	d.key("enter")
+	d.until("the checks", func() bool { return d.m.pre.report != nil })
+	d.key("enter")
+	d.until("the plan", func() bool { return d.focused() == "ca" })
+	for _, k := range []string{"challenge", "key", "email"} {
+		d.key("enter")
+		d.until(k, func() bool { return d.focused() == k })
+	}
+	d.typeText("a@b")
+	d.key("enter")
+	if v := d.view(); strings.Count(v, `"a@b" is not an e-mail address`) != 1 {
+		t.Errorf("the refusal does not show exactly once:\n%s", v)
+	}
+	for range 3 {
+		d.key("backspace")
+	}
+	d.key("enter")
+	d.until("the terms", func() bool { return d.focused() == "tos" })
+	d.key("n")
+	if v := d.view(); !strings.Contains(v, "[x] No (n)") || strings.Contains(v, "nothing is chosen yet") {
+		t.Errorf("after n:\n%s", v)
 	}
 }

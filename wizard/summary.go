@@ -100,7 +100,7 @@ func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	b.WriteString(ui.Wrap(t.Strong.Render(head), w) + "\n")
 	b.WriteString(ui.Wrap(t.Dim.Render(fmt.Sprintf("from %s, version %d of %q", shortCA(r.CA), iss.Version.N, iss.Name)), w) + "\n\n")
 	now := m.deps.Now()
-	b.WriteString(fmt.Sprintf("  %-10s %s until %s\n", "valid", r.NotBefore.Local().Format("2006-01-02 15:04"), r.NotAfter.Local().Format("2006-01-02 15:04 MST")))
+	b.WriteString(fmt.Sprintf("  %-10s %s until %s\n", "valid", when(r.NotBefore), when(r.NotAfter)))
 	b.WriteString(fmt.Sprintf("  %-10s %s left\n", "", humanHours(r.NotAfter.Sub(now))))
 	if !rehearsalOnly && !m.cfg.Demo {
 		// renew's own decision: the summary never promises another time
@@ -108,7 +108,7 @@ func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		c := *r
 		c.Current = iss.Version.N
 		next, _ := renew.Next(&c, now)
-		b.WriteString(fmt.Sprintf("  %-10s around %s\n", "renew", next.Local().Format("2006-01-02 15:04")))
+		b.WriteString(fmt.Sprintf("  %-10s around %s\n", "renew", when(next)))
 	}
 	b.WriteString(ui.Hang(fmt.Sprintf("  %-10s %s", "files in", t.Code.Render(files.Dir+"/")), 13, w) + "\n")
 	names := []string{"fullchain.pem", "privkey.pem", "cert.pem", "chain.pem"}
