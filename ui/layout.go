@@ -40,14 +40,15 @@ func (t Theme) Header(width, k, n int, title, next string) string {
 
 // HelpLine renders the keys, dropping entries from the end when the line
 // would not fit (the first ones are the most important), but never the
-// keys that leave the screen (esc, q): those always show.
+// keys that leave the screen (esc, q, ctrl+c in a text field): those
+// always show.
 func (t Theme) HelpLine(width int, keys []KeyHelp) string {
 	sep := t.Help.Render(" · ")
 	if t.Caps.ASCII {
 		sep = t.Help.Render(" | ")
 	}
 	item := func(k KeyHelp) string { return t.Key.Render(k.Key) + " " + t.Help.Render(k.What) }
-	leaves := func(k KeyHelp) bool { return k.Key == "esc" || k.Key == "q" }
+	leaves := func(k KeyHelp) bool { return k.Key == "esc" || k.Key == "q" || k.Key == "ctrl+c" }
 	join := func(keep []bool) string {
 		var parts []string
 		for i, k := range keys {

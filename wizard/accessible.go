@@ -106,7 +106,13 @@ func (a *accessible) say(format string, args ...any) {
 }
 
 // plain is a screen's text without styling.
-func plain(s string) string { return strings.TrimRight(ui.Plain(s), "\n") }
+func plain(s string) string {
+	lines := strings.Split(ui.Plain(s), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ") // the padding styles add
+	}
+	return strings.TrimRight(strings.Join(lines, "\n"), "\n")
+}
 
 func (a *accessible) check() error {
 	if a.in.eof {
@@ -500,7 +506,9 @@ func (a *accessible) after() (Step, error) {
 			for i, ac := range s.actions {
 				opts[i] = huh.NewOption(ac.label, fmt.Sprint(i))
 			}
-			choice := ""
+			// The default is where the full screen's cursor would be
+			// (nextChoice): after an install, "continue".
+			choice := fmt.Sprint(min(s.cursor, len(s.actions)-1))
 			if err := a.choose("What now?", opts, &choice); err != nil {
 				return 0, err
 			}
@@ -520,6 +528,8 @@ func (a *accessible) after() (Step, error) {
 			r := ac.run(m.ctx)
 			s.results = append(s.results, actionResult{st, ac.label, r})
 			m.noteDone(ac.done, r)
+			s.cursor = i
+			s.cursor = s.nextChoice(r.Status)
 			a.say("%s: %s", r.Status.Word(), r.Summary)
 			for _, l := range r.Lines {
 				a.say("  %s", l)

@@ -416,7 +416,7 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	}
 	b.WriteString(ui.Wrap(s.intro, w) + "\n\n")
 	for _, r := range s.results {
-		b.WriteString(ui.Indent(t.Mark(r.r.Status, "")+" "+t.Strong.Render(r.r.Summary), 2, w) + "\n")
+		b.WriteString(ui.Hang("  "+t.Mark(r.r.Status, "")+" "+t.Strong.Render(r.r.Summary), 4, w) + "\n")
 		for _, l := range r.r.Lines {
 			b.WriteString(t.Dim.Render(ui.Indent(m.prose(l), 4, w)) + "\n")
 		}

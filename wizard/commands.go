@@ -42,6 +42,11 @@ func commandAt(s string) (int, int) {
 	for k, w := range words {
 		start := pos
 		pos += len(w) + 1
+		// "(ipcert preflight ...)": the command starts after the bracket.
+		if t := strings.TrimLeft(w, "(\"'`"); t != w {
+			start += len(w) - len(t)
+			w = t
+		}
 		var rest []string
 		switch {
 		case w == "sudo" && k+2 < len(words) && words[k+1] == "ipcert" && ipcertVerbs[words[k+2]]:

@@ -25,6 +25,8 @@ func TestProseCommandsWholeAndComplete(t *testing.T) {
 			"getent hosts acme-v02.api.letsencrypt.org", "."},
 		{"then run ipcert doctor --offline and read it", "ipcert doctor --offline --state-dir /var/lib/ipcert", " and read it"},
 		{"install it, then run ipcert status.", "ipcert status --state-dir /var/lib/ipcert", "."},
+		{"forward tcp 80 to it (ipcert preflight --map-ports can try UPnP/NAT-PMP).", "(ipcert preflight --map-ports --ip 81.2.69.160", " can try"},
+		{"wait an hour and run: sudo ipcert renew --dry-run", "sudo ipcert renew --dry-run --state-dir /var/lib/ipcert", ""},
 	} {
 		got := m.prose(c.in)
 		if !strings.Contains(ui.Plain(got), c.want+c.rest) {

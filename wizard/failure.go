@@ -178,8 +178,11 @@ func (m *Model) wizardCommand(cmd string) string {
 			}
 		}
 		out = strings.Join(parts, " ") + " --agree-tos" + m.stateArg()
-	case "doctor", "status":
-		out = strings.Join(f, " ") + m.stateArg()
+	case "doctor", "status", "renew", "timer", "snippet", "deploy":
+		out = strings.Join(f, " ")
+		if !strings.Contains(out, "--state-dir") {
+			out += m.stateArg()
+		}
 	case "preflight":
 		out = strings.Join(f, " ")
 		if !strings.Contains(out, "--ip") {

@@ -120,7 +120,11 @@ func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	if res := m.afterSummary(); len(res) > 0 {
 		b.WriteString(t.Strong.Render("Done") + "\n")
 		for _, x := range res {
-			b.WriteString(ui.Indent(t.Mark(x.r.Status, "")+" "+x.r.Summary, 2, w) + "\n")
+			b.WriteString(ui.Hang("  "+t.Mark(x.r.Status, "")+" "+x.r.Summary, 4, w) + "\n")
+			if x.r.Fix != "" && x.r.Status != ui.OK {
+				// Still to do: the one-line command, whole.
+				b.WriteString(ui.Indent("fix: "+m.prose(x.r.Fix), 4, w) + "\n")
+			}
 		}
 		b.WriteString("\n")
 	}

@@ -478,18 +478,21 @@ func (m *Model) View() string {
 		room -= strings.Count(note, "\n") + 1
 	}
 	m.scroll.Focus = m.focus
-	// The scroll keys are named when the body does not fit.
+	// The scroll keys are named when the body does not fit; then the
+	// sideways keys when copyable text is wider than the terminal
+	// (ui.Verbatim).
+	at := 1
 	if n := strings.Count(strings.TrimRight(body, "\n"), "\n") + 1; n > max(room, 1) && len(keys) > 0 {
 		k := "pgup/pgdn"
 		keys = append(keys[:1:1], append([]ui.KeyHelp{{Key: k, What: "scroll"}}, keys[1:]...)...)
+		at = 2
 	}
-	// Copyable text wider than the terminal scrolls sideways (ui.Verbatim).
-	if ui.Overflow(body, m.width) > 0 && len(keys) > 0 {
+	if ui.Overflow(body, m.width) > 0 && len(keys) >= at {
 		k := "←/→"
 		if m.theme.Caps.ASCII {
 			k = "left/right"
 		}
-		keys = append(keys[:1:1], append([]ui.KeyHelp{{Key: k, What: "sideways"}}, keys[1:]...)...)
+		keys = append(keys[:at:at], append([]ui.KeyHelp{{Key: k, What: "sideways"}}, keys[at:]...)...)
 	}
 	return m.theme.Frame(m.width, m.height, header, body, m.theme.HelpLine(m.width, keys), &m.scroll)
 }
