@@ -390,9 +390,9 @@ func wizardVerifyAfter(roots func() *x509.CertPool, target func(*acmeflow.Issued
 		} else {
 			res, err = deploy.Verify(ctx, addr, deploy.VerifyOptions{Roots: pool, Expected: iss.Cert.Leaf})
 		}
-		took := time.Since(start).Round(100 * time.Millisecond)
+		took := fmt.Sprintf("%.1f s", time.Since(start).Seconds())
 		if err != nil {
-			return wizard.Report{Status: ui.Fail, Summary: err.Error(), Lines: []string{"checked in " + took.String()}}
+			return wizard.Report{Status: ui.Fail, Summary: err.Error(), Lines: []string{"checked in " + took}}
 		}
 		rep := wizard.Report{Summary: res.Reason}
 		if res.TLSVersion != "" {
@@ -417,7 +417,7 @@ func wizardVerifyAfter(roots func() *x509.CertPool, target func(*acmeflow.Issued
 			rep.Status = ui.Fail
 			rep.Fix = "reload the web server so it reads the new files, then: ipcert verify " + addr + rootArg
 		}
-		rep.Lines = append(rep.Lines, "checked in "+took.String())
+		rep.Lines = append(rep.Lines, "checked in "+took)
 		return rep
 	}
 }

@@ -145,6 +145,9 @@ func wrapLine(l string, width, hang int) []string {
 	var out []string
 	cur, curW, hasWord := l[:lead], lead, false
 	for _, w := range keepFlags(strings.Split(l[lead:], " ")) {
+		if w == "" && !hasWord && len(out) > 0 {
+			continue // the rest of a double space, at a continuation's start
+		}
 		ww := ansi.StringWidth(w)
 		sep := 0
 		if hasWord {
@@ -379,6 +382,9 @@ func (t Theme) fitVerbatim(l string, width, shift int) string {
 	// a block keeps its columns lined up.
 	from, to := shift, shift+room
 	var out string
+	if vw == 0 {
+		return t.fit(prefix, width) // an empty line: nothing to either side
+	}
 	if from > 0 {
 		from++
 		out = t.Dim.Render(left)

@@ -61,8 +61,8 @@ func (s *issueStep) failureView(m *Model, w int, b *strings.Builder) {
 	}
 	if d.Fix != "" {
 		fix := "Fix: " + m.prose(d.Fix)
-		// A fix that ends in its command already shows it (prose).
-		if d.Command != "" && !strings.HasSuffix(strings.TrimRight(d.Fix, "."), d.Command) {
+		// A fix that names its command already shows it (prose).
+		if d.Command != "" && !strings.Contains(d.Fix, d.Command) {
 			fix = strings.TrimRight(fix, ".") + ": " + t.Command(m.wizardCommand(d.Command))
 		}
 		b.WriteString(ui.Indent(fix, 2, w) + "\n")

@@ -434,7 +434,8 @@ func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		if l.validator || l.status == ui.Pending {
 			text, indent = t.Dim.Render(text), 4
 		}
-		rendered[i] = ui.Indent(t.Mark(l.status, m.spinner())+" "+text, indent, w)
+		// Continuations line up under the text, not under the mark.
+		rendered[i] = ui.Hang(strings.Repeat(" ", indent)+t.Mark(l.status, m.spinner())+" "+text, indent+2, w)
 	}
 	for _, r := range rendered {
 		b.WriteString(r + "\n")
