@@ -161,7 +161,10 @@ func wrapLine(l string, width, hang int) []string {
 		}
 		if hasWord {
 			out = append(out, cur)
-			cur, curW = pad, hang
+			cur, curW, hasWord = pad, hang, false
+			if w == "" {
+				continue // a double space at the break: no space to start the line
+			}
 		}
 		if curW+ww <= width {
 			cur, curW, hasWord = cur+w, curW+ww, true

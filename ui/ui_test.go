@@ -140,6 +140,10 @@ func TestWrapKeepsCommandsWhole(t *testing.T) {
 	if got := Hang("  web server nginx running, web root /var/www/html with a long tail of words", 13, 40); !strings.Contains(got, "\n             ") {
 		t.Errorf("Hang does not indent the continuation:\n%s", got)
 	}
+	// A break at a double space starts the next line at the indent.
+	if got := Hang("             fullchain.pem  privkey.pem  cert.pem  chain.pem  root.pem", 13, 60); got != "             fullchain.pem  privkey.pem  cert.pem  chain.pem\n             root.pem" {
+		t.Errorf("Hang at a double space: %q", got)
+	}
 }
 
 // TestFrameScrolls: a body taller than the room scrolls; every line is
