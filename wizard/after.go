@@ -418,7 +418,7 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	for _, r := range s.results {
 		b.WriteString(ui.Hang("  "+t.Mark(r.r.Status, "")+" "+t.Strong.Render(r.r.Summary), 4, w) + "\n")
 		for _, l := range r.r.Lines {
-			b.WriteString(t.Dim.Render(ui.Indent(m.prose(l), 4, w)) + "\n")
+			b.WriteString(t.Dim.Render(ui.Indent(l, 4, w)) + "\n") // what was seen: as it is
 		}
 		if r.r.Fix != "" && r.r.Status != ui.OK {
 			b.WriteString(ui.Indent("fix: "+m.prose(r.r.Fix), 4, w) + "\n")

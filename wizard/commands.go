@@ -11,12 +11,15 @@ var ipcertVerbs = map[string]bool{
 	"timer": true, "verify": true, "deploy": true, "demo": true, "map-ports": true,
 }
 
-// prose prepares a text from elsewhere (a preflight fix, a diagnosis, an
-// install's report) for a screen: every ipcert command in it is made
-// complete for this run (wizardCommand: the run's addresses, CA and state
-// directory) and kept on one line as a command (Theme.Command), as is a
-// "getent hosts NAME". A command runs to the end of its sentence: the end
-// of the text, or a ". ", "; " or ", " followed by a word that is no flag.
+// prose prepares a fix written by ipcert (a preflight check's fix, the
+// diagnosis's cause, fix and retry advice, an install's fix) for a screen:
+// every ipcert command in it is made complete for this run (wizardCommand:
+// the run's addresses, CA and state directory) and kept on one line as a
+// command (Theme.Command), as is a "getent hosts NAME". A command runs to
+// the end of its sentence: the end of the text, or a ". ", "; " or ", "
+// followed by a word that is no flag. Never for what was seen (evidence, a
+// server's output, a process name): another user's text must not become
+// a suggested command.
 func (m *Model) prose(s string) string {
 	var b strings.Builder
 	for {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/ui"
 )
 
@@ -41,5 +42,21 @@ func TestProseCommandsWholeAndComplete(t *testing.T) {
 	}
 	if got := m.prose("nothing to run here: ipcert gets certificates"); got != "nothing to run here: ipcert gets certificates" {
 		t.Errorf("prose without a command changed: %q", got)
+	}
+}
+
+// TestSeenTextNeverACommand: what a check saw (a process name, a source's
+// answer) is shown as it is: another user's text is never completed into
+// a suggested sudo command; only ipcert's own fix is.
+func TestSeenTextNeverACommand(t *testing.T) {
+	m := New(context.Background(), fakeDeps(nil), testConfig(false))
+	m.ans.Addrs = []netip.Addr{pub4}
+	evil := "0.0.0.0:80 held by ipcert issue --ca https://evil.invalid/dir"
+	it := m.itemOf(preflight.Result{ID: "ports", Summary: evil, Evidence: []string{evil}, Fix: "rehearse on staging first: ipcert issue --ca staging"})
+	if it.Summary != evil || it.Detail[0] != evil {
+		t.Errorf("seen text was changed: %q / %q", it.Summary, it.Detail[0])
+	}
+	if !strings.Contains(ui.Plain(it.Fix), "sudo ipcert issue --ip 81.2.69.160 --ca staging") {
+		t.Errorf("ipcert's own fix was not completed: %q", ui.Plain(it.Fix))
 	}
 }

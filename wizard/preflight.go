@@ -86,14 +86,12 @@ func statusOf(s preflight.Status) ui.Status {
 	return ui.Skipped
 }
 
-// itemOf is a check's row; the commands in its words are made complete for
-// this run and kept whole (prose).
+// itemOf is a check's row; the commands in its fix are made complete for
+// this run and kept whole (prose). The summary and the evidence are what
+// was seen (process names, answers of the address sources): shown as they
+// are, never made into a suggested command.
 func (m *Model) itemOf(r preflight.Result) ui.Item {
-	var detail []string
-	for _, e := range r.Evidence {
-		detail = append(detail, m.prose(e))
-	}
-	it := ui.Item{ID: r.ID, Title: r.Title, Status: statusOf(r.Status), Summary: m.prose(r.Summary), Detail: detail, Fix: m.prose(r.Fix)}
+	it := ui.Item{ID: r.ID, Title: r.Title, Status: statusOf(r.Status), Summary: r.Summary, Detail: r.Evidence, Fix: m.prose(r.Fix)}
 	if r.Advisory && it.Status == ui.Fail {
 		it.Status = ui.Warn
 	}
