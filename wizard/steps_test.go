@@ -946,4 +946,12 @@ func TestPlanSmallThings(t *testing.T) {
 	if v := d.view(); !strings.Contains(v, "[x] No (n)") || strings.Contains(v, "nothing is chosen yet") {
 		t.Errorf("after n:\n%s", v)
 	}
+	// At 60 columns the refusal wraps inside the field, with its indent.
+	d.send(tea.WindowSizeMsg{Width: 60, Height: 20})
+	v := d.view()
+	for _, l := range strings.Split(v, "\n") {
+		if strings.HasPrefix(l, "┃ ") && !strings.HasPrefix(l, "┃   ") && !strings.HasPrefix(l, "┃ Agree") && !strings.HasPrefix(l, "┃ (letsencrypt") {
+			t.Errorf("a line of the terms question lost its indent: %q\n%s", l, v)
+		}
+	}
 }
