@@ -246,11 +246,31 @@ func (s *preflightStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	return nil
 }
 
+// checkOrder is the rows' order: the report's (preflight's checks), the
+// same in every run, whichever check starts first (issue 24 item 12).
+var checkOrder = []string{preflight.IDPublic4, preflight.IDPublic6, preflight.IDInterfaces, preflight.IDNAT, preflight.IDPorts,
+	preflight.IDPrivilege, preflight.IDWebServers, preflight.IDFirewall, preflight.IDSelfFetch, preflight.IDAddress}
+
+// rank is id's place in checkOrder; an unknown check goes last.
+func rank(id string) int {
+	if i := slices.Index(checkOrder, id); i >= 0 {
+		return i
+	}
+	return len(checkOrder)
+}
+
 func (s *preflightStep) apply(m *Model, ev preflight.Event) {
 	i := slices.IndexFunc(s.items, func(it ui.Item) bool { return it.ID == ev.ID })
 	if i < 0 {
-		s.items = append(s.items, ui.Item{ID: ev.ID, Title: ev.Title, Status: ui.Running})
-		i = len(s.items) - 1
+		// In its place, not where it happened to start.
+		i = len(s.items)
+		for j, it := range s.items {
+			if rank(it.ID) > rank(ev.ID) {
+				i = j
+				break
+			}
+		}
+		s.items = slices.Insert(s.items, i, ui.Item{ID: ev.ID, Title: ev.Title, Status: ui.Running})
 	}
 	if ev.Kind == preflight.EventFinish && ev.Result != nil {
 		s.items[i] = m.itemOf(*ev.Result)

@@ -717,6 +717,12 @@ func TestPreflightRowsStayInPlace(t *testing.T) {
 		return out
 	}
 	first := ids()
+	// The checks' own order, whichever started first: the same in every
+	// run (issue 24 item 12).
+	want := []string{preflight.IDPublic4, preflight.IDNAT, preflight.IDPorts, preflight.IDPrivilege, preflight.IDFirewall, preflight.IDAddress}
+	if !slices.Equal(first, want) {
+		t.Errorf("rows %v, want the checks' order %v", first, want)
+	}
 	d.key("r")
 	d.until("the re-run's events", func() bool { return d.m.pre.running && len(d.m.pre.items) == 6 })
 	if got := ids(); !slices.Equal(got, first) {
