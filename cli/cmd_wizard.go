@@ -309,7 +309,7 @@ func wizardPrintOutcome(w io.Writer, o wizard.Outcome, demo bool, stateDir strin
 		return
 	}
 	var next [][3]string
-	for _, c := range wizard.NextCommands(iss.Name, r.Identifiers[0], stateDir) {
+	for _, c := range wizard.NextCommands(iss.Name, r.Identifiers[0], stateDir, r) {
 		if !o.Done[c[0]] { // done in the wizard already
 			next = append(next, c)
 		}

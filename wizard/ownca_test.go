@@ -21,6 +21,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/preflight"
 )
 
@@ -179,5 +180,26 @@ func TestInternalChecksSkipThePublicSide(t *testing.T) {
 	m.ans.Addrs = []netip.Addr{pub4, netip.MustParseAddr("10.0.0.7")}
 	if r := m.preflightRequest(false); r.Internal || !r.OwnCA {
 		t.Errorf("a public and a private address: %+v (the public one is checked from outside)", r)
+	}
+}
+
+// TestNextCommandsTrustTheOwnRoot: the verify command the summary names
+// for an own CA's certificate trusts that CA's root, so it works as
+// printed (issue 24 item 7).
+func TestNextCommandsTrustTheOwnRoot(t *testing.T) {
+	r := &store.Renewal{CA: "https://ca.internal:9000/acme/acme/directory", CARoot: "/etc/step ca/root.pem"}
+	var verify string
+	for _, c := range NextCommands("10.0.0.7", "10.0.0.7", "/var/lib/ipcert", r) {
+		if c[0] == "verify" {
+			verify = c[1]
+		}
+	}
+	if verify != "ipcert verify 10.0.0.7 --root '/etc/step ca/root.pem'" {
+		t.Errorf("verify: %q", verify)
+	}
+	for _, c := range NextCommands("x", "81.2.69.160", "", &store.Renewal{CA: "production"}) {
+		if c[0] == "verify" && c[1] != "ipcert verify 81.2.69.160" {
+			t.Errorf("verify for Let's Encrypt: %q", c[1])
+		}
 	}
 }

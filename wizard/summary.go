@@ -6,7 +6,9 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/acmeflow/renew"
+	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/ui"
 )
 
@@ -49,13 +51,19 @@ func (m *Model) stateArg() string { return StateArg(m.cfg.StateDir) }
 
 // NextCommands are the commands the summary names after a real
 // certificate: install, renewal, verify, status; each {what, command,
-// note}. stateDir is the wizard's state directory.
-func NextCommands(name, addr, stateDir string) [][3]string {
+// note}. stateDir is the wizard's state directory; r the certificate's
+// renewal record (an own CA's root makes verify trust it, as "ipcert
+// verify --root" does).
+func NextCommands(name, addr, stateDir string, r *store.Renewal) [][3]string {
 	sa := StateArg(stateDir)
+	verify := "ipcert verify " + addr
+	if r != nil && r.CARoot != "" && cachoice.IsOwn(r.CA) {
+		verify += " --root " + shellWord(r.CARoot)
+	}
 	return [][3]string{
 		{"install", "sudo ipcert snippet nginx " + name + sa + " --write", "(or apache, haproxy, caddy)"},
 		{"renewal", "sudo ipcert timer install" + sa, ""},
-		{"verify", "ipcert verify " + addr, ""},
+		{"verify", verify, ""},
 		{"status", "ipcert status" + sa, ""},
 	}
 }
@@ -139,7 +147,7 @@ func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		b.WriteString(ui.Wrap("Validation works. Get the real certificate any time: "+t.Command("sudo ipcert issue --ip "+r.Identifiers[0]+" --ca production --agree-tos"+m.stateArg())+", or run the wizard again.", w) + "\n")
 	default:
 		b.WriteString(t.Strong.Render("Next") + "\n")
-		cmds := NextCommands(iss.Name, r.Identifiers[0], m.cfg.StateDir)
+		cmds := NextCommands(iss.Name, r.Identifiers[0], m.cfg.StateDir, r)
 		for _, c := range cmds {
 			if done[c[0]] {
 				continue
