@@ -82,7 +82,7 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 	fs := newFlagSet("doctor", doctorHelp, s.Out, s.Err)
 	f.commonFlags.register(fs)
 	fs.BoolVar(&f.probe, "probe", false, "make a real order on Let's Encrypt staging and report every validator request that arrives")
-	fs.BoolVar(&f.offline, "offline", false, "only local checks: skip the public-address, NAT and router checks that use the network")
+	fs.BoolVar(&f.offline, "offline", false, "only local checks: no packet leaves the machine (no public-address, NAT or router check; the validation port is probed only on addresses of this machine)")
 	fs.BoolVar(&f.agreeTOS, "agree-tos", false, "with --probe: agree to the staging CA's terms of service (to register a staging account)")
 	fs.StringVar(&f.challenge, "challenge", "", "with --probe for an address: http-01 (default) or tls-alpn-01")
 	fs.StringVar(&f.webroot, "webroot", "", "with --probe for an address: answer http-01 through this web root")

@@ -194,3 +194,24 @@ func TestDoctorTakesOneNameAfterFlags(t *testing.T) {
 		t.Fatalf("two names: %d %s", code, errs)
 	}
 }
+
+// TestDoctorOfflineSendsNothing: --offline probes the validation port
+// only on addresses of this machine (issue 24 item 13): an address that
+// is not on a local interface would be reached over the network.
+func TestDoctorOfflineSendsNothing(t *testing.T) {
+	dir := t.TempDir()
+	_, out, _ := issueRun(t, nil, "doctor", "192.0.2.1", "--offline", "--state-dir", dir, "--json")
+	r := doctorJSONOut(t, out)
+	if len(r.Targets) != 1 || len(r.Targets[0].Probes) != 0 {
+		t.Errorf("doctor --offline probed an address off this machine: %s", out)
+	}
+	for _, id := range []string{`"nat"`, `"public-ipv4"`, `"public-ipv6"`, `"self-fetch"`} {
+		if strings.Contains(out, `"id": `+id) {
+			t.Errorf("doctor --offline ran the network check %s", id)
+		}
+	}
+	_, out, _ = issueRun(t, nil, "doctor", "127.0.0.1", "--offline", "--state-dir", dir, "--json")
+	if r := doctorJSONOut(t, out); len(r.Targets) != 1 || len(r.Targets[0].Probes) != 1 {
+		t.Errorf("doctor --offline did not probe loopback: %s", out)
+	}
+}

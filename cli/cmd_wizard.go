@@ -252,6 +252,7 @@ func wizardRun(ctx context.Context, deps wizard.Deps, cfg wizard.Config, s stdio
 			fmt.Fprintln(s.Err, "TERM=dumb: asking plain questions instead of drawing screens.")
 		}
 		lipgloss.SetDefaultRenderer(ui.Renderer(s.Err, ui.Caps{NoColor: true}))
+		cfg.SummaryOnStdout = true // wizardPrintOutcome says it, once
 		o, err = wizard.RunAccessible(ctx, deps, cfg, s.In, s.Err)
 	} else {
 		// huh draws its fields with lipgloss's default renderer, which
@@ -311,8 +312,17 @@ func wizardPrintOutcome(w io.Writer, o wizard.Outcome, demo bool, stateDir strin
 		fmt.Fprintf(w, "\nGet the real certificate: sudo ipcert issue --ip %s --ca production --agree-tos%s (or run ipcert again)\n", r.Identifiers[0], wizard.StateArg(stateDir))
 		return
 	}
+	var next [][3]string
+	for _, c := range wizard.NextCommands(iss.Name, r.Identifiers[0], stateDir, r) {
+		if !o.Done[c[0]] { // done in the wizard already
+			next = append(next, c)
+		}
+	}
+	if len(next) == 0 {
+		return
+	}
 	fmt.Fprintln(w, "\nNext:")
-	for _, c := range wizard.NextCommands(iss.Name, r.Identifiers[0], stateDir) {
+	for _, c := range next {
 		fmt.Fprintf(w, "  %-8s %s  %s\n", c[0], c[1], c[2])
 	}
 }

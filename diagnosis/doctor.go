@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"slices"
 	"sort"
@@ -284,6 +285,12 @@ func (t *Target) Examine(ctx context.Context, o *DoctorOptions, progress io.Writ
 	ev.HTTPPort, ev.TLSPort = httpPort, tlsPort
 	ev.AddPreflight(rep)
 	for _, a := range t.addrs {
+		if o.Offline && !onThisMachine(a) {
+			// --offline sends nothing off the machine: an address that is
+			// not on a local interface (the router's, behind NAT) would
+			// be reached over the network.
+			continue
+		}
 		p := ProbeValidationPort(ctx, a, port, challenge)
 		t.Probes = append(t.Probes, p)
 		if ev.Probe == nil {
@@ -408,4 +415,24 @@ func (t *Target) OK() bool {
 		}
 	}
 	return true
+}
+
+// onThisMachine: a is loopback or on one of this machine's interfaces, so
+// a connection to it never leaves the machine.
+func onThisMachine(a netip.Addr) bool {
+	if a.IsLoopback() {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, ia := range addrs {
+		if n, ok := ia.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == a.Unmap() {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -435,7 +435,9 @@ func (st *state) checkAddress(ctx context.Context, env Env) Result {
 	sort.Strings(failing)
 	if len(failing) > 0 && !st.opts.LocalCA && !st.opts.OwnCA && len(addrs) > 0 {
 		if r.Status == StatusOK {
+			// The mark is for the whole row: say why it is not a ✓.
 			r.Status = StatusWarn
+			r.Summary += "; but other checks fail (" + strings.Join(failing, ", ") + "): a failed attempt counts against the limits"
 		}
 		r.Evidence = append(r.Evidence, "failing checks: "+strings.Join(failing, ", "))
 		cost := "validation will probably fail (" + strings.Join(failing, ", ") + "). Each failed attempt on production counts: 5 failed authorizations per address per account per hour, 5 certificates per identical set per 7 days, 50 per address (IPv6: per /64) per 7 days (letsencrypt.org/docs/rate-limits). Fix the failing checks and rehearse on staging first: " + RehearsalCommand(addrs)

@@ -59,11 +59,12 @@ func (s *issueStep) failureView(m *Model, w int, b *strings.Builder) {
 	// What to do comes first: on a small terminal the CA's words and the
 	// evidence are what gets clipped, not the choices.
 	if d.Cause != "" {
-		b.WriteString(ui.Indent(d.Cause, 2, w) + "\n")
+		b.WriteString(ui.Indent(m.prose(d.Cause), 2, w) + "\n")
 	}
 	if d.Fix != "" {
-		fix := "Fix: " + d.Fix
-		if d.Command != "" {
+		fix := "Fix: " + m.prose(d.Fix)
+		// A fix that names its command already shows it (prose).
+		if d.Command != "" && !strings.Contains(d.Fix, d.Command) {
 			fix = strings.TrimRight(fix, ".") + ": " + t.Command(m.wizardCommand(d.Args))
 		}
 		b.WriteString(ui.Indent(fix, 2, w) + "\n")
@@ -94,7 +95,7 @@ func (s *issueStep) failureView(m *Model, w int, b *strings.Builder) {
 		}
 	}
 	if d.Retry != "" {
-		b.WriteString(t.Dim.Render(ui.Indent("Retry: "+d.Retry, 2, w)) + "\n")
+		b.WriteString(t.Dim.Render(ui.Indent("Retry: "+m.prose(d.Retry), 2, w)) + "\n")
 	}
 }
 
@@ -144,7 +145,9 @@ func (m *Model) wizardCommand(c diagnosis.Cmd) string {
 			ch = acmeflow.ChallengeHTTP01
 			set("--webroot", m.ans.WebRoot)
 		}
-		set("--challenge", ch)
+		if ch != "" {
+			set("--challenge", ch)
+		}
 		if m.ans.KeyType != "" && m.ans.KeyType != "ec256" {
 			set("--key-type", m.ans.KeyType)
 		}
@@ -178,8 +181,8 @@ func (m *Model) wizardCommand(c diagnosis.Cmd) string {
 			}
 		}
 		out = strings.Join(parts, " ") + " --agree-tos" + m.stateArg()
-	case "doctor", "status":
-		out = cmd
+	case "doctor", "status", "renew", "timer", "snippet", "deploy":
+		out = diagnosis.Cmd(f).String() // without the sudo, added below
 		if _, ok := c.Flag("--state-dir"); !ok {
 			out += m.stateArg()
 		}

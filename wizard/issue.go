@@ -397,6 +397,10 @@ func seenText(n int) string {
 
 func clock(t time.Time) string { return t.Local().Format("15:04:05") }
 
+// when is a moment on another day, in the one format the screens use for
+// dates (clock is the time of day of what happens now).
+func when(t time.Time) string { return t.Local().Format("2006-01-02 15:04 MST") }
+
 func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	t := m.theme
 	var b strings.Builder
@@ -435,7 +439,8 @@ func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		if l.validator || l.status == ui.Pending {
 			text, indent = t.Dim.Render(text), 4
 		}
-		rendered[i] = ui.Indent(t.Mark(l.status, m.spinner())+" "+text, indent, w)
+		// Continuations line up under the text, not under the mark.
+		rendered[i] = ui.Hang(strings.Repeat(" ", indent)+t.Mark(l.status, m.spinner())+" "+text, indent+2, w)
 	}
 	for _, r := range rendered {
 		b.WriteString(r + "\n")

@@ -45,6 +45,14 @@ type planStep struct {
 	// error, so an empty URL would not let the user back to the CA
 	// question (forward, the checks hold).
 	backward bool
+	// moving is the field a key (enter, tab, shift+tab) is leaving: huh
+	// moves the focus through commands, so until another field has it,
+	// keys typed ahead ("enter y" in one burst over ssh) would land in the
+	// field being left. They wait in ahead and go to the new field (the
+	// terms question drops and counts keys that come before it has been
+	// on screen long enough).
+	moving huh.Field
+	ahead  []tea.Msg
 }
 
 func (s *planStep) busy() bool { return false }
@@ -73,6 +81,7 @@ func (s *planStep) enter(m *Model, why arrival) tea.Cmd {
 		s.cancelled = true
 	}
 	s.a = m.ans
+	s.a.keepConsent(s.a.AgreeTOS)
 	s.webServer = ""
 	if mc := m.machine(); mc != nil {
 		for _, ws := range mc.WebServers {
@@ -245,7 +254,9 @@ func validEmail(v string) error {
 		return nil
 	}
 	a, err := mail.ParseAddress(v)
-	if err != nil || a.Address != v || !strings.Contains(v, "@") {
+	_, domain, _ := strings.Cut(v, "@")
+	// The domain needs a dot: "a@b" is no address a CA can write to.
+	if err != nil || a.Address != v || !strings.Contains(v, "@") || !strings.Contains(strings.Trim(domain, "."), ".") {
 		return fmt.Errorf("%q is not an e-mail address like you@example.org (or leave it empty)", v)
 	}
 	return nil
@@ -309,12 +320,13 @@ func (s *planStep) build(m *Model) *huh.Form {
 	s.fields = []huh.Field{ca, caURL, caRoot, challenge, keyType, email, s.consent}
 	own := func() bool { return s.a.CA != PlanOwnCA }
 	f := huh.NewForm(
-		huh.NewGroup(ca),
+		huh.NewGroup(ca).WithShowErrors(false),
 		// Asked only for an own CA (hidden otherwise, also when going
 		// back); accessible mode skips them the same way (asked).
-		huh.NewGroup(caURL, caRoot).WithHideFunc(own),
+		huh.NewGroup(caURL, caRoot).WithHideFunc(own).WithShowErrors(false),
 		huh.NewGroup(challenge),
-		huh.NewGroup(keyType, email),
+		// The answer's error is drawn once, above the form (view).
+		huh.NewGroup(keyType, email).WithShowErrors(false),
 		// The terms are a group of their own: huh moves on by group, and
 		// a group is left only when none of its fields has an error
 		// (consentField has one until y), even by a nextGroup message
@@ -406,17 +418,48 @@ func (s *planStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "/" && !s.textFocused() {
 		return nil
 	}
-	if k, ok := msg.(tea.KeyMsg); ok {
+	k, isKey := msg.(tea.KeyMsg)
+	if isKey && s.moving != nil {
+		s.ahead = append(s.ahead, msg)
+		return nil
+	}
+	if isKey {
 		s.backward = k.String() == "shift+tab" || k.String() == "esc" && s.textFocused()
 	}
+	before := s.form.GetFocusedField()
 	// esc in the e-mail field leaves the field (back to the key type),
 	// as in the address field; the typed text stays.
-	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "esc" && s.textFocused() {
-		return s.form.PrevField()
+	if isKey && k.String() == "esc" && s.textFocused() {
+		return s.form.PrevField() // moves the focus at once
 	}
+	wasAgreed := s.a.AgreeTOS
 	fm, cmd := s.form.Update(msg)
 	if f, ok := fm.(*huh.Form); ok {
 		s.form = f
+	}
+	// Consent belongs to one CA: another CA's terms are asked again.
+	agreed := s.a.AgreeTOS
+	if s.a.keepConsent(wasAgreed); agreed && !s.a.AgreeTOS && s.consent != nil {
+		s.consent.answered = false // nothing chosen for this CA yet
+	}
+	after := s.form.GetFocusedField()
+	switch {
+	case isKey && cmd != nil && after == before && slices.Contains([]string{"enter", "tab", "shift+tab"}, k.String()):
+		s.moving = before // the focus moves when huh's commands come back
+	case s.moving != nil && (after != s.moving || s.form.State != huh.StateNormal || after != nil && after.Error() != nil):
+		// Settled: another field has the focus (or the move was refused).
+		// The keys typed meanwhile go to it, in order; those after a key
+		// that moves on again wait for that move.
+		s.moving = nil
+		ahead := s.ahead
+		s.ahead = nil
+		if s.form.State == huh.StateNormal {
+			cmds := []tea.Cmd{cmd}
+			for _, a := range ahead {
+				cmds = append(cmds, s.update(m, a))
+			}
+			cmd = tea.Batch(cmds...)
+		}
 	}
 	if s.consent != nil {
 		s.consent.title = tosQuestion(m.cfg.Demo, s.a.CA)
