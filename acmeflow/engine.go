@@ -32,10 +32,10 @@ import (
 )
 
 // ProfileShortlived is the only Let's Encrypt profile that allows IP
-// identifiers: 160 hours, no Common Name (FACTS.md).
+// identifiers: 160 hours, no Common Name (docs/letsencrypt.md).
 const ProfileShortlived = "shortlived"
 
-// Directories of Let's Encrypt (FACTS.md).
+// Directories of Let's Encrypt (docs/letsencrypt.md).
 const (
 	LEProduction = "https://acme-v02.api.letsencrypt.org/directory"
 	LEStaging    = "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -142,7 +142,7 @@ func (r *Request) Validate() error {
 	if len(r.Identifiers) == 0 {
 		return &Error{Step: StepAddress, Err: errors.New("no IP address given; use --ip ADDR (or --ip auto)")}
 	}
-	// Let's Encrypt allows at most 25 identifiers per order (FACTS.md).
+	// Let's Encrypt allows at most 25 identifiers per order (docs/letsencrypt.md).
 	if len(r.Identifiers) > 25 {
 		return &Error{Step: StepAddress, Err: fmt.Errorf("%d addresses given; a certificate may name at most 25", len(r.Identifiers))}
 	}
@@ -431,7 +431,7 @@ func (e *Engine) register(ctx context.Context, hc *http.Client, ua string, req R
 	return core, acct.Location, nil
 }
 
-// checkDirectory refuses a CA that does not offer the profile (FACTS.md:
+// checkDirectory refuses a CA that does not offer the profile (docs/letsencrypt.md:
 // check meta.profiles before ordering). A CA other than Let's Encrypt that
 // advertises no profiles at all (step-ca, most private ACME CAs: the
 // profiles extension is a draft) is ordered from without one: it issues

@@ -154,5 +154,5 @@ func stepErr(step Step, ident string, err error) *Error {
 
 // ErrNoShortlived is returned when the CA's directory does not offer the
 // shortlived profile, the only one under which Let's Encrypt issues for IP
-// addresses (FACTS.md "Profiles and certificates").
+// addresses (docs/letsencrypt.md).
 var ErrNoShortlived = errors.New("the CA does not offer the shortlived profile")

@@ -44,7 +44,7 @@ func EncodeKey(k crypto.Signer) ([]byte, error) {
 
 // makeCSR builds the CSR for IP identifiers with an EMPTY subject: Let's
 // Encrypt rejects an IP in the Common Name with badCSR "CSR contains IP
-// address in Common Name" (boulder csr/csr.go; FACTS.md), which is the trap
+// address in Common Name" (boulder csr/csr.go; docs/letsencrypt.md), which is the trap
 // lego's own CSR falls into.
 func makeCSR(key crypto.Signer, idents []netip.Addr) ([]byte, error) {
 	ips := make([]net.IP, len(idents))

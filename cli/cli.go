@@ -138,7 +138,7 @@ func envName(flagName string) string {
 }
 
 // parseFlags parses args, then fills every flag not given on the command
-// line from its IPCERT_* environment variable (STYLE.md: every answer is a
+// line from its IPCERT_* environment variable (docs/ARCHITECTURE.md: every answer is a
 // flag and a variable). It returns (done, code): done is true when the
 // command should stop now with code (help asked, or a usage error).
 func parseFlags(fs *flag.FlagSet, args []string, env func(string) string, errw io.Writer) (bool, int) {

@@ -105,7 +105,7 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 	}
 	if f.probeCA != cachoice.Staging && f.probeCA != cachoice.Local {
 		// The probe is a rehearsal: it must never spend production's rate
-		// limits or create a trusted certificate (FACTS.md: staging first).
+		// limits or create a trusted certificate (docs/letsencrypt.md: staging first).
 		fmt.Fprintf(s.Err, "ipcert doctor: IPCERT_DOCTOR_PROBE_CA=%q: the probe runs only against staging (or the local test CA)\n", f.probeCA)
 		return exitUsage
 	}

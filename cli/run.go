@@ -27,7 +27,7 @@ const (
 )
 
 // stdio is what a command may read from and write to. Results go to Out, the
-// human commentary and UI to Err (STYLE.md: results on stdout, UI on stderr).
+// human commentary and UI to Err (docs/ARCHITECTURE.md: results on stdout, UI on stderr).
 type stdio struct {
 	In  io.Reader
 	Out io.Writer

@@ -127,11 +127,11 @@ func (g *diag) problem(t string) bool {
 	case acmeflow.ProblemRejectedIdentifier:
 		g.rejected(t)
 	case acmeflow.ProblemInvalidProfile:
-		g.set(DiagInvalidProfile, "The CA does not know the requested profile", "The order named a profile the CA does not offer: "+g.d.Problem.Detail+". IP certificates need \"shortlived\" (FACTS.md).",
+		g.set(DiagInvalidProfile, "The CA does not know the requested profile", "The order named a profile the CA does not offer: "+g.d.Problem.Detail+". IP certificates need \"shortlived\" (docs/letsencrypt.md).",
 			"Use Let's Encrypt with the shortlived profile (ipcert always asks for it); a custom --ca must offer shortlived.", g.stagingCmd(), false)
 	case acmeflow.ProblemBadCSR:
 		// Boulder csr/csr.go: "CSR contains IP address in Common Name"
-		// (FACTS.md).
+		// (docs/letsencrypt.md).
 		if contains(t, "common name") {
 			g.set(DiagBadCSRCommonName, "The CSR put the IP address in the Common Name", "Let's Encrypt refuses a CSR with an IP address in the Common Name (boulder csr/csr.go); shortlived certificates have an empty subject.",
 				"ipcert always sends an empty subject: this CSR came from elsewhere, or from an old ipcert; upgrade and run again.", cmd("ipcert", "--version"), false)
@@ -174,7 +174,7 @@ func (g *diag) retryAfterHeader() time.Duration {
 }
 
 // rateLimits maps the anchor of LE's rate-limit documentation, which every
-// rateLimited detail links to, to the limit (FACTS.md "Rate limits"). The
+// rateLimited detail links to, to the limit (docs/letsencrypt.md). The
 // texts are Boulder's ratelimits/ wording for when the link is missing:
 // "too many certificates (5) already issued for this exact set of
 // identifiers in the last 168h0m0s", "too many failed authorizations (5)
@@ -246,7 +246,7 @@ func (g *diag) rateLimited(t string) {
 func (g *diag) rejected(t string) {
 	switch {
 	// Boulder ra/ra.go: "Default profile does not permit IP address
-	// identifiers" (FACTS.md).
+	// identifiers" (docs/letsencrypt.md).
 	case contains(t, "profile does not permit ip", "does not permit ip address"):
 		g.set(DiagRejectedProfile, "The profile does not allow IP addresses", "Let's Encrypt issues for IP addresses only under the shortlived profile (\"Default profile does not permit IP address identifiers\", boulder ra/ra.go).",
 			"Order with the shortlived profile; ipcert does so unless the CA lacks it.", g.stagingCmd(), false)

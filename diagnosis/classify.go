@@ -160,7 +160,7 @@ func (g *diag) classify() {
 			"Use this machine's public address (ipcert preflight finds it), or rehearse loopback addresses with the local test CA.", g.preflightCmd(), false)
 		return
 	case errors.Is(g.err, acmeflow.ErrNoShortlived):
-		g.set(DiagNoShortlived, "The CA does not offer the shortlived profile", "IP certificates exist only under Let's Encrypt's shortlived profile (FACTS.md), and this CA's directory does not list it.",
+		g.set(DiagNoShortlived, "The CA does not offer the shortlived profile", "IP certificates exist only under Let's Encrypt's shortlived profile (docs/letsencrypt.md), and this CA's directory does not list it.",
 			"Use Let's Encrypt (staging to rehearse, then production).", g.stagingCmd(), false)
 		return
 	}

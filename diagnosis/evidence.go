@@ -28,7 +28,7 @@ type Evidence struct {
 	// our responder then sees no requests, and their absence means nothing.
 	WebRoot string
 	// HTTPPort and TLSPort are where the CA's validator connects: 80 and
-	// 443 for Let's Encrypt (FACTS.md), other ports for the local CA.
+	// 443 for Let's Encrypt (docs/letsencrypt.md), other ports for the local CA.
 	HTTPPort, TLSPort int
 	// Seen replaces the *Error's own list of validator requests when set
 	// (doctor rebuilds it from renewal.json). SeenKnown says the list is
@@ -133,7 +133,7 @@ func RenewalAttempt(r *store.Renewal) Attempt {
 }
 
 // Evidence is the attempt's evidence: the challenge, the web root and the
-// validation ports (80 and 443 for Let's Encrypt, FACTS.md; the
+// validation ports (80 and 443 for Let's Encrypt, docs/letsencrypt.md; the
 // responder's own for the local test CA).
 func (a Attempt) Evidence(now time.Time) Evidence {
 	ev := Evidence{Challenge: a.Challenge, WebRoot: a.WebRoot, HTTPPort: 80, TLSPort: 443, CA: a.CA, CARoot: a.CARoot, Now: now,

@@ -45,7 +45,7 @@ type Probe struct {
 
 // ProbeValidationPort connects to addr:port the way the challenge's
 // validator would and says what answers there. From inside the machine
-// this proves less than a real validation (hairpin NAT, FACTS.md): it
+// this proves less than a real validation (hairpin NAT, docs/letsencrypt.md): it
 // tells apart what is listening, not whether the internet gets through.
 func ProbeValidationPort(ctx context.Context, addr netip.Addr, port int, challenge string) Probe {
 	target := net.JoinHostPort(addr.String(), strconv.Itoa(port))

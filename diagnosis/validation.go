@@ -28,7 +28,7 @@ func (g *diag) validation(t string) {
 	}
 	port := g.port()
 	// Boulder prefixes a remote perspective's failure with "During
-	// secondary validation: " (FACTS.md "Multi-perspective validation").
+	// secondary validation: " (docs/letsencrypt.md).
 	secondary := contains(t, "during secondary validation")
 	status := 0
 	if m := statusRe.FindStringSubmatch(t); m != nil {
@@ -135,7 +135,7 @@ func (g *diag) validation(t string) {
 			return
 		}
 		g.unreachable(natHint)
-	// Boulder va/http.go: "Too many redirects" (more than 10, FACTS.md);
+	// Boulder va/http.go: "Too many redirects" (more than 10, docs/letsencrypt.md);
 	// Pebble lets Go's client say "stopped after 10 redirects".
 	case contains(t, "too many redirects", "stopped after 10 redirects", "redirect loop"):
 		g.set(DiagTooManyRedirects, "The challenge URL redirects in a loop", "The web server redirects /.well-known/acme-challenge/ again and again (an HTTP->HTTPS rule combined with an HTTPS->HTTP one, or a proxy loop).",
@@ -151,13 +151,13 @@ func (g *diag) validation(t string) {
 	case contains(t, "server only speaks http", "speaking http", "first record does not look like a tls handshake"):
 		g.httpOnTLS()
 	// Boulder va/tlsalpn.go and Pebble: "Cannot negotiate ALPN protocol
-	// \"acme-tls/1\" for tls-alpn-01 challenge" (FACTS.md).
+	// \"acme-tls/1\" for tls-alpn-01 challenge" (docs/letsencrypt.md).
 	case contains(t, "cannot negotiate alpn"):
 		g.set(DiagNoALPN, "The TLS server on the port does not speak acme-tls/1", fmt.Sprintf("A TLS server answered on port %d but does not know the acme-tls/1 protocol: a web server or TLS proxy owns the port, not ipcert's responder.", port),
 			"Let ipcert own port 443 for the minute of issuance (stop the proxy), or use http-01 on port 80.", g.stagingCmd("--challenge", acmeflow.ChallengeHTTP01), false)
 		g.foreign(none)
 	// Boulder va/tlsalpn.go and Pebble: "Incorrect validation certificate
-	// for tls-alpn-01 challenge. ..." (FACTS.md).
+	// for tls-alpn-01 challenge. ..." (docs/letsencrypt.md).
 	case contains(t, "incorrect validation certificate"):
 		g.set(DiagWrongCert, "The wrong certificate answered the tls-alpn-01 challenge", "The server on the port offered acme-tls/1 but presented a certificate that is not the challenge certificate for this address: another ACME client or proxy answers, or it keys on the IP rather than the RFC 8738 reverse name ("+g.reverseName()+").",
 			"Stop the other responder on the port so ipcert's answers, or use http-01.", g.stagingCmd("--challenge", acmeflow.ChallengeHTTP01), false)
@@ -221,7 +221,7 @@ func (g *diag) redirected(t string, port int) bool {
 }
 
 func (g *diag) redirectPort(t string) {
-	g.set(DiagRedirectPort, "The challenge URL redirects to another port", "The web server answers /.well-known/acme-challenge/ with a redirect to a port other than 80 or 443 (often an HTTP->HTTPS rule to a custom port). Let's Encrypt follows redirects only to ports 80 and 443 (FACTS.md).",
+	g.set(DiagRedirectPort, "The challenge URL redirects to another port", "The web server answers /.well-known/acme-challenge/ with a redirect to a port other than 80 or 443 (often an HTTP->HTTPS rule to a custom port). Let's Encrypt follows redirects only to ports 80 and 443 (docs/letsencrypt.md).",
 		"Exempt /.well-known/acme-challenge/ from the redirect (nginx: a location block with root and no return), or use the standalone responder or tls-alpn-01.",
 		cmd("curl", "-sI", "http://"+g.hostPort(g.port())+"/.well-known/acme-challenge/test"), false)
 }
@@ -344,7 +344,7 @@ func (g *diag) badStatus(t string, status int, none bool) {
 
 // seenFor keeps the validator requests that were about ident: in an order
 // for several addresses, requests for the others say nothing about this
-// one. The Host header (http-01, FACTS.md: the IP literal) or the SNI
+// one. The Host header (http-01, docs/letsencrypt.md: the IP literal) or the SNI
 // (tls-alpn-01, the reverse name) names the identifier; requests that name
 // none are kept.
 func seenFor(seen []acmeflow.ValidatorRequest, ident string) []acmeflow.ValidatorRequest {

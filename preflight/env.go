@@ -101,7 +101,7 @@ type Env struct {
 }
 
 // DefaultEnv is the real environment with the internet endpoints of
-// FACTS.md ("Finding the public address and the NAT"). Servers are IP
+// docs/letsencrypt.md ("Finding the public address and the NAT"). Servers are IP
 // literals so no resolver is involved, and so the family of the dial is
 // the family measured.
 func DefaultEnv() Env {

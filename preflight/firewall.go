@@ -358,7 +358,7 @@ func evalChain(chains map[string]*fwChain, name string, port, depth int) (string
 // evalIptables reads iptables-save (filter table): the INPUT chain, its
 // jumps, and its policy. Oracle Cloud's images end INPUT with
 // "-A INPUT -j REJECT --reject-with icmp-host-prohibited" after port 22
-// (FACTS.md), which this finds as the deciding rule.
+// (docs/letsencrypt.md), which this finds as the deciding rule.
 func evalIptables(out, fam string, ports []int) []PortVerdict {
 	chains := map[string]*fwChain{}
 	table := ""

@@ -74,7 +74,7 @@ type Result struct {
 	// Fix is what a person can do about it; a command where there is one.
 	Fix string `json:"fix,omitempty"`
 	// Advisory results never count towards the verdict (the self-fetch:
-	// hairpin NAT makes it prove nothing either way, FACTS.md).
+	// hairpin NAT makes it prove nothing either way, docs/letsencrypt.md).
 	Advisory   bool  `json:"advisory,omitempty"`
 	DurationMS int64 `json:"duration_ms"`
 }
@@ -115,7 +115,7 @@ type Options struct {
 	// such as step-ca): its own policy decides which addresses it
 	// certifies, so Let's Encrypt's refusals and rate limits do not apply.
 	OwnCA bool
-	// HTTPPort and TLSPort are the validation ports (80 and 443: FACTS.md,
+	// HTTPPort and TLSPort are the validation ports (80 and 443: docs/letsencrypt.md,
 	// LE only ever connects to these). Zero means the default.
 	HTTPPort, TLSPort int
 	// MapPorts asks the router (UPnP IGD or NAT-PMP) to map the validation

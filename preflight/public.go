@@ -63,7 +63,7 @@ func (p PublicAddrs) Addrs() []netip.Addr {
 
 // DetectPublic asks every configured source of both families in parallel,
 // each dial forced to the family (tcp4/tcp6, udp4/udp6), and takes the
-// majority per family (FACTS.md: several sources, majority vote, warn on
+// majority per family (docs/letsencrypt.md: several sources, majority vote, warn on
 // disagreement). It returns when every source has answered or timed out
 // (Env.SourceTimeout), or ctx ends. `--ip auto` uses its Addrs.
 func DetectPublic(ctx context.Context, env Env) PublicAddrs {

@@ -23,7 +23,7 @@ const selfFetchPath = "/.well-known/ipcert-preflight/"
 
 // checkSelfFetch serves a random token on the self-fetch port and fetches
 // it through each public address. It is advisory: from inside a LAN,
-// hairpin NAT makes the answer prove nothing either way (FACTS.md); only an
+// hairpin NAT makes the answer prove nothing either way (docs/letsencrypt.md); only an
 // outside validator is authoritative.
 func (st *state) checkSelfFetch(ctx context.Context, env Env) Result {
 	r := Result{Advisory: true}

@@ -31,7 +31,7 @@ type WebServer struct {
 	// WebRootFrom says where WebRoot was read (file:line or command).
 	WebRootFrom string `json:"web_root_from,omitempty"`
 	// Redirects is true when the default server answers every request
-	// with a redirect: the challenge path must be exempted (FACTS.md).
+	// with a redirect: the challenge path must be exempted (docs/letsencrypt.md).
 	Redirects bool   `json:"redirects,omitempty"`
 	Note      string `json:"note,omitempty"`
 }

@@ -69,7 +69,7 @@ type Decision struct {
 }
 
 // Backoff is the wait after the n-th consecutive failure: 1 min, 10 min,
-// 100 min, then daily (Let's Encrypt's integration guide, FACTS.md
+// 100 min, then daily (Let's Encrypt's integration guide, docs/letsencrypt.md
 // "Renewal").
 func Backoff(failures int) time.Duration {
 	switch {
@@ -103,7 +103,7 @@ func UsesARI(r *store.Renewal) bool {
 }
 
 // HalfLife is the renewal moment without ARI: half of the lifetime
-// (FACTS.md: LE's advice for short-lived certificates).
+// (docs/letsencrypt.md: LE's advice for short-lived certificates).
 func HalfLife(r *store.Renewal) time.Time {
 	return r.NotBefore.Add(r.NotAfter.Sub(r.NotBefore) / 2)
 }

@@ -677,7 +677,7 @@ func (rn *Runner) renew(ctx context.Context, r *store.Renewal, d Decision, res *
 	out.AddressChanged = changedFrom
 	replaces := ""
 	// RFC 9773 section 5: `replaces` makes the order a renewal, which Let's
-	// Encrypt exempts from its rate limits (FACTS.md). The CA must know the
+	// Encrypt exempts from its rate limits (docs/letsencrypt.md). The CA must know the
 	// old certificate (not so for a fresh local CA) and the two must share
 	// an identifier.
 	if UsesARI(r) && sharesIdentifier(r.Identifiers, idents) {

@@ -125,7 +125,7 @@ func (c *simCA) store(r *store.Renewal, idents []netip.Addr, nb time.Time) (*sto
 }
 
 // simARI answers like Let's Encrypt for short-lived certificates: the
-// midpoint of the validity +-1 % (FACTS.md "Renewal"), Retry-After 6 h.
+// midpoint of the validity +-1 % (docs/letsencrypt.md), Retry-After 6 h.
 type simARI struct {
 	clock *simClock
 	down  func(time.Time) bool

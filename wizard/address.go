@@ -149,7 +149,7 @@ func (m *Model) refusal(a netip.Addr) string {
 		return why + "; use 127.0.0.1 here, and run \"sudo ipcert\" on the server for its public address"
 	}
 	// Let's Encrypt's refusals (private, loopback, CGNAT, documentation
-	// ranges: FACTS.md) are not final here: the plan still offers an own
+	// ranges: docs/letsencrypt.md) are not final here: the plan still offers an own
 	// ACME CA, which may certify exactly those (leNote says so, and the
 	// plan's CA question refuses Let's Encrypt for them). What no CA can
 	// validate is refused.

@@ -98,7 +98,7 @@ type Deps struct {
 	Store *store.Store
 	// RehearsalStore is Rehearsal's store.
 	RehearsalStore *store.Store
-	// After the issuance (DESIGN.md: Install, Renewal, Verify). Each is
+	// After the issuance (docs/ARCHITECTURE.md: Install, Renewal, Verify). Each is
 	// optional: without it, its screen names the command to run instead.
 	// Servers lists the web servers the certificate can be installed for,
 	// with the snippet each would get; Install installs it (config test,
@@ -125,7 +125,7 @@ type Config struct {
 	Caps ui.Caps
 	// StateDir is shown on the welcome and summary screens.
 	StateDir string
-	// Answers preset from flags and IPCERT_* variables (STYLE.md: every
+	// Answers preset from flags and IPCERT_* variables (docs/ARCHITECTURE.md: every
 	// answer is also a flag); the screens start from them.
 	Answers Answers
 	// Log receives the wizard's debug log (--debug); nil discards.
@@ -147,7 +147,7 @@ type Config struct {
 // CA plan choices beyond cachoice's names.
 const (
 	// PlanRehearse issues on staging first, then (after the user says so)
-	// on production: the default (FACTS.md: rehearse on staging, always).
+	// on production: the default (docs/letsencrypt.md: rehearse on staging, always).
 	PlanRehearse = "rehearse"
 	// PlanOwnCA is an ACME CA of the user's own (step-ca for internal
 	// addresses, say): Answers.CAURL is its directory and Answers.CARoot

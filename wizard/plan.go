@@ -63,7 +63,7 @@ func (s *planStep) back(m *Model) tea.Cmd {
 	return nil
 }
 
-// dns01Why is shown wherever challenges are offered (FACTS.md
+// dns01Why is shown wherever challenges are offered (docs/letsencrypt.md
 // "Validation": only http-01 and tls-alpn-01 for IP identifiers).
 const dns01Why = "dns-01 is impossible for IP addresses: there is no DNS name to put a TXT record under, so Let's Encrypt validates an IP only by connecting to it (http-01 on port 80, tls-alpn-01 on port 443)."
 

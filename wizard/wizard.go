@@ -208,7 +208,7 @@ func (m *Model) spinner() string {
 }
 
 // streamed is a message that came through a job's channel; the reader is
-// re-armed for the next one (STYLE.md Do 3).
+// re-armed for the next one (docs/ARCHITECTURE.md).
 type streamed struct {
 	ch  <-chan tea.Msg
 	msg tea.Msg

@@ -135,7 +135,7 @@ func Open(choice string, o Options) (*CA, error) {
 		}
 		c.Directory = choice
 		// Let's Encrypt's refusal of private and reserved addresses
-		// (FACTS.md) is Let's Encrypt's policy, not ACME's: a private CA
+		// (docs/letsencrypt.md) is Let's Encrypt's policy, not ACME's: a private CA
 		// (step-ca for internal services) certifies exactly those, and a
 		// CA on loopback (Pebble run by hand, the benchmark) validates over
 		// loopback. Any other CA decides for itself.

@@ -16,7 +16,7 @@
 // and exist only in memory: every Start is a brand-new CA.
 //
 // What Pebble v2.10.3 does for IP identifiers (each point is proven by a test
-// in localca_test.go). Where it differs from Let's Encrypt (FACTS.md), the
+// in localca_test.go). Where it differs from Let's Encrypt (docs/letsencrypt.md), the
 // engine must enforce the Let's Encrypt rule itself, because this CA will not
 // catch the mistake:
 //
@@ -86,7 +86,7 @@ const (
 )
 
 const (
-	// DefaultValidity is Let's Encrypt's shortlived profile (FACTS.md).
+	// DefaultValidity is Let's Encrypt's shortlived profile (docs/letsencrypt.md).
 	DefaultValidity = 160 * time.Hour
 	// ClassicValidity is Let's Encrypt's classic profile.
 	ClassicValidity = 90 * 24 * time.Hour

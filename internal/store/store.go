@@ -1,7 +1,7 @@
 // Package store keeps ipcert's state on disk: ACME accounts, certificate
 // versions, the "current" link and what a later renewal needs.
 //
-// Layout (DESIGN.md):
+// Layout (docs/ARCHITECTURE.md):
 //
 //	accounts/<ca-host>/<id>/      account.json, key.pem (0600)
 //	certs/<name>/versions/<n>/    cert.pem chain.pem fullchain.pem privkey.pem [root.pem] [combined.pem]
