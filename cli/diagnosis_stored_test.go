@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -165,7 +166,10 @@ func TestWizardStoresTheShownDiagnosis(t *testing.T) {
 	stored := lastError(t, dir)
 	// The screen wraps at 80 columns (at spaces and hyphens): compare
 	// without white space.
-	squeeze := func(s string) string { return strings.Join(strings.Fields(s), "") }
+	// The wizard completes the commands in a fix for this run ("ipcert
+	// preflight" gets --ip and --ca): compare them by their verb.
+	verbOnly := regexp.MustCompile(`(ipcert [a-z-]+)((?: --[a-z-]+(?: [^ )\n-][^ )\n]*)?)+)`)
+	squeeze := func(s string) string { return strings.Join(strings.Fields(verbOnly.ReplaceAllString(s, "$1")), "") }
 	screen := squeeze(shown.String())
 	if stored.Code != diagnosis.DiagPortBusy {
 		t.Fatalf("stored %q, want %q\n%s", stored.Code, diagnosis.DiagPortBusy, shown.String())

@@ -3,6 +3,7 @@ package preflight
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -83,7 +84,12 @@ func FindWebServers(ctx context.Context, env Env) []WebServer {
 					continue
 				}
 				if selfErr == nil && isWebServer(comm) {
-					if ns, err := os.Readlink(env.path(fmt.Sprintf("proc/%d/ns/net", p.PID))); err == nil && ns != self {
+					ns, err := os.Readlink(env.path(fmt.Sprintf("proc/%d/ns/net", p.PID)))
+					// Another namespace's server, or one that is gone
+					// since the listing (a config test's nginx -t lives
+					// milliseconds): not running here. A link this user
+					// may not read (another user's server) still counts.
+					if err == nil && ns != self || errors.Is(err, os.ErrNotExist) {
 						continue
 					}
 				}
