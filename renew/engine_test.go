@@ -23,15 +23,7 @@ import (
 // Engine.RenewalInfo against Pebble: the window of a fresh certificate and
 // the Retry-After, then Plan picks a moment inside it.
 func TestRenewalInfoFromPebble(t *testing.T) {
-	port, err := acmeflow.FreePort("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := localca.Start(localca.Options{HTTPPort: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv, port := localca.StartForTest(t, localca.Options{})
 	st, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -107,15 +99,7 @@ func listenerRootFile(t *testing.T, dirURL string) string {
 // ARI and waits; --force renews with `replaces`, which the CA accepts (a
 // refusal would show as the "ordering again without replaces" warning).
 func TestRealIssuerAndARIByURL(t *testing.T) {
-	port, err := acmeflow.FreePort("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := localca.Start(localca.Options{HTTPPort: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv, port := localca.StartForTest(t, localca.Options{})
 	root := listenerRootFile(t, srv.DirectoryURL())
 	st, err := store.Open(t.TempDir())
 	if err != nil {
