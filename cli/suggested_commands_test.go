@@ -27,6 +27,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/diagnosis"
+	"github.com/ipcert/ipcert/internal/netlimit"
 	"github.com/ipcert/ipcert/internal/safefs"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/preflight"
@@ -125,6 +126,7 @@ func everyCode(webroot string) []codeScenario {
 		{diagnosis.DiagStateUntrusted, stepError(acmeflow.StepStore, &safefs.UntrustedError{Path: "/x", Target: "/x", Uid: 1000, Fix: "chown root /x"}), diagnosis.Evidence{}},
 		{diagnosis.DiagStoreRename, stepError(acmeflow.StepStore, &os.LinkError{Op: "rename", Old: "/s/a.tmp", New: "/s/a", Err: syscall.EBUSY}), diagnosis.Evidence{}},
 		{diagnosis.DiagJWS, stepProblem(acmeflow.StepOrder, "malformed", "JWS verification error"), diagnosis.Evidence{}},
+		{diagnosis.DiagCATooLarge, stepError(acmeflow.StepDirectory, &netlimit.TooLargeError{Peer: "ca.example:443", What: "response", Limit: 1 << 20}), diagnosis.Evidence{}},
 		{diagnosis.DiagFirewall, chalProblem("connection", "IP: Fetching http://IP/.well-known/acme-challenge/x: Connection refused"), diagnosis.Evidence{SeenKnown: true, FirewallTools: []string{"nftables"}, Firewall: []string{"nftables ipv4 port 80: table inet filter chain input: tcp dport 80 reject"}}},
 		{diagnosis.DiagFirewall, chalProblem("connection", "IP: Fetching http://IP/.well-known/acme-challenge/x: Timeout during connect (likely firewall problem)"), diagnosis.Evidence{SeenKnown: true, FirewallTools: []string{"ufw"}, Firewall: []string{"ufw ipv4 port 80: Default: deny (incoming)"}}},
 		{diagnosis.DiagNotForwarded, chalProblem("connection", "IP: Fetching http://IP/.well-known/acme-challenge/x: Connection refused"), diagnosis.Evidence{SeenKnown: true, NAT: "home-nat", LocalAddrs: lan, LocalAddrsKnown: true}},

@@ -1,14 +1,9 @@
 package wizard
 
 import (
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"io/fs"
-	"net/mail"
 	"net/netip"
-	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +13,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/ui"
 )
 
@@ -136,52 +132,19 @@ const ownCANote = "Your own ACME CA (step-ca, or another RFC 8555 CA): Let's Enc
 // ownCAQuestions are the plan's keys asked only for PlanOwnCA.
 var ownCAQuestions = []string{"ca-url", "ca-root"}
 
-// validCAURL checks the own CA's directory URL: ACME runs over HTTPS
-// (RFC 8555 section 6.1), and the URL needs a host.
+// validCAURL checks the own CA's directory URL (internal/spec's rule, the
+// command line's too); an empty field says what to type.
 func validCAURL(v string) error {
-	v = strings.TrimSpace(v)
-	if v == "" {
+	if strings.TrimSpace(v) == "" {
 		return errors.New("type the ACME directory URL of your CA, such as https://ca.internal:9000/acme/acme/directory (step-ca: https://HOST:PORT/acme/PROVISIONER/directory)")
 	}
-	u, err := url.Parse(v)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%q is not a URL (%v); type the CA's directory URL, such as https://ca.internal:9000/acme/acme/directory", v, err)
-	case u.Scheme != "https":
-		return fmt.Errorf("%q does not start with https://: ACME runs over HTTPS (RFC 8555 section 6.1); type the https:// URL of the CA's directory", v)
-	case u.Host == "" || u.Hostname() == "":
-		return fmt.Errorf("%q names no host; type the whole directory URL, such as https://ca.internal:9000/acme/acme/directory", v)
-	}
-	return nil
+	return spec.CAURL(v)
 }
 
 // validCARoot checks the PEM root file of the own CA: empty trusts the
 // system's roots. It reads one small local file, the way the form's
 // other checks read the typed text.
-func validCARoot(v string) error {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return nil
-	}
-	data, err := os.ReadFile(v)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%s: no such file; type the path of the CA's root certificate (step-ca: $(step path)/certs/root_ca.crt), or leave it empty to trust the system's roots", v)
-	case err != nil:
-		return fmt.Errorf("%s cannot be read (%v); type a readable PEM file with the CA's root certificate, or leave it empty", v, unwrapPath(err))
-	case !x509.NewCertPool().AppendCertsFromPEM(data):
-		return fmt.Errorf("%s holds no PEM certificate (a \"-----BEGIN CERTIFICATE-----\" block); give the CA's root certificate, not its key (DER: openssl x509 -inform der -in FILE -out root.pem)", v)
-	}
-	return nil
-}
-
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
+func validCARoot(v string) error { return spec.CARoot(v) }
 
 // leRefused says why Let's Encrypt would refuse a ("" when it would
 // not): such an address can still be certified by an own CA.
@@ -248,19 +211,7 @@ func placeholder(c ui.Caps, example string) string {
 	return example
 }
 
-func validEmail(v string) error {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return nil
-	}
-	a, err := mail.ParseAddress(v)
-	_, domain, _ := strings.Cut(v, "@")
-	// The domain needs a dot: "a@b" is no address a CA can write to.
-	if err != nil || a.Address != v || !strings.Contains(v, "@") || !strings.Contains(strings.Trim(domain, "."), ".") {
-		return fmt.Errorf("%q is not an e-mail address like you@example.org (or leave it empty)", v)
-	}
-	return nil
-}
+func validEmail(v string) error { return spec.Email(strings.TrimSpace(v)) }
 
 func (s *planStep) build(m *Model) *huh.Form {
 	demo := m.cfg.Demo

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/spec"
 )
 
 // Choices are the named CAs.
@@ -129,10 +130,12 @@ func Open(choice string, o Options) (*CA, error) {
 	case Local:
 		return openLocal(c, o)
 	default:
-		u, err := url.Parse(choice)
-		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-			return nil, fmt.Errorf("--ca %q is not staging, production, local or an ACME directory URL (https://...)", choice)
+		// The one rule for a CA choice (internal/spec): HTTPS, plain HTTP
+		// only on loopback.
+		if _, err := spec.CA(choice); err != nil {
+			return nil, fmt.Errorf("--ca: %w", err)
 		}
+		u, _ := url.Parse(choice)
 		c.Directory = choice
 		// Let's Encrypt's refusal of private and reserved addresses
 		// (docs/letsencrypt.md) is Let's Encrypt's policy, not ACME's: a private CA
