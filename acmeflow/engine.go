@@ -142,12 +142,28 @@ func (r *Request) Validate() error {
 	if len(r.Identifiers) == 0 {
 		return &Error{Step: StepAddress, Err: errors.New("no IP address given; use --ip ADDR (or --ip auto)")}
 	}
+	if err := CheckOrder(r.Identifiers, r.PublicCA, r.Challenge, r.WebRoot, r.KeyType); err != nil {
+		return err
+	}
+	if r.Directory == "" {
+		return &Error{Step: StepDirectory, Err: errors.New("no ACME directory URL")}
+	}
+	return nil
+}
+
+// CheckOrder is the order's own rules, checked before the CA is even
+// opened (the flags of issue, before anything is written or sent): at most
+// 25 distinct canonical addresses that the CA's address policy allows
+// (none given: not checked, as for --ip auto before the detection), a
+// challenge that can prove an address, a web root only with http-01, a
+// known key type.
+func CheckOrder(idents []netip.Addr, publicCA bool, challenge, webRoot, keyType string) error {
 	// Let's Encrypt allows at most 25 identifiers per order (docs/letsencrypt.md).
-	if len(r.Identifiers) > 25 {
-		return &Error{Step: StepAddress, Err: fmt.Errorf("%d addresses given; a certificate may name at most 25", len(r.Identifiers))}
+	if len(idents) > 25 {
+		return &Error{Step: StepAddress, Err: fmt.Errorf("%d addresses given; a certificate may name at most 25", len(idents))}
 	}
 	seen := map[netip.Addr]bool{}
-	for _, a := range r.Identifiers {
+	for _, a := range idents {
 		if a.Zone() != "" || a.Is4In6() {
 			return &Error{Step: StepAddress, Identifier: a.String(), Err: &AddrError{Input: a.String(), Reason: "is not a canonical identifier", Fix: "use " + a.Unmap().WithZone("").String()}}
 		}
@@ -155,24 +171,21 @@ func (r *Request) Validate() error {
 			return &Error{Step: StepAddress, Identifier: a.String(), Err: fmt.Errorf("address %s is given twice", a)}
 		}
 		seen[a] = true
-		if err := CheckAddr(a, r.PublicCA); err != nil {
+		if err := CheckAddr(a, publicCA); err != nil {
 			return &Error{Step: StepAddress, Identifier: a.String(), Err: err}
 		}
 	}
-	switch r.Challenge {
+	switch challenge {
 	case ChallengeHTTP01, ChallengeTLSALPN01:
 	case "dns-01":
 		return &Error{Step: StepAddress, Err: errors.New("dns-01 cannot validate an IP address: there is no DNS name to publish the TXT record under (RFC 8738); use http-01 (port 80) or tls-alpn-01 (port 443)")}
 	default:
-		return &Error{Step: StepAddress, Err: fmt.Errorf("unknown challenge %q; use http-01 or tls-alpn-01", r.Challenge)}
+		return &Error{Step: StepAddress, Err: fmt.Errorf("unknown challenge %q; use http-01 or tls-alpn-01", challenge)}
 	}
-	if r.WebRoot != "" && r.Challenge != ChallengeHTTP01 {
+	if webRoot != "" && challenge != ChallengeHTTP01 {
 		return &Error{Step: StepAddress, Err: errors.New("--webroot works only with --challenge http-01")}
 	}
-	if r.Directory == "" {
-		return &Error{Step: StepDirectory, Err: errors.New("no ACME directory URL")}
-	}
-	if _, err := GenerateKeyCheck(r.KeyType); err != nil {
+	if _, err := GenerateKeyCheck(keyType); err != nil {
 		return &Error{Step: StepAddress, Err: err}
 	}
 	return nil

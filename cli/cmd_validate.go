@@ -69,12 +69,7 @@ func issueFlagsError(fs *flag.FlagSet, f *issueFlags) error {
 	}
 	// The engine's own checks (duplicates, at most 25, the CA's address
 	// policy, challenge, key type), before the CA is even opened.
-	req := acmeflow.Request{Identifiers: idents, Challenge: f.challenge, WebRoot: f.webroot, KeyType: f.keyType, PublicCA: public, Directory: "unchecked"}
-	if len(idents) == 0 {
-		req.Identifiers = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
-		req.PublicCA = false
-	}
-	if err := req.Validate(); err != nil {
+	if err := acmeflow.CheckOrder(idents, public, f.challenge, f.webroot, f.keyType); err != nil {
 		return userError(err)
 	}
 	for _, l := range []struct{ flag, v string }{{"--http-listen", f.httpListen}, {"--tls-listen", f.tlsListen}} {
