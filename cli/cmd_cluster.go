@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,6 +15,7 @@ import (
 	"github.com/ipcert/ipcert/cluster"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/untrusted"
+	"github.com/ipcert/ipcert/renew"
 )
 
 const clusterHelp = `
@@ -373,14 +373,14 @@ func runAgent(ctx context.Context, args []string, s stdio) int {
 
 // clusterIssue is `issue --cluster`: the answers go to every machine, the
 // certificate's lock is held while ordering, and the result is written
-// fenced by that lock.
+// fenced by that lock (cluster.Share).
 type clusterIssue struct {
-	cs   *cluster.Store
-	lock *cluster.Lock
-	name string
+	cs *cluster.Store
+	in *cluster.Issuance
 }
 
-func startClusterIssue(ctx context.Context, root, name string, req *acmeflow.Request) (*clusterIssue, error) {
+// connectCluster opens the cluster of the state directory root.
+func connectCluster(ctx context.Context, root string) (*cluster.Store, error) {
 	c, in, err := cluster.LoadConfig(root)
 	if err != nil {
 		return nil, err
@@ -390,57 +390,64 @@ func startClusterIssue(ctx context.Context, root, name string, req *acmeflow.Req
 	}
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	cs, err := cluster.Connect(cctx, c)
+	return cluster.Connect(cctx, c)
+}
+
+func startClusterIssue(ctx context.Context, st *store.Store, name string, req *acmeflow.Request) (*clusterIssue, error) {
+	cs, err := connectCluster(ctx, st.Root())
 	if err != nil {
-		return nil, err
-	}
-	if _, err := cs.CheckKey(cctx); err != nil {
-		cs.Close()
 		return nil, err
 	}
 	// Another machine renewing the same certificate holds the lock: wait
-	// for it (bounded by ctx), then order ourselves.
-	lock, err := cs.Lock(ctx, name, 2*time.Minute)
+	// for it (bounded by ctx), then order: issue always orders.
+	in, err := cs.Share(ctx, st, name, time.Time{}, req)
 	if err != nil {
 		cs.Close()
 		return nil, err
 	}
-	req.PublishOnly = true
-	req.Publish = func(ctx context.Context, challenge string, ident netip.Addr, token, keyAuth string) (func(), error) {
-		id := token
-		if challenge == acmeflow.ChallengeTLSALPN01 {
-			id = ident.String()
-		}
-		// An authorization lives at most 7 hours under shortlived; the
-		// answer lives no longer than the order's run.
-		release, err := cs.PutChallenge(ctx, challenge, id, keyAuth, time.Hour)
-		if err != nil {
-			return nil, err
-		}
-		return func() { _ = release(context.Background()) }, nil
-	}
-	return &clusterIssue{cs: cs, lock: lock, name: name}, nil
+	return &clusterIssue{cs: cs, in: in}, nil
 }
 
-// publish writes the issued certificate for every machine.
 func (ci *clusterIssue) publish(ctx context.Context, iss *acmeflow.Issued) (int, error) {
-	prev, _, err := ci.cs.Certificate(ctx, ci.name)
-	if err != nil {
-		return 0, err
-	}
-	key, err := os.ReadFile(filepath.Join(iss.Version.Dir, store.KeyFile))
-	if err != nil {
-		return 0, err
-	}
-	c := cluster.Certificate{Name: ci.name, Version: prev.Version + 1, Identifiers: iss.Renewal.Identifiers,
-		NotAfter: iss.Cert.Leaf.NotAfter, FullChain: iss.Cert.FullChainPEM, Key: key}
-	if _, err := ci.cs.PutCertificate(ctx, ci.lock, c); err != nil {
-		return 0, err
-	}
-	return c.Version, nil
+	return ci.in.Publish(ctx, iss)
 }
 
 func (ci *clusterIssue) close() {
-	_ = ci.lock.Unlock(context.Background())
+	ci.in.Release()
 	ci.cs.Close()
+}
+
+// renewShared is renew.CAs.Shared for a state directory in a cluster: the
+// store is opened at the first cluster certificate that is due.
+type renewShared struct {
+	st *store.Store
+	cs *cluster.Store
+}
+
+func (rs *renewShared) share(ctx context.Context, r *store.Renewal, req *acmeflow.Request) (renew.SharedRun, error) {
+	if rs.cs == nil {
+		cs, err := connectCluster(ctx, rs.st.Root())
+		if err != nil {
+			return renew.SharedRun{}, err
+		}
+		rs.cs = cs
+	}
+	in, err := rs.cs.Share(ctx, rs.st, r.Name, r.NotAfter, req)
+	if err != nil {
+		return renew.SharedRun{}, err
+	}
+	run := renew.SharedRun{Done: in.Done, Release: in.Release}
+	if in.Done == nil {
+		run.Publish = func(ctx context.Context, iss *acmeflow.Issued) error {
+			_, err := in.Publish(ctx, iss)
+			return err
+		}
+	}
+	return run, nil
+}
+
+func (rs *renewShared) close() {
+	if rs.cs != nil {
+		rs.cs.Close()
+	}
 }

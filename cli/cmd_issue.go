@@ -230,7 +230,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		rootPEM = ca.RootPEM
 	}
 	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
-	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr, WebRootPort: f.webPort, MapPorts: f.mapPorts}
+	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr, WebRootPort: f.webPort, MapPorts: f.mapPorts, Cluster: f.cluster}
 	keepName := f.name
 	if keepName == "" {
 		keepName = store.NameFor(acmeflow.AddrStrings(idents))
@@ -252,7 +252,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	}
 	var shared *clusterIssue
 	if f.cluster {
-		if shared, err = startClusterIssue(ctx, st.Root(), keepName, &req); err != nil {
+		if shared, err = startClusterIssue(ctx, st, keepName, &req); err != nil {
 			fmt.Fprintf(s.Err, "ipcert issue: --cluster: %v\n", err)
 			return exitFailure
 		}

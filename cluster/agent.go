@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/ipcert/ipcert/internal/store"
@@ -99,30 +97,18 @@ func (a *Agent) Run(ctx context.Context, httpL, tlsL net.Listener) error {
 }
 
 // install makes c the machine's current version of its name unless it
-// already is; true when something changed.
+// already is (InstallLocal); true when something changed.
 func (a *Agent) install(ctx context.Context, c Certificate, serves map[string]int) bool {
-	if err := store.ValidName(c.Name); err != nil {
-		a.logf("%q from the cluster is not a certificate name: %v", c.Name, err)
-		return false
-	}
-	if v, err := a.Local.CurrentVersion(c.Name); err == nil {
-		if cur, err := os.ReadFile(filepath.Join(v.Dir, store.FullChainFile)); err == nil && bytes.Equal(cur, c.FullChain) {
-			serves[c.Name] = c.Version
-			return false
-		}
-	}
-	leaf, chain := splitChain(c.FullChain)
-	n, err := a.Local.SaveVersion(c.Name, store.CertFiles{Cert: leaf, Chain: chain, FullChain: c.FullChain, PrivKey: c.Key})
+	_, changed, err := InstallLocal(a.Local, c)
 	if err != nil {
-		a.logf("%s: could not store version %d from the cluster: %v", c.Name, c.Version, err)
-		return false
-	}
-	if err := a.Local.Activate(c.Name, n); err != nil {
-		a.logf("%s: could not make it current: %v", c.Name, err)
+		a.logf("%v", err)
 		return false
 	}
 	serves[c.Name] = c.Version
-	a.logf("%s: installed the cluster's version %d (local version %d)", c.Name, c.Version, n)
+	if !changed {
+		return false
+	}
+	a.logf("%s: installed the cluster's version %d", c.Name, c.Version)
 	if a.Deploy != nil {
 		if err := a.Deploy(ctx, c.Name); err != nil {
 			a.logf("%s: deploy step failed: %v", c.Name, err)

@@ -160,4 +160,37 @@ func TestClusterWithTheBinary(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "shared: version 1") || !strings.Contains(out, "served by every machine") {
 		t.Errorf("cluster status: exit %d\n%s", code, out)
 	}
+
+	// Another machine renews it (the issuer may be gone): its agent wrote
+	// renewal.json from the cluster's settings, without hooks.
+	var settings map[string]any
+	if b, err := os.ReadFile(filepath.Join(dirs[1], "certs", "shared", "renewal.json")); err != nil {
+		t.Fatal(err)
+	} else if err := json.Unmarshal(b, &settings); err != nil || settings["cluster"] != true || settings["deploy_hooks"] != nil {
+		t.Fatalf("machine 2's renewal.json: %v\n%s", err, b)
+	}
+	out, errs, code = runIpcert(t, "renew", "--force", "--state-dir", dirs[1])
+	t.Logf("renew --force on machine 2: exit %d\n%s%s", code, errs, out)
+	if code != 10 || !strings.Contains(out, "shared: renewed") {
+		t.Fatalf("renew --force on machine 2: exit %d, want 10", code)
+	}
+	waitStatus(func(st map[string]any) bool {
+		cs, _ := st["certificates"].([]any)
+		if len(cs) != 1 {
+			return false
+		}
+		c := cs[0].(map[string]any)
+		_, stale := c["stale_on"]
+		return c["version"] == float64(2) && !stale
+	})
+	second, err := os.ReadFile(filepath.Join(dirs[1], "certs", "shared", "current", "fullchain.pem"))
+	if err != nil || bytes.Equal(second, want) {
+		t.Fatalf("machine 2 renewed nothing: %v", err)
+	}
+	for _, d := range []string{dirs[0], dirs[2]} {
+		got, err := os.ReadFile(filepath.Join(d, "certs", "shared", "current", "fullchain.pem"))
+		if err != nil || !bytes.Equal(got, second) {
+			t.Errorf("%s does not serve machine 2's renewal: %v", d, err)
+		}
+	}
 }

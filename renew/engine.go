@@ -26,8 +26,28 @@ type CAs struct {
 	// Events receives the engine's progress for the named certificate.
 	Events func(name string, ev acmeflow.Event)
 
+	// Shared, when set, renews a certificate of a cluster (r.Cluster):
+	// called before ordering with the request to complete (the answers go
+	// to every machine), it returns the issuance to use instead when
+	// another machine renewed meanwhile (non-nil), the step after a
+	// successful order (publishing it to the other machines), and the
+	// release of the cluster's lock.
+	Shared func(ctx context.Context, r *store.Renewal, req *acmeflow.Request) (SharedRun, error)
+
 	// clients: one HTTP client per CA root for the whole run.
 	clients cachoice.Clients
+}
+
+// SharedRun is one renewal of a cluster's certificate (CAs.Shared).
+type SharedRun struct {
+	// Done is the renewal record when another machine renewed the
+	// certificate while this one waited for the lock (installed here
+	// already): nothing is ordered.
+	Done *store.Renewal
+	// Publish hands the new certificate to the other machines, fenced by
+	// the cluster's lock.
+	Publish func(ctx context.Context, iss *acmeflow.Issued) error
+	Release func()
 }
 
 // Close closes the idle connections of the run's HTTP clients.
@@ -92,6 +112,19 @@ func (e engineIssuer) Issue(ctx context.Context, r *store.Renewal, idents []neti
 	defer ca.Close()
 	req := e.c.request(r, idents, ca)
 	req.Replaces = replaces
+	var shared SharedRun
+	if r.Cluster {
+		if e.c.Shared == nil {
+			return nil, errors.New("this certificate is a cluster's (issue --cluster) but this machine is in no cluster: run ipcert cluster join, or issue it again without --cluster")
+		}
+		if shared, err = e.c.Shared(ctx, r, &req); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		defer shared.Release()
+		if shared.Done != nil {
+			return shared.Done, nil
+		}
+	}
 	var root []byte
 	if ca.Local {
 		root = ca.RootPEM
@@ -112,6 +145,11 @@ func (e engineIssuer) Issue(ctx context.Context, r *store.Renewal, idents []neti
 	}
 	if err != nil {
 		return nil, err
+	}
+	if shared.Publish != nil {
+		if err := shared.Publish(ctx, iss); err != nil {
+			return nil, fmt.Errorf("renewed here, but not shared with the other machines: %w", err)
+		}
 	}
 	return iss.Renewal, nil
 }

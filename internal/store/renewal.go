@@ -48,6 +48,10 @@ type Renewal struct {
 	Reload      string   `json:"reload,omitempty"`       // web server to reload: nginx, apache, haproxy
 	VerifyAddr  string   `json:"verify_addr,omitempty"`  // ADDR:PORT to verify after deploying
 	MapPorts    bool     `json:"map_ports,omitempty"`    // issued with --map-ports: renewals ask the router too
+	// Cluster: shared with the machines of this state directory's cluster
+	// (issue --cluster): renewals take the cluster's lock, answer through
+	// every machine's agent and publish the result (docs/cluster.md).
+	Cluster bool `json:"cluster,omitempty"`
 
 	// The current certificate.
 	Current   int       `json:"current_version,omitempty"`
