@@ -142,6 +142,8 @@ type site struct {
 	state string            // the host's state directory
 	dir   string
 	path  string // PATH of the host's commands (a wrapper for nginx first)
+	// stored is the code of the diagnosis issue printed and kept.
+	stored string
 }
 
 func (s *site) ns(role string) string { return s.names[role] }
@@ -369,6 +371,11 @@ func (s *site) doctored(ip string) Diagnosis {
 			Stored *Diagnosis `json:"stored_diagnosis"`
 		} `json:"targets"`
 	}
+	defer func() {
+		if len(rep.Targets) == 1 && rep.Targets[0].Stored != nil {
+			s.stored = rep.Targets[0].Stored.Code
+		}
+	}()
 	if os.Getenv("IPCERT_MATRIX_DEBUG") != "" {
 		s.t.Logf("doctor:\n%s\n%s", out, errs)
 	}
@@ -636,6 +643,10 @@ func TestMatrixNetns(t *testing.T) {
 			d := s.doctored(ip)
 			if d.Code != r.want {
 				t.Fatalf("doctor says %q, want %q\n  cause: %s\n  fix: %s\n  command: %s\n  evidence: %q\nissue said:\n%s", d.Code, r.want, d.Cause, d.Fix, d.Command, d.Evidence, errs)
+			}
+			// What issue printed right after the failure is the same cause.
+			if s.stored != r.want {
+				t.Errorf("issue said %q, doctor %q\nissue said:\n%s", s.stored, r.want, errs)
 			}
 			if strings.Contains(d.Command, "ufw") {
 				t.Errorf("ufw suggested on a host without it: %s", d.Command)
