@@ -848,3 +848,47 @@ func matrixRows(html, notFound http.Handler) []matrixRow {
 func (s *site) hostIf() string {
 	return fmt.Sprintf("%s%02dh", s.l.prefix, s.n)
 }
+
+// TestMatrixWizardRehearsal: the real wizard (accessible mode, the built
+// binary in a host's namespace) rehearses on Let's Encrypt staging, whose
+// name does not resolve there; the user quits on the failure; the last
+// words send them to doctor, and doctor explains that very failure (its
+// CA, the name that did not resolve) and re-checks the name.
+func TestMatrixWizardRehearsal(t *testing.T) {
+	needMatrix(t)
+	l := newLab(t)
+	s := newSite(t, l, 40, "direct")
+	// No entry for staging's name, and a resolver that is not there.
+	if err := os.WriteFile("/etc/netns/"+s.ns("h")+"/hosts", []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("/etc/netns/"+s.ns("h")+"/resolv.conf", []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// address (the detected public one), preflight: go, CA: rehearse on
+	// staging then production, challenge: http-01, key, e-mail, terms;
+	// on the failure: quit.
+	in := "1\n1\n1\n1\n\n\ny\n4\n"
+	echo := fmt.Sprintf("http://%s:%d", s.gw, l.echoPort)
+	cmd := exec.Command("ip", "netns", "exec", s.ns("h"), "env", "-i", "SSL_CERT_FILE="+l.rootFile, "PATH="+s.path, "HOME="+s.dir,
+		"IPCERT_ECHO4="+echo+"/a,"+echo+"/b,"+echo+"/c", l.bin, "--accessible", "--state-dir", s.state)
+	cmd.Stdin = strings.NewReader(in)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	_ = cmd.Run()
+	last := errb.String()
+	// The failure was at the directory step, before any address: doctor
+	// of the state directory lists it first.
+	if !strings.Contains(last, "Run \"ipcert doctor --state-dir "+s.state+"\"") && !strings.Contains(last, "Run \"ipcert doctor "+s.pub+" --state-dir "+s.state+"\"") {
+		t.Fatalf("the wizard's last words do not send to doctor of %s:\n%s", s.state, last)
+	}
+	code, report, errs := s.ipcert("doctor", "--state-dir", s.state)
+	if code != 1 || strings.Contains(report, "No failures stored") {
+		t.Fatalf("doctor (exit %d) does not explain the rehearsal:\n%s\n%s", code, report, errs)
+	}
+	for _, w := range []string{"on Let's Encrypt staging", "[" + DiagCADNS + "]", "[FAIL] resolve: " + leStaging} {
+		if !strings.Contains(report, w) {
+			t.Errorf("doctor lacks %q:\n%s", w, report)
+		}
+	}
+}
