@@ -71,6 +71,11 @@ func (g *diag) elsewhere(port int) bool {
 	if !ok || g.own() && !g.ev.LocalAddrsKnown {
 		return false
 	}
+	if g.ev.LocalAddrsKnown && !g.notHere() {
+		// On an interface here: this machine's, whatever address the
+		// echo services see (a machine with several public addresses).
+		return false
+	}
 	if now, moved := g.publicNow(); moved && g.ev.Issued {
 		ips := g.replaceIdent(a.String(), now.String())
 		g.set(DiagAddressChanged, "The address is no longer this machine's",

@@ -146,3 +146,16 @@ func TestFirewallVerdictOfTheFamily(t *testing.T) {
 		t.Errorf("%s: %s", d.Code, d.Command)
 	}
 }
+
+// TestSecondPublicAddressIsHere: an address on one of this machine's
+// interfaces is its own, though the public address seen from outside is
+// another (several public addresses): not "another machine".
+func TestSecondPublicAddressIsHere(t *testing.T) {
+	err := &acmeflow.Error{Step: acmeflow.StepChallenge, Identifier: "203.0.113.8", Problem: &acmeflow.Problem{Type: acmeflow.ProblemConnection, Detail: "Connection refused"}}
+	d := Diagnose(err, Evidence{SeenKnown: true, CA: "staging", Challenge: acmeflow.ChallengeHTTP01, NAT: "direct",
+		LocalAddrsKnown: true, LocalAddrs: []netip.Addr{netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("203.0.113.8")},
+		PublicNow: []netip.Addr{netip.MustParseAddr("203.0.113.7")}})
+	if d.Code == DiagWrongAddress || d.Code == DiagAddressChanged {
+		t.Errorf("an address on an interface here is called another machine's: %s: %s", d.Code, d.Cause)
+	}
+}
