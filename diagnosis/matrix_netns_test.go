@@ -87,6 +87,16 @@ type lab struct {
 func newLab(t *testing.T) *lab {
 	t.Helper()
 	l := &lab{bin: testkit.Binary(t), dir: t.TempDir(), prefix: fmt.Sprintf("ipm%d", os.Getpid()%10000)}
+	// One matrix at a time on a machine: the rows' address blocks (11/8,
+	// 12/8, 13/8, 2a02:898::/32 routes in the root namespace) are fixed.
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "ipcert-matrix.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() })
 	// The validator knocks on the standard ports, as Let's Encrypt's.
 	srv, err := localca.Start(localca.Options{HTTPPort: 80, TLSPort: 443})
 	if err != nil {
@@ -774,7 +784,7 @@ func matrixRows(html, notFound http.Handler) []matrixRow {
 				v6 := fmt.Sprintf("2a02:898:%x::2", 0x100+s.n)
 				s.in("h", "ip", "-6", "addr", "add", v6+"/64", "dev", s.hostIf(), "nodad")
 				route := fmt.Sprintf("2a02:898:%x::/48", 0x100+s.n)
-				s.sh("ip", "-6", "route", "add", "unreachable", route)
+				s.sh("ip", "-6", "route", "replace", "unreachable", route)
 				s.t.Cleanup(func() { _ = exec.Command("ip", "-6", "route", "del", "unreachable", route).Run() })
 				return v6, nil
 			},
