@@ -779,6 +779,22 @@ func matrixRows(html, notFound http.Handler) []matrixRow {
 				s.in("p", "nft", "delete", "table", "inet", "flt")
 				return suggested(s, d, first) // doctor ADDR --probe: a real order from outside
 			}},
+		{name: "no NAT, a proxy in front answers: no router blamed", kind: "provider", want: DiagForeignServer,
+			setup: func(s *site) (string, []string) {
+				s.addNS("o")
+				s.link("p", "10."+n(s)+".1.1/24", "o", "10."+n(s)+".1.2/24")
+				s.in("o", "ip", "route", "add", "default", "via", "10."+n(s)+".1.1")
+				s.serve("o", "0.0.0.0:80", html)
+				s.forward("p", 80, "10."+n(s)+".1.2")
+				return s.pub, nil
+			},
+			fix: func(s *site, d Diagnosis, first []string) []string {
+				if strings.Contains(strings.ToLower(d.Cause+d.Fix), "router") {
+					s.t.Errorf("a router is blamed on a host with no NAT: %s / %s", d.Cause, d.Fix)
+				}
+				s.in("p", "nft", "delete", "table", "ip", "portfwd")
+				return again(s, d, first)
+			}},
 		{name: "an IPv6 address that is not routed", kind: "direct", want: DiagNetUnreachable,
 			setup: func(s *site) (string, []string) {
 				v6 := fmt.Sprintf("2a02:898:%x::2", 0x100+s.n)
