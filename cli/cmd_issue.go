@@ -354,13 +354,19 @@ func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, id
 	// The one evidence builder (diagnosis.Attempt), with the local facts
 	// gathered right after the failure: what is printed here is what
 	// renewal.json keeps.
-	att.StateDir = eng.Store.Root()
-	ev := att.Evidence(time.Now())
-	ev.Gather(context.Background(), err)
-	d := diagnosis.Diagnose(err, ev)
 	if name == "" {
 		name = store.NameFor(acmeflow.AddrStrings(idents))
 	}
+	att.StateDir, att.Issued = eng.Store.Root(), eng.Store.Exists(name)
+	ev := att.Evidence(time.Now())
+	// For Let's Encrypt also the NAT verdict and the public addresses now
+	// (their sources as for --ip auto: IPCERT_ECHO4 and the like).
+	if penv, perr := publicEnv(s.Env); perr == nil {
+		ev.GatherIn(context.Background(), &penv, err)
+	} else {
+		ev.Gather(context.Background(), err)
+	}
+	d := diagnosis.Diagnose(err, ev)
 	// Recorded first: when the record cannot be written (a full disk),
 	// the message says so instead of sending the user to doctor.
 	rerr := eng.RecordFailure(name, d.Failure(time.Now()))

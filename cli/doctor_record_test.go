@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/diagnosis"
 	"github.com/ipcert/ipcert/internal/store"
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // acmeDirectory serves an ACME directory over TLS on ln.
@@ -143,5 +145,47 @@ func TestDoctorExplainsTheWizardRehearsal(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestIssueOnAFullDisk: the state directory's file system is full (a
+// tmpfs the test fills): issue says the disk is full, and that the
+// failure could not be recorded, instead of sending the user to a doctor
+// that would find nothing.
+func TestIssueOnAFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testkit.Need(t, false, "mounting a small tmpfs needs root")
+	}
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		testkit.Need(t, false, fmt.Sprintf("mount tmpfs: %v: %s", err, out))
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	// Fill it.
+	f, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			break
+		}
+	}
+	f.Close()
+	code, _, errs := issueRun(t, nil, "issue", "--ip", "127.0.0.1", "--ca", "local", "--state-dir", dir, "--agree-tos", "--wait", "0s")
+	if code != exitFailure {
+		t.Fatalf("exit %d on a full disk:\n%s", code, errs)
+	}
+	for _, want := range []string{"[disk-full]", "could not be recorded"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("issue on a full disk lacks %q:\n%s", want, errs)
+		}
+	}
+	if strings.Contains(errs, `Run "ipcert doctor`) {
+		t.Errorf("issue sends the user to doctor, which cannot know the failure:\n%s", errs)
 	}
 }

@@ -332,6 +332,12 @@ func (t *Target) Examine(ctx context.Context, o *DoctorOptions, progress io.Writ
 		err.Identifier = t.Identifiers[0]
 	}
 	d := Diagnose(err, ev)
+	if d.Code == DiagUnknown && t.Stored != nil && t.Stored.Code != DiagUnknown {
+		// The record keeps the error's words, not its type (a DNS error,
+		// a timeout): what was known then stands; the re-checks (the CA's,
+		// the port's) are today's.
+		d = *t.Stored
+	}
 	t.Now = &d
 }
 

@@ -204,6 +204,15 @@ func (ev *Evidence) AddPreflight(rep preflight.Report) {
 // probe meets whatever else holds it: that tells a refused port, plain
 // HTTP and a TLS proxy apart). Other failures get nothing.
 func (ev *Evidence) Gather(ctx context.Context, err error) {
+	ev.GatherIn(ctx, nil, err)
+}
+
+// GatherIn is Gather with, for Let's Encrypt (staging or production), the
+// checks that ask the network too, in env: the NAT verdict and the public
+// addresses now (a few seconds at most), so that the failure is explained
+// with the router, the carrier's NAT or a moved address as doctor would.
+// A nil env is Gather's: local checks only.
+func (ev *Evidence) GatherIn(ctx context.Context, env *preflight.Env, err error) {
 	var ae *acmeflow.Error
 	if !errors.As(err, &ae) || !(ae.Step == acmeflow.StepChallenge && ae.Problem != nil || ae.Step == acmeflow.StepResponder) {
 		return
@@ -215,17 +224,24 @@ func (ev *Evidence) Gather(ctx context.Context, err error) {
 	if port == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
 	var addrs []netip.Addr
 	a, perr := netip.ParseAddr(ae.Identifier)
 	if perr == nil {
 		addrs = append(addrs, a)
 	}
-	rep := PreflightIn(ctx, preflight.DefaultEnv(), addrs, ev.CA, ev.HTTPPort, ev.TLSPort, true)
+	online := env != nil && (ev.CA == cachoice.Staging || ev.CA == cachoice.Production)
+	penv, budget := preflight.DefaultEnv(), 3*time.Second
+	if online {
+		penv, budget = *env, 6*time.Second
+	}
+	pctx, cancel := context.WithTimeout(ctx, budget)
+	rep := PreflightIn(pctx, penv, addrs, ev.CA, ev.HTTPPort, ev.TLSPort, !online)
+	cancel()
 	ev.AddPreflight(rep)
 	if ev.Probe == nil && perr == nil && ae.Step == acmeflow.StepChallenge {
-		p := ProbeValidationPort(ctx, a, port, ev.Challenge)
+		qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		p := ProbeValidationPort(qctx, a, port, ev.Challenge)
+		cancel()
 		ev.Probe = &p
 	}
 }

@@ -87,6 +87,16 @@ type lab struct {
 func newLab(t *testing.T) *lab {
 	t.Helper()
 	l := &lab{bin: testkit.Binary(t), dir: t.TempDir(), prefix: fmt.Sprintf("ipm%d", os.Getpid()%10000)}
+	// One matrix at a time on a machine: the rows' address blocks (11/8,
+	// 12/8, 13/8, 2a02:898::/32 routes in the root namespace) are fixed.
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "ipcert-matrix.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() })
 	// The validator knocks on the standard ports, as Let's Encrypt's.
 	srv, err := localca.Start(localca.Options{HTTPPort: 80, TLSPort: 443})
 	if err != nil {
@@ -142,6 +152,8 @@ type site struct {
 	state string            // the host's state directory
 	dir   string
 	path  string // PATH of the host's commands (a wrapper for nginx first)
+	// stored is the code of the diagnosis issue printed and kept.
+	stored string
 }
 
 func (s *site) ns(role string) string { return s.names[role] }
@@ -369,6 +381,11 @@ func (s *site) doctored(ip string) Diagnosis {
 			Stored *Diagnosis `json:"stored_diagnosis"`
 		} `json:"targets"`
 	}
+	defer func() {
+		if len(rep.Targets) == 1 && rep.Targets[0].Stored != nil {
+			s.stored = rep.Targets[0].Stored.Code
+		}
+	}()
 	if os.Getenv("IPCERT_MATRIX_DEBUG") != "" {
 		s.t.Logf("doctor:\n%s\n%s", out, errs)
 	}
@@ -615,9 +632,15 @@ func TestMatrixNetns(t *testing.T) {
 	notFound := http.NotFoundHandler()
 	rows := matrixRows(html, notFound)
 	start := time.Now()
+	// At most a few rows at once: the relay, Pebble and the binaries
+	// share two cores (and the race detector), and a CA that answers
+	// late is another failure than the row's.
+	slots := make(chan struct{}, 6)
 	for i, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
 			t.Parallel()
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			rowStart := time.Now()
 			s := newSite(t, l, i+1, r.kind)
 			if r.fakeProblem != "" {
@@ -636,6 +659,10 @@ func TestMatrixNetns(t *testing.T) {
 			d := s.doctored(ip)
 			if d.Code != r.want {
 				t.Fatalf("doctor says %q, want %q\n  cause: %s\n  fix: %s\n  command: %s\n  evidence: %q\nissue said:\n%s", d.Code, r.want, d.Cause, d.Fix, d.Command, d.Evidence, errs)
+			}
+			// What issue printed right after the failure is the same cause.
+			if s.stored != r.want {
+				t.Errorf("issue said %q, doctor %q\nissue said:\n%s", s.stored, r.want, errs)
 			}
 			if strings.Contains(d.Command, "ufw") {
 				t.Errorf("ufw suggested on a host without it: %s", d.Command)
@@ -752,12 +779,28 @@ func matrixRows(html, notFound http.Handler) []matrixRow {
 				s.in("p", "nft", "delete", "table", "inet", "flt")
 				return suggested(s, d, first) // doctor ADDR --probe: a real order from outside
 			}},
+		{name: "no NAT, a proxy in front answers: no router blamed", kind: "provider", want: DiagForeignServer,
+			setup: func(s *site) (string, []string) {
+				s.addNS("o")
+				s.link("p", "10."+n(s)+".1.1/24", "o", "10."+n(s)+".1.2/24")
+				s.in("o", "ip", "route", "add", "default", "via", "10."+n(s)+".1.1")
+				s.serve("o", "0.0.0.0:80", html)
+				s.forward("p", 80, "10."+n(s)+".1.2")
+				return s.pub, nil
+			},
+			fix: func(s *site, d Diagnosis, first []string) []string {
+				if strings.Contains(strings.ToLower(d.Cause+d.Fix), "router") {
+					s.t.Errorf("a router is blamed on a host with no NAT: %s / %s", d.Cause, d.Fix)
+				}
+				s.in("p", "nft", "delete", "table", "ip", "portfwd")
+				return again(s, d, first)
+			}},
 		{name: "an IPv6 address that is not routed", kind: "direct", want: DiagNetUnreachable,
 			setup: func(s *site) (string, []string) {
 				v6 := fmt.Sprintf("2a02:898:%x::2", 0x100+s.n)
 				s.in("h", "ip", "-6", "addr", "add", v6+"/64", "dev", s.hostIf(), "nodad")
 				route := fmt.Sprintf("2a02:898:%x::/48", 0x100+s.n)
-				s.sh("ip", "-6", "route", "add", "unreachable", route)
+				s.sh("ip", "-6", "route", "replace", "unreachable", route)
 				s.t.Cleanup(func() { _ = exec.Command("ip", "-6", "route", "del", "unreachable", route).Run() })
 				return v6, nil
 			},
@@ -836,4 +879,48 @@ func matrixRows(html, notFound http.Handler) []matrixRow {
 // hostIf is the host's interface towards the internet (direct sites).
 func (s *site) hostIf() string {
 	return fmt.Sprintf("%s%02dh", s.l.prefix, s.n)
+}
+
+// TestMatrixWizardRehearsal: the real wizard (accessible mode, the built
+// binary in a host's namespace) rehearses on Let's Encrypt staging, whose
+// name does not resolve there; the user quits on the failure; the last
+// words send them to doctor, and doctor explains that very failure (its
+// CA, the name that did not resolve) and re-checks the name.
+func TestMatrixWizardRehearsal(t *testing.T) {
+	needMatrix(t)
+	l := newLab(t)
+	s := newSite(t, l, 40, "direct")
+	// No entry for staging's name, and a resolver that is not there.
+	if err := os.WriteFile("/etc/netns/"+s.ns("h")+"/hosts", []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("/etc/netns/"+s.ns("h")+"/resolv.conf", []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// address (the detected public one), preflight: go, CA: rehearse on
+	// staging then production, challenge: http-01, key, e-mail, terms;
+	// on the failure: quit.
+	in := "1\n1\n1\n1\n\n\ny\n4\n"
+	echo := fmt.Sprintf("http://%s:%d", s.gw, l.echoPort)
+	cmd := exec.Command("ip", "netns", "exec", s.ns("h"), "env", "-i", "SSL_CERT_FILE="+l.rootFile, "PATH="+s.path, "HOME="+s.dir,
+		"IPCERT_ECHO4="+echo+"/a,"+echo+"/b,"+echo+"/c", l.bin, "--accessible", "--state-dir", s.state)
+	cmd.Stdin = strings.NewReader(in)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	_ = cmd.Run()
+	last := errb.String()
+	// The failure was at the directory step, before any address: doctor
+	// of the state directory lists it first.
+	if !strings.Contains(last, "Run \"ipcert doctor --state-dir "+s.state+"\"") && !strings.Contains(last, "Run \"ipcert doctor "+s.pub+" --state-dir "+s.state+"\"") {
+		t.Fatalf("the wizard's last words do not send to doctor of %s:\n%s", s.state, last)
+	}
+	code, report, errs := s.ipcert("doctor", "--state-dir", s.state)
+	if code != 1 || strings.Contains(report, "No failures stored") {
+		t.Fatalf("doctor (exit %d) does not explain the rehearsal:\n%s\n%s", code, report, errs)
+	}
+	for _, w := range []string{"on Let's Encrypt staging", "[" + DiagCADNS + "]", "[FAIL] resolve: " + leStaging} {
+		if !strings.Contains(report, w) {
+			t.Errorf("doctor lacks %q:\n%s", w, report)
+		}
+	}
 }

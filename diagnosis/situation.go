@@ -71,6 +71,11 @@ func (g *diag) elsewhere(port int) bool {
 	if !ok || g.own() && !g.ev.LocalAddrsKnown {
 		return false
 	}
+	if g.ev.LocalAddrsKnown && !g.notHere() {
+		// On an interface here: this machine's, whatever address the
+		// echo services see (a machine with several public addresses).
+		return false
+	}
 	if now, moved := g.publicNow(); moved && g.ev.Issued {
 		ips := g.replaceIdent(a.String(), now.String())
 		g.set(DiagAddressChanged, "The address is no longer this machine's",
@@ -124,7 +129,23 @@ var nftWhere = regexp.MustCompile(`^table (\S+) (\S+) chain (\S+):`)
 // whether it rejects (the validator sees "connection refused") rather than
 // drops (a timeout).
 func (g *diag) block() (preflight.PortVerdict, bool, bool) {
-	for _, f := range g.ev.Firewall {
+	// The verdict for the failed address's family first.
+	fam := "ipv4"
+	if a, ok := g.identAddr(); ok && a.Is6() {
+		fam = "ipv6"
+	}
+	fws := slices.Clone(g.ev.Firewall)
+	slices.SortStableFunc(fws, func(x, y string) int {
+		xf, yf := strings.Contains(x, " "+fam+" port "), strings.Contains(y, " "+fam+" port ")
+		switch {
+		case xf && !yf:
+			return -1
+		case yf && !xf:
+			return 1
+		}
+		return 0
+	})
+	for _, f := range fws {
 		// AddPreflight's "TOOL FAMILY port N: RULE".
 		head, rule, ok := strings.Cut(f, ": ")
 		w := strings.Fields(head)

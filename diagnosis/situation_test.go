@@ -133,3 +133,29 @@ func TestCmdRendering(t *testing.T) {
 		t.Errorf("Flag: %q %v", v, ok)
 	}
 }
+
+// TestFirewallVerdictOfTheFamily: for an IPv6 address the IPv6 rule is
+// the one named and opened.
+func TestFirewallVerdictOfTheFamily(t *testing.T) {
+	err := &acmeflow.Error{Step: acmeflow.StepChallenge, Identifier: "2001:db8::7", Problem: &acmeflow.Problem{Type: acmeflow.ProblemConnection, Detail: "Timeout during connect (likely firewall problem)"}}
+	d := Diagnose(err, Evidence{SeenKnown: true, CA: "staging", Challenge: acmeflow.ChallengeHTTP01, Firewall: []string{
+		"iptables ipv4 port 80: -A INPUT -p tcp -m tcp --dport 80 -j DROP",
+		"iptables ipv6 port 80: -A INPUT -p tcp -m tcp --dport 80 -j DROP",
+	}})
+	if d.Code != DiagFirewall || d.Command != "sudo ip6tables -I INPUT -p tcp --dport 80 -j ACCEPT" {
+		t.Errorf("%s: %s", d.Code, d.Command)
+	}
+}
+
+// TestSecondPublicAddressIsHere: an address on one of this machine's
+// interfaces is its own, though the public address seen from outside is
+// another (several public addresses): not "another machine".
+func TestSecondPublicAddressIsHere(t *testing.T) {
+	err := &acmeflow.Error{Step: acmeflow.StepChallenge, Identifier: "203.0.113.8", Problem: &acmeflow.Problem{Type: acmeflow.ProblemConnection, Detail: "Connection refused"}}
+	d := Diagnose(err, Evidence{SeenKnown: true, CA: "staging", Challenge: acmeflow.ChallengeHTTP01, NAT: "direct",
+		LocalAddrsKnown: true, LocalAddrs: []netip.Addr{netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("203.0.113.8")},
+		PublicNow: []netip.Addr{netip.MustParseAddr("203.0.113.7")}})
+	if d.Code == DiagWrongAddress || d.Code == DiagAddressChanged {
+		t.Errorf("an address on an interface here is called another machine's: %s: %s", d.Code, d.Cause)
+	}
+}
