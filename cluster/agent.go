@@ -97,16 +97,19 @@ func (a *Agent) Run(ctx context.Context, httpL, tlsL net.Listener) error {
 }
 
 // install makes c the machine's current version of its name unless it
-// already is (InstallLocal); true when something changed.
+// already is (InstallLocal); true when the registration must change.
 func (a *Agent) install(ctx context.Context, c Certificate, serves map[string]int) bool {
 	_, changed, err := InstallLocal(a.Local, c)
 	if err != nil {
 		a.logf("%v", err)
 		return false
 	}
+	known := serves[c.Name] == c.Version
 	serves[c.Name] = c.Version
 	if !changed {
-		return false
+		// Served already (this machine issued it): the registration
+		// still says so.
+		return !known
 	}
 	a.logf("%s: installed the cluster's version %d", c.Name, c.Version)
 	if a.Deploy != nil {
