@@ -12,6 +12,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/diagnosis"
+	"github.com/ipcert/ipcert/doctor"
 	"github.com/ipcert/ipcert/preflight"
 )
 
@@ -70,8 +71,8 @@ type doctorFlags struct {
 }
 
 type doctorReport struct {
-	Targets []*diagnosis.Target `json:"targets"`
-	OK      bool                `json:"ok"`
+	Targets []*doctor.Target `json:"targets"`
+	OK      bool             `json:"ok"`
 }
 
 func runDoctor(ctx context.Context, args []string, s stdio) int {
@@ -125,10 +126,10 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 		return exitFailure
 	}
 
-	targets, err := diagnosis.Targets(st, target, f.probe, func(err error) { fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err) })
+	targets, err := doctor.Targets(st, target, f.probe, func(err error) { fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err) })
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err)
-		var ue *diagnosis.UsageError
+		var ue *doctor.UsageError
 		if errors.As(err, &ue) {
 			return exitUsage
 		}
@@ -136,7 +137,7 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 	}
 	if len(targets) == 0 {
 		if f.jsonOut {
-			return printJSON(s.Out, doctorReport{Targets: []*diagnosis.Target{}, OK: true})
+			return printJSON(s.Out, doctorReport{Targets: []*doctor.Target{}, OK: true})
 		}
 		fmt.Fprintln(s.Out, "No failures stored: the last attempt of every certificate succeeded.")
 		fmt.Fprintln(s.Out, "To test an address: ipcert doctor ADDR (local checks), ipcert doctor ADDR --probe (a real staging order).")
@@ -150,7 +151,7 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err)
 		return exitUsage
 	}
-	opts := diagnosis.DoctorOptions{
+	opts := doctor.DoctorOptions{
 		Env:       &penv,
 		Challenge: f.challenge, WebRoot: f.webroot, HTTPListen: f.httpListen, TLSListen: f.tlsListen,
 		Offline: f.offline, ProbeCA: f.probeCA, AgreeTOS: f.agreeTOS, Timeout: f.timeout,
@@ -186,7 +187,7 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 	return exitOK
 }
 
-func printDoctorTarget(w io.Writer, t *diagnosis.Target) {
+func printDoctorTarget(w io.Writer, t *doctor.Target) {
 	head := strings.Join(t.Identifiers, ", ")
 	if t.Name != "" {
 		head = fmt.Sprintf("Certificate %q (%s)", t.Name, head)

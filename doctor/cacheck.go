@@ -1,9 +1,10 @@
-package diagnosis
+package doctor
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/ipcert/ipcert/diagnosis"
 	"io"
 	"net"
 	"net/http"
@@ -33,7 +34,7 @@ type CAStep struct {
 }
 
 // caCodes are the diagnoses of a failure at the CA that CheckCA re-checks.
-var caCodes = map[string]bool{DiagCADNS: true, DiagCARefused: true, DiagCATLS: true, DiagCATimeout: true, DiagCAUnreachable: true}
+var caCodes = map[string]bool{diagnosis.DiagCADNS: true, diagnosis.DiagCARefused: true, diagnosis.DiagCATLS: true, diagnosis.DiagCATimeout: true, diagnosis.DiagCAUnreachable: true}
 
 // IsCAFailure says the diagnosis code is a failure at the CA.
 func IsCAFailure(code string) bool { return caCodes[code] }

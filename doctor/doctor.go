@@ -1,8 +1,15 @@
-package diagnosis
+// Package doctor is `ipcert doctor`'s work: which certificates and
+// failures to look at (Targets), the re-checks of today (preflight's
+// checks, a local probe of the validation port, the CA's name, connection
+// and directory for a failure at the CA), and --probe's real order. It
+// gathers evidence and hands it to diagnosis, the pure classifier, which
+// decides the cause and the fix.
+package doctor
 
 import (
 	"context"
 	"fmt"
+	"github.com/ipcert/ipcert/diagnosis"
 	"io"
 	"net"
 	"net/netip"
@@ -27,12 +34,12 @@ type Target struct {
 	LastError   *store.Failure `json:"last_error,omitempty"`
 	Failures    int            `json:"consecutive_failures,omitempty"`
 	// Stored is the diagnosis made when the failure happened.
-	Stored *Diagnosis `json:"stored_diagnosis,omitempty"`
+	Stored *diagnosis.Diagnosis `json:"stored_diagnosis,omitempty"`
 	// Now is the same failure diagnosed again with today's evidence.
-	Now    *Diagnosis         `json:"diagnosis,omitempty"`
-	Checks []preflight.Result `json:"checks,omitempty"`
-	Probes []Probe            `json:"local_probes,omitempty"`
-	Order  *Order             `json:"probe_order,omitempty"`
+	Now    *diagnosis.Diagnosis `json:"diagnosis,omitempty"`
+	Checks []preflight.Result   `json:"checks,omitempty"`
+	Probes []diagnosis.Probe    `json:"local_probes,omitempty"`
+	Order  *Order               `json:"probe_order,omitempty"`
 	// CACheck re-checks a failure at the CA (resolve, connect, directory).
 	CACheck *CACheck `json:"ca_check,omitempty"`
 
@@ -47,7 +54,7 @@ type Order struct {
 	CA         string                      `json:"ca"`
 	OK         bool                        `json:"ok"`
 	Validators []acmeflow.ValidatorRequest `json:"validators"`
-	Diagnosis  *Diagnosis                  `json:"diagnosis,omitempty"`
+	Diagnosis  *diagnosis.Diagnosis        `json:"diagnosis,omitempty"`
 	DurationMS int64                       `json:"duration_ms"`
 	WebRoot    string                      `json:"webroot,omitempty"`
 }
@@ -266,7 +273,7 @@ func (t *Target) Examine(ctx context.Context, o *DoctorOptions, progress io.Writ
 	if o.Env != nil {
 		env = *o.Env
 	}
-	rep := PreflightIn(ctx, env, t.addrs, ca, httpPort, tlsPort, o.Offline)
+	rep := diagnosis.PreflightIn(ctx, env, t.addrs, ca, httpPort, tlsPort, o.Offline)
 	for _, r := range rep.Results {
 		if r.Status != preflight.StatusSkipped || r.Summary != "" {
 			t.Checks = append(t.Checks, r)
@@ -274,7 +281,7 @@ func (t *Target) Examine(ctx context.Context, o *DoctorOptions, progress io.Writ
 	}
 	// The same builder as issue, renew and the wizard; the ports are the
 	// ones just checked (the failed attempt's, when it recorded one).
-	att := Attempt{Challenge: challenge, WebRoot: webroot, CA: t.CA, HTTPListen: httpListen, TLSListen: tlsListen, Identifiers: t.Identifiers, StateDir: o.StateDir}
+	att := diagnosis.Attempt{Challenge: challenge, WebRoot: webroot, CA: t.CA, HTTPListen: httpListen, TLSListen: tlsListen, Identifiers: t.Identifiers, StateDir: o.StateDir}
 	// A managed certificate's address was certified before: one that is
 	// not this machine's now has moved.
 	att.Issued = t.managed
@@ -291,7 +298,7 @@ func (t *Target) Examine(ctx context.Context, o *DoctorOptions, progress io.Writ
 			// be reached over the network.
 			continue
 		}
-		p := ProbeValidationPort(ctx, a, port, challenge)
+		p := diagnosis.ProbeValidationPort(ctx, a, port, challenge)
 		t.Probes = append(t.Probes, p)
 		if ev.Probe == nil {
 			ev.Probe = &t.Probes[len(t.Probes)-1]
@@ -315,24 +322,24 @@ func (t *Target) Examine(ctx context.Context, o *DoctorOptions, progress io.Writ
 		t.CACheck = &c
 	}
 	if t.LastError.Code != "" {
-		stored := Stored(*t.LastError)
+		stored := diagnosis.Stored(*t.LastError)
 		if len(t.Identifiers) == 1 {
 			stored.Identifier = t.Identifiers[0]
 		}
 		t.Stored = &stored
 	}
-	err := ErrorFromFailure(*t.LastError)
+	err := diagnosis.ErrorFromFailure(*t.LastError)
 	if t.LastError.Code != "" {
 		// The record says what our responder saw; without a code it is an
 		// old record that did not keep it, and the absence means nothing.
 		ev.SeenKnown = true
-		ev.Seen = ValidatorsFromFailure(*t.LastError)
+		ev.Seen = diagnosis.ValidatorsFromFailure(*t.LastError)
 	}
 	if len(t.Identifiers) == 1 {
 		err.Identifier = t.Identifiers[0]
 	}
-	d := Diagnose(err, ev)
-	if d.Code == DiagUnknown && t.Stored != nil && t.Stored.Code != DiagUnknown {
+	d := diagnosis.Diagnose(err, ev)
+	if d.Code == diagnosis.DiagUnknown && t.Stored != nil && t.Stored.Code != diagnosis.DiagUnknown {
 		// The record keeps the error's words, not its type (a DNS error,
 		// a timeout): what was known then stands; the re-checks (the CA's,
 		// the port's) are today's.
@@ -366,7 +373,7 @@ func (t *Target) ProbeOrder(ctx context.Context, st *store.Store, o *DoctorOptio
 	out := &Order{CA: choice, Validators: []acmeflow.ValidatorRequest{}, WebRoot: webroot}
 	ca, err := cachoice.Open(choice, cachoice.Options{HTTPListen: httpListen, TLSListen: tlsListen, RootFile: root, Log: o.Log})
 	if err != nil {
-		d := Diagnose(err, Evidence{})
+		d := diagnosis.Diagnose(err, diagnosis.Evidence{})
 		out.Diagnosis = &d
 		return out
 	}
@@ -401,7 +408,7 @@ func (t *Target) ProbeOrder(ctx context.Context, st *store.Store, o *DoctorOptio
 		out.OK = true
 		return out
 	}
-	d := Diagnose(err, AttemptOf(&req, ca, choice).Evidence(time.Now()))
+	d := diagnosis.Diagnose(err, diagnosis.AttemptOf(&req, ca, choice).Evidence(time.Now()))
 	out.Diagnosis = &d
 	return out
 }
