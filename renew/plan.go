@@ -141,6 +141,8 @@ func Plan(r *store.Renewal, now time.Time, rnd *rand.Rand, force bool) Decision 
 		return Decision{Action: Renew, Reason: "forced (--force)", At: now}
 	case r.NotAfter.IsZero() || r.Current == 0:
 		return Decision{Action: Renew, Reason: "renewal.json names no current certificate", At: now}
+	case r.RevokedCurrent() && r.Failures == 0:
+		return Decision{Action: Renew, Reason: "the current certificate was revoked (" + r.Revoked.Reason + ")", At: now}
 	case Urgent(r, now):
 		return Decision{Action: Renew, At: Deadline(r), Reason: urgentReason(r, now)}
 	case r.Failures > 0 && now.Before(r.NextAttempt):

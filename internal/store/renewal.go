@@ -52,6 +52,9 @@ type Renewal struct {
 	// (issue --cluster): renewals take the cluster's lock, answer through
 	// every machine's agent and publish the result (docs/cluster.md).
 	Cluster bool `json:"cluster,omitempty"`
+	// Revoked is set by ipcert revoke: the certificate of that serial was
+	// revoked, and while it is the current one the next renew replaces it.
+	Revoked *Revocation `json:"revoked,omitempty"`
 
 	// The current certificate.
 	Current   int       `json:"current_version,omitempty"`
@@ -71,6 +74,18 @@ type Renewal struct {
 	// the CA's Retry-After, the cap before expiry), for status and doctor.
 	NextAttemptReason string   `json:"next_attempt_reason,omitempty"`
 	LastError         *Failure `json:"last_error,omitempty"`
+}
+
+// Revocation is a revoked certificate of this name.
+type Revocation struct {
+	Serial string    `json:"serial"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// RevokedCurrent says the current certificate is the one revoked.
+func (r *Renewal) RevokedCurrent() bool {
+	return r.Revoked != nil && r.Serial != "" && r.Revoked.Serial == r.Serial
 }
 
 // ARIState is what the CA's renewalInfo said (RFC 9773).
