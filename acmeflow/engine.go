@@ -72,6 +72,11 @@ type Request struct {
 	// any of them), before the challenge is accepted; release is called
 	// when the authorization is done.
 	Publish func(ctx context.Context, challenge string, ident netip.Addr, token, keyAuth string) (release func(), err error)
+	// ReuseKey is the private key (PEM) to certify again instead of a new
+	// one (--reuse-key: DNS-over-TLS clients may pin it, RFC 7858 section
+	// 4.2); nil makes a new key of KeyType.
+	ReuseKey []byte
+
 	// PublishOnly starts no responder here: the answers reach the
 	// validators only through Publish (cluster mode, where every machine's
 	// agent holds ports 80 and 443 and answers from the shared store).
@@ -298,8 +303,12 @@ func (e *Engine) Obtain(ctx context.Context, req Request) (_ *Certificate, err e
 		sans = fmt.Sprintf("%d IP SANs", len(idents))
 	}
 	em.step(StepFinalize, "Sending the CSR (empty subject, %s) and waiting for the certificate", sans)
-	key, err := GenerateKey(req.KeyType)
-	if err != nil {
+	var key crypto.Signer
+	if len(req.ReuseKey) > 0 {
+		if key, err = store.ParseKey(req.ReuseKey); err != nil {
+			return fail(StepFinalize, "", fmt.Errorf("the key to reuse: %w", err))
+		}
+	} else if key, err = GenerateKey(req.KeyType); err != nil {
 		return fail(StepFinalize, "", err)
 	}
 	csr, err := makeCSR(key, idents)

@@ -6,7 +6,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -52,4 +54,12 @@ func makeCSR(key crypto.Signer, idents []netip.Addr) ([]byte, error) {
 		ips[i] = a.AsSlice()
 	}
 	return x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{IPAddresses: ips}, key)
+}
+
+// SPKIPin is a certificate's key pin: base64 of the SHA-256 of its
+// SubjectPublicKeyInfo (RFC 7469 section 2.4; RFC 7858 section 4.2 pins
+// DNS-over-TLS servers this way).
+func SPKIPin(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	return base64.StdEncoding.EncodeToString(sum[:])
 }

@@ -99,6 +99,7 @@ type issueFlags struct {
 	wait       time.Duration
 	mapPorts   bool
 	cluster    bool
+	reuseKey   bool
 }
 
 func runIssue(ctx context.Context, args []string, s stdio) int {
@@ -123,6 +124,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	fs.StringVar(&f.verifyAddr, "verify", "", "ADDR:PORT where the web server serves this certificate; ipcert renew checks it after each renewal")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long (the CA keeps a pending authorization for an hour)")
 	fs.BoolVar(&f.mapPorts, "map-ports", false, mapPortsUsage)
+	fs.BoolVar(&f.reuseKey, "reuse-key", false, "certify the same private key at every renewal, so clients that pin it (DNS-over-TLS) keep working; a key that leaks then stays in use until you revoke it")
 	fs.BoolVar(&f.cluster, "cluster", false, "share the answers and the certificate with the other machines of this machine's cluster (ipcert cluster init)")
 	fs.DurationVar(&f.wait, "wait", 60*time.Second, "how long to wait for another ipcert run's lock before giving up (exit 4); 0 gives up at once")
 	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
@@ -230,7 +232,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		rootPEM = ca.RootPEM
 	}
 	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
-	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr, WebRootPort: f.webPort, MapPorts: f.mapPorts, Cluster: f.cluster}
+	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr, WebRootPort: f.webPort, MapPorts: f.mapPorts, Cluster: f.cluster, ReuseKey: f.reuseKey}
 	keepName := f.name
 	if keepName == "" {
 		keepName = store.NameFor(acmeflow.AddrStrings(idents))
@@ -249,6 +251,16 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 			return exitFailure
 		}
 		defer release()
+	}
+	if f.reuseKey {
+		// The same key again (a second issue of the name); the first issue
+		// makes the key that renewals keep.
+		if v, err := st.CurrentVersion(keepName); err == nil {
+			if k, err := os.ReadFile(filepath.Join(v.Dir, store.KeyFile)); err == nil {
+				req.ReuseKey = k
+			}
+		}
+		fmt.Fprintln(s.Err, "  !  --reuse-key: every renewal certifies this same key, so pinned clients keep working; if it ever leaks, revoke with ipcert revoke NAME --reason keyCompromise and issue again without --reuse-key")
 	}
 	var shared *clusterIssue
 	if f.cluster {

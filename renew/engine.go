@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
@@ -92,6 +93,16 @@ func (c *CAs) request(r *store.Renewal, idents []netip.Addr, ca *cachoice.CA) ac
 		KeyType: r.KeyType, Email: r.Email, AgreeTOS: true, Profile: r.Profile,
 	}
 	ca.Apply(&req)
+	if r.ReuseKey && !(r.RevokedCurrent() && r.Revoked.Reason == "keyCompromise") {
+		// The key clients pin stays (--reuse-key); without a readable one
+		// the renewal makes a new key rather than none, and a key revoked
+		// as compromised is never certified again (the CA refuses it).
+		if v, err := c.Store.CurrentVersion(r.Name); err == nil {
+			if k, err := os.ReadFile(filepath.Join(v.Dir, store.KeyFile)); err == nil {
+				req.ReuseKey = k
+			}
+		}
+	}
 	if c.Events != nil {
 		name := r.Name
 		req.Events = func(ev acmeflow.Event) { c.Events(name, ev) }

@@ -42,6 +42,9 @@ type Renewal struct {
 	KeyType     string   `json:"key_type"`               // ec256, ec384, rsa2048, ...
 	Email       string   `json:"email,omitempty"`
 	Combined    bool     `json:"combined,omitempty"` // keep combined.pem (HAProxy)
+	// ReuseKey certifies the same private key at every renewal (--reuse-key),
+	// so that clients that pin it (DNS-over-TLS, RFC 7858) keep working.
+	ReuseKey bool `json:"reuse_key,omitempty"`
 
 	// After a renewal.
 	DeployHooks []string `json:"deploy_hooks,omitempty"` // shell commands run after a new version is current
@@ -62,6 +65,11 @@ type Renewal struct {
 	NotBefore time.Time `json:"not_before,omitzero"`
 	NotAfter  time.Time `json:"not_after,omitzero"`
 	CertID    string    `json:"ari_cert_id,omitempty"` // RFC 9773 unique identifier, for ARI and replaces
+	// SPKIPin is the current key's pin (base64 SHA-256 of its
+	// SubjectPublicKeyInfo, RFC 7469 / RFC 7858's pin-sha256), and
+	// PinSince when it became this one.
+	SPKIPin  string    `json:"spki_pin,omitempty"`
+	PinSince time.Time `json:"pin_since,omitzero"`
 
 	// Renewal state.
 	ARI         *ARIState `json:"ari,omitempty"`
