@@ -84,6 +84,11 @@ func (a *Agent) Run(ctx context.Context, httpL, tlsL net.Listener) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			if err == nil {
+				// Nothing to answer on (no listener): keep installing.
+				serveErr = nil
+				continue
+			}
 			return fmt.Errorf("cluster: answering validators: %w", err)
 		case c, ok := <-watch:
 			if !ok {

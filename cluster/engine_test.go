@@ -62,7 +62,7 @@ func startRoundRobin(t *testing.T, listen string, to []string) *roundRobin {
 	return p
 }
 
-func listenLocal(t *testing.T) net.Listener {
+func listenLocal(t testing.TB) net.Listener {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -23,7 +23,7 @@ type etcd struct {
 	log *testkit.Buffer
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -33,7 +33,7 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func startEtcd(t *testing.T) *etcd {
+func startEtcd(t testing.TB) *etcd {
 	t.Helper()
 	bin := testkit.NeedProgram(t, "etcd", "etcd-server")
 	client, peer := "http://"+freeAddr(t), "http://"+freeAddr(t)
@@ -69,7 +69,7 @@ func startEtcd(t *testing.T) *etcd {
 }
 
 // keyFile writes a new cluster key, 0600.
-func keyFile(t *testing.T) string {
+func keyFile(t testing.TB) string {
 	t.Helper()
 	k, err := NewKey()
 	if err != nil {
@@ -82,7 +82,7 @@ func keyFile(t *testing.T) string {
 	return p
 }
 
-func connect(t *testing.T, e *etcd, key string) *Store {
+func connect(t testing.TB, e *etcd, key string) *Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -14,6 +14,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
 
 	"github.com/ipcert/ipcert/internal/store"
 )
@@ -56,7 +57,9 @@ func Connect(ctx context.Context, c Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := clientv3.Config{Endpoints: c.Endpoints, DialTimeout: 5 * time.Second, Context: context.Background()}
+	// The client's own log (zap, JSON on stderr) is not for ipcert's
+	// users: errors come back as values and are said in ipcert's words.
+	cfg := clientv3.Config{Endpoints: c.Endpoints, DialTimeout: 5 * time.Second, Context: context.Background(), Logger: zap.NewNop()}
 	if c.CAFile != "" || c.CertFile != "" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if c.CAFile != "" {
