@@ -3,14 +3,20 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/internal/store"
+	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
 // lockTTL is how long a certificate's lock outlives a holder that stopped
@@ -55,6 +61,12 @@ func (s *Store) Share(ctx context.Context, local *store.Store, name string, notA
 		}
 		in.Done = r
 		return in, nil
+	}
+	if req.Challenge == acmeflow.ChallengeHTTP01 {
+		if _, err := s.ProbeMachines(ctx); err != nil {
+			in.Release()
+			return nil, err
+		}
 	}
 	req.PublishOnly = true
 	req.Publish = func(ctx context.Context, challenge string, ident netip.Addr, token, keyAuth string) (func(), error) {
@@ -139,4 +151,56 @@ func InstallLocal(local *store.Store, c Certificate) (*store.Renewal, bool, erro
 		return nil, true, fmt.Errorf("%s: could not write renewal.json: %w", c.Name, err)
 	}
 	return r, true, nil
+}
+
+// ProbeMachines checks, before an order, that every registered machine
+// answers an http-01 request through its own address (ipcert agent
+// --address): a machine that would fail the validators makes the order
+// fail too, and Let's Encrypt allows only 5 failed validations an hour.
+// Machines that registered no address are not probed (said in the
+// returned notes).
+func (s *Store) ProbeMachines(ctx context.Context) (notes []string, err error) {
+	ms, err := s.Machines(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tok := make([]byte, 24)
+	if _, err := rand.Read(tok); err != nil {
+		return nil, err
+	}
+	token := "ipcert-probe-" + base64.RawURLEncoding.EncodeToString(tok)
+	want := token + ".probe"
+	release, err := s.PutChallenge(ctx, "http-01", token, want, time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = release(context.Background()) }()
+	client := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var bad []string
+	for _, m := range ms {
+		if len(m.Addresses) == 0 {
+			notes = append(notes, fmt.Sprintf("machine %s registered no address of its own (ipcert agent --address): not probed", untrusted.Text(m.ID)))
+			continue
+		}
+		for _, a := range m.Addresses {
+			host := a
+			if ip, err := netip.ParseAddr(a); err == nil {
+				host = netip.AddrPortFrom(ip, 80).String()
+			}
+			resp, err := client.Get("http://" + host + acmePath + token)
+			if err != nil {
+				bad = append(bad, fmt.Sprintf("%s at %s: %v", untrusted.Text(m.ID), untrusted.Text(a), err))
+				continue
+			}
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != want {
+				bad = append(bad, fmt.Sprintf("%s at %s: status %d, not the published answer", untrusted.Text(m.ID), untrusted.Text(a), resp.StatusCode))
+			}
+		}
+	}
+	if len(bad) > 0 {
+		return notes, fmt.Errorf("not every machine answers the validators, so the order would fail (Let's Encrypt allows 5 failed validations an hour): %s; start ipcert agent there, or take the machine out of the address", strings.Join(bad, "; "))
+	}
+	return notes, nil
 }
