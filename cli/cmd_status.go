@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/cluster"
 	"github.com/ipcert/ipcert/deploy"
 	"github.com/ipcert/ipcert/internal/store"
+	"github.com/ipcert/ipcert/internal/untrusted"
 	"github.com/ipcert/ipcert/monitor"
 	"github.com/ipcert/ipcert/renew"
 )
@@ -332,6 +334,20 @@ func statusMonitor(ctx context.Context, st *store.Store, now time.Time, rep depl
 	for _, f := range rep.NotIssued {
 		state = max(state, monitor.Warning)
 		line = strings.Replace(line, " - ", fmt.Sprintf(" - %s: first issuance failed; ", f.Name), 1)
+	}
+	// In a cluster, a store that does not answer is a warning while the
+	// certificates last: renewals fail closed until it is back
+	// (docs/cluster.md).
+	if c, in, err := cluster.LoadConfig(st.Root()); in && err == nil {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		cs, cerr := cluster.Connect(cctx, c)
+		cancel()
+		if cerr != nil {
+			state = max(state, monitor.Warning)
+			line = strings.Replace(line, " - ", " - cluster store unreachable, renewals fail until it is back ("+untrusted.Text(cerr.Error())+"); ", 1)
+		} else {
+			cs.Close()
+		}
 	}
 	fmt.Fprintln(s.Out, line)
 	return state

@@ -193,4 +193,24 @@ func TestClusterWithTheBinary(t *testing.T) {
 			t.Errorf("%s does not serve machine 2's renewal: %v", d, err)
 		}
 	}
+
+	// The store goes away: the machines keep serving, status --check
+	// warns (the certificates are far from critical), and an order fails
+	// closed before anything is sent.
+	if out, _, code := runIpcert(t, "status", "--check", "--state-dir", dirs[0]); code != 0 {
+		t.Fatalf("status --check with the store up: exit %d\n%s", code, out)
+	}
+	_ = e.cmd.Process.Kill()
+	_ = e.cmd.Wait()
+	out, _, code = runIpcert(t, "status", "--check", "--state-dir", dirs[0])
+	if code != 1 || !strings.Contains(out, "cluster store unreachable") {
+		t.Errorf("status --check with the store down: exit %d, want 1 (WARNING) naming the store\n%s", code, out)
+	}
+	out, errs, code = runIpcert(t, "issue", "--cluster", "--ip", "127.0.0.1", "--name", "shared", "--ca", ca.DirectoryURL(), "--ca-root", root, "--agree-tos", "--state-dir", dirs[0])
+	if code != 1 || !strings.Contains(errs, "does not answer") || strings.Contains(errs, "Ordering") {
+		t.Errorf("issue --cluster with the store down: exit %d, want 1 before ordering\n%s%s", code, errs, out)
+	}
+	if got, err := os.ReadFile(filepath.Join(dirs[2], "certs", "shared", "current", "fullchain.pem")); err != nil || !bytes.Equal(got, second) {
+		t.Errorf("machine 3 stopped serving its certificate with the store down: %v", err)
+	}
 }
