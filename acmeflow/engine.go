@@ -72,6 +72,12 @@ type Request struct {
 	// any of them), before the challenge is accepted; release is called
 	// when the authorization is done.
 	Publish func(ctx context.Context, challenge string, ident netip.Addr, token, keyAuth string) (release func(), err error)
+	// PreferredChain picks, among the chains the CA offers (RFC 8555
+	// section 7.4.2, Link rel="alternate"), the one with a certificate
+	// issued by or named this common name (such as "ISRG Root X2");
+	// empty, or none matching: the CA's default chain.
+	PreferredChain string
+
 	// ReuseKey is the private key (PEM) to certify again instead of a new
 	// one (--reuse-key: DNS-over-TLS clients may pin it, RFC 7858 section
 	// 4.2); nil makes a new key of KeyType.
@@ -336,7 +342,7 @@ func (e *Engine) Obtain(ctx context.Context, req Request) (_ *Certificate, err e
 	}
 
 	em.step(StepDownload, "Downloading the certificate and its chain")
-	bundle, _, err := core.Certificates.Get(final.Certificate, true)
+	bundle, err := downloadChain(core, final.Certificate, req.PreferredChain, em)
 	if err != nil {
 		return fail(StepDownload, "", err)
 	}
@@ -940,4 +946,63 @@ func checkIssued(leaf *x509.Certificate, idents []netip.Addr, key crypto.Signer)
 		return errors.New("the issued certificate does not carry our key")
 	}
 	return nil
+}
+
+// downloadChain fetches the certificate with the CA's default chain, or,
+// with a preferred chain named, every chain the CA offers and the first
+// (the default first, then the alternates in URL order) that has a
+// certificate issued by or named that common name.
+func downloadChain(core *api.Core, certURL, preferred string, em *emitter) ([]byte, error) {
+	if preferred == "" {
+		bundle, _, err := core.Certificates.Get(certURL, true)
+		return bundle, err
+	}
+	all, err := core.Certificates.GetAll(certURL, true)
+	if err != nil {
+		return nil, err
+	}
+	urls := []string{certURL}
+	var alts []string
+	for u := range all {
+		if u != certURL {
+			alts = append(alts, u)
+		}
+	}
+	slices.Sort(alts)
+	urls = append(urls, alts...)
+	for _, u := range urls {
+		raw := all[u]
+		if raw == nil {
+			continue
+		}
+		// Fetched as a bundle: Cert is the whole chain.
+		bundle := raw.Cert
+		if chainNames(bundle, preferred) {
+			if u != certURL {
+				em.info(StepDownload, "", "Using the CA's alternate chain to %q", preferred)
+			}
+			return bundle, nil
+		}
+	}
+	em.emit(Event{Kind: EventWarning, Step: StepDownload, Message: fmt.Sprintf("none of the %d chains the CA offers leads to %q: keeping its default chain", len(urls), preferred)})
+	return all[certURL].Cert, nil
+}
+
+// chainNames says whether a certificate of the PEM bundle is issued by or
+// named cn.
+func chainNames(bundle []byte, cn string) bool {
+	for rest := bundle; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			return false
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			continue
+		}
+		if c.Issuer.CommonName == cn || c.Subject.CommonName == cn {
+			return true
+		}
+	}
 }

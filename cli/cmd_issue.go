@@ -100,6 +100,7 @@ type issueFlags struct {
 	mapPorts   bool
 	cluster    bool
 	reuseKey   bool
+	chain      string
 }
 
 func runIssue(ctx context.Context, args []string, s stdio) int {
@@ -124,6 +125,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	fs.StringVar(&f.verifyAddr, "verify", "", "ADDR:PORT where the web server serves this certificate; ipcert renew checks it after each renewal")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long (the CA keeps a pending authorization for an hour)")
 	fs.BoolVar(&f.mapPorts, "map-ports", false, mapPortsUsage)
+	fs.StringVar(&f.chain, "preferred-chain", "", "among the chains the CA offers, take the one with this issuer or root common name (such as \"ISRG Root X2\"); kept for renewals")
 	fs.BoolVar(&f.reuseKey, "reuse-key", false, "certify the same private key at every renewal, so clients that pin it (DNS-over-TLS) keep working; a key that leaks then stays in use until you revoke it")
 	fs.BoolVar(&f.cluster, "cluster", false, "share the answers and the certificate with the other machines of this machine's cluster (ipcert cluster init)")
 	fs.DurationVar(&f.wait, "wait", 60*time.Second, "how long to wait for another ipcert run's lock before giving up (exit 4); 0 gives up at once")
@@ -215,7 +217,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	req := acmeflow.Request{
 		Identifiers: idents, Challenge: f.challenge, WebRoot: f.webroot,
 		HTTPListen: f.httpListen, TLSListen: f.tlsListen,
-		KeyType: f.keyType, Email: f.email, AgreeTOS: f.agreeTOS,
+		KeyType: f.keyType, Email: f.email, AgreeTOS: f.agreeTOS, PreferredChain: f.chain,
 	}
 	ca.Apply(&req)
 	if err := req.Validate(); err != nil {
@@ -232,7 +234,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		rootPEM = ca.RootPEM
 	}
 	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
-	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr, WebRootPort: f.webPort, MapPorts: f.mapPorts, Cluster: f.cluster, ReuseKey: f.reuseKey}
+	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr, WebRootPort: f.webPort, MapPorts: f.mapPorts, Cluster: f.cluster, ReuseKey: f.reuseKey, PreferredChain: f.chain}
 	keepName := f.name
 	if keepName == "" {
 		keepName = store.NameFor(acmeflow.AddrStrings(idents))

@@ -91,6 +91,7 @@ func (c *CAs) request(r *store.Renewal, idents []netip.Addr, ca *cachoice.CA) ac
 		Identifiers: idents, Challenge: r.Challenge, WebRoot: r.WebRoot,
 		HTTPListen: r.HTTPListen, TLSListen: r.TLSListen,
 		KeyType: r.KeyType, Email: r.Email, AgreeTOS: true, Profile: r.Profile,
+		PreferredChain: r.PreferredChain,
 	}
 	ca.Apply(&req)
 	if r.ReuseKey && !(r.RevokedCurrent() && r.Revoked.Reason == "keyCompromise") {

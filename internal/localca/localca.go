@@ -124,6 +124,10 @@ type Options struct {
 	// VASleep keeps Pebble's random 0-5 s sleep before each validation. Off by
 	// default (PEBBLE_VA_NOSLEEP=1) so issuance takes milliseconds.
 	VASleep bool
+	// AlternateRoots is how many alternate chains (to other roots) Pebble
+	// offers besides the default one (RFC 8555 section 7.4.2, Link
+	// rel="alternate"), as Let's Encrypt does for its newer roots.
+	AlternateRoots int
 	// RetryAfterAuthz and RetryAfterOrder are Retry-After seconds Pebble
 	// sends on authorization and order responses; 0 sends none (like Boulder).
 	RetryAfterAuthz, RetryAfterOrder int
@@ -267,7 +271,7 @@ func buildPebble(logger *log.Logger, opts Options, profiles map[string]ca.Profil
 	// would cost ~100 ms per Start under -race. One intermediate, no
 	// alternate roots: the chain a caller verifies is leaf -> intermediate ->
 	// IssuerRootPEM.
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1, profiles)
+	authority := ca.New(logger, store, "", "ecdsa", opts.AlternateRoots, 1, profiles)
 	// The resolver is empty: the validator dials IP identifiers as given
 	// and never needs DNS for them.
 	validator := va.New(logger, opts.HTTPPort, opts.TLSPort, false, "", store)
@@ -275,9 +279,11 @@ func buildPebble(logger *log.Logger, opts Options, profiles map[string]ca.Profil
 		[]string{"pebble.letsencrypt.org"}, false, false,
 		opts.RetryAfterAuthz, opts.RetryAfterOrder)
 
-	root := authority.GetRootCert(0)
-	issuerPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.DER})
-	return front.Handler(), issuerPEM
+	var roots []byte
+	for i := 0; i <= opts.AlternateRoots; i++ {
+		roots = append(roots, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: authority.GetRootCert(i).DER})...)
+	}
+	return front.Handler(), roots
 }
 
 // setEnv applies want ("" = unset) and returns a function that puts back
@@ -400,8 +406,9 @@ func (s *Server) ListenerRootPEM() []byte {
 	return append([]byte(nil), s.listenPEM...)
 }
 
-// IssuerRootPEM is the PEM of Pebble's root (ca.GetRootCert(0)) that the
-// issued chains lead to. It is not the listener's certificate.
+// IssuerRootPEM is the PEM of Pebble's roots that the issued chains lead
+// to: the default chain's first, then those of the alternate chains
+// (Options.AlternateRoots). It is not the listener's certificate.
 func (s *Server) IssuerRootPEM() []byte {
 	return append([]byte(nil), s.issuerPEM...)
 }

@@ -45,6 +45,9 @@ type Renewal struct {
 	// ReuseKey certifies the same private key at every renewal (--reuse-key),
 	// so that clients that pin it (DNS-over-TLS, RFC 7858) keep working.
 	ReuseKey bool `json:"reuse_key,omitempty"`
+	// PreferredChain is --preferred-chain: the common name of the root (or
+	// any issuer) of the chain to take among those the CA offers.
+	PreferredChain string `json:"preferred_chain,omitempty"`
 
 	// After a renewal.
 	DeployHooks []string `json:"deploy_hooks,omitempty"` // shell commands run after a new version is current
