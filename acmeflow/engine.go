@@ -72,6 +72,12 @@ type Request struct {
 	// any of them), before the challenge is accepted; release is called
 	// when the authorization is done.
 	Publish func(ctx context.Context, challenge string, ident netip.Addr, token, keyAuth string) (release func(), err error)
+	// EABKid and EABHMAC bind a new account to an account at the CA
+	// (external account binding, RFC 8555 section 7.3.4): commercial ACME
+	// CAs and step-ca provisioners that require it. EABHMAC is the
+	// base64url MAC key; never printed.
+	EABKid, EABHMAC string
+
 	// PreferredChain picks, among the chains the CA offers (RFC 8555
 	// section 7.4.2, Link rel="alternate"), the one with a certificate
 	// issued by or named this common name (such as "ISRG Root X2");
@@ -443,7 +449,19 @@ func (e *Engine) register(ctx context.Context, hc *http.Client, ua string, req R
 	if req.Email != "" {
 		msg.Contact = []string{"mailto:" + req.Email}
 	}
-	acct, err := core.Accounts.New(msg)
+	var acct acme.ExtendedAccount
+	switch {
+	case req.EABKid != "":
+		em.info(StepAccount, "", "Binding it to the CA's account %s (external account binding)", req.EABKid)
+		acct, err = core.Accounts.NewEAB(msg, req.EABKid, req.EABHMAC)
+	case core.GetDirectory().Meta.ExternalAccountRequired:
+		// Said as the CA itself would (RFC 8555 section 7.3.4), before
+		// asking it: the directory's meta says so.
+		return nil, "", &Error{Step: StepAccount, Problem: &Problem{Type: ProblemNS + "externalAccountRequired",
+			Detail: "the CA's directory says it registers only accounts bound to an account you have with it (external account binding): give --eab-kid KID and --eab-hmac-file FILE"}}
+	default:
+		acct, err = core.Accounts.New(msg)
+	}
 	if err != nil {
 		return nil, "", e.wrapCtx(ctx, stepErr(StepAccount, "", err))
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
@@ -101,6 +102,8 @@ type issueFlags struct {
 	cluster    bool
 	reuseKey   bool
 	chain      string
+	eabKid     string
+	eabFile    string
 }
 
 func runIssue(ctx context.Context, args []string, s stdio) int {
@@ -125,6 +128,8 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	fs.StringVar(&f.verifyAddr, "verify", "", "ADDR:PORT where the web server serves this certificate; ipcert renew checks it after each renewal")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long (the CA keeps a pending authorization for an hour)")
 	fs.BoolVar(&f.mapPorts, "map-ports", false, mapPortsUsage)
+	fs.StringVar(&f.eabKid, "eab-kid", "", "external account binding: the key ID your CA gave you (CAs that require EAB)")
+	fs.StringVar(&f.eabFile, "eab-hmac-file", "", "external account binding: a file only root reads holding the MAC key (base64url) your CA gave you; kept for re-registration, never printed")
 	fs.StringVar(&f.chain, "preferred-chain", "", "among the chains the CA offers, take the one with this issuer or root common name (such as \"ISRG Root X2\"); kept for renewals")
 	fs.BoolVar(&f.reuseKey, "reuse-key", false, "certify the same private key at every renewal, so clients that pin it (DNS-over-TLS) keep working; a key that leaks then stays in use until you revoke it")
 	fs.BoolVar(&f.cluster, "cluster", false, "share the answers and the certificate with the other machines of this machine's cluster (ipcert cluster init)")
@@ -135,6 +140,16 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(s.Err, "ipcert issue: unexpected argument %q; addresses go in --ip\n", fs.Arg(0))
 		return exitUsage
+	}
+	if (f.eabKid == "") != (f.eabFile == "") {
+		fmt.Fprintln(s.Err, "ipcert issue: --eab-kid and --eab-hmac-file go together: the key ID and the file with the MAC key your CA gave you")
+		return exitUsage
+	}
+	if f.eabFile != "" {
+		if err := checkSecretFile(f.eabFile); err != nil {
+			fmt.Fprintf(s.Err, "ipcert issue: --eab-hmac-file: %v\n", err)
+			return exitUsage
+		}
 	}
 	if f.cluster && (f.webroot != "" || f.httpListen != "" || f.tlsListen != "" || f.mapPorts) {
 		fmt.Fprintln(s.Err, "ipcert issue: --cluster answers through every machine's agent (ipcert agent): --webroot, --http-listen, --tls-listen and --map-ports do not apply; drop them")
@@ -219,6 +234,12 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		HTTPListen: f.httpListen, TLSListen: f.tlsListen,
 		KeyType: f.keyType, Email: f.email, AgreeTOS: f.agreeTOS, PreferredChain: f.chain,
 	}
+	var eabFile string
+	if f.eabFile != "" {
+		k, _ := os.ReadFile(f.eabFile)
+		req.EABKid, req.EABHMAC = f.eabKid, strings.TrimSpace(string(k))
+		eabFile, _ = filepath.Abs(f.eabFile)
+	}
 	ca.Apply(&req)
 	if err := req.Validate(); err != nil {
 		fmt.Fprintf(s.Err, "ipcert issue: %v\n", userError(err))
@@ -234,7 +255,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		rootPEM = ca.RootPEM
 	}
 	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
-	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr, WebRootPort: f.webPort, MapPorts: f.mapPorts, Cluster: f.cluster, ReuseKey: f.reuseKey, PreferredChain: f.chain}
+	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr, WebRootPort: f.webPort, MapPorts: f.mapPorts, Cluster: f.cluster, ReuseKey: f.reuseKey, PreferredChain: f.chain, EABKid: f.eabKid, EABHMACFile: eabFile}
 	keepName := f.name
 	if keepName == "" {
 		keepName = store.NameFor(acmeflow.AddrStrings(idents))
@@ -502,4 +523,31 @@ func warnHookFromEnv(w io.Writer, hooks []string, renewalJSON, name string) {
 	fmt.Fprintf(w, "ipcert issue: WARNING: the deploy hook %s came from the environment variable %s, not from --deploy-hook, and is now stored in %s: ipcert renew runs it as root after every renewal of %s, whatever the environment is then.\n",
 		untrusted.Text(strconv.Quote(strings.Join(hooks, "; "))), v, renewalJSON, name)
 	fmt.Fprintf(w, "ipcert issue: if that was not meant, delete it from \"deploy_hooks\" in %s, and unset %s where it is set (/etc/environment, root's shell profile).\n", renewalJSON, v)
+}
+
+// checkSecretFile accepts a secret's file only when no other user can read
+// or change it: a regular file, mode 0600 or stricter, owned by the user
+// running ipcert.
+func checkSecretFile(path string) error {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return fmt.Errorf("%v; put the key in a file only you can read (chmod 600)", err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%s can be read by others (mode %04o): chmod 600 %s", path, st.Mode().Perm(), path)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s belongs to uid %d, not to you: keep the key in a file of your own (chmod 600)", path, sys.Uid)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(string(b)) == "" {
+		return fmt.Errorf("%s is empty; it should hold the MAC key your CA gave you (base64url)", path)
+	}
+	return nil
 }

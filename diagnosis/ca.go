@@ -308,7 +308,7 @@ func (g *diag) jws(t string) bool {
 
 func ebaFix(own bool) string {
 	if own {
-		return "Turn external account binding off for the CA's ACME provisioner, or use one without it (ipcert does not support EAB)."
+		return "Give the key ID and MAC key of the CA's ACME provisioner: --eab-kid KID --eab-hmac-file FILE (the key in a file only root reads, chmod 600)."
 	}
-	return "Use Let's Encrypt, or a CA account with EAB credentials (not supported by ipcert)."
+	return "Give the key ID and MAC key your CA gave you: --eab-kid KID --eab-hmac-file FILE (the key in a file only root reads, chmod 600); Let's Encrypt never needs them."
 }

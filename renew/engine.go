@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
@@ -94,6 +95,14 @@ func (c *CAs) request(r *store.Renewal, idents []netip.Addr, ca *cachoice.CA) ac
 		PreferredChain: r.PreferredChain,
 	}
 	ca.Apply(&req)
+	if r.EABKid != "" {
+		// Needed only if the account must be registered again; a file
+		// that cannot be read then makes registration fail with its own
+		// message (the stored account is used otherwise).
+		if k, err := readEABKey(r.EABHMACFile); err == nil {
+			req.EABKid, req.EABHMAC = r.EABKid, k
+		}
+	}
 	if r.ReuseKey && !(r.RevokedCurrent() && r.Revoked.Reason == "keyCompromise") {
 		// The key clients pin stays (--reuse-key); without a readable one
 		// the renewal makes a new key rather than none, and a key revoked
@@ -255,4 +264,13 @@ func (a engineARI) RenewalInfo(ctx context.Context, r *store.Renewal) (*acmeflow
 		req.Directory = r.Directory
 	}
 	return a.c.engine(a.c.Store).RenewalInfo(ctx, req, r.CertID)
+}
+
+// readEABKey reads an EAB MAC key file: one line of base64url.
+func readEABKey(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
 }

@@ -124,6 +124,10 @@ type Options struct {
 	// VASleep keeps Pebble's random 0-5 s sleep before each validation. Off by
 	// default (PEBBLE_VA_NOSLEEP=1) so issuance takes milliseconds.
 	VASleep bool
+	// EABKeys requires external account binding and accepts these key IDs
+	// with their base64url MAC keys (a step-ca provisioner or a commercial
+	// CA that requires EAB).
+	EABKeys map[string]string
 	// AlternateRoots is how many alternate chains (to other roots) Pebble
 	// offers besides the default one (RFC 8555 section 7.4.2, Link
 	// rel="alternate"), as Let's Encrypt does for its newer roots.
@@ -275,8 +279,13 @@ func buildPebble(logger *log.Logger, opts Options, profiles map[string]ca.Profil
 	// The resolver is empty: the validator dials IP identifiers as given
 	// and never needs DNS for them.
 	validator := va.New(logger, opts.HTTPPort, opts.TLSPort, false, "", store)
+	for kid, key := range opts.EABKeys {
+		if err := store.AddExternalAccountKeyByID(kid, key); err != nil {
+			logger.Printf("EAB key %s: %v", kid, err)
+		}
+	}
 	front := wfe.New(logger, store, validator, authority,
-		[]string{"pebble.letsencrypt.org"}, false, false,
+		[]string{"pebble.letsencrypt.org"}, false, len(opts.EABKeys) > 0,
 		opts.RetryAfterAuthz, opts.RetryAfterOrder)
 
 	var roots []byte

@@ -48,6 +48,11 @@ type Renewal struct {
 	// PreferredChain is --preferred-chain: the common name of the root (or
 	// any issuer) of the chain to take among those the CA offers.
 	PreferredChain string `json:"preferred_chain,omitempty"`
+	// EABKid and EABHMACFile bind a new account to one at the CA (external
+	// account binding): the key ID, and the root-only file with the MAC key
+	// (the key itself is never in renewal.json).
+	EABKid      string `json:"eab_kid,omitempty"`
+	EABHMACFile string `json:"eab_hmac_file,omitempty"`
 
 	// After a renewal.
 	DeployHooks []string `json:"deploy_hooks,omitempty"` // shell commands run after a new version is current
