@@ -75,7 +75,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 	if in.Now != nil {
 		now = in.Now
 	}
-	if !bytes.HasPrefix(in.Content, []byte(Marker)) {
+	if !IsOurs(in.Content) {
 		return res, errors.New("install: the content is not an ipcert snippet")
 	}
 	if l.ConfigPath == "" || !filepath.IsAbs(l.ConfigPath) {
@@ -100,7 +100,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 	if st, err := os.Stat(l.ConfigPath); err == nil {
 		mode = st.Mode().Perm()
 	}
-	if existed && !bytes.HasPrefix(old, []byte(Marker)) {
+	if existed && !IsOurs(old) {
 		return res, fmt.Errorf("%s exists and was not written by ipcert (it does not start with %q); ipcert never replaces such files: move it away, or merge the snippet into it by hand", l.ConfigPath, Marker)
 	}
 	needLink := false

@@ -9,6 +9,9 @@ import (
 	"testing"
 )
 
+// testConsoleKey is a dnsdist console key (makeKey()'s form), for tests only.
+const testConsoleKey = "MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74="
+
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/snippets")
 
 // TestSnippetGolden pins every snippet kind for IPv4, IPv6 and both. After
@@ -33,7 +36,7 @@ func TestSnippetGolden(t *testing.T) {
 				name, ids := f.name, f.ids
 				got, err := Snippet(kind, SnippetParams{
 					Name: name, Identifiers: ids, NotLocal: f.notLocal,
-					CertDir: "/etc/ipcert/certs/" + name + "/current",
+					CertDir: "/etc/ipcert/certs/" + name + "/current", ConsoleKey: testConsoleKey,
 				})
 				if err != nil {
 					t.Fatal(err)
@@ -54,7 +57,7 @@ func TestSnippetGolden(t *testing.T) {
 				if string(got) != string(want) {
 					t.Errorf("%s differs from the generated snippet (run with -update after checking the change):\n%s", golden, got)
 				}
-				if !strings.HasPrefix(string(got), Marker) {
+				if !IsOurs(got) {
 					t.Errorf("snippet does not start with the marker %q", Marker)
 				}
 				for _, id := range ids {
@@ -104,7 +107,7 @@ func TestSnippetPortsAndDistro(t *testing.T) {
 // line in one of the formats; each must be refused with a ConfigError that
 // names the value.
 func TestSnippetRefusesHostileValues(t *testing.T) {
-	good := SnippetParams{Name: "ok", Identifiers: []string{"192.0.2.1"}, CertDir: "/etc/ipcert/certs/ok/current", WebRoot: "/var/www/html"}
+	good := SnippetParams{Name: "ok", Identifiers: []string{"192.0.2.1"}, CertDir: "/etc/ipcert/certs/ok/current", WebRoot: "/var/www/html", ConsoleKey: testConsoleKey}
 	cases := map[string]func(p *SnippetParams){
 		"name quote":       func(p *SnippetParams) { p.Name = `a"b` },
 		"name semicolon":   func(p *SnippetParams) { p.Name = "a;b" },
@@ -163,7 +166,7 @@ func TestSnippetRefusesHostileValues(t *testing.T) {
 			t.Errorf("%s: the good parameters were refused: %v", kind, err)
 		}
 	}
-	if _, err := Snippet("lighttpd", good); err == nil {
+	if _, err := Snippet("iis", good); err == nil {
 		t.Error("unknown kind accepted")
 	}
 	bad := good
