@@ -67,7 +67,7 @@ func TestSnippetCommand(t *testing.T) {
 		{"snippet", "haproxy", name, "--state-dir", dir, "--upstream", "127.0.0.1:80 check\nbackend x"},
 		{"snippet", "nginx", "a;b", "--state-dir", dir},
 		{"snippet", "nginx", "../x", "--state-dir", dir},
-		{"snippet", "lighttpd", name, "--state-dir", dir},
+		{"snippet", "iis", name, "--state-dir", dir},
 		{"snippet", "--state-dir", dir},
 		{"snippet", "nginx", name, "--state-dir", dir, "--distro", "arch"},
 	} {

@@ -162,10 +162,20 @@ func wizardRecordFailure(eng *acmeflow.Engine) func(string, error) {
 // wizardSnippet is the snippet for kind serving iss.
 func wizardSnippet(st *store.Store, iss *acmeflow.Issued, kind deploy.Kind, distro deploy.Distro) (string, error) {
 	r := iss.Renewal
-	certDir, group := snippetCertDir(st, iss.Name, deploy.LayoutFor(kind, distro, iss.Name))
-	b, err := deploy.Snippet(kind, deploy.SnippetParams{
+	layout := deploy.LayoutFor(kind, distro, iss.Name)
+	certDir, group := snippetCertDir(st, iss.Name, layout)
+	p := deploy.SnippetParams{
 		Name: iss.Name, Identifiers: r.Identifiers, CertDir: certDir, CopyGroup: group, WebRoot: r.WebRoot, Distro: distro,
-	})
+		Systemd: deploy.TimerSystemdRunning("/"),
+	}
+	if kind == deploy.Dnsdist {
+		key, err := deploy.DnsdistConsoleKey(layout.ConfigPath)
+		if err != nil {
+			return "", err
+		}
+		p.ConsoleKey = key
+	}
+	b, err := deploy.Snippet(kind, p)
 	return string(b), err
 }
 

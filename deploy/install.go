@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,6 +102,19 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 	if st, err := os.Stat(l.ConfigPath); err == nil {
 		mode = st.Mode().Perm()
 	}
+	gid := -1
+	if l.ConfigGroup != "" {
+		// The file holds a secret (dnsdist's console key) and the
+		// service reads it as its own user: 0640, that group.
+		g, err := user.LookupGroup(l.ConfigGroup)
+		if err != nil {
+			return res, fmt.Errorf("group %s does not exist (is %s installed?): %w", l.ConfigGroup, l.Kind, err)
+		}
+		if gid, err = strconv.Atoi(g.Gid); err != nil {
+			return res, fmt.Errorf("group %s: %w", l.ConfigGroup, err)
+		}
+		mode = 0o640
+	}
 	if existed && !IsOurs(old) {
 		return res, fmt.Errorf("%s exists and was not written by ipcert (it does not start with %q); ipcert never replaces such files: move it away, or merge the snippet into it by hand", l.ConfigPath, Marker)
 	}
@@ -160,13 +175,13 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 		}
 		res.Backup = b
 	}
-	if err := store.WriteFileAtomic(l.ConfigPath, in.Content, mode); err != nil {
+	if err := store.WriteFileAtomicGroup(l.ConfigPath, in.Content, mode, gid); err != nil {
 		return res, fmt.Errorf("write %s: %w", l.ConfigPath, err)
 	}
 	res.Changed = true
 	if needLink {
 		if err := os.Symlink(l.ConfigPath, l.EnableLink); err != nil {
-			rerr := restore(l.ConfigPath, old, existed, mode)
+			rerr := restore(l.ConfigPath, old, existed, mode, gid)
 			return res, errors.Join(fmt.Errorf("enable %s: %w", l.EnableLink, err), rerr)
 		}
 		res.LinkCreated = true
@@ -178,7 +193,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 				errs = append(errs, err)
 			}
 		}
-		if err := restore(l.ConfigPath, old, existed, mode); err != nil {
+		if err := restore(l.ConfigPath, old, existed, mode, gid); err != nil {
 			errs = append(errs, err)
 		}
 		if len(res.ModulesEnabled) > 0 && l.DisableModules.Path != "" {
@@ -225,12 +240,12 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 
 // restore puts back the previous content of path, or removes it when there
 // was none.
-func restore(path string, old []byte, existed bool, mode os.FileMode) error {
+func restore(path string, old []byte, existed bool, mode os.FileMode, gid int) error {
 	if !existed {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		return nil
 	}
-	return store.WriteFileAtomic(path, old, mode)
+	return store.WriteFileAtomicGroup(path, old, mode, gid)
 }

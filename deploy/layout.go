@@ -94,6 +94,10 @@ type Layout struct {
 	User    string
 	Group   string
 	CopyDir string
+	// ConfigGroup, when set, is the group ConfigPath is written for
+	// (0640): the service reads its config as that group and the file
+	// holds a secret (dnsdist's console key).
+	ConfigGroup string
 	// Service is the catalogue's entry this layout was made from.
 	Service catalog.Service
 }
@@ -174,8 +178,16 @@ func LayoutFor(kind Kind, distro Distro, name string) Layout {
 			l.RequiresFix = "dnf install lighttpd-mod_openssl"
 		}
 	case Dnsdist:
+		l.ConfigGroup = svc.Group
 		l.IncludeFile, l.IncludeBase = "/etc/dnsdist/dnsdist.conf", "/etc/dnsdist"
 		l.IncludeLine = `includeDirectory("/etc/dnsdist/conf.d")`
+	case Cockpit:
+		// No config: the files themselves, in Cockpit's directory.
+		l.ConfigPath = svc.CopyDir + "/" + CockpitStem(name) + ".cert"
+		l.Test = Cmd{Path: "/usr/lib/cockpit/cockpit-certificate-ensure", Args: []string{"--check"}}
+		if distro == RHEL {
+			l.Test.Path = "/usr/libexec/cockpit-certificate-ensure"
+		}
 	case Unbound:
 		// Debian's unbound.conf reads unbound.conf.d/*.conf.
 		l.IncludeFile, l.IncludeBase = "/etc/unbound/unbound.conf", "/etc/unbound"

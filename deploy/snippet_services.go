@@ -2,7 +2,11 @@ package deploy
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
+	"os"
+	"regexp"
 	"net/netip"
 	"path"
 	"strings"
@@ -180,3 +184,23 @@ func cockpitSnippet(b *strings.Builder, d *snippetData) {
 // certificate in Cockpit's directory: after "0-self-signed", so Cockpit
 // prefers it.
 func CockpitStem(name string) string { return "ipcert-" + name }
+
+// DnsdistConsoleKey is the console key of the dnsdist config ipcert
+// installed at path (so rewriting it keeps the running dnsdist reachable),
+// or a new random one when there is none.
+func DnsdistConsoleKey(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil && IsOurs(b) {
+		if m := setKeyLine.FindSubmatch(b); m != nil {
+			if k, err := base64.StdEncoding.DecodeString(string(m[1])); err == nil && len(k) == 32 {
+				return string(m[1]), nil
+			}
+		}
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(k), nil
+}
+
+var setKeyLine = regexp.MustCompile(`(?m)^setKey\("([A-Za-z0-9+/=]{44})"\)$`)
