@@ -5,10 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"os"
-	"regexp"
 	"net/netip"
+	"os"
 	"path"
+	"regexp"
 	"strings"
 
 	"github.com/ipcert/ipcert/deploy/catalog"
