@@ -115,7 +115,8 @@ func stunnelSnippet(b *strings.Builder, d *snippetData) {
 	fmt.Fprintf(b, "setuid = %s\nsetgid = %s\n", d.layout.User, d.layout.Group)
 	for i, a := range d.listenAddrs() {
 		fmt.Fprintf(b, "\n[ipcert-%s-%d]\n", d.Name, i+1)
-		fmt.Fprintf(b, "accept = %s\n", hostPort(a, d.HTTPSPort))
+		// stunnel reads HOST:PORT up to the last colon, without brackets.
+		fmt.Fprintf(b, "accept = %s:%d\n", a, d.HTTPSPort)
 		fmt.Fprintf(b, "connect = %s\n", d.upstream)
 		fmt.Fprintf(b, "cert = %s\n", d.fullchain())
 		fmt.Fprintf(b, "key = %s\n", d.key())

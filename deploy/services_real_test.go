@@ -1,0 +1,298 @@
+package deploy
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/testkit"
+)
+
+// The services of the catalogue that are not the four web servers, each
+// run for real from Debian's package on free loopback ports: the snippet
+// installed (through Install, with the service's own config test where
+// it has one), a renewal from the local CA, then what the catalogue says
+// picks it up (the copy hook first for a service reading as its own
+// user), after which every address serves the new certificate and never
+// the old one.
+
+// svcEnv is one certificate for 127.0.0.1 and ::1 and a prefix the
+// services' own users can traverse.
+type svcEnv struct {
+	ti     *testIssuer
+	name   string
+	idents []netip.Addr
+	prefix string
+	port   int // the TLS port
+	first  *acmeflow.Issued
+}
+
+func newSvcEnv(t *testing.T) *svcEnv {
+	t.Helper()
+	testkit.NeedRoot(t, "running services as their own users")
+	testkit.NeedIPv6Loopback(t)
+	e := &svcEnv{ti: newIssuer(t), idents: mustAddrs("127.0.0.1", "::1"), prefix: t.TempDir(), port: freePort(t)}
+	// The services' users must reach the copy and their configs.
+	os.Chmod(e.prefix, 0o755)
+	os.Chmod(filepath.Dir(e.prefix), 0o755)
+	e.name = store.NameFor(acmeflow.AddrStrings(e.idents))
+	e.first = e.ti.issue(t, e.name, e.idents, false)
+	return e
+}
+
+func (e *svcEnv) paths() CertPaths {
+	return CertPathsIn(e.name, acmeflow.AddrStrings(e.idents), e.ti.eng.Store.CurrentDir(e.name))
+}
+
+// params is the snippet's input; certDir is the current link or the copy.
+func (e *svcEnv) params(certDir string) SnippetParams {
+	return SnippetParams{Name: e.name, Identifiers: acmeflow.AddrStrings(e.idents), CertDir: certDir, HTTPSPort: e.port, Systemd: true}
+}
+
+// install writes the snippet as --write does (Install: test, write,
+// test) into a layout of the test's own paths.
+func (e *svcEnv) install(t *testing.T, kind Kind, p SnippetParams, configPath string, test Cmd) {
+	t.Helper()
+	snip, err := Snippet(kind, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Layout{Kind: kind, ConfigPath: configPath, Test: test}
+	res, err := Install(context.Background(), Installer{Layout: l, Content: snip, BackupDir: filepath.Join(e.prefix, "backups")})
+	if err != nil || !res.Changed || (test.Path != "" && !res.Tested) {
+		t.Fatalf("install: %+v %v\nsnippet:\n%s", res, err, snip)
+	}
+	os.Chmod(configPath, 0o644)
+}
+
+// addrs are the TLS addresses to check.
+func (e *svcEnv) addrs() []string {
+	var out []string
+	for _, a := range e.idents {
+		out = append(out, hostPort(a, e.port))
+	}
+	return out
+}
+
+// serves waits until every address serves leaf, then checks five more
+// handshakes each: the old certificate does not linger on any of them.
+func (e *svcEnv) serves(t *testing.T, leaf *x509.Certificate, logPath string) {
+	t.Helper()
+	opts := VerifyOptions{Roots: e.ti.roots, Expected: leaf}
+	for _, addr := range e.addrs() {
+		res := waitVerify(t, addr, opts, func(r VerifyResult) bool { return r.Outcome == Match }, logPath)
+		if !res.Accepted || !res.CoversAddr || !res.ChainSent {
+			t.Errorf("%s: accepted %v (%s), covers %v, chain sent %v", addr, res.Accepted, res.Rejection, res.CoversAddr, res.ChainSent)
+		}
+		for range 5 {
+			res, err := Verify(context.Background(), addr, opts)
+			if err != nil || res.Outcome != Match {
+				t.Fatalf("%s: after the pickup: %s (%s) %v", addr, res.Outcome, res.Reason, err)
+			}
+		}
+	}
+}
+
+// renew issues the next certificate and runs spec as renewal's deploy
+// step does (RunHooks: the copy hook, then the pickup).
+func (e *svcEnv) renew(t *testing.T, spec HookSpec) *acmeflow.Issued {
+	t.Helper()
+	second := e.ti.issue(t, e.name, e.idents, false)
+	if second.Version.Leaf.Equal(e.first.Version.Leaf) {
+		t.Fatal("the renewal has the first certificate")
+	}
+	spec.Timeout = 20 * time.Second
+	for _, r := range RunHooks(context.Background(), spec, e.paths()) {
+		if !r.OK() {
+			t.Fatalf("%s: %v\n%s", r.Command, r.Err, r.Output)
+		}
+	}
+	return second
+}
+
+// copyFor makes the copy for group as --write does; its hook is what
+// renewals run first.
+func (e *svcEnv) copyFor(t *testing.T, group string) (dir, hook string) {
+	t.Helper()
+	dir = filepath.Join(e.prefix, "copy")
+	if _, err := CopyForGroup(e.paths(), dir, group); err != nil {
+		t.Fatal(err)
+	}
+	return dir, CopyHook(group, dir)
+}
+
+func signalCmd(sig syscall.Signal, pid int) Cmd {
+	return Cmd{Path: "kill", Args: []string{"-" + strings.TrimPrefix(unixSignalName(sig), "SIG"), strconv.Itoa(pid)}}
+}
+
+func unixSignalName(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGHUP:
+		return "HUP"
+	case syscall.SIGUSR1:
+		return "USR1"
+	}
+	return strconv.Itoa(int(sig))
+}
+
+// TestLighttpdRenews: lighttpd as www-data (Debian's server.username) on
+// the copy, reloaded by SIGUSR1 as lighttpd.service's ExecReload does.
+func TestLighttpdRenews(t *testing.T) {
+	bin := testkit.NeedProgram(t, "lighttpd", "lighttpd")
+	testkit.Need(t, isExec("/usr/lib/lighttpd/mod_openssl.so") || fileExists("/usr/lib/lighttpd/mod_openssl.so"), "lighttpd's mod_openssl is missing (apt-get install -y lighttpd-mod-openssl)")
+	e := newSvcEnv(t)
+	webroot := filepath.Join(e.prefix, "www")
+	os.MkdirAll(filepath.Join(webroot, ".well-known", "acme-challenge"), 0o755)
+	os.WriteFile(filepath.Join(webroot, ".well-known", "acme-challenge", "probe"), []byte("token-body"), 0o644)
+	os.WriteFile(filepath.Join(webroot, "index.html"), []byte("home page"), 0o644)
+	httpPort := freePort(t)
+	conf := filepath.Join(e.prefix, "lighttpd.conf")
+	os.MkdirAll(filepath.Join(e.prefix, "conf-enabled"), 0o755)
+	main := fmt.Sprintf(`server.document-root = %q
+server.port = %d
+server.bind = "127.0.0.1"
+$SERVER["socket"] == "[::1]:%d" { }
+server.pid-file = %q
+server.username = "www-data"
+server.groupname = "www-data"
+server.modules = ( "mod_access" )
+include %q
+`, webroot, httpPort, httpPort, filepath.Join(e.prefix, "lighttpd.pid"), filepath.Join(e.prefix, "conf-enabled", "*.conf"))
+	os.WriteFile(conf, []byte(main), 0o644)
+	copyDir, hook := e.copyFor(t, "www-data")
+	p := e.params(copyDir)
+	p.CopyGroup, p.WebRoot, p.HTTPPort = "www-data", webroot, httpPort
+	test := Cmd{Path: bin, Args: []string{"-tt", "-f", conf}}
+	e.install(t, Lighttpd, p, filepath.Join(e.prefix, "conf-enabled", "90-ipcert-test.conf"), test)
+	log := filepath.Join(e.prefix, "server.log")
+	cmd := startServer(t, log, nil, bin, "-D", "-f", conf)
+	e.serves(t, e.first.Version.Leaf, log)
+	for _, a := range e.idents {
+		checkHTTP(t, a, httpPort, e.port)
+	}
+	second := e.renew(t, HookSpec{Commands: []string{hook}, Reload: signalCmd(syscall.SIGUSR1, cmd.Process.Pid)})
+	e.serves(t, second.Version.Leaf, log)
+}
+
+// TestStunnelRenews: stunnel4 as stunnel4 (setuid in the snippet) in front
+// of a loopback HTTP server, on the copy, re-reading it on SIGHUP.
+func TestStunnelRenews(t *testing.T) {
+	bin := testkit.NeedProgram(t, "stunnel4", "stunnel4")
+	e := newSvcEnv(t)
+	up := freePort(t)
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(up)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "behind stunnel") })}
+	go hs.Serve(l)
+	t.Cleanup(func() { hs.Close() })
+	copyDir, hook := e.copyFor(t, "stunnel4")
+	p := e.params(copyDir)
+	p.CopyGroup, p.Upstream = "stunnel4", net.JoinHostPort("127.0.0.1", strconv.Itoa(up))
+	conf := filepath.Join(e.prefix, "ipcert-test.conf")
+	// stunnel has no config test that does not start it.
+	e.install(t, Stunnel, p, conf, Cmd{})
+	log := filepath.Join(e.prefix, "server.log")
+	cmd := startServer(t, log, nil, bin, conf)
+	e.serves(t, e.first.Version.Leaf, log)
+	second := e.renew(t, HookSpec{Commands: []string{hook}, Reload: signalCmd(syscall.SIGHUP, cmd.Process.Pid)})
+	e.serves(t, second.Version.Leaf, log)
+}
+
+// TestUnboundRenews: unbound's DoT reads the state itself (as root, before
+// dropping privileges); only a restart serves a new certificate.
+func TestUnboundRenews(t *testing.T) {
+	bin := testkit.NeedProgram(t, "unbound", "unbound")
+	check := testkit.NeedProgram(t, "unbound-checkconf", "unbound")
+	e := newSvcEnv(t)
+	conf := filepath.Join(e.prefix, "unbound.conf")
+	os.MkdirAll(filepath.Join(e.prefix, "conf.d"), 0o755)
+	main := fmt.Sprintf(`server:
+    username: "unbound"
+    chroot: ""
+    directory: %q
+    pidfile: %q
+    use-syslog: no
+    logfile: ""
+    do-daemonize: no
+    access-control: 127.0.0.0/8 allow
+    access-control: ::1 allow
+include-toplevel: %q
+`, e.prefix, filepath.Join(e.prefix, "unbound.pid"), filepath.Join(e.prefix, "conf.d", "*.conf"))
+	os.WriteFile(conf, []byte(main), 0o644)
+	p := e.params(e.ti.eng.Store.CurrentDir(e.name))
+	e.install(t, Unbound, p, filepath.Join(e.prefix, "conf.d", "ipcert-test.conf"), Cmd{Path: check, Args: []string{conf}})
+	log := filepath.Join(e.prefix, "server.log")
+	srv := &restartable{t: t, log: log, argv: []string{bin, "-d", "-c", conf}}
+	srv.start()
+	e.serves(t, e.first.Version.Leaf, log)
+	second := e.renew(t, HookSpec{})
+	srv.restart()
+	e.serves(t, second.Version.Leaf, log)
+}
+
+// restartable is a service the test stops and starts again, as
+// "systemctl restart" does.
+type restartable struct {
+	t    *testing.T
+	log  string
+	argv []string
+	env  []string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (r *restartable) start() {
+	r.t.Helper()
+	logf, err := os.OpenFile(r.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.cmd = exec.Command(r.argv[0], r.argv[1:]...)
+	r.cmd.Env = append(os.Environ(), r.env...)
+	r.cmd.Stdout, r.cmd.Stderr = logf, logf
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	r.done = done
+	cmd := r.cmd
+	go func() { cmd.Wait(); logf.Close(); close(done) }()
+	r.t.Cleanup(r.stop)
+}
+
+func (r *restartable) stop() {
+	if r.cmd == nil {
+		return
+	}
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.done:
+	case <-time.After(10 * time.Second):
+		r.cmd.Process.Kill()
+		<-r.done
+	}
+	r.cmd = nil
+}
+
+func (r *restartable) restart() {
+	r.t.Helper()
+	r.stop()
+	r.start()
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
