@@ -38,6 +38,8 @@ type svcEnv struct {
 	prefix string
 	port   int // the TLS port
 	first  *acmeflow.Issued
+	// group, when set, is the config's group (Layout.ConfigGroup).
+	group string
 }
 
 func newSvcEnv(t *testing.T) *svcEnv {
@@ -70,12 +72,14 @@ func (e *svcEnv) install(t *testing.T, kind Kind, p SnippetParams, configPath st
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := Layout{Kind: kind, ConfigPath: configPath, Test: test}
+	l := Layout{Kind: kind, ConfigPath: configPath, Test: test, ConfigGroup: e.group}
 	res, err := Install(context.Background(), Installer{Layout: l, Content: snip, BackupDir: filepath.Join(e.prefix, "backups")})
 	if err != nil || !res.Changed || (test.Path != "" && !res.Tested) {
 		t.Fatalf("install: %+v %v\nsnippet:\n%s", res, err, snip)
 	}
-	os.Chmod(configPath, 0o644)
+	if e.group == "" {
+		os.Chmod(configPath, 0o644)
+	}
 }
 
 // addrs are the TLS addresses to check.
@@ -296,3 +300,86 @@ func (r *restartable) restart() {
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// TestKnotResolverRenews: kresd drops to knot-resolver (as its unit's
+// User= does) before net.tls reads the copy; only a restart serves a new
+// certificate.
+func TestKnotResolverRenews(t *testing.T) {
+	bin := testkit.NeedProgram(t, "kresd", "knot-resolver")
+	uid, gid := needUser(t, "knot-resolver")
+	e := newSvcEnv(t)
+	copyDir, hook := e.copyFor(t, "knot-resolver")
+	p := e.params(copyDir)
+	p.CopyGroup = "knot-resolver"
+	snip := filepath.Join(e.prefix, "ipcert-test.lua")
+	e.install(t, KnotResolver, p, snip, Cmd{})
+	run := filepath.Join(e.prefix, "run")
+	os.Mkdir(run, 0o750)
+	os.Chown(run, uid, gid)
+	conf := filepath.Join(e.prefix, "kresd.conf")
+	// No trust anchor: nothing to refresh, no query leaves loopback.
+	main := fmt.Sprintf("user('knot-resolver', 'knot-resolver')\ntrust_anchors.remove('.')\ndofile(%q)\n", snip)
+	os.WriteFile(conf, []byte(main), 0o644)
+	log := filepath.Join(e.prefix, "server.log")
+	srv := &restartable{t: t, log: log, argv: []string{bin, "-n", "-c", conf, run}}
+	srv.start()
+	e.serves(t, e.first.Version.Leaf, log)
+	second := e.renew(t, HookSpec{Commands: []string{hook}})
+	srv.restart()
+	e.serves(t, second.Version.Leaf, log)
+}
+
+// TestDnsdistRenews: dnsdist runs as _dnsdist from the start (Debian's
+// unit), inside a network namespace of its own with a socat bridge per
+// address; its config (with the console key) is 0640 root:_dnsdist, its
+// certificate the copy, and the console's reloadAllCertificates() (run
+// as the catalogue's pickup says) serves the renewal without a restart.
+func TestDnsdistRenews(t *testing.T) {
+	bin := testkit.NeedProgram(t, "dnsdist", "dnsdist")
+	socat := testkit.NeedProgram(t, "socat", "socat")
+	testkit.NeedProgram(t, "nsenter", "util-linux")
+	testkit.NeedProgram(t, "setpriv", "util-linux")
+	needUser(t, "_dnsdist")
+	e := newSvcEnv(t)
+	e.group = "_dnsdist"
+	copyDir, hook := e.copyFor(t, "_dnsdist")
+	console := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(freePort(t)))
+	p := e.params(copyDir)
+	p.CopyGroup, p.ConsoleKey, p.Console = "_dnsdist", testConsoleKey, console.String()
+	os.MkdirAll(filepath.Join(e.prefix, "conf.d"), 0o755)
+	conf := filepath.Join(e.prefix, "dnsdist.conf")
+	// As Debian's dnsdist.conf: no security polling (no query leaves).
+	os.WriteFile(conf, []byte(fmt.Sprintf("setSecurityPollSuffix(\"\")\nincludeDirectory(%q)\n", filepath.Join(e.prefix, "conf.d"))), 0o644)
+	e.install(t, Dnsdist, p, filepath.Join(e.prefix, "conf.d", "ipcert-test.conf"), Cmd{Path: bin, Args: []string{"--check-config", "--config", conf}})
+	if fi, err := os.Stat(filepath.Join(e.prefix, "conf.d", "ipcert-test.conf")); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("the config holds the console key: want 0640, got %v %v", fi, err)
+	}
+	log := filepath.Join(e.prefix, "server.log")
+	script := fmt.Sprintf("ip link set lo up && exec setpriv --reuid=_dnsdist --regid=_dnsdist --clear-groups %s --supervised --disable-syslog --config %s", bin, conf)
+	cmd := startServer(t, log, nil, "unshare", "-n", "sh", "-c", script)
+	ns := strconv.Itoa(cmd.Process.Pid)
+	for _, a := range e.idents {
+		listen, target := fmt.Sprintf("TCP4-LISTEN:%d,bind=%s,reuseaddr,fork", e.port, a), fmt.Sprintf("TCP4:%s:%d", a, e.port)
+		if a.Is6() {
+			listen, target = fmt.Sprintf("TCP6-LISTEN:%d,bind=[%s],reuseaddr,fork", e.port, a), fmt.Sprintf("TCP6:[%s]:%d", a, e.port)
+		}
+		// socat's address syntax takes no colon inside EXEC: a script.
+		bridge := filepath.Join(e.prefix, "bridge-"+strconv.Itoa(len(a.String()))+".sh")
+		os.WriteFile(bridge, []byte("#!/bin/sh\nexec nsenter -t "+ns+" -n "+socat+" STDIO "+target+"\n"), 0o755)
+		startServer(t, filepath.Join(e.prefix, "socat-"+a.String()+".log"), nil, socat, listen, "EXEC:"+bridge)
+	}
+	e.serves(t, e.first.Version.Leaf, log)
+	// The pickup as ReloadCmd builds it, entered into the namespace.
+	pickup := Layout{Kind: Dnsdist}.ReloadCmd(true)
+	if !strings.Contains(pickup.String(), "reloadAllCertificates()") {
+		t.Fatalf("dnsdist's pickup: %s", pickup)
+	}
+	args := append([]string{"-t", ns, "-n", bin}, pickup.Args...)
+	for i, a := range args {
+		if a == "/etc/dnsdist/dnsdist.conf" {
+			args[i] = conf
+		}
+	}
+	second := e.renew(t, HookSpec{Commands: []string{hook}, Reload: Cmd{Path: "nsenter", Args: args}})
+	e.serves(t, second.Version.Leaf, log)
+}
