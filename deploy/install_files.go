@@ -30,11 +30,8 @@ func InstallFiles(ctx context.Context, in Installer, paths CertPaths) (InstallRe
 	if fi, err := os.Stat(l.CopyDir); err != nil || !fi.IsDir() {
 		return res, fmt.Errorf("%s does not exist: is %s installed? (Debian: apt-get install cockpit-ws)", l.CopyDir, l.Service.Title)
 	}
-	if l.Test.Path != "" {
-		if out, err := run.Run(ctx, l.Test); err != nil {
-			return res, fmt.Errorf("the %s certificate check already fails before ipcert changed anything, so nothing was written; fix it first (%s):\n%s", l.Kind, l.Test, strings.TrimSpace(string(out)))
-		}
-	}
+	// No check before: Cockpit's fails on a fresh install (no
+	// certificate yet), which is what ipcert is about to fix.
 	names := CopyFiles(CopyCockpit, paths.Name)
 	old := make([][]byte, len(names))
 	existed := make([]bool, len(names))
@@ -66,6 +63,16 @@ func InstallFiles(ctx context.Context, in Installer, paths CertPaths) (InstallRe
 				res.RolledBack = true
 			}
 			return res, fmt.Errorf("the %s certificate check failed with the new files (%s), so nothing was restarted and %s:\n%s", l.Kind, l.Test, what, res.TestOutput)
+		}
+		// "Would use certificate DIR/FILE": Cockpit takes the last
+		// file in alphabetical order, which must be ipcert's.
+		if want := filepath.Join(l.CopyDir, names[1]); !strings.Contains(res.TestOutput, want) {
+			var errs []error
+			for i, n := range names {
+				errs = append(errs, restore(filepath.Join(l.CopyDir, n), old[i], existed[i], 0o640, 0))
+			}
+			res.RolledBack = errors.Join(errs...) == nil
+			return res, fmt.Errorf("%s would not use ipcert's certificate (%s) but another file of %s, which sorts after it; move that file away, then try again (nothing was changed):\n%s", l.Service.Title, want, l.CopyDir, res.TestOutput)
 		}
 	}
 	if in.Reload.Path == "" {

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
@@ -381,5 +382,76 @@ func TestDnsdistRenews(t *testing.T) {
 		}
 	}
 	second := e.renew(t, HookSpec{Commands: []string{hook}, Reload: Cmd{Path: "nsenter", Args: args}})
+	e.serves(t, second.Version.Leaf, log)
+}
+
+// TestCockpitRenews: InstallFiles puts ipcert-NAME.cert and .key into
+// ws-certs.d beside Cockpit's self-signed one, cockpit-certificate-ensure
+// accepts them, and cockpit-tls (started as cockpit.service does: ensure,
+// then cockpit-tls, in a mount namespace with its own /run/cockpit and a
+// network namespace bridged by socat) serves them; after the copy hook of
+// a renewal and a restart, the new one.
+func TestCockpitRenews(t *testing.T) {
+	ensure := "/usr/lib/cockpit/cockpit-certificate-ensure"
+	tlsBin := "/usr/lib/cockpit/cockpit-tls"
+	testkit.Need(t, isExec(ensure) && isExec(tlsBin), "Cockpit is not installed (apt-get install -y cockpit-ws)")
+	socat := testkit.NeedProgram(t, "socat", "socat")
+	testkit.NeedProgram(t, "nsenter", "util-linux")
+	e := newSvcEnv(t)
+	certs := filepath.Join(e.prefix, "cockpit", "ws-certs.d")
+	os.MkdirAll(certs, 0o755)
+	// Cockpit's own self-signed certificate, which ipcert's must win over.
+	self := testChain(t, t.TempDir())
+	k, _ := os.ReadFile(self.Key)
+	c, _ := os.ReadFile(self.FullChain)
+	os.WriteFile(filepath.Join(certs, "0-self-signed.key"), k, 0o600)
+	// One certificate: Cockpit checks the expiry of its own file and
+	// refuses a chain there.
+	leaf, _ := pem.Decode(c)
+	os.WriteFile(filepath.Join(certs, "0-self-signed.cert"), pem.EncodeToMemory(leaf), 0o644)
+	env := []string{"XDG_CONFIG_DIRS=" + e.prefix}
+	l := LayoutFor(Cockpit, Debian, e.name)
+	l.CopyDir = certs
+	l.Test.Env = env
+	res, err := InstallFiles(context.Background(), Installer{Layout: l}, e.paths())
+	if err != nil || !res.Tested || !strings.Contains(res.TestOutput, CockpitStem(e.name)+".cert") {
+		t.Fatalf("install: %+v %v", res, err)
+	}
+	os.MkdirAll("/run/cockpit", 0o755)
+	script := fmt.Sprintf(`set -e
+mount -t tmpfs tmpfs /run/cockpit
+mkdir -p /run/cockpit/tls /run/cockpit/wsinstance
+ip link set lo up
+export XDG_CONFIG_DIRS=%s RUNTIME_DIRECTORY=/run/cockpit/tls
+%s --for-cockpit-tls
+exec %s --port %d --idle-timeout 0`, e.prefix, ensure, tlsBin, e.port)
+	log := filepath.Join(e.prefix, "server.log")
+	srv := &restartable{t: t, log: log, argv: []string{"unshare", "-m", "-n", "sh", "-c", script}}
+	srv.start()
+	bridges := func() {
+		ns := strconv.Itoa(srv.cmd.Process.Pid)
+		for _, a := range e.idents {
+			// cockpit-tls started by hand binds 0.0.0.0 only (cockpit.socket
+			// gives it both families under systemd): both bridges end on
+			// 127.0.0.1 inside.
+			target := fmt.Sprintf("TCP4:127.0.0.1:%d", e.port)
+			bridge := filepath.Join(e.prefix, "bridge-"+strconv.Itoa(len(a.String()))+".sh")
+			os.WriteFile(bridge, []byte("#!/bin/sh\nexec nsenter -t "+ns+" -n "+socat+" STDIO "+target+"\n"), 0o755)
+		}
+	}
+	bridges()
+	for _, a := range e.idents {
+		listen := fmt.Sprintf("TCP4-LISTEN:%d,bind=%s,reuseaddr,fork", e.port, a)
+		if a.Is6() {
+			listen = fmt.Sprintf("TCP6-LISTEN:%d,bind=[%s],reuseaddr,fork", e.port, a)
+		}
+		// The script is read at each connection: after the restart it
+		// names the new namespace.
+		startServer(t, filepath.Join(e.prefix, "socat-"+a.String()+".log"), nil, socat, listen, "EXEC:"+filepath.Join(e.prefix, "bridge-"+strconv.Itoa(len(a.String()))+".sh"))
+	}
+	e.serves(t, e.first.Version.Leaf, log)
+	second := e.renew(t, HookSpec{Commands: []string{CopyHookAs("root", certs, CopyCockpit)}})
+	srv.restart()
+	bridges()
 	e.serves(t, second.Version.Leaf, log)
 }
