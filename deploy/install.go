@@ -232,7 +232,22 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 	out, err := run.Run(ctx, in.Reload)
 	res.ReloadOutput = strings.TrimSpace(string(out))
 	if err != nil {
-		return res, fmt.Errorf("the new config passed its test and is installed, but the reload failed (%v); is %s running? Start or reload it by hand:\n%s", err, l.Unit, res.ReloadOutput)
+		// The service refused what its own test passed (a port it
+		// cannot bind, a file its user cannot read): put the previous
+		// config back and run the same command again, so a service a
+		// failed restart left down comes back as it was.
+		what := "the previous config was restored"
+		if rerr := rollback(); rerr != nil {
+			what = fmt.Sprintf("restoring the previous state FAILED (%v); restore %s by hand", rerr, l.ConfigPath)
+			if res.Backup != "" {
+				what += " from " + res.Backup
+			}
+		} else if out2, err2 := run.Run(ctx, in.Reload); err2 != nil {
+			what += fmt.Sprintf(", but %s failed again with it (%v), so %s may be down: %s", in.Reload, err2, l.Unit, strings.TrimSpace(string(out2)))
+		} else {
+			what += " and " + in.Reload.String() + " ran again with it"
+		}
+		return res, fmt.Errorf("the new config passed its test, but %s failed (%v), so %s:\n%s", in.Reload, err, what, res.ReloadOutput)
 	}
 	res.Reloaded = true
 	return res, nil

@@ -125,6 +125,37 @@ func TestInstallSteps(t *testing.T) {
 		}
 	})
 
+	t.Run("reload fails: previous file restored, the reload run again with it", func(t *testing.T) {
+		l := fakeLayout(t)
+		os.MkdirAll(filepath.Dir(l.ConfigPath), 0o755)
+		old := testSnippet(t, "/state/certs/t/current", "127.0.0.2")
+		os.WriteFile(l.ConfigPath, old, 0o644)
+		reloads := 0
+		var seen []string
+		r := &recRunner{fn: func(c Cmd) ([]byte, error) {
+			if c.Path != "reload-server" {
+				return nil, nil
+			}
+			reloads++
+			b, _ := os.ReadFile(l.ConfigPath)
+			seen = append(seen, string(b))
+			if reloads == 1 {
+				return []byte("bind: cannot assign requested address"), errors.New("exit status 1")
+			}
+			return nil, nil
+		}}
+		res, err := Install(ctx, Installer{Layout: l, Content: snip, BackupDir: t.TempDir(), Reload: reload, Runner: r})
+		if err == nil || !strings.Contains(err.Error(), "cannot assign requested address") || !strings.Contains(err.Error(), "previous config was restored and reload-server ran again with it") {
+			t.Fatalf("error %v", err)
+		}
+		if !res.RolledBack || res.Reloaded || reloads != 2 || seen[0] != string(snip) || seen[1] != string(old) {
+			t.Errorf("result %+v, %d reloads", res, reloads)
+		}
+		if got, _ := os.ReadFile(l.ConfigPath); string(got) != string(old) {
+			t.Error("previous file not restored")
+		}
+	})
+
 	t.Run("test fails on a new file: file and link removed", func(t *testing.T) {
 		l := fakeLayout(t)
 		l.EnableLink = filepath.Join(filepath.Dir(l.IncludeFile), "enabled.conf")

@@ -455,3 +455,47 @@ exec %s --port %d --idle-timeout 0`, e.prefix, ensure, tlsBin, e.port)
 	bridges()
 	e.serves(t, second.Version.Leaf, log)
 }
+
+// TestUnboundFailedRestartRollsBack: a config unbound-checkconf passes but
+// unbound cannot start with (an interface on an address no interface
+// has) fails the restart; Install restores the previous file, restarts
+// again, and unbound serves as before. The restart is the real one of a
+// daemonizing unbound: stop the running one, start anew.
+func TestUnboundFailedRestartRollsBack(t *testing.T) {
+	bin := testkit.NeedProgram(t, "unbound", "unbound")
+	check := testkit.NeedProgram(t, "unbound-checkconf", "unbound")
+	e := newSvcEnv(t)
+	conf := filepath.Join(e.prefix, "unbound.conf")
+	pid := filepath.Join(e.prefix, "unbound.pid")
+	os.MkdirAll(filepath.Join(e.prefix, "conf.d"), 0o755)
+	main := fmt.Sprintf("server:\n    username: \"\"\n    chroot: \"\"\n    directory: %q\n    pidfile: %q\n    use-syslog: no\n    logfile: %q\n    do-daemonize: yes\ninclude-toplevel: %q\n",
+		e.prefix, pid, filepath.Join(e.prefix, "server.log"), filepath.Join(e.prefix, "conf.d", "*.conf"))
+	os.WriteFile(conf, []byte(main), 0o644)
+	stop := fmt.Sprintf(`p=$(cat %[1]s 2>/dev/null) && kill "$p" 2>/dev/null; while [ -n "$p" ] && kill -0 "$p" 2>/dev/null; do sleep 0.05; done; rm -f %[1]s`, pid)
+	restart := Cmd{Path: "sh", Args: []string{"-c", stop + "; exec " + bin + " -c " + conf}}
+	t.Cleanup(func() { exec.Command("sh", "-c", stop).Run() })
+	l := Layout{Kind: Unbound, ConfigPath: filepath.Join(e.prefix, "conf.d", "ipcert-test.conf"), Test: Cmd{Path: check, Args: []string{conf}}, Unit: "unbound"}
+	p := e.params(e.ti.eng.Store.CurrentDir(e.name))
+	good, err := Snippet(Unbound, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backups := filepath.Join(e.prefix, "backups")
+	if res, err := Install(context.Background(), Installer{Layout: l, Content: good, BackupDir: backups, Reload: restart}); err != nil || !res.Reloaded {
+		t.Fatalf("first install: %+v %v", res, err)
+	}
+	e.serves(t, e.first.Version.Leaf, filepath.Join(e.prefix, "server.log"))
+	p.Identifiers = append(p.Identifiers, "192.0.2.1")
+	bad, err := Snippet(Unbound, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Install(context.Background(), Installer{Layout: l, Content: bad, BackupDir: backups, Reload: restart})
+	if err == nil || !res.RolledBack || res.Reloaded || !strings.Contains(err.Error(), "previous config was restored and sh -c") {
+		t.Fatalf("install of a config unbound cannot start with: %+v %v", res, err)
+	}
+	if got, _ := os.ReadFile(l.ConfigPath); string(got) != string(good) {
+		t.Fatal("the previous config is not back")
+	}
+	e.serves(t, e.first.Version.Leaf, filepath.Join(e.prefix, "server.log"))
+}
