@@ -268,6 +268,10 @@ func header(b *strings.Builder, d *snippetData) {
 		proto = "TLS"
 	}
 	fmt.Fprintf(b, "%s for certificate %s: %s on %s.\n", Marker, d.Name, proto, strings.Join(ids, ", "))
+	if d.kind == Cockpit {
+		// Not a config: what --write puts where (cockpitSnippet).
+		return
+	}
 	if d.layout.ConfigPath != "" {
 		fmt.Fprintf(b, "# \"ipcert snippet %s %s --write\" installs it as %s,\n", d.kind, d.Name, d.layout.ConfigPath)
 		fmt.Fprintf(b, "# tests the config and reloads; it replaces this file (keeping a backup).\n")

@@ -40,6 +40,9 @@ func serviceHeader(b *strings.Builder, d *snippetData) {
 	svc := d.layout.Service
 	switch svc.Pickup {
 	case catalog.PickupRestart:
+		if d.kind == Cockpit {
+			break
+		}
 		fmt.Fprintf(&h, "# A new certificate needs a restart (%s), which ipcert does after\n# each renewal: %s.\n", d.layout.ReloadCmd(true), svc.Gap)
 	case catalog.PickupConsole:
 		fmt.Fprintf(&h, "# After each renewal ipcert asks the running dnsdist to read the files\n# again through its console: %s\n", d.layout.ReloadCmd(true))
@@ -171,11 +174,12 @@ func dnsdistSnippet(b *strings.Builder, d *snippetData) {
 // alphabetical order. It says what --write puts there.
 func cockpitSnippet(b *strings.Builder, d *snippetData) {
 	dir := d.layout.CopyDir
-	fmt.Fprintf(b, "\n# Cockpit has no setting for its certificate: it serves the last\n")
+	fmt.Fprintf(b, "# Not a config file: Cockpit has no setting for its certificate. It serves the last\n")
 	fmt.Fprintf(b, "# *.cert in %s (alphabetically) with the .key of the same\n", dir)
 	fmt.Fprintf(b, "# name, and refuses a file holding both. \"--write\" copies them there\n")
 	fmt.Fprintf(b, "# (root-only, as cockpit-certificate-ensure reads them as root), every\n")
 	fmt.Fprintf(b, "# renewal refreshes them, then: %s\n", d.layout.ReloadCmd(true))
+	fmt.Fprintf(b, "# (%s).\n", d.layout.Service.Gap)
 	fmt.Fprintf(b, "#\n#   %s  <- %s\n#   %s  <- %s\n", path.Join(dir, CockpitStem(d.Name)+".cert"), path.Join(d.CertDir, "fullchain.pem"),
 		path.Join(dir, CockpitStem(d.Name)+".key"), path.Join(d.CertDir, "privkey.pem"))
 	fmt.Fprintf(b, "#\n# Cockpit listens on port %d of every address.\n", d.layout.Service.Port)
