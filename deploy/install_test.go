@@ -241,6 +241,12 @@ func TestIncludes(t *testing.T) {
 		{`EXTRAOPTS="-f /etc/haproxy/other.d"`, "/etc/haproxy", "/etc/haproxy/ipcert.d/x.cfg", false},
 		{`#CONFIG="/etc/haproxy/haproxy.cfg"`, "/etc/haproxy", "/etc/haproxy/ipcert.d/x.cfg", false},
 		{"import /etc/caddy/ipcert-*.caddy", "/etc/caddy", "/etc/caddy/ipcert-x.caddy", true},
+		{`include-toplevel: "/etc/unbound/unbound.conf.d/*.conf"`, "/etc/unbound", "/etc/unbound/unbound.conf.d/ipcert-x.conf", true},
+		{`include: "/etc/unbound/unbound.conf.d/ipcert-x.conf"`, "/etc/unbound", "/etc/unbound/unbound.conf.d/ipcert-x.conf", true},
+		{`includeDirectory("/etc/dnsdist/conf.d")`, "/etc/dnsdist", "/etc/dnsdist/conf.d/ipcert-x.conf", true},
+		{`-- includeDirectory("/etc/dnsdist/conf.d")`, "/etc/dnsdist", "/etc/dnsdist/conf.d/ipcert-x.conf", false},
+		{`dofile('/etc/knot-resolver/ipcert-x.lua')`, "/etc/knot-resolver", "/etc/knot-resolver/ipcert-x.lua", true},
+		{`include "/etc/lighttpd/conf-enabled/*.conf"`, "/etc/lighttpd", "/etc/lighttpd/conf-enabled/90-ipcert-x.conf", true},
 	} {
 		if got := includes([]byte(c.conf), c.base, c.target); got != c.want {
 			t.Errorf("includes(%q, %s) = %v", c.conf, c.target, got)

@@ -266,7 +266,7 @@ func includes(conf []byte, base, target string) bool {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
+		if line == "" || line[0] == '#' || strings.HasPrefix(line, "--") {
 			continue
 		}
 		fields := strings.FieldsFunc(line, func(r rune) bool {
@@ -274,7 +274,11 @@ func includes(conf []byte, base, target string) bool {
 		})
 		for i, f := range fields {
 			key := strings.ToLower(f)
-			if key != "include" && key != "includeoptional" && key != "import" && key != "-f" && key != "config" {
+			switch key {
+			case "include", "includeoptional", "import", "-f", "config":
+			// unbound; dnsdist's and kresd's Lua.
+			case "include:", "include-toplevel:", "includedirectory(", "dofile(":
+			default:
 				continue
 			}
 			for _, pat := range fields[i+1:] {
