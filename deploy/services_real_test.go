@@ -156,9 +156,23 @@ func unixSignalName(sig syscall.Signal) string {
 // TestLighttpdRenews: lighttpd as www-data (Debian's server.username) on
 // the copy, reloaded by SIGUSR1 as lighttpd.service's ExecReload does.
 func TestLighttpdRenews(t *testing.T) {
-	bin := testkit.NeedProgram(t, "lighttpd", "lighttpd")
-	testkit.Need(t, isExec("/usr/lib/lighttpd/mod_openssl.so") || fileExists("/usr/lib/lighttpd/mod_openssl.so"), "lighttpd's mod_openssl is missing (apt-get install -y lighttpd-mod-openssl)")
 	e := newSvcEnv(t)
+	cmd, hook, httpPort := startLighttpd(t, e)
+	for _, a := range e.idents {
+		checkHTTP(t, a, httpPort, e.port)
+	}
+	second := e.renew(t, HookSpec{Commands: []string{hook}, Reload: signalCmd(syscall.SIGUSR1, cmd.Process.Pid)})
+	e.serves(t, second.Version.Leaf, filepath.Join(e.prefix, "server.log"))
+}
+
+// startLighttpd runs Debian's lighttpd as www-data with the snippet
+// installed (tested with lighttpd -tt) on the copy for www-data, serving
+// e.prefix/www, and waits until it serves the first certificate. It
+// returns the process, the copy hook and the plain-HTTP port.
+func startLighttpd(t *testing.T, e *svcEnv) (*exec.Cmd, string, int) {
+	t.Helper()
+	bin := testkit.NeedProgram(t, "lighttpd", "lighttpd")
+	testkit.Need(t, fileExists("/usr/lib/lighttpd/mod_openssl.so"), "lighttpd's mod_openssl is missing (apt-get install -y lighttpd-mod-openssl)")
 	webroot := filepath.Join(e.prefix, "www")
 	os.MkdirAll(filepath.Join(webroot, ".well-known", "acme-challenge"), 0o755)
 	os.WriteFile(filepath.Join(webroot, ".well-known", "acme-challenge", "probe"), []byte("token-body"), 0o644)
@@ -174,6 +188,7 @@ server.pid-file = %q
 server.username = "www-data"
 server.groupname = "www-data"
 server.modules = ( "mod_access" )
+mimetype.assign = ( ".html" => "text/html" )
 include %q
 `, webroot, httpPort, httpPort, filepath.Join(e.prefix, "lighttpd.pid"), filepath.Join(e.prefix, "conf-enabled", "*.conf"))
 	os.WriteFile(conf, []byte(main), 0o644)
@@ -185,11 +200,7 @@ include %q
 	log := filepath.Join(e.prefix, "server.log")
 	cmd := startServer(t, log, nil, bin, "-D", "-f", conf)
 	e.serves(t, e.first.Version.Leaf, log)
-	for _, a := range e.idents {
-		checkHTTP(t, a, httpPort, e.port)
-	}
-	second := e.renew(t, HookSpec{Commands: []string{hook}, Reload: signalCmd(syscall.SIGUSR1, cmd.Process.Pid)})
-	e.serves(t, second.Version.Leaf, log)
+	return cmd, hook, httpPort
 }
 
 // TestStunnelRenews: stunnel4 as stunnel4 (setuid in the snippet) in front
