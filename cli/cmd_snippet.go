@@ -342,8 +342,13 @@ func snippetInstall(ctx context.Context, st *store.Store, name string, srv deplo
 // snippetNotReloaded says why nothing was reloaded and what to do.
 func snippetNotReloaded(w io.Writer, srv deploy.Server, svc deploy.ServiceState, l deploy.Layout) {
 	start := "sudo systemctl start " + l.Unit
+	if strings.Contains(l.Unit, "@") {
+		// A unit of its own for this certificate (stunnel@ipcert-NAME):
+		// enabled, so it comes back after a reboot.
+		start = "sudo systemctl enable --now " + l.Unit
+	}
 	if svc.Manager == "sysv" {
-		start = "sudo service " + l.Unit + " start"
+		start = "sudo service " + l.Service.SysVName() + " start"
 	}
 	fmt.Fprintf(w, "\nNot reloaded: %s.\n", svc)
 	if srv.Running {

@@ -183,6 +183,11 @@ func wizardServers(st *store.Store) func(context.Context, *acmeflow.Issued) []wi
 	return func(ctx context.Context, iss *acmeflow.Issued) []wizard.InstallTarget {
 		var out []wizard.InstallTarget
 		for _, srv := range deploy.DetectServers(ctx, deploy.Env{}) {
+			if !srv.Running && !deploy.LayoutFor(srv.Kind, srv.Distro, iss.Name).Service.Web {
+				// A DNS resolver, Cockpit or stunnel only when it runs
+				// here: installed is not a wish to serve it.
+				continue
+			}
 			snip, err := wizardSnippet(st, iss, srv.Kind, srv.Distro)
 			if err != nil {
 				continue

@@ -102,8 +102,12 @@ func TestWizardServersSnippets(t *testing.T) {
 		// Caddy reads as its own user: its snippet names the copy for it.
 		want := st.CurrentDir(iss.Name)
 		k, _ := deploy.ParseKind(tg.Kind)
-		if l := deploy.LayoutFor(k, deploy.Debian, iss.Name); l.CopyDir != "" && k != deploy.Cockpit {
+		l := deploy.LayoutFor(k, deploy.Debian, iss.Name)
+		if l.CopyDir != "" && k != deploy.Cockpit {
 			want = l.CopyDir
+		}
+		if !l.Service.Web && !tg.Running {
+			t.Errorf("%s is offered though it does not run here", tg.Kind)
 		}
 		if !strings.Contains(tg.Snippet, want) || tg.ConfigPath == "" {
 			t.Errorf("%s: snippet does not use %s, or no config path %q", tg.Kind, want, tg.ConfigPath)
