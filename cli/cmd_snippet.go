@@ -170,6 +170,15 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 		HTTPSPort: *httpsPort, HTTPPort: *httpPort, Distro: distro, Upstream: *upstream,
 		NotLocal: snippetNotLocal(r.Identifiers), Systemd: deploy.TimerSystemdRunning("/"),
 	}
+	if kind == deploy.Unbound {
+		// Whether any other interface: line is set (else the snippet
+		// keeps unbound answering on localhost).
+		if out, err := (deploy.ExecRunner{}).Run(ctx, deploy.Cmd{Path: "unbound-checkconf", Args: []string{"-o", "interface"}}); err == nil {
+			params.KeepLocalhost = deploy.UnboundKeepsLocalhost(out, layout.ConfigPath)
+		} else {
+			fmt.Fprintf(s.Err, "Note: unbound-checkconf could not list unbound's interfaces (%v); if no interface: line is set elsewhere, add \"interface: 127.0.0.1\" and \"interface: ::1\" or unbound stops answering on localhost.\n", err)
+		}
+	}
 	if kind == deploy.Dnsdist {
 		// The console key of the file already installed, so a rewrite
 		// keeps the running dnsdist reachable; else a new one.

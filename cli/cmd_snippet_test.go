@@ -372,8 +372,13 @@ func TestSnippetServicesWrite(t *testing.T) {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 		}
 		b, _ := os.ReadFile(conf)
-		if !strings.Contains(string(b), "tls-service-pem: \""+st.CurrentDir(name)+"/fullchain.pem\"") || !strings.Contains(string(b), "interface: 127.0.0.1@18853") {
+		// Debian's stock config names no interface: the snippet keeps
+		// unbound answering on localhost.
+		if !strings.Contains(string(b), "tls-service-pem: \""+st.CurrentDir(name)+"/fullchain.pem\"") || !strings.Contains(string(b), "interface: 127.0.0.1@18853") || !strings.Contains(string(b), "interface: 127.0.0.1\n    interface: ::1\n") {
 			t.Errorf("config:\n%s", b)
+		}
+		if code, out, errs := verifyRun(t, "snippet", "unbound", name, "--write", "--state-dir", dir, "--https-port", "18853"); code != exitOK || !strings.Contains(out, "unchanged") {
+			t.Errorf("a rewrite must keep localhost (file unchanged): exit %d\n%s\n%s", code, out, errs)
 		}
 		if r, _ := st.LoadRenewal(name); r.Reload != "unbound" {
 			t.Errorf("renewal.json: reload %q", r.Reload)

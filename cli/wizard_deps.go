@@ -168,6 +168,11 @@ func wizardSnippet(st *store.Store, iss *acmeflow.Issued, kind deploy.Kind, dist
 		Name: iss.Name, Identifiers: r.Identifiers, CertDir: certDir, CopyGroup: group, WebRoot: r.WebRoot, Distro: distro,
 		Systemd: deploy.TimerSystemdRunning("/"),
 	}
+	if kind == deploy.Unbound {
+		if out, err := (deploy.ExecRunner{}).Run(context.Background(), deploy.Cmd{Path: "unbound-checkconf", Args: []string{"-o", "interface"}}); err == nil {
+			p.KeepLocalhost = deploy.UnboundKeepsLocalhost(out, layout.ConfigPath)
+		}
+	}
 	if kind == deploy.Dnsdist {
 		key, err := deploy.DnsdistConsoleKey(layout.ConfigPath)
 		if err != nil {

@@ -49,6 +49,10 @@ type SnippetParams struct {
 	// renewals reach the running dnsdist through it.
 	ConsoleKey string
 	Console    string
+	// KeepLocalhost (unbound only): no other interface: line is in its
+	// config, so the snippet's would end its default of answering on
+	// localhost; it names 127.0.0.1 and ::1 too (UnboundKeepsLocalhost).
+	KeepLocalhost bool
 }
 
 // Marker starts every file ipcert writes; Install replaces only files that

@@ -133,10 +133,14 @@ func stunnelSnippet(b *strings.Builder, d *snippetData) {
 
 func unboundSnippet(b *strings.Builder, d *snippetData) {
 	fmt.Fprintf(b, "\n# unbound reads these files as root before it drops privileges.\n")
-	fmt.Fprintf(b, "# It listens only on the interfaces its config names: when this is the\n")
-	fmt.Fprintf(b, "# first \"interface:\" anywhere, add \"interface: 127.0.0.1\" (and ::1) for\n")
-	fmt.Fprintf(b, "# the local resolver, and an access-control line for the clients of DoT.\n")
+	fmt.Fprintf(b, "# It listens only on the interfaces its config names; add an access-control\n")
+	fmt.Fprintf(b, "# line for the clients of DoT (an open resolver answers everyone).\n")
 	fmt.Fprintf(b, "server:\n")
+	if d.KeepLocalhost {
+		fmt.Fprintf(b, "    # No other interface: line was set, so unbound answered on localhost;\n")
+		fmt.Fprintf(b, "    # these keep it answering there.\n")
+		fmt.Fprintf(b, "    interface: 127.0.0.1\n    interface: ::1\n")
+	}
 	for _, a := range d.listenAddrs() {
 		fmt.Fprintf(b, "    interface: %s@%d\n", a, d.HTTPSPort)
 	}
@@ -209,3 +213,32 @@ func DnsdistConsoleKey(path string) (string, error) {
 }
 
 var setKeyLine = regexp.MustCompile(`(?m)^setKey\("([A-Za-z0-9+/=]{44})"\)$`)
+
+// UnboundKeepsLocalhost says whether unbound's config, apart from ipcert's
+// own file at path, names no interface: then unbound answers on localhost
+// only by default, which the snippet's interface: lines would end, so the
+// snippet must name localhost itself. interfaces is what
+// "unbound-checkconf -o interface" prints (one per line, ipcert's file
+// included).
+func UnboundKeepsLocalhost(interfaces []byte, path string) bool {
+	ours := map[string]int{}
+	if b, err := os.ReadFile(path); err == nil && IsOurs(b) {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "interface:"); ok {
+				ours[strings.TrimSpace(v)]++
+			}
+		}
+	}
+	for _, l := range strings.Split(string(interfaces), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		if ours[l] > 0 {
+			ours[l]--
+			continue
+		}
+		return false
+	}
+	return true
+}

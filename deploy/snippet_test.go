@@ -189,3 +189,28 @@ func TestSnippetIPv6Upstream(t *testing.T) {
 		t.Errorf("%v\n%s", err, got)
 	}
 }
+
+// TestUnboundKeepsLocalhost: only interface: lines of ipcert's own file
+// (localhost ones it added included) leave unbound's localhost default to
+// keep; any other line means the user chose its interfaces.
+func TestUnboundKeepsLocalhost(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ipcert-x.conf")
+	p := SnippetParams{Name: "x", Identifiers: []string{"192.0.2.1"}, CertDir: "/c", KeepLocalhost: true}
+	snip, err := Snippet(Unbound, p)
+	if err != nil || !strings.Contains(string(snip), "interface: 127.0.0.1\n    interface: ::1\n") {
+		t.Fatalf("%v\n%s", err, snip)
+	}
+	if !UnboundKeepsLocalhost(nil, path) {
+		t.Error("no interface at all: localhost must be kept")
+	}
+	if UnboundKeepsLocalhost([]byte("10.0.0.1\n"), path) {
+		t.Error("the user's own interface: nothing to keep")
+	}
+	os.WriteFile(path, snip, 0o644)
+	if !UnboundKeepsLocalhost([]byte("127.0.0.1\n::1\n192.0.2.1@853\n"), path) {
+		t.Error("only ipcert's own lines: localhost must stay kept on a rewrite")
+	}
+	if UnboundKeepsLocalhost([]byte("127.0.0.1\n::1\n192.0.2.1@853\n10.0.0.1\n"), path) {
+		t.Error("a line of the user's beside ipcert's: nothing to keep")
+	}
+}
