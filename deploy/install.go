@@ -150,7 +150,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 			if newDir {
 				os.Remove(dir)
 			}
-			return res, fmt.Errorf("the %s config already fails its test before ipcert changed anything, so nothing was written; fix it first (%s):\n%s", l.Kind, l.TestCmd(), strings.TrimSpace(string(out)))
+			return res, fmt.Errorf("the %s config already fails its test before ipcert changed anything, so nothing was written; fix it first (%s):\n%s", l.Kind, l.TestCmd(), programOutput(out))
 		}
 	}
 	if enable {
@@ -161,7 +161,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 		c := l.EnableModules
 		c.Args = append(append([]string{}, c.Args...), mods...)
 		if out, err := run.Run(ctx, c); err != nil {
-			return res, fmt.Errorf("enabling the modules the %s snippet needs failed (%s), so nothing was written:\n%s", l.Kind, c, strings.TrimSpace(string(out)))
+			return res, fmt.Errorf("enabling the modules the %s snippet needs failed (%s), so nothing was written:\n%s", l.Kind, c, programOutput(out))
 		}
 		res.ModulesEnabled = mods
 	}
@@ -200,7 +200,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 			c := l.DisableModules
 			c.Args = append(append([]string{}, c.Args...), res.ModulesEnabled...)
 			if out, err := run.Run(ctx, c); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %v: %s", c, err, strings.TrimSpace(string(out))))
+				errs = append(errs, fmt.Errorf("%s: %v: %s", c, err, programOutput(out)))
 			} else {
 				res.ModulesEnabled = nil
 			}
@@ -210,7 +210,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 	}
 	if l.Test.Path != "" {
 		out, err := run.Run(ctx, l.TestCmd())
-		res.Tested, res.TestOutput = true, strings.TrimSpace(string(out))
+		res.Tested, res.TestOutput = true, programOutput(out)
 		if err != nil {
 			rerr := rollback()
 			what := "the previous file was restored"
@@ -230,7 +230,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 		return res, nil
 	}
 	out, err := run.Run(ctx, in.Reload)
-	res.ReloadOutput = strings.TrimSpace(string(out))
+	res.ReloadOutput = programOutput(out)
 	if err != nil {
 		// The service refused what its own test passed (a port it
 		// cannot bind, a file its user cannot read): put the previous
@@ -243,7 +243,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 				what += " from " + res.Backup
 			}
 		} else if out2, err2 := run.Run(ctx, in.Reload); err2 != nil {
-			what += fmt.Sprintf(", but %s failed again with it (%v), so %s may be down: %s", in.Reload, err2, l.Unit, strings.TrimSpace(string(out2)))
+			what += fmt.Sprintf(", but %s failed again with it (%v), so %s may be down: %s", in.Reload, err2, l.Unit, programOutput(out2))
 		} else {
 			what += " and " + in.Reload.String() + " ran again with it"
 		}

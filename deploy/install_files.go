@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ipcert/ipcert/deploy/catalog"
+	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
 // InstallFiles is Install for a service configured by its files alone
@@ -50,7 +51,7 @@ func InstallFiles(ctx context.Context, in Installer, paths CertPaths) (InstallRe
 	res.Changed = true
 	if l.Test.Path != "" {
 		out, err := run.Run(ctx, l.Test)
-		res.Tested, res.TestOutput = true, strings.TrimSpace(string(out))
+		res.Tested, res.TestOutput = true, programOutput(out)
 		if err != nil {
 			var errs []error
 			for i, n := range names {
@@ -79,7 +80,7 @@ func InstallFiles(ctx context.Context, in Installer, paths CertPaths) (InstallRe
 		return res, nil
 	}
 	out, err := run.Run(ctx, in.Reload)
-	res.ReloadOutput = strings.TrimSpace(string(out))
+	res.ReloadOutput = programOutput(out)
 	if err != nil {
 		return res, fmt.Errorf("the new files passed the check and are installed, but %s failed (%v); start it by hand:\n%s", in.Reload, err, res.ReloadOutput)
 	}
@@ -99,3 +100,7 @@ func (l Layout) ApplyCmd(systemd bool) Cmd {
 	}
 	return l.ReloadCmd(systemd)
 }
+
+// programOutput is what a config test or reload printed, made safe to
+// print (it may quote files and names another user chose).
+func programOutput(b []byte) string { return untrusted.Lines(strings.TrimSpace(string(b))) }

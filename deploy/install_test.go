@@ -432,3 +432,21 @@ func TestInstallEnablesApacheModules(t *testing.T) {
 		t.Errorf("mod_ssl not enabled: %v", err)
 	}
 }
+
+// TestInstallEscapesProgramOutput: what a config test prints is shown
+// escaped (a path or name in it may carry terminal escapes).
+func TestInstallEscapesProgramOutput(t *testing.T) {
+	l := fakeLayout(t)
+	n := 0
+	r := &recRunner{fn: func(c Cmd) ([]byte, error) {
+		n++
+		if n == 2 {
+			return []byte("bad \x1b]0;owned\x07 line"), errors.New("exit status 1")
+		}
+		return nil, nil
+	}}
+	res, err := Install(context.Background(), Installer{Layout: l, Content: testSnippet(t, "/state/certs/t/current", "127.0.0.2"), BackupDir: t.TempDir(), Runner: r})
+	if err == nil || strings.ContainsRune(err.Error(), 0x1b) || strings.ContainsRune(res.TestOutput, 0x07) || !strings.Contains(res.TestOutput, `\x1b`) {
+		t.Errorf("%q / %q", err, res.TestOutput)
+	}
+}
