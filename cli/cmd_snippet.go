@@ -256,7 +256,7 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	if cf.jsonOut {
 		printJSON(s.Out, out)
 	} else {
-		snippetPrintInstall(s.Out, res, err, layout, snippetVerifyTarget(r.Identifiers[0], *httpsPort), hint, srv.ReloadCmd())
+		snippetPrintInstall(s.Out, res, err, layout, snippetVerifyTarget(r.Identifiers[0], *httpsPort), hint, layout.ApplyCmd(srv.Systemd))
 	}
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
