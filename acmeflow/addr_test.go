@@ -206,3 +206,18 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	a, _ := netip.AddrFromSlice(b)
 	return a
 }
+
+func TestAddrFromReverseName(t *testing.T) {
+	for _, s := range []string{"192.0.2.1", "64.112.117.10", "2001:db8::7", "2602:80a:6000:ff::c", "::1"} {
+		a := netip.MustParseAddr(s)
+		got, ok := AddrFromReverseName(ReverseName(a))
+		if !ok || got != a {
+			t.Errorf("%s -> %s -> %s %v", a, ReverseName(a), got, ok)
+		}
+	}
+	for _, bad := range []string{"", "in-addr.arpa", "1.2.3.in-addr.arpa", "01.2.3.4.in-addr.arpa", "256.1.1.1.in-addr.arpa", "x.ip6.arpa", "example.com"} {
+		if a, ok := AddrFromReverseName(bad); ok {
+			t.Errorf("%q -> %s", bad, a)
+		}
+	}
+}

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/go-acme/lego/v4/acme/api"
+	"github.com/ipcert/ipcert/internal/netlimit"
 )
 
 // StepRenewalInfo is the ARI query (RFC 9773) that renew makes before
@@ -97,7 +97,8 @@ func (e *Engine) getJSON(ctx context.Context, hc *http.Client, ua, u string, v a
 		return nil, err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	// The directory and the ARI answer are a few hundred bytes to a few KB.
+	data, err := netlimit.ReadAll(resp.Body, MaxCAResponse, "the CA at "+hreq.URL.Host, "renewal information")
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", u, err)
 	}

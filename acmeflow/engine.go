@@ -28,14 +28,14 @@ import (
 	"github.com/go-acme/lego/v4/acme"
 	"github.com/go-acme/lego/v4/acme/api"
 	"github.com/go-acme/lego/v4/certificate"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // ProfileShortlived is the only Let's Encrypt profile that allows IP
-// identifiers: 160 hours, no Common Name (FACTS.md).
+// identifiers: 160 hours, no Common Name (docs/letsencrypt.md).
 const ProfileShortlived = "shortlived"
 
-// Directories of Let's Encrypt (FACTS.md).
+// Directories of Let's Encrypt (docs/letsencrypt.md).
 const (
 	LEProduction = "https://acme-v02.api.letsencrypt.org/directory"
 	LEStaging    = "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -66,6 +66,21 @@ type Request struct {
 
 	// Events receives progress; calls are serialised. Nil discards.
 	Events func(Event)
+
+	// Publish, when set, also makes each answer available to the other
+	// machines that serve the address (cluster mode: a validator may reach
+	// any of them), before the challenge is accepted; release is called
+	// when the authorization is done.
+	Publish func(ctx context.Context, challenge string, ident netip.Addr, token, keyAuth string) (release func(), err error)
+	// ReuseKey is the private key (PEM) to certify again instead of a new
+	// one (--reuse-key: DNS-over-TLS clients may pin it, RFC 7858 section
+	// 4.2); nil makes a new key of KeyType.
+	ReuseKey []byte
+
+	// PublishOnly starts no responder here: the answers reach the
+	// validators only through Publish (cluster mode, where every machine's
+	// agent holds ports 80 and 443 and answers from the shared store).
+	PublishOnly bool
 }
 
 // Certificate is what an order produced.
@@ -79,6 +94,8 @@ type Certificate struct {
 	OrderURL     string
 	AccountURL   string
 	Seen         []ValidatorRequest
+	// SeenDropped and SeenRefused are as in Error.
+	SeenDropped, SeenRefused int
 }
 
 // Engine obtains certificates. Its zero value is not usable: Store is
@@ -130,12 +147,28 @@ func (r *Request) Validate() error {
 	if len(r.Identifiers) == 0 {
 		return &Error{Step: StepAddress, Err: errors.New("no IP address given; use --ip ADDR (or --ip auto)")}
 	}
-	// Let's Encrypt allows at most 25 identifiers per order (FACTS.md).
-	if len(r.Identifiers) > 25 {
-		return &Error{Step: StepAddress, Err: fmt.Errorf("%d addresses given; a certificate may name at most 25", len(r.Identifiers))}
+	if err := CheckOrder(r.Identifiers, r.PublicCA, r.Challenge, r.WebRoot, r.KeyType); err != nil {
+		return err
+	}
+	if r.Directory == "" {
+		return &Error{Step: StepDirectory, Err: errors.New("no ACME directory URL")}
+	}
+	return nil
+}
+
+// CheckOrder is the order's own rules, checked before the CA is even
+// opened (the flags of issue, before anything is written or sent): at most
+// 25 distinct canonical addresses that the CA's address policy allows
+// (none given: not checked, as for --ip auto before the detection), a
+// challenge that can prove an address, a web root only with http-01, a
+// known key type.
+func CheckOrder(idents []netip.Addr, publicCA bool, challenge, webRoot, keyType string) error {
+	// Let's Encrypt allows at most 25 identifiers per order (docs/letsencrypt.md).
+	if len(idents) > 25 {
+		return &Error{Step: StepAddress, Err: fmt.Errorf("%d addresses given; a certificate may name at most 25", len(idents))}
 	}
 	seen := map[netip.Addr]bool{}
-	for _, a := range r.Identifiers {
+	for _, a := range idents {
 		if a.Zone() != "" || a.Is4In6() {
 			return &Error{Step: StepAddress, Identifier: a.String(), Err: &AddrError{Input: a.String(), Reason: "is not a canonical identifier", Fix: "use " + a.Unmap().WithZone("").String()}}
 		}
@@ -143,24 +176,21 @@ func (r *Request) Validate() error {
 			return &Error{Step: StepAddress, Identifier: a.String(), Err: fmt.Errorf("address %s is given twice", a)}
 		}
 		seen[a] = true
-		if err := CheckAddr(a, r.PublicCA); err != nil {
+		if err := CheckAddr(a, publicCA); err != nil {
 			return &Error{Step: StepAddress, Identifier: a.String(), Err: err}
 		}
 	}
-	switch r.Challenge {
+	switch challenge {
 	case ChallengeHTTP01, ChallengeTLSALPN01:
 	case "dns-01":
 		return &Error{Step: StepAddress, Err: errors.New("dns-01 cannot validate an IP address: there is no DNS name to publish the TXT record under (RFC 8738); use http-01 (port 80) or tls-alpn-01 (port 443)")}
 	default:
-		return &Error{Step: StepAddress, Err: fmt.Errorf("unknown challenge %q; use http-01 or tls-alpn-01", r.Challenge)}
+		return &Error{Step: StepAddress, Err: fmt.Errorf("unknown challenge %q; use http-01 or tls-alpn-01", challenge)}
 	}
-	if r.WebRoot != "" && r.Challenge != ChallengeHTTP01 {
+	if webRoot != "" && challenge != ChallengeHTTP01 {
 		return &Error{Step: StepAddress, Err: errors.New("--webroot works only with --challenge http-01")}
 	}
-	if r.Directory == "" {
-		return &Error{Step: StepDirectory, Err: errors.New("no ACME directory URL")}
-	}
-	if _, err := GenerateKeyCheck(r.KeyType); err != nil {
+	if _, err := GenerateKeyCheck(keyType); err != nil {
 		return &Error{Step: StepAddress, Err: err}
 	}
 	return nil
@@ -256,10 +286,15 @@ func (e *Engine) Obtain(ctx context.Context, req Request) (_ *Certificate, err e
 	fail := func(step Step, ident string, err error) (*Certificate, error) {
 		se := stepErr(step, ident, err)
 		se.Seen = seen.snapshot()
+		se.SeenDropped, se.SeenRefused = seen.counts()
 		return nil, e.wrapCtx(ctx, se)
 	}
 
-	if err := e.authorize(ctx, core, tr, req, order, seen, wake, em); err != nil {
+	err = e.authorize(ctx, core, tr, req, order, seen, wake, em)
+	if d, r := seen.counts(); d+r > 0 {
+		em.info(StepChallenge, "", "%s", SeenCountsText(d, r))
+	}
+	if err != nil {
 		return fail(StepChallenge, "", err)
 	}
 
@@ -268,8 +303,12 @@ func (e *Engine) Obtain(ctx context.Context, req Request) (_ *Certificate, err e
 		sans = fmt.Sprintf("%d IP SANs", len(idents))
 	}
 	em.step(StepFinalize, "Sending the CSR (empty subject, %s) and waiting for the certificate", sans)
-	key, err := GenerateKey(req.KeyType)
-	if err != nil {
+	var key crypto.Signer
+	if len(req.ReuseKey) > 0 {
+		if key, err = store.ParseKey(req.ReuseKey); err != nil {
+			return fail(StepFinalize, "", fmt.Errorf("the key to reuse: %w", err))
+		}
+	} else if key, err = GenerateKey(req.KeyType); err != nil {
 		return fail(StepFinalize, "", err)
 	}
 	csr, err := makeCSR(key, idents)
@@ -318,6 +357,7 @@ func (e *Engine) Obtain(ctx context.Context, req Request) (_ *Certificate, err e
 	out.OrderURL = order.Location
 	out.AccountURL = acct
 	out.Seen = seen.snapshot()
+	out.SeenDropped, out.SeenRefused = seen.counts()
 	return out, nil
 }
 
@@ -413,7 +453,7 @@ func (e *Engine) register(ctx context.Context, hc *http.Client, ua string, req R
 	return core, acct.Location, nil
 }
 
-// checkDirectory refuses a CA that does not offer the profile (FACTS.md:
+// checkDirectory refuses a CA that does not offer the profile (docs/letsencrypt.md:
 // check meta.profiles before ordering). A CA other than Let's Encrypt that
 // advertises no profiles at all (step-ca, most private ACME CAs: the
 // profiles extension is a draft) is ordered from without one: it issues
@@ -499,8 +539,53 @@ type pending struct {
 	chal  acme.Challenge
 }
 
-// authorize answers every pending authorization of the order.
+// orderAuthz is one order's authorizations being answered: the phases of
+// authorize share it.
+type orderAuthz struct {
+	e     *Engine
+	core  *api.Core
+	tr    *ctxTransport
+	req   Request
+	order acme.ExtendedOrder
+	seen  *seenLog
+	wake  <-chan struct{}
+	em    *emitter
+
+	// The responder and the published answers live until the CA has
+	// validated (close).
+	resp     responder
+	relMu    sync.Mutex
+	releases []func()
+}
+
+// close stops the responder and withdraws the published answers.
+func (a *orderAuthz) close() {
+	if a.resp != nil {
+		a.resp.close()
+	}
+	for _, r := range a.releases {
+		r()
+	}
+}
+
+// authorize answers every pending authorization of the order, in two
+// phases: answer and accept each challenge (answerAll), then wait until
+// the CA has validated them (waitValid).
 func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport, req Request, order acme.ExtendedOrder, seen *seenLog, wake <-chan struct{}, em *emitter) error {
+	a := &orderAuthz{e: e, core: core, tr: tr, req: req, order: order, seen: seen, wake: wake, em: em}
+	defer a.close()
+	waiting, err := a.answerAll(ctx)
+	if err != nil || len(waiting) == 0 {
+		return err
+	}
+	return a.waitValid(ctx, waiting)
+}
+
+// answerAll fetches the authorizations, answers each challenge (the
+// responder, and Publish) and has it accepted; it returns those the CA has
+// still to validate.
+func (a *orderAuthz) answerAll(ctx context.Context) ([]pending, error) {
+	e, core, req, order, seen, em := a.e, a.core, a.req, a.order, a.seen, a.em
 	// The authorizations are fetched a few at a time, and each challenge
 	// is accepted as soon as its authorization is in (the CA validates one
 	// while the next ones are fetched): with 25 addresses one after
@@ -512,7 +597,6 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 	validNow := make([]bool, n)
 	var (
 		start   sync.Once
-		resp    responder
 		respErr error
 		addMu   sync.Mutex // the responders' add is not safe for concurrent use
 		// The challenges accepted as their authorizations come in.
@@ -520,11 +604,6 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 		acceptSlots = make(chan struct{}, 8)
 		acceptErrs  = make([]error, n)
 	)
-	defer func() {
-		if resp != nil {
-			resp.close()
-		}
-	}()
 	err := forEach(n, func(i int) error {
 		authzURL := order.Authorizations[i]
 		authz, err := core.Authorizations.Get(authzURL)
@@ -556,6 +635,9 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 			return &Error{Step: StepChallenge, Identifier: ident, Err: fmt.Errorf("the CA returned an authorization for %q, which is not an IP address", ident)}
 		}
 		start.Do(func() {
+			if req.PublishOnly && req.Publish != nil {
+				return
+			}
 			// Not assigned on failure: a responder type's nil in the
 			// interface would be closed below.
 			r, err := e.startResponder(ctx, req, seen, em)
@@ -563,16 +645,27 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 				respErr = err
 				return
 			}
-			resp = r
+			a.resp = r
 		})
 		if respErr != nil {
 			return &Error{Step: StepResponder, Err: respErr}
 		}
-		addMu.Lock()
-		err = resp.add(challengeAnswer{ident: addr, token: chal.Token, keyAuth: ka})
-		addMu.Unlock()
+		if a.resp != nil {
+			addMu.Lock()
+			err = a.resp.add(challengeAnswer{ident: addr, token: chal.Token, keyAuth: ka})
+			addMu.Unlock()
+		}
 		if err != nil {
 			return &Error{Step: StepResponder, Identifier: ident, Err: err}
+		}
+		if req.Publish != nil {
+			release, err := req.Publish(ctx, req.Challenge, addr, chal.Token, ka)
+			if err != nil {
+				return &Error{Step: StepResponder, Identifier: ident, Err: fmt.Errorf("publishing the answer to the other machines: %w", err)}
+			}
+			a.relMu.Lock()
+			a.releases = append(a.releases, release)
+			a.relMu.Unlock()
 		}
 		em.step(StepChallenge, "Asking the CA to validate %s with %s", ident, req.Challenge)
 		todo[i] = &pending{ident: ident, authz: authzURL, chal: *chal}
@@ -599,11 +692,11 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 	})
 	accepts.Wait()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, err := range acceptErrs {
 		if err != nil {
-			return err // the first by position, as forEach
+			return nil, err // the first by position, as forEach
 		}
 	}
 	var waiting []pending
@@ -616,16 +709,20 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 			waiting = append(waiting, *p)
 		}
 	}
-	if len(waiting) == 0 {
-		return nil
-	}
+	return waiting, nil
+}
+
+// waitValid polls until every waiting authorization is valid, or one
+// failed (its error).
+func (a *orderAuthz) waitValid(ctx context.Context, waiting []pending) error {
+	e, core, req, order, em, tr := a.e, a.core, a.req, a.order, a.em, a.tr
 	// One poll a tick for the whole order: a single authorization is
 	// polled itself, several through the order, whose status stays pending
 	// until all are valid and turns invalid when one fails (RFC 8555
 	// section 7.1.6); only then are the authorizations asked, at once, to
 	// find which.
 	poll := newPoller()
-	poll.wake = wake
+	poll.wake = a.wake
 	single := ""
 	if len(waiting) == 1 {
 		single = waiting[0].ident
@@ -666,28 +763,34 @@ func (e *Engine) authorize(ctx context.Context, core *api.Core, tr *ctxTransport
 			}
 			return nil
 		}
-		errs := make([]error, len(waiting))
-		var wg sync.WaitGroup
-		for i, p := range waiting {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if done, err := e.authzDone(core, req, p, em); err != nil {
-					errs[i] = err
-				} else if !done {
-					errs[i] = &Error{Step: StepChallenge, Identifier: p.ident, Problem: &Problem{Type: ProblemNS + "unauthorized",
-						Detail: "the order is " + o.Status + " while this authorization is still pending", Identifier: p.ident}}
-				}
-			}()
-		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				return err
-			}
-		}
-		return &Error{Step: StepChallenge, Problem: &Problem{Type: ProblemNS + "unauthorized", Detail: "the order is " + o.Status}}
+		return a.whichFailed(o.Status, waiting)
 	}
+}
+
+// whichFailed asks each waiting authorization, at once, which one failed
+// the order (its status says only that one did).
+func (a *orderAuthz) whichFailed(status string, waiting []pending) error {
+	errs := make([]error, len(waiting))
+	var wg sync.WaitGroup
+	for i, p := range waiting {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if done, err := a.e.authzDone(a.core, a.req, p, a.em); err != nil {
+				errs[i] = err
+			} else if !done {
+				errs[i] = &Error{Step: StepChallenge, Identifier: p.ident, Problem: &Problem{Type: ProblemNS + "unauthorized",
+					Detail: "the order is " + status + " while this authorization is still pending", Identifier: p.ident}}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return &Error{Step: StepChallenge, Problem: &Problem{Type: ProblemNS + "unauthorized", Detail: "the order is " + status}}
 }
 
 // authzDone polls one authorization: done when valid, an error when it

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/localca"
+	"github.com/ipcert/ipcert/internal/localca"
 )
 
 // gatedTransport holds the CA's answer to every authorization fetch after

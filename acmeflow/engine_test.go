@@ -15,21 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/localca"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
-// freePort finds a port free on both 127.0.0.1 and ::1, so dual-stack
-// responders can use it; tests never use 80/443.
-func freePort(t *testing.T) int {
-	t.Helper()
-	p, err := FreePort("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
+// testCA is the local CA, its validator knocking on port (for both
+// challenges, the responders listen there); tests never use 80/443.
 type testCA struct {
 	*localca.Server
 	port int
@@ -37,13 +28,7 @@ type testCA struct {
 
 func startCA(t *testing.T, opts localca.Options) *testCA {
 	t.Helper()
-	port := freePort(t)
-	opts.HTTPPort, opts.TLSPort = port, port
-	srv, err := localca.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	srv, port := localca.StartForTest(t, opts)
 	return &testCA{Server: srv, port: port}
 }
 

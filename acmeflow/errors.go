@@ -80,8 +80,11 @@ type Error struct {
 	Problem    *Problem
 	Err        error
 	// Seen lists the validator requests that reached our responder during
-	// this run, in order.
+	// this run, in order: the bounded record of responder_limits.go.
 	Seen []ValidatorRequest
+	// SeenDropped counts the requests past that record; SeenRefused the
+	// connections the responder's limits refused or closed.
+	SeenDropped, SeenRefused int
 }
 
 func (e *Error) Error() string {
@@ -151,5 +154,5 @@ func stepErr(step Step, ident string, err error) *Error {
 
 // ErrNoShortlived is returned when the CA's directory does not offer the
 // shortlived profile, the only one under which Let's Encrypt issues for IP
-// addresses (FACTS.md "Profiles and certificates").
+// addresses (docs/letsencrypt.md).
 var ErrNoShortlived = errors.New("the CA does not offer the shortlived profile")

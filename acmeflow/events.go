@@ -56,7 +56,7 @@ func (e Event) String() string {
 
 // ValidatorRequest is one request that reached our challenge responder.
 // What arrived, and from where, is the best evidence there is when a
-// validation fails (FACTS.md: none at all means the packets never arrived).
+// validation fails (docs/letsencrypt.md: none at all means the packets never arrived).
 type ValidatorRequest struct {
 	Time      time.Time `json:"time"`
 	Challenge string    `json:"challenge"` // http-01 or tls-alpn-01

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // KeepVersions is how many certificate versions the store keeps per name:
@@ -110,6 +110,14 @@ func (e *Engine) Issue(ctx context.Context, req Request, opts IssueOptions) (*Is
 	r.NotAfter = cert.Leaf.NotAfter.UTC()
 	r.CertID = cert.CertID
 	now := e.now().UTC()
+	if pin := SPKIPin(cert.Leaf); pin != r.SPKIPin {
+		if r.SPKIPin != "" {
+			// Said where it is asked for (status: "since"), not as a
+			// warning at every renewal of every certificate.
+			em.info(StepStore, "", "the key's pin is now pin-sha256 %s (was %s)", pin, r.SPKIPin)
+		}
+		r.SPKIPin, r.PinSince = pin, now
+	}
 	r.LastAttempt = now
 	r.LastSuccess = now
 	r.Failures = 0

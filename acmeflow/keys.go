@@ -6,7 +6,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -44,7 +46,7 @@ func EncodeKey(k crypto.Signer) ([]byte, error) {
 
 // makeCSR builds the CSR for IP identifiers with an EMPTY subject: Let's
 // Encrypt rejects an IP in the Common Name with badCSR "CSR contains IP
-// address in Common Name" (boulder csr/csr.go; FACTS.md), which is the trap
+// address in Common Name" (boulder csr/csr.go; docs/letsencrypt.md), which is the trap
 // lego's own CSR falls into.
 func makeCSR(key crypto.Signer, idents []netip.Addr) ([]byte, error) {
 	ips := make([]net.IP, len(idents))
@@ -52,4 +54,12 @@ func makeCSR(key crypto.Signer, idents []netip.Addr) ([]byte, error) {
 		ips[i] = a.AsSlice()
 	}
 	return x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{IPAddresses: ips}, key)
+}
+
+// SPKIPin is a certificate's key pin: base64 of the SHA-256 of its
+// SubjectPublicKeyInfo (RFC 7469 section 2.4; RFC 7858 section 4.2 pins
+// DNS-over-TLS servers this way).
+func SPKIPin(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	return base64.StdEncoding.EncodeToString(sum[:])
 }

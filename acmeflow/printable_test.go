@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 func TestPrintable(t *testing.T) {
@@ -43,7 +45,7 @@ func TestPrintable(t *testing.T) {
 func TestResponderRecordsEscapedRequests(t *testing.T) {
 	var got []Event
 	seen := &seenLog{emit: func(e Event) { got = append(got, e) }}
-	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(testkit.FreePort(t)))
 	r, err := startHTTPResponder(context.Background(), listen, []netip.Addr{netip.MustParseAddr("127.0.0.1")}, seen)
 	if err != nil {
 		t.Fatal(err)

@@ -13,17 +13,20 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/safefs"
+	"github.com/ipcert/ipcert/internal/safefs"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,19 +58,58 @@ type responder interface {
 	close()
 }
 
-// seenLog records validator requests and passes them to the event stream.
+// seenLog records validator requests and passes them to the event stream:
+// a bounded record (responder_limits.go), the rest counted.
 type seenLog struct {
-	mu   sync.Mutex
-	reqs []ValidatorRequest
-	emit func(Event)
+	mu      sync.Mutex
+	reqs    []ValidatorRequest
+	policy  keepPolicy
+	dropped int // requests not kept
+	refused int // connections refused or closed by the limits
+	warned  bool
+	emit    func(Event)
 }
 
-func (l *seenLog) record(v ValidatorRequest) {
-	v = v.Printable()
+// record keeps v when the policy allows (challenge is the token or
+// reverse name v was answered for, "" when it was not answered), else
+// counts it. Only kept requests become events, so nothing downstream (the
+// log on stderr, the wizard's screen, the poller's wake-ups) grows with a
+// flood; the first request not kept says so once.
+func (l *seenLog) record(v ValidatorRequest, challenge string) {
 	l.mu.Lock()
+	if !l.policy.keep(v.Answered, challenge, v.Remote) {
+		l.dropped++
+		warn := !l.warned
+		l.warned = true
+		l.mu.Unlock()
+		if warn {
+			l.emit(Event{Time: v.Time, Kind: EventWarning, Step: StepChallenge, Message: l.dropNote()})
+		}
+		return
+	}
+	v = v.bounded()
 	l.reqs = append(l.reqs, v)
 	l.mu.Unlock()
 	l.emit(Event{Time: v.Time, Kind: EventValidator, Step: StepChallenge, Message: v.String(), Validator: &v})
+}
+
+func (l *seenLog) dropNote() string {
+	return fmt.Sprintf("more requests reach the responder than ipcert keeps: per challenge the first answered request of up to %d sources and the first %d others (%d per source) are shown, the rest only counted",
+		maxAnsweredSources, maxUnanswered, maxUnansweredPerSource)
+}
+
+// refuse counts a connection the limits refused or closed.
+func (l *seenLog) refuse() {
+	l.mu.Lock()
+	l.refused++
+	l.mu.Unlock()
+}
+
+// counts are the requests not kept and the connections refused.
+func (l *seenLog) counts() (dropped, refused int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dropped, l.refused
 }
 
 // Printable escapes what the client sent (issue 12): every consumer of
@@ -148,6 +190,7 @@ type httpResponder struct {
 	mu      sync.Mutex
 	answers map[string]string // token -> key authorization
 	srvs    []*http.Server
+	addrs   []string // where it listens
 	seen    *seenLog
 	wg      sync.WaitGroup
 }
@@ -160,15 +203,24 @@ func startHTTPResponder(ctx context.Context, listen string, idents []netip.Addr,
 	r := &httpResponder{answers: map[string]string{}, seen: seen}
 	for _, l := range ls {
 		srv := &http.Server{
-			Handler:           http.HandlerFunc(r.serve),
-			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          nil,
+			Handler: http.HandlerFunc(r.serve),
+			// A validator's GET is a few hundred bytes, sent at once.
+			MaxHeaderBytes:    maxRequestBytes,
+			ReadHeaderTimeout: responderHeaderTimeout,
+			ReadTimeout:       responderIOTimeout,
+			WriteTimeout:      responderIOTimeout,
+			IdleTimeout:       responderIOTimeout,
+			// net/http's own complaints (bad requests, accept errors)
+			// would go to stderr, once per attacker's request.
+			ErrorLog:  log.New(io.Discard, "", 0),
+			ConnState: trackIdle,
 		}
 		r.srvs = append(r.srvs, srv)
+		r.addrs = append(r.addrs, l.Addr().String())
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			_ = srv.Serve(l)
+			_ = srv.Serve(newLimitListener(l, seen))
 		}()
 	}
 	return r, nil
@@ -177,6 +229,11 @@ func startHTTPResponder(ctx context.Context, listen string, idents []netip.Addr,
 const challengePrefix = "/.well-known/acme-challenge/"
 
 func (r *httpResponder) serve(w http.ResponseWriter, req *http.Request) {
+	if req.ContentLength != 0 {
+		// A validator's GET has no body: close after answering rather than
+		// let net/http read one to reuse the connection.
+		w.Header().Set("Connection", "close")
+	}
 	v := ValidatorRequest{
 		Time: time.Now(), Challenge: ChallengeHTTP01, Remote: req.RemoteAddr,
 		Host: req.Host, Path: req.URL.Path, UserAgent: req.UserAgent(),
@@ -200,7 +257,10 @@ func (r *httpResponder) serve(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte(ka))
 	}
-	r.seen.record(v)
+	if !v.Answered {
+		token = ""
+	}
+	r.seen.record(v, token)
 }
 
 func (r *httpResponder) add(a challengeAnswer) error {
@@ -384,7 +444,7 @@ func startTLSALPNResponder(ctx context.Context, listen string, idents []netip.Ad
 	r := &tlsALPNResponder{certs: map[string]*tls.Certificate{}, open: map[net.Conn]struct{}{}, ls: ls, seen: seen}
 	for _, l := range ls {
 		r.wg.Add(1)
-		go r.acceptLoop(l)
+		go r.acceptLoop(newLimitListener(l, seen))
 	}
 	return r, nil
 }
@@ -417,36 +477,47 @@ func (r *tlsALPNResponder) acceptLoop(l net.Listener) {
 
 func (r *tlsALPNResponder) handle(c net.Conn) {
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(responderIOTimeout))
 	v := ValidatorRequest{Time: time.Now(), Challenge: ChallengeTLSALPN01, Remote: c.RemoteAddr().String(), Local: c.LocalAddr().String()}
+	var name string // the reverse name answered for
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS12, // RFC 8737 section 4
 		NextProtos: []string{acmeTLSALPN},
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			v.SNI = hello.ServerName
-			v.ALPN = hello.SupportedProtos
+			// Only a capped part of the ClientHello outlives the
+			// handshake (a list of protocols may be 64 KB).
+			v.SNI = capBytes(hello.ServerName, maxFieldBytes)
+			if len(hello.SupportedProtos) > maxALPNKept {
+				v.ALPN = append(slices.Clone(hello.SupportedProtos[:maxALPNKept]), fmt.Sprintf("(+%d more)", len(hello.SupportedProtos)-maxALPNKept))
+			} else {
+				v.ALPN = slices.Clone(hello.SupportedProtos)
+			}
 			if !containsString(hello.SupportedProtos, acmeTLSALPN) {
 				v.Note = "client did not offer ALPN acme-tls/1"
 				return nil, errors.New(v.Note)
 			}
+			key := strings.TrimSuffix(strings.ToLower(hello.ServerName), ".")
 			r.mu.Lock()
-			cert := r.certs[strings.TrimSuffix(strings.ToLower(hello.ServerName), ".")]
+			cert := r.certs[key]
 			r.mu.Unlock()
 			if cert == nil {
 				v.Note = "no challenge for this SNI (RFC 8738 wants the reverse-DNS name of the address)"
 				return nil, errors.New(v.Note)
 			}
-			v.Answered = true
+			v.Answered, name = true, key
 			return cert, nil
 		},
 	}
 	tc := tls.Server(c, cfg)
 	err := tc.Handshake()
 	if err != nil && v.Note == "" {
-		v.Note = "handshake failed: " + err.Error()
+		v.Note = capBytes("handshake failed: "+err.Error(), maxFieldBytes)
 		v.Answered = false
 	}
-	r.seen.record(v)
+	if !v.Answered {
+		name = ""
+	}
+	r.seen.record(v, name)
 }
 
 func containsString(list []string, s string) bool {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-acme/lego/v4/acme/api"
+	"github.com/ipcert/ipcert/internal/netlimit"
 )
 
 // ctxTransport binds every request lego makes to the run's context (lego's
@@ -40,9 +41,24 @@ func (t *ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if resp.StatusCode >= 400 && !isProblemJSON(resp.Header.Get("Content-Type")) {
 		problemize(resp)
+		return resp, nil
 	}
+	peer := "the CA at " + req.URL.Host
+	if resp.ContentLength > MaxCAResponse {
+		resp.Body.Close()
+		return nil, &netlimit.TooLargeError{Peer: peer, What: "response", Limit: MaxCAResponse}
+	}
+	resp.Body = netlimit.Body(resp.Body, MaxCAResponse, peer, "response")
 	return resp, nil
 }
+
+// MaxCAResponse caps every body an ACME CA sends (issue 22: a CA that never
+// stops talking took 13.5 GB before the timeout). The largest real ones are
+// far below it: a directory, an order, an account or a problem document is
+// a few KB; an order of 25 identifiers about 5 KB; a certificate chain with
+// its alternates tens of KB. 1 MiB is generous for any of them and still
+// bounds what one request can cost.
+const MaxCAResponse = 1 << 20
 
 func isProblemJSON(ct string) bool {
 	ct = strings.ToLower(ct)

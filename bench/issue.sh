@@ -102,7 +102,7 @@ run() {
 		;;
 	lego)
 		# --disable-cn: Let's Encrypt refuses an IP in the CSR's Common Name
-		# (FACTS.md); Pebble would not, but the request should be the one
+		# (docs/letsencrypt.md); Pebble would not, but the request should be the one
 		# that works against Let's Encrypt.
 		cmd=(env LEGO_CA_CERTIFICATES="$minica" "$tools/lego" --server "$dir_url"
 			--email bench@example.org --accept-tos --path "$state" --domains 127.0.0.1

@@ -91,7 +91,7 @@ bench_free_port() {
 
 # bench_start_pebble starts one Pebble on loopback and sets acme_port,
 # http_port, tls_port, pebble_pid and dir_url. Profiles as Let's Encrypt
-# names them (FACTS.md): shortlived is 160 h; retryAfter 0 sends no
+# names them (docs/letsencrypt.md): shortlived is 160 h; retryAfter 0 sends no
 # Retry-After header, as Let's Encrypt's Boulder does. No random 0-5 s
 # sleep before validations, no injected badNonce, no authorization reuse:
 # every run does the full ACME exchange.

@@ -34,9 +34,13 @@ func TestBoulderIssue(t *testing.T) {
 			out := mustIssue(t, s, state, args...)
 			checkShape(t, s, state, c.name, c.ips)
 			for _, ip := range c.ips {
-				// One primary and three remote perspectives.
-				if n := validators(out, ip); n < 4 {
-					t.Errorf("%s: %d validator requests reported for %s, want 4 (primary + 3 perspectives):\n%s", c.name, n, ip, out)
+				// One primary and three remote perspectives. Here they all
+				// come from one source address (the namespace's), and the
+				// responder keeps at most 3 answered requests of one source
+				// (the rest are counted, and ipcert says so).
+				n := validators(out, ip)
+				if n < 3 || n < 4 && !strings.Contains(out, "more requests reach the responder than ipcert keeps") {
+					t.Errorf("%s: %d validator requests reported for %s, want the primary and 3 perspectives:\n%s", c.name, n, ip, out)
 				}
 			}
 			if !strings.Contains(out, "Ordering a shortlived certificate") {

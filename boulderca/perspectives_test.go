@@ -43,7 +43,7 @@ func TestBoulderPerspectives(t *testing.T) {
 	if !strings.Contains(said, "During secondary validation") {
 		t.Errorf("the CA's detail (During secondary validation) is not shown")
 	}
-	if !strings.Contains(said, "[secondary-validation]") {
-		t.Errorf("the diagnosis is not the secondary-validation one")
+	if !strings.Contains(said, "[secondary-validation]") || !strings.Contains(said, "Part of the internet or network cannot reach the address") {
+		t.Errorf("the diagnosis does not say that part of the internet cannot reach the address")
 	}
 }

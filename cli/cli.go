@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 )
 
 // newFlagSet makes a flag set whose usage text is the command's help with
@@ -13,32 +14,121 @@ import (
 // a flag error goes to errw with a pointer to --help, never the whole text.
 func newFlagSet(name, help string, out, errw io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("ipcert "+name, flag.ContinueOnError)
-	ew := &flagErrors{w: errw}
-	fs.SetOutput(ew)
-	fs.Usage = func() {
-		if ew.seen {
-			// The flag package printed the error first: parseFlags adds
-			// the pointer to --help.
-			return
-		}
+	// The flag package's own messages name flags with one dash; parseFlags
+	// prints the error in ipcert's "--flag" form instead (flagError).
+	fs.SetOutput(io.Discard)
+	// The flag package calls Usage for an error too: the help is printed
+	// by parseFlags, only when it was asked for (flag.ErrHelp).
+	fs.Usage = func() {}
+	helpers.Store(fs, func() {
 		fmt.Fprintln(out, strings.TrimSpace(help))
 		fmt.Fprintln(out, "\nFlags (each also read from the IPCERT_* variable named after it):")
-		fs.SetOutput(out)
-		fs.PrintDefaults()
-		fs.SetOutput(ew)
-	}
+		printFlags(out, fs)
+	})
 	return fs
 }
 
-// flagErrors is a flag set's output: it notes that an error was printed.
-type flagErrors struct {
-	w    io.Writer
-	seen bool
+// helpers are the flag sets' --help printers (newFlagSet).
+var helpers sync.Map // *flag.FlagSet -> func()
+
+// printHelp prints fs's --help.
+func printHelp(fs *flag.FlagSet) {
+	if h, ok := helpers.LoadAndDelete(fs); ok {
+		h.(func())()
+	}
 }
 
-func (e *flagErrors) Write(p []byte) (int, error) {
-	e.seen = true
-	return e.w.Write(p)
+// printFlags is flag.PrintDefaults in the form the usage lines, man pages
+// and completions use: "--name TYPE", the usage, the default.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Name, "__") {
+			return
+		}
+		typ, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if typ != "" {
+			line += " " + typ
+		}
+		usage = strings.ReplaceAll(usage, "\n", "\n    \t")
+		line += "\n    \t" + usage
+		if d := f.DefValue; d != "" && d != "false" && d != "0" && d != "[]" {
+			if typ == "string" {
+				d = fmt.Sprintf("%q", d)
+			}
+			line += " (default " + d + ")"
+		}
+		fmt.Fprintln(w, line)
+	})
+}
+
+// flagError is the flag package's error in ipcert's words: flags with two
+// dashes, and for an unknown flag the nearest one the command has.
+func flagError(fs *flag.FlagSet, err error) string {
+	msg := err.Error()
+	for _, p := range []string{"not defined: -", "for flag -", "needs an argument: -"} {
+		if i := strings.Index(msg, p); i >= 0 && !strings.HasPrefix(msg[i+len(p):], "-") {
+			msg = msg[:i+len(p)] + "-" + msg[i+len(p):]
+		}
+	}
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: --"); ok {
+		msg = "unknown flag --" + name
+		var names []string
+		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+		if near := nearest(name, names); near != "" {
+			msg += "; did you mean --" + near + "?"
+		}
+	}
+	return msg
+}
+
+// nearest is the name in names closest to s (a typo: at most 2 edits, or
+// a unique prefix), or "".
+func nearest(s string, names []string) string {
+	best, bestD := "", 3
+	var prefixed []string
+	for _, n := range names {
+		if strings.HasPrefix(n, "__") {
+			continue
+		}
+		if d := editDistance(s, n); d < bestD {
+			best, bestD = n, d
+		}
+		if len(s) >= 2 && strings.HasPrefix(n, s) {
+			prefixed = append(prefixed, n)
+		}
+	}
+	if best == "" && len(prefixed) == 1 {
+		return prefixed[0]
+	}
+	return best
+}
+
+// editDistance is the Damerau-Levenshtein distance (a swap of two
+// neighbours counts once: "stauts" is one edit from "status").
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
 }
 
 // envName is the IPCERT_* variable that stands for a flag:
@@ -48,7 +138,7 @@ func envName(flagName string) string {
 }
 
 // parseFlags parses args, then fills every flag not given on the command
-// line from its IPCERT_* environment variable (STYLE.md: every answer is a
+// line from its IPCERT_* environment variable (docs/ARCHITECTURE.md: every answer is a
 // flag and a variable). It returns (done, code): done is true when the
 // command should stop now with code (help asked, or a usage error).
 func parseFlags(fs *flag.FlagSet, args []string, env func(string) string, errw io.Writer) (bool, int) {
@@ -58,8 +148,11 @@ func parseFlags(fs *flag.FlagSet, args []string, env func(string) string, errw i
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				printHelp(fs)
 				return true, exitOK
 			}
+			helpers.Delete(fs)
+			fmt.Fprintf(errw, "%s: %s\n", fs.Name(), flagError(fs, err))
 			fmt.Fprintf(errw, "Run \"%s --help\" for the flags and examples.\n", fs.Name())
 			return true, exitUsage
 		}
@@ -72,6 +165,7 @@ func parseFlags(fs *flag.FlagSet, args []string, env func(string) string, errw i
 		positional = append(positional, rest[0])
 		args = rest[1:]
 	}
+	helpers.Delete(fs)
 	_ = fs.Parse(append([]string{"--"}, positional...))
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

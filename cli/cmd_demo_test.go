@@ -12,7 +12,7 @@ import (
 // TestNoCommandCallsAnother: a command's run function is called only by
 // the dispatcher (through command.run), never by another command: the
 // demo's headless path, the wizard's adapters and the rest call the
-// packages the commands use instead (DESIGN.md: main only wires).
+// packages the commands use instead (docs/ARCHITECTURE.md: main only wires).
 func TestNoCommandCallsAnother(t *testing.T) {
 	fset := token.NewFileSet()
 	names, err := filepath.Glob("*.go")

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 const deployHelp = `

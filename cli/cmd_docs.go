@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/safefs"
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/safefs"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 const manHelp = `
@@ -78,8 +78,8 @@ func docsOf(ctx context.Context) []cmdDoc {
 		d.text = strings.TrimSpace(text)
 		for line := range strings.SplitSeq(flags, "\n") {
 			switch {
-			case strings.HasPrefix(line, "  -"):
-				name, arg, _ := strings.Cut(strings.TrimPrefix(line, "  -"), " ")
+			case strings.HasPrefix(line, "  --"):
+				name, arg, _ := strings.Cut(strings.TrimPrefix(line, "  --"), " ")
 				d.flags = append(d.flags, flagDoc{name: name, arg: strings.TrimSpace(arg)})
 			case strings.HasPrefix(line, "    \t") && len(d.flags) > 0:
 				f := &d.flags[len(d.flags)-1]
@@ -140,7 +140,8 @@ func roff(s string) string {
 }
 
 func manHeader(title, date, what string) string {
-	return fmt.Sprintf(".TH %s 1 %s \"ipcert %s\" \"ipcert manual\"\n.SH NAME\n%s\n", strings.ToUpper(title), date, version, what)
+	// .nh: no hyphenation, so a path or a flag is never split with a hyphen.
+	return fmt.Sprintf(".TH %s 1 %s \"ipcert %s\" \"ipcert manual\"\n.nh\n.SH NAME\n%s\n", strings.ToUpper(title), date, version, what)
 }
 
 func manMain(docs []cmdDoc, date string) string {
@@ -152,6 +153,8 @@ func manMain(docs []cmdDoc, date string) string {
 	for _, d := range docs {
 		fmt.Fprintf(&b, ".TP\n.B %s\n%s (see \\fBipcert\\-%s\\fR(1))\n", d.name, roff(d.summary), d.name)
 	}
+	b.WriteString(".SH EXIT STATUS\n0 done; 1 failed (the message says why and what to do); 2 bad flags or arguments; 130 interrupted. Each command's page lists its own codes.\n")
+	b.WriteString(".SH EXAMPLES\n.nf\n" + roff("# the whole setup against a built-in test CA: no internet, no root\nipcert demo\n# the setup wizard\nsudo ipcert\n# every certificate, and whether the renewal timer is installed\nipcert status") + "\n.fi\n")
 	b.WriteString(".SH FILES\n.TP\n.I /etc/ipcert\nthe state as root: accounts, certificates (certs/NAME/current/ is what web servers read), renewal.json\n")
 	b.WriteString(".SH SEE ALSO\n")
 	var refs []string
@@ -162,11 +165,134 @@ func manMain(docs []cmdDoc, date string) string {
 	return b.String()
 }
 
+// manWidth is the widest line of a no-fill block: man indents a
+// section's body by 7 columns, and pages read on 80.
+const manWidth = 72
+
+// helpSections splits a command's --help into the man page's sections:
+// the usage lines, the description's paragraphs, the exit codes and the
+// examples.
+func helpSections(text string) (usage []string, desc [][]string, exit string, examples []string) {
+	var paras [][]string
+	var cur []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.TrimSpace(l) == "" {
+			if len(cur) > 0 {
+				paras = append(paras, cur)
+			}
+			cur = nil
+			continue
+		}
+		cur = append(cur, l)
+	}
+	if len(cur) > 0 {
+		paras = append(paras, cur)
+	}
+	section := ""
+	for _, p := range paras {
+		head := strings.TrimSpace(p[0])
+		switch {
+		case head == "Usage:":
+			section = "usage"
+			p = p[1:]
+		case head == "Examples:" || head == "Example:":
+			section = "examples"
+			p = p[1:]
+		case strings.HasPrefix(head, "Exit codes:"):
+			exit = strings.TrimSpace(strings.TrimPrefix(strings.Join(p, " "), "Exit codes:"))
+			section = ""
+			continue
+		case !strings.HasPrefix(p[0], " "):
+			section = "" // a paragraph of prose ends a list
+		}
+		switch section {
+		case "usage":
+			for _, l := range p {
+				usage = append(usage, strings.TrimSpace(l))
+			}
+		case "examples":
+			if len(examples) > 0 {
+				examples = append(examples, "")
+			}
+			for _, l := range p {
+				l = strings.TrimPrefix(l, "  ")
+				// "COMMAND     what it does": the words as a comment above.
+				if cmd, what, ok := strings.Cut(l, "   "); ok && !strings.HasPrefix(l, "#") && strings.TrimSpace(what) != "" {
+					examples = append(examples, "# "+strings.TrimSpace(what), strings.TrimSpace(cmd))
+					continue
+				}
+				examples = append(examples, l)
+			}
+		default:
+			desc = append(desc, p)
+		}
+	}
+	return usage, desc, exit, examples
+}
+
+// manLines breaks a no-fill line wider than manWidth at spaces: a
+// command with a shell continuation (" \\"), so it still runs when
+// copied; a comment as more comment lines; else with an indent.
+func manLines(l string) []string {
+	return manLinesAs(l, true)
+}
+
+// manLinesAs is manLines; shell false: never a continuation (a synopsis).
+func manLinesAs(l string, shell bool) []string {
+	if len(l) <= manWidth {
+		return []string{l}
+	}
+	lead := l[:len(l)-len(strings.TrimLeft(l, " "))]
+	body := strings.TrimLeft(l, " ")
+	cont, tail := lead+"    ", ""
+	switch {
+	case strings.HasPrefix(body, "#"):
+		cont = lead + "# "
+	case shell && (strings.HasPrefix(body, "ipcert ") || strings.HasPrefix(body, "sudo ") || strings.HasPrefix(body, "curl ") || strings.HasPrefix(body, "openssl ")):
+		tail = " \\"
+	}
+	var out []string
+	line := lead
+	for _, w := range strings.Fields(body) {
+		if line != lead && line != cont && len(line)+1+len(w)+len(tail) > manWidth {
+			out = append(out, line+tail)
+			line = cont
+		}
+		if line != lead && line != cont {
+			line += " "
+		}
+		line += w
+	}
+	return append(out, line)
+}
+
 func manPage(d cmdDoc, date string) string {
 	var b strings.Builder
 	b.WriteString(manHeader("ipcert-"+d.name, date, fmt.Sprintf(`ipcert\-%s \- %s`, d.name, roff(d.summary))))
-	b.WriteString(".SH DESCRIPTION\n.nf\n")
-	b.WriteString(roff(d.text) + "\n.fi\n")
+	usage, desc, exit, examples := helpSections(d.text)
+	if len(usage) == 0 {
+		usage = []string{"ipcert " + d.name + " [flags]"}
+	}
+	b.WriteString(".SH SYNOPSIS\n.nf\n")
+	for _, u := range usage {
+		for _, l := range manLinesAs(u, false) {
+			b.WriteString(roff(l) + "\n")
+		}
+	}
+	b.WriteString(".fi\n.SH DESCRIPTION\n")
+	for _, p := range desc {
+		if strings.HasPrefix(p[0], " ") {
+			b.WriteString(".PP\n.nf\n")
+			for _, l := range p {
+				for _, x := range manLines(l) {
+					b.WriteString(roff(x) + "\n")
+				}
+			}
+			b.WriteString(".fi\n")
+			continue
+		}
+		b.WriteString(".PP\n" + roff(strings.Join(p, "\n")) + "\n")
+	}
 	if len(d.flags) > 0 {
 		b.WriteString(".SH OPTIONS\nEach flag can also be given as the IPCERT_* variable named after it (\\-\\-state\\-dir is IPCERT_STATE_DIR).\n")
 		for _, f := range d.flags {
@@ -176,6 +302,19 @@ func manPage(d cmdDoc, date string) string {
 			}
 			fmt.Fprintf(&b, "\n%s\n", roff(f.usage))
 		}
+	}
+	if exit == "" {
+		exit = "0 done; 1 failed; 2 bad flags or arguments."
+	}
+	b.WriteString(".SH EXIT STATUS\n" + roff(exit) + "\n")
+	if len(examples) > 0 {
+		b.WriteString(".SH EXAMPLES\n.nf\n")
+		for _, e := range examples {
+			for _, l := range manLines(e) {
+				b.WriteString(roff(l) + "\n")
+			}
+		}
+		b.WriteString(".fi\n")
 	}
 	b.WriteString(".SH SEE ALSO\n\\fBipcert\\fR(1)\n")
 	return b.String()
@@ -188,8 +327,12 @@ func runCompletion(ctx context.Context, args []string, s stdio) int {
 	}
 	shells := map[string]func([]cmdDoc) string{"bash": completionBash, "zsh": completionZsh, "fish": completionFish}
 	gen, ok := shells[fs.Arg(0)]
-	if fs.NArg() != 1 || !ok {
-		fmt.Fprintln(s.Err, "ipcert completion: give the shell: bash, zsh or fish")
+	if fs.NArg() == 1 && !ok {
+		fmt.Fprintf(s.Err, "ipcert completion: %q is not supported: ipcert has completion scripts for bash, zsh and fish only\n", fs.Arg(0))
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(s.Err, "ipcert completion: give the shell: bash, zsh or fish (ipcert completion bash)")
 		return exitUsage
 	}
 	fmt.Fprint(s.Out, gen(docsOf(ctx)))
@@ -253,6 +396,16 @@ var completionFiles = []string{"state-dir", "webroot", "debug", "ca-root", "bina
 // Commands whose arguments are certificate names.
 var completionNameCmds = []string{"renew", "status", "doctor", "deploy", "verify"}
 
+// wizardFlagNames are the wizard's flags, offered after a bare "ipcert".
+func wizardFlagNames(docs []cmdDoc) string {
+	for _, d := range docs {
+		if d.name == "wizard" {
+			return flagNames(d)
+		}
+	}
+	return ""
+}
+
 func flagNames(d cmdDoc) string {
 	var f []string
 	for _, x := range d.flags {
@@ -270,7 +423,9 @@ func completionBash(docs []cmdDoc) string {
 	b.WriteString("# bash completion for ipcert (ipcert completion bash)\n")
 	b.WriteString("_ipcert_names() {\n\tlocal i sd=()\n\tfor ((i = 1; i < ${#COMP_WORDS[@]}; i++)); do\n\t\tif [[ ${COMP_WORDS[i]} == --state-dir ]]; then sd=(--state-dir \"${COMP_WORDS[i+1]}\"); fi\n\tdone\n\t\"${COMP_WORDS[0]}\" __names \"${sd[@]}\" 2>/dev/null\n}\n")
 	b.WriteString("_ipcert() {\n\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} cmd=${COMP_WORDS[1]}\n")
-	fmt.Fprintf(&b, "\tif ((COMP_CWORD == 1)); then\n\t\tCOMPREPLY=($(compgen -W %q -- \"$cur\"))\n\t\treturn\n\tfi\n", strings.Join(cmds, " "))
+	// "ipcert --ip ADDR": flags without a command are the wizard's.
+	fmt.Fprintf(&b, "\tif ((COMP_CWORD == 1)); then\n\t\tif [[ $cur == -* ]]; then COMPREPLY=($(compgen -W %q -- \"$cur\")); else COMPREPLY=($(compgen -W %q -- \"$cur\")); fi\n\t\treturn\n\tfi\n", wizardFlagNames(docs), strings.Join(cmds, " "))
+	b.WriteString("\t[[ $cmd == -* ]] && cmd=wizard\n")
 	b.WriteString("\tcase $prev in\n")
 	for _, k := range slices.Sorted(maps.Keys(completionValues)) {
 		fmt.Fprintf(&b, "\t--%s) COMPREPLY=($(compgen -W %q -- \"$cur\")); return ;;\n", k, completionValues[k])
@@ -296,13 +451,14 @@ func completionZsh(docs []cmdDoc) string {
 	for _, d := range docs {
 		fmt.Fprintf(&b, "\t\t%q\n", d.name+":"+d.summary)
 	}
-	b.WriteString("\t)\n\tif (( CURRENT == 2 )); then\n\t\t_describe command cmds\n\t\treturn\n\tfi\n")
+	fmt.Fprintf(&b, "\t)\n\tif (( CURRENT == 2 )); then\n\t\tif [[ $PREFIX == -* ]]; then compadd -- %s; else _describe command cmds; fi\n\t\treturn\n\tfi\n", wizardFlagNames(docs))
 	b.WriteString("\tlocal prev=${words[CURRENT-1]}\n\tcase $prev in\n")
 	for _, k := range slices.Sorted(maps.Keys(completionValues)) {
 		fmt.Fprintf(&b, "\t--%s) compadd -- %s; return ;;\n", k, completionValues[k])
 	}
 	fmt.Fprintf(&b, "\t--%s) _files; return ;;\n\tesac\n", strings.Join(completionFiles, "|--"))
-	b.WriteString("\tif [[ $PREFIX == -* ]]; then\n\t\tcase ${words[2]} in\n")
+	b.WriteString("\tlocal cmd=${words[2]}\n\t[[ $cmd == -* ]] && cmd=wizard\n")
+	b.WriteString("\tif [[ $PREFIX == -* ]]; then\n\t\tcase $cmd in\n")
 	for _, d := range docs {
 		fmt.Fprintf(&b, "\t\t%s) compadd -- %s ;;\n", d.name, flagNames(d))
 	}
@@ -328,6 +484,14 @@ func completionFish(docs []cmdDoc) string {
 				line += " -x"
 			}
 			fmt.Fprintf(&b, "%s -d %q\n", line, f.usage)
+		}
+	}
+	for _, d := range docs {
+		if d.name != "wizard" {
+			continue
+		}
+		for _, f := range d.flags { // "ipcert --ip ADDR": the wizard's flags
+			fmt.Fprintf(&b, "complete -c ipcert -n __fish_use_subcommand -l %s -d %q\n", f.name, f.usage)
 		}
 	}
 	fmt.Fprintf(&b, "complete -c ipcert -n '__fish_seen_subcommand_from %s snippet' -a '(ipcert __names 2>/dev/null)'\n", strings.Join(completionNameCmds, " "))

@@ -32,6 +32,24 @@ func TestManPagesRender(t *testing.T) {
 		if err != nil || errb.Len() > 0 || len(out) == 0 {
 			t.Errorf("man -l %s: %v\n%s", filepath.Base(p), err, errb.String())
 		}
+		// The usual sections, and nothing past 80 columns (issue 24 item 13).
+		for _, sec := range []string{"\nNAME\n", "\nSYNOPSIS\n", "\nDESCRIPTION\n", "\nEXIT STATUS\n", "\nSEE ALSO\n"} {
+			if !strings.Contains(string(out), sec) {
+				t.Errorf("%s has no %s section", filepath.Base(p), strings.TrimSpace(sec))
+			}
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if n := len([]rune(l)); n > 80 {
+				t.Errorf("%s: a line of %d columns: %q", filepath.Base(p), n, l)
+			}
+		}
+	}
+	for _, page := range []string{"ipcert.1", "ipcert-issue.1", "ipcert-renew.1", "ipcert-timer.1", "ipcert-snippet.1"} {
+		cmd := exec.Command(man, "-l", filepath.Join(dir, page))
+		cmd.Env = append(os.Environ(), "MANWIDTH=80", "MANPAGER=cat", "PAGER=cat")
+		if out, _ := cmd.Output(); !strings.Contains(string(out), "\nEXAMPLES\n") {
+			t.Errorf("%s has no EXAMPLES section", page)
+		}
 	}
 	cmd := exec.Command(man, "-l", filepath.Join(dir, "ipcert-issue.1"))
 	cmd.Env = append(os.Environ(), "MANWIDTH=200", "MANPAGER=cat", "PAGER=cat")
@@ -84,6 +102,17 @@ func TestBashCompletion(t *testing.T) {
 	}
 	if got := complete("ipcert", "renew", "--for"); strings.Join(got, " ") != "--force" {
 		t.Errorf("ipcert renew --for<TAB>: %q", got)
+	}
+	// The wizard's own flags after a bare ipcert, timer's flags (issue 24
+	// item 13).
+	if got := complete("ipcert", "--acc"); strings.Join(got, " ") != "--accessible" {
+		t.Errorf("ipcert --acc<TAB>: %q", got)
+	}
+	if got := complete("ipcert", "--ip", "1.2.3.4", "--agr"); strings.Join(got, " ") != "--agree-tos" {
+		t.Errorf("ipcert --ip 1.2.3.4 --agr<TAB>: %q", got)
+	}
+	if got := complete("ipcert", "timer", "install", "--unit"); strings.Join(got, " ") != "--unit-dir" {
+		t.Errorf("ipcert timer install --unit<TAB>: %q", got)
 	}
 	if got := complete("ipcert", "snippet", "nginx", "w"); strings.Join(got, " ") != "web" {
 		t.Errorf("ipcert snippet nginx w<TAB>: %q", got)

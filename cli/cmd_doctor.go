@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/diagnosis"
+	"github.com/ipcert/ipcert/doctor"
 	"github.com/ipcert/ipcert/preflight"
 )
 
@@ -22,8 +24,12 @@ Encrypt STAGING (never production).
 Usage:
   ipcert doctor [NAME|ADDR] [--probe] [--json]
 
-  (no argument)  every certificate whose last attempt failed: the stored
-                 diagnosis, then the checks again and a fresh diagnosis
+  (no argument)  every certificate whose last attempt failed, and every
+                 failed first issuance (the wizard's rehearsals too), the
+                 newest first with its time and CA: the stored diagnosis,
+                 then the checks again and a fresh diagnosis; a failure at
+                 the CA (its name, a refusal, TLS, a timeout) is re-checked:
+                 the name resolved, a connection, the directory fetched
   NAME           that certificate
   ADDR           the checks for that address (and its certificate, if any)
 
@@ -65,8 +71,8 @@ type doctorFlags struct {
 }
 
 type doctorReport struct {
-	Targets []*diagnosis.Target `json:"targets"`
-	OK      bool                `json:"ok"`
+	Targets []*doctor.Target `json:"targets"`
+	OK      bool             `json:"ok"`
 }
 
 func runDoctor(ctx context.Context, args []string, s stdio) int {
@@ -77,7 +83,7 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 	fs := newFlagSet("doctor", doctorHelp, s.Out, s.Err)
 	f.commonFlags.register(fs)
 	fs.BoolVar(&f.probe, "probe", false, "make a real order on Let's Encrypt staging and report every validator request that arrives")
-	fs.BoolVar(&f.offline, "offline", false, "only local checks: skip the public-address, NAT and router checks that use the network")
+	fs.BoolVar(&f.offline, "offline", false, "only local checks: no packet leaves the machine (no public-address, NAT or router check; the validation port is probed only on addresses of this machine)")
 	fs.BoolVar(&f.agreeTOS, "agree-tos", false, "with --probe: agree to the staging CA's terms of service (to register a staging account)")
 	fs.StringVar(&f.challenge, "challenge", "", "with --probe for an address: http-01 (default) or tls-alpn-01")
 	fs.StringVar(&f.webroot, "webroot", "", "with --probe for an address: answer http-01 through this web root")
@@ -100,7 +106,7 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 	}
 	if f.probeCA != cachoice.Staging && f.probeCA != cachoice.Local {
 		// The probe is a rehearsal: it must never spend production's rate
-		// limits or create a trusted certificate (FACTS.md: staging first).
+		// limits or create a trusted certificate (docs/letsencrypt.md: staging first).
 		fmt.Fprintf(s.Err, "ipcert doctor: IPCERT_DOCTOR_PROBE_CA=%q: the probe runs only against staging (or the local test CA)\n", f.probeCA)
 		return exitUsage
 	}
@@ -120,10 +126,10 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 		return exitFailure
 	}
 
-	targets, err := diagnosis.Targets(st, target, f.probe, func(err error) { fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err) })
+	targets, err := doctor.Targets(st, target, f.probe, func(err error) { fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err) })
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err)
-		var ue *diagnosis.UsageError
+		var ue *doctor.UsageError
 		if errors.As(err, &ue) {
 			return exitUsage
 		}
@@ -131,17 +137,25 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 	}
 	if len(targets) == 0 {
 		if f.jsonOut {
-			return printJSON(s.Out, doctorReport{Targets: []*diagnosis.Target{}, OK: true})
+			return printJSON(s.Out, doctorReport{Targets: []*doctor.Target{}, OK: true})
 		}
 		fmt.Fprintln(s.Out, "No failures stored: the last attempt of every certificate succeeded.")
 		fmt.Fprintln(s.Out, "To test an address: ipcert doctor ADDR (local checks), ipcert doctor ADDR --probe (a real staging order).")
 		return exitOK
 	}
 
-	opts := diagnosis.DoctorOptions{
+	// The public-address sources as for "ipcert issue --ip auto"
+	// (IPCERT_ECHO4 and the like replace the built-in lists).
+	penv, err := publicEnv(s.Env)
+	if err != nil {
+		fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err)
+		return exitUsage
+	}
+	opts := doctor.DoctorOptions{
+		Env:       &penv,
 		Challenge: f.challenge, WebRoot: f.webroot, HTTPListen: f.httpListen, TLSListen: f.tlsListen,
 		Offline: f.offline, ProbeCA: f.probeCA, AgreeTOS: f.agreeTOS, Timeout: f.timeout,
-		UserAgent: "ipcert/" + version + " (doctor probe)", Log: debugWriter(),
+		UserAgent: "ipcert/" + version + " (doctor probe)", Log: debugWriter(), StateDir: st.Root(),
 	}
 	rep := doctorReport{Targets: targets, OK: true}
 	for _, t := range targets {
@@ -173,7 +187,7 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 	return exitOK
 }
 
-func printDoctorTarget(w io.Writer, t *diagnosis.Target) {
+func printDoctorTarget(w io.Writer, t *doctor.Target) {
 	head := strings.Join(t.Identifiers, ", ")
 	if t.Name != "" {
 		head = fmt.Sprintf("Certificate %q (%s)", t.Name, head)
@@ -182,7 +196,10 @@ func printDoctorTarget(w io.Writer, t *diagnosis.Target) {
 	}
 	fmt.Fprintln(w, head)
 	if t.LastError != nil {
-		fmt.Fprintf(w, "  last attempt failed %s", t.LastError.Time.Local().Format("2006-01-02 15:04 MST"))
+		fmt.Fprintf(w, "  last attempt failed %s", t.LastError.Time.Local().Format("2006-01-02 15:04:05 MST"))
+		if ca := cmp.Or(t.LastError.CA, t.CA); ca != "" {
+			fmt.Fprintf(w, " on %s", caName(ca))
+		}
 		if t.Failures > 1 {
 			fmt.Fprintf(w, " (%d failures in a row)", t.Failures)
 		}
@@ -206,6 +223,19 @@ func printDoctorTarget(w io.Writer, t *diagnosis.Target) {
 		}
 		for _, p := range t.Probes {
 			fmt.Fprintf(w, "  [probe] %s: %s (from this machine; hairpin NAT can make it differ from the internet's view)\n", p.Target, p.Detail)
+		}
+	}
+	if c := t.CACheck; c != nil {
+		fmt.Fprintf(w, "\nThe CA again (%s):\n", c.Directory)
+		for _, s := range c.Steps {
+			mark := "[FAIL]"
+			if s.OK {
+				mark = "[ ok ]"
+			}
+			fmt.Fprintf(w, "  %s %s: %s\n", mark, s.Name, s.Detail)
+		}
+		if c.OK {
+			fmt.Fprintln(w, "  The CA answers now: the cause has passed; run the command again.")
 		}
 	}
 	if t.Now != nil && (t.Stored == nil || t.Now.Code != t.Stored.Code || t.Now.Cause != t.Stored.Cause) {
@@ -238,4 +268,18 @@ func printDoctorTarget(w io.Writer, t *diagnosis.Target) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// caName names a CA choice briefly: Let's Encrypt staging or production,
+// the local test CA, or the URL.
+func caName(ca string) string {
+	switch ca {
+	case cachoice.Staging:
+		return "Let's Encrypt staging"
+	case cachoice.Production:
+		return "Let's Encrypt production"
+	case cachoice.Local:
+		return "the local test CA"
+	}
+	return ca
 }

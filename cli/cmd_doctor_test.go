@@ -100,7 +100,7 @@ func TestDoctorExplainsStoredFailure(t *testing.T) {
 	if tg.LastError == nil || tg.LastError.Code != diagnosis.DiagConnectRefused || tg.LastError.Port != mustAtoi(t, closed) || tg.LastError.Webroot == "" {
 		t.Errorf("stored failure: %+v", tg.LastError)
 	}
-	if tg.Diagnosis == nil || tg.Diagnosis.Code != diagnosis.DiagConnectRefused || !strings.Contains(tg.Diagnosis.Fix, "web server runs") {
+	if tg.Diagnosis == nil || tg.Diagnosis.Code != diagnosis.DiagConnectRefused || !strings.Contains(tg.Diagnosis.Fix, "Start the web server that serves") {
 		t.Errorf("fresh diagnosis: %+v", tg.Diagnosis)
 	}
 	if len(tg.Probes) != 1 || tg.Probes[0].Kind != diagnosis.ProbeRefused {
@@ -192,5 +192,26 @@ func TestDoctorTakesOneNameAfterFlags(t *testing.T) {
 	}
 	if code, _, errs := issueRun(t, nil, "doctor", "--state-dir", dir, "a", "b"); code != exitUsage || !strings.Contains(errs, "at most") {
 		t.Fatalf("two names: %d %s", code, errs)
+	}
+}
+
+// TestDoctorOfflineSendsNothing: --offline probes the validation port
+// only on addresses of this machine (issue 24 item 13): an address that
+// is not on a local interface would be reached over the network.
+func TestDoctorOfflineSendsNothing(t *testing.T) {
+	dir := t.TempDir()
+	_, out, _ := issueRun(t, nil, "doctor", "192.0.2.1", "--offline", "--state-dir", dir, "--json")
+	r := doctorJSONOut(t, out)
+	if len(r.Targets) != 1 || len(r.Targets[0].Probes) != 0 {
+		t.Errorf("doctor --offline probed an address off this machine: %s", out)
+	}
+	for _, id := range []string{`"nat"`, `"public-ipv4"`, `"public-ipv6"`, `"self-fetch"`} {
+		if strings.Contains(out, `"id": `+id) {
+			t.Errorf("doctor --offline ran the network check %s", id)
+		}
+	}
+	_, out, _ = issueRun(t, nil, "doctor", "127.0.0.1", "--offline", "--state-dir", dir, "--json")
+	if r := doctorJSONOut(t, out); len(r.Targets) != 1 || len(r.Targets[0].Probes) != 1 {
+		t.Errorf("doctor --offline did not probe loopback: %s", out)
 	}
 }

@@ -16,9 +16,9 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
 	"github.com/ipcert/ipcert/diagnosis"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
@@ -98,6 +98,8 @@ type issueFlags struct {
 	timeout    time.Duration
 	wait       time.Duration
 	mapPorts   bool
+	cluster    bool
+	reuseKey   bool
 }
 
 func runIssue(ctx context.Context, args []string, s stdio) int {
@@ -122,12 +124,18 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	fs.StringVar(&f.verifyAddr, "verify", "", "ADDR:PORT where the web server serves this certificate; ipcert renew checks it after each renewal")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long (the CA keeps a pending authorization for an hour)")
 	fs.BoolVar(&f.mapPorts, "map-ports", false, mapPortsUsage)
+	fs.BoolVar(&f.reuseKey, "reuse-key", false, "certify the same private key at every renewal, so clients that pin it (DNS-over-TLS) keep working; a key that leaks then stays in use until you revoke it")
+	fs.BoolVar(&f.cluster, "cluster", false, "share the answers and the certificate with the other machines of this machine's cluster (ipcert cluster init)")
 	fs.DurationVar(&f.wait, "wait", 60*time.Second, "how long to wait for another ipcert run's lock before giving up (exit 4); 0 gives up at once")
 	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
 		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(s.Err, "ipcert issue: unexpected argument %q; addresses go in --ip\n", fs.Arg(0))
+		return exitUsage
+	}
+	if f.cluster && (f.webroot != "" || f.httpListen != "" || f.tlsListen != "" || f.mapPorts) {
+		fmt.Fprintln(s.Err, "ipcert issue: --cluster answers through every machine's agent (ipcert agent): --webroot, --http-listen, --tls-listen and --map-ports do not apply; drop them")
 		return exitUsage
 	}
 	// A hook from root's environment becomes a permanent root hook: said
@@ -224,7 +232,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		rootPEM = ca.RootPEM
 	}
 	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
-	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr, WebRootPort: f.webPort, MapPorts: f.mapPorts}
+	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr, WebRootPort: f.webPort, MapPorts: f.mapPorts, Cluster: f.cluster, ReuseKey: f.reuseKey}
 	keepName := f.name
 	if keepName == "" {
 		keepName = store.NameFor(acmeflow.AddrStrings(idents))
@@ -244,7 +252,33 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		}
 		defer release()
 	}
+	if f.reuseKey {
+		// The same key again (a second issue of the name); the first issue
+		// makes the key that renewals keep.
+		if v, err := st.CurrentVersion(keepName); err == nil {
+			if k, err := os.ReadFile(filepath.Join(v.Dir, store.KeyFile)); err == nil {
+				req.ReuseKey = k
+			}
+		}
+		fmt.Fprintln(s.Err, "  !  --reuse-key: every renewal certifies this same key, so pinned clients keep working; if it ever leaks, revoke with ipcert revoke NAME --reason keyCompromise and issue again without --reuse-key")
+	}
+	var shared *clusterIssue
+	if f.cluster {
+		if shared, err = startClusterIssue(ctx, st, keepName, &req); err != nil {
+			fmt.Fprintf(s.Err, "ipcert issue: --cluster: %v\n", err)
+			return exitFailure
+		}
+		defer shared.close()
+	}
 	iss, err := eng.Issue(ctx, req, acmeflow.IssueOptions{Name: f.name, Renewal: tmpl, RootPEM: rootPEM, LockWait: f.wait})
+	if err == nil && shared != nil {
+		v, perr := shared.publish(ctx, iss)
+		if perr != nil {
+			fmt.Fprintf(s.Err, "ipcert issue: --cluster: the certificate is stored here but not shared with the other machines: %v\n", perr)
+			return exitFailure
+		}
+		fmt.Fprintf(s.Err, "Shared with the cluster as version %d of %s: every machine's agent installs it.\n", v, iss.Name)
+	}
 	if err != nil {
 		return reportIssueError(ctx, eng, f.name, idents, err, s, diagnosis.AttemptOf(&req, ca, f.ca), f.jsonOut)
 	}
@@ -332,14 +366,23 @@ func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, id
 	// The one evidence builder (diagnosis.Attempt), with the local facts
 	// gathered right after the failure: what is printed here is what
 	// renewal.json keeps.
-	ev := att.Evidence(time.Now())
-	ev.Gather(context.Background(), err)
-	d := diagnosis.Diagnose(err, ev)
-	diagnosis.WriteFailure(s.Err, d)
 	if name == "" {
 		name = store.NameFor(acmeflow.AddrStrings(idents))
 	}
-	_ = eng.RecordFailure(name, d.Failure(time.Now()))
+	att.StateDir, att.Issued = eng.Store.Root(), eng.Store.Exists(name)
+	ev := att.Evidence(time.Now())
+	// For Let's Encrypt also the NAT verdict and the public addresses now
+	// (their sources as for --ip auto: IPCERT_ECHO4 and the like).
+	if penv, perr := publicEnv(s.Env); perr == nil {
+		ev.GatherIn(context.Background(), &penv, err)
+	} else {
+		ev.Gather(context.Background(), err)
+	}
+	d := diagnosis.Diagnose(err, ev)
+	// Recorded first: when the record cannot be written (a full disk),
+	// the message says so instead of sending the user to doctor.
+	rerr := eng.RecordFailure(name, d.Failure(time.Now()))
+	diagnosis.WriteFailure(s.Err, d, rerr)
 	if jsonOut {
 		// Automation reading --json gets the same explanation a person
 		// reads on stderr.

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // issueRun runs ipcert in-process with the given environment.
@@ -81,7 +81,7 @@ func TestIssueUsageErrors(t *testing.T) {
 		{[]string{"issue", "--ip", "8.8.8.8", "--ca", "production", "--challenge", "dns-01"}, "dns-01 cannot validate an IP"},
 		{[]string{"issue", "--ip", "8.8.8.8", "--ca", "production", "--key-type", "dsa"}, "unknown key type"},
 		{[]string{"issue", "--ip", "8.8.8.8", "--ca", "production", "--name", "../etc"}, "--name"},
-		{[]string{"issue", "--bogus"}, "flag provided but not defined"},
+		{[]string{"issue", "--bogus"}, "unknown flag --bogus"},
 		{[]string{"issue", "8.8.8.8"}, "addresses go in --ip"},
 	}
 	for _, c := range cases {

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/renew"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/preflight"
+	"github.com/ipcert/ipcert/renew"
 )
 
 // --map-ports on issue and renew: with the user's consent the router

@@ -12,10 +12,11 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/renew"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/cluster"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/monitor"
+	"github.com/ipcert/ipcert/renew"
 )
 
 // Exit codes of `ipcert renew` beyond the shared ones. "Renewed" is not 0
@@ -129,6 +130,15 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 
 	lg := &renewLogger{w: s.Err, quiet: *quiet}
 	cas := &renew.CAs{Store: st, UserAgent: "ipcert/" + version, Log: debugWriter(), Events: lg.engineEvent}
+	defer cas.Close()
+	if _, inCluster, _ := cluster.LoadConfig(st.Root()); inCluster {
+		// Certificates issued with --cluster renew through the cluster
+		// (renewal.json's "cluster"); the store is opened only when one is
+		// due.
+		rs := &renewShared{st: st}
+		defer rs.close()
+		cas.Shared = rs.share
+	}
 	rn := &renew.Runner{
 		Store:     st,
 		Issuer:    renew.NewIssuer(cas),

@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // TestRenewRepeatsWebrootSettings: --webroot-port was not stored (every

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/renew"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/testkit"
+	"github.com/ipcert/ipcert/renew"
 )
 
 // renewIssueLocal issues 127.0.0.1 from the local CA into dir with extra

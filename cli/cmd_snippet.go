@@ -14,9 +14,9 @@ import (
 	"strings"
 
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/safefs"
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/safefs"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 const snippetHelp = `
@@ -372,7 +372,7 @@ func snippetNotReloaded(w io.Writer, srv deploy.Server, svc deploy.ServiceState,
 }
 
 // snippetNotLocal lists the identifiers no local interface carries: the
-// public address of a cloud VM behind 1:1 NAT (FACTS.md). When the
+// public address of a cloud VM behind 1:1 NAT (docs/letsencrypt.md). When the
 // interfaces cannot be read, none is marked.
 func snippetNotLocal(ids []string) []string {
 	addrs, err := net.InterfaceAddrs()

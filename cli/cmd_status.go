@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/renew"
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/monitor"
+	"github.com/ipcert/ipcert/renew"
 )
 
 const statusHelp = `
@@ -200,6 +200,17 @@ func statusPrintCert(w io.Writer, c deploy.CertStatus, i int, stateDir string, n
 		}
 		fmt.Fprintf(w, "  %s %s (%s)\n", state, c.NotAfter.Local().Format(when), statusLeft(c.ValidFor))
 		fmt.Fprintf(w, "  next renewal  %s (%s; %s)\n", c.NextRenewal.Local().Format(when), statusIn(c.NextRenewal.Sub(now)), c.NextRenewalWhy)
+	}
+	if c.SPKIPin != "" {
+		keeps := "a new key at every renewal: the pin changes"
+		if c.ReuseKey {
+			keeps = "renewals keep this key (--reuse-key)"
+		}
+		since := ""
+		if !c.PinSince.IsZero() {
+			since = ", since " + c.PinSince.Local().Format(when)
+		}
+		fmt.Fprintf(w, "  key pin       pin-sha256 %s (%s%s)\n", c.SPKIPin, keeps, since)
 	}
 	switch c.LastResult {
 	case "ok":

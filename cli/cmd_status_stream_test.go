@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // TestStatusJSONStreamedAndKeysOnRequest: status --json is written

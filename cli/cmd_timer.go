@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/renew"
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/store"
+	"github.com/ipcert/ipcert/renew"
 )
 
 const timerHelp = `
@@ -53,11 +53,12 @@ func init() {
 func runTimer(ctx context.Context, args []string, s stdio) int {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(s.Out, strings.TrimSpace(timerHelp))
-			return exitOK
+			// The help with the flags, as every command's.
+			args = []string{"install", "--help"}
+		} else {
+			fmt.Fprintln(s.Err, "ipcert timer: say install, remove or status (ipcert timer --help)")
+			return exitUsage
 		}
-		fmt.Fprintln(s.Err, "ipcert timer: say install, remove or status (ipcert timer --help)")
-		return exitUsage
 	}
 	action := args[0]
 	var cf commonFlags
@@ -233,7 +234,16 @@ func timerPrintStatus(w io.Writer, o timerStatusOut, now time.Time) {
 			fmt.Fprintln(w, "  log          journalctl -u "+deploy.TimerServiceName)
 		}
 	case deploy.TimerCron:
-		fmt.Fprintf(w, "Renewal job: cron, every hour at minute %d (%s); log: journalctl -t ipcert-renew or /var/log/syslog\n", o.CronMinute, strings.Join(o.Files, ", "))
+		// The job logs through logger: to the journal where journald
+		// runs, else to syslog's files.
+		log := "/var/log/syslog (or /var/log/messages), tag ipcert-renew"
+		if _, err := os.Stat("/run/systemd/journal"); err == nil {
+			log = "journalctl -t ipcert-renew"
+		}
+		fmt.Fprintf(w, "Renewal job: cron, every hour at minute %d (%s); log: %s\n", o.CronMinute, strings.Join(o.Files, ", "), log)
+		if !cronRuns("/proc") {
+			fmt.Fprintln(w, "  Warning: no cron daemon runs on this machine: the job does not run until one does (Debian: sudo apt install cron).")
+		}
 	}
 	if lr := o.LastRun; lr != nil {
 		renewed, failed := 0, 0

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/renew"
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/store"
+	"github.com/ipcert/ipcert/renew"
 )
 
 func TestTimerInstallStatusRemove(t *testing.T) {

@@ -1,25 +1,21 @@
 package cli
 
 import (
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"net/mail"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/spec"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // Every flag is checked before anything is written or sent (issue 12):
@@ -73,12 +69,7 @@ func issueFlagsError(fs *flag.FlagSet, f *issueFlags) error {
 	}
 	// The engine's own checks (duplicates, at most 25, the CA's address
 	// policy, challenge, key type), before the CA is even opened.
-	req := acmeflow.Request{Identifiers: idents, Challenge: f.challenge, WebRoot: f.webroot, KeyType: f.keyType, PublicCA: public, Directory: "unchecked"}
-	if len(idents) == 0 {
-		req.Identifiers = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
-		req.PublicCA = false
-	}
-	if err := req.Validate(); err != nil {
+	if err := acmeflow.CheckOrder(idents, public, f.challenge, f.webroot, f.keyType); err != nil {
 		return userError(err)
 	}
 	for _, l := range []struct{ flag, v string }{{"--http-listen", f.httpListen}, {"--tls-listen", f.tlsListen}} {
@@ -182,82 +173,40 @@ func noNegativeFlags(fs *flag.FlagSet) error {
 	return bad
 }
 
-// validateCA checks --ca without opening it, and says whether Let's
-// Encrypt's address policy applies.
+// validateCA checks --ca without opening it (internal/spec, the rule the
+// wizard and cachoice use too), and says whether Let's Encrypt's address
+// policy applies.
 func validateCA(ca string) (public bool, err error) {
-	switch ca {
-	case "staging", "production":
+	kind, err := spec.CA(ca)
+	if err != nil {
+		return false, fmt.Errorf("--ca: %w", err)
+	}
+	switch kind {
+	case spec.CALetsEncrypt:
 		return true, nil
-	case cachoice.Local:
+	case spec.CALocalTest:
 		return false, nil
-	}
-	u, perr := url.Parse(ca)
-	if perr != nil || u.Host == "" || u.Scheme != "https" && u.Scheme != "http" {
-		return false, fmt.Errorf("--ca %q is not staging, production, local or an ACME directory URL (https://...)", ca)
-	}
-	host := u.Hostname()
-	loopback := host == "localhost"
-	if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() {
-		loopback = true
-	}
-	// RFC 8555 section 6.1: ACME runs over HTTPS. Plain HTTP is accepted
-	// only on loopback, where a development CA (Boulder's) may listen.
-	if u.Scheme == "http" && !loopback {
-		return false, fmt.Errorf("--ca %s: ACME needs HTTPS (RFC 8555 section 6.1); use the https:// URL of the directory", ca)
 	}
 	// Let's Encrypt's address policy is Let's Encrypt's: cachoice decides
 	// it, for every command (a private CA certifies private addresses).
+	u, _ := url.Parse(ca)
 	return cachoice.IsLetsEncrypt(u), nil
 }
 
 func validateCARoot(path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("--ca-root: %v; give a PEM file with the root certificate of your ACME CA", err)
-	}
-	if !x509.NewCertPool().AppendCertsFromPEM(data) {
-		return fmt.Errorf("--ca-root %s holds no PEM certificate", path)
+	if err := spec.CARoot(path); err != nil {
+		return fmt.Errorf("--ca-root %w", err)
 	}
 	return nil
 }
 
-// validateListen checks ADDR:PORT of a built-in responder (port 0: any
-// free port, which tests against a CA on loopback use).
-func validateListen(v string) error {
-	host, port, err := net.SplitHostPort(v)
-	if err != nil {
-		return fmt.Errorf("%q is not ADDR:PORT (such as :80, 0.0.0.0:80 or [::]:80)", v)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p < 0 || p > 65535 {
-		return fmt.Errorf("%q: %q is not a port number (1-65535)", v, port)
-	}
-	if host != "" {
-		if a, err := netip.ParseAddr(host); err != nil || a.Zone() != "" {
-			return fmt.Errorf("%q: the host must be an IP address (or empty for all addresses)", v)
-		}
-	}
-	return nil
-}
+// validateListen checks ADDR:PORT of a built-in responder.
+func validateListen(v string) error { return spec.Listen(v) }
 
-// validateEmail accepts a plain address (no display name, no spaces, no
-// control characters), at most 254 bytes (RFC 5321 section 4.5.3.1.3).
+// validateEmail checks --email (internal/spec's rule, the wizard's too).
 func validateEmail(e string) error {
-	if e == "" {
-		return nil
-	}
-	if len(e) > 254 {
-		return fmt.Errorf("--email is %d characters long; an e-mail address has at most 254", len(e))
-	}
-	for _, r := range e {
-		if unicode.IsSpace(r) || unicode.IsControl(r) {
-			return fmt.Errorf("--email %q has a space or control character; give a plain address such as admin@example.com", e)
-		}
-	}
-	a, err := mail.ParseAddress(e)
-	at := strings.LastIndexByte(e, '@')
-	if err != nil || a.Address != e || at < 1 || at == len(e)-1 {
-		return fmt.Errorf("--email %q is not an e-mail address; give a plain address such as admin@example.com", e)
+	if err := spec.Email(e); err != nil {
+		return fmt.Errorf("--email: %w", err)
 	}
 	return nil
 }

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // Exit codes of `ipcert verify`.

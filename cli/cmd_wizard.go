@@ -14,7 +14,8 @@ import (
 	"github.com/charmbracelet/x/term"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/diagnosis"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/ui"
 	"github.com/ipcert/ipcert/wizard"
 )
@@ -251,6 +252,7 @@ func wizardRun(ctx context.Context, deps wizard.Deps, cfg wizard.Config, s stdio
 			fmt.Fprintln(s.Err, "TERM=dumb: asking plain questions instead of drawing screens.")
 		}
 		lipgloss.SetDefaultRenderer(ui.Renderer(s.Err, ui.Caps{NoColor: true}))
+		cfg.SummaryOnStdout = true // wizardPrintOutcome says it, once
 		o, err = wizard.RunAccessible(ctx, deps, cfg, s.In, s.Err)
 	} else {
 		// huh draws its fields with lipgloss's default renderer, which
@@ -267,8 +269,11 @@ func wizardRun(ctx context.Context, deps wizard.Deps, cfg wizard.Config, s stdio
 	case errors.Is(err, wizard.ErrInputClosed):
 		fmt.Fprintln(s.Err, "ipcert: the input ended before the wizard did; nothing was issued")
 		return exitFailure
+	case o.Err != nil && o.RecordErr != nil:
+		fmt.Fprintf(s.Err, "ipcert: no certificate: %v\nThis failure could not be recorded (%s), so ipcert doctor will not know it: the wizard's failure screen was the whole explanation.\n", o.Err, acmeflow.Printable(o.RecordErr.Error()))
+		return exitFailure
 	case o.Err != nil:
-		fmt.Fprintf(s.Err, "ipcert: no certificate: %v\nRun \"ipcert doctor%s\" for the explanation and a re-check.\n", o.Err, wizard.StateArg(cfg.StateDir))
+		fmt.Fprintf(s.Err, "ipcert: no certificate: %v\nRun \"%s\" for the explanation and a re-check.\n", o.Err, wizardDoctorCmd(o.Err, cfg.StateDir))
 		return exitFailure
 	case err != nil && !errors.Is(err, wizard.ErrAborted):
 		fmt.Fprintf(s.Err, "ipcert: %v\n", err)
@@ -307,8 +312,28 @@ func wizardPrintOutcome(w io.Writer, o wizard.Outcome, demo bool, stateDir strin
 		fmt.Fprintf(w, "\nGet the real certificate: sudo ipcert issue --ip %s --ca production --agree-tos%s (or run ipcert again)\n", r.Identifiers[0], wizard.StateArg(stateDir))
 		return
 	}
+	var next [][3]string
+	for _, c := range wizard.NextCommands(iss.Name, r.Identifiers[0], stateDir, r) {
+		if !o.Done[c[0]] { // done in the wizard already
+			next = append(next, c)
+		}
+	}
+	if len(next) == 0 {
+		return
+	}
 	fmt.Fprintln(w, "\nNext:")
-	for _, c := range wizard.NextCommands(iss.Name, r.Identifiers[0], stateDir) {
+	for _, c := range next {
 		fmt.Fprintf(w, "  %-8s %s  %s\n", c[0], c[1], c[2])
 	}
+}
+
+// wizardDoctorCmd is the doctor command for the failure the wizard quit
+// on: that address, in the wizard's state directory.
+func wizardDoctorCmd(err error, stateDir string) diagnosis.Cmd {
+	c := diagnosis.Cmd{"ipcert", "doctor"}
+	var ae *acmeflow.Error
+	if errors.As(err, &ae) && ae.Identifier != "" {
+		c = append(c, ae.Identifier)
+	}
+	return append(c, diagnosis.StateDirArgs(stateDir)...)
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 func wizardRunCmd(t *testing.T, in string, env map[string]string, args ...string) (int, string, string) {
@@ -125,7 +125,7 @@ func TestWizardFlagErrors(t *testing.T) {
 		{[]string{"wizard", "--ca", "example"}, "the wizard offers rehearse, staging, production or the https:// directory URL"},
 		{[]string{"wizard", "--ca", "local"}, "ipcert demo"},
 		{[]string{"wizard", "--ca-root", "/etc/hostname"}, "--ca-root goes with --ca URL"},
-		{[]string{"wizard", "--ca", "https://ca.internal/acme/acme/directory", "--ca-root", "/nonexistent/root.pem"}, "--ca-root: open /nonexistent/root.pem: no such file or directory"},
+		{[]string{"wizard", "--ca", "https://ca.internal/acme/acme/directory", "--ca-root", "/nonexistent/root.pem"}, "--ca-root /nonexistent/root.pem: no such file"},
 		{[]string{"wizard", "--ca", "https://ca.internal/acme/acme/directory", "--ca-root", "/etc/hostname"}, "--ca-root /etc/hostname holds no PEM certificate"},
 		{[]string{"wizard", "--http-listen", "80"}, "--http-listen"},
 		{[]string{"demo", "--key-type", "dsa"}, "--key-type"},

@@ -14,7 +14,7 @@ import (
 // with the same sources as `ipcert preflight` (overridable through the
 // IPCERT_ECHO4/ECHO6/DNS4/DNS6/STUN4/STUN6 variables, comma-separated).
 // Sources that disagree stop the run: certifying the wrong address wastes
-// a rate-limited order (FACTS.md), so the user must choose.
+// a rate-limited order (docs/letsencrypt.md), so the user must choose.
 func detectPublicAddrs(ctx context.Context, s stdio) ([]netip.Addr, error) {
 	env, err := publicEnv(s.Env)
 	if err != nil {

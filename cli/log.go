@@ -9,7 +9,7 @@ import (
 
 	legolog "github.com/go-acme/lego/v4/log"
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/safefs"
+	"github.com/ipcert/ipcert/internal/safefs"
 	"github.com/ipcert/ipcert/internal/untrusted"
 )
 

@@ -27,7 +27,7 @@ const (
 )
 
 // stdio is what a command may read from and write to. Results go to Out, the
-// human commentary and UI to Err (STYLE.md: results on stdout, UI on stderr).
+// human commentary and UI to Err (docs/ARCHITECTURE.md: results on stdout, UI on stderr).
 type stdio struct {
 	In  io.Reader
 	Out io.Writer
@@ -93,6 +93,18 @@ func run(ctx context.Context, args []string, s stdio) int {
 		}
 	}
 	if !ok {
+		var names []string
+		for n, c := range commands {
+			if c.summary != "" || n == "wizard" {
+				names = append(names, n)
+			}
+		}
+		sort.Strings(names)
+		if near := nearest(args[0], names); near != "" {
+			fmt.Fprintf(s.Err, "ipcert: unknown command %q; did you mean %q?\n", args[0], near)
+			fmt.Fprintf(s.Err, "Run \"ipcert --help\" for the commands.\n")
+			return exitUsage
+		}
 		fmt.Fprintf(s.Err, "ipcert: unknown command %q\n\n", args[0])
 		usage(s.Err)
 		return exitUsage

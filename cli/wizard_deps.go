@@ -12,15 +12,16 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/renew"
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
 	"github.com/ipcert/ipcert/diagnosis"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/preflight"
+	"github.com/ipcert/ipcert/renew"
 	"github.com/ipcert/ipcert/ui"
 	"github.com/ipcert/ipcert/wizard"
 )
@@ -67,7 +68,13 @@ func wizardDeps(w wizardWiring) (wizard.Deps, error) {
 	if !w.Demo {
 		d.DetectPublic = func(ctx context.Context) preflight.PublicAddrs { return preflight.DetectPublic(ctx, env) }
 		d.Preflight = func(ctx context.Context, req wizard.PreflightRequest, progress func(preflight.Event)) preflight.Report {
-			return preflight.Run(ctx, env, preflight.Options{IPs: req.Addrs, MapPorts: req.MapPorts, OwnCA: req.OwnCA, SelfFetch: true}, progress)
+			opts := preflight.Options{IPs: req.Addrs, MapPorts: req.MapPorts, OwnCA: req.OwnCA, SelfFetch: true}
+			if req.Internal {
+				// An own CA on the internal network: nothing to check on
+				// the internet's side, and nothing is sent there.
+				opts.Only, opts.SelfFetch, opts.MapPorts = wizard.InternalChecks, false, false
+			}
+			return preflight.Run(ctx, env, opts, progress)
 		}
 		// As "ipcert issue --ca CHOICE --ca-root FILE" opens it.
 		d.OpenCA = func(choice, rootFile string) (*cachoice.CA, error) {
@@ -75,9 +82,10 @@ func wizardDeps(w wizardWiring) (wizard.Deps, error) {
 		}
 		d.Rehearsal = &acmeflow.Engine{Store: w.Rehearsal, UserAgent: "ipcert/" + version}
 		d.RehearsalStore = w.Rehearsal
-		d.Servers, d.Install = wizardServers(st), wizardInstall(st)
+		rc := &reloadClock{}
+		d.Servers, d.Install = wizardServers(st), wizardInstall(st, rc)
 		d.Timer = wizardTimer(st)
-		d.Verify = wizardVerify(systemRoots, wizardVerifyTarget)
+		d.Verify = wizardVerifyAfter(systemRoots, wizardVerifyTarget, rc)
 		return d, nil
 	}
 	// One Pebble for the whole demo, started in the background at once so
@@ -143,19 +151,23 @@ func wizardMachine(env preflight.Env) func(context.Context) wizard.Machine {
 	return func(ctx context.Context) wizard.Machine {
 		priv := preflight.ReadPrivilege(env, 80)
 		_, err := os.Stat("/run/systemd/system")
+		bin, _ := os.Executable()
+		if b, err := filepath.EvalSymlinks(bin); err == nil {
+			bin = b
+		}
 		return wizard.Machine{
-			UID: priv.UID, CanBindLow: priv.CanBind, Systemd: err == nil,
+			UID: priv.UID, CanBindLow: priv.CanBind, Systemd: err == nil, Cron: cronRuns("/proc"), Binary: bin,
 			WebServers: preflight.FindWebServers(ctx, env),
 		}
 	}
 }
 
-func wizardRecordFailure(eng *acmeflow.Engine) func(string, error) {
-	return func(name string, err error) {
+func wizardRecordFailure(eng *acmeflow.Engine) func(string, error) error {
+	return func(name string, err error) error {
 		// The evidence the wizard showed its diagnosis with travels with
 		// the error (diagnosis.WithEvidence): the record is that diagnosis.
 		d := diagnosis.Diagnose(err, diagnosis.EvidenceOf(err, diagnosis.Evidence{Now: time.Now()}))
-		_ = eng.RecordFailure(name, d.Failure(time.Now()))
+		return eng.RecordFailure(name, d.Failure(time.Now()))
 	}
 }
 
@@ -197,7 +209,11 @@ func wizardServers(st *store.Store) func(context.Context, *acmeflow.Issued) []wi
 			if err != nil {
 				continue
 			}
-			t := wizard.InstallTarget{Kind: string(srv.Kind), Running: srv.Running, ConfigPath: srv.Layout(iss.Name).ConfigPath, Snippet: snip, CanInstall: os.Geteuid() == 0}
+			layout := srv.Layout(iss.Name)
+			t := wizard.InstallTarget{Kind: string(srv.Kind), Running: srv.Running, ConfigPath: layout.ConfigPath, Snippet: snip, CanInstall: os.Geteuid() == 0, WebRoot: iss.Renewal.WebRoot}
+			if t.WebRoot == "" {
+				t.WebRoot = layout.WebRoot // what the snippet serves (wizardSnippet)
+			}
 			if !t.CanInstall {
 				t.Note = "installing needs root: sudo ipcert snippet " + string(srv.Kind) + " " + iss.Name + wizard.StateArg(st.Root()) + " --write"
 			}
@@ -208,7 +224,7 @@ func wizardServers(st *store.Store) func(context.Context, *acmeflow.Issued) []wi
 }
 
 // wizardInstall does what "ipcert snippet KIND NAME --write" does.
-func wizardInstall(st *store.Store) func(context.Context, *acmeflow.Issued, wizard.InstallTarget) wizard.Report {
+func wizardInstall(st *store.Store, rc *reloadClock) func(context.Context, *acmeflow.Issued, wizard.InstallTarget) wizard.Report {
 	return func(ctx context.Context, iss *acmeflow.Issued, t wizard.InstallTarget) wizard.Report {
 		kind, err := deploy.ParseKind(t.Kind)
 		if err != nil {
@@ -253,6 +269,7 @@ func wizardInstall(st *store.Store) func(context.Context, *acmeflow.Issued, wiza
 			rep.Summary = fmt.Sprintf("%s: written, but its main config does not read it yet", t.Kind)
 			rep.Fix = fmt.Sprintf("add %q to %s, then reload %s", res.IncludeLine, res.IncludeFile, t.Kind)
 		case res.Reloaded:
+			rc.mark()
 			rep.Summary = fmt.Sprintf("%s serves the certificate (config tested, reloaded)", t.Kind)
 		case !svc.Active:
 			rep.Status = ui.Warn
@@ -295,6 +312,17 @@ func wizardTimer(st *store.Store) func(context.Context, *acmeflow.Issued) wizard
 		if res.Unchanged {
 			rep.Summary = fmt.Sprintf("renewal job already installed (%s), unchanged", res.Mode)
 		}
+		// Installed is not running: say what would keep the job from it.
+		if res.Mode == deploy.TimerCron && !cronRuns("/proc") {
+			rep.Status = ui.Warn
+			rep.Lines = append(rep.Lines, "no cron daemon runs on this machine: the job does not run until one does")
+			rep.Fix = "install and start cron (Debian: sudo apt install cron)"
+		}
+		if wizard.TempBinary(bin) {
+			rep.Status = ui.Warn
+			rep.Lines = append(rep.Lines, "the job runs "+bin+", in a temporary folder: it may be gone after a reboot")
+			rep.Fix = "sudo install -m 0755 " + shellWord(bin) + " /usr/local/bin/ipcert && sudo /usr/local/bin/ipcert timer install" + wizard.StateArg(st.Root())
+		}
 		return rep
 	}
 }
@@ -304,6 +332,7 @@ func wizardTimer(st *store.Store) func(context.Context, *acmeflow.Issued) wizard
 func wizardDryRenew(st *store.Store) func(context.Context, *acmeflow.Issued) wizard.Report {
 	return func(ctx context.Context, iss *acmeflow.Issued) wizard.Report {
 		cas := &renew.CAs{Store: st, UserAgent: "ipcert/" + version, Log: debugWriter()}
+		defer cas.Close()
 		rn := &renew.Runner{Store: st, Issuer: renew.NewIssuer(cas), Rehearsal: renew.NewRehearsal(cas), LockWait: 30 * time.Second}
 		res, err := rn.Run(ctx, renew.Options{Names: []string{iss.Name}, DryRun: true})
 		if err != nil {
@@ -336,6 +365,28 @@ func shortRehearsalCA(choice string) string {
 func systemRoots() *x509.CertPool { return nil }
 
 func wizardVerify(roots func() *x509.CertPool, target func(*acmeflow.Issued) (string, func(), error)) func(context.Context, *acmeflow.Issued) wizard.Report {
+	return wizardVerifyAfter(roots, target, nil)
+}
+
+// reloadClock is when the wizard's install last reloaded a web server.
+type reloadClock struct{ at atomic.Int64 }
+
+func (c *reloadClock) mark() {
+	if c != nil {
+		c.at.Store(time.Now().UnixNano())
+	}
+}
+
+// recent: a reload happened less than d ago.
+func (c *reloadClock) recent(d time.Duration) bool {
+	return c != nil && c.at.Load() != 0 && time.Since(time.Unix(0, c.at.Load())) < d
+}
+
+// wizardVerifyAfter checks what addr serves: once, or, right after the
+// install reloaded a web server (rc), again and again for the reload's
+// grace (deploy.WaitServed); a refused connection with nothing reloaded
+// is the answer at once (issue 24 item 10). The time it took is said.
+func wizardVerifyAfter(roots func() *x509.CertPool, target func(*acmeflow.Issued) (string, func(), error), rc *reloadClock) func(context.Context, *acmeflow.Issued) wizard.Report {
 	return func(ctx context.Context, iss *acmeflow.Issued) wizard.Report {
 		addr, done, err := target(iss)
 		if err != nil {
@@ -351,11 +402,18 @@ func wizardVerify(roots func() *x509.CertPool, target func(*acmeflow.Issued) (st
 				pool, rootArg = p, " --root "+r.CARoot
 			}
 		}
-		// Right after the reload: give the server its grace to pick the
-		// new certificate up (deploy.ReloadGrace).
-		res, _, err := deploy.WaitServed(ctx, addr, iss.Cert.Leaf, 0, deploy.VerifyOptions{Roots: pool})
+		start := time.Now()
+		var res deploy.VerifyResult
+		if rc.recent(deploy.ReloadGrace) {
+			// Right after the reload: give the server its grace to pick
+			// the new certificate up (deploy.ReloadGrace).
+			res, _, err = deploy.WaitServed(ctx, addr, iss.Cert.Leaf, 0, deploy.VerifyOptions{Roots: pool})
+		} else {
+			res, err = deploy.Verify(ctx, addr, deploy.VerifyOptions{Roots: pool, Expected: iss.Cert.Leaf})
+		}
+		took := fmt.Sprintf("%.1f s", time.Since(start).Seconds())
 		if err != nil {
-			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
+			return wizard.Report{Status: ui.Fail, Summary: err.Error(), Lines: []string{"checked in " + took}}
 		}
 		rep := wizard.Report{Summary: res.Reason}
 		if res.TLSVersion != "" {
@@ -380,6 +438,7 @@ func wizardVerify(roots func() *x509.CertPool, target func(*acmeflow.Issued) (st
 			rep.Status = ui.Fail
 			rep.Fix = "reload the web server so it reads the new files, then: ipcert verify " + addr + rootArg
 		}
+		rep.Lines = append(rep.Lines, "checked in "+took)
 		return rep
 	}
 }
@@ -424,4 +483,27 @@ func demoServeTarget(st *store.Store) func(*acmeflow.Issued) (string, func(), er
 		}()
 		return l.Addr().String(), func() { l.Close() }, nil
 	}
+}
+
+// cronNames are the process names of the cron daemons (Debian's cron,
+// cronie's crond, busybox crond, fcron).
+var cronNames = map[string]bool{"cron": true, "crond": true, "fcron": true}
+
+// cronRuns says whether a cron daemon runs: a process under proc whose
+// name is one of cronNames.
+func cronRuns(proc string) bool {
+	ents, err := os.ReadDir(proc)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(proc, e.Name(), "comm"))
+		if err == nil && cronNames[strings.TrimSpace(string(b))] {
+			return true
+		}
+	}
+	return false
 }

@@ -9,12 +9,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/testkit"
 	"github.com/ipcert/ipcert/ui"
 )
@@ -130,5 +131,56 @@ func TestWizardDryRenewLocal(t *testing.T) {
 	after, _ := st.CurrentVersion(iss.Name)
 	if before.N != after.N {
 		t.Errorf("a dry renewal changed the current version: %d -> %d", before.N, after.N)
+	}
+}
+
+// TestCronRuns: a cron daemon is a process named cron, crond or fcron
+// (issue 24 item 9: a cron job on a machine without one never runs).
+func TestCronRuns(t *testing.T) {
+	proc := t.TempDir()
+	add := func(pid, comm string) {
+		os.MkdirAll(filepath.Join(proc, pid), 0o755)
+		os.WriteFile(filepath.Join(proc, pid, "comm"), []byte(comm+"\n"), 0o644)
+	}
+	add("1", "init")
+	add("42", "crontab")
+	os.MkdirAll(filepath.Join(proc, "self"), 0o755)
+	if cronRuns(proc) {
+		t.Error("no cron daemon, yet cronRuns")
+	}
+	add("77", "crond")
+	if !cronRuns(proc) {
+		t.Error("crond runs, yet not found")
+	}
+}
+
+// TestWizardVerifyNoGraceWithoutReload: with nothing reloaded by the
+// wizard, the check connects once and answers (issue 24 item 10: it spun
+// for the reload's grace on a refused connection), saying how long it
+// took.
+func TestWizardVerifyNoGraceWithoutReload(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var accepts atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepts.Add(1)
+			c.Close() // no TLS: the check fails
+		}
+	}()
+	_, iss, _ := wizardIssueLocal(t)
+	rep := wizardVerifyAfter(func() *x509.CertPool { return x509.NewCertPool() }, func(*acmeflow.Issued) (string, func(), error) { return l.Addr().String(), func() {}, nil }, &reloadClock{})(context.Background(), iss)
+	if rep.Status != ui.Fail || !strings.Contains(strings.Join(rep.Lines, "\n"), "checked in ") {
+		t.Errorf("report: %+v", rep)
+	}
+	if n := accepts.Load(); n != 1 {
+		t.Errorf("%d connections with nothing reloaded, want 1", n)
 	}
 }

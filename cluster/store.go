@@ -14,6 +14,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // Config says how to reach the cluster's etcd.
@@ -213,6 +215,10 @@ type Certificate struct {
 	Key         []byte    `json:"-"`          // the private key (PEM), in memory only
 	SealedKey   []byte    `json:"sealed_key"` // as stored
 	Revision    int64     `json:"-"`          // etcd's revision of the write
+	// Settings is what renews it (the issuer's renewal.json without its
+	// machine's own hooks, reload and verify address, which never travel:
+	// another machine's commands are never run from the store).
+	Settings *store.Renewal `json:"settings,omitempty"`
 }
 
 // PutCertificate writes a new version of a certificate, only while l is

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/testkit"
 )
 
@@ -90,7 +90,7 @@ func serveSnippet(t *testing.T, s *realServer) (*testIssuer, int) {
 	os.WriteFile(filepath.Join(webroot, "index.html"), []byte("home page"), 0o644)
 	os.Chmod(webroot, 0o755)
 	os.Chmod(filepath.Dir(webroot), 0o755)
-	httpsPort, httpPort := freePort(t), freePort(t)
+	httpsPort, httpPort := testkit.FreePort(t), testkit.FreePort(t)
 	if s.httpPort != 0 {
 		httpPort = s.httpPort
 	}
@@ -157,7 +157,7 @@ kill $!`, socat, port, bridge, socat, port, chromium, filepath.Join(home, "profi
 // fileServer serves dir on a free loopback port (HAProxy's upstream).
 func fileServer(t *testing.T, dir string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(testkit.FreePort(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/testkit"
 )
 
@@ -62,8 +62,8 @@ func TestCaddyAsItsOwnUser(t *testing.T) {
 	os.Chown(home, uid, gid)
 	os.MkdirAll(webroot, 0o755)
 	os.WriteFile(filepath.Join(webroot, "index.html"), []byte("home page"), 0o644)
-	admin := "localhost:" + strconv.Itoa(freePort(t))
-	httpsPort, httpPort := freePort(t), freePort(t)
+	admin := "localhost:" + strconv.Itoa(testkit.FreePort(t))
+	httpsPort, httpPort := testkit.FreePort(t), testkit.FreePort(t)
 	conf := filepath.Join(p, "Caddyfile")
 	os.WriteFile(conf, []byte(fmt.Sprintf("{\n\tadmin %s\n\thttp_port %d\n\tauto_https disable_redirects\n\tstorage file_system %s\n}\n\nimport %s/ipcert-*.caddy\n", admin, httpPort, filepath.Join(home, "data"), p)), 0o644)
 	env := []string{"HOME=" + home, "XDG_DATA_HOME=" + home, "XDG_CONFIG_HOME=" + home}

@@ -14,24 +14,13 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/localca"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 func isExec(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
-}
-
-// freePort finds a port free on both 127.0.0.1 and ::1 (the same search
-// the local CA uses for its responder); tests never use 80/443.
-func freePort(t *testing.T) int {
-	t.Helper()
-	p, err := acmeflow.FreePort("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // testIssuer issues real certificates for loopback addresses from Pebble
@@ -45,12 +34,7 @@ type testIssuer struct {
 
 func newIssuer(t *testing.T) *testIssuer {
 	t.Helper()
-	port := freePort(t)
-	ca, err := localca.Start(localca.Options{HTTPPort: port, TLSPort: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ca.Close() })
+	ca, port := localca.StartForTest(t, localca.Options{})
 	st, err := store.Open(filepath.Join(t.TempDir(), "state"))
 	if err != nil {
 		t.Fatal(err)

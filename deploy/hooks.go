@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // CertPaths are the files of a certificate, through its current link, as

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/safefs"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/safefs"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // Installer puts a snippet in place.

@@ -269,7 +269,7 @@ func TestInstallRealNginx(t *testing.T) {
 	idents := mustAddrs("127.0.0.1")
 	name := "real"
 	first := ti.issue(t, name, idents, false)
-	httpsPort, httpPort := freePort(t), freePort(t)
+	httpsPort, httpPort := testkit.FreePort(t), testkit.FreePort(t)
 	snippetFor := func(port int) []byte {
 		b, err := Snippet(Nginx, SnippetParams{Name: name, Identifiers: []string{"127.0.0.1"}, CertDir: ti.eng.Store.CurrentDir(name), WebRoot: t.TempDir(), HTTPSPort: port, HTTPPort: httpPort})
 		if err != nil {
@@ -304,7 +304,7 @@ func TestInstallRealNginx(t *testing.T) {
 	// default server: two defaults on one address:port, so nginx -t fails,
 	// though each config is fine alone.
 	second := ti.issue(t, name, idents, false)
-	newPort := freePort(t)
+	newPort := testkit.FreePort(t)
 	other := filepath.Join(filepath.Dir(s.snip), "aaa-other.conf")
 	if err := os.WriteFile(other, []byte(fmt.Sprintf("server {\n    listen 127.0.0.1:%d default_server;\n}\n", newPort)), 0o644); err != nil {
 		t.Fatal(err)

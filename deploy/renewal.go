@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // RenewalHooks runs what a renewed certificate's renewal.json asks for

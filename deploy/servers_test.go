@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/testkit"
 )
 
@@ -128,8 +128,8 @@ func caddyServer(t *testing.T) *realServer {
 	bin := testkit.NeedProgram(t, "caddy", "caddy")
 	p := t.TempDir()
 	s := &realServer{kind: Caddy, prefix: p, conf: filepath.Join(p, "Caddyfile"), snip: filepath.Join(p, "ipcert-test.caddy"), log: filepath.Join(p, "server.log")}
-	admin := "localhost:" + strconv.Itoa(freePort(t))
-	s.httpPort = freePort(t)
+	admin := "localhost:" + strconv.Itoa(testkit.FreePort(t))
+	s.httpPort = testkit.FreePort(t)
 	// Caddy's automatic HTTP->HTTPS redirects would listen on port 80:
 	// the global options keep everything on the test's ports. The
 	// snippet is imported as the stock Caddyfile would (IncludeLine).
@@ -190,7 +190,7 @@ func runRealServer(t *testing.T, s *realServer, idents []netip.Addr) {
 	// readable to them.
 	os.Chmod(webroot, 0o755)
 	os.Chmod(filepath.Dir(webroot), 0o755)
-	httpsPort, httpPort := freePort(t), freePort(t)
+	httpsPort, httpPort := testkit.FreePort(t), testkit.FreePort(t)
 	if s.httpPort != 0 {
 		httpPort = s.httpPort
 	}
@@ -201,7 +201,7 @@ func runRealServer(t *testing.T, s *realServer, idents []netip.Addr) {
 	if s.kind == HAProxy {
 		// HAProxy serves no files: the web server behind it answers the
 		// challenge path.
-		up := freePort(t)
+		up := testkit.FreePort(t)
 		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(up)))
 		if err != nil {
 			t.Fatal(err)
@@ -334,12 +334,12 @@ func TestNATSnippetsPassConfigTests(t *testing.T) {
 			idents := mustAddrs("127.0.0.1", "::1")
 			name := store.NameFor(acmeflow.AddrStrings(idents))
 			ti.issue(t, name, idents, srv.kind == HAProxy)
-			httpPort := freePort(t)
+			httpPort := testkit.FreePort(t)
 			if s.httpPort != 0 {
 				httpPort = s.httpPort
 			}
 			p := SnippetParams{Name: name, Identifiers: acmeflow.AddrStrings(idents), NotLocal: []string{"127.0.0.1"},
-				CertDir: ti.eng.Store.CurrentDir(name), WebRoot: t.TempDir(), HTTPSPort: freePort(t), HTTPPort: httpPort}
+				CertDir: ti.eng.Store.CurrentDir(name), WebRoot: t.TempDir(), HTTPSPort: testkit.FreePort(t), HTTPPort: httpPort}
 			snip, err := Snippet(srv.kind, p)
 			if err != nil {
 				t.Fatal(err)

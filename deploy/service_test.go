@@ -50,7 +50,7 @@ func TestServiceStatusPrivateNginx(t *testing.T) {
 		t.Skipf("the system nginx is running here (%s); this test needs it stopped", st)
 	}
 	s := nginxServer(t)
-	os.WriteFile(filepath.Join(s.prefix, "conf.d", "plain.conf"), []byte("server { listen 127.0.0.1:"+itoa(freePort(t))+"; }\n"), 0o644)
+	os.WriteFile(filepath.Join(s.prefix, "conf.d", "plain.conf"), []byte("server { listen 127.0.0.1:"+itoa(testkit.FreePort(t))+"; }\n"), 0o644)
 	startServer(t, s.log, s.env, s.start[0], s.start[1:]...)
 	waitFile(t, filepath.Join(s.prefix, "nginx.pid"))
 	var found *Server

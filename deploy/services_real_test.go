@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/testkit"
 )
 
@@ -47,7 +47,7 @@ func newSvcEnv(t *testing.T) *svcEnv {
 	t.Helper()
 	testkit.NeedRoot(t, "running services as their own users")
 	testkit.NeedIPv6Loopback(t)
-	e := &svcEnv{ti: newIssuer(t), idents: mustAddrs("127.0.0.1", "::1"), prefix: t.TempDir(), port: freePort(t)}
+	e := &svcEnv{ti: newIssuer(t), idents: mustAddrs("127.0.0.1", "::1"), prefix: t.TempDir(), port: testkit.FreePort(t)}
 	// The services' users must reach the copy and their configs.
 	os.Chmod(e.prefix, 0o755)
 	os.Chmod(filepath.Dir(e.prefix), 0o755)
@@ -177,7 +177,7 @@ func startLighttpd(t *testing.T, e *svcEnv) (*exec.Cmd, string, int) {
 	os.MkdirAll(filepath.Join(webroot, ".well-known", "acme-challenge"), 0o755)
 	os.WriteFile(filepath.Join(webroot, ".well-known", "acme-challenge", "probe"), []byte("token-body"), 0o644)
 	os.WriteFile(filepath.Join(webroot, "index.html"), []byte("home page"), 0o644)
-	httpPort := freePort(t)
+	httpPort := testkit.FreePort(t)
 	conf := filepath.Join(e.prefix, "lighttpd.conf")
 	os.MkdirAll(filepath.Join(e.prefix, "conf-enabled"), 0o755)
 	main := fmt.Sprintf(`server.document-root = %q
@@ -208,7 +208,7 @@ include %q
 func TestStunnelRenews(t *testing.T) {
 	bin := testkit.NeedProgram(t, "stunnel4", "stunnel4")
 	e := newSvcEnv(t)
-	up := freePort(t)
+	up := testkit.FreePort(t)
 	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(up)))
 	if err != nil {
 		t.Fatal(err)
@@ -355,7 +355,7 @@ func TestDnsdistRenews(t *testing.T) {
 	e := newSvcEnv(t)
 	e.group = "_dnsdist"
 	copyDir, hook := e.copyFor(t, "_dnsdist")
-	console := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(freePort(t)))
+	console := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(testkit.FreePort(t)))
 	p := e.params(copyDir)
 	p.CopyGroup, p.ConsoleKey, p.Console = "_dnsdist", testConsoleKey, console.String()
 	os.MkdirAll(filepath.Join(e.prefix, "conf.d"), 0o755)

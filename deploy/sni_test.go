@@ -16,7 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // otherCert writes a self-signed certificate for the DNS name host (the
@@ -77,7 +78,7 @@ func TestSecondCertificateOnListener(t *testing.T) {
 			name := store.NameFor([]string{"127.0.0.1"})
 			iss := ti.issue(t, name, idents, kind == HAProxy)
 			odir, oleaf := otherCert(t, "other.example")
-			httpsPort, httpPort := freePort(t), freePort(t)
+			httpsPort, httpPort := testkit.FreePort(t), testkit.FreePort(t)
 			p := SnippetParams{Name: name, Identifiers: []string{"127.0.0.1"}, CertDir: ti.eng.Store.CurrentDir(name), WebRoot: t.TempDir(), HTTPSPort: httpsPort, HTTPPort: httpPort}
 			snip, err := Snippet(kind, p)
 			if err != nil {

@@ -7,8 +7,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/deploy/catalog"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // SnippetParams is what a snippet needs. Every value is validated before it
@@ -36,7 +36,7 @@ type SnippetParams struct {
 	// group; the header explains it.
 	CopyGroup string
 	// NotLocal lists identifiers that are not on a local interface: a
-	// cloud VM's public IPv4 behind 1:1 NAT (FACTS.md). The server sees
+	// cloud VM's public IPv4 behind 1:1 NAT (docs/letsencrypt.md). The server sees
 	// those connections arrive on its private address, so listening on the
 	// public one would fail to bind or never match; they are served
 	// through the wildcard address of their family, as the default server.
@@ -66,7 +66,7 @@ const DefaultUpstream = "127.0.0.1:8080"
 // 5.7): TLS 1.2 and 1.3, forward-secret AEAD suites only. The DHE suites of
 // the profile are left out: they need a dhparam file, and every client the
 // profile supports also speaks ECDHE. OCSP stapling is left out because
-// Let's Encrypt ended OCSP in 2025 (FACTS.md), and HSTS because browsers
+// Let's Encrypt ended OCSP in 2025 (docs/letsencrypt.md), and HSTS because browsers
 // ignore it for IP-address hosts (RFC 6797 section 8.1.1).
 const (
 	mozCiphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"

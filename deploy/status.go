@@ -11,8 +11,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ipcert/ipcert/acmeflow/renew"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/store"
+	"github.com/ipcert/ipcert/renew"
 )
 
 // TimerProbe reports whether the renewal job is installed (TimerStatus
@@ -38,6 +39,12 @@ type CertStatus struct {
 	// that time comes from.
 	NextRenewal    time.Time `json:"next_renewal,omitzero"`
 	NextRenewalWhy string    `json:"next_renewal_reason,omitempty"`
+	// SPKIPin is the key's pin-sha256 (what DNS-over-TLS clients pin, RFC
+	// 7858), PinSince since when (renewal.json), ReuseKey whether renewals
+	// keep it.
+	SPKIPin  string    `json:"spki_pin,omitempty"`
+	PinSince time.Time `json:"pin_since,omitzero"`
+	ReuseKey bool      `json:"reuse_key,omitempty"`
 	// ARINextCheck is when the CA's renewal window is asked for again.
 	ARINextCheck time.Time `json:"ari_next_check,omitzero"`
 	// LastResult is "ok", "failed" or "never".
@@ -291,6 +298,10 @@ func certStatus(st *store.Store, name string, now time.Time, verifyKeys bool) (C
 	leaf := v.Leaf
 	cs.Version = v.N
 	cs.Serial = fmt.Sprintf("%x", leaf.SerialNumber)
+	cs.SPKIPin, cs.ReuseKey = acmeflow.SPKIPin(leaf), r.ReuseKey
+	if cs.SPKIPin == r.SPKIPin {
+		cs.PinSince = r.PinSince
+	}
 	cs.NotBefore, cs.NotAfter = leaf.NotBefore.UTC(), leaf.NotAfter.UTC()
 	cs.ValidFor = leaf.NotAfter.Sub(now)
 	cs.Expired = cs.ValidFor <= 0

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // The status index, <state>/status-index, keeps what `ipcert status`
@@ -51,7 +51,7 @@ import (
 // it out; the other forms decode it into a CertStatus.
 const (
 	statusIndexFile   = "status-index"
-	statusIndexHeader = "ipcert-status-index 3 " // then the CRC of the rest, the certs folder's mtime (3: failure texts escaped, issue 22)
+	statusIndexHeader = "ipcert-status-index 4 " // then the CRC of the rest, the certs folder's mtime (3: failure texts escaped, issue 22; 4: the key pin)
 	racyWindow        = time.Second
 	// StatusJSONPrefix is the indentation of a certificate in status
 	// --json's report (inside "certificates": [...]).
@@ -113,6 +113,9 @@ type statusHead struct {
 }
 
 type statusTail struct {
+	SPKIPin      string         `json:"spki_pin,omitempty"`
+	PinSince     time.Time      `json:"pin_since,omitzero"`
+	ReuseKey     bool           `json:"reuse_key,omitempty"`
 	ARINextCheck time.Time      `json:"ari_next_check,omitzero"`
 	LastResult   string         `json:"last_result"`
 	LastSuccess  time.Time      `json:"last_success,omitzero"`
@@ -151,7 +154,7 @@ func newStatusEntry(c CertStatus, stamp folderStamp, now, until time.Time) (stat
 	if e.head, err = inner(statusHead{c.Name, c.Identifiers, c.CA, c.Directory, c.Challenge, c.Version, c.Serial, c.NotBefore, c.NotAfter}); err != nil {
 		return statusEntry{}, false
 	}
-	if e.tail, err = inner(statusTail{c.ARINextCheck, c.LastResult, c.LastSuccess, c.LastAttempt, c.Failures, c.LastError, c.Reload, c.DeployHooks, c.VerifyAddr, c.Problem}); err != nil {
+	if e.tail, err = inner(statusTail{c.SPKIPin, c.PinSince, c.ReuseKey, c.ARINextCheck, c.LastResult, c.LastSuccess, c.LastAttempt, c.Failures, c.LastError, c.Reload, c.DeployHooks, c.VerifyAddr, c.Problem}); err != nil {
 		return statusEntry{}, false
 	}
 	if e.next, err = json.Marshal(c.NextRenewal); err != nil {

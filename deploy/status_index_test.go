@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/testkit"
 )
 
@@ -24,7 +24,7 @@ func TestStatusIndexJSONIsMarshalIndent(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 123, time.UTC)
 	full := CertStatus{Name: "a", Identifiers: []string{"192.0.2.1", "2001:db8::1"}, CA: "https://ca.test/<dir>&", Directory: "https://ca.test/dir",
 		Challenge: "http-01", Version: 3, Serial: "ab01", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(159*time.Hour + 7),
-		NextRenewal: now.Add(79 * time.Hour), NextRenewalWhy: "inside the CA's ARI window \"x\" <y> & é", ARINextCheck: now.Add(6 * time.Hour),
+		NextRenewal: now.Add(79 * time.Hour), NextRenewalWhy: "inside the CA's ARI window \"x\" <y> & é", SPKIPin: "pin+/=", PinSince: now.Add(-3 * time.Hour), ReuseKey: true, ARINextCheck: now.Add(6 * time.Hour),
 		LastResult: "failed", LastSuccess: now.Add(-2 * time.Hour), LastAttempt: now.Add(-time.Minute), Failures: 2,
 		LastError: &store.Failure{Time: now.Add(-time.Minute), Step: "challenge", Detail: "Timeout\nduring connect"},
 		Reload:    "nginx", DeployHooks: []string{"systemctl reload x", "echo '<done>'"}, VerifyAddr: "192.0.2.1:443",

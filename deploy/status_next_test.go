@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/renew"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
+	"github.com/ipcert/ipcert/renew"
 )
 
 // TestStatusAgreesWithRenew: status's next renewal is renew's decision. It

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // storeCert puts a self-signed certificate valid from nb for 160 h into

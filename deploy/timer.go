@@ -13,7 +13,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ipcert/ipcert/acmeflow/safefs"
+	"github.com/ipcert/ipcert/internal/safefs"
 )
 
 // Names of the renewal job's files.
@@ -45,7 +45,7 @@ type TimerConfig struct {
 	// http-01 answers go into.
 	WritablePaths []string
 	// Minute is the cron minute (0-59); -1 picks one at random, so that
-	// machines do not all knock at the CA at the same minute (FACTS.md:
+	// machines do not all knock at the CA at the same minute (docs/letsencrypt.md:
 	// randomise batch jobs).
 	Minute int
 }
@@ -162,7 +162,7 @@ Description=Run ipcert renew every hour
 [Timer]
 OnCalendar=hourly
 # A random but fixed offset per machine: spreads the load on the CA
-# (FACTS.md) and keeps the runs an hour apart.
+# (docs/letsencrypt.md) and keeps the runs an hour apart.
 RandomizedDelaySec=1h
 FixedRandomDelay=true
 # A run missed while the machine was off happens at the next boot.

@@ -16,6 +16,7 @@ import (
 	"github.com/go-acme/lego/v4/acme"
 	"github.com/go-acme/lego/v4/acme/api"
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/netlimit"
 )
 
 // caTransport: the CA itself could not be reached or talked to.
@@ -32,9 +33,13 @@ func (g *diag) caTransport() bool {
 		ca = u
 	}
 	switch {
+	case netlimit.IsTooLarge(err):
+		// internal/netlimit's cap on every body from the CA (issue 22).
+		g.set(DiagCATooLarge, "The CA sent more than ipcert reads", g.errText()+". A directory, order or certificate chain is a few KB; this is no ACME CA, or a proxy or captive portal answers in its place.",
+			"Check the --ca URL (for Let's Encrypt: --ca staging or --ca production): it must name an ACME directory, a small JSON document.", nil, false)
 	case errors.As(err, &dnsErr):
 		g.set(DiagCADNS, "Cannot resolve the CA's name", fmt.Sprintf("DNS lookup of %s failed (%v): no resolver, no network, or a resolver that blocks it.", dnsErr.Name, dnsErr.Err),
-			"Check /etc/resolv.conf and the network; try: getent hosts "+dnsErr.Name, "getent hosts "+dnsErr.Name, true)
+			"Check /etc/resolv.conf and the network; try: getent hosts "+dnsErr.Name, cmd("getent", "hosts", dnsErr.Name), true)
 		g.d.Retry = "when DNS works again"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		fix := "Check the --ca URL; for Let's Encrypt use --ca staging or --ca production."
@@ -42,30 +47,36 @@ func (g *diag) caTransport() bool {
 			fix = "Check that your CA runs and listens at " + ca + " (the --ca URL), and that no firewall between rejects it."
 		}
 		g.set(DiagCARefused, "The CA refused the connection", "Nothing listens at "+ca+": a wrong --ca URL, a local test CA that is not running, or an outbound proxy/firewall that rejects it.",
-			fix, "", true)
+			fix, nil, true)
 		g.d.Retry = "after checking the URL; at once if the CA was merely restarting"
 	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr), errors.As(err, &recErr),
 		// Go's crypto/x509, crypto/tls and net/http wording towards the CA
 		// (the CA's own words come as problem documents, never here).
 		contains(t, "x509:", "tls: ", "server gave http response to https client", "https is required"):
 		g.set(DiagCATLS, "Cannot talk TLS to the CA", "The HTTPS connection to "+ca+" failed: "+g.errText()+". A TLS-intercepting proxy, a missing CA root (custom CA: --ca-root), a wrong clock, or a plain-HTTP URL.",
-			"Check the system time (timedatectl), the system roots (ca-certificates), any HTTPS proxy; for a private ACME CA give its root with --ca-root.", "timedatectl", false)
+			"Check the system time (timedatectl), the system roots (ca-certificates), any HTTPS proxy; for a private ACME CA give its root with --ca-root.", cmd("timedatectl"), false)
 	case isTimeout(err):
-		fix, cmd := "Check outbound HTTPS (curl -sI https://acme-staging-v02.api.letsencrypt.org/directory) and https://letsencrypt.status.io.", "curl -sI https://acme-staging-v02.api.letsencrypt.org/directory"
+		c := cmd("curl", "-sI", acmeflow.LEStaging)
+		if g.ev.CA == "production" {
+			c = cmd("curl", "-sI", acmeflow.LEProduction)
+		}
 		if g.own() {
-			cmd = "curl -sI " + g.ev.CA
+			c = cmd("curl", "-sI", g.ev.CA)
 			if g.ev.CARoot != "" {
-				cmd = "curl -sI --cacert " + g.ev.CARoot + " " + g.ev.CA
+				c = cmd("curl", "-sI", "--cacert", g.ev.CARoot, g.ev.CA)
 			}
-			fix = "Check that your CA runs and that this machine reaches it: " + cmd
+		}
+		fix := "Check outbound HTTPS to the CA (" + c.String() + ") and https://letsencrypt.status.io."
+		if g.own() {
+			fix = "Check that your CA runs and that this machine reaches it: " + c.String()
 		}
 		g.set(DiagCATimeout, "The CA did not answer in time", "The request to "+ca+" timed out: no route or a firewall dropping HTTPS to it, or the CA is overloaded.",
-			fix, cmd, true)
+			fix, c, true)
 		g.d.Retry = "in a few minutes"
 	// Go's net wording when the errno was lost in a wrapped text.
 	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH), contains(t, "network is unreachable", "no route to host", "connection reset"):
 		g.set(DiagCAUnreachable, "The CA is unreachable", "No route to "+ca+": this machine has no working outbound network for that family.",
-			"Check the default route and outbound firewall; ipcert preflight tests outbound reachability.", "ipcert preflight", true)
+			"Check the default route and outbound firewall; ipcert preflight tests outbound reachability.", g.preflightCmd(), true)
 		g.d.Retry = "when the network is back"
 	default:
 		return false
@@ -103,11 +114,11 @@ func (g *diag) problem(t string) bool {
 		g.rateLimited(t)
 	case acmeflow.ProblemBadNonce:
 		g.set(DiagBadNonce, "The CA kept rejecting our nonces", "Every retry of the request got badNonce: a proxy or load balancer between us and the CA that caches or replays responses, or trouble at the CA.",
-			"Retry in a few minutes; if it persists, bypass any HTTP(S) proxy for the CA (NO_PROXY) and check https://letsencrypt.status.io.", "", true)
+			"Retry in a few minutes; if it persists, bypass any HTTP(S) proxy for the CA (NO_PROXY) and check https://letsencrypt.status.io.", nil, true)
 		g.d.Retry = "in a few minutes"
 	case acmeflow.ProblemServerInternal:
 		g.set(DiagServerInternal, "The CA had an internal error", "The CA failed while handling the request ("+g.d.Problem.Detail+"); nothing on this machine caused it.",
-			"Retry later and check https://letsencrypt.status.io; a renewal retries on its own with backoff.", "", true)
+			"Retry later and check https://letsencrypt.status.io; a renewal retries on its own with backoff.", nil, true)
 		g.d.Retry = "in a few minutes (a renewal backs off: 1 min, 10 min, 100 min, then daily)"
 		if ra := g.retryAfterHeader(); ra > 0 {
 			g.d.RetryAfter = ra
@@ -116,24 +127,24 @@ func (g *diag) problem(t string) bool {
 	case acmeflow.ProblemRejectedIdentifier:
 		g.rejected(t)
 	case acmeflow.ProblemInvalidProfile:
-		g.set(DiagInvalidProfile, "The CA does not know the requested profile", "The order named a profile the CA does not offer: "+g.d.Problem.Detail+". IP certificates need \"shortlived\" (FACTS.md).",
-			"Use Let's Encrypt with the shortlived profile (ipcert always asks for it); a custom --ca must offer shortlived.", g.stagingCmd(""), false)
+		g.set(DiagInvalidProfile, "The CA does not know the requested profile", "The order named a profile the CA does not offer: "+g.d.Problem.Detail+". IP certificates need \"shortlived\" (docs/letsencrypt.md).",
+			"Use Let's Encrypt with the shortlived profile (ipcert always asks for it); a custom --ca must offer shortlived.", g.stagingCmd(), false)
 	case acmeflow.ProblemBadCSR:
 		// Boulder csr/csr.go: "CSR contains IP address in Common Name"
-		// (FACTS.md).
+		// (docs/letsencrypt.md).
 		if contains(t, "common name") {
 			g.set(DiagBadCSRCommonName, "The CSR put the IP address in the Common Name", "Let's Encrypt refuses a CSR with an IP address in the Common Name (boulder csr/csr.go); shortlived certificates have an empty subject.",
-				"ipcert always sends an empty subject: this CSR came from elsewhere, or from an old ipcert; upgrade and run again.", "ipcert --version", false)
+				"ipcert always sends an empty subject: this CSR came from elsewhere, or from an old ipcert; upgrade and run again.", cmd("ipcert", "--version"), false)
 		} else {
 			g.set(DiagBadCSR, "The CA refused the CSR", "The CA said: "+g.d.Problem.Detail+".",
-				"Try another key type (--key-type ec256 is the safe choice) and run again.", g.stagingCmd("--key-type ec256"), false)
+				"Try another key type (--key-type ec256 is the safe choice) and run again.", g.stagingCmd("--key-type", "ec256"), false)
 		}
 	case acmeflow.ProblemAccountDoesNotExist, acmeflow.ProblemNS + "invalidContact", acmeflow.ProblemNS + "unsupportedContact",
 		acmeflow.ProblemNS + "externalAccountRequired", acmeflow.ProblemNS + "userActionRequired":
 		g.account()
 	case acmeflow.ProblemNS + "unsupportedIdentifier":
 		g.set(DiagRejectedProfile, "The CA does not issue for IP addresses", "The CA refused IP identifiers: "+g.d.Problem.Detail+".",
-			"Use Let's Encrypt (staging, then production), which issues for IP addresses under the shortlived profile.", g.stagingCmd(""), false)
+			"Use Let's Encrypt (staging, then production), which issues for IP addresses under the shortlived profile.", g.stagingCmd(), false)
 	case acmeflow.ProblemConnection, acmeflow.ProblemUnauthorized, acmeflow.ProblemTLS, acmeflow.ProblemMalformed, acmeflow.ProblemNS + "incorrectResponse", acmeflow.ProblemNS + "dns", acmeflow.ProblemNS + "caa":
 		if g.d.Step == acmeflow.StepAccount || g.d.Step == acmeflow.StepOrder && g.probType() == acmeflow.ProblemUnauthorized {
 			g.account()
@@ -163,7 +174,7 @@ func (g *diag) retryAfterHeader() time.Duration {
 }
 
 // rateLimits maps the anchor of LE's rate-limit documentation, which every
-// rateLimited detail links to, to the limit (FACTS.md "Rate limits"). The
+// rateLimited detail links to, to the limit (docs/letsencrypt.md). The
 // texts are Boulder's ratelimits/ wording for when the link is missing:
 // "too many certificates (5) already issued for this exact set of
 // identifiers in the last 168h0m0s", "too many failed authorizations (5)
@@ -191,7 +202,7 @@ func (g *diag) rateLimited(t string) {
 		// Let's Encrypt's limits and their names are Let's Encrypt's; an
 		// own CA has its own, if any. When to retry is read the same way.
 		g.set(DiagRateLimited, "Rate limited by the CA", "Your CA refused the request because of one of its own limits: "+g.errText()+". Retrying earlier only extends the wait.",
-			"Wait for the time the CA names (Retry-After), then retry once; its limits are in the CA's configuration.", "", true)
+			"Wait for the time the CA names (Retry-After), then retry once; its limits are in the CA's configuration.", nil, true)
 	} else {
 		limit := ""
 		advice := "Wait, then retry once; rehearse on staging, whose limits are far higher."
@@ -205,7 +216,7 @@ func (g *diag) rateLimited(t string) {
 			limit = "a Let's Encrypt rate limit (see the link in the detail)"
 		}
 		g.set(DiagRateLimited, "Rate limited: "+limit, "Let's Encrypt refused the request because of "+limit+". Retrying earlier only extends the wait; it never helps.",
-			advice, "", true)
+			advice, nil, true)
 		g.d.RateLimit = limit
 	}
 	if ra := g.retryAfterHeader(); ra > 0 {
@@ -235,21 +246,21 @@ func (g *diag) rateLimited(t string) {
 func (g *diag) rejected(t string) {
 	switch {
 	// Boulder ra/ra.go: "Default profile does not permit IP address
-	// identifiers" (FACTS.md).
+	// identifiers" (docs/letsencrypt.md).
 	case contains(t, "profile does not permit ip", "does not permit ip address"):
 		g.set(DiagRejectedProfile, "The profile does not allow IP addresses", "Let's Encrypt issues for IP addresses only under the shortlived profile (\"Default profile does not permit IP address identifiers\", boulder ra/ra.go).",
-			"Order with the shortlived profile; ipcert does so unless the CA lacks it.", g.stagingCmd(""), false)
+			"Order with the shortlived profile; ipcert does so unless the CA lacks it.", g.stagingCmd(), false)
 	// Boulder policy/pa.go: `Cannot issue for "2a01:04f8::7": IP address is
 	// invalid` (testdata/problems/rejectedIdentifier-noncanonical.json).
 	case contains(t, "canonical", "ip address is invalid"):
 		g.set(DiagRejectedCanonical, "The address is not written canonically", "ACME wants the RFC 5952 form of an IP address (lower case, shortest, no zone, no leading zeros): "+g.d.Problem.Detail+".",
-			"Give the address as ipcert prints it (netip form), e.g. 2001:db8::7 rather than 2001:0db8:0:0::7.", "", false)
+			"Give the address as ipcert prints it (netip form), e.g. 2001:db8::7 rather than 2001:0db8:0:0::7.", nil, false)
 	case g.own():
 		g.set(DiagRejectedIdentifier, "The CA refuses this address", "Your CA's policy does not allow this address: "+g.d.Problem.Detail+".",
-			"Allow the address in the CA's policy (step-ca: the provisioner's or authority's policy x509 allow ips), or certify an address it allows.", "", false)
+			"Allow the address in the CA's policy (step-ca: the provisioner's or authority's policy x509 allow ips), or certify an address it allows.", nil, false)
 	default:
 		g.set(DiagRejectedReserved, "Let's Encrypt refuses this address", "The address is in an IANA special-purpose block (private, loopback, CGNAT 100.64/10, documentation, ...) or otherwise forbidden by policy: "+g.d.Problem.Detail+".",
-			"Certify the machine's public address (ipcert preflight finds it); behind CGNAT use IPv6 or get a public IPv4.", "ipcert preflight", false)
+			"Certify the machine's public address (ipcert preflight finds it); behind CGNAT use IPv6 or get a public IPv4.", g.preflightCmd(), false)
 		// Boulder policy/pa.go's blocked-list wording ("... forbidden by
 		// policy"); a reserved block reads `IP address is in a reserved
 		// address block: [RFC1918]: Private-Use`
@@ -265,19 +276,19 @@ func (g *diag) account() {
 	switch p.Type {
 	case acmeflow.ProblemNS + "invalidContact", acmeflow.ProblemNS + "unsupportedContact":
 		g.set(DiagAccount, "The CA refused the contact e-mail", "The account's contact address was refused: "+p.Detail+".",
-			"Give a working address with --email, or none at all (it is optional).", g.stagingCmd("--email you@example.org"), false)
+			"Give a working address with --email, or none at all (it is optional).", g.stagingCmd("--email", "you@example.org"), false)
 	case acmeflow.ProblemNS + "externalAccountRequired":
 		g.set(DiagAccount, "The CA needs external account binding", "This CA only registers accounts bound to an existing customer account (EAB); Let's Encrypt never does.",
-			ebaFix(g.own()), g.stagingCmd(""), false)
+			ebaFix(g.own()), g.stagingCmd(), false)
 	case acmeflow.ProblemNS + "userActionRequired":
 		g.set(DiagAccount, "The CA needs you to act", "The CA asks for an action, usually agreeing to new terms of service: "+p.Detail+".",
-			"Open the URL in the message (or the terms), then run again with --agree-tos.", g.stagingCmd("--agree-tos"), false)
+			"Open the URL in the message (or the terms), then run again with --agree-tos.", g.issueCmd(issueArgs{extra: nil}), false)
 	case acmeflow.ProblemAccountDoesNotExist:
 		g.set(DiagAccount, "The CA does not know the stored account", "The account was deactivated or belongs to another CA instance.",
-			"Run again: ipcert registers a new account when the CA forgets the old one.", "", true)
+			"Run again: ipcert registers a new account when the CA forgets the old one.", nil, true)
 	default:
 		g.set(DiagAccount, "The CA refused the account", "The CA said: "+p.Detail+". The stored account key may be for another CA, or the account was deactivated.",
-			"Move the account folder aside (accounts/<ca-host>/ in the state directory) so ipcert registers a new one, then run again.", "", false)
+			"Move the account folder aside (accounts/<ca-host>/ in the state directory) so ipcert registers a new one, then run again.", nil, false)
 	}
 }
 
@@ -291,7 +302,7 @@ func (g *diag) jws(t string) bool {
 		return false
 	}
 	g.set(DiagJWS, "The CA rejected our signed request", "Every ACME request is signed with the account key (JWS, RFC 8555 section 6.2), and this one was refused or could not be made: "+g.errText()+". Usually a damaged or foreign account key in the state directory, or a proxy that changes the request body.",
-		"Bypass any HTTP(S) proxy for the CA (NO_PROXY); if it persists, move the account folder aside (ipcert registers a new account) and run again.", "ls -la /etc/ipcert/accounts", false)
+		"Bypass any HTTP(S) proxy for the CA (NO_PROXY); if it persists, move the account folder aside (ipcert registers a new account) and run again.", cmd("ls", "-la", g.stateDir()+"/accounts"), false)
 	return true
 }
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 type diag struct {
@@ -57,8 +57,14 @@ func (g *diag) probType() string {
 	return p.Type
 }
 
-func (g *diag) set(code, title, cause, fix, command string, retryable bool) {
-	g.d.Code, g.d.Title, g.d.Cause, g.d.Fix, g.d.Command, g.d.Retryable = code, title, cause, fix, command, retryable
+func (g *diag) set(code, title, cause, fix string, command Cmd, retryable bool) {
+	g.d.Code, g.d.Title, g.d.Cause, g.d.Fix, g.d.Retryable = code, title, cause, fix, retryable
+	g.setCmd(command)
+}
+
+// setCmd sets the command of the fix: the words and their one rendering.
+func (g *diag) setCmd(c Cmd) {
+	g.d.Args, g.d.Command = c, c.String()
 }
 
 func (g *diag) evidence(format string, args ...any) {
@@ -81,30 +87,6 @@ func (g *diag) port() int {
 // own says the CA is an ACME CA of the user's own (cachoice.IsOwn): none
 // of Let's Encrypt's rules, limits or staging apply to it.
 func (g *diag) own() bool { return cachoice.IsOwn(g.ev.CA) }
-
-// stagingCmd is the rehearsal command for the failed identifiers: on
-// Let's Encrypt staging, or again on the user's own CA (its root too).
-func (g *diag) stagingCmd(extra string) string {
-	ip := g.d.Identifier
-	if ip == "" {
-		ip = "ADDR"
-	}
-	cmd := "ipcert issue --ca staging --ip " + ip
-	if g.own() {
-		cmd = "ipcert issue --ca " + g.ev.CA
-		if g.ev.CARoot != "" {
-			cmd += " --ca-root " + g.ev.CARoot
-		}
-		cmd += " --ip " + ip
-	}
-	if g.ev.Challenge != "" && g.ev.Challenge != acmeflow.ChallengeHTTP01 {
-		cmd += " --challenge " + g.ev.Challenge
-	}
-	if extra != "" {
-		cmd += " " + extra
-	}
-	return cmd
-}
 
 func (g *diag) addr() string {
 	return g.d.Identifier
@@ -139,7 +121,7 @@ func (g *diag) natHint(port int) string {
 	case "double-nat":
 		return " This machine is behind two NATs: forward the port on both routers, or use IPv6."
 	case "home-nat", "nat":
-		return fmt.Sprintf(" This machine is behind a NAT router: forward tcp %d to it (ipcert preflight --map-ports can try UPnP/NAT-PMP).", port)
+		return fmt.Sprintf(" This machine is behind a NAT router: forward tcp %d to it (--map-ports asks the router over UPnP/NAT-PMP).", port)
 	case "cloud-1to1":
 		return " This is a cloud VM behind 1:1 NAT: the provider's security group / firewall must allow the port."
 	}
@@ -162,31 +144,31 @@ func (g *diag) classify() {
 	switch {
 	case errors.Is(g.err, context.Canceled) || errors.Is(g.err, context.DeadlineExceeded) && g.d.Problem == nil && !clientTimeout(g.err, t):
 		g.set(DiagInterrupted, "Interrupted", "The run was stopped (Ctrl-C, SIGTERM or a deadline) before the certificate was stored.",
-			"Nothing changed: the current certificate, if any, is untouched. Run the command again.", "", true)
+			"Nothing changed: the current certificate, if any, is untouched. Run the command again.", nil, true)
 		return
 	case errors.Is(g.err, store.ErrLocked):
 		g.set(DiagLocked, "Another ipcert run holds the state lock", "Two runs must not write the same state at once (a renewal timer may be running right now).",
-			"Wait for the other run to finish, then run again.", "ipcert status", true)
+			"Wait for the other run to finish, then run again.", g.statusCmd(), true)
 		g.d.Retry = "when the other run has finished (usually seconds)"
 		return
 	case errors.Is(g.err, acmeflow.ErrBadAddress) && g.own():
 		g.set(DiagBadAddress, "No CA can validate this address", g.errText(),
-			"Give an address the CA can connect to (this machine's address on the CA's network).", "", false)
+			"Give an address the CA can connect to (this machine's address on the CA's network).", nil, false)
 		return
 	case errors.Is(g.err, acmeflow.ErrBadAddress):
 		g.set(DiagBadAddress, "Let's Encrypt will not certify this address", g.errText(),
-			"Use this machine's public address (ipcert preflight finds it), or rehearse loopback addresses with the local test CA.", "ipcert preflight", false)
+			"Use this machine's public address (ipcert preflight finds it), or rehearse loopback addresses with the local test CA.", g.preflightCmd(), false)
 		return
 	case errors.Is(g.err, acmeflow.ErrNoShortlived):
-		g.set(DiagNoShortlived, "The CA does not offer the shortlived profile", "IP certificates exist only under Let's Encrypt's shortlived profile (FACTS.md), and this CA's directory does not list it.",
-			"Use Let's Encrypt (staging to rehearse, then production).", g.stagingCmd(""), false)
+		g.set(DiagNoShortlived, "The CA does not offer the shortlived profile", "IP certificates exist only under Let's Encrypt's shortlived profile (docs/letsencrypt.md), and this CA's directory does not list it.",
+			"Use Let's Encrypt (staging to rehearse, then production).", g.stagingCmd(), false)
 		return
 	}
 	// Our own engine's wording (acmeflow: the account step asks for
 	// --agree-tos), not the CA's.
 	if g.d.Problem == nil && g.d.Step == acmeflow.StepAccount && contains(t, "--agree-tos") {
 		g.set(DiagTOS, "The terms of service need your agreement", "A new ACME account can only be registered after you agree to the CA's terms of service.",
-			"Read the terms (the URL is in the message), then run again with --agree-tos.", g.stagingCmd("--agree-tos"), false)
+			"Read the terms (the URL is in the message), then run again with --agree-tos.", g.issueCmd(issueArgs{extra: nil}), false)
 		return
 	}
 	switch g.d.Step {
@@ -207,7 +189,7 @@ func (g *diag) classify() {
 			other = acmeflow.ChallengeHTTP01
 		}
 		g.set(DiagChallengeNotOffered, "The CA does not offer this challenge", g.errText(),
-			"Use the challenge the CA offers.", g.stagingCmd("--challenge "+other), false)
+			"Use the challenge the CA offers.", g.stagingCmd("--challenge", other), false)
 		return
 	}
 	if g.local() {
@@ -222,11 +204,11 @@ func (g *diag) classify() {
 	if g.jws(t) {
 		return
 	}
-	fix := "Check the address, ports and firewall, then rehearse on staging; \"ipcert doctor --probe\" tests reachability from the outside."
+	fix := "Check the address, ports and firewall, then rehearse on staging; ipcert preflight checks this machine."
 	if g.own() {
-		fix = "Check the address, ports and firewall between your CA and this machine, then run again; \"ipcert doctor NAME --probe\" orders from your CA to test."
+		fix = "Check the address, ports and firewall between your CA and this machine, then run again; ipcert preflight checks this machine."
 	}
-	g.set(DiagUnknown, fmt.Sprintf("Failed at the %s step", g.d.Step), g.errText(), fix, "ipcert preflight", false)
+	g.set(DiagUnknown, fmt.Sprintf("Failed at the %s step", g.d.Step), g.errText(), fix, g.preflightCmd(), false)
 }
 
 var (

@@ -61,7 +61,7 @@ func TestReproTimeoutInNetns(t *testing.T) {
 	run("ip", "netns", "exec", ns, "ip", "link", "set", peer, "up")
 	run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
 
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	run("ip", "netns", "exec", ns, "nft", fmt.Sprintf(
 		"add table inet ipcert; add chain inet ipcert input { type filter hook input priority 0; policy accept; }; add rule inet ipcert input tcp dport %d drop", port))
 	// Without the rule the kernel in the namespace would answer with a
@@ -76,7 +76,7 @@ func TestReproTimeoutInNetns(t *testing.T) {
 	}
 
 	ca := diagCA(t, port, 0)
-	req := diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t))
+	req := diagRequest(ca, acmeflow.ChallengeHTTP01, testkit.FreePort(t))
 	req.Identifiers = []netip.Addr{nsAddr}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -24,8 +24,9 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/fakeacme"
-	"github.com/ipcert/ipcert/acmeflow/localca"
+	"github.com/ipcert/ipcert/internal/fakeacme"
+	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // The failures below are produced for real: Pebble's validator meets a
@@ -109,9 +110,9 @@ func obtainFails(t *testing.T, req acmeflow.Request) *acmeflow.Error {
 }
 
 func TestReproRefusedWebrootNothingServing(t *testing.T) {
-	closed := freePort(t)
+	closed := testkit.FreePort(t)
 	ca := diagCA(t, closed, 0)
-	req := diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t))
+	req := diagRequest(ca, acmeflow.ChallengeHTTP01, testkit.FreePort(t))
 	req.WebRoot = t.TempDir()
 	err := obtainFails(t, req)
 	d := Diagnose(err, Evidence{Challenge: acmeflow.ChallengeHTTP01, WebRoot: req.WebRoot, HTTPPort: closed})
@@ -121,20 +122,20 @@ func TestReproRefusedWebrootNothingServing(t *testing.T) {
 func TestReproRefusedStandaloneNeverReached(t *testing.T) {
 	// Our responder listens on one port; the validator knocks on another
 	// where nothing listens (a port forward to the wrong port).
-	closed := freePort(t)
+	closed := testkit.FreePort(t)
 	ca := diagCA(t, closed, 0)
-	err := obtainFails(t, diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t)))
+	err := obtainFails(t, diagRequest(ca, acmeflow.ChallengeHTTP01, testkit.FreePort(t)))
 	d := Diagnose(err, Evidence{Challenge: acmeflow.ChallengeHTTP01, HTTPPort: closed})
 	checkDiag(t, d, diagWant{code: DiagConnectRefused, fix: []string{"0.0.0.0"}, evidence: []string{"no validator request reached our responder"}})
 }
 
 func TestReproRouterPageAnswers(t *testing.T) {
-	router := freePort(t)
+	router := testkit.FreePort(t)
 	serveOn(t, router, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("<!DOCTYPE html><html><head><title>FRITZ!Box Router Login</title></head></html>"))
 	}))
 	ca := diagCA(t, router, 0)
-	err := obtainFails(t, diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t)))
+	err := obtainFails(t, diagRequest(ca, acmeflow.ChallengeHTTP01, testkit.FreePort(t)))
 	if len(err.Seen) != 0 {
 		t.Fatalf("our responder saw %v", err.Seen)
 	}
@@ -143,33 +144,33 @@ func TestReproRouterPageAnswers(t *testing.T) {
 }
 
 func TestReproWrongContentFromWebroot(t *testing.T) {
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	serveOn(t, port, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("index of a single-page app")) }))
 	ca := diagCA(t, port, 0)
-	req := diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t))
+	req := diagRequest(ca, acmeflow.ChallengeHTTP01, testkit.FreePort(t))
 	req.WebRoot = t.TempDir()
 	d := Diagnose(obtainFails(t, req), Evidence{Challenge: acmeflow.ChallengeHTTP01, WebRoot: req.WebRoot, HTTPPort: port})
 	checkDiag(t, d, diagWant{code: DiagWrongContent, cause: []string{req.WebRoot, "rewrite"}, fix: []string{"--webroot"}, evidence: []string{"index of a single-page app"}})
 }
 
 func TestReproWebrootNotServed(t *testing.T) {
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	// The web server serves another directory than the one given.
 	serveOn(t, port, http.FileServer(http.Dir(t.TempDir())))
 	ca := diagCA(t, port, 0)
-	req := diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t))
+	req := diagRequest(ca, acmeflow.ChallengeHTTP01, testkit.FreePort(t))
 	req.WebRoot = t.TempDir()
 	d := Diagnose(obtainFails(t, req), Evidence{Challenge: acmeflow.ChallengeHTTP01, WebRoot: req.WebRoot, HTTPPort: port})
 	checkDiag(t, d, diagWant{code: DiagWebRootNotServed, cause: []string{"404", req.WebRoot}, fix: []string{"document root of the default server"}})
 }
 
 func TestReproRedirectToOtherPort(t *testing.T) {
-	port, other := freePort(t), freePort(t)
+	port, other := testkit.FreePort(t), testkit.FreePort(t)
 	serveOn(t, port, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, fmt.Sprintf("http://127.0.0.1:%d%s", other, r.URL.Path), http.StatusFound)
 	}))
 	ca := diagCA(t, port, 0)
-	req := diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t))
+	req := diagRequest(ca, acmeflow.ChallengeHTTP01, testkit.FreePort(t))
 	req.WebRoot = t.TempDir()
 	err := obtainFails(t, req)
 	probe := ProbeValidationPort(context.Background(), netip.MustParseAddr("127.0.0.1"), port, acmeflow.ChallengeHTTP01)
@@ -182,23 +183,23 @@ func TestReproRedirectToOtherPort(t *testing.T) {
 }
 
 func TestReproTooManyRedirects(t *testing.T) {
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	var n atomic.Int64
 	serveOn(t, port, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, fmt.Sprintf("/.well-known/acme-challenge/loop%d", n.Add(1)), http.StatusMovedPermanently)
 	}))
 	ca := diagCA(t, port, 0)
-	req := diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t))
+	req := diagRequest(ca, acmeflow.ChallengeHTTP01, testkit.FreePort(t))
 	req.WebRoot = t.TempDir()
 	d := Diagnose(obtainFails(t, req), Evidence{Challenge: acmeflow.ChallengeHTTP01, WebRoot: req.WebRoot, HTTPPort: port})
 	checkDiag(t, d, diagWant{code: DiagTooManyRedirects, cause: []string{"again and again"}, fix: []string{"exempt"}})
 }
 
 func TestReproHTTPOnTLSPort(t *testing.T) {
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	serveOn(t, port, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("plain http")) }))
 	ca := diagCA(t, 0, port)
-	err := obtainFails(t, diagRequest(ca, acmeflow.ChallengeTLSALPN01, freePort(t)))
+	err := obtainFails(t, diagRequest(ca, acmeflow.ChallengeTLSALPN01, testkit.FreePort(t)))
 	// Pebble says only "Failed to connect"; without a probe the diagnosis
 	// still says the validator never reached us.
 	d := Diagnose(err, Evidence{Challenge: acmeflow.ChallengeTLSALPN01, TLSPort: port})
@@ -215,10 +216,10 @@ func TestReproHTTPOnTLSPort(t *testing.T) {
 func TestReproTLSWithoutACMEALPN(t *testing.T) {
 	// A web server that ignores ALPN (nginx does): the handshake succeeds
 	// without acme-tls/1 and Pebble names the problem.
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	serveTLSOn(t, port, selfSigned(t, "127.0.0.1"), nil)
 	ca := diagCA(t, 0, port)
-	d := Diagnose(obtainFails(t, diagRequest(ca, acmeflow.ChallengeTLSALPN01, freePort(t))), Evidence{Challenge: acmeflow.ChallengeTLSALPN01, TLSPort: port})
+	d := Diagnose(obtainFails(t, diagRequest(ca, acmeflow.ChallengeTLSALPN01, testkit.FreePort(t))), Evidence{Challenge: acmeflow.ChallengeTLSALPN01, TLSPort: port})
 	checkDiag(t, d, diagWant{code: DiagNoALPN, cause: []string{"acme-tls/1"}, fix: []string{"--challenge http-01"}, evidence: []string{"another server answered"}})
 	probe := ProbeValidationPort(context.Background(), netip.MustParseAddr("127.0.0.1"), port, acmeflow.ChallengeTLSALPN01)
 	if probe.Kind != ProbeTLSNoALPN {
@@ -227,10 +228,10 @@ func TestReproTLSWithoutACMEALPN(t *testing.T) {
 
 	// A server that refuses unknown ALPN (Go, Caddy): the handshake fails,
 	// Pebble says only "Failed to connect", the local probe tells.
-	strict := freePort(t)
+	strict := testkit.FreePort(t)
 	serveTLSOn(t, strict, selfSigned(t, "127.0.0.1"), []string{"h2", "http/1.1"})
 	ca = diagCA(t, 0, strict)
-	err := obtainFails(t, diagRequest(ca, acmeflow.ChallengeTLSALPN01, freePort(t)))
+	err := obtainFails(t, diagRequest(ca, acmeflow.ChallengeTLSALPN01, testkit.FreePort(t)))
 	probe = ProbeValidationPort(context.Background(), netip.MustParseAddr("127.0.0.1"), strict, acmeflow.ChallengeTLSALPN01)
 	if probe.Kind != ProbeTLSNoALPN {
 		t.Errorf("probe: %+v", probe)
@@ -240,16 +241,16 @@ func TestReproTLSWithoutACMEALPN(t *testing.T) {
 }
 
 func TestReproWrongValidationCertificate(t *testing.T) {
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	// Offers acme-tls/1 but with a certificate for another address.
 	serveTLSOn(t, port, selfSigned(t, "127.0.0.2"), []string{"acme-tls/1"})
 	ca := diagCA(t, 0, port)
-	d := Diagnose(obtainFails(t, diagRequest(ca, acmeflow.ChallengeTLSALPN01, freePort(t))), Evidence{Challenge: acmeflow.ChallengeTLSALPN01, TLSPort: port})
+	d := Diagnose(obtainFails(t, diagRequest(ca, acmeflow.ChallengeTLSALPN01, testkit.FreePort(t))), Evidence{Challenge: acmeflow.ChallengeTLSALPN01, TLSPort: port})
 	checkDiag(t, d, diagWant{code: DiagWrongCert, cause: []string{"1.0.0.127.in-addr.arpa"}, fix: []string{"http-01"}})
 }
 
 func TestReproPortBusy(t *testing.T) {
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		t.Fatal(err)
@@ -271,8 +272,8 @@ func TestReproWebrootNotWritable(t *testing.T) {
 		// everyone.
 		root = "/proc/self"
 	}
-	ca := diagCA(t, freePort(t), 0)
-	req := diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t))
+	ca := diagCA(t, testkit.FreePort(t), 0)
+	req := diagRequest(ca, acmeflow.ChallengeHTTP01, testkit.FreePort(t))
 	req.WebRoot = root
 	d := Diagnose(obtainFails(t, req), Evidence{Challenge: acmeflow.ChallengeHTTP01, WebRoot: root})
 	checkDiag(t, d, diagWant{code: DiagWebRootNotWritable, fix: []string{"standalone"}})
@@ -309,7 +310,7 @@ func TestReproCAProblems(t *testing.T) {
 			fake := fakeacme.Start(fakeacme.Options{Problem: problemDoc(t, c.doc), At: c.at, RetryAfter: c.retryAfter})
 			defer fake.Close()
 			req := acmeflow.Request{Identifiers: mustAddrs("127.0.0.1"), Directory: fake.DirectoryURL(), HTTPClient: fake.Client(), CAKey: "fake",
-				Challenge: acmeflow.ChallengeHTTP01, HTTPListen: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))), AgreeTOS: true}
+				Challenge: acmeflow.ChallengeHTTP01, HTTPListen: net.JoinHostPort("127.0.0.1", strconv.Itoa(testkit.FreePort(t))), AgreeTOS: true}
 			ae := obtainFails(t, req)
 			if ae.Step != c.step {
 				t.Errorf("step %s, want %s (%v)", ae.Step, c.step, ae)
@@ -326,7 +327,7 @@ func TestReproCAProblems(t *testing.T) {
 // TestReproSecondaryValidation: the primary validator reaches our
 // responder and gets the right answer, the remote perspectives fail.
 func TestReproSecondaryValidation(t *testing.T) {
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	fake := fakeacme.Start(fakeacme.Options{Problem: problemDoc(t, "secondary-timeout"), At: fakeacme.AtChallenge, ValidateHTTPPort: port})
 	defer fake.Close()
 	req := acmeflow.Request{Identifiers: mustAddrs("127.0.0.1"), Directory: fake.DirectoryURL(), HTTPClient: fake.Client(), CAKey: "fake",
@@ -341,10 +342,10 @@ func TestReproSecondaryValidation(t *testing.T) {
 }
 
 func TestReproCAUnreachable(t *testing.T) {
-	closed := freePort(t)
-	plain := freePort(t)
+	closed := testkit.FreePort(t)
+	plain := testkit.FreePort(t)
 	serveOn(t, plain, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("{}")) }))
-	stall := freePort(t)
+	stall := testkit.FreePort(t)
 	sl, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(stall)))
 	if err != nil {
 		t.Fatal(err)
@@ -386,7 +387,7 @@ func TestReproCAUnreachable(t *testing.T) {
 func TestReproConnectionReset(t *testing.T) {
 	// A filter that accepts, reads the request and resets the connection
 	// (SO_LINGER 0 makes the close send RST).
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		t.Fatal(err)
@@ -405,7 +406,7 @@ func TestReproConnectionReset(t *testing.T) {
 		}
 	}()
 	ca := diagCA(t, port, 0)
-	req := diagRequest(ca, acmeflow.ChallengeHTTP01, freePort(t))
+	req := diagRequest(ca, acmeflow.ChallengeHTTP01, testkit.FreePort(t))
 	req.WebRoot = t.TempDir()
 	d := Diagnose(obtainFails(t, req), Evidence{Challenge: acmeflow.ChallengeHTTP01, WebRoot: req.WebRoot, HTTPPort: port})
 	checkDiag(t, d, diagWant{code: DiagConnectReset, cause: []string{"reset"}, fix: []string{fmt.Sprintf("port %d", port)}})

@@ -15,7 +15,7 @@ import (
 
 	"github.com/go-acme/lego/v4/acme"
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // leProblem loads one of Let's Encrypt's problem documents from
@@ -106,9 +106,9 @@ func TestDiagnoseLetsEncryptProblems(t *testing.T) {
 		want diagWant
 	}{
 		{"timeout, nothing arrived, firewall", chal("connection-timeout"), Evidence{Challenge: acmeflow.ChallengeHTTP01, SeenKnown: true, Firewall: []string{"ufw ipv4 port 80: DENY IN Anywhere"}, NAT: "cloud-1to1", Cloud: "aws"},
-			diagWant{code: DiagConnectTimeout, cause: []string{"port 80", "host firewall blocks it", "security group"}, fix: []string{"open tcp port 80", "ufw allow 80/tcp"}, evidence: []string{"no validator request reached our responder", "firewall: ufw", "NAT: cloud-1to1 (aws)"}}},
+			diagWant{code: DiagFirewall, cause: []string{"port 80", "firewall (ufw) drops", "DENY IN Anywhere"}, fix: []string{"allow tcp port 80 in ufw", "sudo ufw allow 80/tcp"}, evidence: []string{"no validator request reached our responder", "firewall: ufw", "NAT: cloud-1to1 (aws)"}}},
 		{"timeout behind CGNAT", chal("connection-timeout"), Evidence{Challenge: acmeflow.ChallengeHTTP01, SeenKnown: true, NAT: "cgnat"},
-			diagWant{code: DiagConnectTimeout, cause: []string{"carrier-grade NAT", "IPv6"}, fix: []string{"open tcp port 80"}}},
+			diagWant{code: DiagCGNAT, cause: []string{"carrier-grade NAT", "no port forward of yours"}, fix: []string{"IPv6", "public IPv4"}}},
 		{"refused", chal("connection-refused"), seenNone,
 			diagWant{code: DiagConnectRefused, cause: []string{"nothing listens on port 80"}, fix: []string{"0.0.0.0:80", "[::]:80"}}},
 		{"reset", chal("connection-reset"), seenNone,

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
@@ -37,8 +37,10 @@ type Diagnosis struct {
 	Cause    string   `json:"cause"`
 	Evidence []string `json:"evidence,omitempty"`
 	Fix      string   `json:"fix"`
-	// Command is the command of the fix, when there is one.
+	// Command is the command of the fix, when there is one, on one line;
+	// Args are its words (Command is their rendering, Cmd.String).
 	Command string `json:"command,omitempty"`
+	Args    Cmd    `json:"command_args,omitempty"`
 	// Retryable says whether running again can succeed without changing
 	// anything (a transient CA or network fault, a rate limit that lapses).
 	// A failure that needs a fix first is not retryable.
@@ -69,6 +71,8 @@ type Diagnosis struct {
 	// ownCA: the CA is the user's own ACME CA (WriteFailure's next step
 	// is a probe at that CA, not at Let's Encrypt staging).
 	ownCA bool
+	// stateDir and addr complete WriteFailure's doctor commands.
+	stateDir, addr string
 }
 
 // Diagnosis codes.
@@ -123,6 +127,13 @@ const (
 	DiagStateUntrusted      = "state-untrusted"
 	DiagStoreRename         = "store-rename-failed"
 	DiagJWS                 = "jws-rejected"
+	DiagCATooLarge          = "ca-too-large"
+	DiagFirewall            = "host-firewall"
+	DiagNotForwarded        = "port-not-forwarded"
+	DiagCGNAT               = "cgnat"
+	DiagWrongAddress        = "wrong-address"
+	DiagAddressChanged      = "address-changed"
+	DiagRedirectHTTPS       = "redirect-to-https"
 	DiagUnknown             = "unknown"
 )
 
@@ -143,6 +154,7 @@ func Diagnose(err error, ev Evidence) Diagnosis {
 		d.Problem = ae.Problem
 		if !ev.SeenKnown && ev.Seen == nil {
 			ev.Seen = ae.Seen
+			ev.SeenDropped, ev.SeenRefused = ae.SeenDropped, ae.SeenRefused
 			ev.SeenKnown = ae.Step == acmeflow.StepChallenge || ae.Step == acmeflow.StepFinalize
 		}
 	}
@@ -155,7 +167,10 @@ func Diagnose(err error, ev Evidence) Diagnosis {
 	d.Validators = ev.Seen
 	ev.Seen = seenFor(ev.Seen, d.Identifier)
 	dg := &diag{d: &d, ev: ev, err: err}
-	d.ownCA = dg.own()
+	d.ownCA, d.stateDir, d.addr = dg.own(), ev.StateDir, d.Identifier
+	if d.addr == "" && len(ev.Identifiers) > 0 {
+		d.addr = ev.Identifiers[0]
+	}
 	dg.inferChallenge()
 	d.Challenge, d.WebRoot = dg.ev.Challenge, ev.WebRoot
 	d.CA, d.CARoot, d.Responder = ev.CA, ev.CARoot, ev.Responder
@@ -189,6 +204,9 @@ func Diagnose(err error, ev Evidence) Diagnosis {
 func (d *Diagnosis) sanitize() {
 	for _, p := range []*string{&d.Title, &d.Error, &d.Cause, &d.Fix, &d.Command, &d.Retry, &d.Identifier, &d.WebRoot, &d.RateLimit} {
 		*p = untrusted.Text(*p)
+	}
+	for i := range d.Args {
+		d.Args[i] = untrusted.Text(d.Args[i])
 	}
 	for i := range d.Evidence {
 		d.Evidence[i] = untrusted.Text(d.Evidence[i])
@@ -224,7 +242,7 @@ func (d Diagnosis) Failure(now time.Time) store.Failure {
 	f := store.Failure{
 		Time: now.UTC(), Step: string(d.Step), Detail: d.Error,
 		Cause: d.Cause, Fix: d.Fix, Retryable: d.Retryable, Evidence: d.Evidence,
-		Code: d.Code, Title: d.Title, Command: d.Command, RetryAt: d.RetryAt,
+		Code: d.Code, Title: d.Title, Command: d.Command, CommandArgs: d.Args, RetryAt: d.RetryAt,
 		Challenge: d.Challenge, WebRoot: d.WebRoot, Port: d.Port,
 		CA: d.CA, CARoot: d.CARoot, Responder: d.Responder,
 	}
@@ -280,7 +298,7 @@ func ErrorFromFailure(f store.Failure) *acmeflow.Error {
 // that was printed at the time.
 func Stored(f store.Failure) Diagnosis {
 	d := Diagnosis{
-		Code: f.Code, Title: f.Title, Step: acmeflow.Step(f.Step), Cause: f.Cause, Fix: f.Fix, Command: f.Command,
+		Code: f.Code, Title: f.Title, Step: acmeflow.Step(f.Step), Cause: f.Cause, Fix: f.Fix, Command: f.Command, Args: f.CommandArgs,
 		Retryable: f.Retryable, Evidence: f.Evidence, RetryAt: f.RetryAt,
 		Challenge: f.Challenge, WebRoot: f.WebRoot, Port: f.Port,
 		CA: f.CA, CARoot: f.CARoot, Responder: f.Responder,

@@ -13,7 +13,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/preflight"
 )
 
@@ -28,13 +28,16 @@ type Evidence struct {
 	// our responder then sees no requests, and their absence means nothing.
 	WebRoot string
 	// HTTPPort and TLSPort are where the CA's validator connects: 80 and
-	// 443 for Let's Encrypt (FACTS.md), other ports for the local CA.
+	// 443 for Let's Encrypt (docs/letsencrypt.md), other ports for the local CA.
 	HTTPPort, TLSPort int
 	// Seen replaces the *Error's own list of validator requests when set
 	// (doctor rebuilds it from renewal.json). SeenKnown says the list is
 	// meaningful even when empty.
 	Seen      []acmeflow.ValidatorRequest
 	SeenKnown bool
+	// SeenDropped and SeenRefused are what the responder counted but did
+	// not keep (acmeflow.Error).
+	SeenDropped, SeenRefused int
 	// CA is the user's choice: staging, production, local, or a URL.
 	CA string
 	// CARoot is the PEM root file trusted for a URL CA's HTTPS (--ca-root),
@@ -45,11 +48,34 @@ type Evidence struct {
 	// own ACME CA that validates on the standard ports (RFC 8555), a
 	// responder on another port explains why no request reached it.
 	Responder string
+	// Identifiers are all the addresses of the order (the failure names
+	// one), and StateDir the state directory (empty: the default): the
+	// commands of a fix are complete with them.
+	Identifiers []string
+	StateDir    string
 	// From the preflight checks.
 	NAT       string   // direct, cloud-1to1, home-nat, cgnat, double-nat, nat, unknown
 	Cloud     string   // aws, gcp, azure, oracle...
 	Firewall  []string // host firewall rules that block a validation port, one per line
 	PortOwner string   // who holds the validation port: "nginx (pid 812) on 0.0.0.0:80"
+	// FirewallTools are the host firewalls found active (nftables,
+	// iptables, ufw, firewalld).
+	FirewallTools []string
+	// WebServer is the running web server (nginx, apache, ...), WebServerRoot
+	// its default server's real document root, WebServerRedirects that its
+	// default server redirects every request (to https).
+	WebServer          string
+	WebServerRoot      string
+	WebServerRedirects bool
+	// LocalAddrs are the addresses on this machine's interfaces (known when
+	// LocalAddrsKnown); PublicNow the public addresses found now.
+	LocalAddrs      []netip.Addr
+	LocalAddrsKnown bool
+	PublicNow       []netip.Addr
+	// Issued says the address was certified before (a renewal, or doctor
+	// of a managed certificate): a public address that differs now means
+	// the address moved, not a mistyped one.
+	Issued bool
 	// Probe is what a local connection to the validation port found.
 	Probe *Probe
 	// Now is the clock for turning "retry after <time>" into a wait.
@@ -74,12 +100,17 @@ type Attempt struct {
 	HTTPListen, TLSListen string
 	// CARoot is the --ca-root of a URL CA.
 	CARoot string
+	// Identifiers and StateDir complete the commands of a fix.
+	Identifiers []string
+	StateDir    string
+	// Issued: the addresses were certified before (renewal.json).
+	Issued bool
 }
 
 // AttemptOf is the attempt of an engine request made for the CA ca (nil
 // when the CA could not even be opened; choice names it then).
 func AttemptOf(req *acmeflow.Request, ca *cachoice.CA, choice string) Attempt {
-	a := Attempt{Challenge: req.Challenge, WebRoot: req.WebRoot, CA: choice, HTTPListen: req.HTTPListen, TLSListen: req.TLSListen}
+	a := Attempt{Challenge: req.Challenge, WebRoot: req.WebRoot, CA: choice, HTTPListen: req.HTTPListen, TLSListen: req.TLSListen, Identifiers: acmeflow.AddrStrings(req.Identifiers)}
 	if ca != nil {
 		a.CA, a.Local, a.CARoot = ca.Choice, ca.Local, ca.RootFile
 		// The local CA validates on the responder's ports, which the CA
@@ -98,14 +129,15 @@ func AttemptOf(req *acmeflow.Request, ca *cachoice.CA, choice string) Attempt {
 // attempts: the challenge, the web root, the CA and the responder's
 // addresses.
 func RenewalAttempt(r *store.Renewal) Attempt {
-	return Attempt{Challenge: r.Challenge, WebRoot: r.WebRoot, CA: r.CA, Local: r.CA == cachoice.Local, HTTPListen: r.HTTPListen, TLSListen: r.TLSListen, CARoot: r.CARoot}
+	return Attempt{Challenge: r.Challenge, WebRoot: r.WebRoot, CA: r.CA, Local: r.CA == cachoice.Local, HTTPListen: r.HTTPListen, TLSListen: r.TLSListen, CARoot: r.CARoot, Identifiers: r.Identifiers, Issued: true}
 }
 
 // Evidence is the attempt's evidence: the challenge, the web root and the
-// validation ports (80 and 443 for Let's Encrypt, FACTS.md; the
+// validation ports (80 and 443 for Let's Encrypt, docs/letsencrypt.md; the
 // responder's own for the local test CA).
 func (a Attempt) Evidence(now time.Time) Evidence {
-	ev := Evidence{Challenge: a.Challenge, WebRoot: a.WebRoot, HTTPPort: 80, TLSPort: 443, CA: a.CA, CARoot: a.CARoot, Now: now}
+	ev := Evidence{Challenge: a.Challenge, WebRoot: a.WebRoot, HTTPPort: 80, TLSPort: 443, CA: a.CA, CARoot: a.CARoot, Now: now,
+		Identifiers: a.Identifiers, StateDir: a.StateDir, Issued: a.Issued}
 	if a.WebRoot == "" {
 		ev.Responder = a.HTTPListen
 		if a.Challenge == acmeflow.ChallengeTLSALPN01 {
@@ -134,11 +166,25 @@ func (ev *Evidence) AddPreflight(rep preflight.Report) {
 	if rep.NAT.Kind != "" {
 		ev.NAT, ev.Cloud = string(rep.NAT.Kind), rep.NAT.Cloud
 	}
+	ev.FirewallTools = rep.Firewall.Tools
 	for _, v := range rep.Firewall.Verdict {
 		if v.Port == port && !v.Allowed {
 			ev.Firewall = append(ev.Firewall, fmt.Sprintf("%s %s port %d: %s", v.Tool, v.Family, v.Port, v.Rule))
 		}
 	}
+	for _, w := range rep.WebServers {
+		if w.Running && ev.WebServer == "" {
+			ev.WebServer, ev.WebServerRoot, ev.WebServerRedirects = w.Name, w.WebRoot, w.Redirects
+		}
+	}
+	if len(rep.Interfaces) > 0 {
+		ev.LocalAddrsKnown = true
+		ev.LocalAddrs = nil
+		for _, i := range rep.Interfaces {
+			ev.LocalAddrs = append(ev.LocalAddrs, i.Addr)
+		}
+	}
+	ev.PublicNow = rep.Public.Addrs()
 	for _, p := range rep.Ports {
 		if p.Port == port && !p.Free {
 			who := p.Process
@@ -158,6 +204,15 @@ func (ev *Evidence) AddPreflight(rep preflight.Report) {
 // probe meets whatever else holds it: that tells a refused port, plain
 // HTTP and a TLS proxy apart). Other failures get nothing.
 func (ev *Evidence) Gather(ctx context.Context, err error) {
+	ev.GatherIn(ctx, nil, err)
+}
+
+// GatherIn is Gather with, for Let's Encrypt (staging or production), the
+// checks that ask the network too, in env: the NAT verdict and the public
+// addresses now (a few seconds at most), so that the failure is explained
+// with the router, the carrier's NAT or a moved address as doctor would.
+// A nil env is Gather's: local checks only.
+func (ev *Evidence) GatherIn(ctx context.Context, env *preflight.Env, err error) {
 	var ae *acmeflow.Error
 	if !errors.As(err, &ae) || !(ae.Step == acmeflow.StepChallenge && ae.Problem != nil || ae.Step == acmeflow.StepResponder) {
 		return
@@ -169,17 +224,24 @@ func (ev *Evidence) Gather(ctx context.Context, err error) {
 	if port == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
 	var addrs []netip.Addr
 	a, perr := netip.ParseAddr(ae.Identifier)
 	if perr == nil {
 		addrs = append(addrs, a)
 	}
-	rep := Preflight(ctx, addrs, ev.CA, ev.HTTPPort, ev.TLSPort, true)
+	online := env != nil && (ev.CA == cachoice.Staging || ev.CA == cachoice.Production)
+	penv, budget := preflight.DefaultEnv(), 3*time.Second
+	if online {
+		penv, budget = *env, 6*time.Second
+	}
+	pctx, cancel := context.WithTimeout(ctx, budget)
+	rep := PreflightIn(pctx, penv, addrs, ev.CA, ev.HTTPPort, ev.TLSPort, !online)
+	cancel()
 	ev.AddPreflight(rep)
 	if ev.Probe == nil && perr == nil && ae.Step == acmeflow.StepChallenge {
-		p := ProbeValidationPort(ctx, a, port, ev.Challenge)
+		qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		p := ProbeValidationPort(qctx, a, port, ev.Challenge)
+		cancel()
 		ev.Probe = &p
 	}
 }
@@ -192,13 +254,21 @@ func (ev *Evidence) Gather(ctx context.Context, err error) {
 // address, does not run: such a CA validates from its own network (an
 // internal address has no public one).
 func Preflight(ctx context.Context, addrs []netip.Addr, ca string, httpPort, tlsPort int, offline bool) preflight.Report {
+	return PreflightIn(ctx, preflight.DefaultEnv(), addrs, ca, httpPort, tlsPort, offline)
+}
+
+// PreflightIn is Preflight in env (doctor's: the public-address sources
+// as IPCERT_ECHO4 and the like set them).
+func PreflightIn(ctx context.Context, env preflight.Env, addrs []netip.Addr, ca string, httpPort, tlsPort int, offline bool) preflight.Report {
 	local, own := cachoice.IsLocal(ca), cachoice.IsOwn(ca)
 	only := []string{preflight.IDInterfaces, preflight.IDPorts, preflight.IDPrivilege, preflight.IDWebServers, preflight.IDFirewall, preflight.IDAddress}
 	if !offline && !own {
-		only = append(only, preflight.IDNAT)
+		// The public addresses now too: an address that moved, or one
+		// that never was this machine's, shows against them.
+		only = append(only, preflight.IDNAT, preflight.IDPublic4, preflight.IDPublic6)
 	}
 	opts := preflight.Options{IPs: addrs, LocalCA: local, OwnCA: own, HTTPPort: httpPort, TLSPort: tlsPort, Only: only}
-	return preflight.Run(ctx, preflight.DefaultEnv(), opts, nil)
+	return preflight.Run(ctx, env, opts, nil)
 }
 
 // withEvidence is a failure together with the evidence its caller
@@ -276,6 +346,7 @@ func (g *diag) addSeenEvidence() {
 		if !slices.ContainsFunc(g.d.Evidence, func(s string) bool { return strings.HasPrefix(s, "no validator request") }) {
 			g.evidence("no validator request reached our responder")
 		}
+		g.addSeenCounts()
 		return
 	}
 	for _, v := range g.ev.Seen {
@@ -284,6 +355,14 @@ func (g *diag) addSeenEvidence() {
 			continue
 		}
 		g.evidence("%s at %s", v.String(), v.Time.UTC().Format("15:04:05"))
+	}
+	g.addSeenCounts()
+}
+
+// addSeenCounts says how much the responder counted past its record.
+func (g *diag) addSeenCounts() {
+	if g.ev.SeenDropped+g.ev.SeenRefused > 0 {
+		g.evidence("%s", acmeflow.SeenCountsText(g.ev.SeenDropped, g.ev.SeenRefused))
 	}
 }
 

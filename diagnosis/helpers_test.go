@@ -17,9 +17,10 @@ import (
 	"github.com/go-acme/lego/v4/acme"
 	"github.com/go-acme/lego/v4/acme/api"
 	legolog "github.com/go-acme/lego/v4/log"
+
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/localca"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 func TestMain(m *testing.M) {
@@ -29,17 +30,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// freePort finds a port free on both 127.0.0.1 and ::1, so dual-stack
-// responders can use it; tests never use 80/443.
-func freePort(t *testing.T) int {
-	t.Helper()
-	p, err := acmeflow.FreePort("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
+// testCA is the local CA, its validator knocking on port (for both
+// challenges, the responders listen there); tests never use 80/443.
 type testCA struct {
 	*localca.Server
 	port int
@@ -47,13 +39,7 @@ type testCA struct {
 
 func startCA(t *testing.T, opts localca.Options) *testCA {
 	t.Helper()
-	port := freePort(t)
-	opts.HTTPPort, opts.TLSPort = port, port
-	srv, err := localca.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	srv, port := localca.StartForTest(t, opts)
 	return &testCA{Server: srv, port: port}
 }
 

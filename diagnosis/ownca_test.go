@@ -42,7 +42,7 @@ func TestOwnCAAdvice(t *testing.T) {
 	// The rehearsal command of a fix is an order from the same CA, with
 	// its root.
 	g := &diag{d: &Diagnosis{Identifier: "10.0.0.7"}, ev: att.Evidence(time.Now())}
-	if got, want := g.stagingCmd(""), "ipcert issue --ca "+ca+" --ca-root /etc/step-ca/root.pem --ip 10.0.0.7"; got != want {
+	if got, want := g.stagingCmd().String(), "ipcert issue --ca "+ca+" --ca-root /etc/step-ca/root.pem --ip 10.0.0.7 --agree-tos"; got != want {
 		t.Errorf("rehearsal command %q, want %q", got, want)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ipcert/ipcert/acmeflow"
 )
@@ -44,7 +45,7 @@ type Probe struct {
 
 // ProbeValidationPort connects to addr:port the way the challenge's
 // validator would and says what answers there. From inside the machine
-// this proves less than a real validation (hairpin NAT, FACTS.md): it
+// this proves less than a real validation (hairpin NAT, docs/letsencrypt.md): it
 // tells apart what is listening, not whether the internet gets through.
 func ProbeValidationPort(ctx context.Context, addr netip.Addr, port int, challenge string) Probe {
 	target := net.JoinHostPort(addr.String(), strconv.Itoa(port))
@@ -140,6 +141,9 @@ func httpProbe(ctx context.Context, target string, addr netip.Addr, port int, co
 			return conn, nil
 		},
 		DisableKeepAlives: true,
+		// Whatever holds the port answers: its headers are capped (Go's
+		// default is 10 MB), the body is never read (issue 22).
+		MaxResponseHeaderBytes: 64 << 10,
 	}
 	hc := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	host := addr.String()
@@ -160,12 +164,26 @@ func httpProbe(ctx context.Context, target string, addr netip.Addr, port int, co
 	}
 	resp.Body.Close()
 	p.Status = resp.StatusCode
-	if loc := resp.Header.Get("Location"); resp.StatusCode >= 300 && resp.StatusCode < 400 && loc != "" {
+	// A Location or Server of up to 64 KB would be kept in the diagnosis:
+	// 300 bytes say all there is to say.
+	if loc := capHeader(resp.Header.Get("Location")); resp.StatusCode >= 300 && resp.StatusCode < 400 && loc != "" {
 		p.Kind, p.Location = ProbeHTTPRedirect, loc
 		p.Detail = fmt.Sprintf("the challenge path answers %d, redirecting to %s", resp.StatusCode, loc)
 		return p
 	}
 	p.Kind = ProbeHTTPStatus
-	p.Detail = fmt.Sprintf("the challenge path answers HTTP %d (server %q)", resp.StatusCode, resp.Header.Get("Server"))
+	p.Detail = fmt.Sprintf("the challenge path answers HTTP %d (server %q)", resp.StatusCode, capHeader(resp.Header.Get("Server")))
 	return p
+}
+
+// capHeader cuts a header value from the probed server to 300 bytes.
+func capHeader(v string) string {
+	if len(v) <= 300 {
+		return v
+	}
+	cut := 297
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return v[:cut] + "..."
 }

@@ -3,7 +3,8 @@ package diagnosis
 import (
 	"fmt"
 	"io"
-	"strings"
+
+	"github.com/ipcert/ipcert/acmeflow"
 )
 
 // Write writes a diagnosis for people: what, why, the evidence, the fix
@@ -43,14 +44,26 @@ func Write(w io.Writer, d Diagnosis) {
 }
 
 // WriteFailure writes the diagnosis of a failed run (issue) and where to
-// go next: doctor, unless the fix already is doctor.
-func WriteFailure(w io.Writer, d Diagnosis) {
+// go next: doctor, unless the fix already is doctor, or, when the failure
+// could not be recorded (recordErr: a full disk, a read-only state
+// directory), that doctor will not know it.
+func WriteFailure(w io.Writer, d Diagnosis, recordErr error) {
 	Write(w, d)
-	switch {
-	case strings.HasPrefix(d.Command, "ipcert doctor"):
-	case d.ownCA:
-		fmt.Fprintln(w, "Run \"ipcert doctor\" to re-check this later, or \"ipcert doctor NAME --probe\" for a real test from your CA.")
-	default:
-		fmt.Fprintln(w, "Run \"ipcert doctor\" to re-check this later, or \"ipcert doctor ADDR --probe\" for a real test from Let's Encrypt staging.")
+	if recordErr != nil {
+		fmt.Fprintf(w, "This failure could not be recorded (%s), so ipcert doctor will not know it: the diagnosis above is the whole explanation.\n", acmeflow.Printable(recordErr.Error()))
+		return
 	}
+	if sub, ok := d.Args.Ipcert(); ok && sub == "doctor" {
+		return
+	}
+	again, probe := doctorCmd(d.addr, d.stateDir, false), doctorCmd(d.addr, d.stateDir, true)
+	from := "Let's Encrypt staging"
+	if d.ownCA {
+		from = "your CA"
+	}
+	if d.addr == "" {
+		fmt.Fprintf(w, "Run \"%s\" to re-check this later.\n", again)
+		return
+	}
+	fmt.Fprintf(w, "Run \"%s\" to re-check this later, or \"%s\" for a real test from %s.\n", again, probe, from)
 }

@@ -14,9 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/renew"
-	"github.com/ipcert/ipcert/acmeflow/safefs"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/safefs"
+	"github.com/ipcert/ipcert/renew"
 )
 
 // Nagios plugin states (Nagios Plugin Development Guidelines).

@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/ipcert/ipcert/acmeflow/renew"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/renew"
 )
 
 // TestTextfileAsExpfmt: the textfile is byte for byte what the Prometheus

@@ -101,7 +101,7 @@ type Env struct {
 }
 
 // DefaultEnv is the real environment with the internet endpoints of
-// FACTS.md ("Finding the public address and the NAT"). Servers are IP
+// docs/letsencrypt.md ("Finding the public address and the NAT"). Servers are IP
 // literals so no resolver is involved, and so the family of the dial is
 // the family measured.
 func DefaultEnv() Env {
@@ -182,9 +182,10 @@ func (e Env) httpClient(network string, timeout time.Duration) *http.Client {
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			return e.Dial(ctx, network, addr)
 		},
-		TLSHandshakeTimeout: timeout,
-		DisableKeepAlives:   true,
-		Proxy:               nil, // a proxy would answer with its own address
+		TLSHandshakeTimeout:    timeout,
+		DisableKeepAlives:      true,
+		MaxResponseHeaderBytes: maxHeaderBytes,
+		Proxy:                  nil, // a proxy would answer with its own address
 	}
 	return &http.Client{Transport: tr, Timeout: timeout}
 }
@@ -294,6 +295,11 @@ func ssdpSearch(ctx context.Context, dst *net.UDPAddr, targets []string) ([]*url
 		}
 		seen[loc.String()] = true
 		out = append(out, loc)
+		if len(out) >= maxGateways {
+			// Anyone on the LAN may answer, as often as they like: each
+			// answer would extend the wait and be fetched (issue 22).
+			return out, nil
+		}
 		_ = pc.SetReadDeadline(time.Now().Add(ssdpGrace))
 	}
 }

@@ -358,7 +358,7 @@ func evalChain(chains map[string]*fwChain, name string, port, depth int) (string
 // evalIptables reads iptables-save (filter table): the INPUT chain, its
 // jumps, and its policy. Oracle Cloud's images end INPUT with
 // "-A INPUT -j REJECT --reject-with icmp-host-prohibited" after port 22
-// (FACTS.md), which this finds as the deciding rule.
+// (docs/letsencrypt.md), which this finds as the deciding rule.
 func evalIptables(out, fam string, ports []int) []PortVerdict {
 	chains := map[string]*fwChain{}
 	table := ""
@@ -833,7 +833,7 @@ func (st *state) checkFirewall(ctx context.Context, env Env) Result {
 			r.Summary = "could not check the host firewall: nft and iptables could not read the rules"
 			if uid := env.withDefaults().Getuid(); uid != 0 {
 				r.Summary = fmt.Sprintf("could not check the host firewall: as uid %d, nft and iptables may not read the rules (only root may)", uid)
-				r.Fix = "run the check as root: sudo ipcert preflight"
+				r.Fix = "run the check as root: sudo " + PreflightCommand(st.opts.IPs)
 			}
 		}
 		return r

@@ -93,7 +93,7 @@ const tcpListen = 0x0A
 
 // ListeningPorts reads /proc/net/tcp and tcp6 (under Env.Root) for
 // listeners on ports and finds their owners by matching socket inodes
-// against /proc/<pid>/fd links (FACTS.md).
+// against /proc/<pid>/fd links (docs/letsencrypt.md).
 func ListeningPorts(env Env, ports []int) ([]PortState, error) {
 	env = env.withDefaults()
 	fs, err := procfs.NewFS(env.path("proc"))
@@ -195,7 +195,7 @@ var readListenTable = listenTable
 // listenTable reads the kernel's TCP socket table of one family
 // (/proc/net/tcp or tcp6) through procfs.
 func listenTable(fs procfs.FS, family string) ([]procTCPLine, error) {
-	read := fs.NetTCP //lint:ignore SA1019 procfs points at sock_diag over netlink (another dependency) for the same table; /proc/net/tcp is in every kernel and is what this check documents (FACTS.md)
+	read := fs.NetTCP //lint:ignore SA1019 procfs points at sock_diag over netlink (another dependency) for the same table; /proc/net/tcp is in every kernel and is what this check documents (docs/letsencrypt.md)
 	if family == "ipv6" {
 		read = fs.NetTCP6 //lint:ignore SA1019 as above
 	}
@@ -382,7 +382,7 @@ func (st *state) checkPrivilege(ctx context.Context, env Env) Result {
 
 // checkAddress applies the CA's address policy to each address, then waits
 // for the other checks: when they say validation will probably fail, it
-// states what a failed attempt costs (FACTS.md, rate limits).
+// states what a failed attempt costs (docs/letsencrypt.md, rate limits).
 func (st *state) checkAddress(ctx context.Context, env Env) Result {
 	addrs := st.addrs()
 	r := Result{Status: StatusOK}
@@ -435,10 +435,12 @@ func (st *state) checkAddress(ctx context.Context, env Env) Result {
 	sort.Strings(failing)
 	if len(failing) > 0 && !st.opts.LocalCA && !st.opts.OwnCA && len(addrs) > 0 {
 		if r.Status == StatusOK {
+			// The mark is for the whole row: say why it is not a ✓.
 			r.Status = StatusWarn
+			r.Summary += "; but other checks fail (" + strings.Join(failing, ", ") + "): a failed attempt counts against the limits"
 		}
 		r.Evidence = append(r.Evidence, "failing checks: "+strings.Join(failing, ", "))
-		cost := "validation will probably fail (" + strings.Join(failing, ", ") + "). Each failed attempt on production counts: 5 failed authorizations per address per account per hour, 5 certificates per identical set per 7 days, 50 per address (IPv6: per /64) per 7 days (letsencrypt.org/docs/rate-limits). Fix the failing checks and rehearse on staging first: ipcert issue --ca staging"
+		cost := "validation will probably fail (" + strings.Join(failing, ", ") + "). Each failed attempt on production counts: 5 failed authorizations per address per account per hour, 5 certificates per identical set per 7 days, 50 per address (IPv6: per /64) per 7 days (letsencrypt.org/docs/rate-limits). Fix the failing checks and rehearse on staging first: " + RehearsalCommand(addrs)
 		if r.Fix == "" {
 			r.Fix = cost
 		} else {

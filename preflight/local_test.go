@@ -132,6 +132,11 @@ func TestAddressCheckPolicyAndCost(t *testing.T) {
 		if r.Status != tc.status || !strings.Contains(r.Summary+r.Fix, tc.want) {
 			t.Errorf("%s (local %v, failing %v): %+v", tc.ip, tc.local, tc.failing, r)
 		}
+		// A "!" row says why in its summary (issue 24 item 11), not only
+		// "an address Let's Encrypt accepts".
+		if r.Status == StatusWarn && !strings.Contains(r.Summary, "other checks fail (firewall)") {
+			t.Errorf("%s: a warning whose summary does not say why: %q", tc.ip, r.Summary)
+		}
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
 	"os"
@@ -14,8 +13,8 @@ import (
 	"time"
 
 	"github.com/huin/goupnp"
-	"github.com/huin/goupnp/dcps/internetgateway2"
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/netlimit"
 	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
@@ -127,9 +126,13 @@ func cloudMetadata(ctx context.Context, env Env, cloud string) (netip.Addr, erro
 			return "", err
 		}
 		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		// A token or an address: 4 KiB is plenty (issue 22).
+		b, err := netlimit.ReadAll(resp.Body, maxEchoBody, "the metadata service at "+req.URL.Host, "answer")
 		if resp.StatusCode != http.StatusOK {
 			return "", fmt.Errorf("%s: HTTP %s", path, resp.Status)
+		}
+		if err != nil {
+			return "", err
 		}
 		return strings.TrimSpace(string(b)), nil
 	}
@@ -256,22 +259,7 @@ func upnpExternal(ctx context.Context, env Env, mapPorts bool, ports []int, loca
 			notes = append(notes, "UPnP "+loc.String()+": "+shortErr(err))
 			continue
 		}
-		var clients []igdClient
-		if cs, err := internetgateway2.NewWANIPConnection2ClientsFromRootDevice(root, loc); err == nil {
-			for _, c := range cs {
-				clients = append(clients, c)
-			}
-		}
-		if cs, err := internetgateway2.NewWANIPConnection1ClientsFromRootDevice(root, loc); err == nil {
-			for _, c := range cs {
-				clients = append(clients, c)
-			}
-		}
-		if cs, err := internetgateway2.NewWANPPPConnection1ClientsFromRootDevice(root, loc); err == nil {
-			for _, c := range cs {
-				clients = append(clients, c)
-			}
-		}
+		clients := igdClients(root, loc)
 		for _, c := range clients {
 			s, err := c.GetExternalIPAddressCtx(ctx)
 			if err != nil {
@@ -660,12 +648,12 @@ func (st *state) checkNAT(ctx context.Context, env Env) Result {
 			info.Kind = NATHome
 			r.Status = StatusWarn
 			r.Summary = "home NAT: the router reports (" + src + ") the public address " + router.String() + "; ports 80/443 must be forwarded to this machine"
-			r.Fix = "forward tcp 80 (and 443) on the router to " + addrOr(localV4, "this machine") + ", or let ipcert map them: ipcert preflight --map-ports"
+			r.Fix = "forward tcp 80 (and 443) on the router to " + addrOr(localV4, "this machine") + ", or let ipcert map them: " + PreflightCommand(st.opts.IPs, "--map-ports")
 		default:
 			info.Kind = NATBehind
 			r.Status = StatusWarn
 			r.Summary = "behind NAT: the public address is not on any interface and the router does not answer UPnP or NAT-PMP"
-			r.Fix = "forward tcp 80 (and 443) on the router to this machine (" + addrOr(localV4, "its LAN address") + "); the self-fetch cannot prove it from inside, a staging run can: ipcert issue --ca staging"
+			r.Fix = "forward tcp 80 (and 443) on the router to this machine (" + addrOr(localV4, "its LAN address") + "); the self-fetch cannot prove it from inside, a staging run can: " + RehearsalCommand(st.opts.IPs)
 		}
 		for _, m := range maps {
 			if m.Error != "" || m.Granted != m.Requested {

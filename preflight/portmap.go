@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/huin/goupnp"
-	"github.com/huin/goupnp/dcps/internetgateway2"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/internal/untrusted"
 )
@@ -132,14 +131,8 @@ func holdUPnP(ctx context.Context, env Env, local netip.Addr, reqs []PortRequest
 		if err != nil {
 			continue
 		}
-		if cs, err := internetgateway2.NewWANIPConnection2ClientsFromRootDevice(root, loc); err == nil && len(cs) > 0 {
+		if cs := igdClients(root, loc); len(cs) > 0 {
 			c = cs[0]
-		} else if cs, err := internetgateway2.NewWANIPConnection1ClientsFromRootDevice(root, loc); err == nil && len(cs) > 0 {
-			c = cs[0]
-		} else if cs, err := internetgateway2.NewWANPPPConnection1ClientsFromRootDevice(root, loc); err == nil && len(cs) > 0 {
-			c = cs[0]
-		}
-		if c != nil {
 			break
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,7 +74,7 @@ type Result struct {
 	// Fix is what a person can do about it; a command where there is one.
 	Fix string `json:"fix,omitempty"`
 	// Advisory results never count towards the verdict (the self-fetch:
-	// hairpin NAT makes it prove nothing either way, FACTS.md).
+	// hairpin NAT makes it prove nothing either way, docs/letsencrypt.md).
 	Advisory   bool  `json:"advisory,omitempty"`
 	DurationMS int64 `json:"duration_ms"`
 }
@@ -114,7 +115,7 @@ type Options struct {
 	// such as step-ca): its own policy decides which addresses it
 	// certifies, so Let's Encrypt's refusals and rate limits do not apply.
 	OwnCA bool
-	// HTTPPort and TLSPort are the validation ports (80 and 443: FACTS.md,
+	// HTTPPort and TLSPort are the validation ports (80 and 443: docs/letsencrypt.md,
 	// LE only ever connects to these). Zero means the default.
 	HTTPPort, TLSPort int
 	// MapPorts asks the router (UPnP IGD or NAT-PMP) to map the validation
@@ -419,4 +420,34 @@ func runOne(ctx context.Context, env Env, c check, timeout time.Duration) Result
 	}
 	r.DurationMS = env.Now().Sub(start).Milliseconds()
 	return r
+}
+
+// RehearsalCommand is the command a fix suggests to test from outside: a
+// staging order for the addresses (--ip auto when none are known), whole
+// and on one line (cli's tests run it through issue's validation).
+func RehearsalCommand(addrs []netip.Addr) string {
+	return strings.Join(append(append([]string{"ipcert", "issue", "--ca", "staging"}, ipArgs(addrs)...), "--agree-tos"), " ")
+}
+
+// PreflightCommand is "ipcert preflight" for the addresses, with extra
+// flags (--map-ports), whole and on one line.
+func PreflightCommand(addrs []netip.Addr, extra ...string) string {
+	w := []string{"ipcert", "preflight"}
+	if len(addrs) > 0 {
+		w = append(w, ipArgs(addrs)...)
+	}
+	return strings.Join(append(w, extra...), " ")
+}
+
+// ipArgs are --ip flags for the addresses (netip's canonical form: no
+// character a shell treats specially), or --ip auto.
+func ipArgs(addrs []netip.Addr) []string {
+	if len(addrs) == 0 {
+		return []string{"--ip", "auto"}
+	}
+	var out []string
+	for _, a := range addrs {
+		out = append(out, "--ip", a.String())
+	}
+	return out
 }

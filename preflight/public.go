@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/huin/goupnp"
+	"github.com/ipcert/ipcert/internal/netlimit"
 	"github.com/ipcert/ipcert/internal/untrusted"
 	"github.com/miekg/dns"
 )
@@ -62,7 +63,7 @@ func (p PublicAddrs) Addrs() []netip.Addr {
 
 // DetectPublic asks every configured source of both families in parallel,
 // each dial forced to the family (tcp4/tcp6, udp4/udp6), and takes the
-// majority per family (FACTS.md: several sources, majority vote, warn on
+// majority per family (docs/letsencrypt.md: several sources, majority vote, warn on
 // disagreement). It returns when every source has answered or timed out
 // (Env.SourceTimeout), or ctx ends. `--ip auto` uses its Addrs.
 func DetectPublic(ctx context.Context, env Env) PublicAddrs {
@@ -157,6 +158,9 @@ func detectFamily(ctx context.Context, env Env, fam int) FamilyResult {
 	return res
 }
 
+// maxEchoBody caps an echo service's answer (issue 22).
+const maxEchoBody = 4096
+
 // askEcho fetches an echo service: either the bare address, or a Cloudflare
 // trace with an "ip=" line.
 func askEcho(ctx context.Context, c *http.Client, u string) (netip.Addr, error) {
@@ -173,7 +177,8 @@ func askEcho(ctx context.Context, c *http.Client, u string) (netip.Addr, error) 
 	if resp.StatusCode != http.StatusOK {
 		return netip.Addr{}, fmt.Errorf("HTTP %s", resp.Status)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	// An address, or a Cloudflare trace (about 300 bytes): 4 KiB is plenty.
+	body, err := netlimit.ReadAll(resp.Body, maxEchoBody, req.URL.Host, "answer")
 	if err != nil {
 		return netip.Addr{}, err
 	}
@@ -314,6 +319,15 @@ func shortErr(err error) string {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return "timed out"
+	}
+	// A peer past a read cap: the cap and the peer, whatever wraps it.
+	var ce goupnp.ContextError // has no Unwrap
+	if errors.As(err, &ce) && ce.Err != nil {
+		err = ce.Err
+	}
+	var tl *netlimit.TooLargeError
+	if errors.As(err, &tl) {
+		return tl.Error()
 	}
 	// "read udp4 127.0.0.1:50304->127.0.0.1:9: read: connection refused"
 	// says no more than its last words.

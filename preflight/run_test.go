@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // loopbackListen turns the self-fetch's wildcard listen into a loopback
@@ -27,15 +27,6 @@ func loopbackListen(ctx context.Context, network, addr string) (net.Listener, er
 	}
 	var lc net.ListenConfig
 	return lc.Listen(ctx, network, net.JoinHostPort(host, port))
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	p, err := acmeflow.FreePort("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // answeringEnv has every endpoint on a loopback fake that answers
@@ -81,7 +72,7 @@ func TestRunWithAnsweringFakes(t *testing.T) {
 		inside.Add(-1)
 	}
 	start := time.Now()
-	rep := Run(context.Background(), env, Options{LocalCA: true, SelfFetch: true, SelfFetchPort: freePort(t)}, progress)
+	rep := Run(context.Background(), env, Options{LocalCA: true, SelfFetch: true, SelfFetchPort: testkit.FreePort(t)}, progress)
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("took %v with answering fakes; the budget is 1s", d)
 	}
@@ -184,7 +175,7 @@ func TestChecksListAndStandaloneRun(t *testing.T) {
 func TestSelfFetchNotBackIsAdvisoryWarning(t *testing.T) {
 	env := offlineEnv(t)
 	env.Listen = loopbackListen // 127.0.0.1 only: 127.0.0.2 is refused
-	st := &state{opts: Options{SelfFetch: true, SelfFetchPort: freePort(t), IPs: []netip.Addr{netip.MustParseAddr("127.0.0.2")}}.withDefaults(), report: &Report{}}
+	st := &state{opts: Options{SelfFetch: true, SelfFetchPort: testkit.FreePort(t), IPs: []netip.Addr{netip.MustParseAddr("127.0.0.2")}}.withDefaults(), report: &Report{}}
 	r := st.checkSelfFetch(context.Background(), env.withDefaults())
 	if r.Status != StatusWarn || !r.Advisory || !strings.Contains(r.Summary, "hairpin") {
 		t.Errorf("%+v", r)

@@ -23,7 +23,7 @@ const selfFetchPath = "/.well-known/ipcert-preflight/"
 
 // checkSelfFetch serves a random token on the self-fetch port and fetches
 // it through each public address. It is advisory: from inside a LAN,
-// hairpin NAT makes the answer prove nothing either way (FACTS.md); only an
+// hairpin NAT makes the answer prove nothing either way (docs/letsencrypt.md); only an
 // outside validator is authoritative.
 func (st *state) checkSelfFetch(ctx context.Context, env Env) Result {
 	r := Result{Advisory: true}
@@ -102,7 +102,7 @@ func (st *state) checkSelfFetch(ctx context.Context, env Env) Result {
 	default:
 		r.Status = StatusWarn
 		r.Summary = fmt.Sprintf("%d of %d addresses did not return the token; from inside a LAN that may only mean the router does no hairpin NAT", len(addrs)-ok, len(addrs))
-		r.Fix = "the authoritative test is from outside: ipcert issue --ca staging"
+		r.Fix = "the authoritative test is from outside: " + RehearsalCommand(addrs)
 	}
 	return r
 }

@@ -3,6 +3,7 @@ package preflight
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -40,7 +41,7 @@ type WebServer struct {
 	// WebRootFrom says where WebRoot was read (file:line or command).
 	WebRootFrom string `json:"web_root_from,omitempty"`
 	// Redirects is true when the default server answers every request
-	// with a redirect: the challenge path must be exempted (FACTS.md).
+	// with a redirect: the challenge path must be exempted (docs/letsencrypt.md).
 	Redirects bool   `json:"redirects,omitempty"`
 	Note      string `json:"note,omitempty"`
 }
@@ -67,12 +68,27 @@ func FindWebServers(ctx context.Context, env Env) []WebServer {
 	_, err := os.Stat(env.path("run/systemd/system"))
 	systemd := err == nil
 	running := map[string][]int{}
+	// A web server in another network namespace (a container, a test's
+	// namespace) serves none of this machine's ports: it is not running
+	// here. Where the links cannot be read (a recorded /proc), every
+	// process counts.
+	self, selfErr := os.Readlink(env.path("proc/self/ns/net"))
 	if fs, err := procfs.NewFS(env.path("proc")); err == nil {
 		if procs, err := fs.AllProcs(); err == nil {
 			for _, p := range procs {
 				comm, err := p.Comm()
 				if err != nil {
 					continue
+				}
+				if selfErr == nil && isWebServer(comm) {
+					ns, err := os.Readlink(env.path(fmt.Sprintf("proc/%d/ns/net", p.PID)))
+					// Another namespace's server, or one that is gone
+					// since the listing (a config test's nginx -t lives
+					// milliseconds): not running here. A link this user
+					// may not read (another user's server) still counts.
+					if err == nil && ns != self || errors.Is(err, os.ErrNotExist) {
+						continue
+					}
 				}
 				running[comm] = append(running[comm], p.PID)
 			}
@@ -383,7 +399,7 @@ func (st *state) checkWebServers(ctx context.Context, env Env) Result {
 			parts = append(parts, p)
 			if ws.Redirects {
 				r.Status = StatusWarn
-				r.Fix = "the default " + ws.Name + " server redirects: exempt /.well-known/acme-challenge/ from the redirect (ipcert snippet " + ws.Name + " shows how), or Let's Encrypt follows it only to ports 80/443"
+				r.Fix = "the default " + ws.Name + " server redirects: exempt /.well-known/acme-challenge/ from the redirect (ipcert snippet " + ws.Name + " NAME, for a certificate NAME, shows how), or Let's Encrypt follows it only to ports 80/443"
 			} else if ws.WebRoot != "" && r.Fix == "" {
 				r.Fix = "http-01 can write into " + ws.WebRoot + " without stopping " + ws.Name + ": --challenge http-01 --webroot " + ws.WebRoot
 			}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // cloneCert copies certs/<src> to certs/<dst> (versions, current link and

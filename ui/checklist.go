@@ -39,17 +39,12 @@ func (c Checklist) View(t Theme, width int, spin string) string {
 		titleW = max(titleW, len([]rune(it.Title)))
 	}
 	// Titles get at most a third of the line so the summaries stay
-	// readable at 80 columns; the selected row repeats what was cut.
+	// readable at 80 columns; a longer title has its summary below it.
 	titleW = min(titleW, max(width/3, 16))
 	for i, it := range c.Items {
 		cur := "  "
 		if i == c.Selected {
 			cur = t.Selected.Render(t.Cursor()) + " "
-		}
-		title := ansi.Truncate(it.Title, titleW, t.Ellipsis())
-		title += strings.Repeat(" ", titleW-ansi.StringWidth(title))
-		if i == c.Selected {
-			title = t.Selected.Render(title)
 		}
 		summary := it.Summary
 		if it.Status == Pending {
@@ -60,14 +55,20 @@ func (c Checklist) View(t Theme, width int, spin string) string {
 		if i == c.Selected && c.FocusLine != nil {
 			*c.FocusLine = strings.Count(b.String(), "\n")
 		}
-		line := cur + t.Mark(it.Status, spin) + " " + title + "  " + summary
-		cut := ansi.StringWidth(line) > width || ansi.StringWidth(it.Title) > titleW
-		b.WriteString(ansi.Truncate(line, width, t.Ellipsis()))
-		b.WriteString("\n")
+		// Nothing is cut: a long summary wraps under itself, a long title
+		// puts the summary on the lines below.
+		title, hang := it.Title, 4+titleW+2
+		if i == c.Selected {
+			title = t.Selected.Render(title)
+		}
+		head := cur + t.Mark(it.Status, spin) + " "
+		if tw := ansi.StringWidth(it.Title); tw <= titleW {
+			b.WriteString(Hang(head+title+strings.Repeat(" ", titleW-tw)+"  "+summary, hang, width) + "\n")
+		} else {
+			b.WriteString(Hang(head+title, 4, width) + "\n")
+			b.WriteString(Indent(summary, hang, width) + "\n")
+		}
 		if i == c.Selected || c.Expand {
-			if cut && it.Status != Running && it.Status != Pending {
-				b.WriteString(Indent(it.Title+": "+it.Summary, 6, width) + "\n")
-			}
 			n := 0
 			for _, d := range it.Detail {
 				if c.MaxDetail > 0 && n >= c.MaxDetail {

@@ -69,7 +69,7 @@ func TestFrameFitsExactly(t *testing.T) {
 				t.Errorf("%v: line wider than the terminal: %q", sz, l)
 			}
 		}
-		if !strings.Contains(lines[len(lines)-1], "enter") || !strings.Contains(f, "more below") {
+		if !strings.Contains(lines[len(lines)-1], "q quit") || !strings.Contains(f, "more below") {
 			t.Errorf("%v: help line or clipping marker missing:\n%s", sz, f)
 		}
 	}
@@ -78,8 +78,13 @@ func TestFrameFitsExactly(t *testing.T) {
 func TestHelpLineDropsFromTheEnd(t *testing.T) {
 	th := NewTheme(Renderer(&bytes.Buffer{}, Caps{NoColor: true}), Caps{NoColor: true})
 	keys := []KeyHelp{{"enter", "continue"}, {"esc", "back"}, {"q", "quit"}}
-	if got := th.HelpLine(20, keys); got != "enter continue · esc" && got != "enter continue" {
+	// The keys that leave the screen always show (issue 24 item 6).
+	if got := th.HelpLine(20, keys); got != "esc back · q quit" {
 		t.Errorf("HelpLine(20) = %q", got)
+	}
+	long := []KeyHelp{{"enter", "choose"}, {"pgup/pgdn", "scroll"}, {"r", "retry"}, {"c", "change challenge"}, {"p", "preflight"}, {"esc", "back"}, {"q", "quit"}}
+	if got := th.HelpLine(70, long); got != "enter choose · pgup/pgdn scroll · r retry · esc back · q quit" {
+		t.Errorf("HelpLine(70) = %q", got)
 	}
 	if got := th.HelpLine(80, keys); got != "enter continue · esc back · q quit" {
 		t.Errorf("HelpLine(80) = %q", got)
@@ -109,8 +114,15 @@ func TestWrapKeepsCommandsWhole(t *testing.T) {
 	for _, w := range []int{30, 44, 56, 60, 80} {
 		s := "Fix: read the terms, then run again with --agree-tos: " + th.Command("ipcert issue --ca local --ip 127.0.0.1 --agree-tos") + " and check with " + th.Command("ss -ltnp")
 		got := Wrap(s, w)
-		f := th.fit(got, 1000)
-		for _, l := range strings.Split(f, "\n") {
+		f := Plain(got)
+		for i, l := range strings.Split(f, "\n") {
+			// A command wider than the line stands alone, verbatim.
+			if strings.Contains(strings.Split(got, "\n")[i], verbatim) {
+				if strings.TrimSpace(l) != "ipcert issue --ca local --ip 127.0.0.1 --agree-tos" {
+					t.Errorf("width %d: a verbatim line is not the command alone: %q", w, l)
+				}
+				continue
+			}
 			if ansi.StringWidth(l) > w {
 				t.Errorf("width %d: line too wide: %q", w, l)
 			}
@@ -118,8 +130,7 @@ func TestWrapKeepsCommandsWhole(t *testing.T) {
 				t.Errorf("width %d: a word or command was split:\n%s", w, f)
 			}
 		}
-		joined := strings.ReplaceAll(strings.ReplaceAll(f, " \\\n  ", " "), "\n", " ")
-		if !strings.Contains(joined, "ipcert issue --ca local --ip 127.0.0.1 --agree-tos") || !strings.Contains(joined, "ss -ltnp") {
+		if !strings.Contains(f, "ipcert issue --ca local --ip 127.0.0.1 --agree-tos") || !strings.Contains(f, "ss -ltnp") {
 			t.Errorf("width %d: the commands do not survive as printed:\n%s", w, f)
 		}
 		if w >= 56 && !strings.Contains(f, "ipcert issue --ca local --ip 127.0.0.1 --agree-tos") {
@@ -128,6 +139,10 @@ func TestWrapKeepsCommandsWhole(t *testing.T) {
 	}
 	if got := Hang("  web server nginx running, web root /var/www/html with a long tail of words", 13, 40); !strings.Contains(got, "\n             ") {
 		t.Errorf("Hang does not indent the continuation:\n%s", got)
+	}
+	// A break at a double space starts the next line at the indent.
+	if got := Hang("             fullchain.pem  privkey.pem  cert.pem  chain.pem  root.pem", 13, 60); got != "             fullchain.pem  privkey.pem  cert.pem  chain.pem\n             root.pem" {
+		t.Errorf("Hang at a double space: %q", got)
 	}
 }
 
@@ -183,6 +198,78 @@ func TestWrapKeepsFlagsInProse(t *testing.T) {
 				t.Errorf("width %d: a command was split:\n%s", w, f)
 				break
 			}
+		}
+	}
+}
+
+// TestVerbatimNeverReflows: a copyable block (issue 24 item 1) keeps every
+// line as it is: no line is wrapped, no token gets a space inside; a line
+// wider than the terminal is cut at the edge with a marker, and scrolling
+// sideways shows the rest of it, column for column; Plain has it whole.
+func TestVerbatimNeverReflows(t *testing.T) {
+	th := NewTheme(Renderer(&bytes.Buffer{}, Caps{NoColor: true}), Caps{NoColor: true})
+	snippet := "# Written by ipcert: a comment long enough to wrap on a narrow terminal, it must keep its hash\n" +
+		"server {\n" +
+		"    ssl_certificate /var/lib/ipcert/certs/81.2.69.160/current/fullchain.pem;\n" +
+		"    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384;\n" +
+		"}"
+	body := "The file:\n" + th.Verbatim(snippet, 2)
+	if got := Plain(body); got != "The file:\n  "+strings.ReplaceAll(snippet, "\n", "\n  ") {
+		t.Fatalf("Plain does not give the block whole:\n%s", got)
+	}
+	for _, w := range []int{60, 80, 120} {
+		sc := &Scroll{Focus: -1, FocusSeen: -1}
+		// Which columns of each line were shown, across the shifts.
+		shown := make([][]bool, 5)
+		for i, l := range strings.Split(snippet, "\n") {
+			shown[i] = make([]bool, len(l))
+		}
+		for range 40 {
+			f := th.Frame(w, 24, "head", body, "keys", sc)
+			lines := strings.Split(f, "\n")
+			if len(lines) != 24 {
+				t.Fatalf("%d: %d lines", w, len(lines))
+			}
+			for i, full := range strings.Split(snippet, "\n") {
+				l := strings.TrimRight(lines[3+i], " ")
+				if ansi.StringWidth(l) > w {
+					t.Errorf("%d: line wider than the terminal: %q", w, l)
+				}
+				if !strings.HasPrefix(l, "  ") {
+					t.Fatalf("%d: the indent is lost: %q", w, l)
+				}
+				in := l[2:]
+				from := 0
+				if s, ok := strings.CutPrefix(in, "←"); ok {
+					in, from = s, sc.Shift+1
+				}
+				cut := false
+				in, cut = strings.CutSuffix(in, "→")
+				if in == "" {
+					continue // shifted past its end
+				}
+				if from+len(in) > len(full) || full[from:from+len(in)] != in {
+					t.Fatalf("%d shift %d: %q is not columns %d.. of %q", w, sc.Shift, l, from, full)
+				}
+				if cut != (from+len(in) < len(full)) {
+					t.Errorf("%d shift %d: the marker on the right is wrong: %q", w, sc.Shift, l)
+				}
+				for c := from; c < from+len(in); c++ {
+					shown[i][c] = true
+				}
+			}
+			sc.Sideways(1)
+		}
+		for i, cols := range shown {
+			for c, ok := range cols {
+				if !ok {
+					t.Errorf("%d: line %d column %d never shown", w, i, c)
+					break
+				}
+			}
+		}
+		if w >= 120 && sc.Wide != 0 {
+			t.Errorf("120: nothing should overflow, Wide=%d", sc.Wide)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package wizard
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,11 +42,11 @@ func (l *lineReader) Read(p []byte) (int, error) {
 			l.eof = true
 			return 0, err
 		}
-		if line[len(line)-1] != '\n' {
-			// The last answer without its newline is still an answer; the
-			// end of the input shows at the next question.
-			line = append(line, '\n')
-		}
+		// " 1" is the answer 1: spaces around an answer are never part
+		// of it (a number, y or n, an address, a URL, a path).
+		// The last answer without its newline is still an answer; the end
+		// of the input shows at the next question.
+		line = append(bytes.TrimSpace(line), '\n')
 		l.pending = line
 	}
 	n := copy(p, l.pending)
@@ -106,7 +107,13 @@ func (a *accessible) say(format string, args ...any) {
 }
 
 // plain is a screen's text without styling.
-func plain(s string) string { return strings.TrimRight(ui.Plain(s), "\n") }
+func plain(s string) string {
+	lines := strings.Split(ui.Plain(s), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ") // the padding styles add
+	}
+	return strings.TrimRight(strings.Join(lines, "\n"), "\n")
+}
 
 func (a *accessible) check() error {
 	if a.in.eof {
@@ -151,9 +158,18 @@ func (a *accessible) choose(title string, options []huh.Option[string], v *strin
 	if *v == "" && len(options) > 0 {
 		*v = options[0].Value
 	}
+	// Enter alone takes the default: said before, and after, so it is
+	// never a silent pick.
+	def := slices.IndexFunc(options, func(o huh.Option[string]) bool { return o.Value == *v })
+	if def >= 0 {
+		title += fmt.Sprintf(" (Enter alone: %d)", def+1)
+	}
 	f := huh.NewSelect[string]().Title(title).Options(options...).Value(v)
 	if err := a.ask(f); err != nil {
 		return err
+	}
+	if i := slices.IndexFunc(options, func(o huh.Option[string]) bool { return o.Value == *v }); i >= 0 {
+		a.say("Chosen: %d. %s", i+1, options[i].Key)
 	}
 	a.say("")
 	return a.check()
@@ -196,8 +212,13 @@ func (a *accessible) run() error {
 		return err
 	}
 	m.step = StepSummary
-	body, _ = m.summary.view(m, 80)
-	a.say("\n%s", plain(body))
+	if m.cfg.SummaryOnStdout {
+		// Said once: the caller prints it on standard output.
+		a.say("\nStep 9 of 9, Summary: it follows.")
+	} else {
+		body, _ = m.summary.view(m, 80)
+		a.say("\n%s", plain(body))
+	}
 	if m.outcome.Issued == nil && m.outcome.Rehearsal == nil {
 		return ErrAborted
 	}
@@ -263,6 +284,7 @@ func (a *accessible) address() (Step, error) {
 		if err := a.ask(in); err != nil {
 			return 0, err
 		}
+		a.say("") // the answer ends its line (typed input is not echoed when piped)
 		if err := a.check(); err != nil {
 			return 0, err
 		}
@@ -379,6 +401,8 @@ func (a *accessible) plan() (Step, error) {
 			a.say("%s\n", caDescription(m.cfg.Demo, p.a.CA))
 		}
 	}
+	p.a.keepConsent(p.a.AgreeTOS) // agreed to another CA's terms: asked again
+	p.consent.answered = p.a.AgreeTOS
 	p.consent.title = tosQuestion(m.cfg.Demo, p.a.CA)
 	a.say("%s", p.note(m, "tos"))
 	for try := 0; !p.a.AgreeTOS; try++ {
@@ -397,6 +421,7 @@ func (a *accessible) plan() (Step, error) {
 			a.say("The CA issues only to accounts that accept its terms. Answer y to go on, or n again to stop.")
 		}
 	}
+	p.a.AgreedFor = p.a.Terms()
 	p.save(m)
 	return StepIssue, nil
 }
@@ -482,7 +507,9 @@ func (a *accessible) after() (Step, error) {
 			for i, ac := range s.actions {
 				opts[i] = huh.NewOption(ac.label, fmt.Sprint(i))
 			}
-			choice := ""
+			// The default is where the full screen's cursor would be
+			// (nextChoice): after an install, "continue".
+			choice := fmt.Sprint(min(s.cursor, len(s.actions)-1))
 			if err := a.choose("What now?", opts, &choice); err != nil {
 				return 0, err
 			}
@@ -501,6 +528,9 @@ func (a *accessible) after() (Step, error) {
 			a.say("Running: %s", ac.label)
 			r := ac.run(m.ctx)
 			s.results = append(s.results, actionResult{st, ac.label, r})
+			m.noteDone(ac.done, r)
+			s.cursor = i
+			s.cursor = s.nextChoice(r.Status)
 			a.say("%s: %s", r.Status.Word(), untrusted.Text(r.Summary))
 			for _, l := range r.Lines {
 				a.say("  %s", untrusted.Text(l))

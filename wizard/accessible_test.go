@@ -133,3 +133,36 @@ func TestAccessibleDiagnosisUsesPreflight(t *testing.T) {
 		t.Errorf("the diagnosis lacks the preflight's NAT finding:\n%s", text)
 	}
 }
+
+// TestAccessibleAnswersSaid (issue 24 item 12): " 1" is the answer 1; an
+// empty answer takes the default, which the question names and the
+// answer repeats; a typed address does not run into the next line;
+// with the outcome on stdout the summary is said once.
+func TestAccessibleAnswersSaid(t *testing.T) {
+	deps, _, _ := localDeps(t, cachoice.Options{})
+	answers := strings.Join([]string{
+		"2",             // type an address
+		"127.0.0.1",     // it
+		" 1 ",           // preflight: go on
+		"1", "", "", "", // CA, challenge, key, e-mail
+		"yes",
+		"", "", "", // install, renewal, verify: the default (continue)
+	}, "\n") + "\n"
+	cfg := testConfig(true)
+	cfg.SummaryOnStdout = true
+	var out bytes.Buffer
+	o, err := RunAccessible(context.Background(), deps, cfg, strings.NewReader(answers), &out)
+	text := ansi.Strip(out.String())
+	if err != nil {
+		t.Fatalf("RunAccessible: %v\n%s", err, text)
+	}
+	checkIssued(t, o, "127.0.0.1")
+	for _, want := range []string{"What now? (Enter alone: 1)", "Chosen: 1. Continue", "\nAddress: 127.0.0.1", "Step 9 of 9, Summary: it follows."} {
+		if !strings.Contains(text, want) {
+			t.Errorf("accessible output lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "Address: Address:") || strings.Contains(text, "Invalid: must be") {
+		t.Errorf("a doubled prompt or a refused answer:\n%s", text)
+	}
+}

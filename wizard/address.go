@@ -149,7 +149,7 @@ func (m *Model) refusal(a netip.Addr) string {
 		return why + "; use 127.0.0.1 here, and run \"sudo ipcert\" on the server for its public address"
 	}
 	// Let's Encrypt's refusals (private, loopback, CGNAT, documentation
-	// ranges: FACTS.md) are not final here: the plan still offers an own
+	// ranges: docs/letsencrypt.md) are not final here: the plan still offers an own
 	// ACME CA, which may certify exactly those (leNote says so, and the
 	// plan's CA question refuses Let's Encrypt for them). What no CA can
 	// validate is refused.
@@ -524,11 +524,12 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		switch {
 		case s.inputErr != "":
 			b.WriteString(t.Fail.Render(ui.Indent(t.Mark(ui.Fail, "")+" "+s.inputErr, 4, w)) + "\n")
+		case s.inputOK != "" && s.inputWarn != "":
+			// One mark for one verdict: a ✓ above a "not for Let's
+			// Encrypt" would say two things (issue 24 item 11).
+			b.WriteString(t.Warn.Render(ui.Indent(t.Mark(ui.Warn, "")+" "+s.inputOK+", not for Let's Encrypt: it "+s.inputWarn, 4, w)) + "\n")
 		case s.inputOK != "":
 			b.WriteString(ui.Indent(t.Mark(ui.OK, "")+" "+s.inputOK, 4, w) + "\n")
-			if s.inputWarn != "" {
-				b.WriteString(t.Warn.Render(ui.Indent(t.Mark(ui.Warn, "")+" not for Let's Encrypt: "+s.inputWarn, 4, w)) + "\n")
-			}
 		}
 	} else if !s.detecting {
 		b.WriteString(cur + t.Dim.Render("type another address (t)") + "\n")

@@ -3,10 +3,14 @@ package wizard
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/untrusted"
 	"github.com/ipcert/ipcert/ui"
 )
@@ -21,6 +25,10 @@ type InstallTarget struct {
 	// the screen then shows the snippet and the command.
 	CanInstall bool
 	Note       string
+	// WebRoot is the web root the snippet serves the challenge path from
+	// over plain HTTP: where renewals must answer once the server holds
+	// port 80.
+	WebRoot string
 }
 
 // Report is what an after-issuance action did, in words: what was done or
@@ -39,6 +47,9 @@ type action struct {
 	preview string                           // shown when chosen (a snippet)
 	whole   string                           // the command that prints the preview whole
 	next    bool                             // go on to the next step
+	// done is what the action does for the summary's "Next" commands
+	// ("install", "renewal", "verify"): done unless it failed.
+	done string
 }
 
 type actionResult struct {
@@ -63,6 +74,7 @@ type actionStep struct {
 	results   []actionResult
 	preview   string
 	whole     string
+	started   time.Time // when the running action started
 }
 
 type actionPreparedMsg struct {
@@ -75,6 +87,7 @@ type actionDoneMsg struct {
 	step  Step
 	gen   int
 	label string
+	done  string
 	r     Report
 }
 
@@ -148,6 +161,16 @@ func (s *actionStep) build(m *Model, targets []InstallTarget) {
 		if len(targets) == 0 {
 			s.intro += "\n\nNo web server found on this machine. Point your server at the files, or install nginx and run: " + m.theme.Command("sudo ipcert snippet nginx "+name+m.stateArg()+" --write")
 		}
+		if port := heldPort(iss.Renewal); port != 0 && len(targets) > 0 {
+			s.intro += "\n\n" + m.theme.Warn.Render("Before you install:") + " " + iss.Name + heldNote(port) + " Switch it to the web root the snippet serves, once, after installing:"
+			seen := map[string]bool{}
+			for _, t := range targets {
+				if t.CanInstall && !seen[t.WebRoot] {
+					seen[t.WebRoot] = true
+					s.intro += "\n" + m.theme.Verbatim(switchCommand(iss.Renewal, t.WebRoot, m.cfg.StateDir), 2)
+				}
+			}
+		}
 		for _, t := range targets {
 			state := "stopped"
 			if t.Running {
@@ -158,7 +181,10 @@ func (s *actionStep) build(m *Model, targets []InstallTarget) {
 				install := m.deps.Install
 				s.actions = append(s.actions, action{
 					label: fmt.Sprintf("Install for %s (%s): writes %s, tests, reloads", t.Kind, state, filepath.Base(t.ConfigPath)),
-					run:   func(ctx context.Context) Report { return install(ctx, iss, tgt) },
+					run: func(ctx context.Context) Report {
+						return installed(install(ctx, iss, tgt), iss.Renewal, tgt.WebRoot, m.cfg.StateDir)
+					},
+					done: "install",
 				})
 			}
 			lbl := fmt.Sprintf("Show the %s snippet", t.Kind)
@@ -180,8 +206,16 @@ func (s *actionStep) build(m *Model, targets []InstallTarget) {
 				if mc.Systemd {
 					kind = "systemd timer"
 				}
+				// Said before the user chooses: a job that will not run.
+				if !mc.Systemd && !mc.Cron {
+					kind = "cron job; but NO cron daemon runs here"
+					s.intro += "\n\n" + m.theme.Warn.Render("No cron daemon runs on this machine") + " (and no systemd): a cron job would never run. Install and start cron first (Debian: " + m.theme.Command("sudo apt install cron") + "), or run " + m.theme.Command("ipcert renew"+m.stateArg()) + " hourly some other way."
+				}
+				if TempBinary(mc.Binary) {
+					s.intro += "\n\n" + m.theme.Warn.Render("This ipcert runs from a temporary folder") + ": " + m.theme.Command(mc.Binary) + " may be gone after a reboot or a clean-up, and the job with it. Copy it to /usr/local/bin first, then install the job from there: " + m.theme.Command("sudo install -m 0755 "+shellWord(mc.Binary)+" /usr/local/bin/ipcert && sudo /usr/local/bin/ipcert timer install"+m.stateArg())
+				}
 			}
-			s.actions = append(s.actions, action{label: "Install the renewal job (" + kind + ")", run: func(ctx context.Context) Report { return m.deps.Timer(ctx, iss) }})
+			s.actions = append(s.actions, action{label: "Install the renewal job (" + kind + ")", run: func(ctx context.Context) Report { return m.deps.Timer(ctx, iss) }, done: "renewal"})
 		} else {
 			s.intro += "\n\nInstall the renewal timer with: " + m.theme.Command("sudo ipcert timer install"+m.stateArg())
 		}
@@ -199,12 +233,84 @@ func (s *actionStep) build(m *Model, targets []InstallTarget) {
 			label = "Serve it on " + addr + " and check it"
 		}
 		if m.deps.Verify != nil {
-			s.actions = append(s.actions, action{label: label, run: func(ctx context.Context) Report { return m.deps.Verify(ctx, iss) }})
+			s.actions = append(s.actions, action{label: label, run: func(ctx context.Context) Report { return m.deps.Verify(ctx, iss) }, done: "verify"})
 		} else {
 			s.intro += "\n\nCheck it with: " + m.theme.Command("ipcert verify "+addr)
 		}
 		s.actions = append(s.actions, cont)
 	}
+}
+
+// heldPort is the port where the certificate's renewal answers with
+// ipcert's own responder, which a web server installed for it will hold:
+// 80 for http-01 without a web root, 443 for tls-alpn-01; 0 when renewal
+// goes through a web root or another port.
+func heldPort(r *store.Renewal) int {
+	port := func(listen string, def int) int {
+		if listen == "" {
+			return def
+		}
+		ap, err := netip.ParseAddrPort(listen)
+		if err != nil {
+			_, p, _ := strings.Cut(listen, ":")
+			n, _ := strconv.Atoi(p)
+			return n
+		}
+		return int(ap.Port())
+	}
+	switch {
+	case r == nil:
+		return 0
+	case r.Challenge == "http-01" && r.WebRoot == "" && port(r.HTTPListen, 80) == 80:
+		return 80
+	case r.Challenge == "tls-alpn-01" && port(r.TLSListen, 443) == 443:
+		return 443
+	}
+	return 0
+}
+
+// heldNote says what an install does to a renewal on port.
+func heldNote(port int) string {
+	if port == 443 {
+		return " renews with tls-alpn-01 on port 443, which the web server will hold: renewals would fail."
+	}
+	return " renews with ipcert's own responder on port 80, which the web server will hold: renewals would fail."
+}
+
+// switchCommand re-issues r through http-01 in webroot, with the same CA,
+// name and addresses ("ipcert snippet" prints the same): from then on
+// renewals answer through the web server.
+func switchCommand(r *store.Renewal, webroot, stateDir string) string {
+	cmd := "sudo ipcert issue"
+	for _, a := range r.Identifiers {
+		cmd += " --ip " + a
+	}
+	cmd += " --webroot " + shellWord(webroot) + " --ca " + shellWord(r.CA)
+	if r.CARoot != "" {
+		cmd += " --ca-root " + shellWord(r.CARoot)
+	}
+	return cmd + " --name " + shellWord(r.Name) + StateArg(stateDir)
+}
+
+// installed is an install's report, with the renewal's switch to the web
+// root as its fix when the web server now holds the renewal's port.
+func installed(r Report, ren *store.Renewal, webroot, stateDir string) Report {
+	port := heldPort(ren)
+	if port == 0 || r.Status == ui.Fail {
+		return r
+	}
+	r.Status = ui.Warn
+	r.Lines = append(r.Lines, ren.Name+heldNote(port))
+	r.Fix = "switch renewal to the web root, once: " + switchCommand(ren, webroot, stateDir)
+	return r
+}
+
+// shellWord quotes s for a POSIX shell when it needs it.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:@%+=,-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func hostForURL(a string) string {
@@ -227,6 +333,7 @@ func (s *actionStep) update(m *Model, msg tea.Msg) tea.Cmd {
 		}
 		s.running = -1
 		s.results = append(s.results, actionResult{s.step, msg.label, msg.r})
+		m.noteDone(msg.done, msg.r)
 		m.logf("%s: %s: %s", s.step, msg.label, msg.r.Summary)
 		s.cursor = s.nextChoice(msg.r.Status)
 		return nil
@@ -282,13 +389,14 @@ func (s *actionStep) choose(m *Model, i int) tea.Cmd {
 	case a.run != nil:
 		s.gen++
 		s.running = i
+		s.started = m.deps.Now()
 		s.preview = ""
 		ctx, cancel := context.WithCancel(m.ctx)
 		s.cancelFn = cancel
-		gen, step, label, run := s.gen, s.step, a.label, a.run
+		gen, step, label, run, done := s.gen, s.step, a.label, a.run, a.done
 		return tea.Batch(m.stream(func(send func(tea.Msg)) {
 			defer cancel()
-			send(actionDoneMsg{step: step, gen: gen, label: label, r: run(ctx)})
+			send(actionDoneMsg{step: step, gen: gen, label: label, done: done, r: run(ctx)})
 		}), m.tick())
 	default:
 		if s.preview == a.preview {
@@ -309,14 +417,12 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	}
 	b.WriteString(ui.Wrap(s.intro, w) + "\n\n")
 	for _, r := range s.results {
-		// A report quotes what programs and peers said (a config
-		// test's output, a served certificate): escaped (issue 22).
-		b.WriteString(ui.Indent(t.Mark(r.r.Status, "")+" "+t.Strong.Render(untrusted.Text(r.r.Summary)), 2, w) + "\n")
+		b.WriteString(ui.Hang("  "+t.Mark(r.r.Status, "")+" "+t.Strong.Render(untrusted.Text(r.r.Summary)), 4, w) + "\n")
 		for _, l := range r.r.Lines {
-			b.WriteString(t.Dim.Render(ui.Indent(untrusted.Text(l), 4, w)) + "\n")
+			b.WriteString(t.Dim.Render(ui.Indent(untrusted.Text(l), 4, w)) + "\n") // what was seen, escaped (issue 22)
 		}
 		if r.r.Fix != "" && r.r.Status != ui.OK {
-			b.WriteString(ui.Indent("fix: "+untrusted.Text(r.r.Fix), 4, w) + "\n")
+			b.WriteString(ui.Indent("fix: "+m.prose(untrusted.Text(r.r.Fix)), 4, w) + "\n")
 		}
 	}
 	if len(s.results) > 0 {
@@ -332,18 +438,16 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		}
 		if i == s.running {
 			cur = m.spinner() + " "
+			// A check that takes a while says for how long.
+			if d := m.deps.Now().Sub(s.started); d >= time.Second {
+				label += t.Dim.Render(fmt.Sprintf(" (%d s)", int(d.Seconds())))
+			}
 		}
 		b.WriteString(ui.Hang(cur+label, 4, w) + "\n")
 	}
 	if s.preview != "" {
-		b.WriteString("\n" + t.Dim.Render(ui.Wrap("The file as it would be installed (all of it: "+t.Command(s.whole)+"):", w)) + "\n")
-		// Long lines wrap under themselves, deeper than any nesting, so
-		// nothing is cut at the right edge.
-		for _, l := range strings.Split(strings.TrimRight(s.preview, "\n"), "\n") {
-			l = "  " + l
-			indent := len(l) - len(strings.TrimLeft(l, " ")) + 4
-			b.WriteString(t.Code.Render(ui.Hang(l, indent, w)) + "\n")
-		}
+		b.WriteString("\n" + t.Dim.Render(ui.Wrap("The file as it would be installed, verbatim (all of it: "+t.Command(s.whole)+"):", w)) + "\n")
+		b.WriteString(t.Verbatim(s.preview, 2) + "\n")
 	}
 	keys := []ui.KeyHelp{{Key: "enter", What: "choose"}, {Key: "↑/↓", What: "move"}}
 	if t.Caps.ASCII {
@@ -357,6 +461,19 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		keys = []ui.KeyHelp{{Key: "q", What: "cancel and quit"}}
 	}
 	return b.String(), keys
+}
+
+// noteDone keeps what an action did for the commands that come next: done
+// unless it failed (a warning, such as renewal still on port 80, is done
+// with its fix shown).
+func (m *Model) noteDone(done string, r Report) {
+	if done == "" || r.Status == ui.Fail {
+		return
+	}
+	if m.outcome.Done == nil {
+		m.outcome.Done = map[string]bool{}
+	}
+	m.outcome.Done[done] = true
 }
 
 // afterSummary is what the after-issuance steps did, for the summary.

@@ -137,12 +137,12 @@ func (c *consentField) View() string {
 	}
 	b.WriteString("  " + box(c.answered && *c.value, "I agree", "y") + "    " + box(c.answered && !*c.value, "No", "n") + "\n")
 	if c.err != nil {
-		b.WriteString(t.Fail.Render(ui.Indent(c.err.Error(), 2, max(c.width, 20))) + "\n")
+		b.WriteString(t.Fail.Render(ui.Indent(c.err.Error(), 2, max(c.width-2, 20))) + "\n")
 	}
 	switch {
 	case c.focused && c.armed && c.answered && *c.value:
 		b.WriteString(t.Dim.Render("  agreed already: enter goes on; y agrees, n declines") + "\n")
-	case c.focused && c.armed:
+	case c.focused && c.armed && !c.answered:
 		b.WriteString(t.Dim.Render("  nothing is chosen yet: y agrees, n declines") + "\n")
 	}
 	if c.ignored > 0 {
@@ -150,7 +150,7 @@ func (c *consentField) View() string {
 		if c.ignored == 1 {
 			keys = "key"
 		}
-		b.WriteString(t.Warn.Render(ui.Indent(fmt.Sprintf("%d %s typed before this question was shown ignored", c.ignored, keys), 2, max(c.width, 20))) + "\n")
+		b.WriteString(t.Warn.Render(ui.Indent(fmt.Sprintf("%d %s typed before this question was shown ignored", c.ignored, keys), 2, max(c.width-2, 20))) + "\n")
 	}
 	out := strings.TrimRight(b.String(), "\n")
 	if c.huhTheme != nil {

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/ui"
 )
@@ -20,7 +21,23 @@ type Machine struct {
 	UID        int
 	CanBindLow bool // may bind ports 80 and 443 (root or CAP_NET_BIND_SERVICE)
 	Systemd    bool // systemd is PID 1: the renewal can be a systemd timer
+	// Cron: a cron daemon runs (what runs the job where systemd does not).
+	Cron bool
+	// Binary is the ipcert binary a renewal job would run.
+	Binary     string
 	WebServers []preflight.WebServer
+}
+
+// TempBinary says whether the binary lives where it may vanish (a
+// temporary folder: tmpfs, cleaned at boot or by age), so a renewal job
+// pointing at it would stop working.
+func TempBinary(path string) bool {
+	for _, d := range []string{"/tmp/", "/var/tmp/", "/dev/shm/", "/run/user/"} {
+		if strings.HasPrefix(path, d) {
+			return true
+		}
+	}
+	return false
 }
 
 // PreflightRequest is one preflight run the user asked for.
@@ -34,7 +51,16 @@ type PreflightRequest struct {
 	// other choice): Let's Encrypt's address policy is not checked
 	// (preflight.Options.OwnCA).
 	OwnCA bool
+	// Internal: every address is one the internet cannot reach (private,
+	// shared, loopback: Let's Encrypt refuses it), so only an own CA on the
+	// same network validates it: the checks of the public address, NAT
+	// and the fetch through the public address do not apply.
+	Internal bool
 }
+
+// InternalChecks are the preflight checks that apply to an internal
+// address (PreflightRequest.Internal).
+var InternalChecks = []string{preflight.IDInterfaces, preflight.IDPorts, preflight.IDPrivilege, preflight.IDWebServers, preflight.IDFirewall, preflight.IDAddress}
 
 // Issuer stores a new certificate: *acmeflow.Engine.
 type Issuer interface {
@@ -72,7 +98,7 @@ type Deps struct {
 	Store *store.Store
 	// RehearsalStore is Rehearsal's store.
 	RehearsalStore *store.Store
-	// After the issuance (DESIGN.md: Install, Renewal, Verify). Each is
+	// After the issuance (docs/ARCHITECTURE.md: Install, Renewal, Verify). Each is
 	// optional: without it, its screen names the command to run instead.
 	// Servers lists the web servers the certificate can be installed for,
 	// with the snippet each would get; Install installs it (config test,
@@ -84,9 +110,10 @@ type Deps struct {
 	DryRenew func(ctx context.Context, iss *acmeflow.Issued) Report
 	// Verify checks what the address serves on port 443.
 	Verify func(ctx context.Context, iss *acmeflow.Issued) Report
-	// RecordFailure keeps a failed attempt in renewal.json for doctor and
-	// status; nil skips it.
-	RecordFailure func(name string, err error)
+	// RecordFailure keeps a failed attempt (a rehearsal's too: doctor
+	// explains the failure the user just saw) for doctor and status, and
+	// says when it could not; nil skips it.
+	RecordFailure func(name string, err error) error
 	// Now is the clock (tests pin it for golden files).
 	Now func() time.Time
 }
@@ -98,7 +125,7 @@ type Config struct {
 	Caps ui.Caps
 	// StateDir is shown on the welcome and summary screens.
 	StateDir string
-	// Answers preset from flags and IPCERT_* variables (STYLE.md: every
+	// Answers preset from flags and IPCERT_* variables (docs/ARCHITECTURE.md: every
 	// answer is also a flag); the screens start from them.
 	Answers Answers
 	// Log receives the wizard's debug log (--debug); nil discards.
@@ -112,12 +139,15 @@ type Config struct {
 	// InstallHint, when set, replaces the summary's default install and
 	// renewal commands.
 	InstallHint []string
+	// SummaryOnStdout: the caller prints the outcome on stdout (cli), so
+	// accessible mode does not say the summary a second time.
+	SummaryOnStdout bool
 }
 
 // CA plan choices beyond cachoice's names.
 const (
 	// PlanRehearse issues on staging first, then (after the user says so)
-	// on production: the default (FACTS.md: rehearse on staging, always).
+	// on production: the default (docs/letsencrypt.md: rehearse on staging, always).
 	PlanRehearse = "rehearse"
 	// PlanOwnCA is an ACME CA of the user's own (step-ca for internal
 	// addresses, say): Answers.CAURL is its directory and Answers.CARoot
@@ -145,6 +175,9 @@ type Answers struct {
 	KeyType       string
 	Email         string
 	AgreeTOS      bool
+	// AgreedFor is whose terms AgreeTOS agreed to (Terms): consent belongs
+	// to one CA, and another CA's question is asked again.
+	AgreedFor string
 	// HTTPListen and TLSListen are the built-in responders' addresses
 	// (--http-listen, --tls-listen; default :80 and :443), kept in
 	// renewal.json for renew like issue's.
@@ -158,6 +191,32 @@ func (a Answers) Choice() string {
 		return a.CAURL
 	}
 	return a.CA
+}
+
+// Terms names whose terms of service the answers' CA has: Let's
+// Encrypt's Subscriber Agreement for the rehearsal, staging and
+// production alike; the local test CA's; an own CA's, per directory URL.
+func (a Answers) Terms() string {
+	switch a.CA {
+	case PlanRehearse, cachoice.Staging, cachoice.Production:
+		return "letsencrypt"
+	case PlanOwnCA:
+		return "own " + strings.TrimSpace(a.CAURL)
+	}
+	return a.CA
+}
+
+// keepConsent notes whose terms a new agreement is for, and drops an
+// agreement given for another CA's terms.
+func (a *Answers) keepConsent(wasAgreed bool) {
+	switch {
+	case a.AgreeTOS && !wasAgreed:
+		a.AgreedFor = a.Terms()
+	case a.AgreeTOS && a.AgreedFor == "":
+		a.AgreedFor = a.Terms() // --agree-tos, for the CA given with it
+	case a.AgreeTOS && a.AgreedFor != a.Terms():
+		a.AgreeTOS = false
+	}
 }
 
 // root is the PEM root file for choice: only the own CA's.
@@ -181,8 +240,14 @@ type Outcome struct {
 	CA             *cachoice.CA
 	// Aborted is true when the user quit before a certificate was issued.
 	Aborted bool
-	// Err is the last issuance error, when the user quit on it.
-	Err error
+	// Err is the last issuance error, when the user quit on it;
+	// RecordErr says why it could not be recorded for doctor (a full
+	// disk), when it could not.
+	Err       error
+	RecordErr error
+	// Done is what the after-issuance steps did ("install", "renewal",
+	// "verify"): the commands that come next leave them out (NextCommands).
+	Done map[string]bool
 }
 
 // Files are where a stored certificate lives.

@@ -17,7 +17,7 @@ import (
 // renewal.json record of RecordFailure is made from it too), else the
 // same builder's from what the wizard knows now.
 func (m *Model) diagnose(err error, ca *cachoice.CA, choice string) diagnosis.Diagnosis {
-	return diagnosis.Diagnose(err, diagnosis.EvidenceOf(err, runEvidence(m.ans, ca, choice, m.pre.report, m.deps.Now())))
+	return diagnosis.Diagnose(err, diagnosis.EvidenceOf(err, runEvidence(m.ans, ca, choice, m.pre.report, m.deps.Now(), m.cfg.StateDir)))
 }
 
 // runEvidence is what the wizard knows locally of a run: the attempt
@@ -25,12 +25,14 @@ func (m *Model) diagnose(err error, ca *cachoice.CA, choice string) diagnosis.Di
 // one evidence builder, as for issue and renew) and the preflight's NAT,
 // firewall and port findings. It reads only its arguments: it runs inside
 // the command's goroutine.
-func runEvidence(a Answers, ca *cachoice.CA, choice string, rep *preflight.Report, now time.Time) diagnosis.Evidence {
-	req := acmeflow.Request{Challenge: a.Challenge}
+func runEvidence(a Answers, ca *cachoice.CA, choice string, rep *preflight.Report, now time.Time, stateDir string) diagnosis.Evidence {
+	req := acmeflow.Request{Challenge: a.Challenge, Identifiers: a.Addrs}
 	if a.Challenge == ChallengeWebroot {
 		req.Challenge, req.WebRoot = acmeflow.ChallengeHTTP01, a.WebRoot
 	}
-	ev := diagnosis.AttemptOf(&req, ca, choice).Evidence(now)
+	att := diagnosis.AttemptOf(&req, ca, choice)
+	att.StateDir = stateDir
+	ev := att.Evidence(now)
 	if rep != nil {
 		ev.AddPreflight(*rep)
 	}
@@ -57,12 +59,13 @@ func (s *issueStep) failureView(m *Model, w int, b *strings.Builder) {
 	// What to do comes first: on a small terminal the CA's words and the
 	// evidence are what gets clipped, not the choices.
 	if d.Cause != "" {
-		b.WriteString(ui.Indent(d.Cause, 2, w) + "\n")
+		b.WriteString(ui.Indent(m.prose(d.Cause), 2, w) + "\n")
 	}
 	if d.Fix != "" {
-		fix := "Fix: " + d.Fix
-		if d.Command != "" {
-			fix = strings.TrimRight(fix, ".") + ": " + t.Command(m.wizardCommand(d.Command))
+		fix := "Fix: " + m.prose(d.Fix)
+		// A fix that names its command already shows it (prose).
+		if d.Command != "" && !strings.Contains(d.Fix, d.Command) {
+			fix = strings.TrimRight(fix, ".") + ": " + t.Command(m.wizardCommand(d.Args))
 		}
 		b.WriteString(ui.Indent(fix, 2, w) + "\n")
 	}
@@ -92,7 +95,7 @@ func (s *issueStep) failureView(m *Model, w int, b *strings.Builder) {
 		}
 	}
 	if d.Retry != "" {
-		b.WriteString(t.Dim.Render(ui.Indent("Retry: "+d.Retry, 2, w)) + "\n")
+		b.WriteString(t.Dim.Render(ui.Indent("Retry: "+m.prose(d.Retry), 2, w)) + "\n")
 	}
 }
 
@@ -101,8 +104,9 @@ func (s *issueStep) failureView(m *Model, w int, b *strings.Builder) {
 // and state directory (the fix's own flags win, except a CA the demo does
 // not have); doctor and status get the state directory; preflight the
 // addresses.
-func (m *Model) wizardCommand(cmd string) string {
-	f := strings.Fields(cmd)
+func (m *Model) wizardCommand(c diagnosis.Cmd) string {
+	cmd := c.String()
+	f := []string(c) // the words as the diagnosis built them, never re-split
 	if len(f) < 2 || f[0] != "ipcert" && !(f[0] == "sudo" && len(f) > 2 && f[1] == "ipcert") {
 		return cmd
 	}
@@ -141,7 +145,9 @@ func (m *Model) wizardCommand(cmd string) string {
 			ch = acmeflow.ChallengeHTTP01
 			set("--webroot", m.ans.WebRoot)
 		}
-		set("--challenge", ch)
+		if ch != "" {
+			set("--challenge", ch)
+		}
 		if m.ans.KeyType != "" && m.ans.KeyType != "ec256" {
 			set("--key-type", m.ans.KeyType)
 		}
@@ -175,8 +181,11 @@ func (m *Model) wizardCommand(cmd string) string {
 			}
 		}
 		out = strings.Join(parts, " ") + " --agree-tos" + m.stateArg()
-	case "doctor", "status":
-		out = strings.Join(f, " ") + m.stateArg()
+	case "doctor", "status", "renew", "timer", "snippet", "deploy":
+		out = diagnosis.Cmd(f).String() // without the sudo, added below
+		if _, ok := c.Flag("--state-dir"); !ok {
+			out += m.stateArg()
+		}
 	case "preflight":
 		out = strings.Join(f, " ")
 		if !strings.Contains(out, "--ip") {

@@ -1,6 +1,7 @@
 package wizard
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"net"
@@ -18,8 +19,8 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/localca"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // localDeps are the demo's dependencies with the real engine against the
@@ -272,6 +273,21 @@ func TestFlowCtrlCDuringIssuance(t *testing.T) {
 	// Pebble asks for a minute between authorization polls: the engine is
 	// then mid-order, its responder listening, when ctrl+c comes.
 	deps, st, opened := localDeps(t, cachoice.Options{Local: localcaSlow()})
+	// The engine's progress waits, from the validator's first request on,
+	// until the run is cancelled: the run is mid-order, its responder
+	// listening, when ctrl+c comes, however fast the CA is (the test does
+	// not race the issuance).
+	engine := deps.Issuer
+	deps.Issuer = issuerFunc(func(ctx context.Context, req acmeflow.Request, opts acmeflow.IssueOptions) (*acmeflow.Issued, error) {
+		events := req.Events
+		req.Events = func(ev acmeflow.Event) {
+			events(ev)
+			if ev.Kind == acmeflow.EventValidator {
+				<-ctx.Done()
+			}
+		}
+		return engine.Issue(ctx, req, opts)
+	})
 	tm, _ := startFlow(t, deps, testConfig(true))
 	screen(t, tm, "step 1 of 9")
 	press(tm, "enter")

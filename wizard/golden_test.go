@@ -11,7 +11,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/ui"
 )
@@ -59,7 +59,9 @@ func (s *scriptedIssuer) Issue(ctx context.Context, req acmeflow.Request, opts a
 	if n >= 3 {
 		ca = cachoice.Production
 	}
-	return fakeIssued("81.2.69.160", ca, req.Identifiers...), nil
+	iss := fakeIssued("81.2.69.160", ca, req.Identifiers...)
+	iss.Renewal.Challenge, iss.Renewal.WebRoot = req.Challenge, req.WebRoot
+	return iss, nil
 }
 
 // walk drives the wizard through every screen with fakes and returns the
@@ -228,16 +230,21 @@ func demoFakeDeps() Deps {
 	return deps
 }
 
-// TestGoldenScreens compares every screen at 80x24 and 120x40 with its
-// golden file (go test ./wizard -run TestGoldenScreens -update rewrites
-// them), and checks that each fills the terminal exactly.
+// TestGoldenScreens compares every screen at 60x20, 80x24 and 120x40
+// with its golden file (go test ./wizard -run TestGoldenScreens -update
+// rewrites them), and checks that each fills the terminal exactly.
 func TestGoldenScreens(t *testing.T) {
-	for _, size := range [][2]int{{80, 24}, {120, 40}} {
+	for _, size := range [][2]int{{60, 20}, {80, 24}, {120, 40}} {
 		t.Run(fmt.Sprintf("%dx%d", size[0], size[1]), func(t *testing.T) {
 			names, screens := walk(t, size[0], size[1])
 			for _, n := range names {
 				checkFits(t, n, screens[n], size[0], size[1])
 				golden(t, fmt.Sprintf("%s-%dx%d", n, size[0], size[1]), screens[n])
+				// The key that leaves is always named (issue 24 item 6).
+				lines := strings.Split(screens[n], "\n")
+				if last := lines[len(lines)-1]; !strings.Contains(last, "quit") {
+					t.Errorf("%s at %dx%d: the help line lacks the way out: %q", n, size[0], size[1], last)
+				}
 			}
 		})
 	}
@@ -358,4 +365,33 @@ func TestTinyTerminal(t *testing.T) {
 			t.Errorf("%s at 40x12: the notice is cut:\n%s", n, screens[n])
 		}
 	}
+}
+
+// TestGoldenAccessible compares accessible mode's whole output, for a run
+// with the fakes from the address to the summary, with its golden file.
+func TestGoldenAccessible(t *testing.T) {
+	iss := &scriptedIssuer{release: make(chan struct{})}
+	close(iss.release)
+	answers := strings.Join([]string{
+		"1",                 // both detected addresses
+		"1",                 // preflight: go on
+		"1",                 // CA: rehearse on staging
+		"1",                 // challenge: the default
+		"",                  // key type: the default
+		"admin@example.org", // e-mail
+		"y",                 // terms
+		"1",                 // the rehearsal failed: retry
+		"y",                 // production
+		"2",                 // install: show the nginx snippet
+		"1",                 // install for nginx
+		"",                  // continue (the default after an install)
+		"", "", "",          // renewal: the job, the dry renewal, continue (each the default)
+		"", "", // verify: the check, then continue
+	}, "\n") + "\n"
+	var out strings.Builder
+	o, err := RunAccessible(context.Background(), fakeDeps(iss), testConfig(false), strings.NewReader(answers), &out)
+	if err != nil || o.Issued == nil {
+		t.Fatalf("RunAccessible: %v %+v\n%s", err, o, out.String())
+	}
+	golden(t, "accessible", out.String())
 }

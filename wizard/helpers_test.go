@@ -15,7 +15,8 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/ui"
 )
@@ -112,7 +113,7 @@ func fakeIssued(name, ca string, addrs ...netip.Addr) *acmeflow.Issued {
 		ids[i] = a.String()
 	}
 	return &acmeflow.Issued{Name: name, Version: store.Version{N: 1}, Renewal: &store.Renewal{
-		Name: name, Identifiers: ids, CA: ca, NotBefore: fixedNow.Add(-time.Hour), NotAfter: fixedNow.Add(159 * time.Hour),
+		Name: name, Identifiers: ids, CA: ca, Challenge: "http-01", NotBefore: fixedNow.Add(-time.Hour), NotAfter: fixedNow.Add(159 * time.Hour),
 	}}
 }
 
@@ -120,6 +121,17 @@ func fakeIssued(name, ca string, addrs ...netip.Addr) *acmeflow.Issued {
 // use it.
 func fakeCA(choice, _ string) (*cachoice.CA, error) {
 	return &cachoice.CA{Choice: choice, Directory: "https://ca.invalid/" + choice, Public: choice != cachoice.Local, Local: choice == cachoice.Local}, nil
+}
+
+// realSnippet is the snippet ipcert writes for kind (deploy.Snippet): the
+// Install screen must show it verbatim, long lines and all.
+func realSnippet(kind deploy.Kind) string {
+	b, err := deploy.Snippet(kind, deploy.SnippetParams{Name: "81.2.69.160", Identifiers: []string{"81.2.69.160"},
+		CertDir: "/var/lib/ipcert/certs/81.2.69.160/current", WebRoot: "/var/www/html", Distro: deploy.Debian})
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }
 
 func fakeDeps(iss Issuer) Deps {
@@ -130,8 +142,8 @@ func fakeDeps(iss Issuer) Deps {
 		Servers: func(ctx context.Context, iss *acmeflow.Issued) []InstallTarget {
 			return []InstallTarget{
 				{Kind: "nginx", Running: true, CanInstall: true, ConfigPath: "/etc/nginx/conf.d/ipcert-81.2.69.160.conf",
-					Snippet: "# Written by ipcert\nserver {\n    listen 81.2.69.160:443 ssl;\n    ssl_certificate /var/lib/ipcert/certs/81.2.69.160/current/fullchain.pem;\n}"},
-				{Kind: "apache", CanInstall: true, ConfigPath: "/etc/apache2/sites-available/ipcert-81.2.69.160.conf", Snippet: "# Written by ipcert"},
+					Snippet: realSnippet(deploy.Nginx), WebRoot: "/var/www/html"},
+				{Kind: "apache", CanInstall: true, ConfigPath: "/etc/apache2/sites-available/ipcert-81.2.69.160.conf", Snippet: realSnippet(deploy.Apache), WebRoot: "/var/www/html"},
 			}
 		},
 		Install: func(ctx context.Context, iss *acmeflow.Issued, t InstallTarget) Report {
@@ -199,10 +211,22 @@ func (p *probed) Init() tea.Cmd { return p.m.Init() }
 
 func (p *probed) View() string { return p.m.View() }
 
+// burstMsg hands the model several messages in one go, before any
+// command they return has run: keys typed in one burst (a paste, ssh).
+type burstMsg []tea.Msg
+
 func (p *probed) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	if pm, ok := msg.(probeMsg); ok {
 		pm.fn()
 		return p, nil
+	}
+	if b, ok := msg.(burstMsg); ok {
+		var cmds []tea.Cmd
+		for _, m := range b {
+			_, cmd := p.m.Update(m)
+			cmds = append(cmds, cmd)
+		}
+		return p, tea.Batch(cmds...)
 	}
 	_, cmd := p.m.Update(msg)
 	if p.wait != nil && p.wait() {

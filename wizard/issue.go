@@ -11,8 +11,8 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/acmeflow/store"
 	"github.com/ipcert/ipcert/diagnosis"
+	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/ui"
 )
 
@@ -72,6 +72,8 @@ type issueDoneMsg struct {
 	err       error
 	rehearsal bool
 	ca        *cachoice.CA
+	// recordErr: the failure could not be recorded for doctor.
+	recordErr error
 }
 
 func (issueEventMsg) stepOf() Step { return StepIssue }
@@ -171,7 +173,7 @@ func (s *issueStep) begin(m *Model, rehearsal bool, choice string) issuance {
 	pool := m.cas
 	root := ans.root(choice)
 	record := m.deps.RecordFailure
-	rep, now := m.pre.report, m.deps.Now
+	rep, now, stateDir := m.pre.report, m.deps.Now, m.cfg.StateDir
 	m.logf("issue run %d: CA %s (rehearsal %v) for %v, %s", gen, choice, rehearsal, ans.Addrs, ans.Challenge)
 	return func(ctx context.Context, events func(acmeflow.Event)) issueDoneMsg {
 		ca, err := pool.get(choice, root)
@@ -192,11 +194,14 @@ func (s *issueStep) begin(m *Model, rehearsal bool, choice string) issuance {
 		// timer runs from /).
 		tmpl := &store.Renewal{CA: choice, CARoot: root}
 		iss, err := issuer.Issue(ctx, req, acmeflow.IssueOptions{Renewal: tmpl, RootPEM: rootPEM})
-		err = diagnosis.WithEvidence(err, runEvidence(ans, ca, choice, rep, now()))
-		if err != nil && ctx.Err() == nil && record != nil && !rehearsal {
-			record(store.NameFor(acmeflow.AddrStrings(ans.Addrs)), err)
+		err = diagnosis.WithEvidence(err, runEvidence(ans, ca, choice, rep, now(), stateDir))
+		var rerr error
+		if err != nil && ctx.Err() == nil && record != nil {
+			// A rehearsal's failure too: it is the one the user saw, and
+			// the record names its CA.
+			rerr = record(store.NameFor(acmeflow.AddrStrings(ans.Addrs)), err)
 		}
-		return issueDoneMsg{gen: gen, iss: iss, err: err, rehearsal: rehearsal, ca: ca}
+		return issueDoneMsg{gen: gen, iss: iss, err: err, rehearsal: rehearsal, ca: ca, recordErr: rerr}
 	}
 }
 
@@ -270,7 +275,7 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 		}
 		m.outcome.Issued = msg.iss
 		m.outcome.Files = filesOf(m.deps.Store, msg.iss.Name, local)
-		m.outcome.Err = nil
+		m.outcome.Err, m.outcome.RecordErr = nil, nil
 		m.outcome.Aborted = false
 		s.phase = phaseIssued
 		m.logf("issued %s version %d", msg.iss.Name, msg.iss.Version.N)
@@ -303,7 +308,7 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 	}
 	s.err = err
 	s.diag = m.diagnose(err, msg.ca, s.choice)
-	m.outcome.Err = err
+	m.outcome.Err, m.outcome.RecordErr = err, msg.recordErr
 	m.logf("issue run %d failed: %v", msg.gen, err)
 	return nil
 }
@@ -392,6 +397,10 @@ func seenText(n int) string {
 
 func clock(t time.Time) string { return t.Local().Format("15:04:05") }
 
+// when is a moment on another day, in the one format the screens use for
+// dates (clock is the time of day of what happens now).
+func when(t time.Time) string { return t.Local().Format("2006-01-02 15:04 MST") }
+
 func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	t := m.theme
 	var b strings.Builder
@@ -430,7 +439,8 @@ func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		if l.validator || l.status == ui.Pending {
 			text, indent = t.Dim.Render(text), 4
 		}
-		rendered[i] = ui.Indent(t.Mark(l.status, m.spinner())+" "+text, indent, w)
+		// Continuations line up under the text, not under the mark.
+		rendered[i] = ui.Hang(strings.Repeat(" ", indent)+t.Mark(l.status, m.spinner())+" "+text, indent+2, w)
 	}
 	for _, r := range rendered {
 		b.WriteString(r + "\n")

@@ -9,8 +9,10 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,8 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/internal/store"
+	"github.com/ipcert/ipcert/preflight"
 )
 
 // writeRoot writes a self-signed CA certificate as PEM.
@@ -76,8 +80,8 @@ func TestPlanOwnCA(t *testing.T) {
 	d.key("enter")
 	d.key("enter")
 	d.until("the checks", func() bool { return d.m.pre.report != nil })
-	if r := rec.requests(); len(r) != 1 || !r[0].OwnCA {
-		t.Errorf("preflight requests %+v: want one for an own CA (Let's Encrypt refuses 10.0.0.7)", r)
+	if r := rec.requests(); len(r) != 1 || !r[0].OwnCA || !r[0].Internal {
+		t.Errorf("preflight requests %+v: want one for an own CA on an internal address (Let's Encrypt refuses 10.0.0.7): no public-address checks (issue 24 item 5)", r)
 	}
 	d.key("enter")
 	d.until("the plan", func() bool { return d.focused() == "ca" })
@@ -156,5 +160,46 @@ func TestPlanOwnCA(t *testing.T) {
 	}
 	if v := oneLine(d.view()); !strings.Contains(v, "from "+url) {
 		t.Errorf("the issue screen does not name the own CA:\n%s", v)
+	}
+}
+
+// TestInternalChecksSkipThePublicSide: the checks of an own CA on an
+// internal address are the local ones only (issue 24 item 5), and a
+// public address still gets every check.
+func TestInternalChecksSkipThePublicSide(t *testing.T) {
+	for _, id := range []string{preflight.IDPublic4, preflight.IDPublic6, preflight.IDNAT, preflight.IDSelfFetch} {
+		if slices.Contains(InternalChecks, id) {
+			t.Errorf("%s is checked for an internal address", id)
+		}
+	}
+	m := New(context.Background(), fakeDeps(nil), testConfig(false))
+	m.ans.Addrs = []netip.Addr{pub4}
+	if r := m.preflightRequest(false); r.Internal || r.OwnCA {
+		t.Errorf("a public address for Let's Encrypt: %+v", r)
+	}
+	m.ans.Addrs = []netip.Addr{pub4, netip.MustParseAddr("10.0.0.7")}
+	if r := m.preflightRequest(false); r.Internal || !r.OwnCA {
+		t.Errorf("a public and a private address: %+v (the public one is checked from outside)", r)
+	}
+}
+
+// TestNextCommandsTrustTheOwnRoot: the verify command the summary names
+// for an own CA's certificate trusts that CA's root, so it works as
+// printed (issue 24 item 7).
+func TestNextCommandsTrustTheOwnRoot(t *testing.T) {
+	r := &store.Renewal{CA: "https://ca.internal:9000/acme/acme/directory", CARoot: "/etc/step ca/root.pem"}
+	var verify string
+	for _, c := range NextCommands("10.0.0.7", "10.0.0.7", "/var/lib/ipcert", r) {
+		if c[0] == "verify" {
+			verify = c[1]
+		}
+	}
+	if verify != "ipcert verify 10.0.0.7 --root '/etc/step ca/root.pem'" {
+		t.Errorf("verify: %q", verify)
+	}
+	for _, c := range NextCommands("x", "81.2.69.160", "", &store.Renewal{CA: "production"}) {
+		if c[0] == "verify" && c[1] != "ipcert verify 81.2.69.160" {
+			t.Errorf("verify for Let's Encrypt: %q", c[1])
+		}
 	}
 }

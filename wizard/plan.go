@@ -1,14 +1,9 @@
 package wizard
 
 import (
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"io/fs"
-	"net/mail"
 	"net/netip"
-	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +13,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/ui"
 )
 
@@ -45,6 +41,14 @@ type planStep struct {
 	// error, so an empty URL would not let the user back to the CA
 	// question (forward, the checks hold).
 	backward bool
+	// moving is the field a key (enter, tab, shift+tab) is leaving: huh
+	// moves the focus through commands, so until another field has it,
+	// keys typed ahead ("enter y" in one burst over ssh) would land in the
+	// field being left. They wait in ahead and go to the new field (the
+	// terms question drops and counts keys that come before it has been
+	// on screen long enough).
+	moving huh.Field
+	ahead  []tea.Msg
 }
 
 func (s *planStep) busy() bool { return false }
@@ -55,7 +59,7 @@ func (s *planStep) back(m *Model) tea.Cmd {
 	return nil
 }
 
-// dns01Why is shown wherever challenges are offered (FACTS.md
+// dns01Why is shown wherever challenges are offered (docs/letsencrypt.md
 // "Validation": only http-01 and tls-alpn-01 for IP identifiers).
 const dns01Why = "dns-01 is impossible for IP addresses: there is no DNS name to put a TXT record under, so Let's Encrypt validates an IP only by connecting to it (http-01 on port 80, tls-alpn-01 on port 443)."
 
@@ -73,6 +77,7 @@ func (s *planStep) enter(m *Model, why arrival) tea.Cmd {
 		s.cancelled = true
 	}
 	s.a = m.ans
+	s.a.keepConsent(s.a.AgreeTOS)
 	s.webServer = ""
 	if mc := m.machine(); mc != nil {
 		for _, ws := range mc.WebServers {
@@ -127,52 +132,19 @@ const ownCANote = "Your own ACME CA (step-ca, or another RFC 8555 CA): Let's Enc
 // ownCAQuestions are the plan's keys asked only for PlanOwnCA.
 var ownCAQuestions = []string{"ca-url", "ca-root"}
 
-// validCAURL checks the own CA's directory URL: ACME runs over HTTPS
-// (RFC 8555 section 6.1), and the URL needs a host.
+// validCAURL checks the own CA's directory URL (internal/spec's rule, the
+// command line's too); an empty field says what to type.
 func validCAURL(v string) error {
-	v = strings.TrimSpace(v)
-	if v == "" {
+	if strings.TrimSpace(v) == "" {
 		return errors.New("type the ACME directory URL of your CA, such as https://ca.internal:9000/acme/acme/directory (step-ca: https://HOST:PORT/acme/PROVISIONER/directory)")
 	}
-	u, err := url.Parse(v)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%q is not a URL (%v); type the CA's directory URL, such as https://ca.internal:9000/acme/acme/directory", v, err)
-	case u.Scheme != "https":
-		return fmt.Errorf("%q does not start with https://: ACME runs over HTTPS (RFC 8555 section 6.1); type the https:// URL of the CA's directory", v)
-	case u.Host == "" || u.Hostname() == "":
-		return fmt.Errorf("%q names no host; type the whole directory URL, such as https://ca.internal:9000/acme/acme/directory", v)
-	}
-	return nil
+	return spec.CAURL(v)
 }
 
 // validCARoot checks the PEM root file of the own CA: empty trusts the
 // system's roots. It reads one small local file, the way the form's
 // other checks read the typed text.
-func validCARoot(v string) error {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return nil
-	}
-	data, err := os.ReadFile(v)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%s: no such file; type the path of the CA's root certificate (step-ca: $(step path)/certs/root_ca.crt), or leave it empty to trust the system's roots", v)
-	case err != nil:
-		return fmt.Errorf("%s cannot be read (%v); type a readable PEM file with the CA's root certificate, or leave it empty", v, unwrapPath(err))
-	case !x509.NewCertPool().AppendCertsFromPEM(data):
-		return fmt.Errorf("%s holds no PEM certificate (a \"-----BEGIN CERTIFICATE-----\" block); give the CA's root certificate, not its key (DER: openssl x509 -inform der -in FILE -out root.pem)", v)
-	}
-	return nil
-}
-
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
+func validCARoot(v string) error { return spec.CARoot(v) }
 
 // leRefused says why Let's Encrypt would refuse a ("" when it would
 // not): such an address can still be certified by an own CA.
@@ -239,17 +211,7 @@ func placeholder(c ui.Caps, example string) string {
 	return example
 }
 
-func validEmail(v string) error {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return nil
-	}
-	a, err := mail.ParseAddress(v)
-	if err != nil || a.Address != v || !strings.Contains(v, "@") {
-		return fmt.Errorf("%q is not an e-mail address like you@example.org (or leave it empty)", v)
-	}
-	return nil
-}
+func validEmail(v string) error { return spec.Email(strings.TrimSpace(v)) }
 
 func (s *planStep) build(m *Model) *huh.Form {
 	demo := m.cfg.Demo
@@ -309,12 +271,13 @@ func (s *planStep) build(m *Model) *huh.Form {
 	s.fields = []huh.Field{ca, caURL, caRoot, challenge, keyType, email, s.consent}
 	own := func() bool { return s.a.CA != PlanOwnCA }
 	f := huh.NewForm(
-		huh.NewGroup(ca),
+		huh.NewGroup(ca).WithShowErrors(false),
 		// Asked only for an own CA (hidden otherwise, also when going
 		// back); accessible mode skips them the same way (asked).
-		huh.NewGroup(caURL, caRoot).WithHideFunc(own),
+		huh.NewGroup(caURL, caRoot).WithHideFunc(own).WithShowErrors(false),
 		huh.NewGroup(challenge),
-		huh.NewGroup(keyType, email),
+		// The answer's error is drawn once, above the form (view).
+		huh.NewGroup(keyType, email).WithShowErrors(false),
 		// The terms are a group of their own: huh moves on by group, and
 		// a group is left only when none of its fields has an error
 		// (consentField has one until y), even by a nextGroup message
@@ -406,17 +369,48 @@ func (s *planStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "/" && !s.textFocused() {
 		return nil
 	}
-	if k, ok := msg.(tea.KeyMsg); ok {
+	k, isKey := msg.(tea.KeyMsg)
+	if isKey && s.moving != nil {
+		s.ahead = append(s.ahead, msg)
+		return nil
+	}
+	if isKey {
 		s.backward = k.String() == "shift+tab" || k.String() == "esc" && s.textFocused()
 	}
+	before := s.form.GetFocusedField()
 	// esc in the e-mail field leaves the field (back to the key type),
 	// as in the address field; the typed text stays.
-	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "esc" && s.textFocused() {
-		return s.form.PrevField()
+	if isKey && k.String() == "esc" && s.textFocused() {
+		return s.form.PrevField() // moves the focus at once
 	}
+	wasAgreed := s.a.AgreeTOS
 	fm, cmd := s.form.Update(msg)
 	if f, ok := fm.(*huh.Form); ok {
 		s.form = f
+	}
+	// Consent belongs to one CA: another CA's terms are asked again.
+	agreed := s.a.AgreeTOS
+	if s.a.keepConsent(wasAgreed); agreed && !s.a.AgreeTOS && s.consent != nil {
+		s.consent.answered = false // nothing chosen for this CA yet
+	}
+	after := s.form.GetFocusedField()
+	switch {
+	case isKey && cmd != nil && after == before && slices.Contains([]string{"enter", "tab", "shift+tab"}, k.String()):
+		s.moving = before // the focus moves when huh's commands come back
+	case s.moving != nil && (after != s.moving || s.form.State != huh.StateNormal || after != nil && after.Error() != nil):
+		// Settled: another field has the focus (or the move was refused).
+		// The keys typed meanwhile go to it, in order; those after a key
+		// that moves on again wait for that move.
+		s.moving = nil
+		ahead := s.ahead
+		s.ahead = nil
+		if s.form.State == huh.StateNormal {
+			cmds := []tea.Cmd{cmd}
+			for _, a := range ahead {
+				cmds = append(cmds, s.update(m, a))
+			}
+			cmd = tea.Batch(cmds...)
+		}
 	}
 	if s.consent != nil {
 		s.consent.title = tosQuestion(m.cfg.Demo, s.a.CA)

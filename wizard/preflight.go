@@ -24,6 +24,10 @@ type preflightStep struct {
 	askMap   bool // "may I ask the router to map the ports?"
 	mapPorts bool
 	ranFor   string // the addresses of the last run
+	// mapRun: the last run asked the router for the mappings; runs counts
+	// the runs, so a re-run shows that it ran.
+	mapRun bool
+	runs   int
 }
 
 type preflightEventMsg struct {
@@ -82,8 +86,12 @@ func statusOf(s preflight.Status) ui.Status {
 	return ui.Skipped
 }
 
-func itemOf(r preflight.Result) ui.Item {
-	it := ui.Item{ID: r.ID, Title: r.Title, Status: statusOf(r.Status), Summary: r.Summary, Detail: r.Evidence, Fix: r.Fix}
+// itemOf is a check's row; the commands in its fix are made complete for
+// this run and kept whole (prose). The summary and the evidence are what
+// was seen (process names, answers of the address sources): shown as they
+// are, never made into a suggested command.
+func (m *Model) itemOf(r preflight.Result) ui.Item {
+	it := ui.Item{ID: r.ID, Title: r.Title, Status: statusOf(r.Status), Summary: r.Summary, Detail: r.Evidence, Fix: m.prose(r.Fix)}
 	if r.Advisory && it.Status == ui.Fail {
 		it.Status = ui.Warn
 	}
@@ -134,6 +142,8 @@ func (s *preflightStep) run(m *Model) tea.Cmd {
 	s.cancelFn = cancel
 	req := m.preflightRequest(s.mapPorts)
 	s.mapPorts = false // consent is for one run
+	s.mapRun = req.MapPorts
+	s.runs++
 	runPF := m.deps.Preflight
 	m.logf("preflight run %d for %v (map ports: %v)", gen, req.Addrs, req.MapPorts)
 	return tea.Batch(m.stream(func(send func(tea.Msg)) {
@@ -149,7 +159,7 @@ func (s *preflightStep) update(m *Model, msg tea.Msg) tea.Cmd {
 		if msg.gen != s.gen {
 			return nil
 		}
-		s.apply(msg.ev)
+		s.apply(m, msg.ev)
 		return nil
 	case preflightDoneMsg:
 		if msg.gen != s.gen {
@@ -162,7 +172,7 @@ func (s *preflightStep) update(m *Model, msg tea.Msg) tea.Cmd {
 		// them in (and adds any check that sent no event).
 		byID := map[string]ui.Item{}
 		for _, r := range rep.Results {
-			byID[r.ID] = itemOf(r)
+			byID[r.ID] = m.itemOf(r)
 		}
 		var items []ui.Item
 		for _, it := range s.items {
@@ -236,14 +246,34 @@ func (s *preflightStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	return nil
 }
 
-func (s *preflightStep) apply(ev preflight.Event) {
+// checkOrder is the rows' order: the report's (preflight's checks), the
+// same in every run, whichever check starts first (issue 24 item 12).
+var checkOrder = []string{preflight.IDPublic4, preflight.IDPublic6, preflight.IDInterfaces, preflight.IDNAT, preflight.IDPorts,
+	preflight.IDPrivilege, preflight.IDWebServers, preflight.IDFirewall, preflight.IDSelfFetch, preflight.IDAddress}
+
+// rank is id's place in checkOrder; an unknown check goes last.
+func rank(id string) int {
+	if i := slices.Index(checkOrder, id); i >= 0 {
+		return i
+	}
+	return len(checkOrder)
+}
+
+func (s *preflightStep) apply(m *Model, ev preflight.Event) {
 	i := slices.IndexFunc(s.items, func(it ui.Item) bool { return it.ID == ev.ID })
 	if i < 0 {
-		s.items = append(s.items, ui.Item{ID: ev.ID, Title: ev.Title, Status: ui.Running})
-		i = len(s.items) - 1
+		// In its place, not where it happened to start.
+		i = len(s.items)
+		for j, it := range s.items {
+			if rank(it.ID) > rank(ev.ID) {
+				i = j
+				break
+			}
+		}
+		s.items = slices.Insert(s.items, i, ui.Item{ID: ev.ID, Title: ev.Title, Status: ui.Running})
 	}
 	if ev.Kind == preflight.EventFinish && ev.Result != nil {
-		s.items[i] = itemOf(*ev.Result)
+		s.items[i] = m.itemOf(*ev.Result)
 	}
 }
 
@@ -251,6 +281,27 @@ func (s *preflightStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	t := m.theme
 	var b strings.Builder
 	b.WriteString(ui.Wrap(fmt.Sprintf("What would make validation of %s fail, checked before asking the CA.", addrList(m.ans.Addrs)), w) + "\n\n")
+	if s.askMap {
+		// At the top, in view: the question is what the screen is about now.
+		m.focusHere(&b)
+		b.WriteString(ui.Wrap(t.Strong.Render("Ask your router (UPnP IGD / NAT-PMP) to forward ports 80 and 443 to this machine")+" for this check? The mappings are removed again at the end. y / n", w) + "\n\n")
+	}
+	if s.runs > 1 || s.mapRun {
+		what := fmt.Sprintf("Run %d", s.runs)
+		if s.mapRun {
+			what += ", with the router asked to map the ports"
+		}
+		if s.running {
+			what += m.theme.Dots()
+		} else if s.report != nil && !s.report.Started.IsZero() {
+			what += " (started " + s.report.Started.Local().Format("15:04:05") + ")"
+		}
+		b.WriteString(ui.Wrap(t.Dim.Render(what), w) + "\n")
+		if s.mapRun && s.report != nil {
+			b.WriteString(ui.Indent(mappingText(s.report.NAT), 2, w) + "\n")
+		}
+		b.WriteString("\n")
+	}
 	focus := -1
 	cl := ui.Checklist{Items: s.items, Selected: -1, FocusLine: &focus}
 	if !s.running {
@@ -288,10 +339,38 @@ func (s *preflightStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		b.WriteString("\n")
 	}
 	if s.askMap {
-		b.WriteString("\n" + ui.Wrap(t.Strong.Render("Ask your router (UPnP IGD / NAT-PMP) to forward ports 80 and 443 to this machine")+" for this check? The mappings are removed again at the end. y / n", w) + "\n")
-		keys = []ui.KeyHelp{{Key: "y", What: "map the ports"}, {Key: "n", What: "no"}}
+		keys = []ui.KeyHelp{{Key: "y", What: "map the ports"}, {Key: "n", What: "no"}, keysQuit}
 	}
 	return b.String(), keys
+}
+
+// mappingText says what the router did with the mapping requests of a
+// run with --map-ports: each port granted (and removed again) or refused,
+// or that no router answered.
+func mappingText(n preflight.NATInfo) string {
+	if len(n.Mappings) == 0 {
+		return "No mapping was made: no router answered UPnP IGD or NAT-PMP."
+	}
+	var parts []string
+	for _, mp := range n.Mappings {
+		switch {
+		case mp.Granted == 0:
+			why := "refused"
+			if mp.Error != "" {
+				why += " (" + mp.Error + ")"
+			}
+			parts = append(parts, fmt.Sprintf("port %d %s by %s", mp.Internal, why, mp.Proto))
+		default:
+			p := fmt.Sprintf("port %d mapped by %s (external %d)", mp.Internal, mp.Proto, mp.Granted)
+			if mp.Removed {
+				p += ", removed again"
+			} else {
+				p += ", NOT removed: remove it in the router"
+			}
+			parts = append(parts, p)
+		}
+	}
+	return "The router: " + strings.Join(parts, "; ") + "."
 }
 
 func addrList(as []netip.Addr) string {
@@ -305,11 +384,15 @@ func addrList(as []netip.Addr) string {
 // full screen and accessible mode ask the same).
 func (m *Model) preflightRequest(mapPorts bool) PreflightRequest {
 	req := PreflightRequest{Addrs: slices.Clone(m.ans.Addrs), MapPorts: mapPorts, OwnCA: m.ownCA()}
+	internal := len(m.ans.Addrs) > 0
 	for _, a := range m.ans.Addrs {
 		if m.leNote(a) != "" {
 			req.OwnCA = true
 		}
+		class, _ := acmeflow.Classify(a)
+		internal = internal && class != acmeflow.ClassPublic
 	}
+	req.Internal = internal && req.OwnCA && !m.cfg.Demo
 	return req
 }
 

@@ -10,10 +10,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/diagnosis"
 	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/ui"
 )
@@ -37,10 +39,24 @@ func TestStepString(t *testing.T) {
 }
 
 func TestWelcomeShowsMachineAndStarts(t *testing.T) {
-	d := newDriver(t, fakeDeps(nil), testConfig(false), 80, 24)
+	// The look at the machine waits for the test: the screen before the
+	// facts arrive is a state the test holds, not a moment it races.
+	deps := fakeDeps(nil)
+	asked, answer := make(chan struct{}), make(chan struct{})
+	deps.Machine = func(ctx context.Context) Machine {
+		close(asked)
+		select {
+		case <-answer:
+		case <-ctx.Done():
+		}
+		return fakeMachine(ctx)
+	}
+	d := newDriver(t, deps, testConfig(false), 80, 24)
+	d.waitFor("the look at the machine", asked)
 	if v := d.view(); !strings.Contains(v, "looking at users") {
 		t.Errorf("welcome before the machine facts arrive should say it is looking:\n%s", v)
 	}
+	close(answer)
 	d.until("the machine facts", func() bool { return d.m.welcome.machine != nil })
 	v := d.view()
 	for _, want := range []string{"step 1 of 9", "next: Address", "root", "systemd timer", "nginx running, web root /var/www/html", "enter start"} {
@@ -117,8 +133,8 @@ func TestAddressTypedValidatesAsTyped(t *testing.T) {
 	// but an own ACME CA may certify it: it can be picked, with the note.
 	d.key("t")
 	d.typeText("192.168.1.10")
-	if v := oneLine(d.view()); !strings.Contains(v, "not for Let's Encrypt: is in private network") {
-		t.Errorf("private address without Let's Encrypt's refusal:\n%s", v)
+	if v := oneLine(d.view()); !strings.Contains(v, "! 192.168.1.10 is a private IPv4 address, not for Let's Encrypt: it is in private network") || strings.Contains(v, "✓ 192.168.1.10") {
+		t.Errorf("private address without Let's Encrypt's refusal, or marked both ✓ and ! (issue 24 item 11):\n%s", v)
 	}
 	if w := d.m.address.inputWarn; !strings.Contains(w, "rejectedIdentifier") || !strings.Contains(w, `Only your own ACME CA can certify it (the Plan's "My own ACME CA")`) {
 		t.Errorf("the note on a private address: %q, want Let's Encrypt's refusal and the own-CA way out", w)
@@ -333,7 +349,12 @@ func TestIssueFailureChoices(t *testing.T) {
 	d.m.plan.a = d.m.ans
 	d.send(d.m.goTo(StepIssue)()) // skip the form: the answers are preset
 	d.until("the failure", func() bool { return d.m.issue.phase == phaseFailed })
+	// The choices come first; the CA's words may be a page below (the
+	// fix's command is whole, and long).
 	v := d.view()
+	d.key("pgdown")
+	v += d.view()
+	d.key("pgup")
 	for _, want := range []string{"Retry", "Change the challenge", "Back to preflight", "unauthorized", "404"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("failure screen lacks %q:\n%s", want, v)
@@ -569,16 +590,17 @@ func TestWizardCommandWorksAsPrinted(t *testing.T) {
 		"ipcert issue --ca staging --ip ADDR --agree-tos":             "ipcert issue --ip 127.0.0.1 --ca local --challenge http-01 --agree-tos --state-dir /tmp/ipcert-demo-1",
 		"ipcert issue --ca staging --ip ADDR --challenge tls-alpn-01": "ipcert issue --ip 127.0.0.1 --ca local --challenge tls-alpn-01 --agree-tos --state-dir /tmp/ipcert-demo-1",
 		"ipcert doctor --probe":                                       "ipcert doctor --probe --state-dir /tmp/ipcert-demo-1",
+		"ipcert doctor 127.0.0.1 --state-dir /tmp/ipcert-demo-1":      "ipcert doctor 127.0.0.1 --state-dir /tmp/ipcert-demo-1",
 		"ipcert preflight":                                            "ipcert preflight --ip 127.0.0.1",
 		"sudo ufw allow 80/tcp":                                       "sudo ufw allow 80/tcp",
 	} {
-		if got := m.wizardCommand(in); got != want {
+		if got := m.wizardCommand(diagnosis.Cmd(strings.Fields(in))); got != want {
 			t.Errorf("wizardCommand(%q) = %q, want %q", in, got, want)
 		}
 	}
 	m = New(context.Background(), fakeDeps(nil), Config{StateDir: "/etc/ipcert"})
 	m.ans.Addrs, m.ans.Challenge, m.ans.WebRoot, m.ans.CA = []netip.Addr{pub4}, ChallengeWebroot, "/var/www/html", PlanRehearse
-	if got, want := m.wizardCommand("ipcert issue --ca staging --ip ADDR --agree-tos"), "sudo ipcert issue --ip 81.2.69.160 --ca staging --webroot /var/www/html --challenge http-01 --agree-tos"; got != want {
+	if got, want := m.wizardCommand(diagnosis.Cmd{"ipcert", "issue", "--ca", "staging", "--ip", "ADDR", "--agree-tos"}), "sudo ipcert issue --ip 81.2.69.160 --ca staging --webroot /var/www/html --challenge http-01 --agree-tos"; got != want {
 		t.Errorf("web root run: %q, want %q", got, want)
 	}
 }
@@ -702,6 +724,12 @@ func TestPreflightRowsStayInPlace(t *testing.T) {
 		return out
 	}
 	first := ids()
+	// The checks' own order, whichever started first: the same in every
+	// run (issue 24 item 12).
+	want := []string{preflight.IDPublic4, preflight.IDNAT, preflight.IDPorts, preflight.IDPrivilege, preflight.IDFirewall, preflight.IDAddress}
+	if !slices.Equal(first, want) {
+		t.Errorf("rows %v, want the checks' order %v", first, want)
+	}
 	d.key("r")
 	d.until("the re-run's events", func() bool { return d.m.pre.running && len(d.m.pre.items) == 6 })
 	if got := ids(); !slices.Equal(got, first) {
@@ -749,4 +777,194 @@ func TestStepTable(t *testing.T) {
 // what it says, wherever it wrapped.
 func oneLine(v string) string {
 	return strings.Join(strings.Fields(ui.Plain(v)), " ")
+}
+
+// TestTypeAheadAfterEmail: "enter y" typed in one burst in the e-mail
+// field (over ssh, a paste) must not put the y into the e-mail or leave no
+// field focused (issue 24 item 3): the y typed while the question changes
+// goes to the terms question, which drops and counts it (it came before
+// the question was on screen), and the terms question is current.
+func TestTypeAheadAfterEmail(t *testing.T) {
+	for _, burst := range [][]string{{"enter", "y"}, {"enter", "y", "y", "enter"}, {"tab", "y"}} {
+		cfg := testConfig(false)
+		cfg.ConsentDelay = time.Hour // the terms question never arms in the test: only the burst counts
+		d := toAddress(t, fakeDeps(nil), cfg)
+		d.key("enter")
+		d.until("the checks", func() bool { return d.m.pre.report != nil })
+		d.key("enter")
+		d.until("the plan", func() bool { return d.focused() == "ca" })
+		for _, k := range []string{"challenge", "key"} {
+			d.key("enter")
+			d.until(k, func() bool { return d.focused() == k })
+		}
+		// A letter typed with the enter that leaves the key question goes
+		// to the e-mail, the question it was typed for.
+		d.send(burstMsg{keyMsg("enter"), keyMsg("x")})
+		d.until("the e-mail", func() bool { return d.focused() == "email" && d.m.plan.moving == nil })
+		if d.m.plan.a.Email != "x" || d.m.plan.a.KeyType != "ec256" {
+			t.Errorf("the key typed ahead did not go to the e-mail: e-mail %q, key type %q", d.m.plan.a.Email, d.m.plan.a.KeyType)
+		}
+		d.key("backspace")
+		d.typeText("admin@example.org")
+		var msgs burstMsg
+		for _, k := range burst {
+			msgs = append(msgs, keyMsg(k))
+		}
+		d.send(msgs)
+		d.until("the terms question", func() bool { return d.focused() == "tos" && d.m.plan.moving == nil })
+		if got := d.m.plan.a.Email; got != "admin@example.org" {
+			t.Errorf("%v: the e-mail became %q", burst, got)
+		}
+		if d.m.plan.a.AgreeTOS {
+			t.Errorf("%v: typed-ahead keys agreed to the terms", burst)
+		}
+		n := len(burst) - 1
+		want := fmt.Sprintf("%d key typed before this question was shown ignored", n)
+		if n > 1 {
+			want = fmt.Sprintf("%d keys typed before this question was shown ignored", n)
+		}
+		if v := d.view(); !strings.Contains(v, want) {
+			t.Errorf("%v: the screen does not count the dropped keys (%q):\n%s", burst, want, v)
+		}
+	}
+}
+
+// TestConsentBelongsToOneCA: agreeing to one CA's terms does not agree to
+// another's (issue 24 item 4): agreed to the own CA's terms, the plan
+// switched to Let's Encrypt asks for the Subscriber Agreement afresh; a
+// switch between Let's Encrypt's staging and production keeps it (one
+// agreement for both).
+func TestConsentBelongsToOneCA(t *testing.T) {
+	cfg := testConfig(false)
+	cfg.ConsentDelay = -1
+	url := "https://ca.internal:9000/acme/acme/directory"
+	cfg.Answers = Answers{CA: PlanOwnCA, CAURL: url, AgreeTOS: true, Challenge: ChallengeHTTP}
+	d := toAddress(t, fakeDeps(nil), cfg)
+	d.key("enter")
+	d.until("the checks", func() bool { return d.m.pre.report != nil })
+	d.key("enter")
+	d.until("the plan", func() bool { return d.focused() == "ca" })
+	if a := d.m.plan.a; !a.AgreeTOS || a.AgreedFor != "own "+url {
+		t.Fatalf("the given agreement is not the own CA's: %+v", a)
+	}
+	for range 3 {
+		d.key("up")
+	}
+	if d.m.plan.a.CA != PlanRehearse || d.m.plan.a.AgreeTOS {
+		t.Fatalf("switched to %q, the own CA's agreement still counts: %+v", d.m.plan.a.CA, d.m.plan.a)
+	}
+	d.key("down") // staging: Let's Encrypt's terms too
+	for _, k := range []string{"challenge", "key", "email", "tos"} {
+		d.key("enter")
+		d.until(k, func() bool { return d.focused() == k })
+	}
+	v := d.view()
+	if !strings.Contains(v, "Subscriber Agreement") || !strings.Contains(v, "[ ] I agree (y)") || strings.Contains(v, "agreed already") {
+		t.Fatalf("Let's Encrypt's terms show as agreed:\n%s", v)
+	}
+	d.key("y")
+	if a := d.m.plan.a; !a.AgreeTOS || a.AgreedFor != "letsencrypt" {
+		t.Fatalf("y did not agree to Let's Encrypt's terms: %+v", a)
+	}
+	// Staging to production: the same Subscriber Agreement.
+	a := d.m.ans
+	a.CA = cachoice.Production
+	a.keepConsent(true)
+	if !a.AgreeTOS {
+		t.Error("Let's Encrypt's agreement was dropped between staging and production")
+	}
+	a.CA, a.CAURL = PlanOwnCA, url
+	if a.keepConsent(true); a.AgreeTOS {
+		t.Error("Let's Encrypt's agreement counts for the own CA")
+	}
+}
+
+// TestMapPortsQuestionInViewAndAnswered: "m map ports" asks in view, at
+// the top, even at 60x20 with the checklist longer than the screen, and
+// after y the screen says what the router did (issue 24 item 8); r says
+// that it ran again.
+func TestMapPortsQuestionInViewAndAnswered(t *testing.T) {
+	deps := fakeDeps(nil)
+	deps.Preflight = func(ctx context.Context, req PreflightRequest, progress func(preflight.Event)) preflight.Report {
+		rep := fakePreflight(ctx, req, progress)
+		rep.Started = fixedNow
+		if req.MapPorts {
+			rep.NAT.Mappings = []preflight.Mapping{
+				{Proto: "upnp", Internal: 80, Requested: 80, Granted: 80, Removed: true},
+				{Proto: "upnp", Internal: 443, Requested: 443, Error: "ConflictInMappingEntry"},
+			}
+		}
+		return rep
+	}
+	d := newDriver(t, deps, testConfig(false), 60, 20)
+	d.until("the machine facts", func() bool { return d.m.welcome.machine != nil })
+	d.key("enter")
+	d.until("the addresses", func() bool { return d.m.address.detected })
+	d.key("enter")
+	d.until("the checks", func() bool { return d.m.pre.report != nil })
+	d.key("m")
+	v := d.view()
+	if !strings.Contains(oneLine(v), "forward ports 80 and 443 to this machine for this check?") || !strings.Contains(v, "y map the ports") {
+		t.Fatalf("the question is not in view:\n%s", v)
+	}
+	d.key("y")
+	d.until("the run with the mappings", func() bool { return d.m.pre.report != nil && !d.m.pre.running })
+	v = oneLine(d.view())
+	for _, want := range []string{"Run 2, with the router asked to map the ports (started 12:00:00)", "port 80 mapped by upnp (external 80), removed again", "port 443 refused (ConflictInMappingEntry) by upnp"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("after y the screen lacks %q:\n%s", want, d.view())
+		}
+	}
+	d.key("r")
+	d.until("the re-run", func() bool { return d.m.pre.report != nil && !d.m.pre.running })
+	if v := oneLine(d.view()); !strings.Contains(v, "Run 3 (started 12:00:00)") || strings.Contains(v, "mapped by") {
+		t.Errorf("r shows no sign it ran, or keeps the mapping of the run before:\n%s", d.view())
+	}
+}
+
+// TestPlanSmallThings (issue 24 item 12): an e-mail without a dot in its
+// domain is refused, the refusal shows once, and after "n" the terms
+// question does not say that nothing is chosen.
+func TestPlanSmallThings(t *testing.T) {
+	for _, v := range []string{"a@b", "a@b.", "a@.b"} {
+		if validEmail(v) == nil {
+			t.Errorf("%q accepted as an e-mail address", v)
+		}
+	}
+	if err := validEmail("admin@example.org"); err != nil {
+		t.Error(err)
+	}
+	cfg := testConfig(false)
+	cfg.ConsentDelay = -1
+	d := toAddress(t, fakeDeps(nil), cfg)
+	d.key("enter")
+	d.until("the checks", func() bool { return d.m.pre.report != nil })
+	d.key("enter")
+	d.until("the plan", func() bool { return d.focused() == "ca" })
+	for _, k := range []string{"challenge", "key", "email"} {
+		d.key("enter")
+		d.until(k, func() bool { return d.focused() == k })
+	}
+	d.typeText("a@b")
+	d.key("enter")
+	if v := d.view(); strings.Count(v, `"a@b" is not an e-mail address`) != 1 {
+		t.Errorf("the refusal does not show exactly once:\n%s", v)
+	}
+	for range 3 {
+		d.key("backspace")
+	}
+	d.key("enter")
+	d.until("the terms", func() bool { return d.focused() == "tos" })
+	d.key("n")
+	if v := d.view(); !strings.Contains(v, "[x] No (n)") || strings.Contains(v, "nothing is chosen yet") {
+		t.Errorf("after n:\n%s", v)
+	}
+	// At 60 columns the refusal wraps inside the field, with its indent.
+	d.send(tea.WindowSizeMsg{Width: 60, Height: 20})
+	v := d.view()
+	for _, l := range strings.Split(v, "\n") {
+		if strings.HasPrefix(l, "┃ ") && !strings.HasPrefix(l, "┃   ") && !strings.HasPrefix(l, "┃ Agree") && !strings.HasPrefix(l, "┃ (letsencrypt") {
+			t.Errorf("a line of the terms question lost its indent: %q\n%s", l, v)
+		}
+	}
 }

@@ -6,7 +6,9 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
-	"github.com/ipcert/ipcert/acmeflow/renew"
+	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/internal/store"
+	"github.com/ipcert/ipcert/renew"
 	"github.com/ipcert/ipcert/ui"
 )
 
@@ -49,13 +51,19 @@ func (m *Model) stateArg() string { return StateArg(m.cfg.StateDir) }
 
 // NextCommands are the commands the summary names after a real
 // certificate: install, renewal, verify, status; each {what, command,
-// note}. stateDir is the wizard's state directory.
-func NextCommands(name, addr, stateDir string) [][3]string {
+// note}. stateDir is the wizard's state directory; r the certificate's
+// renewal record (an own CA's root makes verify trust it, as "ipcert
+// verify --root" does).
+func NextCommands(name, addr, stateDir string, r *store.Renewal) [][3]string {
 	sa := StateArg(stateDir)
+	verify := "ipcert verify " + addr
+	if r != nil && r.CARoot != "" && cachoice.IsOwn(r.CA) {
+		verify += " --root " + shellWord(r.CARoot)
+	}
 	return [][3]string{
 		{"install", "sudo ipcert snippet nginx " + name + sa + " --write", "(or apache, haproxy, caddy)"},
 		{"renewal", "sudo ipcert timer install" + sa, ""},
-		{"verify", "ipcert verify " + addr, ""},
+		{"verify", verify, ""},
 		{"status", "ipcert status" + sa, ""},
 	}
 }
@@ -100,7 +108,7 @@ func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	b.WriteString(ui.Wrap(t.Strong.Render(head), w) + "\n")
 	b.WriteString(ui.Wrap(t.Dim.Render(fmt.Sprintf("from %s, version %d of %q", shortCA(r.CA), iss.Version.N, iss.Name)), w) + "\n\n")
 	now := m.deps.Now()
-	b.WriteString(fmt.Sprintf("  %-10s %s until %s\n", "valid", r.NotBefore.Local().Format("2006-01-02 15:04"), r.NotAfter.Local().Format("2006-01-02 15:04 MST")))
+	b.WriteString(fmt.Sprintf("  %-10s %s until %s\n", "valid", when(r.NotBefore), when(r.NotAfter)))
 	b.WriteString(fmt.Sprintf("  %-10s %s left\n", "", humanHours(r.NotAfter.Sub(now))))
 	if !rehearsalOnly && !m.cfg.Demo {
 		// renew's own decision: the summary never promises another time
@@ -108,7 +116,7 @@ func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		c := *r
 		c.Current = iss.Version.N
 		next, _ := renew.Next(&c, now)
-		b.WriteString(fmt.Sprintf("  %-10s around %s\n", "renew", next.Local().Format("2006-01-02 15:04")))
+		b.WriteString(fmt.Sprintf("  %-10s around %s\n", "renew", when(next)))
 	}
 	b.WriteString(ui.Hang(fmt.Sprintf("  %-10s %s", "files in", t.Code.Render(files.Dir+"/")), 13, w) + "\n")
 	names := []string{"fullchain.pem", "privkey.pem", "cert.pem", "chain.pem"}
@@ -116,13 +124,14 @@ func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		names = append(names, "root.pem")
 	}
 	b.WriteString(ui.Hang(fmt.Sprintf("  %-10s %s", "", strings.Join(names, "  ")), 13, w) + "\n\n")
-	done := map[string]bool{}
+	done := o.Done
 	if res := m.afterSummary(); len(res) > 0 {
 		b.WriteString(t.Strong.Render("Done") + "\n")
 		for _, x := range res {
-			b.WriteString(ui.Indent(t.Mark(x.r.Status, "")+" "+x.r.Summary, 2, w) + "\n")
-			if x.r.Status == ui.OK {
-				done[strings.ToLower(x.step.String())] = true
+			b.WriteString(ui.Hang("  "+t.Mark(x.r.Status, "")+" "+x.r.Summary, 4, w) + "\n")
+			if x.r.Fix != "" && x.r.Status != ui.OK {
+				// Still to do: the one-line command, whole.
+				b.WriteString(ui.Indent("fix: "+m.prose(x.r.Fix), 4, w) + "\n")
 			}
 		}
 		b.WriteString("\n")
@@ -138,7 +147,7 @@ func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		b.WriteString(ui.Wrap("Validation works. Get the real certificate any time: "+t.Command("sudo ipcert issue --ip "+r.Identifiers[0]+" --ca production --agree-tos"+m.stateArg())+", or run the wizard again.", w) + "\n")
 	default:
 		b.WriteString(t.Strong.Render("Next") + "\n")
-		cmds := NextCommands(iss.Name, r.Identifiers[0], m.cfg.StateDir)
+		cmds := NextCommands(iss.Name, r.Identifiers[0], m.cfg.StateDir, r)
 		for _, c := range cmds {
 			if done[c[0]] {
 				continue

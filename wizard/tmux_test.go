@@ -26,7 +26,7 @@ func TestTmuxDemo(t *testing.T) {
 	s.Keys("Enter")
 	s.WaitFor("step 2 of 9", "127.0.0.1")
 	s.Keys("Enter")
-	s.WaitFor("step 3 of 9", "Everything checked looks right")
+	s.WaitFor("step 3 of 9", "› ", "enter go on") // the checks have finished (the verdict may be below the fold: this machine's interfaces)
 	// A smaller terminal mid-way: the screen is laid out again, header and
 	// keys still in view.
 	s.Resize(60, 20)
@@ -113,7 +113,7 @@ func TestTmuxConsentBurst(t *testing.T) {
 		s.Keys("Enter")
 		s.WaitFor("step 2 of 9", "127.0.0.1")
 		s.Keys("Enter")
-		s.WaitFor("step 3 of 9", "Everything checked looks right")
+		s.WaitFor("step 3 of 9", "› ", "enter go on") // the checks have finished (the verdict may be below the fold: this machine's interfaces)
 		s.Keys("Enter")
 		s.WaitFor("step 4 of 9", "Local test CA")
 		// One write: tmux hands the literal string to the terminal at once.
@@ -147,6 +147,41 @@ func TestTmuxConsentBurst(t *testing.T) {
 		}
 		s.Kill()
 	}
+}
+
+// TestTmuxEmailBurst: "enter y" in one write after the e-mail (typed
+// ahead over ssh) neither puts the y into the e-mail nor agrees to the
+// terms: the terms question is current and says it ignored the key
+// (issue 24 item 3).
+func TestTmuxEmailBurst(t *testing.T) {
+	s, state, _ := startDemo(t, buildBinary(t), 80, 24)
+	s.WaitFor("step 1 of 9", "enter start")
+	s.Keys("Enter")
+	s.WaitFor("step 2 of 9", "127.0.0.1")
+	s.Keys("Enter")
+	s.WaitFor("step 3 of 9", "› ", "enter go on") // the checks have finished (the verdict may be below the fold: this machine's interfaces)
+	s.Keys("Enter")
+	s.WaitFor("step 4 of 9", "Local test CA")
+	s.Keys("Enter")
+	s.WaitFor("dns-01 is impossible")
+	s.Keys("Enter")
+	s.WaitFor("Key type")
+	s.Keys("Enter")
+	s.WaitFor("for the CA's account only")
+	s.Keys("-l", "admin@example.org")
+	s.WaitFor("admin@example.org")
+	s.Keys("-l", "\ry")
+	p := s.WaitFor("Agree to the test CA's terms", "1 key typed before this question was shown ignored")
+	if strings.Contains(p, "admin@example.orgy") || !strings.Contains(p, "[ ] I agree (y)") {
+		t.Fatalf("the burst went into the e-mail or agreed:\n%s", p)
+	}
+	if acc, _ := filepath.Glob(filepath.Join(state, "accounts", "*", "*")); len(acc) > 0 {
+		t.Fatal("an account was registered without agreement")
+	}
+	s.WaitFor("y agrees, n declines")
+	s.Keys("y")
+	s.WaitFor("step 5 of 9", "Certificate issued for 127.0.0.1")
+	s.Kill()
 }
 
 // toBottom pages down until the screen has nothing more below, and
@@ -224,6 +259,27 @@ func TestTmuxScrollReachesBottom(t *testing.T) {
 		s.WaitFor("step 6 of 9", "Show the nginx snippet")
 		s.Keys("Enter") // show the snippet
 		s.WaitFor("The file as it would be installed")
+		// The snippet is shown verbatim: its long lines are cut at the
+		// edge with a marker, never wrapped (issue 24 item 1), and scroll
+		// sideways; the keys that leave stay in the help line (item 6).
+		p := toBottom(t, s)
+		if !strings.Contains(p, "→") || !strings.Contains(p, "sideways") || !strings.Contains(p, "q quit") {
+			t.Errorf("%dx%d: the snippet's long lines are not cut with a marker, or the keys are missing:\n%s", size[0], size[1], p)
+		}
+		for _, l := range strings.Split(p, "\n") {
+			if strings.HasPrefix(l, "  ") && strings.Contains(l, "ssl_certificate") && !strings.Contains(l, "/current/fullchain.pem;") && !strings.HasSuffix(strings.TrimRight(l, " "), "→") {
+				t.Errorf("%dx%d: a path is broken: %q", size[0], size[1], l)
+			}
+		}
+		s.Keys("Right")
+		s.WaitFor("\n  ←")
+		s.Keys("Left")
+		for deadline := time.Now().Add(10 * time.Second); strings.Contains(s.Pane(), "\n  ←"); {
+			if time.Now().After(deadline) {
+				t.Fatalf("%dx%d: left does not scroll back:\n%s", size[0], size[1], s.Pane())
+			}
+			time.Sleep(20 * time.Millisecond) // polling, bounded by the deadline
+		}
 		bottom("step 6 of 9", "  }")
 		// The viewport follows the cursor back up to the choices.
 		s.Keys("Down")

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -207,7 +208,7 @@ func (m *Model) spinner() string {
 }
 
 // streamed is a message that came through a job's channel; the reader is
-// re-armed for the next one (STYLE.md Do 3).
+// re-armed for the next one (docs/ARCHITECTURE.md).
 type streamed struct {
 	ch  <-chan tea.Msg
 	msg tea.Msg
@@ -225,17 +226,31 @@ func readStream(ch <-chan tea.Msg) tea.Cmd {
 
 // stream runs fn as a command whose messages (progress, then the result)
 // arrive in order through a channel. fn's send never blocks once the
-// program has ended.
+// program has ended, and a send after fn has returned (a goroutine fn
+// started, such as a challenge handler still reporting a request) is
+// dropped, not sent on the closed channel.
 func (m *Model) stream(fn func(send func(tea.Msg))) tea.Cmd {
 	ch := make(chan tea.Msg, 256)
 	stop := m.jobs.stop
+	var mu sync.Mutex
+	closed := false
 	run := func() tea.Msg {
-		defer close(ch)
+		defer func() {
+			mu.Lock()
+			closed = true
+			close(ch)
+			mu.Unlock()
+		}()
 		if !m.jobs.start() {
 			return nil
 		}
 		defer m.jobs.done()
 		fn(func(msg tea.Msg) {
+			mu.Lock()
+			defer mu.Unlock()
+			if closed {
+				return
+			}
 			select {
 			case ch <- msg:
 			case <-stop:
@@ -335,6 +350,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		case "pgup":
 			m.scroll.Page(-1, false)
 			return m, nil
+		case "left", "right":
+			if !m.textFocused() && m.scroll.Wide > 0 {
+				m.scroll.Sideways(map[string]int{"left": -1, "right": 1}[msg.String()])
+				return m, nil
+			}
 		case "ctrl+c":
 			return m, m.quit()
 		case "q":
@@ -458,10 +478,21 @@ func (m *Model) View() string {
 		room -= strings.Count(note, "\n") + 1
 	}
 	m.scroll.Focus = m.focus
-	// The scroll keys are named when the body does not fit.
+	// The scroll keys are named when the body does not fit; then the
+	// sideways keys when copyable text is wider than the terminal
+	// (ui.Verbatim).
+	at := 1
 	if n := strings.Count(strings.TrimRight(body, "\n"), "\n") + 1; n > max(room, 1) && len(keys) > 0 {
 		k := "pgup/pgdn"
 		keys = append(keys[:1:1], append([]ui.KeyHelp{{Key: k, What: "scroll"}}, keys[1:]...)...)
+		at = 2
+	}
+	if ui.Overflow(body, m.width) > 0 && len(keys) >= at {
+		k := "←/→"
+		if m.theme.Caps.ASCII {
+			k = "left/right"
+		}
+		keys = append(keys[:at:at], append([]ui.KeyHelp{{Key: k, What: "sideways"}}, keys[at:]...)...)
 	}
 	return m.theme.Frame(m.width, m.height, header, body, m.theme.HelpLine(m.width, keys), &m.scroll)
 }

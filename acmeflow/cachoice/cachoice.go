@@ -6,6 +6,7 @@
 package cachoice
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -16,10 +17,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/localca"
+	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/spec"
 )
 
 // Choices are the named CAs.
@@ -59,6 +62,12 @@ type Options struct {
 	WebServerPort int
 	RootFile      string    // --ca-root: PEM file of roots trusted for the CA's HTTPS (custom URLs)
 	Log           io.Writer // the local CA's log; nil discards
+	// Clients, when set, gives the HTTP client (one per root file for the
+	// whole run) instead of a new one per Open: renew opens the CA of
+	// every due certificate, and a transport per renewal held its
+	// connections until the process ended (issue 22: 300 renewals, 602
+	// open files).
+	Clients *Clients
 	// Pebble tuning for tests and fault injection (local CA only).
 	Local localca.Options
 }
@@ -121,35 +130,97 @@ func Open(choice string, o Options) (*CA, error) {
 	case Local:
 		return openLocal(c, o)
 	default:
-		u, err := url.Parse(choice)
-		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-			return nil, fmt.Errorf("--ca %q is not staging, production, local or an ACME directory URL (https://...)", choice)
+		// The one rule for a CA choice (internal/spec): HTTPS, plain HTTP
+		// only on loopback.
+		if _, err := spec.CA(choice); err != nil {
+			return nil, fmt.Errorf("--ca: %w", err)
 		}
+		u, _ := url.Parse(choice)
 		c.Directory = choice
 		// Let's Encrypt's refusal of private and reserved addresses
-		// (FACTS.md) is Let's Encrypt's policy, not ACME's: a private CA
+		// (docs/letsencrypt.md) is Let's Encrypt's policy, not ACME's: a private CA
 		// (step-ca for internal services) certifies exactly those, and a
 		// CA on loopback (Pebble run by hand, the benchmark) validates over
 		// loopback. Any other CA decides for itself.
 		c.Public = IsLetsEncrypt(u)
 	}
 	c.CAKey = ""
-	c.Client = &http.Client{Timeout: 30 * time.Second}
 	c.RootFile = o.RootFile
-	if o.RootFile != "" {
-		pemData, err := os.ReadFile(o.RootFile)
+	var err error
+	if o.Clients != nil {
+		c.Client, err = o.Clients.get(o.RootFile)
+	} else {
+		c.Client, err = newClient(o.RootFile)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// newClient is an HTTP client for a CA: the system's roots, or only those
+// of rootFile (--ca-root).
+func newClient(rootFile string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	// A CA's headers are a few hundred bytes (Go's default cap is 10 MB;
+	// the bodies are capped by the engine, acmeflow.MaxCAResponse).
+	tr.MaxResponseHeaderBytes = 64 << 10
+	// Renewals run a few at a time (renew --parallel): keep enough idle
+	// connections to reuse.
+	tr.MaxIdleConnsPerHost = 8
+	if rootFile != "" {
+		pemData, err := os.ReadFile(rootFile)
 		if err != nil {
 			return nil, fmt.Errorf("--ca-root: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pemData) {
-			return nil, fmt.Errorf("--ca-root %s holds no PEM certificate", o.RootFile)
+			return nil, fmt.Errorf("--ca-root %s holds no PEM certificate", rootFile)
 		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
+		if tr.TLSClientConfig == nil {
+			tr.TLSClientConfig = &tls.Config{}
+		}
 		tr.TLSClientConfig.RootCAs = pool
-		c.Client.Transport = tr
 	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
+}
+
+// Clients holds one HTTP client per root file ("" the system's) for a
+// run that opens many CAs (renew): every renewal from the same CA reuses
+// its connections. The zero value is ready; Close when the run ends.
+type Clients struct {
+	mu sync.Mutex
+	m  map[string]*http.Client
+}
+
+func (cs *Clients) get(rootFile string) (*http.Client, error) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if c, ok := cs.m[rootFile]; ok {
+		return c, nil
+	}
+	c, err := newClient(rootFile)
+	if err != nil {
+		return nil, err
+	}
+	if cs.m == nil {
+		cs.m = map[string]*http.Client{}
+	}
+	cs.m[rootFile] = c
 	return c, nil
+}
+
+// Close closes the idle connections of every client; a client used
+// afterwards opens new ones.
+func (cs *Clients) Close() {
+	if cs == nil {
+		return
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for _, c := range cs.m {
+		c.CloseIdleConnections()
+	}
 }
 
 func openLocal(c *CA, o Options) (*CA, error) {

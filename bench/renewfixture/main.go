@@ -1,7 +1,7 @@
 // Command renewfixture fills a state directory with managed certificates
 // that are not due, as they are right after a renewal whose ARI check
 // (RFC 9773) succeeded: a 160-hour certificate issued an hour ago, the
-// CA's window around its midpoint (Let's Encrypt: +-1 %, FACTS.md), the
+// CA's window around its midpoint (Let's Encrypt: +-1 %, docs/letsencrypt.md), the
 // next ARI check in 6 hours, the renewal moment chosen inside the window.
 // bench/renew.sh times `ipcert renew` on this state: a run with nothing due.
 //
@@ -28,7 +28,7 @@ import (
 
 	"github.com/go-acme/lego/v4/certificate"
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/store"
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 func main() {

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/ipcert/ipcert/internal/ports"
 )
 
 // Need skips t with why when ok is false, or fails it under CI=true: CI
@@ -172,4 +174,16 @@ func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// FreePort is a TCP port free on 127.0.0.1 (and ::1), drawn from outside
+// the kernel's ephemeral range (internal/ports), for a test server or a
+// responder.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	p, err := ports.Free("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
