@@ -49,8 +49,17 @@ type WebServer struct {
 // isWebServer says whether a process name (comm) is a web server of the
 // catalogue (the one list of services, deploy/catalog).
 func isWebServer(comm string) bool {
+	return isService(comm, true)
+}
+
+// isService says whether a process name is a service of the catalogue
+// (web servers only, with web).
+func isService(comm string, web bool) bool {
 	for _, svc := range catalog.All(catalog.Debian) {
-		if svc.Web && slices.Contains(svc.Procs, comm) || svc.Web && slices.Contains(catalog.Lookup(svc.Kind, catalog.RHEL).Procs, comm) {
+		if web && !svc.Web {
+			continue
+		}
+		if slices.Contains(svc.Procs, comm) || slices.Contains(catalog.Lookup(svc.Kind, catalog.RHEL).Procs, comm) {
 			return true
 		}
 	}
@@ -68,7 +77,7 @@ func FindWebServers(ctx context.Context, env Env) []WebServer {
 	_, err := os.Stat(env.path("run/systemd/system"))
 	systemd := err == nil
 	running := map[string][]int{}
-	// A web server in another network namespace (a container, a test's
+	// A service in another network namespace (a container, a test's
 	// namespace) serves none of this machine's ports: it is not running
 	// here. Where the links cannot be read (a recorded /proc), every
 	// process counts.
@@ -80,7 +89,7 @@ func FindWebServers(ctx context.Context, env Env) []WebServer {
 				if err != nil {
 					continue
 				}
-				if selfErr == nil && isWebServer(comm) {
+				if selfErr == nil && isService(comm, false) {
 					ns, err := os.Readlink(env.path(fmt.Sprintf("proc/%d/ns/net", p.PID)))
 					// Another namespace's server, or one that is gone
 					// since the listing (a config test's nginx -t lives
