@@ -365,20 +365,23 @@ func runNames(ctx context.Context, args []string, s stdio) int {
 	return exitOK
 }
 
-// Words completed as arguments: the web servers (deploy.Kinds, for
-// snippet and --reload), timer's verbs, the shells of completion.
+// Words completed as arguments: the services of the catalogue
+// (deploy.Kinds, for snippet and --reload), timer's verbs, the shells of
+// completion.
 var (
 	completionServers = kindWords()
 	completionTimer   = "install remove status"
 	completionShells  = "bash zsh fish"
 )
 
-func kindWords() string {
+func kindWords() string { return strings.Join(kindNames(), " ") }
+
+func kindNames() []string {
 	var w []string
 	for _, k := range deploy.Kinds {
 		w = append(w, string(k))
 	}
-	return strings.Join(w, " ")
+	return w
 }
 
 // Values completed after a flag, whatever the command.

@@ -124,7 +124,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	fs.StringVar(&f.name, "name", "", "certificate name in the store (default derived from the addresses)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress on stderr")
 	fs.Var(&f.hooks, "deploy-hook", "shell command ipcert renew runs after each renewal, with IPCERT_CERT, IPCERT_KEY, IPCERT_FULLCHAIN... set (repeatable; IPCERT_DEPLOY_HOOK holds one command as it is)")
-	fs.StringVar(&f.reload, "reload", "", "web server ipcert renew reloads after each renewal: nginx, apache, haproxy or caddy")
+	fs.StringVar(&f.reload, "reload", "", "service ipcert renew makes serve the new certificate after each renewal (reload, signal, console or restart, as docs/services.md says): "+kindWords())
 	fs.StringVar(&f.verifyAddr, "verify", "", "ADDR:PORT where the web server serves this certificate; ipcert renew checks it after each renewal")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long (the CA keeps a pending authorization for an hour)")
 	fs.BoolVar(&f.mapPorts, "map-ports", false, mapPortsUsage)

@@ -20,13 +20,16 @@ import (
 )
 
 const snippetHelp = `
-ipcert snippet: a web server config that serves a certificate over HTTPS on
-its IP addresses, with Mozilla's "intermediate" TLS settings, and a port-80
-server that keeps /.well-known/acme-challenge/ answering from the web root
-and redirects everything else to HTTPS.
+ipcert snippet: the config that serves a certificate on its IP addresses,
+with Mozilla's "intermediate" TLS settings, for a web server (nginx, apache,
+haproxy, caddy, lighttpd: also a port-80 server that keeps
+/.well-known/acme-challenge/ answering from the web root and redirects
+everything else to HTTPS) or a TLS service (dnsdist and unbound and
+knot-resolver for DNS over TLS, cockpit, stunnel).
 
 Usage:
-  ipcert snippet nginx|apache|haproxy|caddy [NAME] [--write] [flags]
+  ipcert snippet SERVICE [NAME] [--write] [flags]
+  SERVICE: nginx apache haproxy caddy lighttpd dnsdist unbound knot-resolver cockpit stunnel
 
 NAME is the certificate's name (ipcert status lists them); it may be left
 out when there is only one.
@@ -40,7 +43,13 @@ edits a file it did not write: when the server's main config does not read
 the new file yet, it says which line to add where.
 
 HAProxy reads certificate and key from one file: "snippet haproxy" turns on
-combined.pem for this certificate (now and at every renewal).
+combined.pem for this certificate (now and at every renewal). A service that
+reads its files as its own user (caddy, lighttpd, dnsdist, knot-resolver,
+stunnel) gets a copy readable by its group, which every renewal refreshes
+before the service is told. What makes each serve a new certificate: a
+reload (nginx, apache, haproxy, caddy, lighttpd), SIGHUP (stunnel), the
+console (dnsdist), or a restart, which drops connections for a moment
+(unbound, knot-resolver, cockpit). docs/services.md has the details.
 
 Examples:
   ipcert snippet nginx 203.0.113.7
@@ -92,17 +101,17 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	cf.register(fs)
 	write := fs.Bool("write", false, "install it for the web server found here: test, back up, write, test, reload (or restore)")
 	webroot := fs.String("webroot", "", "document root served over HTTPS and for the challenge path (default: the certificate's --webroot, else the distribution's)")
-	httpsPort := fs.Int("https-port", 443, "HTTPS port")
+	httpsPort := fs.Int("https-port", 0, "HTTPS (TLS) port (default 443; dnsdist, unbound, knot-resolver 853; cockpit 9090)")
 	httpPort := fs.Int("http-port", 80, "plain HTTP port (challenge path and redirect)")
 	distroFlag := fs.String("distro", "", "debian or rhel: file locations and defaults (default: from /etc/os-release)")
-	upstream := fs.String("upstream", "", "haproxy: IP:PORT of the web server behind it (default "+deploy.DefaultUpstream+")")
+	upstream := fs.String("upstream", "", "haproxy, stunnel: IP:PORT of the server behind it (default "+deploy.DefaultUpstream+")")
 	noReload := fs.Bool("no-reload", false, "with --write: install and test, but do not reload")
 	pos, done, code := parseArgs(fs, args, s.Env, s.Err)
 	if done {
 		return code
 	}
 	if len(pos) == 0 || len(pos) > 2 {
-		fmt.Fprintln(s.Err, "ipcert snippet: say which server and (when there are several) which certificate: ipcert snippet nginx|apache|haproxy|caddy [NAME]")
+		fmt.Fprintln(s.Err, "ipcert snippet: say which service and (when there are several) which certificate: ipcert snippet SERVICE [NAME], SERVICE one of: "+strings.Join(kindNames(), " "))
 		return exitUsage
 	}
 	kind, err := deploy.ParseKind(pos[0])
@@ -153,10 +162,30 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	}
 	layout := deploy.LayoutFor(kind, distro, name)
 	certDir, copyGroup := snippetCertDir(st, name, layout)
+	if *httpsPort == 0 {
+		*httpsPort = layout.Service.Port
+	}
 	params := deploy.SnippetParams{
 		Name: name, Identifiers: r.Identifiers, CertDir: certDir, CopyGroup: copyGroup, WebRoot: wr,
 		HTTPSPort: *httpsPort, HTTPPort: *httpPort, Distro: distro, Upstream: *upstream,
-		NotLocal: snippetNotLocal(r.Identifiers),
+		NotLocal: snippetNotLocal(r.Identifiers), Systemd: deploy.TimerSystemdRunning("/"),
+	}
+	if kind == deploy.Unbound {
+		// Whether any other interface: line is set (else the snippet
+		// keeps unbound answering on localhost).
+		if out, err := (deploy.ExecRunner{}).Run(ctx, deploy.Cmd{Path: "unbound-checkconf", Args: []string{"-o", "interface"}}); err == nil {
+			params.KeepLocalhost = deploy.UnboundKeepsLocalhost(out, layout.ConfigPath)
+		} else {
+			fmt.Fprintf(s.Err, "Note: unbound-checkconf could not list unbound's interfaces (%v); if no interface: line is set elsewhere, add \"interface: 127.0.0.1\" and \"interface: ::1\" or unbound stops answering on localhost.\n", err)
+		}
+	}
+	if kind == deploy.Dnsdist {
+		// The console key of the file already installed, so a rewrite
+		// keeps the running dnsdist reachable; else a new one.
+		if params.ConsoleKey, err = deploy.DnsdistConsoleKey(layout.ConfigPath); err != nil {
+			fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
+			return exitFailure
+		}
 	}
 	for _, a := range params.NotLocal {
 		fmt.Fprintf(s.Err, "Note: %s is not on a local interface (1:1 NAT, as on most clouds): the config listens on every address of its family, as the default server.\n", a)
@@ -172,7 +201,12 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	if hint.webroot == "" {
 		hint.webroot = layout.WebRoot
 	}
-	snippetWarnChallenge(s.Err, r, *httpPort, *httpsPort, hint)
+	if layout.Service.Web {
+		snippetWarnChallenge(s.Err, r, *httpPort, *httpsPort, hint)
+	} else {
+		// A TLS service holds its TLS port only, never port 80.
+		snippetWarnChallenge(s.Err, r, 0, *httpsPort, hint)
+	}
 
 	if !*write {
 		// Printing for HAProxy turns combined.pem on: the printed config
@@ -222,7 +256,7 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	if cf.jsonOut {
 		printJSON(s.Out, out)
 	} else {
-		snippetPrintInstall(s.Out, res, err, layout, snippetVerifyTarget(r.Identifiers[0], *httpsPort), hint, srv.ReloadCmd())
+		snippetPrintInstall(s.Out, res, err, layout, snippetVerifyTarget(r.Identifiers[0], *httpsPort), hint, layout.ApplyCmd(srv.Systemd))
 	}
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
@@ -238,7 +272,7 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 // or, for a server reading as its own user (Caddy), the copy ipcert keeps
 // for its group (deploy.CopyForGroup) with that group.
 func snippetCertDir(st *store.Store, name string, l deploy.Layout) (dir, group string) {
-	if l.CopyDir != "" {
+	if l.CopyDir != "" && l.Kind != deploy.Cockpit {
 		return l.CopyDir, l.Group
 	}
 	return st.CurrentDir(name), ""
@@ -258,6 +292,25 @@ func snippetInstall(ctx context.Context, st *store.Store, name string, srv deplo
 		}
 	}
 	ch := snippetChange{combined: srv.Kind == deploy.HAProxy, reload: reload}
+	unit := layout.Unit
+	if !srv.Systemd {
+		unit = layout.Service.SysVName()
+	}
+	if srv.Kind == deploy.Cockpit {
+		// No config file: the files in Cockpit's directory are the
+		// install, checked by cockpit-certificate-ensure.
+		svc := deploy.ServiceStatus(ctx, deploy.ExecRunner{}, unit, srv.Systemd, "/")
+		in := deploy.Installer{Layout: layout, Runner: deploy.ExecRunner{}}
+		if reload && svc.Active {
+			in.Reload = layout.ApplyCmd(srv.Systemd)
+		}
+		res, err := deploy.InstallFiles(ctx, in, deploy.CertPathsIn(name, nil, st.CurrentDir(name)))
+		if err != nil {
+			return res, svc, err
+		}
+		ch.copyHook = deploy.CopyHookAs("root", layout.CopyDir, deploy.CopyCockpit)
+		return res, svc, snippetUpdateRenewal(ctx, st, name, ch, srv.Kind, errw)
+	}
 	if layout.CopyDir != "" {
 		// The server reads as its own user: the copy must exist before
 		// its config test (run as that user) reads it.
@@ -283,9 +336,9 @@ func snippetInstall(ctx context.Context, st *store.Store, name string, srv deplo
 	// process called nginx may be a private instance that a service
 	// reload never reaches, and Debian's init scripts report success for
 	// a reload of a stopped service. A reload that cannot work is not run.
-	svc := deploy.ServiceStatus(ctx, deploy.ExecRunner{}, layout.Unit, srv.Systemd, "/")
+	svc := deploy.ServiceStatus(ctx, deploy.ExecRunner{}, unit, srv.Systemd, "/")
 	if reload && svc.Active {
-		in.Reload = srv.ReloadCmd()
+		in.Reload = layout.ApplyCmd(srv.Systemd)
 	}
 	res, err := deploy.Install(ctx, in)
 	if err != nil {
@@ -298,8 +351,13 @@ func snippetInstall(ctx context.Context, st *store.Store, name string, srv deplo
 // snippetNotReloaded says why nothing was reloaded and what to do.
 func snippetNotReloaded(w io.Writer, srv deploy.Server, svc deploy.ServiceState, l deploy.Layout) {
 	start := "sudo systemctl start " + l.Unit
+	if strings.Contains(l.Unit, "@") {
+		// A unit of its own for this certificate (stunnel@ipcert-NAME):
+		// enabled, so it comes back after a reboot.
+		start = "sudo systemctl enable --now " + l.Unit
+	}
 	if svc.Manager == "sysv" {
-		start = "sudo service " + l.Unit + " start"
+		start = "sudo service " + l.Service.SysVName() + " start"
 	}
 	fmt.Fprintf(w, "\nNot reloaded: %s.\n", svc)
 	if srv.Running {

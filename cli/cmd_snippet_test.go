@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,7 +70,7 @@ func TestSnippetCommand(t *testing.T) {
 		{"snippet", "haproxy", name, "--state-dir", dir, "--upstream", "127.0.0.1:80 check\nbackend x"},
 		{"snippet", "nginx", "a;b", "--state-dir", dir},
 		{"snippet", "nginx", "../x", "--state-dir", dir},
-		{"snippet", "lighttpd", name, "--state-dir", dir},
+		{"snippet", "iis", name, "--state-dir", dir},
 		{"snippet", "--state-dir", dir},
 		{"snippet", "nginx", name, "--state-dir", dir, "--distro", "arch"},
 	} {
@@ -295,4 +298,107 @@ func TestSnippetCaddyWriteKeepsCopyForCaddyUser(t *testing.T) {
 	if out, err := exec.Command("runuser", "-u", "caddy", "--", "cat", copyDir+"/privkey.pem").CombinedOutput(); err != nil {
 		t.Fatalf("after the renewal user caddy cannot read the key copy: %v %s", err, out)
 	}
+}
+
+// TestSnippetServicesWrite: "snippet --write" for services of the
+// catalogue beyond the web servers, into the real /etc of Debian's
+// packages (no service runs here, so nothing is reloaded): dnsdist's file
+// is 0640 root:_dnsdist with a console key that a rewrite keeps, and the
+// include line its stock config lacks is named; unbound's goes where the
+// stock config reads it, root's state named; Cockpit gets its two files,
+// checked by cockpit-certificate-ensure. renewal.json then holds the copy
+// hook and the service to pick the certificate up.
+func TestSnippetServicesWrite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real services: not in -short")
+	}
+	testkit.NeedRoot(t, "installing into /etc")
+	for _, f := range []string{"/etc/dnsdist/dnsdist.conf", "/etc/unbound/unbound.conf", "/etc/cockpit/ws-certs.d"} {
+		_, err := os.Stat(f)
+		testkit.Need(t, err == nil, f+" is missing (apt-get install -y dnsdist unbound cockpit-ws)")
+	}
+	dir := t.TempDir()
+	name := fmt.Sprintf("t27-svc-%d", os.Getpid())
+	if code, _, errs := verifyRun(t, "issue", "--ca", "local", "--state-dir", dir, "--agree-tos", "--quiet", "--ip", "127.0.0.1", "--name", name); code != exitOK {
+		t.Fatalf("issue: %s", errs)
+	}
+	st, _ := store.Open(dir)
+
+	t.Run("dnsdist", func(t *testing.T) {
+		conf, copyDir := "/etc/dnsdist/conf.d/ipcert-"+name+".conf", "/etc/dnsdist/ipcert/"+name
+		t.Cleanup(func() {
+			os.Remove(conf)
+			os.RemoveAll(copyDir)
+			os.Remove("/etc/dnsdist/ipcert")
+			os.Remove("/etc/dnsdist/conf.d")
+		})
+		code, out, errs := verifyRun(t, "snippet", "dnsdist", name, "--write", "--state-dir", dir, "--https-port", "18853")
+		if code != exitOK || !strings.Contains(out, `includeDirectory("/etc/dnsdist/conf.d")`) || !strings.Contains(out, "config test passed") {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+		}
+		fi, err := os.Stat(conf)
+		if err != nil || fi.Mode().Perm() != 0o640 {
+			t.Fatalf("%s: %v %v", conf, fi, err)
+		}
+		if g, _ := user.LookupGroup("_dnsdist"); g == nil || fmt.Sprint(fi.Sys().(*syscall.Stat_t).Gid) != g.Gid {
+			t.Errorf("%s is not group _dnsdist", conf)
+		}
+		first, _ := os.ReadFile(conf)
+		if !strings.Contains(string(first), copyDir+"/fullchain.pem") || !strings.Contains(string(first), "setKey(") {
+			t.Fatalf("config:\n%s", first)
+		}
+		if code, out, errs := verifyRun(t, "snippet", "dnsdist", name, "--write", "--state-dir", dir, "--https-port", "18853"); code != exitOK || !strings.Contains(out, "unchanged") {
+			t.Errorf("a rewrite must keep the console key (file unchanged): exit %d\n%s\n%s", code, out, errs)
+		}
+		r, _ := st.LoadRenewal(name)
+		if r.Reload != "dnsdist" || !slices.Contains(r.DeployHooks, deploy.CopyHook("_dnsdist", copyDir)) {
+			t.Errorf("renewal.json: reload %q hooks %q", r.Reload, r.DeployHooks)
+		}
+	})
+
+	t.Run("unbound", func(t *testing.T) {
+		// Debian's stock config names the root trust anchor that
+		// unbound.service's first start copies from dns-root-data
+		// (ExecStartPre, no network); no service started here.
+		if _, err := os.Stat("/var/lib/unbound/root.key"); err != nil {
+			if out, err := exec.Command("/usr/libexec/unbound-helper", "root_trust_anchor_update").CombinedOutput(); err != nil {
+				t.Fatalf("unbound-helper: %v %s", err, out)
+			}
+		}
+		conf := "/etc/unbound/unbound.conf.d/ipcert-" + name + ".conf"
+		t.Cleanup(func() { os.Remove(conf) })
+		code, out, errs := verifyRun(t, "snippet", "unbound", name, "--write", "--state-dir", dir, "--https-port", "18853")
+		if code != exitOK || !strings.Contains(out, "config test passed (unbound-checkconf)") || strings.Contains(out, "does not read it yet") {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+		}
+		b, _ := os.ReadFile(conf)
+		// Debian's stock config names no interface: the snippet keeps
+		// unbound answering on localhost.
+		if !strings.Contains(string(b), "tls-service-pem: \""+st.CurrentDir(name)+"/fullchain.pem\"") || !strings.Contains(string(b), "interface: 127.0.0.1@18853") || !strings.Contains(string(b), "interface: 127.0.0.1\n    interface: ::1\n") {
+			t.Errorf("config:\n%s", b)
+		}
+		if code, out, errs := verifyRun(t, "snippet", "unbound", name, "--write", "--state-dir", dir, "--https-port", "18853"); code != exitOK || !strings.Contains(out, "unchanged") {
+			t.Errorf("a rewrite must keep localhost (file unchanged): exit %d\n%s\n%s", code, out, errs)
+		}
+		if r, _ := st.LoadRenewal(name); r.Reload != "unbound" {
+			t.Errorf("renewal.json: reload %q", r.Reload)
+		}
+	})
+
+	t.Run("cockpit", func(t *testing.T) {
+		certs := "/etc/cockpit/ws-certs.d/ipcert-" + name
+		t.Cleanup(func() { os.Remove(certs + ".cert"); os.Remove(certs + ".key") })
+		code, out, errs := verifyRun(t, "snippet", "cockpit", name, "--write", "--state-dir", dir)
+		if code != exitOK || !strings.Contains(out, "config test passed (/usr/lib/cockpit/cockpit-certificate-ensure --check)") {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+		}
+		want, _ := os.ReadFile(filepath.Join(st.CurrentDir(name), store.FullChainFile))
+		if got, _ := os.ReadFile(certs + ".cert"); string(got) != string(want) {
+			t.Error("ipcert-NAME.cert is not the chain")
+		}
+		r, _ := st.LoadRenewal(name)
+		if r.Reload != "cockpit" || !slices.Contains(r.DeployHooks, deploy.CopyHookAs("root", "/etc/cockpit/ws-certs.d", deploy.CopyCockpit)) {
+			t.Errorf("renewal.json: reload %q hooks %q", r.Reload, r.DeployHooks)
+		}
+	})
 }

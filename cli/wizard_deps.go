@@ -174,10 +174,25 @@ func wizardRecordFailure(eng *acmeflow.Engine) func(string, error) error {
 // wizardSnippet is the snippet for kind serving iss.
 func wizardSnippet(st *store.Store, iss *acmeflow.Issued, kind deploy.Kind, distro deploy.Distro) (string, error) {
 	r := iss.Renewal
-	certDir, group := snippetCertDir(st, iss.Name, deploy.LayoutFor(kind, distro, iss.Name))
-	b, err := deploy.Snippet(kind, deploy.SnippetParams{
+	layout := deploy.LayoutFor(kind, distro, iss.Name)
+	certDir, group := snippetCertDir(st, iss.Name, layout)
+	p := deploy.SnippetParams{
 		Name: iss.Name, Identifiers: r.Identifiers, CertDir: certDir, CopyGroup: group, WebRoot: r.WebRoot, Distro: distro,
-	})
+		Systemd: deploy.TimerSystemdRunning("/"),
+	}
+	if kind == deploy.Unbound {
+		if out, err := (deploy.ExecRunner{}).Run(context.Background(), deploy.Cmd{Path: "unbound-checkconf", Args: []string{"-o", "interface"}}); err == nil {
+			p.KeepLocalhost = deploy.UnboundKeepsLocalhost(out, layout.ConfigPath)
+		}
+	}
+	if kind == deploy.Dnsdist {
+		key, err := deploy.DnsdistConsoleKey(layout.ConfigPath)
+		if err != nil {
+			return "", err
+		}
+		p.ConsoleKey = key
+	}
+	b, err := deploy.Snippet(kind, p)
 	return string(b), err
 }
 
@@ -185,6 +200,11 @@ func wizardServers(st *store.Store) func(context.Context, *acmeflow.Issued) []wi
 	return func(ctx context.Context, iss *acmeflow.Issued) []wizard.InstallTarget {
 		var out []wizard.InstallTarget
 		for _, srv := range deploy.DetectServers(ctx, deploy.Env{}) {
+			if !srv.Running && !deploy.LayoutFor(srv.Kind, srv.Distro, iss.Name).Service.Web {
+				// A DNS resolver, Cockpit or stunnel only when it runs
+				// here: installed is not a wish to serve it.
+				continue
+			}
 			snip, err := wizardSnippet(st, iss, srv.Kind, srv.Distro)
 			if err != nil {
 				continue

@@ -89,8 +89,9 @@ func TestWizardVerifyOwnCARoot(t *testing.T) {
 	}
 }
 
-// TestWizardServersSnippets: the install step offers every web server
-// installed here, each with its snippet pointing at the current link.
+// TestWizardServersSnippets: the install step offers every service of the
+// catalogue installed here, each with its snippet pointing at the current
+// link (or at the copy for a service reading as its own user).
 func TestWizardServersSnippets(t *testing.T) {
 	testkit.Need(t, len(deploy.DetectServers(context.Background(), deploy.Env{})) > 0, "no web server is installed (apt-get install -y nginx)")
 	st, iss, _ := wizardIssueLocal(t)
@@ -101,8 +102,13 @@ func TestWizardServersSnippets(t *testing.T) {
 	for _, tg := range targets {
 		// Caddy reads as its own user: its snippet names the copy for it.
 		want := st.CurrentDir(iss.Name)
-		if k, _ := deploy.ParseKind(tg.Kind); k == deploy.Caddy {
-			want = deploy.LayoutFor(k, deploy.Debian, iss.Name).CopyDir
+		k, _ := deploy.ParseKind(tg.Kind)
+		l := deploy.LayoutFor(k, deploy.Debian, iss.Name)
+		if l.CopyDir != "" && k != deploy.Cockpit {
+			want = l.CopyDir
+		}
+		if !l.Service.Web && !tg.Running {
+			t.Errorf("%s is offered though it does not run here", tg.Kind)
 		}
 		if !strings.Contains(tg.Snippet, want) || tg.ConfigPath == "" {
 			t.Errorf("%s: snippet does not use %s, or no config path %q", tg.Kind, want, tg.ConfigPath)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/ipcert/ipcert/deploy/catalog"
 )
 
 // Env is the machine DetectServers looks at; tests point Root at a
@@ -42,20 +44,11 @@ func (e Env) root() string {
 	return e.Root
 }
 
-// binaries are each kind's program names and process names.
-func binaries(k Kind, d Distro) []string {
-	switch k {
-	case Apache:
-		if d == RHEL {
-			return []string{"httpd", "apache2"}
-		}
-		return []string{"apache2", "httpd"}
-	default:
-		return []string{string(k)}
-	}
-}
+// binaries are each kind's program names (the catalogue's).
+func binaries(k Kind, d Distro) []string { return catalog.Lookup(k, d).Programs }
 
-// DetectServers lists the web servers installed here, running ones first.
+// DetectServers lists the services of the catalogue installed here,
+// running ones first.
 func DetectServers(ctx context.Context, env Env) []Server {
 	root := env.root()
 	distro := DetectDistro(root)
@@ -72,7 +65,10 @@ func DetectServers(ctx context.Context, env Env) []Server {
 			if path == "" {
 				continue
 			}
-			s := Server{Kind: k, Binary: path, Running: running[bin], Distro: distro, Systemd: systemd}
+			s := Server{Kind: k, Binary: path, Distro: distro, Systemd: systemd}
+			for _, p := range catalog.Lookup(k, distro).Procs {
+				s.Running = s.Running || running[p]
+			}
 			if s.Running {
 				found = append(found, s)
 			} else {
@@ -107,13 +103,13 @@ func DetectServer(ctx context.Context, env Env, want Kind) (Server, error) {
 	case len(run) == 1:
 		return run[0], nil
 	case len(run) > 1:
-		return Server{}, fmt.Errorf("several web servers are running (%s); say which one to use", kindsOf(run))
+		return Server{}, fmt.Errorf("several services ipcert configures are running (%s); say which one to use", kindsOf(run))
 	case len(all) == 1:
 		return all[0], nil
 	case len(all) > 1:
-		return Server{}, fmt.Errorf("several web servers are installed and none is running (%s); say which one to use", kindsOf(all))
+		return Server{}, fmt.Errorf("several services ipcert configures are installed and none is running (%s); say which one to use", kindsOf(all))
 	}
-	return Server{}, fmt.Errorf("no web server found (looked for %s)", kindsOf(nil))
+	return Server{}, fmt.Errorf("no web server or other service ipcert configures found (looked for %s)", kindsOf(nil))
 }
 
 func kindsOf(ss []Server) string {

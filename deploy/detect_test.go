@@ -41,7 +41,7 @@ func TestDetectServers(t *testing.T) {
 	if d := DetectDistro(rh.Root); d != RHEL {
 		t.Errorf("rocky tree: %s", d)
 	}
-	if _, err := DetectServer(ctx, rh, ""); err == nil || !strings.Contains(err.Error(), "several web servers are running (apache, haproxy)") {
+	if _, err := DetectServer(ctx, rh, ""); err == nil || !strings.Contains(err.Error(), "several services ipcert configures are running (apache, haproxy)") {
 		t.Errorf("ambiguous: %v", err)
 	}
 	h, err := DetectServer(ctx, rh, Apache)

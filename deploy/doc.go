@@ -1,6 +1,7 @@
-// Package deploy does what follows an issuance: it writes web server
-// configuration snippets that serve the certificate on its IP addresses
-// (nginx, Apache, HAProxy, Caddy), installs them with a backup, the server's
+// Package deploy does what follows an issuance: it writes configuration
+// snippets that serve the certificate on its IP addresses for the services
+// of the catalogue (deploy/catalog: nginx, Apache, HAProxy, Caddy,
+// lighttpd, dnsdist, unbound, knot-resolver, Cockpit, stunnel), installs them with a backup, the server's
 // own config test, a reload and a rollback; it runs deploy hooks; it checks
 // which certificate an address really serves; and it summarises the state
 // of every managed certificate.
@@ -17,6 +18,9 @@
 //	func (l Layout) TestCmd() Cmd      // the config test, as Layout.User when set
 //	func ServiceStatus(ctx context.Context, run Runner, unit string, systemd bool, root string) ServiceState
 //	func CopyForGroup(paths CertPaths, dir, group string) (created bool, err error); func CopyHook(group, dir string) string
+//	func CopyAs(paths CertPaths, dir, group string, f CopyFormat) (bool, error); func CopyHookAs(group, dir string, f CopyFormat) string
+//	func InstallFiles(ctx context.Context, in Installer, paths CertPaths) (InstallResult, error) // Cockpit
+//	func PKCS12(keyPEM, chainPEM []byte) ([]byte, error)
 //	func CertPathsIn(name string, identifiers []string, dir string) CertPaths
 //	func RunHooks(ctx context.Context, spec HookSpec, paths CertPaths) []HookResult
 //	func ParseTarget(s string, defaultPort int) (netip.AddrPort, error)

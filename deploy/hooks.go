@@ -144,12 +144,12 @@ func RunHooks(ctx context.Context, spec HookSpec, paths CertPaths) []HookResult 
 		if st.builtin != "" {
 			start := time.Now()
 			r := HookResult{Command: label}
-			group, dir, _, err := parseCopyHook(st.builtin)
+			group, dir, format, _, err := parseCopyHook(st.builtin)
 			if err == nil {
-				_, err = CopyForGroup(paths, dir, group)
+				_, err = CopyAs(paths, dir, group, format)
 			}
 			if err == nil {
-				r.Output = fmt.Sprintf("copied fullchain.pem and privkey.pem to %s for group %s", dir, group)
+				r.Output = fmt.Sprintf("copied %s to %s for group %s", strings.Join(CopyFiles(format, paths.Name), " and "), dir, group)
 			}
 			r.Err, r.Duration = err, time.Since(start)
 			if err != nil {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -75,7 +77,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 	if in.Now != nil {
 		now = in.Now
 	}
-	if !bytes.HasPrefix(in.Content, []byte(Marker)) {
+	if !IsOurs(in.Content) {
 		return res, errors.New("install: the content is not an ipcert snippet")
 	}
 	if l.ConfigPath == "" || !filepath.IsAbs(l.ConfigPath) {
@@ -100,7 +102,20 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 	if st, err := os.Stat(l.ConfigPath); err == nil {
 		mode = st.Mode().Perm()
 	}
-	if existed && !bytes.HasPrefix(old, []byte(Marker)) {
+	gid := -1
+	if l.ConfigGroup != "" {
+		// The file holds a secret (dnsdist's console key) and the
+		// service reads it as its own user: 0640, that group.
+		g, err := user.LookupGroup(l.ConfigGroup)
+		if err != nil {
+			return res, fmt.Errorf("group %s does not exist (is %s installed?): %w", l.ConfigGroup, l.Kind, err)
+		}
+		if gid, err = strconv.Atoi(g.Gid); err != nil {
+			return res, fmt.Errorf("group %s: %w", l.ConfigGroup, err)
+		}
+		mode = 0o640
+	}
+	if existed && !IsOurs(old) {
 		return res, fmt.Errorf("%s exists and was not written by ipcert (it does not start with %q); ipcert never replaces such files: move it away, or merge the snippet into it by hand", l.ConfigPath, Marker)
 	}
 	needLink := false
@@ -135,7 +150,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 			if newDir {
 				os.Remove(dir)
 			}
-			return res, fmt.Errorf("the %s config already fails its test before ipcert changed anything, so nothing was written; fix it first (%s):\n%s", l.Kind, l.TestCmd(), strings.TrimSpace(string(out)))
+			return res, fmt.Errorf("the %s config already fails its test before ipcert changed anything, so nothing was written; fix it first (%s):\n%s", l.Kind, l.TestCmd(), programOutput(out))
 		}
 	}
 	if enable {
@@ -146,7 +161,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 		c := l.EnableModules
 		c.Args = append(append([]string{}, c.Args...), mods...)
 		if out, err := run.Run(ctx, c); err != nil {
-			return res, fmt.Errorf("enabling the modules the %s snippet needs failed (%s), so nothing was written:\n%s", l.Kind, c, strings.TrimSpace(string(out)))
+			return res, fmt.Errorf("enabling the modules the %s snippet needs failed (%s), so nothing was written:\n%s", l.Kind, c, programOutput(out))
 		}
 		res.ModulesEnabled = mods
 	}
@@ -160,13 +175,13 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 		}
 		res.Backup = b
 	}
-	if err := store.WriteFileAtomic(l.ConfigPath, in.Content, mode); err != nil {
+	if err := store.WriteFileAtomicGroup(l.ConfigPath, in.Content, mode, gid); err != nil {
 		return res, fmt.Errorf("write %s: %w", l.ConfigPath, err)
 	}
 	res.Changed = true
 	if needLink {
 		if err := os.Symlink(l.ConfigPath, l.EnableLink); err != nil {
-			rerr := restore(l.ConfigPath, old, existed, mode)
+			rerr := restore(l.ConfigPath, old, existed, mode, gid)
 			return res, errors.Join(fmt.Errorf("enable %s: %w", l.EnableLink, err), rerr)
 		}
 		res.LinkCreated = true
@@ -178,14 +193,14 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 				errs = append(errs, err)
 			}
 		}
-		if err := restore(l.ConfigPath, old, existed, mode); err != nil {
+		if err := restore(l.ConfigPath, old, existed, mode, gid); err != nil {
 			errs = append(errs, err)
 		}
 		if len(res.ModulesEnabled) > 0 && l.DisableModules.Path != "" {
 			c := l.DisableModules
 			c.Args = append(append([]string{}, c.Args...), res.ModulesEnabled...)
 			if out, err := run.Run(ctx, c); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %v: %s", c, err, strings.TrimSpace(string(out))))
+				errs = append(errs, fmt.Errorf("%s: %v: %s", c, err, programOutput(out)))
 			} else {
 				res.ModulesEnabled = nil
 			}
@@ -195,7 +210,7 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 	}
 	if l.Test.Path != "" {
 		out, err := run.Run(ctx, l.TestCmd())
-		res.Tested, res.TestOutput = true, strings.TrimSpace(string(out))
+		res.Tested, res.TestOutput = true, programOutput(out)
 		if err != nil {
 			rerr := rollback()
 			what := "the previous file was restored"
@@ -215,9 +230,24 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 		return res, nil
 	}
 	out, err := run.Run(ctx, in.Reload)
-	res.ReloadOutput = strings.TrimSpace(string(out))
+	res.ReloadOutput = programOutput(out)
 	if err != nil {
-		return res, fmt.Errorf("the new config passed its test and is installed, but the reload failed (%v); is %s running? Start or reload it by hand:\n%s", err, l.Unit, res.ReloadOutput)
+		// The service refused what its own test passed (a port it
+		// cannot bind, a file its user cannot read): put the previous
+		// config back and run the same command again, so a service a
+		// failed restart left down comes back as it was.
+		what := "the previous config was restored"
+		if rerr := rollback(); rerr != nil {
+			what = fmt.Sprintf("restoring the previous state FAILED (%v); restore %s by hand", rerr, l.ConfigPath)
+			if res.Backup != "" {
+				what += " from " + res.Backup
+			}
+		} else if out2, err2 := run.Run(ctx, in.Reload); err2 != nil {
+			what += fmt.Sprintf(", but %s failed again with it (%v), so %s may be down: %s", in.Reload, err2, l.Unit, programOutput(out2))
+		} else {
+			what += " and " + in.Reload.String() + " ran again with it"
+		}
+		return res, fmt.Errorf("the new config passed its test, but %s failed (%v), so %s:\n%s", in.Reload, err, what, res.ReloadOutput)
 	}
 	res.Reloaded = true
 	return res, nil
@@ -225,12 +255,12 @@ func Install(ctx context.Context, in Installer) (InstallResult, error) {
 
 // restore puts back the previous content of path, or removes it when there
 // was none.
-func restore(path string, old []byte, existed bool, mode os.FileMode) error {
+func restore(path string, old []byte, existed bool, mode os.FileMode, gid int) error {
 	if !existed {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		return nil
 	}
-	return store.WriteFileAtomic(path, old, mode)
+	return store.WriteFileAtomicGroup(path, old, mode, gid)
 }

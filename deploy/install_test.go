@@ -125,6 +125,37 @@ func TestInstallSteps(t *testing.T) {
 		}
 	})
 
+	t.Run("reload fails: previous file restored, the reload run again with it", func(t *testing.T) {
+		l := fakeLayout(t)
+		os.MkdirAll(filepath.Dir(l.ConfigPath), 0o755)
+		old := testSnippet(t, "/state/certs/t/current", "127.0.0.2")
+		os.WriteFile(l.ConfigPath, old, 0o644)
+		reloads := 0
+		var seen []string
+		r := &recRunner{fn: func(c Cmd) ([]byte, error) {
+			if c.Path != "reload-server" {
+				return nil, nil
+			}
+			reloads++
+			b, _ := os.ReadFile(l.ConfigPath)
+			seen = append(seen, string(b))
+			if reloads == 1 {
+				return []byte("bind: cannot assign requested address"), errors.New("exit status 1")
+			}
+			return nil, nil
+		}}
+		res, err := Install(ctx, Installer{Layout: l, Content: snip, BackupDir: t.TempDir(), Reload: reload, Runner: r})
+		if err == nil || !strings.Contains(err.Error(), "cannot assign requested address") || !strings.Contains(err.Error(), "previous config was restored and reload-server ran again with it") {
+			t.Fatalf("error %v", err)
+		}
+		if !res.RolledBack || res.Reloaded || reloads != 2 || seen[0] != string(snip) || seen[1] != string(old) {
+			t.Errorf("result %+v, %d reloads", res, reloads)
+		}
+		if got, _ := os.ReadFile(l.ConfigPath); string(got) != string(old) {
+			t.Error("previous file not restored")
+		}
+	})
+
 	t.Run("test fails on a new file: file and link removed", func(t *testing.T) {
 		l := fakeLayout(t)
 		l.EnableLink = filepath.Join(filepath.Dir(l.IncludeFile), "enabled.conf")
@@ -210,6 +241,12 @@ func TestIncludes(t *testing.T) {
 		{`EXTRAOPTS="-f /etc/haproxy/other.d"`, "/etc/haproxy", "/etc/haproxy/ipcert.d/x.cfg", false},
 		{`#CONFIG="/etc/haproxy/haproxy.cfg"`, "/etc/haproxy", "/etc/haproxy/ipcert.d/x.cfg", false},
 		{"import /etc/caddy/ipcert-*.caddy", "/etc/caddy", "/etc/caddy/ipcert-x.caddy", true},
+		{`include-toplevel: "/etc/unbound/unbound.conf.d/*.conf"`, "/etc/unbound", "/etc/unbound/unbound.conf.d/ipcert-x.conf", true},
+		{`include: "/etc/unbound/unbound.conf.d/ipcert-x.conf"`, "/etc/unbound", "/etc/unbound/unbound.conf.d/ipcert-x.conf", true},
+		{`includeDirectory("/etc/dnsdist/conf.d")`, "/etc/dnsdist", "/etc/dnsdist/conf.d/ipcert-x.conf", true},
+		{`-- includeDirectory("/etc/dnsdist/conf.d")`, "/etc/dnsdist", "/etc/dnsdist/conf.d/ipcert-x.conf", false},
+		{`dofile('/etc/knot-resolver/ipcert-x.lua')`, "/etc/knot-resolver", "/etc/knot-resolver/ipcert-x.lua", true},
+		{`include "/etc/lighttpd/conf-enabled/*.conf"`, "/etc/lighttpd", "/etc/lighttpd/conf-enabled/90-ipcert-x.conf", true},
 	} {
 		if got := includes([]byte(c.conf), c.base, c.target); got != c.want {
 			t.Errorf("includes(%q, %s) = %v", c.conf, c.target, got)
@@ -393,5 +430,23 @@ func TestInstallEnablesApacheModules(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(conf, "mods-enabled", "ssl.load")); err != nil {
 		t.Errorf("mod_ssl not enabled: %v", err)
+	}
+}
+
+// TestInstallEscapesProgramOutput: what a config test prints is shown
+// escaped (a path or name in it may carry terminal escapes).
+func TestInstallEscapesProgramOutput(t *testing.T) {
+	l := fakeLayout(t)
+	n := 0
+	r := &recRunner{fn: func(c Cmd) ([]byte, error) {
+		n++
+		if n == 2 {
+			return []byte("bad \x1b]0;owned\x07 line"), errors.New("exit status 1")
+		}
+		return nil, nil
+	}}
+	res, err := Install(context.Background(), Installer{Layout: l, Content: testSnippet(t, "/state/certs/t/current", "127.0.0.2"), BackupDir: t.TempDir(), Runner: r})
+	if err == nil || strings.ContainsRune(err.Error(), 0x1b) || strings.ContainsRune(res.TestOutput, 0x07) || !strings.Contains(res.TestOutput, `\x1b`) {
+		t.Errorf("%q / %q", err, res.TestOutput)
 	}
 }

@@ -3,100 +3,54 @@ package deploy
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strings"
+
+	"github.com/ipcert/ipcert/deploy/catalog"
 )
 
-// Kind is a web server ipcert writes configuration for.
-type Kind string
+// Kind is a service ipcert writes configuration for (catalog.Kind: the
+// one catalogue of services).
+type Kind = catalog.Kind
 
-// The servers ipcert knows.
+// The services ipcert knows (catalog's kinds).
 const (
-	Nginx   Kind = "nginx"
-	Apache  Kind = "apache"
-	HAProxy Kind = "haproxy"
-	Caddy   Kind = "caddy"
+	Nginx        = catalog.Nginx
+	Apache       = catalog.Apache
+	HAProxy      = catalog.HAProxy
+	Caddy        = catalog.Caddy
+	Lighttpd     = catalog.Lighttpd
+	Dnsdist      = catalog.Dnsdist
+	Unbound      = catalog.Unbound
+	KnotResolver = catalog.KnotResolver
+	Cockpit      = catalog.Cockpit
+	Stunnel      = catalog.Stunnel
 )
 
 // Kinds lists every Kind, in the order messages name them.
-var Kinds = []Kind{Nginx, Apache, HAProxy, Caddy}
+var Kinds = catalog.Kinds()
 
 // ParseKind accepts a kind and the names distributions give the same
-// server (apache2 on Debian, httpd on RHEL).
-func ParseKind(s string) (Kind, error) {
-	switch strings.ToLower(s) {
-	case "nginx":
-		return Nginx, nil
-	case "apache", "apache2", "httpd":
-		return Apache, nil
-	case "haproxy":
-		return HAProxy, nil
-	case "caddy":
-		return Caddy, nil
-	}
-	return "", fmt.Errorf("unknown web server %q; ipcert writes configs for nginx, apache, haproxy and caddy", s)
-}
+// service (apache2 on Debian, httpd on RHEL, stunnel4, kresd).
+func ParseKind(s string) (Kind, error) { return catalog.Parse(s) }
 
-// Distro is the family of Linux distribution, which decides where config
-// files live and what the services are called.
-type Distro string
+// Distro is the family of Linux distribution (catalog.Distro).
+type Distro = catalog.Distro
 
 // The families ipcert knows. Others get the Debian layout, the most common.
 const (
-	Debian Distro = "debian" // Debian, Ubuntu and derivatives
-	RHEL   Distro = "rhel"   // RHEL, CentOS, Rocky, Alma, Fedora, Amazon Linux
+	Debian = catalog.Debian
+	RHEL   = catalog.RHEL
 )
 
 // ParseDistro accepts "debian", "rhel" and common distribution IDs.
-func ParseDistro(s string) (Distro, error) {
-	if d, ok := distroOf(strings.ToLower(s)); ok {
-		return d, nil
-	}
-	return "", fmt.Errorf("unknown distribution %q; use debian (also Ubuntu) or rhel (also Fedora, Rocky, Alma, Amazon Linux)", s)
-}
-
-func distroOf(id string) (Distro, bool) {
-	switch id {
-	case "debian", "ubuntu", "raspbian", "linuxmint", "pop", "devuan", "kali":
-		return Debian, true
-	case "rhel", "centos", "fedora", "rocky", "almalinux", "ol", "amzn", "scientific":
-		return RHEL, true
-	}
-	return "", false
-}
+func ParseDistro(s string) (Distro, error) { return catalog.ParseDistro(s) }
 
 // DetectDistro reads root/etc/os-release (ID, then ID_LIKE) and falls back
 // to Debian when it says nothing known.
-func DetectDistro(root string) Distro {
-	data, err := os.ReadFile(filepath.Join(root, "etc", "os-release"))
-	if err != nil {
-		data, _ = os.ReadFile(filepath.Join(root, "usr", "lib", "os-release"))
-	}
-	var id, like string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
-		if !ok {
-			continue
-		}
-		v = strings.Trim(v, `"'`)
-		switch k {
-		case "ID":
-			id = v
-		case "ID_LIKE":
-			like = v
-		}
-	}
-	for _, cand := range append([]string{id}, strings.Fields(like)...) {
-		if d, ok := distroOf(strings.ToLower(cand)); ok {
-			return d
-		}
-	}
-	return Debian
-}
+func DetectDistro(root string) Distro { return catalog.DetectDistro(root) }
 
 // Layout is where a server's configuration lives on a distribution and how
 // to test and reload it. LayoutFor gives the real one; tests build their
@@ -140,6 +94,12 @@ type Layout struct {
 	User    string
 	Group   string
 	CopyDir string
+	// ConfigGroup, when set, is the group ConfigPath is written for
+	// (0640): the service reads its config as that group and the file
+	// holds a secret (dnsdist's console key).
+	ConfigGroup string
+	// Service is the catalogue's entry this layout was made from.
+	Service catalog.Service
 }
 
 // TestCmd is the config test as Install runs it: as User when set, the
@@ -157,34 +117,31 @@ func (l Layout) TestCmd() Cmd {
 	return c
 }
 
-// LayoutFor is the layout of kind on distro for certificate name.
+// LayoutFor is the layout of kind on distro for certificate name: the
+// catalogue's entry (catalog.Lookup) plus how the file is pulled in.
 func LayoutFor(kind Kind, distro Distro, name string) Layout {
-	l := Layout{Kind: kind, Distro: distro, WebRoot: "/var/www/html", Unit: unitFor(kind, distro)}
-	file := "ipcert-" + name
+	svc := catalog.Lookup(kind, distro).For(name)
+	l := Layout{Kind: kind, Distro: distro, WebRoot: "/var/www/html", Unit: svc.Unit, Service: svc,
+		ConfigPath: svc.Config, User: svc.ReadsAs, Group: svc.Group, CopyDir: svc.CopyDir}
+	if len(svc.Test) > 0 {
+		l.Test = Cmd{Path: svc.Test[0], Args: svc.Test[1:]}
+	}
 	switch kind {
 	case Nginx:
 		// Both families' nginx.conf include conf.d/*.conf inside http {}.
-		l.ConfigPath = "/etc/nginx/conf.d/" + file + ".conf"
 		l.IncludeFile, l.IncludeBase = "/etc/nginx/nginx.conf", "/etc/nginx"
 		l.IncludeLine = "include /etc/nginx/conf.d/*.conf;   (inside the http { } block)"
-		l.Test = Cmd{Path: "nginx", Args: []string{"-t"}}
 		if distro == RHEL {
 			l.WebRoot = "/usr/share/nginx/html"
 		}
 	case Apache:
 		if distro == RHEL {
-			l.ConfigPath = "/etc/httpd/conf.d/" + file + ".conf"
 			l.IncludeFile, l.IncludeBase = "/etc/httpd/conf/httpd.conf", "/etc/httpd"
 			l.IncludeLine = "IncludeOptional conf.d/*.conf"
-			l.Test = Cmd{Path: "apachectl", Args: []string{"-t"}}
 		} else {
-			l.ConfigPath = "/etc/apache2/sites-available/" + file + ".conf"
-			l.EnableLink = "/etc/apache2/sites-enabled/" + file + ".conf"
+			l.EnableLink = "/etc/apache2/sites-enabled/ipcert-" + name + ".conf"
 			l.IncludeFile, l.IncludeBase = "/etc/apache2/apache2.conf", "/etc/apache2"
 			l.IncludeLine = "IncludeOptional sites-enabled/*.conf"
-			// apache2ctl, not apache2: it loads /etc/apache2/envvars,
-			// without which Debian's config does not parse.
-			l.Test = Cmd{Path: "apache2ctl", Args: []string{"-t"}}
 			// Debian's default enables mod_alias, not mod_ssl.
 			l.Requires = []string{"/etc/apache2/mods-enabled/ssl.load", "/etc/apache2/mods-enabled/alias.load"}
 			l.RequiresFix = "a2enmod ssl alias"
@@ -192,58 +149,95 @@ func LayoutFor(kind Kind, distro Distro, name string) Layout {
 			l.DisableModules = Cmd{Path: "a2dismod", Args: []string{"-q"}}
 		}
 	case HAProxy:
-		if distro == RHEL {
+		if distro != RHEL {
 			// RHEL's haproxy.service loads every file in CFGDIR.
-			l.ConfigPath = "/etc/haproxy/conf.d/" + file + ".cfg"
-			l.Test = Cmd{Path: "haproxy", Args: []string{"-c", "-f", "/etc/haproxy/haproxy.cfg", "-f", "/etc/haproxy/conf.d"}}
-		} else {
 			// Debian's unit and init script read one file, "$CONFIG"
 			// (quoted in the init script, so it cannot carry a second
 			// -f), plus $EXTRAOPTS unquoted from /etc/default/haproxy;
 			// -f also takes a directory, so one option there serves every
 			// ipcert certificate. The unit's own EXTRAOPTS is the master
 			// socket, which setting the variable would drop: keep it.
-			l.ConfigPath = "/etc/haproxy/ipcert.d/" + name + ".cfg"
 			l.IncludeFile, l.IncludeBase = "/etc/default/haproxy", "/etc/haproxy"
 			l.IncludeLine = `EXTRAOPTS="-S /run/haproxy-master.sock -f /etc/haproxy/ipcert.d"   (keep options you already have there)`
-			l.Test = Cmd{Path: "haproxy", Args: []string{"-c", "-f", "/etc/haproxy/haproxy.cfg", "-f", "/etc/haproxy/ipcert.d"}}
 		}
 	case Caddy:
-		l.ConfigPath = "/etc/caddy/" + file + ".caddy"
 		l.IncludeFile, l.IncludeBase = "/etc/caddy/Caddyfile", "/etc/caddy"
 		l.IncludeLine = "import /etc/caddy/ipcert-*.caddy   (at the top level, outside any site block)"
-		l.Test = Cmd{Path: "caddy", Args: []string{"validate", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"}}
-		// Both families' caddy.service run User=caddy, which cannot read
-		// ipcert's state (0700 root): the snippet names a copy for it.
-		l.User, l.Group, l.CopyDir = "caddy", "caddy", "/etc/caddy/ipcert/"+name
+	case Lighttpd:
+		l.IncludeFile, l.IncludeBase = "/etc/lighttpd/lighttpd.conf", "/etc/lighttpd"
+		l.IncludeLine = `include "/etc/lighttpd/conf-enabled/*.conf"`
+		if distro == RHEL {
+			l.WebRoot = "/var/www/lighttpd"
+			l.IncludeLine = `include "/etc/lighttpd/conf.d/ipcert-*.conf"`
+		}
+		// ssl.engine needs mod_openssl (Debian: the package
+		// lighttpd-mod-openssl).
+		l.Requires = []string{lighttpdOpenSSL(distro)}
+		l.RequiresFix = "apt-get install lighttpd-mod-openssl"
+		if distro == RHEL {
+			l.RequiresFix = "dnf install lighttpd-mod_openssl"
+		}
+	case Dnsdist:
+		l.ConfigGroup = svc.Group
+		l.IncludeFile, l.IncludeBase = "/etc/dnsdist/dnsdist.conf", "/etc/dnsdist"
+		l.IncludeLine = `includeDirectory("/etc/dnsdist/conf.d")`
+	case Cockpit:
+		// No config: the files themselves, in Cockpit's directory.
+		l.ConfigPath = svc.CopyDir + "/" + CockpitStem(name) + ".cert"
+		l.Test = Cmd{Path: "/usr/lib/cockpit/cockpit-certificate-ensure", Args: []string{"--check"}}
+		if distro == RHEL {
+			l.Test.Path = "/usr/libexec/cockpit-certificate-ensure"
+		}
+	case Unbound:
+		// Debian's unbound.conf reads unbound.conf.d/*.conf.
+		l.IncludeFile, l.IncludeBase = "/etc/unbound/unbound.conf", "/etc/unbound"
+		l.IncludeLine = `include-toplevel: "/etc/unbound/unbound.conf.d/*.conf"`
+		if distro == RHEL {
+			l.IncludeLine = `include-toplevel: "/etc/unbound/conf.d/*.conf"`
+		}
+	case KnotResolver:
+		l.IncludeFile, l.IncludeBase = "/etc/knot-resolver/kresd.conf", "/etc/knot-resolver"
+		l.IncludeLine = "dofile('" + l.ConfigPath + "')"
 	}
 	return l
 }
 
-// unitFor is the service name of kind on distro.
-func unitFor(kind Kind, distro Distro) string {
-	switch {
-	case kind == Apache && distro == RHEL:
-		return "httpd"
-	case kind == Apache:
-		return "apache2"
+// lighttpdOpenSSL is where mod_openssl lives.
+func lighttpdOpenSSL(d Distro) string {
+	if d == RHEL {
+		return "/usr/lib64/lighttpd/mod_openssl.so"
 	}
-	return string(kind)
+	return "/usr/lib/lighttpd/mod_openssl.so"
 }
 
-// ReloadCmd is how to reload the server: systemctl with systemd, the SysV
-// service wrapper without.
+// unitFor is the service name of kind on distro.
+func unitFor(kind Kind, distro Distro) string {
+	return catalog.Lookup(kind, distro).Unit
+}
+
+// ReloadCmd is what makes the running service serve a new certificate,
+// as the catalogue says (Service.Pickup): systemctl with systemd, the
+// SysV service wrapper without; dnsdist's console.
 func (l Layout) ReloadCmd(systemd bool) Cmd {
 	switch {
-	case systemd:
-		return Cmd{Path: "systemctl", Args: []string{"reload", l.Unit}}
-	case l.Kind == Caddy:
+	case l.Kind == Dnsdist:
+		// The console client reads controlSocket and setKey from the
+		// config (the snippet sets both) and asks the running dnsdist
+		// to read its certificate files again.
+		return Cmd{Path: "dnsdist", Args: []string{"--client", "--config", "/etc/dnsdist/dnsdist.conf", "--execute", "reloadAllCertificates()"}}
+	case !systemd && l.Kind == Caddy:
 		// Caddy's packages ship no init script ("caddy: unrecognized
 		// service"): reload through its admin API as caddy.service's
 		// ExecReload does, forced because only the files changed.
 		return Cmd{Path: "caddy", Args: []string{"reload", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile", "--force"}}
 	}
-	return Cmd{Path: "service", Args: []string{l.Unit, "reload"}}
+	svc := l.Service
+	if svc.Kind == "" {
+		svc = catalog.Lookup(l.Kind, l.Distro)
+		svc.Unit = l.Unit
+	}
+	args := svc.PickupArgs(systemd)
+	return Cmd{Path: args[0], Args: args[1:]}
 }
 
 // Included reports whether IncludeFile (read from disk) pulls in the file
@@ -272,7 +266,7 @@ func includes(conf []byte, base, target string) bool {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
+		if line == "" || line[0] == '#' || strings.HasPrefix(line, "--") {
 			continue
 		}
 		fields := strings.FieldsFunc(line, func(r rune) bool {
@@ -280,7 +274,11 @@ func includes(conf []byte, base, target string) bool {
 		})
 		for i, f := range fields {
 			key := strings.ToLower(f)
-			if key != "include" && key != "includeoptional" && key != "import" && key != "-f" && key != "config" {
+			switch key {
+			case "include", "includeoptional", "import", "-f", "config":
+			// unbound; dnsdist's and kresd's Lua.
+			case "include:", "include-toplevel:", "includedirectory(", "dofile(":
+			default:
 				continue
 			}
 			for _, pat := range fields[i+1:] {

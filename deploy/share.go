@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,25 +24,73 @@ import (
 // kept in renewal.json's deploy_hooks like the user's own commands (so
 // status shows it and it runs before the reload):
 //
-//	ipcert:copy-for GROUP DIR
+//	ipcert:copy-for GROUP DIR [FORMAT]
+//
+// FORMAT is the shape of the files (CopyFormats): pem (the default:
+// fullchain.pem and privkey.pem), cockpit (ipcert-NAME.cert and
+// ipcert-NAME.key in Cockpit's ws-certs.d), pkcs12 (NAME.p12: key,
+// certificate and chain, no password, for Technitium and Jellyfin), or
+// keypem (NAME.pem: key, then certificate and chain, for Pi-hole v6).
 
 // CopyHookPrefix starts the built-in deploy hook that refreshes the copy.
 const CopyHookPrefix = "ipcert:copy-for "
 
+// CopyFormat is the shape of the files of a copy.
+type CopyFormat string
+
+// The formats a copy can take.
+const (
+	CopyPEM     CopyFormat = "pem"
+	CopyCockpit CopyFormat = "cockpit"
+	CopyPKCS12  CopyFormat = "pkcs12"
+	CopyKeyPEM  CopyFormat = "keypem"
+)
+
+// CopyFormats lists them.
+var CopyFormats = []CopyFormat{CopyPEM, CopyCockpit, CopyPKCS12, CopyKeyPEM}
+
 // CopyHook is the deploy hook that keeps dir's copy for group fresh.
 func CopyHook(group, dir string) string { return CopyHookPrefix + group + " " + dir }
 
+// CopyHookAs is CopyHook for a format other than pem.
+func CopyHookAs(group, dir string, f CopyFormat) string {
+	if f == "" || f == CopyPEM {
+		return CopyHook(group, dir)
+	}
+	return CopyHook(group, dir) + " " + string(f)
+}
+
 // parseCopyHook reads a CopyHook; ok is false for any other command.
-func parseCopyHook(cmd string) (group, dir string, ok bool, err error) {
+func parseCopyHook(cmd string) (group, dir string, format CopyFormat, ok bool, err error) {
 	rest, found := strings.CutPrefix(cmd, CopyHookPrefix)
 	if !found {
-		return "", "", false, nil
+		return "", "", "", false, nil
 	}
 	f := strings.Fields(rest)
-	if len(f) != 2 {
-		return "", "", true, fmt.Errorf("%q: the built-in hook takes a group and a directory: %sGROUP DIR", cmd, CopyHookPrefix)
+	if len(f) != 2 && len(f) != 3 {
+		return "", "", "", true, fmt.Errorf("%q: the built-in hook takes a group, a directory and a format: %sGROUP DIR [pem|cockpit|pkcs12|keypem]", cmd, CopyHookPrefix)
 	}
-	return f[0], f[1], true, nil
+	format = CopyPEM
+	if len(f) == 3 {
+		format = CopyFormat(f[2])
+		if !slices.Contains(CopyFormats, format) {
+			return "", "", "", true, fmt.Errorf("%q: unknown format %q; use pem, cockpit, pkcs12 or keypem", cmd, f[2])
+		}
+	}
+	return f[0], f[1], format, true, nil
+}
+
+// CopyFiles are the names a copy in format f holds for certificate name.
+func CopyFiles(f CopyFormat, name string) []string {
+	switch f {
+	case CopyCockpit:
+		return []string{CockpitStem(name) + ".key", CockpitStem(name) + ".cert"}
+	case CopyPKCS12:
+		return []string{name + ".p12"}
+	case CopyKeyPEM:
+		return []string{name + ".pem"}
+	}
+	return []string{"privkey.pem", "fullchain.pem"}
 }
 
 // CopyForGroup copies the certificate chain and key of paths into dir,
@@ -53,6 +102,13 @@ func parseCopyHook(cmd string) (group, dir string, ok bool, err error) {
 // dir's parent must belong to this user (or root) and be writable by no
 // one else: root never writes through a path another user could swap.
 func CopyForGroup(paths CertPaths, dir, group string) (created bool, err error) {
+	return CopyAs(paths, dir, group, CopyPEM)
+}
+
+// CopyAs is CopyForGroup in format f (CopyFiles names the files). For
+// Cockpit's directory, which belongs to its package, the directory's own
+// owner and mode are left as they are.
+func CopyAs(paths CertPaths, dir, group string, f CopyFormat) (created bool, err error) {
 	if err := checkPath("copy directory", dir); err != nil {
 		return false, err
 	}
@@ -87,19 +143,40 @@ func CopyForGroup(paths CertPaths, dir, group string) (created bool, err error) 
 		return created, err
 	}
 	// dir is ours and its parent is only ours: no one can swap it now.
-	if err := os.Lchown(dir, os.Geteuid(), gid); err != nil {
+	if f != CopyCockpit || created {
+		if err := os.Lchown(dir, os.Geteuid(), gid); err != nil {
+			return created, err
+		}
+		if err := os.Chmod(dir, 0o750); err != nil {
+			return created, err
+		}
+	}
+	key, err := os.ReadFile(paths.Key)
+	if err != nil {
 		return created, err
 	}
-	if err := os.Chmod(dir, 0o750); err != nil {
+	chain, err := os.ReadFile(paths.FullChain)
+	if err != nil {
 		return created, err
 	}
-	for _, f := range []struct{ src, name string }{{paths.Key, "privkey.pem"}, {paths.FullChain, "fullchain.pem"}} {
-		data, err := os.ReadFile(f.src)
+	var contents [][]byte
+	switch f {
+	case CopyPKCS12:
+		p12, err := PKCS12(key, chain)
 		if err != nil {
 			return created, err
 		}
-		if err := store.WriteFileAtomicGroup(filepath.Join(dir, f.name), data, 0o640, gid); err != nil {
-			return created, fmt.Errorf("copy %s for group %s: %w", f.name, group, err)
+		contents = [][]byte{p12}
+	case CopyKeyPEM:
+		contents = [][]byte{append(append([]byte{}, key...), chain...)}
+	default:
+		// Key first, so a server reloaded in between reads the old
+		// chain with the old key, or fails and keeps its old config.
+		contents = [][]byte{key, chain}
+	}
+	for i, name := range CopyFiles(f, paths.Name) {
+		if err := store.WriteFileAtomicGroup(filepath.Join(dir, name), contents[i], 0o640, gid); err != nil {
+			return created, fmt.Errorf("copy %s for group %s: %w", name, group, err)
 		}
 	}
 	return created, nil

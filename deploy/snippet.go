@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ipcert/ipcert/deploy/catalog"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -40,6 +41,18 @@ type SnippetParams struct {
 	// public one would fail to bind or never match; they are served
 	// through the wildcard address of their family, as the default server.
 	NotLocal []string
+	// Systemd: the machine runs systemd (stunnel then runs in the
+	// foreground under its unit).
+	Systemd bool
+	// ConsoleKey (dnsdist only, required) is the base64 key of its
+	// console (setKey), Console its address (default DefaultConsole):
+	// renewals reach the running dnsdist through it.
+	ConsoleKey string
+	Console    string
+	// KeepLocalhost (unbound only): no other interface: line is in its
+	// config, so the snippet's would end its default of answering on
+	// localhost; it names 127.0.0.1 and ::1 too (UnboundKeepsLocalhost).
+	KeepLocalhost bool
 }
 
 // Marker starts every file ipcert writes; Install replaces only files that
@@ -73,6 +86,7 @@ type snippetData struct {
 	addrs    []netip.Addr
 	nat      map[netip.Addr]bool
 	upstream netip.AddrPort
+	console  netip.AddrPort
 	layout   Layout
 }
 
@@ -91,8 +105,24 @@ func Snippet(kind Kind, p SnippetParams) ([]byte, error) {
 		return nil, err
 	}
 	var b strings.Builder
-	header(&b, d)
+	if d.layout.Service.Web && kind != Lighttpd {
+		header(&b, d)
+	} else {
+		serviceHeader(&b, d)
+	}
 	switch kind {
+	case Lighttpd:
+		lighttpdSnippet(&b, d)
+	case Stunnel:
+		stunnelSnippet(&b, d)
+	case Unbound:
+		unboundSnippet(&b, d)
+	case KnotResolver:
+		kresdSnippet(&b, d)
+	case Dnsdist:
+		dnsdistSnippet(&b, d)
+	case Cockpit:
+		cockpitSnippet(&b, d)
 	case Nginx:
 		nginxSnippet(&b, d)
 	case Apache:
@@ -107,7 +137,7 @@ func Snippet(kind Kind, p SnippetParams) ([]byte, error) {
 
 func checkParams(kind Kind, p SnippetParams) (*snippetData, error) {
 	if _, err := ParseKind(string(kind)); err != nil || kind != Kind(strings.ToLower(string(kind))) {
-		return nil, fmt.Errorf("unknown web server %q; ipcert writes configs for nginx, apache, haproxy and caddy", kind)
+		return nil, fmt.Errorf("unknown service %q; ipcert writes configs for %s", kind, strings.ReplaceAll(catalog.Words(), " ", ", "))
 	}
 	if err := checkName(p.Name); err != nil {
 		return nil, err
@@ -157,7 +187,7 @@ func checkParams(kind Kind, p SnippetParams) (*snippetData, error) {
 		return nil, err
 	}
 	if d.HTTPSPort == 0 {
-		d.HTTPSPort = 443
+		d.HTTPSPort = d.layout.Service.Port
 	}
 	if d.HTTPPort == 0 {
 		d.HTTPPort = 80
@@ -171,7 +201,21 @@ func checkParams(kind Kind, p SnippetParams) (*snippetData, error) {
 	if d.HTTPSPort == d.HTTPPort {
 		return nil, fmt.Errorf("the HTTPS and HTTP ports are both %d; they must differ", d.HTTPPort)
 	}
-	if kind == HAProxy {
+	if kind == Dnsdist {
+		if err := checkValue("console key", d.ConsoleKey); err != nil || d.ConsoleKey == "" {
+			return nil, fmt.Errorf("dnsdist needs the key of its console (setKey), base64 as makeKey() prints it")
+		}
+		c := d.Console
+		if c == "" {
+			c = DefaultConsole
+		}
+		ap, err := checkHostPort("console", c)
+		if err != nil {
+			return nil, err
+		}
+		d.console = ap
+	}
+	if kind == HAProxy || kind == Stunnel {
 		up := d.Upstream
 		if up == "" {
 			up = DefaultUpstream
@@ -182,7 +226,7 @@ func checkParams(kind Kind, p SnippetParams) (*snippetData, error) {
 		}
 		d.upstream = ap
 	} else if d.Upstream != "" {
-		return nil, fmt.Errorf("an upstream is only used for haproxy; %s serves the web root itself", kind)
+		return nil, fmt.Errorf("an upstream is only used for haproxy and stunnel; %s does not pass connections on", kind)
 	}
 	return d, nil
 }
@@ -223,9 +267,19 @@ func header(b *strings.Builder, d *snippetData) {
 	for i, a := range d.addrs {
 		ids[i] = a.String()
 	}
-	fmt.Fprintf(b, "%s for certificate %s: HTTPS on %s.\n", Marker, d.Name, strings.Join(ids, ", "))
-	fmt.Fprintf(b, "# \"ipcert snippet %s %s --write\" installs it as %s,\n", d.kind, d.Name, d.layout.ConfigPath)
-	fmt.Fprintf(b, "# tests the config and reloads; it replaces this file (keeping a backup).\n")
+	proto := "HTTPS"
+	if !d.layout.Service.Web {
+		proto = "TLS"
+	}
+	fmt.Fprintf(b, "%s for certificate %s: %s on %s.\n", Marker, d.Name, proto, strings.Join(ids, ", "))
+	if d.kind == Cockpit {
+		// Not a config: what --write puts where (cockpitSnippet).
+		return
+	}
+	if d.layout.ConfigPath != "" {
+		fmt.Fprintf(b, "# \"ipcert snippet %s %s --write\" installs it as %s,\n", d.kind, d.Name, d.layout.ConfigPath)
+		fmt.Fprintf(b, "# tests the config and reloads; it replaces this file (keeping a backup).\n")
+	}
 	certs := d.fullchain() + " and privkey.pem"
 	if d.kind == HAProxy {
 		certs = d.combined() + " (certificate chain and key in one file)"
@@ -234,8 +288,10 @@ func header(b *strings.Builder, d *snippetData) {
 		fmt.Fprintf(b, "# Certificate: %s, a copy readable by group %s:\n", certs, d.CopyGroup)
 		fmt.Fprintf(b, "# the server runs as its own user and cannot read ipcert's private state.\n")
 		fmt.Fprintf(b, "# \"--write\" makes the copy; every renewal refreshes it, then reloads.\n")
-	} else {
+	} else if d.layout.Service.Pickup == catalog.PickupReload {
 		fmt.Fprintf(b, "# Certificate: %s;\n# renewals swap \"current\", so a reload is all a new certificate needs.\n", certs)
+	} else {
+		fmt.Fprintf(b, "# Certificate: %s;\n# renewals swap \"current\" (what makes the service read it is below).\n", certs)
 	}
 	fmt.Fprintf(b, "# TLS: Mozilla's intermediate profile, without OCSP stapling (Let's Encrypt\n")
 	fmt.Fprintf(b, "# ended OCSP) and without HSTS (browsers ignore it for IP addresses).\n")

@@ -9,6 +9,9 @@ import (
 	"testing"
 )
 
+// testConsoleKey is a dnsdist console key (makeKey()'s form), for tests only.
+const testConsoleKey = "MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74="
+
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/snippets")
 
 // TestSnippetGolden pins every snippet kind for IPv4, IPv6 and both. After
@@ -33,7 +36,7 @@ func TestSnippetGolden(t *testing.T) {
 				name, ids := f.name, f.ids
 				got, err := Snippet(kind, SnippetParams{
 					Name: name, Identifiers: ids, NotLocal: f.notLocal,
-					CertDir: "/etc/ipcert/certs/" + name + "/current",
+					CertDir: "/etc/ipcert/certs/" + name + "/current", ConsoleKey: testConsoleKey,
 				})
 				if err != nil {
 					t.Fatal(err)
@@ -54,7 +57,7 @@ func TestSnippetGolden(t *testing.T) {
 				if string(got) != string(want) {
 					t.Errorf("%s differs from the generated snippet (run with -update after checking the change):\n%s", golden, got)
 				}
-				if !strings.HasPrefix(string(got), Marker) {
+				if !IsOurs(got) {
 					t.Errorf("snippet does not start with the marker %q", Marker)
 				}
 				for _, id := range ids {
@@ -104,7 +107,7 @@ func TestSnippetPortsAndDistro(t *testing.T) {
 // line in one of the formats; each must be refused with a ConfigError that
 // names the value.
 func TestSnippetRefusesHostileValues(t *testing.T) {
-	good := SnippetParams{Name: "ok", Identifiers: []string{"192.0.2.1"}, CertDir: "/etc/ipcert/certs/ok/current", WebRoot: "/var/www/html"}
+	good := SnippetParams{Name: "ok", Identifiers: []string{"192.0.2.1"}, CertDir: "/etc/ipcert/certs/ok/current", WebRoot: "/var/www/html", ConsoleKey: testConsoleKey}
 	cases := map[string]func(p *SnippetParams){
 		"name quote":       func(p *SnippetParams) { p.Name = `a"b` },
 		"name semicolon":   func(p *SnippetParams) { p.Name = "a;b" },
@@ -163,7 +166,7 @@ func TestSnippetRefusesHostileValues(t *testing.T) {
 			t.Errorf("%s: the good parameters were refused: %v", kind, err)
 		}
 	}
-	if _, err := Snippet("lighttpd", good); err == nil {
+	if _, err := Snippet("iis", good); err == nil {
 		t.Error("unknown kind accepted")
 	}
 	bad := good
@@ -184,5 +187,30 @@ func TestSnippetIPv6Upstream(t *testing.T) {
 	got, err := Snippet(HAProxy, SnippetParams{Name: "x", Identifiers: []string{"192.0.2.1"}, CertDir: "/c", Upstream: "[::1]:8080"})
 	if err != nil || !strings.Contains(string(got), "server web [::1]:8080") {
 		t.Errorf("%v\n%s", err, got)
+	}
+}
+
+// TestUnboundKeepsLocalhost: only interface: lines of ipcert's own file
+// (localhost ones it added included) leave unbound's localhost default to
+// keep; any other line means the user chose its interfaces.
+func TestUnboundKeepsLocalhost(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ipcert-x.conf")
+	p := SnippetParams{Name: "x", Identifiers: []string{"192.0.2.1"}, CertDir: "/c", KeepLocalhost: true}
+	snip, err := Snippet(Unbound, p)
+	if err != nil || !strings.Contains(string(snip), "interface: 127.0.0.1\n    interface: ::1\n") {
+		t.Fatalf("%v\n%s", err, snip)
+	}
+	if !UnboundKeepsLocalhost(nil, path) {
+		t.Error("no interface at all: localhost must be kept")
+	}
+	if UnboundKeepsLocalhost([]byte("10.0.0.1\n"), path) {
+		t.Error("the user's own interface: nothing to keep")
+	}
+	os.WriteFile(path, snip, 0o644)
+	if !UnboundKeepsLocalhost([]byte("127.0.0.1\n::1\n192.0.2.1@853\n"), path) {
+		t.Error("only ipcert's own lines: localhost must stay kept on a rewrite")
+	}
+	if UnboundKeepsLocalhost([]byte("127.0.0.1\n::1\n192.0.2.1@853\n10.0.0.1\n"), path) {
+		t.Error("a line of the user's beside ipcert's: nothing to keep")
 	}
 }

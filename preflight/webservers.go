@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/ipcert/ipcert/deploy/catalog"
 
 	"github.com/prometheus/procfs"
 )
@@ -17,7 +20,9 @@ import (
 // carries the default server's web root, so the plan can offer http-01 into
 // that web root instead of stopping the server.
 type WebServer struct {
-	Name      string `json:"name"` // nginx, apache, caddy, haproxy, lighttpd
+	Name string `json:"name"` // a catalogue kind: nginx, apache, ..., dnsdist, cockpit
+	// Web: an HTTP server (the others serve TLS only: DNS, Cockpit, stunnel).
+	Web       bool   `json:"web"`
 	Running   bool   `json:"running"`
 	PIDs      []int  `json:"pids,omitempty"`
 	Installed bool   `json:"installed"`
@@ -26,6 +31,10 @@ type WebServer struct {
 	// configuration after adding a snippet.
 	ConfigTest string `json:"config_test,omitempty"`
 	Reload     string `json:"reload,omitempty"`
+	// Pickup is what makes it serve a new certificate (reload, signal,
+	// console, restart); Gap what a restart costs.
+	Pickup string `json:"pickup,omitempty"`
+	Gap    string `json:"gap,omitempty"`
 	// WebRoot is the default server's document root (empty when unknown
 	// or when the default server has none, e.g. a proxy).
 	WebRoot string `json:"web_root,omitempty"`
@@ -37,41 +46,38 @@ type WebServer struct {
 	Note      string `json:"note,omitempty"`
 }
 
-type serverKind struct {
-	name       string
-	procs      []string // /proc/<pid>/comm values
-	bins       []string // programs to look for, in order
-	configTest string
-	reload     string
-}
-
-var serverKinds = []serverKind{
-	{"nginx", []string{"nginx"}, []string{"nginx"}, "nginx -t", "systemctl reload nginx"},
-	{"apache", []string{"apache2", "httpd"}, []string{"apache2ctl", "apachectl", "apache2", "httpd"}, "apache2ctl configtest", "systemctl reload apache2"},
-	{"caddy", []string{"caddy"}, []string{"caddy"}, "caddy validate --config /etc/caddy/Caddyfile", "systemctl reload caddy"},
-	{"haproxy", []string{"haproxy"}, []string{"haproxy"}, "haproxy -c -f /etc/haproxy/haproxy.cfg", "systemctl reload haproxy"},
-	{"lighttpd", []string{"lighttpd"}, []string{"lighttpd"}, "lighttpd -tt -f /etc/lighttpd/lighttpd.conf", "systemctl reload lighttpd"},
-}
-
-// isWebServer says whether a process name (comm) is a known web server.
+// isWebServer says whether a process name (comm) is a web server of the
+// catalogue (the one list of services, deploy/catalog).
 func isWebServer(comm string) bool {
-	for _, k := range serverKinds {
-		for _, p := range k.procs {
-			if comm == p {
-				return true
-			}
+	return isService(comm, true)
+}
+
+// isService says whether a process name is a service of the catalogue
+// (web servers only, with web).
+func isService(comm string, web bool) bool {
+	for _, svc := range catalog.All(catalog.Debian) {
+		if web && !svc.Web {
+			continue
+		}
+		if slices.Contains(svc.Procs, comm) || slices.Contains(catalog.Lookup(svc.Kind, catalog.RHEL).Procs, comm) {
+			return true
 		}
 	}
 	return false
 }
 
-// FindWebServers looks for running (/proc/<pid>/comm) and installed
-// (LookPath) web servers and, for nginx and Apache, reads the default
+// FindWebServers looks for the services of the catalogue (deploy/catalog:
+// web servers, DNS resolvers, Cockpit, stunnel), running
+// (/proc/<pid>/comm) or installed (LookPath), with the distribution's
+// names, config test and reload; for nginx and Apache it reads the default
 // server's web root from `nginx -T` and `apache2ctl -S`.
 func FindWebServers(ctx context.Context, env Env) []WebServer {
 	env = env.withDefaults()
+	distro := catalog.DetectDistro(env.Root)
+	_, err := os.Stat(env.path("run/systemd/system"))
+	systemd := err == nil
 	running := map[string][]int{}
-	// A web server in another network namespace (a container, a test's
+	// A service in another network namespace (a container, a test's
 	// namespace) serves none of this machine's ports: it is not running
 	// here. Where the links cannot be read (a recorded /proc), every
 	// process counts.
@@ -83,7 +89,7 @@ func FindWebServers(ctx context.Context, env Env) []WebServer {
 				if err != nil {
 					continue
 				}
-				if selfErr == nil && isWebServer(comm) {
+				if selfErr == nil && isService(comm, false) {
 					ns, err := os.Readlink(env.path(fmt.Sprintf("proc/%d/ns/net", p.PID)))
 					// Another namespace's server, or one that is gone
 					// since the listing (a config test's nginx -t lives
@@ -98,13 +104,16 @@ func FindWebServers(ctx context.Context, env Env) []WebServer {
 		}
 	}
 	var out []WebServer
-	for _, k := range serverKinds {
-		ws := WebServer{Name: k.name, ConfigTest: k.configTest, Reload: k.reload}
-		for _, p := range k.procs {
+	for _, k := range catalog.All(distro) {
+		ws := WebServer{Name: string(k.Kind), ConfigTest: k.TestLine(), Web: k.Web, Pickup: string(k.Pickup), Gap: k.Gap}
+		if args := k.PickupArgs(systemd); args != nil {
+			ws.Reload = strings.Join(args, " ")
+		}
+		for _, p := range k.Procs {
 			ws.PIDs = append(ws.PIDs, running[p]...)
 		}
 		ws.Running = len(ws.PIDs) > 0
-		for _, b := range k.bins {
+		for _, b := range k.Programs {
 			if path, err := env.LookPath(b); err == nil {
 				ws.Installed, ws.Binary = true, path
 				break
@@ -114,10 +123,10 @@ func FindWebServers(ctx context.Context, env Env) []WebServer {
 			continue
 		}
 		if ws.Installed {
-			switch k.name {
-			case "nginx":
+			switch k.Kind {
+			case catalog.Nginx:
 				nginxRoot(ctx, env, &ws)
-			case "apache":
+			case catalog.Apache:
 				apacheRoot(ctx, env, &ws)
 			}
 		}

@@ -2,6 +2,8 @@ package preflight
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -92,5 +94,36 @@ func TestApacheSingleVhostLine(t *testing.T) {
 	env.Runner = replay{"apache2ctl -S": "web/apache2ctl-S-single.txt"}
 	if ws := FindWebServers(context.Background(), env)[0]; ws.WebRoot != "/srv/www/default" {
 		t.Errorf("%+v", ws)
+	}
+}
+
+// TestWebServersFromTheCatalogue: preflight's commands are the catalogue's,
+// for the machine's distribution: on RHEL Apache is httpd (issue 26 item
+// 6: preflight said "systemctl reload apache2" there), and the services
+// that are not web servers show what picks up a certificate.
+func TestWebServersFromTheCatalogue(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.MkdirAll(filepath.Join(root, "run", "systemd", "system"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc", "os-release"), []byte("ID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\n"), 0o644)
+	env := offlineEnv(t)
+	env.Root = root
+	env.LookPath = lookPaths("httpd", "unbound")
+	wss := FindWebServers(context.Background(), env)
+	if len(wss) != 2 {
+		t.Fatalf("%+v", wss)
+	}
+	if a := wss[0]; a.Name != "apache" || !a.Web || a.Reload != "systemctl reload httpd" || a.ConfigTest != "apachectl -t" || a.Binary != "/usr/sbin/httpd" {
+		t.Errorf("apache on RHEL: %+v", a)
+	}
+	if u := wss[1]; u.Name != "unbound" || u.Web || u.Reload != "systemctl restart unbound" || u.Pickup != "restart" || u.Gap == "" {
+		t.Errorf("unbound: %+v", u)
+	}
+	// Debian, no systemd: the init script's names.
+	os.WriteFile(filepath.Join(root, "etc", "os-release"), []byte("ID=debian\n"), 0o644)
+	os.Remove(filepath.Join(root, "run", "systemd", "system"))
+	env.LookPath = lookPaths("apache2ctl")
+	if a := FindWebServers(context.Background(), env)[0]; a.Reload != "service apache2 reload" || a.ConfigTest != "apache2ctl -t" {
+		t.Errorf("apache on Debian: %+v", a)
 	}
 }

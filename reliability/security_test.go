@@ -534,7 +534,7 @@ func TestBadFlagsLeaveNothing(t *testing.T) {
 		{"--webroot-port 70000", local("--webroot", "/", "--webroot-port", "70000")},
 		{"--key-type ed25519", issue("--key-type", "ed25519")},
 		{"--name a/b", issue("--name", "a/b")},
-		{"--reload lighttpd", issue("--reload", "lighttpd")},
+		{"--reload iis", issue("--reload", "iis")},
 		{"--verify a name", issue("--verify", "example.com:443")},
 		{"--deploy-hook empty", issue("--deploy-hook", " ")},
 		{"renew nosuchcert", []string{"renew", "nosuchcert"}},
