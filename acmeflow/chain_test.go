@@ -1,6 +1,7 @@
 package acmeflow
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"strings"
@@ -69,5 +70,27 @@ func TestPreferredChain(t *testing.T) {
 		if said := strings.Join(warnings, "\n"); c.warn != "" && !strings.Contains(said, c.warn) || c.warn == "" && said != "" {
 			t.Errorf("preferred %q: warnings %q, want %q", c.prefer, said, c.warn)
 		}
+	}
+}
+
+// TestAroundValidationOnlyWhenValidating: the --pre-hook/--post-hook pair
+// runs once for an order the CA validates, and not at all for one whose
+// authorization the CA reused (nothing is validated then).
+func TestAroundValidationOnlyWhenValidating(t *testing.T) {
+	ca := startCA(t, localca.Options{AuthzReusePercent: 100})
+	e := newEngine(t)
+	pre, post := 0, 0
+	for range 2 {
+		req := ca.request(mustAddrs("127.0.0.1"), ChallengeHTTP01)
+		req.AroundValidation = func(context.Context) (func(), error) {
+			pre++
+			return func() { post++ }, nil
+		}
+		if _, err := e.Obtain(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pre != 1 || post != 1 {
+		t.Errorf("hooks ran %d (pre) and %d (post) times for one validation and one reused authorization, want 1 and 1", pre, post)
 	}
 }

@@ -89,6 +89,13 @@ type Request struct {
 	// 4.2); nil makes a new key of KeyType.
 	ReuseKey []byte
 
+	// AroundValidation, when set, runs once right before the first
+	// challenge is answered (not at all when every authorization is valid
+	// already); the after it returns runs when validation is over, failed
+	// or not (--pre-hook / --post-hook: a service that holds port 80 is
+	// stopped only while the CA validates). An error stops the order.
+	AroundValidation func(ctx context.Context) (after func(), err error)
+
 	// PublishOnly starts no responder here: the answers reach the
 	// validators only through Publish (cluster mode, where every machine's
 	// agent holds ports 80 and 443 and answers from the shared store).
@@ -576,7 +583,8 @@ type orderAuthz struct {
 	em    *emitter
 
 	// The responder and the published answers live until the CA has
-	// validated (close).
+	// validated (close), and so does what AroundValidation set up.
+	after    func()
 	resp     responder
 	relMu    sync.Mutex
 	releases []func()
@@ -586,6 +594,9 @@ type orderAuthz struct {
 func (a *orderAuthz) close() {
 	if a.resp != nil {
 		a.resp.close()
+	}
+	if a.after != nil {
+		a.after()
 	}
 	for _, r := range a.releases {
 		r()
@@ -659,6 +670,14 @@ func (a *orderAuthz) answerAll(ctx context.Context) ([]pending, error) {
 			return &Error{Step: StepChallenge, Identifier: ident, Err: fmt.Errorf("the CA returned an authorization for %q, which is not an IP address", ident)}
 		}
 		start.Do(func() {
+			if req.AroundValidation != nil {
+				after, err := req.AroundValidation(ctx)
+				if err != nil {
+					respErr = err
+					return
+				}
+				a.after = after
+			}
 			if req.PublishOnly && req.Publish != nil {
 				return
 			}

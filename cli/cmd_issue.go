@@ -104,6 +104,8 @@ type issueFlags struct {
 	chain      string
 	eabKid     string
 	eabFile    string
+	preHooks   commandList
+	postHooks  commandList
 }
 
 func runIssue(ctx context.Context, args []string, s stdio) int {
@@ -128,6 +130,8 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	fs.StringVar(&f.verifyAddr, "verify", "", "ADDR:PORT where the web server serves this certificate; ipcert renew checks it after each renewal")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long (the CA keeps a pending authorization for an hour)")
 	fs.BoolVar(&f.mapPorts, "map-ports", false, mapPortsUsage)
+	fs.Var(&f.preHooks, "pre-hook", "shell command run right before the CA validates, only when it does (stop a service that holds port 80); kept for renewals (repeatable)")
+	fs.Var(&f.postHooks, "post-hook", "shell command run when validation is over, failed or not (start that service again); kept for renewals (repeatable)")
 	fs.StringVar(&f.eabKid, "eab-kid", "", "external account binding: the key ID your CA gave you (CAs that require EAB)")
 	fs.StringVar(&f.eabFile, "eab-hmac-file", "", "external account binding: a file only root reads holding the MAC key (base64url) your CA gave you; kept for re-registration, never printed")
 	fs.StringVar(&f.chain, "preferred-chain", "", "among the chains the CA offers, take the one with this issuer or root common name (such as \"ISRG Root X2\"); kept for renewals")
@@ -234,6 +238,11 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		HTTPListen: f.httpListen, TLSListen: f.tlsListen,
 		KeyType: f.keyType, Email: f.email, AgreeTOS: f.agreeTOS, PreferredChain: f.chain,
 	}
+	req.AroundValidation = deploy.ValidationHooks(f.preHooks, f.postHooks, func(line string) {
+		if !f.quiet {
+			fmt.Fprintf(s.Err, "     %s\n", untrusted.Text(line))
+		}
+	})
 	var eabFile string
 	if f.eabFile != "" {
 		k, _ := os.ReadFile(f.eabFile)
@@ -255,7 +264,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		rootPEM = ca.RootPEM
 	}
 	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
-	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr, WebRootPort: f.webPort, MapPorts: f.mapPorts, Cluster: f.cluster, ReuseKey: f.reuseKey, PreferredChain: f.chain, EABKid: f.eabKid, EABHMACFile: eabFile}
+	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr, WebRootPort: f.webPort, MapPorts: f.mapPorts, Cluster: f.cluster, ReuseKey: f.reuseKey, PreferredChain: f.chain, EABKid: f.eabKid, EABHMACFile: eabFile, PreHooks: f.preHooks, PostHooks: f.postHooks}
 	keepName := f.name
 	if keepName == "" {
 		keepName = store.NameFor(acmeflow.AddrStrings(idents))

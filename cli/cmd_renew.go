@@ -131,6 +131,16 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 	lg := &renewLogger{w: s.Err, quiet: *quiet}
 	cas := &renew.CAs{Store: st, UserAgent: "ipcert/" + version, Log: debugWriter(), Events: lg.engineEvent}
 	defer cas.Close()
+	cas.ValidationHooks = func(r *store.Renewal) func(context.Context) (func(), error) {
+		name := r.Name
+		return deploy.ValidationHooks(r.PreHooks, r.PostHooks, func(line string) {
+			kind := acmeflow.EventInfo
+			if strings.Contains(line, " failed") {
+				kind = acmeflow.EventWarning
+			}
+			lg.engineEvent(name, acmeflow.Event{Time: time.Now(), Kind: kind, Step: acmeflow.StepResponder, Message: line})
+		})
+	}
 	if _, inCluster, _ := cluster.LoadConfig(st.Root()); inCluster {
 		// Certificates issued with --cluster renew through the cluster
 		// (renewal.json's "cluster"); the store is opened only when one is

@@ -115,6 +115,18 @@ func issueFlagsError(fs *flag.FlagSet, f *issueFlags) error {
 			return err
 		}
 	}
+	// The validation hooks run as root too, at every renewal: the same
+	// checks as a deploy hook's.
+	for _, l := range []struct {
+		flag  string
+		hooks []string
+	}{{"--pre-hook", f.preHooks}, {"--post-hook", f.postHooks}} {
+		for _, h := range l.hooks {
+			if err := validateHookFlag(l.flag, h); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -214,15 +226,18 @@ func validateEmail(e string) error {
 // validateHook refuses an empty deploy hook and, when run as root, a hook
 // whose program is a file another user could change: renew runs it as
 // root after every renewal.
-func validateHook(h string) error {
+func validateHook(h string) error { return validateHookFlag("--deploy-hook", h) }
+
+// validateHookFlag is validateHook for any hook flag.
+func validateHookFlag(flag, h string) error {
 	if strings.TrimSpace(h) == "" {
-		return errors.New("--deploy-hook is empty; give the shell command to run after each renewal")
+		return fmt.Errorf("%s is empty; give the shell command to run", flag)
 	}
 	if strings.ContainsAny(h, "\n\r\x00") {
-		return fmt.Errorf("--deploy-hook %q has a line break; give one command (or a script)", h)
+		return fmt.Errorf("%s %q has a line break; give one command (or a script)", flag, h)
 	}
 	if err := deploy.CheckHookProgram(h); err != nil {
-		return fmt.Errorf("--deploy-hook: %w", err)
+		return fmt.Errorf("%s: %w", flag, err)
 	}
 	return nil
 }

@@ -186,3 +186,47 @@ func hookLabel(c Cmd, shell string) string {
 	}
 	return c.String()
 }
+
+// ValidationHooks is acmeflow.Request.AroundValidation for --pre-hook and
+// --post-hook: the pre commands run (in order, each with the timeout)
+// right before the CA validates, and one that fails stops the order (a
+// service still holding the port would fail validation anyway); the post
+// commands run when validation is over, whether it succeeded or not.
+// report receives one line per command run.
+func ValidationHooks(pre, post []string, report func(string)) func(ctx context.Context) (func(), error) {
+	if len(pre) == 0 && len(post) == 0 {
+		return nil
+	}
+	say := func(when string, r HookResult) {
+		if report == nil {
+			return
+		}
+		if r.OK() {
+			report(fmt.Sprintf("%s hook %s: ok", when, r.Command))
+		} else {
+			report(fmt.Sprintf("%s hook %s failed: %s", when, r.Command, r.Error))
+		}
+	}
+	return func(ctx context.Context) (func(), error) {
+		for _, r := range RunHooks(ctx, HookSpec{Commands: pre}, CertPaths{}) {
+			say("pre", r)
+			if !r.OK() {
+				// The post commands still run: they undo what the pre
+				// commands that succeeded did.
+				runPost(post, say)
+				return nil, fmt.Errorf("--pre-hook %s failed (%s): nothing was asked of the CA", r.Command, r.Error)
+			}
+		}
+		return func() { runPost(post, say) }, nil
+	}
+}
+
+func runPost(post []string, say func(string, HookResult)) {
+	// Not under the order's context: a post hook restarts what a pre hook
+	// stopped, also after an interrupt.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*DefaultHookTimeout)
+	defer cancel()
+	for _, r := range RunHooks(ctx, HookSpec{Commands: post}, CertPaths{}) {
+		say("post", r)
+	}
+}

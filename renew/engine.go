@@ -28,6 +28,10 @@ type CAs struct {
 	// Events receives the engine's progress for the named certificate.
 	Events func(name string, ev acmeflow.Event)
 
+	// ValidationHooks makes the --pre-hook / --post-hook runner of r (deploy
+	// runs the commands; renew does not import it).
+	ValidationHooks func(r *store.Renewal) func(ctx context.Context) (func(), error)
+
 	// Shared, when set, renews a certificate of a cluster (r.Cluster):
 	// called before ordering with the request to complete (the answers go
 	// to every machine), it returns the issuance to use instead when
@@ -95,6 +99,9 @@ func (c *CAs) request(r *store.Renewal, idents []netip.Addr, ca *cachoice.CA) ac
 		PreferredChain: r.PreferredChain,
 	}
 	ca.Apply(&req)
+	if len(r.PreHooks)+len(r.PostHooks) > 0 && c.ValidationHooks != nil {
+		req.AroundValidation = c.ValidationHooks(r)
+	}
 	if r.EABKid != "" {
 		// Needed only if the account must be registered again; a file
 		// that cannot be read then makes registration fail with its own

@@ -54,6 +54,11 @@ type Renewal struct {
 	EABKid      string `json:"eab_kid,omitempty"`
 	EABHMACFile string `json:"eab_hmac_file,omitempty"`
 
+	// Around validation (--pre-hook, --post-hook): run only when the CA
+	// validates, the post ones even when it fails.
+	PreHooks  []string `json:"pre_hooks,omitempty"`
+	PostHooks []string `json:"post_hooks,omitempty"`
+
 	// After a renewal.
 	DeployHooks []string `json:"deploy_hooks,omitempty"` // shell commands run after a new version is current
 	Reload      string   `json:"reload,omitempty"`       // web server to reload: nginx, apache, haproxy
