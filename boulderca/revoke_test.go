@@ -57,3 +57,29 @@ func TestBoulderRevoke(t *testing.T) {
 		t.Errorf("Boulder's status of the second certificate: %q, want revoked 1", got)
 	}
 }
+
+// TestBoulderRemoveRevoke: ipcert remove --revoke (an address given back)
+// revokes with cessationOfOperation at Boulder and stops the renewals.
+func TestBoulderRemoveRevoke(t *testing.T) {
+	s := boulderStack(t)
+	state := t.TempDir()
+	ip, _ := fresh(t, s)
+	mustIssue(t, s, state, "--ip", ip.String(), "--name", "given-back")
+	leaf := checkShape(t, s, state, "given-back", nil2(ip))
+	out, errs, code := ipcert(t, s, "remove", ip.String(), "--revoke", "--state-dir", state)
+	t.Logf("remove --revoke: exit %d\n%s%s", code, errs, out)
+	if code != 0 || !strings.Contains(out, "Revoked given-back") || !strings.Contains(out, "renewals stop") {
+		t.Fatalf("remove --revoke: exit %d", code)
+	}
+	rows, err := s.SQL("SELECT status, revokedReason FROM certificateStatus WHERE serial = '" + serialHex(leaf) + "'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// RFC 5280: cessationOfOperation is 5.
+	if got := strings.Join(strings.Fields(rows), " "); got != "revoked 5" {
+		t.Errorf("Boulder's status: %q, want revoked 5", got)
+	}
+	if out, _, _ := ipcert(t, s, "status", "--state-dir", state); strings.Contains(out, "given-back") {
+		t.Errorf("status still lists the removed certificate:\n%s", out)
+	}
+}
