@@ -14,7 +14,7 @@ import (
 // UninstallResult says what Uninstall did.
 type UninstallResult struct {
 	Path       string `json:"path"`
-	Removed    bool   `json:"removed"`          // the snippet was taken out of the config
+	Removed    bool   `json:"removed"`           // the snippet was taken out of the config
 	KeptAs     string `json:"kept_as,omitempty"` // where the file went
 	Reloaded   bool   `json:"reloaded"`
 	RolledBack bool   `json:"rolled_back,omitempty"`
