@@ -1,6 +1,8 @@
 package boulderca
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -26,6 +28,25 @@ func TestBoulderAccount(t *testing.T) {
 	}
 	if _, errs, code := ipcert(t, s, append([]string{"account", "update", "--email", "not an address"}, ca...)...); code != 2 {
 		t.Errorf("account update with a bad e-mail: exit %d\n%s", code, errs)
+	}
+	keyFiles, _ := filepath.Glob(filepath.Join(state, "accounts", "*", "default", "key.pem"))
+	if len(keyFiles) != 1 {
+		t.Fatalf("account key files: %v", keyFiles)
+	}
+	before, _ := os.ReadFile(keyFiles[0])
+	out, errs, code = ipcert(t, s, append([]string{"account", "rollover"}, ca...)...)
+	if code != 0 || !strings.Contains(out, "The account has a new key") {
+		t.Fatalf("account rollover: exit %d\n%s%s", code, errs, out)
+	}
+	if after, _ := os.ReadFile(keyFiles[0]); string(after) == string(before) {
+		t.Error("rollover kept the old key file")
+	}
+	// The new key signs for the same account: show and a renewal work.
+	if out, errs, code := ipcert(t, s, append([]string{"account", "show"}, ca...)...); code != 0 || !strings.Contains(out, "status  valid") {
+		t.Fatalf("account show after rollover: exit %d\n%s%s", code, errs, out)
+	}
+	if out, errs, code := ipcert(t, s, "renew", "--force", "--state-dir", state); code != 10 || strings.Contains(errs, "Registering a new ACME account") {
+		t.Errorf("renew with the rolled-over key: exit %d\n%s%s", code, errs, out)
 	}
 	out, errs, code = ipcert(t, s, append([]string{"account", "deactivate"}, ca...)...)
 	if code != 0 || !strings.Contains(out, "status  deactivated") || !strings.Contains(out, "the next issuance registers a new account") {

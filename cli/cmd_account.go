@@ -18,6 +18,7 @@ ipcert account: the ACME account this state directory holds with a CA.
 Usage:
   ipcert account show --ca staging|production|URL [--ca-root FILE]
   ipcert account update --ca ... --email ADDRESS     (--email "" removes the contact)
+  ipcert account rollover --ca ...                   (a new account key, RFC 8555 section 7.3.5)
   ipcert account deactivate --ca ...
 
 show asks the CA for the account's status and contact. deactivate ends the
@@ -39,15 +40,15 @@ func init() {
 func runAccount(ctx context.Context, args []string, s stdio) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		if len(args) == 0 {
-			fmt.Fprintln(s.Err, "ipcert account: say show, update or deactivate (ipcert account --help)")
+			fmt.Fprintln(s.Err, "ipcert account: say show, update, rollover or deactivate (ipcert account --help)")
 			return exitUsage
 		}
 		fmt.Fprintln(s.Out, strings.TrimSpace(accountHelp))
 		return exitOK
 	}
 	op := args[0]
-	if op != "show" && op != "update" && op != "deactivate" {
-		fmt.Fprintf(s.Err, "ipcert account: unknown verb %q; say show, update or deactivate\n", op)
+	if op != "show" && op != "update" && op != "deactivate" && op != "rollover" {
+		fmt.Fprintf(s.Err, "ipcert account: unknown verb %q; say show, update, rollover or deactivate\n", op)
 		return exitUsage
 	}
 	var cf commonFlags
@@ -91,7 +92,13 @@ func runAccount(ctx context.Context, args []string, s stdio) int {
 	c.Apply(&req)
 	rctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	info, err := (&acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}).Account(rctx, req, op, email)
+	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
+	var info *acmeflow.AccountInfo
+	if op == "rollover" {
+		info, err = eng.RolloverAccountKey(rctx, req)
+	} else {
+		info, err = eng.Account(rctx, req, op, email)
+	}
 	if errors.Is(err, acmeflow.ErrNoAccount) {
 		return fail(exitUsage, "%s has %v", st.Root(), err)
 	}
@@ -102,7 +109,10 @@ func runAccount(ctx context.Context, args []string, s stdio) int {
 		return printJSON(s.Out, info)
 	}
 	fmt.Fprintf(s.Out, "Account %s\n  at      %s\n  status  %s\n", untrusted.Text(info.URI), cachoice.Describe(ca), untrusted.Text(info.Status))
-	if op != "deactivate" {
+	if op == "rollover" {
+		fmt.Fprintln(s.Out, "The account has a new key (the old one no longer signs for it); it is stored in the state directory.")
+	}
+	if op != "deactivate" && op != "rollover" {
 		contact := "none"
 		switch {
 		case len(info.Contact) > 0:
