@@ -196,7 +196,9 @@ func verifyPrint(w io.Writer, o verifyOut, customRoots bool, stored store.Versio
 		for _, c := range r.Chain[1:] {
 			parts = append(parts, c.Subject)
 		}
-		fmt.Fprintf(w, "%s\n", strings.Join(parts, " <- "))
+		// Which chain: the root its topmost certificate names (the
+		// --preferred-chain a CA's alternate chains are chosen by).
+		fmt.Fprintf(w, "%s, leading to %s\n", strings.Join(parts, " <- "), r.Chain[len(r.Chain)-1].Issuer)
 	}
 
 	fmt.Fprintln(w)
