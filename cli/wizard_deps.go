@@ -58,7 +58,7 @@ func wizardDeps(w wizardWiring) (wizard.Deps, error) {
 	}
 	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
 	d := wizard.Deps{
-		Machine:       wizardMachine(env),
+		Machine:       wizardMachine(env, st, w.Demo),
 		LocalAddrs:    func() ([]preflight.IfaceAddr, error) { return preflight.LocalAddrs(env) },
 		Issuer:        eng,
 		Store:         st,
@@ -147,8 +147,24 @@ func wizardPreflightEnv(getenv func(string) string) (preflight.Env, error) {
 	return publicEnv(getenv)
 }
 
-func wizardMachine(env preflight.Env) func(context.Context) wizard.Machine {
+func wizardMachine(env preflight.Env, st *store.Store, demo bool) func(context.Context) wizard.Machine {
 	return func(ctx context.Context) wizard.Machine {
+		var managed []wizard.ManagedCert
+		if names, err := st.CertNames(); err == nil && !demo {
+			for _, n := range names {
+				r, err := st.LoadRenewal(n)
+				if err != nil || r.CA == cachoice.Local || r.Cluster {
+					continue
+				}
+				mc := wizard.ManagedCert{Name: n}
+				for _, id := range r.Identifiers {
+					if a, err := netip.ParseAddr(id); err == nil {
+						mc.Addrs = append(mc.Addrs, a)
+					}
+				}
+				managed = append(managed, mc)
+			}
+		}
 		priv := preflight.ReadPrivilege(env, 80)
 		_, err := os.Stat("/run/systemd/system")
 		bin, _ := os.Executable()
@@ -157,7 +173,7 @@ func wizardMachine(env preflight.Env) func(context.Context) wizard.Machine {
 		}
 		return wizard.Machine{
 			UID: priv.UID, CanBindLow: priv.CanBind, Systemd: err == nil, Cron: cronRuns("/proc"), Binary: bin,
-			WebServers: preflight.FindWebServers(ctx, env),
+			WebServers: preflight.FindWebServers(ctx, env), Managed: managed,
 		}
 	}
 }

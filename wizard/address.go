@@ -46,6 +46,11 @@ type addressStep struct {
 	inputWarn string // why Let's Encrypt would refuse it (an own CA may not)
 	note      string // "pick at least one address"
 	offline   bool
+	// What detection found, for the certificates whose address this
+	// machine no longer has: the interfaces' addresses and which
+	// families the public-address sources answered for.
+	ifaceAddrs         []netip.Addr
+	answered4, answer6 bool
 }
 
 type addrMsg struct {
@@ -194,6 +199,11 @@ func asAddrError(err error, out **acmeflow.AddrError) bool { return errors.As(er
 func (s *addressStep) setDetected(m *Model, msg addrMsg) {
 	s.detecting, s.detected = false, true
 	s.offline = msg.public.V4.Answered == 0 && msg.public.V6.Answered == 0
+	s.answered4, s.answer6 = msg.public.V4.Answered > 0, msg.public.V6.Answered > 0
+	s.ifaceAddrs = s.ifaceAddrs[:0]
+	for _, ia := range msg.ifaces {
+		s.ifaceAddrs = append(s.ifaceAddrs, ia.Addr)
+	}
 	for _, fam := range []preflight.FamilyResult{msg.public.V4, msg.public.V6} {
 		if !fam.Addr.IsValid() {
 			continue
@@ -534,6 +544,10 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	} else if !s.detecting {
 		b.WriteString(cur + t.Dim.Render("type another address (t)") + "\n")
 	}
+	for _, g := range s.gone(m) {
+		b.WriteString("\n" + ui.Wrap(t.Warn.Render(fmt.Sprintf("ipcert renews %s for %s, which this machine no longer has (the address changed?). If it is gone for good, ", g.Name, acmeflow.JoinAddrs(g.Addrs)))+
+			t.Command("sudo ipcert remove "+g.Name+" --revoke"+m.stateArg())+" stops renewing it, revokes it and takes back its configs.", w) + "\n")
+	}
 	if s.note != "" {
 		b.WriteString("\n" + t.Warn.Render(s.note) + "\n")
 	}
@@ -548,4 +562,40 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		keys = []ui.KeyHelp{{Key: "enter", What: "add"}, {Key: "esc", What: "cancel typing"}, {Key: "ctrl+c", What: "quit"}}
 	}
 	return b.String(), keys
+}
+
+// gone are the certificates the state directory renews none of whose
+// addresses this machine has now: not on an interface, not what the
+// public-address sources answered (only for a family they answered for,
+// so an unanswered IPv6 never makes an IPv6 certificate look gone).
+func (s *addressStep) gone(m *Model) []ManagedCert {
+	mc := m.machine()
+	if mc == nil || m.cfg.Demo || !s.detected || s.offline {
+		return nil
+	}
+	have := map[netip.Addr]bool{}
+	for _, a := range s.ifaceAddrs {
+		have[a] = true
+	}
+	for _, c := range s.cands {
+		if !c.Typed {
+			have[c.Addr] = true
+		}
+	}
+	var out []ManagedCert
+	for _, cert := range mc.Managed {
+		judged, held := false, false
+		for _, a := range cert.Addrs {
+			if have[a] {
+				held = true
+			}
+			if a.Is4() && s.answered4 || a.Is6() && s.answer6 {
+				judged = true
+			}
+		}
+		if judged && !held {
+			out = append(out, cert)
+		}
+	}
+	return out
 }

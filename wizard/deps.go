@@ -26,6 +26,16 @@ type Machine struct {
 	// Binary is the ipcert binary a renewal job would run.
 	Binary     string
 	WebServers []preflight.WebServer
+	// Managed are the certificates the state directory already renews,
+	// with their addresses: one for an address this machine no longer has
+	// is offered to ipcert remove.
+	Managed []ManagedCert
+}
+
+// ManagedCert is a certificate the state directory renews.
+type ManagedCert struct {
+	Name  string
+	Addrs []netip.Addr
 }
 
 // TempBinary says whether the binary lives where it may vanish (a

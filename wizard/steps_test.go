@@ -968,3 +968,34 @@ func TestPlanSmallThings(t *testing.T) {
 		}
 	}
 }
+
+// TestAddressOffersRemoveForAGoneAddress: a certificate the state renews
+// for an address this machine no longer has (neither found nor on an
+// interface) is named on the Address screen with the remove command; one
+// for an address it still has, or of a family no source answered for, is
+// not.
+func TestAddressOffersRemoveForAGoneAddress(t *testing.T) {
+	deps := fakeDeps(nil)
+	deps.Machine = func(ctx context.Context) Machine {
+		mc := fakeMachine(ctx)
+		mc.Managed = []ManagedCert{
+			{Name: "old-vm", Addrs: []netip.Addr{netip.MustParseAddr("81.2.69.99")}},
+			{Name: "this-one", Addrs: []netip.Addr{pub4}},
+			{Name: "on-eth0", Addrs: []netip.Addr{pub6}},
+		}
+		return mc
+	}
+	cfg := testConfig(false)
+	cfg.StateDir = "/srv/ipcert state"
+	d := toAddress(t, deps, cfg)
+	v := oneLine(d.view())
+	if !strings.Contains(v, "ipcert renews old-vm for 81.2.69.99, which this machine no longer has") ||
+		!strings.Contains(v, "sudo ipcert remove old-vm --revoke --state-dir '/srv/ipcert state'") {
+		t.Errorf("the gone address is not offered to ipcert remove:\n%s", d.view())
+	}
+	for _, name := range []string{"this-one", "on-eth0"} {
+		if strings.Contains(v, "renews "+name) {
+			t.Errorf("%s is offered to remove although this machine has its address", name)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/diagnosis"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/renew"
 	"github.com/ipcert/ipcert/ui"
@@ -44,7 +45,9 @@ func StateArg(dir string) string {
 	if dir == "" || dir == "/etc/ipcert" {
 		return ""
 	}
-	return " --state-dir " + dir
+	// Quoted for the shell where it needs it: the commands are meant to be
+	// copied as they are.
+	return " " + diagnosis.Cmd{"--state-dir", dir}.String()
 }
 
 func (m *Model) stateArg() string { return StateArg(m.cfg.StateDir) }
