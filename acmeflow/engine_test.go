@@ -257,13 +257,11 @@ func TestCancelMidOrderLeavesNothing(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	req := ca.request(idents, ChallengeHTTP01)
-	req.Events = func(ev Event) {
-		// Cancel as soon as the responder is up: the order exists, the
-		// challenge is not yet validated.
-		if ev.Step == StepChallenge && ev.Kind == EventStep {
-			cancel()
-		}
-	}
+	// Cancel as the challenge is accepted: the order exists and the
+	// responder is up, nothing is validated yet. Done in the request path
+	// itself (not from an event, which is delivered on its own goroutine
+	// and could come after a quick CA finished the order).
+	req.HTTPClient = &http.Client{Transport: cancelAt{base: ca.HTTPClient().Transport, path: "/chalZ/", cancel: cancel}}
 	_, err := e.Issue(ctx, req, IssueOptions{})
 	if err == nil || !errors.Is(err, context.Canceled) {
 		t.Fatalf("want context.Canceled, got %v", err)
@@ -313,4 +311,22 @@ func TestNeedsAgreement(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--agree-tos") {
 		t.Fatalf("got %v", err)
 	}
+}
+
+// cancelAt cancels the run's context when a request to a path with prefix
+// path is about to be sent (the request then fails with it).
+type cancelAt struct {
+	base   http.RoundTripper
+	path   string
+	cancel context.CancelFunc
+}
+
+func (c cancelAt) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.HasPrefix(req.URL.Path, c.path) {
+		c.cancel()
+		if err := req.Context().Err(); err != nil {
+			return nil, err
+		}
+	}
+	return c.base.RoundTrip(req)
 }
