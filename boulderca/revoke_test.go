@@ -41,6 +41,9 @@ func TestBoulderRevoke(t *testing.T) {
 	if !strings.Contains(out, "was revoked (superseded)") {
 		t.Errorf("status does not say the certificate was revoked:\n%s", out)
 	}
+	if out, _, code := ipcert(t, s, "doctor", "byebye", "--offline", "--state-dir", state); code != 1 || !strings.Contains(out, "REVOKED") || !strings.Contains(out, "ipcert renew byebye --state-dir "+state) {
+		t.Errorf("doctor does not show the revoked certificate with the command to replace it: exit %d\n%s", code, out)
+	}
 	out, errs, code = ipcert(t, s, "renew", "--state-dir", state)
 	t.Logf("renew: exit %d\n%s%s", code, errs, out)
 	if code != 10 || !strings.Contains(out, "byebye: renewed") {

@@ -195,6 +195,9 @@ func printDoctorTarget(w io.Writer, t *doctor.Target) {
 		head = "Address " + head
 	}
 	fmt.Fprintln(w, head)
+	if t.Revoked != nil {
+		fmt.Fprintf(w, "  REVOKED       the current certificate was revoked (%s, %s); replace it now: %s\n", t.Revoked.Reason, t.Revoked.At.Local().Format("2006-01-02 15:04 MST"), t.RenewCommand)
+	}
 	if t.LastError != nil {
 		fmt.Fprintf(w, "  last attempt failed %s", t.LastError.Time.Local().Format("2006-01-02 15:04:05 MST"))
 		if ca := cmp.Or(t.LastError.CA, t.CA); ca != "" {

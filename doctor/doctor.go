@@ -43,6 +43,13 @@ type Target struct {
 	// CACheck re-checks a failure at the CA (resolve, connect, directory).
 	CACheck *CACheck `json:"ca_check,omitempty"`
 
+	// Revoked is set when the current certificate was revoked (ipcert
+	// revoke): the next renew replaces it.
+	Revoked *store.Revocation `json:"revoked,omitempty"`
+	// RenewCommand replaces a revoked certificate, complete for this
+	// state directory.
+	RenewCommand string `json:"renew_command,omitempty"`
+
 	renewal *store.Renewal
 	managed bool // a certificate with a renewal.json, not a first failure
 	addrs   []netip.Addr
@@ -102,6 +109,14 @@ func Targets(st *store.Store, arg string, probe bool, warn func(error)) ([]*Targ
 			return nil, err
 		}
 		t := &Target{Name: name, Identifiers: r.Identifiers, CA: r.CA, LastError: r.LastError, Failures: r.Failures, renewal: r, managed: true}
+		if r.RevokedCurrent() {
+			t.Revoked = r.Revoked
+			c := diagnosis.Cmd{"ipcert", "renew", name}
+			if st.Root() != "/etc/ipcert" {
+				c = append(c, "--state-dir", st.Root())
+			}
+			t.RenewCommand = c.String()
+		}
 		for _, id := range r.Identifiers {
 			if a, err := netip.ParseAddr(id); err == nil {
 				t.addrs = append(t.addrs, a)
@@ -415,6 +430,9 @@ func (t *Target) ProbeOrder(ctx context.Context, st *store.Store, o *DoctorOptio
 
 // OK says whether nothing is wrong with the target.
 func (t *Target) OK() bool {
+	if t.Revoked != nil {
+		return false
+	}
 	if t.Order != nil {
 		// A real validation is authoritative over everything else.
 		return t.Order.OK
