@@ -215,6 +215,7 @@ func startHTTPResponder(ctx context.Context, listen string, idents []netip.Addr,
 			ErrorLog:  log.New(io.Discard, "", 0),
 			ConnState: trackIdle,
 		}
+		srv.SetKeepAlivesEnabled(false) // one request per connection (serve)
 		r.srvs = append(r.srvs, srv)
 		r.addrs = append(r.addrs, l.Addr().String())
 		r.wg.Add(1)
@@ -229,11 +230,12 @@ func startHTTPResponder(ctx context.Context, listen string, idents []netip.Addr,
 const challengePrefix = "/.well-known/acme-challenge/"
 
 func (r *httpResponder) serve(w http.ResponseWriter, req *http.Request) {
-	if req.ContentLength != 0 {
-		// A validator's GET has no body: close after answering rather than
-		// let net/http read one to reuse the connection.
-		w.Header().Set("Connection", "close")
-	}
+	// One request per connection: a validator fetches one token and
+	// goes (Boulder's VA keeps no connection), and a connection kept idle
+	// for reuse could be closed under the per-source cap while the client
+	// picks it for its next request ("server closed idle connection":
+	// Pebble's validator reuses them).
+	w.Header().Set("Connection", "close")
 	v := ValidatorRequest{
 		Time: time.Now(), Challenge: ChallengeHTTP01, Remote: req.RemoteAddr,
 		Host: req.Host, Path: req.URL.Path, UserAgent: req.UserAgent(),

@@ -105,21 +105,27 @@ func TestHTTPResponderFloodBounded(t *testing.T) {
 	const flood = 300
 	long := strings.Repeat("A", 6000)
 	sent := 0
+	// The responder answers one request per connection (no keep-alive):
+	// each request is a connection of its own.
+	get := func(src, path, extra string) int {
+		c := dialFrom(t, src, laddr)
+		defer c.Close()
+		return httpGet(t, c, path, extra)
+	}
 	for i := range 3 {
-		c := dialFrom(t, fmt.Sprintf("127.0.0.%d", i+2), laddr)
+		src := fmt.Sprintf("127.0.0.%d", i+2)
 		for range flood / 3 {
-			httpGet(t, c, "/.well-known/acme-challenge/"+long[:1000], "User-Agent: "+long[:4000]+"\r\n")
+			get(src, "/.well-known/acme-challenge/"+long[:1000], "User-Agent: "+long[:4000]+"\r\n")
 			sent++
 		}
 		// The validator's token from an attacker's address: answered,
 		// kept at most maxAnsweredPerSource times.
 		for range 5 {
-			if got := httpGet(t, c, challengePrefix+"tok", ""); got != 200 {
+			if got := get(src, challengePrefix+"tok", ""); got != 200 {
 				t.Fatalf("known token answered %d", got)
 			}
 			sent++
 		}
-		c.Close()
 	}
 	// A header past MaxHeaderBytes is refused before the handler.
 	c := dialFrom(t, "127.0.0.2", laddr)
