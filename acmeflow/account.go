@@ -43,31 +43,11 @@ var ErrNoAccount = errors.New("no account with this CA in the state directory ye
 // "deactivate". A deactivated account's files are kept aside, so the next
 // issuance registers a new one.
 func (e *Engine) Account(ctx context.Context, req Request, op, email string) (*AccountInfo, error) {
-	caKey := store.CAKey(req.Directory, req.CAKey)
-	acct, keyPEM, err := e.Store.LoadAccount(caKey, "default")
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, ErrNoAccount
-	}
+	s, err := e.storedAccount(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	key, err := store.ParseKey(keyPEM)
-	if err != nil {
-		return nil, err
-	}
-	base := http.DefaultTransport
-	if req.HTTPClient != nil && req.HTTPClient.Transport != nil {
-		base = req.HTTPClient.Transport
-	}
-	hc := &http.Client{Transport: &ctxTransport{ctx: ctx, base: base}, Timeout: 30 * time.Second}
-	ua := e.UserAgent
-	if ua == "" {
-		ua = "ipcert"
-	}
-	core, err := api.New(hc, ua, req.Directory, acct.URI, key)
-	if err != nil {
-		return nil, e.wrapCtx(ctx, stepErr(StepDirectory, "", err))
-	}
+	core, acct, keyPEM, caKey := s.core, s.acct, s.keyPEM, s.caKey
 	info := &AccountInfo{CA: req.Directory, URI: acct.URI, Created: acct.Created}
 	switch op {
 	case "update":
@@ -109,31 +89,11 @@ func (e *Engine) Account(ctx context.Context, req Request, op, email string) (*A
 // one signed by the old), then stores the new key. lego v4 has no key
 // change, so the two signatures are made here.
 func (e *Engine) RolloverAccountKey(ctx context.Context, req Request) (*AccountInfo, error) {
-	caKey := store.CAKey(req.Directory, req.CAKey)
-	acct, keyPEM, err := e.Store.LoadAccount(caKey, "default")
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, ErrNoAccount
-	}
+	s, err := e.storedAccount(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	oldKey, err := store.ParseKey(keyPEM)
-	if err != nil {
-		return nil, err
-	}
-	base := http.DefaultTransport
-	if req.HTTPClient != nil && req.HTTPClient.Transport != nil {
-		base = req.HTTPClient.Transport
-	}
-	hc := &http.Client{Transport: &ctxTransport{ctx: ctx, base: base}, Timeout: 30 * time.Second}
-	ua := e.UserAgent
-	if ua == "" {
-		ua = "ipcert"
-	}
-	core, err := api.New(hc, ua, req.Directory, acct.URI, oldKey)
-	if err != nil {
-		return nil, e.wrapCtx(ctx, stepErr(StepDirectory, "", err))
-	}
+	core, acct, caKey, oldKey, hc, ua := s.core, s.acct, s.caKey, s.key, s.hc, s.ua
 	dir := core.GetDirectory()
 	if dir.KeyChangeURL == "" {
 		return nil, &Error{Step: StepAccount, Err: errors.New("the CA's directory offers no keyChange")}
@@ -237,4 +197,44 @@ func jwsAlgorithm(k crypto.Signer) (jose.SignatureAlgorithm, error) {
 		return jose.RS256, nil
 	}
 	return "", errors.New("the account key is of a type ipcert does not sign with")
+}
+
+// storedAccount is the stored account of req's CA with a client signing
+// as it: what Account and RolloverAccountKey start from.
+type storedAccount struct {
+	core   *api.Core
+	acct   *store.Account
+	keyPEM []byte
+	key    crypto.Signer
+	caKey  string
+	hc     *http.Client
+	ua     string
+}
+
+func (e *Engine) storedAccount(ctx context.Context, req Request) (*storedAccount, error) {
+	s := &storedAccount{caKey: store.CAKey(req.Directory, req.CAKey)}
+	var err error
+	s.acct, s.keyPEM, err = e.Store.LoadAccount(s.caKey, "default")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoAccount
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s.key, err = store.ParseKey(s.keyPEM); err != nil {
+		return nil, err
+	}
+	base := http.DefaultTransport
+	if req.HTTPClient != nil && req.HTTPClient.Transport != nil {
+		base = req.HTTPClient.Transport
+	}
+	s.hc = &http.Client{Transport: &ctxTransport{ctx: ctx, base: base}, Timeout: 30 * time.Second}
+	s.ua = e.UserAgent
+	if s.ua == "" {
+		s.ua = "ipcert"
+	}
+	if s.core, err = api.New(s.hc, s.ua, req.Directory, s.acct.URI, s.key); err != nil {
+		return nil, e.wrapCtx(ctx, stepErr(StepDirectory, "", err))
+	}
+	return s, nil
 }

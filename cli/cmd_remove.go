@@ -91,32 +91,7 @@ func runRemove(ctx context.Context, args []string, s stdio) int {
 		if r.CA == cachoice.Local {
 			fmt.Fprintf(s.Err, "  -  %s is from the local test CA: nothing to revoke\n", name)
 		} else if !r.RevokedCurrent() {
-			v, err := st.CurrentVersion(name)
-			if err != nil {
-				return fail(exitFailure, "%s: %v", name, err)
-			}
-			certPEM, err := os.ReadFile(filepath.Join(v.Dir, store.CertFile))
-			if err != nil {
-				return fail(exitFailure, "%v", err)
-			}
-			var keyPEM []byte
-			if reason == "keyCompromise" {
-				if keyPEM, err = os.ReadFile(filepath.Join(v.Dir, store.KeyFile)); err != nil {
-					return fail(exitFailure, "%v", err)
-				}
-			}
-			ca, err := cachoice.Open(r.CA, cachoice.Options{RootFile: r.CARoot})
-			if err != nil {
-				return fail(exitFailure, "%v", err)
-			}
-			req := acmeflow.Request{AgreeTOS: true}
-			ca.Apply(&req)
-			req.Events = progressPrinter(s.Err)
-			rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-			err = (&acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}).Revoke(rctx, req, certPEM, keyPEM, reason)
-			cancel()
-			ca.Close()
-			if err != nil {
+			if err := revokeCurrent(ctx, st, name, r, reason, reason == "keyCompromise", 2*time.Minute, s.Err); err != nil {
 				return fail(exitFailure, "%s: revocation failed, nothing was removed: %v", name, err)
 			}
 			fmt.Fprintf(s.Out, "Revoked %s (serial %s, reason %s).\n", name, r.Serial, reason)

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,32 +92,7 @@ func runRevoke(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Out, "%s: version %d (serial %s) was revoked already (%s, %s); ipcert renew replaces it.\n", found.Name, r.Current, r.Serial, r.Revoked.Reason, r.Revoked.At.Format("2006-01-02 15:04 UTC"))
 		return exitOK
 	}
-	v, err := st.CurrentVersion(found.Name)
-	if err != nil {
-		return fail(exitFailure, "%s: %v", found.Name, err)
-	}
-	certPEM, err := os.ReadFile(filepath.Join(v.Dir, store.CertFile))
-	if err != nil {
-		return fail(exitFailure, "%v", err)
-	}
-	var keyPEM []byte
-	if withKey {
-		if keyPEM, err = os.ReadFile(filepath.Join(v.Dir, store.KeyFile)); err != nil {
-			return fail(exitFailure, "%v", err)
-		}
-	}
-	ca, err := cachoice.Open(r.CA, cachoice.Options{RootFile: r.CARoot})
-	if err != nil {
-		return fail(exitFailure, "%v", err)
-	}
-	defer ca.Close()
-	req := acmeflow.Request{Identifiers: nil, AgreeTOS: true}
-	ca.Apply(&req)
-	req.Events = progressPrinter(s.Err)
-	rctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
-	if err := eng.Revoke(rctx, req, certPEM, keyPEM, reason); err != nil {
+	if err := revokeCurrent(ctx, st, found.Name, r, reason, withKey, timeout, s.Err); err != nil {
 		return fail(exitFailure, "%s: %v", found.Name, err)
 	}
 	r.Revoked = &store.Revocation{Serial: r.Serial, Reason: reason, At: time.Now().UTC()}
@@ -135,4 +111,34 @@ func stateDirArg(dir string) string {
 		return ""
 	}
 	return " --state-dir " + shellQuote(dir)
+}
+
+// revokeCurrent asks r's CA to revoke the current version of name, signed
+// with the account, or with the certificate's own key (withKey).
+func revokeCurrent(ctx context.Context, st *store.Store, name string, r *store.Renewal, reason string, withKey bool, timeout time.Duration, progress io.Writer) error {
+	v, err := st.CurrentVersion(name)
+	if err != nil {
+		return err
+	}
+	certPEM, err := os.ReadFile(filepath.Join(v.Dir, store.CertFile))
+	if err != nil {
+		return err
+	}
+	var keyPEM []byte
+	if withKey {
+		if keyPEM, err = os.ReadFile(filepath.Join(v.Dir, store.KeyFile)); err != nil {
+			return err
+		}
+	}
+	ca, err := cachoice.Open(r.CA, cachoice.Options{RootFile: r.CARoot})
+	if err != nil {
+		return err
+	}
+	defer ca.Close()
+	req := acmeflow.Request{AgreeTOS: true}
+	ca.Apply(&req)
+	req.Events = progressPrinter(progress)
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return (&acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}).Revoke(rctx, req, certPEM, keyPEM, reason)
 }
