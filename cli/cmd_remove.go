@@ -11,7 +11,6 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/deploy"
-	"github.com/ipcert/ipcert/internal/store"
 )
 
 const removeHelp = `
@@ -65,16 +64,9 @@ func runRemove(ctx context.Context, args []string, s stdio) int {
 	if _, ok := acmeflow.RevocationReasons[reason]; !ok {
 		return fail(exitUsage, "--reason %q is not one of %s", reason, acmeflow.ReasonNames())
 	}
-	st, err := cf.openStore(s.Env)
-	if err != nil {
-		return fail(exitFailure, "%v", err)
-	}
-	found, err := st.Find(store.Query{Arg: rest[0]})
-	if err != nil {
-		return fail(exitUsage, "%v", err)
-	}
-	if found.Name == "" {
-		return fail(exitUsage, "no certificate for %s in %s (ipcert status lists them)", rest[0], st.Root())
+	st, found, code := findManaged(cf, rest[0], s.Env, fail)
+	if st == nil {
+		return code
 	}
 	name := found.Name
 	unlock, err := st.Lock(ctx, false)

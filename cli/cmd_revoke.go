@@ -70,23 +70,16 @@ func runRevoke(ctx context.Context, args []string, s stdio) int {
 		// Let's Encrypt accepts keyCompromise only signed by the key itself.
 		withKey = true
 	}
-	st, err := cf.openStore(s.Env)
-	if err != nil {
-		return fail(exitFailure, "%v", err)
-	}
-	found, err := st.Find(store.Query{Arg: rest[0]})
-	if err != nil {
-		return fail(exitUsage, "%v", err)
-	}
-	if found.Name == "" {
-		return fail(exitUsage, "no certificate for %s in %s (ipcert status lists them)", rest[0], st.Root())
+	st, found, code := findManaged(cf, rest[0], s.Env, fail)
+	if st == nil {
+		return code
 	}
 	r, err := st.LoadRenewal(found.Name)
 	if err != nil {
 		return fail(exitFailure, "%s: %v", found.Name, err)
 	}
 	if r.CA == cachoice.Local {
-		return fail(exitUsage, "%s is from the local test CA, which lives only while ipcert runs: there is nothing to revoke it at (remove its folder %s instead)", found.Name, st.CertDir(found.Name))
+		return fail(exitUsage, "%s is from the local test CA, which lives only while ipcert runs: there is nothing to revoke it at; stop managing it with: ipcert remove %s%s", found.Name, found.Name, stateDirArg(cf.stateDir))
 	}
 	if r.RevokedCurrent() {
 		fmt.Fprintf(s.Out, "%s: version %d (serial %s) was revoked already (%s, %s); ipcert renew replaces it.\n", found.Name, r.Current, r.Serial, r.Revoked.Reason, r.Revoked.At.Format("2006-01-02 15:04 UTC"))
@@ -141,4 +134,22 @@ func revokeCurrent(ctx context.Context, st *store.Store, name string, r *store.R
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return (&acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}).Revoke(rctx, req, certPEM, keyPEM, reason)
+}
+
+// findManaged opens the state directory and finds the one certificate arg
+// names (a name or an address); on failure it reports through fail and
+// returns a nil store with the exit code.
+func findManaged(cf commonFlags, arg string, env func(string) string, fail func(int, string, ...any) int) (*store.Store, store.Found, int) {
+	st, err := cf.openStore(env)
+	if err != nil {
+		return nil, store.Found{}, fail(exitFailure, "%v", err)
+	}
+	found, err := st.Find(store.Query{Arg: arg})
+	if err != nil {
+		return nil, store.Found{}, fail(exitUsage, "%v", err)
+	}
+	if found.Name == "" {
+		return nil, store.Found{}, fail(exitUsage, "no certificate for %s in %s (ipcert status lists them)", arg, st.Root())
+	}
+	return st, found, 0
 }
