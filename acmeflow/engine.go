@@ -28,6 +28,7 @@ import (
 	"github.com/go-acme/lego/v4/acme"
 	"github.com/go-acme/lego/v4/acme/api"
 	"github.com/go-acme/lego/v4/certificate"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -53,7 +54,7 @@ type Request struct {
 	// HTTPClient talks to the CA; nil means the system roots.
 	HTTPClient *http.Client
 
-	Challenge  string // ChallengeHTTP01 or ChallengeTLSALPN01
+	Challenge  spec.Challenge
 	HTTPListen string // standalone http-01 responder, default ":80"
 	WebRoot    string // http-01 into this document root instead of standalone
 	TLSListen  string // tls-alpn-01 responder, default ":443"
@@ -71,7 +72,7 @@ type Request struct {
 	// machines that serve the address (cluster mode: a validator may reach
 	// any of them), before the challenge is accepted; release is called
 	// when the authorization is done.
-	Publish func(ctx context.Context, challenge string, ident netip.Addr, token, keyAuth string) (release func(), err error)
+	Publish func(ctx context.Context, challenge spec.Challenge, ident netip.Addr, token, keyAuth string) (release func(), err error)
 	// EABKid and EABHMAC bind a new account to an account at the CA
 	// (external account binding, RFC 8555 section 7.3.4): commercial ACME
 	// CAs and step-ca provisioners that require it. EABHMAC is the
@@ -100,6 +101,20 @@ type Request struct {
 	// validators only through Publish (cluster mode, where every machine's
 	// agent holds ports 80 and 443 and answers from the shared store).
 	PublishOnly bool
+}
+
+// RequestFor is the engine request for an issuance's own settings: the
+// addresses (resolved, for --ip auto), the challenge, the responders' or
+// the web root, the key type, the contact and the preferred chain. The
+// CA's part (directory, client, address policy) is cachoice.CA.Apply's;
+// what is read from files or run (the EAB key, the reused key, the hooks)
+// and consent are the caller's.
+func RequestFor(is *spec.Issuance, idents []netip.Addr) Request {
+	return Request{
+		Identifiers: idents, Challenge: is.Challenge, WebRoot: is.WebRoot,
+		HTTPListen: is.HTTPListen, TLSListen: is.TLSListen,
+		KeyType: is.KeyType, Email: is.Email, PreferredChain: is.PreferredChain,
+	}
 }
 
 // Certificate is what an order produced.
@@ -181,7 +196,7 @@ func (r *Request) Validate() error {
 // (none given: not checked, as for --ip auto before the detection), a
 // challenge that can prove an address, a web root only with http-01, a
 // known key type.
-func CheckOrder(idents []netip.Addr, publicCA bool, challenge, webRoot, keyType string) error {
+func CheckOrder(idents []netip.Addr, publicCA bool, challenge spec.Challenge, webRoot, keyType string) error {
 	// Let's Encrypt allows at most 25 identifiers per order (docs/letsencrypt.md).
 	if len(idents) > 25 {
 		return &Error{Step: StepAddress, Err: fmt.Errorf("%d addresses given; a certificate may name at most 25", len(idents))}
@@ -199,12 +214,8 @@ func CheckOrder(idents []netip.Addr, publicCA bool, challenge, webRoot, keyType 
 			return &Error{Step: StepAddress, Identifier: a.String(), Err: err}
 		}
 	}
-	switch challenge {
-	case ChallengeHTTP01, ChallengeTLSALPN01:
-	case "dns-01":
-		return &Error{Step: StepAddress, Err: errors.New("dns-01 cannot validate an IP address: there is no DNS name to publish the TXT record under (RFC 8738); use http-01 (port 80) or tls-alpn-01 (port 443)")}
-	default:
-		return &Error{Step: StepAddress, Err: fmt.Errorf("unknown challenge %q; use http-01 or tls-alpn-01", challenge)}
+	if err := challenge.Check(); err != nil {
+		return &Error{Step: StepAddress, Err: err}
 	}
 	if webRoot != "" && challenge != ChallengeHTTP01 {
 		return &Error{Step: StepAddress, Err: errors.New("--webroot works only with --challenge http-01")}
@@ -217,13 +228,13 @@ func CheckOrder(idents []netip.Addr, publicCA bool, challenge, webRoot, keyType 
 
 // GenerateKeyCheck validates a key type name without generating a key.
 func GenerateKeyCheck(keyType string) (string, error) {
+	if err := spec.KeyType(keyType); err != nil {
+		return "", err
+	}
 	if keyType == "" {
-		return "ec256", nil
+		return spec.DefaultKeyType, nil
 	}
-	if slices.Contains(KeyTypes, keyType) {
-		return keyType, nil
-	}
-	return "", fmt.Errorf("unknown key type %q; use one of %s", keyType, strings.Join(KeyTypes, ", "))
+	return keyType, nil
 }
 
 // Obtain runs one order to a certificate. It stores the ACME account (and
@@ -654,7 +665,7 @@ func (a *orderAuthz) answerAll(ctx context.Context) ([]pending, error) {
 		var offered []string
 		for i := range authz.Challenges {
 			offered = append(offered, authz.Challenges[i].Type)
-			if authz.Challenges[i].Type == req.Challenge {
+			if spec.Challenge(authz.Challenges[i].Type) == req.Challenge {
 				chal = &authz.Challenges[i]
 			}
 		}
@@ -851,7 +862,7 @@ func (e *Engine) authzDone(core *api.Core, req Request, p pending, em *emitter) 
 	case acme.StatusInvalid, acme.StatusDeactivated, acme.StatusExpired, acme.StatusRevoked:
 		prob := &Problem{Type: ProblemNS + "unauthorized", Detail: "authorization is " + authz.Status, Identifier: p.ident}
 		for _, c := range authz.Challenges {
-			if c.Type == req.Challenge && c.Error != nil {
+			if spec.Challenge(c.Type) == req.Challenge && c.Error != nil {
 				prob = fromLego(c.Error)
 				prob.Identifier = p.ident
 			}
@@ -863,7 +874,7 @@ func (e *Engine) authzDone(core *api.Core, req Request, p pending, em *emitter) 
 	// Encrypt marks it invalid). Waiting would last until --timeout and
 	// then hide the CA's reason.
 	for _, c := range authz.Challenges {
-		if c.Type == req.Challenge && c.Error != nil && c.Status == acme.StatusPending {
+		if spec.Challenge(c.Type) == req.Challenge && c.Error != nil && c.Status == acme.StatusPending {
 			prob := fromLego(c.Error)
 			prob.Identifier = p.ident
 			return false, &Error{Step: StepChallenge, Identifier: p.ident, Problem: prob}

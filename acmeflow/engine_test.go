@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -32,7 +33,7 @@ func startCA(t *testing.T, opts localca.Options) *testCA {
 	return &testCA{Server: srv, port: port}
 }
 
-func (c *testCA) request(idents []netip.Addr, challenge string) Request {
+func (c *testCA) request(idents []netip.Addr, challenge spec.Challenge) Request {
 	lp := net.JoinHostPort(idents[0].String(), strconv.Itoa(c.port))
 	return Request{
 		Identifiers: idents, Directory: c.DirectoryURL(), HTTPClient: c.HTTPClient(), CAKey: "local",
@@ -83,7 +84,7 @@ func TestIssueMatrix(t *testing.T) {
 			t.Run(fam+"/"+mode, func(t *testing.T) {
 				ca := startCA(t, localca.Options{})
 				e := newEngine(t)
-				challenge := mode
+				challenge := spec.Challenge(mode)
 				if mode == "webroot" {
 					challenge = ChallengeHTTP01
 				}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
@@ -58,18 +59,18 @@ func (e Event) String() string {
 // What arrived, and from where, is the best evidence there is when a
 // validation fails (docs/letsencrypt.md: none at all means the packets never arrived).
 type ValidatorRequest struct {
-	Time      time.Time `json:"time"`
-	Challenge string    `json:"challenge"` // http-01 or tls-alpn-01
-	Remote    string    `json:"remote"`    // the validator's address:port
-	Local     string    `json:"local"`     // where it arrived
-	Host      string    `json:"host,omitempty"`
-	Path      string    `json:"path,omitempty"` // http-01
-	SNI       string    `json:"sni,omitempty"`  // tls-alpn-01
-	ALPN      []string  `json:"alpn,omitempty"` // tls-alpn-01
-	UserAgent string    `json:"user_agent,omitempty"`
-	Status    int       `json:"status,omitempty"` // the HTTP status we answered
-	Answered  bool      `json:"answered"`         // we had the right answer for it
-	Note      string    `json:"note,omitempty"`
+	Time      time.Time      `json:"time"`
+	Challenge spec.Challenge `json:"challenge"`
+	Remote    string         `json:"remote"` // the validator's address:port
+	Local     string         `json:"local"`  // where it arrived
+	Host      string         `json:"host,omitempty"`
+	Path      string         `json:"path,omitempty"` // http-01
+	SNI       string         `json:"sni,omitempty"`  // tls-alpn-01
+	ALPN      []string       `json:"alpn,omitempty"` // tls-alpn-01
+	UserAgent string         `json:"user_agent,omitempty"`
+	Status    int            `json:"status,omitempty"` // the HTTP status we answered
+	Answered  bool           `json:"answered"`         // we had the right answer for it
+	Note      string         `json:"note,omitempty"`
 }
 
 func (v ValidatorRequest) String() string {

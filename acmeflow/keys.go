@@ -13,10 +13,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/ipcert/ipcert/internal/spec"
 )
 
 // KeyTypes lists the certificate key types ipcert offers.
-var KeyTypes = []string{"ec256", "ec384", "rsa2048", "rsa3072", "rsa4096"}
+var KeyTypes = spec.KeyTypes
 
 // GenerateKey makes a private key of the named type.
 func GenerateKey(keyType string) (crypto.Signer, error) {

@@ -27,14 +27,15 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/internal/safefs"
+	"github.com/ipcert/ipcert/internal/spec"
 	"golang.org/x/sys/unix"
 )
 
 // Challenge types ipcert can answer for IP identifiers. dns-01 is not among
 // them: there is no DNS name to put a TXT record under (RFC 8738 section 7).
 const (
-	ChallengeHTTP01    = "http-01"
-	ChallengeTLSALPN01 = "tls-alpn-01"
+	ChallengeHTTP01    = spec.HTTP01
+	ChallengeTLSALPN01 = spec.TLSALPN01
 )
 
 // acmeTLSALPN is the ALPN protocol of tls-alpn-01 (RFC 8737 section 6.2).

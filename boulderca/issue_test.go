@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/ipcert/ipcert/internal/spec"
 )
 
 // TestBoulderIssue: IPv4 with http-01, IPv6 with tls-alpn-01, and both in
@@ -19,7 +21,7 @@ func TestBoulderIssue(t *testing.T) {
 	for _, c := range []struct {
 		name      string
 		ips       []netip.Addr
-		challenge string
+		challenge spec.Challenge
 	}{
 		{"v4-http", []netip.Addr{a4}, "http-01"},
 		{"v6-tls", []netip.Addr{b6}, "tls-alpn-01"},
@@ -27,7 +29,7 @@ func TestBoulderIssue(t *testing.T) {
 		{"both-tls", []netip.Addr{d4, d6}, "tls-alpn-01"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			args := []string{"--name", c.name, "--challenge", c.challenge}
+			args := []string{"--name", c.name, "--challenge", string(c.challenge)}
 			for _, ip := range c.ips {
 				args = append(args, "--ip", ip.String())
 			}

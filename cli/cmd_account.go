@@ -9,6 +9,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
@@ -83,7 +84,7 @@ func runAccount(ctx context.Context, args []string, s stdio) int {
 	if err != nil {
 		return fail(exitFailure, "%v", err)
 	}
-	c, err := cachoice.Open(ca, cachoice.Options{RootFile: caRoot})
+	c, err := cachoice.Open(spec.CAChoice(ca), cachoice.Options{RootFile: caRoot})
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}

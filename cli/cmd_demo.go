@@ -10,6 +10,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/diagnosis"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/ui"
 	"github.com/ipcert/ipcert/wizard"
@@ -141,7 +142,7 @@ func demoHeadless(ctx context.Context, root, debug string, s stdio) int {
 	fmt.Fprintf(s.Err, "Issuing for %s from %s\n", acmeflow.JoinAddrs(idents), cachoice.Describe(cachoice.Local))
 	req.Events = logEvents(progressPrinter(s.Err))
 	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
-	tmpl := &store.Renewal{CA: cachoice.Local}
+	tmpl := &store.Renewal{Issuance: spec.Issuance{CA: cachoice.Local}}
 	// A --state-dir used before keeps the settings of its 127.0.0.1
 	// certificate (hooks, reload), as a repeated ipcert issue does.
 	if backup, err := st.KeepSettings(store.NameFor(acmeflow.AddrStrings(idents)), tmpl); backup != "" {

@@ -9,10 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/diagnosis"
 	"github.com/ipcert/ipcert/doctor"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/preflight"
 )
 
@@ -114,7 +114,7 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Err, "ipcert doctor: one NAME or ADDR at most, got %q and %q\n", target, extra)
 		return exitUsage
 	}
-	if f.challenge != "" && f.challenge != acmeflow.ChallengeHTTP01 && f.challenge != acmeflow.ChallengeTLSALPN01 {
+	if f.challenge != "" && spec.Challenge(f.challenge).Check() != nil {
 		fmt.Fprintf(s.Err, "ipcert doctor: --challenge %q: use http-01 or tls-alpn-01\n", f.challenge)
 		return exitUsage
 	}
@@ -153,8 +153,8 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 	}
 	opts := doctor.DoctorOptions{
 		Env:       &penv,
-		Challenge: f.challenge, WebRoot: f.webroot, HTTPListen: f.httpListen, TLSListen: f.tlsListen,
-		Offline: f.offline, ProbeCA: f.probeCA, AgreeTOS: f.agreeTOS, Timeout: f.timeout,
+		Challenge: spec.Challenge(f.challenge), WebRoot: f.webroot, HTTPListen: f.httpListen, TLSListen: f.tlsListen,
+		Offline: f.offline, ProbeCA: spec.CAChoice(f.probeCA), AgreeTOS: f.agreeTOS, Timeout: f.timeout,
 		UserAgent: "ipcert/" + version + " (doctor probe)", Log: debugWriter(), StateDir: st.Root(),
 	}
 	rep := doctorReport{Targets: targets, OK: true}
@@ -275,7 +275,7 @@ func printDoctorTarget(w io.Writer, t *doctor.Target) {
 
 // caName names a CA choice briefly: Let's Encrypt staging or production,
 // the local test CA, or the URL.
-func caName(ca string) string {
+func caName(ca spec.CAChoice) string {
 	switch ca {
 	case cachoice.Staging:
 		return "Let's Encrypt staging"
@@ -284,5 +284,5 @@ func caName(ca string) string {
 	case cachoice.Local:
 		return "the local test CA"
 	}
-	return ca
+	return string(ca)
 }

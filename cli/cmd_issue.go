@@ -19,6 +19,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/deploy"
 	"github.com/ipcert/ipcert/diagnosis"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/untrusted"
 )
@@ -78,34 +79,18 @@ func init() {
 	register(command{name: "issue", summary: "get a certificate for IP addresses (headless)", run: runIssue})
 }
 
+// issueFlags are issue's flags: the issuance's own settings go straight
+// into the one description of an issuance (spec.Issuance), checked by its
+// one validation and kept as renewal.json; the rest steer this run.
 type issueFlags struct {
 	commonFlags
-	ips        multiFlag
-	ca         string
-	caRoot     string
-	challenge  string
-	webroot    string
-	webPort    int
-	httpListen string
-	tlsListen  string
-	keyType    string
-	email      string
-	agreeTOS   bool
-	name       string
-	quiet      bool
-	hooks      commandList
-	reload     string
-	verifyAddr string
-	timeout    time.Duration
-	wait       time.Duration
-	mapPorts   bool
-	cluster    bool
-	reuseKey   bool
-	chain      string
-	eabKid     string
-	eabFile    string
-	preHooks   commandList
-	postHooks  commandList
+	iss      spec.Issuance
+	ips      multiFlag
+	agreeTOS bool
+	name     string
+	quiet    bool
+	timeout  time.Duration
+	wait     time.Duration
 }
 
 func runIssue(ctx context.Context, args []string, s stdio) int {
@@ -113,30 +98,30 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	fs := newFlagSet("issue", issueHelp, s.Out, s.Err)
 	f.commonFlags.register(fs)
 	fs.Var(&f.ips, "ip", "IP address to certify (repeat for several; \"auto\" finds this machine's public address)")
-	fs.StringVar(&f.ca, "ca", "", "staging, production, local, or an ACME directory URL (required)")
-	fs.StringVar(&f.caRoot, "ca-root", "", "PEM file of roots to trust for the CA's own HTTPS (a custom --ca URL)")
-	fs.StringVar(&f.challenge, "challenge", acmeflow.ChallengeHTTP01, "http-01 (port 80) or tls-alpn-01 (port 443)")
-	fs.StringVar(&f.webroot, "webroot", "", "answer http-01 by writing into this web server document root")
-	fs.IntVar(&f.webPort, "webroot-port", 0, "with --ca local and --webroot: the port your web server serves that root on")
-	fs.StringVar(&f.httpListen, "http-listen", "", "address:port of the built-in http-01 responder (default :80)")
-	fs.StringVar(&f.tlsListen, "tls-listen", "", "address:port of the built-in tls-alpn-01 responder (default :443)")
-	fs.StringVar(&f.keyType, "key-type", "ec256", "certificate key: "+strings.Join(acmeflow.KeyTypes, ", "))
-	fs.StringVar(&f.email, "email", "", "contact e-mail for the ACME account (optional)")
+	fs.StringVar((*string)(&f.iss.CA), "ca", "", "staging, production, local, or an ACME directory URL (required)")
+	fs.StringVar(&f.iss.CARoot, "ca-root", "", "PEM file of roots to trust for the CA's own HTTPS (a custom --ca URL)")
+	fs.StringVar((*string)(&f.iss.Challenge), "challenge", string(spec.HTTP01), "http-01 (port 80) or tls-alpn-01 (port 443)")
+	fs.StringVar(&f.iss.WebRoot, "webroot", "", "answer http-01 by writing into this web server document root")
+	fs.IntVar(&f.iss.WebRootPort, "webroot-port", 0, "with --ca local and --webroot: the port your web server serves that root on")
+	fs.StringVar(&f.iss.HTTPListen, "http-listen", "", "address:port of the built-in http-01 responder (default :80)")
+	fs.StringVar(&f.iss.TLSListen, "tls-listen", "", "address:port of the built-in tls-alpn-01 responder (default :443)")
+	fs.StringVar(&f.iss.KeyType, "key-type", spec.DefaultKeyType, "certificate key: "+strings.Join(spec.KeyTypes, ", "))
+	fs.StringVar(&f.iss.Email, "email", "", "contact e-mail for the ACME account (optional)")
 	fs.BoolVar(&f.agreeTOS, "agree-tos", false, "agree to the CA's terms of service (needed to register an account)")
 	fs.StringVar(&f.name, "name", "", "certificate name in the store (default derived from the addresses)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress on stderr")
-	fs.Var(&f.hooks, "deploy-hook", "shell command ipcert renew runs after each renewal, with IPCERT_CERT, IPCERT_KEY, IPCERT_FULLCHAIN... set (repeatable; IPCERT_DEPLOY_HOOK holds one command as it is)")
-	fs.StringVar(&f.reload, "reload", "", "service ipcert renew makes serve the new certificate after each renewal (reload, signal, console or restart, as docs/services.md says): "+kindWords())
-	fs.StringVar(&f.verifyAddr, "verify", "", "ADDR:PORT where the web server serves this certificate; ipcert renew checks it after each renewal")
+	fs.Var((*commandList)(&f.iss.DeployHooks), "deploy-hook", "shell command ipcert renew runs after each renewal, with IPCERT_CERT, IPCERT_KEY, IPCERT_FULLCHAIN... set (repeatable; IPCERT_DEPLOY_HOOK holds one command as it is)")
+	fs.StringVar(&f.iss.Reload, "reload", "", "service ipcert renew makes serve the new certificate after each renewal (reload, signal, console or restart, as docs/services.md says): "+kindWords())
+	fs.StringVar(&f.iss.VerifyAddr, "verify", "", "ADDR:PORT where the web server serves this certificate; ipcert renew checks it after each renewal")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long (the CA keeps a pending authorization for an hour)")
-	fs.BoolVar(&f.mapPorts, "map-ports", false, mapPortsUsage)
-	fs.Var(&f.preHooks, "pre-hook", "shell command run right before the CA validates, only when it does (stop a service that holds port 80); kept for renewals (repeatable)")
-	fs.Var(&f.postHooks, "post-hook", "shell command run when validation is over, failed or not (start that service again); kept for renewals (repeatable)")
-	fs.StringVar(&f.eabKid, "eab-kid", "", "external account binding: the key ID your CA gave you (CAs that require EAB)")
-	fs.StringVar(&f.eabFile, "eab-hmac-file", "", "external account binding: a file only root reads holding the MAC key (base64url) your CA gave you; kept for re-registration, never printed")
-	fs.StringVar(&f.chain, "preferred-chain", "", "among the chains the CA offers, take the one with this issuer or root common name (such as \"ISRG Root X2\"); kept for renewals")
-	fs.BoolVar(&f.reuseKey, "reuse-key", false, "certify the same private key at every renewal, so clients that pin it (DNS-over-TLS) keep working; a key that leaks then stays in use until you revoke it")
-	fs.BoolVar(&f.cluster, "cluster", false, "share the answers and the certificate with the other machines of this machine's cluster (ipcert cluster init)")
+	fs.BoolVar(&f.iss.MapPorts, "map-ports", false, mapPortsUsage)
+	fs.Var((*commandList)(&f.iss.PreHooks), "pre-hook", "shell command run right before the CA validates, only when it does (stop a service that holds port 80); kept for renewals (repeatable)")
+	fs.Var((*commandList)(&f.iss.PostHooks), "post-hook", "shell command run when validation is over, failed or not (start that service again); kept for renewals (repeatable)")
+	fs.StringVar(&f.iss.EABKid, "eab-kid", "", "external account binding: the key ID your CA gave you (CAs that require EAB)")
+	fs.StringVar(&f.iss.EABHMACFile, "eab-hmac-file", "", "external account binding: a file only root reads holding the MAC key (base64url) your CA gave you; kept for re-registration, never printed")
+	fs.StringVar(&f.iss.PreferredChain, "preferred-chain", "", "among the chains the CA offers, take the one with this issuer or root common name (such as \"ISRG Root X2\"); kept for renewals")
+	fs.BoolVar(&f.iss.ReuseKey, "reuse-key", false, "certify the same private key at every renewal, so clients that pin it (DNS-over-TLS) keep working; a key that leaks then stays in use until you revoke it")
+	fs.BoolVar(&f.iss.Cluster, "cluster", false, "share the answers and the certificate with the other machines of this machine's cluster (ipcert cluster init)")
 	fs.DurationVar(&f.wait, "wait", 60*time.Second, "how long to wait for another ipcert run's lock before giving up (exit 4); 0 gives up at once")
 	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
 		return code
@@ -145,23 +130,9 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Err, "ipcert issue: unexpected argument %q; addresses go in --ip\n", fs.Arg(0))
 		return exitUsage
 	}
-	if (f.eabKid == "") != (f.eabFile == "") {
-		fmt.Fprintln(s.Err, "ipcert issue: --eab-kid and --eab-hmac-file go together: the key ID and the file with the MAC key your CA gave you")
-		return exitUsage
-	}
-	if f.eabFile != "" {
-		if err := checkSecretFile(f.eabFile); err != nil {
-			fmt.Fprintf(s.Err, "ipcert issue: --eab-hmac-file: %v\n", err)
-			return exitUsage
-		}
-	}
-	if f.cluster && (f.webroot != "" || f.httpListen != "" || f.tlsListen != "" || f.mapPorts) {
-		fmt.Fprintln(s.Err, "ipcert issue: --cluster answers through every machine's agent (ipcert agent): --webroot, --http-listen, --tls-listen and --map-ports do not apply; drop them")
-		return exitUsage
-	}
 	// A hook from root's environment becomes a permanent root hook: said
 	// loudly once it is stored (issue 22).
-	hookFromEnv := len(f.hooks) > 0
+	hookFromEnv := len(f.iss.DeployHooks) > 0
 	fs.Visit(func(fl *flag.Flag) {
 		if fl.Name == "deploy-hook" {
 			hookFromEnv = false
@@ -183,71 +154,39 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
 		return exitUsage
 	}
-	if f.ca == "" {
-		fmt.Fprintln(s.Err, "ipcert issue: --ca is required: staging (a rehearsal; untrusted certificate), production, local (test CA, no internet) or an ACME directory URL")
+	if f.iss.VerifyAddr != "" {
+		ap, _ := deploy.ParseTarget(f.iss.VerifyAddr, 443) // checked (validateIssueFlags)
+		f.iss.VerifyAddr = ap.String()
+	}
+	// renew runs from another directory (the timer: /), so the paths it
+	// reads back must be absolute.
+	if err := f.iss.Absolute(); err != nil {
+		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
 		return exitUsage
 	}
-	if _, err := acmeflow.GenerateKeyCheck(f.keyType); err != nil {
-		fmt.Fprintf(s.Err, "ipcert issue: --key-type: %v\n", err)
-		return exitUsage
-	}
-	if f.reload != "" {
-		if _, err := deploy.ParseKind(f.reload); err != nil {
-			fmt.Fprintf(s.Err, "ipcert issue: --reload: %v\n", err)
-			return exitUsage
-		}
-	}
-	if f.verifyAddr != "" {
-		ap, err := deploy.ParseTarget(f.verifyAddr, 443)
-		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert issue: --verify: %v\n", err)
-			return exitUsage
-		}
-		f.verifyAddr = ap.String()
-	}
-	if f.name != "" {
-		if err := store.ValidName(f.name); err != nil {
-			fmt.Fprintf(s.Err, "ipcert issue: --name: %v\n", err)
-			return exitUsage
-		}
-	}
-	if f.webroot != "" {
-		// renew runs from another directory (the timer: /), so what it
-		// reads back must be absolute, like --ca-root.
-		abs, err := filepath.Abs(f.webroot)
-		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert issue: --webroot %q: %v\n", f.webroot, err)
-			return exitUsage
-		}
-		f.webroot = abs
-	}
+	f.iss.Identifiers, f.iss.AutoIP = acmeflow.AddrStrings(idents), auto
 	st, err := f.openStore(s.Env)
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
 		return exitFailure
 	}
-	ca, err := cachoice.Open(f.ca, cachoice.Options{HTTPListen: f.httpListen, TLSListen: f.tlsListen, WebServerPort: f.webPort, RootFile: f.caRoot, Log: debugWriter()})
+	ca, err := cachoice.Open(f.iss.CA, cachoice.Options{HTTPListen: f.iss.HTTPListen, TLSListen: f.iss.TLSListen, WebServerPort: f.iss.WebRootPort, RootFile: f.iss.CARoot, Log: debugWriter()})
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
 		return exitUsage
 	}
 	defer ca.Close()
 
-	req := acmeflow.Request{
-		Identifiers: idents, Challenge: f.challenge, WebRoot: f.webroot,
-		HTTPListen: f.httpListen, TLSListen: f.tlsListen,
-		KeyType: f.keyType, Email: f.email, AgreeTOS: f.agreeTOS, PreferredChain: f.chain,
-	}
-	req.AroundValidation = deploy.ValidationHooks(f.preHooks, f.postHooks, func(line string) {
+	req := acmeflow.RequestFor(&f.iss, idents)
+	req.AgreeTOS = f.agreeTOS
+	req.AroundValidation = deploy.ValidationHooks(f.iss.PreHooks, f.iss.PostHooks, func(line string) {
 		if !f.quiet {
 			fmt.Fprintf(s.Err, "     %s\n", untrusted.Text(line))
 		}
 	})
-	var eabFile string
-	if f.eabFile != "" {
-		k, _ := os.ReadFile(f.eabFile)
-		req.EABKid, req.EABHMAC = f.eabKid, strings.TrimSpace(string(k))
-		eabFile, _ = filepath.Abs(f.eabFile)
+	if f.iss.EABHMACFile != "" {
+		k, _ := os.ReadFile(f.iss.EABHMACFile)
+		req.EABKid, req.EABHMAC = f.iss.EABKid, strings.TrimSpace(string(k))
 	}
 	ca.Apply(&req)
 	if err := req.Validate(); err != nil {
@@ -255,7 +194,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		return exitUsage
 	}
 	if !f.quiet {
-		fmt.Fprintf(s.Err, "Issuing for %s from %s\n", acmeflow.JoinAddrs(idents), cachoice.Describe(f.ca))
+		fmt.Fprintf(s.Err, "Issuing for %s from %s\n", acmeflow.JoinAddrs(idents), cachoice.Describe(f.iss.CA))
 		req.Events = progressPrinter(s.Err)
 	}
 	req.Events = logEvents(req.Events)
@@ -264,7 +203,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		rootPEM = ca.RootPEM
 	}
 	eng := &acmeflow.Engine{Store: st, UserAgent: "ipcert/" + version}
-	tmpl := &store.Renewal{CA: f.ca, AutoIP: auto, DeployHooks: f.hooks, Reload: f.reload, VerifyAddr: f.verifyAddr, WebRootPort: f.webPort, MapPorts: f.mapPorts, Cluster: f.cluster, ReuseKey: f.reuseKey, PreferredChain: f.chain, EABKid: f.eabKid, EABHMACFile: eabFile, PreHooks: f.preHooks, PostHooks: f.postHooks}
+	tmpl := &store.Renewal{Issuance: f.iss}
 	keepName := f.name
 	if keepName == "" {
 		keepName = store.NameFor(acmeflow.AddrStrings(idents))
@@ -272,19 +211,15 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	if backup, err := st.KeepSettings(keepName, tmpl); backup != "" {
 		fmt.Fprintf(s.Err, "ipcert issue: the existing renewal.json is unreadable (%v); kept as %s\n", err, backup)
 	}
-	if f.caRoot != "" {
-		// renew runs from another directory (the timer: /).
-		tmpl.CARoot, _ = filepath.Abs(f.caRoot)
-	}
-	if f.mapPorts {
-		release, err := holdPorts(ctx, mapRequest(req.Challenge, req.WebRoot, req.HTTPListen, req.TLSListen, f.webPort), s.Err)
+	if f.iss.MapPorts {
+		release, err := holdPorts(ctx, mapRequest(req.Challenge, req.WebRoot, req.HTTPListen, req.TLSListen, f.iss.WebRootPort), s.Err)
 		if err != nil {
 			fmt.Fprintf(s.Err, "ipcert issue: --map-ports: %v\n", err)
 			return exitFailure
 		}
 		defer release()
 	}
-	if f.reuseKey {
+	if f.iss.ReuseKey {
 		// The same key again (a second issue of the name); the first issue
 		// makes the key that renewals keep.
 		if v, err := st.CurrentVersion(keepName); err == nil {
@@ -295,7 +230,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintln(s.Err, "  !  --reuse-key: every renewal certifies this same key, so pinned clients keep working; if it ever leaks, revoke with ipcert revoke NAME --reason keyCompromise and issue again without --reuse-key")
 	}
 	var shared *clusterIssue
-	if f.cluster {
+	if f.iss.Cluster {
 		if shared, err = startClusterIssue(ctx, st, keepName, &req); err != nil {
 			fmt.Fprintf(s.Err, "ipcert issue: --cluster: %v\n", err)
 			return exitFailure
@@ -312,10 +247,10 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Err, "Shared with the cluster as version %d of %s: every machine's agent installs it.\n", v, iss.Name)
 	}
 	if err != nil {
-		return reportIssueError(ctx, eng, f.name, idents, err, s, diagnosis.AttemptOf(&req, ca, f.ca), f.jsonOut)
+		return reportIssueError(ctx, eng, f.name, idents, err, s, diagnosis.AttemptOf(&req, ca, f.iss.CA), f.jsonOut)
 	}
 	if hookFromEnv {
-		warnHookFromEnv(s.Err, f.hooks, filepath.Join(st.CertDir(iss.Name), "renewal.json"), iss.Name)
+		warnHookFromEnv(s.Err, f.iss.DeployHooks, filepath.Join(st.CertDir(iss.Name), "renewal.json"), iss.Name)
 	}
 	if f.jsonOut {
 		return printJSON(s.Out, issuedJSON(iss, st, ca))
@@ -443,7 +378,7 @@ func issuedJSON(iss *acmeflow.Issued, st *store.Store, ca *cachoice.CA) issuedOu
 	var o issuedOut
 	o.Name = iss.Name
 	o.Identifiers = iss.Renewal.Identifiers
-	o.CA = iss.Renewal.CA
+	o.CA = string(iss.Renewal.CA)
 	o.Directory = iss.Renewal.Directory
 	o.Version = iss.Version.N
 	o.Serial = iss.Renewal.Serial

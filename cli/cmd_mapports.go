@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/renew"
@@ -24,7 +25,7 @@ const mapPortsUsage = "ask the router (UPnP IGD / NAT-PMP) to forward the valida
 // mapRequest is the router mapping a challenge needs: the CA connects to
 // 80 (http-01) or 443 (tls-alpn-01), and the responder or web server
 // listens on its own port.
-func mapRequest(challenge, webroot, httpListen, tlsListen string, webPort int) preflight.PortRequest {
+func mapRequest(challenge spec.Challenge, webroot, httpListen, tlsListen string, webPort int) preflight.PortRequest {
 	if challenge == acmeflow.ChallengeTLSALPN01 {
 		return preflight.PortRequest{External: 443, Internal: portOr(tlsListen, 443)}
 	}

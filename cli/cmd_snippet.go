@@ -524,7 +524,7 @@ func (h snippetHint) snippet(kind deploy.Kind, name string, extra ...string) str
 // this snippet serves, with the same CA and name (and, for the local test
 // CA, the port the web server serves plain HTTP on).
 func (h snippetHint) issue(r *store.Renewal) string {
-	cmd := fmt.Sprintf("sudo ipcert issue --ip %s --webroot %s --ca %s --name %s", strings.Join(r.Identifiers, " --ip "), shellWord(h.webroot), shellWord(r.CA), r.Name)
+	cmd := fmt.Sprintf("sudo ipcert issue --ip %s --webroot %s --ca %s --name %s", strings.Join(r.Identifiers, " --ip "), shellWord(h.webroot), shellWord(string(r.CA)), r.Name)
 	if cachoice.IsLocal(r.CA) {
 		cmd += fmt.Sprintf(" --webroot-port %d --agree-tos", h.httpPort)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/renew"
 )
@@ -21,7 +22,7 @@ func TestTimerInstallStatusRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	webroot := t.TempDir()
-	if err := st.SaveRenewal(&store.Renewal{Name: "w", Identifiers: []string{"192.0.2.5"}, CA: "staging", Directory: "https://x/dir", Challenge: "http-01", WebRoot: webroot}); err != nil {
+	if err := st.SaveRenewal(&store.Renewal{Issuance: spec.Issuance{Identifiers: []string{"192.0.2.5"}, CA: "staging", Challenge: "http-01", WebRoot: webroot}, Name: "w", Directory: "https://x/dir"}); err != nil {
 		t.Fatal(err)
 	}
 	if code, _, _ := issueRun(t, nil, "timer", "status", "--unit-dir", units, "--state-dir", state); code != exitTimerNotInstalled {

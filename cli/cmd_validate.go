@@ -5,14 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/deploy"
 	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
@@ -37,17 +35,10 @@ func issueFlagsError(fs *flag.FlagSet, f *issueFlags) error {
 	if err := noNegativeFlags(fs); err != nil {
 		return err
 	}
-	if f.ca == "" {
-		return errors.New("--ca is required: staging (a rehearsal; untrusted certificate), production, local (test CA, no internet) or an ACME directory URL")
-	}
-	public, err := validateCA(f.ca)
-	if err != nil {
+	// The issuance's settings: the one validation the wizard's answers
+	// and renewal.json go through too (internal/spec).
+	if err := f.iss.Check(); err != nil {
 		return err
-	}
-	if f.caRoot != "" {
-		if err := validateCARoot(f.caRoot); err != nil {
-			return err
-		}
 	}
 	if len(f.ips) == 0 {
 		return errors.New("--ip is required: the address to certify (or --ip auto for this machine's public address)")
@@ -68,59 +59,35 @@ func issueFlagsError(fs *flag.FlagSet, f *issueFlags) error {
 		idents = append(idents, a)
 	}
 	// The engine's own checks (duplicates, at most 25, the CA's address
-	// policy, challenge, key type), before the CA is even opened.
-	if err := acmeflow.CheckOrder(idents, public, f.challenge, f.webroot, f.keyType); err != nil {
+	// policy), before the CA is even opened.
+	if err := acmeflow.CheckOrder(idents, f.iss.CA.Public(), f.iss.Challenge, f.iss.WebRoot, f.iss.KeyType); err != nil {
 		return userError(err)
 	}
-	for _, l := range []struct{ flag, v string }{{"--http-listen", f.httpListen}, {"--tls-listen", f.tlsListen}} {
-		if l.v == "" {
-			continue
+	if f.iss.EABHMACFile != "" {
+		if err := checkSecretFile(f.iss.EABHMACFile); err != nil {
+			return fmt.Errorf("--eab-hmac-file: %v", err)
 		}
-		if err := validateListen(l.v); err != nil {
-			return fmt.Errorf("%s: %w", l.flag, err)
-		}
-	}
-	if f.webroot != "" {
-		st, err := os.Stat(f.webroot)
-		switch {
-		case err != nil:
-			return fmt.Errorf("--webroot %s: %v; give the directory your web server serves for this address", f.webroot, errors.Unwrap(err))
-		case !st.IsDir():
-			return fmt.Errorf("--webroot %s is not a directory; give the document root your web server serves for this address", f.webroot)
-		}
-	}
-	if f.webPort > 65535 {
-		return fmt.Errorf("--webroot-port %d is not a port number (1-65535)", f.webPort)
-	}
-	if err := validateEmail(f.email); err != nil {
-		return err
 	}
 	if f.name != "" {
 		if err := store.ValidName(f.name); err != nil {
 			return fmt.Errorf("--name: %v", err)
 		}
 	}
-	if f.reload != "" {
-		if _, err := deploy.ParseKind(f.reload); err != nil {
+	if f.iss.Reload != "" {
+		if _, err := deploy.ParseKind(f.iss.Reload); err != nil {
 			return fmt.Errorf("--reload: %v", err)
 		}
 	}
-	if f.verifyAddr != "" {
-		if _, err := deploy.ParseTarget(f.verifyAddr, 443); err != nil {
+	if f.iss.VerifyAddr != "" {
+		if _, err := deploy.ParseTarget(f.iss.VerifyAddr, 443); err != nil {
 			return fmt.Errorf("--verify: %v", err)
 		}
 	}
-	for _, h := range f.hooks {
-		if err := validateHook(h); err != nil {
-			return err
-		}
-	}
-	// The validation hooks run as root too, at every renewal: the same
-	// checks as a deploy hook's.
 	for _, l := range []struct {
 		flag  string
 		hooks []string
-	}{{"--pre-hook", f.preHooks}, {"--post-hook", f.postHooks}} {
+	}{{"--deploy-hook", f.iss.DeployHooks}, {"--pre-hook", f.iss.PreHooks}, {"--post-hook", f.iss.PostHooks}} {
+		// Every hook runs as root, at every renewal.
 		for _, h := range l.hooks {
 			if err := validateHookFlag(l.flag, h); err != nil {
 				return err
@@ -189,20 +156,11 @@ func noNegativeFlags(fs *flag.FlagSet) error {
 // wizard and cachoice use too), and says whether Let's Encrypt's address
 // policy applies.
 func validateCA(ca string) (public bool, err error) {
-	kind, err := spec.CA(ca)
-	if err != nil {
+	c := spec.CAChoice(ca)
+	if _, err := c.Kind(); err != nil {
 		return false, fmt.Errorf("--ca: %w", err)
 	}
-	switch kind {
-	case spec.CALetsEncrypt:
-		return true, nil
-	case spec.CALocalTest:
-		return false, nil
-	}
-	// Let's Encrypt's address policy is Let's Encrypt's: cachoice decides
-	// it, for every command (a private CA certifies private addresses).
-	u, _ := url.Parse(ca)
-	return cachoice.IsLetsEncrypt(u), nil
+	return c.Public(), nil
 }
 
 func validateCARoot(path string) error {

@@ -15,6 +15,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/diagnosis"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/ui"
 	"github.com/ipcert/ipcert/wizard"
@@ -119,39 +120,29 @@ func (f *wizardFlags) answers() (wizard.Answers, error) {
 		}
 		a.CA, a.CAURL = wizard.PlanOwnCA, f.ca
 	}
+	if f.caRoot != "" && a.CA != wizard.PlanOwnCA {
+		return a, errors.New("--ca-root goes with --ca URL (your own ACME CA); Let's Encrypt's roots are the system's")
+	}
+	// The presets are a partial issuance: each value given is checked by
+	// the one validation issue's flags go through (internal/spec).
+	given := spec.Issuance{CARoot: f.caRoot, Challenge: spec.Challenge(f.challenge), WebRoot: f.webroot,
+		HTTPListen: f.httpListen, TLSListen: f.tlsListen, KeyType: f.keyType, Email: f.email}
+	if err := given.CheckGiven(); err != nil {
+		return a, err
+	}
 	if f.caRoot != "" {
-		if a.CA != wizard.PlanOwnCA {
-			return a, errors.New("--ca-root goes with --ca URL (your own ACME CA); Let's Encrypt's roots are the system's")
-		}
-		if err := validateCARoot(f.caRoot); err != nil {
-			return a, err
-		}
 		// renew runs from another directory (the timer: /).
 		a.CARoot, _ = filepath.Abs(f.caRoot)
 	}
-	for _, l := range []struct{ flag, v string }{{"--http-listen", f.httpListen}, {"--tls-listen", f.tlsListen}} {
-		if l.v == "" {
-			continue
-		}
-		if err := validateListen(l.v); err != nil {
-			return a, fmt.Errorf("%s: %w", l.flag, err)
-		}
-	}
 	a.HTTPListen, a.TLSListen = f.httpListen, f.tlsListen
-	switch f.challenge {
-	case "":
-	case acmeflow.ChallengeHTTP01:
+	switch given.Challenge {
+	case spec.HTTP01:
 		a.Challenge = wizard.ChallengeHTTP
 		if f.webroot != "" {
 			a.Challenge = wizard.ChallengeWebroot
 		}
-	case acmeflow.ChallengeTLSALPN01:
+	case spec.TLSALPN01:
 		a.Challenge = wizard.ChallengeTLSALPN
-	default:
-		return a, fmt.Errorf("--challenge %q: use http-01 or tls-alpn-01 (dns-01 cannot validate an IP address)", f.challenge)
-	}
-	if _, err := acmeflow.GenerateKeyCheck(f.keyType); err != nil {
-		return a, fmt.Errorf("--key-type: %w", err)
 	}
 	return a, nil
 }

@@ -192,7 +192,7 @@ func TestWizardStoresTheShownDiagnosis(t *testing.T) {
 	ch, _ := c.Flag("--challenge")
 	switch sub, _ := c.Ipcert(); {
 	case sub == "preflight" && !webroot:
-	case sub == "issue" && webroot && ch == acmeflow.ChallengeHTTP01:
+	case sub == "issue" && webroot && ch == string(acmeflow.ChallengeHTTP01):
 	default:
 		t.Errorf("stored command %q: want ipcert preflight, or http-01 with --webroot", stored.Command)
 	}

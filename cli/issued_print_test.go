@@ -8,6 +8,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/wizard"
 )
@@ -22,7 +23,7 @@ func TestIssuedPrintedOnce(t *testing.T) {
 	}
 	nb := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	iss := &acmeflow.Issued{Name: "203.0.113.7", Version: store.Version{N: 3},
-		Renewal: &store.Renewal{Name: "203.0.113.7", Identifiers: []string{"203.0.113.7"}, CA: cachoice.Staging, NotBefore: nb, NotAfter: nb.Add(160 * time.Hour)}}
+		Renewal: &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{"203.0.113.7"}, CA: cachoice.Staging}, Name: "203.0.113.7", NotBefore: nb, NotAfter: nb.Add(160 * time.Hour)}}
 	var fromIssue, fromWizard bytes.Buffer
 	printIssued(&fromIssue, iss, st, &cachoice.CA{Choice: cachoice.Staging})
 	wizardPrintOutcome(&fromWizard, wizard.Outcome{Issued: iss, Files: store.PathsIn(st.CurrentDir(iss.Name), false)}, false, st.Root())

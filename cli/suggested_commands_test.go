@@ -29,6 +29,7 @@ import (
 	"github.com/ipcert/ipcert/diagnosis"
 	"github.com/ipcert/ipcert/internal/netlimit"
 	"github.com/ipcert/ipcert/internal/safefs"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/preflight"
 )
@@ -61,9 +62,9 @@ func stepError(step acmeflow.Step, err error) func(string) error {
 // keeps it complete).
 func everyCode(webroot string) []codeScenario {
 	none := diagnosis.Evidence{SeenKnown: true}
-	tls := diagnosis.Evidence{SeenKnown: true, Challenge: acmeflow.ChallengeTLSALPN01}
+	tls := diagnosis.Evidence{SeenKnown: true, Challenge: spec.TLSALPN01}
 	wr := diagnosis.Evidence{SeenKnown: true, WebRoot: webroot}
-	seen := diagnosis.Evidence{SeenKnown: true, Seen: []acmeflow.ValidatorRequest{{Challenge: acmeflow.ChallengeHTTP01, Remote: "23.178.112.10:4000", Answered: true}}}
+	seen := diagnosis.Evidence{SeenKnown: true, Seen: []acmeflow.ValidatorRequest{{Challenge: spec.HTTP01, Remote: "23.178.112.10:4000", Answered: true}}}
 	lan := []netip.Addr{netip.MustParseAddr("192.168.1.20")}
 	busy := func(port string, errno syscall.Errno) func(string) error {
 		return stepError(acmeflow.StepResponder, fmt.Errorf("cannot listen on :%s: %w", port, &net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", errno)}))
@@ -91,8 +92,8 @@ func everyCode(webroot string) []codeScenario {
 		{diagnosis.DiagBadCSR, stepProblem(acmeflow.StepFinalize, "badCSR", "key too small"), diagnosis.Evidence{}},
 		{diagnosis.DiagAccount, stepProblem(acmeflow.StepAccount, "invalidContact", "contact email has invalid domain"), diagnosis.Evidence{}},
 		{diagnosis.DiagPortBusy, busy("80", syscall.EADDRINUSE), diagnosis.Evidence{WebServer: "nginx", WebServerRoot: webroot}},
-		{diagnosis.DiagPortBusy, busy("443", syscall.EADDRINUSE), diagnosis.Evidence{Challenge: acmeflow.ChallengeTLSALPN01, WebServer: "nginx", WebServerRoot: webroot}},
-		{diagnosis.DiagPortBusy, busy("443", syscall.EADDRINUSE), diagnosis.Evidence{Challenge: acmeflow.ChallengeTLSALPN01}},
+		{diagnosis.DiagPortBusy, busy("443", syscall.EADDRINUSE), diagnosis.Evidence{Challenge: spec.TLSALPN01, WebServer: "nginx", WebServerRoot: webroot}},
+		{diagnosis.DiagPortBusy, busy("443", syscall.EADDRINUSE), diagnosis.Evidence{Challenge: spec.TLSALPN01}},
 		{diagnosis.DiagPortForbidden, busy("80", syscall.EACCES), diagnosis.Evidence{}},
 		{diagnosis.DiagWebRootMissing, stepError(acmeflow.StepResponder, errors.New("web root /nonexistent: no such file or directory")), diagnosis.Evidence{WebRoot: "/nonexistent"}},
 		{diagnosis.DiagWebRootNotWritable, stepError(acmeflow.StepResponder, errors.New("web root "+webroot+" is not writable")), diagnosis.Evidence{WebRoot: webroot}},
@@ -119,7 +120,7 @@ func everyCode(webroot string) []codeScenario {
 		{diagnosis.DiagNoALPN, chalProblem("tls", `IP: Cannot negotiate ALPN protocol "acme-tls/1" for tls-alpn-01 challenge`), tls},
 		{diagnosis.DiagWrongCert, chalProblem("unauthorized", "IP: Incorrect validation certificate for tls-alpn-01 challenge."), tls},
 		{diagnosis.DiagTLSConnect, chalProblem("connection", "Failed to connect to IP:443 for the tls-alpn-01 challenge"), tls},
-		{diagnosis.DiagChallengeNotOffered, stepError(acmeflow.StepChallenge, errors.New("the CA does not offer tls-alpn-01 for this address")), diagnosis.Evidence{Challenge: acmeflow.ChallengeTLSALPN01}},
+		{diagnosis.DiagChallengeNotOffered, stepError(acmeflow.StepChallenge, errors.New("the CA does not offer tls-alpn-01 for this address")), diagnosis.Evidence{Challenge: spec.TLSALPN01}},
 		{diagnosis.DiagDiskFull, stepError(acmeflow.StepStore, &fs.PathError{Op: "write", Path: "/x", Err: syscall.ENOSPC}), diagnosis.Evidence{}},
 		{diagnosis.DiagReadOnly, stepError(acmeflow.StepStore, &fs.PathError{Op: "open", Path: "/x", Err: syscall.EROFS}), diagnosis.Evidence{}},
 		{diagnosis.DiagStateNotWritable, stepError(acmeflow.StepStore, &fs.PathError{Op: "open", Path: "/x", Err: fs.ErrPermission}), diagnosis.Evidence{}},
@@ -184,11 +185,11 @@ func TestSuggestedCommandsAreValid(t *testing.T) {
 		name string
 		att  diagnosis.Attempt
 	}{
-		{"production", diagnosis.Attempt{CA: "production", Challenge: acmeflow.ChallengeHTTP01, Identifiers: []string{"81.2.69.160"}}},
-		{"staging, own state dir", diagnosis.Attempt{CA: "staging", Challenge: acmeflow.ChallengeHTTP01, StateDir: filepath.Join(dir, "state 1"), Identifiers: []string{"81.2.69.160"}}},
-		{"own CA", diagnosis.Attempt{CA: "https://ca.example.net:9000/acme/acme/directory", CARoot: root, Challenge: acmeflow.ChallengeHTTP01, StateDir: filepath.Join(dir, "state"), Identifiers: []string{"10.0.0.7"}}},
-		{"web root, two addresses", diagnosis.Attempt{CA: "production", Challenge: acmeflow.ChallengeHTTP01, WebRoot: webroot, Identifiers: []string{"81.2.69.160", "2a02:898:0:20::7"}}},
-		{"tls-alpn-01", diagnosis.Attempt{CA: "staging", Challenge: acmeflow.ChallengeTLSALPN01, Identifiers: []string{"2a02:898:0:20::7"}}},
+		{"production", diagnosis.Attempt{Issuance: spec.Issuance{CA: "production", Challenge: spec.HTTP01, Identifiers: []string{"81.2.69.160"}}}},
+		{"staging, own state dir", diagnosis.Attempt{Issuance: spec.Issuance{CA: "staging", Challenge: spec.HTTP01, Identifiers: []string{"81.2.69.160"}}, StateDir: filepath.Join(dir, "state 1")}},
+		{"own CA", diagnosis.Attempt{Issuance: spec.Issuance{CA: "https://ca.example.net:9000/acme/acme/directory", CARoot: root, Challenge: spec.HTTP01, Identifiers: []string{"10.0.0.7"}}, StateDir: filepath.Join(dir, "state")}},
+		{"web root, two addresses", diagnosis.Attempt{Issuance: spec.Issuance{CA: "production", Challenge: spec.HTTP01, WebRoot: webroot, Identifiers: []string{"81.2.69.160", "2a02:898:0:20::7"}}}},
+		{"tls-alpn-01", diagnosis.Attempt{Issuance: spec.Issuance{CA: "staging", Challenge: spec.TLSALPN01, Identifiers: []string{"2a02:898:0:20::7"}}}},
 	}
 	checked := 0
 	for _, v := range variants {

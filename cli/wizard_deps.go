@@ -19,6 +19,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/deploy"
 	"github.com/ipcert/ipcert/diagnosis"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/renew"
@@ -78,7 +79,7 @@ func wizardDeps(w wizardWiring) (wizard.Deps, error) {
 		}
 		// As "ipcert issue --ca CHOICE --ca-root FILE" opens it.
 		d.OpenCA = func(choice, rootFile string) (*cachoice.CA, error) {
-			return cachoice.Open(choice, cachoice.Options{RootFile: rootFile, Log: debugWriter()})
+			return cachoice.Open(spec.CAChoice(choice), cachoice.Options{RootFile: rootFile, Log: debugWriter()})
 		}
 		d.Rehearsal = &acmeflow.Engine{Store: w.Rehearsal, UserAgent: "ipcert/" + version}
 		d.RehearsalStore = w.Rehearsal
@@ -365,14 +366,14 @@ func wizardDryRenew(st *store.Store) func(context.Context, *acmeflow.Issued) wiz
 	}
 }
 
-func shortRehearsalCA(choice string) string {
+func shortRehearsalCA(choice spec.CAChoice) string {
 	switch renew.RehearsalCA(choice) {
 	case "staging":
 		return "Let's Encrypt staging"
 	case cachoice.Local:
 		return "a fresh local test CA"
 	}
-	return renew.RehearsalCA(choice)
+	return string(renew.RehearsalCA(choice))
 }
 
 // wizardVerify does what "ipcert verify ADDR" does, for the first address

@@ -15,6 +15,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/testkit"
 	"github.com/ipcert/ipcert/ui"
@@ -36,7 +37,7 @@ func wizardIssueLocal(t *testing.T) (*store.Store, *acmeflow.Issued, *cachoice.C
 	req := acmeflow.Request{Identifiers: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Challenge: acmeflow.ChallengeHTTP01, AgreeTOS: true}
 	ca.Apply(&req)
 	eng := &acmeflow.Engine{Store: st}
-	iss, err := eng.Issue(context.Background(), req, acmeflow.IssueOptions{Renewal: &store.Renewal{CA: cachoice.Local}, RootPEM: ca.RootPEM})
+	iss, err := eng.Issue(context.Background(), req, acmeflow.IssueOptions{Renewal: &store.Renewal{Issuance: spec.Issuance{CA: cachoice.Local}}, RootPEM: ca.RootPEM})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -90,7 +91,7 @@ func BenchmarkServedEverywhere(b *testing.B) {
 		full, keyPEM := selfSigned(b)
 		start := time.Now()
 		if _, err := issuer.PutCertificate(ctx, l, Certificate{Name: "bench", Version: i + 1, FullChain: full, Key: keyPEM, NotAfter: time.Now().Add(time.Hour),
-			Settings: &store.Renewal{Name: "bench", Identifiers: []string{"127.0.0.1"}, CA: "local"}}); err != nil {
+			Settings: &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{"127.0.0.1"}, CA: "local"}, Name: "bench"}}); err != nil {
 			b.Fatal(err)
 		}
 		for range 3 {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -81,9 +82,9 @@ func listenLocal(t testing.TB) net.Listener {
 func TestEngineThroughRoundRobin(t *testing.T) {
 	e := startEtcd(t)
 	key := keyFile(t)
-	for _, challenge := range []string{acmeflow.ChallengeHTTP01, acmeflow.ChallengeTLSALPN01} {
+	for _, challenge := range []spec.Challenge{acmeflow.ChallengeHTTP01, acmeflow.ChallengeTLSALPN01} {
 		for _, shared := range []bool{true, false} {
-			name := challenge + map[bool]string{true: " shared", false: " control"}[shared]
+			name := string(challenge) + map[bool]string{true: " shared", false: " control"}[shared]
 			t.Run(name, func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 				defer cancel()
@@ -125,12 +126,12 @@ func TestEngineThroughRoundRobin(t *testing.T) {
 					Challenge: challenge, HTTPListen: issuerAddr, TLSListen: issuerAddr, AgreeTOS: true}
 				if shared {
 					issuer := connect(t, e, key)
-					req.Publish = func(ctx context.Context, challenge string, ident netip.Addr, token, keyAuth string) (func(), error) {
+					req.Publish = func(ctx context.Context, challenge spec.Challenge, ident netip.Addr, token, keyAuth string) (func(), error) {
 						id := token
 						if challenge == acmeflow.ChallengeTLSALPN01 {
 							id = ident.String()
 						}
-						release, err := issuer.PutChallenge(ctx, challenge, id, keyAuth, 10*time.Minute)
+						release, err := issuer.PutChallenge(ctx, string(challenge), id, keyAuth, 10*time.Minute)
 						if err != nil {
 							return nil, err
 						}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/untrusted"
 )
@@ -69,14 +70,14 @@ func (s *Store) Share(ctx context.Context, local *store.Store, name string, notA
 		}
 	}
 	req.PublishOnly = true
-	req.Publish = func(ctx context.Context, challenge string, ident netip.Addr, token, keyAuth string) (func(), error) {
+	req.Publish = func(ctx context.Context, challenge spec.Challenge, ident netip.Addr, token, keyAuth string) (func(), error) {
 		id := token
 		if challenge == acmeflow.ChallengeTLSALPN01 {
 			id = ident.String()
 		}
 		// An answer lives no longer than an order's run (a shortlived
 		// authorization lives 7 hours; nobody needs it after the run).
-		release, err := s.PutChallenge(ctx, challenge, id, keyAuth, time.Hour)
+		release, err := s.PutChallenge(ctx, string(challenge), id, keyAuth, time.Hour)
 		if err != nil {
 			return nil, err
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -49,7 +50,7 @@ func newIssuer(t *testing.T) *testIssuer {
 // like ipcert renew would keep it.
 func (ti *testIssuer) issue(t *testing.T, name string, idents []netip.Addr, combined bool) *acmeflow.Issued {
 	t.Helper()
-	tmpl := &store.Renewal{CA: "local", Combined: combined}
+	tmpl := &store.Renewal{Issuance: spec.Issuance{CA: "local", Combined: combined}}
 	if r, err := ti.eng.Store.LoadRenewal(name); err == nil {
 		tmpl = r
 	}

@@ -270,7 +270,7 @@ func certStatus(st *store.Store, name string, now time.Time, verifyKeys bool) (C
 		cs.Problem = err.Error()
 		return cs, time.Time{}
 	}
-	cs.Identifiers, cs.CA, cs.Directory, cs.Challenge = r.Identifiers, r.CA, r.Directory, r.Challenge
+	cs.Identifiers, cs.CA, cs.Directory, cs.Challenge = r.Identifiers, string(r.CA), r.Directory, string(r.Challenge)
 	cs.Reload, cs.DeployHooks, cs.VerifyAddr = r.Reload, r.DeployHooks, r.VerifyAddr
 	cs.LastSuccess, cs.LastAttempt, cs.Failures, cs.LastError = r.LastSuccess, r.LastAttempt, r.Failures, r.LastError
 	switch {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/testkit"
 )
@@ -104,13 +105,11 @@ func TestStatusFromIndex(t *testing.T) {
 	}
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	nb := now.Add(-10 * time.Hour)
-	storeCert(t, st, &store.Renewal{Name: "a", Identifiers: []string{"192.0.2.1"}, CA: "production", LastSuccess: nb}, nb, 1)
-	storeCert(t, st, &store.Renewal{Name: "b", Identifiers: []string{"192.0.2.2"}, CA: "staging", LastSuccess: nb, RenewAt: nb.Add(79 * time.Hour), CertID: "x.y",
-		ARI: &store.ARIState{WindowStart: nb.Add(78 * time.Hour), WindowEnd: nb.Add(81 * time.Hour), NextCheck: now.Add(6 * time.Hour)}}, nb, 2)
+	storeCert(t, st, &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{"192.0.2.1"}, CA: "production"}, Name: "a", LastSuccess: nb}, nb, 1)
+	storeCert(t, st, &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{"192.0.2.2"}, CA: "staging"}, Name: "b", LastSuccess: nb, RenewAt: nb.Add(79 * time.Hour), CertID: "x.y", ARI: &store.ARIState{WindowStart: nb.Add(78 * time.Hour), WindowEnd: nb.Add(81 * time.Hour), NextCheck: now.Add(6 * time.Hour)}}, nb, 2)
 	fail := &store.Failure{Time: now.Add(-time.Minute), Step: "challenge", Detail: "Timeout during connect"}
-	storeCert(t, st, &store.Renewal{Name: "c", Identifiers: []string{"192.0.2.3"}, CA: "production", LastSuccess: nb, Failures: 2,
-		NextAttempt: now.Add(9 * time.Minute), LastError: fail, LastAttempt: fail.Time}, nb, 3)
-	storeCert(t, st, &store.Renewal{Name: "d", Identifiers: []string{"192.0.2.4"}, CA: "production"}, now.Add(-200*time.Hour), 4)
+	storeCert(t, st, &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{"192.0.2.3"}, CA: "production"}, Name: "c", LastSuccess: nb, Failures: 2, NextAttempt: now.Add(9 * time.Minute), LastError: fail, LastAttempt: fail.Time}, nb, 3)
+	storeCert(t, st, &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{"192.0.2.4"}, CA: "production"}, Name: "d"}, now.Add(-200*time.Hour), 4)
 	os.MkdirAll(st.CertDir("f"), 0o700)
 	os.WriteFile(filepath.Join(st.CertDir("f"), "renewal.json"), []byte("{"), 0o600)
 
@@ -193,7 +192,7 @@ func TestStatusFromIndex(t *testing.T) {
 	if err := os.Remove(st.CurrentDir("c")); err != nil {
 		t.Fatal(err)
 	}
-	storeCert(t, st, &store.Renewal{Name: "e", Identifiers: []string{"192.0.2.5"}, CA: "production", LastSuccess: nb}, nb, 5)
+	storeCert(t, st, &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{"192.0.2.5"}, CA: "production"}, Name: "e", LastSuccess: nb}, nb, 5)
 	if err := os.RemoveAll(st.CertDir("d")); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +220,7 @@ func TestStatusFromIndex(t *testing.T) {
 	if x := readStatusIndex(st); x == nil || x.certsMtime == 0 || !slices.Contains(x.names(), "g") {
 		t.Fatalf("index without g or the certs folder's time: %+v", x)
 	}
-	storeCert(t, st, &store.Renewal{Name: "g", Identifiers: []string{"192.0.2.7"}, CA: "production", LastSuccess: nb}, nb, 7)
+	storeCert(t, st, &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{"192.0.2.7"}, CA: "production"}, Name: "g", LastSuccess: nb}, nb, 7)
 	want, wantBad = statusLines(t, st, now, files)
 	got, gotBad = statusLines(t, st, now, idx)
 	if strings.Join(got, "\n") != strings.Join(want, "\n") || strings.Join(gotBad, ",") != strings.Join(wantBad, ",") || !strings.Contains(strings.Join(got, "\n"), `"name": "g"`) {
@@ -261,7 +260,7 @@ func TestStatusIndexTrustedOnlyAsRoot(t *testing.T) {
 	}
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	nb := now.Add(-10 * time.Hour)
-	storeCert(t, st, &store.Renewal{Name: "a", Identifiers: []string{"192.0.2.1"}, CA: "production", LastSuccess: nb}, nb, 1)
+	storeCert(t, st, &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{"192.0.2.1"}, CA: "production"}, Name: "a", LastSuccess: nb}, nb, 1)
 	idx := StatusOptions{clock: func() time.Time { return time.Now().Add(time.Hour) }}
 	want, _ := statusLines(t, st, now, idx)
 	// A forged index: serial ff instead of 1, with a valid CRC.

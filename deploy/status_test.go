@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -54,19 +55,17 @@ func TestStatus(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	nb := now.Add(-10 * time.Hour)
 	// a: fresh, no ARI yet: half-life.
-	storeCert(t, st, &store.Renewal{Name: "a", Identifiers: []string{"192.0.2.1"}, CA: "production", LastSuccess: nb}, nb, 1)
+	storeCert(t, st, &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{"192.0.2.1"}, CA: "production"}, Name: "a", LastSuccess: nb}, nb, 1)
 	// b: renewal time chosen inside the ARI window.
 	renewAt := nb.Add(79 * time.Hour)
-	storeCert(t, st, &store.Renewal{Name: "b", Identifiers: []string{"192.0.2.2"}, CA: "staging", LastSuccess: nb, RenewAt: renewAt,
-		ARI: &store.ARIState{WindowStart: nb.Add(78 * time.Hour), WindowEnd: nb.Add(81 * time.Hour), NextCheck: now.Add(6 * time.Hour)}}, nb, 2)
+	storeCert(t, st, &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{"192.0.2.2"}, CA: "staging"}, Name: "b", LastSuccess: nb, RenewAt: renewAt, ARI: &store.ARIState{WindowStart: nb.Add(78 * time.Hour), WindowEnd: nb.Add(81 * time.Hour), NextCheck: now.Add(6 * time.Hour)}}, nb, 2)
 	// c: failing, in backoff.
 	fail := &store.Failure{Time: now.Add(-time.Minute), Step: "challenge", Detail: "Timeout during connect"}
-	storeCert(t, st, &store.Renewal{Name: "c", Identifiers: []string{"192.0.2.3"}, CA: "production", LastSuccess: nb, Failures: 2,
-		NextAttempt: now.Add(9 * time.Minute), LastError: fail, LastAttempt: fail.Time}, nb, 3)
+	storeCert(t, st, &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{"192.0.2.3"}, CA: "production"}, Name: "c", LastSuccess: nb, Failures: 2, NextAttempt: now.Add(9 * time.Minute), LastError: fail, LastAttempt: fail.Time}, nb, 3)
 	// d: expired long ago, renewal overdue.
-	storeCert(t, st, &store.Renewal{Name: "d", Identifiers: []string{"192.0.2.4"}, CA: "production"}, now.Add(-200*time.Hour), 4)
+	storeCert(t, st, &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{"192.0.2.4"}, CA: "production"}, Name: "d"}, now.Add(-200*time.Hour), 4)
 	// e: renewal.json without a current version.
-	st.SaveRenewal(&store.Renewal{Name: "e", Identifiers: []string{"192.0.2.5"}, Directory: "x", Challenge: "http-01"})
+	st.SaveRenewal(&store.Renewal{Issuance: spec.Issuance{Identifiers: []string{"192.0.2.5"}, Challenge: "http-01"}, Name: "e", Directory: "x"})
 	// f: a broken renewal.json.
 	os.MkdirAll(st.CertDir("f"), 0o700)
 	os.WriteFile(filepath.Join(st.CertDir("f"), "renewal.json"), []byte("{"), 0o600)

@@ -61,9 +61,9 @@ func (g *diag) caTransport() bool {
 			c = cmd("curl", "-sI", acmeflow.LEProduction)
 		}
 		if g.own() {
-			c = cmd("curl", "-sI", g.ev.CA)
+			c = cmd("curl", "-sI", string(g.ev.CA))
 			if g.ev.CARoot != "" {
-				c = cmd("curl", "-sI", "--cacert", g.ev.CARoot, g.ev.CA)
+				c = cmd("curl", "-sI", "--cacert", g.ev.CARoot, string(g.ev.CA))
 			}
 		}
 		fix := "Check outbound HTTPS to the CA (" + c.String() + ") and https://letsencrypt.status.io."

@@ -189,7 +189,7 @@ func (g *diag) classify() {
 			other = acmeflow.ChallengeHTTP01
 		}
 		g.set(DiagChallengeNotOffered, "The CA does not offer this challenge", g.errText(),
-			"Use the challenge the CA offers.", g.stagingCmd("--challenge", other), false)
+			"Use the challenge the CA offers.", g.stagingCmd("--challenge", string(other)), false)
 		return
 	}
 	if g.local() {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/internal/spec"
 )
 
 // Cmd is a command a diagnosis suggests, as its words: built as a value
@@ -122,9 +123,9 @@ func cmd(words ...string) Cmd { return Cmd(words) }
 // issueArgs are the settings of a suggested "ipcert issue" that differ
 // from the failed attempt's.
 type issueArgs struct {
-	challenge string // "" keeps the attempt's
-	webroot   string // "" keeps the attempt's
-	noWebroot bool   // the standalone responder
+	challenge spec.Challenge // "" keeps the attempt's
+	webroot   string         // "" keeps the attempt's
+	noWebroot bool           // the standalone responder
 	ips       []string
 	extra     []string
 	sudo      bool
@@ -147,7 +148,7 @@ func (g *diag) issueCmd(a issueArgs) Cmd {
 	case a.rehearse || ca == "":
 		ca = cachoice.Staging
 	}
-	c = append(c, "--ca", ca)
+	c = append(c, "--ca", string(ca))
 	if g.ev.CARoot != "" && g.own() {
 		c = append(c, "--ca-root", g.ev.CARoot)
 	}
@@ -175,7 +176,7 @@ func (g *diag) issueCmd(a issueArgs) Cmd {
 		wr = ""
 	}
 	if ch != "" && (ch != acmeflow.ChallengeHTTP01 || a.challenge != "") {
-		c = append(c, "--challenge", ch)
+		c = append(c, "--challenge", string(ch))
 	}
 	if wr != "" {
 		c = append(c, "--webroot", wr)
@@ -191,7 +192,7 @@ func (g *diag) stagingCmd(extra ...string) Cmd {
 	for i := 0; i < len(extra); i++ {
 		switch extra[i] {
 		case "--challenge":
-			a.challenge = extra[i+1]
+			a.challenge = spec.Challenge(extra[i+1])
 			i++
 		case "--webroot":
 			a.webroot = extra[i+1]
@@ -235,8 +236,8 @@ func (g *diag) preflightCmd(extra ...string) Cmd {
 	switch {
 	case g.ev.CA == cachoice.Local:
 		c = append(c, "--ca", cachoice.Local)
-	case g.own() && strings.HasPrefix(g.ev.CA, "https://"):
-		c = append(c, "--ca", g.ev.CA)
+	case g.own() && strings.HasPrefix(string(g.ev.CA), "https://"):
+		c = append(c, "--ca", string(g.ev.CA))
 	}
 	return append(c, extra...)
 }

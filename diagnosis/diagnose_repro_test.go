@@ -26,6 +26,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/internal/fakeacme"
 	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/testkit"
 )
 
@@ -45,7 +46,7 @@ func diagCA(t *testing.T, httpPort, tlsPort int) *localca.Server {
 	return srv
 }
 
-func diagRequest(ca *localca.Server, challenge string, listenPort int) acmeflow.Request {
+func diagRequest(ca *localca.Server, challenge spec.Challenge, listenPort int) acmeflow.Request {
 	lp := net.JoinHostPort("127.0.0.1", strconv.Itoa(listenPort))
 	return acmeflow.Request{
 		Identifiers: mustAddrs("127.0.0.1"), Directory: ca.DirectoryURL(), HTTPClient: ca.HTTPClient(), CAKey: "local",

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-acme/lego/v4/acme"
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -264,18 +265,18 @@ func TestStoredValidators(t *testing.T) {
 
 func TestEvidenceForRenewal(t *testing.T) {
 	now := time.Now()
-	le := RenewalAttempt(&store.Renewal{CA: "production", Challenge: acmeflow.ChallengeTLSALPN01, TLSListen: ":443"}).Evidence(now)
+	le := RenewalAttempt(&store.Renewal{Issuance: spec.Issuance{CA: "production", Challenge: acmeflow.ChallengeTLSALPN01, TLSListen: ":443"}}).Evidence(now)
 	if le.HTTPPort != 80 || le.TLSPort != 443 || le.Challenge != acmeflow.ChallengeTLSALPN01 || le.CA != "production" {
 		t.Errorf("%+v", le)
 	}
-	local := RenewalAttempt(&store.Renewal{CA: "local", Challenge: acmeflow.ChallengeHTTP01, HTTPListen: "127.0.0.1:5002"}).Evidence(now)
+	local := RenewalAttempt(&store.Renewal{Issuance: spec.Issuance{CA: "local", Challenge: acmeflow.ChallengeHTTP01, HTTPListen: "127.0.0.1:5002"}}).Evidence(now)
 	if local.HTTPPort != 5002 {
 		t.Errorf("%+v", local)
 	}
 	// A renewal that fails the same way as the first issuance is
 	// diagnosed with the certificate's own settings.
 	err := &acmeflow.Error{Step: acmeflow.StepChallenge, Identifier: "203.0.113.7", Problem: acmeflow.ProblemOf(leProblem(t, "unauthorized-404"))}
-	d := Diagnose(err, RenewalAttempt(&store.Renewal{CA: "production", Challenge: acmeflow.ChallengeHTTP01, WebRoot: "/var/www/html"}).Evidence(now))
+	d := Diagnose(err, RenewalAttempt(&store.Renewal{Issuance: spec.Issuance{CA: "production", Challenge: acmeflow.ChallengeHTTP01, WebRoot: "/var/www/html"}}).Evidence(now))
 	if d.Code != DiagWebRootNotServed || d.Failure(now).WebRoot != "/var/www/html" {
 		t.Errorf("%s %+v", d.Code, d.Failure(now))
 	}

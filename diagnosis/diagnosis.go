@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/untrusted"
 )
@@ -58,15 +59,15 @@ type Diagnosis struct {
 	Validators []acmeflow.ValidatorRequest `json:"validators,omitempty"`
 	// The attempt's challenge, web root and validation port, as far as
 	// they are known.
-	Challenge string `json:"challenge,omitempty"`
-	WebRoot   string `json:"webroot,omitempty"`
-	Port      int    `json:"port,omitempty"`
+	Challenge spec.Challenge `json:"challenge,omitempty"`
+	WebRoot   string         `json:"webroot,omitempty"`
+	Port      int            `json:"port,omitempty"`
 	// The attempt's CA, the root trusted for it (a URL CA's --ca-root) and
 	// where the responder listened: kept with the failure, so that doctor
 	// re-checks a first issuance that has no renewal.json as it was asked.
-	CA        string `json:"ca,omitempty"`
-	CARoot    string `json:"ca_root,omitempty"`
-	Responder string `json:"responder,omitempty"`
+	CA        spec.CAChoice `json:"ca,omitempty"`
+	CARoot    string        `json:"ca_root,omitempty"`
+	Responder string        `json:"responder,omitempty"`
 
 	// ownCA: the CA is the user's own ACME CA (WriteFailure's next step
 	// is a probe at that CA, not at Let's Encrypt staging).

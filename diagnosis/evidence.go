@@ -13,6 +13,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/preflight"
 )
@@ -23,7 +24,7 @@ import (
 // the plain fields here.
 type Evidence struct {
 	// Challenge is the challenge used (http-01 or tls-alpn-01).
-	Challenge string
+	Challenge spec.Challenge
 	// WebRoot is set when http-01 was answered by the user's web server:
 	// our responder then sees no requests, and their absence means nothing.
 	WebRoot string
@@ -39,7 +40,7 @@ type Evidence struct {
 	// not keep (acmeflow.Error).
 	SeenDropped, SeenRefused int
 	// CA is the user's choice: staging, production, local, or a URL.
-	CA string
+	CA spec.CAChoice
 	// CARoot is the PEM root file trusted for a URL CA's HTTPS (--ca-root),
 	// for the commands of the fix.
 	CARoot string
@@ -88,29 +89,24 @@ type Evidence struct {
 // the same attempt gets the same evidence, and the diagnosis kept in
 // renewal.json is the one that was shown.
 type Attempt struct {
-	// Challenge is http-01 or tls-alpn-01 (empty: inferred from the error).
-	Challenge string
-	// WebRoot is set when the user's web server answered http-01.
-	WebRoot string
-	// CA is the user's choice: staging, production, local, or a URL.
-	CA string
+	// The attempt's settings, as issue's flags, the wizard or renewal.json
+	// gave them: the challenge (empty: inferred from the error), the web
+	// root, the CA as chosen and its --ca-root, the responders' addresses,
+	// and the addresses that complete the commands of a fix.
+	spec.Issuance
 	// Local is the local test CA, which validates on the responder's own
 	// ports (HTTPListen, TLSListen) rather than on 80 and 443.
-	Local                 bool
-	HTTPListen, TLSListen string
-	// CARoot is the --ca-root of a URL CA.
-	CARoot string
-	// Identifiers and StateDir complete the commands of a fix.
-	Identifiers []string
-	StateDir    string
+	Local bool
+	// StateDir completes the commands of a fix.
+	StateDir string
 	// Issued: the addresses were certified before (renewal.json).
 	Issued bool
 }
 
 // AttemptOf is the attempt of an engine request made for the CA ca (nil
 // when the CA could not even be opened; choice names it then).
-func AttemptOf(req *acmeflow.Request, ca *cachoice.CA, choice string) Attempt {
-	a := Attempt{Challenge: req.Challenge, WebRoot: req.WebRoot, CA: choice, HTTPListen: req.HTTPListen, TLSListen: req.TLSListen, Identifiers: acmeflow.AddrStrings(req.Identifiers)}
+func AttemptOf(req *acmeflow.Request, ca *cachoice.CA, choice spec.CAChoice) Attempt {
+	a := Attempt{Issuance: spec.Issuance{Challenge: req.Challenge, WebRoot: req.WebRoot, CA: choice, HTTPListen: req.HTTPListen, TLSListen: req.TLSListen, Identifiers: acmeflow.AddrStrings(req.Identifiers)}}
 	if ca != nil {
 		a.CA, a.Local, a.CARoot = ca.Choice, ca.Local, ca.RootFile
 		// The local CA validates on the responder's ports, which the CA
@@ -129,7 +125,7 @@ func AttemptOf(req *acmeflow.Request, ca *cachoice.CA, choice string) Attempt {
 // attempts: the challenge, the web root, the CA and the responder's
 // addresses.
 func RenewalAttempt(r *store.Renewal) Attempt {
-	return Attempt{Challenge: r.Challenge, WebRoot: r.WebRoot, CA: r.CA, Local: r.CA == cachoice.Local, HTTPListen: r.HTTPListen, TLSListen: r.TLSListen, CARoot: r.CARoot, Identifiers: r.Identifiers, Issued: true}
+	return Attempt{Issuance: r.Issuance, Local: r.CA == cachoice.Local, Issued: true}
 }
 
 // Evidence is the attempt's evidence: the challenge, the web root and the
@@ -253,13 +249,13 @@ func (ev *Evidence) GatherIn(ctx context.Context, env *preflight.Env, err error)
 // the NAT check, which asks the internet for this machine's public
 // address, does not run: such a CA validates from its own network (an
 // internal address has no public one).
-func Preflight(ctx context.Context, addrs []netip.Addr, ca string, httpPort, tlsPort int, offline bool) preflight.Report {
+func Preflight(ctx context.Context, addrs []netip.Addr, ca spec.CAChoice, httpPort, tlsPort int, offline bool) preflight.Report {
 	return PreflightIn(ctx, preflight.DefaultEnv(), addrs, ca, httpPort, tlsPort, offline)
 }
 
 // PreflightIn is Preflight in env (doctor's: the public-address sources
 // as IPCERT_ECHO4 and the like set them).
-func PreflightIn(ctx context.Context, env preflight.Env, addrs []netip.Addr, ca string, httpPort, tlsPort int, offline bool) preflight.Report {
+func PreflightIn(ctx context.Context, env preflight.Env, addrs []netip.Addr, ca spec.CAChoice, httpPort, tlsPort int, offline bool) preflight.Report {
 	local, own := cachoice.IsLocal(ca), cachoice.IsOwn(ca)
 	only := []string{preflight.IDInterfaces, preflight.IDPorts, preflight.IDPrivilege, preflight.IDWebServers, preflight.IDFirewall, preflight.IDAddress}
 	if !offline && !own {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -43,7 +44,7 @@ func startCA(t *testing.T, opts localca.Options) *testCA {
 	return &testCA{Server: srv, port: port}
 }
 
-func (c *testCA) request(idents []netip.Addr, challenge string) acmeflow.Request {
+func (c *testCA) request(idents []netip.Addr, challenge spec.Challenge) acmeflow.Request {
 	lp := net.JoinHostPort(idents[0].String(), strconv.Itoa(c.port))
 	return acmeflow.Request{
 		Identifiers: idents, Directory: c.DirectoryURL(), HTTPClient: c.HTTPClient(), CAKey: "local",

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/spec"
 )
 
 // TestOwnCAAdvice: for an own ACME CA the diagnoses give that CA's
@@ -13,7 +14,7 @@ import (
 // does the same with a real step-ca and the built binary).
 func TestOwnCAAdvice(t *testing.T) {
 	const ca = "https://ca.internal:9000/acme/acme/directory"
-	att := Attempt{Challenge: acmeflow.ChallengeHTTP01, CA: ca, CARoot: "/etc/step-ca/root.pem", HTTPListen: "127.0.0.1:5003"}
+	att := Attempt{Issuance: spec.Issuance{Challenge: acmeflow.ChallengeHTTP01, CA: spec.CAChoice(ca), CARoot: "/etc/step-ca/root.pem", HTTPListen: "127.0.0.1:5003"}}
 	// smallstep step-ca acme/challenge.go's words for a failed dial.
 	refused := &acmeflow.Error{Step: acmeflow.StepChallenge, Identifier: "10.0.0.7", Problem: &acmeflow.Problem{Type: acmeflow.ProblemNS + "connection", Detail: "The server could not connect to validation target"}}
 	rateLimited := &acmeflow.Error{Step: acmeflow.StepOrder, Problem: &acmeflow.Problem{Type: acmeflow.ProblemNS + "rateLimited", Detail: "too many orders"}}

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/spec"
 )
 
 // ProbeKind is what a local connection to a validation port found.
@@ -47,7 +48,7 @@ type Probe struct {
 // validator would and says what answers there. From inside the machine
 // this proves less than a real validation (hairpin NAT, docs/letsencrypt.md): it
 // tells apart what is listening, not whether the internet gets through.
-func ProbeValidationPort(ctx context.Context, addr netip.Addr, port int, challenge string) Probe {
+func ProbeValidationPort(ctx context.Context, addr netip.Addr, port int, challenge spec.Challenge) Probe {
 	target := net.JoinHostPort(addr.String(), strconv.Itoa(port))
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/internal/spec"
 )
 
 // validation explains a failed challenge from the CA's words and, above
@@ -154,13 +155,13 @@ func (g *diag) validation(t string) {
 	// \"acme-tls/1\" for tls-alpn-01 challenge" (docs/letsencrypt.md).
 	case contains(t, "cannot negotiate alpn"):
 		g.set(DiagNoALPN, "The TLS server on the port does not speak acme-tls/1", fmt.Sprintf("A TLS server answered on port %d but does not know the acme-tls/1 protocol: a web server or TLS proxy owns the port, not ipcert's responder.", port),
-			"Let ipcert own port 443 for the minute of issuance (stop the proxy), or use http-01 on port 80.", g.stagingCmd("--challenge", acmeflow.ChallengeHTTP01), false)
+			"Let ipcert own port 443 for the minute of issuance (stop the proxy), or use http-01 on port 80.", g.stagingCmd("--challenge", string(acmeflow.ChallengeHTTP01)), false)
 		g.foreign(none)
 	// Boulder va/tlsalpn.go and Pebble: "Incorrect validation certificate
 	// for tls-alpn-01 challenge. ..." (docs/letsencrypt.md).
 	case contains(t, "incorrect validation certificate"):
 		g.set(DiagWrongCert, "The wrong certificate answered the tls-alpn-01 challenge", "The server on the port offered acme-tls/1 but presented a certificate that is not the challenge certificate for this address: another ACME client or proxy answers, or it keys on the IP rather than the RFC 8738 reverse name ("+g.reverseName()+").",
-			"Stop the other responder on the port so ipcert's answers, or use http-01.", g.stagingCmd("--challenge", acmeflow.ChallengeHTTP01), false)
+			"Stop the other responder on the port so ipcert's answers, or use http-01.", g.stagingCmd("--challenge", string(acmeflow.ChallengeHTTP01)), false)
 		g.foreign(none)
 	// Pebble va/va.go: "Failed to connect to HOST:PORT for the tls-alpn-01
 	// challenge" (every dial or handshake failure).
@@ -228,7 +229,7 @@ func (g *diag) redirectPort(t string) {
 
 func (g *diag) httpOnTLS() {
 	g.set(DiagHTTPOnTLSPort, "A plain-HTTP server answers on the TLS port", fmt.Sprintf("The tls-alpn-01 validator spoke TLS to port %d and got plain HTTP back: a web server (or a port forward to one) holds the port without TLS.", g.port()),
-		"Let ipcert's responder own the port during issuance, fix the port forward, or use http-01.", g.stagingCmd("--challenge", acmeflow.ChallengeHTTP01), false)
+		"Let ipcert's responder own the port during issuance, fix the port forward, or use http-01.", g.stagingCmd("--challenge", string(acmeflow.ChallengeHTTP01)), false)
 	g.foreign(g.ev.SeenKnown && g.ev.WebRoot == "" && len(g.ev.Seen) == 0)
 }
 
@@ -243,7 +244,7 @@ func (g *diag) tlsConnect(none bool) {
 			return
 		case ProbeTLSNoALPN:
 			g.set(DiagNoALPN, "The TLS server on the port does not speak acme-tls/1", fmt.Sprintf("A TLS server on port %d does not offer acme-tls/1.", g.port()),
-				"Let ipcert own port 443 for the minute of issuance, or use http-01.", g.stagingCmd("--challenge", acmeflow.ChallengeHTTP01), false)
+				"Let ipcert own port 443 for the minute of issuance, or use http-01.", g.stagingCmd("--challenge", string(acmeflow.ChallengeHTTP01)), false)
 			g.foreign(none)
 			return
 		case ProbeRefused:
@@ -404,7 +405,7 @@ func (g *diag) responderElsewhere(port int, none bool) string {
 
 // listenFlag is the responder flag's stem for a challenge (--http-listen,
 // --tls-listen) and step-ca's (--acme-http-port, --acme-tls-port).
-func listenFlag(challenge string) string {
+func listenFlag(challenge spec.Challenge) string {
 	if challenge == acmeflow.ChallengeTLSALPN01 {
 		return "tls"
 	}

@@ -13,17 +13,18 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/internal/spec"
 )
 
 // CACheck is doctor's re-check of a failure at the CA (its name did not
 // resolve, it refused, TLS to it failed, it timed out): exactly those
 // steps again, in order, each with what it found.
 type CACheck struct {
-	CA        string    `json:"ca"`
-	Directory string    `json:"directory"`
-	Steps     []CAStep  `json:"steps"`
-	OK        bool      `json:"ok"`
-	Time      time.Time `json:"time"`
+	CA        spec.CAChoice `json:"ca"`
+	Directory string        `json:"directory"`
+	Steps     []CAStep      `json:"steps"`
+	OK        bool          `json:"ok"`
+	Time      time.Time     `json:"time"`
 }
 
 // CAStep is one step of CACheck: resolve, connect, directory.
@@ -51,7 +52,7 @@ type CAEndpoints struct {
 // fetches the directory, each step bounded; it stops at the first that
 // fails. choice is the CA as the failure recorded it (staging,
 // production or a URL) and root its --ca-root.
-func CheckCA(ctx context.Context, choice, root string, ep CAEndpoints) CACheck {
+func CheckCA(ctx context.Context, choice spec.CAChoice, root string, ep CAEndpoints) CACheck {
 	out := CACheck{CA: choice, Time: time.Now().UTC()}
 	step := func(name string, ok bool, format string, args ...any) bool {
 		out.Steps = append(out.Steps, CAStep{Name: name, OK: ok, Detail: acmeflow.Printable(fmt.Sprintf(format, args...))})

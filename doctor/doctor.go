@@ -21,6 +21,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/preflight"
 )
@@ -30,7 +31,7 @@ import (
 type Target struct {
 	Name        string         `json:"name,omitempty"`
 	Identifiers []string       `json:"identifiers"`
-	CA          string         `json:"ca,omitempty"`
+	CA          spec.CAChoice  `json:"ca,omitempty"`
 	LastError   *store.Failure `json:"last_error,omitempty"`
 	Failures    int            `json:"consecutive_failures,omitempty"`
 	// Stored is the diagnosis made when the failure happened.
@@ -58,7 +59,7 @@ type Target struct {
 // Order is the outcome of doctor's --probe: a real order on staging (on
 // the certificate's own CA for an own ACME CA).
 type Order struct {
-	CA         string                      `json:"ca"`
+	CA         spec.CAChoice               `json:"ca"`
 	OK         bool                        `json:"ok"`
 	Validators []acmeflow.ValidatorRequest `json:"validators"`
 	Diagnosis  *diagnosis.Diagnosis        `json:"diagnosis,omitempty"`
@@ -69,12 +70,13 @@ type Order struct {
 // DoctorOptions are doctor's settings: the flags that override a
 // target's renewal.json, and the probe's.
 type DoctorOptions struct {
-	Challenge, WebRoot    string
+	Challenge             spec.Challenge
+	WebRoot               string
 	HTTPListen, TLSListen string
 	// Offline skips the checks that use the network (public address, NAT).
 	Offline bool
 	// ProbeCA is the CA of the probe order: staging, or local in tests.
-	ProbeCA  string
+	ProbeCA  spec.CAChoice
 	AgreeTOS bool
 	Timeout  time.Duration
 	// UserAgent of the probe order; Log receives the local CA's log.
@@ -137,7 +139,7 @@ func Targets(st *store.Store, arg string, probe bool, warn func(error)) ([]*Targ
 			// asked (its CA, that CA's root, the responder), and it is
 			// re-checked that way: an own CA's first issuance is not
 			// judged by Let's Encrypt's rules.
-			r := &store.Renewal{Name: ff.Name, Identifiers: ff.Identifiers, CA: f.CA, CARoot: f.CARoot, Challenge: f.Challenge, WebRoot: f.WebRoot}
+			r := &store.Renewal{Issuance: spec.Issuance{Identifiers: ff.Identifiers, CA: f.CA, CARoot: f.CARoot, Challenge: f.Challenge, WebRoot: f.WebRoot}, Name: ff.Name}
 			if f.Challenge == acmeflow.ChallengeTLSALPN01 {
 				r.TLSListen = f.Responder
 			} else {
@@ -215,7 +217,7 @@ func oneTarget(t *Target, err error) ([]*Target, error) {
 
 // settings are the challenge settings of a target: its renewal.json,
 // overridden by the options.
-func (t *Target) settings(o *DoctorOptions) (challenge, webroot, httpListen, tlsListen string, local bool) {
+func (t *Target) settings(o *DoctorOptions) (challenge spec.Challenge, webroot, httpListen, tlsListen string, local bool) {
 	if r := t.renewal; r != nil {
 		challenge, webroot, httpListen, tlsListen = r.Challenge, r.WebRoot, r.HTTPListen, r.TLSListen
 		local = r.CA == cachoice.Local
@@ -296,7 +298,7 @@ func (t *Target) Examine(ctx context.Context, o *DoctorOptions, progress io.Writ
 	}
 	// The same builder as issue, renew and the wizard; the ports are the
 	// ones just checked (the failed attempt's, when it recorded one).
-	att := diagnosis.Attempt{Challenge: challenge, WebRoot: webroot, CA: t.CA, HTTPListen: httpListen, TLSListen: tlsListen, Identifiers: t.Identifiers, StateDir: o.StateDir}
+	att := diagnosis.Attempt{Issuance: spec.Issuance{Challenge: challenge, WebRoot: webroot, CA: t.CA, HTTPListen: httpListen, TLSListen: tlsListen, Identifiers: t.Identifiers}, StateDir: o.StateDir}
 	// A managed certificate's address was certified before: one that is
 	// not this machine's now has moved.
 	att.Issued = t.managed

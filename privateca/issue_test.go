@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -173,8 +174,9 @@ func checkRenewTiming(t *testing.T, netns, state string, leaf *x509.Certificate)
 // the shortlived profile (it offers: none)").
 func TestStepCALoopback(t *testing.T) {
 	cases := []struct {
-		ip, challenge string
-		validity      time.Duration
+		ip        string
+		challenge spec.Challenge
+		validity  time.Duration
 	}{
 		// 30 hours: neither Let's Encrypt's 160 hours nor step-ca's
 		// default; 24 hours: step-ca's default, always less than a day
@@ -186,7 +188,7 @@ func TestStepCALoopback(t *testing.T) {
 	}
 	for _, c := range cases {
 		validity := c.validity
-		t.Run(c.ip+"/"+c.challenge, func(t *testing.T) {
+		t.Run(c.ip+"/"+string(c.challenge), func(t *testing.T) {
 			ip := netip.MustParseAddr(c.ip)
 			if ip.Is6() {
 				ln, err := net.Listen("tcp6", "[::1]:0")
@@ -208,7 +210,7 @@ func TestStepCALoopback(t *testing.T) {
 				listen = "--tls-listen=" + net.JoinHostPort(c.ip, strconv.Itoa(tlsPort))
 			}
 			out, errs := mustIpcert(t, "", "issue", "--ip", c.ip, "--ca", ca.Directory, "--ca-root", ca.PKI.RootFile,
-				"--challenge", c.challenge, listen, "--agree-tos", "--state-dir", state)
+				"--challenge", string(c.challenge), listen, "--agree-tos", "--state-dir", state)
 			t.Logf("issue:\n%s%s", errs, out)
 			checkNoProfileNotice(t, errs)
 			if want := fmt.Sprintf("(%d hours)", int(validity.Hours())); !strings.Contains(out, want) {
@@ -258,9 +260,9 @@ func TestStepCADualStack(t *testing.T) {
 	const validity = 30 * time.Hour
 	ca := startStepCA(t, caOpts{Host: "127.0.0.1", Validity: validity, HTTPPort: port, TLSPort: port})
 	state := t.TempDir()
-	for _, ch := range []string{acmeflow.ChallengeHTTP01, acmeflow.ChallengeTLSALPN01} {
+	for _, ch := range []string{string(acmeflow.ChallengeHTTP01), string(acmeflow.ChallengeTLSALPN01)} {
 		listen := "--http-listen=127.0.0.1:" + strconv.Itoa(port)
-		if ch == acmeflow.ChallengeTLSALPN01 {
+		if ch == string(acmeflow.ChallengeTLSALPN01) {
 			listen = "--tls-listen=127.0.0.1:" + strconv.Itoa(port)
 		}
 		out, errs := mustIpcert(t, "", "issue", "--ip", "127.0.0.1", "--ip", "::1", "--name", "both-"+ch, "--ca", ca.Directory, "--ca-root", ca.PKI.RootFile,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/spec"
 )
 
 // needNetns skips (locally) or fails (CI=true) without root, ip and nft,
@@ -76,12 +77,15 @@ func TestStepCAPrivateAddress(t *testing.T) {
 		t.Errorf("preflight --ca %s for %s: exit %d, %+v; want ok, left to the CA's policy", ca.Directory, ip, code, r)
 	}
 
-	for _, c := range []struct{ name, challenge string }{
+	for _, c := range []struct {
+		name      string
+		challenge spec.Challenge
+	}{
 		{"lan-http", acmeflow.ChallengeHTTP01},
 		{"lan-tls", acmeflow.ChallengeTLSALPN01},
 	} {
 		out, errs := mustIpcert(t, hostNS, "issue", "--ip", ip.String(), "--name", c.name, "--ca", ca.Directory, "--ca-root", ca.PKI.RootFile,
-			"--challenge", c.challenge, "--agree-tos", "--state-dir", state)
+			"--challenge", string(c.challenge), "--agree-tos", "--state-dir", state)
 		t.Logf("issue %s:\n%s%s", c.name, errs, out)
 		checkNoProfileNotice(t, errs)
 		// The validator came from the CA's address, over the LAN, to the

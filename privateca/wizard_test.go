@@ -51,7 +51,7 @@ func checkStoredCA(t *testing.T, state, name string, ca *stepCA) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		t.Fatal(err)
 	}
-	if r.CA != ca.Directory || r.Directory != ca.Directory || r.CARoot != ca.PKI.RootFile {
+	if string(r.CA) != ca.Directory || r.Directory != ca.Directory || r.CARoot != ca.PKI.RootFile {
 		t.Errorf("renewal.json keeps ca %q, directory %q, ca_root %q; want %q, %q, %q", r.CA, r.Directory, r.CARoot, ca.Directory, ca.Directory, ca.PKI.RootFile)
 	}
 }

@@ -29,6 +29,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/testkit"
 )
@@ -327,18 +328,18 @@ func floodBeforeValidation() int64 {
 // bounded either way (issue 22: 3.6 GB, a 507 MB record, 405 MB on stderr;
 // 24 GB and the OOM killer for tls-alpn-01).
 func TestResponderFlood(t *testing.T) {
-	for _, chal := range []string{acmeflow.ChallengeHTTP01, acmeflow.ChallengeTLSALPN01} {
+	for _, chal := range []spec.Challenge{acmeflow.ChallengeHTTP01, acmeflow.ChallengeTLSALPN01} {
 		for _, validates := range []bool{true, false} {
-			name := chal + "-validated"
+			name := string(chal) + "-validated"
 			if !validates {
-				name = chal + "-failed"
+				name = string(chal) + "-failed"
 			}
 			t.Run(name, func(t *testing.T) { floodOnce(t, chal, validates) })
 		}
 	}
 }
 
-func floodOnce(t *testing.T, chal string, validates bool) {
+func floodOnce(t *testing.T, chal spec.Challenge, validates bool) {
 	resp, err := acmeflow.FreePort("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
@@ -356,7 +357,7 @@ func floodOnce(t *testing.T, chal string, validates bool) {
 		listen = "--tls-listen"
 	}
 	r := startIpcert(t, "issue", "--ip", "127.0.0.1", "--ca", dir, "--ca-root", root, "--agree-tos", "--state-dir", state,
-		"--name", "flood", "--challenge", chal, listen, respAddr, "--timeout", "90s")
+		"--name", "flood", "--challenge", string(chal), listen, respAddr, "--timeout", "90s")
 	waitListening(t, r, respAddr)
 	f := &flood{stop: r.done}
 	flooded := make(chan struct{})
@@ -415,7 +416,7 @@ func floodOnce(t *testing.T, chal string, validates bool) {
 	if !validates {
 		what = fmt.Sprintf("failure record %d B", len(record))
 	}
-	figure(t, "flood-"+chal+map[bool]string{true: "-validated", false: "-failed"}[validates], "%d requests (the CA's validator let through after %v): %s, peak RSS %d KB, stderr %d B", sent, floodTook.Round(time.Millisecond), what, rss, len(stderr))
+	figure(t, "flood-"+string(chal)+map[bool]string{true: "-validated", false: "-failed"}[validates], "%d requests (the CA's validator let through after %v): %s, peak RSS %d KB, stderr %d B", sent, floodTook.Round(time.Millisecond), what, rss, len(stderr))
 }
 
 // TestEndlessCABody: a CA whose directory never ends (issue 22: 13.5 GB
@@ -538,13 +539,7 @@ func dueFixture(t *testing.T, state string, n int, dir, root string, port int) {
 		if err := st.Activate(name, v); err != nil {
 			t.Fatal(err)
 		}
-		if err := st.SaveRenewal(&store.Renewal{
-			Name: name, Identifiers: []string{ip.String()}, CA: dir, Directory: dir, CARoot: root,
-			Profile: acmeflow.ProfileShortlived, Challenge: acmeflow.ChallengeHTTP01, KeyType: "ec256",
-			HTTPListen: net.JoinHostPort(ip.String(), strconv.Itoa(port)),
-			Current:    v, Serial: fmt.Sprintf("%x", leaf.SerialNumber), NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter,
-			LastAttempt: now, LastSuccess: now,
-		}); err != nil {
+		if err := st.SaveRenewal(&store.Renewal{Issuance: spec.Issuance{Identifiers: []string{ip.String()}, CA: spec.CAChoice(dir), CARoot: root, Challenge: acmeflow.ChallengeHTTP01, KeyType: "ec256", HTTPListen: net.JoinHostPort(ip.String(), strconv.Itoa(port))}, Name: name, Directory: dir, Profile: acmeflow.ProfileShortlived, Current: v, Serial: fmt.Sprintf("%x", leaf.SerialNumber), NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter, LastAttempt: now, LastSuccess: now}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -65,7 +66,7 @@ func (c *CAs) engine(st *store.Store) *acmeflow.Engine {
 
 // open resolves r's CA. The local CA is given the stored responder host
 // with a fresh port: the old port may be taken by now.
-func (c *CAs) open(choice string, r *store.Renewal) (*cachoice.CA, error) {
+func (c *CAs) open(choice spec.CAChoice, r *store.Renewal) (*cachoice.CA, error) {
 	o := cachoice.Options{HTTPListen: r.HTTPListen, TLSListen: r.TLSListen, WebServerPort: r.WebRootPort, Log: c.Log, Clients: &c.clients}
 	if choice == r.CA {
 		o.RootFile = r.CARoot
@@ -206,7 +207,7 @@ func NewRehearsal(c *CAs) Issuer { return rehearsal{c} }
 type rehearsal struct{ c *CAs }
 
 // RehearsalCA is the CA a --dry-run of a certificate from choice uses.
-func RehearsalCA(choice string) string {
+func RehearsalCA(choice spec.CAChoice) spec.CAChoice {
 	if choice == cachoice.Production {
 		return cachoice.Staging
 	}

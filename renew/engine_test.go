@@ -17,6 +17,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -32,7 +33,7 @@ func TestRenewalInfoFromPebble(t *testing.T) {
 	req := acmeflow.Request{Identifiers: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Directory: srv.DirectoryURL(), HTTPClient: srv.HTTPClient(),
 		Challenge: acmeflow.ChallengeHTTP01, HTTPListen: "127.0.0.1:" + strconv.Itoa(port), AgreeTOS: true, CAKey: "local"}
 	ctx := context.Background()
-	iss, err := eng.Issue(ctx, req, acmeflow.IssueOptions{Renewal: &store.Renewal{CA: "local"}})
+	iss, err := eng.Issue(ctx, req, acmeflow.IssueOptions{Renewal: &store.Renewal{Issuance: spec.Issuance{CA: "local"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestRealIssuerAndARIByURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := cachoice.Open(srv.DirectoryURL(), cachoice.Options{HTTPListen: "127.0.0.1:" + strconv.Itoa(port), RootFile: root})
+	ca, err := cachoice.Open(spec.CAChoice(srv.DirectoryURL()), cachoice.Options{HTTPListen: "127.0.0.1:" + strconv.Itoa(port), RootFile: root})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func TestRealIssuerAndARIByURL(t *testing.T) {
 		HTTPListen: "127.0.0.1:" + strconv.Itoa(port), AgreeTOS: true}
 	ca.Apply(&req)
 	ctx := context.Background()
-	first, err := (&acmeflow.Engine{Store: st}).Issue(ctx, req, acmeflow.IssueOptions{Renewal: &store.Renewal{CA: srv.DirectoryURL(), CARoot: root}})
+	first, err := (&acmeflow.Engine{Store: st}).Issue(ctx, req, acmeflow.IssueOptions{Renewal: &store.Renewal{Issuance: spec.Issuance{CA: spec.CAChoice(srv.DirectoryURL()), CARoot: root}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -64,7 +65,7 @@ func mustGet(x *index, name string) indexEntry {
 // TestLoad200 caught it).
 func TestIndexOnlyFromFullRuns(t *testing.T) {
 	st, ca, clock, _ := runnerFixture(t, t0, func(r *store.Renewal) { r.CertID = "" })
-	r2 := &store.Renewal{Name: "m", Identifiers: []string{"192.0.2.8"}, CA: "production", Directory: "https://acme.test/dir", Challenge: "http-01"}
+	r2 := &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{"192.0.2.8"}, CA: "production", Challenge: "http-01"}, Name: "m", Directory: "https://acme.test/dir"}
 	if _, err := ca.store(r2, []netip.Addr{netip.MustParseAddr("192.0.2.8")}, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestIndexOnlyFromFullRuns(t *testing.T) {
 func TestOmitNotDue(t *testing.T) {
 	st, ca, clock, _ := runnerFixture(t, t0, func(r *store.Renewal) { r.CertID = "" })
 	for i, ip := range []string{"192.0.2.8", "192.0.2.9"} {
-		r := &store.Renewal{Name: "m" + string(rune('0'+i)), Identifiers: []string{ip}, CA: "production", Directory: "https://acme.test/dir", Challenge: "http-01"}
+		r := &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{ip}, CA: "production", Challenge: "http-01"}, Name: "m" + string(rune('0'+i)), Directory: "https://acme.test/dir"}
 		if _, err := ca.store(r, []netip.Addr{netip.MustParseAddr(ip)}, t0); err != nil {
 			t.Fatal(err)
 		}

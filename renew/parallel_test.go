@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -48,8 +49,7 @@ func TestRunnerRenewsDueInParallel(t *testing.T) {
 	clock := &simClock{now: t0}
 	ca := newSimCA(t, st, clock)
 	for i := range 24 {
-		r := &store.Renewal{Name: fmt.Sprintf("c%d", i), Identifiers: []string{fmt.Sprintf("192.0.2.%d", i+1)}, CA: "production",
-			Directory: acmeflow.LEProduction, Challenge: "http-01"}
+		r := &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{fmt.Sprintf("192.0.2.%d", i+1)}, CA: "production", Challenge: "http-01"}, Name: fmt.Sprintf("c%d", i), Directory: acmeflow.LEProduction}
 		switch i % 3 {
 		case 0:
 			r.WebRoot = "/var/www/html" // its own lane

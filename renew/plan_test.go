@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -16,9 +17,7 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 func testRand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
 
 func rec(nb time.Time) *store.Renewal {
-	return &store.Renewal{Schema: 1, Name: "c", Identifiers: []string{"192.0.2.1"}, CA: "production",
-		Directory: acmeflow.LEProduction, Challenge: "http-01", Current: 1, CertID: "aaa.bbb",
-		NotBefore: nb, NotAfter: nb.Add(160 * time.Hour)}
+	return &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{"192.0.2.1"}, CA: "production", Challenge: "http-01"}, Schema: 1, Name: "c", Directory: acmeflow.LEProduction, Current: 1, CertID: "aaa.bbb", NotBefore: nb, NotAfter: nb.Add(160 * time.Hour)}
 }
 
 func TestBackoff(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -53,7 +54,7 @@ func runnerFixture(t *testing.T, nb time.Time, mutate func(*store.Renewal)) (*st
 	}
 	clock := &simClock{now: nb}
 	ca := newSimCA(t, st, clock)
-	r := &store.Renewal{Name: "n", Identifiers: []string{"192.0.2.7"}, CA: "production", Directory: acmeflow.LEProduction, Challenge: "http-01"}
+	r := &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{"192.0.2.7"}, CA: "production", Challenge: "http-01"}, Name: "n", Directory: acmeflow.LEProduction}
 	if mutate != nil {
 		mutate(r)
 	}

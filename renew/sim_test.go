@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-acme/lego/v4/certificate"
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -180,8 +181,7 @@ func simulateWith(t *testing.T, days int, down func(time.Time) bool, retryAfter 
 	ari := &simARI{clock: clock, down: func(time.Time) bool { return false }, asked: map[string][]time.Time{}}
 	res := &simResult{ca: ca, ari: ari, minLeft: 1 << 62, names: []string{"a", "b", "c"}}
 	for i, name := range res.names {
-		r := &store.Renewal{Name: name, Identifiers: []string{fmt.Sprintf("192.0.2.%d", i+1)}, CA: "production",
-			Directory: acmeflow.LEProduction, Challenge: "http-01", KeyType: "ec256", Profile: "shortlived"}
+		r := &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{fmt.Sprintf("192.0.2.%d", i+1)}, CA: "production", Challenge: "http-01", KeyType: "ec256"}, Name: name, Directory: acmeflow.LEProduction, Profile: "shortlived"}
 		if _, err := ca.store(r, []netip.Addr{netip.MustParseAddr(r.Identifiers[0])}, start.Add(-time.Duration(i)*27*time.Hour)); err != nil {
 			t.Fatal(err)
 		}

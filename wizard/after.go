@@ -285,7 +285,7 @@ func switchCommand(r *store.Renewal, webroot, stateDir string) string {
 	for _, a := range r.Identifiers {
 		cmd += " --ip " + a
 	}
-	cmd += " --webroot " + shellWord(webroot) + " --ca " + shellWord(r.CA)
+	cmd += " --webroot " + shellWord(webroot) + " --ca " + shellWord(string(r.CA))
 	if r.CARoot != "" {
 		cmd += " --ca-root " + shellWord(r.CARoot)
 	}

@@ -18,7 +18,7 @@ import (
 func toInstall(t *testing.T, deps Deps) *driver {
 	t.Helper()
 	deps.Issuer = issuerFunc(func(ctx context.Context, req acmeflow.Request, opts acmeflow.IssueOptions) (*acmeflow.Issued, error) {
-		return fakeIssued("81.2.69.160", opts.Renewal.CA, req.Identifiers...), nil
+		return fakeIssued("81.2.69.160", string(opts.Renewal.CA), req.Identifiers...), nil
 	})
 	cfg := testConfig(false)
 	cfg.Answers = Answers{CA: cachoice.Production, AgreeTOS: true, Challenge: ChallengeHTTP}

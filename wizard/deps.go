@@ -11,6 +11,7 @@ import (
 
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/ui"
@@ -168,9 +169,9 @@ const (
 
 // Challenge choices on the plan screen.
 const (
-	ChallengeHTTP    = acmeflow.ChallengeHTTP01
+	ChallengeHTTP    = string(acmeflow.ChallengeHTTP01)
 	ChallengeWebroot = "http-01-webroot"
-	ChallengeTLSALPN = acmeflow.ChallengeTLSALPN01
+	ChallengeTLSALPN = string(acmeflow.ChallengeTLSALPN01)
 )
 
 // Answers are what the user chose.
@@ -201,6 +202,23 @@ func (a Answers) Choice() string {
 		return a.CAURL
 	}
 	return a.CA
+}
+
+// Issuance is the one description of the issuance the answers ask of
+// the CA choice (Choice, or staging for the rehearsal): what the engine's
+// request, renewal.json and a failure's diagnosis are made from, as for
+// issue's flags. The wizard's web-root challenge is http-01 into the web
+// root.
+func (a Answers) Issuance(choice string) spec.Issuance {
+	is := spec.Issuance{
+		Identifiers: acmeflow.AddrStrings(a.Addrs), CA: spec.CAChoice(choice), CARoot: a.root(choice),
+		Challenge: spec.Challenge(a.Challenge), KeyType: a.KeyType, Email: a.Email,
+		HTTPListen: a.HTTPListen, TLSListen: a.TLSListen,
+	}
+	if a.Challenge == ChallengeWebroot {
+		is.Challenge, is.WebRoot = spec.HTTP01, a.WebRoot
+	}
+	return is
 }
 
 // Terms names whose terms of service the answers' CA has: Let's

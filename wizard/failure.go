@@ -26,11 +26,9 @@ func (m *Model) diagnose(err error, ca *cachoice.CA, choice string) diagnosis.Di
 // firewall and port findings. It reads only its arguments: it runs inside
 // the command's goroutine.
 func runEvidence(a Answers, ca *cachoice.CA, choice string, rep *preflight.Report, now time.Time, stateDir string) diagnosis.Evidence {
-	req := acmeflow.Request{Challenge: a.Challenge, Identifiers: a.Addrs}
-	if a.Challenge == ChallengeWebroot {
-		req.Challenge, req.WebRoot = acmeflow.ChallengeHTTP01, a.WebRoot
-	}
-	att := diagnosis.AttemptOf(&req, ca, choice)
+	is := a.Issuance(choice)
+	req := acmeflow.RequestFor(&is, a.Addrs)
+	att := diagnosis.AttemptOf(&req, ca, is.CA)
 	att.StateDir = stateDir
 	ev := att.Evidence(now)
 	if rep != nil {
@@ -142,7 +140,7 @@ func (m *Model) wizardCommand(c diagnosis.Cmd) string {
 		}
 		ch := m.ans.Challenge
 		if ch == ChallengeWebroot {
-			ch = acmeflow.ChallengeHTTP01
+			ch = ChallengeHTTP
 			set("--webroot", m.ans.WebRoot)
 		}
 		if ch != "" {
@@ -168,7 +166,7 @@ func (m *Model) wizardCommand(c diagnosis.Cmd) string {
 			case n == "--ca" && (m.cfg.Demo || m.ans.CA == PlanOwnCA):
 				// The demo's CA, or the user's own: a fix's rehearsal on
 				// Let's Encrypt staging is no test of that CA.
-			case n == "--challenge" && v == acmeflow.ChallengeHTTP01 && m.ans.Challenge == ChallengeWebroot:
+			case n == "--challenge" && v == ChallengeHTTP && m.ans.Challenge == ChallengeWebroot:
 			default:
 				set(n, v)
 			}

@@ -20,6 +20,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/internal/localca"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -39,7 +40,7 @@ func localDeps(t *testing.T, opts cachoice.Options) (Deps, *store.Store, func() 
 	deps.OpenCA = func(choice, rootFile string) (*cachoice.CA, error) {
 		o := opts
 		o.RootFile = rootFile
-		ca, err := cachoice.Open(choice, o)
+		ca, err := cachoice.Open(spec.CAChoice(choice), o)
 		opened = ca
 		return ca, err
 	}

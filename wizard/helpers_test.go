@@ -16,6 +16,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/ui"
@@ -112,15 +113,13 @@ func fakeIssued(name, ca string, addrs ...netip.Addr) *acmeflow.Issued {
 	for i, a := range addrs {
 		ids[i] = a.String()
 	}
-	return &acmeflow.Issued{Name: name, Version: store.Version{N: 1}, Renewal: &store.Renewal{
-		Name: name, Identifiers: ids, CA: ca, Challenge: "http-01", NotBefore: fixedNow.Add(-time.Hour), NotAfter: fixedNow.Add(159 * time.Hour),
-	}}
+	return &acmeflow.Issued{Name: name, Version: store.Version{N: 1}, Renewal: &store.Renewal{Issuance: spec.Issuance{Identifiers: ids, CA: spec.CAChoice(ca), Challenge: "http-01"}, Name: name, NotBefore: fixedNow.Add(-time.Hour), NotAfter: fixedNow.Add(159 * time.Hour)}}
 }
 
 // fakeCA opens a CA choice without any network: the fake issuers never
 // use it.
 func fakeCA(choice, _ string) (*cachoice.CA, error) {
-	return &cachoice.CA{Choice: choice, Directory: "https://ca.invalid/" + choice, Public: choice != cachoice.Local, Local: choice == cachoice.Local}, nil
+	return &cachoice.CA{Choice: spec.CAChoice(choice), Directory: "https://ca.invalid/" + choice, Public: choice != cachoice.Local, Local: choice == cachoice.Local}, nil
 }
 
 // realSnippet is the snippet ipcert writes for kind (deploy.Snippet): the

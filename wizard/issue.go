@@ -12,6 +12,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/diagnosis"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/ui"
 )
@@ -126,21 +127,10 @@ func (s *issueStep) enter(m *Model, _ arrival) tea.Cmd {
 // buildRequest is the engine request for answers a from CA ca. It reads
 // only its arguments: it runs inside the command's goroutine.
 func buildRequest(a Answers, ca *cachoice.CA) acmeflow.Request {
-	req := acmeflow.Request{
-		Identifiers: a.Addrs,
-		Challenge:   a.Challenge,
-		KeyType:     a.KeyType,
-		Email:       a.Email,
-		AgreeTOS:    a.AgreeTOS,
-		// The responders' addresses (flags); the local CA's own ports
-		// replace them (Apply).
-		HTTPListen: a.HTTPListen,
-		TLSListen:  a.TLSListen,
-	}
-	if a.Challenge == ChallengeWebroot {
-		req.Challenge = acmeflow.ChallengeHTTP01
-		req.WebRoot = a.WebRoot
-	}
+	is := a.Issuance(string(ca.Choice))
+	req := acmeflow.RequestFor(&is, a.Addrs)
+	req.AgreeTOS = a.AgreeTOS
+	// The local CA's own ports replace the responders' addresses.
 	ca.Apply(&req)
 	return req
 }
@@ -192,7 +182,7 @@ func (s *issueStep) begin(m *Model, rehearsal bool, choice string) issuance {
 		// What "ipcert issue --ca URL --ca-root FILE" keeps, so that renew
 		// asks the same CA, trusting the same root (an absolute path: the
 		// timer runs from /).
-		tmpl := &store.Renewal{CA: choice, CARoot: root}
+		tmpl := &store.Renewal{Issuance: spec.Issuance{CA: spec.CAChoice(choice), CARoot: root}}
 		iss, err := issuer.Issue(ctx, req, acmeflow.IssueOptions{Renewal: tmpl, RootPEM: rootPEM})
 		err = diagnosis.WithEvidence(err, runEvidence(ans, ca, choice, rep, now(), stateDir))
 		var rerr error
@@ -487,4 +477,4 @@ func runTitle(rehearsal bool, choice string, addrs []netip.Addr) string {
 	return fmt.Sprintf("Getting the certificate for %s from %s.", addrList(addrs), shortCA(choice))
 }
 
-func shortCA(choice string) string { return cachoice.Short(choice) }
+func shortCA[C ~string](choice C) string { return cachoice.Short(choice) }

@@ -21,6 +21,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/preflight"
 )
@@ -59,9 +60,9 @@ func TestPlanOwnCA(t *testing.T) {
 	var tmplCA, tmplRoot string
 	deps := fakeDeps(issuerFunc(func(ctx context.Context, req acmeflow.Request, opts acmeflow.IssueOptions) (*acmeflow.Issued, error) {
 		mu.Lock()
-		tmplCA, tmplRoot = opts.Renewal.CA, opts.Renewal.CARoot
+		tmplCA, tmplRoot = string(opts.Renewal.CA), opts.Renewal.CARoot
 		mu.Unlock()
-		return fakeIssued("10.0.0.7", opts.Renewal.CA, req.Identifiers...), nil
+		return fakeIssued("10.0.0.7", string(opts.Renewal.CA), req.Identifiers...), nil
 	}))
 	deps.OpenCA = func(choice, rootFile string) (*cachoice.CA, error) {
 		mu.Lock()
@@ -187,7 +188,7 @@ func TestInternalChecksSkipThePublicSide(t *testing.T) {
 // for an own CA's certificate trusts that CA's root, so it works as
 // printed (issue 24 item 7).
 func TestNextCommandsTrustTheOwnRoot(t *testing.T) {
-	r := &store.Renewal{CA: "https://ca.internal:9000/acme/acme/directory", CARoot: "/etc/step ca/root.pem"}
+	r := &store.Renewal{Issuance: spec.Issuance{CA: "https://ca.internal:9000/acme/acme/directory", CARoot: "/etc/step ca/root.pem"}}
 	var verify string
 	for _, c := range NextCommands("10.0.0.7", "10.0.0.7", "/var/lib/ipcert", r) {
 		if c[0] == "verify" {
@@ -197,7 +198,7 @@ func TestNextCommandsTrustTheOwnRoot(t *testing.T) {
 	if verify != "ipcert verify 10.0.0.7 --root '/etc/step ca/root.pem'" {
 		t.Errorf("verify: %q", verify)
 	}
-	for _, c := range NextCommands("x", "81.2.69.160", "", &store.Renewal{CA: "production"}) {
+	for _, c := range NextCommands("x", "81.2.69.160", "", &store.Renewal{Issuance: spec.Issuance{CA: "production"}}) {
 		if c[0] == "verify" && c[1] != "ipcert verify 81.2.69.160" {
 			t.Errorf("verify for Let's Encrypt: %q", c[1])
 		}

@@ -403,9 +403,9 @@ func TestRehearsalThenProductionStores(t *testing.T) {
 	mk := func(label string) Issuer {
 		return issuerFunc(func(ctx context.Context, req acmeflow.Request, opts acmeflow.IssueOptions) (*acmeflow.Issued, error) {
 			mu.Lock()
-			used = append(used, label+":"+opts.Renewal.CA)
+			used = append(used, label+":"+string(opts.Renewal.CA))
 			mu.Unlock()
-			return fakeIssued("81.2.69.160", opts.Renewal.CA, req.Identifiers...), nil
+			return fakeIssued("81.2.69.160", string(opts.Renewal.CA), req.Identifiers...), nil
 		})
 	}
 	deps := fakeDeps(mk("main"))

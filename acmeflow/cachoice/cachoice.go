@@ -16,7 +16,6 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -34,7 +33,7 @@ const (
 
 // CA is a resolved CA choice. Close it when done (it stops the local CA).
 type CA struct {
-	Choice    string // as the user gave it
+	Choice    spec.CAChoice // as the user gave it
 	Directory string
 	Public    bool // Let's Encrypt's address policy applies
 	Staging   bool // certificates are not trusted by browsers
@@ -75,7 +74,8 @@ type Options struct {
 // Describe is a one-line description of a choice for people.
 // Short is the CA's name in a few words, for a line of status or the
 // wizard's summary (Describe is the long form).
-func Short(choice string) string {
+func Short[C ~string](c C) string {
+	choice := string(c)
 	switch choice {
 	case Staging:
 		return "Let's Encrypt staging"
@@ -90,13 +90,14 @@ func Short(choice string) string {
 }
 
 // IsLocal says the choice is the built-in local test CA.
-func IsLocal(choice string) bool { return choice == Local }
+func IsLocal[C ~string](choice C) bool { return string(choice) == Local }
 
 // IsOwn says the choice is an ACME CA of the user's own (a directory URL
 // that is not Let's Encrypt's, such as a step-ca for internal addresses):
 // Let's Encrypt's rules (address policy, rate limits, staging, the
 // validation from several places) do not apply to it.
-func IsOwn(choice string) bool {
+func IsOwn[C ~string](c C) bool {
+	choice := string(c)
 	switch choice {
 	case "", Staging, Production, Local:
 		return false
@@ -105,7 +106,8 @@ func IsOwn(choice string) bool {
 	return err == nil && u.Host != "" && !IsLetsEncrypt(u)
 }
 
-func Describe(choice string) string {
+func Describe[C ~string](c C) string {
+	choice := string(c)
 	switch choice {
 	case Staging:
 		return "Let's Encrypt staging (a rehearsal: certificates are NOT trusted by browsers, rate limits are generous)"
@@ -118,7 +120,7 @@ func Describe(choice string) string {
 }
 
 // Open resolves choice. For "local" it starts Pebble.
-func Open(choice string, o Options) (*CA, error) {
+func Open(choice spec.CAChoice, o Options) (*CA, error) {
 	c := &CA{Choice: choice, HTTPListen: o.HTTPListen, TLSListen: o.TLSListen}
 	switch choice {
 	case "":
@@ -132,17 +134,16 @@ func Open(choice string, o Options) (*CA, error) {
 	default:
 		// The one rule for a CA choice (internal/spec): HTTPS, plain HTTP
 		// only on loopback.
-		if _, err := spec.CA(choice); err != nil {
+		if _, err := choice.Kind(); err != nil {
 			return nil, fmt.Errorf("--ca: %w", err)
 		}
-		u, _ := url.Parse(choice)
-		c.Directory = choice
+		c.Directory = string(choice)
 		// Let's Encrypt's refusal of private and reserved addresses
 		// (docs/letsencrypt.md) is Let's Encrypt's policy, not ACME's: a private CA
 		// (step-ca for internal services) certifies exactly those, and a
 		// CA on loopback (Pebble run by hand, the benchmark) validates over
 		// loopback. Any other CA decides for itself.
-		c.Public = IsLetsEncrypt(u)
+		c.Public = choice.Public()
 	}
 	c.CAKey = ""
 	c.RootFile = o.RootFile
@@ -252,11 +253,8 @@ func openLocal(c *CA, o Options) (*CA, error) {
 }
 
 // IsLetsEncrypt says whether a directory URL is one of Let's Encrypt's
-// (its rules: the shortlived profile, the address policy, rate limits).
-func IsLetsEncrypt(u *url.URL) bool {
-	h := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
-	return h == "letsencrypt.org" || strings.HasSuffix(h, ".letsencrypt.org")
-}
+// (internal/spec's rule).
+func IsLetsEncrypt(u *url.URL) bool { return spec.IsLetsEncrypt(u) }
 
 // localListen gives the local CA's responder a concrete loopback port: the
 // local CA must know the port before it starts, and a test machine has no

@@ -1,12 +1,16 @@
 package cachoice
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/ipcert/ipcert/internal/spec"
+)
 
 // TestPublicOnlyForLetsEncrypt: Let's Encrypt's address policy applies to
 // Let's Encrypt only; a private CA on any address (step-ca for internal
 // services) certifies private addresses.
 func TestPublicOnlyForLetsEncrypt(t *testing.T) {
-	for choice, want := range map[string]bool{
+	for choice, want := range map[spec.CAChoice]bool{
 		Staging:    true,
 		Production: true,
 		"https://acme-v02.api.letsencrypt.org/directory":         true,

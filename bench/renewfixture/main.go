@@ -28,6 +28,7 @@ import (
 
 	"github.com/go-acme/lego/v4/certificate"
 	"github.com/ipcert/ipcert/acmeflow"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -132,18 +133,10 @@ func fill(dir string, n int, due dueSpec) error {
 		life := leaf.NotAfter.Sub(leaf.NotBefore)
 		mid := leaf.NotBefore.Add(life / 2)
 		ws, we := mid.Add(-life/100), mid.Add(life/100)
-		r := &store.Renewal{
-			Name: name, Identifiers: []string{ip.String()}, CA: "production", Directory: acmeflow.LEProduction,
-			Profile: acmeflow.ProfileShortlived, Challenge: acmeflow.ChallengeHTTP01, KeyType: "ec256",
-			DeployHooks: []string{"systemctl reload nginx"},
-			Current:     v, Serial: fmt.Sprintf("%x", leaf.SerialNumber), NotBefore: leaf.NotBefore.UTC(), NotAfter: leaf.NotAfter.UTC(), CertID: certID,
-			ARI:         &store.ARIState{WindowStart: ws, WindowEnd: we, CheckedAt: now, NextCheck: now.Add(6 * time.Hour)},
-			RenewAt:     ws.Add(time.Duration(mrand.Int64N(int64(we.Sub(ws))))),
-			LastAttempt: now, LastSuccess: now,
-		}
+		r := &store.Renewal{Issuance: spec.Issuance{Identifiers: []string{ip.String()}, CA: "production", Challenge: acmeflow.ChallengeHTTP01, KeyType: "ec256", DeployHooks: []string{"systemctl reload nginx"}}, Name: name, Directory: acmeflow.LEProduction, Profile: acmeflow.ProfileShortlived, Current: v, Serial: fmt.Sprintf("%x", leaf.SerialNumber), NotBefore: leaf.NotBefore.UTC(), NotAfter: leaf.NotAfter.UTC(), CertID: certID, ARI: &store.ARIState{WindowStart: ws, WindowEnd: we, CheckedAt: now, NextCheck: now.Add(6 * time.Hour)}, RenewAt: ws.Add(time.Duration(mrand.Int64N(int64(we.Sub(ws))))), LastAttempt: now, LastSuccess: now}
 		if isDue {
 			// No ARI identifier (the CA never issued this one): half-life.
-			r.CA, r.Directory, r.CARoot = due.ca, due.ca, due.root
+			r.CA, r.Directory, r.CARoot = spec.CAChoice(due.ca), due.ca, due.root
 			r.HTTPListen = net.JoinHostPort(ip.String(), fmt.Sprint(due.port))
 			r.CertID, r.ARI, r.RenewAt, r.DeployHooks = "", nil, time.Time{}, nil
 		}

@@ -3,6 +3,8 @@ package store
 import (
 	"strings"
 	"testing"
+
+	"github.com/ipcert/ipcert/internal/spec"
 )
 
 func TestFind(t *testing.T) {
@@ -24,7 +26,7 @@ func TestFind(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		r := &Renewal{Name: name, Identifiers: []string{"127.0.0.1"}, CA: "local", Directory: "https://127.0.0.1/dir", Challenge: "http-01", VerifyAddr: verify}
+		r := &Renewal{Issuance: spec.Issuance{Identifiers: []string{"127.0.0.1"}, CA: "local", Challenge: "http-01", VerifyAddr: verify}, Name: name, Directory: "https://127.0.0.1/dir"}
 		if err := s.SaveRenewal(r); err != nil {
 			t.Fatal(err)
 		}

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/untrusted"
 )
 
@@ -27,47 +28,14 @@ type Renewal struct {
 	Schema int    `json:"schema"`
 	Name   string `json:"name"`
 
-	// What to issue.
-	Identifiers []string `json:"identifiers"`            // canonical IP literals
-	AutoIP      bool     `json:"auto_ip,omitempty"`      // issued for --ip auto: follow the public address
-	CA          string   `json:"ca"`                     // as chosen: staging, production, local, or a URL
-	CARoot      string   `json:"ca_root,omitempty"`      // --ca-root: PEM file trusted for a URL CA's own HTTPS
-	Directory   string   `json:"directory"`              // the ACME directory URL used
-	Profile     string   `json:"profile"`                // shortlived
-	Challenge   string   `json:"challenge"`              // http-01 or tls-alpn-01
-	WebRoot     string   `json:"webroot,omitempty"`      // http-01 into an existing web root (absolute)
-	WebRootPort int      `json:"webroot_port,omitempty"` // local CA: the port the web server serves WebRoot on
-	HTTPListen  string   `json:"http_listen,omitempty"`  // standalone http-01 responder address
-	TLSListen   string   `json:"tls_listen,omitempty"`   // tls-alpn-01 responder address
-	KeyType     string   `json:"key_type"`               // ec256, ec384, rsa2048, ...
-	Email       string   `json:"email,omitempty"`
-	Combined    bool     `json:"combined,omitempty"` // keep combined.pem (HAProxy)
-	// ReuseKey certifies the same private key at every renewal (--reuse-key),
-	// so that clients that pin it (DNS-over-TLS, RFC 7858) keep working.
-	ReuseKey bool `json:"reuse_key,omitempty"`
-	// PreferredChain is --preferred-chain: the common name of the root (or
-	// any issuer) of the chain to take among those the CA offers.
-	PreferredChain string `json:"preferred_chain,omitempty"`
-	// EABKid and EABHMACFile bind a new account to one at the CA (external
-	// account binding): the key ID, and the root-only file with the MAC key
-	// (the key itself is never in renewal.json).
-	EABKid      string `json:"eab_kid,omitempty"`
-	EABHMACFile string `json:"eab_hmac_file,omitempty"`
+	// What to issue and how (issue's flags, the wizard's answers): the
+	// one description of an issuance, its JSON names inline.
+	spec.Issuance
 
-	// Around validation (--pre-hook, --post-hook): run only when the CA
-	// validates, the post ones even when it fails.
-	PreHooks  []string `json:"pre_hooks,omitempty"`
-	PostHooks []string `json:"post_hooks,omitempty"`
+	// What the CA choice resolved to when it was issued.
+	Directory string `json:"directory"` // the ACME directory URL used
+	Profile   string `json:"profile"`   // shortlived
 
-	// After a renewal.
-	DeployHooks []string `json:"deploy_hooks,omitempty"` // shell commands run after a new version is current
-	Reload      string   `json:"reload,omitempty"`       // web server to reload: nginx, apache, haproxy
-	VerifyAddr  string   `json:"verify_addr,omitempty"`  // ADDR:PORT to verify after deploying
-	MapPorts    bool     `json:"map_ports,omitempty"`    // issued with --map-ports: renewals ask the router too
-	// Cluster: shared with the machines of this state directory's cluster
-	// (issue --cluster): renewals take the cluster's lock, answer through
-	// every machine's agent and publish the result (docs/cluster.md).
-	Cluster bool `json:"cluster,omitempty"`
 	// Revoked is set by ipcert revoke: the certificate of that serial was
 	// revoked, and while it is the current one the next renew replaces it.
 	Revoked *Revocation `json:"revoked,omitempty"`
@@ -146,15 +114,15 @@ type Failure struct {
 	Validators  []string  `json:"validators,omitempty"`
 	// The attempt's own challenge settings: they may differ from the
 	// certificate's (an issue with --webroot that failed).
-	Challenge string `json:"challenge,omitempty"`
-	WebRoot   string `json:"webroot,omitempty"`
-	Port      int    `json:"port,omitempty"` // where the validator knocked
+	Challenge spec.Challenge `json:"challenge,omitempty"`
+	WebRoot   string         `json:"webroot,omitempty"`
+	Port      int            `json:"port,omitempty"` // where the validator knocked
 	// The attempt's CA (staging, production, local or a URL), the root
 	// trusted for a URL CA, and the responder's listen address: what a
 	// first issuance that failed, with no renewal.json, was asked with.
-	CA        string `json:"ca,omitempty"`
-	CARoot    string `json:"ca_root,omitempty"`
-	Responder string `json:"responder,omitempty"`
+	CA        spec.CAChoice `json:"ca,omitempty"`
+	CARoot    string        `json:"ca_root,omitempty"`
+	Responder string        `json:"responder,omitempty"`
 }
 
 // Escape makes the record's texts safe to print (untrusted.Text): they
@@ -165,9 +133,11 @@ func (f *Failure) Escape() {
 	if f == nil {
 		return
 	}
-	for _, p := range []*string{&f.Step, &f.Problem, &f.Detail, &f.Cause, &f.Fix, &f.Code, &f.Title, &f.Command, &f.Challenge, &f.WebRoot, &f.CA, &f.CARoot, &f.Responder} {
+	for _, p := range []*string{&f.Step, &f.Problem, &f.Detail, &f.Cause, &f.Fix, &f.Code, &f.Title, &f.Command, &f.WebRoot, &f.CARoot, &f.Responder} {
 		*p = untrusted.Text(*p)
 	}
+	f.Challenge = spec.Challenge(untrusted.Text(string(f.Challenge)))
+	f.CA = spec.CAChoice(untrusted.Text(string(f.CA)))
 	for _, ss := range []*[]string{&f.Evidence, &f.Validators} {
 		if *ss != nil {
 			*ss = untrusted.Strings(*ss)
@@ -226,10 +196,10 @@ func ParseRenewal(data []byte) (*Renewal, error) {
 		return nil, errors.New(`"identifiers" is empty; it must list the certificate's IP addresses`)
 	case r.Directory == "":
 		return nil, errors.New(`"directory" (the ACME directory URL) is empty`)
-	case r.Challenge != "http-01" && r.Challenge != "tls-alpn-01":
+	case r.Challenge.Check() != nil:
 		return nil, fmt.Errorf(`"challenge" is %q; it must be http-01 or tls-alpn-01`, r.Challenge)
-	case !validCAChoice(r.CA):
-		return nil, fmt.Errorf(`"ca" is %q; it must be staging, production, local or an https:// ACME directory URL`, r.CA)
+	case r.CA != "" && caError(r.CA) != nil:
+		return nil, fmt.Errorf(`"ca" is %q; it must be staging, production, local or an https:// ACME directory URL (%v)`, r.CA, caError(r.CA))
 	case r.Profile != "" && r.Profile != "shortlived":
 		return nil, fmt.Errorf(`"profile" is %q; certificates for IP addresses exist only under "shortlived"`, r.Profile)
 	case r.Failures < 0:
@@ -249,10 +219,8 @@ func ParseRenewal(data []byte) (*Renewal, error) {
 			return nil, fmt.Errorf(`"identifiers" has %q, which is not a canonical IP address`, id)
 		}
 	}
-	switch r.KeyType {
-	case "", "ec256", "ec384", "rsa2048", "rsa3072", "rsa4096":
-	default:
-		return nil, fmt.Errorf(`"key_type" is %q; use ec256, ec384, rsa2048, rsa3072 or rsa4096`, r.KeyType)
+	if spec.KeyType(r.KeyType) != nil {
+		return nil, fmt.Errorf(`"key_type" is %q; use %s`, r.KeyType, strings.Join(spec.KeyTypes, ", "))
 	}
 	return &r, nil
 }
@@ -289,13 +257,11 @@ func (s *Store) SaveRenewal(r *Renewal) error {
 	return writeFile(filepath.Join(s.certDir(r.Name), renewalFile), append(data, '\n'), fileMode)
 }
 
-func validCAChoice(ca string) bool {
-	switch ca {
-	case "", "staging", "production", "local":
-		return true
-	}
-	u, err := url.Parse(ca)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+// caError is internal/spec's rule for a CA choice, the one issue's flags
+// and the wizard are checked by.
+func caError(ca spec.CAChoice) error {
+	_, err := ca.Kind()
+	return err
 }
 
 // UpdateRenewal is the locked read-modify-write of renewal.json: it takes

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ipcert/ipcert/internal/spec"
 )
 
 func testPair(t *testing.T, serial int64) CertFiles {
@@ -151,7 +153,7 @@ func TestLock(t *testing.T) {
 
 func TestRenewalRoundTripAndErrors(t *testing.T) {
 	s, _ := Open(t.TempDir())
-	r := &Renewal{Name: "127.0.0.1", Identifiers: []string{"127.0.0.1"}, Directory: "https://x/dir", Challenge: "http-01", KeyType: "ec256", Profile: "shortlived"}
+	r := &Renewal{Issuance: spec.Issuance{Identifiers: []string{"127.0.0.1"}, Challenge: "http-01", KeyType: "ec256"}, Name: "127.0.0.1", Directory: "https://x/dir", Profile: "shortlived"}
 	if err := s.SaveRenewal(r); err != nil {
 		t.Fatal(err)
 	}
