@@ -170,7 +170,9 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
 		return exitFailure
 	}
-	ca, err := cachoice.Open(f.iss.CA, cachoice.Options{HTTPListen: f.iss.HTTPListen, TLSListen: f.iss.TLSListen, WebServerPort: f.iss.WebRootPort, RootFile: f.iss.CARoot, Log: debugWriter()})
+	o := cachoice.OptionsFor(&f.iss)
+	o.Log = debugWriter()
+	ca, err := cachoice.Open(f.iss.CA, o)
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
 		return exitUsage

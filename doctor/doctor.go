@@ -139,12 +139,7 @@ func Targets(st *store.Store, arg string, probe bool, warn func(error)) ([]*Targ
 			// asked (its CA, that CA's root, the responder), and it is
 			// re-checked that way: an own CA's first issuance is not
 			// judged by Let's Encrypt's rules.
-			r := &store.Renewal{Issuance: spec.Issuance{Identifiers: ff.Identifiers, CA: f.CA, CARoot: f.CARoot, Challenge: f.Challenge, WebRoot: f.WebRoot}, Name: ff.Name}
-			if f.Challenge == acmeflow.ChallengeTLSALPN01 {
-				r.TLSListen = f.Responder
-			} else {
-				r.HTTPListen = f.Responder
-			}
+			r := &store.Renewal{Issuance: f.Attempted(ff.Identifiers), Name: ff.Name}
 			t.CA, t.renewal = f.CA, r
 		}
 		for _, id := range ff.Identifiers {

@@ -67,9 +67,10 @@ func (c *CAs) engine(st *store.Store) *acmeflow.Engine {
 // open resolves r's CA. The local CA is given the stored responder host
 // with a fresh port: the old port may be taken by now.
 func (c *CAs) open(choice spec.CAChoice, r *store.Renewal) (*cachoice.CA, error) {
-	o := cachoice.Options{HTTPListen: r.HTTPListen, TLSListen: r.TLSListen, WebServerPort: r.WebRootPort, Log: c.Log, Clients: &c.clients}
-	if choice == r.CA {
-		o.RootFile = r.CARoot
+	o := cachoice.OptionsFor(&r.Issuance)
+	o.Log, o.Clients = c.Log, &c.clients
+	if choice != r.CA {
+		o.RootFile = "" // the rehearsal's CA: Let's Encrypt's roots are the system's
 	}
 	if choice == cachoice.Local {
 		o.HTTPListen, o.TLSListen = anyPort(r.HTTPListen), anyPort(r.TLSListen)
@@ -93,12 +94,8 @@ func anyPort(listen string) string {
 // root, key type and profile. AgreeTOS is true because the user agreed
 // when the certificate was first issued, and a test CA may ask again.
 func (c *CAs) request(r *store.Renewal, idents []netip.Addr, ca *cachoice.CA) acmeflow.Request {
-	req := acmeflow.Request{
-		Identifiers: idents, Challenge: r.Challenge, WebRoot: r.WebRoot,
-		HTTPListen: r.HTTPListen, TLSListen: r.TLSListen,
-		KeyType: r.KeyType, Email: r.Email, AgreeTOS: true, Profile: r.Profile,
-		PreferredChain: r.PreferredChain,
-	}
+	req := acmeflow.RequestFor(&r.Issuance, idents)
+	req.AgreeTOS, req.Profile = true, r.Profile
 	ca.Apply(&req)
 	if len(r.PreHooks)+len(r.PostHooks) > 0 && c.ValidationHooks != nil {
 		req.AroundValidation = c.ValidationHooks(r)

@@ -12,7 +12,6 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/diagnosis"
-	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/ui"
 )
@@ -182,7 +181,7 @@ func (s *issueStep) begin(m *Model, rehearsal bool, choice string) issuance {
 		// What "ipcert issue --ca URL --ca-root FILE" keeps, so that renew
 		// asks the same CA, trusting the same root (an absolute path: the
 		// timer runs from /).
-		tmpl := &store.Renewal{Issuance: spec.Issuance{CA: spec.CAChoice(choice), CARoot: root}}
+		tmpl := &store.Renewal{Issuance: ans.Issuance(choice)}
 		iss, err := issuer.Issue(ctx, req, acmeflow.IssueOptions{Renewal: tmpl, RootPEM: rootPEM})
 		err = diagnosis.WithEvidence(err, runEvidence(ans, ca, choice, rep, now(), stateDir))
 		var rerr error

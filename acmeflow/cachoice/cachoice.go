@@ -71,7 +71,12 @@ type Options struct {
 	Local localca.Options
 }
 
-// Describe is a one-line description of a choice for people.
+// OptionsFor are the options an issuance asks its CA to be opened with:
+// the responders' addresses, the web server's port and the root file.
+func OptionsFor(is *spec.Issuance) Options {
+	return Options{HTTPListen: is.HTTPListen, TLSListen: is.TLSListen, WebServerPort: is.WebRootPort, RootFile: is.CARoot}
+}
+
 // Short is the CA's name in a few words, for a line of status or the
 // wizard's summary (Describe is the long form).
 func Short[C ~string](c C) string {

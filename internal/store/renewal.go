@@ -125,6 +125,20 @@ type Failure struct {
 	Responder string        `json:"responder,omitempty"`
 }
 
+// Attempted is the issuance the failed attempt was asked for, as far as
+// the record keeps it (the challenge, the web root, the CA and its root,
+// the responder's address), for the addresses idents: what doctor
+// re-checks when a first issuance failed and there is no renewal.json.
+func (f *Failure) Attempted(idents []string) spec.Issuance {
+	is := spec.Issuance{Identifiers: idents, CA: f.CA, CARoot: f.CARoot, Challenge: f.Challenge, WebRoot: f.WebRoot}
+	if f.Challenge == spec.TLSALPN01 {
+		is.TLSListen = f.Responder
+	} else {
+		is.HTTPListen = f.Responder
+	}
+	return is
+}
+
 // Escape makes the record's texts safe to print (untrusted.Text): they
 // quote the CA and the validators, and a record written by an older
 // version, or by hand, may hold them raw. Idempotent: escaped text stays
