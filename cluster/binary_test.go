@@ -73,9 +73,9 @@ func TestClusterWithTheBinary(t *testing.T) {
 	defer cancel()
 	var targets []string
 	for i, d := range dirs {
-		l := listenLocal(t)
-		addr := l.Addr().String()
-		l.Close()
+		// The agent binds it: a port from below the kernel's ephemeral
+		// range, which no other connection takes meanwhile.
+		addr := "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t))
 		targets = append(targets, addr)
 		cmd := exec.CommandContext(ctx, testkit.Binary(t), "agent", "--state-dir", d, "--http-listen", addr, "--tls-listen", "", "--id", "m"+string(rune('1'+i)))
 		log := &testkit.Buffer{}
@@ -109,10 +109,8 @@ func TestClusterWithTheBinary(t *testing.T) {
 	}
 	waitStatus(func(st map[string]any) bool { ms, _ := st["machines"].([]any); return len(ms) == 3 })
 
-	front := listenLocal(t)
-	port := front.Addr().(*net.TCPAddr).Port
-	front.Close()
-	proxy := startRoundRobin(t, "0.0.0.0:"+strconv.Itoa(port), targets)
+	proxy := startRoundRobin(t, "0.0.0.0:0", targets) // keeps its port from the start
+	port := proxy.l.Addr().(*net.TCPAddr).Port
 	ca, err := localca.Start(localca.Options{HTTPPort: port, TLSPort: port})
 	if err != nil {
 		t.Fatal(err)

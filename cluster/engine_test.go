@@ -16,6 +16,7 @@ import (
 	"github.com/ipcert/ipcert/internal/localca"
 	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // roundRobin is a TCP proxy in front of several machines: each new
@@ -90,9 +91,10 @@ func TestEngineThroughRoundRobin(t *testing.T) {
 				defer cancel()
 				// Machine 1 is the issuer (its own responder); machines 2 and
 				// 3 run the agent's Answerer on the shared store.
-				issuerL := listenLocal(t)
-				issuerAddr := issuerL.Addr().String()
-				issuerL.Close() // the engine's responder binds it
+				// The engine's responder binds it: a port from below the
+				// kernel's ephemeral range, which no other connection takes
+				// meanwhile (internal/ports).
+				issuerAddr := "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t))
 				var targets []string
 				targets = append(targets, issuerAddr)
 				for range 2 {
@@ -107,10 +109,10 @@ func TestEngineThroughRoundRobin(t *testing.T) {
 						go a.Serve(actx, nil, l)
 					}
 				}
-				front := listenLocal(t)
-				port := front.Addr().(*net.TCPAddr).Port
-				front.Close()
-				proxy := startRoundRobin(t, "0.0.0.0:"+strconv.Itoa(port), targets)
+				// The balancer listens on every loopback address (the three
+				// identifiers), on a port it keeps from the start.
+				proxy := startRoundRobin(t, "0.0.0.0:0", targets)
+				port := proxy.l.Addr().(*net.TCPAddr).Port
 
 				ca, err := localca.Start(localca.Options{HTTPPort: port, TLSPort: port})
 				if err != nil {
