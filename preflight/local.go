@@ -1,8 +1,11 @@
 package preflight
 
 import (
+	"bufio"
 	"context"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -116,11 +119,11 @@ func ListeningPorts(env Env, ports []int) ([]PortState, error) {
 	// while this check runs): if a second look at the table has lost it,
 	// the port is not held.
 	gone := func(family string, inode uint64) bool {
-		tab, err := readListenTable(fs, family)
+		tab, err := readListenTable(env.path("proc"), family)
 		return err == nil && !slices.ContainsFunc(tab, func(l procTCPLine) bool { return l.inode == inode })
 	}
 	for _, fam := range []string{"ipv4", "ipv6"} {
-		tab, err := readListenTable(fs, fam)
+		tab, err := readListenTable(env.path("proc"), fam)
 		if err != nil {
 			if os.IsNotExist(err) && fam == "ipv6" {
 				continue // IPv6 disabled in the kernel
@@ -193,25 +196,72 @@ type procTCPLine struct {
 var readListenTable = listenTable
 
 // listenTable reads the kernel's TCP socket table of one family
-// (/proc/net/tcp or tcp6) through procfs.
-func listenTable(fs procfs.FS, family string) ([]procTCPLine, error) {
-	read := fs.NetTCP //lint:ignore SA1019 procfs points at sock_diag over netlink (another dependency) for the same table; /proc/net/tcp is in every kernel and is what this check documents (docs/letsencrypt.md)
+// (/proc/net/tcp or tcp6 under proc). The format is the kernel's
+// (Documentation/networking/proc_net_tcp.rst, net/ipv4/tcp_ipv4.c
+// get_tcp4_sock): a header line, then per socket "sl: local remote st
+// tx:rx tr:when retrnsmt uid timeout inode ...", the addresses in hex as
+// the kernel holds them in memory.
+func listenTable(proc string, family string) ([]procTCPLine, error) {
+	name := "tcp"
 	if family == "ipv6" {
-		read = fs.NetTCP6 //lint:ignore SA1019 as above
+		name = "tcp6"
 	}
-	tab, err := read()
+	f, err := os.Open(filepath.Join(proc, "net", name))
 	if err != nil {
 		return nil, err
 	}
-	out := make([]procTCPLine, 0, len(tab))
-	for _, l := range tab {
-		a, ok := netip.AddrFromSlice(l.LocalAddr)
-		if !ok || l.LocalPort > 65535 {
+	defer f.Close()
+	return parseNetTCP(f)
+}
+
+// parseNetTCP parses a /proc/net/tcp or tcp6 table. A line it cannot
+// read is skipped, like a socket that closed meanwhile.
+func parseNetTCP(r io.Reader) ([]procTCPLine, error) {
+	var out []procTCPLine
+	sc := bufio.NewScanner(r)
+	first := true
+	for sc.Scan() {
+		if first {
+			first = false // the header
 			continue
 		}
-		out = append(out, procTCPLine{netip.AddrPortFrom(a.Unmap(), uint16(l.LocalPort)), int(l.St), l.Inode})
+		f := strings.Fields(sc.Text())
+		if len(f) < 10 {
+			continue
+		}
+		local, ok := parseProcAddr(f[1])
+		if !ok {
+			continue
+		}
+		st, err1 := strconv.ParseUint(f[3], 16, 8)
+		inode, err2 := strconv.ParseUint(f[9], 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		out = append(out, procTCPLine{local, int(st), inode})
 	}
-	return out, nil
+	return out, sc.Err()
+}
+
+// parseProcAddr reads "0100007F:0050" (IPv4) or 32 hex digits and a port
+// (IPv6): the address is the kernel's in-memory words (four bytes each,
+// in the machine's byte order: little-endian on every platform ipcert
+// ships for, docs/ARCHITECTURE.md), the port is big-endian hex.
+func parseProcAddr(s string) (netip.AddrPort, bool) {
+	h, p, ok := strings.Cut(s, ":")
+	if !ok || len(p) != 4 || len(h) != 8 && len(h) != 32 {
+		return netip.AddrPort{}, false
+	}
+	raw, err := hex.DecodeString(h)
+	port, perr := strconv.ParseUint(p, 16, 16)
+	if err != nil || perr != nil {
+		return netip.AddrPort{}, false
+	}
+	for w := 0; w+4 <= len(raw); w += 4 {
+		raw[w], raw[w+1], raw[w+2], raw[w+3] = raw[w+3], raw[w+2], raw[w+1], raw[w]
+	}
+	a, _ := netip.AddrFromSlice(raw)
+	return netip.AddrPortFrom(a.Unmap(), uint16(port)), true
 }
 
 type owner struct {

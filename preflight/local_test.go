@@ -4,12 +4,12 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/prometheus/procfs"
 )
 
 func TestListeningPortsFromProcFixture(t *testing.T) {
@@ -172,7 +172,7 @@ func TestListeningPortsSocketClosedMeanwhile(t *testing.T) {
 	orphan := procTCPLine{netip.MustParseAddrPort("0.0.0.0:8081"), tcpListen, 999999}
 	for _, stays := range []bool{false, true} {
 		reads := 0
-		readListenTable = func(fs procfs.FS, family string) ([]procTCPLine, error) {
+		readListenTable = func(proc, family string) ([]procTCPLine, error) {
 			if family != "ipv4" {
 				return nil, nil
 			}
@@ -190,5 +190,41 @@ func TestListeningPortsSocketClosedMeanwhile(t *testing.T) {
 		if ps[0].Family != "ipv4" || ps[0].Free == stays {
 			t.Errorf("socket stays %v: %+v", stays, ps[0])
 		}
+	}
+}
+
+// TestParseNetTCP reads the kernel's socket tables as /proc/net/tcp and
+// tcp6 print them (little-endian words, big-endian ports), and skips what
+// it cannot read.
+func TestParseNetTCP(t *testing.T) {
+	const tcp = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:1F90 0100007F:D2B0 01 00000000:00000000 00:00000000 00000000  1000        0 777 1 0000000000000000 20 4 30 10 -1
+   2: garbage
+   3: 0100007G:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1
+`
+	got, err := parseNetTCP(strings.NewReader(tcp))
+	want := []procTCPLine{
+		{netip.MustParseAddrPort("0.0.0.0:80"), tcpListen, 12345},
+		{netip.MustParseAddrPort("127.0.0.1:8080"), 1, 777},
+	}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("tcp: %v, %v; want %v", got, err, want)
+	}
+	const tcp6 = `  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000000000000:01BB 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0
+   1: 00000000000000000000000001000000:0050 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4343 1 0000000000000000 100 0 0 10 0
+   2: 0000000000000000FFFF00000100007F:0050 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4444 1 0000000000000000 100 0 0 10 0
+   3: B80D0120000000000000000001000000:0050 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4545 1 0000000000000000 100 0 0 10 0
+`
+	got, err = parseNetTCP(strings.NewReader(tcp6))
+	want = []procTCPLine{
+		{netip.MustParseAddrPort("[::]:443"), tcpListen, 4242},
+		{netip.MustParseAddrPort("[::1]:80"), tcpListen, 4343},
+		{netip.MustParseAddrPort("127.0.0.1:80"), tcpListen, 4444}, // an IPv4-mapped listener
+		{netip.MustParseAddrPort("[2001:db8::1]:80"), tcpListen, 4545},
+	}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("tcp6: %v, %v; want %v", got, err, want)
 	}
 }
