@@ -226,19 +226,10 @@ func renewExitCode(ctx context.Context, res *renew.Result, err error) int {
 	switch {
 	case failed > 0:
 		return exitFailure
-	case renewed > 0 && res.Certs != nil && !renewAllRehearsed(res):
+	case renewed > 0 && res.Certs != nil && !res.AllRehearsed():
 		return exitRenewRenewed
 	}
 	return exitRenewNothing
-}
-
-func renewAllRehearsed(res *renew.Result) bool {
-	for _, c := range res.Certs {
-		if c.Outcome != renew.Rehearsed {
-			return false
-		}
-	}
-	return true
 }
 
 // renewPrintResult is one line per certificate on stdout.
