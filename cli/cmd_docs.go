@@ -72,7 +72,7 @@ func docsOf(ctx context.Context) []cmdDoc {
 	var out []cmdDoc
 	for _, n := range names {
 		var b bytes.Buffer
-		commands[n].run(ctx, []string{"--help"}, stdio{In: strings.NewReader(""), Out: &b, Err: io.Discard, Env: func(string) string { return "" }})
+		commands[n].call(ctx, []string{"--help"}, stdio{In: strings.NewReader(""), Out: &b, Err: io.Discard, Env: func(string) string { return "" }})
 		d := cmdDoc{name: n, summary: commands[n].summary}
 		text, flags, _ := strings.Cut(b.String(), "\nFlags (each also read from the IPCERT_* variable named after it):\n")
 		d.text = strings.TrimSpace(text)
