@@ -59,7 +59,7 @@ restored); 2 bad arguments or a refused value.
 `
 
 func init() {
-	register(command{name: "snippet", summary: "web server config for a certificate (--write installs it)", run: runSnippet})
+	register(command{name: "snippet", summary: "web server config for a certificate (--write installs it)", runE: runSnippet})
 }
 
 // deployPickName returns the certificate for arg (a name or an address,
@@ -92,7 +92,7 @@ type snippetOut struct {
 	Error   string               `json:"error,omitempty"`
 }
 
-func runSnippet(ctx context.Context, args []string, s stdio) int {
+func runSnippet(ctx context.Context, args []string, s stdio) error {
 	var cf commonFlags
 	fs := newFlagSet("snippet", snippetHelp, s.Out, s.Err)
 	cf.register(fs)
@@ -103,32 +103,28 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	distroFlag := fs.String("distro", "", "debian or rhel: file locations and defaults (default: from /etc/os-release)")
 	upstream := fs.String("upstream", "", "haproxy, stunnel: IP:PORT of the server behind it (default "+deploy.DefaultUpstream+")")
 	noReload := fs.Bool("no-reload", false, "with --write: install and test, but do not reload")
-	pos, done, code := parseArgs(fs, args, s.Env, s.Err)
-	if done {
-		return code
+	pos, err := parseArgsE(fs, args, s.Env)
+	if err != nil {
+		return err
 	}
 	if len(pos) == 0 || len(pos) > 2 {
-		fmt.Fprintln(s.Err, "ipcert snippet: say which service and (when there are several) which certificate: ipcert snippet SERVICE [NAME], SERVICE one of: "+strings.Join(kindNames(), " "))
-		return exitUsage
+		return usageErr("%s", "say which service and (when there are several) which certificate: ipcert snippet SERVICE [NAME], SERVICE one of: "+strings.Join(kindNames(), " "))
 	}
 	kind, err := deploy.ParseKind(pos[0])
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	distro := deploy.DetectDistro("/")
 	if *distroFlag != "" {
 		if distro, err = deploy.ParseDistro(*distroFlag); err != nil {
-			fmt.Fprintf(s.Err, "ipcert snippet: --distro: %v\n", err)
-			return exitUsage
+			return usageErr("--distro: %v", err)
 		}
 	}
 	closeLog := setupDebugLog(cf.debug, s.Err)
 	defer closeLog()
 	st, err := cf.openStore(s.Env)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	var nameArg string
 	if len(pos) == 2 {
@@ -136,20 +132,17 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	}
 	name, err := deployPickName(st, nameArg, "snippet "+string(kind))
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	r, err := st.LoadRenewal(name)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	if err := st.CheckCurrent(name); err != nil {
 		// A config pointing at a broken link would fail the server's own
 		// config test at best, and its next restart at worst.
 		if *write {
-			fmt.Fprintf(s.Err, "ipcert snippet: not written: the certificate's current version is broken (%v); repair it first with: sudo ipcert renew --force %s%s\n", err, name, userStateFlag(st.Root()))
-			return exitFailure
+			return failure("not written: the certificate's current version is broken (%v); repair it first with: sudo ipcert renew --force %s%s", err, name, userStateFlag(st.Root()))
 		}
 		fmt.Fprintf(s.Err, "Warning: the certificate's current version is broken (%v); the config below will not work until: sudo ipcert renew --force %s%s\n", err, name, userStateFlag(st.Root()))
 	}
@@ -180,8 +173,7 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 		// The console key of the file already installed, so a rewrite
 		// keeps the running dnsdist reachable; else a new one.
 		if params.ConsoleKey, err = deploy.DnsdistConsoleKey(layout.ConfigPath); err != nil {
-			fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-			return exitFailure
+			return failure("%v", err)
 		}
 	}
 	for _, a := range params.NotLocal {
@@ -189,8 +181,7 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	}
 	snip, err := deploy.Snippet(kind, params)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	out := snippetOut{Kind: string(kind), Name: name, Path: layout.ConfigPath, Snippet: string(snip)}
 
@@ -210,28 +201,26 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 		// names it, and renewals must keep writing it.
 		if kind == deploy.HAProxy {
 			if err := deploy.RecordSnippet(ctx, st, name, kind, deploy.SnippetSettings{Combined: true}, s.Err); err != nil {
-				fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
 				if errors.Is(err, store.ErrLocked) {
-					return exitLocked
+					return exitWith(exitLocked, "%v", err)
 				}
-				return exitFailure
+				return failure("%v", err)
 			}
 		}
 		if cf.jsonOut {
-			return printJSON(s.Out, out)
+			return writeJSON(s.Out, out)
 		}
 		s.Out.Write(snip)
 		if copyGroup != "" {
 			fmt.Fprintf(s.Err, "\n%s runs as user %s, which cannot read ipcert's private state: the config names a copy in %s, readable by group %s, that --write makes and every renewal refreshes.", kind, layout.User, certDir, copyGroup)
 		}
 		fmt.Fprintf(s.Err, "\nTo install it: sudo %s  (writes %s, tests, reloads)\n", hint.snippet(kind, name, "--write"), layout.ConfigPath)
-		return exitOK
+		return nil
 	}
 
 	srv, err := deploy.DetectServer(ctx, deploy.Env{}, kind)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	if *distroFlag == "" {
 		srv.Distro = distro
@@ -244,8 +233,7 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	out.Install = &res
 	out.Service = &svc
 	if errors.Is(err, store.ErrLocked) {
-		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-		return exitLocked
+		return exitWith(exitLocked, "%v", err)
 	}
 	if err != nil {
 		out.Error = err.Error()
@@ -256,13 +244,12 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 		snippetPrintInstall(s.Out, res, err, layout, snippetVerifyTarget(r.Identifiers[0], *httpsPort), hint, layout.ApplyCmd(srv.Systemd))
 	}
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	if res.Changed && !res.Reloaded && !*noReload && !res.IncludeNeeded && !cf.jsonOut {
 		snippetNotReloaded(s.Out, srv, svc, layout)
 	}
-	return exitOK
+	return nil
 }
 
 // snippetCertDir is the directory the snippet names: the current link,

@@ -96,3 +96,9 @@ func exitStatus(name string, err error, errw io.Writer) int {
 	}
 	return code
 }
+
+// writeJSON is printJSON for a command returning an error: exit 1, with
+// nothing more printed, when the encoding fails.
+func writeJSON(w io.Writer, v any) error {
+	return exitCode(printJSON(w, v))
+}
