@@ -43,45 +43,41 @@ certificate is served; 2 bad arguments; 3 unreachable (no TLS handshake).
 `
 
 func init() {
-	register(command{name: "verify", summary: "check which certificate an address serves", run: runVerify})
+	register(command{name: "verify", summary: "check which certificate an address serves", runE: runVerify})
 }
 
 // verifyOut is what verify prints (--json: as it is).
 type verifyOut = deploy.StoredVerifyResult
 
-func runVerify(ctx context.Context, args []string, s stdio) int {
+func runVerify(ctx context.Context, args []string, s stdio) error {
 	var cf commonFlags
 	fs := newFlagSet("verify", verifyHelp, s.Out, s.Err)
 	cf.register(fs)
 	rootFile := fs.String("root", "", "PEM file of root certificates to trust instead of the system's (test CAs)")
 	name := fs.String("name", "", "compare with this stored certificate (default: the one for ADDR)")
 	timeout := fs.Duration("timeout", 10*time.Second, "connect and handshake timeout")
-	pos, done, code := parseArgs(fs, args, s.Env, s.Err)
-	if done {
-		return code
+	pos, err := parseArgsE(fs, args, s.Env)
+	if err != nil {
+		return err
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(s.Err, "ipcert verify: give one address: ipcert verify ADDR[:PORT]")
-		return exitUsage
+		return usageErr("give one address: ipcert verify ADDR[:PORT]")
 	}
 	target, err := deploy.ParseTarget(pos[0], 443)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert verify: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	opts := deploy.VerifyOptions{Timeout: *timeout}
 	if *rootFile != "" {
 		pool, err := deploy.LoadRoots(*rootFile)
 		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert verify: --root: %v\n", err)
-			return exitUsage
+			return usageErr("--root: %v", err)
 		}
 		opts.Roots = pool
 	}
 	if *name != "" {
 		if err := store.ValidName(*name); err != nil {
-			fmt.Fprintf(s.Err, "ipcert verify: --name: %v\n", err)
-			return exitUsage
+			return usageErr("--name: %v", err)
 		}
 	}
 	closeLog := setupDebugLog(cf.debug, s.Err)
@@ -91,8 +87,7 @@ func runVerify(ctx context.Context, args []string, s stdio) int {
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert verify: %v (comparing with nothing)\n", err)
 	} else if *name != "" && !st.Exists(*name) {
-		fmt.Fprintf(s.Err, "ipcert verify: --name: no certificate named %q in %s; ipcert status lists them\n", *name, st.Root())
-		return exitUsage
+		return usageErr("--name: no certificate named %q in %s; ipcert status lists them", *name, st.Root())
 	}
 	// The handshake first: which stored certificate to expect may depend
 	// on what the address serves (store.Find).
@@ -100,8 +95,7 @@ func runVerify(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.Err, "ipcert verify: %v (comparing with nothing)\n", err)
 	}})
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert verify: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	res := out.VerifyResult
 	if cf.jsonOut {
@@ -111,15 +105,15 @@ func runVerify(ctx context.Context, args []string, s stdio) int {
 	}
 	switch res.Outcome {
 	case deploy.Match:
-		return exitOK
+		return nil
 	case deploy.Unreachable:
-		return exitVerifyUnreachable
+		return exitCode(exitVerifyUnreachable)
 	case deploy.Unchecked:
 		if res.Accepted {
-			return exitOK
+			return nil
 		}
 	}
-	return exitVerifyMismatch
+	return exitCode(exitVerifyMismatch)
 }
 
 func verifyPrint(w io.Writer, o verifyOut, customRoots bool, noRoot bool) {
