@@ -201,10 +201,7 @@ func runSnippet(ctx context.Context, args []string, s stdio) error {
 		// names it, and renewals must keep writing it.
 		if kind == deploy.HAProxy {
 			if err := deploy.RecordSnippet(ctx, st, name, kind, deploy.SnippetSettings{Combined: true}, s.Err); err != nil {
-				if errors.Is(err, store.ErrLocked) {
-					return exitWith(exitLocked, "%v", err)
-				}
-				return failure("%v", err)
+				return lockFailure(err)
 			}
 		}
 		if cf.jsonOut {

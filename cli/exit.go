@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/ipcert/ipcert/internal/store"
 )
 
 // exitError is how a command ends other than with success: the exit code
@@ -101,4 +103,13 @@ func exitStatus(name string, err error, errw io.Writer) int {
 // nothing more printed, when the encoding fails.
 func writeJSON(w io.Writer, v any) error {
 	return exitCode(printJSON(w, v))
+}
+
+// lockFailure is err with exit 4 when another ipcert run held the state
+// lock (store.ErrLocked), else exit 1.
+func lockFailure(err error) error {
+	if errors.Is(err, store.ErrLocked) {
+		return exitWith(exitLocked, "%v", err)
+	}
+	return failure("%v", err)
 }
