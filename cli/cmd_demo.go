@@ -142,7 +142,7 @@ func demoHeadless(ctx context.Context, root, debug string, s stdio) error {
 	}
 	iss, err := eng.Issue(ctx, req, acmeflow.IssueOptions{Renewal: tmpl, RootPEM: ca.RootPEM, LockWait: 60 * time.Second})
 	if err != nil {
-		return exitCode(reportIssueError(ctx, eng, "", idents, err, s, diagnosis.AttemptOf(&req, ca, cachoice.Local), false))
+		return reportIssueError(ctx, eng, "", idents, err, s, diagnosis.AttemptOf(&req, ca, cachoice.Local), false)
 	}
 	printIssued(s.Out, iss, st, ca)
 	return nil

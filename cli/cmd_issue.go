@@ -75,7 +75,7 @@ func (c *commonFlags) openStore(env func(string) string) (*store.Store, error) {
 }
 
 func init() {
-	register(command{name: "issue", summary: "get a certificate for IP addresses (headless)", run: runIssue})
+	register(command{name: "issue", summary: "get a certificate for IP addresses (headless)", runE: runIssue})
 }
 
 type issueFlags struct {
@@ -108,7 +108,7 @@ type issueFlags struct {
 	postHooks  commandList
 }
 
-func runIssue(ctx context.Context, args []string, s stdio) int {
+func runIssue(ctx context.Context, args []string, s stdio) error {
 	var f issueFlags
 	fs := newFlagSet("issue", issueHelp, s.Out, s.Err)
 	f.commonFlags.register(fs)
@@ -138,26 +138,22 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	fs.BoolVar(&f.reuseKey, "reuse-key", false, "certify the same private key at every renewal, so clients that pin it (DNS-over-TLS) keep working; a key that leaks then stays in use until you revoke it")
 	fs.BoolVar(&f.cluster, "cluster", false, "share the answers and the certificate with the other machines of this machine's cluster (ipcert cluster init)")
 	fs.DurationVar(&f.wait, "wait", 60*time.Second, "how long to wait for another ipcert run's lock before giving up (exit 4); 0 gives up at once")
-	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
-		return code
+	if err := parseFlagsE(fs, args, s.Env); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(s.Err, "ipcert issue: unexpected argument %q; addresses go in --ip\n", fs.Arg(0))
-		return exitUsage
+		return usageErr("unexpected argument %q; addresses go in --ip", fs.Arg(0))
 	}
 	if (f.eabKid == "") != (f.eabFile == "") {
-		fmt.Fprintln(s.Err, "ipcert issue: --eab-kid and --eab-hmac-file go together: the key ID and the file with the MAC key your CA gave you")
-		return exitUsage
+		return usageErr("--eab-kid and --eab-hmac-file go together: the key ID and the file with the MAC key your CA gave you")
 	}
 	if f.eabFile != "" {
 		if err := checkSecretFile(f.eabFile); err != nil {
-			fmt.Fprintf(s.Err, "ipcert issue: --eab-hmac-file: %v\n", err)
-			return exitUsage
+			return usageErr("--eab-hmac-file: %v", err)
 		}
 	}
 	if f.cluster && (f.webroot != "" || f.httpListen != "" || f.tlsListen != "" || f.mapPorts) {
-		fmt.Fprintln(s.Err, "ipcert issue: --cluster answers through every machine's agent (ipcert agent): --webroot, --http-listen, --tls-listen and --map-ports do not apply; drop them")
-		return exitUsage
+		return usageErr("--cluster answers through every machine's agent (ipcert agent): --webroot, --http-listen, --tls-listen and --map-ports do not apply; drop them")
 	}
 	// A hook from root's environment becomes a permanent root hook: said
 	// loudly once it is stored (issue 22).
@@ -167,8 +163,8 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 			hookFromEnv = false
 		}
 	})
-	if code := validateIssueFlags(fs, &f, s); code != 0 { // cmd_validate.go
-		return code
+	if err := validateIssueFlags(fs, &f, s); err != nil { // cmd_validate.go
+		return err
 	}
 	closeLog := setupDebugLog(f.debug, s.Err)
 	defer closeLog()
@@ -180,35 +176,29 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 
 	idents, auto, err := resolveIPs(ctx, f.ips, s)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	if f.ca == "" {
-		fmt.Fprintln(s.Err, "ipcert issue: --ca is required: staging (a rehearsal; untrusted certificate), production, local (test CA, no internet) or an ACME directory URL")
-		return exitUsage
+		return usageErr("--ca is required: staging (a rehearsal; untrusted certificate), production, local (test CA, no internet) or an ACME directory URL")
 	}
 	if _, err := acmeflow.GenerateKeyCheck(f.keyType); err != nil {
-		fmt.Fprintf(s.Err, "ipcert issue: --key-type: %v\n", err)
-		return exitUsage
+		return usageErr("--key-type: %v", err)
 	}
 	if f.reload != "" {
 		if _, err := deploy.ParseKind(f.reload); err != nil {
-			fmt.Fprintf(s.Err, "ipcert issue: --reload: %v\n", err)
-			return exitUsage
+			return usageErr("--reload: %v", err)
 		}
 	}
 	if f.verifyAddr != "" {
 		ap, err := deploy.ParseTarget(f.verifyAddr, 443)
 		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert issue: --verify: %v\n", err)
-			return exitUsage
+			return usageErr("--verify: %v", err)
 		}
 		f.verifyAddr = ap.String()
 	}
 	if f.name != "" {
 		if err := store.ValidName(f.name); err != nil {
-			fmt.Fprintf(s.Err, "ipcert issue: --name: %v\n", err)
-			return exitUsage
+			return usageErr("--name: %v", err)
 		}
 	}
 	if f.webroot != "" {
@@ -216,20 +206,17 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		// reads back must be absolute, like --ca-root.
 		abs, err := filepath.Abs(f.webroot)
 		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert issue: --webroot %q: %v\n", f.webroot, err)
-			return exitUsage
+			return usageErr("--webroot %q: %v", f.webroot, err)
 		}
 		f.webroot = abs
 	}
 	st, err := f.openStore(s.Env)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	ca, err := cachoice.Open(f.ca, cachoice.Options{HTTPListen: f.httpListen, TLSListen: f.tlsListen, WebServerPort: f.webPort, RootFile: f.caRoot, Log: debugWriter()})
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	defer ca.Close()
 
@@ -251,8 +238,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	}
 	ca.Apply(&req)
 	if err := req.Validate(); err != nil {
-		fmt.Fprintf(s.Err, "ipcert issue: %v\n", userError(err))
-		return exitUsage
+		return usageErr("%v", userError(err))
 	}
 	if !f.quiet {
 		fmt.Fprintf(s.Err, "Issuing for %s from %s\n", acmeflow.JoinAddrs(idents), cachoice.Describe(f.ca))
@@ -279,8 +265,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	if f.mapPorts {
 		release, err := holdPorts(ctx, mapRequest(req.Challenge, req.WebRoot, req.HTTPListen, req.TLSListen, f.webPort), s.Err)
 		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert issue: --map-ports: %v\n", err)
-			return exitFailure
+			return failure("--map-ports: %v", err)
 		}
 		defer release()
 	}
@@ -297,8 +282,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	var shared *clusterIssue
 	if f.cluster {
 		if shared, err = startClusterIssue(ctx, st, keepName, &req); err != nil {
-			fmt.Fprintf(s.Err, "ipcert issue: --cluster: %v\n", err)
-			return exitFailure
+			return failure("--cluster: %v", err)
 		}
 		defer shared.close()
 	}
@@ -306,8 +290,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	if err == nil && shared != nil {
 		v, perr := shared.publish(ctx, iss)
 		if perr != nil {
-			fmt.Fprintf(s.Err, "ipcert issue: --cluster: the certificate is stored here but not shared with the other machines: %v\n", perr)
-			return exitFailure
+			return failure("--cluster: the certificate is stored here but not shared with the other machines: %v", perr)
 		}
 		fmt.Fprintf(s.Err, "Shared with the cluster as version %d of %s: every machine's agent installs it.\n", v, iss.Name)
 	}
@@ -318,10 +301,10 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		warnHookFromEnv(s.Err, f.hooks, filepath.Join(st.CertDir(iss.Name), "renewal.json"), iss.Name)
 	}
 	if f.jsonOut {
-		return printJSON(s.Out, issuedJSON(iss, st, ca))
+		return writeJSON(s.Out, issuedJSON(iss, st, ca))
 	}
 	printIssued(s.Out, iss, st, ca)
-	return exitOK
+	return nil
 }
 
 // resolveIPs parses --ip values; "auto" asks the public-address detection.
@@ -376,24 +359,26 @@ func userError(err error) error {
 	return err
 }
 
-func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, idents []netip.Addr, err error, s stdio, att diagnosis.Attempt, jsonOut bool) int {
+// reportIssueError is the end of a failed issuance (issue, and the
+// demo's headless path: its messages say "ipcert issue" for both).
+func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, idents []netip.Addr, err error, s stdio, att diagnosis.Attempt, jsonOut bool) error {
+	fail := func(code int, format string, a ...any) error {
+		return withPrefix("ipcert issue", exitWith(code, format, a...))
+	}
 	if errors.Is(err, store.ErrLocked) {
-		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
-		return exitLocked
+		return fail(exitLocked, "%v", err)
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		fmt.Fprintf(s.Err, "ipcert issue: gave up: the run took longer than --timeout; the current certificate (if any) is unchanged\n  it was at: %v\n", err)
-		return exitFailure
+		return fail(exitFailure, "gave up: the run took longer than --timeout; the current certificate (if any) is unchanged\n  it was at: %v", err)
 	}
 	if ctx.Err() != nil {
-		fmt.Fprintln(s.Err, "ipcert issue: interrupted; the current certificate (if any) is unchanged")
-		return exitInterrupted
+		return fail(exitInterrupted, "interrupted; the current certificate (if any) is unchanged")
 	}
 	var ae *acmeflow.Error
 	if errors.As(err, &ae) && ae.Step == acmeflow.StepAddress {
-		fmt.Fprintf(s.Err, "ipcert issue: %v\n", userError(err))
-		return exitUsage
+		return fail(exitUsage, "%v", userError(err))
 	}
+	// The diagnosis follows this line on stderr: it is printed here.
 	fmt.Fprintf(s.Err, "\nipcert issue failed: %v\n", err)
 	// The one evidence builder (diagnosis.Attempt), with the local facts
 	// gathered right after the failure: what is printed here is what
@@ -423,7 +408,7 @@ func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, id
 			Diagnosis diagnosis.Diagnosis `json:"diagnosis"`
 		}{err.Error(), d})
 	}
-	return exitFailure
+	return exitCode(exitFailure)
 }
 
 type issuedOut struct {

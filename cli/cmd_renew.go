@@ -85,8 +85,8 @@ func runRenew(ctx context.Context, args []string, s stdio) error {
 	if err := parseFlagsE(fs, args, s.Env); err != nil {
 		return err
 	}
-	if code := validateRenewFlags(fs, &cf, s); code != 0 { // cmd_validate.go
-		return exitCode(code)
+	if err := validateRenewFlags(fs, &cf, s); err != nil { // cmd_validate.go
+		return err
 	}
 	if *force && *dryRun {
 		return usageErr("--force and --dry-run do not go together: --dry-run already rehearses every certificate")
