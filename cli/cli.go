@@ -137,20 +137,11 @@ func envName(flagName string) string {
 	return "IPCERT_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// parseFlags is parseFlagsE for the commands not converted yet: it
-// prints the error and returns (done, code).
-func parseFlags(fs *flag.FlagSet, args []string, env func(string) string, errw io.Writer) (bool, int) {
-	if err := parseFlagsE(fs, args, env); err != nil {
-		return true, exitStatus("", err, errw)
-	}
-	return false, 0
-}
-
-// parseFlagsE parses args, then fills every flag not given on the command
+// parseFlags parses args, then fills every flag not given on the command
 // line from its IPCERT_* environment variable (docs/ARCHITECTURE.md: every answer is a
 // flag and a variable). A non-nil error means the command stops now and
 // returns it: --help was asked (exit 0, printed here), or a usage error.
-func parseFlagsE(fs *flag.FlagSet, args []string, env func(string) string) error {
+func parseFlags(fs *flag.FlagSet, args []string, env func(string) string) error {
 	// Flags may come after the arguments too ("ipcert renew NAME --force"),
 	// as people type them: parse, set the first argument aside, go on.
 	var positional []string
@@ -212,17 +203,8 @@ func parseFlagsE(fs *flag.FlagSet, args []string, env func(string) string) error
 
 // parseArgs is parseFlags for commands that take positional arguments:
 // it returns them (flags may come before, between or after them).
-func parseArgs(fs *flag.FlagSet, args []string, env func(string) string, errw io.Writer) ([]string, bool, int) {
-	if done, code := parseFlags(fs, args, env, errw); done {
-		return nil, true, code
-	}
-	return fs.Args(), false, 0
-}
-
-// parseArgsE is parseFlagsE for commands that take positional arguments:
-// it returns them (flags may come before, between or after them).
-func parseArgsE(fs *flag.FlagSet, args []string, env func(string) string) ([]string, error) {
-	if err := parseFlagsE(fs, args, env); err != nil {
+func parseArgs(fs *flag.FlagSet, args []string, env func(string) string) ([]string, error) {
+	if err := parseFlags(fs, args, env); err != nil {
 		return nil, err
 	}
 	return fs.Args(), nil

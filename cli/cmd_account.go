@@ -34,7 +34,7 @@ or no account with that CA.
 `
 
 func init() {
-	register(command{name: "account", summary: "show, update or deactivate the ACME account of a CA", runE: runAccount})
+	register(command{name: "account", summary: "show, update or deactivate the ACME account of a CA", run: runAccount})
 }
 
 func runAccount(ctx context.Context, args []string, s stdio) error {
@@ -58,7 +58,7 @@ func runAccount(ctx context.Context, args []string, s stdio) error {
 	if op == "update" {
 		fs.StringVar(&email, "email", "", "the account's new contact e-mail (empty: none)")
 	}
-	if err := parseFlagsE(fs, args[1:], s.Env); err != nil {
+	if err := parseFlags(fs, args[1:], s.Env); err != nil {
 		return err
 	}
 	fail := func(code int, format string, a ...any) error {

@@ -63,8 +63,8 @@ Exit codes: 0 stopped; 1 failed; 2 bad flags.
 `
 
 func init() {
-	register(command{name: "cluster", summary: "share certificates between machines serving one address (etcd)", runE: runCluster})
-	register(command{name: "agent", summary: "on each machine of a cluster: answer validators, install certificates", runE: runAgent})
+	register(command{name: "cluster", summary: "share certificates between machines serving one address (etcd)", run: runCluster})
+	register(command{name: "agent", summary: "on each machine of a cluster: answer validators, install certificates", run: runAgent})
 }
 
 type clusterFlags struct {
@@ -119,7 +119,7 @@ func runCluster(ctx context.Context, args []string, s stdio) error {
 	default:
 		return usageErr("unknown verb %q; say init, join, leave or status", verb)
 	}
-	if err := parseFlagsE(fs, args[1:], s.Env); err != nil {
+	if err := parseFlags(fs, args[1:], s.Env); err != nil {
 		return err
 	}
 	fail := func(code int, format string, a ...any) error {
@@ -303,7 +303,7 @@ func runAgent(ctx context.Context, args []string, s stdio) error {
 	fs.StringVar(&tlsListen, "tls-listen", ":443", "where to answer tls-alpn-01 (empty: not at all)")
 	fs.StringVar(&id, "id", "", "this machine's name in the cluster (default the host name)")
 	fs.Var(&addrs, "address", "this machine's own address, for the status (repeatable)")
-	if err := parseFlagsE(fs, args, s.Env); err != nil {
+	if err := parseFlags(fs, args, s.Env); err != nil {
 		return err
 	}
 	for _, l := range []struct{ flag, v string }{{"--http-listen", httpListen}, {"--tls-listen", tlsListen}} {

@@ -38,14 +38,14 @@ Exit codes: 0 a certificate was issued; 1 it failed; 2 bad flags;
 `
 
 func init() {
-	register(command{name: "demo", summary: "the whole wizard against a built-in local test CA (no internet, no root)", runE: runDemo})
+	register(command{name: "demo", summary: "the whole wizard against a built-in local test CA (no internet, no root)", run: runDemo})
 }
 
 func runDemo(ctx context.Context, args []string, s stdio) error {
 	var f wizardFlags
 	fs := newFlagSet("demo", demoHelp, s.Out, s.Err)
 	f.register(fs, true)
-	if err := parseFlagsE(fs, args, s.Env); err != nil {
+	if err := parseFlags(fs, args, s.Env); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

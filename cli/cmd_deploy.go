@@ -30,14 +30,14 @@ arguments; 4 another ipcert run holds the state lock.
 `
 
 func init() {
-	register(command{name: "deploy", summary: "run the deploy hooks, reload and verify again, without a new certificate", runE: runDeploy})
+	register(command{name: "deploy", summary: "run the deploy hooks, reload and verify again, without a new certificate", run: runDeploy})
 }
 
 func runDeploy(ctx context.Context, args []string, s stdio) error {
 	var cf commonFlags
 	fs := newFlagSet("deploy", deployHelp, s.Out, s.Err)
 	cf.register(fs)
-	pos, err := parseArgsE(fs, args, s.Env)
+	pos, err := parseArgs(fs, args, s.Env)
 	if err != nil {
 		return err
 	}

@@ -46,9 +46,9 @@ Examples:
 `
 
 func init() {
-	register(command{name: "man", summary: "write the manual pages into a folder", runE: runMan})
-	register(command{name: "completion", summary: "print the shell completion script (bash, zsh, fish)", runE: runCompletion})
-	register(command{name: "__names", summary: "", runE: runNames})
+	register(command{name: "man", summary: "write the manual pages into a folder", run: runMan})
+	register(command{name: "completion", summary: "print the shell completion script (bash, zsh, fish)", run: runCompletion})
+	register(command{name: "__names", summary: "", run: runNames})
 }
 
 // cmdDoc is one command as its --help describes it.
@@ -93,7 +93,7 @@ func docsOf(ctx context.Context) []cmdDoc {
 
 func runMan(ctx context.Context, args []string, s stdio) error {
 	fs := newFlagSet("man", manHelp, s.Out, s.Err)
-	if err := parseFlagsE(fs, args, s.Env); err != nil {
+	if err := parseFlags(fs, args, s.Env); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -319,7 +319,7 @@ func manPage(d cmdDoc, date string) string {
 
 func runCompletion(ctx context.Context, args []string, s stdio) error {
 	fs := newFlagSet("completion", completionHelp, s.Out, s.Err)
-	if err := parseFlagsE(fs, args, s.Env); err != nil {
+	if err := parseFlags(fs, args, s.Env); err != nil {
 		return err
 	}
 	shells := map[string]func([]cmdDoc) string{"bash": completionBash, "zsh": completionZsh, "fish": completionFish}
@@ -340,7 +340,7 @@ func runNames(ctx context.Context, args []string, s stdio) error {
 	var cf commonFlags
 	fs := newFlagSet("__names", "", io.Discard, io.Discard)
 	cf.register(fs)
-	if err := parseFlagsE(fs, args, s.Env); err != nil {
+	if err := parseFlags(fs, args, s.Env); err != nil {
 		// Completion shows nothing of it: the exit code only.
 		return exitCode(exitStatus("", err, io.Discard))
 	}

@@ -54,7 +54,7 @@ the probe failed (the output says why and what to do); 2 bad flags;
 `
 
 func init() {
-	register(command{name: "doctor", summary: "explain the last failure, re-check, probe from Let's Encrypt staging", runE: runDoctor})
+	register(command{name: "doctor", summary: "explain the last failure, re-check, probe from Let's Encrypt staging", run: runDoctor})
 }
 
 type doctorFlags struct {
@@ -91,7 +91,7 @@ func runDoctor(ctx context.Context, args []string, s stdio) error {
 	fs.StringVar(&f.tlsListen, "tls-listen", "", "with --probe: address:port of the tls-alpn-01 responder (default :443)")
 	fs.DurationVar(&f.timeout, "timeout", 3*time.Minute, "with --probe: give up after this long")
 	// Flags may follow the NAME or ADDR: ipcert doctor 203.0.113.7 --probe.
-	pos, err := parseArgsE(fs, args, s.Env)
+	pos, err := parseArgs(fs, args, s.Env)
 	if err != nil {
 		return err
 	}

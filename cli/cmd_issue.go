@@ -75,7 +75,7 @@ func (c *commonFlags) openStore(env func(string) string) (*store.Store, error) {
 }
 
 func init() {
-	register(command{name: "issue", summary: "get a certificate for IP addresses (headless)", runE: runIssue})
+	register(command{name: "issue", summary: "get a certificate for IP addresses (headless)", run: runIssue})
 }
 
 type issueFlags struct {
@@ -138,7 +138,7 @@ func runIssue(ctx context.Context, args []string, s stdio) error {
 	fs.BoolVar(&f.reuseKey, "reuse-key", false, "certify the same private key at every renewal, so clients that pin it (DNS-over-TLS) keep working; a key that leaks then stays in use until you revoke it")
 	fs.BoolVar(&f.cluster, "cluster", false, "share the answers and the certificate with the other machines of this machine's cluster (ipcert cluster init)")
 	fs.DurationVar(&f.wait, "wait", 60*time.Second, "how long to wait for another ipcert run's lock before giving up (exit 4); 0 gives up at once")
-	if err := parseFlagsE(fs, args, s.Env); err != nil {
+	if err := parseFlags(fs, args, s.Env); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -57,7 +57,7 @@ QNAME/QTYPE[/CLASS]@SERVER:PORT, e.g. myip.opendns.com/A@208.67.222.222:53.
 `
 
 func init() {
-	register(command{name: "preflight", summary: "check that validation can work: address, NAT, ports, firewall", runE: runPreflight})
+	register(command{name: "preflight", summary: "check that validation can work: address, NAT, ports, firewall", run: runPreflight})
 }
 
 func runPreflight(ctx context.Context, args []string, s stdio) error {
@@ -82,7 +82,7 @@ func runPreflight(ctx context.Context, args []string, s stdio) error {
 	natpmp := fs.String("natpmp", "gateway", "NAT-PMP server: gateway (the default gateway, port 5351), HOST:PORT, or off")
 	metadata := fs.String("metadata-url", "", "cloud metadata service base URL (default http://169.254.169.254)")
 	root := fs.String("root", "", "read /proc, /sys and /etc under this directory (default /)")
-	if err := parseFlagsE(fs, args, s.Env); err != nil {
+	if err := parseFlags(fs, args, s.Env); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -39,7 +39,7 @@ certificate.
 `
 
 func init() {
-	register(command{name: "remove", summary: "stop managing a certificate: take back its configs, keep its files aside (optionally revoke)", runE: runRemove})
+	register(command{name: "remove", summary: "stop managing a certificate: take back its configs, keep its files aside (optionally revoke)", run: runRemove})
 }
 
 func runRemove(ctx context.Context, args []string, s stdio) error {
@@ -50,7 +50,7 @@ func runRemove(ctx context.Context, args []string, s stdio) error {
 	cf.register(fs)
 	fs.BoolVar(&revoke, "revoke", false, "ask the CA to revoke the current certificate first")
 	fs.StringVar(&reason, "reason", "cessationOfOperation", "with --revoke: why ("+acmeflow.ReasonNames()+")")
-	rest, err := parseArgsE(fs, args, s.Env)
+	rest, err := parseArgs(fs, args, s.Env)
 	if err != nil {
 		return err
 	}

@@ -66,7 +66,7 @@ Exit codes:
 `
 
 func init() {
-	register(command{name: "renew", summary: "renew the certificates that are due (what the timer runs)", runE: runRenew})
+	register(command{name: "renew", summary: "renew the certificates that are due (what the timer runs)", run: runRenew})
 }
 
 func runRenew(ctx context.Context, args []string, s stdio) error {
@@ -82,7 +82,7 @@ func runRenew(ctx context.Context, args []string, s stdio) error {
 	promFile := fs.String("prometheus", "", "after the run, write node_exporter textfile metrics of every certificate to this .prom file (atomically)")
 	mapPorts := fs.Bool("map-ports", false, mapPortsUsage)
 	quiet := fs.Bool("quiet", false, "log only warnings and errors; print only certificates that were renewed or failed (the timer uses this)")
-	if err := parseFlagsE(fs, args, s.Env); err != nil {
+	if err := parseFlags(fs, args, s.Env); err != nil {
 		return err
 	}
 	if err := validateRenewFlags(fs, &cf, s); err != nil { // cmd_validate.go

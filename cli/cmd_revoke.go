@@ -39,7 +39,7 @@ flags, or no such certificate.
 `
 
 func init() {
-	register(command{name: "revoke", summary: "ask the CA to revoke a certificate (renew replaces it)", runE: runRevoke})
+	register(command{name: "revoke", summary: "ask the CA to revoke a certificate (renew replaces it)", run: runRevoke})
 }
 
 func runRevoke(ctx context.Context, args []string, s stdio) error {
@@ -52,7 +52,7 @@ func runRevoke(ctx context.Context, args []string, s stdio) error {
 	fs.StringVar(&reason, "reason", "unspecified", "why: "+acmeflow.ReasonNames())
 	fs.BoolVar(&withKey, "with-cert-key", false, "sign with the certificate's own key instead of the account's (keyCompromise)")
 	fs.DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long")
-	rest, err := parseArgsE(fs, args, s.Env)
+	rest, err := parseArgs(fs, args, s.Env)
 	if err != nil {
 		return err
 	}

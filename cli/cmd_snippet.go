@@ -59,7 +59,7 @@ restored); 2 bad arguments or a refused value.
 `
 
 func init() {
-	register(command{name: "snippet", summary: "web server config for a certificate (--write installs it)", runE: runSnippet})
+	register(command{name: "snippet", summary: "web server config for a certificate (--write installs it)", run: runSnippet})
 }
 
 // deployPickName returns the certificate for arg (a name or an address,
@@ -103,7 +103,7 @@ func runSnippet(ctx context.Context, args []string, s stdio) error {
 	distroFlag := fs.String("distro", "", "debian or rhel: file locations and defaults (default: from /etc/os-release)")
 	upstream := fs.String("upstream", "", "haproxy, stunnel: IP:PORT of the server behind it (default "+deploy.DefaultUpstream+")")
 	noReload := fs.Bool("no-reload", false, "with --write: install and test, but do not reload")
-	pos, err := parseArgsE(fs, args, s.Env)
+	pos, err := parseArgs(fs, args, s.Env)
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ state cannot be read.
 `
 
 func init() {
-	register(command{name: "status", summary: "certificates, expiry, next renewal, timer", runE: runStatus})
+	register(command{name: "status", summary: "certificates, expiry, next renewal, timer", run: runStatus})
 }
 
 func runStatus(ctx context.Context, args []string, s stdio) error {
@@ -59,7 +59,7 @@ func runStatus(ctx context.Context, args []string, s stdio) error {
 	crit := fs.Duration("crit", monitor.DefaultThresholds.Crit, "with --check: CRITICAL when a certificate has less than this left")
 	promFile := fs.String("prometheus", "", "also write node_exporter textfile metrics to this .prom file (atomically)")
 	verifyKeys := fs.Bool("verify-keys", false, "also check that every current private key matches its certificate (slower with thousands)")
-	pos, err := parseArgsE(fs, args, s.Env)
+	pos, err := parseArgs(fs, args, s.Env)
 	if err != nil {
 		return err
 	}

@@ -47,7 +47,7 @@ Exit codes: 0 done; 1 failed; 2 bad flags; status: 3 no timer installed.
 const exitTimerNotInstalled = 3
 
 func init() {
-	register(command{name: "timer", summary: "install, remove or check the hourly renewal timer (systemd or cron)", runE: runTimer})
+	register(command{name: "timer", summary: "install, remove or check the hourly renewal timer (systemd or cron)", run: runTimer})
 }
 
 func runTimer(ctx context.Context, args []string, s stdio) error {
@@ -69,7 +69,7 @@ func runTimer(ctx context.Context, args []string, s stdio) error {
 	binary := fs.String("binary", "", "path of the ipcert binary the job runs (default: this one)")
 	var webroots multiFlag
 	fs.Var(&webroots, "webroot", "another directory the job may write (repeatable; the web roots of managed certificates are added by themselves)")
-	if err := parseFlagsE(fs, args[1:], s.Env); err != nil {
+	if err := parseFlags(fs, args[1:], s.Env); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -43,7 +43,7 @@ certificate is served; 2 bad arguments; 3 unreachable (no TLS handshake).
 `
 
 func init() {
-	register(command{name: "verify", summary: "check which certificate an address serves", runE: runVerify})
+	register(command{name: "verify", summary: "check which certificate an address serves", run: runVerify})
 }
 
 // verifyOut is what verify prints (--json: as it is).
@@ -56,7 +56,7 @@ func runVerify(ctx context.Context, args []string, s stdio) error {
 	rootFile := fs.String("root", "", "PEM file of root certificates to trust instead of the system's (test CAs)")
 	name := fs.String("name", "", "compare with this stored certificate (default: the one for ADDR)")
 	timeout := fs.Duration("timeout", 10*time.Second, "connect and handshake timeout")
-	pos, err := parseArgsE(fs, args, s.Env)
+	pos, err := parseArgs(fs, args, s.Env)
 	if err != nil {
 		return err
 	}

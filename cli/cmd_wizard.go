@@ -57,7 +57,7 @@ terminal; 130 quit before the end.
 `
 
 func init() {
-	register(command{name: "wizard", summary: "the interactive setup (what ipcert runs with no arguments)", runE: runWizard})
+	register(command{name: "wizard", summary: "the interactive setup (what ipcert runs with no arguments)", run: runWizard})
 }
 
 // wizardFlags are the wizard's flags, shared with ipcert demo.
@@ -160,7 +160,7 @@ func runWizard(ctx context.Context, args []string, s stdio) error {
 	var f wizardFlags
 	fs := newFlagSet("wizard", wizardHelp, s.Out, s.Err)
 	f.register(fs, false)
-	if err := parseFlagsE(fs, args, s.Env); err != nil {
+	if err := parseFlags(fs, args, s.Env); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -39,24 +39,18 @@ type stdio struct {
 type command struct {
 	name    string
 	summary string
-	// runE is the command: nil is exit 0; an error is printed once, as
+	// run is the command: nil is exit 0; an error is printed once, as
 	// "ipcert NAME: message" on stderr, and its code returned (exitError).
-	runE func(ctx context.Context, args []string, s stdio) error
-	// run is a command not converted to runE yet: it prints its own
-	// failure line and returns the exit code.
-	run func(ctx context.Context, args []string, s stdio) int
+	run func(ctx context.Context, args []string, s stdio) error
 }
 
 // call runs c and returns its exit code, printing its error once.
 func (c command) call(ctx context.Context, args []string, s stdio) int {
-	if c.runE == nil {
-		return c.run(ctx, args, s)
-	}
 	name := c.name
 	if name == "wizard" {
 		name = "" // the wizard is "ipcert" itself
 	}
-	return exitStatus(name, c.runE(ctx, args, s), s.Err)
+	return exitStatus(name, c.run(ctx, args, s), s.Err)
 }
 
 // commands is filled by each cmd_*.go file's init and never changed after.
