@@ -153,6 +153,7 @@ func parseFlags(fs *flag.FlagSet, args []string, env func(string) string) error 
 			}
 			helpers.Delete(fs)
 			return &exitError{code: exitUsage, prefix: fs.Name(),
+				//lint:ignore ST1005 the two lines are printed as they are, not wrapped
 				err: fmt.Errorf("%s\nRun \"%s --help\" for the flags and examples.", flagError(fs, err), fs.Name())}
 		}
 		rest := fs.Args()

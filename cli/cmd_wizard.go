@@ -212,6 +212,7 @@ func wizardNeedTerminal(s stdio, caps ui.Caps, name string) error {
 	if wizardIsTerminal(s.In) && wizardIsTerminal(s.Err) {
 		return nil
 	}
+	//lint:ignore ST1005 the lines are printed as they are, not wrapped
 	return &exitError{code: exitUsage, prefix: name, err: fmt.Errorf(`no terminal, so no wizard (it needs stdin and stderr on a terminal).
 Over SSH, ask for one: ssh -t HOST sudo ipcert
 Or use the subcommands, which never ask anything:
