@@ -139,9 +139,9 @@ func envName(flagName string) string {
 
 // parseFlags parses args, then fills every flag not given on the command
 // line from its IPCERT_* environment variable (docs/ARCHITECTURE.md: every answer is a
-// flag and a variable). It returns (done, code): done is true when the
-// command should stop now with code (help asked, or a usage error).
-func parseFlags(fs *flag.FlagSet, args []string, env func(string) string, errw io.Writer) (bool, int) {
+// flag and a variable). A non-nil error means the command stops now and
+// returns it: --help was asked (exit 0, printed here), or a usage error.
+func parseFlags(fs *flag.FlagSet, args []string, env func(string) string) error {
 	// Flags may come after the arguments too ("ipcert renew NAME --force"),
 	// as people type them: parse, set the first argument aside, go on.
 	var positional []string
@@ -149,12 +149,12 @@ func parseFlags(fs *flag.FlagSet, args []string, env func(string) string, errw i
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				printHelp(fs)
-				return true, exitOK
+				return &exitError{code: exitOK} // stop here; nothing more to print
 			}
 			helpers.Delete(fs)
-			fmt.Fprintf(errw, "%s: %s\n", fs.Name(), flagError(fs, err))
-			fmt.Fprintf(errw, "Run \"%s --help\" for the flags and examples.\n", fs.Name())
-			return true, exitUsage
+			return &exitError{code: exitUsage, prefix: fs.Name(),
+				//lint:ignore ST1005 the two lines are printed as they are, not wrapped
+				err: fmt.Errorf("%s\nRun \"%s --help\" for the flags and examples.", flagError(fs, err), fs.Name())}
 		}
 		rest := fs.Args()
 		// flag stops at "--" and drops it: what follows is arguments only.
@@ -197,19 +197,18 @@ func parseFlags(fs *flag.FlagSet, args []string, env func(string) string, errw i
 		}
 	})
 	if bad != nil {
-		fmt.Fprintf(errw, "ipcert: %v\n", bad)
-		return true, exitUsage
+		return &exitError{code: exitUsage, prefix: "ipcert", err: bad}
 	}
-	return false, 0
+	return nil
 }
 
 // parseArgs is parseFlags for commands that take positional arguments:
 // it returns them (flags may come before, between or after them).
-func parseArgs(fs *flag.FlagSet, args []string, env func(string) string, errw io.Writer) ([]string, bool, int) {
-	if done, code := parseFlags(fs, args, env, errw); done {
-		return nil, true, code
+func parseArgs(fs *flag.FlagSet, args []string, env func(string) string) ([]string, error) {
+	if err := parseFlags(fs, args, env); err != nil {
+		return nil, err
 	}
-	return fs.Args(), false, 0
+	return fs.Args(), nil
 }
 
 // multiFlag is a repeatable string flag (--ip A --ip B). From the

@@ -19,8 +19,8 @@ func TestParseFlagsInterspersed(t *testing.T) {
 		fs := newFlagSet("t", "help", &bytes.Buffer{}, &bytes.Buffer{})
 		force := fs.Bool("force", false, "")
 		name := fs.String("name", "", "")
-		if done, code := parseFlags(fs, c.args, func(string) string { return "" }, &bytes.Buffer{}); done {
-			t.Fatalf("%v: done with %d", c.args, code)
+		if err := parseFlags(fs, c.args, func(string) string { return "" }); err != nil {
+			t.Fatalf("%v: done with %d: %v", c.args, exitStatus("t", err, &bytes.Buffer{}), err)
 		}
 		got := fs.Args()
 		if len(got) != len(c.pos) {

@@ -38,19 +38,17 @@ func init() {
 	register(command{name: "account", summary: "show, update or deactivate the ACME account of a CA", run: runAccount})
 }
 
-func runAccount(ctx context.Context, args []string, s stdio) int {
+func runAccount(ctx context.Context, args []string, s stdio) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		if len(args) == 0 {
-			fmt.Fprintln(s.Err, "ipcert account: say show, update, rollover or deactivate (ipcert account --help)")
-			return exitUsage
+			return usageErr("say show, update, rollover or deactivate (ipcert account --help)")
 		}
 		fmt.Fprintln(s.Out, strings.TrimSpace(accountHelp))
-		return exitOK
+		return nil
 	}
 	op := args[0]
 	if op != "show" && op != "update" && op != "deactivate" && op != "rollover" {
-		fmt.Fprintf(s.Err, "ipcert account: unknown verb %q; say show, update, rollover or deactivate\n", op)
-		return exitUsage
+		return usageErr("unknown verb %q; say show, update, rollover or deactivate", op)
 	}
 	var cf commonFlags
 	var ca, caRoot, email string
@@ -61,12 +59,11 @@ func runAccount(ctx context.Context, args []string, s stdio) int {
 	if op == "update" {
 		fs.StringVar(&email, "email", "", "the account's new contact e-mail (empty: none)")
 	}
-	if done, code := parseFlags(fs, args[1:], s.Env, s.Err); done {
-		return code
+	if err := parseFlags(fs, args[1:], s.Env); err != nil {
+		return err
 	}
-	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(s.Err, "ipcert account %s: %s\n", op, fmt.Sprintf(format, a...))
-		return code
+	fail := func(code int, format string, a ...any) error {
+		return withPrefix("ipcert account "+op, exitWith(code, format, a...))
 	}
 	if ca == "" {
 		return fail(exitUsage, "--ca is required: staging, production or the ACME directory URL of your CA")
@@ -107,7 +104,7 @@ func runAccount(ctx context.Context, args []string, s stdio) int {
 		return fail(exitFailure, "%v", err)
 	}
 	if cf.jsonOut {
-		return printJSON(s.Out, info)
+		return writeJSON(s.Out, info)
 	}
 	fmt.Fprintf(s.Out, "Account %s\n  at      %s\n  status  %s\n", untrusted.Text(info.URI), cachoice.Describe(ca), untrusted.Text(info.Status))
 	if op == "rollover" {
@@ -129,5 +126,5 @@ func runAccount(ctx context.Context, args []string, s stdio) int {
 	if info.KeptAs != "" {
 		fmt.Fprintf(s.Out, "Its files are kept in %s; the next issuance registers a new account.\n", info.KeptAs)
 	}
-	return exitOK
+	return nil
 }

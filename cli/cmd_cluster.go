@@ -93,14 +93,13 @@ func abs(p string) string {
 	return a
 }
 
-func runCluster(ctx context.Context, args []string, s stdio) int {
+func runCluster(ctx context.Context, args []string, s stdio) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		if len(args) == 0 {
-			fmt.Fprintln(s.Err, "ipcert cluster: say init, join, leave or status (ipcert cluster --help)")
-			return exitUsage
+			return usageErr("say init, join, leave or status (ipcert cluster --help)")
 		}
 		fmt.Fprintln(s.Out, strings.TrimSpace(clusterHelp))
-		return exitOK
+		return nil
 	}
 	verb := args[0]
 	var f clusterFlags
@@ -118,15 +117,13 @@ func runCluster(ctx context.Context, args []string, s stdio) int {
 		}
 	case "leave", "status":
 	default:
-		fmt.Fprintf(s.Err, "ipcert cluster: unknown verb %q; say init, join, leave or status\n", verb)
-		return exitUsage
+		return usageErr("unknown verb %q; say init, join, leave or status", verb)
 	}
-	if done, code := parseFlags(fs, args[1:], s.Env, s.Err); done {
-		return code
+	if err := parseFlags(fs, args[1:], s.Env); err != nil {
+		return err
 	}
-	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(s.Err, "ipcert cluster %s: %s\n", verb, fmt.Sprintf(format, a...))
-		return code
+	fail := func(code int, format string, a ...any) error {
+		return withPrefix("ipcert cluster "+verb, exitWith(code, format, a...))
 	}
 	st, err := f.openStore(s.Env)
 	if err != nil {
@@ -197,7 +194,7 @@ func runCluster(ctx context.Context, args []string, s stdio) int {
 			fmt.Fprintf(s.Out, "  sudo ipcert cluster join --etcd %s --cluster-key FILE%s\n", strings.Join(c.Endpoints, ","), tlsArgs(c))
 		}
 		fmt.Fprintln(s.Out, "Next: run \"sudo ipcert agent\" on every machine, then \"sudo ipcert issue --cluster ...\" on one.")
-		return exitOK
+		return nil
 	case "leave":
 		c, in, err := cluster.LoadConfig(root)
 		if err != nil {
@@ -210,7 +207,7 @@ func runCluster(ctx context.Context, args []string, s stdio) int {
 			return fail(exitFailure, "%v", err)
 		}
 		fmt.Fprintf(s.Out, "This machine left the cluster at %s: its certificates stay in %s and keep being served; the cluster key stays in %s (remove it when no machine needs it).\n", strings.Join(c.Endpoints, ","), root, c.KeyPath)
-		return exitOK
+		return nil
 	}
 	// status
 	c, in, err := cluster.LoadConfig(root)
@@ -253,7 +250,7 @@ func runCluster(ctx context.Context, args []string, s stdio) int {
 		rows = append(rows, r)
 	}
 	if f.jsonOut {
-		return printJSON(s.Out, map[string]any{"endpoints": c.Endpoints, "prefix": c.Prefix, "certificates": rows, "machines": machines})
+		return writeJSON(s.Out, map[string]any{"endpoints": c.Endpoints, "prefix": c.Prefix, "certificates": rows, "machines": machines})
 	}
 	fmt.Fprintf(s.Out, "Cluster at %s (prefix %s): %d machine(s), %d certificate(s)\n", strings.Join(c.Endpoints, ","), c.Prefix, len(machines), len(rows))
 	for _, m := range machines {
@@ -273,7 +270,7 @@ func runCluster(ctx context.Context, args []string, s stdio) int {
 		}
 		fmt.Fprintf(s.Out, "  %s: version %d, valid until %s, %s\n", untrusted.Text(r.Name), r.Version, r.NotAfter.UTC().Format("2006-01-02 15:04 UTC"), state)
 	}
-	return code
+	return exitCode(code)
 }
 
 func tlsArgs(c cluster.Config) string {
@@ -296,7 +293,7 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-func runAgent(ctx context.Context, args []string, s stdio) int {
+func runAgent(ctx context.Context, args []string, s stdio) error {
 	var cf commonFlags
 	var httpListen, tlsListen, id string
 	var addrs multiFlag
@@ -306,57 +303,53 @@ func runAgent(ctx context.Context, args []string, s stdio) int {
 	fs.StringVar(&tlsListen, "tls-listen", ":443", "where to answer tls-alpn-01 (empty: not at all)")
 	fs.StringVar(&id, "id", "", "this machine's name in the cluster (default the host name)")
 	fs.Var(&addrs, "address", "this machine's own address, for the status (repeatable)")
-	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
-		return code
-	}
-	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(s.Err, "ipcert agent: %s\n", fmt.Sprintf(format, a...))
-		return code
+	if err := parseFlags(fs, args, s.Env); err != nil {
+		return err
 	}
 	for _, l := range []struct{ flag, v string }{{"--http-listen", httpListen}, {"--tls-listen", tlsListen}} {
 		if l.v != "" {
 			if err := validateListen(l.v); err != nil {
-				return fail(exitUsage, "%s: %v", l.flag, err)
+				return usageErr("%s: %v", l.flag, err)
 			}
 		}
 	}
 	if httpListen == "" && tlsListen == "" {
-		return fail(exitUsage, "--http-listen and --tls-listen are both empty: the agent would answer nothing")
+		return usageErr("--http-listen and --tls-listen are both empty: the agent would answer nothing")
 	}
 	if id == "" {
 		h, err := os.Hostname()
 		if err != nil || h == "" {
-			return fail(exitUsage, "no host name: give --id NAME")
+			return usageErr("no host name: give --id NAME")
 		}
 		id = h
 	}
 	st, err := cf.openStore(s.Env)
 	if err != nil {
-		return fail(exitFailure, "%v", err)
+		return failure("%v", err)
 	}
 	c, in, err := cluster.LoadConfig(st.Root())
 	if err != nil {
-		return fail(exitFailure, "%v", err)
+		return failure("%v", err)
 	}
 	if !in {
-		return fail(exitUsage, "%s is not in a cluster: run ipcert cluster init (first machine) or ipcert cluster join (the others)", st.Root())
+		return usageErr("%s is not in a cluster: run ipcert cluster init (first machine) or ipcert cluster join (the others)", st.Root())
 	}
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	cs, err := cluster.Connect(cctx, c)
 	cancel()
 	if err != nil {
-		return fail(exitFailure, "%v", err)
+		return failure("%v", err)
 	}
 	defer cs.Close()
 	var httpL, tlsL net.Listener
 	if httpListen != "" {
 		if httpL, err = net.Listen("tcp", httpListen); err != nil {
-			return fail(exitFailure, "answering http-01 on %s: %v", httpListen, err)
+			return failure("answering http-01 on %s: %v", httpListen, err)
 		}
 	}
 	if tlsListen != "" {
 		if tlsL, err = net.Listen("tcp", tlsListen); err != nil {
-			return fail(exitFailure, "answering tls-alpn-01 on %s: %v", tlsListen, err)
+			return failure("answering tls-alpn-01 on %s: %v", tlsListen, err)
 		}
 	}
 	fmt.Fprintf(s.Err, "ipcert agent %s: answering validators on %s, cluster at %s\n", id, strings.Trim(httpListen+" "+tlsListen, " "), strings.Join(c.Endpoints, ","))
@@ -366,9 +359,9 @@ func runAgent(ctx context.Context, args []string, s stdio) int {
 			fmt.Fprintf(s.Err, "ipcert agent: validator %s: %s, answered=%v\n", untrusted.Text(remote), untrusted.Text(what), answered)
 		}}
 	if err := a.Run(ctx, httpL, tlsL); err != nil {
-		return fail(exitFailure, "%v", err)
+		return failure("%v", err)
 	}
-	return exitOK
+	return nil
 }
 
 // clusterIssue is `issue --cluster`: the answers go to every machine, the

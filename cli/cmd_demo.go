@@ -42,21 +42,19 @@ func init() {
 	register(command{name: "demo", summary: "the whole wizard against a built-in local test CA (no internet, no root)", run: runDemo})
 }
 
-func runDemo(ctx context.Context, args []string, s stdio) int {
+func runDemo(ctx context.Context, args []string, s stdio) error {
 	var f wizardFlags
 	fs := newFlagSet("demo", demoHelp, s.Out, s.Err)
 	f.register(fs, true)
-	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
-		return code
+	if err := parseFlags(fs, args, s.Env); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(s.Err, "ipcert demo: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
+		return usageErr("unexpected argument %q", fs.Arg(0))
 	}
 	ans, err := f.answers()
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert demo: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	caps := ui.DetectCaps(s.Env, f.accessible)
 	headless := !caps.Accessible && !(wizardIsTerminal(s.In) && wizardIsTerminal(s.Err))
@@ -64,8 +62,7 @@ func runDemo(ctx context.Context, args []string, s stdio) int {
 	created := false
 	if root == "" {
 		if root, err = os.MkdirTemp("", "ipcert-demo-"); err != nil {
-			fmt.Fprintf(s.Err, "ipcert demo: %v\n", err)
-			return exitFailure
+			return failure("%v", err)
 		}
 		created = true
 	}
@@ -74,34 +71,32 @@ func runDemo(ctx context.Context, args []string, s stdio) int {
 		// one path (127.0.0.1, the local test CA, http-01) needs no
 		// answers, so it runs as the equivalent headless command.
 		fmt.Fprintf(s.Err, "ipcert demo: no terminal, so no wizard; running its steps without questions\n(on a terminal you get the wizard; \"ipcert demo --accessible\" asks plain questions)\n\n")
-		code := demoHeadless(ctx, root, f.debug, s)
+		err := demoHeadless(ctx, root, f.debug, s)
 		fmt.Fprintf(s.Out, "Demo state: %s\n", root)
-		return code
+		return err
 	}
 	closeLog := setupDebugLog(f.debug, s.Err)
 	defer closeLog()
 
 	st, err := store.Open(root)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert demo: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	deps, err := wizardDeps(wizardWiring{Demo: true, Store: st})
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert demo: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	cfg := wizard.Config{Demo: true, Caps: caps, StateDir: root, Answers: ans, Log: wizardDebugLog(f.debug)}
-	code := wizardRun(ctx, deps, cfg, s, true)
-	if created && code != exitOK && demoNothingKept(st) {
+	err = wizardRun(ctx, deps, cfg, s, true)
+	if created && err != nil && demoNothingKept(st) {
 		// The folder is the demo's own and holds nothing worth reading (no
 		// certificate, no failure to explain): "nothing was changed"
 		// stays true.
 		os.RemoveAll(root)
-		return code
+		return err
 	}
 	fmt.Fprintf(s.Out, "Demo state: %s\n", root)
-	return code
+	return err
 }
 
 // demoNothingKept says the demo's store has no certificate and no stored
@@ -118,7 +113,7 @@ func demoNothingKept(st *store.Store) bool {
 // demoHeadless is the demo's one path without questions: 127.0.0.1 from
 // the local test CA over http-01, into the demo's folder, said the way
 // "ipcert issue --ip 127.0.0.1 --ca local --agree-tos" says it.
-func demoHeadless(ctx context.Context, root, debug string, s stdio) int {
+func demoHeadless(ctx context.Context, root, debug string, s stdio) error {
 	closeLog := setupDebugLog(debug, s.Err)
 	defer closeLog()
 	// ipcert issue's default --timeout: the CA keeps a pending
@@ -127,13 +122,11 @@ func demoHeadless(ctx context.Context, root, debug string, s stdio) int {
 	defer cancel()
 	st, err := store.Open(root)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert demo: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	ca, err := cachoice.Open(cachoice.Local, cachoice.Options{Log: debugWriter()})
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert demo: %v\n", err)
-		return exitUsage // as ipcert issue --ca local says it
+		return usageErr("%v", err) // as ipcert issue --ca local says it
 	}
 	defer ca.Close()
 	idents := []netip.Addr{netip.MustParseAddr("127.0.0.1")}
@@ -153,5 +146,5 @@ func demoHeadless(ctx context.Context, root, debug string, s stdio) int {
 		return reportIssueError(ctx, eng, "", idents, err, s, diagnosis.AttemptOf(&req, ca, cachoice.Local), false)
 	}
 	printIssued(s.Out, iss, st, ca)
-	return exitOK
+	return nil
 }

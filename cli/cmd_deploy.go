@@ -2,12 +2,10 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/ipcert/ipcert/deploy"
-	"github.com/ipcert/ipcert/internal/store"
 )
 
 const deployHelp = `
@@ -35,24 +33,22 @@ func init() {
 	register(command{name: "deploy", summary: "run the deploy hooks, reload and verify again, without a new certificate", run: runDeploy})
 }
 
-func runDeploy(ctx context.Context, args []string, s stdio) int {
+func runDeploy(ctx context.Context, args []string, s stdio) error {
 	var cf commonFlags
 	fs := newFlagSet("deploy", deployHelp, s.Out, s.Err)
 	cf.register(fs)
-	pos, done, code := parseArgs(fs, args, s.Env, s.Err)
-	if done {
-		return code
+	pos, err := parseArgs(fs, args, s.Env)
+	if err != nil {
+		return err
 	}
 	if len(pos) > 1 {
-		fmt.Fprintf(s.Err, "ipcert deploy: unexpected argument %q; give one certificate name or address\n", pos[1])
-		return exitUsage
+		return usageErr("unexpected argument %q; give one certificate name or address", pos[1])
 	}
 	closeLog := setupDebugLog(cf.debug, s.Err)
 	defer closeLog()
 	st, err := cf.openStore(s.Env)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert deploy: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	arg := ""
 	if len(pos) == 1 {
@@ -60,8 +56,7 @@ func runDeploy(ctx context.Context, args []string, s stdio) int {
 	}
 	name, err := deployPickName(st, arg, "deploy")
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert deploy: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	// The same lock as renew: a renewal swapping current meanwhile would
 	// make the check compare with the wrong version.
@@ -69,26 +64,20 @@ func runDeploy(ctx context.Context, args []string, s stdio) int {
 	defer cancel()
 	unlock, err := st.Lock(lctx, true)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert deploy: %v\n", err)
-		if errors.Is(err, store.ErrLocked) {
-			return exitLocked
-		}
-		return exitFailure
+		return lockFailure(err)
 	}
 	defer unlock()
 	r, err := st.LoadRenewal(name)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert deploy: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	v, err := st.CurrentVersion(name)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert deploy: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	if len(r.DeployHooks) == 0 && r.Reload == "" && r.VerifyAddr == "" {
 		fmt.Fprintf(s.Out, "%s has no deploy hooks, reload or verify address; nothing to do (ipcert snippet --write or ipcert issue --reload/--deploy-hook/--verify set them).\n", name)
-		return exitOK
+		return nil
 	}
 	var failed error
 	if len(r.DeployHooks) > 0 || r.Reload != "" {
@@ -110,16 +99,14 @@ func runDeploy(ctx context.Context, args []string, s stdio) int {
 		}
 	}
 	if failed != nil {
-		fmt.Fprintf(s.Err, "ipcert deploy: %s: %v\n", name, failed)
-		return exitFailure
+		return failure("%s: %v", name, failed)
 	}
 	if r.LastError != nil && r.LastError.Step == "deploy" {
 		r.LastError = nil
 		if err := st.SaveRenewal(r); err != nil {
-			fmt.Fprintf(s.Err, "ipcert deploy: the deploy step worked, but clearing its stored failure did not: %v\n", err)
-			return exitFailure
+			return failure("the deploy step worked, but clearing its stored failure did not: %v", err)
 		}
 		fmt.Fprintf(s.Out, "Cleared the stored deploy failure.\n")
 	}
-	return exitOK
+	return nil
 }

@@ -72,7 +72,7 @@ func docsOf(ctx context.Context) []cmdDoc {
 	var out []cmdDoc
 	for _, n := range names {
 		var b bytes.Buffer
-		commands[n].run(ctx, []string{"--help"}, stdio{In: strings.NewReader(""), Out: &b, Err: io.Discard, Env: func(string) string { return "" }})
+		commands[n].call(ctx, []string{"--help"}, stdio{In: strings.NewReader(""), Out: &b, Err: io.Discard, Env: func(string) string { return "" }})
 		d := cmdDoc{name: n, summary: commands[n].summary}
 		text, flags, _ := strings.Cut(b.String(), "\nFlags (each also read from the IPCERT_* variable named after it):\n")
 		d.text = strings.TrimSpace(text)
@@ -91,22 +91,20 @@ func docsOf(ctx context.Context) []cmdDoc {
 	return out
 }
 
-func runMan(ctx context.Context, args []string, s stdio) int {
+func runMan(ctx context.Context, args []string, s stdio) error {
 	fs := newFlagSet("man", manHelp, s.Out, s.Err)
-	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
-		return code
+	if err := parseFlags(fs, args, s.Env); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(s.Err, "ipcert man: give the folder to write the pages into: ipcert man DIR")
-		return exitUsage
+		return usageErr("give the folder to write the pages into: ipcert man DIR")
 	}
 	dir := fs.Arg(0)
 	// As root: a link another user planted on the way is refused, and
 	// each page is renamed into the folder, replacing a link, never
 	// following one.
 	if err := safefs.MkdirAll(dir, safefs.WriteOptions{}); err != nil {
-		fmt.Fprintf(s.Err, "ipcert man: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	docs := docsOf(ctx)
 	date := time.Now().UTC().Format("2006-01-02")
@@ -116,12 +114,11 @@ func runMan(ctx context.Context, args []string, s stdio) int {
 	}
 	for name, page := range pages {
 		if err := safefs.WriteFile(filepath.Join(dir, name), []byte(page), 0o644, -1, safefs.WriteOptions{}); err != nil {
-			fmt.Fprintf(s.Err, "ipcert man: %v\n", err)
-			return exitFailure
+			return failure("%v", err)
 		}
 	}
 	fmt.Fprintf(s.Out, "Wrote %d manual pages into %s\n", len(pages), dir)
-	return exitOK
+	return nil
 }
 
 // roff escapes text for a man page: backslashes, and a leading dot or
@@ -320,49 +317,48 @@ func manPage(d cmdDoc, date string) string {
 	return b.String()
 }
 
-func runCompletion(ctx context.Context, args []string, s stdio) int {
+func runCompletion(ctx context.Context, args []string, s stdio) error {
 	fs := newFlagSet("completion", completionHelp, s.Out, s.Err)
-	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
-		return code
+	if err := parseFlags(fs, args, s.Env); err != nil {
+		return err
 	}
 	shells := map[string]func([]cmdDoc) string{"bash": completionBash, "zsh": completionZsh, "fish": completionFish}
 	gen, ok := shells[fs.Arg(0)]
 	if fs.NArg() == 1 && !ok {
-		fmt.Fprintf(s.Err, "ipcert completion: %q is not supported: ipcert has completion scripts for bash, zsh and fish only\n", fs.Arg(0))
-		return exitUsage
+		return usageErr("%q is not supported: ipcert has completion scripts for bash, zsh and fish only", fs.Arg(0))
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(s.Err, "ipcert completion: give the shell: bash, zsh or fish (ipcert completion bash)")
-		return exitUsage
+		return usageErr("give the shell: bash, zsh or fish (ipcert completion bash)")
 	}
 	fmt.Fprint(s.Out, gen(docsOf(ctx)))
-	return exitOK
+	return nil
 }
 
 // runNames lists the certificate names of the state directory, for the
 // completion scripts (hidden).
-func runNames(ctx context.Context, args []string, s stdio) int {
+func runNames(ctx context.Context, args []string, s stdio) error {
 	var cf commonFlags
 	fs := newFlagSet("__names", "", io.Discard, io.Discard)
 	cf.register(fs)
-	if done, code := parseFlags(fs, args, s.Env, io.Discard); done {
-		return code
+	if err := parseFlags(fs, args, s.Env); err != nil {
+		// Completion shows nothing of it: the exit code only.
+		return exitCode(exitStatus("", err, io.Discard))
 	}
 	// Completion must never create a state directory: only an existing
 	// one is opened.
 	root := cmp.Or(cf.stateDir, store.DefaultRoot(s.Env, os.Getuid()))
 	if _, err := os.Stat(filepath.Join(root, "certs")); err != nil {
-		return exitFailure
+		return exitCode(exitFailure)
 	}
 	st, err := cf.openStore(func(k string) string { return map[string]string{"IPCERT_STATE_DIR": root}[k] })
 	if err != nil {
-		return exitFailure
+		return exitCode(exitFailure)
 	}
 	names, _ := st.Names()
 	for _, n := range names {
 		fmt.Fprintln(s.Out, n)
 	}
-	return exitOK
+	return nil
 }
 
 // Words completed as arguments: the services of the catalogue

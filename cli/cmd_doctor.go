@@ -75,7 +75,7 @@ type doctorReport struct {
 	OK      bool             `json:"ok"`
 }
 
-func runDoctor(ctx context.Context, args []string, s stdio) int {
+func runDoctor(ctx context.Context, args []string, s stdio) error {
 	// doctor replays what renewal.json kept from the network and what the
 	// checks read: nothing of it may reach the terminal as control codes.
 	s.Out, s.Err = termSafe(s.Out), termSafe(s.Err)
@@ -91,9 +91,9 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 	fs.StringVar(&f.tlsListen, "tls-listen", "", "with --probe: address:port of the tls-alpn-01 responder (default :443)")
 	fs.DurationVar(&f.timeout, "timeout", 3*time.Minute, "with --probe: give up after this long")
 	// Flags may follow the NAME or ADDR: ipcert doctor 203.0.113.7 --probe.
-	pos, done, code := parseArgs(fs, args, s.Env, s.Err)
-	if done {
-		return code
+	pos, err := parseArgs(fs, args, s.Env)
+	if err != nil {
+		return err
 	}
 	var target string
 	var extra []string
@@ -107,49 +107,43 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 	if f.probeCA != cachoice.Staging && f.probeCA != cachoice.Local {
 		// The probe is a rehearsal: it must never spend production's rate
 		// limits or create a trusted certificate (docs/letsencrypt.md: staging first).
-		fmt.Fprintf(s.Err, "ipcert doctor: IPCERT_DOCTOR_PROBE_CA=%q: the probe runs only against staging (or the local test CA)\n", f.probeCA)
-		return exitUsage
+		return usageErr("IPCERT_DOCTOR_PROBE_CA=%q: the probe runs only against staging (or the local test CA)", f.probeCA)
 	}
 	if len(extra) > 0 {
-		fmt.Fprintf(s.Err, "ipcert doctor: one NAME or ADDR at most, got %q and %q\n", target, extra)
-		return exitUsage
+		return usageErr("one NAME or ADDR at most, got %q and %q", target, extra)
 	}
 	if f.challenge != "" && spec.Challenge(f.challenge).Check() != nil {
-		fmt.Fprintf(s.Err, "ipcert doctor: --challenge %q: use http-01 or tls-alpn-01\n", f.challenge)
-		return exitUsage
+		return usageErr("--challenge %q: use http-01 or tls-alpn-01", f.challenge)
 	}
 	closeLog := setupDebugLog(f.debug, s.Err)
 	defer closeLog()
 	st, err := f.openStore(s.Env)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 
 	targets, err := doctor.Targets(st, target, f.probe, func(err error) { fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err) })
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err)
 		var ue *doctor.UsageError
 		if errors.As(err, &ue) {
-			return exitUsage
+			return usageErr("%v", err)
 		}
-		return exitFailure
+		return failure("%v", err)
 	}
 	if len(targets) == 0 {
 		if f.jsonOut {
-			return printJSON(s.Out, doctorReport{Targets: []*doctor.Target{}, OK: true})
+			return writeJSON(s.Out, doctorReport{Targets: []*doctor.Target{}, OK: true})
 		}
 		fmt.Fprintln(s.Out, "No failures stored: the last attempt of every certificate succeeded.")
 		fmt.Fprintln(s.Out, "To test an address: ipcert doctor ADDR (local checks), ipcert doctor ADDR --probe (a real staging order).")
-		return exitOK
+		return nil
 	}
 
 	// The public-address sources as for "ipcert issue --ip auto"
 	// (IPCERT_ECHO4 and the like replace the built-in lists).
 	penv, err := publicEnv(s.Env)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert doctor: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	opts := doctor.DoctorOptions{
 		Env:       &penv,
@@ -171,8 +165,7 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 		}
 	}
 	if ctx.Err() != nil {
-		fmt.Fprintln(s.Err, "ipcert doctor: interrupted")
-		return exitInterrupted
+		return exitWith(exitInterrupted, "interrupted")
 	}
 	if f.jsonOut {
 		printJSON(s.Out, rep)
@@ -182,9 +175,9 @@ func runDoctor(ctx context.Context, args []string, s stdio) int {
 		}
 	}
 	if !rep.OK {
-		return exitFailure
+		return exitCode(exitFailure)
 	}
-	return exitOK
+	return nil
 }
 
 func printDoctorTarget(w io.Writer, t *doctor.Target) {

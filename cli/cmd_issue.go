@@ -93,7 +93,7 @@ type issueFlags struct {
 	wait     time.Duration
 }
 
-func runIssue(ctx context.Context, args []string, s stdio) int {
+func runIssue(ctx context.Context, args []string, s stdio) error {
 	var f issueFlags
 	fs := newFlagSet("issue", issueHelp, s.Out, s.Err)
 	f.commonFlags.register(fs)
@@ -123,12 +123,11 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	fs.BoolVar(&f.iss.ReuseKey, "reuse-key", false, "certify the same private key at every renewal, so clients that pin it (DNS-over-TLS) keep working; a key that leaks then stays in use until you revoke it")
 	fs.BoolVar(&f.iss.Cluster, "cluster", false, "share the answers and the certificate with the other machines of this machine's cluster (ipcert cluster init)")
 	fs.DurationVar(&f.wait, "wait", 60*time.Second, "how long to wait for another ipcert run's lock before giving up (exit 4); 0 gives up at once")
-	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
-		return code
+	if err := parseFlags(fs, args, s.Env); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(s.Err, "ipcert issue: unexpected argument %q; addresses go in --ip\n", fs.Arg(0))
-		return exitUsage
+		return usageErr("unexpected argument %q; addresses go in --ip", fs.Arg(0))
 	}
 	// A hook from root's environment becomes a permanent root hook: said
 	// loudly once it is stored (issue 22).
@@ -138,8 +137,8 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 			hookFromEnv = false
 		}
 	})
-	if code := validateIssueFlags(fs, &f, s); code != 0 { // cmd_validate.go
-		return code
+	if err := validateIssueFlags(fs, &f, s); err != nil { // cmd_validate.go
+		return err
 	}
 	closeLog := setupDebugLog(f.debug, s.Err)
 	defer closeLog()
@@ -151,8 +150,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 
 	idents, auto, err := resolveIPs(ctx, f.ips, s)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	if f.iss.VerifyAddr != "" {
 		ap, _ := deploy.ParseTarget(f.iss.VerifyAddr, 443) // checked (validateIssueFlags)
@@ -161,21 +159,18 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	// renew runs from another directory (the timer: /), so the paths it
 	// reads back must be absolute.
 	if err := f.iss.Absolute(); err != nil {
-		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	f.iss.Identifiers, f.iss.AutoIP = acmeflow.AddrStrings(idents), auto
 	st, err := f.openStore(s.Env)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	o := cachoice.OptionsFor(&f.iss)
 	o.Log = debugWriter()
 	ca, err := cachoice.Open(f.iss.CA, o)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	defer ca.Close()
 
@@ -192,8 +187,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	}
 	ca.Apply(&req)
 	if err := req.Validate(); err != nil {
-		fmt.Fprintf(s.Err, "ipcert issue: %v\n", userError(err))
-		return exitUsage
+		return usageErr("%v", userError(err))
 	}
 	if !f.quiet {
 		fmt.Fprintf(s.Err, "Issuing for %s from %s\n", acmeflow.JoinAddrs(idents), cachoice.Describe(f.iss.CA))
@@ -216,8 +210,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	if f.iss.MapPorts {
 		release, err := holdPorts(ctx, mapRequest(req.Challenge, req.WebRoot, req.HTTPListen, req.TLSListen, f.iss.WebRootPort), s.Err)
 		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert issue: --map-ports: %v\n", err)
-			return exitFailure
+			return failure("--map-ports: %v", err)
 		}
 		defer release()
 	}
@@ -234,8 +227,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	var shared *clusterIssue
 	if f.iss.Cluster {
 		if shared, err = startClusterIssue(ctx, st, keepName, &req); err != nil {
-			fmt.Fprintf(s.Err, "ipcert issue: --cluster: %v\n", err)
-			return exitFailure
+			return failure("--cluster: %v", err)
 		}
 		defer shared.close()
 	}
@@ -243,8 +235,7 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 	if err == nil && shared != nil {
 		v, perr := shared.publish(ctx, iss)
 		if perr != nil {
-			fmt.Fprintf(s.Err, "ipcert issue: --cluster: the certificate is stored here but not shared with the other machines: %v\n", perr)
-			return exitFailure
+			return failure("--cluster: the certificate is stored here but not shared with the other machines: %v", perr)
 		}
 		fmt.Fprintf(s.Err, "Shared with the cluster as version %d of %s: every machine's agent installs it.\n", v, iss.Name)
 	}
@@ -255,10 +246,10 @@ func runIssue(ctx context.Context, args []string, s stdio) int {
 		warnHookFromEnv(s.Err, f.iss.DeployHooks, filepath.Join(st.CertDir(iss.Name), "renewal.json"), iss.Name)
 	}
 	if f.jsonOut {
-		return printJSON(s.Out, issuedJSON(iss, st, ca))
+		return writeJSON(s.Out, issuedJSON(iss, st, ca))
 	}
 	printIssued(s.Out, iss, st, ca)
-	return exitOK
+	return nil
 }
 
 // resolveIPs parses --ip values; "auto" asks the public-address detection.
@@ -313,24 +304,26 @@ func userError(err error) error {
 	return err
 }
 
-func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, idents []netip.Addr, err error, s stdio, att diagnosis.Attempt, jsonOut bool) int {
+// reportIssueError is the end of a failed issuance (issue, and the
+// demo's headless path: its messages say "ipcert issue" for both).
+func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, idents []netip.Addr, err error, s stdio, att diagnosis.Attempt, jsonOut bool) error {
+	fail := func(code int, format string, a ...any) error {
+		return withPrefix("ipcert issue", exitWith(code, format, a...))
+	}
 	if errors.Is(err, store.ErrLocked) {
-		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
-		return exitLocked
+		return fail(exitLocked, "%v", err)
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		fmt.Fprintf(s.Err, "ipcert issue: gave up: the run took longer than --timeout; the current certificate (if any) is unchanged\n  it was at: %v\n", err)
-		return exitFailure
+		return fail(exitFailure, "gave up: the run took longer than --timeout; the current certificate (if any) is unchanged\n  it was at: %v", err)
 	}
 	if ctx.Err() != nil {
-		fmt.Fprintln(s.Err, "ipcert issue: interrupted; the current certificate (if any) is unchanged")
-		return exitInterrupted
+		return fail(exitInterrupted, "interrupted; the current certificate (if any) is unchanged")
 	}
 	var ae *acmeflow.Error
 	if errors.As(err, &ae) && ae.Step == acmeflow.StepAddress {
-		fmt.Fprintf(s.Err, "ipcert issue: %v\n", userError(err))
-		return exitUsage
+		return fail(exitUsage, "%v", userError(err))
 	}
+	// The diagnosis follows this line on stderr: it is printed here.
 	fmt.Fprintf(s.Err, "\nipcert issue failed: %v\n", err)
 	// The one evidence builder (diagnosis.Attempt), with the local facts
 	// gathered right after the failure: what is printed here is what
@@ -360,7 +353,7 @@ func reportIssueError(ctx context.Context, eng *acmeflow.Engine, name string, id
 			Diagnosis diagnosis.Diagnosis `json:"diagnosis"`
 		}{err.Error(), d})
 	}
-	return exitFailure
+	return exitCode(exitFailure)
 }
 
 type issuedOut struct {

@@ -60,7 +60,7 @@ func init() {
 	register(command{name: "preflight", summary: "check that validation can work: address, NAT, ports, firewall", run: runPreflight})
 }
 
-func runPreflight(ctx context.Context, args []string, s stdio) int {
+func runPreflight(ctx context.Context, args []string, s stdio) error {
 	fs := newFlagSet("preflight", preflightHelp, s.Out, s.Err)
 	var ips, echo4, echo6, dns4, dns6, stun4, stun6, only multiFlag
 	fs.Var(&ips, "ip", "address to check, or auto (default auto: the detected public addresses)")
@@ -82,12 +82,11 @@ func runPreflight(ctx context.Context, args []string, s stdio) int {
 	natpmp := fs.String("natpmp", "gateway", "NAT-PMP server: gateway (the default gateway, port 5351), HOST:PORT, or off")
 	metadata := fs.String("metadata-url", "", "cloud metadata service base URL (default http://169.254.169.254)")
 	root := fs.String("root", "", "read /proc, /sys and /etc under this directory (default /)")
-	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
-		return code
+	if err := parseFlags(fs, args, s.Env); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(s.Err, "ipcert preflight: unexpected argument %q; give addresses with --ip\n", fs.Arg(0))
-		return exitUsage
+		return usageErr("unexpected argument %q; give addresses with --ip", fs.Arg(0))
 	}
 
 	var opts preflight.Options
@@ -97,8 +96,7 @@ func runPreflight(ctx context.Context, args []string, s stdio) int {
 		}
 		a, err := acmeflow.ParseIP(v)
 		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert preflight: %v\n", err)
-			return exitUsage
+			return usageErr("%v", err)
 		}
 		opts.IPs = append(opts.IPs, a)
 	}
@@ -109,8 +107,7 @@ func runPreflight(ctx context.Context, args []string, s stdio) int {
 	default:
 		u, err := url.Parse(*ca)
 		if !strings.HasPrefix(*ca, "https://") || err != nil {
-			fmt.Fprintf(s.Err, "ipcert preflight: --ca %q: give production, staging, local or a directory URL\n", *ca)
-			return exitUsage
+			return usageErr("--ca %q: give production, staging, local or a directory URL", *ca)
 		}
 		opts.OwnCA = !cachoice.IsLetsEncrypt(u)
 	}
@@ -118,8 +115,7 @@ func runPreflight(ctx context.Context, args []string, s stdio) int {
 
 	env := preflight.DefaultEnv()
 	if err := overrideEndpoints(&env, endpointFlags{echo4, echo6, dns4, dns6, stun4, stun6}); err != nil {
-		fmt.Fprintf(s.Err, "ipcert preflight: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	if *noUPnP {
 		env.DiscoverIGD = nil
@@ -139,26 +135,24 @@ func runPreflight(ctx context.Context, args []string, s stdio) int {
 		}
 	})
 	if ctx.Err() != nil {
-		fmt.Fprintln(s.Err, "ipcert preflight: interrupted")
-		return exitInterrupted
+		return exitWith(exitInterrupted, "interrupted")
 	}
 	if *asJSON {
 		enc := json.NewEncoder(s.Out)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintf(s.Err, "ipcert preflight: %v\n", err)
-			return exitFailure
+			return failure("%v", err)
 		}
 	} else {
 		printPreflight(s.Out, rep, *verbose)
 	}
 	switch {
 	case rep.Offline:
-		return exitPreflightOffline
+		return exitCode(exitPreflightOffline)
 	case rep.Verdict == preflight.StatusFail:
-		return exitPreflightFailed
+		return exitCode(exitPreflightFailed)
 	}
-	return exitOK
+	return nil
 }
 
 type endpointFlags struct{ echo4, echo6, dns4, dns6, stun4, stun6 []string }

@@ -42,7 +42,7 @@ func init() {
 	register(command{name: "remove", summary: "stop managing a certificate: take back its configs, keep its files aside (optionally revoke)", run: runRemove})
 }
 
-func runRemove(ctx context.Context, args []string, s stdio) int {
+func runRemove(ctx context.Context, args []string, s stdio) error {
 	var cf commonFlags
 	var revoke bool
 	var reason string
@@ -50,41 +50,37 @@ func runRemove(ctx context.Context, args []string, s stdio) int {
 	cf.register(fs)
 	fs.BoolVar(&revoke, "revoke", false, "ask the CA to revoke the current certificate first")
 	fs.StringVar(&reason, "reason", "cessationOfOperation", "with --revoke: why ("+acmeflow.ReasonNames()+")")
-	rest, done, code := parseArgs(fs, args, s.Env, s.Err)
-	if done {
-		return code
-	}
-	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(s.Err, "ipcert remove: %s\n", fmt.Sprintf(format, a...))
-		return code
+	rest, err := parseArgs(fs, args, s.Env)
+	if err != nil {
+		return err
 	}
 	if len(rest) != 1 {
-		return fail(exitUsage, "give the certificate: ipcert remove NAME|ADDR (ipcert status lists them)")
+		return usageErr("give the certificate: ipcert remove NAME|ADDR (ipcert status lists them)")
 	}
 	if _, ok := acmeflow.RevocationReasons[reason]; !ok {
-		return fail(exitUsage, "--reason %q is not one of %s", reason, acmeflow.ReasonNames())
+		return usageErr("--reason %q is not one of %s", reason, acmeflow.ReasonNames())
 	}
-	st, found, code := findManaged(cf, rest[0], s.Env, fail)
-	if st == nil {
-		return code
+	st, found, err := findManaged(cf, rest[0], s.Env)
+	if err != nil {
+		return err
 	}
 	name := found.Name
 	unlock, err := st.Lock(ctx, false)
 	if err != nil {
-		return fail(exitFailure, "%v (another ipcert run works on the state; try again when it is done)", err)
+		return failure("%v (another ipcert run works on the state; try again when it is done)", err)
 	}
 	defer unlock()
 	r, rerr := st.LoadRenewal(name)
 
 	if revoke {
 		if rerr != nil {
-			return fail(exitFailure, "%s: cannot revoke without renewal.json (%v); remove without --revoke", name, rerr)
+			return failure("%s: cannot revoke without renewal.json (%v); remove without --revoke", name, rerr)
 		}
 		if r.CA == cachoice.Local {
 			fmt.Fprintf(s.Err, "  -  %s is from the local test CA: nothing to revoke\n", name)
 		} else if !r.RevokedCurrent() {
 			if err := revokeCurrent(ctx, st, name, r, reason, reason == "keyCompromise", 2*time.Minute, s.Err); err != nil {
-				return fail(exitFailure, "%s: revocation failed, nothing was removed: %v", name, err)
+				return failure("%s: revocation failed, nothing was removed: %v", name, err)
 			}
 			fmt.Fprintf(s.Out, "Revoked %s (serial %s, reason %s).\n", name, r.Serial, reason)
 		}
@@ -144,14 +140,14 @@ func runRemove(ctx context.Context, args []string, s stdio) int {
 		}
 	}
 	if len(failed) > 0 {
-		return fail(exitFailure, "not removed, since a server still uses it: %s", strings.Join(failed, "; "))
+		return failure("not removed, since a server still uses it: %s", strings.Join(failed, "; "))
 	}
 	if err := os.MkdirAll(keep, 0o700); err != nil {
-		return fail(exitFailure, "%v", err)
+		return failure("%v", err)
 	}
 	dst := filepath.Join(keep, "cert")
 	if err := os.Rename(st.CertDir(name), dst); err != nil {
-		return fail(exitFailure, "moving %s aside: %v", st.CertDir(name), err)
+		return failure("moving %s aside: %v", st.CertDir(name), err)
 	}
 	// Cockpit's files of this certificate (ws-certs.d/ipcert-NAME.*): the
 	// folder is Cockpit's own, only ipcert's files go.
@@ -171,5 +167,5 @@ func runRemove(ctx context.Context, args []string, s stdio) int {
 	if r != nil && len(r.DeployHooks) > 0 {
 		fmt.Fprintf(s.Out, "Its deploy hooks ran after each renewal and will not run again: %s\n", strings.Join(r.DeployHooks, "; "))
 	}
-	return exitOK
+	return nil
 }

@@ -69,7 +69,7 @@ func init() {
 	register(command{name: "renew", summary: "renew the certificates that are due (what the timer runs)", run: runRenew})
 }
 
-func runRenew(ctx context.Context, args []string, s stdio) int {
+func runRenew(ctx context.Context, args []string, s stdio) error {
 	started := time.Now()
 	var cf commonFlags
 	fs := newFlagSet("renew", renewHelp, s.Out, s.Err)
@@ -82,33 +82,28 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 	promFile := fs.String("prometheus", "", "after the run, write node_exporter textfile metrics of every certificate to this .prom file (atomically)")
 	mapPorts := fs.Bool("map-ports", false, mapPortsUsage)
 	quiet := fs.Bool("quiet", false, "log only warnings and errors; print only certificates that were renewed or failed (the timer uses this)")
-	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
-		return code
+	if err := parseFlags(fs, args, s.Env); err != nil {
+		return err
 	}
-	if code := validateRenewFlags(fs, &cf, s); code != 0 { // cmd_validate.go
-		return code
+	if err := validateRenewFlags(fs, &cf, s); err != nil { // cmd_validate.go
+		return err
 	}
 	if *force && *dryRun {
-		fmt.Fprintln(s.Err, "ipcert renew: --force and --dry-run do not go together: --dry-run already rehearses every certificate")
-		return exitUsage
+		return usageErr("--force and --dry-run do not go together: --dry-run already rehearses every certificate")
 	}
 	for _, n := range fs.Args() {
 		if err := store.ValidName(n); err != nil {
-			fmt.Fprintf(s.Err, "ipcert renew: %v\n", err)
-			return exitUsage
+			return usageErr("%v", err)
 		}
 	}
 	if *promFile != "" && !strings.HasSuffix(*promFile, ".prom") {
-		fmt.Fprintf(s.Err, "ipcert renew: --prometheus %s: node_exporter's textfile collector reads only files ending in .prom\n", *promFile)
-		return exitUsage
+		return usageErr("--prometheus %s: node_exporter's textfile collector reads only files ending in .prom", *promFile)
 	}
 	if *parallel < 1 || *parallel > 64 {
-		fmt.Fprintf(s.Err, "ipcert renew: --parallel %d: give 1 to 64\n", *parallel)
-		return exitUsage
+		return usageErr("--parallel %d: give 1 to 64", *parallel)
 	}
 	if *timeout <= 0 {
-		fmt.Fprintf(s.Err, "ipcert renew: --timeout %s: give a positive duration, such as 20m\n", *timeout)
-		return exitUsage
+		return usageErr("--timeout %s: give a positive duration, such as 20m", *timeout)
 	}
 	closeLog := setupDebugLog(cf.debug, s.Err)
 	defer closeLog()
@@ -118,13 +113,11 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 	defer cancelTimeout()
 	st, err := cf.openStore(s.Env)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert renew: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	for _, n := range fs.Args() {
 		if !st.Exists(n) {
-			fmt.Fprintf(s.Err, "ipcert renew: no certificate named %q in %s (ipcert status lists them)\n", n, st.Root())
-			return exitUsage
+			return usageErr("no certificate named %q in %s (ipcert status lists them)", n, st.Root())
 		}
 	}
 
@@ -169,38 +162,54 @@ func runRenew(ctx context.Context, args []string, s stdio) int {
 	// that were renewed or failed: the others need not be listed.
 	res, err := rn.Run(ctx, renew.Options{Names: fs.Args(), Force: *force, DryRun: *dryRun, OmitNotDue: *quiet && !cf.jsonOut})
 	code := renewExitCode(ctx, res, err)
-	if err != nil {
-		switch {
-		case errors.Is(err, store.ErrLocked):
-			fmt.Fprintf(s.Err, "ipcert renew: skipped: %v\n", err)
-		case errors.Is(ctx.Err(), context.DeadlineExceeded):
-			fmt.Fprintf(s.Err, "ipcert renew: gave up after --timeout %s; current certificates are unchanged\n", *timeout)
-		case ctx.Err() != nil:
-			fmt.Fprintln(s.Err, "ipcert renew: interrupted; current certificates are unchanged")
-		default:
-			fmt.Fprintf(s.Err, "ipcert renew: %v\n", err)
-		}
-	}
-	if err == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		fmt.Fprintf(s.Err, "ipcert renew: gave up after --timeout %s; current certificates are unchanged, the next run tries again\n", *timeout)
-	}
+	msg := renewRunMessage(ctx, err, *timeout)
 	if !*dryRun {
 		renew.SaveLastRun(st, renew.LastRun{Started: started.UTC(), Duration: time.Since(started), ExitCode: code, Result: res, Error: errString(err)})
 		if *promFile != "" {
 			if err := renewWriteMetrics(context.WithoutCancel(ctx), st, *promFile); err != nil {
-				fmt.Fprintf(s.Err, "ipcert renew: --prometheus: %v\n", err)
+				if msg == "" {
+					fmt.Fprintf(s.Err, "ipcert renew: --prometheus: %v\n", err)
+				} else {
+					// One message, in the order the two happened.
+					msg += fmt.Sprintf("\nipcert renew: --prometheus: %v", err)
+				}
 			}
 		}
 	}
+	ret := exitCode(code)
+	if msg != "" {
+		ret = exitWith(code, "%s", msg)
+	}
 	if res == nil {
-		return code
+		return ret
 	}
 	if cf.jsonOut {
 		printJSON(s.Out, res)
-		return code
+		return ret
 	}
 	renewPrintResult(s.Out, res, *quiet)
-	return code
+	return ret
+}
+
+// renewRunMessage is what renew says about a run that ended early (err,
+// or the context's --timeout), after "ipcert renew: "; "" for none.
+func renewRunMessage(ctx context.Context, err error, timeout time.Duration) string {
+	if err != nil {
+		switch {
+		case errors.Is(err, store.ErrLocked):
+			return fmt.Sprintf("skipped: %v", err)
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			return fmt.Sprintf("gave up after --timeout %s; current certificates are unchanged", timeout)
+		case ctx.Err() != nil:
+			return "interrupted; current certificates are unchanged"
+		default:
+			return err.Error()
+		}
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Sprintf("gave up after --timeout %s; current certificates are unchanged, the next run tries again", timeout)
+	}
+	return ""
 }
 
 func errString(err error) string {
@@ -226,19 +235,10 @@ func renewExitCode(ctx context.Context, res *renew.Result, err error) int {
 	switch {
 	case failed > 0:
 		return exitFailure
-	case renewed > 0 && res.Certs != nil && !renewAllRehearsed(res):
+	case renewed > 0 && res.Certs != nil && !res.AllRehearsed():
 		return exitRenewRenewed
 	}
 	return exitRenewNothing
-}
-
-func renewAllRehearsed(res *renew.Result) bool {
-	for _, c := range res.Certs {
-		if c.Outcome != renew.Rehearsed {
-			return false
-		}
-	}
-	return true
 }
 
 // renewPrintResult is one line per certificate on stdout.

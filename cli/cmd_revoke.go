@@ -42,7 +42,7 @@ func init() {
 	register(command{name: "revoke", summary: "ask the CA to revoke a certificate (renew replaces it)", run: runRevoke})
 }
 
-func runRevoke(ctx context.Context, args []string, s stdio) int {
+func runRevoke(ctx context.Context, args []string, s stdio) error {
 	var cf commonFlags
 	var reason string
 	var withKey bool
@@ -52,49 +52,45 @@ func runRevoke(ctx context.Context, args []string, s stdio) int {
 	fs.StringVar(&reason, "reason", "unspecified", "why: "+acmeflow.ReasonNames())
 	fs.BoolVar(&withKey, "with-cert-key", false, "sign with the certificate's own key instead of the account's (keyCompromise)")
 	fs.DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long")
-	rest, done, code := parseArgs(fs, args, s.Env, s.Err)
-	if done {
-		return code
-	}
-	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(s.Err, "ipcert revoke: %s\n", fmt.Sprintf(format, a...))
-		return code
+	rest, err := parseArgs(fs, args, s.Env)
+	if err != nil {
+		return err
 	}
 	if len(rest) != 1 {
-		return fail(exitUsage, "give the certificate: ipcert revoke NAME|ADDR (ipcert status lists them)")
+		return usageErr("give the certificate: ipcert revoke NAME|ADDR (ipcert status lists them)")
 	}
 	if _, ok := acmeflow.RevocationReasons[reason]; !ok {
-		return fail(exitUsage, "--reason %q is not one of %s", reason, acmeflow.ReasonNames())
+		return usageErr("--reason %q is not one of %s", reason, acmeflow.ReasonNames())
 	}
 	if reason == "keyCompromise" {
 		// Let's Encrypt accepts keyCompromise only signed by the key itself.
 		withKey = true
 	}
-	st, found, code := findManaged(cf, rest[0], s.Env, fail)
-	if st == nil {
-		return code
+	st, found, err := findManaged(cf, rest[0], s.Env)
+	if err != nil {
+		return err
 	}
 	r, err := st.LoadRenewal(found.Name)
 	if err != nil {
-		return fail(exitFailure, "%s: %v", found.Name, err)
+		return failure("%s: %v", found.Name, err)
 	}
 	if r.CA == cachoice.Local {
-		return fail(exitUsage, "%s is from the local test CA, which lives only while ipcert runs: there is nothing to revoke it at; stop managing it with: ipcert remove %s%s", found.Name, found.Name, stateDirArg(cf.stateDir))
+		return usageErr("%s is from the local test CA, which lives only while ipcert runs: there is nothing to revoke it at; stop managing it with: ipcert remove %s%s", found.Name, found.Name, stateDirArg(cf.stateDir))
 	}
 	if r.RevokedCurrent() {
 		fmt.Fprintf(s.Out, "%s: version %d (serial %s) was revoked already (%s, %s); ipcert renew replaces it.\n", found.Name, r.Current, r.Serial, r.Revoked.Reason, r.Revoked.At.Format("2006-01-02 15:04 UTC"))
-		return exitOK
+		return nil
 	}
 	if err := revokeCurrent(ctx, st, found.Name, r, reason, withKey, timeout, s.Err); err != nil {
-		return fail(exitFailure, "%s: %v", found.Name, err)
+		return failure("%s: %v", found.Name, err)
 	}
 	r.Revoked = &store.Revocation{Serial: r.Serial, Reason: reason, At: time.Now().UTC()}
 	if err := st.SaveRenewal(r); err != nil {
-		return fail(exitFailure, "%s was revoked, but renewal.json could not record it (%v): run ipcert renew --force %s", found.Name, err, found.Name)
+		return failure("%s was revoked, but renewal.json could not record it (%v): run ipcert renew --force %s", found.Name, err, found.Name)
 	}
 	fmt.Fprintf(s.Out, "Revoked %s version %d (serial %s, reason %s) at %s.\n", found.Name, r.Current, r.Serial, reason, strings.TrimSuffix(cachoice.Describe(r.CA), "."))
 	fmt.Fprintf(s.Out, "The web server still serves it: replace it now with \"ipcert renew%s %s\" (the timer's next run would too).\n", stateDirArg(cf.stateDir), found.Name)
-	return exitOK
+	return nil
 }
 
 // stateDirArg is " --state-dir DIR" when one was given, for the commands
@@ -137,19 +133,18 @@ func revokeCurrent(ctx context.Context, st *store.Store, name string, r *store.R
 }
 
 // findManaged opens the state directory and finds the one certificate arg
-// names (a name or an address); on failure it reports through fail and
-// returns a nil store with the exit code.
-func findManaged(cf commonFlags, arg string, env func(string) string, fail func(int, string, ...any) int) (*store.Store, store.Found, int) {
+// names (a name or an address); the error is the command's (exitError).
+func findManaged(cf commonFlags, arg string, env func(string) string) (*store.Store, store.Found, error) {
 	st, err := cf.openStore(env)
 	if err != nil {
-		return nil, store.Found{}, fail(exitFailure, "%v", err)
+		return nil, store.Found{}, failure("%v", err)
 	}
 	found, err := st.Find(store.Query{Arg: arg})
 	if err != nil {
-		return nil, store.Found{}, fail(exitUsage, "%v", err)
+		return nil, store.Found{}, usageErr("%v", err)
 	}
 	if found.Name == "" {
-		return nil, store.Found{}, fail(exitUsage, "no certificate for %s in %s (ipcert status lists them)", arg, st.Root())
+		return nil, store.Found{}, usageErr("no certificate for %s in %s (ipcert status lists them)", arg, st.Root())
 	}
-	return st, found, 0
+	return st, found, nil
 }

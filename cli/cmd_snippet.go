@@ -9,13 +9,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/deploy"
-	"github.com/ipcert/ipcert/internal/safefs"
 	"github.com/ipcert/ipcert/internal/store"
 )
 
@@ -95,7 +92,7 @@ type snippetOut struct {
 	Error   string               `json:"error,omitempty"`
 }
 
-func runSnippet(ctx context.Context, args []string, s stdio) int {
+func runSnippet(ctx context.Context, args []string, s stdio) error {
 	var cf commonFlags
 	fs := newFlagSet("snippet", snippetHelp, s.Out, s.Err)
 	cf.register(fs)
@@ -106,32 +103,28 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	distroFlag := fs.String("distro", "", "debian or rhel: file locations and defaults (default: from /etc/os-release)")
 	upstream := fs.String("upstream", "", "haproxy, stunnel: IP:PORT of the server behind it (default "+deploy.DefaultUpstream+")")
 	noReload := fs.Bool("no-reload", false, "with --write: install and test, but do not reload")
-	pos, done, code := parseArgs(fs, args, s.Env, s.Err)
-	if done {
-		return code
+	pos, err := parseArgs(fs, args, s.Env)
+	if err != nil {
+		return err
 	}
 	if len(pos) == 0 || len(pos) > 2 {
-		fmt.Fprintln(s.Err, "ipcert snippet: say which service and (when there are several) which certificate: ipcert snippet SERVICE [NAME], SERVICE one of: "+strings.Join(kindNames(), " "))
-		return exitUsage
+		return usageErr("%s", "say which service and (when there are several) which certificate: ipcert snippet SERVICE [NAME], SERVICE one of: "+strings.Join(kindNames(), " "))
 	}
 	kind, err := deploy.ParseKind(pos[0])
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	distro := deploy.DetectDistro("/")
 	if *distroFlag != "" {
 		if distro, err = deploy.ParseDistro(*distroFlag); err != nil {
-			fmt.Fprintf(s.Err, "ipcert snippet: --distro: %v\n", err)
-			return exitUsage
+			return usageErr("--distro: %v", err)
 		}
 	}
 	closeLog := setupDebugLog(cf.debug, s.Err)
 	defer closeLog()
 	st, err := cf.openStore(s.Env)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	var nameArg string
 	if len(pos) == 2 {
@@ -139,20 +132,17 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	}
 	name, err := deployPickName(st, nameArg, "snippet "+string(kind))
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	r, err := st.LoadRenewal(name)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	if err := st.CheckCurrent(name); err != nil {
 		// A config pointing at a broken link would fail the server's own
 		// config test at best, and its next restart at worst.
 		if *write {
-			fmt.Fprintf(s.Err, "ipcert snippet: not written: the certificate's current version is broken (%v); repair it first with: sudo ipcert renew --force %s%s\n", err, name, userStateFlag(st.Root()))
-			return exitFailure
+			return failure("not written: the certificate's current version is broken (%v); repair it first with: sudo ipcert renew --force %s%s", err, name, userStateFlag(st.Root()))
 		}
 		fmt.Fprintf(s.Err, "Warning: the certificate's current version is broken (%v); the config below will not work until: sudo ipcert renew --force %s%s\n", err, name, userStateFlag(st.Root()))
 	}
@@ -183,8 +173,7 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 		// The console key of the file already installed, so a rewrite
 		// keeps the running dnsdist reachable; else a new one.
 		if params.ConsoleKey, err = deploy.DnsdistConsoleKey(layout.ConfigPath); err != nil {
-			fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-			return exitFailure
+			return failure("%v", err)
 		}
 	}
 	for _, a := range params.NotLocal {
@@ -192,8 +181,7 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	}
 	snip, err := deploy.Snippet(kind, params)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	out := snippetOut{Kind: string(kind), Name: name, Path: layout.ConfigPath, Snippet: string(snip)}
 
@@ -212,29 +200,24 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 		// Printing for HAProxy turns combined.pem on: the printed config
 		// names it, and renewals must keep writing it.
 		if kind == deploy.HAProxy {
-			if err := snippetUpdateRenewal(ctx, st, name, snippetChange{combined: true}, kind, s.Err); err != nil {
-				fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-				if errors.Is(err, store.ErrLocked) {
-					return exitLocked
-				}
-				return exitFailure
+			if err := deploy.RecordSnippet(ctx, st, name, kind, deploy.SnippetSettings{Combined: true}, s.Err); err != nil {
+				return lockFailure(err)
 			}
 		}
 		if cf.jsonOut {
-			return printJSON(s.Out, out)
+			return writeJSON(s.Out, out)
 		}
 		s.Out.Write(snip)
 		if copyGroup != "" {
 			fmt.Fprintf(s.Err, "\n%s runs as user %s, which cannot read ipcert's private state: the config names a copy in %s, readable by group %s, that --write makes and every renewal refreshes.", kind, layout.User, certDir, copyGroup)
 		}
 		fmt.Fprintf(s.Err, "\nTo install it: sudo %s  (writes %s, tests, reloads)\n", hint.snippet(kind, name, "--write"), layout.ConfigPath)
-		return exitOK
+		return nil
 	}
 
 	srv, err := deploy.DetectServer(ctx, deploy.Env{}, kind)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	if *distroFlag == "" {
 		srv.Distro = distro
@@ -243,12 +226,11 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 	out.Path = layout.ConfigPath
 	// --write is the user's go-ahead to enable what the snippet needs
 	// (Debian's apache2 ships without mod_ssl); the wizard asks first.
-	res, svc, err := snippetInstall(ctx, st, name, srv, snip, !*noReload, true, s.Err)
+	res, svc, err := deploy.InstallSnippet(ctx, st, name, srv, snip, deploy.InstallSnippetOptions{Reload: !*noReload, EnableModules: true, Notes: s.Err})
 	out.Install = &res
 	out.Service = &svc
 	if errors.Is(err, store.ErrLocked) {
-		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-		return exitLocked
+		return exitWith(exitLocked, "%v", err)
 	}
 	if err != nil {
 		out.Error = err.Error()
@@ -259,13 +241,12 @@ func runSnippet(ctx context.Context, args []string, s stdio) int {
 		snippetPrintInstall(s.Out, res, err, layout, snippetVerifyTarget(r.Identifiers[0], *httpsPort), hint, layout.ApplyCmd(srv.Systemd))
 	}
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert snippet: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	if res.Changed && !res.Reloaded && !*noReload && !res.IncludeNeeded && !cf.jsonOut {
 		snippetNotReloaded(s.Out, srv, svc, layout)
 	}
-	return exitOK
+	return nil
 }
 
 // snippetCertDir is the directory the snippet names: the current link,
@@ -276,76 +257,6 @@ func snippetCertDir(st *store.Store, name string, l deploy.Layout) (dir, group s
 		return l.CopyDir, l.Group
 	}
 	return st.CurrentDir(name), ""
-}
-
-// snippetInstall is the --write step, shared with the wizard: combined.pem
-// first (HAProxy's config test reads it), the install with a reload only
-// when the system service is active, and renewal.json's settings (reload,
-// combined) only once the install succeeded, so a refused or rolled-back
-// install changes nothing. Messages about files it made go to errw.
-func snippetInstall(ctx context.Context, st *store.Store, name string, srv deploy.Server, snip []byte, reload, enableModules bool, errw io.Writer) (deploy.InstallResult, deploy.ServiceState, error) {
-	layout := srv.Layout(name)
-	res := deploy.InstallResult{Path: layout.ConfigPath}
-	if srv.Kind == deploy.HAProxy {
-		if err := snippetUpdateRenewal(ctx, st, name, snippetChange{}, srv.Kind, errw); err != nil {
-			return res, deploy.ServiceState{Unit: layout.Unit}, err
-		}
-	}
-	ch := snippetChange{combined: srv.Kind == deploy.HAProxy, reload: reload}
-	unit := layout.Unit
-	if !srv.Systemd {
-		unit = layout.Service.SysVName()
-	}
-	if srv.Kind == deploy.Cockpit {
-		// No config file: the files in Cockpit's directory are the
-		// install, checked by cockpit-certificate-ensure.
-		svc := deploy.ServiceStatus(ctx, deploy.ExecRunner{}, unit, srv.Systemd, "/")
-		in := deploy.Installer{Layout: layout, Runner: deploy.ExecRunner{}}
-		if reload && svc.Active {
-			in.Reload = layout.ApplyCmd(srv.Systemd)
-		}
-		res, err := deploy.InstallFiles(ctx, in, deploy.CertPathsIn(name, nil, st.CurrentDir(name)))
-		if err != nil {
-			return res, svc, err
-		}
-		ch.copyHook = deploy.CopyHookAs("root", layout.CopyDir, deploy.CopyCockpit)
-		return res, svc, snippetUpdateRenewal(ctx, st, name, ch, srv.Kind, errw)
-	}
-	if layout.CopyDir != "" {
-		// The server reads as its own user: the copy must exist before
-		// its config test (run as that user) reads it.
-		if err := safefs.MkdirAll(filepath.Dir(layout.CopyDir), safefs.WriteOptions{Strict: true}); err != nil {
-			return res, deploy.ServiceState{Unit: layout.Unit}, err
-		}
-		created, err := deploy.CopyForGroup(deploy.CertPathsIn(name, nil, st.CurrentDir(name)), layout.CopyDir, layout.Group)
-		if err != nil {
-			return res, deploy.ServiceState{Unit: layout.Unit}, fmt.Errorf("%s reads the certificate as user %s: %w", srv.Kind, layout.User, err)
-		}
-		if created {
-			fmt.Fprintf(errw, "Made %s: a copy of the certificate and key readable by group %s; renewals refresh it.\n", layout.CopyDir, layout.Group)
-			defer func() {
-				if ch.copyHook == "" || res.RolledBack {
-					os.RemoveAll(layout.CopyDir)
-				}
-			}()
-		}
-		ch.copyHook = deploy.CopyHook(layout.Group, layout.CopyDir)
-	}
-	in := deploy.Installer{Layout: layout, Content: snip, BackupDir: filepath.Join(st.Root(), "backups"), Runner: deploy.ExecRunner{}, EnableModules: enableModules}
-	// Only the service manager knows whether the system service runs: a
-	// process called nginx may be a private instance that a service
-	// reload never reaches, and Debian's init scripts report success for
-	// a reload of a stopped service. A reload that cannot work is not run.
-	svc := deploy.ServiceStatus(ctx, deploy.ExecRunner{}, unit, srv.Systemd, "/")
-	if reload && svc.Active {
-		in.Reload = layout.ApplyCmd(srv.Systemd)
-	}
-	res, err := deploy.Install(ctx, in)
-	if err != nil {
-		ch.copyHook = ""
-		return res, svc, err
-	}
-	return res, svc, snippetUpdateRenewal(ctx, st, name, ch, srv.Kind, errw)
 }
 
 // snippetNotReloaded says why nothing was reloaded and what to do.
@@ -406,42 +317,6 @@ func snippetVerifyTarget(id string, port int) string {
 		return id
 	}
 	return fmt.Sprintf("%s:%d", id, port)
-}
-
-// snippetChange is what a snippet changes in renewal.json.
-type snippetChange struct {
-	combined bool   // keep combined.pem (HAProxy)
-	reload   bool   // reload this server after renewals
-	copyHook string // deploy.CopyHook to run first after renewals
-}
-
-// snippetUpdateRenewal makes combined.pem for HAProxy's current version
-// and records ch in renewal.json, under the store lock so a running renew
-// does not write renewal.json at the same time.
-func snippetUpdateRenewal(ctx context.Context, st *store.Store, name string, ch snippetChange, kind deploy.Kind, errw io.Writer) error {
-	return st.UpdateRenewal(ctx, name, func(r *store.Renewal) (bool, error) {
-		changed := false
-		if kind == deploy.HAProxy {
-			path, created, err := st.EnsureCombined(name)
-			if err != nil {
-				return false, fmt.Errorf("HAProxy needs combined.pem: %w", err)
-			}
-			if created {
-				fmt.Fprintf(errw, "Wrote %s (certificate chain and key in one file, for HAProxy); renewals keep it.\n", path)
-			}
-		}
-		if ch.combined && !r.Combined {
-			r.Combined, changed = true, true
-		}
-		if ch.reload && r.Reload != string(kind) {
-			r.Reload, changed = string(kind), true
-		}
-		if ch.copyHook != "" && !slices.Contains(r.DeployHooks, ch.copyHook) {
-			// First: the user's hooks and the reload see the fresh copy.
-			r.DeployHooks, changed = append([]string{ch.copyHook}, r.DeployHooks...), true
-		}
-		return changed, nil
-	})
 }
 
 // snippetWarnChallenge: once a web server owns port 80 (or 443), ipcert's

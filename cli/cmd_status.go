@@ -48,7 +48,7 @@ func init() {
 	register(command{name: "status", summary: "certificates, expiry, next renewal, timer", run: runStatus})
 }
 
-func runStatus(ctx context.Context, args []string, s stdio) int {
+func runStatus(ctx context.Context, args []string, s stdio) error {
 	var cf commonFlags
 	fs := newFlagSet("status", statusHelp, s.Out, s.Err)
 	cf.register(fs)
@@ -59,18 +59,16 @@ func runStatus(ctx context.Context, args []string, s stdio) int {
 	crit := fs.Duration("crit", monitor.DefaultThresholds.Crit, "with --check: CRITICAL when a certificate has less than this left")
 	promFile := fs.String("prometheus", "", "also write node_exporter textfile metrics to this .prom file (atomically)")
 	verifyKeys := fs.Bool("verify-keys", false, "also check that every current private key matches its certificate (slower with thousands)")
-	pos, done, code := parseArgs(fs, args, s.Env, s.Err)
-	if done {
-		return code
+	pos, err := parseArgs(fs, args, s.Env)
+	if err != nil {
+		return err
 	}
 	if len(pos) > 1 {
-		fmt.Fprintf(s.Err, "ipcert status: unexpected argument %q; give at most one certificate name or address\n", pos[1])
-		return exitUsage
+		return usageErr("unexpected argument %q; give at most one certificate name or address", pos[1])
 	}
 	st, err := cf.openStore(s.Env)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert status: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	probe := func() (deploy.TimerState, error) {
 		return deploy.TimerStatus(ctx, deploy.TimerOptions{UnitDir: *unitDir, CronDir: *cronDir})
@@ -81,12 +79,10 @@ func runStatus(ctx context.Context, args []string, s stdio) int {
 	if len(pos) == 1 {
 		f, err := st.Find(store.Query{Arg: pos[0]})
 		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert status: %v\n", err)
-			return exitUsage
+			return usageErr("%v", err)
 		}
 		if f.Name == "" {
-			fmt.Fprintf(s.Err, "ipcert status: no stored certificate covers %s; ipcert status lists them all\n", f.Addr.Addr())
-			return exitUsage
+			return usageErr("no stored certificate covers %s; ipcert status lists them all", f.Addr.Addr())
 		}
 		opts.Names = []string{f.Name}
 		if f.Ambiguous() {
@@ -101,7 +97,7 @@ func runStatus(ctx context.Context, args []string, s stdio) int {
 	// memory at once.
 	out := bufio.NewWriterSize(s.Out, 64<<10) // status --json of 10,000 is 8 MB
 	defer out.Flush()
-	code = exitOK
+	code := exitOK
 	n := 0
 	var js *statusJSON
 	if cf.jsonOut {
@@ -126,18 +122,17 @@ func runStatus(ctx context.Context, args []string, s stdio) int {
 		})
 	}
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert status: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	if len(rep.NotIssued) > 0 && len(opts.Names) == 0 {
 		code = exitFailure
 	}
 	if js != nil {
 		js.end(rep)
-		return code
+		return exitCode(code)
 	}
 	statusPrintTail(out, rep, n)
-	return code
+	return exitCode(code)
 }
 
 // statusJSON writes the report of `status --json` piece by piece, in the
@@ -304,31 +299,31 @@ func statusCA(choice string) string {
 // statusMonitor is status --check and --prometheus: the certificates'
 // state, the served certificates (a handshake to each verify address),
 // then the Nagios line and exit code and/or the textfile.
-func statusMonitor(ctx context.Context, st *store.Store, now time.Time, rep deploy.StatusReport, opts deploy.StatusOptions, check bool, promFile string, t monitor.Thresholds, s stdio) int {
+func statusMonitor(ctx context.Context, st *store.Store, now time.Time, rep deploy.StatusReport, opts deploy.StatusOptions, check bool, promFile string, t monitor.Thresholds, s stdio) error {
 	if t.Warn <= t.Crit {
-		fmt.Fprintf(s.Err, "ipcert status: --warn (%s) must be longer than --crit (%s)\n", t.Warn, t.Crit)
-		return monitorUsage(check)
+		return exitWith(monitorUsage(check), "--warn (%s) must be longer than --crit (%s)", t.Warn, t.Crit)
 	}
 	var certs []deploy.CertStatus
 	if err := deploy.StatusEach(st, now, opts, func(c deploy.CertStatus) { certs = append(certs, c) }); err != nil {
 		if check {
 			fmt.Fprintf(s.Out, "IPCERT UNKNOWN - %v\n", err)
-			return monitor.Unknown
+			return exitCode(monitor.Unknown)
 		}
-		fmt.Fprintf(s.Err, "ipcert status: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	served := monitor.CheckServed(ctx, certs, 5*time.Second)
-	code := exitOK
 	if promFile != "" {
 		last, _ := renew.LoadLastRun(st)
 		if err := monitor.WriteTextfile(promFile, monitor.Metrics(certs, served, last)); err != nil {
+			if !check {
+				return failure("--prometheus: %v", err)
+			}
+			// --check's state is the exit code; this is said on the way.
 			fmt.Fprintf(s.Err, "ipcert status: --prometheus: %v\n", err)
-			code = exitFailure
 		}
 	}
 	if !check {
-		return code
+		return nil
 	}
 	state, line := monitor.Check(certs, served, t, now)
 	for _, f := range rep.NotIssued {
@@ -350,7 +345,7 @@ func statusMonitor(ctx context.Context, st *store.Store, now time.Time, rep depl
 		}
 	}
 	fmt.Fprintln(s.Out, line)
-	return state
+	return exitCode(state)
 }
 
 func monitorUsage(check bool) int {

@@ -50,14 +50,13 @@ func init() {
 	register(command{name: "timer", summary: "install, remove or check the hourly renewal timer (systemd or cron)", run: runTimer})
 }
 
-func runTimer(ctx context.Context, args []string, s stdio) int {
+func runTimer(ctx context.Context, args []string, s stdio) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			// The help with the flags, as every command's.
 			args = []string{"install", "--help"}
 		} else {
-			fmt.Fprintln(s.Err, "ipcert timer: say install, remove or status (ipcert timer --help)")
-			return exitUsage
+			return usageErr("say install, remove or status (ipcert timer --help)")
 		}
 	}
 	action := args[0]
@@ -70,39 +69,34 @@ func runTimer(ctx context.Context, args []string, s stdio) int {
 	binary := fs.String("binary", "", "path of the ipcert binary the job runs (default: this one)")
 	var webroots multiFlag
 	fs.Var(&webroots, "webroot", "another directory the job may write (repeatable; the web roots of managed certificates are added by themselves)")
-	if done, code := parseFlags(fs, args[1:], s.Env, s.Err); done {
-		return code
+	if err := parseFlags(fs, args[1:], s.Env); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(s.Err, "ipcert timer %s: unexpected argument %q\n", action, fs.Arg(0))
-		return exitUsage
+		return withPrefix("ipcert timer "+action, usageErr("unexpected argument %q", fs.Arg(0)))
 	}
 	o := deploy.TimerOptions{Mode: deploy.TimerMode(*mode), UnitDir: *unitDir, CronDir: *cronDir}
 	if o.Mode != deploy.TimerAuto && o.Mode != deploy.TimerSystemd && o.Mode != deploy.TimerCron {
-		fmt.Fprintf(s.Err, "ipcert timer: --mode %q: use systemd or cron\n", *mode)
-		return exitUsage
+		return usageErr("--mode %q: use systemd or cron", *mode)
 	}
 	switch action {
 	case "install":
 		// The binary first: a refused one must leave nothing behind.
 		bin, err := timerBinary(*binary)
 		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert timer install: %v\n", err)
-			return exitUsage
+			return withPrefix("ipcert timer install", usageErr("%v", err))
 		}
 		st, err := cf.openStore(s.Env)
 		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert timer install: %v\n", err)
-			return exitFailure
+			return withPrefix("ipcert timer install", failure("%v", err))
 		}
 		o.Config = deploy.TimerConfig{Binary: bin, StateDir: st.Root(), WritablePaths: timerWebroots(st, webroots), Minute: -1}
 		res, err := deploy.TimerInstall(ctx, o)
 		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert timer install: %v%s\n", err, timerPermissionHint(err))
-			return exitFailure
+			return withPrefix("ipcert timer install", failure("%v%s", err, timerPermissionHint(err)))
 		}
 		if cf.jsonOut {
-			return printJSON(s.Out, res)
+			return writeJSON(s.Out, res)
 		}
 		verb := "Installed"
 		if res.Unchanged {
@@ -119,30 +113,28 @@ func runTimer(ctx context.Context, args []string, s stdio) int {
 			fmt.Fprintln(s.Out, "Units written only (not the running systemd's directory, or no systemd): copy them to /etc/systemd/system and run\n  systemctl daemon-reload && systemctl enable --now ipcert-renew.timer")
 		}
 		fmt.Fprintln(s.Out, "Check it with: ipcert timer status; rehearse a renewal with: ipcert renew --dry-run")
-		return exitOK
+		return nil
 	case "remove":
 		res, err := deploy.TimerRemove(ctx, o)
 		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert timer remove: %v%s\n", err, timerPermissionHint(err))
-			return exitFailure
+			return withPrefix("ipcert timer remove", failure("%v%s", err, timerPermissionHint(err)))
 		}
 		if cf.jsonOut {
-			return printJSON(s.Out, res)
+			return writeJSON(s.Out, res)
 		}
 		if res.Unchanged {
 			fmt.Fprintln(s.Out, "No renewal job was installed; nothing removed.")
-			return exitOK
+			return nil
 		}
 		fmt.Fprintln(s.Out, "Removed the renewal job; certificates will no longer be renewed by themselves.")
 		for _, f := range res.Files {
 			fmt.Fprintf(s.Out, "  %s\n", f)
 		}
-		return exitOK
+		return nil
 	case "status":
 		return timerStatus(ctx, o, &cf, s)
 	}
-	fmt.Fprintf(s.Err, "ipcert timer: unknown action %q; use install, remove or status\n", action)
-	return exitUsage
+	return usageErr("unknown action %q; use install, remove or status", action)
 }
 
 // timerBinary is the absolute, symlink-free path of the binary to run.
@@ -195,11 +187,8 @@ type timerStatusOut struct {
 	LastRun *renew.LastRun `json:"last_run,omitempty"`
 }
 
-func timerStatus(ctx context.Context, o deploy.TimerOptions, cf *commonFlags, s stdio) int {
+func timerStatus(ctx context.Context, o deploy.TimerOptions, cf *commonFlags, s stdio) error {
 	state, err := deploy.TimerStatus(ctx, o)
-	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert timer status: %v\n", err)
-	}
 	out := timerStatusOut{TimerState: state}
 	if st, serr := cf.openStore(s.Env); serr == nil {
 		if lr, err := renew.LoadLastRun(st); err == nil {
@@ -211,13 +200,17 @@ func timerStatus(ctx context.Context, o deploy.TimerOptions, cf *commonFlags, s 
 	} else {
 		timerPrintStatus(s.Out, out, time.Now())
 	}
-	if state.Mode == "" {
-		return exitTimerNotInstalled
+	code := exitOK
+	switch {
+	case state.Mode == "":
+		code = exitTimerNotInstalled
+	case err != nil:
+		code = exitFailure
 	}
 	if err != nil {
-		return exitFailure
+		return withPrefix("ipcert timer status", exitWith(code, "%v", err))
 	}
-	return exitOK
+	return exitCode(code)
 }
 
 func timerPrintStatus(w io.Writer, o timerStatusOut, now time.Time) {

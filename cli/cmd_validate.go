@@ -21,14 +21,13 @@ import (
 // traffic behind. Each command has one function here, called at the top
 // of its run function; they only read.
 
-// validateIssueFlags checks what `ipcert issue` was given. It prints the
-// problem and returns exitUsage, or returns 0.
-func validateIssueFlags(fs *flag.FlagSet, f *issueFlags, s stdio) int {
+// validateIssueFlags checks what `ipcert issue` was given. It returns the
+// problem as a usage error (exit 2), or nil.
+func validateIssueFlags(fs *flag.FlagSet, f *issueFlags, s stdio) error {
 	if err := issueFlagsError(fs, f); err != nil {
-		fmt.Fprintf(s.Err, "ipcert issue: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
-	return 0
+	return nil
 }
 
 func issueFlagsError(fs *flag.FlagSet, f *issueFlags) error {
@@ -100,7 +99,7 @@ func issueFlagsError(fs *flag.FlagSet, f *issueFlags) error {
 // validateRenewFlags checks what `ipcert renew` was given, including that
 // every NAME is a managed certificate, without creating the state
 // directory.
-func validateRenewFlags(fs *flag.FlagSet, cf *commonFlags, s stdio) int {
+func validateRenewFlags(fs *flag.FlagSet, cf *commonFlags, s stdio) error {
 	err := noNegativeFlags(fs)
 	if err == nil {
 		root := cf.stateDir
@@ -118,10 +117,9 @@ func validateRenewFlags(fs *flag.FlagSet, cf *commonFlags, s stdio) int {
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert renew: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
-	return 0
+	return nil
 }
 
 // noNegativeFlags refuses a negative number or duration in any flag: none

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"os"
@@ -47,49 +46,38 @@ func init() {
 	register(command{name: "verify", summary: "check which certificate an address serves", run: runVerify})
 }
 
-type verifyOut struct {
-	deploy.VerifyResult
-	Name    string `json:"name,omitempty"`
-	Version int    `json:"version,omitempty"`
-	// ChosenBy says how Name was chosen (store.Found.By); Candidates are
-	// every stored certificate covering the address.
-	ChosenBy   string   `json:"chosen_by,omitempty"`
-	Candidates []string `json:"candidates,omitempty"`
-}
+// verifyOut is what verify prints (--json: as it is).
+type verifyOut = deploy.StoredVerifyResult
 
-func runVerify(ctx context.Context, args []string, s stdio) int {
+func runVerify(ctx context.Context, args []string, s stdio) error {
 	var cf commonFlags
 	fs := newFlagSet("verify", verifyHelp, s.Out, s.Err)
 	cf.register(fs)
 	rootFile := fs.String("root", "", "PEM file of root certificates to trust instead of the system's (test CAs)")
 	name := fs.String("name", "", "compare with this stored certificate (default: the one for ADDR)")
 	timeout := fs.Duration("timeout", 10*time.Second, "connect and handshake timeout")
-	pos, done, code := parseArgs(fs, args, s.Env, s.Err)
-	if done {
-		return code
+	pos, err := parseArgs(fs, args, s.Env)
+	if err != nil {
+		return err
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(s.Err, "ipcert verify: give one address: ipcert verify ADDR[:PORT]")
-		return exitUsage
+		return usageErr("give one address: ipcert verify ADDR[:PORT]")
 	}
 	target, err := deploy.ParseTarget(pos[0], 443)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert verify: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	opts := deploy.VerifyOptions{Timeout: *timeout}
 	if *rootFile != "" {
-		pool, err := verifyLoadRoots(*rootFile)
+		pool, err := deploy.LoadRoots(*rootFile)
 		if err != nil {
-			fmt.Fprintf(s.Err, "ipcert verify: --root: %v\n", err)
-			return exitUsage
+			return usageErr("--root: %v", err)
 		}
 		opts.Roots = pool
 	}
 	if *name != "" {
 		if err := store.ValidName(*name); err != nil {
-			fmt.Fprintf(s.Err, "ipcert verify: --name: %v\n", err)
-			return exitUsage
+			return usageErr("--name: %v", err)
 		}
 	}
 	closeLog := setupDebugLog(cf.debug, s.Err)
@@ -99,72 +87,37 @@ func runVerify(ctx context.Context, args []string, s stdio) int {
 	if err != nil {
 		fmt.Fprintf(s.Err, "ipcert verify: %v (comparing with nothing)\n", err)
 	} else if *name != "" && !st.Exists(*name) {
-		fmt.Fprintf(s.Err, "ipcert verify: --name: no certificate named %q in %s; ipcert status lists them\n", *name, st.Root())
-		return exitUsage
+		return usageErr("--name: no certificate named %q in %s; ipcert status lists them", *name, st.Root())
 	}
 	// The handshake first: which stored certificate to expect may depend
 	// on what the address serves (store.Find).
-	res, err := deploy.Verify(ctx, target.String(), opts)
+	out, err := deploy.VerifyStored(ctx, st, target.String(), deploy.VerifyStoredOptions{VerifyOptions: opts, Name: *name, Warn: func(err error) {
+		fmt.Fprintf(s.Err, "ipcert verify: %v (comparing with nothing)\n", err)
+	}})
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert verify: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
-	out := verifyOut{}
-	var stored store.Version
-	if st != nil {
-		found := store.Found{Name: *name, By: "name"}
-		if *name == "" {
-			found, err = st.Find(store.Query{Arg: target.String(), Served: res.Leaf})
-			if err != nil {
-				fmt.Fprintf(s.Err, "ipcert verify: %v\n", err)
-				return exitUsage
-			}
-		} else if f, err := st.Find(store.Query{Arg: target.String()}); err == nil {
-			found.Candidates = f.Candidates
-		}
-		out.Name, out.ChosenBy, out.Candidates = found.Name, found.By, found.Candidates
-		if out.Name != "" {
-			stored, err = st.CurrentVersion(out.Name)
-			if err != nil {
-				fmt.Fprintf(s.Err, "ipcert verify: certificate %s: %v (comparing with nothing)\n", out.Name, err)
-			} else {
-				opts.Expected, out.Version = stored.Leaf, stored.N
-			}
-		}
-	}
-	deploy.Judge(&res, opts.Expected)
-	out.VerifyResult = res
+	res := out.VerifyResult
 	if cf.jsonOut {
 		printJSON(s.Out, out)
 	} else {
-		verifyPrint(s.Out, out, opts.Roots != nil, stored, *rootFile == "", st)
+		verifyPrint(s.Out, out, opts.Roots != nil, *rootFile == "")
 	}
 	switch res.Outcome {
 	case deploy.Match:
-		return exitOK
+		return nil
 	case deploy.Unreachable:
-		return exitVerifyUnreachable
+		return exitCode(exitVerifyUnreachable)
 	case deploy.Unchecked:
 		if res.Accepted {
-			return exitOK
+			return nil
 		}
 	}
-	return exitVerifyMismatch
+	return exitCode(exitVerifyMismatch)
 }
 
-func verifyLoadRoots(path string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return pool, nil
-}
-
-func verifyPrint(w io.Writer, o verifyOut, customRoots bool, stored store.Version, noRoot bool, st *store.Store) {
+func verifyPrint(w io.Writer, o verifyOut, customRoots bool, noRoot bool) {
+	stored := o.Stored
 	r := o.VerifyResult
 	if r.Outcome == deploy.Unreachable {
 		fmt.Fprintf(w, "UNREACHABLE: %s\n", r.Reason)
@@ -211,10 +164,8 @@ func verifyPrint(w io.Writer, o verifyOut, customRoots bool, stored store.Versio
 	case deploy.Mismatch:
 		fmt.Fprintf(w, "MISMATCH: %s.\n", r.Reason)
 		fmt.Fprintf(w, "  stored current of %q: version %d, serial %s, valid until %s\n", o.Name, o.Version, r.ExpectedSerial, stored.Leaf.NotAfter.UTC().Format("2006-01-02 15:04 MST"))
-		if o.ChosenBy == "earlier version" && st != nil {
-			if n := verifyServedVersion(st, o.Name, r.Leaf); n > 0 {
-				fmt.Fprintf(w, "  served: version %d of it, from before the last renewal\n", n)
-			}
+		if n := o.ServedVersion; n > 0 {
+			fmt.Fprintf(w, "  served: version %d of it, from before the last renewal\n", n)
 		}
 	case deploy.Unchecked:
 		fmt.Fprintf(w, "No stored certificate names this address, so there is nothing to compare with.\n")
@@ -257,17 +208,6 @@ func verifyWhy(o verifyOut) string {
 		return "the only stored certificate for this address"
 	}
 	return o.ChosenBy
-}
-
-// verifyServedVersion is the stored version of name whose leaf is leaf (0: none).
-func verifyServedVersion(st *store.Store, name string, leaf *x509.Certificate) int {
-	vs, _ := st.Versions(name)
-	for _, n := range vs {
-		if v, err := st.LoadVersion(name, n); err == nil && leaf != nil && v.Leaf.Equal(leaf) {
-			return n
-		}
-	}
-	return 0
 }
 
 func verifyOrNone(s string) string {

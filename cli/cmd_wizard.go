@@ -147,25 +147,23 @@ func (f *wizardFlags) answers() (wizard.Answers, error) {
 	return a, nil
 }
 
-func runWizard(ctx context.Context, args []string, s stdio) int {
+func runWizard(ctx context.Context, args []string, s stdio) error {
 	var f wizardFlags
 	fs := newFlagSet("wizard", wizardHelp, s.Out, s.Err)
 	f.register(fs, false)
-	if done, code := parseFlags(fs, args, s.Env, s.Err); done {
-		return code
+	if err := parseFlags(fs, args, s.Env); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(s.Err, "ipcert: unexpected argument %q; run \"ipcert --help\" for the commands\n", fs.Arg(0))
-		return exitUsage
+		return usageErr("unexpected argument %q; run \"ipcert --help\" for the commands", fs.Arg(0))
 	}
 	ans, err := f.answers()
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	caps := ui.DetectCaps(s.Env, f.accessible)
-	if code, ok := wizardNeedTerminal(s, caps, "ipcert"); !ok {
-		return code
+	if err := wizardNeedTerminal(s, caps, "ipcert"); err != nil {
+		return err
 	}
 	closeLog := setupDebugLog(f.debug, s.Err)
 	defer closeLog()
@@ -176,8 +174,7 @@ func runWizard(ctx context.Context, args []string, s stdio) int {
 	}
 	st, err := store.Open(root)
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	// The staging rehearsal before production lives in its own store under
 	// the state directory: it keeps its staging account for the next
@@ -185,29 +182,29 @@ func runWizard(ctx context.Context, args []string, s stdio) int {
 	// renewed (renew walks certs/ of the main store only).
 	rst, err := store.Open(filepath.Join(root, "rehearsal"))
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert: %v\n", err)
-		return exitFailure
+		return failure("%v", err)
 	}
 	deps, err := wizardDeps(wizardWiring{Store: st, Rehearsal: rst, Getenv: s.Env})
 	if err != nil {
-		fmt.Fprintf(s.Err, "ipcert: %v\n", err)
-		return exitUsage
+		return usageErr("%v", err)
 	}
 	cfg := wizard.Config{Caps: caps, StateDir: root, Answers: ans, Log: wizardDebugLog(f.debug)}
 	return wizardRun(ctx, deps, cfg, s, false)
 }
 
 // wizardNeedTerminal decides between the full-screen wizard, the plain
-// accessible prompts and refusing: with no terminal the full-screen UI
-// would hang or garble, so it says which subcommand does the job.
-func wizardNeedTerminal(s stdio, caps ui.Caps, name string) (int, bool) {
+// accessible prompts and refusing (exit 2): with no terminal the
+// full-screen UI would hang or garble, so it says which subcommand does
+// the job.
+func wizardNeedTerminal(s stdio, caps ui.Caps, name string) error {
 	if caps.Accessible {
-		return 0, true
+		return nil
 	}
 	if wizardIsTerminal(s.In) && wizardIsTerminal(s.Err) {
-		return 0, true
+		return nil
 	}
-	fmt.Fprintf(s.Err, `%s: no terminal, so no wizard (it needs stdin and stderr on a terminal).
+	//lint:ignore ST1005 the lines are printed as they are, not wrapped
+	return &exitError{code: exitUsage, prefix: name, err: fmt.Errorf(`no terminal, so no wizard (it needs stdin and stderr on a terminal).
 Over SSH, ask for one: ssh -t HOST sudo ipcert
 Or use the subcommands, which never ask anything:
   ipcert preflight --ip ADDR                            check ports, NAT and firewall
@@ -215,9 +212,7 @@ Or use the subcommands, which never ask anything:
   ipcert issue --ip ADDR --ca production --agree-tos    get the real certificate
   ipcert demo                                           try it all with no internet
 Or answer plain questions from stdin: %s --accessible
-Run "ipcert --help" for every command.
-`, name, name)
-	return exitUsage, false
+Run "ipcert --help" for every command.`, name)}
 }
 
 func wizardIsTerminal(v any) bool {
@@ -234,8 +229,11 @@ func wizardDebugLog(path string) io.Writer {
 }
 
 // wizardRun runs the full-screen or the accessible wizard and prints the
-// outcome on stdout.
-func wizardRun(ctx context.Context, deps wizard.Deps, cfg wizard.Config, s stdio, demo bool) int {
+// outcome on stdout. Its errors say "ipcert:", for the demo too.
+func wizardRun(ctx context.Context, deps wizard.Deps, cfg wizard.Config, s stdio, demo bool) error {
+	fail := func(code int, format string, a ...any) error {
+		return withPrefix("ipcert", exitWith(code, format, a...))
+	}
 	var o wizard.Outcome
 	var err error
 	if cfg.Caps.Accessible || cfg.Caps.Dumb {
@@ -254,24 +252,19 @@ func wizardRun(ctx context.Context, deps wizard.Deps, cfg wizard.Config, s stdio
 	wizardPrintOutcome(s.Out, o, demo, cfg.StateDir)
 	switch {
 	case o.Issued != nil:
-		return exitOK
+		return nil
 	case o.Rehearsal != nil && err == nil:
-		return exitOK
+		return nil
 	case errors.Is(err, wizard.ErrInputClosed):
-		fmt.Fprintln(s.Err, "ipcert: the input ended before the wizard did; nothing was issued")
-		return exitFailure
+		return fail(exitFailure, "the input ended before the wizard did; nothing was issued")
 	case o.Err != nil && o.RecordErr != nil:
-		fmt.Fprintf(s.Err, "ipcert: no certificate: %v\nThis failure could not be recorded (%s), so ipcert doctor will not know it: the wizard's failure screen was the whole explanation.\n", o.Err, acmeflow.Printable(o.RecordErr.Error()))
-		return exitFailure
+		return fail(exitFailure, "no certificate: %v\nThis failure could not be recorded (%s), so ipcert doctor will not know it: the wizard's failure screen was the whole explanation.", o.Err, acmeflow.Printable(o.RecordErr.Error()))
 	case o.Err != nil:
-		fmt.Fprintf(s.Err, "ipcert: no certificate: %v\nRun \"%s\" for the explanation and a re-check.\n", o.Err, wizardDoctorCmd(o.Err, cfg.StateDir))
-		return exitFailure
+		return fail(exitFailure, "no certificate: %v\nRun \"%s\" for the explanation and a re-check.", o.Err, wizardDoctorCmd(o.Err, cfg.StateDir))
 	case err != nil && !errors.Is(err, wizard.ErrAborted):
-		fmt.Fprintf(s.Err, "ipcert: %v\n", err)
-		return exitFailure
+		return fail(exitFailure, "%v", err)
 	}
-	fmt.Fprintln(s.Err, "ipcert: quit; nothing was changed.")
-	return exitInterrupted
+	return fail(exitInterrupted, "quit; nothing was changed.")
 }
 
 // wizardPrintOutcome prints the result on stdout: what was issued, where

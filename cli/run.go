@@ -39,7 +39,18 @@ type stdio struct {
 type command struct {
 	name    string
 	summary string
-	run     func(ctx context.Context, args []string, s stdio) int
+	// run is the command: nil is exit 0; an error is printed once, as
+	// "ipcert NAME: message" on stderr, and its code returned (exitError).
+	run func(ctx context.Context, args []string, s stdio) error
+}
+
+// call runs c and returns its exit code, printing its error once.
+func (c command) call(ctx context.Context, args []string, s stdio) int {
+	name := c.name
+	if name == "wizard" {
+		name = "" // the wizard is "ipcert" itself
+	}
+	return exitStatus(name, c.run(ctx, args, s), s.Err)
 }
 
 // commands is filled by each cmd_*.go file's init and never changed after.
@@ -67,7 +78,7 @@ func run(ctx context.Context, args []string, s stdio) int {
 	}
 	if len(args) == 0 {
 		if c, ok := commands["wizard"]; ok {
-			return c.run(ctx, nil, s)
+			return c.call(ctx, nil, s)
 		}
 		usage(s.Err)
 		return exitUsage
@@ -76,7 +87,7 @@ func run(ctx context.Context, args []string, s stdio) int {
 	case "-h", "--help", "help":
 		if len(args) > 1 {
 			if c, ok := commands[args[1]]; ok {
-				return c.run(ctx, []string{"--help"}, s)
+				return c.call(ctx, []string{"--help"}, s)
 			}
 		}
 		usage(s.Out)
@@ -89,7 +100,7 @@ func run(ctx context.Context, args []string, s stdio) int {
 	if !ok && strings.HasPrefix(args[0], "-") {
 		// "ipcert --ip ADDR ...": flags with no command preset the wizard.
 		if w, found := commands["wizard"]; found {
-			return w.run(ctx, args, s)
+			return w.call(ctx, args, s)
 		}
 	}
 	if !ok {
@@ -117,7 +128,7 @@ func run(ctx context.Context, args []string, s stdio) int {
 		// escape sequences of their own and escape what they show.
 		s.Out, s.Err = termSafe(s.Out), termSafe(s.Err)
 	}
-	return c.run(ctx, args[1:], s)
+	return c.call(ctx, args[1:], s)
 }
 
 func usage(w io.Writer) {

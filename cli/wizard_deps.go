@@ -256,11 +256,11 @@ func wizardInstall(st *store.Store, rc *reloadClock) func(context.Context, *acme
 			return wizard.Report{Status: ui.Fail, Summary: err.Error()}
 		}
 		layout := srv.Layout(iss.Name)
-		// The same install as "snippet --write" (snippetInstall): renewal.json
+		// The same install as "snippet --write" (deploy.InstallSnippet): renewal.json
 		// changes only when it succeeded; its messages are collected, not
 		// printed over the UI.
 		var msgs bytes.Buffer
-		res, svc, err := snippetInstall(ctx, st, iss.Name, srv, []byte(snip), true, false, &msgs)
+		res, svc, err := deploy.InstallSnippet(ctx, st, iss.Name, srv, []byte(snip), deploy.InstallSnippetOptions{Reload: true, Notes: &msgs})
 		rep := wizard.Report{Status: ui.OK, Summary: fmt.Sprintf("%s: %s installed", t.Kind, layout.ConfigPath)}
 		if res.Changed {
 			rep.Lines = append(rep.Lines, "wrote "+res.Path)
@@ -415,7 +415,7 @@ func wizardVerifyAfter(roots func() *x509.CertPool, target func(*acmeflow.Issued
 			// An own ACME CA: its browsers trust its root, the --ca-root
 			// (step-ca signs its HTTPS and its certificates under the same
 			// root), as "ipcert verify ADDR --root FILE" does.
-			if p, err := verifyLoadRoots(r.CARoot); err == nil {
+			if p, err := deploy.LoadRoots(r.CARoot); err == nil {
 				pool, rootArg = p, " --root "+r.CARoot
 			}
 		}

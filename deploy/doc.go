@@ -20,12 +20,16 @@
 //	func CopyForGroup(paths CertPaths, dir, group string) (created bool, err error); func CopyHook(group, dir string) string
 //	func CopyAs(paths CertPaths, dir, group string, f CopyFormat) (bool, error); func CopyHookAs(group, dir string, f CopyFormat) string
 //	func InstallFiles(ctx context.Context, in Installer, paths CertPaths) (InstallResult, error) // Cockpit
+//	func InstallSnippet(ctx context.Context, st *store.Store, name string, srv Server, snip []byte, opts InstallSnippetOptions) (InstallResult, ServiceState, error)
+//	func RecordSnippet(ctx context.Context, st *store.Store, name string, kind Kind, ch SnippetSettings, notes io.Writer) error
 //	func PKCS12(keyPEM, chainPEM []byte) ([]byte, error)
 //	func CertPathsIn(name string, identifiers []string, dir string) CertPaths
 //	func RunHooks(ctx context.Context, spec HookSpec, paths CertPaths) []HookResult
 //	func ParseTarget(s string, defaultPort int) (netip.AddrPort, error)
 //	func Verify(ctx context.Context, addr string, opts VerifyOptions) (VerifyResult, error)
 //	func Judge(res *VerifyResult, expected *x509.Certificate)
+//	func VerifyStored(ctx context.Context, st *store.Store, addr string, opts VerifyStoredOptions) (StoredVerifyResult, error)
+//	func LoadRoots(path string) (*x509.CertPool, error)
 //	func StatusHeader(st *store.Store, probe TimerProbe) StatusReport
 //	func StatusEach(st *store.Store, now time.Time, opts StatusOptions, each func(CertStatus)) error
 //	func StatusEachJSON(st *store.Store, now time.Time, opts StatusOptions, each func(StatusLine)) error

@@ -129,6 +129,17 @@ func (r *Result) Counts() (renewed, failed int) {
 	return renewed, failed
 }
 
+// AllRehearsed says every certificate of the run was rehearsed
+// (Options.DryRun): nothing was renewed for real.
+func (r *Result) AllRehearsed() bool {
+	for _, c := range r.Certs {
+		if c.Outcome != Rehearsed {
+			return false
+		}
+	}
+	return true
+}
+
 // Options select what a run does.
 type Options struct {
 	Names  []string // default: every managed certificate
