@@ -161,13 +161,6 @@ func validateCA(ca string) (public bool, err error) {
 	return c.Public(), nil
 }
 
-func validateCARoot(path string) error {
-	if err := spec.CARoot(path); err != nil {
-		return fmt.Errorf("--ca-root %w", err)
-	}
-	return nil
-}
-
 // validateListen checks ADDR:PORT of a built-in responder.
 func validateListen(v string) error { return spec.Listen(v) }
 
@@ -179,12 +172,9 @@ func validateEmail(e string) error {
 	return nil
 }
 
-// validateHook refuses an empty deploy hook and, when run as root, a hook
-// whose program is a file another user could change: renew runs it as
-// root after every renewal.
-func validateHook(h string) error { return validateHookFlag("--deploy-hook", h) }
-
-// validateHookFlag is validateHook for any hook flag.
+// validateHookFlag refuses an empty hook and, when run as root, a hook
+// whose program is a file another user could change: renew runs every
+// hook (--deploy-hook, --pre-hook, --post-hook) as root.
 func validateHookFlag(flag, h string) error {
 	if strings.TrimSpace(h) == "" {
 		return fmt.Errorf("%s is empty; give the shell command to run", flag)
