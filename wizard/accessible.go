@@ -183,8 +183,7 @@ func (a *accessible) run() error {
 		m.welcome.machine = &mc
 		m.welcome.update(m, machineMsg{mc})
 	}
-	body, _ := m.welcome.view(m, 80)
-	a.say("%s\n", plain(body))
+	a.say("%s\n", plain(m.welcome.view(m, 80).body))
 	// The same steps as the full screen's table, as question flows; each
 	// returns the step to ask next. Install runs Renewal and Verify too.
 	flows := map[Step]func() (Step, error){
@@ -216,8 +215,7 @@ func (a *accessible) run() error {
 		// Said once: the caller prints it on standard output.
 		a.say("\nStep 9 of 9, Summary: it follows.")
 	} else {
-		body, _ = m.summary.view(m, 80)
-		a.say("\n%s", plain(body))
+		a.say("\n%s", plain(m.summary.view(m, 80).body))
 	}
 	if m.outcome.Issued == nil && m.outcome.Rehearsal == nil {
 		return ErrAborted
@@ -465,7 +463,7 @@ func (a *accessible) issue() (Step, error) {
 			}
 			rehearsal, choice = false, cachoice.Production
 		case s.phase == phaseFailed:
-			var fb strings.Builder
+			fb := canvas{focus: -1}
 			s.failureView(m, 80, &fb)
 			a.say("%s", plain(fb.String()))
 			c := ""

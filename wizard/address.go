@@ -466,9 +466,9 @@ func (s *addressStep) facts(m *Model, c candidate) []string {
 	return facts
 }
 
-func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+func (s *addressStep) view(m *Model, w int) drawn {
 	t := m.theme
-	var b strings.Builder
+	b := canvas{focus: -1}
 	if m.cfg.Demo {
 		b.WriteString(ui.Wrap("The demo's CA validates over loopback, so it offers 127.0.0.1. For a real certificate this screen shows the public IPv4 and IPv6 addresses the internet sees.", w) + "\n\n")
 	} else {
@@ -485,7 +485,7 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		cur := "  "
 		if i == s.cursor && !s.typing {
 			cur = t.Selected.Render(t.Cursor()) + " "
-			m.focusHere(&b)
+			b.focusHere()
 		}
 		box := "[ ]"
 		if c.Checked {
@@ -525,11 +525,11 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	cur := "  "
 	if s.cursor == len(s.cands) && !s.typing {
 		cur = t.Selected.Render(t.Cursor()) + " "
-		m.focusHere(&b)
+		b.focusHere()
 	}
 	if s.typing {
 		b.WriteString("\n")
-		m.focusHere(&b)
+		b.focusHere()
 		b.WriteString("  " + s.input.View() + "\n")
 		switch {
 		case s.inputErr != "":
@@ -561,7 +561,7 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	if s.typing {
 		keys = []ui.KeyHelp{{Key: "enter", What: "add"}, {Key: "esc", What: "cancel typing"}, {Key: "ctrl+c", What: "quit"}}
 	}
-	return b.String(), keys
+	return b.drawn(keys)
 }
 
 // gone are the certificates the state directory renews none of whose

@@ -408,12 +408,12 @@ func (s *actionStep) choose(m *Model, i int) tea.Cmd {
 	return nil
 }
 
-func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+func (s *actionStep) view(m *Model, w int) drawn {
 	t := m.theme
-	var b strings.Builder
+	b := canvas{focus: -1}
 	if !s.prepared {
 		b.WriteString("  " + m.spinner() + " looking for web servers" + m.theme.Dots() + "\n")
-		return b.String(), []ui.KeyHelp{keysQuit}
+		return b.drawn([]ui.KeyHelp{keysQuit})
 	}
 	b.WriteString(ui.Wrap(s.intro, w) + "\n\n")
 	for _, r := range s.results {
@@ -434,7 +434,7 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		if i == s.cursor {
 			cur = t.Selected.Render(t.Cursor()) + " "
 			label = t.Selected.Render(label)
-			m.focusHere(&b)
+			b.focusHere()
 		}
 		if i == s.running {
 			cur = m.spinner() + " "
@@ -460,7 +460,7 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	if s.isRunning() {
 		keys = []ui.KeyHelp{{Key: "q", What: "cancel and quit"}}
 	}
-	return b.String(), keys
+	return b.drawn(keys)
 }
 
 // noteDone keeps what an action did for the commands that come next: done

@@ -401,9 +401,9 @@ func clock(t time.Time) string { return t.Local().Format("15:04:05") }
 // dates (clock is the time of day of what happens now).
 func when(t time.Time) string { return t.Local().Format("2006-01-02 15:04 MST") }
 
-func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+func (s *issueStep) view(m *Model, w int) drawn {
 	t := m.theme
-	var b strings.Builder
+	b := canvas{focus: -1}
 	title := runTitle(s.rehearsal, s.choice, m.ans.Addrs)
 	if s.attempt > 1 {
 		title = fmt.Sprintf("Attempt %d. %s", s.attempt, title)
@@ -421,7 +421,7 @@ func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	b.WriteString("\n")
 	if s.phase == phaseFailed {
 		s.failureView(m, w, &b)
-		return b.String(), []ui.KeyHelp{{Key: "enter", What: "choose"}, {Key: "r", What: "retry"}, {Key: "c", What: "change challenge"}, {Key: "p", What: "preflight"}, keysBack, keysQuit}
+		return b.drawn([]ui.KeyHelp{{Key: "enter", What: "choose"}, {Key: "r", What: "retry"}, {Key: "c", What: "change challenge"}, {Key: "p", What: "preflight"}, keysBack, keysQuit})
 	}
 	// The whole log is drawn; the viewport follows its end while it runs
 	// (Model.View) and the user scrolls back with pgup.
@@ -457,7 +457,7 @@ func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		b.WriteString(ask)
 		keys = []ui.KeyHelp{{Key: "y", What: "yes, production"}, {Key: "n", What: "not now"}, keysQuit}
 	}
-	return b.String(), keys
+	return b.drawn(keys)
 }
 
 // issuedText closes the log of a successful run: what was validated, how

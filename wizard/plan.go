@@ -432,7 +432,7 @@ func (s *planStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	return cmd
 }
 
-func (s *planStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+func (s *planStep) view(m *Model, w int) drawn {
 	t := m.theme
 	body := ""
 	if s.form != nil {
@@ -462,7 +462,7 @@ func (s *planStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		keys[2] = ui.KeyHelp{Key: "esc", What: "leave the field"}
 		keys[3] = ui.KeyHelp{Key: "ctrl+c", What: "quit"}
 	}
-	return body, keys
+	return drawn{body: body, focus: -1, keys: keys}
 }
 
 // note is the explanation drawn above a question (the full-screen form)

@@ -277,13 +277,13 @@ func (s *preflightStep) apply(m *Model, ev preflight.Event) {
 	}
 }
 
-func (s *preflightStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+func (s *preflightStep) view(m *Model, w int) drawn {
 	t := m.theme
-	var b strings.Builder
+	b := canvas{focus: -1}
 	b.WriteString(ui.Wrap(fmt.Sprintf("What would make validation of %s fail, checked before asking the CA.", addrList(m.ans.Addrs)), w) + "\n\n")
 	if s.askMap {
 		// At the top, in view: the question is what the screen is about now.
-		m.focusHere(&b)
+		b.focusHere()
 		b.WriteString(ui.Wrap(t.Strong.Render("Ask your router (UPnP IGD / NAT-PMP) to forward ports 80 and 443 to this machine")+" for this check? The mappings are removed again at the end. y / n", w) + "\n\n")
 	}
 	if s.runs > 1 || s.mapRun {
@@ -310,7 +310,7 @@ func (s *preflightStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	before := strings.Count(b.String(), "\n")
 	b.WriteString(cl.View(t, w, m.spinner()))
 	if focus >= 0 {
-		m.focus = before + focus
+		b.focus = before + focus
 	}
 	if s.running && len(s.items) == 0 {
 		b.WriteString("  " + m.spinner() + " starting the checks" + m.theme.Dots() + "\n")
@@ -341,7 +341,7 @@ func (s *preflightStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	if s.askMap {
 		keys = []ui.KeyHelp{{Key: "y", What: "map the ports"}, {Key: "n", What: "no"}, keysQuit}
 	}
-	return b.String(), keys
+	return b.drawn(keys)
 }
 
 // mappingText says what the router did with the mapping requests of a

@@ -2,7 +2,6 @@ package wizard
 
 import (
 	"fmt"
-	"strings"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/ipcert/ipcert/ui"
@@ -61,9 +60,9 @@ func (s *welcomeStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	return nil
 }
 
-func (s *welcomeStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+func (s *welcomeStep) view(m *Model, w int) drawn {
 	t := m.theme
-	var b strings.Builder
+	b := canvas{focus: -1}
 	if m.cfg.Demo {
 		b.WriteString(ui.Wrap(t.Strong.Render("ipcert demo")+": the whole wizard against a test CA running inside this program (Pebble, Let's Encrypt's own test CA) on 127.0.0.1. No internet, no root; the certificate it ends with is real, but trusted only with the test CA's root.", w))
 	} else {
@@ -138,5 +137,5 @@ func (s *welcomeStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		b.WriteString(ui.Hang(fmt.Sprintf("  %-11s%s", "files in", t.Code.Render(m.cfg.StateDir)), 13, w) + "\n")
 	}
 	b.WriteString("\n" + ui.Wrap(t.Dim.Render("Nothing is sent to a CA before the Issue step."), w))
-	return b.String(), []ui.KeyHelp{{Key: "enter", What: "start"}, keysQuit}
+	return b.drawn([]ui.KeyHelp{{Key: "enter", What: "start"}, keysQuit})
 }
