@@ -1,6 +1,7 @@
 package wizard
 
 import (
+	"context"
 	"fmt"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -29,11 +30,17 @@ func (s *welcomeStep) enter(m *Model, _ arrival) tea.Cmd {
 		return nil
 	}
 	s.loading = true
-	ctx := m.ctx
-	look := m.deps.Machine
+	ctx, look := m.ctx, s.look(m)
 	return tea.Batch(m.stream(func(send func(tea.Msg)) {
-		send(machineMsg{look(ctx)})
+		send(look(ctx))
 	}), m.tick())
+}
+
+// look is the welcome's work, ready to run (as a command by enter, in
+// place in accessible mode); its result goes to update.
+func (s *welcomeStep) look(m *Model) func(ctx context.Context) machineMsg {
+	machine := m.deps.Machine
+	return func(ctx context.Context) machineMsg { return machineMsg{machine(ctx)} }
 }
 
 func (s *welcomeStep) update(m *Model, msg tea.Msg) tea.Cmd {
@@ -69,20 +76,29 @@ func (s *welcomeStep) view(m *Model, w int) drawn {
 		b.WriteString(ui.Wrap("ipcert gets a Let's Encrypt certificate for this machine's IP address. It lasts 160 hours (the \"shortlived\" profile), so ipcert also keeps it fresh.", w))
 	}
 	b.WriteString("\n\n" + t.Strong.Render("What will happen") + "\n")
-	rows := [][3]string{
-		{"2", "Address", "find this machine's public address; you pick"},
-		{"3", "Preflight", "check ports, NAT and firewall before asking the CA"},
-		{"4", "Plan", "choose the CA, the challenge, the key, an e-mail"},
-		{"5", "Issue", "a staging rehearsal, then the real certificate"},
-		{"6-8", "Install", "web server config, renewal timer, a browser's check"},
-		{"9", "Summary", "the files and the commands to remember"},
+	// The steps to come, numbered as declared (Step.number); Install,
+	// Renewal and Verify are one row.
+	rows := []struct {
+		from, to Step
+		what     string
+	}{
+		{StepAddress, StepAddress, "find this machine's public address; you pick"},
+		{StepPreflight, StepPreflight, "check ports, NAT and firewall before asking the CA"},
+		{StepPlan, StepPlan, "choose the CA, the challenge, the key, an e-mail"},
+		{StepIssue, StepIssue, "a staging rehearsal, then the real certificate"},
+		{StepInstall, StepVerify, "web server config, renewal timer, a browser's check"},
+		{StepSummary, StepSummary, "the files and the commands to remember"},
 	}
 	if m.cfg.Demo {
-		rows[3][2] = "get the certificate from the local test CA"
-		rows[4][2] = "what ipcert would do with a web server; a dry renewal"
+		rows[3].what = "get the certificate from the local test CA"
+		rows[4].what = "what ipcert would do with a web server; a dry renewal"
 	}
 	for _, r := range rows {
-		b.WriteString(ui.Hang(fmt.Sprintf("  %-3s %-10s %s", r[0], r[1], t.Dim.Render(r[2])), 17, w) + "\n")
+		n := fmt.Sprint(r.from.number())
+		if r.to != r.from {
+			n += fmt.Sprintf("-%d", r.to.number())
+		}
+		b.WriteString(ui.Hang(fmt.Sprintf("  %-3s %-10s %s", n, r.from, t.Dim.Render(r.what)), 17, w) + "\n")
 	}
 	b.WriteString("\n" + t.Strong.Render("This machine") + "\n")
 	if s.machine == nil {

@@ -505,7 +505,7 @@ func (m *Model) frame() (string, ui.Scroll) {
 	if m.step+1 < numSteps {
 		next = (m.step + 1).String()
 	}
-	header := m.theme.Header(m.width, int(m.step)+1, int(numSteps), m.step.String(), next)
+	header := m.theme.Header(m.width, m.step.number(), int(numSteps), m.step.String(), next)
 	room := m.height - 4 // Frame: header, blank, body, blank, help
 	if m.width < ui.MinWidth || m.height < ui.MinHeight {
 		// Under the header, outside the scrolling body: always in view.
