@@ -190,13 +190,9 @@ type spoken interface {
 func (a *accessible) run() error {
 	m := a.m
 	a.say("ipcert setup (accessible mode: plain prompts; answer by typing and Enter).")
-	if m.deps.Machine != nil {
-		m.welcome.update(m, m.welcome.look(m)(m.ctx))
-	}
-	a.say("%s\n", plain(m.welcome.view(m, 80).body))
-	// The steps after the welcome, as their declarations say: each is
-	// prepared, asked, and left where the chosen answer leads.
-	step := StepAddress
+	// The steps as declared, from the first: each is prepared, asked, and
+	// left where the chosen answer leads, until the summary.
+	step := StepWelcome
 	for step != StepSummary {
 		var err error
 		if step, err = a.walk(step); err != nil {

@@ -96,7 +96,7 @@ func (s *issueStep) back(m *Model) tea.Cmd {
 		return nil
 	case s.phase == phaseAskProduction:
 		// the rehearsal stands: going back means "not now"
-		return m.goTo(StepSummary)
+		return m.follow(s.question(m).choices[1])
 	case s.phase == phaseIssued:
 		// the certificate stands: back to the plan would order another
 		return nil

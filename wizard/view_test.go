@@ -98,3 +98,37 @@ func TestViewIsPure(t *testing.T) {
 	}
 	checkViewPure(t, "a long log", d)
 }
+
+// TestStepsDeclared: every step before the summary is declared for both
+// runners (spoken: accessible mode walks it), and every answer it offers
+// once its work has run leads somewhere a step handles, or stays.
+func TestStepsDeclared(t *testing.T) {
+	m := New(t.Context(), Deps{}, Config{})
+	defer m.Shutdown()
+	for s := StepWelcome; s < StepSummary; s++ {
+		if _, ok := m.handler(s).(spoken); !ok {
+			t.Errorf("step %v is not declared for accessible mode (spoken)", s)
+		}
+	}
+	if got := StepPreflight.heading(); got != "Step 3 of 9, Preflight" {
+		t.Errorf("heading %q", got)
+	}
+	d := newDriver(t, fakeDeps(okIssuer()), testConfig(false), 80, 24)
+	d.until("the addresses", func() bool { return d.m.welcome.machine != nil })
+	d.key("enter")
+	d.until("the addresses", func() bool { return d.m.address.detected })
+	d.key("enter")
+	d.until("the report", func() bool { return d.m.pre.report != nil })
+	for _, sp := range []spoken{&d.m.welcome, &d.m.address, &d.m.pre, &d.m.plan} {
+		q := sp.question(d.m)
+		if q == nil || len(q.choices) == 0 {
+			t.Errorf("%T asks nothing", sp)
+			continue
+		}
+		for _, c := range q.choices {
+			if c.next < stay || c.next >= numSteps {
+				t.Errorf("%T: %q leads to %v", sp, c.value, c.next)
+			}
+		}
+	}
+}

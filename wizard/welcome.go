@@ -60,12 +60,32 @@ func (s *welcomeStep) update(m *Model, msg tea.Msg) tea.Cmd {
 			}
 		}
 	case tea.KeyMsg:
-		if msg.String() == "enter" {
-			return m.goTo(StepAddress)
+		if c, ok := byKey(s.question(m).choices, msg.String()); ok {
+			return m.follow(c)
 		}
 	}
 	return nil
 }
+
+// question is the welcome's way on: enter starts; accessible mode, which
+// said the screen, goes on at once.
+func (s *welcomeStep) question(*Model) *question {
+	return &question{screenOnly: true, choices: []choice{{label: "start", value: "start", key: "enter", next: StepAddress}}}
+}
+
+// prepare (accessible mode) looks at the machine in place and says the
+// screen.
+func (s *welcomeStep) prepare(a *accessible) error {
+	m := a.m
+	if m.deps.Machine != nil && s.machine == nil {
+		s.update(m, s.look(m)(m.ctx))
+	}
+	a.say("%s\n", plain(s.view(m, 80).body))
+	return nil
+}
+
+// chosen (accessible mode): nothing to do but go on.
+func (s *welcomeStep) chosen(_ *accessible, c choice) (choice, error) { return c, nil }
 
 func (s *welcomeStep) view(m *Model, w int) drawn {
 	t := m.theme

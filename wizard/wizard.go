@@ -6,8 +6,10 @@
 // packages through Deps; their progress streams through a channel read by
 // a re-armed command; results are assigned in Update only.
 //
-// The same questions run without a full-screen UI in accessible mode
-// (RunAccessible): plain sequential prompts a screen reader can follow.
+// The same steps run without a full-screen UI in accessible mode
+// (RunAccessible): the steps' declared questions asked as plain
+// sequential prompts a screen reader can follow, their work run in place.
+// View only reads the model: Update settles the viewport (settle).
 package wizard
 
 import (
@@ -262,9 +264,14 @@ func (m *Model) stream(fn func(send func(tea.Msg))) tea.Cmd {
 // step is one screen's handler. Each step owns its state; what later
 // steps need of it (the machine, the preflight report, the outcome) they
 // read through the model, and where one step sends the user to another
-// it says why (arrival), never by editing the other's state. Adding a
-// step is a Step constant, its String, a type with these methods and its
-// row in Model.steps (New).
+// it says why (arrival), never by editing the other's state. A step is
+// declared once for both runners: its question (the choices, where each
+// leads, a typed text's check) and its work (a begin-style function,
+// started as a command by enter and run in place by accessible mode),
+// with the spoken methods accessible mode walks (accessible.go). Adding a
+// step is a Step constant in its place (the order numbers the steps), its
+// String, a type with these methods and spoken's, and its row in
+// Model.steps (New).
 type step interface {
 	// enter runs when the user arrives at the step.
 	enter(m *Model, why arrival) tea.Cmd
