@@ -54,9 +54,6 @@ var choiceQuit = choice{label: "Quit", value: "quit", key: "q", quits: true}
 // method) and asked by either runner: the full screen reads its keys and
 // rows, accessible mode asks it on lines (accessible.ask).
 type question struct {
-	// intro is said before the question in accessible mode (the full
-	// screen draws its own body).
-	intro string
 	title string
 	// choices are the answers, in order; def is the value Enter alone
 	// takes ("": the first).
