@@ -327,6 +327,10 @@ func (t Theme) Frame(width, height int, header, body, help string, sc *Scroll) s
 		}
 		sc.FocusSeen = sc.Focus
 		sc.Offset = max(0, min(sc.Offset, maxOff))
+		// The cursor took the view up from the end: the log is no longer
+		// followed (as after pgup), so drawing the same body again shows
+		// the same lines.
+		sc.Follow = sc.Follow && sc.Offset == maxOff
 		view := append([]string{}, bl[sc.Offset:sc.Offset+room]...)
 		up, down := "↑", "↓"
 		if t.Caps.ASCII {

@@ -7,16 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/charmbracelet/huh"
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/cachoice"
-	"github.com/ipcert/ipcert/internal/untrusted"
-	"github.com/ipcert/ipcert/preflight"
 	"github.com/ipcert/ipcert/ui"
 )
 
@@ -175,36 +171,31 @@ func (a *accessible) choose(title string, options []huh.Option[string], v *strin
 	return a.check()
 }
 
+// spoken is a step as accessible mode runs it, declared in the step's
+// own file next to its screen: the work is the step's own (the begin
+// functions enter starts as commands, run here in place, their results
+// taken by the step's update), the question is the one the full screen
+// offers (question), and where each answer leads is the choice's.
+type spoken interface {
+	// prepare runs the step's work that is due, in place, and says it,
+	// its heading first (Step.heading: the number is the declaration's).
+	prepare(a *accessible) error
+	// question is what the step asks now.
+	question(m *Model) *question
+	// chosen does an answer's own work in place (sets the addresses, runs
+	// an action) before the runner follows the choice it returns.
+	chosen(a *accessible, c choice) (choice, error)
+}
+
 func (a *accessible) run() error {
 	m := a.m
 	a.say("ipcert setup (accessible mode: plain prompts; answer by typing and Enter).")
-	if m.deps.Machine != nil {
-		mc := m.deps.Machine(m.ctx)
-		m.welcome.machine = &mc
-		m.welcome.update(m, machineMsg{mc})
-	}
-	body, _ := m.welcome.view(m, 80)
-	a.say("%s\n", plain(body))
-	// The same steps as the full screen's table, as question flows; each
-	// returns the step to ask next. Install runs Renewal and Verify too.
-	flows := map[Step]func() (Step, error){
-		StepAddress:   a.address,
-		StepPreflight: a.preflight,
-		StepPlan:      a.plan,
-		StepIssue:     a.issue,
-		StepInstall:   a.after,
-	}
-	step := StepAddress
+	// The steps as declared, from the first: each is prepared, asked, and
+	// left where the chosen answer leads, until the summary.
+	step := StepWelcome
 	for step != StepSummary {
-		if err := a.check(); err != nil {
-			return err
-		}
-		flow, ok := flows[step]
-		if !ok {
-			return fmt.Errorf("wizard: accessible step %v has no handler; this is a bug", step)
-		}
 		var err error
-		if step, err = flow(); err != nil {
+		if step, err = a.walk(step); err != nil {
 			return err
 		}
 	}
@@ -214,10 +205,9 @@ func (a *accessible) run() error {
 	m.step = StepSummary
 	if m.cfg.SummaryOnStdout {
 		// Said once: the caller prints it on standard output.
-		a.say("\nStep 9 of 9, Summary: it follows.")
+		a.say("\n%s: it follows.", StepSummary.heading())
 	} else {
-		body, _ = m.summary.view(m, 80)
-		a.say("\n%s", plain(body))
+		a.say("\n%s", plain(m.summary.view(m, 80).body))
 	}
 	if m.outcome.Issued == nil && m.outcome.Rehearsal == nil {
 		return ErrAborted
@@ -225,325 +215,75 @@ func (a *accessible) run() error {
 	return nil
 }
 
-func (a *accessible) address() (Step, error) {
+// walk runs one step: its work, its question, the answer's work, until
+// an answer leads elsewhere; it returns the step to walk next.
+func (a *accessible) walk(s Step) (Step, error) {
 	m := a.m
-	s := &m.address
-	m.step = StepAddress
-	a.say("Step 2 of 9, Address.")
-	if !s.detected {
-		a.say("Finding this machine's public address...")
-		var msg addrMsg
-		if m.deps.LocalAddrs != nil {
-			msg.ifaces, _ = m.deps.LocalAddrs()
-		}
-		if m.deps.DetectPublic != nil {
-			msg.public = m.deps.DetectPublic(m.ctx)
-		}
-		s.setDetected(m, msg)
-		s.typing = false
+	sp, ok := m.handler(s).(spoken)
+	if !ok {
+		return 0, fmt.Errorf("wizard: accessible step %v has no handler; this is a bug", s)
 	}
-	for _, c := range s.cands {
-		a.say("%s", plain(strings.Join(s.facts(m, c), "; ")))
-	}
-	if len(s.cands) == 0 {
-		a.say("No public address found: no echo, DNS or STUN service answered (offline, or outbound traffic blocked). Type the address, ask again once the network is back, or quit and run \"ipcert preflight\" (what is missing) or \"ipcert demo\" (the whole setup with a local test CA, no internet). An internal machine can get its certificate from your own ACME CA: type its address, then choose \"My own ACME CA\" in the plan.")
-	}
-	cs, valid := s.choices(m)
-	choice := ""
-	if err := a.choose("Which address should the certificate name?", options(cs), &choice); err != nil {
-		return 0, err
-	}
-	switch choice {
-	case "again":
-		s.detected = false
-		var keep []candidate
-		for _, c := range s.cands {
-			if c.Typed {
-				keep = append(keep, c)
-			}
-		}
-		s.cands = keep
-		return StepAddress, nil
-	case "quit":
-		return 0, ErrAborted
-	case "all":
-		m.ans.Addrs = nil
-		for _, v := range valid {
-			m.ans.Addrs = append(m.ans.Addrs, netip.MustParseAddr(v))
-		}
-	case "type":
-		typed := ""
-		s.setupInput(m.cfg.Caps)
-		in := huh.NewInput().Title("Address:").Value(&typed).Validate(func(v string) error {
-			s.input.SetValue(v)
-			if _, why := s.validate(m); why != "" {
-				return errors.New("refused: " + why)
-			}
-			return nil
-		})
-		if err := a.ask(in); err != nil {
-			return 0, err
-		}
-		a.say("") // the answer ends its line (typed input is not echoed when piped)
+	m.step = s
+	for {
 		if err := a.check(); err != nil {
 			return 0, err
 		}
-		v, _ := typedAddress(typed)
-		addr, err := acmeflow.ParseIP(v)
+		if err := sp.prepare(a); err != nil {
+			return 0, err
+		}
+		c, err := a.answer(sp.question(m))
 		if err != nil {
-			return StepAddress, nil
-		}
-		m.ans.Addrs = []netip.Addr{addr}
-		if note := m.leNote(addr); note != "" {
-			a.say("Not for Let's Encrypt: %s.", note)
-		}
-	default:
-		m.ans.Addrs = []netip.Addr{netip.MustParseAddr(choice)}
-	}
-	a.say("Address: %s\n", addrList(m.ans.Addrs))
-	return StepPreflight, nil
-}
-
-func (a *accessible) preflight() (Step, error) {
-	m := a.m
-	m.step = StepPreflight
-	mapPorts := false
-	for {
-		a.say("Step 3 of 9, Preflight: checking what would make validation of %s fail.", addrList(m.ans.Addrs))
-		var rep preflight.Report
-		if m.deps.Preflight != nil {
-			rep = m.deps.Preflight(m.ctx, m.preflightRequest(mapPorts), func(ev preflight.Event) {
-				if ev.Kind == preflight.EventFinish && ev.Result != nil {
-					r := ev.Result
-					a.say("  %s: %s. %s", r.Title, statusOf(r.Status).Word(), r.Summary)
-				}
-			})
-		}
-		mapPorts = false
-		// The report lands where the full-screen wizard keeps it: the
-		// failure diagnosis reads its NAT and port findings from there.
-		m.pre.took(m, rep)
-		for _, r := range rep.Results {
-			if r.Status != preflight.StatusWarn && r.Status != preflight.StatusFail {
-				continue
-			}
-			a.say("%s (%s):", r.Title, statusOf(r.Status).Word())
-			for _, e := range r.Evidence {
-				a.say("  seen: %s", e)
-			}
-			if r.Fix != "" {
-				a.say("  fix: %s", r.Fix)
-			}
-		}
-		switch rep.Verdict {
-		case preflight.StatusFail:
-			a.say("Verdict: validation will probably fail until the failures are fixed; %s.", m.realTest())
-		case preflight.StatusWarn:
-			a.say("Verdict: no blocker found, but read the warnings.")
-		default:
-			a.say("Verdict: everything checked looks right.")
-		}
-		choice := ""
-		if err := a.choose("What next?", options(m.pre.choices(m)), &choice); err != nil {
 			return 0, err
 		}
-		switch choice {
-		case "go":
-			return StepPlan, nil
-		case "back":
-			m.address.detected = false
-			return StepAddress, nil
-		case "quit":
+		if c, err = sp.chosen(a, c); err != nil {
+			return 0, err
+		}
+		switch {
+		case c.quits:
 			return 0, ErrAborted
-		case "map":
-			mapPorts = true
+		case c.next != stay:
+			return c.next, nil
 		}
 	}
 }
 
-func (a *accessible) plan() (Step, error) {
-	m := a.m
-	m.step = StepPlan
-	a.say("Step 4 of 9, Plan.")
-	p := &m.plan
-	p.enter(m, arriveForward)
-	// The plan's own questions (planStep.build), asked one by one.
-	for _, f := range p.fields {
-		if f == huh.Field(p.consent) {
-			break // below: it may be asked twice
-		}
-		if !p.asked(f.GetKey()) {
-			continue // the own CA's questions, for another CA
-		}
-		a.say("%s", p.note(m, f.GetKey()))
-		for {
-			f.Focus()
-			if err := a.ask(f); err != nil {
-				return 0, err
-			}
-			a.say("")
-			if err := a.check(); err != nil {
-				return 0, err
-			}
-			// The full screen's CA question refuses a Let's Encrypt choice
-			// for an address it will not certify (planStep.caError); here
-			// it is checked after the answer, and asked again.
-			if f.GetKey() != "ca" {
-				break
-			}
-			err := p.caError(p.a.CA)
-			if err == nil {
-				break
-			}
-			a.say("%s\n", err)
-		}
-		if f.GetKey() == "ca" && (p.a.CA == cachoice.Production || p.a.CA == PlanOwnCA) {
-			a.say("%s\n", caDescription(m.cfg.Demo, p.a.CA))
-		}
-	}
-	p.a.keepConsent(p.a.AgreeTOS) // agreed to another CA's terms: asked again
-	p.consent.answered = p.a.AgreeTOS
-	p.consent.title = tosQuestion(m.cfg.Demo, p.a.CA)
-	a.say("%s", p.note(m, "tos"))
-	for try := 0; !p.a.AgreeTOS; try++ {
-		if try == 2 {
-			return 0, ErrAborted
-		}
-		c := p.consent // the plan's own question, asked as a typed y or n
-		if err := a.ask(c); err != nil {
-			return 0, err
+// answer asks a step's question on lines and returns the choice made.
+func (a *accessible) answer(q *question) (choice, error) {
+	switch {
+	case q == nil || len(q.choices) == 0:
+		return choice{}, fmt.Errorf("wizard: step %v asks nothing; this is a bug", a.m.step)
+	case q.screenOnly:
+		return q.choices[0], nil
+	case q.yesNo:
+		yes := true
+		if err := a.ask(huh.NewConfirm().Title(q.title).Value(&yes)); err != nil {
+			return choice{}, err
 		}
 		a.say("")
 		if err := a.check(); err != nil {
-			return 0, err
+			return choice{}, err
 		}
-		if !p.a.AgreeTOS {
-			a.say("The CA issues only to accounts that accept its terms. Answer y to go on, or n again to stop.")
+		if yes {
+			return q.choices[0], nil
+		}
+		return q.choices[1], nil
+	}
+	v := q.def
+	if err := a.choose(q.title, options(q.choices), &v); err != nil {
+		return choice{}, err
+	}
+	c, _ := q.pick(v)
+	if c.text != nil {
+		in := huh.NewInput().Title(c.text.title).Value(&c.typed).Validate(c.text.valid)
+		if err := a.ask(in); err != nil {
+			return choice{}, err
+		}
+		a.say("") // the answer ends its line (typed input is not echoed when piped)
+		if err := a.check(); err != nil {
+			return choice{}, err
 		}
 	}
-	p.a.AgreedFor = p.a.Terms()
-	p.save(m)
-	return StepIssue, nil
-}
-
-func (a *accessible) issue() (Step, error) {
-	m := a.m
-	m.step = StepIssue
-	s := &m.issue
-	rehearsal, choice := m.ans.CA == PlanRehearse, m.ans.Choice()
-	if rehearsal {
-		choice = cachoice.Staging
-	}
-	for {
-		run := s.begin(m, rehearsal, choice)
-		title := runTitle(rehearsal, choice, m.ans.Addrs)
-		if s.attempt > 1 && len(s.earlier) > 0 {
-			title = fmt.Sprintf("Attempt %d (%s). %s", s.attempt, s.earlier[len(s.earlier)-1], title)
-		}
-		a.say("Step 5 of 9, Issue. %s", title)
-		done := run(m.ctx, func(ev acmeflow.Event) {
-			s.addEvent(m.theme, ev) // the same log; said as it grows
-			a.say("  %s", eventText(m.theme, ev))
-		})
-		s.finish(m, done)
-		switch {
-		case m.ctx.Err() != nil:
-			return 0, ErrAborted
-		case s.phase == phaseAskProduction:
-			a.say("The rehearsal worked: staging validated %s and issued a test certificate (kept apart, never renewed).", addrList(m.ans.Addrs))
-			yes := true
-			c := huh.NewConfirm().Title(askProduction).Value(&yes)
-			if err := a.ask(c); err != nil {
-				return 0, err
-			}
-			a.say("")
-			if err := a.check(); err != nil {
-				return 0, err
-			}
-			if !yes {
-				return StepSummary, nil
-			}
-			rehearsal, choice = false, cachoice.Production
-		case s.phase == phaseFailed:
-			var fb strings.Builder
-			s.failureView(m, 80, &fb)
-			a.say("%s", plain(fb.String()))
-			c := ""
-			if err := a.choose("What now?", options(append(slices.Clone(failureChoices), choiceQuit)), &c); err != nil {
-				return 0, err
-			}
-			switch c {
-			case "plan":
-				return StepPlan, nil
-			case "preflight":
-				return StepPreflight, nil
-			case "quit":
-				return 0, ErrAborted
-			}
-		case m.outcome.Issued != nil:
-			return StepInstall, nil
-		default:
-			return 0, ErrAborted
-		}
-	}
-}
-
-// after runs the Install, Renewal and Verify screens as prompts.
-func (a *accessible) after() (Step, error) {
-	m := a.m
-	iss := m.outcome.Issued
-	for _, st := range []Step{StepInstall, StepRenewal, StepVerify} {
-		m.step = st
-		s := m.afterStep(st)
-		s.step, s.running = st, -1
-		var targets []InstallTarget
-		if st == StepInstall && m.deps.Servers != nil {
-			targets = m.deps.Servers(m.ctx, iss)
-		}
-		s.build(m, targets)
-		a.say("Step %d of %d, %s. %s", int(st)+1, int(numSteps), st, plain(s.intro))
-		for {
-			opts := make([]huh.Option[string], len(s.actions))
-			for i, ac := range s.actions {
-				opts[i] = huh.NewOption(ac.label, fmt.Sprint(i))
-			}
-			// The default is where the full screen's cursor would be
-			// (nextChoice): after an install, "continue".
-			choice := fmt.Sprint(min(s.cursor, len(s.actions)-1))
-			if err := a.choose("What now?", opts, &choice); err != nil {
-				return 0, err
-			}
-			var i int
-			fmt.Sscan(choice, &i)
-			ac := s.actions[i]
-			if ac.next {
-				break
-			}
-			if ac.preview != "" {
-				a.say("%s", ac.preview)
-			}
-			if ac.run == nil {
-				continue
-			}
-			a.say("Running: %s", ac.label)
-			r := ac.run(m.ctx)
-			s.results = append(s.results, actionResult{st, ac.label, r})
-			m.noteDone(ac.done, r)
-			s.cursor = i
-			s.cursor = s.nextChoice(r.Status)
-			a.say("%s: %s", r.Status.Word(), untrusted.Text(r.Summary))
-			for _, l := range r.Lines {
-				a.say("  %s", untrusted.Text(l))
-			}
-			if r.Fix != "" && r.Status != ui.OK {
-				a.say("  fix: %s", untrusted.Text(r.Fix))
-			}
-			if err := a.check(); err != nil {
-				return 0, err
-			}
-		}
-	}
-	return StepSummary, nil
+	return c, nil
 }
 
 // eventText is an engine event as one line of words.

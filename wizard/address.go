@@ -1,6 +1,7 @@
 package wizard
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -63,29 +64,138 @@ func (addrMsg) stepOf() Step { return StepAddress }
 func (s *addressStep) busy() bool        { return s.detecting }
 func (s *addressStep) textFocused() bool { return s.typing }
 
-// choices are the address question as accessible mode asks it: each
-// address the CA would accept, all of them, typing one, asking again.
-// The full screen shows the same candidates as a list to tick (space),
-// with t and r for typing and asking again.
+// addressChosen is where a picked address leads: the full screen's
+// enter (the ticked candidates) and accessible mode's options follow it.
+var addressChosen = choice{next: StepPreflight}
+
+// choices are the address question: each address the CA would accept,
+// all of them, typing one (checked as it is typed: validText), asking
+// again. The full screen shows the same candidates as a list to tick
+// (space), with t and r for typing and asking again.
 func (s *addressStep) choices(m *Model) (cs []choice, valid []string) {
+	pick := func(label, value string) choice {
+		c := addressChosen
+		c.label, c.value = label, value
+		return c
+	}
 	for _, c := range s.cands {
 		if c.Refused == "" {
 			label := "Use " + c.Addr.String()
 			if c.LENote != "" {
 				label += " (with your own ACME CA only: Let's Encrypt refuses it)"
 			}
-			cs = append(cs, choice{label: label, value: c.Addr.String()})
+			cs = append(cs, pick(label, c.Addr.String()))
 			valid = append(valid, c.Addr.String())
 		}
 	}
 	if len(valid) > 1 {
-		cs = append(cs, choice{label: "Use all: " + strings.Join(valid, " and "), value: "all"})
+		cs = append(cs, pick("Use all: "+strings.Join(valid, " and "), "all"))
 	}
-	cs = append(cs, choice{label: "Type an address", value: "type", key: "t"})
+	typed := pick("Type an address", "type")
+	typed.key, typed.text = "t", &textQuestion{title: "Address:", valid: s.validText(m)}
+	cs = append(cs, typed)
 	if !m.cfg.Demo {
 		cs = append(cs, choice{label: "Ask the address sources again", value: "again", key: "r"})
 	}
 	return append(cs, choiceQuit), valid
+}
+
+// question is the address question (choices).
+func (s *addressStep) question(m *Model) *question {
+	cs, _ := s.choices(m)
+	return &question{title: "Which address should the certificate name?", choices: cs}
+}
+
+// validText is the typed address's check, the one the full screen's
+// field runs on every key (validate).
+func (s *addressStep) validText(m *Model) func(string) error {
+	return func(v string) error {
+		s.setupInput(m.cfg.Caps)
+		s.input.SetValue(v)
+		if _, why := s.validate(m); why != "" {
+			return errors.New("refused: " + why)
+		}
+		return nil
+	}
+}
+
+// detect is the address step's work, ready to run (as a command by
+// enter, in place in accessible mode); its result goes to update.
+func (s *addressStep) detect(m *Model) func(ctx context.Context) addrMsg {
+	detect, local := m.deps.DetectPublic, m.deps.LocalAddrs
+	return func(ctx context.Context) addrMsg {
+		var msg addrMsg
+		if local != nil {
+			msg.ifaces, _ = local()
+		}
+		if detect != nil {
+			msg.public = detect(ctx)
+		}
+		return msg
+	}
+}
+
+// forget drops what detection found (typed addresses stay), so that the
+// sources are asked again.
+func (s *addressStep) forget() {
+	var keep []candidate
+	for _, c := range s.cands {
+		if c.Typed {
+			keep = append(keep, c)
+		}
+	}
+	s.cands, s.cursor, s.detected, s.offline = keep, 0, false, false
+}
+
+// prepare (accessible mode) asks the sources when due and says what is
+// known of each address.
+func (s *addressStep) prepare(a *accessible) error {
+	m := a.m
+	a.say("%s.", StepAddress.heading())
+	if !s.detected {
+		a.say("Finding this machine's public address...")
+		s.update(m, s.detect(m)(m.ctx))
+		s.typing = false
+	}
+	for _, c := range s.cands {
+		a.say("%s", plain(strings.Join(s.facts(m, c), "; ")))
+	}
+	if len(s.cands) == 0 {
+		a.say("No public address found: no echo, DNS or STUN service answered (offline, or outbound traffic blocked). Type the address, ask again once the network is back, or quit and run \"ipcert preflight\" (what is missing) or \"ipcert demo\" (the whole setup with a local test CA, no internet). An internal machine can get its certificate from your own ACME CA: type its address, then choose \"My own ACME CA\" in the plan.")
+	}
+	return nil
+}
+
+// chosen (accessible mode) takes the picked or typed address.
+func (s *addressStep) chosen(a *accessible, c choice) (choice, error) {
+	m := a.m
+	switch {
+	case c.value == "again":
+		s.forget()
+		return c, nil
+	case !c.leaves() || c.quits:
+		return c, nil
+	case c.value == "all":
+		_, valid := s.choices(m)
+		m.ans.Addrs = nil
+		for _, v := range valid {
+			m.ans.Addrs = append(m.ans.Addrs, netip.MustParseAddr(v))
+		}
+	case c.text != nil:
+		v, _ := typedAddress(c.typed)
+		addr, err := acmeflow.ParseIP(v)
+		if err != nil {
+			return choice{}, nil // asked again
+		}
+		m.ans.Addrs = []netip.Addr{addr}
+		if note := m.leNote(addr); note != "" {
+			a.say("Not for Let's Encrypt: %s.", note)
+		}
+	default:
+		m.ans.Addrs = []netip.Addr{netip.MustParseAddr(c.value)}
+	}
+	a.say("Address: %s\n", addrList(m.ans.Addrs))
+	return c, nil
 }
 
 func (s *addressStep) back(m *Model) tea.Cmd {
@@ -123,17 +233,9 @@ func (s *addressStep) enter(m *Model, _ arrival) tea.Cmd {
 		return nil
 	}
 	s.detecting = true
-	ctx := m.ctx
-	detect, local := m.deps.DetectPublic, m.deps.LocalAddrs
+	ctx, detect := m.ctx, s.detect(m)
 	return tea.Batch(m.stream(func(send func(tea.Msg)) {
-		var msg addrMsg
-		if local != nil {
-			msg.ifaces, _ = local()
-		}
-		if detect != nil {
-			msg.public = detect(ctx)
-		}
-		send(msg)
+		send(detect(ctx))
 	}), m.tick())
 }
 
@@ -251,13 +353,7 @@ func (s *addressStep) redetect(m *Model) tea.Cmd {
 	if s.detecting {
 		return nil
 	}
-	var keep []candidate
-	for _, c := range s.cands {
-		if c.Typed {
-			keep = append(keep, c)
-		}
-	}
-	s.cands, s.cursor, s.detected, s.offline = keep, 0, false, false
+	s.forget()
 	return s.enter(m, arriveForward)
 }
 
@@ -296,10 +392,6 @@ func (s *addressStep) update(m *Model, msg tea.Msg) tea.Cmd {
 			} else {
 				return s.startTyping(m)
 			}
-		case "t":
-			return s.startTyping(m)
-		case "r":
-			return s.redetect(m)
 		case "enter":
 			if s.detecting {
 				return nil
@@ -318,7 +410,16 @@ func (s *addressStep) update(m *Model, msg tea.Msg) tea.Cmd {
 				return nil
 			}
 			m.ans.Addrs = picked
-			return m.goTo(StepPreflight)
+			return m.follow(addressChosen)
+		default:
+			if c, ok := byKey(s.question(m).choices, msg.String()); ok {
+				switch c.value {
+				case "type":
+					return s.startTyping(m)
+				case "again":
+					return s.redetect(m)
+				}
+			}
 		}
 	}
 	return nil
@@ -466,9 +567,9 @@ func (s *addressStep) facts(m *Model, c candidate) []string {
 	return facts
 }
 
-func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+func (s *addressStep) view(m *Model, w int) drawn {
 	t := m.theme
-	var b strings.Builder
+	b := canvas{focus: -1}
 	if m.cfg.Demo {
 		b.WriteString(ui.Wrap("The demo's CA validates over loopback, so it offers 127.0.0.1. For a real certificate this screen shows the public IPv4 and IPv6 addresses the internet sees.", w) + "\n\n")
 	} else {
@@ -485,7 +586,7 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		cur := "  "
 		if i == s.cursor && !s.typing {
 			cur = t.Selected.Render(t.Cursor()) + " "
-			m.focusHere(&b)
+			b.focusHere()
 		}
 		box := "[ ]"
 		if c.Checked {
@@ -525,11 +626,11 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	cur := "  "
 	if s.cursor == len(s.cands) && !s.typing {
 		cur = t.Selected.Render(t.Cursor()) + " "
-		m.focusHere(&b)
+		b.focusHere()
 	}
 	if s.typing {
 		b.WriteString("\n")
-		m.focusHere(&b)
+		b.focusHere()
 		b.WriteString("  " + s.input.View() + "\n")
 		switch {
 		case s.inputErr != "":
@@ -561,7 +662,7 @@ func (s *addressStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	if s.typing {
 		keys = []ui.KeyHelp{{Key: "enter", What: "add"}, {Key: "esc", What: "cancel typing"}, {Key: "ctrl+c", What: "quit"}}
 	}
-	return b.String(), keys
+	return b.drawn(keys)
 }
 
 // gone are the certificates the state directory renews none of whose

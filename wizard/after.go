@@ -133,14 +133,87 @@ func (s *actionStep) enter(m *Model, _ arrival) tea.Cmd {
 	}
 	if s.step == StepInstall && m.deps.Servers != nil {
 		s.preparing = true
-		s.gen++
-		gen, ctx, servers := s.gen, m.ctx, m.deps.Servers
+		ctx, look := m.ctx, s.look(m)
 		return tea.Batch(m.stream(func(send func(tea.Msg)) {
-			send(actionPreparedMsg{step: StepInstall, gen: gen, targets: servers(ctx, iss)})
+			send(look(ctx))
 		}), m.tick())
 	}
 	s.build(m, nil)
 	return nil
+}
+
+// look is the Install step's work, ready to run (as a command by enter,
+// in place in accessible mode): the web servers the certificate can be
+// installed for; its result goes to update.
+func (s *actionStep) look(m *Model) func(ctx context.Context) actionPreparedMsg {
+	s.gen++
+	gen, step, servers, iss := s.gen, s.step, m.deps.Servers, m.outcome.Issued
+	return func(ctx context.Context) actionPreparedMsg {
+		return actionPreparedMsg{step: step, gen: gen, targets: servers(ctx, iss)}
+	}
+}
+
+// question is the screen's list of actions; "continue" goes on to the
+// next step, the others stay (a run, a preview).
+func (s *actionStep) question(m *Model) *question {
+	q := &question{title: "What now?", def: fmt.Sprint(min(s.cursor, len(s.actions)-1))}
+	for i, a := range s.actions {
+		c := choice{label: a.label, value: fmt.Sprint(i)}
+		if a.next {
+			c.next = s.step + 1
+		}
+		q.choices = append(q.choices, c)
+	}
+	return q
+}
+
+// prepare (accessible mode) finds the web servers in place (Install),
+// once, and says the screen's introduction.
+func (s *actionStep) prepare(a *accessible) error {
+	m := a.m
+	if s.prepared {
+		return nil
+	}
+	s.running = -1
+	if s.step == StepInstall && m.deps.Servers != nil && m.outcome.Issued != nil {
+		s.update(m, s.look(m)(m.ctx))
+	} else {
+		s.enter(m, arriveForward)
+	}
+	a.say("%s. %s", s.step.heading(), plain(s.intro))
+	return nil
+}
+
+// chosen (accessible mode) runs an action in place and says its report,
+// or shows a preview.
+func (s *actionStep) chosen(a *accessible, c choice) (choice, error) {
+	m := a.m
+	var i int
+	fmt.Sscan(c.value, &i)
+	if c.leaves() || i < 0 || i >= len(s.actions) {
+		return c, nil
+	}
+	ac := s.actions[i]
+	if ac.preview != "" {
+		a.say("%s", ac.preview)
+	}
+	if ac.run == nil {
+		return c, nil
+	}
+	a.say("Running: %s", ac.label)
+	r := ac.run(m.ctx)
+	s.results = append(s.results, actionResult{s.step, ac.label, r})
+	m.noteDone(ac.done, r)
+	s.cursor = i
+	s.cursor = s.nextChoice(r.Status)
+	a.say("%s: %s", r.Status.Word(), untrusted.Text(r.Summary))
+	for _, l := range r.Lines {
+		a.say("  %s", untrusted.Text(l))
+	}
+	if r.Fix != "" && r.Status != ui.OK {
+		a.say("  fix: %s", untrusted.Text(r.Fix))
+	}
+	return c, a.check()
 }
 
 // build fills the screen's text and actions from what is wired and known.
@@ -385,7 +458,7 @@ func (s *actionStep) choose(m *Model, i int) tea.Cmd {
 	a := s.actions[i]
 	switch {
 	case a.next:
-		return m.goTo(s.step + 1)
+		return m.follow(s.question(m).choices[i])
 	case a.run != nil:
 		s.gen++
 		s.running = i
@@ -408,12 +481,12 @@ func (s *actionStep) choose(m *Model, i int) tea.Cmd {
 	return nil
 }
 
-func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+func (s *actionStep) view(m *Model, w int) drawn {
 	t := m.theme
-	var b strings.Builder
+	b := canvas{focus: -1}
 	if !s.prepared {
 		b.WriteString("  " + m.spinner() + " looking for web servers" + m.theme.Dots() + "\n")
-		return b.String(), []ui.KeyHelp{keysQuit}
+		return b.drawn([]ui.KeyHelp{keysQuit})
 	}
 	b.WriteString(ui.Wrap(s.intro, w) + "\n\n")
 	for _, r := range s.results {
@@ -434,7 +507,7 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		if i == s.cursor {
 			cur = t.Selected.Render(t.Cursor()) + " "
 			label = t.Selected.Render(label)
-			m.focusHere(&b)
+			b.focusHere()
 		}
 		if i == s.running {
 			cur = m.spinner() + " "
@@ -460,7 +533,7 @@ func (s *actionStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	if s.isRunning() {
 		keys = []ui.KeyHelp{{Key: "q", What: "cancel and quit"}}
 	}
-	return b.String(), keys
+	return b.drawn(keys)
 }
 
 // noteDone keeps what an action did for the commands that come next: done

@@ -37,7 +37,7 @@ func runEvidence(a Answers, ca *cachoice.CA, choice string, rep *preflight.Repor
 	return ev
 }
 
-func (s *issueStep) failureView(m *Model, w int, b *strings.Builder) {
+func (s *issueStep) failureView(m *Model, w int, b *canvas) {
 	t := m.theme
 	d := s.diag
 	b.WriteString(ui.Wrap(t.Fail.Render(t.Mark(ui.Fail, "")+" "+d.Title), w) + "\n")
@@ -73,7 +73,7 @@ func (s *issueStep) failureView(m *Model, w int, b *strings.Builder) {
 		if i == s.failCursor {
 			cur = t.Selected.Render(t.Cursor()) + " "
 			c = t.Selected.Render(c)
-			m.focusHere(b)
+			b.focusHere()
 		}
 		b.WriteString(cur + c + "\n")
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -95,7 +96,7 @@ func (s *issueStep) back(m *Model) tea.Cmd {
 		return nil
 	case s.phase == phaseAskProduction:
 		// the rehearsal stands: going back means "not now"
-		return m.goTo(StepSummary)
+		return m.follow(s.question(m).choices[1])
 	case s.phase == phaseIssued:
 		// the certificate stands: back to the plan would order another
 		return nil
@@ -303,17 +304,36 @@ func (s *issueStep) finish(m *Model, msg issueDoneMsg) tea.Cmd {
 }
 
 // failureChoices are what the failure screen offers: its rows and keys
-// on the full screen, its options in accessible mode (with Quit).
+// on the full screen, its options in accessible mode (with Quit), and
+// where each leads (a retry stays: a new run).
 var failureChoices = []choice{
 	{label: "Retry", value: "retry", key: "r"},
-	{label: "Change the challenge (back to the plan)", value: "plan", key: "c"},
-	{label: "Back to preflight", value: "preflight", key: "p"},
+	{label: "Change the challenge (back to the plan)", value: "plan", key: "c", next: StepPlan, why: arriveChangeChallenge},
+	{label: "Back to preflight", value: "preflight", key: "p", next: StepPreflight, why: arriveRecheck},
 }
 
 var failChoices = labels(failureChoices)
 
 // askProduction is the question after a staging rehearsal worked.
 const askProduction = "Get the real certificate now from Let's Encrypt production?"
+
+// question is what the issue step asks after a run: what now after a
+// failure, production after a rehearsal, and after the certificate only
+// the way on (the full screen waits for enter under the log).
+func (s *issueStep) question(m *Model) *question {
+	switch s.phase {
+	case phaseFailed:
+		return &question{title: "What now?", choices: append(slices.Clone(failureChoices), choiceQuit)}
+	case phaseAskProduction:
+		return &question{title: askProduction, yesNo: true, choices: []choice{
+			{label: "yes, production", value: "production", key: "y"},
+			{label: "not now", value: "not-now", key: "n", next: StepSummary},
+		}}
+	case phaseIssued:
+		return &question{screenOnly: true, choices: []choice{{label: "continue to Install", value: "go", key: "enter", next: StepInstall}}}
+	}
+	return nil
+}
 
 func (s *issueStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
@@ -325,52 +345,101 @@ func (s *issueStep) update(m *Model, msg tea.Msg) tea.Cmd {
 	case issueDoneMsg:
 		return s.finish(m, msg)
 	case tea.KeyMsg:
-		switch s.phase {
-		case phaseFailed:
-			switch msg.String() {
+		q := s.question(m)
+		if q == nil {
+			return nil
+		}
+		k := msg.String()
+		if q.yesNo {
+			k = strings.ToLower(k) // Y and N too
+		}
+		if s.phase == phaseFailed {
+			switch k {
 			case "up", "k":
 				if s.failCursor > 0 {
 					s.failCursor--
 				}
+				return nil
 			case "down", "j", "tab":
 				if s.failCursor < len(failChoices)-1 {
 					s.failCursor++
 				}
+				return nil
 			case "enter":
-				return s.choose(m, failureChoices[s.failCursor].value)
-			default:
-				if v := byKey(failureChoices, msg.String()); v != "" {
-					return s.choose(m, v)
-				}
+				return s.choose(m, failureChoices[s.failCursor])
 			}
-		case phaseIssued:
-			if msg.String() == "enter" {
-				return m.goTo(StepInstall)
-			}
-		case phaseAskProduction:
-			switch msg.String() {
-			case "y", "Y":
-				return s.start(m, false, cachoice.Production)
-			case "n", "N":
-				return m.goTo(StepSummary)
-			}
+		}
+		if c, ok := byKey(q.choices, k); ok {
+			return s.choose(m, c)
 		}
 	}
 	return nil
 }
 
-func (s *issueStep) choose(m *Model, value string) tea.Cmd {
-	switch value {
-	case "retry":
+// choose does what an answer to the step's question says: a new run
+// (retry, production), or where the choice leads.
+func (s *issueStep) choose(m *Model, c choice) tea.Cmd {
+	switch {
+	case c.value == "retry":
 		return s.start(m, s.rehearsal, s.choice)
-	case "plan":
+	case c.value == "production":
+		return s.start(m, false, cachoice.Production)
+	case c.leaves() && s.phase == phaseFailed:
 		s.phase = phaseIdle
-		return m.arrive(StepPlan, arriveChangeChallenge)
-	case "preflight":
-		s.phase = phaseIdle
-		return m.arrive(StepPreflight, arriveRecheck)
+	}
+	return m.follow(c)
+}
+
+// prepare (accessible mode) runs the issuance in place, the one runner of
+// both (begin), saying the log as it grows, then how it ended: the
+// next run is the rehearsal or the plan's CA at first, the same again
+// after a failure (retry), production after the rehearsal.
+func (s *issueStep) prepare(a *accessible) error {
+	m := a.m
+	rehearsal, choice := m.ans.CA == PlanRehearse, m.ans.Choice()
+	if rehearsal {
+		choice = cachoice.Staging
+	}
+	switch s.phase {
+	case phaseFailed:
+		rehearsal, choice = s.rehearsal, s.choice
+	case phaseAskProduction:
+		rehearsal, choice = false, cachoice.Production
+	}
+	run := s.begin(m, rehearsal, choice)
+	title := runTitle(rehearsal, choice, m.ans.Addrs)
+	if s.attempt > 1 && len(s.earlier) > 0 {
+		title = fmt.Sprintf("Attempt %d (%s). %s", s.attempt, s.earlier[len(s.earlier)-1], title)
+	}
+	a.say("%s. %s", StepIssue.heading(), title)
+	done := run(m.ctx, func(ev acmeflow.Event) {
+		s.addEvent(m.theme, ev) // the same log; said as it grows
+		a.say("  %s", eventText(m.theme, ev))
+	})
+	s.finish(m, done)
+	switch {
+	case m.ctx.Err() != nil:
+		return ErrAborted
+	case s.phase == phaseAskProduction:
+		a.say("The rehearsal worked: staging validated %s and issued a test certificate (kept apart, never renewed).", addrList(m.ans.Addrs))
+	case s.phase == phaseFailed:
+		fb := canvas{focus: -1}
+		s.failureView(m, 80, &fb)
+		a.say("%s", plain(fb.String()))
+	case s.phase == phaseIssued && m.outcome.Issued != nil:
+	default:
+		return ErrAborted
 	}
 	return nil
+}
+
+// chosen (accessible mode): a retry or production runs in prepare; an
+// answer that leaves the failure leaves it behind, as on the full screen.
+func (s *issueStep) chosen(_ *accessible, c choice) (choice, error) {
+	if c.leaves() && s.phase == phaseFailed {
+		s.phase = phaseIdle
+	}
+	return c, nil
 }
 
 // seenText says how often the validator reached ipcert's responder.
@@ -390,9 +459,9 @@ func clock(t time.Time) string { return t.Local().Format("15:04:05") }
 // dates (clock is the time of day of what happens now).
 func when(t time.Time) string { return t.Local().Format("2006-01-02 15:04 MST") }
 
-func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+func (s *issueStep) view(m *Model, w int) drawn {
 	t := m.theme
-	var b strings.Builder
+	b := canvas{focus: -1}
 	title := runTitle(s.rehearsal, s.choice, m.ans.Addrs)
 	if s.attempt > 1 {
 		title = fmt.Sprintf("Attempt %d. %s", s.attempt, title)
@@ -410,7 +479,7 @@ func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	b.WriteString("\n")
 	if s.phase == phaseFailed {
 		s.failureView(m, w, &b)
-		return b.String(), []ui.KeyHelp{{Key: "enter", What: "choose"}, {Key: "r", What: "retry"}, {Key: "c", What: "change challenge"}, {Key: "p", What: "preflight"}, keysBack, keysQuit}
+		return b.drawn([]ui.KeyHelp{{Key: "enter", What: "choose"}, {Key: "r", What: "retry"}, {Key: "c", What: "change challenge"}, {Key: "p", What: "preflight"}, keysBack, keysQuit})
 	}
 	// The whole log is drawn; the viewport follows its end while it runs
 	// (Model.View) and the user scrolls back with pgup.
@@ -446,7 +515,7 @@ func (s *issueStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		b.WriteString(ask)
 		keys = []ui.KeyHelp{{Key: "y", What: "yes, production"}, {Key: "n", What: "not now"}, keysQuit}
 	}
-	return b.String(), keys
+	return b.drawn(keys)
 }
 
 // issuedText closes the log of a successful run: what was validated, how

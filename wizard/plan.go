@@ -425,14 +425,14 @@ func (s *planStep) update(m *Model, msg tea.Msg) tea.Cmd {
 			return s.form.Init()
 		}
 		s.cancelled = false // a new run starts
-		return tea.Batch(cmd, m.goTo(StepIssue))
+		return tea.Batch(cmd, m.follow(planDone))
 	case huh.StateAborted:
 		return m.quit()
 	}
 	return cmd
 }
 
-func (s *planStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+func (s *planStep) view(m *Model, w int) drawn {
 	t := m.theme
 	body := ""
 	if s.form != nil {
@@ -462,7 +462,7 @@ func (s *planStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		keys[2] = ui.KeyHelp{Key: "esc", What: "leave the field"}
 		keys[3] = ui.KeyHelp{Key: "ctrl+c", What: "quit"}
 	}
-	return body, keys
+	return drawn{body: body, focus: -1, keys: keys}
 }
 
 // note is the explanation drawn above a question (the full-screen form)
@@ -502,3 +502,81 @@ func (s *planStep) focusedKey() string {
 	}
 	return ""
 }
+
+// planDone is where the plan leads once its form is answered: the full
+// screen's completed form and accessible mode follow it.
+var planDone = choice{label: "Get the certificate", value: "issue", next: StepIssue}
+
+// question is the plan's way on: its questions are the form's fields
+// (build), asked in place by accessible mode (prepare).
+func (s *planStep) question(*Model) *question {
+	return &question{screenOnly: true, choices: []choice{planDone}}
+}
+
+// prepare (accessible mode) asks the plan's own questions, the form's
+// fields (build), one by one: the own CA's only for an own CA, the CA
+// again when Let's Encrypt would refuse the addresses, the terms until
+// agreed (twice at most).
+func (s *planStep) prepare(a *accessible) error {
+	m := a.m
+	a.say("%s.", StepPlan.heading())
+	s.enter(m, arriveForward)
+	for _, f := range s.fields {
+		if f == huh.Field(s.consent) {
+			break // below: it may be asked twice
+		}
+		if !s.asked(f.GetKey()) {
+			continue // the own CA's questions, for another CA
+		}
+		a.say("%s", s.note(m, f.GetKey()))
+		for {
+			f.Focus()
+			if err := a.ask(f); err != nil {
+				return err
+			}
+			a.say("")
+			if err := a.check(); err != nil {
+				return err
+			}
+			// The full screen's CA question refuses a Let's Encrypt choice
+			// for an address it will not certify (caError, its Validate);
+			// here it is checked after the answer, and asked again.
+			if f.GetKey() != "ca" {
+				break
+			}
+			err := s.caError(s.a.CA)
+			if err == nil {
+				break
+			}
+			a.say("%s\n", err)
+		}
+		if f.GetKey() == "ca" && (s.a.CA == cachoice.Production || s.a.CA == PlanOwnCA) {
+			a.say("%s\n", caDescription(m.cfg.Demo, s.a.CA))
+		}
+	}
+	s.a.keepConsent(s.a.AgreeTOS) // agreed to another CA's terms: asked again
+	s.consent.answered = s.a.AgreeTOS
+	s.consent.title = tosQuestion(m.cfg.Demo, s.a.CA)
+	a.say("%s", s.note(m, "tos"))
+	for try := 0; !s.a.AgreeTOS; try++ {
+		if try == 2 {
+			return ErrAborted
+		}
+		if err := a.ask(s.consent); err != nil { // the plan's own question, asked as a typed y or n
+			return err
+		}
+		a.say("")
+		if err := a.check(); err != nil {
+			return err
+		}
+		if !s.a.AgreeTOS {
+			a.say("The CA issues only to accounts that accept its terms. Answer y to go on, or n again to stop.")
+		}
+	}
+	s.a.AgreedFor = s.a.Terms()
+	s.save(m)
+	return nil
+}
+
+// chosen (accessible mode): the form was answered in prepare.
+func (s *planStep) chosen(_ *accessible, c choice) (choice, error) { return c, nil }

@@ -47,25 +47,73 @@ func (s *preflightStep) busy() bool        { return s.running }
 func (s *preflightStep) textFocused() bool { return false }
 
 // choices are what the user can do once the checks have run: keys on
-// the full screen, options in accessible mode.
+// the full screen, options in accessible mode; where each leads.
 func (s *preflightStep) choices(m *Model) []choice {
 	cs := []choice{
-		{label: "Go on to the plan", value: "go", key: "enter"},
+		{label: "Go on to the plan", value: "go", key: "enter", next: StepPlan},
 		{label: "Run the checks again", value: "again", key: "r"},
 	}
 	if !m.cfg.Demo {
 		cs = append(cs, choice{label: "Ask the router (UPnP/NAT-PMP) to map ports 80 and 443, and check again", value: "map", key: "m"})
 	}
-	return append(cs, choice{label: "Back to the address", value: "back", key: "esc"}, choiceQuit)
+	return append(cs, choice{label: "Back to the address", value: "back", key: "esc", next: StepAddress, why: arriveBack}, choiceQuit)
 }
 
-// took keeps a report run outside the program's loop (accessible mode)
-// where a run of the screen's own lands.
-func (s *preflightStep) took(m *Model, rep preflight.Report) {
-	s.gen++
-	s.running = true
-	s.ranFor = fmt.Sprint(m.ans.Addrs)
-	s.update(m, preflightDoneMsg{s.gen, rep})
+// question is the preflight's question once its checks have run.
+func (s *preflightStep) question(m *Model) *question {
+	return &question{title: "What next?", choices: s.choices(m)}
+}
+
+// prepare (accessible mode) runs the checks in place, saying each as it
+// finishes, then the problems and the verdict.
+func (s *preflightStep) prepare(a *accessible) error {
+	m := a.m
+	a.say("%s: checking what would make validation of %s fail.", StepPreflight.heading(), addrList(m.ans.Addrs))
+	// The report lands where the full-screen wizard keeps it: the
+	// failure diagnosis reads its NAT and port findings from there.
+	s.update(m, s.begin(m)(m.ctx, func(ev preflight.Event) {
+		if ev.Kind == preflight.EventFinish && ev.Result != nil {
+			r := ev.Result
+			a.say("  %s: %s. %s", r.Title, statusOf(r.Status).Word(), r.Summary)
+		}
+	}))
+	var rep preflight.Report
+	if s.report != nil {
+		rep = *s.report
+	}
+	for _, r := range rep.Results {
+		if r.Status != preflight.StatusWarn && r.Status != preflight.StatusFail {
+			continue
+		}
+		a.say("%s (%s):", r.Title, statusOf(r.Status).Word())
+		for _, e := range r.Evidence {
+			a.say("  seen: %s", e)
+		}
+		if r.Fix != "" {
+			a.say("  fix: %s", r.Fix)
+		}
+	}
+	switch rep.Verdict {
+	case preflight.StatusFail:
+		a.say("Verdict: validation will probably fail until the failures are fixed; %s.", m.realTest())
+	case preflight.StatusWarn:
+		a.say("Verdict: no blocker found, but read the warnings.")
+	default:
+		a.say("Verdict: everything checked looks right.")
+	}
+	return nil
+}
+
+// chosen (accessible mode): "map" is the consent for the next run (the
+// option says what it asks); back to the address asks the sources again.
+func (s *preflightStep) chosen(a *accessible, c choice) (choice, error) {
+	switch c.value {
+	case "map":
+		s.mapPorts = true
+	case "back":
+		a.m.address.forget()
+	}
+	return c, nil
 }
 
 func (s *preflightStep) back(m *Model) tea.Cmd {
@@ -127,6 +175,20 @@ func (s *preflightStep) run(m *Model) tea.Cmd {
 	if m.deps.Preflight == nil {
 		return nil
 	}
+	run := s.begin(m)
+	gen := s.gen
+	ctx, cancel := context.WithCancel(m.ctx)
+	s.cancelFn = cancel
+	return tea.Batch(m.stream(func(send func(tea.Msg)) {
+		defer cancel()
+		send(run(ctx, func(ev preflight.Event) { send(preflightEventMsg{gen, ev}) }))
+	}), m.tick())
+}
+
+// begin starts a new run of the checks on the screen's state and returns
+// it, ready to go: the one runner of the full screen (run, as a command)
+// and accessible mode (in place); its result goes to update.
+func (s *preflightStep) begin(m *Model) func(ctx context.Context, progress func(preflight.Event)) preflightDoneMsg {
 	s.gen++
 	gen := s.gen
 	s.running = true
@@ -138,19 +200,18 @@ func (s *preflightStep) run(m *Model) tea.Cmd {
 	}
 	s.cursor = 0
 	s.ranFor = fmt.Sprint(m.ans.Addrs)
-	ctx, cancel := context.WithCancel(m.ctx)
-	s.cancelFn = cancel
 	req := m.preflightRequest(s.mapPorts)
 	s.mapPorts = false // consent is for one run
 	s.mapRun = req.MapPorts
 	s.runs++
 	runPF := m.deps.Preflight
 	m.logf("preflight run %d for %v (map ports: %v)", gen, req.Addrs, req.MapPorts)
-	return tea.Batch(m.stream(func(send func(tea.Msg)) {
-		defer cancel()
-		rep := runPF(ctx, req, func(ev preflight.Event) { send(preflightEventMsg{gen, ev}) })
-		send(preflightDoneMsg{gen, rep})
-	}), m.tick())
+	return func(ctx context.Context, progress func(preflight.Event)) preflightDoneMsg {
+		if runPF == nil {
+			return preflightDoneMsg{gen: gen}
+		}
+		return preflightDoneMsg{gen, runPF(ctx, req, progress)}
+	}
 }
 
 func (s *preflightStep) update(m *Model, msg tea.Msg) tea.Cmd {
@@ -229,18 +290,16 @@ func (s *preflightStep) update(m *Model, msg tea.Msg) tea.Cmd {
 			}
 			return nil
 		}
-		switch byKey(s.choices(m), msg.String()) {
-		case "again":
+		c, _ := byKey(s.question(m).choices, msg.String())
+		switch {
+		case c.value == "again":
 			return s.run(m)
-		case "map":
+		case c.value == "map":
 			if !s.running {
 				s.askMap = true
 			}
-		case "go":
-			if s.running {
-				return nil
-			}
-			return m.goTo(StepPlan)
+		case c.leaves() && !s.running:
+			return m.follow(c)
 		}
 	}
 	return nil
@@ -277,13 +336,13 @@ func (s *preflightStep) apply(m *Model, ev preflight.Event) {
 	}
 }
 
-func (s *preflightStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+func (s *preflightStep) view(m *Model, w int) drawn {
 	t := m.theme
-	var b strings.Builder
+	b := canvas{focus: -1}
 	b.WriteString(ui.Wrap(fmt.Sprintf("What would make validation of %s fail, checked before asking the CA.", addrList(m.ans.Addrs)), w) + "\n\n")
 	if s.askMap {
 		// At the top, in view: the question is what the screen is about now.
-		m.focusHere(&b)
+		b.focusHere()
 		b.WriteString(ui.Wrap(t.Strong.Render("Ask your router (UPnP IGD / NAT-PMP) to forward ports 80 and 443 to this machine")+" for this check? The mappings are removed again at the end. y / n", w) + "\n\n")
 	}
 	if s.runs > 1 || s.mapRun {
@@ -310,7 +369,7 @@ func (s *preflightStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	before := strings.Count(b.String(), "\n")
 	b.WriteString(cl.View(t, w, m.spinner()))
 	if focus >= 0 {
-		m.focus = before + focus
+		b.focus = before + focus
 	}
 	if s.running && len(s.items) == 0 {
 		b.WriteString("  " + m.spinner() + " starting the checks" + m.theme.Dots() + "\n")
@@ -341,7 +400,7 @@ func (s *preflightStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	if s.askMap {
 		keys = []ui.KeyHelp{{Key: "y", What: "map the ports"}, {Key: "n", What: "no"}, keysQuit}
 	}
-	return b.String(), keys
+	return b.drawn(keys)
 }
 
 // mappingText says what the router did with the mapping requests of a

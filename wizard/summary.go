@@ -88,9 +88,9 @@ func opensslShort(f Files) []string {
 	}
 }
 
-func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+func (s *summaryStep) view(m *Model, w int) drawn {
 	t := m.theme
-	var b strings.Builder
+	b := canvas{focus: -1}
 	o := m.outcome
 	keys := []ui.KeyHelp{{Key: "enter", What: "finish"}, keysQuit}
 	iss := o.Issued
@@ -101,7 +101,7 @@ func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 	}
 	if iss == nil {
 		b.WriteString(ui.Wrap("No certificate was issued.", w))
-		return b.String(), keys
+		return b.drawn(keys)
 	}
 	r := iss.Renewal
 	head := fmt.Sprintf("%s Certificate for %s", t.Mark(ui.OK, ""), strings.Join(r.Identifiers, ", "))
@@ -165,5 +165,5 @@ func (s *summaryStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 			b.WriteString(ui.Wrap("  "+h, w) + "\n")
 		}
 	}
-	return b.String(), keys
+	return b.drawn(keys)
 }

@@ -1,8 +1,8 @@
 package wizard
 
 import (
+	"context"
 	"fmt"
-	"strings"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/ipcert/ipcert/ui"
@@ -30,11 +30,17 @@ func (s *welcomeStep) enter(m *Model, _ arrival) tea.Cmd {
 		return nil
 	}
 	s.loading = true
-	ctx := m.ctx
-	look := m.deps.Machine
+	ctx, look := m.ctx, s.look(m)
 	return tea.Batch(m.stream(func(send func(tea.Msg)) {
-		send(machineMsg{look(ctx)})
+		send(look(ctx))
 	}), m.tick())
+}
+
+// look is the welcome's work, ready to run (as a command by enter, in
+// place in accessible mode); its result goes to update.
+func (s *welcomeStep) look(m *Model) func(ctx context.Context) machineMsg {
+	machine := m.deps.Machine
+	return func(ctx context.Context) machineMsg { return machineMsg{machine(ctx)} }
 }
 
 func (s *welcomeStep) update(m *Model, msg tea.Msg) tea.Cmd {
@@ -54,36 +60,65 @@ func (s *welcomeStep) update(m *Model, msg tea.Msg) tea.Cmd {
 			}
 		}
 	case tea.KeyMsg:
-		if msg.String() == "enter" {
-			return m.goTo(StepAddress)
+		if c, ok := byKey(s.question(m).choices, msg.String()); ok {
+			return m.follow(c)
 		}
 	}
 	return nil
 }
 
-func (s *welcomeStep) view(m *Model, w int) (string, []ui.KeyHelp) {
+// question is the welcome's way on: enter starts; accessible mode, which
+// said the screen, goes on at once.
+func (s *welcomeStep) question(*Model) *question {
+	return &question{screenOnly: true, choices: []choice{{label: "start", value: "start", key: "enter", next: StepAddress}}}
+}
+
+// prepare (accessible mode) looks at the machine in place and says the
+// screen.
+func (s *welcomeStep) prepare(a *accessible) error {
+	m := a.m
+	if m.deps.Machine != nil && s.machine == nil {
+		s.update(m, s.look(m)(m.ctx))
+	}
+	a.say("%s\n", plain(s.view(m, 80).body))
+	return nil
+}
+
+// chosen (accessible mode): nothing to do but go on.
+func (s *welcomeStep) chosen(_ *accessible, c choice) (choice, error) { return c, nil }
+
+func (s *welcomeStep) view(m *Model, w int) drawn {
 	t := m.theme
-	var b strings.Builder
+	b := canvas{focus: -1}
 	if m.cfg.Demo {
 		b.WriteString(ui.Wrap(t.Strong.Render("ipcert demo")+": the whole wizard against a test CA running inside this program (Pebble, Let's Encrypt's own test CA) on 127.0.0.1. No internet, no root; the certificate it ends with is real, but trusted only with the test CA's root.", w))
 	} else {
 		b.WriteString(ui.Wrap("ipcert gets a Let's Encrypt certificate for this machine's IP address. It lasts 160 hours (the \"shortlived\" profile), so ipcert also keeps it fresh.", w))
 	}
 	b.WriteString("\n\n" + t.Strong.Render("What will happen") + "\n")
-	rows := [][3]string{
-		{"2", "Address", "find this machine's public address; you pick"},
-		{"3", "Preflight", "check ports, NAT and firewall before asking the CA"},
-		{"4", "Plan", "choose the CA, the challenge, the key, an e-mail"},
-		{"5", "Issue", "a staging rehearsal, then the real certificate"},
-		{"6-8", "Install", "web server config, renewal timer, a browser's check"},
-		{"9", "Summary", "the files and the commands to remember"},
+	// The steps to come, numbered as declared (Step.number); Install,
+	// Renewal and Verify are one row.
+	rows := []struct {
+		from, to Step
+		what     string
+	}{
+		{StepAddress, StepAddress, "find this machine's public address; you pick"},
+		{StepPreflight, StepPreflight, "check ports, NAT and firewall before asking the CA"},
+		{StepPlan, StepPlan, "choose the CA, the challenge, the key, an e-mail"},
+		{StepIssue, StepIssue, "a staging rehearsal, then the real certificate"},
+		{StepInstall, StepVerify, "web server config, renewal timer, a browser's check"},
+		{StepSummary, StepSummary, "the files and the commands to remember"},
 	}
 	if m.cfg.Demo {
-		rows[3][2] = "get the certificate from the local test CA"
-		rows[4][2] = "what ipcert would do with a web server; a dry renewal"
+		rows[3].what = "get the certificate from the local test CA"
+		rows[4].what = "what ipcert would do with a web server; a dry renewal"
 	}
 	for _, r := range rows {
-		b.WriteString(ui.Hang(fmt.Sprintf("  %-3s %-10s %s", r[0], r[1], t.Dim.Render(r[2])), 17, w) + "\n")
+		n := fmt.Sprint(r.from.number())
+		if r.to != r.from {
+			n += fmt.Sprintf("-%d", r.to.number())
+		}
+		b.WriteString(ui.Hang(fmt.Sprintf("  %-3s %-10s %s", n, r.from, t.Dim.Render(r.what)), 17, w) + "\n")
 	}
 	b.WriteString("\n" + t.Strong.Render("This machine") + "\n")
 	if s.machine == nil {
@@ -138,5 +173,5 @@ func (s *welcomeStep) view(m *Model, w int) (string, []ui.KeyHelp) {
 		b.WriteString(ui.Hang(fmt.Sprintf("  %-11s%s", "files in", t.Code.Render(m.cfg.StateDir)), 13, w) + "\n")
 	}
 	b.WriteString("\n" + ui.Wrap(t.Dim.Render("Nothing is sent to a CA before the Issue step."), w))
-	return b.String(), []ui.KeyHelp{{Key: "enter", What: "start"}, keysQuit}
+	return b.drawn([]ui.KeyHelp{{Key: "enter", What: "start"}, keysQuit})
 }

@@ -6,8 +6,10 @@
 // packages through Deps; their progress streams through a channel read by
 // a re-armed command; results are assigned in Update only.
 //
-// The same questions run without a full-screen UI in accessible mode
-// (RunAccessible): plain sequential prompts a screen reader can follow.
+// The same steps run without a full-screen UI in accessible mode
+// (RunAccessible): the steps' declared questions asked as plain
+// sequential prompts a screen reader can follow, their work run in place.
+// View only reads the model: Update settles the viewport (settle).
 package wizard
 
 import (
@@ -94,11 +96,9 @@ type Model struct {
 	steps   [numSteps]step
 
 	// scroll is the body's viewport on the current screen (reset when the
-	// screen changes); focus is the body line of the row under the
-	// cursor, set by the step's view (-1: none).
+	// screen changes), as settled by Update (settle): View only reads it.
 	scroll    ui.Scroll
 	scrollFor Step
-	focus     int
 
 	quitting bool // waiting for a running issuance to stop before quitting
 	done     bool
@@ -264,17 +264,24 @@ func (m *Model) stream(fn func(send func(tea.Msg))) tea.Cmd {
 // step is one screen's handler. Each step owns its state; what later
 // steps need of it (the machine, the preflight report, the outcome) they
 // read through the model, and where one step sends the user to another
-// it says why (arrival), never by editing the other's state. Adding a
-// step is a Step constant, its String, a type with these methods and its
-// row in Model.steps (New).
+// it says why (arrival), never by editing the other's state. A step is
+// declared once for both runners: its question (the choices, where each
+// leads, a typed text's check) and its work (a begin-style function,
+// started as a command by enter and run in place by accessible mode),
+// with the spoken methods accessible mode walks (accessible.go). Adding a
+// step is a Step constant in its place (the order numbers the steps), its
+// String, a type with these methods and spoken's, and its row in
+// Model.steps (New).
 type step interface {
 	// enter runs when the user arrives at the step.
 	enter(m *Model, why arrival) tea.Cmd
 	// update takes the keys while the step is on screen, and the results
 	// of the commands it started, whichever step shows by then.
 	update(m *Model, msg tea.Msg) tea.Cmd
-	// view draws the body and names its keys.
-	view(m *Model, w int) (string, []ui.KeyHelp)
+	// view draws the body, marks the row under the cursor and names its
+	// keys. It only reads the model (View is pure; the viewport settles
+	// in Update).
+	view(m *Model, w int) drawn
 	// busy: a command of the step runs (the spinner turns).
 	busy() bool
 	// back is esc outside a text field: the step goes where it wants
@@ -319,13 +326,21 @@ func (m *Model) handler(s Step) step {
 	return m.steps[s]
 }
 
-// Update routes a message: global keys first, then the step's handler.
+// Update routes a message (update), then settles the viewport for the
+// screen as it now is (settle): the one place the scroll offset and the
+// row in view change, so View only reads the model.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	cmd := m.update(msg)
+	m.settle()
+	return m, cmd
+}
+
+// update routes a message: global keys first, then the step's handler.
+func (m *Model) update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case streamed:
 		next := readStream(msg.ch)
-		_, cmd := m.Update(msg.msg)
-		return m, tea.Batch(cmd, next)
+		return tea.Batch(m.update(msg.msg), next)
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
 		var cmds []tea.Cmd
@@ -334,36 +349,42 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				cmds = append(cmds, r.resize(m))
 			}
 		}
-		return m, tea.Batch(cmds...)
+		return tea.Batch(cmds...)
 	case tickMsg:
 		m.ticking = false
 		if m.busy() {
 			m.spin++
-			return m, m.tick()
+			return m.tick()
 		}
-		return m, nil
+		return nil
 	case tea.KeyMsg:
+		switch msg.String() {
+		case "pgdown", "pgup", "left", "right":
+			// The keys move the viewport the user sees: settled first, in
+			// case the model changed since the last Update (tests set it).
+			m.settle()
+		}
 		switch msg.String() {
 		case "pgdown":
 			m.scroll.Page(1, false)
-			return m, nil
+			return nil
 		case "pgup":
 			m.scroll.Page(-1, false)
-			return m, nil
+			return nil
 		case "left", "right":
 			if !m.textFocused() && m.scroll.Wide > 0 {
 				m.scroll.Sideways(map[string]int{"left": -1, "right": 1}[msg.String()])
-				return m, nil
+				return nil
 			}
 		case "ctrl+c":
-			return m, m.quit()
+			return m.quit()
 		case "q":
 			if !m.textFocused() {
-				return m, m.quit()
+				return m.quit()
 			}
 		case "esc":
 			if !m.textFocused() {
-				return m, m.back()
+				return m.back()
 			}
 		}
 	case issueDoneMsg:
@@ -374,10 +395,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.outcome.Aborted = m.outcome.Issued == nil
 			m.done = true
 			m.cancel()
-			return m, tea.Quit
+			return tea.Quit
 		}
 	}
-	return m, m.updateStep(msg)
+	return m.updateStep(msg)
 }
 
 func (m *Model) updateStep(msg tea.Msg) tea.Cmd {
@@ -443,25 +464,47 @@ func (m *Model) show(s Step) { m.step = s }
 func (m *Model) back() tea.Cmd { return m.handler(m.step).back(m) }
 
 // View draws the current step in a frame of exactly the terminal's size.
+// It only reads the model: the viewport it draws with was settled by
+// Update (settle), and drawing it again gives the same frame.
 func (m *Model) View() string {
 	if m.done {
 		return ""
 	}
+	out, _ := m.frame()
+	return out
+}
+
+// settle keeps the viewport as the current screen is drawn: reset when
+// the screen changed, the row under the cursor kept in view, a live log
+// followed, the offset kept inside the body. Update calls it after every
+// message (a new terminal size too).
+func (m *Model) settle() {
+	if m.done {
+		return
+	}
+	_, m.scroll = m.frame()
+	m.scrollFor = m.step
+}
+
+// frame lays out the current screen and returns it with the viewport as
+// drawn (m.scroll settled for this body). It changes nothing in the
+// model: settle keeps the viewport, View the text.
+func (m *Model) frame() (string, ui.Scroll) {
 	w := ui.ContentWidth(m.width)
-	var body string
-	var keys []ui.KeyHelp
+	sc := m.scroll
 	if m.scrollFor != m.step {
-		m.scroll, m.scrollFor = ui.Scroll{Focus: -1, FocusSeen: -1}, m.step
+		sc = ui.Scroll{Focus: -1, FocusSeen: -1}
 		if f, ok := m.steps[m.step].(interface{ followsLog() bool }); ok && f.followsLog() {
-			m.scroll.Follow = true
+			sc.Follow = true
 		}
 	}
-	m.focus = -1
+	scr := drawn{focus: -1}
 	if h := m.steps[m.step]; h != nil {
-		body, keys = h.view(m, w)
+		scr = h.view(m, w)
 	} else {
-		body = fmt.Sprintf("wizard: step %v has no view; this is a bug", m.step)
+		scr.body = fmt.Sprintf("wizard: step %v has no view; this is a bug", m.step)
 	}
+	body, keys := scr.body, scr.keys
 	if m.quitting {
 		body += "\n" + m.theme.Warn.Render("Stopping: cancelling the ACME run and closing the challenge server"+m.theme.Dots())
 	}
@@ -469,7 +512,7 @@ func (m *Model) View() string {
 	if m.step+1 < numSteps {
 		next = (m.step + 1).String()
 	}
-	header := m.theme.Header(m.width, int(m.step)+1, int(numSteps), m.step.String(), next)
+	header := m.theme.Header(m.width, m.step.number(), int(numSteps), m.step.String(), next)
 	room := m.height - 4 // Frame: header, blank, body, blank, help
 	if m.width < ui.MinWidth || m.height < ui.MinHeight {
 		// Under the header, outside the scrolling body: always in view.
@@ -477,7 +520,7 @@ func (m *Model) View() string {
 		header += "\n" + note
 		room -= strings.Count(note, "\n") + 1
 	}
-	m.scroll.Focus = m.focus
+	sc.Focus = scr.focus
 	// The scroll keys are named when the body does not fit; then the
 	// sideways keys when copyable text is wider than the terminal
 	// (ui.Verbatim).
@@ -494,7 +537,7 @@ func (m *Model) View() string {
 		}
 		keys = append(keys[:at:at], append([]ui.KeyHelp{{Key: k, What: "sideways"}}, keys[at:]...)...)
 	}
-	return m.theme.Frame(m.width, m.height, header, body, m.theme.HelpLine(m.width, keys), &m.scroll)
+	return m.theme.Frame(m.width, m.height, header, body, m.theme.HelpLine(m.width, keys), &sc), sc
 }
 
 // rescroll starts the current screen's viewport again: at the top, or
@@ -504,10 +547,27 @@ func (m *Model) rescroll(follow bool) {
 	m.scrollFor = m.step
 }
 
-// focusHere marks the next line written to b as the row under the
-// cursor: the viewport keeps it in view.
-func (m *Model) focusHere(b *strings.Builder) {
-	m.focus = strings.Count(b.String(), "\n")
+// drawn is what a step's view draws: the body, the body line of the row
+// under the cursor (-1: none; the viewport keeps it in view) and the keys.
+type drawn struct {
+	body  string
+	focus int
+	keys  []ui.KeyHelp
+}
+
+// canvas is a body being drawn, with the row under the cursor marked.
+// Start it as canvas{focus: -1}.
+type canvas struct {
+	strings.Builder
+	focus int
+}
+
+// focusHere marks the next line written as the row under the cursor.
+func (c *canvas) focusHere() { c.focus = strings.Count(c.String(), "\n") }
+
+// drawn is the body with its keys.
+func (c *canvas) drawn(keys []ui.KeyHelp) drawn {
+	return drawn{body: c.String(), focus: c.focus, keys: keys}
 }
 
 // keysQuit is the help entry every screen ends with.
