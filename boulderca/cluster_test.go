@@ -150,16 +150,7 @@ func (cn *clusterNet) in(t *testing.T, i int, args ...string) (string, string, i
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", cn.machines[i], testkit.Binary(t)}, args...)...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + t.TempDir()}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), errb.String(), code
+	return testkit.Run(t, cmd)
 }
 
 // TestBoulderClusterBehindBalancer: one address served by three machines

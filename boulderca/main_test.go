@@ -1,14 +1,12 @@
 package boulderca
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -86,15 +84,7 @@ func ipcert(t *testing.T, s *boulder.Stack, args ...string) (stdout, stderr stri
 	defer cancel()
 	cmd := s.Command(ctx, testkit.Binary(t), args...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + t.TempDir()}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run ipcert %v: %v", args, err)
-	}
-	return out.String(), errb.String(), code
+	return testkit.Run(t, cmd)
 }
 
 // caArgs are the flags that point ipcert at the stack's WFE.

@@ -106,7 +106,7 @@ func runAccount(ctx context.Context, args []string, s stdio) error {
 	if cf.jsonOut {
 		return writeJSON(s.Out, info)
 	}
-	fmt.Fprintf(s.Out, "Account %s\n  at      %s\n  status  %s\n", untrusted.Text(info.URI), cachoice.Describe(ca), untrusted.Text(info.Status))
+	fmt.Fprintf(s.Out, "Account %s\n  at      %s\n  status  %s\n", untrusted.Text(info.URI), cachoice.Describe(spec.CAChoice(ca)), untrusted.Text(info.Status))
 	if op == "rollover" {
 		fmt.Fprintln(s.Out, "The account has a new key (the old one no longer signs for it); it is stored in the state directory.")
 	}

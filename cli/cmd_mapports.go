@@ -26,16 +26,17 @@ const mapPortsUsage = "ask the router (UPnP IGD / NAT-PMP) to forward the valida
 // 80 (http-01) or 443 (tls-alpn-01), and the responder or web server
 // listens on its own port.
 func mapRequest(challenge spec.Challenge, webroot, httpListen, tlsListen string, webPort int) preflight.PortRequest {
-	if challenge == acmeflow.ChallengeTLSALPN01 {
-		return preflight.PortRequest{External: 443, Internal: portOr(tlsListen, 443)}
-	}
-	if webroot != "" {
+	port := challenge.Port() // where the CA connects
+	switch {
+	case challenge == spec.TLSALPN01:
+		return preflight.PortRequest{External: port, Internal: portOr(tlsListen, port)}
+	case webroot != "":
 		if webPort == 0 {
-			webPort = 80
+			webPort = port // the web server on the port the CA knocks on
 		}
-		return preflight.PortRequest{External: 80, Internal: webPort}
+		return preflight.PortRequest{External: port, Internal: webPort}
 	}
-	return preflight.PortRequest{External: 80, Internal: portOr(httpListen, 80)}
+	return preflight.PortRequest{External: port, Internal: portOr(httpListen, port)}
 }
 
 func portOr(listen string, def int) int {

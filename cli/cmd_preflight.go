@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/ipcert/ipcert/acmeflow"
-	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/preflight"
 )
 
@@ -100,16 +99,14 @@ func runPreflight(ctx context.Context, args []string, s stdio) error {
 		}
 		opts.IPs = append(opts.IPs, a)
 	}
-	switch *ca {
-	case "production", "staging":
-	case cachoice.Local:
+	// The one rule for a CA choice (internal/spec), as for issue's --ca.
+	switch kind, err := spec.CAChoice(*ca).Kind(); {
+	case err != nil:
+		return usageErr("--ca: %v", err)
+	case kind == spec.CALocalTest:
 		opts.LocalCA = true
-	default:
-		u, err := url.Parse(*ca)
-		if !strings.HasPrefix(*ca, "https://") || err != nil {
-			return usageErr("--ca %q: give production, staging, local or a directory URL", *ca)
-		}
-		opts.OwnCA = !cachoice.IsLetsEncrypt(u)
+	case kind == spec.CAOwn:
+		opts.OwnCA = !spec.CAChoice(*ca).Public()
 	}
 	opts.MapPorts, opts.SelfFetch, opts.SelfFetchPort, opts.Timeout, opts.Only = *mapPorts, *selfFetch, *selfPort, *timeout, only
 

@@ -13,6 +13,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/cluster"
 	"github.com/ipcert/ipcert/deploy"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/internal/untrusted"
 	"github.com/ipcert/ipcert/monitor"
@@ -187,7 +188,7 @@ func statusPrintCert(w io.Writer, c deploy.CertStatus, i int, stateDir string, n
 		return
 	}
 	fmt.Fprintf(w, "  addresses     %s\n", strings.Join(c.Identifiers, ", "))
-	fmt.Fprintf(w, "  CA            %s\n", statusCA(c.CA))
+	fmt.Fprintf(w, "  CA            %s\n", statusCA(spec.CAChoice(c.CA)))
 	if c.Problem != "" {
 		fmt.Fprintf(w, "  PROBLEM       %s\n", c.Problem)
 	} else {
@@ -286,7 +287,7 @@ func statusOneLine(s string) string {
 }
 
 // statusCA names the CA briefly; cachoice.Describe is the long form.
-func statusCA(choice string) string {
+func statusCA(choice spec.CAChoice) string {
 	switch choice {
 	case cachoice.Staging:
 		return cachoice.Short(choice) + " (not trusted by browsers)"

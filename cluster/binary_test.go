@@ -21,16 +21,7 @@ func runIpcert(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(testkit.Binary(t), args...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + t.TempDir()}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), errb.String(), code
+	return testkit.Run(t, cmd)
 }
 
 // TestClusterWithTheBinary: three machines (state directories) join one

@@ -71,17 +71,17 @@ func (g *diag) evidence(format string, args ...any) {
 	g.d.Evidence = append(g.d.Evidence, fmt.Sprintf(format, args...))
 }
 
+// port is where the validator knocked: the evidence's port for the
+// challenge, else the challenge's own (80, or 443 for tls-alpn-01).
 func (g *diag) port() int {
+	p := g.ev.HTTPPort
 	if g.ev.Challenge == acmeflow.ChallengeTLSALPN01 {
-		if g.ev.TLSPort != 0 {
-			return g.ev.TLSPort
-		}
-		return 443
+		p = g.ev.TLSPort
 	}
-	if g.ev.HTTPPort != 0 {
-		return g.ev.HTTPPort
+	if p == 0 {
+		p = g.ev.Challenge.Port()
 	}
-	return 80
+	return p
 }
 
 // own says the CA is an ACME CA of the user's own (cachoice.IsOwn): none

@@ -354,16 +354,8 @@ func (s *site) ipcert(args ...string) (int, string, string) {
 	env := []string{"SSL_CERT_FILE=" + s.l.rootFile, "PATH=" + s.path, "HOME=" + s.dir,
 		"IPCERT_ECHO4=" + echo + "/a," + echo + "/b," + echo + "/c"}
 	cmd := exec.Command("ip", append([]string{"netns", "exec", s.ns("h"), "env", "-i"}, append(env, append([]string{s.l.bin}, args...)...)...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		s.t.Fatalf("run ipcert %s: %v", strings.Join(args, " "), err)
-	}
-	return code, out.String(), errb.String()
+	out, errs, code := testkit.Run(s.t, cmd)
+	return code, out, errs
 }
 
 // issue is "ipcert issue" of the row for ip, on Let's Encrypt staging.

@@ -1,7 +1,6 @@
 package privateca
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -20,6 +19,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
+	"github.com/ipcert/ipcert/internal/testkit"
 )
 
 // ipcert runs the built binary (inside netns when given) and returns
@@ -34,16 +34,7 @@ func ipcert(t *testing.T, netns string, args ...string) (string, string, int) {
 	}
 	cmd := exec.Command(name, args...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + t.TempDir()}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run ipcert %v: %v", args, err)
-	}
-	return out.String(), errb.String(), code
+	return testkit.Run(t, cmd)
 }
 
 func mustIpcert(t *testing.T, netns string, args ...string) (string, string) {

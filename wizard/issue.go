@@ -13,6 +13,7 @@ import (
 	"github.com/ipcert/ipcert/acmeflow"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
 	"github.com/ipcert/ipcert/diagnosis"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/internal/store"
 	"github.com/ipcert/ipcert/ui"
 )
@@ -542,7 +543,5 @@ func runTitle(rehearsal bool, choice string, addrs []netip.Addr) string {
 	if rehearsal {
 		return fmt.Sprintf("Rehearsal on Let's Encrypt staging for %s.", addrList(addrs))
 	}
-	return fmt.Sprintf("Getting the certificate for %s from %s.", addrList(addrs), shortCA(choice))
+	return fmt.Sprintf("Getting the certificate for %s from %s.", addrList(addrs), cachoice.Short(spec.CAChoice(choice)))
 }
-
-func shortCA[C ~string](choice C) string { return cachoice.Short(choice) }

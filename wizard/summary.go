@@ -109,7 +109,7 @@ func (s *summaryStep) view(m *Model, w int) drawn {
 		head = fmt.Sprintf("%s Staging rehearsal certificate for %s (not trusted by browsers)", t.Mark(ui.Warn, ""), strings.Join(r.Identifiers, ", "))
 	}
 	b.WriteString(ui.Wrap(t.Strong.Render(head), w) + "\n")
-	b.WriteString(ui.Wrap(t.Dim.Render(fmt.Sprintf("from %s, version %d of %q", shortCA(r.CA), iss.Version.N, iss.Name)), w) + "\n\n")
+	b.WriteString(ui.Wrap(t.Dim.Render(fmt.Sprintf("from %s, version %d of %q", cachoice.Short(r.CA), iss.Version.N, iss.Name)), w) + "\n\n")
 	now := m.deps.Now()
 	b.WriteString(fmt.Sprintf("  %-10s %s until %s\n", "valid", when(r.NotBefore), when(r.NotAfter)))
 	b.WriteString(fmt.Sprintf("  %-10s %s left\n", "", humanHours(r.NotAfter.Sub(now))))

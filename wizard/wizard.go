@@ -22,6 +22,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/ipcert/ipcert/acmeflow/cachoice"
+	"github.com/ipcert/ipcert/internal/spec"
 	"github.com/ipcert/ipcert/ui"
 )
 
@@ -583,5 +584,5 @@ func (m *Model) publicCA() bool {
 // ownCA: the plan names an ACME CA of the user's own, not Let's Encrypt
 // (cachoice.IsOwn: a Let's Encrypt URL typed as "own" is Let's Encrypt).
 func (m *Model) ownCA() bool {
-	return !m.cfg.Demo && m.ans.CA == PlanOwnCA && (m.ans.CAURL == "" || cachoice.IsOwn(m.ans.CAURL))
+	return !m.cfg.Demo && m.ans.CA == PlanOwnCA && (m.ans.CAURL == "" || cachoice.IsOwn(spec.CAChoice(m.ans.CAURL)))
 }

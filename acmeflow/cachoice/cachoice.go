@@ -79,8 +79,7 @@ func OptionsFor(is *spec.Issuance) Options {
 
 // Short is the CA's name in a few words, for a line of status or the
 // wizard's summary (Describe is the long form).
-func Short[C ~string](c C) string {
-	choice := string(c)
+func Short(choice spec.CAChoice) string {
 	switch choice {
 	case Staging:
 		return "Let's Encrypt staging"
@@ -91,28 +90,26 @@ func Short[C ~string](c C) string {
 	case "":
 		return "unknown"
 	}
-	return choice
+	return string(choice)
 }
 
 // IsLocal says the choice is the built-in local test CA.
-func IsLocal[C ~string](choice C) bool { return string(choice) == Local }
+func IsLocal(choice spec.CAChoice) bool { return choice == Local }
 
 // IsOwn says the choice is an ACME CA of the user's own (a directory URL
 // that is not Let's Encrypt's, such as a step-ca for internal addresses):
 // Let's Encrypt's rules (address policy, rate limits, staging, the
 // validation from several places) do not apply to it.
-func IsOwn[C ~string](c C) bool {
-	choice := string(c)
+func IsOwn(choice spec.CAChoice) bool {
 	switch choice {
 	case "", Staging, Production, Local:
 		return false
 	}
-	u, err := url.Parse(choice)
-	return err == nil && u.Host != "" && !IsLetsEncrypt(u)
+	u, err := url.Parse(string(choice))
+	return err == nil && u.Host != "" && !spec.IsLetsEncrypt(u)
 }
 
-func Describe[C ~string](c C) string {
-	choice := string(c)
+func Describe(choice spec.CAChoice) string {
 	switch choice {
 	case Staging:
 		return "Let's Encrypt staging (a rehearsal: certificates are NOT trusted by browsers, rate limits are generous)"
@@ -121,7 +118,7 @@ func Describe[C ~string](c C) string {
 	case Local:
 		return "the built-in local test CA (Pebble on loopback; certificates are trusted only with its root)"
 	}
-	return "the ACME CA at " + choice
+	return "the ACME CA at " + string(choice)
 }
 
 // Open resolves choice. For "local" it starts Pebble.
@@ -256,10 +253,6 @@ func openLocal(c *CA, o Options) (*CA, error) {
 	c.RootPEM = srv.IssuerRootPEM()
 	return c, nil
 }
-
-// IsLetsEncrypt says whether a directory URL is one of Let's Encrypt's
-// (internal/spec's rule).
-func IsLetsEncrypt(u *url.URL) bool { return spec.IsLetsEncrypt(u) }
 
 // localListen gives the local CA's responder a concrete loopback port: the
 // local CA must know the port before it starts, and a test machine has no

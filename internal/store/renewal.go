@@ -212,12 +212,16 @@ func ParseRenewal(data []byte) (*Renewal, error) {
 		return nil, errors.New(`"directory" (the ACME directory URL) is empty`)
 	case r.Challenge.Check() != nil:
 		return nil, fmt.Errorf(`"challenge" is %q; it must be http-01 or tls-alpn-01`, r.Challenge)
-	case r.CA != "" && caError(r.CA) != nil:
-		return nil, fmt.Errorf(`"ca" is %q; it must be staging, production, local or an https:// ACME directory URL (%v)`, r.CA, caError(r.CA))
 	case r.Profile != "" && r.Profile != "shortlived":
 		return nil, fmt.Errorf(`"profile" is %q; certificates for IP addresses exist only under "shortlived"`, r.Profile)
 	case r.Failures < 0:
 		return nil, fmt.Errorf(`"consecutive_failures" is %d; it cannot be negative (set it to 0)`, r.Failures)
+	}
+	if r.CA != "" {
+		// internal/spec's rule, the one issue's flags and the wizard go by.
+		if _, err := r.CA.Kind(); err != nil {
+			return nil, fmt.Errorf(`"ca" is %q; it must be staging, production, local or an https:// ACME directory URL (%v)`, r.CA, err)
+		}
 	}
 	// What came from outside is printed by status, doctor and renew.
 	r.LastError.Escape()
@@ -269,13 +273,6 @@ func (s *Store) SaveRenewal(r *Renewal) error {
 		return err
 	}
 	return writeFile(filepath.Join(s.certDir(r.Name), renewalFile), append(data, '\n'), fileMode)
-}
-
-// caError is internal/spec's rule for a CA choice, the one issue's flags
-// and the wizard are checked by.
-func caError(ca spec.CAChoice) error {
-	_, err := ca.Kind()
-	return err
 }
 
 // UpdateRenewal is the locked read-modify-write of renewal.json: it takes

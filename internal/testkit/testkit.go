@@ -73,6 +73,22 @@ func RepoRoot() string {
 	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
 }
 
+// Run runs cmd with its output captured and returns its stdout, stderr
+// and exit code (the built binary, run directly, in a namespace or through
+// env); a command that could not be started at all fails the test.
+func Run(t testing.TB, cmd *exec.Cmd) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run %s: %v", strings.Join(cmd.Args, " "), err)
+	}
+	return out.String(), errb.String(), code
+}
+
 // Binary is the static ipcert binary of this checkout, built once for
 // every test package of a run (and kept between runs while the sources
 // are the same): keyed by a hash of the sources, under a lock.
