@@ -256,7 +256,7 @@ func wizardRun(ctx context.Context, deps wizard.Deps, cfg wizard.Config, s stdio
 	case o.Rehearsal != nil && err == nil:
 		return nil
 	case errors.Is(err, wizard.ErrInputClosed):
-		return fail(exitFailure, "the input ended before the wizard did; nothing was issued")
+		return fail(exitFailure, "the input ended before the wizard did; nothing was issued. Run it again and answer every question (one answer per line), or run it on a terminal")
 	case o.Err != nil && o.RecordErr != nil:
 		return fail(exitFailure, "no certificate: %v\nThis failure could not be recorded (%s), so ipcert doctor will not know it: the wizard's failure screen was the whole explanation.", o.Err, acmeflow.Printable(o.RecordErr.Error()))
 	case o.Err != nil:

@@ -233,7 +233,7 @@ type Scroll struct {
 	Offset int
 	// Focus is the body line that must stay in view (the row under the
 	// cursor), -1 for none; it wins over Offset when it changed since
-	// the last frame (FocusSeen).
+	// the last frame (FocusSeen) or the body changed length (Lines).
 	Focus, FocusSeen int
 	// Follow keeps the end of the body in view (a live log), until the
 	// user scrolls up.
@@ -311,13 +311,17 @@ func (t Theme) Frame(width, height int, header, body, help string, sc *Scroll) s
 	sc.Shift = max(0, min(sc.Shift, sc.Wide))
 	room := max(height-3-len(hl), 1) // header, blank, ..., blank, help
 	bl := strings.Split(strings.TrimRight(body, "\n"), "\n")
+	// The body changed length (a text field opened, a row expanded): the
+	// rows moved under the viewport, so the row under the cursor is
+	// brought into view again even where its index stayed the same.
+	relaid := len(bl) != sc.Lines
 	sc.Lines, sc.Rows = len(bl), min(len(bl), room)
 	if len(bl) > room {
 		maxOff := len(bl) - room
 		if sc.Follow {
 			sc.Offset = maxOff
 		}
-		if sc.Focus >= 0 && sc.Focus != sc.FocusSeen {
+		if sc.Focus >= 0 && (sc.Focus != sc.FocusSeen || relaid) {
 			if sc.Focus < sc.Offset+1 {
 				sc.Offset = sc.Focus - 1
 			}

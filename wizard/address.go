@@ -642,6 +642,11 @@ func (s *addressStep) view(m *Model, w int) drawn {
 		case s.inputOK != "":
 			b.WriteString(ui.Indent(t.Mark(ui.OK, "")+" "+s.inputOK, 4, w) + "\n")
 		}
+		if s.inputErr != "" || s.inputOK != "" {
+			// The verdict under the field is kept in view with it: its
+			// last line is the row to show (the field is above it).
+			b.focus = strings.Count(b.String(), "\n") - 1
+		}
 	} else if !s.detecting {
 		b.WriteString(cur + t.Dim.Render("type another address (t)") + "\n")
 	}

@@ -1,9 +1,12 @@
 package wizard
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/ipcert/ipcert/preflight"
 )
 
 // modelState is everything the model holds by value (the steps' states,
@@ -130,5 +133,27 @@ func TestStepsDeclared(t *testing.T) {
 				t.Errorf("%T: %q leads to %v", sp, c.value, c.next)
 			}
 		}
+	}
+}
+
+// TestTypedAddressStaysInView: on a 60x20 terminal of an offline machine
+// the Address screen's text fills the view, and the field opened with t
+// (at the row index the cursor's row had) and its verdict below it are
+// scrolled into view: the user sees what they type and why it is refused.
+func TestTypedAddressStaysInView(t *testing.T) {
+	deps := fakeDeps(nil)
+	deps.DetectPublic = func(context.Context) preflight.PublicAddrs { return preflight.PublicAddrs{} }
+	d := newDriver(t, deps, testConfig(false), 60, 20)
+	d.release()
+	d.until("the welcome screen", func() bool { return strings.Contains(plainView(d.m.View()), "step 1 of 9") })
+	d.key("enter")
+	d.until("the offline address screen", func() bool { return strings.Contains(plainView(d.m.View()), "No public address found") })
+	d.key("t")
+	if v := d.view(); !strings.Contains(v, "address:") {
+		t.Errorf("the field opened with t is not in view:\n%s", v)
+	}
+	d.typeText("10.0.0.300")
+	if v := d.view(); !strings.Contains(v, "address: 10.0.0.300") || !strings.Contains(v, "is not an IP address") {
+		t.Errorf("the typed address or its verdict is not in view:\n%s", v)
 	}
 }
